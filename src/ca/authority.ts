@@ -1,0 +1,361 @@
+/**
+ * The certificate authority: opens a CA folder and issues certificates in stages
+ * (validate -> build from the profile -> enforce -> sign -> store), as smallstep does.
+ * Every stage before signing can refuse; a refusal is audited and writes nothing else.
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import net from 'node:net';
+import { MtlsError, isMtlsError } from '../errors.js';
+import { decodeIdentity } from '../identity/decode.js';
+import { normalizeClaims, type NormalizedClaims } from '../identity/encode.js';
+import type { ClientClaims } from '../identity/identity.js';
+import { parseCertificate, randomSerial, signCertificate, type ParsedCertificate } from '../x509/certificate.js';
+import { createSigner, generateKey, keyIdentifier, keyTypeOf, type GeneratedKey, type KeyType, type Signer } from '../x509/keys.js';
+import { decodeKeyIdentifier } from '../x509/certificate.js';
+import { OID } from '../x509/oids.js';
+import { pemEncode, readCertificates } from '../x509/pem.js';
+import { loadCaConfig, type CaConfig } from './config.js';
+import { parseDuration } from './duration.js';
+import { caLayout, type CaLayout } from './layout.js';
+import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
+import { FsStore } from './store/fs-store.js';
+import type { AuditEvent, IssuedRecord, Store } from './store/store.js';
+
+/** Supplies the passphrase of an encrypted CA key; asked only when that key is needed. */
+export type PassphraseProvider = (keyName: 'root' | 'intermediate') => string | Promise<string>;
+
+export interface AuthorityOptions {
+  passphrase?: PassphraseProvider;
+  /** the clock, for tests */
+  now?: () => Date;
+  store?: Store;
+}
+
+/** Clock skew allowance: notBefore is backdated by this much (identity.md). */
+export const BACKDATE_MS = 60_000;
+
+export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
+  /** lifetime in ms; default from config (24h) */
+  readonly ttlMs?: number;
+  /** key type to generate; default from config. Ignored when `spki` is given */
+  readonly keyType?: KeyType;
+  /** a public key from a verified CSR: the CA generates no key */
+  readonly spki?: Uint8Array;
+}
+
+export interface ServerRequest {
+  readonly dns: readonly string[];
+  readonly ips: readonly string[];
+  readonly ttlMs?: number;
+  readonly keyType?: KeyType;
+  readonly spki?: Uint8Array;
+}
+
+export interface IssuedCertificate {
+  readonly record: IssuedRecord;
+  readonly der: Buffer;
+  /** leaf then intermediate, PEM */
+  readonly chainPem: string;
+  /** present when the CA generated the key */
+  readonly key?: GeneratedKey;
+}
+
+/** A prepared request: validated and ready to sign once a serial is chosen. */
+interface Prepared {
+  readonly type: 'client' | 'server';
+  readonly claims?: NormalizedClaims;
+  readonly dns: readonly string[];
+  readonly ips: readonly string[];
+  readonly keyType: KeyType;
+  readonly key?: GeneratedKey;
+  readonly spki: Uint8Array;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+const DNS_RE = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+export class Authority {
+  readonly config: CaConfig;
+  readonly layout: CaLayout;
+  readonly store: Store;
+  readonly rootDer: Buffer;
+  readonly intermediateDer: Buffer;
+  readonly root: ParsedCertificate;
+  readonly intermediate: ParsedCertificate;
+  readonly #issuer: IssuerInfo;
+  readonly #options: AuthorityOptions;
+  #signer: Signer | undefined;
+
+  private constructor(dir: string, options: AuthorityOptions) {
+    this.layout = caLayout(dir);
+    this.config = loadCaConfig(this.layout.config);
+    this.store = options.store ?? new FsStore(dir);
+    this.#options = options;
+    this.rootDer = readCertFile(this.layout.rootCert);
+    this.intermediateDer = readCertFile(this.layout.intermediateCert);
+    this.root = parseCertificate(this.rootDer);
+    this.intermediate = parseCertificate(this.intermediateDer);
+    const ski = this.intermediate.extensions.get(OID.subjectKeyIdentifier);
+    this.#issuer = {
+      subjectName: this.intermediate.subjectName,
+      keyId: ski ? Buffer.from(decodeKeyIdentifier(OID.subjectKeyIdentifier, ski.value) as string, 'hex') : keyIdentifier(this.intermediate.spki),
+      notAfter: this.intermediate.notAfter,
+    };
+  }
+
+  /** Opens the CA in `dir`. Keys are not read until something is signed. */
+  static open(dir: string, options: AuthorityOptions = {}): Authority {
+    if (!fs.existsSync(caLayout(dir).config)) {
+      const exists = fs.existsSync(dir);
+      throw new MtlsError('CA_NOT_FOUND', exists ? `${caLayout(dir).dir} is not a CA folder (no config.yaml)` : `CA folder ${caLayout(dir).dir} does not exist`, {
+        hint: 'create one with `mcp-mtls ca init --dir DIR --trust-domain example.test`, or pass --dir / set MCP_MTLS_PKI_DIR',
+      });
+    }
+    return new Authority(dir, options);
+  }
+
+  now(): Date {
+    return this.#options.now?.() ?? new Date();
+  }
+
+  get rootPem(): string {
+    return pemEncode('CERTIFICATE', this.rootDer);
+  }
+
+  /** Issues one client certificate (generating its key unless `spki` is given). */
+  async issueClient(request: ClientRequest): Promise<IssuedCertificate> {
+    const [issued] = await this.issueClients([request]);
+    return issued as IssuedCertificate;
+  }
+
+  /**
+   * Issues many client certificates in one store transaction: all requests are validated
+   * first (one bad row refuses the whole batch), then signed and committed together.
+   */
+  async issueClients(requests: readonly ClientRequest[], onProgress?: (done: number, total: number) => void): Promise<IssuedCertificate[]> {
+    const prepared = await this.#prepareAll(requests.map((r) => () => this.#prepareClient(r)), requests.map((r) => ({ principal: `${r.kind}/${r.id}` })));
+    return this.#signAndCommit(prepared, onProgress);
+  }
+
+  async issueServer(request: ServerRequest): Promise<IssuedCertificate> {
+    const prepared = await this.#prepareAll([() => this.#prepareServer(request)], [{ dns: request.dns, ips: request.ips }]);
+    const [issued] = await this.#signAndCommit(prepared);
+    return issued as IssuedCertificate;
+  }
+
+  // ------------------------------------------------------------ stage 1-3: validate, build, enforce
+
+  #validity(ttlMs: number | undefined, defaultTtl: string): { notBefore: Date; notAfter: Date } {
+    const now = this.now().getTime();
+    const ttl = ttlMs ?? parseDuration(defaultTtl);
+    const notAfter = new Date(Math.floor((now + ttl) / 1000) * 1000);
+    if (notAfter > this.intermediate.notAfter) {
+      throw new MtlsError('TTL_EXCEEDS_ISSUER', `the certificate would end ${notAfter.toISOString()}, after the intermediate CA (${this.intermediate.notAfter.toISOString()})`, {
+        hint: 'choose a shorter --ttl, or rotate the intermediate CA',
+      });
+    }
+    if (now < this.intermediate.notBefore.getTime()) {
+      throw new MtlsError('CERT_NOT_YET_VALID', 'the intermediate CA is not valid yet: check the clock');
+    }
+    return { notBefore: new Date(Math.floor((now - BACKDATE_MS) / 1000) * 1000), notAfter };
+  }
+
+  #key(keyType: KeyType | undefined, spki: Uint8Array | undefined): { keyType: KeyType; key?: GeneratedKey; spki: Uint8Array } {
+    if (spki) {
+      const pub = crypto.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+      return { keyType: keyTypeOf(pub), spki };
+    }
+    const key = generateKey(keyType ?? this.config.keyType);
+    return { keyType: key.type, key, spki: key.spki };
+  }
+
+  #prepareClient(r: ClientRequest): Prepared {
+    const claims = normalizeClaims({ ...r, trustDomain: this.config.trustDomain });
+    const validity = this.#validity(r.ttlMs, this.config.defaults.clientTtl);
+    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki) };
+  }
+
+  #prepareServer(r: ServerRequest): Prepared {
+    if (r.dns.length === 0 && r.ips.length === 0) {
+      throw new MtlsError('BAD_ARGUMENT', 'a server certificate needs at least one --dns name or --ip address', { hint: 'e.g. --dns mcp.example.com --ip 127.0.0.1' });
+    }
+    for (const d of r.dns) {
+      if (!DNS_RE.test(d) || d.length > 253) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com' });
+    }
+    for (const ip of r.ips) {
+      if (!net.isIP(ip)) throw new MtlsError('BAD_NAME', `invalid IP address "${ip}"`, { hint: 'use an IPv4 or IPv6 address such as 127.0.0.1' });
+    }
+    const permitted = this.config.nameConstraints;
+    if (permitted.enabled) {
+      for (const d of r.dns) {
+        if (!permitted.dns.some((p) => d === p || d.endsWith(`.${p}`))) {
+          throw new MtlsError('PROFILE_VIOLATION', `DNS name "${d}" is outside the CA's name constraints (${permitted.dns.join(', ') || 'none'})`, {
+            hint: 'the intermediate CA only vouches for the DNS names given at `ca init --name-constraints --permit-dns`',
+          });
+        }
+      }
+    }
+    const validity = this.#validity(r.ttlMs, this.config.defaults.serverTtl);
+    return { type: 'server', dns: [...new Set(r.dns)], ips: [...new Set(r.ips)], ...validity, ...this.#key(r.keyType, r.spki) };
+  }
+
+  async #prepareAll(steps: (() => Prepared)[], subjects: Record<string, unknown>[]): Promise<Prepared[]> {
+    const out: Prepared[] = [];
+    for (let i = 0; i < steps.length; i++) {
+      try {
+        out.push((steps[i] as () => Prepared)());
+      } catch (e) {
+        if (isMtlsError(e)) {
+          await this.#audit([{ event: 'cert.refuse', ...subjects[i], ...(steps.length > 1 ? { row: i + 1 } : {}), code: e.code, reason: e.message }]).catch(() => undefined);
+          if (steps.length > 1) throw new MtlsError(e.code, `request ${i + 1}: ${e.message}`, { hint: e.hint ?? 'fix the row; nothing was issued', cause: e });
+        }
+        throw e;
+      }
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------ stage 4-5: sign, store
+
+  async #signAndCommit(prepared: readonly Prepared[], onProgress?: (done: number, total: number) => void): Promise<IssuedCertificate[]> {
+    const signer = await this.signer();
+    const chainTail = pemEncode('CERTIFICATE', this.intermediateDer);
+    return this.store.transaction((tx) => {
+      const issued: IssuedCertificate[] = [];
+      const used = new Set<string>();
+      const issuedAt = this.now().toISOString();
+      for (const p of prepared) {
+        let serial: Buffer;
+        let hex: string;
+        do {
+          serial = randomSerial();
+          hex = serial.toString('hex');
+        } while (used.has(hex) || tx.serialExists(hex));
+        used.add(hex);
+        const common = { serial, notBefore: p.notBefore, notAfter: p.notAfter, spki: p.spki, keyType: p.keyType, organization: this.config.organization, crlUrl: this.config.crlUrl };
+        const fields = p.type === 'client' ? clientFields(this.#issuer, { ...common, claims: p.claims as NormalizedClaims }) : serverFields(this.#issuer, { ...common, dns: p.dns, ips: p.ips });
+        const der = signCertificate(fields, signer);
+        const record = this.#record(p, hex, der, issuedAt);
+        if (p.type === 'client') selfCheck(der, p.claims as NormalizedClaims);
+        issued.push({ record, der, chainPem: pemEncode('CERTIFICATE', der) + chainTail, ...(p.key ? { key: p.key } : {}) });
+        onProgress?.(issued.length, prepared.length);
+      }
+      tx.commitIssued(
+        issued.map((i) => ({ record: i.record, der: i.der })),
+        issued.map((i) => this.#event({ event: 'cert.issue', ...auditFields(i.record) })),
+      );
+      return issued;
+    });
+  }
+
+  #record(p: Prepared, serial: string, der: Buffer, issuedAt: string): IssuedRecord {
+    const c = p.claims;
+    return {
+      op: 'issue',
+      serial,
+      type: p.type,
+      ...(c ? { principal: c.principal, kind: c.kind } : {}),
+      id: c ? c.id : ((p.dns[0] ?? p.ips[0]) as string),
+      teams: c?.teams ?? [],
+      roles: c?.roles ?? [],
+      ...(c?.email ? { email: c.email } : {}),
+      ...(p.type === 'server' ? { dns: p.dns, ips: p.ips } : {}),
+      keyType: p.keyType,
+      keySource: p.key ? 'generated' : 'csr',
+      fingerprint: crypto.createHash('sha256').update(der).digest('hex'),
+      notBefore: p.notBefore.toISOString(),
+      notAfter: p.notAfter.toISOString(),
+      issuedAt,
+    };
+  }
+
+  #event(fields: { event: string; [k: string]: unknown }): AuditEvent {
+    return { time: this.now().toISOString(), actor: actor(), ...fields };
+  }
+
+  async #audit(events: { event: string; [k: string]: unknown }[]): Promise<void> {
+    await this.store.transaction((tx) => tx.appendAudit(events.map((e) => this.#event(e))));
+  }
+
+  /** The intermediate's signer; reads (and decrypts) the key the first time. */
+  async signer(): Promise<Signer> {
+    this.#signer ??= createSigner(await this.#loadKey('intermediate'));
+    return this.#signer;
+  }
+
+  async #loadKey(which: 'root' | 'intermediate'): Promise<KeyObject> {
+    const file = which === 'root' ? this.layout.rootKey : this.layout.intermediateKey;
+    let pem: string;
+    try {
+      pem = fs.readFileSync(file, 'utf8');
+    } catch (cause) {
+      throw new MtlsError('CA_KEY_MISSING', `the ${which} CA key is not at ${file}`, {
+        cause,
+        hint: which === 'root' ? 'the root key is offline: bring it back to private/root.key for this operation' : 'restore private/intermediate.key from backup',
+      });
+    }
+    const encrypted = pem.includes('ENCRYPTED PRIVATE KEY');
+    let passphrase: string | undefined;
+    if (encrypted) {
+      if (!this.#options.passphrase) {
+        throw new MtlsError('CA_KEY_LOCKED', `the ${which} CA key is encrypted and no passphrase was given`, {
+          hint: 'pass --passphrase-file FILE, set MCP_MTLS_PASSPHRASE, or run in a terminal to be asked',
+        });
+      }
+      passphrase = await this.#options.passphrase(which);
+    }
+    try {
+      return crypto.createPrivateKey(encrypted ? { key: pem, format: 'pem', passphrase: passphrase as string } : { key: pem, format: 'pem' });
+    } catch (cause) {
+      if (encrypted) {
+        throw new MtlsError('CA_KEY_LOCKED', `wrong passphrase for the ${which} CA key`, { cause, hint: 'check the passphrase file or MCP_MTLS_PASSPHRASE' });
+      }
+      throw new MtlsError('KEY_INVALID', `${file} is not a readable private key`, { cause });
+    }
+  }
+
+  /** The root key, for operations that need it (CRL of the root, intermediate rotation). */
+  async rootSigner(): Promise<Signer> {
+    return createSigner(await this.#loadKey('root'));
+  }
+}
+
+function readCertFile(file: string): Buffer {
+  try {
+    return readCertificates(fs.readFileSync(file))[0] as Buffer;
+  } catch (cause) {
+    if (isMtlsError(cause)) throw cause;
+    throw new MtlsError('STORE_CORRUPT', `cannot read ${file}`, { cause, hint: 'restore the CA folder from backup' });
+  }
+}
+
+/**
+ * The last gate before a certificate leaves the CA: read it back with the strict reader and
+ * compare with the claims. Costs ~10 µs; catches any encoder regression for good.
+ */
+function selfCheck(der: Buffer, claims: NormalizedClaims): void {
+  const id = decodeIdentity(der, { trustDomains: [claims.trustDomain] });
+  const same =
+    id.principal === claims.principal &&
+    id.teams.join('\n') === claims.teams.join('\n') &&
+    id.roles.join('\n') === claims.roles.join('\n') &&
+    id.email === claims.email;
+  if (!same) throw new MtlsError('PROFILE_VIOLATION', 'internal error: the signed certificate does not read back as the requested identity');
+}
+
+function auditFields(r: IssuedRecord): Record<string, unknown> {
+  const { op: _op, issuedAt: _at, ...rest } = r;
+  return rest;
+}
+
+/** Who runs this command, for the audit log. */
+export function actor(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'unknown');
+  }
+}

@@ -1,0 +1,64 @@
+/** The CA folder's config.yaml: written once by `ca init`, read by every command. */
+import fs from 'node:fs';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { MtlsError } from '../errors.js';
+import { isValidTrustDomain } from '../identity/names.js';
+import { KEY_TYPES } from '../x509/keys.js';
+import { parseDuration } from './duration.js';
+
+const duration = z.string().refine((s) => {
+  try {
+    parseDuration(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a duration such as 24h or 90d');
+
+export const CaConfigSchema = z
+  .object({
+    version: z.literal(1),
+    profile: z.literal(1),
+    trustDomain: z.string().refine(isValidTrustDomain, 'must be lowercase [a-z0-9._-]+'),
+    name: z.string().min(1).max(64),
+    organization: z.string().min(1).max(64).optional(),
+    keyType: z.enum(KEY_TYPES),
+    encryptedKeys: z.boolean(),
+    nameConstraints: z.strictObject({ enabled: z.boolean(), dns: z.array(z.string()) }),
+    crlUrl: z.url().optional(),
+    defaults: z.strictObject({ clientTtl: duration, serverTtl: duration }),
+  })
+  .strict();
+
+export type CaConfig = z.infer<typeof CaConfigSchema>;
+
+export function loadCaConfig(file: string): CaConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new MtlsError('CA_NOT_FOUND', `no CA config at ${file}`, {
+      cause,
+      hint: 'create a CA with `mcp-mtls ca init --trust-domain example.test`, or point --dir / MCP_MTLS_PKI_DIR at one',
+    });
+  }
+  let doc: unknown;
+  try {
+    doc = YAML.parse(text);
+  } catch (e) {
+    throw new MtlsError('CA_CONFIG_INVALID', `${file}: ${(e as Error).message}`, { hint: 'fix the YAML syntax' });
+  }
+  const parsed = CaConfigSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new MtlsError('CA_CONFIG_INVALID', `${file}: ${issue.path.join('.') || '(root)'}: ${issue.message}`, {
+      hint: 'restore config.yaml from backup or fix the named field',
+    });
+  }
+  return parsed.data;
+}
+
+export function caConfigYaml(config: CaConfig): string {
+  return `# mcp-mtls CA configuration (identity profile v${config.profile}). Written by \`mcp-mtls ca init\`.\n${YAML.stringify(config)}`;
+}

@@ -1,0 +1,39 @@
+/** Durations as ops type them: "90s", "15m", "24h", "90d", "2w", "10y", or sums like "1h30m". */
+import { MtlsError } from '../errors.js';
+
+const UNIT_MS: Record<string, number> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+  y: 365 * 86_400_000,
+};
+
+export function parseDuration(text: string, what = 'duration'): number {
+  const s = text.trim();
+  if (!/^(\d+[smhdwy])+$/.test(s)) {
+    throw new MtlsError('BAD_DURATION', `invalid ${what} "${text}"`, {
+      hint: 'write a number and a unit: s, m, h, d, w or y (e.g. 24h, 90d, 10y, 1h30m)',
+    });
+  }
+  let ms = 0;
+  for (const [, n, unit] of s.matchAll(/(\d+)([smhdwy])/g)) ms += Number(n) * (UNIT_MS[unit as string] as number);
+  if (ms <= 0 || !Number.isSafeInteger(ms)) throw new MtlsError('BAD_DURATION', `${what} "${text}" must be positive`);
+  return ms;
+}
+
+/** A short human form: "23h 59m", "89d", "9y 364d". */
+export function formatDuration(ms: number): string {
+  const neg = ms < 0;
+  let rest = Math.abs(ms);
+  const parts: string[] = [];
+  for (const [unit, size] of [['y', UNIT_MS.y], ['d', UNIT_MS.d], ['h', UNIT_MS.h], ['m', UNIT_MS.m]] as const) {
+    const n = Math.floor(rest / (size as number));
+    if (n > 0) parts.push(`${n}${unit}`);
+    rest -= n * (size as number);
+    if (parts.length === 2) break;
+  }
+  const out = parts.length ? parts.join(' ') : `${Math.round(rest / 1000)}s`;
+  return neg ? `-${out}` : out;
+}

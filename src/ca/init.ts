@@ -1,0 +1,142 @@
+/**
+ * `ca init`: a root and an issuing intermediate (identity.md "CA hierarchy"), config.yaml
+ * and an empty store. Files are written into a staging folder inside DIR and moved into
+ * place one by one, config.yaml last: a CA folder without config.yaml is not a CA, and a
+ * second `init` refuses to touch one that has any CA file.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MtlsError } from '../errors.js';
+import { assertTrustDomain } from '../identity/names.js';
+import { randomSerial, signCertificate } from '../x509/certificate.js';
+import { createSigner, generateKey, keyIdentifier, privateKeyPem, type KeyType } from '../x509/keys.js';
+import { pemEncode } from '../x509/pem.js';
+import { actor, BACKDATE_MS } from './authority.js';
+import { caConfigYaml, type CaConfig } from './config.js';
+import { caLayout, MODES } from './layout.js';
+import { intermediateFields, rootFields } from './profiles.js';
+import { appendLines, fsyncDir, writeFileAtomic } from './store/atomic-file.js';
+
+export interface InitOptions {
+  readonly dir: string;
+  readonly trustDomain: string;
+  readonly name?: string;
+  readonly organization?: string;
+  readonly keyType?: KeyType;
+  readonly rootTtlMs: number;
+  readonly intermediateTtlMs: number;
+  /** encrypts both CA keys (PKCS#8, PBES2 AES-256-CBC) */
+  readonly passphrase?: string;
+  /** opt-in name constraints on the intermediate: the trust domain plus these DNS names */
+  readonly nameConstraints?: { readonly dns: readonly string[] };
+  readonly crlUrl?: string;
+  readonly now?: Date;
+}
+
+export interface InitResult {
+  readonly config: CaConfig;
+  readonly rootDer: Buffer;
+  readonly intermediateDer: Buffer;
+  readonly files: { readonly config: string; readonly rootCert: string; readonly intermediateCert: string; readonly rootKey: string; readonly intermediateKey: string };
+}
+
+export function initCa(options: InitOptions): InitResult {
+  const trustDomain = assertTrustDomain(options.trustDomain);
+  const layout = caLayout(options.dir);
+  const existing = [layout.config, layout.rootCert, layout.intermediateCert, layout.privateDir, layout.index].filter((f) => fs.existsSync(f));
+  if (existing.length > 0) {
+    throw new MtlsError('CA_EXISTS', `${layout.dir} already holds a CA (${existing.map((f) => path.basename(f)).join(', ')})`, {
+      hint: fs.existsSync(layout.config) ? 'use it as it is, or choose another --dir' : 'a previous init was interrupted: remove those files and run init again',
+    });
+  }
+  const name = options.name ?? `${trustDomain} MCP CA`;
+  if (options.rootTtlMs < options.intermediateTtlMs) {
+    throw new MtlsError('BAD_DURATION', 'the intermediate would outlive the root', { hint: 'make --root-ttl longer than --intermediate-ttl' });
+  }
+  const keyType = options.keyType ?? 'ec-p256';
+  const now = (options.now ?? new Date()).getTime();
+  const notBefore = new Date(Math.floor((now - BACKDATE_MS) / 1000) * 1000);
+  const second = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
+
+  const rootKey = generateKey(keyType);
+  const rootSigner = createSigner(crypto.createPrivateKey({ key: rootKey.pkcs8, format: 'der', type: 'pkcs8' }));
+  const root = rootFields({
+    serial: randomSerial(),
+    notBefore,
+    notAfter: second(now + options.rootTtlMs),
+    spki: rootKey.spki,
+    name: `${name} Root`,
+    ...(options.organization ? { organization: options.organization } : {}),
+  });
+  const rootDer = signCertificate(root, rootSigner);
+
+  const interKey = generateKey(keyType);
+  const intermediateDer = signCertificate(
+    intermediateFields(
+      { subjectName: root.subjectName, keyId: keyIdentifier(rootKey.spki), notAfter: root.notAfter },
+      {
+        serial: randomSerial(),
+        notBefore,
+        notAfter: second(now + options.intermediateTtlMs),
+        spki: interKey.spki,
+        name: `${name} Intermediate`,
+        ...(options.organization ? { organization: options.organization } : {}),
+        ...(options.nameConstraints ? { permitted: { trustDomain, dns: options.nameConstraints.dns } } : {}),
+      },
+    ),
+    rootSigner,
+  );
+
+  const config: CaConfig = {
+    version: 1,
+    profile: 1,
+    trustDomain,
+    name,
+    ...(options.organization ? { organization: options.organization } : {}),
+    keyType,
+    encryptedKeys: options.passphrase !== undefined,
+    nameConstraints: { enabled: options.nameConstraints !== undefined, dns: [...(options.nameConstraints?.dns ?? [])] },
+    ...(options.crlUrl ? { crlUrl: options.crlUrl } : {}),
+    defaults: { clientTtl: '24h', serverTtl: '90d' },
+  };
+
+  fs.mkdirSync(layout.dir, { recursive: true, mode: 0o755 });
+  const staging = fs.mkdtempSync(path.join(layout.dir, '.init-'));
+  try {
+    fs.chmodSync(staging, MODES.privateDir);
+    const stage = (name: string, data: string, mode: number) => {
+      const file = path.join(staging, name);
+      writeFileAtomic(file, data, { mode });
+      return file;
+    };
+    const staged = {
+      rootKey: stage('root.key', privateKeyPem(rootKey.pkcs8, options.passphrase), MODES.caKey),
+      intermediateKey: stage('intermediate.key', privateKeyPem(interKey.pkcs8, options.passphrase), MODES.caKey),
+      rootCert: stage('root.crt', pemEncode('CERTIFICATE', rootDer), MODES.cert),
+      intermediateCert: stage('intermediate.crt', pemEncode('CERTIFICATE', intermediateDer), MODES.cert),
+      config: stage('config.yaml', caConfigYaml(config), MODES.cert),
+    };
+    fs.mkdirSync(layout.privateDir, { mode: MODES.privateDir });
+    fs.chmodSync(layout.privateDir, MODES.privateDir);
+    fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
+    fs.renameSync(staged.rootKey, layout.rootKey);
+    fs.renameSync(staged.intermediateKey, layout.intermediateKey);
+    fsyncDir(layout.privateDir);
+    fs.renameSync(staged.rootCert, layout.rootCert);
+    fs.renameSync(staged.intermediateCert, layout.intermediateCert);
+    appendLines(layout.audit, [JSON.stringify({ time: new Date(now).toISOString(), event: 'ca.init', actor: actor(), trustDomain, keyType, root: fingerprint(rootDer), intermediate: fingerprint(intermediateDer) })], MODES.record);
+    fs.renameSync(staged.config, layout.config); // last: from here on, this folder is a CA
+    fsyncDir(layout.dir);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+  }
+  return {
+    config,
+    rootDer,
+    intermediateDer,
+    files: { config: layout.config, rootCert: layout.rootCert, intermediateCert: layout.intermediateCert, rootKey: layout.rootKey, intermediateKey: layout.intermediateKey },
+  };
+}
+
+const fingerprint = (der: Buffer) => crypto.createHash('sha256').update(der).digest('hex');

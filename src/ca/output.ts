@@ -1,0 +1,58 @@
+/**
+ * Writing an issued certificate where the user asked: OUTDIR/<id>.crt (leaf then
+ * intermediate), OUTDIR/<id>.key (PKCS#8, 0600, only when the CA made the key) and
+ * OUTDIR/ca.crt (the root). Checked before anything is signed, so that a refusal leaves
+ * nothing behind; existing files are never overwritten.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { MtlsError } from '../errors.js';
+import { privateKeyPem } from '../x509/keys.js';
+import type { IssuedCertificate } from './authority.js';
+import { MODES } from './layout.js';
+import { writeFileAtomic } from './store/atomic-file.js';
+
+export interface OutputFiles {
+  readonly cert: string;
+  readonly key?: string;
+  readonly ca: string;
+}
+
+/** A file-name-safe base name for a certificate: the principal id, or a server's first name. */
+export function outputBaseName(id: string): string {
+  return id.replace(/^\*\./, 'wildcard.').replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+export function plannedOutput(outDir: string, baseName: string, withKey: boolean): OutputFiles {
+  const dir = path.resolve(outDir);
+  return {
+    cert: path.join(dir, `${baseName}.crt`),
+    ...(withKey ? { key: path.join(dir, `${baseName}.key`) } : {}),
+    ca: path.join(dir, 'ca.crt'),
+  };
+}
+
+/** Refuses, before signing, outputs that exist or a folder that cannot be created. */
+export function checkOutput(files: OutputFiles, rootPem: string): void {
+  for (const f of [files.cert, files.key]) {
+    if (f && fs.existsSync(f)) {
+      throw new MtlsError('OUTPUT_EXISTS', `${f} exists already`, { hint: 'move it away or choose another --out; mcp-mtls never overwrites a certificate or key' });
+    }
+  }
+  if (fs.existsSync(files.ca) && fs.readFileSync(files.ca, 'utf8') !== rootPem) {
+    throw new MtlsError('OUTPUT_EXISTS', `${files.ca} holds another CA's root`, { hint: 'choose another --out for certificates of this CA' });
+  }
+  const dir = path.dirname(files.cert);
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: MODES.privateDir });
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (cause) {
+    throw new MtlsError('IO_ERROR', `cannot write to ${dir}`, { cause, hint: 'check that the --out folder is writable' });
+  }
+}
+
+export function writeOutput(files: OutputFiles, issued: IssuedCertificate, rootPem: string): void {
+  if (files.key && issued.key) writeFileAtomic(files.key, privateKeyPem(issued.key.pkcs8), { mode: MODES.privateKey, exclusive: true });
+  writeFileAtomic(files.cert, issued.chainPem, { mode: MODES.cert, exclusive: true });
+  if (!fs.existsSync(files.ca)) writeFileAtomic(files.ca, rootPem, { mode: MODES.cert });
+}

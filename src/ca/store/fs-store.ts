@@ -1,0 +1,102 @@
+/**
+ * The folder store: issued/<serial>.crt for every certificate, index.jsonl (append-only
+ * records), audit.log (append-only JSON lines), and a cross-process lock (proper-lockfile:
+ * a lock directory with mtime-based staleness, so a CLI killed while holding it does not
+ * block the CA for more than `staleMs`).
+ *
+ * Commit order, for crash safety: certificate files (fsynced), then the index line (the
+ * commit point), then the audit line. A crash before the index line leaves an unlisted
+ * certificate file whose serial is still never reused (serialExists looks at issued/).
+ */
+import fs from 'node:fs';
+import lockfile from 'proper-lockfile';
+import { MtlsError } from '../../errors.js';
+import { pemEncode, readCertificates } from '../../x509/pem.js';
+import { caLayout, MODES, type CaLayout } from '../layout.js';
+import { appendLines, fsyncDir, readJsonLines, writeFileAtomic } from './atomic-file.js';
+import type { AuditEvent, IndexRecord, Store, StoreTransaction } from './store.js';
+
+export interface FsStoreOptions {
+  /** how long a dead process's lock blocks others; proper-lockfile refreshes it while held */
+  staleMs?: number;
+  /** how long to wait for the lock before giving up */
+  waitMs?: number;
+}
+
+export class FsStore implements Store {
+  readonly layout: CaLayout;
+  readonly #staleMs: number;
+  readonly #waitMs: number;
+
+  constructor(dir: string, options: FsStoreOptions = {}) {
+    this.layout = caLayout(dir);
+    this.#staleMs = options.staleMs ?? 5_000;
+    this.#waitMs = options.waitMs ?? 60_000;
+  }
+
+  async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
+    const release = await this.#lock();
+    try {
+      return await fn(this.#tx());
+    } finally {
+      await release().catch(() => undefined);
+    }
+  }
+
+  async #lock(): Promise<() => Promise<void>> {
+    const deadline = Date.now() + this.#waitMs;
+    fs.mkdirSync(this.layout.issuedDir, { recursive: true, mode: 0o755 });
+    for (;;) {
+      try {
+        return await lockfile.lock(this.layout.dir, {
+          lockfilePath: `${this.layout.lock}.lock`,
+          stale: this.#staleMs,
+          realpath: false,
+          retries: { retries: 50, minTimeout: 2, maxTimeout: 50, factor: 1.3, randomize: true },
+        });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() > deadline) {
+          throw new MtlsError('STORE_LOCKED', `the CA store ${this.layout.dir} is locked by another process`, {
+            cause: e,
+            hint: 'wait for the other mcp-mtls command to finish and try again',
+          });
+        }
+      }
+    }
+  }
+
+  #tx(): StoreTransaction {
+    const layout = this.layout;
+    return {
+      serialExists: (serial) => fs.existsSync(layout.issuedCert(serial)),
+      commitIssued: (items, audit) => {
+        // certificate files first, each fsynced, then one fsync of the folder
+        for (const { record, der } of items) {
+          writeFileAtomic(layout.issuedCert(record.serial), pemEncode('CERTIFICATE', der), { mode: MODES.cert, exclusive: true });
+        }
+        fsyncDir(layout.issuedDir);
+        appendLines(layout.index, items.map((i) => JSON.stringify(i.record)), MODES.record);
+        appendLines(layout.audit, audit.map((a) => JSON.stringify(a)), MODES.record);
+      },
+      appendAudit: (events) => appendLines(layout.audit, events.map((a) => JSON.stringify(a)), MODES.record),
+    };
+  }
+
+  readIndex(): IndexRecord[] {
+    return readJsonLines<IndexRecord>(this.layout.index);
+  }
+
+  readAudit(): AuditEvent[] {
+    return readJsonLines<AuditEvent>(this.layout.audit);
+  }
+
+  readIssued(serial: string): Buffer | undefined {
+    if (!/^[0-9a-f]{1,40}$/.test(serial)) return undefined;
+    try {
+      return readCertificates(fs.readFileSync(this.layout.issuedCert(serial)))[0];
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Everything the CLI reads from its environment or writes to the terminal: the CA folder,
+ * passphrases, output in human or JSON form, and errors with sysexits codes.
+ * (Only src/cli prints, reads process.env or exits.)
+ */
+import fs from 'node:fs';
+import readline from 'node:readline';
+import { Writable } from 'node:stream';
+import { MtlsError, type ErrorKind } from '../errors.js';
+
+export const EXIT: Record<ErrorKind, number> = {
+  usage: 64,
+  data: 65,
+  noinput: 66,
+  cantcreate: 73,
+  io: 74,
+  permission: 77,
+  config: 78,
+};
+export const EXIT_SOFTWARE = 70;
+
+export function resolveDir(dir: string | undefined): string {
+  return dir ?? process.env.MCP_MTLS_PKI_DIR ?? './pki';
+}
+
+export interface PassphraseOptions {
+  passphraseFile?: string;
+}
+
+/**
+ * A passphrase from --passphrase-file, MCP_MTLS_PASSPHRASE or a terminal prompt, in that
+ * order; never from argv. `confirm` asks twice (for new keys).
+ */
+export async function readPassphrase(opts: PassphraseOptions, prompt: string, confirm = false): Promise<string> {
+  if (opts.passphraseFile) {
+    let text: string;
+    try {
+      text = fs.readFileSync(opts.passphraseFile, 'utf8');
+    } catch (cause) {
+      throw new MtlsError('FILE_NOT_FOUND', `cannot read passphrase file ${opts.passphraseFile}`, { cause, hint: 'check the path' });
+    }
+    const pass = text.replace(/\r?\n$/, '');
+    if (!pass) throw new MtlsError('BAD_ARGUMENT', `passphrase file ${opts.passphraseFile} is empty`);
+    return pass;
+  }
+  const env = process.env.MCP_MTLS_PASSPHRASE;
+  if (env) return env;
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
+    throw new MtlsError('CA_KEY_LOCKED', 'a passphrase is needed and there is no terminal to ask', {
+      hint: 'pass --passphrase-file FILE or set MCP_MTLS_PASSPHRASE',
+    });
+  }
+  const first = await promptHidden(prompt);
+  if (confirm && (await promptHidden('Repeat the passphrase: ')) !== first) {
+    throw new MtlsError('BAD_ARGUMENT', 'the passphrases do not match', { hint: 'run the command again' });
+  }
+  if (!first) throw new MtlsError('BAD_ARGUMENT', 'empty passphrase');
+  return first;
+}
+
+function promptHidden(question: string): Promise<string> {
+  let muted = false;
+  const output = new Writable({
+    write(chunk, _enc, done) {
+      if (!muted) process.stderr.write(chunk);
+      done();
+    },
+  });
+  const rl = readline.createInterface({ input: process.stdin, output, terminal: true });
+  return new Promise((resolve) => {
+    rl.question(question, (answer) => {
+      rl.close();
+      process.stderr.write('\n');
+      resolve(answer);
+    });
+    muted = true;
+  });
+}
+
+/** Prints a command's result: JSON (one object) or the human text. */
+export function emit(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : human());
+}
+
+/** Reports an error as `error: ...` plus a hint (or JSON on stderr) and returns the exit code. */
+export function reportError(e: unknown, json: boolean): number {
+  if (e instanceof MtlsError) {
+    if (json) {
+      process.stderr.write(`${JSON.stringify({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } })}\n`);
+    } else {
+      process.stderr.write(`error: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+    }
+    return EXIT[e.kind];
+  }
+  const message = (e as Error)?.stack ?? String(e);
+  if (json) process.stderr.write(`${JSON.stringify({ error: { code: 'INTERNAL', message: (e as Error)?.message ?? String(e) } })}\n`);
+  else process.stderr.write(`error: internal error: ${message}\nhint: this is a bug in mcp-mtls; please report it with the command you ran\n`);
+  return EXIT_SOFTWARE;
+}
+
+/** A progress bar on stderr, only when stderr is a terminal. */
+export function progressBar(label: string): ((done: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let last = 0;
+  return (done, total) => {
+    const now = Date.now();
+    if (done !== total && now - last < 100) return;
+    last = now;
+    const width = 30;
+    const filled = Math.round((done / total) * width);
+    process.stderr.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${done === total ? '\n' : ''}`);
+  };
+}
+
+export const collect = (value: string, previous: string[]): string[] => [...previous, value];

@@ -1,0 +1,61 @@
+/** The `mcp-mtls` program: one file per command group, wired here. */
+import 'reflect-metadata';
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { registerCa } from './ca.js';
+import { registerIssue } from './issue.js';
+import { registerCsr } from './csr.js';
+import { registerList } from './list.js';
+import { registerInspect } from './inspect.js';
+import { EXIT, reportError } from './io.js';
+
+const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+export function createProgram(): Command {
+  const program = new Command('mcp-mtls')
+    .description('Mutual TLS identity for MCP servers: a small CA, certificates that say who calls, and policy.')
+    .version(version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mcp-mtls ca init --trust-domain acme.test
+  $ mcp-mtls issue server --dns mcp.acme.test --out ./certs
+  $ mcp-mtls issue client --user alice --team sre --role admin --out ./certs
+  $ mcp-mtls inspect ./certs/alice.crt
+  $ mcp-mtls list --team sre
+
+The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
+    );
+  registerCa(program);
+  registerIssue(program);
+  registerCsr(program);
+  registerList(program);
+  registerInspect(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = createProgram();
+  program.exitOverride();
+  for (const cmd of allCommands(program)) cmd.exitOverride();
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version exit 0; every other parse error is a usage error
+      process.exitCode = e.exitCode === 0 ? 0 : EXIT.usage;
+      return;
+    }
+    process.exitCode = reportError(e, json);
+  }
+}
+
+function* allCommands(cmd: Command): Generator<Command> {
+  for (const c of cmd.commands) {
+    yield c;
+    yield* allCommands(c);
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Certificate to Identity, strictly (identity.md reader rules 3 to 5). Chain, validity and
+ * revocation (rules 1 and 2) are the TLS layer's and the caller's; `checkClientCertificate`
+ * covers the parts of rule 1 that OpenSSL does not (a CA certificate used as a leaf).
+ * Pure: no I/O, the clock is not read.
+ */
+import crypto from 'node:crypto';
+import { MtlsError } from '../errors.js';
+import {
+  decodeBasicConstraints,
+  decodeExtKeyUsage,
+  decodeGeneralNames,
+  parseCertificate,
+  type ParsedCertificate,
+} from '../x509/certificate.js';
+import { decodeIdentityAttributes } from '../x509/identity-extension.js';
+import { OID } from '../x509/oids.js';
+import type { Identity } from './identity.js';
+import { isValidTeamOrRole } from './names.js';
+import { parsePrincipalUri, parseRoleUri } from './principal.js';
+
+export interface DecodeOptions {
+  /** trust domains accepted; undefined accepts any (e.g. `inspect`) */
+  readonly trustDomains?: readonly string[];
+}
+
+function reject(code: ConstructorParameters<typeof MtlsError>[0], message: string): MtlsError {
+  return new MtlsError(code, message, { hint: 'issue the client a new certificate from the mcp-mtls CA' });
+}
+
+/** Identity from certificate DER. Throws IDENTITY_* (or DER_MALFORMED / CERT_INVALID) errors. */
+export function decodeIdentity(der: Uint8Array, options: DecodeOptions = {}): Identity {
+  return identityFromParsed(parseCertificate(der), options);
+}
+
+export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptions = {}): Identity {
+  const sanExt = cert.extensions.get(OID.subjectAltName);
+  const san = sanExt ? decodeGeneralNames(sanExt.value) : undefined;
+  const uris = san?.uris ?? [];
+  if (uris.length !== 1) {
+    throw reject('IDENTITY_URI_SAN_COUNT', `the certificate has ${uris.length} URI SANs; profile v1 requires exactly one principal URI`);
+  }
+  const uri = uris[0] as string;
+  const principal = parsePrincipalUri(uri);
+  if (!principal) {
+    throw reject('IDENTITY_BAD_PRINCIPAL', `URI SAN "${uri}" is not a principal URI (spiffe://<trust-domain>/user|service/<id>)`);
+  }
+  if (options.trustDomains && !options.trustDomains.includes(principal.trustDomain)) {
+    throw reject('IDENTITY_FOREIGN_TRUST_DOMAIN', `trust domain "${principal.trustDomain}" is not accepted here`);
+  }
+  let teams: readonly string[] = [];
+  let roles: readonly string[] = [];
+  const sda = cert.extensions.get(OID.subjectDirectoryAttributes);
+  if (sda) {
+    const attrs = decodeIdentityAttributes(sda.value);
+    for (const t of attrs.teams) {
+      if (!isValidTeamOrRole(t)) throw reject('IDENTITY_BAD_NAME', `invalid team name "${t}"`);
+    }
+    if (new Set(attrs.teams).size !== attrs.teams.length) throw reject('IDENTITY_MALFORMED', 'a team appears twice');
+    teams = [...attrs.teams].sort();
+    roles = attrs.roleUris
+      .map((r) => {
+        const parsed = parseRoleUri(r);
+        if (!parsed) throw reject('IDENTITY_BAD_NAME', `role "${r}" is not a role URI (spiffe://<trust-domain>/role/<name>)`);
+        if (parsed.trustDomain !== principal.trustDomain) {
+          throw reject('IDENTITY_FOREIGN_TRUST_DOMAIN', `role "${r}" belongs to trust domain "${parsed.trustDomain}", not "${principal.trustDomain}"`);
+        }
+        if (!isValidTeamOrRole(parsed.role)) throw reject('IDENTITY_BAD_NAME', `invalid role name "${parsed.role}"`);
+        return parsed.role;
+      })
+      .sort();
+    if (new Set(roles).size !== roles.length) throw reject('IDENTITY_MALFORMED', 'a role appears twice');
+  }
+  const email = san?.emails[0];
+  const identity: Identity = {
+    principal: uri,
+    trustDomain: principal.trustDomain,
+    kind: principal.kind,
+    id: principal.id,
+    teams: Object.freeze(teams),
+    roles: Object.freeze(roles),
+    ...(email === undefined ? {} : { email }),
+    serial: cert.serial,
+    fingerprint: crypto.createHash('sha256').update(cert.der).digest('hex'),
+    notAfter: cert.notAfter,
+  };
+  return Object.freeze(identity);
+}
+
+/**
+ * Reader rule 1's own checks: extKeyUsage includes clientAuth and the certificate is not a
+ * CA (OpenSSL, so Node, accepts a cA TRUE certificate with clientAuth as a client cert).
+ */
+export function checkClientCertificate(cert: ParsedCertificate): void {
+  const bc = cert.extensions.get(OID.basicConstraints);
+  if (bc && decodeBasicConstraints(bc.value).ca) {
+    throw new MtlsError('CERT_INVALID', 'a CA certificate cannot be used as a client certificate');
+  }
+  const eku = cert.extensions.get(OID.extKeyUsage);
+  if (!eku || !decodeExtKeyUsage(eku.value).includes(OID.clientAuth)) {
+    throw new MtlsError('CERT_INVALID', 'the certificate is not for client authentication (no extKeyUsage clientAuth)');
+  }
+}

@@ -1,0 +1,40 @@
+/** Claims to the identity extension (identity.md): validates every name, then encodes. */
+import { identityAttributesExtension, sortByCodePoint } from '../x509/identity-extension.js';
+import type { ClientClaims } from './identity.js';
+import { assertPrincipalId, assertTeamOrRole, assertTrustDomain } from './names.js';
+import { principalUri, roleUri } from './principal.js';
+import { MtlsError } from '../errors.js';
+
+export interface NormalizedClaims extends ClientClaims {
+  readonly principal: string;
+}
+
+const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+
+/** Checks every claim against the profile; teams and roles come back sorted and unique. */
+export function normalizeClaims(claims: ClientClaims): NormalizedClaims {
+  assertTrustDomain(claims.trustDomain);
+  assertPrincipalId(claims.id, claims.kind);
+  const teams = sortByCodePoint(claims.teams.map((t) => assertTeamOrRole(t, 'team')));
+  const roles = sortByCodePoint(claims.roles.map((r) => assertTeamOrRole(r, 'role')));
+  if (claims.email !== undefined && (!EMAIL_RE.test(claims.email) || claims.email.length > 254)) {
+    throw new MtlsError('BAD_NAME', `invalid email address "${claims.email}"`, { hint: 'use a plain ASCII address such as alice@example.com' });
+  }
+  return {
+    trustDomain: claims.trustDomain,
+    kind: claims.kind,
+    id: claims.id,
+    teams,
+    roles,
+    ...(claims.email === undefined ? {} : { email: claims.email }),
+    principal: principalUri(claims.trustDomain, claims.kind, claims.id),
+  };
+}
+
+/** The subjectDirectoryAttributes Extension DER for the claims, or undefined if none. */
+export function identityExtension(claims: NormalizedClaims): Buffer | undefined {
+  return identityAttributesExtension({
+    teams: claims.teams,
+    roleUris: claims.roles.map((r) => roleUri(claims.trustDomain, r)),
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * The naming rules of identity profile v1 (identity.md), shared by the CLI (which refuses
+ * bad input) and the readers (which reject bad certificates). Pure.
+ */
+import { MtlsError } from '../errors.js';
+
+export const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
+export const PRINCIPAL_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
+export const TEAM_OR_ROLE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+export type PrincipalKind = 'user' | 'service';
+export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ['user', 'service'];
+
+export function isValidTrustDomain(td: string): boolean {
+  return td.length > 0 && td.length <= 255 && TRUST_DOMAIN_RE.test(td) && td !== '.' && td !== '..';
+}
+
+export function isValidPrincipalId(id: string): boolean {
+  return PRINCIPAL_ID_RE.test(id) && id !== '.' && id !== '..';
+}
+
+export const isValidTeamOrRole = (name: string): boolean => TEAM_OR_ROLE_RE.test(name);
+
+export function assertTrustDomain(td: string): string {
+  if (!isValidTrustDomain(td)) {
+    throw new MtlsError('BAD_TRUST_DOMAIN', `invalid trust domain "${td}"`, {
+      hint: 'use lowercase letters, digits, ".", "_" and "-", e.g. acme.example',
+    });
+  }
+  return td;
+}
+
+export function assertPrincipalId(id: string, kind: PrincipalKind): string {
+  if (!isValidPrincipalId(id)) {
+    throw new MtlsError('BAD_NAME', `invalid ${kind} id "${id}"`, {
+      hint: 'an id is 1-128 characters of A-Z a-z 0-9 . _ - and not "." or ".."',
+    });
+  }
+  return id;
+}
+
+export function assertTeamOrRole(name: string, what: 'team' | 'role'): string {
+  if (!isValidTeamOrRole(name)) {
+    throw new MtlsError('BAD_NAME', `invalid ${what} name "${name}"`, {
+      hint: `a ${what} name starts with a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -`,
+    });
+  }
+  return name;
+}
