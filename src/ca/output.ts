@@ -42,9 +42,11 @@ export function checkOutput(files: OutputFiles, rootPem: string): void {
   if (fs.existsSync(files.ca) && fs.readFileSync(files.ca, 'utf8') !== rootPem) {
     throw new MtlsError('OUTPUT_EXISTS', `${files.ca} holds another CA's root`, { hint: 'choose another --out for certificates of this CA' });
   }
-  const dir = path.dirname(files.cert);
+  // the folder is created only when there is something to write: find the nearest existing ancestor
+  let dir = path.dirname(files.cert);
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: MODES.privateDir });
+    if (!fs.statSync(dir).isDirectory()) throw new Error('not a folder');
     fs.accessSync(dir, fs.constants.W_OK);
   } catch (cause) {
     throw new MtlsError('IO_ERROR', `cannot write to ${dir}`, { cause, hint: 'check that the --out folder is writable' });
@@ -52,6 +54,7 @@ export function checkOutput(files: OutputFiles, rootPem: string): void {
 }
 
 export function writeOutput(files: OutputFiles, issued: IssuedCertificate, rootPem: string): void {
+  fs.mkdirSync(path.dirname(files.cert), { recursive: true, mode: MODES.privateDir });
   if (files.key && issued.key) writeFileAtomic(files.key, privateKeyPem(issued.key.pkcs8), { mode: MODES.privateKey, exclusive: true });
   writeFileAtomic(files.cert, issued.chainPem, { mode: MODES.cert, exclusive: true });
   if (!fs.existsSync(files.ca)) writeFileAtomic(files.ca, rootPem, { mode: MODES.cert });
