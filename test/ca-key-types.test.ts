@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { test } from 'node:test';
-import { cliOk, openssl, splitChain, tmpDir } from './support/cli.js';
+import { cliOk, openssl, ROOT, run, splitChain, tmpDir } from './support/cli.js';
 import { decodeIdentity } from '../src/identity/decode.js';
 import { readCertificates } from '../src/x509/pem.js';
 
@@ -70,6 +70,15 @@ for (const keyType of KEY_TYPES) {
     const expected = { 'ec-p256': 'P-256', 'ec-p384': 'P-384', 'rsa-2048': '2048 bit', 'rsa-3072': '3072 bit', ed25519: 'ED25519' }[keyType];
     assert.match(text, new RegExp(expected));
     assert.equal(fs.statSync(client.files.key).mode & 0o777, 0o600);
+
+    // the independent Python oracle reads the same identity and verifies the chain with
+    // python cryptography's verifier (which refuses Ed25519 by policy: that refusal is expected)
+    const oracle = await run('python3', [path.join(ROOT, 'test', 'oracle', 'identity_oracle.py'), client.files.cert, '--trust-domain', 'acme.test', '--root', path.join(pki, 'root.crt'), '--intermediate', path.join(pki, 'intermediate.crt')]);
+    const seenByOracle = JSON.parse(oracle.stdout);
+    assert.equal(seenByOracle.ok, true, oracle.stdout);
+    assert.deepEqual([seenByOracle.principal, seenByOracle.teams, seenByOracle.roles, seenByOracle.serial], ['spiffe://acme.test/user/alice', ['sre'], ['admin'], client.serial]);
+    if (keyType === 'ed25519') assert.match(seenByOracle.chain, /Forbidden public key algorithm/);
+    else assert.equal(seenByOracle.chain, 'verified');
 
     const seen = await handshake(server, client);
     assert.equal(seen.authorized, true, `server refused the client: ${seen.error}`);

@@ -65,7 +65,7 @@ const cases: Case[] = [
 function tamperedCsr(): string {
   const key = generateKey('ec-p256');
   const der = createCsr(key, 'alice');
-  der[der.length - 5] ^= 0x01; // flip a bit in the signature
+  der.writeUInt8(der.readUInt8(der.length - 5) ^ 0x01, der.length - 5); // flip a bit in the signature
   const file = path.join(base, 'tampered.csr');
   fs.writeFileSync(file, pemEncode('CERTIFICATE REQUEST', der));
   return file;

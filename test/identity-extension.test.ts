@@ -67,3 +67,12 @@ test('unknown attribute types are ignored', () => {
   const der = seq(seq(oidDer('2.5.4.10'), setOf([utf8Der('x')])), teamsAttr(utf8Der('sre')));
   assert.deepEqual(decodeIdentityAttributes(der), { teams: ['sre'], roleUris: [] });
 });
+
+test('strictness the Python oracle asked for: invalid UTF-8, unsorted SET, broken unknown attribute', () => {
+  const badUtf8 = seq(teamsAttr(tlv(0x0c, Buffer.from([0xc3, 0x28]))));
+  assert.throws(() => decodeIdentityAttributes(badUtf8), (e) => isMtlsError(e, 'IDENTITY_MALFORMED'));
+  const unsorted = seq(seq(oidDer(OID.role), tlv(0x31, role('spiffe://t/role/oncall'), role('spiffe://t/role/admin'))));
+  assert.throws(() => decodeIdentityAttributes(unsorted), (e) => isMtlsError(e, 'IDENTITY_MALFORMED'));
+  const brokenUnknown = seq(seq(oidDer('2.5.4.10'), setOf([Buffer.from('3003300100', 'hex')])));
+  assert.throws(() => decodeIdentityAttributes(brokenUnknown), (e) => isMtlsError(e, 'IDENTITY_MALFORMED'));
+});

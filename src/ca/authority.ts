@@ -12,7 +12,7 @@ import { decodeIdentity } from '../identity/decode.js';
 import { normalizeClaims, type NormalizedClaims } from '../identity/encode.js';
 import type { ClientClaims } from '../identity/identity.js';
 import { parseCertificate, randomSerial, signCertificate, type ParsedCertificate } from '../x509/certificate.js';
-import { createSigner, generateKey, keyIdentifier, keyTypeOf, type GeneratedKey, type KeyType, type Signer } from '../x509/keys.js';
+import { createSigner, generateKey, keyIdentifier, keyTypeOfSpki, type GeneratedKey, type KeyType, type Signer } from '../x509/keys.js';
 import { decodeKeyIdentifier } from '../x509/certificate.js';
 import { OID } from '../x509/oids.js';
 import { pemEncode, readCertificates } from '../x509/pem.js';
@@ -164,10 +164,7 @@ export class Authority {
   }
 
   #key(keyType: KeyType | undefined, spki: Uint8Array | undefined): { keyType: KeyType; key?: GeneratedKey; spki: Uint8Array } {
-    if (spki) {
-      const pub = crypto.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
-      return { keyType: keyTypeOf(pub), spki };
-    }
+    if (spki) return { keyType: keyTypeOfSpki(spki), spki };
     const key = generateKey(keyType ?? this.config.keyType);
     return { keyType: key.type, key, spki: key.spki };
   }
@@ -351,11 +348,16 @@ function auditFields(r: IssuedRecord): Record<string, unknown> {
   return rest;
 }
 
-/** Who runs this command, for the audit log. */
+let actorName: string | undefined;
+
+/** Who runs this command, for the audit log (looked up once per process). */
 export function actor(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return String(process.getuid?.() ?? 'unknown');
+  if (actorName === undefined) {
+    try {
+      actorName = os.userInfo().username;
+    } catch {
+      actorName = String(process.getuid?.() ?? 'unknown');
+    }
   }
+  return actorName;
 }

@@ -59,7 +59,7 @@ export function inspectCertificate(der: Buffer, ctx: InspectContext): InspectRep
   let identityError: InspectReport['identityError'];
   if (type === 'client' || san.uris.length > 0) {
     try {
-      if (type === 'client') checkClientCertificate(cert);
+      checkClientCertificate(cert); // reader rule 1: a CA or a non-client certificate is no identity
       identity = identityFromParsed(cert);
     } catch (e) {
       if (!isMtlsError(e)) throw e;

@@ -10,7 +10,7 @@ import { MtlsError } from '../errors.js';
 import { privateKeyPem } from '../x509/keys.js';
 import type { IssuedCertificate } from './authority.js';
 import { MODES } from './layout.js';
-import { writeFileAtomic } from './store/atomic-file.js';
+import { writeFilesAtomic, type FileToWrite } from './store/atomic-file.js';
 
 export interface OutputFiles {
   readonly cert: string;
@@ -54,8 +54,19 @@ export function checkOutput(files: OutputFiles, rootPem: string): void {
 }
 
 export function writeOutput(files: OutputFiles, issued: IssuedCertificate, rootPem: string): void {
-  fs.mkdirSync(path.dirname(files.cert), { recursive: true, mode: MODES.privateDir });
-  if (files.key && issued.key) writeFileAtomic(files.key, privateKeyPem(issued.key.pkcs8), { mode: MODES.privateKey, exclusive: true });
-  writeFileAtomic(files.cert, issued.chainPem, { mode: MODES.cert, exclusive: true });
-  if (!fs.existsSync(files.ca)) writeFileAtomic(files.ca, rootPem, { mode: MODES.cert });
+  writeOutputs([{ files, issued }], rootPem);
+}
+
+/** Writes the files of many certificates in one durable pass (batch onboarding). */
+export function writeOutputs(items: readonly { files: OutputFiles; issued: IssuedCertificate }[], rootPem: string): void {
+  const writes: FileToWrite[] = [];
+  const cas = new Set<string>();
+  for (const { files, issued } of items) {
+    fs.mkdirSync(path.dirname(files.cert), { recursive: true, mode: MODES.privateDir });
+    if (files.key && issued.key) writes.push({ file: files.key, data: privateKeyPem(issued.key.pkcs8), mode: MODES.privateKey, exclusive: true });
+    writes.push({ file: files.cert, data: issued.chainPem, mode: MODES.cert, exclusive: true });
+    if (!cas.has(files.ca) && !fs.existsSync(files.ca)) writes.push({ file: files.ca, data: rootPem, mode: MODES.cert });
+    cas.add(files.ca);
+  }
+  writeFilesAtomic(writes);
 }

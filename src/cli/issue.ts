@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Authority, type IssuedCertificate } from '../ca/authority.js';
 import { loadBatchFile } from '../ca/batch.js';
 import { parseDuration } from '../ca/duration.js';
-import { checkOutput, outputBaseName, plannedOutput, writeOutput, type OutputFiles } from '../ca/output.js';
+import { checkOutput, outputBaseName, plannedOutput, writeOutput, writeOutputs, type OutputFiles } from '../ca/output.js';
 import { MtlsError } from '../errors.js';
 import type { PrincipalKind } from '../identity/names.js';
 import { parseKeyType } from '../x509/keys.js';
@@ -136,7 +136,7 @@ async function issueBatch(ca: Authority, file: string, out: string, o: { keyType
     rows.map(({ line: _line, ...r }) => ({ ...r, ...(o.keyType && !r.keyType ? { keyType: o.keyType } : {}), ...(o.ttlMs && !r.ttlMs ? { ttlMs: o.ttlMs } : {}) })),
     progressBar('issuing'),
   );
-  issued.forEach((c, i) => writeOutput(files[i] as OutputFiles, c, ca.rootPem));
+  writeOutputs(issued.map((c, i) => ({ files: files[i] as OutputFiles, issued: c })), ca.rootPem);
   const seconds = (performance.now() - started) / 1000;
   emit(o.json, { count: issued.length, seconds, issued: issued.map((c, i) => issuedJson(c, files[i] as OutputFiles)) }, () =>
     `Issued ${issued.length} client certificates in ${seconds.toFixed(2)} s into ${out}\n` +

@@ -82,8 +82,16 @@ export function smallIntDer(n: number): Buffer {
   return uintDer(Buffer.from(bytes));
 }
 
+const oidCache = new Map<string, Buffer>();
+
+/** OID TLV; memoised, since the same few OIDs are written into every certificate. */
 export function oidDer(dotted: string): Buffer {
-  return tlv(TAG.OID, oidContent(dotted));
+  let der = oidCache.get(dotted);
+  if (!der) {
+    der = tlv(TAG.OID, oidContent(dotted));
+    if (oidCache.size < 1024) oidCache.set(dotted, der);
+  }
+  return der;
 }
 
 export function oidContent(dotted: string): Buffer {

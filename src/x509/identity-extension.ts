@@ -10,9 +10,11 @@
  * This module knows DER and the two attribute shapes; the naming rules (team and role
  * names, trust domains) are checked by src/identity.
  */
-import { MtlsError, type ErrorCode } from '../errors.js';
+import { isMtlsError, MtlsError, type ErrorCode } from '../errors.js';
 import {
+  bytesOf,
   children,
+  compareDer,
   contentOf,
   decodeOid,
   decodeUtf8,
@@ -23,6 +25,7 @@ import {
   setOf,
   TAG,
   tlv,
+  type Tlv,
   utf8Der,
 } from './der.js';
 import { extension, uriName } from './extensions.js';
@@ -78,28 +81,35 @@ function fail(code: ErrorCode, message: string): MtlsError {
  * duplicate type, a value of the wrong type or malformed DER throws with its own code.
  */
 export function decodeIdentityAttributes(value: Uint8Array): IdentityAttributes {
-  let attributes;
   try {
-    attributes = children(value, readWhole(value, TAG.SEQUENCE));
+    return decodeStrict(value);
   } catch (e) {
-    throw fail('IDENTITY_MALFORMED', `subjectDirectoryAttributes is not valid DER: ${(e as Error).message}`);
+    // DER faults at any depth (bad lengths, invalid UTF-8) are identity faults here
+    if (isMtlsError(e, 'DER_MALFORMED')) throw fail('IDENTITY_MALFORMED', `subjectDirectoryAttributes is not valid DER: ${e.message}`);
+    throw e;
   }
+}
+
+function decodeStrict(value: Uint8Array): IdentityAttributes {
+  const attributes = children(value, readWhole(value, TAG.SEQUENCE));
   if (attributes.length === 0) throw fail('IDENTITY_MALFORMED', 'subjectDirectoryAttributes is empty');
   const seen = new Set<string>();
   let teams: string[] = [];
   let roleUris: string[] = [];
   for (const attr of attributes) {
-    let type: string;
-    let values;
-    try {
-      const [typeTlv, valuesTlv, ...extra] = children(value, expectTag(attr, TAG.SEQUENCE, 'Attribute'));
-      type = decodeOid(contentOf(value, expectTag(typeTlv, TAG.OID, 'attribute type')));
-      values = children(value, expectTag(valuesTlv, TAG.SET, 'attribute values'));
-      if (extra.length > 0 || values.length === 0) throw new Error('Attribute must be { type, values SET SIZE (1..MAX) }');
-    } catch (e) {
-      throw fail('IDENTITY_MALFORMED', `malformed attribute: ${(e as Error).message}`);
+    const [typeTlv, valuesTlv, ...extra] = children(value, expectTag(attr, TAG.SEQUENCE, 'Attribute'));
+    const type = decodeOid(contentOf(value, expectTag(typeTlv, TAG.OID, 'attribute type')));
+    const values = children(value, expectTag(valuesTlv, TAG.SET, 'attribute values'));
+    if (extra.length > 0 || values.length === 0) throw fail('IDENTITY_MALFORMED', 'an Attribute must be { type, values SET SIZE (1..MAX) }');
+    for (let i = 1; i < values.length; i++) {
+      if (compareDer(bytesOf(value, values[i - 1]!), bytesOf(value, values[i]!)) > 0) {
+        throw fail('IDENTITY_MALFORMED', `the values of attribute ${type} are not in DER SET order`);
+      }
     }
-    if (type !== OID.group && type !== OID.role) continue;
+    if (type !== OID.group && type !== OID.role) {
+      for (const v of values) walkDer(value, v); // not interpreted, but it must still be DER
+      continue;
+    }
     if (seen.has(type)) throw fail('IDENTITY_DUPLICATE_ATTRIBUTE', `attribute ${type} appears more than once`);
     seen.add(type);
     if (type === OID.group) {
@@ -112,7 +122,12 @@ export function decodeIdentityAttributes(value: Uint8Array): IdentityAttributes 
   return { teams, roleUris };
 }
 
-function decodeIetfAttrSyntax(buf: Uint8Array, v: ReturnType<typeof readWhole>): string[] {
+/** Checks that a value is DER all the way down (constructed values are walked). */
+function walkDer(buf: Uint8Array, t: Tlv): void {
+  if (t.tag & 0x20) for (const c of children(buf, t)) walkDer(buf, c);
+}
+
+function decodeIetfAttrSyntax(buf: Uint8Array, v: Tlv): string[] {
   if (v.tag !== TAG.SEQUENCE) throw fail('IDENTITY_BAD_VALUE_TYPE', 'a teams value is not an IetfAttrSyntax SEQUENCE');
   const parts = children(buf, v);
   if (parts.length !== 1 || parts[0]!.tag !== TAG.SEQUENCE) {
@@ -128,7 +143,7 @@ function decodeIetfAttrSyntax(buf: Uint8Array, v: ReturnType<typeof readWhole>):
   return out;
 }
 
-function decodeRoleSyntax(buf: Uint8Array, v: ReturnType<typeof readWhole>): string {
+function decodeRoleSyntax(buf: Uint8Array, v: Tlv): string {
   if (v.tag !== TAG.SEQUENCE) throw fail('IDENTITY_BAD_VALUE_TYPE', 'a role value is not a RoleSyntax SEQUENCE');
   const parts = children(buf, v);
   if (parts.length !== 1 || parts[0]!.tag !== 0xa1) {

@@ -100,6 +100,43 @@ export function keyTypeOf(key: KeyObject): KeyType {
   });
 }
 
+/**
+ * The key type of a SubjectPublicKeyInfo, read from its DER (algorithm, curve, modulus
+ * size, point length). Used on the issuance path instead of crypto.createPublicKey, which
+ * costs more than signing the certificate; keys from CSRs were already loaded and checked
+ * by verifyCsr.
+ */
+export function keyTypeOfSpki(spki: Uint8Array): KeyType {
+  const unsupported = (what: string) =>
+    new MtlsError('KEY_INVALID', `unsupported public key: ${what}`, { hint: `supported key types: ${KEY_TYPES.join(', ')}` });
+  const outer = readWhole(spki, TAG.SEQUENCE);
+  const [alg, bits] = children(spki, outer);
+  const algItems = children(spki, expectTag(alg, TAG.SEQUENCE, 'SPKI algorithm'));
+  const oid = decodeOid(contentOf(spki, expectTag(algItems[0], TAG.OID, 'algorithm OID')));
+  const key = contentOf(spki, expectTag(bits, TAG.BIT_STRING, 'SPKI key'));
+  if (key[0] !== 0) throw unsupported('unused bits in the key');
+  const point = key.subarray(1);
+  if (oid === OID.ed25519) {
+    if (point.length !== 32 || algItems.length !== 1) throw unsupported('malformed Ed25519 key');
+    return 'ed25519';
+  }
+  if (oid === OID.ecPublicKey) {
+    const curve = decodeOid(contentOf(spki, expectTag(algItems[1], TAG.OID, 'named curve')));
+    if (curve === OID.prime256v1 && point.length === 65 && point[0] === 4) return 'ec-p256';
+    if (curve === OID.secp384r1 && point.length === 97 && point[0] === 4) return 'ec-p384';
+    throw unsupported(`EC curve ${curve} or a compressed point`);
+  }
+  if (oid === OID.rsaEncryption) {
+    const [modulus] = children(point, readWhole(point, TAG.SEQUENCE));
+    const m = contentOf(point, expectTag(modulus, TAG.INTEGER, 'RSA modulus'));
+    const bitsLen = (m[0] === 0 ? m.length - 1 : m.length) * 8;
+    if (bitsLen === 2048) return 'rsa-2048';
+    if (bitsLen === 3072) return 'rsa-3072';
+    throw unsupported(`RSA key of ${bitsLen} bits`);
+  }
+  throw unsupported(`algorithm ${oid}`);
+}
+
 export const isRsa = (t: KeyType): boolean => t === 'rsa-2048' || t === 'rsa-3072';
 
 /** How a key of this type signs: the AlgorithmIdentifier to write and the hash to use. */

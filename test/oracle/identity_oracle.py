@@ -145,6 +145,15 @@ def set_encodings(content):
     return out
 
 
+def decode_text(raw, codec, what):
+    # Bytes that are not a valid encoding of the string type make the DER invalid; this is
+    # malformed input, not a well-formed but unacceptable name.
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        raise malformed(f"{what} is not valid {codec}") from None
+
+
 def check_name(name, what):
     if not NAME_RE.fullmatch(name):
         raise OracleError("IDENTITY_BAD_NAME", f"invalid {what} name {name!r}")
@@ -163,7 +172,7 @@ def decode_teams(values):
     for vtag, raw in children(inner[0][1]):
         if vtag != UTF8:
             raise bad_type(f"team value has tag 0x{vtag:02x}, expected UTF8String")
-        name = raw.decode("utf-8", "replace")  # invalid UTF-8 then fails the name grammar
+        name = decode_text(raw, "utf-8", "team UTF8String")
         check_name(name, "team")
         if name in teams:
             raise malformed(f"team {name!r} appears twice")
@@ -182,7 +191,7 @@ def decode_roles(values, trust_domain):
         gn = children(inner[0][1])
         if len(gn) != 1 or gn[0][0] != URI_TAG:
             raise bad_type("roleName is not a uniformResourceIdentifier GeneralName")
-        uri = gn[0][1].decode("ascii", "replace")  # IA5String; non-ASCII fails the grammar
+        uri = decode_text(gn[0][1], "ascii", "roleName IA5String")
         m = ROLE_URI_RE.fullmatch(uri)
         if not m:
             raise OracleError("IDENTITY_BAD_NAME",
@@ -340,6 +349,7 @@ def selftest():
         ("foreign role domain", tlv(SEQ, roles_attr(role("admin", td="evil.test"))),
          "IDENTITY_FOREIGN_TRUST_DOMAIN"),
         ("bad team name", tlv(SEQ, teams_attr(tlv(UTF8, b"-sre"))), "IDENTITY_BAD_NAME"),
+        ("team not UTF-8", tlv(SEQ, teams_attr(tlv(UTF8, b"\xff"))), mal),
         ("team twice", tlv(SEQ, teams_attr(tlv(UTF8, b"sre"), tlv(UTF8, b"sre"))), mal),
     ]
     failures = 0

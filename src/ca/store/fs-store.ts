@@ -13,7 +13,7 @@ import lockfile from 'proper-lockfile';
 import { MtlsError } from '../../errors.js';
 import { pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
-import { appendLines, fsyncDir, readJsonLines, writeFileAtomic } from './atomic-file.js';
+import { appendLines, readJsonLines, writeFilesAtomic } from './atomic-file.js';
 import type { AuditEvent, IndexRecord, Store, StoreTransaction } from './store.js';
 
 export interface FsStoreOptions {
@@ -70,11 +70,8 @@ export class FsStore implements Store {
     return {
       serialExists: (serial) => fs.existsSync(layout.issuedCert(serial)),
       commitIssued: (items, audit) => {
-        // certificate files first, each fsynced, then one fsync of the folder
-        for (const { record, der } of items) {
-          writeFileAtomic(layout.issuedCert(record.serial), pemEncode('CERTIFICATE', der), { mode: MODES.cert, exclusive: true });
-        }
-        fsyncDir(layout.issuedDir);
+        // certificate files first (durable), then the index line: the commit point
+        writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
         appendLines(layout.index, items.map((i) => JSON.stringify(i.record)), MODES.record);
         appendLines(layout.audit, audit.map((a) => JSON.stringify(a)), MODES.record);
       },

@@ -1,0 +1,24 @@
+/** The demo and the benchmark run as a user runs them, and check themselves. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ROOT, run } from './support/cli.js';
+
+test('npm run demo: every client gets its identity, the foreign certificate is refused', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples', 'demo', 'demo.ts')]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /alice\s+spiffe:\/\/demo\.test\/user\/alice\s+sre\s+admin/);
+  assert.match(r.stdout, /bob\s+spiffe:\/\/demo\.test\/user\/bob\s+dev\s+-/);
+  assert.match(r.stdout, /build-agent\s+spiffe:\/\/demo\.test\/service\/build-agent\s+dev/);
+  assert.match(r.stdout, /mallory \(other CA\)\s+refused/);
+  assert.match(r.stdout, /demo OK/);
+});
+
+test('bench/issue runs (smoke size) and prints a ratio against its baseline', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'issue.ts')], { env: { BENCH_N: '60' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /baseline @peculiar\/x509 .*1\.0x/);
+  for (const row of ['engine \\+ P-256 keygen', 'engine, public key given', 'CSR verify \\+ issue', 'folder store batch']) {
+    assert.match(r.stdout, new RegExp(`${row}.*\\d+\\.\\dx`));
+  }
+});
