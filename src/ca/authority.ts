@@ -19,6 +19,7 @@ import { pemEncode, readCertificates } from '../x509/pem.js';
 import { loadCaConfig, type CaConfig } from './config.js';
 import { parseDuration } from './duration.js';
 import { caLayout, type CaLayout } from './layout.js';
+import { enforceProfile } from './profile-check.js';
 import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
 import { FsStore } from './store/fs-store.js';
 import type { AuditEvent, IssuedRecord, Store } from './store/store.js';
@@ -234,6 +235,7 @@ export class Authority {
         used.add(hex);
         const common = { serial, notBefore: p.notBefore, notAfter: p.notAfter, spki: p.spki, keyType: p.keyType, organization: this.config.organization, crlUrl: this.config.crlUrl };
         const fields = p.type === 'client' ? clientFields(this.#issuer, { ...common, claims: p.claims as NormalizedClaims }) : serverFields(this.#issuer, { ...common, dns: p.dns, ips: p.ips });
+        enforceProfile(p.type, fields, this.intermediate.notAfter);
         const der = signCertificate(fields, signer);
         const record = this.#record(p, hex, der, issuedAt);
         if (p.type === 'client') selfCheck(der, p.claims as NormalizedClaims);

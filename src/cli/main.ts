@@ -37,6 +37,11 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `mcp-mtls --help | head`: a closed pipe is not an error
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
   const program = createProgram();
   program.exitOverride();
   for (const cmd of allCommands(program)) cmd.exitOverride();
