@@ -40,6 +40,12 @@ export const ERROR_CODES = {
   TTL_EXCEEDS_ISSUER: 'data',
   CSR_INVALID: 'data',
   CSR_BAD_SIGNATURE: 'data',
+  // revocation
+  ALREADY_REVOKED: 'data',
+  CRL_INVALID: 'data',
+  // bundles
+  BUNDLE_INVALID: 'data',
+  BUNDLE_PASSWORD: 'permission',
   // certificates and DER
   DER_MALFORMED: 'data',
   PEM_MALFORMED: 'data',

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { cli, cliOk, tmpDir } from './support/cli.js';
-import { appendLines, readJsonLines, writeFileAtomic } from '../src/ca/store/atomic-file.js';
+import { appendLines, readJsonLines, writeFileAtomic } from '../src/util/atomic-file.js';
 import { FsStore } from '../src/ca/store/fs-store.js';
 import { foldIndex } from '../src/ca/list.js';
 import { parseCertificate } from '../src/x509/certificate.js';

@@ -42,8 +42,10 @@ export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
   readonly ttlMs?: number;
   /** key type to generate; default from config. Ignored when `spki` is given */
   readonly keyType?: KeyType;
-  /** a public key from a verified CSR: the CA generates no key */
+  /** a public key from a verified CSR (or the certificate being renewed): the CA generates no key */
   readonly spki?: Uint8Array;
+  /** serial of the certificate this one renews */
+  readonly renewedFrom?: string;
 }
 
 export interface ServerRequest {
@@ -52,6 +54,7 @@ export interface ServerRequest {
   readonly ttlMs?: number;
   readonly keyType?: KeyType;
   readonly spki?: Uint8Array;
+  readonly renewedFrom?: string;
 }
 
 export interface IssuedCertificate {
@@ -74,6 +77,7 @@ interface Prepared {
   readonly spki: Uint8Array;
   readonly notBefore: Date;
   readonly notAfter: Date;
+  readonly renewedFrom?: string;
 }
 
 const DNS_RE = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
@@ -86,7 +90,8 @@ export class Authority {
   readonly intermediateDer: Buffer;
   readonly root: ParsedCertificate;
   readonly intermediate: ParsedCertificate;
-  readonly #issuer: IssuerInfo;
+  /** what the intermediate contributes to every certificate and CRL it signs */
+  readonly issuer: IssuerInfo;
   readonly #options: AuthorityOptions;
   #signer: Signer | undefined;
 
@@ -100,7 +105,7 @@ export class Authority {
     this.root = parseCertificate(this.rootDer);
     this.intermediate = parseCertificate(this.intermediateDer);
     const ski = this.intermediate.extensions.get(OID.subjectKeyIdentifier);
-    this.#issuer = {
+    this.issuer = {
       subjectName: this.intermediate.subjectName,
       keyId: ski ? Buffer.from(decodeKeyIdentifier(OID.subjectKeyIdentifier, ski.value) as string, 'hex') : keyIdentifier(this.intermediate.spki),
       notAfter: this.intermediate.notAfter,
@@ -173,7 +178,7 @@ export class Authority {
   #prepareClient(r: ClientRequest): Prepared {
     const claims = normalizeClaims({ ...r, trustDomain: this.config.trustDomain });
     const validity = this.#validity(r.ttlMs, this.config.defaults.clientTtl);
-    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki) };
+    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}) };
   }
 
   #prepareServer(r: ServerRequest): Prepared {
@@ -197,7 +202,7 @@ export class Authority {
       }
     }
     const validity = this.#validity(r.ttlMs, this.config.defaults.serverTtl);
-    return { type: 'server', dns: [...new Set(r.dns)], ips: [...new Set(r.ips)], ...validity, ...this.#key(r.keyType, r.spki) };
+    return { type: 'server', dns: [...new Set(r.dns)], ips: [...new Set(r.ips)], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}) };
   }
 
   async #prepareAll(steps: (() => Prepared)[], subjects: Record<string, unknown>[]): Promise<Prepared[]> {
@@ -234,7 +239,7 @@ export class Authority {
         } while (used.has(hex) || tx.serialExists(hex));
         used.add(hex);
         const common = { serial, notBefore: p.notBefore, notAfter: p.notAfter, spki: p.spki, keyType: p.keyType, organization: this.config.organization, crlUrl: this.config.crlUrl };
-        const fields = p.type === 'client' ? clientFields(this.#issuer, { ...common, claims: p.claims as NormalizedClaims }) : serverFields(this.#issuer, { ...common, dns: p.dns, ips: p.ips });
+        const fields = p.type === 'client' ? clientFields(this.issuer, { ...common, claims: p.claims as NormalizedClaims }) : serverFields(this.issuer, { ...common, dns: p.dns, ips: p.ips });
         enforceProfile(p.type, fields, this.intermediate.notAfter);
         const der = signCertificate(fields, signer);
         const record = this.#record(p, hex, der, issuedAt);
@@ -263,7 +268,8 @@ export class Authority {
       ...(c?.email ? { email: c.email } : {}),
       ...(p.type === 'server' ? { dns: p.dns, ips: p.ips } : {}),
       keyType: p.keyType,
-      keySource: p.key ? 'generated' : 'csr',
+      keySource: p.key ? 'generated' : p.renewedFrom ? 'reused' : 'csr',
+      ...(p.renewedFrom ? { renewedFrom: p.renewedFrom } : {}),
       fingerprint: crypto.createHash('sha256').update(der).digest('hex'),
       notBefore: p.notBefore.toISOString(),
       notAfter: p.notAfter.toISOString(),

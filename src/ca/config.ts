@@ -27,7 +27,7 @@ export const CaConfigSchema = z
     encryptedKeys: z.boolean(),
     nameConstraints: z.strictObject({ enabled: z.boolean(), dns: z.array(z.string()) }),
     crlUrl: z.url().optional(),
-    defaults: z.strictObject({ clientTtl: duration, serverTtl: duration }),
+    defaults: z.strictObject({ clientTtl: duration, serverTtl: duration, crlTtl: duration.optional() }),
   })
   .strict();
 

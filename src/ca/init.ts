@@ -14,9 +14,11 @@ import { createSigner, generateKey, keyIdentifier, privateKeyPem, type KeyType }
 import { pemEncode } from '../x509/pem.js';
 import { actor, BACKDATE_MS } from './authority.js';
 import { caConfigYaml, type CaConfig } from './config.js';
+import { buildCrl, DEFAULT_CRL_TTL } from './crl-signing.js';
+import { parseDuration } from './duration.js';
 import { caLayout, MODES } from './layout.js';
 import { intermediateFields, rootFields } from './profiles.js';
-import { appendLines, fsyncDir, writeFileAtomic } from './store/atomic-file.js';
+import { appendLines, fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 
 export interface InitOptions {
   readonly dir: string;
@@ -44,7 +46,7 @@ export interface InitResult {
 export function initCa(options: InitOptions): InitResult {
   const trustDomain = assertTrustDomain(options.trustDomain);
   const layout = caLayout(options.dir);
-  const existing = [layout.config, layout.rootCert, layout.intermediateCert, layout.privateDir, layout.index].filter((f) => fs.existsSync(f));
+  const existing = [layout.config, layout.rootCert, layout.intermediateCert, layout.privateDir, layout.index, layout.crlDir].filter((f) => fs.existsSync(f));
   if (existing.length > 0) {
     throw new MtlsError('CA_EXISTS', `${layout.dir} already holds a CA (${existing.map((f) => path.basename(f)).join(', ')})`, {
       hint: fs.existsSync(layout.config) ? 'use it as it is, or choose another --dir' : 'a previous init was interrupted: remove those files and run init again',
@@ -72,8 +74,7 @@ export function initCa(options: InitOptions): InitResult {
   const rootDer = signCertificate(root, rootSigner);
 
   const interKey = generateKey(keyType);
-  const intermediateDer = signCertificate(
-    intermediateFields(
+  const interFields = intermediateFields(
       { subjectName: root.subjectName, keyId: keyIdentifier(rootKey.spki), notAfter: root.notAfter },
       {
         serial: randomSerial(),
@@ -84,9 +85,20 @@ export function initCa(options: InitOptions): InitResult {
         ...(options.organization ? { organization: options.organization } : {}),
         ...(options.nameConstraints ? { permitted: { trustDomain, dns: options.nameConstraints.dns } } : {}),
       },
-    ),
-    rootSigner,
   );
+  const intermediateDer = signCertificate(interFields, rootSigner);
+
+  // First CRLs: the root's lasts until the intermediate expires (the root key goes offline),
+  // the intermediate's for the usual CRL validity. Node needs both (gotchas.md).
+  const interSigner = createSigner(crypto.createPrivateKey({ key: interKey.pkcs8, format: 'der', type: 'pkcs8' }));
+  const crlNow = new Date(now);
+  const rootCrl = buildCrl({ subjectName: root.subjectName, keyId: keyIdentifier(rootKey.spki) }, rootSigner, { number: 1n, now: crlNow, nextUpdate: interFields.notAfter, entries: [] });
+  const interCrl = buildCrl({ subjectName: interFields.subjectName, keyId: keyIdentifier(interKey.spki) }, interSigner, {
+    number: 1n,
+    now: crlNow,
+    nextUpdate: second(Math.min(now + parseDuration(DEFAULT_CRL_TTL), interFields.notAfter.getTime())),
+    entries: [],
+  });
 
   const config: CaConfig = {
     version: 1,
@@ -98,7 +110,7 @@ export function initCa(options: InitOptions): InitResult {
     encryptedKeys: options.passphrase !== undefined,
     nameConstraints: { enabled: options.nameConstraints !== undefined, dns: [...(options.nameConstraints?.dns ?? [])] },
     ...(options.crlUrl ? { crlUrl: options.crlUrl } : {}),
-    defaults: { clientTtl: '24h', serverTtl: '90d' },
+    defaults: { clientTtl: '24h', serverTtl: '90d', crlTtl: DEFAULT_CRL_TTL },
   };
 
   fs.mkdirSync(layout.dir, { recursive: true, mode: 0o755 });
@@ -115,6 +127,8 @@ export function initCa(options: InitOptions): InitResult {
       intermediateKey: stage('intermediate.key', privateKeyPem(interKey.pkcs8, options.passphrase), MODES.caKey),
       rootCert: stage('root.crt', pemEncode('CERTIFICATE', rootDer), MODES.cert),
       intermediateCert: stage('intermediate.crt', pemEncode('CERTIFICATE', intermediateDer), MODES.cert),
+      rootCrl: stage('root.crl', pemEncode('X509 CRL', rootCrl), MODES.cert),
+      intermediateCrl: stage('intermediate.crl', pemEncode('X509 CRL', interCrl), MODES.cert),
       config: stage('config.yaml', caConfigYaml(config), MODES.cert),
     };
     fs.mkdirSync(layout.privateDir, { mode: MODES.privateDir });
@@ -125,6 +139,9 @@ export function initCa(options: InitOptions): InitResult {
     fsyncDir(layout.privateDir);
     fs.renameSync(staged.rootCert, layout.rootCert);
     fs.renameSync(staged.intermediateCert, layout.intermediateCert);
+    fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
+    fs.renameSync(staged.rootCrl, layout.crl('root'));
+    fs.renameSync(staged.intermediateCrl, layout.crl('intermediate'));
     appendLines(layout.audit, [JSON.stringify({ time: new Date(now).toISOString(), event: 'ca.init', actor: actor(), trustDomain, keyType, root: fingerprint(rootDer), intermediate: fingerprint(intermediateDer) })], MODES.record);
     fs.renameSync(staged.config, layout.config); // last: from here on, this folder is a CA
     fsyncDir(layout.dir);

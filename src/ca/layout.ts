@@ -27,6 +27,8 @@ export function caLayout(dir: string) {
     issuedCert: (serial: string) => path.join(root, 'issued', `${serial}.crt`),
     index: path.join(root, 'index.jsonl'),
     audit: path.join(root, 'audit.log'),
+    crlDir: path.join(root, 'crl'),
+    crl: (which: 'root' | 'intermediate') => path.join(root, 'crl', `${which}.crl`),
     lock: path.join(root, 'store'),
   };
 }

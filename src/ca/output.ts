@@ -10,7 +10,7 @@ import { MtlsError } from '../errors.js';
 import { privateKeyPem } from '../x509/keys.js';
 import type { IssuedCertificate } from './authority.js';
 import { MODES } from './layout.js';
-import { writeFilesAtomic, type FileToWrite } from './store/atomic-file.js';
+import { writeFilesAtomic, type FileToWrite } from '../util/atomic-file.js';
 
 export interface OutputFiles {
   readonly cert: string;
@@ -33,9 +33,9 @@ export function plannedOutput(outDir: string, baseName: string, withKey: boolean
 }
 
 /** Refuses, before signing, outputs that exist or a folder that cannot be created. */
-export function checkOutput(files: OutputFiles, rootPem: string): void {
+export function checkOutput(files: OutputFiles, rootPem: string, replace = false): void {
   for (const f of [files.cert, files.key]) {
-    if (f && fs.existsSync(f)) {
+    if (f && !replace && fs.existsSync(f)) {
       throw new MtlsError('OUTPUT_EXISTS', `${f} exists already`, { hint: 'move it away or choose another --out; mcp-mtls never overwrites a certificate or key' });
     }
   }
@@ -53,18 +53,18 @@ export function checkOutput(files: OutputFiles, rootPem: string): void {
   }
 }
 
-export function writeOutput(files: OutputFiles, issued: IssuedCertificate, rootPem: string): void {
-  writeOutputs([{ files, issued }], rootPem);
+export function writeOutput(files: OutputFiles, issued: IssuedCertificate, rootPem: string, replace = false): void {
+  writeOutputs([{ files, issued }], rootPem, replace);
 }
 
 /** Writes the files of many certificates in one durable pass (batch onboarding). */
-export function writeOutputs(items: readonly { files: OutputFiles; issued: IssuedCertificate }[], rootPem: string): void {
+export function writeOutputs(items: readonly { files: OutputFiles; issued: IssuedCertificate }[], rootPem: string, replace = false): void {
   const writes: FileToWrite[] = [];
   const cas = new Set<string>();
   for (const { files, issued } of items) {
     fs.mkdirSync(path.dirname(files.cert), { recursive: true, mode: MODES.privateDir });
-    if (files.key && issued.key) writes.push({ file: files.key, data: privateKeyPem(issued.key.pkcs8), mode: MODES.privateKey, exclusive: true });
-    writes.push({ file: files.cert, data: issued.chainPem, mode: MODES.cert, exclusive: true });
+    if (files.key && issued.key) writes.push({ file: files.key, data: privateKeyPem(issued.key.pkcs8), mode: MODES.privateKey, exclusive: !replace });
+    writes.push({ file: files.cert, data: issued.chainPem, mode: MODES.cert, exclusive: !replace });
     if (!cas.has(files.ca) && !fs.existsSync(files.ca)) writes.push({ file: files.ca, data: rootPem, mode: MODES.cert });
     cas.add(files.ca);
   }

@@ -6,7 +6,7 @@ import { parseKeyType } from '../x509/keys.js';
 import { collect, emit, readPassphrase, resolveDir } from './io.js';
 import { MtlsError } from '../errors.js';
 
-export function registerCa(program: Command): void {
+export function registerCa(program: Command): Command {
   const ca = program.command('ca').description('create and manage the certificate authority');
   ca.command('init')
     .description('create a root CA and an issuing intermediate in the CA folder')
@@ -52,4 +52,5 @@ export function registerCa(program: Command): void {
         ].join('\n'),
       );
     });
+  return ca;
 }

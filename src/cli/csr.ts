@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { MODES } from '../ca/layout.js';
 import { checkOutput, outputBaseName, plannedOutput, writeOutput } from '../ca/output.js';
-import { writeFileAtomic } from '../ca/store/atomic-file.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
 import { parseDuration } from '../ca/duration.js';
 import { MtlsError } from '../errors.js';
 import { assertPrincipalId } from '../identity/names.js';

@@ -31,7 +31,7 @@ export interface PassphraseOptions {
  * A passphrase from --passphrase-file, MCP_MTLS_PASSPHRASE or a terminal prompt, in that
  * order; never from argv. `confirm` asks twice (for new keys).
  */
-export async function readPassphrase(opts: PassphraseOptions, prompt: string, confirm = false): Promise<string> {
+export async function readPassphrase(opts: PassphraseOptions, prompt: string, confirm = false, envName = 'MCP_MTLS_PASSPHRASE'): Promise<string> {
   if (opts.passphraseFile) {
     let text: string;
     try {
@@ -43,11 +43,11 @@ export async function readPassphrase(opts: PassphraseOptions, prompt: string, co
     if (!pass) throw new MtlsError('BAD_ARGUMENT', `passphrase file ${opts.passphraseFile} is empty`);
     return pass;
   }
-  const env = process.env.MCP_MTLS_PASSPHRASE;
+  const env = process.env[envName];
   if (env) return env;
   if (!process.stdin.isTTY || !process.stderr.isTTY) {
-    throw new MtlsError('CA_KEY_LOCKED', 'a passphrase is needed and there is no terminal to ask', {
-      hint: 'pass --passphrase-file FILE or set MCP_MTLS_PASSPHRASE',
+    throw new MtlsError(envName === 'MCP_MTLS_PASSPHRASE' ? 'CA_KEY_LOCKED' : 'BUNDLE_PASSWORD', 'a passphrase is needed and there is no terminal to ask', {
+      hint: `pass --passphrase-file FILE or set ${envName}`,
     });
   }
   const first = await promptHidden(prompt);
@@ -111,5 +111,9 @@ export function progressBar(label: string): ((done: number, total: number) => vo
     process.stderr.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${done === total ? '\n' : ''}`);
   };
 }
+
+/** The passphrase of a bundle (not of the CA): --passphrase-file, MCP_MTLS_BUNDLE_PASSPHRASE or a prompt. */
+export const readBundlePassphrase = (opts: PassphraseOptions, confirm = false): Promise<string> =>
+  readPassphrase(opts, 'Bundle passphrase: ', confirm, 'MCP_MTLS_BUNDLE_PASSPHRASE');
 
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];

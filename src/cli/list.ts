@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Authority } from '../ca/authority.js';
 import { listCertificates, type CertificateStatus } from '../ca/list.js';
 import { MtlsError } from '../errors.js';
+import { crlStatus } from '../ca/revocation.js';
 import { emit, resolveDir } from './io.js';
 
 const STATUSES: CertificateStatus[] = ['valid', 'expired', 'revoked'];
@@ -24,7 +25,7 @@ export function registerList(program: Command): void {
       if (o.type && o.type !== 'client' && o.type !== 'server') throw new MtlsError('USAGE', `unknown type "${o.type}"`, { hint: 'use client or server' });
       const ca = Authority.open(resolveDir(o.dir));
       const entries = listCertificates(ca.store, o, ca.now());
-      emit(o.json, { certificates: entries }, () => {
+      emit(o.json, { certificates: entries, crls: crlStatus(ca) }, () => {
         if (entries.length === 0) return 'No certificates match.\n';
         const rows = entries.map((e) => [e.serial, e.type, e.principal ?? [...(e.dns ?? []), ...(e.ips ?? [])].join(','), e.teams.join(',') || '-', e.roles.join(',') || '-', e.notAfter.replace('.000Z', 'Z'), e.status]);
         return table(['SERIAL', 'TYPE', 'SUBJECT', 'TEAMS', 'ROLES', 'NOT AFTER', 'STATUS'], rows);

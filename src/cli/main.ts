@@ -7,6 +7,9 @@ import { registerIssue } from './issue.js';
 import { registerCsr } from './csr.js';
 import { registerList } from './list.js';
 import { registerInspect } from './inspect.js';
+import { registerRevocation } from './revocation.js';
+import { registerLifecycle } from './lifecycle.js';
+import { registerBundle } from './bundle.js';
 import { EXIT, reportError } from './io.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -28,9 +31,12 @@ Examples:
 
 The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
     );
-  registerCa(program);
+  const ca = registerCa(program);
   registerIssue(program);
   registerCsr(program);
+  registerRevocation(program);
+  registerLifecycle(program, ca);
+  registerBundle(program);
   registerList(program);
   registerInspect(program);
   return program;

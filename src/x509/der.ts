@@ -44,6 +44,8 @@ export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
 }
 
 export const seq = (...items: Uint8Array[]): Buffer => tlv(TAG.SEQUENCE, ...items);
+/** SEQUENCE OF from an array of any length (no argument spreading: 100k CRL entries). */
+export const seqOf = (items: readonly Uint8Array[]): Buffer => tlv(TAG.SEQUENCE, Buffer.concat(items));
 
 /** SET OF in DER order: encodings sorted as octet strings (X.690 11.6). */
 export function setOf(items: Uint8Array[]): Buffer {

@@ -11,10 +11,10 @@
 import fs from 'node:fs';
 import lockfile from 'proper-lockfile';
 import { MtlsError } from '../../errors.js';
-import { pemEncode, readCertificates } from '../../x509/pem.js';
+import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
-import { appendLines, readJsonLines, writeFilesAtomic } from './atomic-file.js';
-import type { AuditEvent, IndexRecord, Store, StoreTransaction } from './store.js';
+import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
+import type { AuditEvent, CrlName, IndexRecord, Store, StoreTransaction } from './store.js';
 
 export interface FsStoreOptions {
   /** how long a dead process's lock blocks others; proper-lockfile refreshes it while held */
@@ -76,6 +76,14 @@ export class FsStore implements Store {
         appendLines(layout.audit, audit.map((a) => JSON.stringify(a)), MODES.record);
       },
       appendAudit: (events) => appendLines(layout.audit, events.map((a) => JSON.stringify(a)), MODES.record),
+      commitRevocation: (record, audit) => {
+        appendLines(layout.index, [JSON.stringify(record)], MODES.record);
+        appendLines(layout.audit, [JSON.stringify(audit)], MODES.record);
+      },
+      writeCrl: (which, der) => {
+        fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
+        writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
+      },
     };
   }
 
@@ -85,6 +93,19 @@ export class FsStore implements Store {
 
   readAudit(): AuditEvent[] {
     return readJsonLines<AuditEvent>(this.layout.audit);
+  }
+
+  readCrl(which: CrlName): Buffer | undefined {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.layout.crl(which), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    const block = pemDecodeAll(text).find((b) => b.label === 'X509 CRL');
+    if (!block) throw new MtlsError('STORE_CORRUPT', `${this.layout.crl(which)} holds no X509 CRL`, { hint: 'run `mcp-mtls crl` to write it again' });
+    return block.der;
   }
 
   readIssued(serial: string): Buffer | undefined {

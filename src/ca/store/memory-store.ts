@@ -2,12 +2,13 @@
  * An in-memory Store: for benchmarks of the issuance engine without disk, and for tests of
  * code above the store. Same contract as the folder store, nothing persisted.
  */
-import type { AuditEvent, IndexRecord, Store, StoreTransaction } from './store.js';
+import type { AuditEvent, CrlName, IndexRecord, Store, StoreTransaction } from './store.js';
 
 export class MemoryStore implements Store {
   readonly #index: IndexRecord[] = [];
   readonly #audit: AuditEvent[] = [];
   readonly #issued = new Map<string, Buffer>();
+  readonly #crls = new Map<CrlName, Buffer>();
   #tail: Promise<unknown> = Promise.resolve();
 
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
@@ -28,6 +29,13 @@ export class MemoryStore implements Store {
       appendAudit: (events) => {
         this.#audit.push(...events);
       },
+      commitRevocation: (record, audit) => {
+        this.#index.push(record);
+        this.#audit.push(audit);
+      },
+      writeCrl: (which, der) => {
+        this.#crls.set(which, Buffer.from(der));
+      },
     };
   }
 
@@ -37,6 +45,10 @@ export class MemoryStore implements Store {
 
   readIssued(serial: string): Buffer | undefined {
     return this.#issued.get(serial);
+  }
+
+  readCrl(which: CrlName): Buffer | undefined {
+    return this.#crls.get(which);
   }
 
   readAudit(): AuditEvent[] {

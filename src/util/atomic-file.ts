@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { MtlsError } from '../../errors.js';
+import { MtlsError } from '../errors.js';
 
 function ioError(what: string, file: string, cause: unknown): MtlsError {
   const code = (cause as NodeJS.ErrnoException)?.code;

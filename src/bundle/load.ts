@@ -1,0 +1,153 @@
+/**
+ * loadBundle: a client's certificate, key and CA from a bundle profile (YAML), a PEM folder
+ * (cert.pem, key.pem, ca.pem) or a PKCS#12 file, checked before any connection is made:
+ * the key must match the certificate, the chain must lead to the CA, and the certificate
+ * must be inside its validity (expiry within a day is a warning).
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { MtlsError } from '../errors.js';
+import { decodeIdentity } from '../identity/decode.js';
+import type { Identity } from '../identity/identity.js';
+import { readPkcs12 } from '../x509/pkcs12.js';
+import { pemDecodeAll } from '../x509/pem.js';
+import { parseBundleProfile } from './profile.js';
+
+export interface Bundle {
+  /** leaf first, then intermediates */
+  readonly chain: readonly Buffer[];
+  readonly key: KeyObject;
+  /** trusted roots */
+  readonly ca: readonly Buffer[];
+  readonly url?: string;
+  /** the identity the certificate carries, when it is an identity profile v1 client certificate */
+  readonly identity?: Identity;
+  readonly notAfter: Date;
+  readonly warnings: readonly string[];
+  readonly source: { readonly file: string; readonly format: 'profile' | 'pem' | 'p12' };
+}
+
+export type BundlePassphrase = () => string | Promise<string>;
+
+export interface LoadBundleOptions {
+  /** asked only for an encrypted key or a PKCS#12 file */
+  passphrase?: BundlePassphrase;
+  now?: Date;
+}
+
+function invalid(file: string, message: string, cause?: unknown): MtlsError {
+  return new MtlsError('BUNDLE_INVALID', `${file}: ${message}`, { cause, hint: 'make the bundle again with `mcp-mtls bundle`' });
+}
+
+async function needPassphrase(options: LoadBundleOptions, file: string): Promise<string> {
+  if (!options.passphrase) {
+    throw new MtlsError('BUNDLE_PASSWORD', `${file} is encrypted and no passphrase was given`, { hint: 'pass --passphrase-file FILE or set MCP_MTLS_BUNDLE_PASSPHRASE' });
+  }
+  return options.passphrase();
+}
+
+async function readKey(pem: string, file: string, options: LoadBundleOptions): Promise<KeyObject> {
+  const encrypted = pem.includes('ENCRYPTED PRIVATE KEY');
+  try {
+    return encrypted ? crypto.createPrivateKey({ key: pem, format: 'pem', passphrase: await needPassphrase(options, file) }) : crypto.createPrivateKey(pem);
+  } catch (e) {
+    if (e instanceof MtlsError) throw e;
+    if (encrypted) throw new MtlsError('BUNDLE_PASSWORD', `wrong passphrase for the key in ${file}`, { cause: e, hint: 'check --passphrase-file or MCP_MTLS_BUNDLE_PASSPHRASE' });
+    throw invalid(file, 'the private key cannot be read', e);
+  }
+}
+
+const certsOf = (pem: string, file: string, what: string): Buffer[] => {
+  try {
+    return pemDecodeAll(pem).filter((b) => b.label === 'CERTIFICATE').map((b) => b.der);
+  } catch (e) {
+    throw invalid(file, `${what}: ${(e as Error).message}`, e);
+  }
+};
+
+export async function loadBundle(file: string, options: LoadBundleOptions = {}): Promise<Bundle> {
+  const resolved = path.resolve(file);
+  let stat;
+  try {
+    stat = fs.statSync(resolved);
+  } catch (cause) {
+    throw new MtlsError('FILE_NOT_FOUND', `no bundle at ${resolved}`, { cause, hint: 'make one with `mcp-mtls bundle ... --out FILE`' });
+  }
+  let chain: Buffer[];
+  let ca: Buffer[];
+  let key: KeyObject;
+  let url: string | undefined;
+  let format: Bundle['source']['format'];
+  if (stat.isDirectory()) {
+    format = 'pem';
+    const read = (name: string) => {
+      try {
+        return fs.readFileSync(path.join(resolved, name), 'utf8');
+      } catch (cause) {
+        throw invalid(resolved, `missing ${name} (a PEM bundle folder holds cert.pem, key.pem and ca.pem)`, cause);
+      }
+    };
+    chain = certsOf(read('cert.pem'), resolved, 'cert.pem');
+    ca = certsOf(read('ca.pem'), resolved, 'ca.pem');
+    key = await readKey(read('key.pem'), resolved, options);
+  } else if (/\.(p12|pfx)$/i.test(resolved)) {
+    format = 'p12';
+    const p12 = readPkcs12(fs.readFileSync(resolved), await needPassphrase(options, resolved));
+    const selfSigned = (der: Buffer) => {
+      const c = new crypto.X509Certificate(der);
+      return c.issuer === c.subject && c.checkIssued(c);
+    };
+    chain = [p12.certificates[0] as Buffer, ...p12.certificates.slice(1).filter((c) => !selfSigned(c))];
+    ca = p12.certificates.slice(1).filter(selfSigned);
+    key = p12.privateKey;
+  } else {
+    format = 'profile';
+    const profile = parseBundleProfile(fs.readFileSync(resolved, 'utf8'), resolved);
+    chain = certsOf(profile.certificate, resolved, 'certificate');
+    ca = certsOf(profile.ca, resolved, 'ca');
+    key = await readKey(profile.key, resolved, options);
+    url = profile.url;
+  }
+  if (chain.length === 0) throw invalid(resolved, 'no certificate');
+  if (ca.length === 0) throw invalid(resolved, 'no CA certificate to trust');
+  return check({ chain, ca, key, ...(url ? { url } : {}), source: { file: resolved, format } }, options.now ?? new Date());
+}
+
+function check(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'>, now: Date): Bundle {
+  const file = b.source.file;
+  const leaf = new crypto.X509Certificate(b.chain[0] as Buffer);
+  if (!leaf.checkPrivateKey(b.key)) throw invalid(file, 'the private key does not match the certificate');
+  // the chain must lead to one of the CA certificates
+  let current = leaf;
+  const intermediates = b.chain.slice(1).map((d) => new crypto.X509Certificate(d));
+  const roots = b.ca.map((d) => new crypto.X509Certificate(d));
+  for (let hops = 0; ; hops++) {
+    const root = roots.find((r) => current.checkIssued(r) && current.verify(r.publicKey));
+    if (root) break;
+    const next = intermediates.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
+    if (!next || hops > 4) throw invalid(file, 'the certificate does not chain to the bundle\'s CA');
+    current = next;
+  }
+  const notAfter = new Date(leaf.validTo);
+  const notBefore = new Date(leaf.validFrom);
+  if (now > notAfter) {
+    throw new MtlsError('CERT_EXPIRED', `the certificate in ${file} expired at ${notAfter.toISOString()}`, { hint: 'renew it: `mcp-mtls renew SERIAL`, then make a new bundle' });
+  }
+  if (now < notBefore) throw new MtlsError('CERT_NOT_YET_VALID', `the certificate in ${file} is valid only from ${notBefore.toISOString()}`, { hint: 'check the clock' });
+  const warnings: string[] = [];
+  // within a day, and (for short-lived certificates, 24h by default) past two thirds of the
+  // lifetime, when renewal is due anyway: a fresh 24h certificate is not worth a warning
+  const left = notAfter.getTime() - now.getTime();
+  if (left < 86_400_000 && left < (notAfter.getTime() - notBefore.getTime()) / 3) {
+    warnings.push(`the certificate expires within a day (${notAfter.toISOString()}): renew it soon`);
+  }
+  let identity: Identity | undefined;
+  try {
+    identity = decodeIdentity(b.chain[0] as Buffer);
+  } catch {
+    identity = undefined; // a server certificate or a foreign client certificate: no identity to show
+  }
+  return { ...b, notAfter, warnings, ...(identity ? { identity } : {}) };
+}
+

@@ -1,0 +1,38 @@
+/**
+ * Renewal: a new certificate with a new serial for the same principal, teams and roles
+ * (or the same server names), taken from the CA's own record of the old one, never from the
+ * requester. The public key is kept unless `rekey` asks for a new one.
+ */
+import { MtlsError } from '../errors.js';
+import { parseCertificate } from '../x509/certificate.js';
+import type { KeyType } from '../x509/keys.js';
+import type { Authority, IssuedCertificate } from './authority.js';
+import { findIssued, revokeCertificate } from './revocation.js';
+
+export interface RenewOptions {
+  readonly rekey?: boolean;
+  /** with rekey: the new key's type (default: the old one's) */
+  readonly keyType?: KeyType;
+  readonly ttlMs?: number;
+  /** revoke the old certificate as superseded once the new one is issued */
+  readonly revokeOld?: boolean;
+}
+
+export async function renewCertificate(ca: Authority, serial: string, options: RenewOptions = {}): Promise<{ issued: IssuedCertificate; oldSerial: string; oldRevoked: boolean }> {
+  const { issued: old, revoked } = findIssued(ca.store.readIndex(), serial, ca.layout.dir);
+  if (revoked) {
+    throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} was revoked (${revoked.reason}); a revoked certificate is not renewed`, {
+      hint: 'issue a new certificate with `mcp-mtls issue` if the holder should still have access',
+    });
+  }
+  const oldDer = ca.store.readIssued(serial);
+  if (!oldDer) throw new MtlsError('STORE_CORRUPT', `issued/${serial}.crt is missing`, { hint: 'restore the CA folder from backup' });
+  const key = options.rekey ? { keyType: options.keyType ?? old.keyType } : { spki: parseCertificate(oldDer).spki };
+  const common = { ...key, renewedFrom: serial, ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}) };
+  const issued =
+    old.type === 'client'
+      ? await ca.issueClient({ kind: old.kind as 'user' | 'service', id: old.id, teams: old.teams, roles: old.roles, ...(old.email ? { email: old.email } : {}), ...common })
+      : await ca.issueServer({ dns: old.dns ?? [], ips: old.ips ?? [], ...common });
+  if (options.revokeOld) await revokeCertificate(ca, serial, 'superseded');
+  return { issued, oldSerial: serial, oldRevoked: options.revokeOld === true };
+}

@@ -1,0 +1,152 @@
+/**
+ * Revoking certificates and keeping the CRLs fresh. Every step runs inside the store's
+ * lock, so concurrent `revoke` runs each get their own, strictly increasing cRLNumber and
+ * no revocation is lost. The revocation record is the commit point; the CRL written right
+ * after it is derived state (a crash in between is repaired by the next `crl`, which sees
+ * an active revocation missing from the CRL and re-signs).
+ */
+import fs from 'node:fs';
+import { MtlsError } from '../errors.js';
+import { decodeKeyIdentifier, parseCertificate } from '../x509/certificate.js';
+import { parseCrl, REVOCATION_REASONS, type RevocationReason } from '../x509/crl.js';
+import { keyIdentifier, type Signer } from '../x509/keys.js';
+import { OID } from '../x509/oids.js';
+import { readCertificates } from '../x509/pem.js';
+import { actor, type Authority } from './authority.js';
+import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, nextCrlNumber, type CrlIssuer, type CrlState } from './crl-signing.js';
+import { parseDuration } from './duration.js';
+import type { IndexRecord, IssuedRecord, RevokedRecord, StoreTransaction } from './store/store.js';
+
+export function parseReason(s: string): RevocationReason {
+  if (s in REVOCATION_REASONS && s !== 'cACompromise') return s as RevocationReason;
+  throw new MtlsError('BAD_ARGUMENT', `unknown revocation reason "${s}"`, {
+    hint: 'use one of: unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation',
+  });
+}
+
+/** A serial in lowercase hex, from a serial typed by a person or a certificate file. */
+export function resolveSerial(target: string): string {
+  if (fs.existsSync(target)) return parseCertificate(readCertificates(fs.readFileSync(target))[0] as Buffer).serial;
+  const hex = target.replace(/:/g, '').toLowerCase();
+  if (!/^[0-9a-f]{1,40}$/.test(hex)) {
+    throw new MtlsError('FILE_NOT_FOUND', `${target} is neither a certificate file nor a serial number`, { hint: 'see `mcp-mtls list` for serials' });
+  }
+  return hex;
+}
+
+export function findIssued(index: readonly IndexRecord[], serial: string, dir: string): { issued: IssuedRecord; revoked?: RevokedRecord } {
+  const issued = index.find((r): r is IssuedRecord => r.op === 'issue' && r.serial === serial);
+  if (!issued) {
+    throw new MtlsError('NOT_FOUND', `no certificate with serial ${serial} was issued by the CA in ${dir}`, { hint: 'see `mcp-mtls list` for serials' });
+  }
+  const revoked = index.find((r): r is RevokedRecord => r.op === 'revoke' && r.serial === serial);
+  return revoked ? { issued, revoked } : { issued };
+}
+
+function intermediateIssuer(ca: Authority): CrlIssuer {
+  return { subjectName: ca.issuer.subjectName, keyId: ca.issuer.keyId };
+}
+
+function rootIssuer(ca: Authority): CrlIssuer {
+  const ski = ca.root.extensions.get(OID.subjectKeyIdentifier);
+  const keyId = ski ? Buffer.from(decodeKeyIdentifier(OID.subjectKeyIdentifier, ski.value) as string, 'hex') : keyIdentifier(ca.root.spki);
+  return { subjectName: ca.root.subjectName, keyId };
+}
+
+function crlTtlMs(ca: Authority, ttlMs?: number): number {
+  return ttlMs ?? parseDuration(ca.config.defaults.crlTtl ?? DEFAULT_CRL_TTL, 'crlTtl');
+}
+
+function signIntermediateCrl(ca: Authority, tx: StoreTransaction, index: readonly IndexRecord[], signer: Signer, ttlMs?: number): Buffer {
+  const now = ca.now();
+  const nextUpdate = new Date(Math.min(now.getTime() + crlTtlMs(ca, ttlMs), ca.intermediate.notAfter.getTime()));
+  const der = buildCrl(intermediateIssuer(ca), signer, { number: nextCrlNumber(ca.store.readCrl('intermediate')), now, nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000), entries: activeRevocations(index, now) });
+  tx.writeCrl('intermediate', der);
+  return der;
+}
+
+/** The root's CRL: no revoked intermediates yet; valid until the intermediate expires (the root key goes offline). */
+export function signRootCrl(ca: Authority, tx: StoreTransaction, signer: Signer): Buffer {
+  const der = buildCrl(rootIssuer(ca), signer, { number: nextCrlNumber(ca.store.readCrl('root')), now: ca.now(), nextUpdate: ca.intermediate.notAfter, entries: [] });
+  tx.writeCrl('root', der);
+  return der;
+}
+
+export interface RevokeResult {
+  readonly record: RevokedRecord;
+  readonly issued: IssuedRecord;
+  readonly crlNumber: string;
+}
+
+/** Revokes one certificate and re-signs the intermediate's CRL, in one locked step. */
+export async function revokeCertificate(ca: Authority, serial: string, reason: RevocationReason): Promise<RevokeResult> {
+  const signer = await ca.signer();
+  return ca.store.transaction((tx) => {
+    const index = ca.store.readIndex();
+    const { issued, revoked } = findIssued(index, serial, ca.layout.dir);
+    if (revoked) {
+      throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} (${issued.principal ?? issued.id}) was already revoked at ${revoked.revokedAt} (${revoked.reason})`, {
+        hint: 'nothing to do; `mcp-mtls list --status revoked` shows every revoked certificate',
+      });
+    }
+    const now = ca.now();
+    const record: RevokedRecord = { op: 'revoke', serial, reason, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString() };
+    tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
+    const crl = signIntermediateCrl(ca, tx, [...index, record], signer);
+    return { record, issued, crlNumber: String(parseCrl(crl).number) };
+  });
+}
+
+export interface CrlRunResult {
+  readonly intermediate: { readonly signed: boolean; readonly der: Buffer; readonly state: CrlState };
+  readonly root: { readonly signed: boolean; readonly der: Buffer; readonly state: CrlState; readonly note?: string };
+}
+
+/**
+ * `mcp-mtls crl`: re-signs the intermediate's CRL (always, or with `ifDue` only once two
+ * thirds of its validity passed), and the root's when the root key is here. Asks for no key
+ * when nothing is due.
+ */
+export async function writeCrls(ca: Authority, options: { ifDue?: boolean; ttlMs?: number } = {}): Promise<CrlRunResult> {
+  const rootKeyHere = fs.existsSync(ca.layout.rootKey);
+  const due = (which: 'root' | 'intermediate') => {
+    const stored = ca.store.readCrl(which);
+    if (!stored) return true;
+    return !options.ifDue || isDue(parseCrl(stored), ca.now(), which === 'intermediate' ? activeRevocations(ca.store.readIndex(), ca.now()) : undefined);
+  };
+  const interSigner = due('intermediate') ? await ca.signer() : undefined;
+  const rootSigner = rootKeyHere && due('root') ? await ca.rootSigner() : undefined;
+  return ca.store.transaction((tx) => {
+    const index = ca.store.readIndex();
+    const now = ca.now();
+    const active = activeRevocations(index, now);
+    const interSigned = interSigner ? signIntermediateCrl(ca, tx, index, interSigner, options.ttlMs) : undefined;
+    const rootSigned = rootSigner ? signRootCrl(ca, tx, rootSigner) : undefined;
+    const interDer = interSigned ?? (ca.store.readCrl('intermediate') as Buffer);
+    const rootDer = rootSigned ?? ca.store.readCrl('root');
+    if (!rootDer) {
+      throw new MtlsError('CA_KEY_MISSING', 'there is no root CRL and the root key is offline', { hint: 'bring private/root.key back once and run `mcp-mtls crl`' });
+    }
+    const rootState = crlState(parseCrl(rootDer), now);
+    return {
+      intermediate: { signed: interSigned !== undefined, der: interDer, state: crlState(parseCrl(interDer), now, active) },
+      root: {
+        signed: rootSigned !== undefined,
+        der: rootDer,
+        state: rootState,
+        ...(!rootKeyHere && rootState.due ? { note: `the root key is offline and the root CRL is due (valid until ${rootState.nextUpdate}): bring the root key back and run \`mcp-mtls crl\`` } : {}),
+      },
+    };
+  });
+}
+
+/** How long each stored CRL has left (for `ca status`, `expiring`, `list --json`). */
+export function crlStatus(ca: Authority): { root?: CrlState; intermediate?: CrlState } {
+  const now = ca.now();
+  const out: { root?: CrlState; intermediate?: CrlState } = {};
+  const root = ca.store.readCrl('root');
+  const inter = ca.store.readCrl('intermediate');
+  if (root) out.root = crlState(parseCrl(root), now);
+  if (inter) out.intermediate = crlState(parseCrl(inter), now, activeRevocations(ca.store.readIndex(), now));
+  return out;
+}

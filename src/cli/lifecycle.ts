@@ -1,0 +1,126 @@
+/** `mcp-mtls renew`, `mcp-mtls expiring` and `mcp-mtls ca status`: keeping certificates and CRLs flowing. */
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { Authority } from '../ca/authority.js';
+import { formatDuration, parseDuration } from '../ca/duration.js';
+import { foldIndex } from '../ca/list.js';
+import { checkOutput, outputBaseName, plannedOutput, writeOutput } from '../ca/output.js';
+import { renewCertificate } from '../ca/renewal.js';
+import { crlStatus, resolveSerial } from '../ca/revocation.js';
+import { parseKeyType } from '../x509/keys.js';
+import { MtlsError } from '../errors.js';
+import { emit, resolveDir } from './io.js';
+import { issuedHuman, issuedJson, openAuthority } from './issue.js';
+import { table } from './list.js';
+
+export function registerLifecycle(program: Command, ca: Command): void {
+  program
+    .command('renew')
+    .description('a new certificate (new serial) with the same principal, teams and roles')
+    .argument('<serial-or-file>', 'the serial or the certificate file to renew')
+    .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--rekey', 'make a new key (default: keep the public key)')
+    .option('--key-type <type>', 'with --rekey: the new key type (default: the old one)')
+    .option('--ttl <duration>', 'lifetime (default: the CA config)')
+    .option('--revoke-old', 'revoke the old certificate as superseded')
+    .requiredOption('--out <dir>', 'where to write <id>.crt (and <id>.key with --rekey) and ca.crt')
+    .option('--force', 'replace <id>.crt (and <id>.key) in --out if they exist')
+    .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  $ mcp-mtls renew ./certs/alice.crt --out ./certs --force --revoke-old')
+    .action(async (target: string, o) => {
+      const authority = openAuthority(o.dir, o);
+      const serial = resolveSerial(target);
+      if (o.keyType && !o.rekey) throw new MtlsError('USAGE', '--key-type needs --rekey', { hint: 'add --rekey to make a new key' });
+      const old = authority.store.readIndex().find((r) => r.op === 'issue' && r.serial === serial);
+      const files = plannedOutput(o.out, outputBaseName(old?.op === 'issue' ? old.id : serial), o.rekey === true);
+      checkOutput(files, authority.rootPem, o.force === true);
+      const r = await renewCertificate(authority, serial, {
+        ...(o.rekey ? { rekey: true } : {}),
+        ...(o.keyType ? { keyType: parseKeyType(o.keyType) } : {}),
+        ...(o.ttl ? { ttlMs: parseDuration(o.ttl, '--ttl') } : {}),
+        ...(o.revokeOld ? { revokeOld: true } : {}),
+      });
+      writeOutput(files, r.issued, authority.rootPem, o.force === true);
+      emit(o.json, { ...issuedJson(r.issued, files), renewedFrom: serial, oldRevoked: r.oldRevoked, rekeyed: o.rekey === true }, () =>
+        `${issuedHuman(r.issued, files)}  renews ${serial}${r.oldRevoked ? ' (revoked as superseded)' : ''}${o.rekey ? ', new key' : ', same key'}\n`,
+      );
+    });
+
+  program
+    .command('expiring')
+    .description('what expires soon: client and server certificates, the CA certificates and the CRLs')
+    .requiredOption('--within <duration>', 'the window, e.g. 7d')
+    .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--fail', 'exit 1 when anything expires within the window (for monitoring)')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  $ mcp-mtls expiring --within 7d --fail || alert "certificates or CRLs expire this week"')
+    .action((o) => {
+      const authority = Authority.open(resolveDir(o.dir));
+      const within = parseDuration(o.within, '--within');
+      const items = expiringItems(authority, within);
+      emit(o.json, { within: o.within, items }, () =>
+        items.length === 0 ? `Nothing expires within ${o.within}.\n` : table(['WHAT', 'NAME', 'SERIAL', 'EXPIRES', 'LEFT'], items.map((i) => [i.what, i.name, i.serial ?? '-', i.expires, formatDuration(i.remainingMs)])),
+      );
+      if (o.fail && items.length > 0) process.exitCode = 1;
+    });
+
+  ca.command('status')
+    .description('the CA at a glance: certificates, root key online or not, CRLs and how long they have left')
+    .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--json', 'print the result as JSON')
+    .action((o) => {
+      const authority = Authority.open(resolveDir(o.dir));
+      const now = authority.now();
+      const entries = foldIndex(authority.store.readIndex(), now);
+      const count = (s: string) => entries.filter((e) => e.status === s).length;
+      const status = {
+        dir: authority.layout.dir,
+        trustDomain: authority.config.trustDomain,
+        keyType: authority.config.keyType,
+        root: { notAfter: authority.root.notAfter.toISOString(), remainingMs: authority.root.notAfter.getTime() - now.getTime(), keyOnline: fs.existsSync(authority.layout.rootKey) },
+        intermediate: { notAfter: authority.intermediate.notAfter.toISOString(), remainingMs: authority.intermediate.notAfter.getTime() - now.getTime() },
+        certificates: { valid: count('valid'), expired: count('expired'), revoked: count('revoked') },
+        crls: crlStatus(authority),
+      };
+      emit(o.json, status, () => {
+        const crl = (name: string, c?: { number: string; nextUpdate: string; remainingMs: number; entries: number; due: boolean; expired: boolean }) =>
+          c ? `${name} CRL #${c.number}: ${c.entries} revoked, until ${c.nextUpdate} (${formatDuration(c.remainingMs)} left)${c.expired ? ' EXPIRED' : c.due ? ', due: run `mcp-mtls crl`' : ''}` : `${name} CRL: none (run \`mcp-mtls crl\`)`;
+        return [
+          `CA ${status.dir} (trust domain ${status.trustDomain}, ${status.keyType})`,
+          `root until ${status.root.notAfter} (${formatDuration(status.root.remainingMs)} left), key ${status.root.keyOnline ? 'online' : 'offline'}`,
+          `intermediate until ${status.intermediate.notAfter} (${formatDuration(status.intermediate.remainingMs)} left)`,
+          `certificates: ${status.certificates.valid} valid, ${status.certificates.expired} expired, ${status.certificates.revoked} revoked`,
+          crl('intermediate', status.crls.intermediate),
+          crl('root', status.crls.root),
+          '',
+        ].join('\n');
+      });
+    });
+}
+
+export interface ExpiringItem {
+  readonly what: 'client' | 'server' | 'intermediate' | 'root' | 'crl';
+  readonly name: string;
+  readonly serial?: string;
+  readonly expires: string;
+  readonly remainingMs: number;
+}
+
+export function expiringItems(authority: Authority, withinMs: number): ExpiringItem[] {
+  const now = authority.now().getTime();
+  const soon = (t: number) => t - now <= withinMs;
+  const items: ExpiringItem[] = [];
+  for (const e of foldIndex(authority.store.readIndex(), new Date(now))) {
+    const end = Date.parse(e.notAfter);
+    if (e.status === 'valid' && soon(end)) items.push({ what: e.type, name: e.principal ?? e.id, serial: e.serial, expires: e.notAfter, remainingMs: end - now });
+  }
+  for (const [what, cert] of [['intermediate', authority.intermediate], ['root', authority.root]] as const) {
+    if (soon(cert.notAfter.getTime())) items.push({ what, name: what, expires: cert.notAfter.toISOString(), remainingMs: cert.notAfter.getTime() - now });
+  }
+  const crls = crlStatus(authority);
+  for (const [name, c] of Object.entries(crls)) {
+    if (c && soon(Date.parse(c.nextUpdate))) items.push({ what: 'crl', name: `${name} CRL #${c.number}`, expires: c.nextUpdate, remainingMs: c.remainingMs });
+  }
+  return items.sort((a, b) => a.remainingMs - b.remainingMs);
+}

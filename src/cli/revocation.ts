@@ -1,0 +1,79 @@
+/** `mcp-mtls revoke` and `mcp-mtls crl`. */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { parseDuration } from '../ca/duration.js';
+import { formatDuration } from '../ca/duration.js';
+import { parseReason, resolveSerial, revokeCertificate, writeCrls, type CrlRunResult } from '../ca/revocation.js';
+import { MtlsError } from '../errors.js';
+import { pemEncode } from '../x509/pem.js';
+import { writeFilesAtomic } from '../util/atomic-file.js';
+import { emit } from './io.js';
+import { openAuthority } from './issue.js';
+
+export function registerRevocation(program: Command): void {
+  program
+    .command('revoke')
+    .description('revoke a certificate and re-sign the CRL')
+    .argument('<serial-or-file>', 'the serial (see `mcp-mtls list`) or the certificate file')
+    .requiredOption('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation')
+    .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  $ mcp-mtls revoke 4f3a...e1 --reason keyCompromise\n  then distribute crl/intermediate.crl (servers reload it)')
+    .action(async (target: string, o) => {
+      const reason = parseReason(o.reason);
+      const ca = openAuthority(o.dir, o);
+      const serial = resolveSerial(target);
+      const r = await revokeCertificate(ca, serial, reason);
+      const crlFile = ca.layout.crl('intermediate');
+      emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile }, () =>
+        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\nCRL #${r.crlNumber} written to ${crlFile}: reload it on every server.\n`,
+      );
+    });
+
+  program
+    .command('crl')
+    .description("write the intermediate's and the root's CRLs (re-signing them)")
+    .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--out <path>', 'also export: a folder (intermediate.crl and root.crl) or one PEM file with both')
+    .option('--der', 'with --out FOLDER: DER instead of PEM')
+    .option('--if-due', 'only re-sign a CRL once two thirds of its validity have passed (for cron)')
+    .option('--ttl <duration>', "the intermediate CRL's validity (default: config, 7d)")
+    .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mcp-mtls crl --out /etc/mcp/crl/\n  $ mcp-mtls crl --if-due      # every hour from cron: never lets a CRL expire')
+    .action(async (o) => {
+      const ca = openAuthority(o.dir, o);
+      const ttlMs = o.ttl ? parseDuration(o.ttl, '--ttl') : undefined;
+      const result = await writeCrls(ca, { ...(o.ifDue ? { ifDue: true } : {}), ...(ttlMs ? { ttlMs } : {}) });
+      const exported = o.out ? exportCrls(o.out, result, o.der === true) : [];
+      const json = {
+        intermediate: { signed: result.intermediate.signed, ...result.intermediate.state, file: ca.layout.crl('intermediate') },
+        root: { signed: result.root.signed, ...result.root.state, file: ca.layout.crl('root'), ...(result.root.note ? { note: result.root.note } : {}) },
+        exported,
+      };
+      emit(o.json, json, () => {
+        const line = (name: string, r: CrlRunResult['root']) =>
+          `${name} CRL #${r.state.number}: ${r.state.entries} revoked, valid until ${r.state.nextUpdate} (${formatDuration(r.state.remainingMs)} left)${r.signed ? '' : ', not re-signed'}`;
+        return [line('Intermediate', result.intermediate), line('Root', result.root), ...(result.root.note ? [`warning: ${result.root.note}`] : []), ...exported.map((f) => `  exported ${f}`), ''].join('\n');
+      });
+    });
+}
+
+function exportCrls(out: string, result: CrlRunResult, der: boolean): string[] {
+  const target = path.resolve(out);
+  const isDir = out.endsWith('/') || (fs.existsSync(target) && fs.statSync(target).isDirectory());
+  if (!isDir) {
+    if (der) throw new MtlsError('USAGE', '--der writes one CRL per file: give --out a folder (ending in /)', { hint: 'e.g. --out ./crl/ --der' });
+    writeFilesAtomic([{ file: target, data: pemEncode('X509 CRL', result.intermediate.der) + pemEncode('X509 CRL', result.root.der), mode: 0o644 }]);
+    return [target];
+  }
+  fs.mkdirSync(target, { recursive: true, mode: 0o755 });
+  const files = [
+    { file: path.join(target, 'intermediate.crl'), data: der ? result.intermediate.der : pemEncode('X509 CRL', result.intermediate.der), mode: 0o644 },
+    { file: path.join(target, 'root.crl'), data: der ? result.root.der : pemEncode('X509 CRL', result.root.der), mode: 0o644 },
+  ];
+  writeFilesAtomic(files);
+  return files.map((f) => f.file);
+}
