@@ -21,7 +21,7 @@ export const ERROR_CODES = {
   BAD_DURATION: 'usage',
   BAD_KEY_TYPE: 'usage',
   BAD_NAME: 'data',
-  BAD_TRUST_DOMAIN: 'usage',
+  BAD_TRUST_DOMAIN: 'data',
   BAD_BATCH_FILE: 'data',
   // CA folder and store
   CA_NOT_FOUND: 'noinput',

@@ -52,7 +52,7 @@ const cases: Case[] = [
   { name: 'a missing --out', args: () => ['issue', 'client', '--dir', pki, '--user', 'alice'], exit: 64, message: /--out/ },
   { name: 'a missing CA folder', args: () => ['issue', 'client', '--dir', path.join(base, 'nope'), '--user', 'alice', '--out', out()], exit: 66, message: /does not exist/, hint: /ca init/ },
   { name: 'an uninitialised CA folder', args: () => { fs.mkdirSync(path.join(base, 'empty'), { recursive: true }); return ['issue', 'client', '--dir', path.join(base, 'empty'), '--user', 'alice', '--out', out()]; }, exit: 66, message: /not a CA folder/, hint: /ca init/ },
-  { name: 'a wrong passphrase', args: () => ['issue', 'client', '--dir', encPki, '--user', 'alice', '--out', out()], env: () => ({ MCP_MTLS_PASSPHRASE: 'wrong' }), exit: 77, message: /wrong passphrase for the intermediate CA key/ },
+  { name: 'a wrong passphrase', args: () => ['issue', 'client', '--dir', encPki, '--user', 'alice', '--out', out()], env: () => ({ MCP_MTLS_PASSPHRASE: 'hunter2-not-it' }), exit: 77, message: /wrong passphrase for the intermediate CA key/ },
   { name: 'no passphrase and no terminal', args: () => ['issue', 'client', '--dir', encPki, '--user', 'alice', '--out', out()], exit: 77, message: /no terminal to ask/, hint: /--passphrase-file|MCP_MTLS_PASSPHRASE/ },
   { name: 'a garbage CSR', args: () => { fs.writeFileSync(path.join(base, 'garbage.csr'), 'this is not a CSR'); return ['sign', path.join(base, 'garbage.csr'), '--dir', pki, '--user', 'alice', '--out', out()]; }, exit: 65, message: /not a valid certificate signing request/ },
   { name: 'a CSR with a bad signature', args: () => ['sign', tamperedCsr(), '--dir', pki, '--user', 'alice', '--out', out()], exit: 65, message: /CSR signature does not verify/ },
@@ -102,7 +102,9 @@ test('refused issuance is audited with its reason; no key or passphrase in the l
   assert.equal(refusal.code, 'BAD_NAME');
   assert.match(refusal.reason, /bad team/);
   const all = fs.readFileSync(path.join(encPki, 'audit.log'), 'utf8') + fs.readFileSync(path.join(pki, 'audit.log'), 'utf8');
-  assert.doesNotMatch(all, /PRIVATE KEY|correct horse|wrong/);
+  assert.doesNotMatch(all, /PRIVATE KEY|correct horse|hunter2/);
+  assert.match(fs.readFileSync(path.join(encPki, 'audit.log'), 'utf8'), /"event":"cert.refuse".*"code":"CA_KEY_LOCKED"/, 'a wrong passphrase is audited');
+  assert.match(fs.readFileSync(path.join(pki, 'audit.log'), 'utf8'), /"code":"CSR_BAD_SIGNATURE"/, 'a bad CSR is audited');
 });
 
 test('ca init refuses an existing CA and leaves it untouched', async () => {
@@ -117,7 +119,7 @@ test('ca init refuses a bad trust domain and writes nothing', async () => {
   const dir = path.join(base, 'td');
   for (const td of ['Acme.Test', 'acme test', '', 'acme/test']) {
     const r = await cli(['ca', 'init', '--dir', dir, '--trust-domain', td]);
-    assert.equal(r.code, 64, td);
+    assert.equal(r.code, 65, td);
     assert.match(r.stderr, /invalid trust domain/);
   }
   assert.equal(fs.existsSync(dir), false);

@@ -10,10 +10,12 @@ import net from 'node:net';
 import { MtlsError, isMtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import { normalizeClaims, type NormalizedClaims } from '../identity/encode.js';
+import { isValidDnsName } from '../identity/names.js';
 import type { ClientClaims } from '../identity/identity.js';
 import { parseCertificate, randomSerial, signCertificate, type ParsedCertificate } from '../x509/certificate.js';
 import { createSigner, generateKey, keyIdentifier, keyTypeOfSpki, type GeneratedKey, type KeyType, type Signer } from '../x509/keys.js';
 import { decodeKeyIdentifier } from '../x509/certificate.js';
+import { verifyCsr } from '../x509/csr.js';
 import { OID } from '../x509/oids.js';
 import { pemEncode, readCertificates } from '../x509/pem.js';
 import { loadCaConfig, type CaConfig } from './config.js';
@@ -57,6 +59,20 @@ export interface ServerRequest {
   readonly renewedFrom?: string;
 }
 
+/** Where issued certificates go, completed inside the store's transaction (see output.ts). */
+export interface Delivery {
+  /** checks and stages the outputs; throwing refuses the issuance before anything is recorded */
+  stage(issued: readonly IssuedCertificate[]): { commit(): void; abort(): void };
+}
+
+export interface IssueOptions {
+  readonly onProgress?: (done: number, total: number) => void;
+  readonly delivery?: Delivery;
+}
+
+/** Refusals already written to the audit log (so that nested stages audit once). */
+const AUDITED = new WeakSet<Error>();
+
 export interface IssuedCertificate {
   readonly record: IssuedRecord;
   readonly der: Buffer;
@@ -80,7 +96,6 @@ interface Prepared {
   readonly renewedFrom?: string;
 }
 
-const DNS_RE = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 export class Authority {
   readonly config: CaConfig;
@@ -132,8 +147,8 @@ export class Authority {
   }
 
   /** Issues one client certificate (generating its key unless `spki` is given). */
-  async issueClient(request: ClientRequest): Promise<IssuedCertificate> {
-    const [issued] = await this.issueClients([request]);
+  async issueClient(request: ClientRequest, options: IssueOptions = {}): Promise<IssuedCertificate> {
+    const [issued] = await this.issueClients([request], options);
     return issued as IssuedCertificate;
   }
 
@@ -141,15 +156,42 @@ export class Authority {
    * Issues many client certificates in one store transaction: all requests are validated
    * first (one bad row refuses the whole batch), then signed and committed together.
    */
-  async issueClients(requests: readonly ClientRequest[], onProgress?: (done: number, total: number) => void): Promise<IssuedCertificate[]> {
-    const prepared = await this.#prepareAll(requests.map((r) => () => this.#prepareClient(r)), requests.map((r) => ({ principal: `${r.kind}/${r.id}` })));
-    return this.#signAndCommit(prepared, onProgress);
+  issueClients(requests: readonly ClientRequest[], options: IssueOptions = {}): Promise<IssuedCertificate[]> {
+    const subjects = requests.map((r) => ({ principal: `${r.kind}/${r.id}` }));
+    return this.#audited(subjects[0] ?? {}, async () => {
+      const prepared = await this.#prepareAll(requests.map((r) => () => this.#prepareClient(r)), subjects);
+      return this.#signAndCommit(prepared, options);
+    });
   }
 
-  async issueServer(request: ServerRequest): Promise<IssuedCertificate> {
-    const prepared = await this.#prepareAll([() => this.#prepareServer(request)], [{ dns: request.dns, ips: request.ips }]);
-    const [issued] = await this.#signAndCommit(prepared);
-    return issued as IssuedCertificate;
+  /** Issues a client certificate for the public key of a CSR, after checking its signature. */
+  issueClientFromCsr(csr: Uint8Array, request: Omit<ClientRequest, 'spki' | 'keyType'>, options: IssueOptions = {}): Promise<IssuedCertificate> {
+    return this.#audited({ principal: `${request.kind}/${request.id}`, source: 'csr' }, async () => {
+      const verified = verifyCsr(csr);
+      return this.issueClient({ ...request, spki: verified.spki }, options);
+    });
+  }
+
+  issueServer(request: ServerRequest, options: IssueOptions = {}): Promise<IssuedCertificate> {
+    const subject = { dns: request.dns, ips: request.ips };
+    return this.#audited(subject, async () => {
+      const prepared = await this.#prepareAll([() => this.#prepareServer(request)], [subject]);
+      const [issued] = await this.#signAndCommit(prepared, options);
+      return issued as IssuedCertificate;
+    });
+  }
+
+  /** Runs an issuance; a refusal (any MtlsError) is written to the audit log once. */
+  async #audited<T>(subject: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      if (isMtlsError(e) && !AUDITED.has(e)) {
+        AUDITED.add(e);
+        await this.#audit([{ event: 'cert.refuse', ...subject, code: e.code, reason: e.message }]).catch(() => undefined);
+      }
+      throw e;
+    }
   }
 
   // ------------------------------------------------------------ stage 1-3: validate, build, enforce
@@ -177,6 +219,11 @@ export class Authority {
 
   #prepareClient(r: ClientRequest): Prepared {
     const claims = normalizeClaims({ ...r, trustDomain: this.config.trustDomain });
+    if (this.config.nameConstraints.enabled && claims.id.includes('.')) {
+      throw new MtlsError('PROFILE_VIOLATION', `under name constraints an id cannot contain a dot ("${claims.id}")`, {
+        hint: 'OpenSSL checks a subject CN that looks like a host name against the DNS constraints, so the certificate would not verify; choose an id without dots',
+      });
+    }
     const validity = this.#validity(r.ttlMs, this.config.defaults.clientTtl);
     return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}) };
   }
@@ -186,12 +233,17 @@ export class Authority {
       throw new MtlsError('BAD_ARGUMENT', 'a server certificate needs at least one --dns name or --ip address', { hint: 'e.g. --dns mcp.example.com --ip 127.0.0.1' });
     }
     for (const d of r.dns) {
-      if (!DNS_RE.test(d) || d.length > 253) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com' });
+      if (!isValidDnsName(d)) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com' });
     }
     for (const ip of r.ips) {
-      if (!net.isIP(ip)) throw new MtlsError('BAD_NAME', `invalid IP address "${ip}"`, { hint: 'use an IPv4 or IPv6 address such as 127.0.0.1' });
+      if (!net.isIP(ip) || ip.includes('%')) throw new MtlsError('BAD_NAME', `invalid IP address "${ip}"`, { hint: 'use an IPv4 or IPv6 address such as 127.0.0.1' });
     }
     const permitted = this.config.nameConstraints;
+    if (permitted.enabled && r.dns.length === 0) {
+      throw new MtlsError('PROFILE_VIOLATION', 'under name constraints a server certificate needs a --dns name', {
+        hint: 'OpenSSL checks a subject CN that looks like a host name (an IP address does) against the DNS constraints; add a --dns name within them',
+      });
+    }
     if (permitted.enabled) {
       for (const d of r.dns) {
         if (!permitted.dns.some((p) => d === p || d.endsWith(`.${p}`))) {
@@ -213,7 +265,9 @@ export class Authority {
       } catch (e) {
         if (isMtlsError(e)) {
           await this.#audit([{ event: 'cert.refuse', ...subjects[i], ...(steps.length > 1 ? { row: i + 1 } : {}), code: e.code, reason: e.message }]).catch(() => undefined);
-          if (steps.length > 1) throw new MtlsError(e.code, `request ${i + 1}: ${e.message}`, { hint: e.hint ?? 'fix the row; nothing was issued', cause: e });
+          const refusal = steps.length > 1 ? new MtlsError(e.code, `request ${i + 1}: ${e.message}`, { hint: e.hint ?? 'fix the row; nothing was issued', cause: e }) : e;
+          AUDITED.add(refusal);
+          throw refusal;
         }
         throw e;
       }
@@ -223,7 +277,8 @@ export class Authority {
 
   // ------------------------------------------------------------ stage 4-5: sign, store
 
-  async #signAndCommit(prepared: readonly Prepared[], onProgress?: (done: number, total: number) => void): Promise<IssuedCertificate[]> {
+  async #signAndCommit(prepared: readonly Prepared[], options: IssueOptions): Promise<IssuedCertificate[]> {
+    const onProgress = options.onProgress;
     const signer = await this.signer();
     const chainTail = pemEncode('CERTIFICATE', this.intermediateDer);
     return this.store.transaction((tx) => {
@@ -247,10 +302,28 @@ export class Authority {
         issued.push({ record, der, chainPem: pemEncode('CERTIFICATE', der) + chainTail, ...(p.key ? { key: p.key } : {}) });
         onProgress?.(issued.length, prepared.length);
       }
-      tx.commitIssued(
-        issued.map((i) => ({ record: i.record, der: i.der })),
-        issued.map((i) => this.#event({ event: 'cert.issue', ...auditFields(i.record) })),
-      );
+      // delivery is staged (checked, written to temporary files) before the commit, so a
+      // refused output leaves nothing recorded; it is completed after, under the same lock
+      const staged = options.delivery?.stage(issued);
+      try {
+        tx.commitIssued(
+          issued.map((i) => ({ record: i.record, der: i.der })),
+          issued.map((i) => this.#event({ event: 'cert.issue', ...auditFields(i.record) })),
+        );
+      } catch (e) {
+        staged?.abort();
+        throw e;
+      }
+      try {
+        staged?.commit();
+      } catch (e) {
+        // recorded but never delivered: void it, so no valid certificate exists that nobody holds
+        const revokedAt = new Date(Math.floor(this.now().getTime() / 1000) * 1000).toISOString();
+        for (const i of issued) {
+          tx.commitRevocation({ op: 'revoke', serial: i.record.serial, reason: 'cessationOfOperation', revokedAt }, this.#event({ event: 'cert.void', serial: i.record.serial, reason: (e as Error).message }));
+        }
+        throw new MtlsError(isMtlsError(e) ? e.code : 'IO_ERROR', `the certificate could not be delivered and was revoked: ${(e as Error).message}`, { cause: e, hint: 'fix the output folder and issue again' });
+      }
       return issued;
     });
   }

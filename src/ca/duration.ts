@@ -19,7 +19,8 @@ export function parseDuration(text: string, what = 'duration'): number {
   }
   let ms = 0;
   for (const [, n, unit] of s.matchAll(/(\d+)([smhdwy])/g)) ms += Number(n) * (UNIT_MS[unit as string] as number);
-  if (ms <= 0 || !Number.isSafeInteger(ms)) throw new MtlsError('BAD_DURATION', `${what} "${text}" must be positive`);
+  if (!Number.isSafeInteger(ms) || ms > 1000 * UNIT_MS.y!) throw new MtlsError('BAD_DURATION', `${what} "${text}" is too long`, { hint: 'durations go up to 1000y' });
+  if (ms <= 0) throw new MtlsError('BAD_DURATION', `${what} "${text}" must be positive`, { hint: 'e.g. 24h' });
   return ms;
 }
 

@@ -8,7 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MtlsError } from '../errors.js';
-import { assertTrustDomain } from '../identity/names.js';
+import { assertTrustDomain, isValidDnsName } from '../identity/names.js';
 import { randomSerial, signCertificate } from '../x509/certificate.js';
 import { createSigner, generateKey, keyIdentifier, privateKeyPem, type KeyType } from '../x509/keys.js';
 import { pemEncode } from '../x509/pem.js';
@@ -53,6 +53,7 @@ export function initCa(options: InitOptions): InitResult {
     });
   }
   const name = options.name ?? `${trustDomain} MCP CA`;
+  validateInitOptions(name, options);
   if (options.rootTtlMs < options.intermediateTtlMs) {
     throw new MtlsError('BAD_DURATION', 'the intermediate would outlive the root', { hint: 'make --root-ttl longer than --intermediate-ttl' });
   }
@@ -114,6 +115,14 @@ export function initCa(options: InitOptions): InitResult {
   };
 
   fs.mkdirSync(layout.dir, { recursive: true, mode: 0o755 });
+  // claim the folder: of concurrent inits, exactly one creates private/ and goes on
+  try {
+    fs.mkdirSync(layout.privateDir, { mode: MODES.privateDir });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new MtlsError('CA_EXISTS', `${layout.dir} already holds a CA (private)`, { hint: 'use it as it is, or choose another --dir' });
+    throw new MtlsError('IO_ERROR', `cannot create ${layout.privateDir}: ${(e as Error).message}`, { cause: e, hint: 'check that the folder is writable' });
+  }
+  let done = false;
   const staging = fs.mkdtempSync(path.join(layout.dir, '.init-'));
   try {
     fs.chmodSync(staging, MODES.privateDir);
@@ -131,7 +140,6 @@ export function initCa(options: InitOptions): InitResult {
       intermediateCrl: stage('intermediate.crl', pemEncode('X509 CRL', interCrl), MODES.cert),
       config: stage('config.yaml', caConfigYaml(config), MODES.cert),
     };
-    fs.mkdirSync(layout.privateDir, { mode: MODES.privateDir });
     fs.chmodSync(layout.privateDir, MODES.privateDir);
     fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
     fs.renameSync(staged.rootKey, layout.rootKey);
@@ -145,8 +153,10 @@ export function initCa(options: InitOptions): InitResult {
     appendLines(layout.audit, [JSON.stringify({ time: new Date(now).toISOString(), event: 'ca.init', actor: actor(), trustDomain, keyType, root: fingerprint(rootDer), intermediate: fingerprint(intermediateDer) })], MODES.record);
     fs.renameSync(staged.config, layout.config); // last: from here on, this folder is a CA
     fsyncDir(layout.dir);
+    done = true;
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
+    if (!done) for (const f of [layout.rootCert, layout.intermediateCert, layout.crlDir, layout.audit, layout.privateDir]) fs.rmSync(f, { recursive: true, force: true });
   }
   return {
     config,
@@ -154,6 +164,32 @@ export function initCa(options: InitOptions): InitResult {
     intermediateDer,
     files: { config: layout.config, rootCert: layout.rootCert, intermediateCert: layout.intermediateCert, rootKey: layout.rootKey, intermediateKey: layout.intermediateKey },
   };
+}
+
+/** Everything `init` would write, checked before a key is generated: a refused init writes nothing. */
+function validateInitOptions(name: string, o: InitOptions): void {
+  const bad = (message: string, hint: string) => new MtlsError('BAD_ARGUMENT', message, { hint });
+  // " Intermediate" is appended to the CN, which RFC 5280 caps at 64 characters
+  if (name.length < 1 || name.length > 50) throw bad(`--name "${name}" must have 1 to 50 characters`, 'choose a shorter display name');
+  if (o.organization !== undefined && (o.organization.length < 1 || o.organization.length > 64)) throw bad('--org must have 1 to 64 characters', 'choose a shorter organisation name');
+  for (const d of o.nameConstraints?.dns ?? []) {
+    if (!isValidDnsName(d) || d.startsWith('*.')) throw bad(`--permit-dns "${d}" is not a DNS name`, 'give a domain such as acme.test');
+  }
+  if (o.crlUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(o.crlUrl);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || !/^[\x21-\x7e]+$/.test(o.crlUrl)) {
+      throw bad(`--crl-url "${o.crlUrl}" is not an http(s) URL in plain ASCII`, 'e.g. http://crl.acme.test/intermediate.crl (CRLs are signed, so plain http is usual)');
+    }
+  }
+  const now = (o.now ?? new Date()).getTime();
+  for (const [flag, ms] of [['--root-ttl', o.rootTtlMs], ['--intermediate-ttl', o.intermediateTtlMs]] as const) {
+    if (new Date(now + ms).getUTCFullYear() > 9999) throw bad(`${flag} reaches past the year 9999`, 'choose a shorter lifetime (10y is the default for the root)');
+  }
 }
 
 const fingerprint = (der: Buffer) => crypto.createHash('sha256').update(der).digest('hex');

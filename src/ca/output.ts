@@ -4,13 +4,14 @@
  * OUTDIR/ca.crt (the root). Checked before anything is signed, so that a refusal leaves
  * nothing behind; existing files are never overwritten.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MtlsError } from '../errors.js';
 import { privateKeyPem } from '../x509/keys.js';
-import type { IssuedCertificate } from './authority.js';
+import type { Delivery, IssuedCertificate } from './authority.js';
 import { MODES } from './layout.js';
-import { writeFilesAtomic, type FileToWrite } from '../util/atomic-file.js';
+import { pathTaken, stageFiles, type FileToWrite } from '../util/atomic-file.js';
 
 export interface OutputFiles {
   readonly cert: string;
@@ -20,7 +21,9 @@ export interface OutputFiles {
 
 /** A file-name-safe base name for a certificate: the principal id, or a server's first name. */
 export function outputBaseName(id: string): string {
-  return id.replace(/^\*\./, 'wildcard.').replace(/[^A-Za-z0-9._-]/g, '_');
+  const safe = id.replace(/^\*\./, 'wildcard.').replace(/[^A-Za-z0-9._-]/g, '_');
+  // a DNS name may have 253 characters; a file name 255 bytes: keep room for ".crt" and friends
+  return safe.length <= 120 ? safe : `${safe.slice(0, 111)}-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
 }
 
 export function plannedOutput(outDir: string, baseName: string, withKey: boolean): OutputFiles {
@@ -35,11 +38,11 @@ export function plannedOutput(outDir: string, baseName: string, withKey: boolean
 /** Refuses, before signing, outputs that exist or a folder that cannot be created. */
 export function checkOutput(files: OutputFiles, rootPem: string, replace = false): void {
   for (const f of [files.cert, files.key]) {
-    if (f && !replace && fs.existsSync(f)) {
+    if (f && (replace ? pathTaken(f) && !fs.lstatSync(f).isFile() : pathTaken(f))) {
       throw new MtlsError('OUTPUT_EXISTS', `${f} exists already`, { hint: 'move it away or choose another --out; mcp-mtls never overwrites a certificate or key' });
     }
   }
-  if (fs.existsSync(files.ca) && fs.readFileSync(files.ca, 'utf8') !== rootPem) {
+  if (pathTaken(files.ca) && (!fs.statSync(files.ca, { throwIfNoEntry: false })?.isFile() || fs.readFileSync(files.ca, 'utf8') !== rootPem)) {
     throw new MtlsError('OUTPUT_EXISTS', `${files.ca} holds another CA's root`, { hint: 'choose another --out for certificates of this CA' });
   }
   // the folder is created only when there is something to write: find the nearest existing ancestor
@@ -53,20 +56,29 @@ export function checkOutput(files: OutputFiles, rootPem: string, replace = false
   }
 }
 
-export function writeOutput(files: OutputFiles, issued: IssuedCertificate, rootPem: string, replace = false): void {
-  writeOutputs([{ files, issued }], rootPem, replace);
+/**
+ * Delivery of issued certificates into --out, completed inside the CA's transaction:
+ * checked again and staged under the store lock before the commit (so a conflict refuses
+ * the issuance with nothing recorded), linked into place right after it.
+ */
+export function outputDelivery(plans: readonly OutputFiles[], rootPem: string, replace = false): Delivery {
+  return {
+    stage(issued) {
+      for (const f of plans) checkOutput(f, rootPem, replace);
+      return stageFiles(outputWrites(issued.map((c, i) => ({ files: plans[i] as OutputFiles, issued: c })), rootPem, replace));
+    },
+  };
 }
 
-/** Writes the files of many certificates in one durable pass (batch onboarding). */
-export function writeOutputs(items: readonly { files: OutputFiles; issued: IssuedCertificate }[], rootPem: string, replace = false): void {
+function outputWrites(items: readonly { files: OutputFiles; issued: IssuedCertificate }[], rootPem: string, replace: boolean): FileToWrite[] {
   const writes: FileToWrite[] = [];
   const cas = new Set<string>();
   for (const { files, issued } of items) {
     fs.mkdirSync(path.dirname(files.cert), { recursive: true, mode: MODES.privateDir });
     if (files.key && issued.key) writes.push({ file: files.key, data: privateKeyPem(issued.key.pkcs8), mode: MODES.privateKey, exclusive: !replace });
     writes.push({ file: files.cert, data: issued.chainPem, mode: MODES.cert, exclusive: !replace });
-    if (!cas.has(files.ca) && !fs.existsSync(files.ca)) writes.push({ file: files.ca, data: rootPem, mode: MODES.cert });
+    if (!cas.has(files.ca) && !pathTaken(files.ca)) writes.push({ file: files.ca, data: rootPem, mode: MODES.cert });
     cas.add(files.ca);
   }
-  writeFilesAtomic(writes);
+  return writes;
 }

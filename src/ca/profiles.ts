@@ -24,6 +24,14 @@ import {
 import { isRsa, keyIdentifier, type KeyType } from '../x509/keys.js';
 import { OID } from '../x509/oids.js';
 
+/**
+ * The subject CN is display only (the SAN carries the identity); RFC 5280 caps it at 64
+ * characters (ub-common-name) while ids may have 128 and DNS names 253, so it is cut.
+ */
+export function displayCn(name: string): string {
+  return name.length <= 64 ? name : `${name.slice(0, 63)}~`;
+}
+
 /** What an issuing CA contributes to every certificate it signs. */
 export interface IssuerInfo {
   readonly subjectName: Uint8Array;
@@ -79,7 +87,7 @@ export function clientFields(
   return {
     ...p,
     issuerName: issuer.subjectName,
-    subjectName: distinguishedName(p.claims.id, p.organization), // display only
+    subjectName: distinguishedName(displayCn(p.claims.id), p.organization), // display only
     extensions: [
       basicConstraints(false),
       keyUsage(isRsa(p.keyType) ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']),
@@ -100,11 +108,11 @@ export function serverFields(
   return {
     ...p,
     issuerName: issuer.subjectName,
-    subjectName: distinguishedName((p.dns[0] ?? p.ips[0]) as string, p.organization),
+    subjectName: distinguishedName(displayCn((p.dns[0] ?? p.ips[0]) as string), p.organization),
     extensions: [
       basicConstraints(false),
-      // keyEncipherment for RSA too, as for clients: TLS 1.2 RSA key exchange needs it
-      keyUsage(isRsa(p.keyType) ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature']),
+      // the profile says digitalSignature only: (EC)DHE key exchange, which Node negotiates
+      keyUsage(['digitalSignature']),
       extKeyUsage([OID.serverAuth]),
       subjectKeyIdentifier(keyIdentifier(p.spki)),
       authorityKeyIdentifier(issuer.keyId),

@@ -6,7 +6,7 @@
 import { MtlsError } from '../errors.js';
 import { parseCertificate } from '../x509/certificate.js';
 import type { KeyType } from '../x509/keys.js';
-import type { Authority, IssuedCertificate } from './authority.js';
+import type { Authority, Delivery, IssuedCertificate } from './authority.js';
 import { findIssued, revokeCertificate } from './revocation.js';
 
 export interface RenewOptions {
@@ -16,6 +16,8 @@ export interface RenewOptions {
   readonly ttlMs?: number;
   /** revoke the old certificate as superseded once the new one is issued */
   readonly revokeOld?: boolean;
+  /** where the new certificate goes (see output.ts) */
+  readonly delivery?: Delivery;
 }
 
 export async function renewCertificate(ca: Authority, serial: string, options: RenewOptions = {}): Promise<{ issued: IssuedCertificate; oldSerial: string; oldRevoked: boolean }> {
@@ -29,10 +31,11 @@ export async function renewCertificate(ca: Authority, serial: string, options: R
   if (!oldDer) throw new MtlsError('STORE_CORRUPT', `issued/${serial}.crt is missing`, { hint: 'restore the CA folder from backup' });
   const key = options.rekey ? { keyType: options.keyType ?? old.keyType } : { spki: parseCertificate(oldDer).spki };
   const common = { ...key, renewedFrom: serial, ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}) };
+  const issueOptions = options.delivery ? { delivery: options.delivery } : {};
   const issued =
     old.type === 'client'
-      ? await ca.issueClient({ kind: old.kind as 'user' | 'service', id: old.id, teams: old.teams, roles: old.roles, ...(old.email ? { email: old.email } : {}), ...common })
-      : await ca.issueServer({ dns: old.dns ?? [], ips: old.ips ?? [], ...common });
+      ? await ca.issueClient({ kind: old.kind as 'user' | 'service', id: old.id, teams: old.teams, roles: old.roles, ...(old.email ? { email: old.email } : {}), ...common }, issueOptions)
+      : await ca.issueServer({ dns: old.dns ?? [], ips: old.ips ?? [], ...common }, issueOptions);
   if (options.revokeOld) await revokeCertificate(ca, serial, 'superseded');
   return { issued, oldSerial: serial, oldRevoked: options.revokeOld === true };
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { MODES } from '../ca/layout.js';
-import { checkOutput, outputBaseName, plannedOutput, writeOutput } from '../ca/output.js';
+import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { parseDuration } from '../ca/duration.js';
 import { MtlsError } from '../errors.js';
@@ -11,22 +11,22 @@ import { assertPrincipalId } from '../identity/names.js';
 import { createCsr, verifyCsr } from '../x509/csr.js';
 import { generateKey, parseKeyType, privateKeyPem } from '../x509/keys.js';
 import { pemEncode } from '../x509/pem.js';
-import { emit, resolveDir } from './io.js';
-import { claimsFrom, issuedHuman, issuedJson, openAuthority, principalOptions } from './issue.js';
+import { emit, once, resolveDir } from './io.js';
+import { claimsFrom, issuedHuman, issuedJson, openAuthority, principalOf, principalOptions } from './issue.js';
 
 export function registerCsr(program: Command): void {
   program
     .command('csr')
     .description('make a key and a certificate signing request; the key stays here')
-    .option('--user <id>', 'the user id the request is for')
-    .option('--service <id>', 'the service id the request is for')
+    .option('--user <id>', 'the user id the request is for', once('--user'))
+    .option('--service <id>', 'the service id the request is for', once('--service'))
     .option('--key-type <type>', 'ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | ed25519', 'ec-p256')
     .requiredOption('--out <dir>', 'where to write <id>.key and <id>.csr')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls csr --user alice --out ~/.mcp-mtls   # then send alice.csr to the CA operator')
     .action((o) => {
-      if ((o.user === undefined) === (o.service === undefined)) throw new MtlsError('USAGE', 'give exactly one of --user ID or --service ID');
-      const id = assertPrincipalId(o.user ?? o.service, o.user ? 'user' : 'service');
+      const principal = principalOf(o);
+      const id = assertPrincipalId(principal.id, principal.kind);
       const key = generateKey(parseKeyType(o.keyType));
       const dir = path.resolve(o.out);
       const files = { key: path.join(dir, `${outputBaseName(id)}.key`), csr: path.join(dir, `${outputBaseName(id)}.csr`) };
@@ -59,13 +59,12 @@ export function registerCsr(program: Command): void {
       } catch (cause) {
         throw new MtlsError('FILE_NOT_FOUND', `cannot read CSR ${csrFile}`, { cause, hint: 'check the path' });
       }
-      const csr = verifyCsr(data);
       const claims = claimsFrom(o);
       const ttlMs = o.ttl ? parseDuration(o.ttl, '--ttl') : undefined;
       const files = plannedOutput(o.out, outputBaseName(claims.id), false);
       checkOutput(files, ca.rootPem);
-      const issued = await ca.issueClient({ ...claims, spki: csr.spki, ...(ttlMs ? { ttlMs } : {}) });
-      writeOutput(files, issued, ca.rootPem);
+      const issued = await ca.issueClientFromCsr(data, { ...claims, ...(ttlMs ? { ttlMs } : {}) }, { delivery: outputDelivery([files], ca.rootPem) });
+      const csr = verifyCsr(data); // verified by the CA already; read again for the note
       const note = csr.commonName !== undefined && csr.commonName !== claims.id ? `note: the CSR asked for CN=${csr.commonName}; the certificate is for ${claims.id} as the flags say\n` : '';
       emit(o.json, issuedJson(issued, files), () => issuedHuman(issued, files) + note);
     });

@@ -24,6 +24,7 @@ export function registerInspect(program: Command): void {
       }
       let der: Buffer | undefined;
       if (fs.existsSync(target)) {
+        if (!fs.statSync(target).isFile()) throw new MtlsError('FILE_NOT_FOUND', `${target} is not a file`, { hint: 'pass a certificate file (PEM or DER) or a serial' });
         der = readCertificates(fs.readFileSync(target))[0];
       } else if (/^[0-9a-fA-F]+$/.test(target) && ca) {
         der = ca.store.readIssued(target.toLowerCase());

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import readline from 'node:readline';
 import { Writable } from 'node:stream';
+import { InvalidArgumentError } from 'commander';
 import { MtlsError, type ErrorKind } from '../errors.js';
 
 export const EXIT: Record<ErrorKind, number> = {
@@ -117,3 +118,11 @@ export const readBundlePassphrase = (opts: PassphraseOptions, confirm = false): 
   readPassphrase(opts, 'Bundle passphrase: ', confirm, 'MCP_MTLS_BUNDLE_PASSPHRASE');
 
 export const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** For options that take one value: a second `--user bob --user carol` is a usage error, not a silent override. */
+export const once =
+  (flag: string) =>
+  (value: string, previous: string | undefined): string => {
+    if (previous !== undefined) throw new InvalidArgumentError(`${flag} was given twice ("${previous}" and "${value}")`);
+    return value;
+  };

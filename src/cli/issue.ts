@@ -3,11 +3,12 @@ import type { Command } from 'commander';
 import { Authority, type IssuedCertificate } from '../ca/authority.js';
 import { loadBatchFile } from '../ca/batch.js';
 import { parseDuration } from '../ca/duration.js';
-import { checkOutput, outputBaseName, plannedOutput, writeOutput, writeOutputs, type OutputFiles } from '../ca/output.js';
+import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { MtlsError } from '../errors.js';
 import type { PrincipalKind } from '../identity/names.js';
 import { parseKeyType } from '../x509/keys.js';
-import { collect, emit, progressBar, readPassphrase, resolveDir, type PassphraseOptions } from './io.js';
+import type { OutputFiles } from '../ca/output.js';
+import { collect, emit, once, progressBar, readPassphrase, resolveDir, type PassphraseOptions } from './io.js';
 
 export function openAuthority(dir: string | undefined, opts: PassphraseOptions): Authority {
   return Authority.open(resolveDir(dir), { passphrase: (which) => readPassphrase(opts, `Passphrase for the ${which} CA key: `) });
@@ -47,7 +48,7 @@ export function issuedHuman(issued: IssuedCertificate, files: OutputFiles): stri
   ].join('\n');
 }
 
-function principalOf(o: { user?: string; service?: string }): { kind: PrincipalKind; id: string } {
+export function principalOf(o: { user?: string; service?: string }): { kind: PrincipalKind; id: string } {
   if ((o.user === undefined) === (o.service === undefined)) {
     throw new MtlsError('USAGE', 'give exactly one of --user ID or --service ID', { hint: 'e.g. --user alice, or --service build-bot' });
   }
@@ -56,11 +57,11 @@ function principalOf(o: { user?: string; service?: string }): { kind: PrincipalK
 
 export function principalOptions(cmd: Command): Command {
   return cmd
-    .option('--user <id>', 'a person: spiffe://<trust-domain>/user/<id>')
-    .option('--service <id>', 'a workload or agent: spiffe://<trust-domain>/service/<id>')
+    .option('--user <id>', 'a person: spiffe://<trust-domain>/user/<id>', once('--user'))
+    .option('--service <id>', 'a workload or agent: spiffe://<trust-domain>/service/<id>', once('--service'))
     .option('--team <name>', 'a team (repeatable)', collect, [])
     .option('--role <name>', 'a role (repeatable)', collect, [])
-    .option('--email <address>', 'an email SAN (display only)');
+    .option('--email <address>', 'an email SAN (display only)', once('--email'));
 }
 
 export function claimsFrom(o: { user?: string; service?: string; team: string[]; role: string[]; email?: string }) {
@@ -96,8 +97,7 @@ export function registerIssue(program: Command): void {
       const claims = claimsFrom(o);
       const files = plannedOutput(o.out, outputBaseName(claims.id), true);
       checkOutput(files, ca.rootPem);
-      const issued = await ca.issueClient({ ...claims, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}) });
-      writeOutput(files, issued, ca.rootPem);
+      const issued = await ca.issueClient({ ...claims, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}) }, { delivery: outputDelivery([files], ca.rootPem) });
       emit(o.json, issuedJson(issued, files), () => issuedHuman(issued, files));
     });
 
@@ -121,8 +121,7 @@ export function registerIssue(program: Command): void {
       if (!first) throw new MtlsError('USAGE', 'a server certificate needs at least one --dns or --ip', { hint: 'e.g. --dns mcp.acme.test' });
       const files = plannedOutput(o.out, outputBaseName(first), true);
       checkOutput(files, ca.rootPem);
-      const issued = await ca.issueServer({ dns: o.dns, ips: o.ip, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}) });
-      writeOutput(files, issued, ca.rootPem);
+      const issued = await ca.issueServer({ dns: o.dns, ips: o.ip, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}) }, { delivery: outputDelivery([files], ca.rootPem) });
       emit(o.json, issuedJson(issued, files), () => issuedHuman(issued, files));
     });
 }
@@ -132,13 +131,13 @@ async function issueBatch(ca: Authority, file: string, out: string, o: { keyType
   const files = rows.map((r) => plannedOutput(out, outputBaseName(r.id), true));
   for (const f of files) checkOutput(f, ca.rootPem);
   const started = performance.now();
+  const bar = progressBar('issuing');
   const issued = await ca.issueClients(
     rows.map(({ line: _line, ...r }) => ({ ...r, ...(o.keyType && !r.keyType ? { keyType: o.keyType } : {}), ...(o.ttlMs && !r.ttlMs ? { ttlMs: o.ttlMs } : {}) })),
-    progressBar('issuing'),
+    { delivery: outputDelivery(files, ca.rootPem), ...(bar ? { onProgress: bar } : {}) },
   );
-  writeOutputs(issued.map((c, i) => ({ files: files[i] as OutputFiles, issued: c })), ca.rootPem);
   const seconds = (performance.now() - started) / 1000;
-  emit(o.json, { count: issued.length, seconds, issued: issued.map((c, i) => issuedJson(c, files[i] as OutputFiles)) }, () =>
+  emit(o.json, { count: issued.length, seconds, issued: issued.map((c, i) => issuedJson(c, files[i]!)) }, () =>
     `Issued ${issued.length} client certificates in ${seconds.toFixed(2)} s into ${out}\n` +
     issued.map((c) => `  ${c.record.principal} teams=[${c.record.teams.join(',')}] roles=[${c.record.roles.join(',')}] serial ${c.record.serial}`).join('\n') +
     '\n',

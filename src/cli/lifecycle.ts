@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Authority } from '../ca/authority.js';
 import { formatDuration, parseDuration } from '../ca/duration.js';
 import { foldIndex } from '../ca/list.js';
-import { checkOutput, outputBaseName, plannedOutput, writeOutput } from '../ca/output.js';
+import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { renewCertificate } from '../ca/renewal.js';
 import { crlStatus, resolveSerial } from '../ca/revocation.js';
 import { parseKeyType } from '../x509/keys.js';
@@ -40,8 +40,8 @@ export function registerLifecycle(program: Command, ca: Command): void {
         ...(o.keyType ? { keyType: parseKeyType(o.keyType) } : {}),
         ...(o.ttl ? { ttlMs: parseDuration(o.ttl, '--ttl') } : {}),
         ...(o.revokeOld ? { revokeOld: true } : {}),
+        delivery: outputDelivery([files], authority.rootPem, o.force === true),
       });
-      writeOutput(files, r.issued, authority.rootPem, o.force === true);
       emit(o.json, { ...issuedJson(r.issued, files), renewedFrom: serial, oldRevoked: r.oldRevoked, rekeyed: o.rekey === true }, () =>
         `${issuedHuman(r.issued, files)}  renews ${serial}${r.oldRevoked ? ' (revoked as superseded)' : ''}${o.rekey ? ', new key' : ', same key'}\n`,
       );

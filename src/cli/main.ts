@@ -14,11 +14,16 @@ import { EXIT, reportError } from './io.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
-export function createProgram(): Command {
+export function createProgram(options: { json?: boolean } = {}): Command {
   const program = new Command('mcp-mtls')
+    // with --json, parse errors are JSON on stderr too (inherited by every subcommand)
+    .configureOutput({
+      writeErr: (text) =>
+        process.stderr.write(options.json && text.startsWith('error:') ? `${JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } })}\n` : text),
+    })
     .description('Mutual TLS identity for MCP servers: a small CA, certificates that say who calls, and policy.')
     .version(version, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
+    .showHelpAfterError(options.json ? false : '(run with --help for usage)')
     .addHelpText(
       'after',
       `
@@ -48,10 +53,10 @@ export async function main(argv: string[]): Promise<void> {
     if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
     throw e;
   });
-  const program = createProgram();
+  const json = argv.includes('--json');
+  const program = createProgram({ json });
   program.exitOverride();
   for (const cmd of allCommands(program)) cmd.exitOverride();
-  const json = argv.includes('--json');
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -7,6 +7,10 @@ import { MtlsError } from '../errors.js';
 export const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
 export const PRINCIPAL_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
 export const TEAM_OR_ROLE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** A host name (LDH labels, optional leading "*." wildcard), at most 253 characters. */
+const DNS_RE = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+export const isValidDnsName = (name: string): boolean => name.length <= 253 && DNS_RE.test(name);
 
 export type PrincipalKind = 'user' | 'service';
 export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ['user', 'service'];

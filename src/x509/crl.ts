@@ -26,6 +26,7 @@ import {
   TAG,
   timeDer,
   tlv,
+  type Tlv,
   uintDer,
 } from './der.js';
 import { authorityKeyIdentifier, extension } from './extensions.js';
@@ -93,23 +94,62 @@ export function signCrl(fields: CrlFields, signer: Signer): Buffer {
  * RFC 5280 5.3.1: reasonCode unspecified SHOULD be absent; no empty extensions list.
  */
 function encodeEntries(entries: readonly CrlEntry[]): Buffer {
-  const parts: Buffer[] = new Array(entries.length);
-  const timeCache = new Map<number, Buffer>();
+  // first pass: sizes; second pass: bytes, written in place
+  const serials: Buffer[] = new Array(entries.length);
+  let total = 0;
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i] as CrlEntry;
-    const serial = uintDer(Buffer.from(e.serial.length % 2 ? `0${e.serial}` : e.serial, 'hex'));
-    const ms = e.revokedAt.getTime();
-    let date = timeCache.get(ms);
-    if (!date) {
-      date = timeDer(e.revokedAt);
-      if (timeCache.size < 4096) timeCache.set(ms, date);
-    }
-    const ext = e.reason === 'unspecified' ? undefined : (REASON_EXTENSIONS.get(e.reason) as Buffer);
-    const bodyLen = serial.length + date.length + (ext ? ext.length : 0);
-    const header = bodyLen < 0x80 ? Buffer.from([TAG.SEQUENCE, bodyLen]) : Buffer.from([TAG.SEQUENCE, 0x81, bodyLen]);
-    parts[i] = ext ? Buffer.concat([header, serial, date, ext]) : Buffer.concat([header, serial, date]);
+    const hex = e.serial.length % 2 ? `0${e.serial}` : e.serial;
+    const mag = Buffer.from(hex, 'hex');
+    let lead = 0;
+    while (lead < mag.length - 1 && mag[lead] === 0) lead++;
+    const m = mag.subarray(lead);
+    const pad = (m[0] as number) & 0x80 ? 1 : 0;
+    serials[i] = pad ? Buffer.concat([Buffer.from([0]), m]) : m;
+    const body = 2 + serials[i]!.length + timeLength(e.revokedAt) + (e.reason === 'unspecified' ? 0 : (REASON_EXTENSIONS.get(e.reason) as Buffer).length);
+    if (serials[i]!.length > 126) throw new RangeError('serial too long');
+    total += (body < 0x80 ? 2 : 3) + body;
   }
-  return seqOf(parts);
+  const out = Buffer.allocUnsafe(total);
+  let p = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as CrlEntry;
+    const serial = serials[i] as Buffer;
+    const ext = e.reason === 'unspecified' ? undefined : (REASON_EXTENSIONS.get(e.reason) as Buffer);
+    const body = 2 + serial.length + timeLength(e.revokedAt) + (ext ? ext.length : 0);
+    out[p++] = TAG.SEQUENCE;
+    if (body >= 0x80) out[p++] = 0x81;
+    out[p++] = body;
+    out[p++] = TAG.INTEGER;
+    out[p++] = serial.length;
+    p += serial.copy(out, p);
+    p = writeTime(out, p, e.revokedAt);
+    if (ext) p += ext.copy(out, p);
+  }
+  return tlv(TAG.SEQUENCE, out);
+}
+
+const timeLength = (d: Date): number => (d.getUTCFullYear() >= 1950 && d.getUTCFullYear() < 2050 ? 15 : 17);
+
+/** timeDer, written into `out` at `p` without intermediate strings (100k entries). */
+function writeTime(out: Buffer, p: number, d: Date): number {
+  const year = d.getUTCFullYear();
+  const utc = year >= 1950 && year < 2050;
+  out[p++] = utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME;
+  out[p++] = utc ? 13 : 15;
+  const two = (n: number) => {
+    out[p++] = 0x30 + Math.floor(n / 10);
+    out[p++] = 0x30 + (n % 10);
+  };
+  if (!utc) two(Math.floor(year / 100));
+  two(year % 100);
+  two(d.getUTCMonth() + 1);
+  two(d.getUTCDate());
+  two(d.getUTCHours());
+  two(d.getUTCMinutes());
+  two(d.getUTCSeconds());
+  out[p++] = 0x5a; // Z
+  return p;
 }
 
 export interface ParsedCrl {
@@ -120,7 +160,10 @@ export interface ParsedCrl {
   readonly number: bigint | undefined;
   /** authorityKeyIdentifier keyIdentifier, hex */
   readonly authorityKeyId: string | undefined;
+  /** every entry, decoded (on first use) */
   readonly entries: CrlEntry[];
+  /** the revoked serials only: the fast path for servers (no dates, no objects per entry) */
+  revokedSerials(): Set<string>;
   readonly signatureAlgorithm: string;
   readonly tbs: Buffer;
   readonly signature: Buffer;
@@ -153,32 +196,8 @@ export function parseCrl(der: Uint8Array): ParsedCrl {
     nextUpdate = decodeTime(items[i]!.tag, contentOf(buf, items[i]!));
     i++;
   }
-  const entries: CrlEntry[] = [];
-  if (items[i]?.tag === TAG.SEQUENCE) {
-    const list = items[i++]!;
-    let p = list.contentStart;
-    while (p < list.end) {
-      const entry = readTlv(buf, p, list.end);
-      if (entry.tag !== TAG.SEQUENCE) throw bad('revoked entry is not a SEQUENCE');
-      const serialT = readTlv(buf, entry.contentStart, entry.end);
-      if (serialT.tag !== TAG.INTEGER) throw bad('revoked entry without a serial');
-      const dateT = readTlv(buf, serialT.end, entry.end);
-      let reason: RevocationReason = 'unspecified';
-      if (dateT.end < entry.end) {
-        const exts = readTlv(buf, dateT.end, entry.end);
-        for (const ext of children(buf, exts)) {
-          const parts = children(buf, ext);
-          if (decodeOid(contentOf(buf, expectTag(parts[0], TAG.OID, 'extnID'))) === OID.cRLReason) {
-            const value = contentOf(buf, parts[parts.length - 1]!);
-            const code = contentOf(value, readWhole(value, TAG.ENUMERATED))[0] ?? 0;
-            reason = REASON_NAMES.get(code) ?? 'unspecified';
-          }
-        }
-      }
-      entries.push({ serial: integerHex(contentOf(buf, serialT)), revokedAt: decodeTime(dateT.tag, contentOf(buf, dateT)), reason });
-      p = entry.end;
-    }
-  }
+  let revokedList: Tlv | undefined;
+  if (items[i]?.tag === TAG.SEQUENCE) revokedList = items[i++];
   let number: bigint | undefined;
   let authorityKeyId: string | undefined;
   if (items[i]?.tag === 0xa0) {
@@ -195,6 +214,7 @@ export function parseCrl(der: Uint8Array): ParsedCrl {
     }
   }
   const algItems = children(buf, expectTag(algT, TAG.SEQUENCE, 'signatureAlgorithm'));
+  let decoded: CrlEntry[] | undefined;
   return {
     der: buf,
     issuerName: bytesOf(buf, issuerT),
@@ -202,11 +222,57 @@ export function parseCrl(der: Uint8Array): ParsedCrl {
     nextUpdate,
     number,
     authorityKeyId,
-    entries,
+    get entries() {
+      decoded ??= revokedList ? decodeEntries(buf, revokedList) : [];
+      return decoded;
+    },
+    revokedSerials: () => (revokedList ? serialsOf(buf, revokedList) : new Set()),
     signatureAlgorithm: decodeOid(contentOf(buf, expectTag(algItems[0], TAG.OID, 'algorithm'))),
     tbs: bytesOf(buf, tbsT!),
     signature: contentOf(buf, expectTag(sigT, TAG.BIT_STRING, 'signatureValue')).subarray(1),
   };
+}
+
+function decodeEntries(buf: Buffer, list: Tlv): CrlEntry[] {
+  const entries: CrlEntry[] = [];
+  let p = list.contentStart;
+  while (p < list.end) {
+    const entry = readTlv(buf, p, list.end);
+    if (entry.tag !== TAG.SEQUENCE) throw bad('revoked entry is not a SEQUENCE');
+    const serialT = readTlv(buf, entry.contentStart, entry.end);
+    if (serialT.tag !== TAG.INTEGER) throw bad('revoked entry without a serial');
+    const dateT = readTlv(buf, serialT.end, entry.end);
+    let reason: RevocationReason = 'unspecified';
+    if (dateT.end < entry.end) {
+      const exts = readTlv(buf, dateT.end, entry.end);
+      for (const ext of children(buf, exts)) {
+        const parts = children(buf, ext);
+        if (decodeOid(contentOf(buf, expectTag(parts[0], TAG.OID, 'extnID'))) === OID.cRLReason) {
+          const value = contentOf(buf, parts[parts.length - 1]!);
+          const code = contentOf(value, readWhole(value, TAG.ENUMERATED))[0] ?? 0;
+          reason = REASON_NAMES.get(code) ?? 'unspecified';
+        }
+      }
+    }
+    entries.push({ serial: integerHex(contentOf(buf, serialT)), revokedAt: decodeTime(dateT.tag, contentOf(buf, dateT)), reason });
+    p = entry.end;
+  }
+  return entries;
+}
+
+/** Serials as lowercase hex (one leading 00 dropped), straight from the DER. */
+function serialsOf(buf: Buffer, list: Tlv): Set<string> {
+  const out = new Set<string>();
+  let p = list.contentStart;
+  while (p < list.end) {
+    const entry = readTlv(buf, p, list.end);
+    const serialT = readTlv(buf, entry.contentStart, entry.end);
+    if (entry.tag !== TAG.SEQUENCE || serialT.tag !== TAG.INTEGER || serialT.end === serialT.contentStart) throw bad('malformed revoked entry');
+    const skip = serialT.end - serialT.contentStart > 1 && buf[serialT.contentStart] === 0 ? 1 : 0;
+    out.add(buf.toString('hex', serialT.contentStart + skip, serialT.end));
+    p = entry.end;
+  }
+  return out;
 }
 
 /** True when `issuerKey` signed the CRL. */

@@ -264,8 +264,9 @@ export function decodeTime(tag: number, content: Uint8Array): Date {
 
 /** RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050; seconds precision. */
 export function timeDer(d: Date): Buffer {
-  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
   const year = d.getUTCFullYear();
+  if (!(year >= 1950 && year <= 9999)) throw new RangeError(`cannot encode the year ${year} in a certificate (1950-9999)`);
+  const iso = d.toISOString(); // YYYY-MM-DDTHH:MM:SS.sssZ
   const body = iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19) + 'Z';
   if (year >= 1950 && year < 2050) return tlv(TAG.UTC_TIME, Buffer.from(String(year).slice(2) + body, 'latin1'));
   return tlv(TAG.GENERALIZED_TIME, Buffer.from(String(year).padStart(4, '0') + body, 'latin1'));

@@ -58,10 +58,16 @@ export function authorityKeyIdentifier(keyId: Uint8Array): Buffer {
   return extension(OID.authorityKeyIdentifier, false, seq(implicitPrimitiveDer(0, keyId)));
 }
 
+/** IA5String content: refuses anything outside printable ASCII instead of mangling it. */
+function ia5(value: string, what: string): Buffer {
+  if (!/^[\x21-\x7e]+$/.test(value)) throw new RangeError(`${what} "${value}" must be printable ASCII without spaces`);
+  return Buffer.from(value, 'latin1');
+}
+
 // GeneralName CHOICE members (implicitly tagged IA5String / OCTET STRING)
-export const uriName = (uri: string): Buffer => tlv(0x86, Buffer.from(uri, 'ascii'));
-export const dnsName = (name: string): Buffer => tlv(0x82, Buffer.from(name, 'ascii'));
-export const emailName = (email: string): Buffer => tlv(0x81, Buffer.from(email, 'ascii'));
+export const uriName = (uri: string): Buffer => tlv(0x86, ia5(uri, 'URI'));
+export const dnsName = (name: string): Buffer => tlv(0x82, ia5(name, 'DNS name'));
+export const emailName = (email: string): Buffer => tlv(0x81, ia5(email, 'email'));
 export function ipName(ip: string): Buffer {
   return tlv(0x87, ipBytes(ip));
 }

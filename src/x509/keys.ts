@@ -95,7 +95,8 @@ export function keyTypeOf(key: KeyObject): KeyType {
     case 'ed25519':
       return 'ed25519';
   }
-  throw new MtlsError('KEY_INVALID', `unsupported key: ${key.asymmetricKeyType} ${JSON.stringify(details)}`, {
+  const size = details.namedCurve ?? (details.modulusLength ? `${details.modulusLength} bits` : '');
+  throw new MtlsError('KEY_INVALID', `unsupported key: ${key.asymmetricKeyType ?? 'unknown'}${size ? ` (${size})` : ''}`, {
     hint: `supported key types: ${KEY_TYPES.join(', ')}`,
   });
 }
@@ -129,7 +130,8 @@ export function keyTypeOfSpki(spki: Uint8Array): KeyType {
   if (oid === OID.rsaEncryption) {
     const [modulus] = children(point, readWhole(point, TAG.SEQUENCE));
     const m = contentOf(point, expectTag(modulus, TAG.INTEGER, 'RSA modulus'));
-    const bitsLen = (m[0] === 0 ? m.length - 1 : m.length) * 8;
+    const mag = m[0] === 0 ? m.subarray(1) : m;
+    const bitsLen = mag.length === 0 ? 0 : (mag.length - 1) * 8 + (32 - Math.clz32(mag[0] as number));
     if (bitsLen === 2048) return 'rsa-2048';
     if (bitsLen === 3072) return 'rsa-3072';
     throw unsupported(`RSA key of ${bitsLen} bits`);
@@ -217,9 +219,25 @@ export function spkiOf(key: KeyObject): Buffer {
   return pub.export({ format: 'der', type: 'spki' });
 }
 
-/** PEM text of a private key: PKCS#8, encrypted (PBES2, AES-256-CBC) when a passphrase is given. */
-export function privateKeyPem(pkcs8: Uint8Array, passphrase?: string): string {
+/**
+ * PEM text of a private key: PKCS#8, or with a passphrase an EncryptedPrivateKeyInfo
+ * (PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC). Node's own export fixes PBKDF2 at 2,048
+ * iterations, far below current guidance for keys at rest (OWASP: 600,000 for
+ * PBKDF2-HMAC-SHA256), so the CA's keys are encrypted here; OpenSSL and Node read them.
+ */
+export function privateKeyPem(pkcs8: Uint8Array, passphrase?: string, iterations = 600_000): string {
   if (passphrase === undefined) return pemEncode('PRIVATE KEY', pkcs8);
-  const key = crypto.createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
-  return key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }) as string;
+  const salt = crypto.randomBytes(16);
+  const iv = crypto.randomBytes(16);
+  const key = crypto.pbkdf2Sync(Buffer.from(passphrase, 'utf8'), salt, iterations, 32, 'sha256');
+  const cipher = crypto.createCipheriv('aes-256-cbc', key, iv);
+  const encrypted = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+  const algorithm = seq(
+    oidDer('1.2.840.113549.1.5.13'), // PBES2
+    seq(
+      seq(oidDer('1.2.840.113549.1.5.12'), seq(octetDer(salt), smallIntDer(iterations), seq(oidDer('1.2.840.113549.2.9'), nullDer()))), // PBKDF2, hmacWithSHA256
+      seq(oidDer('2.16.840.1.101.3.4.1.42'), octetDer(iv)), // aes-256-cbc
+    ),
+  );
+  return pemEncode('ENCRYPTED PRIVATE KEY', seq(algorithm, octetDer(encrypted)));
 }

@@ -1,5 +1,6 @@
 /** PEM (RFC 7468) encoding and strict decoding. */
 import { MtlsError } from '../errors.js';
+import { readWhole } from './der.js';
 
 export function pemEncode(label: string, der: Uint8Array): string {
   const lines = Buffer.from(der).toString('base64').match(/.{1,64}/g) ?? [];
@@ -33,9 +34,17 @@ export function pemDecodeAll(text: string): PemBlock[] {
   return out;
 }
 
-/** True when the bytes look like PEM text rather than DER. */
+/** True when the bytes are PEM text (possibly after other text, as `openssl x509 -text` writes) rather than DER. */
 export function looksLikePem(data: Uint8Array): boolean {
-  return Buffer.from(data.subarray(0, 4096)).toString('latin1').includes('-----BEGIN ');
+  if (data[0] === 0x30) {
+    try {
+      readWhole(data); // one complete DER SEQUENCE
+      return false;
+    } catch {
+      // text that happens to start with "0"
+    }
+  }
+  return Buffer.from(data).includes('-----BEGIN ');
 }
 
 /** The certificates in PEM text or a single DER certificate, in file order. */

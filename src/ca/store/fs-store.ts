@@ -1,75 +1,50 @@
 /**
  * The folder store: issued/<serial>.crt for every certificate, index.jsonl (append-only
- * records), audit.log (append-only JSON lines), and a cross-process lock (proper-lockfile:
- * a lock directory with mtime-based staleness, so a CLI killed while holding it does not
- * block the CA for more than `staleMs`).
+ * records), audit.log (append-only JSON lines), crl/, and a cross-process lock
+ * (util/lock.ts: a dead owner's lock is taken over at once, a live one never).
  *
  * Commit order, for crash safety: certificate files (fsynced), then the index line (the
  * commit point), then the audit line. A crash before the index line leaves an unlisted
  * certificate file whose serial is still never reused (serialExists looks at issued/).
  */
 import fs from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { MtlsError } from '../../errors.js';
+import { acquireLock, type HeldLock } from '../../util/lock.js';
 import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import type { AuditEvent, CrlName, IndexRecord, Store, StoreTransaction } from './store.js';
 
 export interface FsStoreOptions {
-  /** how long a dead process's lock blocks others; proper-lockfile refreshes it while held */
-  staleMs?: number;
   /** how long to wait for the lock before giving up */
   waitMs?: number;
 }
 
 export class FsStore implements Store {
   readonly layout: CaLayout;
-  readonly #staleMs: number;
   readonly #waitMs: number;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
     this.layout = caLayout(dir);
-    this.#staleMs = options.staleMs ?? 5_000;
     this.#waitMs = options.waitMs ?? 60_000;
   }
 
   async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
-    const release = await this.#lock();
+    const lock = await acquireLock(`${this.layout.lock}.lock`, { waitMs: this.#waitMs });
     try {
-      return await fn(this.#tx());
+      return await fn(this.#tx(lock));
     } finally {
-      await release().catch(() => undefined);
+      lock.release();
     }
   }
 
-  async #lock(): Promise<() => Promise<void>> {
-    const deadline = Date.now() + this.#waitMs;
-    fs.mkdirSync(this.layout.issuedDir, { recursive: true, mode: 0o755 });
-    for (;;) {
-      try {
-        return await lockfile.lock(this.layout.dir, {
-          lockfilePath: `${this.layout.lock}.lock`,
-          stale: this.#staleMs,
-          realpath: false,
-          retries: { retries: 50, minTimeout: 2, maxTimeout: 50, factor: 1.3, randomize: true },
-        });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ELOCKED' || Date.now() > deadline) {
-          throw new MtlsError('STORE_LOCKED', `the CA store ${this.layout.dir} is locked by another process`, {
-            cause: e,
-            hint: 'wait for the other mcp-mtls command to finish and try again',
-          });
-        }
-      }
-    }
-  }
-
-  #tx(): StoreTransaction {
+  #tx(lock: HeldLock): StoreTransaction {
     const layout = this.layout;
     return {
       serialExists: (serial) => fs.existsSync(layout.issuedCert(serial)),
       commitIssued: (items, audit) => {
+        lock.assertHeld();
+        fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
         // certificate files first (durable), then the index line: the commit point
         writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
         appendLines(layout.index, items.map((i) => JSON.stringify(i.record)), MODES.record);
@@ -77,10 +52,12 @@ export class FsStore implements Store {
       },
       appendAudit: (events) => appendLines(layout.audit, events.map((a) => JSON.stringify(a)), MODES.record),
       commitRevocation: (record, audit) => {
+        lock.assertHeld();
         appendLines(layout.index, [JSON.stringify(record)], MODES.record);
         appendLines(layout.audit, [JSON.stringify(audit)], MODES.record);
       },
       writeCrl: (which, der) => {
+        lock.assertHeld();
         fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
         writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
       },
