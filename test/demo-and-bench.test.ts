@@ -22,3 +22,13 @@ test('bench/issue runs (smoke size) and prints a ratio against its baseline', as
     assert.match(r.stdout, new RegExp(`${row}.*\\d+\\.\\dx`));
   }
 });
+
+test('bench/crl runs (smoke size) next to openssl ca -gencrl and OpenSSL loading the CRL', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'crl.ts')], { env: { BENCH_CRL_N: '2000' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /sign\s+mcp-mtls\s+[\d.]+ ms\s+openssl ca -gencrl\s+[\d.]+ ms/);
+  assert.match(r.stdout, /load\s+mcp-mtls\s+[\d.]+ ms\s+OpenSSL TLS context/);
+  const sizes = r.stdout.match(/size\s+mcp-mtls (\d+) bytes\s+openssl (\d+) bytes/);
+  assert.ok(sizes, r.stdout);
+  assert.ok(Math.abs(Number(sizes[1]) - Number(sizes[2])) < 64, 'same entries, about the same DER size as OpenSSL');
+});
