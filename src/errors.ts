@@ -43,6 +43,9 @@ export const ERROR_CODES = {
   // revocation
   ALREADY_REVOKED: 'data',
   CRL_INVALID: 'data',
+  // policy
+  POLICY_INVALID: 'config',
+  POLICY_TOO_LARGE: 'config',
   // bundles
   BUNDLE_INVALID: 'data',
   BUNDLE_PASSWORD: 'permission',

@@ -32,3 +32,10 @@ test('bench/crl runs (smoke size) next to openssl ca -gencrl and OpenSSL loading
   assert.ok(sizes, r.stdout);
   assert.ok(Math.abs(Number(sizes[1]) - Number(sizes[2])) < 64, 'same entries, about the same DER size as OpenSSL');
 });
+
+test('bench/policy runs (smoke size) and prints p50, p99 and a ratio against the naive engine', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'policy.ts')], { env: { BENCH_POLICY_N: '3000' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /naive baseline \(no when\)\s+[\d.]+\s+[\d.]+\s+\d+\s+1\.0x/);
+  assert.match(r.stdout, /mcp-mtls warm \(20% of rules with CEL\)\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+x/);
+});

@@ -10,6 +10,7 @@ import { registerInspect } from './inspect.js';
 import { registerRevocation } from './revocation.js';
 import { registerLifecycle } from './lifecycle.js';
 import { registerBundle } from './bundle.js';
+import { registerPolicy } from './policy.js';
 import { EXIT, reportError } from './io.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -42,6 +43,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerRevocation(program);
   registerLifecycle(program, ca);
   registerBundle(program);
+  registerPolicy(program);
   registerList(program);
   registerInspect(program);
   return program;

@@ -1,0 +1,310 @@
+/**
+ * A compiled policy: identity + MCP target -> Decision. Pure: no I/O; the clock is injected.
+ *
+ * Semantics (docs/policy.md): an explicit deny wins over any allow; otherwise any matching
+ * allow allows; otherwise deny. A tool also needs every scope the policy (toolScopes) or the
+ * server declares for it. Conditions (`when`, CEL) that fail to evaluate deny.
+ *
+ * Speed: everything that does not depend on the arguments (which rules apply to this
+ * target, for this identity, and which scopes it holds) is computed once per identity and
+ * target and cached on the identity object (the server caches one Identity per TLS
+ * session), so a decision without conditions is two map lookups.
+ */
+import { celValues, compileCondition, type CelValues, type Condition } from './cel.js';
+import { compilePattern, compilePatterns, type Matcher } from './glob.js';
+import { parsePolicyText, problemsError, type Locator, type PathPart, type PolicyProblem } from './parse.js';
+import type { PolicyDocument, RuleDocument, SubjectsDocument } from './schema.js';
+import { compileSubjects, type PolicySubject, type SubjectMatcher } from './subjects.js';
+
+export type { PolicySubject } from './subjects.js';
+
+export type TargetKind = 'tool' | 'resource' | 'prompt';
+
+export type PolicyTarget =
+  | { readonly kind: 'tool'; readonly name: string; readonly args?: unknown }
+  | { readonly kind: 'resource'; readonly uri: string }
+  | { readonly kind: 'prompt'; readonly name: string; readonly args?: unknown };
+
+export interface Decision {
+  readonly allowed: boolean;
+  /** the rule that decided; null when nothing matched (default deny) or a scope is missing */
+  readonly ruleId: string | null;
+  readonly reason: string;
+  /** the scopes the policy grants this identity */
+  readonly scopes: readonly string[];
+  /**
+   * false when the caller may not even know the target exists (no allow applies, an
+   * unconditional deny applies, or a required scope is missing): answer as for an unknown
+   * tool. A target that is visible but denied failed a condition: name the rule.
+   */
+  readonly visible: boolean;
+}
+
+export interface CompileOptions {
+  /** scopes the server declares for its tools, merged with the policy's toolScopes */
+  readonly toolScopes?: Readonly<Record<string, readonly string[]>>;
+  /** the clock for `now` in conditions */
+  readonly clock?: () => Date;
+}
+
+interface CompiledRule {
+  readonly id: string;
+  readonly index: number;
+  readonly effect: 'allow' | 'deny';
+  readonly subjects: SubjectMatcher;
+  readonly targets: Partial<Record<TargetKind, Matcher>>;
+  readonly when?: Condition;
+  readonly source: RuleDocument;
+}
+
+/** What applies to one identity for one target, independent of the arguments. */
+interface Applicable {
+  readonly foreign: boolean;
+  readonly unconditionalDeny?: CompiledRule;
+  readonly conditionalDenies: readonly CompiledRule[];
+  readonly unconditionalAllow?: CompiledRule;
+  readonly conditionalAllows: readonly CompiledRule[];
+  readonly missingScopes: readonly string[];
+}
+
+const CACHE_LIMIT = 4096;
+
+function targetKey(t: PolicyTarget): string {
+  return t.kind === 'resource' ? `r:${t.uri}` : `${t.kind === 'tool' ? 't' : 'p'}:${t.name}`;
+}
+
+function targetValue(t: PolicyTarget): string {
+  return t.kind === 'resource' ? t.uri : t.name;
+}
+
+export class Policy {
+  readonly source: PolicyDocument;
+  readonly rules: readonly CompiledRule[];
+  readonly #trustDomains: ReadonlySet<string> | undefined;
+  readonly #grants: readonly { subjects: SubjectMatcher; grant: readonly string[] }[];
+  readonly #toolScopes: readonly { matches: Matcher; scopes: readonly string[] }[];
+  readonly #clock: () => Date;
+  /** rules whose targets match, per target (independent of the identity) */
+  readonly #byTarget = new Map<string, readonly CompiledRule[]>();
+  /** per identity object: target -> applicable rules, and the scopes it holds */
+  readonly #perSubject = new WeakMap<object, { applicable: Map<string, Applicable>; scopes: readonly string[] }>();
+
+  constructor(source: PolicyDocument, rules: CompiledRule[], grants: { subjects: SubjectMatcher; grant: readonly string[] }[], toolScopes: { matches: Matcher; scopes: readonly string[] }[], options: CompileOptions) {
+    this.source = source;
+    this.rules = rules;
+    this.#trustDomains = source.trustDomains ? new Set(source.trustDomains) : undefined;
+    this.#grants = grants;
+    this.#toolScopes = toolScopes;
+    this.#clock = options.clock ?? (() => new Date());
+  }
+
+  /** The decision for one request. `target.args` are the tool or prompt arguments. */
+  decide(subject: PolicySubject, target: PolicyTarget): Decision {
+    const { applicable: a, scopes } = this.#applicable(subject, target);
+    const deny = (rule: CompiledRule | undefined, reason: string, visible: boolean): Decision => ({ allowed: false, ruleId: rule?.id ?? null, reason, scopes, visible });
+    if (a.foreign) return deny(undefined, `trust domain "${subject.trustDomain}" is not accepted by this policy`, false);
+    if (a.unconditionalDeny) return deny(a.unconditionalDeny, `denied by rule "${a.unconditionalDeny.id}"`, false);
+    if (!a.unconditionalAllow && a.conditionalAllows.length === 0) return deny(undefined, `no rule allows ${target.kind} "${targetValue(target)}"`, false);
+    if (a.missingScopes.length > 0) return deny(undefined, `missing required scope${a.missingScopes.length > 1 ? 's' : ''}: ${a.missingScopes.join(', ')}`, false);
+
+    let values: CelValues | Error | undefined;
+    const holds = (rule: CompiledRule): true | false | Error => {
+      try {
+        values ??= celValues({
+          identity: { principal: subject.principal, id: subject.id, kind: subject.kind, trustDomain: subject.trustDomain, teams: subject.teams, roles: subject.roles, email: subject.email ?? '' },
+          args: target.kind === 'resource' ? {} : (target.args ?? {}),
+          uri: target.kind === 'resource' ? target.uri : '',
+          now: this.#clock(),
+        });
+      } catch (e) {
+        values = e as Error;
+      }
+      if (values instanceof Error) return values;
+      try {
+        return (rule.when as Condition)(values);
+      } catch (e) {
+        return new Error(String((e as Error)?.message ?? e).split('\n')[0]);
+      }
+    };
+    for (const rule of a.conditionalDenies) {
+      const h = holds(rule);
+      if (h === true) return deny(rule, `denied by rule "${rule.id}" (its condition holds)`, true);
+      if (h instanceof Error) return deny(rule, `rule "${rule.id}": the condition could not be evaluated (${h.message}); denied`, true);
+    }
+    if (a.unconditionalAllow) return { allowed: true, ruleId: a.unconditionalAllow.id, reason: `allowed by rule "${a.unconditionalAllow.id}"`, scopes, visible: true };
+    let firstFailure: { rule: CompiledRule; why: string } | undefined;
+    for (const rule of a.conditionalAllows) {
+      const h = holds(rule);
+      if (h === true) return { allowed: true, ruleId: rule.id, reason: `allowed by rule "${rule.id}" (its condition holds)`, scopes, visible: true };
+      firstFailure ??= { rule, why: h instanceof Error ? `could not be evaluated (${h.message})` : 'does not hold' };
+    }
+    const f = firstFailure as { rule: CompiledRule; why: string };
+    return deny(f.rule, `the condition of rule "${f.rule.id}" ${f.why}`, true);
+  }
+
+  /** Whether the identity may see the target at all (list filtering): conditions are not evaluated. */
+  visible(subject: PolicySubject, target: PolicyTarget): boolean {
+    const { applicable: a } = this.#applicable(subject, target);
+    return !a.foreign && !a.unconditionalDeny && (a.unconditionalAllow !== undefined || a.conditionalAllows.length > 0) && a.missingScopes.length === 0;
+  }
+
+  filterTools<T extends { readonly name: string }>(subject: PolicySubject, tools: readonly T[]): T[] {
+    return tools.filter((t) => this.visible(subject, { kind: 'tool', name: t.name }));
+  }
+
+  filterResources<T extends { readonly uri: string }>(subject: PolicySubject, resources: readonly T[]): T[] {
+    return resources.filter((r) => this.visible(subject, { kind: 'resource', uri: r.uri }));
+  }
+
+  /** A resource template is visible when its template text matches a resource pattern the identity may use. */
+  filterResourceTemplates<T extends { readonly uriTemplate: string }>(subject: PolicySubject, templates: readonly T[]): T[] {
+    return templates.filter((t) => this.visible(subject, { kind: 'resource', uri: t.uriTemplate }));
+  }
+
+  filterPrompts<T extends { readonly name: string }>(subject: PolicySubject, prompts: readonly T[]): T[] {
+    return prompts.filter((p) => this.visible(subject, { kind: 'prompt', name: p.name }));
+  }
+
+  /** The scopes the policy grants this identity. */
+  scopesOf(subject: PolicySubject): readonly string[] {
+    return this.#state(subject).scopes;
+  }
+
+  /** The scopes a tool requires (policy toolScopes and server declarations). */
+  requiredScopes(tool: string): readonly string[] {
+    const out = new Set<string>();
+    for (const ts of this.#toolScopes) if (ts.matches(tool)) for (const s of ts.scopes) out.add(s);
+    return [...out];
+  }
+
+  /** Every rule with why it did or did not apply, for `policy explain`. Not for the hot path. */
+  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: { id: string; effect: string; applies: boolean; why: string }[] } {
+    const decision = this.decide(subject, target);
+    const rules = this.rules.map((r) => {
+      const matcher = r.targets[target.kind];
+      if (!matcher) return { id: r.id, effect: r.effect, applies: false, why: `names no ${target.kind}s` };
+      if (!matcher(targetValue(target))) return { id: r.id, effect: r.effect, applies: false, why: `its ${target.kind}s do not match "${targetValue(target)}"` };
+      const miss = r.subjects.mismatch(subject);
+      if (miss) return { id: r.id, effect: r.effect, applies: false, why: `subjects: ${miss}` };
+      if (r.id === decision.ruleId) return { id: r.id, effect: r.effect, applies: true, why: `decided: ${decision.reason}` };
+      return { id: r.id, effect: r.effect, applies: true, why: r.when ? `applies when: ${r.source.when}` : 'applies' };
+    });
+    return { decision, rules };
+  }
+
+  #state(subject: PolicySubject) {
+    let state = this.#perSubject.get(subject);
+    if (!state) {
+      const scopes = new Set<string>();
+      for (const g of this.#grants) if (g.subjects.matches(subject)) for (const s of g.grant) scopes.add(s);
+      state = { applicable: new Map(), scopes: Object.freeze([...scopes].sort()) };
+      this.#perSubject.set(subject, state);
+    }
+    return state;
+  }
+
+  #candidates(target: PolicyTarget): readonly CompiledRule[] {
+    const key = targetKey(target);
+    let rules = this.#byTarget.get(key);
+    if (!rules) {
+      const value = targetValue(target);
+      rules = this.rules.filter((r) => r.targets[target.kind]?.(value));
+      if (this.#byTarget.size >= CACHE_LIMIT) this.#byTarget.clear();
+      this.#byTarget.set(key, rules);
+    }
+    return rules;
+  }
+
+  #applicable(subject: PolicySubject, target: PolicyTarget): { applicable: Applicable; scopes: readonly string[] } {
+    const state = this.#state(subject);
+    const key = targetKey(target);
+    let a = state.applicable.get(key);
+    if (!a) {
+      const foreign = this.#trustDomains !== undefined && !this.#trustDomains.has(subject.trustDomain);
+      const mine = foreign ? [] : this.#candidates(target).filter((r) => r.subjects.matches(subject));
+      const required = target.kind === 'tool' ? this.requiredScopes(target.name) : [];
+      a = {
+        foreign,
+        unconditionalDeny: mine.find((r) => r.effect === 'deny' && !r.when),
+        conditionalDenies: mine.filter((r) => r.effect === 'deny' && r.when),
+        unconditionalAllow: mine.find((r) => r.effect === 'allow' && !r.when),
+        conditionalAllows: mine.filter((r) => r.effect === 'allow' && r.when),
+        missingScopes: required.filter((s) => !state.scopes.includes(s)),
+      };
+      if (state.applicable.size >= CACHE_LIMIT) state.applicable.clear();
+      state.applicable.set(key, a);
+    }
+    return { applicable: a, scopes: state.scopes };
+  }
+}
+
+/** Compiles a validated document. Throws POLICY_INVALID naming each problem's position. */
+export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {}, locate?: Locator): Policy {
+  const problems: PolicyProblem[] = [];
+  const at = (path: PathPart[], message: string) => {
+    const pos = locate?.at(path) ?? { line: 0, column: 0 };
+    problems.push({ file: locate?.file ?? '(policy)', ...pos, path: path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join(''), message });
+  };
+  const subjectsOf = (s: SubjectsDocument, path: PathPart[]) => {
+    try {
+      return compileSubjects(s);
+    } catch (e) {
+      at(path, (e as Error).message);
+      return compileSubjects({ any: true });
+    }
+  };
+  const patterns = (list: readonly string[] | undefined, path: PathPart[]): Matcher | undefined => {
+    if (!list) return undefined;
+    let ok = true;
+    list.forEach((p, j) => {
+      try {
+        compilePattern(p);
+      } catch (e) {
+        ok = false;
+        at([...path, j], (e as Error).message);
+      }
+    });
+    return ok ? compilePatterns(list) : () => false;
+  };
+
+  const seen = new Map<string, number>();
+  const rules: CompiledRule[] = doc.rules.map((r, i) => {
+    const first = seen.get(r.id);
+    if (first !== undefined) at(['rules', i, 'id'], `duplicate rule id "${r.id}" (first at rules[${first}])`);
+    else seen.set(r.id, i);
+    let when: Condition | undefined;
+    if (r.when !== undefined) {
+      try {
+        when = compileCondition(r.when);
+      } catch (e) {
+        at(['rules', i, 'when'], (e as Error).message);
+      }
+    }
+    const targets: Partial<Record<TargetKind, Matcher>> = {};
+    const t = patterns(r.tools, ['rules', i, 'tools']);
+    const res = patterns(r.resources, ['rules', i, 'resources']);
+    const p = patterns(r.prompts, ['rules', i, 'prompts']);
+    if (t) targets.tool = t;
+    if (res) targets.resource = res;
+    if (p) targets.prompt = p;
+    return { id: r.id, index: i, effect: r.effect, subjects: subjectsOf(r.subjects, ['rules', i, 'subjects']), targets, ...(when ? { when } : {}), source: r };
+  });
+  const grants = (doc.scopes ?? []).map((g, i) => ({ subjects: subjectsOf(g.subjects, ['scopes', i, 'subjects']), grant: g.grant }));
+  const toolScopes = [...Object.entries(doc.toolScopes ?? {}), ...Object.entries(options.toolScopes ?? {})].map(([pattern, scopes]) => {
+    let matches: Matcher = () => false;
+    try {
+      matches = compilePattern(pattern);
+    } catch (e) {
+      at(['toolScopes', pattern], (e as Error).message);
+    }
+    return { matches, scopes };
+  });
+  if (problems.length > 0) throw problemsError(problems);
+  return new Policy(doc, rules, grants, toolScopes, options);
+}
+
+/** Parse + compile, for policy text (see policy-file/ for files and reloading). */
+export function policyFromText(text: string, file = 'policy.yaml', options: CompileOptions = {}): Policy {
+  const { doc, locate } = parsePolicyText(text, file);
+  return compilePolicy(doc, options, locate);
+}

@@ -1,0 +1,66 @@
+/**
+ * Who a rule (or a scope grant) is about. Listed kinds combine as AND, values within a kind
+ * as OR: `{ teams: [sre, ops], roles: [admin] }` is "(in sre or ops) and holds admin".
+ * Values are exact names or globs; users and services match the id of a principal of that
+ * kind, principals match the whole URI.
+ */
+import { compilePattern, compilePatterns, type Matcher } from './glob.js';
+import type { SubjectsDocument } from './schema.js';
+
+/** What a policy reads of an identity (an Identity from src/identity satisfies it). */
+export interface PolicySubject {
+  readonly principal: string;
+  readonly trustDomain: string;
+  readonly kind: 'user' | 'service';
+  readonly id: string;
+  readonly teams: readonly string[];
+  readonly roles: readonly string[];
+  readonly email?: string;
+}
+
+export interface SubjectMatcher {
+  matches(s: PolicySubject): boolean;
+  /** why the subject does not match (for explain), or undefined when it does */
+  mismatch(s: PolicySubject): string | undefined;
+}
+
+type Check = { kind: string; test: (s: PolicySubject) => boolean; values: readonly string[] };
+
+export function compileSubjects(doc: SubjectsDocument): SubjectMatcher {
+  if (doc.any) return { matches: () => true, mismatch: () => undefined };
+  const checks: Check[] = [];
+  const m = (values: readonly string[]): Matcher => {
+    values.forEach((v) => compilePattern(v)); // throws with the message for a bad pattern
+    return compilePatterns(values);
+  };
+  if (doc.users) {
+    const f = m(doc.users);
+    checks.push({ kind: 'users', values: doc.users, test: (s) => s.kind === 'user' && f(s.id) });
+  }
+  if (doc.services) {
+    const f = m(doc.services);
+    checks.push({ kind: 'services', values: doc.services, test: (s) => s.kind === 'service' && f(s.id) });
+  }
+  if (doc.teams) {
+    const f = m(doc.teams);
+    checks.push({ kind: 'teams', values: doc.teams, test: (s) => s.teams.some(f) });
+  }
+  if (doc.roles) {
+    const f = m(doc.roles);
+    checks.push({ kind: 'roles', values: doc.roles, test: (s) => s.roles.some(f) });
+  }
+  if (doc.principals) {
+    const f = m(doc.principals);
+    checks.push({ kind: 'principals', values: doc.principals, test: (s) => f(s.principal) });
+  }
+  return {
+    matches: (s) => {
+      for (const c of checks) if (!c.test(s)) return false;
+      return true;
+    },
+    mismatch: (s) => {
+      const failed = checks.find((c) => !c.test(s));
+      return failed ? `not in ${failed.kind} [${failed.values.join(', ')}]` : undefined;
+    },
+  };
+}
