@@ -1,0 +1,136 @@
+/**
+ * Authentication: the client certificate of a TLS connection to an Identity, once per
+ * connection (identity.md reader rules), cached on the socket. The per-request path is one
+ * WeakMap lookup: no ASN.1, no I/O.
+ *
+ * The handshake completes even for a bad certificate (default mode), so that the client
+ * can be told why in a 401 body instead of a bare socket error; OpenSSL's verdict is in
+ * `authorizationError`, mapped here to a reason a person can act on.
+ */
+import crypto from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { isMtlsError } from '../errors.js';
+import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
+import type { Identity } from '../identity/identity.js';
+import { parseCertificate } from '../x509/certificate.js';
+import { isRevoked, type RevocationState } from './revocation.js';
+
+export type AuthFailureReason =
+  | 'certificate_required'
+  | 'certificate_expired'
+  | 'certificate_not_yet_valid'
+  | 'certificate_revoked'
+  | 'unknown_ca'
+  | 'invalid_signature'
+  | 'not_a_client_certificate'
+  | 'invalid_identity';
+
+export type AuthResult =
+  | { readonly ok: true; readonly identity: Identity; readonly issuerNameHex: string; readonly intermediateSerial: string | undefined }
+  | { readonly ok: false; readonly reason: AuthFailureReason; readonly message: string; readonly fingerprint?: string; readonly serial?: string };
+
+/** OpenSSL verification errors (as Node names them) to the reason a client is told. */
+const OPENSSL_REASONS: Record<string, AuthFailureReason> = {
+  CERT_HAS_EXPIRED: 'certificate_expired',
+  CERT_NOT_YET_VALID: 'certificate_not_yet_valid',
+  CERT_REVOKED: 'certificate_revoked',
+  CERT_SIGNATURE_FAILURE: 'invalid_signature',
+  CERT_UNTRUSTED: 'unknown_ca',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'unknown_ca',
+  SELF_SIGNED_CERT_IN_CHAIN: 'unknown_ca',
+  UNABLE_TO_GET_ISSUER_CERT: 'unknown_ca',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unknown_ca',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unknown_ca',
+  INVALID_PURPOSE: 'not_a_client_certificate',
+  INVALID_CA: 'unknown_ca',
+};
+
+const MESSAGES: Record<AuthFailureReason, string> = {
+  certificate_required: 'no client certificate was presented; connect with your mcp-mtls certificate bundle',
+  certificate_expired: 'the client certificate has expired; renew it (mcp-mtls renew) and reconnect',
+  certificate_not_yet_valid: 'the client certificate is not valid yet; check the clock of the machine that issued it',
+  certificate_revoked: 'the client certificate has been revoked; ask your operator for a new one',
+  unknown_ca: 'the client certificate was not issued by a CA this server trusts',
+  invalid_signature: 'the client certificate signature does not verify: it was altered',
+  not_a_client_certificate: 'the certificate is not a client certificate (extKeyUsage clientAuth, not a CA)',
+  invalid_identity: 'the client certificate carries no valid mcp-mtls identity',
+};
+
+export interface Authenticator {
+  /** the identity of a TLS connection, computed once and cached on it */
+  authenticate(socket: TLSSocket): AuthResult;
+  /** swaps in new revocation data; cached results are re-checked against it */
+  setRevocation(state: RevocationState): void;
+}
+
+export interface AuthenticatorOptions {
+  /** accepted trust domains; undefined accepts any trust domain the CA issues */
+  readonly trustDomains?: readonly string[];
+  readonly revocation?: RevocationState;
+}
+
+function failure(reason: AuthFailureReason, detail?: string, fingerprint?: string, serial?: string): AuthResult {
+  return { ok: false, reason, message: detail ? `${MESSAGES[reason]} (${detail})` : MESSAGES[reason], ...(fingerprint ? { fingerprint } : {}), ...(serial ? { serial } : {}) };
+}
+
+export function createAuthenticator(options: AuthenticatorOptions = {}): Authenticator {
+  let revocation = options.revocation;
+  const cache = new WeakMap<TLSSocket, AuthResult>();
+
+  const revoked = (r: AuthResult & { ok: true }): boolean => {
+    if (!revocation) return false;
+    if (isRevoked(revocation, r.issuerNameHex, r.identity.serial)) return true;
+    return false;
+  };
+
+  const compute = (socket: TLSSocket): AuthResult => {
+    const peer = socket.getPeerX509Certificate();
+    if (!peer) return failure('certificate_required');
+    const fingerprint = crypto.createHash('sha256').update(peer.raw).digest('hex');
+    if (!socket.authorized) {
+      const code = String(socket.authorizationError ?? '');
+      return failure(OPENSSL_REASONS[code] ?? 'unknown_ca', code || undefined, fingerprint);
+    }
+    let parsed;
+    try {
+      parsed = parseCertificate(peer.raw);
+      checkClientCertificate(parsed);
+    } catch (e) {
+      return failure(isMtlsError(e, 'CERT_INVALID') ? 'not_a_client_certificate' : 'invalid_identity', (e as Error).message, fingerprint);
+    }
+    let identity: Identity;
+    try {
+      identity = identityFromParsed(parsed, options.trustDomains ? { trustDomains: options.trustDomains } : {});
+    } catch (e) {
+      return failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial);
+    }
+    // the intermediate, for root CRLs (only read when the root CRL lists something)
+    const issuer = peer.issuerCertificate;
+    const intermediateSerial = issuer ? issuer.serialNumber.toLowerCase().replace(/^0+(?=..)/, '') : undefined;
+    const result: AuthResult = { ok: true, identity, issuerNameHex: parsed.issuerName.toString('hex'), intermediateSerial };
+    if (revoked(result)) return failure('certificate_revoked', `serial ${identity.serial}`, fingerprint, identity.serial);
+    if (intermediateSerial && revocation && [...revocation.byIssuer.values()].some((set) => set.has(intermediateSerial))) {
+      return failure('certificate_revoked', `its intermediate CA ${intermediateSerial} is revoked`, fingerprint, identity.serial);
+    }
+    return result;
+  };
+
+  return {
+    authenticate(socket) {
+      let r = cache.get(socket);
+      if (!r) {
+        r = compute(socket);
+        cache.set(socket, r);
+      }
+      // a CRL loaded after the connection opened applies to it too
+      if (r.ok && revocation && revoked(r)) {
+        r = failure('certificate_revoked', `serial ${r.identity.serial}`, r.identity.fingerprint, r.identity.serial);
+        cache.set(socket, r);
+      }
+      return r;
+    },
+    setRevocation(state) {
+      revocation = state;
+    },
+  };
+}

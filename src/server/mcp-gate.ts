@@ -1,0 +1,134 @@
+/**
+ * Authorization of MCP traffic at the JSON-RPC level, shared by the SDK adapters and the
+ * gateway: one decision per request message, before the MCP server sees it.
+ *
+ * - A request the policy allows passes, with the scopes the caller holds.
+ * - A target the caller may not see passes too: the per-caller server does not have it, so
+ *   the SDK itself answers exactly as for an unknown tool (tools/list and tools/call agree).
+ * - A visible target whose condition fails is answered here, naming the rule: a tool error
+ *   for tools/call, a JSON-RPC error for resources and prompts.
+ * - A method the policy does not cover is refused as "method not found".
+ * - Batches are refused as a whole when any element is not allowed (no smuggling).
+ * - 2026-07-28 `Mcp-Method` / `Mcp-Name` headers must agree with the body.
+ * Every decision on a target is audited; tool arguments only when the sink allows it.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity } from '../identity/identity.js';
+import type { Decision, Policy, PolicyTarget } from '../policy/compile.js';
+import { authorizationFor } from '../policy/mcp.js';
+import type { AuditSink } from './audit.js';
+
+export const POLICY_DENIED = -32003;
+
+export type GateResult =
+  | { readonly kind: 'pass'; readonly scopes: readonly string[]; readonly hidden: readonly PolicyTarget[] }
+  | { readonly kind: 'respond'; readonly status: number; readonly body: unknown };
+
+interface Message {
+  jsonrpc?: unknown;
+  id?: unknown;
+  method?: unknown;
+  params?: unknown;
+}
+
+export interface GateContext {
+  readonly policy: Policy;
+  readonly identity: Identity;
+  readonly headers: IncomingHttpHeaders;
+  readonly audit?: AuditSink;
+  readonly remote?: string;
+}
+
+const isRequest = (m: Message): boolean => typeof m?.method === 'string' && m.id !== undefined && m.id !== null;
+
+function targetName(t: PolicyTarget): string {
+  return t.kind === 'resource' ? t.uri : t.name;
+}
+
+function rpcError(id: unknown, code: number, message: string, data?: unknown) {
+  return { jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(data === undefined ? {} : { data }) } };
+}
+
+/** The answer to a visible target whose policy condition failed. */
+function deniedAnswer(m: Message, t: PolicyTarget, d: Decision) {
+  const text = `Denied by policy rule "${d.ruleId}": ${d.reason}`;
+  if (t.kind === 'tool') return { jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text }], isError: true } };
+  return rpcError(m.id, POLICY_DENIED, text, { ruleId: d.ruleId });
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The 2026-07-28 routing headers, when present, must name what the body does. */
+function headerMismatch(m: Message, headers: IncomingHttpHeaders): string | undefined {
+  const method = header(headers, 'mcp-method');
+  if (method !== undefined && method !== m.method) return `the Mcp-Method header says "${method}" but the body calls "${String(m.method)}"`;
+  const name = header(headers, 'mcp-name');
+  if (name !== undefined) {
+    const p = (m.params ?? {}) as Record<string, unknown>;
+    const bodyName = m.method === 'resources/read' ? p.uri : p.name;
+    if (name !== bodyName) return `the Mcp-Name header says "${name}" but the body names "${String(bodyName)}"`;
+  }
+  return undefined;
+}
+
+export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
+  const messages: Message[] = Array.isArray(body) ? (body as Message[]) : [body as Message];
+  const scopes = ctx.policy.scopesOf(ctx.identity);
+  const id = ctx.identity;
+  const audit = (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) =>
+    ctx.audit?.write({
+      event: 'decision',
+      principal: id.principal,
+      teams: id.teams,
+      roles: id.roles,
+      method: m.method,
+      ...(t ? { target: targetName(t) } : {}),
+      allowed: d.allowed,
+      ruleId: d.ruleId,
+      reason: d.reason,
+      fingerprint: id.fingerprint,
+      remote: ctx.remote,
+      ...(ctx.audit.includeArgs && t && t.kind !== 'resource' ? { args: t.args } : {}),
+    });
+
+  if (!Array.isArray(body)) {
+    const m = messages[0] as Message;
+    if (!isRequest(m)) return { kind: 'pass', scopes, hidden: [] };
+    const mismatch = headerMismatch(m, ctx.headers);
+    if (mismatch) {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: mismatch });
+      return { kind: 'respond', status: 400, body: rpcError(m.id, -32600, mismatch) };
+    }
+  }
+
+  const hidden: PolicyTarget[] = [];
+  const answers: unknown[] = [];
+  let refuse = false;
+  for (const m of messages) {
+    if (!isRequest(m)) continue;
+    const a = authorizationFor(m.method as string, m.params);
+    if (a.kind === 'always' || a.kind === 'list') continue;
+    if (a.kind === 'unknown') {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
+      refuse = true;
+      answers.push(rpcError(m.id, -32601, 'Method not found'));
+      continue;
+    }
+    const d = ctx.policy.decide(id, a.target);
+    audit(m, a.target, d);
+    if (d.allowed) continue;
+    refuse = true;
+    if (!d.visible) hidden.push(a.target);
+    else answers.push(deniedAnswer(m, a.target, d));
+  }
+  if (Array.isArray(body)) {
+    if (!refuse) return { kind: 'pass', scopes, hidden: [] };
+    const reason = 'batch refused: it contains a request this caller may not make';
+    return { kind: 'respond', status: 200, body: messages.filter(isRequest).map((m) => rpcError(m.id, -32600, reason)) };
+  }
+  if (answers.length > 0) return { kind: 'respond', status: 200, body: answers[0] };
+  return { kind: 'pass', scopes, hidden };
+}

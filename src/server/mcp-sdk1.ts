@@ -1,0 +1,158 @@
+/**
+ * The adapter for `@modelcontextprotocol/sdk` 1.x: McpServer over
+ * StreamableHTTPServerTransport, stateless (a server per request, the default) or stateful
+ * (a server per session, bound to the certificate that opened it).
+ *
+ *   const handler = createMcpSdk1Handler({ serverInfo, policy, build: (server) => { server.registerTool(...) } });
+ *   createMtlsServer(tls, handler).listen(8443);
+ *
+ * Per request: the gate (mcp-gate.ts) decides on the JSON-RPC message; `build` registers
+ * the server's tools on a fresh McpServer that shares one JSON Schema validator, and what the
+ * caller may not see is removed; tools receive `extra.authInfo` = { clientId: principal,
+ * scopes, token: fingerprint, extra: { identity } }. Define tool schemas once, outside
+ * `build`: zod compiles a schema on its first parse, so a schema made per request is
+ * compiled per request.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
+import type { Identity } from '../identity/identity.js';
+import type { Policy } from '../policy/compile.js';
+import type { AuditSink } from './audit.js';
+import { readJsonBody, sendJson } from './http-body.js';
+import { gateMcpBody } from './mcp-gate.js';
+import { buildForCaller, whoamiReport, type CallerSurface } from './mcp-surface.js';
+import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
+
+export interface McpSdk1Options {
+  readonly serverInfo: { name: string; version: string };
+  readonly serverOptions?: ServerOptions;
+  /** registers tools, resources and prompts; called per request (stateless) or per session */
+  readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
+  /** the policy in force (a function, so a watcher can swap it) */
+  readonly policy: Policy | (() => Policy);
+  readonly audit?: AuditSink;
+  /** adds a tool (default name "whoami") that tells callers who they are and what they may use */
+  readonly whoami?: boolean | string;
+  /** a server per session, bound to the certificate that opened it */
+  readonly stateful?: boolean;
+  /** answers with JSON instead of SSE streams where the SDK allows it */
+  readonly enableJsonResponse?: boolean;
+  readonly maxBodyBytes?: number;
+}
+
+interface Session {
+  readonly transport: StreamableHTTPServerTransport;
+  readonly fingerprint: string;
+  readonly surface: CallerSurface;
+}
+
+// one validator for every per-request server: building Ajv per request halves throughput
+const sharedValidator = new AjvJsonSchemaValidator();
+
+export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
+  const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
+  const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;
+  const sessions = new Map<string, Session>();
+
+  const newServer = async (identity: Identity, policy: Policy) => {
+    const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
+    const surface = await buildForCaller(server, identity, policy, options.build);
+    if (whoamiName) {
+      server.registerTool(whoamiName, { description: 'Who is calling, as the server sees it from the client certificate, and what the caller may use' }, async () => ({
+        content: [{ type: 'text', text: JSON.stringify(whoamiReport(identity, currentPolicy(), { ...surface, tools: [...surface.tools, whoamiName] }), null, 2) }],
+      }));
+    }
+    return { server, surface };
+  };
+
+  const handler = async (req: MtlsRequest, res: ServerResponse) => {
+    const auth = req.auth;
+    if (!auth) throw new Error('createMcpSdk1Handler needs createMtlsServer (req.auth is not set)');
+    const identity = auth.extra.identity;
+    const policy = currentPolicy();
+    let body: unknown;
+    if (req.method === 'POST') {
+      const read = await readJsonBody(req, options.maxBodyBytes);
+      if (!read.ok) return sendJson(res, read.status, read.body);
+      body = read.value;
+      const gate = gateMcpBody(body, { policy, identity, headers: req.headers, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+      if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
+      auth.scopes = [...gate.scopes];
+      if (options.stateful) {
+        const session = sessionFor(req, res, identity);
+        if (session === null) return;
+        if (session) {
+          // visible when the session opened, hidden now: answer as the SDK answers an unknown tool
+          const hiddenTool = gate.hidden.find((t) => t.kind === 'tool' && session.surface.tools.includes(t.name));
+          if (hiddenTool && hiddenTool.kind === 'tool') {
+            const id = (body as { id?: unknown }).id;
+            return sendJson(res, 200, { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: `MCP error -32602: Tool ${hiddenTool.name} not found` }], isError: true } });
+          }
+          return session.transport.handleRequest(req, res, body);
+        }
+        return openSession(req, res, identity, policy, body);
+      }
+    } else if (options.stateful) {
+      auth.scopes = [...policy.scopesOf(identity)];
+      const session = sessionFor(req, res, identity);
+      if (!session) {
+        if (session === undefined) sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' } });
+        return;
+      }
+      return session.transport.handleRequest(req, res);
+    }
+    // stateless: a server for this request only
+    const { server } = await newServer(identity, policy);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}) });
+    res.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  /** The session a request names: undefined (none named), null (refused, answered), or the session. */
+  const sessionFor = (req: MtlsRequest, res: ServerResponse, identity: Identity): Session | null | undefined => {
+    const header = req.headers['mcp-session-id'];
+    const id = Array.isArray(header) ? header[0] : header;
+    if (!id) return undefined;
+    const s = sessions.get(id);
+    if (!s || s.fingerprint !== identity.fingerprint) {
+      // another certificate presenting someone's session id is told the session does not exist
+      if (s) options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, reason: 'the session belongs to another certificate' });
+      sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
+      return null;
+    }
+    return s;
+  };
+
+  const openSession = async (req: MtlsRequest, res: ServerResponse, identity: Identity, policy: Policy, body: unknown) => {
+    const { server, surface } = await newServer(identity, policy);
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}),
+      onsessioninitialized: (sid) => {
+        sessions.set(sid, { transport, fingerprint: identity.fingerprint, surface });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+      void server.close();
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  return Object.assign(handler, {
+    sessions: () => sessions.size,
+    close: async () => {
+      await Promise.all([...sessions.values()].map((s) => s.transport.close()));
+      sessions.clear();
+    },
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * A caller's view of an MCP server: the author's `build` registers everything on a fresh
+ * McpServer (SDK 1.x or 2.x, same public API), and what the caller may not see is removed
+ * again through the handles the registration returned. So tools/list shows only visible
+ * tools and a hidden tool is, to the SDK itself, an unknown tool: its answer is exactly
+ * the SDK's own. Visible tools that require scopes say so in `_meta["mcp-mtls/scopes"]`.
+ *
+ * Only public API is used: registration methods are wrapped on the instance, before
+ * `build` runs, to collect the handles.
+ */
+import type { Identity } from '../identity/identity.js';
+import type { Policy } from '../policy/compile.js';
+
+export const SCOPES_META_KEY = 'mcp-mtls/scopes';
+
+interface Handle {
+  remove(): void;
+  update?(updates: Record<string, unknown>): void;
+  _meta?: Record<string, unknown>;
+}
+
+/** The parts of McpServer (1.x and 2.x) this module calls. */
+export interface McpServerLike {
+  registerTool(...args: unknown[]): unknown;
+  registerResource(...args: unknown[]): unknown;
+  registerPrompt(...args: unknown[]): unknown;
+  tool?(...args: unknown[]): unknown;
+  resource?(...args: unknown[]): unknown;
+  prompt?(...args: unknown[]): unknown;
+}
+
+export interface CallerSurface {
+  readonly tools: readonly string[];
+  readonly resources: readonly string[];
+  readonly resourceTemplates: readonly string[];
+  readonly prompts: readonly string[];
+}
+
+function uriOf(uriOrTemplate: unknown): { uri: string; template: boolean } {
+  if (typeof uriOrTemplate === 'string') return { uri: uriOrTemplate, template: false };
+  const t = (uriOrTemplate as { uriTemplate?: unknown })?.uriTemplate;
+  return { uri: String(t ?? uriOrTemplate), template: true };
+}
+
+/** Runs `build` on `server`, then removes what `identity` may not see. Returns what stays. */
+export async function buildForCaller<S extends McpServerLike>(server: S, identity: Identity, policy: Policy, build: (server: S, identity: Identity) => void | Promise<void>): Promise<CallerSurface> {
+  const tools = new Map<string, Handle>();
+  const resources = new Map<string, { handle: Handle; template: boolean }>();
+  const prompts = new Map<string, Handle>();
+  const wrap = (method: keyof McpServerLike, record: (args: unknown[], handle: Handle) => void) => {
+    const original = server[method] as ((...a: unknown[]) => unknown) | undefined;
+    if (typeof original !== 'function') return;
+    (server as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const handle = original.apply(server, args) as Handle;
+      record(args, handle);
+      return handle;
+    };
+  };
+  wrap('registerTool', (a, h) => tools.set(String(a[0]), h));
+  wrap('tool', (a, h) => tools.set(String(a[0]), h));
+  wrap('registerPrompt', (a, h) => prompts.set(String(a[0]), h));
+  wrap('prompt', (a, h) => prompts.set(String(a[0]), h));
+  const onResource = (a: unknown[], h: Handle) => {
+    const { uri, template } = uriOf(a[1]);
+    resources.set(uri, { handle: h, template });
+  };
+  wrap('registerResource', onResource);
+  wrap('resource', onResource);
+  await build(server, identity);
+
+  const visibleTools: string[] = [];
+  for (const [name, h] of tools) {
+    if (!policy.visible(identity, { kind: 'tool', name })) {
+      h.remove();
+      continue;
+    }
+    visibleTools.push(name);
+    const required = policy.requiredScopes(name);
+    if (required.length > 0 && h.update) h.update({ _meta: { ...(h._meta ?? {}), [SCOPES_META_KEY]: required } });
+  }
+  const visibleResources: string[] = [];
+  const visibleTemplates: string[] = [];
+  for (const [uri, { handle, template }] of resources) {
+    if (!policy.visible(identity, { kind: 'resource', uri })) handle.remove();
+    else (template ? visibleTemplates : visibleResources).push(uri);
+  }
+  const visiblePrompts: string[] = [];
+  for (const [name, h] of prompts) {
+    if (!policy.visible(identity, { kind: 'prompt', name })) h.remove();
+    else visiblePrompts.push(name);
+  }
+  return { tools: visibleTools, resources: visibleResources, resourceTemplates: visibleTemplates, prompts: visiblePrompts };
+}
+
+/** What the opt-in whoami tool answers: who the server thinks is calling, and what they may use. */
+export function whoamiReport(identity: Identity, policy: Policy, surface: CallerSurface) {
+  return {
+    principal: identity.principal,
+    trustDomain: identity.trustDomain,
+    kind: identity.kind,
+    id: identity.id,
+    teams: identity.teams,
+    roles: identity.roles,
+    scopes: policy.scopesOf(identity),
+    certificate: { serial: identity.serial, fingerprint: identity.fingerprint, notAfter: identity.notAfter.toISOString() },
+    tools: surface.tools,
+    resources: [...surface.resources, ...surface.resourceTemplates],
+    prompts: surface.prompts,
+  };
+}
