@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { connect, startFixture, type McpFixture } from './support/mcp.js';
+import { connect, startFixture, TEST_POLICY, type McpFixture } from './support/mcp.js';
 import { createMtlsAgent, createMtlsFetch } from '../src/client/agent.js';
 import { bundleOf } from './support/mcp.js';
 
@@ -122,3 +122,35 @@ test('a batch hiding a denied call is refused as a whole; a method/header mismat
   assert.match(unknownMethod.text, /Method not found/);
   assert.ok(f.audit.events.some((e) => e.event === 'decision' && /Mcp-Name header/.test(String(e.reason))), 'the mismatch is audited');
 });
+
+test('tools that require scopes say so in tools/list _meta; answers are private to caches', async () => {
+  const scoped = await startFixture({
+    policyText: `${TEST_POLICY}scopes:\n  - subjects: { roles: [admin] }\n    grant: [deploy:prod]\ntoolScopes:\n  deploy: [deploy:prod]\n`,
+  });
+  try {
+    const alice = await connect(scoped.url, scoped.clients.alice);
+    const carol = await connect(scoped.url, scoped.clients.carol); // sre, but not admin: lacks deploy:prod
+    const deploy = (await alice.client.listTools()).tools.find((t) => t.name === 'deploy');
+    assert.deepEqual(deploy?._meta?.['mcp-mtls/scopes'], ['deploy:prod']);
+    assert.ok(!(await carol.client.listTools()).tools.some((t) => t.name === 'deploy'), 'a missing scope hides the tool');
+    const who = JSON.parse(text(await alice.client.callTool({ name: 'who', arguments: {} })));
+    assert.deepEqual(who.scopes, ['deploy:prod']);
+    await alice.close();
+    await carol.close();
+    const res = await rawPostTo(scoped, scoped.clients.alice, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} });
+    assert.match(res.cacheControl ?? '', /private/);
+  } finally {
+    await scoped.close();
+  }
+});
+
+async function rawPostTo(fx: McpFixture, files: { cert: string; key: string; ca: string }, body: unknown) {
+  const agent = createMtlsAgent(bundleOf(files));
+  try {
+    const res = await createMtlsFetch(agent)(fx.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify(body) });
+    await res.text();
+    return { status: res.status, cacheControl: res.headers.get('cache-control') };
+  } finally {
+    await agent.close();
+  }
+}

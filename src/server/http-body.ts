@@ -28,3 +28,21 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
+
+/**
+ * Answers that depend on the caller (filtered lists) must not be shared by caches: whatever
+ * Cache-Control the SDK writes gets `private` in front of it.
+ */
+export function keepPrivate(res: ServerResponse): void {
+  res.setHeader('cache-control', 'private, no-store');
+  const writeHead = res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.writeHead = ((status: number, ...rest: unknown[]) => {
+    const headers = rest.find((r) => r && typeof r === 'object' && !Array.isArray(r)) as Record<string, unknown> | undefined;
+    if (headers) {
+      for (const k of Object.keys(headers)) {
+        if (k.toLowerCase() === 'cache-control' && !/\bprivate\b/.test(String(headers[k]))) headers[k] = `private, ${String(headers[k])}`;
+      }
+    }
+    return writeHead(status, ...rest);
+  }) as ServerResponse['writeHead'];
+}

@@ -22,7 +22,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 import type { AuditSink } from './audit.js';
-import { readJsonBody, sendJson } from './http-body.js';
+import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
 import { gateMcpBody } from './mcp-gate.js';
 import { buildForCaller, whoamiReport, type CallerSurface } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
@@ -74,6 +74,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
     if (!auth) throw new Error('createMcpSdk1Handler needs createMtlsServer (req.auth is not set)');
     const identity = auth.extra.identity;
     const policy = currentPolicy();
+    keepPrivate(res); // answers differ per caller
     let body: unknown;
     if (req.method === 'POST') {
       const read = await readJsonBody(req, options.maxBodyBytes);

@@ -17,7 +17,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 import type { AuditSink } from './audit.js';
-import { readJsonBody, sendJson } from './http-body.js';
+import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
 import { gateMcpBody } from './mcp-gate.js';
 import { buildForCaller, whoamiReport } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
@@ -63,6 +63,7 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     const identity = auth.extra.identity;
     const policy = currentPolicy();
     auth.scopes = [...policy.scopesOf(identity)];
+    keepPrivate(res); // answers differ per caller
     if (req.method !== 'POST') return node(req as never, res as never);
     const read = await readJsonBody(req, options.maxBodyBytes);
     if (!read.ok) return sendJson(res, read.status, read.body);

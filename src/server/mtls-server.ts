@@ -136,6 +136,13 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     });
   });
 
+  // a CRL that nobody refreshes would expire silently: say so every hour while it is near
+  const warnTimer = setInterval(() => {
+    for (const w of crlWarnings(revocation, clock())) log(w);
+  }, 3_600_000);
+  warnTimer.unref();
+  server.on('close', () => clearInterval(warnTimer));
+
   Object.assign(server, {
     authenticator,
     revocation: () => revocation,
