@@ -39,3 +39,14 @@ test('bench/policy runs (smoke size) and prints p50, p99 and a ratio against the
   assert.match(r.stdout, /naive baseline \(no when\)\s+[\d.]+\s+[\d.]+\s+\d+\s+1\.0x/);
   assert.match(r.stdout, /mcp-mtls warm \(20% of rules with CEL\)\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+x/);
 });
+
+test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy, (c) SDK default, handshakes, CRL cost', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'server.ts')], {
+    env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1', BENCH_HANDSHAKES: '50', BENCH_CRL_ENTRIES: '1000' },
+  });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /\(b\) mTLS \+ identity \+ policy\s+\d+\s+\d+/);
+  assert.match(r.stdout, /ratio \(b\)\/\(a\): throughput [\d.]+x, CPU per request [\d.]+x/);
+  assert.match(r.stdout, /ratio \(b\)\/\(c\): throughput [\d.]+x/);
+  assert.match(r.stdout, /server CPU per full handshake: \d+ µs with no CRL, \d+ µs with 1000 revoked serials loaded/);
+});

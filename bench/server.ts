@@ -1,0 +1,230 @@
+/**
+ * bench/server: what mTLS identity and per-tool policy cost an MCP server, measured in one run.
+ *
+ * 1. tools/call over keep-alive connections, the same SDK 1.x tools in every case, median of
+ *    BENCH_ROUNDS rounds (default 5), cases interleaved:
+ *      (a) tls          TLS without client certificates, the server built per request as the adapter does
+ *      (b) mtls         createMtlsServer + createMcpSdk1Handler: identity per connection, policy, audit
+ *      (c) sdk-default  the SDK's own stateless example (validator and schemas made per request), no auth
+ *    Throughput, and server CPU per request (the server runs in its own process).
+ * 2. Full TLS handshakes per second with a client certificate: the mTLS server next to nginx
+ *    (when installed) on the same certificates; with session resumption; and the mTLS server's
+ *    CPU per full handshake with a 100,000-entry CRL loaded, next to none.
+ * `npm run bench:server`; BENCH_SECONDS=0.3 BENCH_ROUNDS=1 is the smoke run the tests do.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { Authority } from '../src/ca/authority.js';
+import { initCa } from '../src/ca/init.js';
+import { signCrl } from '../src/x509/crl.js';
+import { pemEncode } from '../src/x509/pem.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const HANDSHAKES = Number(process.env.BENCH_HANDSHAKES ?? 1500);
+const CRL_ENTRIES = Number(process.env.BENCH_CRL_ENTRIES ?? 100_000);
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+// ---------------------------------------------------------------- certificates
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-server-'));
+const pki = path.join(dir, 'pki');
+initCa({ dir: pki, trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
+const ca = Authority.open(pki);
+const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
+const cli = await ca.issueClient({ kind: 'user', id: 'bench', teams: ['bench'], roles: [] });
+const write = (name: string, data: string | Buffer) => fs.writeFileSync(path.join(dir, name), data);
+write('server.crt', srv.chainPem);
+write('server.key', pemEncode('PRIVATE KEY', srv.key!.pkcs8));
+write('root.crt', ca.rootPem);
+write('intermediate.crt', pemEncode('CERTIFICATE', ca.intermediateDer));
+write('root.crl', fs.readFileSync(path.join(pki, 'crl', 'root.crl')));
+const now = new Date();
+const bigCrl = signCrl(
+  {
+    issuerName: ca.issuer.subjectName,
+    issuerKeyId: ca.issuer.keyId,
+    number: 2n,
+    thisUpdate: now,
+    nextUpdate: new Date(now.getTime() + 7 * 86_400_000),
+    entries: Array.from({ length: CRL_ENTRIES }, () => ({ serial: crypto.randomBytes(16).toString('hex').replace(/^./, '4'), revokedAt: now, reason: 'keyCompromise' as const })),
+  },
+  await ca.signer(),
+);
+write('big.crl', pemEncode('X509 CRL', bigCrl));
+const clientCtx = tls.createSecureContext({ cert: cli.chainPem, key: pemEncode('PRIVATE KEY', cli.key!.pkcs8), ca: ca.rootPem });
+const plainCtx = tls.createSecureContext({ ca: ca.rootPem });
+
+// ---------------------------------------------------------------- server processes
+interface Child {
+  port: number;
+  cpuMs(): Promise<number>;
+  stop(): void;
+}
+
+function startChild(mode: string): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(path.join(here, 'server-child.ts'), [mode, dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('error', reject);
+    child.once('message', (m) => {
+      const port = (m as { port: number }).port;
+      resolve({
+        port,
+        cpuMs: () =>
+          new Promise((r) => {
+            child.once('message', (x) => {
+              const c = (x as { cpu: { user: number; system: number } }).cpu;
+              r((c.user + c.system) / 1000);
+            });
+            child.send('cpu');
+          }),
+        stop: () => child.send('exit'),
+      });
+    });
+  });
+}
+
+const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
+
+/** tools/call for `ms` with 32 requests in flight over 8 keep-alive connections. */
+async function load(port: number, mtls: boolean, ms: number): Promise<number> {
+  const agent = new Agent({ connections: 8, connect: { secureContext: mtls ? clientCtx : plainCtx, servername: 'localhost' } as Agent.Options['connect'] });
+  const deadline = performance.now() + ms;
+  let done = 0;
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      const res = await request(`https://localhost:${port}/mcp`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-06-18' },
+        body,
+      });
+      const text = await res.body.text();
+      if (res.statusCode !== 200 || !text.includes('hello')) throw new Error(`bad answer ${res.statusCode}: ${text.slice(0, 200)}`);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, worker));
+  await agent.close();
+  return done;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+const cases = ['tls', 'mtls', 'sdk-default'] as const;
+const children = Object.fromEntries(await Promise.all(cases.map(async (c) => [c, await startChild(c)] as const))) as Record<(typeof cases)[number], Child>;
+const results: Record<string, { rps: number[]; cpuPerReq: number[] }> = Object.fromEntries(cases.map((c) => [c, { rps: [], cpuPerReq: [] }]));
+for (const c of cases) await load(children[c].port, c === 'mtls', 300); // warm up
+for (let r = 0; r < ROUNDS; r++) {
+  for (const c of cases) {
+    const cpu0 = await children[c].cpuMs();
+    const t0 = performance.now();
+    const n = await load(children[c].port, c === 'mtls', SECONDS * 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = (await children[c].cpuMs()) - cpu0;
+    results[c]!.rps.push(n / seconds);
+    results[c]!.cpuPerReq.push((cpu * 1000) / n);
+  }
+}
+for (const c of cases) children[c].stop();
+
+// ---------------------------------------------------------------- handshakes
+function handshakes(port: number, count: number, resume: boolean): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let session: Buffer | undefined;
+    let left = count;
+    const t0 = performance.now();
+    const one = () => {
+      const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', secureContext: clientCtx, ...(resume && session ? { session } : {}) });
+      s.once('session', (sess) => {
+        session = sess;
+      });
+      s.once('secureConnect', () => {
+        s.end();
+      });
+      s.once('close', () => {
+        if (--left === 0) resolve(count / ((performance.now() - t0) / 1000));
+        else one();
+      });
+      s.once('error', reject);
+    };
+    one();
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((r) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => r(port));
+    });
+  });
+}
+
+async function nginxServer(): Promise<{ port: number; pid: number; stop(): void } | undefined> {
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => fs.existsSync(b));
+  if (!bin) return undefined;
+  const port = await freePort();
+  const ngx = path.join(dir, 'nginx');
+  fs.mkdirSync(path.join(ngx, 'logs'), { recursive: true });
+  fs.writeFileSync(
+    path.join(ngx, 'nginx.conf'),
+    `worker_processes 1; daemon off; pid ${ngx}/nginx.pid; error_log ${ngx}/logs/error.log;\nevents {}\nhttp { access_log off; client_body_temp_path ${ngx}; proxy_temp_path ${ngx}; fastcgi_temp_path ${ngx}; uwsgi_temp_path ${ngx}; scgi_temp_path ${ngx};\n server { listen 127.0.0.1:${port} ssl; ssl_certificate ${dir}/server.crt; ssl_certificate_key ${dir}/server.key; ssl_client_certificate ${dir}/root.crt; ssl_verify_client on; ssl_verify_depth 2; ssl_session_tickets on; ssl_session_cache shared:s:1m; location / { return 200 "ok"; } } }\n`,
+  );
+  const proc = spawn(bin, ['-p', ngx, '-c', path.join(ngx, 'nginx.conf')], { stdio: 'ignore' });
+  for (let i = 0; i < 50; i++) {
+    const up = await new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
+    if (up) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, pid: proc.pid as number, stop: () => proc.kill('SIGTERM') };
+}
+
+const mtlsChild = await startChild('mtls');
+const crlChild = await startChild('mtls-crl');
+const hs: Record<string, number[]> = { mtls: [], 'mtls resumed': [], nginx: [], 'nginx resumed': [] };
+const cpuPerHs: Record<string, number[]> = { none: [], crl: [] };
+const nginx = await nginxServer();
+await handshakes(mtlsChild.port, 100, false);
+await handshakes(crlChild.port, 100, false);
+for (let r = 0; r < ROUNDS; r++) {
+  hs.mtls!.push(await handshakes(mtlsChild.port, HANDSHAKES, false));
+  hs['mtls resumed']!.push(await handshakes(mtlsChild.port, HANDSHAKES, true));
+  if (nginx) {
+    hs.nginx!.push(await handshakes(nginx.port, HANDSHAKES, false));
+    hs['nginx resumed']!.push(await handshakes(nginx.port, HANDSHAKES, true));
+  }
+  for (const [name, child] of [['none', mtlsChild], ['crl', crlChild]] as const) {
+    const c0 = await child.cpuMs();
+    await handshakes(child.port, HANDSHAKES, false);
+    cpuPerHs[name]!.push((((await child.cpuMs()) - c0) * 1000) / HANDSHAKES);
+  }
+}
+mtlsChild.stop();
+crlChild.stop();
+nginx?.stop();
+
+// ---------------------------------------------------------------- report
+const a = results.tls!;
+const b = results.mtls!;
+const c = results['sdk-default']!;
+console.log(`bench/server: tools/call, ${ROUNDS} rounds of ${SECONDS}s, medians (node ${process.version}, ${os.cpus().length} cores)`);
+console.log(`case                                   req/s    server CPU µs/req`);
+for (const [label, r] of [['(a) TLS, no client auth', a], ['(b) mTLS + identity + policy', b], ['(c) SDK default stateless, no auth', c]] as const) {
+  console.log(`${label.padEnd(36)} ${median(r.rps).toFixed(0).padStart(7)}    ${median(r.cpuPerReq).toFixed(0).padStart(6)}`);
+}
+console.log(`ratio (b)/(a): throughput ${(median(b.rps) / median(a.rps)).toFixed(2)}x, CPU per request ${(median(b.cpuPerReq) / median(a.cpuPerReq)).toFixed(2)}x`);
+console.log(`ratio (b)/(c): throughput ${(median(b.rps) / median(c.rps)).toFixed(2)}x`);
+console.log(`full handshakes/s with a client certificate (${HANDSHAKES} per round, one at a time):`);
+for (const [k, v] of Object.entries(hs)) if (v.length) console.log(`  ${k.padEnd(16)} ${median(v).toFixed(0).padStart(6)}/s`);
+if (hs.nginx!.length) console.log(`ratio mTLS server / nginx: full ${(median(hs.mtls!) / median(hs.nginx!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['nginx resumed']!)).toFixed(2)}x`);
+else console.log('nginx: not installed (apt-get install nginx-light), no comparison');
+console.log(`server CPU per full handshake: ${median(cpuPerHs.none!).toFixed(0)} µs with no CRL, ${median(cpuPerHs.crl!).toFixed(0)} µs with ${CRL_ENTRIES} revoked serials loaded: ratio ${(median(cpuPerHs.crl!) / median(cpuPerHs.none!)).toFixed(2)}x`);
+fs.rmSync(dir, { recursive: true, force: true });
+process.exit(0);
