@@ -15,9 +15,10 @@ import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
-import { policyFromText } from '../src/policy/compile.js';
-import { createMcpSdk1Handler } from '../src/server/mcp-sdk1.js';
-import { createMtlsServer } from '../src/server/mtls-server.js';
+// the compiled package (dist/, built by npm install), as users run it: tsx-transpiled sources carry helper wrappers
+import { policyFromText } from '../dist/policy/compile.js';
+import { createMcpSdk1Handler } from '../dist/server/mcp-sdk1.js';
+import { createMtlsServer } from '../dist/server/mtls-server.js';
 
 const [mode, dir] = process.argv.slice(2) as [string, string];
 const read = (f: string) => fs.readFileSync(`${dir}/${f}`);
@@ -55,7 +56,14 @@ async function plainHandler(req: import('node:http').IncomingMessage, res: impor
 }
 
 let server: https.Server;
-if (mode === 'tls' || mode === 'sdk-default') {
+if (mode === 'adapter-tls') {
+  const handler = createMcpSdk1Handler({ serverInfo: { name: 'bench', version: '1' }, build, policy, enableJsonResponse: true, audit: { includeArgs: false, write: () => undefined } });
+  const identity = { principal: 'spiffe://bench.test/user/bench', trustDomain: 'bench.test', kind: 'user' as const, id: 'bench', teams: ['bench'], roles: [], serial: '1', fingerprint: 'f', notAfter: new Date() };
+  server = https.createServer(material, (req, res) => {
+    (req as unknown as { auth: unknown }).auth = { token: 'f', clientId: identity.principal, scopes: [], extra: { identity } };
+    void handler(req as never, res);
+  });
+} else if (mode === 'tls' || mode === 'sdk-default') {
   server = https.createServer(material, (req, res) => void plainHandler(req, res, mode === 'sdk-default'));
 } else {
   const crl = mode === 'mtls-crl' ? [read('big.crl'), read('root.crl')] : [];

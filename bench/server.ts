@@ -117,7 +117,7 @@ async function load(port: number, mtls: boolean, ms: number): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const cases = ['tls', 'mtls', 'sdk-default'] as const;
+const cases = (process.env.BENCH_CASES ? process.env.BENCH_CASES.split(',') : ['tls', 'mtls', 'sdk-default']) as ['tls', 'mtls', 'sdk-default'];
 const children = Object.fromEntries(await Promise.all(cases.map(async (c) => [c, await startChild(c)] as const))) as Record<(typeof cases)[number], Child>;
 const results: Record<string, { rps: number[]; cpuPerReq: number[] }> = Object.fromEntries(cases.map((c) => [c, { rps: [], cpuPerReq: [] }]));
 for (const c of cases) await load(children[c].port, c === 'mtls', 300); // warm up
@@ -186,6 +186,10 @@ async function nginxServer(): Promise<{ port: number; pid: number; stop(): void 
   return { port, pid: proc.pid as number, stop: () => proc.kill('SIGTERM') };
 }
 
+if (process.env.BENCH_CASES) {
+  for (const c of cases) console.log(c, median(results[c]!.rps).toFixed(0), 'req/s', median(results[c]!.cpuPerReq).toFixed(0), 'µs/req');
+  process.exit(0);
+}
 const mtlsChild = await startChild('mtls');
 const crlChild = await startChild('mtls-crl');
 const hs: Record<string, number[]> = { mtls: [], 'mtls resumed': [], nginx: [], 'nginx resumed': [] };
