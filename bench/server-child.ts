@@ -6,6 +6,7 @@
  *   mtls         the same through createMtlsServer + createMcpSdk1Handler: identity, policy, audit
  *   sdk-default  the SDK's own stateless example: McpServer, validator and tool schemas made per request
  *   mtls-crl     mtls with a CRL of BENCH_CRL_ENTRIES revoked serials loaded
+ *   node-mtls    bare node:https requiring client certificates, no adapter (the handshake baseline)
  * Reports { port } when listening, and answers "cpu" messages with process.cpuUsage().
  */
 import fs from 'node:fs';
@@ -63,6 +64,9 @@ if (mode === 'adapter-tls') {
     (req as unknown as { auth: unknown }).auth = { token: 'f', clientId: identity.principal, scopes: [], extra: { identity } };
     void handler(req as never, res);
   });
+} else if (mode === 'node-mtls') {
+  // bare node:https with client certificates and nothing else: what Node's TLS costs by itself
+  server = https.createServer({ ...material, requestCert: true, rejectUnauthorized: true }, (_req, res) => void res.end('ok'));
 } else if (mode === 'tls' || mode === 'sdk-default') {
   server = https.createServer(material, (req, res) => void plainHandler(req, res, mode === 'sdk-default'));
 } else {

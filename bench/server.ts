@@ -7,8 +7,8 @@
  *      (b) mtls         createMtlsServer + createMcpSdk1Handler: identity per connection, policy, audit
  *      (c) sdk-default  the SDK's own stateless example (validator and schemas made per request), no auth
  *    Throughput, and server CPU per request (the server runs in its own process).
- * 2. Full TLS handshakes per second with a client certificate: the mTLS server next to nginx
- *    (when installed) on the same certificates; with session resumption; and the mTLS server's
+ * 2. Full TLS handshakes per second with a client certificate: the mTLS server next to bare
+ *    node:https and to nginx (when installed) on the same certificates; with session resumption; and the mTLS server's
  *    CPU per full handshake with a 100,000-entry CRL loaded, next to none.
  * `npm run bench:server`; BENCH_SECONDS=0.3 BENCH_ROUNDS=1 is the smoke run the tests do.
  */
@@ -192,7 +192,8 @@ if (process.env.BENCH_CASES) {
 }
 const mtlsChild = await startChild('mtls');
 const crlChild = await startChild('mtls-crl');
-const hs: Record<string, number[]> = { mtls: [], 'mtls resumed': [], nginx: [], 'nginx resumed': [] };
+const bareChild = await startChild('node-mtls');
+const hs: Record<string, number[]> = { mtls: [], 'mtls resumed': [], 'bare node mTLS': [], 'bare node resumed': [], nginx: [], 'nginx resumed': [] };
 const cpuPerHs: Record<string, number[]> = { none: [], crl: [] };
 const nginx = await nginxServer();
 await handshakes(mtlsChild.port, 100, false);
@@ -200,6 +201,8 @@ await handshakes(crlChild.port, 100, false);
 for (let r = 0; r < ROUNDS; r++) {
   hs.mtls!.push(await handshakes(mtlsChild.port, HANDSHAKES, false));
   hs['mtls resumed']!.push(await handshakes(mtlsChild.port, HANDSHAKES, true));
+  hs['bare node mTLS']!.push(await handshakes(bareChild.port, HANDSHAKES, false));
+  hs['bare node resumed']!.push(await handshakes(bareChild.port, HANDSHAKES, true));
   if (nginx) {
     hs.nginx!.push(await handshakes(nginx.port, HANDSHAKES, false));
     hs['nginx resumed']!.push(await handshakes(nginx.port, HANDSHAKES, true));
@@ -212,6 +215,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 mtlsChild.stop();
 crlChild.stop();
+bareChild.stop();
 nginx?.stop();
 
 // ---------------------------------------------------------------- report
@@ -227,6 +231,7 @@ console.log(`ratio (b)/(a): throughput ${(median(b.rps) / median(a.rps)).toFixed
 console.log(`ratio (b)/(c): throughput ${(median(b.rps) / median(c.rps)).toFixed(2)}x`);
 console.log(`full handshakes/s with a client certificate (${HANDSHAKES} per round, one at a time):`);
 for (const [k, v] of Object.entries(hs)) if (v.length) console.log(`  ${k.padEnd(16)} ${median(v).toFixed(0).padStart(6)}/s`);
+console.log(`ratio mTLS server / bare node:https with client certificates: full ${(median(hs.mtls!) / median(hs['bare node mTLS']!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['bare node resumed']!)).toFixed(2)}x`);
 if (hs.nginx!.length) console.log(`ratio mTLS server / nginx: full ${(median(hs.mtls!) / median(hs.nginx!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['nginx resumed']!)).toFixed(2)}x`);
 else console.log('nginx: not installed (apt-get install nginx-light), no comparison');
 console.log(`server CPU per full handshake: ${median(cpuPerHs.none!).toFixed(0)} µs with no CRL, ${median(cpuPerHs.crl!).toFixed(0)} µs with ${CRL_ENTRIES} revoked serials loaded: ratio ${(median(cpuPerHs.crl!) / median(cpuPerHs.none!)).toFixed(2)}x`);

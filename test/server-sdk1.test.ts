@@ -24,8 +24,8 @@ test('alice (sre, admin) and bob (dev) see different tools, resources and prompt
   try {
     const aliceTools = (await alice.client.listTools()).tools.map((t) => t.name).sort();
     const bobTools = (await bob.client.listTools()).tools.map((t) => t.name).sort();
-    assert.deepEqual(aliceTools, ['deploy', 'search', 'who', 'whoami']);
-    assert.deepEqual(bobTools, ['deploy_staging', 'search', 'who', 'whoami']);
+    assert.deepEqual(aliceTools, ['deploy', 'search', 'slow', 'who', 'whoami']);
+    assert.deepEqual(bobTools, ['deploy_staging', 'search', 'slow', 'who', 'whoami']);
     assert.deepEqual((await bob.client.listResources()).resources.map((r) => r.uri), ['docs://handbook']);
     assert.deepEqual((await bob.client.listPrompts()).prompts.map((p) => p.name), ['greet']);
     assert.equal(text(await alice.client.callTool({ name: 'deploy', arguments: { env: 'prod' } })), 'deployed to prod');
@@ -75,7 +75,7 @@ test('a tool handler reads the caller from its request context (authInfo), not f
     assert.equal(who.identity.serial, f.clients.alice.serial);
     const me = JSON.parse(text(await alice.client.callTool({ name: 'whoami', arguments: {} })));
     assert.equal(me.principal, 'spiffe://acme.test/user/alice');
-    assert.deepEqual(me.tools.sort(), ['deploy', 'search', 'who', 'whoami']);
+    assert.deepEqual(me.tools.sort(), ['deploy', 'search', 'slow', 'who', 'whoami']);
   } finally {
     await alice.close();
   }

@@ -11,6 +11,7 @@ import { registerRevocation } from './revocation.js';
 import { registerLifecycle } from './lifecycle.js';
 import { registerBundle } from './bundle.js';
 import { registerPolicy } from './policy.js';
+import { registerClient } from './client.js';
 import { EXIT, reportError } from './io.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -44,6 +45,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerLifecycle(program, ca);
   registerBundle(program);
   registerPolicy(program);
+  registerClient(program);
   registerList(program);
   registerInspect(program);
   return program;

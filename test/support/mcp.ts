@@ -37,7 +37,7 @@ rules:
     tools: [deploy]
   - id: everyone
     subjects: { any: true }
-    tools: [search, who, whoami]
+    tools: [search, who, whoami, slow]
     resources: ["docs://**"]
     prompts: [greet]
   - id: dev-staging
@@ -57,6 +57,14 @@ export function buildTestServer(server: McpServer): void {
   server.registerTool('who', { description: 'who is calling, from the request context' }, async (extra) => ({
     content: [{ type: 'text', text: JSON.stringify({ clientId: extra.authInfo?.clientId, scopes: extra.authInfo?.scopes, identity: (extra.authInfo?.extra as { identity?: unknown })?.identity }) }],
   }));
+  server.registerTool('slow', { description: 'reports progress while it works' }, async (extra) => {
+    const token = extra._meta?.progressToken;
+    for (let i = 1; i <= 3; i++) {
+      if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: 3 } });
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return { content: [{ type: 'text', text: 'done' }] };
+  });
   server.registerTool('admin_secret', { description: 'nobody may see this' }, async () => ({ content: [{ type: 'text', text: 'secret' }] }));
   server.registerResource('handbook', 'docs://handbook', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'the handbook' }] }));
   server.registerResource('payroll', 'hr://payroll', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'salaries' }] }));

@@ -1,0 +1,91 @@
+/** `mcp-mtls connect` (the stdio bridge) and `mcp-mtls client-config` (its entry in desktop MCP apps). */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { loadBundle } from '../bundle/load.js';
+import { runBridge } from '../client/bridge.js';
+import { MtlsError } from '../errors.js';
+import { writeFileAtomic } from '../util/atomic-file.js';
+import { emit, readBundlePassphrase } from './io.js';
+
+const CLIENTS = ['claude-desktop', 'claude-code', 'vscode', 'cursor'] as const;
+type ClientName = (typeof CLIENTS)[number];
+
+/** Where each app keeps its MCP servers, and under which key. */
+export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = process.env, platform = process.platform): { file: string; key: 'mcpServers' | 'servers' } {
+  const home = env.HOME ?? os.homedir();
+  switch (client) {
+    case 'claude-desktop':
+      if (platform === 'darwin') return { file: path.join(home, 'Library', 'Application Support', 'Claude', 'claude_desktop_config.json'), key: 'mcpServers' };
+      if (platform === 'win32') return { file: path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'Claude', 'claude_desktop_config.json'), key: 'mcpServers' };
+      return { file: path.join(env.XDG_CONFIG_HOME ?? path.join(home, '.config'), 'Claude', 'claude_desktop_config.json'), key: 'mcpServers' };
+    case 'claude-code':
+      return { file: path.join(home, '.claude.json'), key: 'mcpServers' };
+    case 'cursor':
+      return { file: path.join(home, '.cursor', 'mcp.json'), key: 'mcpServers' };
+    case 'vscode':
+      return { file: path.join(process.cwd(), '.vscode', 'mcp.json'), key: 'servers' };
+  }
+}
+
+export function serverEntry(client: ClientName, url: string, bundle: string) {
+  const args = ['-y', 'mcp-mtls', 'connect', url, '--bundle', bundle];
+  return client === 'vscode' || client === 'claude-code' ? { type: 'stdio', command: 'npx', args } : { command: 'npx', args };
+}
+
+export function registerClient(program: Command): void {
+  program
+    .command('connect')
+    .description('a stdio bridge to an mTLS MCP server, for desktop MCP apps that cannot present client certificates')
+    .argument('[url]', 'the MCP server URL (default: the url in the bundle profile)')
+    .requiredOption('--bundle <file>', 'a bundle profile, PKCS#12 file or PEM folder')
+    .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE)')
+    .addHelpText('after', '\nExample (what a desktop app runs):\n  $ npx -y mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml')
+    .action(async (url: string | undefined, o) => {
+      const bundle = await loadBundle(o.bundle, { passphrase: () => readBundlePassphrase(o) });
+      if (!url && !bundle.url) throw new MtlsError('USAGE', 'no server URL: pass one, or use a bundle profile made with --url', { hint: 'mcp-mtls connect https://host/mcp --bundle FILE' });
+      process.exitCode = await runBridge({ bundle, ...(url ? { url } : {}) });
+    });
+
+  program
+    .command('client-config')
+    .description("the MCP server entry that runs the bridge, for a desktop client's configuration")
+    .requiredOption('--client <client>', CLIENTS.join(' | '))
+    .requiredOption('--name <name>', 'the server name shown in the client')
+    .requiredOption('--bundle <file>', 'the bundle the bridge loads')
+    .option('--url <url>', 'the MCP server URL (default: the url in the bundle profile)')
+    .option('--write', "merge the entry into the client's configuration file (a backup is kept)")
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExample:\n  $ mcp-mtls client-config --client claude-desktop --name acme-tools --bundle ~/.mcp-mtls/alice.yaml --write')
+    .action(async (o) => {
+      if (!CLIENTS.includes(o.client)) throw new MtlsError('USAGE', `unknown client "${o.client}"`, { hint: `use one of: ${CLIENTS.join(', ')}` });
+      const bundleFile = path.resolve(o.bundle);
+      let url = o.url as string | undefined;
+      if (!url) url = (await loadBundle(bundleFile, { passphrase: () => readBundlePassphrase(o) })).url;
+      if (!url) throw new MtlsError('USAGE', 'no server URL: pass --url, or use a bundle profile made with --url');
+      const client = o.client as ClientName;
+      const entry = serverEntry(client, url, bundleFile);
+      const { file, key } = clientConfigFile(client);
+      const snippet = { [key]: { [o.name]: entry } };
+      if (!o.write) {
+        emit(o.json, { file, ...snippet }, () => `Add this to ${file}:\n${JSON.stringify(snippet, null, 2)}\n`);
+        return;
+      }
+      let current: Record<string, unknown> = {};
+      if (fs.existsSync(file)) {
+        const text = fs.readFileSync(file, 'utf8');
+        try {
+          current = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
+        } catch (e) {
+          throw new MtlsError('BAD_ARGUMENT', `${file} is not valid JSON: ${(e as Error).message}`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
+        }
+        writeFileAtomic(`${file}.bak`, text, { mode: 0o600 });
+      } else {
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+      }
+      const servers = { ...((current[key] as Record<string, unknown>) ?? {}), [o.name]: entry };
+      writeFileAtomic(file, `${JSON.stringify({ ...current, [key]: servers }, null, 2)}\n`, { mode: 0o600 });
+      emit(o.json, { file, written: true, ...snippet }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n`);
+    });
+}

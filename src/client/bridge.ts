@@ -1,0 +1,63 @@
+/**
+ * `mcp-mtls connect`: a stdio to Streamable HTTP bridge, so that desktop MCP apps (Claude
+ * Desktop, VS Code, Cursor, MCP Inspector), which cannot present client certificates
+ * themselves, can reach an mTLS MCP server. Newline-delimited JSON-RPC on stdin/stdout is
+ * relayed through the SDK's own transports (so SSE responses, the GET notification stream
+ * and sessions work as in any SDK client); logs go to stderr only; the bridge ends when
+ * stdin closes, and exits with a clear message when the server refuses the certificate.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Bundle } from '../bundle/load.js';
+import { CertificateRefusedError } from './agent.js';
+import { createSdk1Transport } from './transports.js';
+
+export interface BridgeOptions {
+  readonly url?: string;
+  readonly bundle: Bundle;
+  readonly stdin?: Readable;
+  readonly stdout?: Writable;
+  readonly log?: (line: string) => void;
+}
+
+/** Runs until stdin closes (resolves 0) or the certificate is refused (resolves 77). */
+export function runBridge(options: BridgeOptions): Promise<number> {
+  const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls connect: ${l}\n`));
+  const stdin = options.stdin ?? process.stdin;
+  const http = createSdk1Transport(options.bundle, options.url);
+  const stdio = new StdioServerTransport(stdin, options.stdout ?? process.stdout);
+  return new Promise((resolve) => {
+    let finished = false;
+    const finish = async (code: number) => {
+      if (finished) return;
+      finished = true;
+      await Promise.race([http.close().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
+      await stdio.close().catch(() => undefined);
+      resolve(code);
+    };
+    http.onmessage = (m) => void stdio.send(m).catch((e) => log(`cannot write to stdout: ${(e as Error).message}`));
+    http.onerror = (e) => {
+      if (e instanceof CertificateRefusedError) {
+        log(e.message);
+        void finish(77);
+      } else log(`server: ${e.message}`);
+    };
+    stdio.onmessage = (m: JSONRPCMessage) => {
+      http.send(m).catch(async (e: Error) => {
+        const id = (m as { id?: unknown }).id;
+        if (id !== undefined) {
+          await stdio.send({ jsonrpc: '2.0', id: id as string | number, error: { code: -32000, message: `mcp-mtls connect: ${e.message}` } }).catch(() => undefined);
+        }
+        log(e.message);
+        if (e instanceof CertificateRefusedError) void finish(77);
+      });
+    };
+    stdio.onerror = (e) => log(`stdin: ${e.message}`);
+    stdin.once('end', () => void finish(0));
+    stdin.once('close', () => void finish(0));
+    void http.start().then(() => stdio.start());
+    log(`relaying stdio to ${options.url ?? options.bundle.url} as ${options.bundle.identity?.principal ?? 'this certificate'}`);
+    for (const w of options.bundle.warnings) log(`warning: ${w}`);
+  });
+}
