@@ -37,6 +37,20 @@ export interface GateContext {
   readonly headers: IncomingHttpHeaders;
   readonly audit?: AuditSink;
   readonly remote?: string;
+  /**
+   * How to answer a target the caller may not see. Unset (the SDK adapters): pass it on, the
+   * per-caller server does not have it. The gateway cannot remove tools from an upstream, so it
+   * answers here, as an SDK server answers an unknown tool.
+   */
+  readonly hiddenAnswer?: (id: unknown, target: PolicyTarget) => unknown;
+  /** every decision, for metrics */
+  readonly onDecision?: (d: Decision) => void;
+}
+
+/** What an MCP SDK server answers for a tool, resource or prompt it does not have. */
+export function unknownTargetAnswer(id: unknown, t: PolicyTarget): unknown {
+  if (t.kind === 'tool') return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: `MCP error -32602: Tool ${t.name} not found` }], isError: true } };
+  return rpcError(id, -32602, t.kind === 'resource' ? `MCP error -32602: Resource ${t.uri} not found` : `MCP error -32602: Prompt ${t.name} not found`);
 }
 
 const isRequest = (m: Message): boolean => typeof m?.method === 'string' && m.id !== undefined && m.id !== null;
@@ -119,10 +133,13 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     }
     const d = ctx.policy.decide(id, a.target);
     audit(m, a.target, d);
+    ctx.onDecision?.(d);
     if (d.allowed) continue;
     refuse = true;
-    if (!d.visible) hidden.push(a.target);
-    else answers.push(deniedAnswer(m, a.target, d));
+    if (!d.visible) {
+      hidden.push(a.target);
+      if (ctx.hiddenAnswer) answers.push(ctx.hiddenAnswer(m.id, a.target));
+    } else answers.push(deniedAnswer(m, a.target, d));
   }
   if (Array.isArray(body)) {
     if (!refuse) return { kind: 'pass', scopes, hidden: [] };

@@ -52,6 +52,8 @@ export interface MtlsServerOptions extends MtlsTlsMaterial {
   /** warnings (CRL about to expire, ...): default stderr */
   readonly log?: (message: string) => void;
   readonly clock?: () => Date;
+  /** answers requests that need no client certificate (health checks, metrics); return true when handled */
+  readonly unauthenticated?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface MtlsServer extends https.Server {
@@ -100,6 +102,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
       minVersion: 'TLSv1.2',
     },
     (req, res) => {
+      if (options.unauthenticated?.(req, res)) return;
       const auth = authenticator.authenticate(req.socket as TLSSocket);
       if (!auth.ok) {
         options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, serial: auth.serial, remote: req.socket.remoteAddress, method: req.method, path: req.url });

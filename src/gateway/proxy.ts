@@ -1,0 +1,237 @@
+/**
+ * The gateway: mTLS identity and per-tool policy in front of any Streamable HTTP MCP server,
+ * without changing it. Per request:
+ *
+ * 1. authentication (createMtlsServer: the same reasons and modes as the server adapter);
+ * 2. the route (longest path prefix) and, for POST, the JSON-RPC gate shared with the
+ *    adapters (policy per message, batches, Mcp-Method headers, audit); a hidden target is
+ *    answered here as an SDK server answers an unknown one, since the upstream still has it;
+ * 3. identity to the upstream: `x-forwarded-client-cert` (Envoy format) and
+ *    `params._meta["mcp-mtls/identity"]` in every request message; any such header or key
+ *    sent by the client is removed first;
+ * 4. the response: list results filtered per caller, in JSON and in SSE streams (event by
+ *    event, never buffered whole); everything else streamed through unchanged (GET streams,
+ *    DELETE, session and protocol headers);
+ * 5. sessions bound to the certificate that opened them.
+ * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
+ */
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Identity } from '../identity/identity.js';
+import type { Policy, PolicySubject } from '../policy/compile.js';
+import type { AuditSink } from '../server/audit.js';
+import { readJsonBody, sendJson } from '../server/http-body.js';
+import { gateMcpBody, unknownTargetAnswer } from '../server/mcp-gate.js';
+import { SCOPES_META_KEY } from '../server/mcp-surface.js';
+import type { MtlsHandler, MtlsRequest } from '../server/mtls-server.js';
+import type { GatewayMetrics } from './metrics.js';
+import { sseRewriter } from './sse.js';
+import { formatXfcc, XFCC } from './xfcc.js';
+
+export const IDENTITY_META_KEY = 'mcp-mtls/identity';
+
+export interface GatewayRoute {
+  /** path prefix, e.g. /mcp */
+  readonly prefix: string;
+  readonly upstream: URL;
+  readonly policy: () => Policy;
+  /** for HTTPS upstreams: carries the gateway's own client certificate and trusted CA */
+  readonly dispatcher?: Dispatcher;
+}
+
+export interface GatewayOptions {
+  readonly routes: readonly GatewayRoute[];
+  readonly audit?: AuditSink;
+  readonly metrics?: GatewayMetrics;
+  readonly upstreamTimeoutMs?: number;
+  readonly maxBodyBytes?: number;
+  readonly log?: (line: string) => void;
+}
+
+/** Request headers never forwarded: hop-by-hop, and identity claims a client could forge. */
+const DROP_REQUEST = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded']);
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'trailer']);
+
+type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
+const LIST_METHODS: Record<string, ListKind> = { 'tools/list': 'tools', 'resources/list': 'resources', 'resources/templates/list': 'resourceTemplates', 'prompts/list': 'prompts' };
+
+interface Message {
+  id?: unknown;
+  method?: unknown;
+  params?: Record<string, unknown>;
+  result?: Record<string, unknown>;
+}
+
+/** Filters one list result for the caller (tools also get their required scopes in _meta). */
+function filterResult(kind: ListKind, result: Record<string, unknown>, policy: Policy, who: PolicySubject): Record<string, unknown> {
+  const items = result[kind];
+  if (!Array.isArray(items)) return result;
+  let kept: unknown[];
+  if (kind === 'tools') {
+    kept = policy.filterTools(who, items as { name: string; _meta?: Record<string, unknown> }[]).map((t) => {
+      const scopes = policy.requiredScopes(t.name);
+      return scopes.length ? { ...t, _meta: { ...(t._meta ?? {}), [SCOPES_META_KEY]: scopes } } : t;
+    });
+  } else if (kind === 'resources') kept = policy.filterResources(who, items as { uri: string }[]);
+  else if (kind === 'resourceTemplates') kept = policy.filterResourceTemplates(who, items as { uriTemplate: string }[]);
+  else kept = policy.filterPrompts(who, items as { name: string }[]);
+  return { ...result, [kind]: kept };
+}
+
+function rewriteMessages(value: unknown, lists: Map<unknown, ListKind>, policy: Policy, who: PolicySubject): unknown {
+  const one = (m: Message): Message => {
+    const kind = m && m.id !== undefined ? lists.get(m.id) : undefined;
+    return kind && m.result ? { ...m, result: filterResult(kind, m.result, policy, who) } : m;
+  };
+  return Array.isArray(value) ? value.map(one) : one(value as Message);
+}
+
+function withIdentity(m: Message, identity: Identity, scopes: readonly string[]): Message {
+  if (typeof m?.method !== 'string' || m.id === undefined) return m;
+  const params = { ...(m.params ?? {}) };
+  const meta = { ...((params._meta as Record<string, unknown>) ?? {}) };
+  delete meta[IDENTITY_META_KEY]; // a client never speaks for itself here
+  meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes };
+  return { ...m, params: { ...params, _meta: meta } };
+}
+
+function rpcFailure(res: ServerResponse, status: number, message: string): void {
+  if (!res.headersSent) sendJson(res, status, { jsonrpc: '2.0', id: null, error: { code: -32603, message } });
+  else res.destroy();
+}
+
+export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { close(): Promise<void>; inFlight(): number } {
+  const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+  const sessions = new Map<string, string>(); // route+session id -> certificate fingerprint
+  const timeout = options.upstreamTimeoutMs ?? 30_000;
+  const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls gateway: ${l}\n`));
+  let inFlight = 0;
+
+  const handler = async (req: MtlsRequest, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    const route = routes.find((r) => url === r.prefix || url.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`) || url.startsWith(`${r.prefix}?`));
+    if (!route) return sendJson(res, 404, { error: 'not_found', message: `no route for ${url}` });
+    const identity = (req.auth as NonNullable<MtlsRequest['auth']>).extra.identity;
+    const policy = route.policy();
+    const remote = req.socket.remoteAddress;
+    inFlight++;
+    res.once('close', () => inFlight--);
+    res.once('finish', () => options.metrics?.request(route.prefix, res.statusCode));
+
+    // sessions: bound to the certificate that opened them
+    const sidHeader = req.headers['mcp-session-id'];
+    const sid = Array.isArray(sidHeader) ? sidHeader[0] : sidHeader;
+    if (sid !== undefined && sessions.get(`${route.prefix} ${sid}`) !== identity.fingerprint) {
+      options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: sessions.has(`${route.prefix} ${sid}`) ? 'the session belongs to another certificate' : 'unknown session' });
+      return sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
+    }
+
+    let body: string | undefined;
+    const lists = new Map<unknown, ListKind>();
+    if (req.method === 'POST') {
+      const read = await readJsonBody(req, options.maxBodyBytes);
+      if (!read.ok) {
+        options.audit?.write({ event: 'decision', principal: identity.principal, fingerprint: identity.fingerprint, allowed: false, ruleId: null, reason: `refused body: HTTP ${read.status}`, remote });
+        return sendJson(res, read.status, read.body);
+      }
+      const gate = gateMcpBody(read.value, {
+        policy,
+        identity,
+        headers: req.headers,
+        hiddenAnswer: unknownTargetAnswer,
+        ...(options.audit ? { audit: options.audit } : {}),
+        ...(remote ? { remote } : {}),
+        ...(options.metrics ? { onDecision: (d) => options.metrics!.decision(d.ruleId, d.allowed) } : {}),
+      });
+      if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
+      const messages = (Array.isArray(read.value) ? read.value : [read.value]) as Message[];
+      for (const m of messages) {
+        const kind = typeof m?.method === 'string' ? LIST_METHODS[m.method] : undefined;
+        if (kind && m.id !== undefined) lists.set(m.id, kind);
+      }
+      const forwarded = messages.map((m) => withIdentity(m, identity, gate.scopes));
+      body = JSON.stringify(Array.isArray(read.value) ? forwarded : forwarded[0]);
+    }
+
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v === undefined || DROP_REQUEST.has(k)) continue;
+      headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    }
+    headers[XFCC] = formatXfcc(identity, req.socket.getPeerX509Certificate()!.raw);
+    headers['x-forwarded-for'] = remote ?? '';
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+
+    const upstreamUrl = url.length === route.prefix.length ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${url.slice(route.prefix.length)}`, route.upstream);
+    const started = performance.now();
+    let upstream: Dispatcher.ResponseData;
+    try {
+      upstream = await request(upstreamUrl, {
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers,
+        ...(body !== undefined ? { body } : req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE' ? { body: req } : {}),
+        dispatcher: route.dispatcher ?? dispatcher,
+        headersTimeout: timeout,
+        bodyTimeout: 0, // SSE streams stay open as long as they have to
+      });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const slow = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+      log(`upstream ${route.upstream.href}: ${code ?? ''} ${(e as Error).message}`);
+      return rpcFailure(res, slow ? 504 : 502, slow ? `the upstream MCP server did not answer within ${timeout} ms` : 'the upstream MCP server is unavailable');
+    }
+    options.metrics?.upstreamLatency(route.prefix, (performance.now() - started) / 1000);
+
+    const outHeaders: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !DROP_RESPONSE.has(k)) outHeaders[k] = v as string | string[];
+    const newSid = upstream.headers['mcp-session-id'];
+    if (typeof newSid === 'string' && sid === undefined) sessions.set(`${route.prefix} ${newSid}`, identity.fingerprint);
+    if (req.method === 'DELETE' && sid !== undefined && upstream.statusCode < 300) sessions.delete(`${route.prefix} ${sid}`);
+    const type = String(upstream.headers['content-type'] ?? '');
+
+    try {
+      if (lists.size > 0 && type.includes('application/json')) {
+        // a small JSON answer: filter it and send it in one write
+        const text = await upstream.body.text();
+        let out = text;
+        try {
+          out = JSON.stringify(rewriteMessages(JSON.parse(text), lists, policy, identity));
+        } catch {
+          out = text; // not JSON after all: as it came
+        }
+        res.writeHead(upstream.statusCode, { ...outHeaders, 'cache-control': 'private, no-store', 'content-length': String(Buffer.byteLength(out)) });
+        res.end(out);
+      } else if (lists.size > 0 && type.includes('text/event-stream')) {
+        res.writeHead(upstream.statusCode, { ...outHeaders, 'cache-control': 'private, no-cache' });
+        res.flushHeaders();
+        const rewrite = sseRewriter((data) => {
+          try {
+            const parsed = JSON.parse(data) as Message;
+            return parsed && parsed.id !== undefined && lists.has(parsed.id) ? JSON.stringify(rewriteMessages(parsed, lists, policy, identity)) : undefined;
+          } catch {
+            return undefined;
+          }
+        });
+        await pipeline(upstream.body, rewrite, res);
+      } else {
+        res.writeHead(upstream.statusCode, outHeaders);
+        if (type.includes('text/event-stream')) res.flushHeaders();
+        await pipeline(upstream.body as unknown as Readable, res);
+      }
+    } catch (e) {
+      if (!res.writableEnded) log(`streaming from ${route.upstream.href}: ${(e as Error).message}`);
+      upstream.body.destroy();
+      res.destroy();
+    }
+  };
+
+  return Object.assign(handler, {
+    inFlight: () => inFlight,
+    close: async () => {
+      await dispatcher.close().catch(() => undefined);
+    },
+  });
+}
