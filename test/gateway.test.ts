@@ -111,8 +111,14 @@ before(async () => {
       audit,
       log: () => undefined,
       unauthenticated: (req, res) => {
-        if (req.url === '/healthz') return void res.end('{"status":"ok"}') ?? true;
-        if (req.url === '/metrics') return void res.end(metrics.render()) ?? true;
+        if (req.url === '/healthz') {
+          res.end('{"status":"ok"}');
+          return true;
+        }
+        if (req.url === '/metrics') {
+          res.end(metrics.render());
+          return true;
+        }
         return false;
       },
     },

@@ -12,6 +12,7 @@ import { registerLifecycle } from './lifecycle.js';
 import { registerBundle } from './bundle.js';
 import { registerPolicy } from './policy.js';
 import { registerClient } from './client.js';
+import { registerGateway } from './gateway.js';
 import { EXIT, reportError } from './io.js';
 
 const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
@@ -46,6 +47,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerBundle(program);
   registerPolicy(program);
   registerClient(program);
+  registerGateway(program);
   registerList(program);
   registerInspect(program);
   return program;

@@ -1,0 +1,58 @@
+/** `mcp-mtls gateway`: mTLS identity and per-tool policy in front of any Streamable HTTP MCP server. */
+import type { Command } from 'commander';
+import { loadGatewayConfig, GatewayConfigSchema, type GatewayConfig } from '../gateway/config.js';
+import { startGateway } from '../gateway/run.js';
+import { MtlsError } from '../errors.js';
+import { collect } from './io.js';
+
+export function registerGateway(program: Command): void {
+  program
+    .command('gateway')
+    .description('an mTLS gateway with per-tool policy in front of Streamable HTTP MCP servers')
+    .option('--config <file>', 'gateway.yaml (docs/gateway.md); or the flags below for one upstream')
+    .option('--listen <host:port>', 'where to listen', '127.0.0.1:8443')
+    .option('--upstream <url>', 'the MCP server to protect, e.g. http://127.0.0.1:3000/mcp')
+    .option('--path <prefix>', 'the path clients use', '/mcp')
+    .option('--policy <file>', 'the access policy (docs/policy.md)')
+    .option('--cert <file>', "the gateway's server certificate chain")
+    .option('--key <file>', "the gateway's key")
+    .option('--pki <dir>', 'a CA folder: trust its root, load its CRLs')
+    .option('--ca <file>', 'or: the trusted root certificate(s)')
+    .option('--crl <file>', 'with --ca: a CRL (repeatable)', collect, [])
+    .option('--mode <mode>', 'default (401 with the reason) or strict (refuse at connection)', 'default')
+    .option('--audit <file>', 'append one JSON line per decision to this file')
+    .addHelpText('after', '\nExamples:\n  $ mcp-mtls gateway --config gateway.yaml\n  $ mcp-mtls gateway --upstream http://127.0.0.1:3000/mcp --policy policy.yaml --cert certs/gw.crt --key certs/gw.key --pki ./pki --listen 0.0.0.0:8443')
+    .action(async (o) => {
+      let config: GatewayConfig;
+      if (o.config) {
+        config = loadGatewayConfig(o.config);
+      } else {
+        if (!o.upstream || !o.policy || !o.cert || !o.key || (!o.pki && !o.ca)) {
+          throw new MtlsError('USAGE', 'without --config the gateway needs --upstream, --policy, --cert, --key and --pki (or --ca)', { hint: 'or write a gateway.yaml (docs/gateway.md)' });
+        }
+        const parsed = GatewayConfigSchema.safeParse({
+          listen: o.listen,
+          mode: o.mode,
+          tls: { cert: o.cert, key: o.key, ...(o.pki ? { pki: o.pki } : { ca: o.ca, crl: o.crl }) },
+          routes: [{ path: o.path, upstream: o.upstream, policy: o.policy }],
+          ...(o.audit ? { audit: o.audit } : {}),
+        });
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0]!;
+          throw new MtlsError('USAGE', `${issue.path.join('.')}: ${issue.message}`, { hint: 'see mcp-mtls gateway --help' });
+        }
+        config = parsed.data;
+      }
+      const gw = await startGateway(config);
+      process.stderr.write(`mcp-mtls gateway: listening on https://${config.listen} (${config.routes.map((r) => `${r.path} -> ${r.upstream}`).join(', ')})\n`);
+      process.on('SIGHUP', () => gw.reload());
+      const stop = async () => {
+        process.stderr.write('mcp-mtls gateway: stopping, letting requests in flight finish\n');
+        await gw.stop();
+        process.exit(0);
+      };
+      process.once('SIGTERM', () => void stop());
+      process.once('SIGINT', () => void stop());
+      await new Promise(() => undefined); // runs until a signal
+    });
+}

@@ -1,0 +1,115 @@
+/**
+ * A running gateway from its configuration: the mTLS listener, one watched policy per route,
+ * CRLs and the gateway's own certificate reloaded when their files change (or on reload()),
+ * /healthz and /metrics without a client certificate, and a graceful stop that lets
+ * in-flight requests and streams finish within a bound.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
+import { watchPolicy, type PolicyWatcher } from '../policy-file/watch.js';
+import { createAuditLog } from '../server/audit.js';
+import { crlWarnings } from '../server/revocation.js';
+import { createMtlsServer, tlsFromPki, type MtlsServer, type MtlsTlsMaterial } from '../server/mtls-server.js';
+import { parseDuration } from '../ca/duration.js';
+import type { GatewayConfig } from './config.js';
+import { GatewayMetrics } from './metrics.js';
+import { createGatewayHandler } from './proxy.js';
+
+export interface RunningGateway {
+  readonly server: MtlsServer;
+  readonly address: AddressInfo;
+  /** re-reads CRLs and the gateway certificate (policies reload by themselves) */
+  reload(): void;
+  /** stops accepting, waits for in-flight requests up to the grace period, then closes everything */
+  stop(): Promise<void>;
+}
+
+function tlsMaterial(c: GatewayConfig): MtlsTlsMaterial {
+  if (c.tls.pki) return tlsFromPki(c.tls.pki, c.tls.cert, c.tls.key);
+  return { cert: fs.readFileSync(c.tls.cert), key: fs.readFileSync(c.tls.key), ca: fs.readFileSync(c.tls.ca as string), crl: (c.tls.crl ?? []).map((f) => fs.readFileSync(f)) };
+}
+
+export async function startGateway(config: GatewayConfig, log: (line: string) => void = (l) => process.stderr.write(`mcp-mtls gateway: ${l}\n`)): Promise<RunningGateway> {
+  const audit = config.audit ? createAuditLog(config.audit) : undefined;
+  const metrics = new GatewayMetrics();
+  const watchers: PolicyWatcher[] = [];
+  const routes = config.routes.map((r) => {
+    const w = watchPolicy(r.policy, { onReload: () => log(`policy ${r.policy} reloaded`), onError: (e) => log(`policy ${r.policy} is invalid, keeping the last good one: ${e.message}`) });
+    watchers.push(w);
+    const t = r.upstreamTls;
+    const dispatcher = t
+      ? new Agent({ connect: { secureContext: tls.createSecureContext({ ...(t.ca ? { ca: fs.readFileSync(t.ca) } : {}), ...(t.cert ? { cert: fs.readFileSync(t.cert) } : {}), ...(t.key ? { key: fs.readFileSync(t.key) } : {}) }) } as Agent.Options['connect'] })
+      : undefined;
+    return { prefix: r.path, upstream: new URL(r.upstream), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}) };
+  });
+  const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}) });
+  const material = tlsMaterial(config);
+  let server: MtlsServer;
+  const health = () => ({ status: 'ok', routes: routes.map((r) => r.prefix), inFlight: handler.inFlight(), crlWarnings: crlWarnings(server.revocation(), new Date()) });
+  server = createMtlsServer(
+    {
+      ...material,
+      mode: config.mode,
+      log,
+      ...(config.trustDomains ? { trustDomains: config.trustDomains } : {}),
+      ...(audit ? { audit } : {}),
+      unauthenticated: (req, res) => {
+        if (req.url === '/healthz') {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health()));
+          return true;
+        }
+        if (req.url === '/metrics') {
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render());
+          return true;
+        }
+        return false;
+      },
+    },
+    handler,
+  );
+  const [host, port] = [config.listen.slice(0, config.listen.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))];
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+
+  const reload = () => {
+    try {
+      const fresh = tlsMaterial(config);
+      const closed = server.reloadCrls(fresh.crl ?? []);
+      server.setCertificate({ cert: fresh.cert, key: fresh.key });
+      log(`reloaded CRLs and certificate${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
+    } catch (e) {
+      log(`reload failed, keeping what was loaded: ${(e as Error).message}`);
+    }
+  };
+  // CRL and certificate files: reload when they change (debounced)
+  const files = [config.tls.cert, config.tls.key, ...(config.tls.crl ?? []), ...(config.tls.pki ? [path.join(config.tls.pki, 'crl')] : [])];
+  let timer: NodeJS.Timeout | undefined;
+  const fsWatchers = [...new Set(files.map((f) => (fs.existsSync(f) && fs.statSync(f).isDirectory() ? f : path.dirname(f))))].map((dir) =>
+    fs.watch(dir, () => {
+      clearTimeout(timer);
+      timer = setTimeout(reload, 200);
+    }),
+  );
+  for (const w of fsWatchers) w.unref();
+
+  return {
+    server,
+    address: server.address() as AddressInfo,
+    reload,
+    async stop() {
+      server.close();
+      const deadline = Date.now() + parseDuration(config.shutdownGrace);
+      while (handler.inFlight() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      server.closeAllConnections();
+      clearTimeout(timer);
+      for (const w of fsWatchers) w.close();
+      for (const w of watchers) w.close();
+      await handler.close();
+    },
+  };
+}

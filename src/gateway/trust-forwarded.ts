@@ -1,0 +1,50 @@
+/**
+ * For Node MCP servers behind the gateway: take the caller's identity from the gateway's
+ * `x-forwarded-client-cert`, but only when the request itself came over mTLS from the
+ * gateway's own principal. From anyone else the header is ignored (and logged): a client
+ * that reaches the upstream directly cannot claim to be someone.
+ *
+ *   app.use(createMtlsMiddleware());                                  // the gateway authenticates to us
+ *   app.use(trustForwardedIdentity({ gateways: ['spiffe://acme.test/service/gateway'] }));
+ *   // req.auth.extra.identity is now the end user; req.auth.extra.via the gateway
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decodeIdentity } from '../identity/decode.js';
+import type { Identity } from '../identity/identity.js';
+import type { MtlsAuthInfo } from '../server/mtls-server.js';
+import { certFromXfcc, XFCC } from './xfcc.js';
+
+export interface TrustForwardedOptions {
+  /** principals of the gateways whose forwarded identity is trusted */
+  readonly gateways: readonly string[];
+  readonly trustDomains?: readonly string[];
+  readonly log?: (line: string) => void;
+}
+
+type Req = IncomingMessage & { auth?: MtlsAuthInfo & { extra: { identity: Identity; via?: Identity } } };
+
+export function trustForwardedIdentity(options: TrustForwardedOptions) {
+  const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls: ${l}\n`));
+  return (req: Req, res: ServerResponse, next: (err?: unknown) => void) => {
+    const header = req.headers[XFCC];
+    if (header === undefined) return next();
+    const value = Array.isArray(header) ? header[0]! : header;
+    const peer = req.auth?.extra.identity;
+    if (!peer || !options.gateways.includes(peer.principal)) {
+      log(`ignored ${XFCC} from ${peer?.principal ?? req.socket.remoteAddress}: not a configured gateway`);
+      delete req.headers[XFCC];
+      return next();
+    }
+    const der = certFromXfcc(value);
+    let user: Identity;
+    try {
+      if (!der) throw new Error('no certificate in the header');
+      user = decodeIdentity(der, options.trustDomains ? { trustDomains: options.trustDomains } : {});
+    } catch (e) {
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_identity', message: `the forwarded certificate is not usable: ${(e as Error).message}` }));
+      return;
+    }
+    req.auth = { token: user.fingerprint, clientId: user.principal, scopes: [], extra: { identity: user, via: peer } };
+    next();
+  };
+}
