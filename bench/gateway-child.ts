@@ -1,0 +1,45 @@
+/**
+ * Processes for bench/gateway.ts: `upstream DIR` (an SDK 1.x MCP server over plain HTTP, the
+ * server being protected) or `gateway DIR UPSTREAM_URL` (the mcp-mtls gateway in front of it,
+ * from the compiled package). Reports { port }; answers "cpu" with process.cpuUsage().
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
+import { createGatewayHandler } from '../dist/gateway/proxy.js';
+import { policyFromText } from '../dist/policy/compile.js';
+import { createMtlsServer } from '../dist/server/mtls-server.js';
+
+const [mode, dir, upstreamUrl] = process.argv.slice(2) as [string, string, string | undefined];
+const shape = { text: z.string() };
+const validator = new AjvJsonSchemaValidator();
+let server: http.Server;
+if (mode === 'upstream') {
+  server = http.createServer(async (req, res) => {
+    const mcp = new McpServer({ name: 'upstream', version: '1' }, { jsonSchemaValidator: validator });
+    mcp.registerTool('echo', { description: 'echo', inputSchema: shape }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
+    mcp.registerTool('other', { description: 'another', inputSchema: shape }, async ({ text }) => ({ content: [{ type: 'text', text }] }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => {
+      void transport.close();
+      void mcp.close();
+    });
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+} else {
+  const read = (f: string) => fs.readFileSync(`${dir}/${f}`);
+  const policy = policyFromText('version: 1\nrules:\n  - id: bench\n    subjects: { teams: [bench] }\n    tools: ["*"]\n');
+  const handler = createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(upstreamUrl as string), policy: () => policy }], log: () => undefined, audit: { includeArgs: false, write: () => undefined } });
+  server = createMtlsServer({ cert: read('server.crt'), key: read('server.key'), ca: read('root.crt'), log: () => undefined }, handler);
+}
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
+process.on('message', (m) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  if (m === 'exit') process.exit(0);
+});
