@@ -4,13 +4,13 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { ROOT, run } from './support/cli.js';
 
-test('npm run demo: every client gets its identity, the foreign certificate is refused', async () => {
+test('npm run demo: who sees what, allowed and denied calls with their rules, the revoked user refused', async () => {
   const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples', 'demo', 'demo.ts')]);
   assert.equal(r.code, 0, r.stderr + r.stdout);
-  assert.match(r.stdout, /alice\s+spiffe:\/\/demo\.test\/user\/alice\s+sre\s+admin/);
-  assert.match(r.stdout, /bob\s+spiffe:\/\/demo\.test\/user\/bob\s+dev\s+-/);
-  assert.match(r.stdout, /build-agent\s+spiffe:\/\/demo\.test\/service\/build-agent\s+dev/);
-  assert.match(r.stdout, /mallory \(other CA\)\s+refused/);
+  assert.match(r.stdout, /alice\s+spiffe:\/\/demo\.test\/user\/alice teams=\[sre\] roles=\[admin\]\s+sees:\s+deploy restart_service search_docs/);
+  assert.match(r.stdout, /bob\s+spiffe:\/\/demo\.test\/user\/bob teams=\[dev\] roles=\[\]\s+sees:\s+deploy search_docs/);
+  assert.match(r.stdout, /deploy\(production\): denied by dev-staging-only/);
+  assert.match(r.stdout, /carol\s+refused at the TLS handshake\s+sees:\s+-\s+calls: reason: certificate_revoked/);
   assert.match(r.stdout, /demo OK/);
 });
 

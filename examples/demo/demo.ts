@@ -1,32 +1,44 @@
 /**
  * The demo: `npm install && npm run demo`.
  *
- * Creates a CA in a temporary folder (or --dir DIR), issues a server certificate and client
- * certificates for alice (team sre, role admin), bob (team dev) and a build agent, then
- * starts a real mTLS server on 127.0.0.1 and connects as each client. The server turns
- * each verified certificate into an Identity, which is what MCP tools will receive.
- * A certificate from another CA is refused in the handshake. The demo checks its own
- * results and exits non-zero if anything is off; --keep leaves the files for the CLI.
+ * 1. A CA in a temporary folder (or --dir DIR), a server certificate, and client certificates
+ *    for alice (team sre, role admin), bob (team dev) and carol (team sre), whom the operator
+ *    then revokes; all with the mcp-mtls CLI, as an operator would.
+ * 2. An MCP server (SDK 1.x) with the example policy (examples/demo/policy.yaml), in strict
+ *    mode, on 127.0.0.1.
+ * 3. alice, bob and carol connect with the MCP SDK client: who sees which tools, which calls
+ *    are allowed or denied and by which rule; carol is refused at the handshake.
  *
- * (The MCP server, policy and revocation parts join this demo as those capabilities land.)
+ * It checks its own results (exit 1 if anything is off). --keep leaves the server running and
+ * prints the paths for trying the CLI and the stdio bridge.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { decodeIdentity } from '../../src/identity/decode.js';
+import { z } from 'zod';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { loadBundle } from '../../src/bundle/load.js';
+import { createSdk1Transport } from '../../src/client/transports.js';
+import { loadPolicy } from '../../src/policy-file/load.js';
+import { memoryAudit } from '../../src/server/audit.js';
+import { createMcpSdk1Handler } from '../../src/server/mcp-sdk1.js';
+import { createMtlsServer, tlsFromPki } from '../../src/server/mtls-server.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const bin = path.join(root, 'bin', 'mcp-mtls.js');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const bin = path.join(here, '..', '..', 'bin', 'mcp-mtls.js');
 const args = process.argv.slice(2);
 const keep = args.includes('--keep');
 const dirArg = args.indexOf('--dir');
-const work = dirArg >= 0 ? path.resolve(args[dirArg + 1] ?? 'pki') : fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-mtls-demo-'));
-const pki = dirArg >= 0 ? work : path.join(work, 'pki');
-const certs = path.join(dirArg >= 0 ? path.dirname(work) : work, 'certs');
+const work = dirArg >= 0 ? path.resolve(args[dirArg + 1] ?? 'demo') : fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-mtls-demo-'));
+fs.mkdirSync(work, { recursive: true });
+const pki = path.join(work, 'pki');
+const certs = path.join(work, 'certs');
 const failures: string[] = [];
+const check = (ok: boolean, what: string) => void (ok || failures.push(what));
 
 function mcpMtls(...cliArgs: string[]): unknown {
   const shown = cliArgs
@@ -36,90 +48,110 @@ function mcpMtls(...cliArgs: string[]): unknown {
     .join(' ');
   console.log(`$ mcp-mtls ${shown}`);
   const r = spawnSync(process.execPath, [bin, ...cliArgs], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    console.error(r.stderr);
-    throw new Error(`mcp-mtls ${cliArgs[0]} failed (exit ${r.status})`);
-  }
+  if (r.status !== 0) throw new Error(`mcp-mtls ${cliArgs[0]} failed (exit ${r.status}): ${r.stderr}`);
   return cliArgs.includes('--json') ? JSON.parse(r.stdout) : r.stdout;
 }
 
 interface Issued {
-  principal?: string;
+  serial: string;
   files: { cert: string; key: string; ca: string };
 }
 
-console.log(`mcp-mtls demo: certificates that say who is calling (DEMO=${work})\n`);
+console.log(`mcp-mtls demo: an MCP server that knows who is calling (DEMO=${work})\n`);
 mcpMtls('ca', 'init', '--dir', pki, '--trust-domain', 'demo.test', '--name', 'Demo MCP CA', '--json');
 const server = mcpMtls('issue', 'server', '--dir', pki, '--dns', 'localhost', '--ip', '127.0.0.1', '--out', certs, '--json') as Issued;
-const alice = mcpMtls('issue', 'client', '--dir', pki, '--user', 'alice', '--team', 'sre', '--role', 'admin', '--out', certs, '--json') as Issued;
-const bob = mcpMtls('issue', 'client', '--dir', pki, '--user', 'bob', '--team', 'dev', '--out', certs, '--json') as Issued;
-const agent = mcpMtls('issue', 'client', '--dir', pki, '--service', 'build-agent', '--team', 'dev', '--ttl', '1h', '--out', certs, '--json') as Issued;
-// a certificate from a CA the server does not trust
-const rogue = path.join(work, 'rogue');
-mcpMtls('ca', 'init', '--dir', path.join(rogue, 'pki'), '--trust-domain', 'demo.test', '--json');
-const mallory = mcpMtls('issue', 'client', '--dir', path.join(rogue, 'pki'), '--user', 'alice', '--role', 'admin', '--out', path.join(rogue, 'certs'), '--json') as Issued;
-
-// A real mTLS server: the handshake verifies the chain; the server reads the identity once per connection.
-const ca = fs.readFileSync(server.files.ca);
-const srv = tls.createServer({ cert: fs.readFileSync(server.files.cert), key: fs.readFileSync(server.files.key), ca, requestCert: true, rejectUnauthorized: false }, (socket) => {
-  socket.on('error', () => undefined);
-  if (!socket.authorized) return socket.end(`refused: ${socket.authorizationError}\n`);
-  const id = decodeIdentity(socket.getPeerX509Certificate()!.raw, { trustDomains: ['demo.test'] });
-  socket.end(`${JSON.stringify({ principal: id.principal, teams: id.teams, roles: id.roles })}\n`);
-});
-await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-const port = (srv.address() as { port: number }).port;
-
-function connectAs(client: Issued): Promise<string> {
-  return new Promise((resolve) => {
-    const sock = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca, cert: fs.readFileSync(client.files.cert), key: fs.readFileSync(client.files.key) });
-    let data = '';
-    sock.on('data', (d) => (data += d));
-    sock.on('end', () => resolve(data.trim()));
-    sock.on('error', (e) => resolve(`error: ${e.message}`));
-  });
-}
-
-console.log(`\nmTLS server on 127.0.0.1:${port}; connecting as each client:\n`);
-const rows: [string, string, string, string][] = [];
-const expect: [string, Issued, string | null][] = [
-  ['alice', alice, '{"principal":"spiffe://demo.test/user/alice","teams":["sre"],"roles":["admin"]}'],
-  ['bob', bob, '{"principal":"spiffe://demo.test/user/bob","teams":["dev"],"roles":[]}'],
-  ['build-agent', agent, '{"principal":"spiffe://demo.test/service/build-agent","teams":["dev"],"roles":[]}'],
-  ['mallory (other CA)', mallory, null],
+const people: [string, string[]][] = [
+  ['alice', ['--team', 'sre', '--role', 'admin']],
+  ['bob', ['--team', 'dev']],
+  ['carol', ['--team', 'sre']],
 ];
-for (const [who, cert, expected] of expect) {
-  const answer = await connectAs(cert);
-  if (expected === null) {
-    const refused = answer.startsWith('refused');
-    rows.push([who, 'refused', '-', answer.replace(/^refused: /, '')]);
-    if (!refused) failures.push(`${who} was not refused: ${answer}`);
-  } else {
-    const seen = JSON.parse(answer.startsWith('{') ? answer : '{}');
-    rows.push([who, seen.principal ?? answer, (seen.teams ?? []).join(',') || '-', (seen.roles ?? []).join(',') || '-']);
-    if (answer !== expected) failures.push(`${who}: expected ${expected}, got ${answer}`);
+const issued: Record<string, Issued> = {};
+for (const [who, extra] of people) issued[who] = mcpMtls('issue', 'client', '--dir', pki, '--user', who, ...extra, '--out', certs, '--json') as Issued;
+mcpMtls('revoke', issued.carol!.serial, '--dir', pki, '--reason', 'affiliationChanged', '--json');
+for (const who of Object.keys(issued)) mcpMtls('bundle', issued[who]!.files.cert, '--dir', pki, '--format', 'profile', '--url', 'https://localhost/mcp', '--out', path.join(certs, `${who}.yaml`), '--json');
+
+// the MCP server: a few tools, schemas made once; the policy decides who sees what
+const envArg = { env: z.enum(['staging', 'production']) };
+const queryArg = { q: z.string() };
+function build(s: McpServer) {
+  s.registerTool('search_docs', { description: 'search the handbook', inputSchema: queryArg }, async ({ q }) => ({ content: [{ type: 'text', text: `3 pages match "${q}"` }] }));
+  s.registerTool('deploy', { description: 'deploy the app', inputSchema: envArg }, async ({ env }, extra) => ({
+    content: [{ type: 'text', text: `deployed to ${env} by ${(extra.authInfo?.extra as { identity: { principal: string } }).identity.principal}` }],
+  }));
+  s.registerTool('restart_service', { description: 'restart a service' }, async () => ({ content: [{ type: 'text', text: 'restarted' }] }));
+  s.registerTool('read_payroll', { description: 'HR only' }, async () => ({ content: [{ type: 'text', text: 'salaries' }] }));
+}
+const audit = memoryAudit();
+const handler = createMcpSdk1Handler({ serverInfo: { name: 'demo', version: '1.0.0' }, policy: loadPolicy(path.join(here, 'policy.yaml')), build, audit, whoami: true });
+const httpsServer = createMtlsServer({ ...tlsFromPki(pki, server.files.cert, server.files.key), mode: 'strict', audit, log: () => undefined }, handler);
+await new Promise<void>((r) => httpsServer.listen(dirArg >= 0 && keep ? 8443 : 0, '127.0.0.1', r));
+const url = `https://localhost:${(httpsServer.address() as AddressInfo).port}/mcp`;
+console.log(`\nMCP server (SDK 1.x + mcp-mtls, strict mode) on ${url}, policy examples/demo/policy.yaml\n`);
+
+interface Row {
+  who: string;
+  identity: string;
+  tools: string;
+  calls: string;
+}
+const rows: Row[] = [];
+const calls: [string, Record<string, unknown>][] = [
+  ['deploy', { env: 'staging' }],
+  ['deploy', { env: 'production' }],
+  ['restart_service', {}],
+  ['read_payroll', {}],
+];
+for (const who of ['alice', 'bob', 'carol']) {
+  const client = new Client({ name: `${who}-agent`, version: '1.0.0' });
+  try {
+    await client.connect(createSdk1Transport(await loadBundle(path.join(certs, `${who}.yaml`)), url));
+    const tools = (await client.listTools()).tools.map((t) => t.name).filter((t) => t !== 'whoami').sort();
+    const outcomes: string[] = [];
+    for (const [name, a] of calls) {
+      const r = (await client.callTool({ name, arguments: a })) as { isError?: boolean; content: { text: string }[] };
+      const decision = audit.events.findLast((e) => e.event === 'decision' && e.target === name && e.principal === `spiffe://demo.test/user/${who}`);
+      const label = `${name}${a.env ? `(${a.env})` : ''}`;
+      const hidden = r.isError === true && /not found/.test(r.content[0]?.text ?? '');
+      outcomes.push(!r.isError ? `${label}: ok` : hidden ? `${label}: hidden${decision?.ruleId ? ` (${decision.ruleId})` : ''}` : `${label}: denied by ${decision?.ruleId}`);
+    }
+    const me = JSON.parse(((await client.callTool({ name: 'whoami', arguments: {} })) as { content: { text: string }[] }).content[0]!.text);
+    rows.push({ who, identity: `${me.principal} teams=[${me.teams}] roles=[${me.roles}]`, tools: tools.join(' '), calls: outcomes.join('; ') });
+  } catch (e) {
+    const refused = audit.events.findLast((x) => x.event === 'auth.refused');
+    rows.push({ who, identity: 'refused at the TLS handshake', tools: '-', calls: `reason: ${refused?.reason ?? (e as Error).message}` });
+  } finally {
+    await client.close().catch(() => undefined);
   }
 }
-srv.close();
 
-const header: [string, string, string, string] = ['client', 'identity the server sees', 'teams', 'roles / reason'];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
-console.log(line(header));
-console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-for (const r of rows) console.log(line(r));
-
-console.log('');
-process.stdout.write(mcpMtls('list', '--dir', pki) as string);
+for (const r of rows) {
+  console.log(`${r.who.padEnd(6)} ${r.identity}`);
+  console.log(`       sees:  ${r.tools}`);
+  console.log(`       calls: ${r.calls}\n`);
+}
+const row = (who: string) => rows.find((r) => r.who === who) as Row;
+check(row('alice').tools === 'deploy restart_service search_docs', 'alice sees deploy, restart_service and search_docs');
+check(/deploy\(production\): ok/.test(row('alice').calls), 'alice deploys to production');
+check(row('bob').tools === 'deploy search_docs', 'bob sees deploy and search_docs');
+check(/deploy\(staging\): ok/.test(row('bob').calls) && /deploy\(production\): denied by dev-staging-only/.test(row('bob').calls), 'bob deploys to staging only');
+check(/restart_service: hidden/.test(row('bob').calls), 'restart_service is hidden from bob');
+check(/read_payroll: hidden \(payroll-is-hr-only\)/.test(row('alice').calls), 'nobody reads payroll');
+check(row('carol').identity === 'refused at the TLS handshake' && /certificate_revoked/.test(row('carol').calls), 'carol (revoked) is refused');
 
 if (failures.length) {
   console.error(`demo FAILED:\n  ${failures.join('\n  ')}`);
   process.exitCode = 1;
 } else {
-  console.log('demo OK: every client got the identity its certificate carries; the foreign certificate was refused.');
+  console.log('demo OK: each caller got exactly what the policy gives their certificate; the revoked one was refused.');
 }
 if (keep) {
-  console.log(`\nKept: CA folder ${pki}, certificates in ${certs}. Try:\n  npx mcp-mtls inspect ${path.join(certs, 'alice.crt')} --dir ${pki}\n  npx mcp-mtls list --dir ${pki} --team dev`);
-} else if (dirArg < 0) {
-  fs.rmSync(work, { recursive: true, force: true });
+  console.log(`\nThe server keeps running on ${url} (Ctrl-C to stop). Try:
+  npx mcp-mtls inspect ${path.join(certs, 'alice.crt')} --dir ${pki}
+  npx mcp-mtls policy explain ${path.join(here, 'policy.yaml')} --cert ${path.join(certs, 'bob.crt')} --tool deploy --args '{"env":"production"}'
+  npx mcp-mtls connect ${url} --bundle ${path.join(certs, 'alice.yaml')}     # the stdio bridge: paste {"jsonrpc":"2.0","id":1,"method":"initialize",...}`);
+} else {
+  await handler.close();
+  httpsServer.closeAllConnections();
+  httpsServer.close();
+  if (dirArg < 0) fs.rmSync(work, { recursive: true, force: true });
 }
