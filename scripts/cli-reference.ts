@@ -1,5 +1,5 @@
 /**
- * Generates docs/cli.md from the program itself (commander's definitions), so the reference
+ * Generates docs/cli.md and the README's command table from the program itself (commander's definitions), so the reference
  * cannot drift from the code: `npm run docs:cli`. test/docs.test.ts fails when it is stale.
  */
 import fs from 'node:fs';
@@ -7,6 +7,25 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command, Option } from 'commander';
 import { createProgram } from '../src/cli/main.js';
+
+/** One row per command (generated), for the README's table. */
+export function cliSummary(): string {
+  const rows: string[] = ['| command | what it does |', '|---|---|'];
+  const walk = (cmd: Command, prefix: string) => {
+    for (const sub of cmd.commands) {
+      const name = `${prefix} ${sub.name()}`.trim();
+      if (sub.commands.length > 0) walk(sub, name);
+      else rows.push(`| \`${name}\` | ${sub.description().replace(/\|/g, '\\|')} |`);
+    }
+  };
+  walk(createProgram(), '');
+  return rows.join('\n');
+}
+
+/** The README with its generated command table replaced. */
+export function readmeWithCliSummary(readme: string): string {
+  return readme.replace(/(<!-- cli:start[^>]*-->\n)[\s\S]*?(<!-- cli:end -->)/, `$1${cliSummary()}\n$2`);
+}
 
 export function cliReference(): string {
   const program = createProgram();
@@ -46,5 +65,7 @@ export function cliReference(): string {
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   const file = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'cli.md');
   fs.writeFileSync(file, cliReference());
-  console.log(`wrote ${file}`);
+  const readme = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
+  fs.writeFileSync(readme, readmeWithCliSummary(fs.readFileSync(readme, 'utf8')));
+  console.log(`wrote ${file} and the command table in ${readme}`);
 }

@@ -9,13 +9,16 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { Command, Option } from 'commander';
 import { createProgram } from '../src/cli/main.js';
-import { cliReference } from '../scripts/cli-reference.js';
+import { cliReference, readmeWithCliSummary } from '../scripts/cli-reference.js';
 import { BIN, ROOT, run, tmpDir } from './support/cli.js';
 
 const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => path.join('docs', f)), 'pki/README.md'];
 
-test('docs/cli.md is generated from the program and current (npm run docs:cli)', () => {
+test('docs/cli.md and the README command table are generated from the program and current (npm run docs:cli)', () => {
   assert.equal(fs.readFileSync(path.join(ROOT, 'docs', 'cli.md'), 'utf8'), cliReference());
+  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  assert.match(readme, /<!-- cli:start[^>]*-->\n\| command \| what it does \|/);
+  assert.equal(readme, readmeWithCliSummary(readme));
 });
 
 /** Shell-like split: quotes group words. */
