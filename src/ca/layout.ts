@@ -30,6 +30,8 @@ export function caLayout(dir: string) {
     crlDir: path.join(root, 'crl'),
     crl: (which: 'root' | 'intermediate') => path.join(root, 'crl', `${which}.crl`),
     lock: path.join(root, 'store'),
+    /** the issuance in progress: lets the next transaction finish or undo one a crash cut short */
+    pending: path.join(root, 'pending.json'),
   };
 }
 

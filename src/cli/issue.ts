@@ -1,6 +1,7 @@
 /** `mcp-mtls issue client` and `mcp-mtls issue server`, including batch onboarding. */
 import type { Command } from 'commander';
 import { Authority, type IssuedCertificate } from '../ca/authority.js';
+import { FsStore } from '../ca/store/fs-store.js';
 import { loadBatchFile } from '../ca/batch.js';
 import { parseDuration } from '../ca/duration.js';
 import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
@@ -11,7 +12,13 @@ import type { OutputFiles } from '../ca/output.js';
 import { collect, emit, once, progressBar, readPassphrase, resolveDir, type PassphraseOptions } from './io.js';
 
 export function openAuthority(dir: string | undefined, opts: PassphraseOptions): Authority {
-  return Authority.open(resolveDir(dir), { passphrase: (which) => readPassphrase(opts, `Passphrase for the ${which} CA key: `) });
+  const resolved = resolveDir(dir);
+  // MCP_MTLS_CRASH_AT: fault injection for the crash tests (test/store-crash.test.ts)
+  const crashAt = process.env.MCP_MTLS_CRASH_AT;
+  return Authority.open(resolved, {
+    passphrase: (which) => readPassphrase(opts, `Passphrase for the ${which} CA key: `),
+    ...(crashAt ? { store: new FsStore(resolved, { crashAt }) } : {}),
+  });
 }
 
 /** The JSON shape of one issued certificate (documented in the README). */

@@ -18,20 +18,28 @@ import type { AuditEvent, CrlName, IndexRecord, Store, StoreTransaction } from '
 export interface FsStoreOptions {
   /** how long to wait for the lock before giving up */
   waitMs?: number;
+  /**
+   * Fault injection for the crash tests: the process kills itself (SIGKILL) when it reaches
+   * this point of a commit. Points: after-journal, after-files, after-index, after-audit.
+   */
+  crashAt?: string;
 }
 
 export class FsStore implements Store {
   readonly layout: CaLayout;
   readonly #waitMs: number;
+  readonly #crashAt: string | undefined;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
     this.layout = caLayout(dir);
     this.#waitMs = options.waitMs ?? 60_000;
+    this.#crashAt = options.crashAt;
   }
 
   async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
     const lock = await acquireLock(`${this.layout.lock}.lock`, { waitMs: this.#waitMs });
     try {
+      if (fs.existsSync(this.layout.pending)) this.#recover();
       return await fn(this.#tx(lock));
     } finally {
       lock.release();
@@ -40,15 +48,26 @@ export class FsStore implements Store {
 
   #tx(lock: HeldLock): StoreTransaction {
     const layout = this.layout;
+    const point = (name: string) => {
+      if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
+    };
     return {
       serialExists: (serial) => fs.existsSync(layout.issuedCert(serial)),
       commitIssued: (items, audit) => {
         lock.assertHeld();
         fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
-        // certificate files first (durable), then the index line: the commit point
+        // a journal first, so that a crash at any point below is finished or undone by the
+        // next transaction (#recover); then the certificate files, then the index line (the
+        // commit point), then the audit lines
+        writeFileAtomic(layout.pending, JSON.stringify({ serials: items.map((i) => i.record.serial), audit }), { mode: MODES.record });
+        point('after-journal');
         writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
+        point('after-files');
         appendLines(layout.index, items.map((i) => JSON.stringify(i.record)), MODES.record);
+        point('after-index');
         appendLines(layout.audit, audit.map((a) => JSON.stringify(a)), MODES.record);
+        point('after-audit');
+        fs.rmSync(layout.pending, { force: true });
       },
       appendAudit: (events) => appendLines(layout.audit, events.map((a) => JSON.stringify(a)), MODES.record),
       commitRevocation: (record, audit) => {
@@ -62,6 +81,28 @@ export class FsStore implements Store {
         writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
       },
     };
+  }
+
+  /**
+   * Finishes or undoes an issuance a crash interrupted: certificates that reached the index get
+   * their missing audit lines; files of certificates that did not are removed (they were never
+   * delivered: delivery happens after the commit). Afterwards the index and issued/ agree.
+   */
+  #recover(): void {
+    let pending: { serials: string[]; audit: AuditEvent[] };
+    try {
+      pending = JSON.parse(fs.readFileSync(this.layout.pending, 'utf8'));
+    } catch {
+      fs.rmSync(this.layout.pending, { force: true }); // torn before its rename: nothing else was written
+      return;
+    }
+    const indexed = new Set(this.readIndex().filter((r) => r.op === 'issue').map((r) => r.serial));
+    const audited = new Set(this.readAudit().filter((e) => e.event === 'cert.issue').map((e) => e.serial as string));
+    const missingAudit = pending.audit.filter((e) => indexed.has(e.serial as string) && !audited.has(e.serial as string));
+    const undone = pending.serials.filter((s) => !indexed.has(s));
+    for (const s of undone) fs.rmSync(this.layout.issuedCert(s), { force: true });
+    appendLines(this.layout.audit, [...missingAudit.map((e) => JSON.stringify(e)), JSON.stringify({ time: new Date().toISOString(), event: 'store.recovered', actor: 'mcp-mtls', completed: missingAudit.length, undone })], MODES.record);
+    fs.rmSync(this.layout.pending, { force: true });
   }
 
   readIndex(): IndexRecord[] {
