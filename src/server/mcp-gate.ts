@@ -70,6 +70,16 @@ function deniedAnswer(m: Message, t: PolicyTarget, d: Decision) {
   return rpcError(m.id, POLICY_DENIED, text, { ruleId: d.ruleId });
 }
 
+/** Any JSON value as text for a message (arrays of null-prototype objects included). */
+function describe(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return '(unprintable)';
+  }
+}
+
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -78,12 +88,12 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
 /** The 2026-07-28 routing headers, when present, must name what the body does. */
 function headerMismatch(m: Message, headers: IncomingHttpHeaders): string | undefined {
   const method = header(headers, 'mcp-method');
-  if (method !== undefined && method !== m.method) return `the Mcp-Method header says "${method}" but the body calls "${String(m.method)}"`;
+  if (method !== undefined && method !== m.method) return `the Mcp-Method header says "${method}" but the body calls "${describe(m.method)}"`;
   const name = header(headers, 'mcp-name');
   if (name !== undefined) {
     const p = (m.params ?? {}) as Record<string, unknown>;
     const bodyName = m.method === 'resources/read' ? p.uri : p.name;
-    if (name !== bodyName) return `the Mcp-Name header says "${name}" but the body names "${String(bodyName)}"`;
+    if (name !== bodyName) return `the Mcp-Name header says "${name}" but the body names "${describe(bodyName)}"`;
   }
   return undefined;
 }
