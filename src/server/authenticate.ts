@@ -13,6 +13,7 @@ import { isMtlsError } from '../errors.js';
 import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
 import { parseCertificate } from '../x509/certificate.js';
+import { OID } from '../x509/oids.js';
 import { isRevoked, type RevocationState } from './revocation.js';
 
 export type AuthFailureReason =
@@ -42,6 +43,8 @@ const OPENSSL_REASONS: Record<string, AuthFailureReason> = {
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unknown_ca',
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unknown_ca',
   INVALID_PURPOSE: 'not_a_client_certificate',
+  UNHANDLED_CRITICAL_EXTENSION: 'not_a_client_certificate',
+  INVALID_EXTENSION: 'invalid_identity',
   INVALID_CA: 'unknown_ca',
 };
 
@@ -69,6 +72,18 @@ export interface AuthenticatorOptions {
   readonly revocation?: RevocationState;
 }
 
+/** Extensions a verifier must understand when critical (RFC 5280 4.2); anything else critical makes a certificate unusable. */
+const UNDERSTOOD = new Set([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName, OID.nameConstraints, OID.subjectKeyIdentifier, OID.authorityKeyIdentifier, '2.5.29.32', '2.5.29.36', '2.5.29.54']);
+
+function unknownCriticalExtension(der: Buffer): string | undefined {
+  try {
+    for (const [oid, ext] of parseCertificate(der).extensions) if (ext.critical && !UNDERSTOOD.has(oid)) return oid;
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
 function failure(reason: AuthFailureReason, detail?: string, fingerprint?: string, serial?: string): AuthResult {
   return { ok: false, reason, message: detail ? `${MESSAGES[reason]} (${detail})` : MESSAGES[reason], ...(fingerprint ? { fingerprint } : {}), ...(serial ? { serial } : {}) };
 }
@@ -89,14 +104,23 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     const fingerprint = crypto.createHash('sha256').update(peer.raw).digest('hex');
     if (!socket.authorized) {
       const code = String(socket.authorizationError ?? '');
-      return failure(OPENSSL_REASONS[code] ?? 'unknown_ca', code || undefined, fingerprint);
+      const known = OPENSSL_REASONS[code];
+      if (known) return failure(known, code, fingerprint);
+      // OpenSSL says only UNSPECIFIED for some refusals: find the cause in the certificate itself
+      const critical = unknownCriticalExtension(peer.raw);
+      if (critical) return failure('not_a_client_certificate', `unknown critical extension ${critical}`, fingerprint);
+      return failure('unknown_ca', code || undefined, fingerprint);
     }
     let parsed;
     try {
       parsed = parseCertificate(peer.raw);
+    } catch (e) {
+      return failure('invalid_identity', (e as Error).message, fingerprint); // malformed, e.g. an extension twice
+    }
+    try {
       checkClientCertificate(parsed);
     } catch (e) {
-      return failure(isMtlsError(e, 'CERT_INVALID') ? 'not_a_client_certificate' : 'invalid_identity', (e as Error).message, fingerprint);
+      return failure('not_a_client_certificate', (e as Error).message, fingerprint);
     }
     let identity: Identity;
     try {
