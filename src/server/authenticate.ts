@@ -13,6 +13,7 @@ import { isMtlsError } from '../errors.js';
 import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
 import { parseCertificate } from '../x509/certificate.js';
+import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
 import { isRevoked, type RevocationState } from './revocation.js';
 
@@ -70,6 +71,14 @@ export interface AuthenticatorOptions {
   /** accepted trust domains; undefined accepts any trust domain the CA issues */
   readonly trustDomains?: readonly string[];
   readonly revocation?: RevocationState;
+  /**
+   * With several trusted roots (tenants): the root that must anchor each trust domain, so one
+   * tenant's CA cannot issue another tenant's principals. Trust domain -> root certificate (PEM or DER).
+   */
+  readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
+  /** known intermediate certificates (the server's own chain, configured CAs): their revocation applies at once */
+  readonly intermediates?: readonly Buffer[];
+  readonly clock?: () => Date;
 }
 
 /** Extensions a verifier must understand when critical (RFC 5280 4.2); anything else critical makes a certificate unusable. */
@@ -90,12 +99,35 @@ function failure(reason: AuthFailureReason, detail?: string, fingerprint?: strin
 
 export function createAuthenticator(options: AuthenticatorOptions = {}): Authenticator {
   let revocation = options.revocation;
+  const clock = options.clock ?? (() => new Date());
   const cache = new WeakMap<TLSSocket, AuthResult>();
+  // issuing intermediates by subject name: learned on full handshakes (a resumed TLS session has
+  // no chain) and from configuration; they decide intermediate revocation and tenant roots
+  const issuers = new Map<string, { serial: string; rootFp?: string }>();
+  for (const der of options.intermediates ?? []) {
+    const c = parseCertificate(der);
+    issuers.set(c.subjectName.toString('hex'), { serial: c.serial });
+  }
+  const tenantRoots = new Map<string, string>();
+  for (const [td, pem] of Object.entries(options.trustDomainRoots ?? {})) {
+    const der = readCertificates(Buffer.isBuffer(pem) ? pem : Buffer.from(pem))[0] as Buffer;
+    tenantRoots.set(td, crypto.createHash('sha256').update(der).digest('hex'));
+  }
+  const anyRevokedIntermediate = () => revocation !== undefined && [...revocation.byIssuer.values()].some((set) => set.size > 0);
 
-  const revoked = (r: AuthResult & { ok: true }): boolean => {
-    if (!revocation) return false;
-    if (isRevoked(revocation, r.issuerNameHex, r.identity.serial)) return true;
-    return false;
+  /** Why an authenticated identity no longer holds: revoked (itself or its intermediate), expired. */
+  const lapsed = (r: AuthResult & { ok: true }): AuthResult | undefined => {
+    const id = r.identity;
+    if (id.notAfter.getTime() < clock().getTime()) return failure('certificate_expired', `expired at ${id.notAfter.toISOString()}`, id.fingerprint, id.serial);
+    if (!revocation) return undefined;
+    if (isRevoked(revocation, r.issuerNameHex, id.serial)) return failure('certificate_revoked', `serial ${id.serial}`, id.fingerprint, id.serial);
+    const inter = r.intermediateSerial ?? issuers.get(r.issuerNameHex)?.serial;
+    if (inter === undefined) {
+      if (anyRevokedIntermediate()) return failure('certificate_revoked', 'its intermediate CA is unknown on this resumed session while CAs are revoked: reconnect', id.fingerprint, id.serial);
+      return undefined;
+    }
+    for (const set of revocation.byIssuer.values()) if (set.has(inter)) return failure('certificate_revoked', `its intermediate CA ${inter} is revoked`, id.fingerprint, id.serial);
+    return undefined;
   };
 
   const compute = (socket: TLSSocket): AuthResult => {
@@ -128,15 +160,23 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     } catch (e) {
       return failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial);
     }
-    // the intermediate, for root CRLs (only read when the root CRL lists something)
+    // the chain OpenSSL verified (absent on a resumed session): learn the issuer and its root
+    const issuerNameHex = parsed.issuerName.toString('hex');
     const issuer = peer.issuerCertificate;
-    const intermediateSerial = issuer ? issuer.serialNumber.toLowerCase().replace(/^0+(?=..)/, '') : undefined;
-    const result: AuthResult = { ok: true, identity, issuerNameHex: parsed.issuerName.toString('hex'), intermediateSerial };
-    if (revoked(result)) return failure('certificate_revoked', `serial ${identity.serial}`, fingerprint, identity.serial);
-    if (intermediateSerial && revocation && [...revocation.byIssuer.values()].some((set) => set.has(intermediateSerial))) {
-      return failure('certificate_revoked', `its intermediate CA ${intermediateSerial} is revoked`, fingerprint, identity.serial);
+    if (issuer && issuer.fingerprint256 !== peer.fingerprint256) {
+      let top = issuer;
+      for (let i = 0; i < 5 && top.issuerCertificate && top.issuerCertificate.fingerprint256 !== top.fingerprint256; i++) top = top.issuerCertificate;
+      issuers.set(issuerNameHex, { serial: issuer.serialNumber.toLowerCase().replace(/^0+(?=..)/, '') || '00', rootFp: crypto.createHash('sha256').update(top.raw).digest('hex') });
     }
-    return result;
+    const known = issuers.get(issuerNameHex);
+    if (tenantRoots.size > 0) {
+      const want = tenantRoots.get(identity.trustDomain);
+      if (!want || known?.rootFp !== want) {
+        return failure('invalid_identity', want ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA${known?.rootFp ? '' : ' (reconnect without session resumption)'}` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial);
+      }
+    }
+    const result: AuthResult = { ok: true, identity, issuerNameHex, intermediateSerial: known?.serial };
+    return lapsed(result) ?? result;
   };
 
   return {
@@ -146,10 +186,13 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
         r = compute(socket);
         cache.set(socket, r);
       }
-      // a CRL loaded after the connection opened applies to it too
-      if (r.ok && revocation && revoked(r)) {
-        r = failure('certificate_revoked', `serial ${r.identity.serial}`, r.identity.fingerprint, r.identity.serial);
-        cache.set(socket, r);
+      // a CRL loaded after the connection opened applies to it too, and so does expiry
+      if (r.ok) {
+        const gone = lapsed(r);
+        if (gone) {
+          r = gone;
+          cache.set(socket, r);
+        }
       }
       return r;
     },

@@ -12,6 +12,7 @@
  * - Live reload: CRLs (connections of newly revoked clients are closed at once) and the
  *   server's own certificate (new handshakes use it).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -48,6 +49,8 @@ export interface MtlsTlsMaterial {
 export interface MtlsServerOptions extends MtlsTlsMaterial {
   readonly mode?: 'default' | 'strict';
   readonly trustDomains?: readonly string[];
+  /** several tenants: the root (PEM) each trust domain must chain to (see authenticate.ts) */
+  readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
   readonly audit?: AuditSink;
   /** warnings (CRL about to expire, ...): default stderr */
   readonly log?: (message: string) => void;
@@ -89,7 +92,17 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   const crlIssuers = [...caDers(options.ca), ...serverChain.slice(1)];
   let revocation = options.crl?.length ? buildRevocation(options.crl.map((c) => Buffer.from(c)), crlIssuers) : EMPTY_REVOCATION;
   for (const w of crlWarnings(revocation, clock())) log(w);
-  const authenticator = createAuthenticator({ revocation, ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}) });
+  const isSelfIssued = (der: Buffer) => {
+    const c = new crypto.X509Certificate(der);
+    return c.issuer === c.subject;
+  };
+  const authenticator = createAuthenticator({
+    revocation,
+    intermediates: crlIssuers.filter((d) => !isSelfIssued(d)),
+    ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
+    ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
   const sockets = new Map<string, Set<TLSSocket>>();
 
   const server = https.createServer(
