@@ -11,7 +11,25 @@ export type McpAuthorization =
   | { readonly kind: 'target'; readonly target: PolicyTarget }
   | { readonly kind: 'unknown'; readonly reason: string };
 
-const ALWAYS = new Set(['initialize', 'ping', 'logging/setLevel', 'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
+// server/discover and subscriptions/listen: the 2026-07-28 handshake and change streams
+const ALWAYS = new Set(['initialize', 'ping', 'logging/setLevel', 'server/discover', 'subscriptions/listen', 'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed']);
+
+/** Names and URIs longer than this are refused before any pattern sees them. */
+export const MAX_NAME = 1024;
+export const MAX_URI = 8192;
+
+/**
+ * The URI a server will act on: MCP SDKs parse resource URIs with the WHATWG URL parser, which
+ * resolves dot segments (`%2e%2e` included) for special schemes. Policy decides on that form,
+ * so `file:///srv/public/%2e%2e/secret` is matched as `file:///srv/secret`.
+ */
+export function normalizeUri(uri: string): string {
+  try {
+    return new URL(uri).href;
+  } catch {
+    return uri;
+  }
+}
 const LISTS: Record<string, 'tools' | 'resources' | 'resourceTemplates' | 'prompts'> = {
   'tools/list': 'tools',
   'resources/list': 'resources',
@@ -27,25 +45,31 @@ export function authorizationFor(method: string, params: unknown): McpAuthorizat
   if (list) return { kind: 'list', what: list };
   const p = (params && typeof params === 'object' ? params : {}) as Record<string, unknown>;
   const missing = (field: string): McpAuthorization => ({ kind: 'unknown', reason: `${method} without a ${field}` });
+  const tooLong: McpAuthorization = { kind: 'unknown', reason: `${method}: the name or URI is too long` };
   switch (method) {
     case 'tools/call': {
       const name = str(p.name);
-      return name === undefined ? missing('tool name') : { kind: 'target', target: { kind: 'tool', name, args: p.arguments ?? {} } };
+      if (name === undefined) return missing('tool name');
+      return name.length > MAX_NAME ? tooLong : { kind: 'target', target: { kind: 'tool', name, args: p.arguments ?? {} } };
     }
     case 'resources/read':
     case 'resources/subscribe':
     case 'resources/unsubscribe': {
       const uri = str(p.uri);
-      return uri === undefined ? missing('uri') : { kind: 'target', target: { kind: 'resource', uri } };
+      if (uri === undefined) return missing('uri');
+      return uri.length > MAX_URI ? tooLong : { kind: 'target', target: { kind: 'resource', uri: normalizeUri(uri) } };
     }
     case 'prompts/get': {
       const name = str(p.name);
-      return name === undefined ? missing('prompt name') : { kind: 'target', target: { kind: 'prompt', name, args: p.arguments ?? {} } };
+      if (name === undefined) return missing('prompt name');
+      return name.length > MAX_NAME ? tooLong : { kind: 'target', target: { kind: 'prompt', name, args: p.arguments ?? {} } };
     }
     case 'completion/complete': {
       const ref = (p.ref && typeof p.ref === 'object' ? p.ref : {}) as Record<string, unknown>;
-      if (ref.type === 'ref/prompt' && str(ref.name) !== undefined) return { kind: 'target', target: { kind: 'prompt', name: ref.name as string, args: {} } };
-      if (ref.type === 'ref/resource' && str(ref.uri) !== undefined) return { kind: 'target', target: { kind: 'resource', uri: ref.uri as string } };
+      const name = str(ref.name);
+      const uri = str(ref.uri);
+      if (ref.type === 'ref/prompt' && name !== undefined) return name.length > MAX_NAME ? tooLong : { kind: 'target', target: { kind: 'prompt', name, args: {} } };
+      if (ref.type === 'ref/resource' && uri !== undefined) return uri.length > MAX_URI ? tooLong : { kind: 'target', target: { kind: 'resource', uri: normalizeUri(uri) } };
       return missing('ref');
     }
   }

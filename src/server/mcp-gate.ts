@@ -42,7 +42,7 @@ export interface GateContext {
    * per-caller server does not have it. The gateway cannot remove tools from an upstream, so it
    * answers here, as an SDK server answers an unknown tool.
    */
-  readonly hiddenAnswer?: (id: unknown, target: PolicyTarget) => unknown;
+  readonly hiddenAnswer?: (id: unknown, target: PolicyTarget) => unknown | undefined;
   /** every decision, for metrics */
   readonly onDecision?: (d: Decision) => void;
 }
@@ -53,7 +53,9 @@ export function unknownTargetAnswer(id: unknown, t: PolicyTarget): unknown {
   return rpcError(id, -32602, t.kind === 'resource' ? `MCP error -32602: Resource ${t.uri} not found` : `MCP error -32602: Prompt ${t.name} not found`);
 }
 
-const isRequest = (m: Message): boolean => typeof m?.method === 'string' && m.id !== undefined && m.id !== null;
+// a message with a method and an id key is a request, `id: null` included: servers differ in
+// how they treat one, so it is decided here like any other
+const isRequest = (m: Message): boolean => m !== null && typeof m === 'object' && typeof m.method === 'string' && 'id' in m;
 
 function targetName(t: PolicyTarget): string {
   return t.kind === 'resource' ? t.uri : t.name;
@@ -148,7 +150,8 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     refuse = true;
     if (!d.visible) {
       hidden.push(a.target);
-      if (ctx.hiddenAnswer) answers.push(ctx.hiddenAnswer(m.id, a.target));
+      const answer = ctx.hiddenAnswer?.(m.id, a.target);
+      if (answer !== undefined) answers.push(answer);
     } else answers.push(deniedAnswer(m, a.target, d));
   }
   if (Array.isArray(body)) {

@@ -20,10 +20,10 @@ import type { ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { Identity } from '../identity/identity.js';
-import type { Policy } from '../policy/compile.js';
+import type { Policy, PolicyTarget } from '../policy/compile.js';
 import type { AuditSink } from './audit.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
-import { gateMcpBody } from './mcp-gate.js';
+import { gateMcpBody, unknownTargetAnswer } from './mcp-gate.js';
 import { buildForCaller, whoamiReport, type CallerSurface } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
 
@@ -80,21 +80,18 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       const read = await readJsonBody(req, options.maxBodyBytes);
       if (!read.ok) return sendJson(res, read.status, read.body);
       body = read.value;
-      const gate = gateMcpBody(body, { policy, identity, headers: req.headers, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+      // a session named by someone else's certificate is refused before anything else is said
+      const session = options.stateful ? sessionFor(req, res, identity) : undefined;
+      if (session === null) return;
+      // hidden tools and prompts are gone from the caller's server (the SDK answers them as
+      // unknown); a hidden resource can still match a visible template, and in a stateful session
+      // anything visible at its start is still registered: those are answered here
+      const hiddenAnswer = (id: unknown, t: PolicyTarget) => (options.stateful || t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
+      const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
       if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
       auth.scopes = [...gate.scopes];
       if (options.stateful) {
-        const session = sessionFor(req, res, identity);
-        if (session === null) return;
-        if (session) {
-          // visible when the session opened, hidden now: answer as the SDK answers an unknown tool
-          const hiddenTool = gate.hidden.find((t) => t.kind === 'tool' && session.surface.tools.includes(t.name));
-          if (hiddenTool && hiddenTool.kind === 'tool') {
-            const id = (body as { id?: unknown }).id;
-            return sendJson(res, 200, { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: `MCP error -32602: Tool ${hiddenTool.name} not found` }], isError: true } });
-          }
-          return session.transport.handleRequest(req, res, body);
-        }
+        if (session) return session.transport.handleRequest(req, res, body);
         return openSession(req, res, identity, policy, body);
       }
     } else if (options.stateful) {

@@ -15,10 +15,10 @@ import { createMcpHandler, McpServer, type ServerOptions } from '@modelcontextpr
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import type { Identity } from '../identity/identity.js';
-import type { Policy } from '../policy/compile.js';
+import type { Policy, PolicyTarget } from '../policy/compile.js';
 import type { AuditSink } from './audit.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
-import { gateMcpBody } from './mcp-gate.js';
+import { gateMcpBody, unknownTargetAnswer } from './mcp-gate.js';
 import { buildForCaller, whoamiReport } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
 
@@ -67,7 +67,9 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     if (req.method !== 'POST') return node(req as never, res as never);
     const read = await readJsonBody(req, options.maxBodyBytes);
     if (!read.ok) return sendJson(res, read.status, read.body);
-    const gate = gateMcpBody(read.value, { policy, identity, headers: req.headers, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+    // a hidden resource can still match a visible template: answered here (see mcp-sdk1.ts)
+    const hiddenAnswer = (id: unknown, t: PolicyTarget) => (t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
+    const gate = gateMcpBody(read.value, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
     if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
     return node(req as never, res as never, read.value);
   };
