@@ -88,13 +88,34 @@ function rewriteMessages(value: unknown, lists: Map<unknown, ListKind>, policy: 
   return Array.isArray(value) ? value.map(one) : one(value as Message);
 }
 
+/** Every message loses a client-written identity key; requests and notifications get the verified one. */
 function withIdentity(m: Message, identity: Identity, scopes: readonly string[]): Message {
-  if (typeof m?.method !== 'string' || m.id === undefined) return m;
-  const params = { ...(m.params ?? {}) };
-  const meta = { ...((params._meta as Record<string, unknown>) ?? {}) };
+  if (!m || typeof m !== 'object') return m;
+  const stripped = { ...m } as Message & { result?: Record<string, unknown> };
+  if (stripped.result && typeof stripped.result === 'object' && stripped.result._meta && typeof stripped.result._meta === 'object') {
+    const meta = { ...(stripped.result._meta as Record<string, unknown>) };
+    delete meta[IDENTITY_META_KEY];
+    stripped.result = { ...stripped.result, _meta: meta };
+  }
+  if (typeof m.method !== 'string') return stripped;
+  const params = m.params && typeof m.params === 'object' ? { ...m.params } : {};
+  const meta = params._meta && typeof params._meta === 'object' ? { ...(params._meta as Record<string, unknown>) } : {};
   delete meta[IDENTITY_META_KEY]; // a client never speaks for itself here
   meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes };
-  return { ...m, params: { ...params, _meta: meta } };
+  return { ...stripped, params: { ...params, _meta: meta } };
+}
+
+/**
+ * The request path below the route, or undefined when it tries to leave it: dot segments
+ * (plain or percent-encoded), encoded slashes and empty segments are refused, so the upstream
+ * URL can never name another path or host (found in review: `//host` and `/../`).
+ */
+function pathBelowRoute(url: string, prefix: string): string | undefined {
+  const rest = url.slice(prefix.length);
+  const [pathPart] = rest.split('?', 1) as [string];
+  if (/%2e|%2f|%5c|\\/i.test(pathPart) || pathPart.split('/').some((seg, i) => seg === '..' || seg === '.' || (seg === '' && i > 0 && i < pathPart.split('/').length - 1))) return undefined;
+  if (pathPart.startsWith('//')) return undefined;
+  return rest;
 }
 
 function rpcFailure(res: ServerResponse, status: number, message: string): void {
@@ -104,7 +125,12 @@ function rpcFailure(res: ServerResponse, status: number, message: string): void 
 
 export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { close(): Promise<void>; inFlight(): number } {
   const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 64 });
+  // requests and long-lived GET streams in separate pools, so streams can never starve calls;
+  // streams are also capped per certificate
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000 });
+  const streamDispatcher = new Agent({ keepAliveTimeout: 30_000 });
+  const streamsPer = new Map<string, number>();
+  const MAX_STREAMS_PER_CERT = 8;
   const sessions = new Map<string, string>(); // route+session id -> certificate fingerprint
   const timeout = options.upstreamTimeoutMs ?? 30_000;
   // the header is the same for every request of a connection's certificate: build it once
@@ -116,6 +142,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     const url = req.url ?? '/';
     const route = routes.find((r) => url === r.prefix || url.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`) || url.startsWith(`${r.prefix}?`));
     if (!route) return sendJson(res, 404, { error: 'not_found', message: `no route for ${url}` });
+    if (req.method !== 'GET' && req.method !== 'POST' && req.method !== 'DELETE') return sendJson(res, 405, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Method not allowed' } });
+    const below = pathBelowRoute(url, route.prefix);
+    if (below === undefined) return sendJson(res, 400, { error: 'bad_path', message: 'the path may not contain dot segments, encoded slashes or empty segments' });
     const identity = (req.auth as NonNullable<MtlsRequest['auth']>).extra.identity;
     const policy = route.policy();
     const remote = req.socket.remoteAddress;
@@ -169,15 +198,31 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     headers['x-forwarded-for'] = remote ?? '';
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
 
-    const upstreamUrl = url.length === route.prefix.length ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${url.slice(route.prefix.length)}`, route.upstream);
+    const upstreamUrl = below === '' ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${below.startsWith('/') || below.startsWith('?') ? '' : '/'}${below}`, route.upstream.origin);
+    if (upstreamUrl.origin !== route.upstream.origin || !upstreamUrl.pathname.startsWith(route.upstream.pathname.replace(/\/$/, ''))) {
+      return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
+    }
+    const isStream = req.method === 'GET';
+    if (isStream) {
+      const open = streamsPer.get(identity.fingerprint) ?? 0;
+      if (open >= MAX_STREAMS_PER_CERT) return sendJson(res, 429, { jsonrpc: '2.0', id: null, error: { code: -32000, message: `at most ${MAX_STREAMS_PER_CERT} open streams per certificate` } });
+      streamsPer.set(identity.fingerprint, open + 1);
+      res.once('close', () => {
+        const n = (streamsPer.get(identity.fingerprint) ?? 1) - 1;
+        if (n > 0) streamsPer.set(identity.fingerprint, n);
+        else streamsPer.delete(identity.fingerprint);
+      });
+      // no replay of earlier events: they were answers to other requests, unfiltered
+      delete headers['last-event-id'];
+    }
     const started = performance.now();
     let upstream: Dispatcher.ResponseData;
     try {
       upstream = await request(upstreamUrl, {
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers,
-        ...(body !== undefined ? { body } : req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE' ? { body: req } : {}),
-        dispatcher: route.dispatcher ?? dispatcher,
+        ...(body !== undefined ? { body } : {}),
+        dispatcher: route.dispatcher ?? (isStream ? streamDispatcher : dispatcher),
         headersTimeout: timeout,
         bodyTimeout: 0, // SSE streams stay open as long as they have to
       });
@@ -241,6 +286,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     inFlight: () => inFlight,
     close: async () => {
       await dispatcher.close().catch(() => undefined);
+      await streamDispatcher.close().catch(() => undefined);
     },
   });
 }
