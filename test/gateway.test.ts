@@ -4,7 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -273,4 +275,25 @@ test('sessions are bound to the certificate; health and metrics need no certific
   assert.match(m, /mcp_mtls_gateway_decisions_total\{rule="dev-basics",result="allow"\} \d+/);
   assert.match(m, /mcp_mtls_gateway_upstream_latency_seconds_count\{route="\/everything"\} \d+/);
   await anon.close();
+});
+
+test('paths that could leave the route are refused before anything reaches the upstream; other verbs get 405', async () => {
+  const c = clients.alice!;
+  const raw = (method: string, p: string) =>
+    new Promise<number>((resolve, reject) => {
+      // node:https sends the path as written (fetch would resolve the dot segments first)
+      const req = https.request({ host: '127.0.0.1', servername: 'localhost', port: (gateway.address() as AddressInfo).port, method, path: p, cert: fs.readFileSync(c.cert), key: fs.readFileSync(c.key), ca: fs.readFileSync(c.ca), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(method === 'POST' ? '{"jsonrpc":"2.0","id":1,"method":"ping"}' : undefined);
+    });
+  for (const p of ['/reporter/../admin', '/reporter/%2e%2e/admin', '/reporter/%2E%2e/admin', '/reporter/.%2fadmin', '/reporter//evil.example/x', '/reporter/a/./b', '/reporter/a%5c..%5cb']) {
+    assert.equal(await raw('POST', p), 400, p);
+  }
+  assert.equal(await raw('PUT', '/reporter'), 405);
+  assert.equal(await raw('PATCH', '/reporter'), 405);
+  assert.equal(await raw('POST', '/reporterx'), 404, 'a prefix matches whole segments only');
+  assert.equal(await raw('POST', '/reporter'), 200, 'the route itself still works');
 });
