@@ -1,7 +1,7 @@
 /**
  * Two tenants on one server: each tenant is a trust domain with its own CA. The server trusts
  * both roots; the policy names principals per trust domain, so a tenant sees only its tools,
- * even for users with the same id. Run: `node --import tsx examples/two-tenants/main.ts`.
+ * even for users with the same id, and a tenant's CA can only vouch for its own trust domain. Run: `node --import tsx examples/two-tenants/main.ts`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -34,7 +34,10 @@ const roots = [acme, globex].map((p) => fs.readFileSync(path.join(p.pki, 'root.c
 // each tenant's intermediate too: the server verifies both tenants' CRLs with them
 const intermediates = [acme, globex].map((p) => fs.readFileSync(path.join(p.pki, 'intermediate.crt')));
 const crls = [acme, globex].flatMap((p) => ['root', 'intermediate'].map((w) => fs.readFileSync(path.join(p.pki, 'crl', `${w}.crl`))));
-const server = createMtlsServer({ cert: fs.readFileSync(acme.serverCert), key: fs.readFileSync(acme.serverKey), ca: [...roots, ...intermediates], crl: crls, trustDomains: ['acme.test', 'globex.test'] }, handler);
+const server = createMtlsServer({ cert: fs.readFileSync(acme.serverCert), key: fs.readFileSync(acme.serverKey), ca: [...roots, ...intermediates], crl: crls, trustDomains: ['acme.test', 'globex.test'],
+  // each trust domain only from its own root: without this, globex's CA could issue a certificate
+  // naming spiffe://acme.test/... and the server (trusting both roots) would accept it
+  trustDomainRoots: { 'acme.test': roots[0]!, 'globex.test': roots[1]! } }, handler);
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 const url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
 

@@ -27,8 +27,14 @@ export type AuthFailureReason =
   | 'not_a_client_certificate'
   | 'invalid_identity';
 
+/** The CA that issued a client certificate: an intermediate (with where it is revoked) or a root. */
+export interface IssuerInfo {
+  readonly intermediate?: { readonly serial: string; readonly issuerNameHex: string };
+  readonly rootFp?: string;
+}
+
 export type AuthResult =
-  | { readonly ok: true; readonly identity: Identity; readonly issuerNameHex: string; readonly intermediateSerial: string | undefined }
+  | { readonly ok: true; readonly identity: Identity; readonly issuerNameHex: string; readonly issuer: IssuerInfo | undefined }
   | { readonly ok: false; readonly reason: AuthFailureReason; readonly message: string; readonly fingerprint?: string; readonly serial?: string };
 
 /** OpenSSL verification errors (as Node names them) to the reason a client is told. */
@@ -76,7 +82,9 @@ export interface AuthenticatorOptions {
    * tenant's CA cannot issue another tenant's principals. Trust domain -> root certificate (PEM or DER).
    */
   readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
-  /** known intermediate certificates (the server's own chain, configured CAs): their revocation applies at once */
+  /** trusted roots: anchor intermediates for `trustDomainRoots` and leaves issued by a root directly */
+  readonly roots?: readonly Buffer[];
+  /** intermediate certificates (the server's own chain, configured CAs): a client's issuer is found among them, for intermediate revocation and tenant roots */
   readonly intermediates?: readonly Buffer[];
   readonly clock?: () => Date;
 }
@@ -101,19 +109,33 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   let revocation = options.revocation;
   const clock = options.clock ?? (() => new Date());
   const cache = new WeakMap<TLSSocket, AuthResult>();
-  // issuing intermediates by subject name: learned on full handshakes (a resumed TLS session has
-  // no chain) and from configuration; they decide intermediate revocation and tenant roots
-  const issuers = new Map<string, { serial: string; rootFp?: string }>();
-  for (const der of options.intermediates ?? []) {
-    const c = parseCertificate(der);
-    issuers.set(c.subjectName.toString('hex'), { serial: c.serial });
+  // The CA certificates a client's certificate may hang from, each with the fingerprint of its
+  // root. Node exposes no verified chain for a server's peer (getPeerCertificate(true) has no
+  // issuerCertificate there, and a resumed session has no chain at all), so the issuer is found
+  // among the configured certificates: same subject as the leaf's issuer, and its key verifies
+  // the leaf's signature (a same-named CA of another tenant does not).
+  const fp = (der: Uint8Array) => crypto.createHash('sha256').update(der).digest('hex');
+  const roots = (options.roots ?? []).map((der) => new crypto.X509Certificate(der));
+  const issuers: (IssuerInfo & { cert: crypto.X509Certificate; nameHex: string })[] = [];
+  const rootNames: string[] = [];
+  for (const r of roots) {
+    rootNames.push(parseCertificate(r.raw).subjectName.toString('hex'));
+    issuers.push({ cert: r, nameHex: rootNames.at(-1) as string, rootFp: fp(r.raw) });
   }
+  for (const der of options.intermediates ?? []) {
+    const c = new crypto.X509Certificate(der);
+    const root = roots.find((r) => c.checkIssued(r) && c.verify(r.publicKey));
+    const parsed = parseCertificate(der);
+    issuers.push({ cert: c, nameHex: parsed.subjectName.toString('hex'), intermediate: { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex') }, ...(root ? { rootFp: fp(root.raw) } : {}) });
+  }
+  const issuerOf = (peer: crypto.X509Certificate, nameHex: string) => issuers.find((i) => i.nameHex === nameHex && peer.verify(i.cert.publicKey));
   const tenantRoots = new Map<string, string>();
   for (const [td, pem] of Object.entries(options.trustDomainRoots ?? {})) {
     const der = readCertificates(Buffer.isBuffer(pem) ? pem : Buffer.from(pem))[0] as Buffer;
     tenantRoots.set(td, crypto.createHash('sha256').update(der).digest('hex'));
   }
-  const anyRevokedIntermediate = () => revocation !== undefined && [...revocation.byIssuer.values()].some((set) => set.size > 0);
+  // intermediates are revoked on their root's CRL
+  const anyRevokedIntermediate = () => rootNames.some((n) => (revocation?.byIssuer.get(n)?.size ?? 0) > 0);
 
   /** Why an authenticated identity no longer holds: revoked (itself or its intermediate), expired. */
   const lapsed = (r: AuthResult & { ok: true }): AuthResult | undefined => {
@@ -121,12 +143,12 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     if (id.notAfter.getTime() < clock().getTime()) return failure('certificate_expired', `expired at ${id.notAfter.toISOString()}`, id.fingerprint, id.serial);
     if (!revocation) return undefined;
     if (isRevoked(revocation, r.issuerNameHex, id.serial)) return failure('certificate_revoked', `serial ${id.serial}`, id.fingerprint, id.serial);
-    const inter = r.intermediateSerial ?? issuers.get(r.issuerNameHex)?.serial;
-    if (inter === undefined) {
-      if (anyRevokedIntermediate()) return failure('certificate_revoked', 'its intermediate CA is unknown on this resumed session while CAs are revoked: reconnect', id.fingerprint, id.serial);
+    if (r.issuer === undefined) {
+      if (anyRevokedIntermediate()) return failure('certificate_revoked', "its issuing CA is not configured while intermediates are revoked: add the intermediate certificate to the server's CA list", id.fingerprint, id.serial);
       return undefined;
     }
-    for (const set of revocation.byIssuer.values()) if (set.has(inter)) return failure('certificate_revoked', `its intermediate CA ${inter} is revoked`, id.fingerprint, id.serial);
+    const inter = r.issuer.intermediate;
+    if (inter && isRevoked(revocation, inter.issuerNameHex, inter.serial)) return failure('certificate_revoked', `its intermediate CA ${inter.serial} is revoked`, id.fingerprint, id.serial);
     return undefined;
   };
 
@@ -160,22 +182,15 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     } catch (e) {
       return failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial);
     }
-    // the chain OpenSSL verified (absent on a resumed session): learn the issuer and its root
     const issuerNameHex = parsed.issuerName.toString('hex');
-    const issuer = peer.issuerCertificate;
-    if (issuer && issuer.fingerprint256 !== peer.fingerprint256) {
-      let top = issuer;
-      for (let i = 0; i < 5 && top.issuerCertificate && top.issuerCertificate.fingerprint256 !== top.fingerprint256; i++) top = top.issuerCertificate;
-      issuers.set(issuerNameHex, { serial: issuer.serialNumber.toLowerCase().replace(/^0+(?=..)/, '') || '00', rootFp: crypto.createHash('sha256').update(top.raw).digest('hex') });
-    }
-    const known = issuers.get(issuerNameHex);
+    const known = issuerOf(peer, issuerNameHex);
     if (tenantRoots.size > 0) {
       const want = tenantRoots.get(identity.trustDomain);
       if (!want || known?.rootFp !== want) {
-        return failure('invalid_identity', want ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA${known?.rootFp ? '' : ' (reconnect without session resumption)'}` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial);
+        return failure('invalid_identity', want ? known?.rootFp ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA` : `the CA that issued it is not configured: add its intermediate certificate to the server's CA list` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial);
       }
     }
-    const result: AuthResult = { ok: true, identity, issuerNameHex, intermediateSerial: known?.serial };
+    const result: AuthResult = { ok: true, identity, issuerNameHex, issuer: known };
     return lapsed(result) ?? result;
   };
 

@@ -98,6 +98,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   };
   const authenticator = createAuthenticator({
     revocation,
+    roots: crlIssuers.filter(isSelfIssued),
     intermediates: crlIssuers.filter((d) => !isSelfIssued(d)),
     ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
     ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
