@@ -23,6 +23,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Policy, PolicySubject } from '../policy/compile.js';
 import type { AuditSink } from '../server/audit.js';
 import { readJsonBody, sendJson } from '../server/http-body.js';
+import { IdleMap } from '../util/idle-map.js';
 import { gateMcpBody, unknownTargetAnswer } from '../server/mcp-gate.js';
 import { SCOPES_META_KEY } from '../server/mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from '../server/mtls-server.js';
@@ -46,6 +47,10 @@ export interface GatewayOptions {
   readonly audit?: AuditSink;
   readonly metrics?: GatewayMetrics;
   readonly upstreamTimeoutMs?: number;
+  /** a session unused this long is forgotten (its id then gets 404, and MCP clients start a new one); default 8 h */
+  readonly sessionIdleMs?: number;
+  /** at most this many sessions are remembered, least recently used forgotten first; default 100,000 */
+  readonly maxSessions?: number;
   readonly maxBodyBytes?: number;
   readonly log?: (line: string) => void;
 }
@@ -131,7 +136,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
   const streamDispatcher = new Agent({ keepAliveTimeout: 30_000 });
   const streamsPer = new Map<string, number>();
   const MAX_STREAMS_PER_CERT = 8;
-  const sessions = new Map<string, string>(); // route+session id -> certificate fingerprint
+  // route+session id -> certificate fingerprint
+  const sessions = new IdleMap<string, string>({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 100_000 });
   const timeout = options.upstreamTimeoutMs ?? 30_000;
   // the header is the same for every request of a connection's certificate: build it once
   const xfccOf = new WeakMap<Identity, string>();

@@ -26,6 +26,7 @@ import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
 import { gateMcpBody, unknownTargetAnswer } from './mcp-gate.js';
 import { buildForCaller, whoamiReport, type CallerSurface } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
+import { IdleMap } from '../util/idle-map.js';
 
 export interface McpSdk1Options {
   readonly serverInfo: { name: string; version: string };
@@ -39,6 +40,10 @@ export interface McpSdk1Options {
   readonly whoami?: boolean | string;
   /** a server per session, bound to the certificate that opened it */
   readonly stateful?: boolean;
+  /** stateful: a session unused this long is closed; default 8 h */
+  readonly sessionIdleMs?: number;
+  /** stateful: at most this many sessions, least recently used closed first; default 10,000 */
+  readonly maxSessions?: number;
   /** answers with JSON instead of SSE streams where the SDK allows it */
   readonly enableJsonResponse?: boolean;
   readonly maxBodyBytes?: number;
@@ -56,7 +61,7 @@ const sharedValidator = new AjvJsonSchemaValidator();
 export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
   const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
   const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;
-  const sessions = new Map<string, Session>();
+  const sessions = new IdleMap<string, Session>({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 10_000, onEvict: (_id, s) => void s.transport.close() });
 
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
@@ -149,7 +154,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
   return Object.assign(handler, {
     sessions: () => sessions.size,
     close: async () => {
-      await Promise.all([...sessions.values()].map((s) => s.transport.close()));
+      await Promise.all(sessions.values().map((s) => s.transport.close()));
       sessions.clear();
     },
   });
