@@ -3,19 +3,29 @@
  * let one request cost far more than its size.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
+import { Agent, fetch } from 'undici';
 import { Authority } from '../src/ca/authority.js';
 import { buildCrl } from '../src/ca/crl-signing.js';
+import { clientFields } from '../src/ca/profiles.js';
+import { normalizeClaims } from '../src/identity/encode.js';
 import { createMtlsAgent, createMtlsFetch } from '../src/client/agent.js';
 import type { Identity } from '../src/identity/identity.js';
 import { policyFromText } from '../src/policy/compile.js';
 import { compilePattern } from '../src/policy/glob.js';
 import { authorizationFor, MAX_NAME, MAX_URI } from '../src/policy/mcp.js';
 import { gateMcpBody, unknownTargetAnswer } from '../src/server/mcp-gate.js';
-import { keyIdentifier } from '../src/x509/keys.js';
-import { bundleOf, startFixture } from './support/mcp.js';
+import { createMtlsServer } from '../src/server/mtls-server.js';
+import { randomSerial, signCertificate } from '../src/x509/certificate.js';
+import { generateKey, keyIdentifier } from '../src/x509/keys.js';
+import { pemEncode } from '../src/x509/pem.js';
+import { makePki } from './support/pki.js';
+import { IdleMap } from '../src/util/idle-map.js';
+import { bundleOf, connect, startFixture } from './support/mcp.js';
 
 const bob: Identity = { principal: 'spiffe://acme.test/user/bob', trustDomain: 'acme.test', kind: 'user', id: 'bob', teams: ['dev'], roles: [], serial: '01', fingerprint: 'ab'.repeat(32), notAfter: new Date(Date.now() + 3_600_000) };
 const POLICY = policyFromText(`
@@ -90,6 +100,73 @@ test('revoking the intermediate on the root CRL cuts off its clients: open conne
       assert.notEqual(outcome, 200, 'a client of the revoked intermediate is refused');
       await a.close();
     }
+  } finally {
+    await f.close();
+  }
+});
+
+test('trustDomainRoots: with several roots trusted, one tenant\'s CA cannot issue another tenant\'s principals', async () => {
+  const acme = await makePki();
+  const globex = await makePki(['--trust-domain', 'globex.test']);
+  const srv = await acme.issue(['issue', 'server', '--dns', 'localhost']);
+  const legit = await globex.issue(['issue', 'client', '--user', 'gina']);
+  // globex's own CA signs a certificate that claims to be acme's alice
+  const gca = Authority.open(globex.pki);
+  const key = generateKey('ec-p256');
+  const fields = clientFields(gca.issuer, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: key.spki, keyType: 'ec-p256', claims: normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id: 'alice', teams: ['sre'], roles: ['admin'] }) });
+  const forged = { cert: [signCertificate(fields, await gca.signer()), gca.intermediateDer].map((d) => pemEncode('CERTIFICATE', d)).join(''), key: crypto.createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) };
+  const roots = { 'acme.test': fs.readFileSync(path.join(acme.pki, 'root.crt')), 'globex.test': fs.readFileSync(path.join(globex.pki, 'root.crt')) };
+  const ask = async (trustDomainRoots: typeof roots | undefined, client: { cert: string | Buffer; key: string | Buffer }, withIntermediates = true) => {
+    const server = createMtlsServer({ cert: fs.readFileSync(srv.files.cert), key: fs.readFileSync(srv.files.key!), ca: [...Object.values(roots), ...(withIntermediates ? [acme, globex].map((p) => fs.readFileSync(path.join(p.pki, 'intermediate.crt'))) : [])], trustDomains: ['acme.test', 'globex.test'], log: () => undefined, ...(trustDomainRoots ? { trustDomainRoots } : {}) }, (req, res) => {
+      res.end(req.auth?.extra.identity.principal);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const agent = new Agent({ connect: { ca: roots['acme.test'], cert: client.cert, key: client.key } });
+    try {
+      const res = await fetch(`https://localhost:${(server.address() as AddressInfo).port}/`, { dispatcher: agent });
+      return `${res.status} ${await res.text()}`;
+    } finally {
+      await agent.close();
+      server.closeAllConnections();
+      server.close();
+    }
+  };
+  // without the binding the forged principal gets through: the reason the option exists
+  assert.match(await ask(undefined, forged), /^200 spiffe:\/\/acme\.test\/user\/alice/);
+  assert.match(await ask(roots, forged), /^401 .*not anchored/);
+  const gina = { cert: fs.readFileSync(legit.files.cert), key: fs.readFileSync(legit.files.key!) };
+  assert.match(await ask(roots, gina), /^200 spiffe:\/\/globex\.test\/user\/gina/);
+  // the issuing intermediate must be known to bind it to a root: unknown fails closed, and says what to add
+  assert.match(await ask(roots, gina, false), /^401 .*add its intermediate certificate/);
+});
+
+test('session tables forget idle sessions and keep at most their cap, least recently used first', () => {
+  let now = 0;
+  const evicted: string[] = [];
+  const m = new IdleMap<string, number>({ idleMs: 1000, max: 2, now: () => now, onEvict: (k) => evicted.push(k) });
+  m.set('a', 1);
+  m.set('b', 2);
+  now = 500;
+  assert.equal(m.get('a'), 1); // a is now the most recent
+  m.set('c', 3); // over the cap: b goes
+  assert.deepEqual(evicted, ['b']);
+  assert.equal(m.has('b'), false);
+  now = 1499;
+  assert.equal(m.get('c'), 3);
+  now = 1501; // a unused since 500
+  assert.equal(m.get('a'), undefined);
+  assert.deepEqual(evicted, ['b', 'a']);
+  assert.equal(m.size, 1);
+});
+
+test('stateful adapter: a session pushed out of the table is closed and its id gets 404', async () => {
+  const f = await startFixture({ stateful: true, maxSessions: 1 });
+  try {
+    const first = await connect(f.url, f.clients.alice);
+    const second = await connect(f.url, f.clients.carol);
+    await second.client.listTools();
+    await assert.rejects(first.client.listTools(), /404|Session not found/);
+    await Promise.allSettled([first.close(), second.close()]);
   } finally {
     await f.close();
   }
