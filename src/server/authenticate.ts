@@ -15,6 +15,7 @@ import type { Identity } from '../identity/identity.js';
 import { parseCertificate } from '../x509/certificate.js';
 import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
+import { IdleMap } from '../util/idle-map.js';
 import { isRevoked, type RevocationState } from './revocation.js';
 
 export type AuthFailureReason =
@@ -116,19 +117,27 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   // the leaf's signature (a same-named CA of another tenant does not).
   const fp = (der: Uint8Array) => crypto.createHash('sha256').update(der).digest('hex');
   const roots = (options.roots ?? []).map((der) => new crypto.X509Certificate(der));
-  const issuers: (IssuerInfo & { cert: crypto.X509Certificate; nameHex: string })[] = [];
+  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = [];
   const rootNames: string[] = [];
   for (const r of roots) {
     rootNames.push(parseCertificate(r.raw).subjectName.toString('hex'));
-    issuers.push({ cert: r, nameHex: rootNames.at(-1) as string, rootFp: fp(r.raw) });
+    issuers.push({ key: r.publicKey, nameHex: rootNames.at(-1) as string, rootFp: fp(r.raw) });
   }
   for (const der of options.intermediates ?? []) {
     const c = new crypto.X509Certificate(der);
     const root = roots.find((r) => c.checkIssued(r) && c.verify(r.publicKey));
     const parsed = parseCertificate(der);
-    issuers.push({ cert: c, nameHex: parsed.subjectName.toString('hex'), intermediate: { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex') }, ...(root ? { rootFp: fp(root.raw) } : {}) });
+    issuers.push({ key: c.publicKey, nameHex: parsed.subjectName.toString('hex'), intermediate: { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex') }, ...(root ? { rootFp: fp(root.raw) } : {}) });
   }
-  const issuerOf = (peer: crypto.X509Certificate, nameHex: string) => issuers.find((i) => i.nameHex === nameHex && peer.verify(i.cert.publicKey));
+  // one signature check per certificate, not per connection: remembered by fingerprint
+  const issuerByLeaf = new IdleMap<string, IssuerInfo | undefined>({ idleMs: 3_600_000, max: 10_000 });
+  const issuerOf = (peer: crypto.X509Certificate, nameHex: string, fingerprint: string): IssuerInfo | undefined => {
+    const seen = issuerByLeaf.get(fingerprint);
+    if (seen !== undefined || issuerByLeaf.has(fingerprint)) return seen;
+    const found = issuers.find((i) => i.nameHex === nameHex && peer.verify(i.key));
+    issuerByLeaf.set(fingerprint, found);
+    return found;
+  };
   const tenantRoots = new Map<string, string>();
   for (const [td, pem] of Object.entries(options.trustDomainRoots ?? {})) {
     const der = readCertificates(Buffer.isBuffer(pem) ? pem : Buffer.from(pem))[0] as Buffer;
@@ -183,7 +192,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
       return failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial);
     }
     const issuerNameHex = parsed.issuerName.toString('hex');
-    const known = issuerOf(peer, issuerNameHex);
+    const known = issuerOf(peer, issuerNameHex, fingerprint);
     if (tenantRoots.size > 0) {
       const want = tenantRoots.get(identity.trustDomain);
       if (!want || known?.rootFp !== want) {
