@@ -5,16 +5,9 @@ import { z } from 'zod';
 import { MtlsError } from '../errors.js';
 import { isValidTrustDomain } from '../identity/names.js';
 import { KEY_TYPES } from '../x509/keys.js';
-import { parseDuration } from './duration.js';
+import { isDuration } from './duration.js';
 
-const duration = z.string().refine((s) => {
-  try {
-    parseDuration(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'must be a duration such as 24h or 90d');
+const duration = z.string().refine(isDuration, 'must be a duration such as 24h or 90d');
 
 export const CaConfigSchema = z
   .object({

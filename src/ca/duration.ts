@@ -24,6 +24,16 @@ export function parseDuration(text: string, what = 'duration'): number {
   return ms;
 }
 
+/** True when `parseDuration` accepts the text (for validation schemas, which report their own message). */
+export function isDuration(text: string): boolean {
+  try {
+    parseDuration(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A short human form: "23h 59m", "89d", "9y 364d". */
 export function formatDuration(ms: number): string {
   const neg = ms < 0;

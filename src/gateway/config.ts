@@ -3,17 +3,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from '../ca/duration.js';
+import { isDuration } from '../ca/duration.js';
 import { MtlsError } from '../errors.js';
 
-const duration = z.string().refine((s) => {
-  try {
-    parseDuration(s);
-    return true;
-  } catch {
-    return false;
-  }
-}, 'a duration such as 30s or 2m');
+const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');
 
 export const GatewayConfigSchema = z.strictObject({
   listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'),
