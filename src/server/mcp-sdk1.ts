@@ -24,7 +24,7 @@ import type { Policy, PolicyTarget } from '../policy/compile.js';
 import type { AuditSink } from './audit.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
 import { gateMcpBody, unknownTargetAnswer } from './mcp-gate.js';
-import { buildForCaller, whoamiReport, type CallerSurface } from './mcp-surface.js';
+import { buildForCaller, whoamiReport } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
 import { IdleMap } from '../util/idle-map.js';
 
@@ -52,7 +52,6 @@ export interface McpSdk1Options {
 interface Session {
   readonly transport: StreamableHTTPServerTransport;
   readonly fingerprint: string;
-  readonly surface: CallerSurface;
 }
 
 // one validator for every per-request server: building Ajv per request halves throughput
@@ -71,7 +70,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
         content: [{ type: 'text', text: JSON.stringify(whoamiReport(identity, currentPolicy(), { ...surface, tools: [...surface.tools, whoamiName] }), null, 2) }],
       }));
     }
-    return { server, surface };
+    return server;
   };
 
   const handler = async (req: MtlsRequest, res: ServerResponse) => {
@@ -109,7 +108,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       return session.transport.handleRequest(req, res);
     }
     // stateless: a server for this request only
-    const { server } = await newServer(identity, policy);
+    const server = await newServer(identity, policy);
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}) });
     res.on('close', () => {
       void transport.close();
@@ -135,12 +134,12 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
   };
 
   const openSession = async (req: MtlsRequest, res: ServerResponse, identity: Identity, policy: Policy, body: unknown) => {
-    const { server, surface } = await newServer(identity, policy);
+    const server = await newServer(identity, policy);
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}),
       onsessioninitialized: (sid) => {
-        sessions.set(sid, { transport, fingerprint: identity.fingerprint, surface });
+        sessions.set(sid, { transport, fingerprint: identity.fingerprint });
       },
     });
     transport.onclose = () => {
