@@ -118,7 +118,8 @@ function withIdentity(m: Message, identity: Identity, scopes: readonly string[])
 function pathBelowRoute(url: string, prefix: string): string | undefined {
   const rest = url.slice(prefix.length);
   const [pathPart] = rest.split('?', 1) as [string];
-  if (/%2e|%2f|%5c|\\/i.test(pathPart) || pathPart.split('/').some((seg, i) => seg === '..' || seg === '.' || (seg === '' && i > 0 && i < pathPart.split('/').length - 1))) return undefined;
+  const segments = pathPart.split('/');
+  if (/%2e|%2f|%5c|\\/i.test(pathPart) || segments.some((seg, i) => seg === '..' || seg === '.' || (seg === '' && i > 0 && i < segments.length - 1))) return undefined;
   if (pathPart.startsWith('//')) return undefined;
   return rest;
 }
