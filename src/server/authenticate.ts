@@ -83,10 +83,11 @@ export interface AuthenticatorOptions {
    * tenant's CA cannot issue another tenant's principals. Trust domain -> root certificate (PEM or DER).
    */
   readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
-  /** trusted roots: anchor intermediates for `trustDomainRoots` and leaves issued by a root directly */
-  readonly roots?: readonly Buffer[];
-  /** intermediate certificates (the server's own chain, configured CAs): a client's issuer is found among them, for intermediate revocation and tenant roots */
-  readonly intermediates?: readonly Buffer[];
+  /**
+   * the CA certificates a client's issuer is found among (roots and intermediates: the configured
+   * CAs and the server's own chain), for intermediate revocation and tenant roots
+   */
+  readonly caCertificates?: readonly Buffer[];
   readonly clock?: () => Date;
 }
 
@@ -116,19 +117,15 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   // among the configured certificates: same subject as the leaf's issuer, and its key verifies
   // the leaf's signature (a same-named CA of another tenant does not).
   const fp = (der: Uint8Array) => crypto.createHash('sha256').update(der).digest('hex');
-  const roots = (options.roots ?? []).map((der) => new crypto.X509Certificate(der));
-  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = [];
-  const rootNames: string[] = [];
-  for (const r of roots) {
-    rootNames.push(parseCertificate(r.raw).subjectName.toString('hex'));
-    issuers.push({ key: r.publicKey, nameHex: rootNames.at(-1) as string, rootFp: fp(r.raw) });
-  }
-  for (const der of options.intermediates ?? []) {
-    const c = new crypto.X509Certificate(der);
-    const root = roots.find((r) => c.checkIssued(r) && c.verify(r.publicKey));
-    const parsed = parseCertificate(der);
-    issuers.push({ key: c.publicKey, nameHex: parsed.subjectName.toString('hex'), intermediate: { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex') }, ...(root ? { rootFp: fp(root.raw) } : {}) });
-  }
+  const cas = (options.caCertificates ?? []).map((der) => ({ x509: new crypto.X509Certificate(der), parsed: parseCertificate(der) }));
+  const roots = cas.filter((c) => c.x509.issuer === c.x509.subject);
+  const rootNames = roots.map((r) => r.parsed.subjectName.toString('hex'));
+  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = cas.map(({ x509, parsed }) => {
+    const nameHex = parsed.subjectName.toString('hex');
+    if (roots.some((r) => r.x509 === x509)) return { key: x509.publicKey, nameHex, rootFp: fp(x509.raw) };
+    const root = roots.find((r) => x509.checkIssued(r.x509) && x509.verify(r.x509.publicKey));
+    return { key: x509.publicKey, nameHex, intermediate: { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex') }, ...(root ? { rootFp: fp(root.x509.raw) } : {}) };
+  });
   // one signature check per certificate, not per connection: remembered by fingerprint
   const issuerByLeaf = new IdleMap<string, IssuerInfo | undefined>({ idleMs: 3_600_000, max: 10_000 });
   const issuerOf = (peer: crypto.X509Certificate, nameHex: string, fingerprint: string): IssuerInfo | undefined => {

@@ -12,7 +12,6 @@
  * - Live reload: CRLs (connections of newly revoked clients are closed at once) and the
  *   server's own certificate (new handshakes use it).
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -92,14 +91,9 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   const crlIssuers = [...caDers(options.ca), ...serverChain.slice(1)];
   let revocation = options.crl?.length ? buildRevocation(options.crl.map((c) => Buffer.from(c)), crlIssuers) : EMPTY_REVOCATION;
   for (const w of crlWarnings(revocation, clock())) log(w);
-  const isSelfIssued = (der: Buffer) => {
-    const c = new crypto.X509Certificate(der);
-    return c.issuer === c.subject;
-  };
   const authenticator = createAuthenticator({
     revocation,
-    roots: crlIssuers.filter(isSelfIssued),
-    intermediates: crlIssuers.filter((d) => !isSelfIssued(d)),
+    caCertificates: crlIssuers,
     ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
     ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
