@@ -21,6 +21,8 @@ export interface Bundle {
   /** trusted roots */
   readonly ca: readonly Buffer[];
   readonly url?: string;
+  /** the CA's renewal endpoint, from the bundle profile */
+  readonly renewUrl?: string;
   /** the identity the certificate carries, when it is an identity profile v1 client certificate */
   readonly identity?: Identity;
   readonly notAfter: Date;
@@ -78,6 +80,7 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
   let ca: Buffer[];
   let key: KeyObject;
   let url: string | undefined;
+  let renewUrl: string | undefined;
   let format: Bundle['source']['format'];
   if (stat.isDirectory()) {
     format = 'pem';
@@ -108,13 +111,15 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
     ca = certsOf(profile.ca, resolved, 'ca');
     key = await readKey(profile.key, resolved, options);
     url = profile.url;
+    renewUrl = profile.renewUrl;
   }
   if (chain.length === 0) throw invalid(resolved, 'no certificate');
   if (ca.length === 0) throw invalid(resolved, 'no CA certificate to trust');
-  return check({ chain, ca, key, ...(url ? { url } : {}), source: { file: resolved, format } }, options.now ?? new Date());
+  return checkBundle({ chain, ca, key, ...(url ? { url } : {}), ...(renewUrl ? { renewUrl } : {}), source: { file: resolved, format } }, options.now ?? new Date());
 }
 
-function check(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'>, now: Date): Bundle {
+/** The checks loadBundle makes (key matches, chain leads to the CA, valid at `now`); also used on a renewed certificate before it is written. */
+export function checkBundle(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'>, now: Date): Bundle {
   const file = b.source.file;
   const leaf = new crypto.X509Certificate(b.chain[0] as Buffer);
   if (!leaf.checkPrivateKey(b.key)) throw invalid(file, 'the private key does not match the certificate');

@@ -12,6 +12,8 @@ export const BundleProfileSchema = z.strictObject({
   kind: z.literal(BUNDLE_KIND),
   version: z.literal(1),
   url: z.url().optional(),
+  /** the CA's renewal endpoint (POST /renew), for clients that renew on their own */
+  renewUrl: z.url().optional(),
   principal: z.string().optional(),
   notAfter: z.string().optional(),
   certificate: z.string().min(1),
