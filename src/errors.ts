@@ -49,6 +49,9 @@ export const ERROR_CODES = {
   // bundles
   BUNDLE_INVALID: 'data',
   BUNDLE_PASSWORD: 'permission',
+  // client renewal (POST /renew)
+  RENEWAL_REFUSED: 'permission',
+  RENEWAL_FAILED: 'io',
   // certificates and DER
   DER_MALFORMED: 'data',
   PEM_MALFORMED: 'data',
