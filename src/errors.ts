@@ -1,9 +1,3 @@
-/**
- * One error type for the whole project. `code` is stable: callers, tests and the CLI switch
- * on it, never on the message. `hint` says what to do next; the CLI prints it after the
- * message. Secrets (keys, passphrases) never go into any field.
- */
-
 /** What kind of failure a code is, which decides the CLI's sysexits exit code. */
 export type ErrorKind =
   | 'usage' // 64: the command line is wrong
@@ -14,6 +8,10 @@ export type ErrorKind =
   | 'permission' // 77: a key is locked or a file is not accessible
   | 'config'; // 78: configuration is invalid
 
+/**
+ * Every error code of {@link MtlsError}, mapped to its {@link ErrorKind}. The keys are the
+ * stable `code` values to switch on.
+ */
 export const ERROR_CODES = {
   // usage and input values
   USAGE: 'usage',
@@ -70,14 +68,29 @@ export const ERROR_CODES = {
   IDENTITY_BAD_PRINCIPAL: 'data',
 } as const satisfies Record<string, ErrorKind>;
 
+/** A stable error code, such as `CERT_EXPIRED`: one key of {@link ERROR_CODES}. */
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * The one error type of the whole project: every failure the library reports on purpose is
+ * an `MtlsError`. `code` is stable: switch on it (or use {@link isMtlsError}), never on the
+ * message. Secrets (keys, passphrases) never go into any field.
+ */
 export class MtlsError extends Error {
   override readonly name = 'MtlsError';
+  /** What went wrong, stable across versions. */
   readonly code: ErrorCode;
+  /** What to do next, for a person (the CLI prints it after the message); often undefined. */
   readonly hint: string | undefined;
+  /** Machine-readable context, when there is any (e.g. `problems` for `POLICY_INVALID`). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
+  /**
+   * @param code - the stable code
+   * @param message - what went wrong, for a person
+   * @param options - `hint`: what to do next; `details`: machine-readable context; `cause`:
+   *   the underlying error, set as the standard `Error.cause`
+   */
   constructor(
     code: ErrorCode,
     message: string,
@@ -89,11 +102,16 @@ export class MtlsError extends Error {
     this.details = options.details;
   }
 
+  /** The {@link ErrorKind} of {@link MtlsError.code}, which the CLI turns into its exit code. */
   get kind(): ErrorKind {
     return ERROR_CODES[this.code];
   }
 }
 
+/**
+ * Whether `e` is an {@link MtlsError}, and, when `code` is given, one with that code. A type
+ * guard, for `catch (e)` blocks: `if (isMtlsError(e, 'CERT_EXPIRED')) ...`.
+ */
 export function isMtlsError(e: unknown, code?: ErrorCode): e is MtlsError {
   return e instanceof MtlsError && (code === undefined || e.code === code);
 }

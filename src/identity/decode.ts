@@ -19,8 +19,13 @@ import type { Identity } from './identity.js';
 import { isValidTeamOrRole } from './names.js';
 import { parsePrincipalUri, parseRoleUri } from './principal.js';
 
+/** Options of {@link decodeIdentity}. */
 export interface DecodeOptions {
-  /** trust domains accepted; undefined accepts any (e.g. `inspect`) */
+  /**
+   * The trust domains accepted; a certificate from any other is refused with
+   * `IDENTITY_FOREIGN_TRUST_DOMAIN`. Undefined (the default) accepts any trust domain, as
+   * `inspect` does; a server should always set it.
+   */
   readonly trustDomains?: readonly string[];
 }
 
@@ -28,7 +33,16 @@ function reject(code: ConstructorParameters<typeof MtlsError>[0], message: strin
   return new MtlsError(code, message, { hint: 'issue the client a new certificate from the mcp-mtls CA' });
 }
 
-/** Identity from certificate DER. Throws IDENTITY_* (or DER_MALFORMED / CERT_INVALID) errors. */
+/**
+ * Reads the {@link Identity} out of a client certificate, strictly (identity.md reader rules
+ * 3 to 5). It checks neither the chain, nor validity dates, nor revocation: call it on a
+ * certificate the TLS layer has verified.
+ *
+ * @param der - the certificate, DER-encoded
+ * @returns the identity, frozen; teams and roles sorted
+ * @throws MtlsError `IDENTITY_*` when the certificate breaks the profile (see identity.md),
+ *   `DER_MALFORMED` or `CERT_INVALID` when it is not a well-formed certificate
+ */
 export function decodeIdentity(der: Uint8Array, options: DecodeOptions = {}): Identity {
   return identityFromParsed(parseCertificate(der), options);
 }

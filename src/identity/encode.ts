@@ -5,13 +5,21 @@ import { assertPrincipalId, assertTeamOrRole, assertTrustDomain } from './names.
 import { principalUri, roleUri } from './principal.js';
 import { MtlsError } from '../errors.js';
 
+/** {@link ClientClaims} that passed the profile's naming rules, as {@link normalizeClaims} returns them. */
 export interface NormalizedClaims extends ClientClaims {
+  /** The principal URI built from the claims: `spiffe://<trustDomain>/<kind>/<id>`. */
   readonly principal: string;
 }
 
 const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
-/** Checks every claim against the profile; teams and roles come back sorted and unique. */
+/**
+ * Checks every claim against the profile's naming rules; teams and roles come back sorted
+ * (by code point) and unique, with the principal URI added.
+ *
+ * @throws MtlsError `BAD_TRUST_DOMAIN` for an invalid trust domain, `BAD_NAME` for an invalid
+ *   id, team, role or email address
+ */
 export function normalizeClaims(claims: ClientClaims): NormalizedClaims {
   assertTrustDomain(claims.trustDomain);
   assertPrincipalId(claims.id, claims.kind);

@@ -10,19 +10,28 @@ export const TEAM_OR_ROLE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** A host name (LDH labels, optional leading "*." wildcard), at most 253 characters. */
 const DNS_RE = /^(?:\*\.)?(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
+/**
+ * Whether `name` is a DNS host name: LDH labels of 1-63 characters, at most 253 in all, with
+ * an optional leading `*.` wildcard. Accepts a single label such as `localhost`.
+ */
 export const isValidDnsName = (name: string): boolean => name.length <= 253 && DNS_RE.test(name);
 
+/** What a principal is: a person (`user`) or a program (`service`); the second segment of its URI. */
 export type PrincipalKind = 'user' | 'service';
+/** Every {@link PrincipalKind}, for validating input and listing choices. */
 export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ['user', 'service'];
 
+/** Whether `td` is a trust domain: 1-255 characters of `a-z 0-9 . _ -` (lowercase only), not `.` or `..`. */
 export function isValidTrustDomain(td: string): boolean {
   return td.length > 0 && td.length <= 255 && TRUST_DOMAIN_RE.test(td) && td !== '.' && td !== '..';
 }
 
+/** Whether `id` is a principal id: 1-128 characters of `A-Z a-z 0-9 . _ -`, not `.` or `..`. */
 export function isValidPrincipalId(id: string): boolean {
   return PRINCIPAL_ID_RE.test(id) && id !== '.' && id !== '..';
 }
 
+/** Whether `name` is a team or role name: a letter or digit, then up to 63 of `A-Z a-z 0-9 . _ -`. */
 export const isValidTeamOrRole = (name: string): boolean => TEAM_OR_ROLE_RE.test(name);
 
 export function assertTrustDomain(td: string): string {

@@ -5,11 +5,17 @@
  */
 import { isValidPrincipalId, isValidTrustDomain, type PrincipalKind } from './names.js';
 
+/**
+ * The principal URI `spiffe://<trustDomain>/<kind>/<id>`. Does not validate its parts: check
+ * them with the `isValid*` functions first.
+ */
 export const principalUri = (trustDomain: string, kind: PrincipalKind, id: string): string =>
   `spiffe://${trustDomain}/${kind}/${id}`;
 
+/** The role URI `spiffe://<trustDomain>/role/<role>`, as certificates carry roles. Does not validate its parts. */
 export const roleUri = (trustDomain: string, role: string): string => `spiffe://${trustDomain}/role/${role}`;
 
+/** The parts of a principal URI, as {@link parsePrincipalUri} returns them. */
 export interface ParsedPrincipal {
   readonly trustDomain: string;
   readonly kind: PrincipalKind;
@@ -18,7 +24,11 @@ export interface ParsedPrincipal {
 
 const SPIFFE_PATH = /^spiffe:\/\/([^/]*)\/([^/]*)\/([^/]*)$/;
 
-/** The parts of a principal URI, or undefined when it is not one. */
+/**
+ * The parts of a principal URI, or undefined when it is not one: exactly
+ * `spiffe://<trust-domain>/user|service/<id>` with valid names; no port, userinfo, query,
+ * fragment or percent-encoding. Never throws.
+ */
 export function parsePrincipalUri(uri: string): ParsedPrincipal | undefined {
   const m = SPIFFE_PATH.exec(uri);
   if (!m) return undefined;
@@ -27,7 +37,11 @@ export function parsePrincipalUri(uri: string): ParsedPrincipal | undefined {
   return { trustDomain: td, kind, id };
 }
 
-/** The trust domain and role name of a role URI, or undefined when it is not one. */
+/**
+ * The trust domain and role name of a role URI (`spiffe://<trust-domain>/role/<role>`), or
+ * undefined when it is not one. Checks the trust domain but not the role name (see
+ * {@link isValidTeamOrRole}). Never throws.
+ */
 export function parseRoleUri(uri: string): { trustDomain: string; role: string } | undefined {
   const m = SPIFFE_PATH.exec(uri);
   if (!m) return undefined;
