@@ -1,30 +1,44 @@
-/**
- * Live policy reload: watches the policy file's folder (editors and `mv` replace files, so
- * the file itself is not watched), reloads after changes settle, swaps the compiled policy
- * atomically, and keeps the last good one when the new file is invalid.
- */
+/** Live policy reload: see {@link watchPolicy}. */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CompileOptions, Policy } from '../policy/compile.js';
 import { loadPolicy } from './load.js';
 
+/** A policy file being watched, as {@link watchPolicy} returns it. */
 export interface PolicyWatcher {
-  /** the policy in force: read it per request, never keep it */
+  /** The policy in force: read it per request, never keep it. */
   current(): Policy;
-  /** reloads now (also what the watcher does on change); resolves with the policy in force */
+  /**
+   * Reloads now, synchronously (also what the watcher does on change), and returns the
+   * policy in force. Does nothing when the file's text has not changed; never throws (a
+   * failure goes to `onError`).
+   */
   reload(): Policy;
+  /** Stops watching. `current()` keeps returning the last policy. */
   close(): void;
 }
 
+/** Options of {@link watchPolicy}: the {@link CompileOptions} for every load, and callbacks. */
 export interface WatchOptions extends CompileOptions {
-  /** a new policy is in force */
+  /** Called when a new policy is in force. */
   onReload?: (policy: Policy) => void;
-  /** the file changed but is invalid: `kept` stays in force */
+  /**
+   * Called when the file cannot be read (a Node.js error) or is invalid (an {@link MtlsError}
+   * such as `POLICY_INVALID`): `kept` stays in force. The same invalid text is reported once.
+   */
   onError?: (error: Error, kept: Policy) => void;
-  /** quiet period before reloading, ms */
+  /** Quiet period after the last change before reloading, in milliseconds; default 100. */
   debounceMs?: number;
 }
 
+/**
+ * Loads a policy file and keeps it current: watches the file's folder (editors and `mv`
+ * replace files, so the file itself is not watched), reloads after changes settle, swaps the
+ * compiled policy atomically, and keeps the last good one when the new file is invalid. The
+ * watcher does not keep the process alive; call `close()` to stop it.
+ *
+ * @throws MtlsError as {@link loadPolicy}, when the first load fails (it must succeed)
+ */
 export function watchPolicy(file: string, options: WatchOptions = {}): PolicyWatcher {
   let policy = loadPolicy(file, options); // the first load must succeed
   let lastText = fs.readFileSync(file, 'utf8');

@@ -18,19 +18,30 @@ import { compileSubjects, type PolicySubject, type SubjectMatcher } from './subj
 
 export type { PolicySubject } from './subjects.js';
 
+/** The three things an MCP request can act on, which policy rules name under `tools`, `resources` and `prompts`. */
 export type TargetKind = 'tool' | 'resource' | 'prompt';
 
+/**
+ * What one request asks for, as the policy decides on it: a tool or prompt by name, with its
+ * arguments (JSON; conditions see them as `args`), or a resource by URI (pass it through
+ * {@link normalizeUri} first). {@link authorizationFor} builds it from an MCP request.
+ */
 export type PolicyTarget =
   | { readonly kind: 'tool'; readonly name: string; readonly args?: unknown }
   | { readonly kind: 'resource'; readonly uri: string }
   | { readonly kind: 'prompt'; readonly name: string; readonly args?: unknown };
 
+/** The answer of {@link Policy.decide} for one identity and one target. */
 export interface Decision {
   readonly allowed: boolean;
-  /** the rule that decided; null when nothing matched (default deny) or a scope is missing */
+  /**
+   * The rule that decided; null when nothing matched (default deny), a scope is missing or
+   * the trust domain is not accepted.
+   */
   readonly ruleId: string | null;
+  /** Why, in one sentence for logs and error messages, e.g. `allowed by rule "sre-read"`. */
   readonly reason: string;
-  /** the scopes the policy grants this identity */
+  /** The scopes the policy grants this identity, sorted. */
   readonly scopes: readonly string[];
   /**
    * false when the caller may not even know the target exists (no allow applies, an
@@ -40,10 +51,14 @@ export interface Decision {
   readonly visible: boolean;
 }
 
+/** Options of {@link compilePolicy}, {@link policyFromText} and {@link loadPolicy}. */
 export interface CompileOptions {
-  /** scopes the server declares for its tools, merged with the policy's toolScopes */
+  /**
+   * Scopes the server declares for its tools (tool name or pattern -> scopes, all of which
+   * a caller needs), added to the policy's `toolScopes`.
+   */
   readonly toolScopes?: Readonly<Record<string, readonly string[]>>;
-  /** the clock for `now` in conditions */
+  /** The clock for `now` in conditions; default the system clock. */
   readonly clock?: () => Date;
 }
 
@@ -77,8 +92,19 @@ function targetValue(t: PolicyTarget): string {
   return t.kind === 'resource' ? t.uri : t.name;
 }
 
+/**
+ * A compiled policy: decides whether an identity may use a tool, resource or prompt (an
+ * explicit deny wins, then any allow, else deny; a tool also needs its required scopes).
+ * Build it with {@link compilePolicy}, {@link policyFromText} or {@link loadPolicy}. Pure
+ * (no I/O) and safe to share between requests.
+ *
+ * What does not depend on the arguments is cached per subject object (weakly), so pass the
+ * same, unchanging object for the same client (the server keeps one Identity per TLS session).
+ */
 export class Policy {
+  /** The validated document this policy was compiled from. */
   readonly source: PolicyDocument;
+  /** The compiled rules, in document order. */
   readonly rules: readonly CompiledRule[];
   readonly #trustDomains: ReadonlySet<string> | undefined;
   readonly #grants: readonly { subjects: SubjectMatcher; grant: readonly string[] }[];
@@ -89,6 +115,7 @@ export class Policy {
   /** per identity object: target -> applicable rules, and the scopes it holds */
   readonly #perSubject = new WeakMap<object, { applicable: Map<string, Applicable>; scopes: readonly string[] }>();
 
+  /** Not for direct use: build a Policy with {@link compilePolicy}, which validates and compiles the rules. */
   constructor(source: PolicyDocument, rules: CompiledRule[], grants: { subjects: SubjectMatcher; grant: readonly string[] }[], toolScopes: { matches: Matcher; scopes: readonly string[] }[], options: CompileOptions) {
     this.source = source;
     this.rules = rules;
@@ -98,7 +125,10 @@ export class Policy {
     this.#clock = options.clock ?? (() => new Date());
   }
 
-  /** The decision for one request. `target.args` are the tool or prompt arguments. */
+  /**
+   * The decision for one request. `target.args` are the tool or prompt arguments. Never
+   * throws: a condition that cannot be evaluated, or arguments over the size bounds, deny.
+   */
   decide(subject: PolicySubject, target: PolicyTarget): Decision {
     const { applicable: a, scopes } = this.#applicable(subject, target);
     const deny = (rule: CompiledRule | undefined, reason: string, visible: boolean): Decision => ({ allowed: false, ruleId: rule?.id ?? null, reason, scopes, visible });
@@ -148,10 +178,12 @@ export class Policy {
     return !a.foreign && !a.unconditionalDeny && (a.unconditionalAllow !== undefined || a.conditionalAllows.length > 0) && a.missingScopes.length === 0;
   }
 
+  /** The tools (of a `tools/list` result) this identity may see; conditions are not evaluated. */
   filterTools<T extends { readonly name: string }>(subject: PolicySubject, tools: readonly T[]): T[] {
     return tools.filter((t) => this.visible(subject, { kind: 'tool', name: t.name }));
   }
 
+  /** The resources (of a `resources/list` result) this identity may see, by `uri`; conditions are not evaluated. */
   filterResources<T extends { readonly uri: string }>(subject: PolicySubject, resources: readonly T[]): T[] {
     return resources.filter((r) => this.visible(subject, { kind: 'resource', uri: r.uri }));
   }
@@ -161,11 +193,12 @@ export class Policy {
     return templates.filter((t) => this.visible(subject, { kind: 'resource', uri: t.uriTemplate }));
   }
 
+  /** The prompts (of a `prompts/list` result) this identity may see; conditions are not evaluated. */
   filterPrompts<T extends { readonly name: string }>(subject: PolicySubject, prompts: readonly T[]): T[] {
     return prompts.filter((p) => this.visible(subject, { kind: 'prompt', name: p.name }));
   }
 
-  /** The scopes the policy grants this identity. */
+  /** The scopes the policy grants this identity, sorted. */
   scopesOf(subject: PolicySubject): readonly string[] {
     return this.#state(subject).scopes;
   }
@@ -238,7 +271,15 @@ export class Policy {
   }
 }
 
-/** Compiles a validated document. Throws POLICY_INVALID naming each problem's position. */
+/**
+ * Compiles a validated document (from {@link parsePolicyText}): patterns, subjects and `when`
+ * conditions (CEL), each once.
+ *
+ * @param locate - positions for error messages (from {@link parsePolicyText}); without it,
+ *   problems are reported at `(policy)` line 0
+ * @throws MtlsError `POLICY_INVALID` listing every problem (duplicate rule ids, bad patterns,
+ *   bad conditions) with its position; `details.problems` holds them as {@link PolicyProblem}s
+ */
 export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {}, locate?: Locator): Policy {
   const problems: PolicyProblem[] = [];
   const at = (path: PathPart[], message: string) => {
@@ -303,7 +344,13 @@ export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {},
   return new Policy(doc, rules, grants, toolScopes, options);
 }
 
-/** Parse + compile, for policy text (see policy-file/ for files and reloading). */
+/**
+ * Parses and compiles policy text (YAML); {@link loadPolicy} and {@link watchPolicy} do the
+ * same for a file.
+ *
+ * @param file - the name used in error messages
+ * @throws MtlsError `POLICY_INVALID` (every problem, with file:line:column) or `POLICY_TOO_LARGE`
+ */
 export function policyFromText(text: string, file = 'policy.yaml', options: CompileOptions = {}): Policy {
   const { doc, locate } = parsePolicyText(text, file);
   return compilePolicy(doc, options, locate);

@@ -1,14 +1,11 @@
-/**
- * Warnings for policy authors (`mcp-mtls policy check`): rules that can never allow
- * anything, because an unconditional deny covers them or because no certificate can match
- * their subjects; tools whose scopes nobody is granted. Conservative: a warning is only
- * given when it is certainly true.
- */
+/** Warnings for policy authors: see {@link lintPolicy}. */
 import { isValidPrincipalId, isValidTeamOrRole } from '../identity/names.js';
 import { compilePattern, isPattern } from './glob.js';
 import type { PolicyDocument, RuleDocument, SubjectsDocument } from './schema.js';
 
+/** One warning of {@link lintPolicy}. */
 export interface PolicyWarning {
+  /** The rule the warning is about; null for a warning about `toolScopes`. */
   readonly ruleId: string | null;
   readonly message: string;
 }
@@ -43,6 +40,15 @@ function neverMatches(r: RuleDocument): string | undefined {
   return undefined;
 }
 
+/**
+ * Warnings for policy authors (what `mcp-mtls policy check` prints): rules that can never
+ * allow anything, because an unconditional deny covers them or because no certificate can
+ * match their subjects; tools whose scopes nobody is granted. Conservative: a warning is only
+ * given when it is certainly true, so an empty list does not mean the policy is right.
+ * The loaders do not lint: call this yourself (on {@link Policy.source}, for instance).
+ *
+ * @param doc - a validated document (from {@link parsePolicyText})
+ */
 export function lintPolicy(doc: PolicyDocument): PolicyWarning[] {
   const warnings: PolicyWarning[] = [];
   const denies = doc.rules.filter((r) => r.effect === 'deny' && r.when === undefined);

@@ -1,10 +1,12 @@
-/**
- * Which policy question an MCP request asks. Methods that touch nothing sensitive are
- * always allowed (their list results are filtered instead); a method this table does not
- * know is denied, so a new protocol method is closed until someone decides otherwise.
- */
+/** Which policy question an MCP request asks: see {@link authorizationFor}. */
 import type { PolicyTarget } from './compile.js';
 
+/**
+ * What {@link authorizationFor} makes of an MCP request: `always` allowed (handshake, ping,
+ * notifications), a `list` whose result must be filtered (e.g. with
+ * {@link Policy.filterTools}), a `target` to decide with {@link Policy.decide}, or `unknown`:
+ * deny, for `reason`.
+ */
 export type McpAuthorization =
   | { readonly kind: 'always' }
   | { readonly kind: 'list'; readonly what: 'tools' | 'resources' | 'resourceTemplates' | 'prompts' }
@@ -39,6 +41,18 @@ const LISTS: Record<string, 'tools' | 'resources' | 'resourceTemplates' | 'promp
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
+/**
+ * Which policy question an MCP request asks. Methods that touch nothing sensitive are always
+ * allowed, list methods are allowed with their results filtered, and calls that name a tool,
+ * resource or prompt (`tools/call`, `resources/read` and (un)subscribe, `prompts/get`,
+ * `completion/complete`) become a {@link PolicyTarget}. A method this table does not know is
+ * `unknown`, to deny, so a new protocol method is closed until someone decides otherwise; so
+ * is a call without its name or URI, or one whose name (over 1024 characters) or URI (over
+ * 8192) is too long. Resource URIs come back normalized ({@link normalizeUri}). Never throws.
+ *
+ * @param method - the JSON-RPC method
+ * @param params - the JSON-RPC params, unvalidated
+ */
 export function authorizationFor(method: string, params: unknown): McpAuthorization {
   if (ALWAYS.has(method) || method.startsWith('notifications/')) return { kind: 'always' };
   const list = LISTS[method];

@@ -7,11 +7,14 @@ import YAML, { isMap, isPair, isScalar, LineCounter, type Document, type Node } 
 import { MtlsError } from '../errors.js';
 import { PolicySchema, type PolicyDocument } from './schema.js';
 
+/** One thing wrong with a policy, where it is and what; `POLICY_INVALID` errors carry them in `details.problems`. */
 export interface PolicyProblem {
   readonly file: string;
+  /** 1-based; 0 when the position is not known. */
   readonly line: number;
+  /** 1-based; 0 when the position is not known. */
   readonly column: number;
-  /** e.g. rules[3].subjects.teams */
+  /** Where in the document, e.g. `rules[3].subjects.teams`. */
   readonly path: string;
   readonly message: string;
 }
@@ -24,6 +27,7 @@ export interface Locator {
   at(path: readonly PathPart[], key?: string): { line: number; column: number };
 }
 
+/** What {@link parsePolicyText} returns: the validated document, and its positions for {@link compilePolicy}'s errors. */
 export interface ParsedPolicy {
   readonly doc: PolicyDocument;
   readonly locate: Locator;
@@ -80,7 +84,14 @@ function suggestion(key: string, path: readonly PathPart[]): string {
   return near ? ` (did you mean "${near}"?)` : '';
 }
 
-/** Parses and validates policy text. Throws POLICY_INVALID listing every problem with its position. */
+/**
+ * Parses and validates policy text (YAML, policy version 1) against the schema, without
+ * compiling it (see {@link compilePolicy}).
+ *
+ * @param file - the name used in error messages
+ * @throws MtlsError `POLICY_INVALID` listing every problem with its position (YAML errors,
+ *   unknown keys, wrong types); `POLICY_TOO_LARGE` for text of more than 4,194,304 characters
+ */
 export function parsePolicyText(text: string, file = 'policy.yaml'): ParsedPolicy {
   if (text.length > MAX_TEXT) {
     throw new MtlsError('POLICY_TOO_LARGE', `${file} has ${text.length} characters; a policy may have at most ${MAX_TEXT}`, { hint: 'split rules by server, or use globs' });

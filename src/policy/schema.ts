@@ -50,6 +50,13 @@ export const PolicySchema = z.strictObject({
   toolScopes: z.record(pattern, list(scope)).optional(),
 });
 
+/** A policy file (version 1, docs/policy.md) after validation, as {@link parsePolicyText} returns it. */
 export type PolicyDocument = z.infer<typeof PolicySchema>;
+/** One rule of a {@link PolicyDocument}; `effect` is `allow` when the file leaves it out. */
 export type RuleDocument = z.infer<typeof RuleSchema>;
+/**
+ * Who a rule or scope grant is about: the kinds listed must all match (AND), one value within
+ * a kind suffices (OR). Values are names or glob patterns; `users` and `services` match the
+ * id, `principals` the whole URI.
+ */
 export type SubjectsDocument = z.infer<typeof SubjectsSchema>;
