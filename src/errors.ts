@@ -27,8 +27,13 @@ export const ERROR_CODES = {
   CA_KEY_MISSING: 'noinput',
   CA_KEY_LOCKED: 'permission',
   CA_CONFIG_INVALID: 'config',
+  // a command needs an optional peer dependency (an MCP SDK) that is not installed
+  DEPENDENCY_MISSING: 'config',
   STORE_CORRUPT: 'data',
   STORE_LOCKED: 'io',
+  STORE_SCHEMA: 'config',
+  STORE_UNAVAILABLE: 'io',
+  SERIAL_TAKEN: 'io',
   OUTPUT_EXISTS: 'cantcreate',
   FILE_NOT_FOUND: 'noinput',
   IO_ERROR: 'io',
@@ -44,6 +49,8 @@ export const ERROR_CODES = {
   // policy
   POLICY_INVALID: 'config',
   POLICY_TOO_LARGE: 'config',
+  // a tool handler asked for its caller on a request no mcp-mtls adapter authenticated
+  NOT_AUTHENTICATED: 'permission',
   // bundles
   BUNDLE_INVALID: 'data',
   BUNDLE_PASSWORD: 'permission',

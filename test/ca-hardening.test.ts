@@ -24,7 +24,7 @@ test('a long batch holds the lock for its whole transaction: concurrent issues w
   const [b, s] = await Promise.all([batch, singles]);
   assert.equal(b.code, 0, b.stderr);
   for (const r of s) assert.equal(r.code, 0, r.stderr);
-  const ids = new FsStore(t.pki).readIndex().map((r) => (r.op === 'issue' ? r.id : ''));
+  const ids = (await new FsStore(t.pki).readIndex()).map((r) => (r.op === 'issue' ? r.id : ''));
   assert.equal(ids.length, 2504);
   const first = ids.findIndex((id) => id.startsWith('b'));
   assert.ok(ids.slice(first, first + 2500).every((id) => id.startsWith('b')), 'the batch is one contiguous block in the index');
@@ -60,7 +60,7 @@ test('four runs racing for the same output: one certificate recorded, the others
     assert.equal(r.code, 73);
     assert.match(r.stderr, /dupe\.(crt|key) exists already/);
   }
-  const index = new FsStore(t.pki).readIndex();
+  const index = await new FsStore(t.pki).readIndex();
   assert.equal(index.length, 1, 'no certificate recorded without its key delivered');
   assert.equal(index[0]!.serial, JSON.parse(ok[0]!.stdout).serial);
   const check = await openssl(['x509', '-in', path.join(t.out, 'dupe.crt'), '-noout', '-pubkey']);
@@ -139,7 +139,7 @@ test('under name constraints, certificates OpenSSL would reject are refused befo
   const withDns = await cliOk<{ files: { cert: string } }>(['issue', 'server', '--dir', t.pki, '--dns', 'mcp.acme.test', '--ip', '10.0.0.1', '--out', t.out, '--json']);
   const v = await openssl(['verify', '-purpose', 'sslserver', '-CAfile', path.join(t.out, 'ca.crt'), '-untrusted', withDns.files.cert, withDns.files.cert]);
   assert.equal(v.code, 0, v.stderr);
-  assert.equal(new FsStore(t.pki).readIndex().length, 1);
+  assert.equal((await new FsStore(t.pki).readIndex()).length, 1);
 });
 
 test('CA keys are encrypted with 600,000 PBKDF2 iterations, and OpenSSL reads them', async () => {

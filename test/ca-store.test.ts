@@ -26,15 +26,15 @@ test('20 concurrent issue processes: distinct serials, 20 index entries, 20 audi
   assert.equal(new Set(serials).size, 20);
 
   const store = new FsStore(pki);
-  const index = store.readIndex();
+  const index = await store.readIndex();
   assert.equal(index.length, 20);
   assert.deepEqual(new Set(index.map((r) => r.serial)), new Set(serials));
-  const audit = store.readAudit().filter((e) => e.event === 'cert.issue');
+  const audit = (await store.readAudit()).filter((e) => e.event === 'cert.issue');
   assert.equal(audit.length, 20);
   assert.deepEqual(new Set(audit.map((e) => e.serial)), new Set(serials));
   // every index entry has its certificate, and it is the one the index describes
   for (const rec of index) {
-    const der = store.readIssued(rec.serial);
+    const der = await store.readIssued(rec.serial);
     assert.ok(der, `issued/${rec.serial}.crt`);
     assert.equal(parseCertificate(der).serial, rec.serial);
   }

@@ -26,7 +26,7 @@ function runAndKill(args: string[], afterMs: number): Promise<void> {
   });
 }
 
-function checkStore(pki: string) {
+async function checkStore(pki: string) {
   const store = new FsStore(pki);
   const lines = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '');
   for (const f of ['index.jsonl', 'audit.log']) {
@@ -34,12 +34,12 @@ function checkStore(pki: string) {
     const complete = text.endsWith('\n') ? text.split('\n').slice(0, -1) : text.split('\n').slice(0, -1);
     for (const l of complete) JSON.parse(l); // every complete line parses
   }
-  const index = store.readIndex();
+  const index = await store.readIndex();
   const issued = index.filter((r) => r.op === 'issue').map((r) => r.serial);
   assert.equal(new Set(issued).size, issued.length, 'no serial is reused');
   const files = fs.readdirSync(path.join(pki, 'issued')).filter((f) => f.endsWith('.crt')).map((f) => f.replace(/\.crt$/, ''));
   assert.deepEqual(new Set(files), new Set(issued), 'the index and issued/ agree');
-  const audited = new Set(store.readAudit().filter((e) => e.event === 'cert.issue').map((e) => e.serial));
+  const audited = new Set((await store.readAudit()).filter((e) => e.event === 'cert.issue').map((e) => e.serial));
   for (const s of issued) assert.ok(audited.has(s), `issuance ${s} has its audit line`);
   return { issued: issued.length };
 }
@@ -59,11 +59,11 @@ test('a crash at each point of a commit is finished or undone by the next operat
     await cliOk(['list', '--dir', pki]); // reading needs no recovery
     await cliOk(['issue', 'client', '--dir', pki, '--user', `next-${point}`, '--out', path.join(base, `next-${point}`)]);
     assert.equal(fs.existsSync(path.join(pki, 'pending.json')), false);
-    const ids = new FsStore(pki).readIndex().filter((x) => x.op === 'issue').map((x) => (x as { id: string }).id);
+    const ids = (await new FsStore(pki).readIndex()).filter((x) => x.op === 'issue').map((x) => (x as { id: string }).id);
     assert.equal(ids.includes(point), indexed, `${point}: the certificate is ${indexed ? 'kept' : 'undone'}`);
-    checkStore(pki);
+    await checkStore(pki);
   }
-  const recovered = new FsStore(pki).readAudit().filter((e) => e.event === 'store.recovered');
+  const recovered = (await new FsStore(pki).readAudit()).filter((e) => e.event === 'store.recovered');
   assert.equal(recovered.length, 4);
 });
 
@@ -81,7 +81,7 @@ test(`kill -9 during issue, batch issue, revoke and crl (${ROUNDS} rounds): the 
       fs.writeFileSync(csv, `type,id\n${Array.from({ length: 40 }, (_, j) => `user,b${i}x${j}`).join('\n')}\n`);
       await runAndKill(['issue', 'client', '--dir', pki, '--batch', csv, '--out', path.join(base, `batch${i}`)], delay);
     } else if (kind === 2) {
-      const serial = new FsStore(pki).readIndex().find((r) => r.op === 'issue')?.serial;
+      const serial = (await new FsStore(pki).readIndex()).find((r) => r.op === 'issue')?.serial;
       if (serial) await runAndKill(['revoke', serial, '--dir', pki, '--reason', 'superseded'], delay);
     } else await runAndKill(['crl', '--dir', pki], delay);
     crashes++;
@@ -89,13 +89,13 @@ test(`kill -9 during issue, batch issue, revoke and crl (${ROUNDS} rounds): the 
   // the next operation finishes or undoes whatever a crash interrupted
   await cliOk(['issue', 'client', '--dir', pki, '--user', 'after', '--out', path.join(base, 'after')]);
   await cliOk(['crl', '--dir', pki]);
-  const { issued } = checkStore(pki);
+  const { issued } = await checkStore(pki);
   assert.ok(issued >= 1);
   const list = await cliOk<{ certificates: unknown[] }>(['list', '--dir', pki, '--json']);
   assert.equal(list.certificates.length, issued);
   // CRL numbers only grow, and the CRL is whole and lists every active revocation
   const crl = parseCrl(pemDecodeAll(fs.readFileSync(path.join(pki, 'crl', 'intermediate.crl'), 'utf8'))[0]!.der);
-  const revoked = new FsStore(pki).readIndex().filter((r) => r.op === 'revoke').map((r) => r.serial);
+  const revoked = (await new FsStore(pki).readIndex()).filter((r) => r.op === 'revoke').map((r) => r.serial);
   for (const s of revoked) assert.ok(crl.entries.some((e) => e.serial === s), `revoked ${s} is in the CRL`);
   assert.ok(crashes === ROUNDS);
 });

@@ -278,10 +278,22 @@ export class Authority {
   // ------------------------------------------------------------ stage 4-5: sign, store
 
   async #signAndCommit(prepared: readonly Prepared[], options: IssueOptions): Promise<IssuedCertificate[]> {
-    const onProgress = options.onProgress;
     const signer = await this.signer();
     const chainTail = pemEncode('CERTIFICATE', this.intermediateDer);
-    return this.store.transaction((tx) => {
+    // a serial another CA process committed between our check and our commit is refused by
+    // the store (SERIAL_TAKEN, never overwritten): sign again with new serials
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#commitOnce(prepared, options, signer, chainTail);
+      } catch (e) {
+        if (!isMtlsError(e, 'SERIAL_TAKEN') || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  #commitOnce(prepared: readonly Prepared[], options: IssueOptions, signer: Signer, chainTail: string): Promise<IssuedCertificate[]> {
+    const onProgress = options.onProgress;
+    return this.store.transaction(async (tx) => {
       const issued: IssuedCertificate[] = [];
       const used = new Set<string>();
       const issuedAt = this.now().toISOString();
@@ -291,7 +303,7 @@ export class Authority {
         do {
           serial = randomSerial();
           hex = serial.toString('hex');
-        } while (used.has(hex) || tx.serialExists(hex));
+        } while (used.has(hex) || (await tx.serialExists(hex)));
         used.add(hex);
         const common = { serial, notBefore: p.notBefore, notAfter: p.notAfter, spki: p.spki, keyType: p.keyType, organization: this.config.organization, crlUrl: this.config.crlUrl };
         const fields = p.type === 'client' ? clientFields(this.issuer, { ...common, claims: p.claims as NormalizedClaims }) : serverFields(this.issuer, { ...common, dns: p.dns, ips: p.ips });
@@ -306,7 +318,7 @@ export class Authority {
       // refused output leaves nothing recorded; it is completed after, under the same lock
       const staged = options.delivery?.stage(issued);
       try {
-        tx.commitIssued(
+        await tx.commitIssued(
           issued.map((i) => ({ record: i.record, der: i.der })),
           issued.map((i) => this.#event({ event: 'cert.issue', ...auditFields(i.record) })),
         );
@@ -320,7 +332,7 @@ export class Authority {
         // recorded but never delivered: void it, so no valid certificate exists that nobody holds
         const revokedAt = new Date(Math.floor(this.now().getTime() / 1000) * 1000).toISOString();
         for (const i of issued) {
-          tx.commitRevocation({ op: 'revoke', serial: i.record.serial, reason: 'cessationOfOperation', revokedAt }, this.#event({ event: 'cert.void', serial: i.record.serial, reason: (e as Error).message }));
+          await tx.commitRevocation({ op: 'revoke', serial: i.record.serial, reason: 'cessationOfOperation', revokedAt }, this.#event({ event: 'cert.void', serial: i.record.serial, reason: (e as Error).message }));
         }
         throw new MtlsError(isMtlsError(e) ? e.code : 'IO_ERROR', `the certificate could not be delivered and was revoked: ${(e as Error).message}`, { cause: e, hint: 'fix the output folder and issue again' });
       }

@@ -31,8 +31,8 @@ export function foldIndex(records: readonly IndexRecord[], now: Date): Certifica
   return out;
 }
 
-export function listCertificates(store: Store, filter: ListFilter, now: Date): CertificateEntry[] {
-  return foldIndex(store.readIndex(), now).filter(
+export async function listCertificates(store: Store, filter: ListFilter, now: Date): Promise<CertificateEntry[]> {
+  return foldIndex(await store.readIndex(), now).filter(
     (e) =>
       (!filter.status || e.status === filter.status) &&
       (!filter.type || e.type === filter.type) &&

@@ -21,13 +21,13 @@ export interface RenewOptions {
 }
 
 export async function renewCertificate(ca: Authority, serial: string, options: RenewOptions = {}): Promise<{ issued: IssuedCertificate; oldSerial: string; oldRevoked: boolean }> {
-  const { issued: old, revoked } = findIssued(ca.store.readIndex(), serial, ca.layout.dir);
+  const { issued: old, revoked } = findIssued(await ca.store.readIndex(), serial, ca.layout.dir);
   if (revoked) {
     throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} was revoked (${revoked.reason}); a revoked certificate is not renewed`, {
       hint: 'issue a new certificate with `mcp-mtls issue` if the holder should still have access',
     });
   }
-  const oldDer = ca.store.readIssued(serial);
+  const oldDer = await ca.store.readIssued(serial);
   if (!oldDer) throw new MtlsError('STORE_CORRUPT', `issued/${serial}.crt is missing`, { hint: 'restore the CA folder from backup' });
   const key = options.rekey ? { keyType: options.keyType ?? old.keyType } : { spki: parseCertificate(oldDer).spki };
   const common = { ...key, renewedFrom: serial, ...(options.ttlMs ? { ttlMs: options.ttlMs } : {}) };

@@ -13,7 +13,7 @@ import { keyIdentifier, type Signer } from '../x509/keys.js';
 import { OID } from '../x509/oids.js';
 import { readCertificates } from '../x509/pem.js';
 import { actor, type Authority } from './authority.js';
-import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, nextCrlNumber, type CrlIssuer, type CrlState } from './crl-signing.js';
+import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
 import { parseDuration } from './duration.js';
 import type { IndexRecord, IssuedRecord, RevokedRecord, StoreTransaction } from './store/store.js';
 
@@ -57,18 +57,22 @@ function crlTtlMs(ca: Authority, ttlMs?: number): number {
   return ttlMs ?? parseDuration(ca.config.defaults.crlTtl ?? DEFAULT_CRL_TTL, 'crlTtl');
 }
 
-function signIntermediateCrl(ca: Authority, tx: StoreTransaction, index: readonly IndexRecord[], signer: Signer, ttlMs?: number): Buffer {
+/**
+ * Signs and stores the intermediate's CRL. `number` comes from tx.nextCrlNumber, drawn before
+ * `index` was read (in a database store drawing it serialises CRL signing across processes).
+ */
+async function signIntermediateCrl(ca: Authority, tx: StoreTransaction, number: bigint, index: readonly IndexRecord[], signer: Signer, ttlMs?: number): Promise<Buffer> {
   const now = ca.now();
   const nextUpdate = new Date(Math.min(now.getTime() + crlTtlMs(ca, ttlMs), ca.intermediate.notAfter.getTime()));
-  const der = buildCrl(intermediateIssuer(ca), signer, { number: nextCrlNumber(ca.store.readCrl('intermediate')), now, nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000), entries: activeRevocations(index, now) });
-  tx.writeCrl('intermediate', der);
+  const der = buildCrl(intermediateIssuer(ca), signer, { number, now, nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000), entries: activeRevocations(index, now) });
+  await tx.writeCrl('intermediate', der);
   return der;
 }
 
 /** The root's CRL: no revoked intermediates yet; valid until the intermediate expires (the root key goes offline). */
-export function signRootCrl(ca: Authority, tx: StoreTransaction, signer: Signer): Buffer {
-  const der = buildCrl(rootIssuer(ca), signer, { number: nextCrlNumber(ca.store.readCrl('root')), now: ca.now(), nextUpdate: ca.intermediate.notAfter, entries: [] });
-  tx.writeCrl('root', der);
+export async function signRootCrl(ca: Authority, tx: StoreTransaction, signer: Signer): Promise<Buffer> {
+  const der = buildCrl(rootIssuer(ca), signer, { number: await tx.nextCrlNumber('root'), now: ca.now(), nextUpdate: ca.intermediate.notAfter, entries: [] });
+  await tx.writeCrl('root', der);
   return der;
 }
 
@@ -81,8 +85,9 @@ export interface RevokeResult {
 /** Revokes one certificate and re-signs the intermediate's CRL, in one locked step. */
 export async function revokeCertificate(ca: Authority, serial: string, reason: RevocationReason): Promise<RevokeResult> {
   const signer = await ca.signer();
-  return ca.store.transaction((tx) => {
-    const index = ca.store.readIndex();
+  return ca.store.transaction(async (tx) => {
+    const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
+    const index = await tx.readIndex();
     const { issued, revoked } = findIssued(index, serial, ca.layout.dir);
     if (revoked) {
       throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} (${issued.principal ?? issued.id}) was already revoked at ${revoked.revokedAt} (${revoked.reason})`, {
@@ -91,8 +96,8 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
     }
     const now = ca.now();
     const record: RevokedRecord = { op: 'revoke', serial, reason, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString() };
-    tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
-    const crl = signIntermediateCrl(ca, tx, [...index, record], signer);
+    await tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
+    const crl = await signIntermediateCrl(ca, tx, number, [...index, record], signer);
     return { record, issued, crlNumber: String(parseCrl(crl).number) };
   });
 }
@@ -109,21 +114,22 @@ export interface CrlRunResult {
  */
 export async function writeCrls(ca: Authority, options: { ifDue?: boolean; ttlMs?: number } = {}): Promise<CrlRunResult> {
   const rootKeyHere = fs.existsSync(ca.layout.rootKey);
-  const due = (which: 'root' | 'intermediate') => {
-    const stored = ca.store.readCrl(which);
+  const due = async (which: 'root' | 'intermediate') => {
+    const stored = await ca.store.readCrl(which);
     if (!stored) return true;
-    return !options.ifDue || isDue(parseCrl(stored), ca.now(), which === 'intermediate' ? activeRevocations(ca.store.readIndex(), ca.now()) : undefined);
+    return !options.ifDue || isDue(parseCrl(stored), ca.now(), which === 'intermediate' ? activeRevocations(await ca.store.readIndex(), ca.now()) : undefined);
   };
-  const interSigner = due('intermediate') ? await ca.signer() : undefined;
-  const rootSigner = rootKeyHere && due('root') ? await ca.rootSigner() : undefined;
-  return ca.store.transaction((tx) => {
-    const index = ca.store.readIndex();
+  const interSigner = (await due('intermediate')) ? await ca.signer() : undefined;
+  const rootSigner = rootKeyHere && (await due('root')) ? await ca.rootSigner() : undefined;
+  return ca.store.transaction(async (tx) => {
+    const interNumber = interSigner ? await tx.nextCrlNumber('intermediate') : undefined; // before reading the index
+    const index = await tx.readIndex();
     const now = ca.now();
     const active = activeRevocations(index, now);
-    const interSigned = interSigner ? signIntermediateCrl(ca, tx, index, interSigner, options.ttlMs) : undefined;
-    const rootSigned = rootSigner ? signRootCrl(ca, tx, rootSigner) : undefined;
-    const interDer = interSigned ?? (ca.store.readCrl('intermediate') as Buffer);
-    const rootDer = rootSigned ?? ca.store.readCrl('root');
+    const interSigned = interSigner ? await signIntermediateCrl(ca, tx, interNumber as bigint, index, interSigner, options.ttlMs) : undefined;
+    const rootSigned = rootSigner ? await signRootCrl(ca, tx, rootSigner) : undefined;
+    const interDer = interSigned ?? ((await tx.readCrl('intermediate')) as Buffer);
+    const rootDer = rootSigned ?? (await tx.readCrl('root'));
     if (!rootDer) {
       throw new MtlsError('CA_KEY_MISSING', 'there is no root CRL and the root key is offline', { hint: 'bring private/root.key back once and run `mcp-mtls crl`' });
     }
@@ -141,12 +147,12 @@ export async function writeCrls(ca: Authority, options: { ifDue?: boolean; ttlMs
 }
 
 /** How long each stored CRL has left (for `ca status`, `expiring`, `list --json`). */
-export function crlStatus(ca: Authority): { root?: CrlState; intermediate?: CrlState } {
+export async function crlStatus(ca: Authority): Promise<{ root?: CrlState; intermediate?: CrlState }> {
   const now = ca.now();
   const out: { root?: CrlState; intermediate?: CrlState } = {};
-  const root = ca.store.readCrl('root');
-  const inter = ca.store.readCrl('intermediate');
+  const root = await ca.store.readCrl('root');
+  const inter = await ca.store.readCrl('intermediate');
   if (root) out.root = crlState(parseCrl(root), now);
-  if (inter) out.intermediate = crlState(parseCrl(inter), now, activeRevocations(ca.store.readIndex(), now));
+  if (inter) out.intermediate = crlState(parseCrl(inter), now, activeRevocations(await ca.store.readIndex(), now));
   return out;
 }

@@ -28,7 +28,7 @@ function openCa(dir: string | undefined): Authority | undefined {
   }
 }
 
-function resolveSource(target: string, o: { dir?: string; key?: string }): Source {
+async function resolveSource(target: string, o: { dir?: string; key?: string }): Promise<Source> {
   const ca = openCa(o.dir);
   if (fs.existsSync(target) && fs.statSync(target).isFile()) {
     const chain = readCertificates(fs.readFileSync(target));
@@ -39,7 +39,7 @@ function resolveSource(target: string, o: { dir?: string; key?: string }): Sourc
     return { chain, root, keyFile: o.key ?? (fs.existsSync(besideKey) ? besideKey : undefined), label: target };
   }
   if (!ca) throw new MtlsError('CA_NOT_FOUND', `${target} is not a file, and there is no CA folder to look it up in`, { hint: 'pass a certificate file, or --dir with the CA folder' });
-  const entries = foldIndex(ca.store.readIndex(), ca.now());
+  const entries = foldIndex(await ca.store.readIndex(), ca.now());
   const hex = target.toLowerCase().replace(/:/g, '');
   let serial: string;
   if (entries.some((e) => e.serial === hex)) {
@@ -51,7 +51,7 @@ function resolveSource(target: string, o: { dir?: string; key?: string }): Sourc
     if (kinds.size > 1) throw new MtlsError('USAGE', `"${target}" names more than one principal (${[...kinds].join(', ')})`, { hint: 'pass the serial instead' });
     serial = matches.sort((a, b) => Date.parse(b.notAfter) - Date.parse(a.notAfter))[0]!.serial;
   }
-  const leaf = ca.store.readIssued(serial);
+  const leaf = await ca.store.readIssued(serial);
   if (!leaf) throw new MtlsError('STORE_CORRUPT', `issued/${serial}.crt is missing`, { hint: 'restore the CA folder from backup' });
   return { chain: [leaf, ca.intermediateDer], root: ca.rootDer, keyFile: o.key, label: serial };
 }
@@ -84,7 +84,7 @@ export function registerBundle(program: Command): void {
         }
       }
       if (fs.existsSync(path.resolve(o.out))) throw new MtlsError('OUTPUT_EXISTS', `${path.resolve(o.out)} exists already`, { hint: 'choose another --out' });
-      const src = resolveSource(target, o);
+      const src = await resolveSource(target, o);
       if (!src.keyFile) {
         throw new MtlsError('USAGE', `no private key for ${src.label}: the CA never keeps client keys`, { hint: 'pass --key FILE (the .key that `issue` wrote), or the certificate file with its .key beside it' });
       }

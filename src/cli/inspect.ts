@@ -14,7 +14,7 @@ export function registerInspect(program: Command): void {
     .argument('<file-or-serial>', 'a certificate file (PEM or DER), or the serial of an issued certificate')
     .option('--dir <dir>', 'CA folder to check the chain against (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--json', 'print the result as JSON')
-    .action((target: string, o) => {
+    .action(async (target: string, o) => {
       const dir = resolveDir(o.dir);
       let ca: Authority | undefined;
       try {
@@ -27,7 +27,7 @@ export function registerInspect(program: Command): void {
         if (!fs.statSync(target).isFile()) throw new MtlsError('FILE_NOT_FOUND', `${target} is not a file`, { hint: 'pass a certificate file (PEM or DER) or a serial' });
         der = readCertificates(fs.readFileSync(target))[0];
       } else if (/^[0-9a-fA-F]+$/.test(target) && ca) {
-        der = ca.store.readIssued(target.toLowerCase());
+        der = await ca.store.readIssued(target.toLowerCase());
         if (!der) throw new MtlsError('NOT_FOUND', `no certificate with serial ${target} in ${dir}`, { hint: 'see `mcp-mtls list`' });
       } else {
         throw new MtlsError('FILE_NOT_FOUND', `${target} is neither a file nor a serial of the CA in ${dir}`, { hint: 'pass a certificate file, or --dir with a serial' });

@@ -32,7 +32,7 @@ export function registerLifecycle(program: Command, ca: Command): void {
       const authority = openAuthority(o.dir, o);
       const serial = resolveSerial(target);
       if (o.keyType && !o.rekey) throw new MtlsError('USAGE', '--key-type needs --rekey', { hint: 'add --rekey to make a new key' });
-      const old = authority.store.readIndex().find((r) => r.op === 'issue' && r.serial === serial);
+      const old = (await authority.store.readIndex()).find((r) => r.op === 'issue' && r.serial === serial);
       const files = plannedOutput(o.out, outputBaseName(old?.op === 'issue' ? old.id : serial), o.rekey === true);
       checkOutput(files, authority.rootPem, o.force === true);
       const r = await renewCertificate(authority, serial, {
@@ -55,10 +55,10 @@ export function registerLifecycle(program: Command, ca: Command): void {
     .option('--fail', 'exit 1 when anything expires within the window (for monitoring)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls expiring --within 7d --fail || alert "certificates or CRLs expire this week"')
-    .action((o) => {
+    .action(async (o) => {
       const authority = Authority.open(resolveDir(o.dir));
       const within = parseDuration(o.within, '--within');
-      const items = expiringItems(authority, within);
+      const items = await expiringItems(authority, within);
       emit(o.json, { within: o.within, items }, () =>
         items.length === 0 ? `Nothing expires within ${o.within}.\n` : table(['WHAT', 'NAME', 'SERIAL', 'EXPIRES', 'LEFT'], items.map((i) => [i.what, i.name, i.serial ?? '-', i.expires, formatDuration(i.remainingMs)])),
       );
@@ -69,10 +69,10 @@ export function registerLifecycle(program: Command, ca: Command): void {
     .description('the CA at a glance: certificates, root key online or not, CRLs and how long they have left')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--json', 'print the result as JSON')
-    .action((o) => {
+    .action(async (o) => {
       const authority = Authority.open(resolveDir(o.dir));
       const now = authority.now();
-      const entries = foldIndex(authority.store.readIndex(), now);
+      const entries = foldIndex(await authority.store.readIndex(), now);
       const count = (s: string) => entries.filter((e) => e.status === s).length;
       const status = {
         dir: authority.layout.dir,
@@ -81,7 +81,7 @@ export function registerLifecycle(program: Command, ca: Command): void {
         root: { notAfter: authority.root.notAfter.toISOString(), remainingMs: authority.root.notAfter.getTime() - now.getTime(), keyOnline: fs.existsSync(authority.layout.rootKey) },
         intermediate: { notAfter: authority.intermediate.notAfter.toISOString(), remainingMs: authority.intermediate.notAfter.getTime() - now.getTime() },
         certificates: { valid: count('valid'), expired: count('expired'), revoked: count('revoked') },
-        crls: crlStatus(authority),
+        crls: await crlStatus(authority),
       };
       emit(o.json, status, () => {
         const crl = (name: string, c?: { number: string; nextUpdate: string; remainingMs: number; entries: number; due: boolean; expired: boolean }) =>
@@ -107,18 +107,18 @@ export interface ExpiringItem {
   readonly remainingMs: number;
 }
 
-export function expiringItems(authority: Authority, withinMs: number): ExpiringItem[] {
+export async function expiringItems(authority: Authority, withinMs: number): Promise<ExpiringItem[]> {
   const now = authority.now().getTime();
   const soon = (t: number) => t - now <= withinMs;
   const items: ExpiringItem[] = [];
-  for (const e of foldIndex(authority.store.readIndex(), new Date(now))) {
+  for (const e of foldIndex(await authority.store.readIndex(), new Date(now))) {
     const end = Date.parse(e.notAfter);
     if (e.status === 'valid' && soon(end)) items.push({ what: e.type, name: e.principal ?? e.id, serial: e.serial, expires: e.notAfter, remainingMs: end - now });
   }
   for (const [what, cert] of [['intermediate', authority.intermediate], ['root', authority.root]] as const) {
     if (soon(cert.notAfter.getTime())) items.push({ what, name: what, expires: cert.notAfter.toISOString(), remainingMs: cert.notAfter.getTime() - now });
   }
-  const crls = crlStatus(authority);
+  const crls = await crlStatus(authority);
   for (const [name, c] of Object.entries(crls)) {
     if (c && soon(Date.parse(c.nextUpdate))) items.push({ what: 'crl', name: `${name} CRL #${c.number}`, expires: c.nextUpdate, remainingMs: c.remainingMs });
   }

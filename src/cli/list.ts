@@ -20,12 +20,13 @@ export function registerList(program: Command): void {
     .option('--role <name>', 'only holders of this role')
     .option('--type <type>', 'client | server')
     .option('--json', 'print the result as JSON')
-    .action((o) => {
+    .action(async (o) => {
       if (o.status && !STATUSES.includes(o.status)) throw new MtlsError('USAGE', `unknown status "${o.status}"`, { hint: `use one of: ${STATUSES.join(', ')}` });
       if (o.type && o.type !== 'client' && o.type !== 'server') throw new MtlsError('USAGE', `unknown type "${o.type}"`, { hint: 'use client or server' });
       const ca = Authority.open(resolveDir(o.dir));
-      const entries = listCertificates(ca.store, o, ca.now());
-      emit(o.json, { certificates: entries, crls: crlStatus(ca) }, () => {
+      const entries = await listCertificates(ca.store, o, ca.now());
+      const crls = await crlStatus(ca);
+      emit(o.json, { certificates: entries, crls }, () => {
         if (entries.length === 0) return 'No certificates match.\n';
         const rows = entries.map((e) => [e.serial, e.type, e.principal ?? [...(e.dns ?? []), ...(e.ips ?? [])].join(','), e.teams.join(',') || '-', e.roles.join(',') || '-', e.notAfter.replace('.000Z', 'Z'), e.status]);
         return table(['SERIAL', 'TYPE', 'SUBJECT', 'TEAMS', 'ROLES', 'NOT AFTER', 'STATUS'], rows);

@@ -6,14 +6,19 @@
  * Commit order, for crash safety: certificate files (fsynced), then the index line (the
  * commit point), then the audit line. A crash before the index line leaves an unlisted
  * certificate file whose serial is still never reused (serialExists looks at issued/).
+ *
+ * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock); the next
+ * CRL number is one more than the stored CRL's (the lock makes that safe across processes).
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { MtlsError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../util/lock.js';
 import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
-import type { AuditEvent, CrlName, IndexRecord, Store, StoreTransaction } from './store.js';
+import { nextCrlNumber } from '../crl-signing.js';
+import type { AuditEvent, CrlName, IndexRecord, Store, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
 export interface FsStoreOptions {
   /** how long to wait for the lock before giving up */
@@ -29,12 +34,20 @@ export class FsStore implements Store {
   readonly layout: CaLayout;
   readonly #waitMs: number;
   readonly #crashAt: string | undefined;
+  readonly #tokens: string;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
     this.layout = caLayout(dir);
+    this.#tokens = path.join(this.layout.dir, 'tokens.json');
     this.#waitMs = options.waitMs ?? 60_000;
     this.#crashAt = options.crashAt;
   }
+
+  get location(): string {
+    return this.layout.dir;
+  }
+
+  async close(): Promise<void> {}
 
   async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
     const lock = await acquireLock(`${this.layout.lock}.lock`, { waitMs: this.#waitMs });
@@ -52,8 +65,8 @@ export class FsStore implements Store {
       if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
     };
     return {
-      serialExists: (serial) => fs.existsSync(layout.issuedCert(serial)),
-      commitIssued: (items, audit) => {
+      serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)),
+      commitIssued: async (items, audit) => {
         lock.assertHeld();
         fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
         // a journal first, so that a crash at any point below is finished or undone by the
@@ -69,17 +82,40 @@ export class FsStore implements Store {
         point('after-audit');
         fs.rmSync(layout.pending, { force: true });
       },
-      appendAudit: (events) => appendLines(layout.audit, events.map((a) => JSON.stringify(a)), MODES.record),
-      commitRevocation: (record, audit) => {
+      appendAudit: async (events) => appendLines(layout.audit, events.map((a) => JSON.stringify(a)), MODES.record),
+      commitRevocation: async (record, audit) => {
         lock.assertHeld();
         appendLines(layout.index, [JSON.stringify(record)], MODES.record);
         appendLines(layout.audit, [JSON.stringify(audit)], MODES.record);
       },
-      writeCrl: (which, der) => {
+      writeCrl: async (which, der) => {
         lock.assertHeld();
         fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
         writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
       },
+      readIndex: async () => this.#readIndex(),
+      readCrl: async (which) => this.#readCrl(which),
+      putToken: async (token) => {
+        lock.assertHeld();
+        const tokens = this.#readTokens();
+        if (tokens.some((t) => t.hash === token.hash || t.id === token.id)) {
+          throw new MtlsError('BAD_ARGUMENT', `an enrollment token with id ${token.id} or the same secret exists already`, { hint: 'create a new token' });
+        }
+        writeFileAtomic(this.#tokens, JSON.stringify([...tokens, token], null, 1) + '\n', { mode: MODES.record });
+      },
+      consumeToken: async (hash, now) => {
+        lock.assertHeld();
+        const tokens = this.#readTokens();
+        const i = tokens.findIndex((t) => t.hash === hash);
+        const found = tokens[i];
+        const refused = consumeRefusal(found, now);
+        if (refused) return refused;
+        const { usedAt: _never, ...token } = found as StoredToken;
+        tokens[i] = { ...token, usedAt: now.toISOString() };
+        writeFileAtomic(this.#tokens, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
+        return { token };
+      },
+      nextCrlNumber: async (which) => nextCrlNumber(this.#readCrl(which)),
     };
   }
 
@@ -96,8 +132,8 @@ export class FsStore implements Store {
       fs.rmSync(this.layout.pending, { force: true }); // torn before its rename: nothing else was written
       return;
     }
-    const indexed = new Set(this.readIndex().filter((r) => r.op === 'issue').map((r) => r.serial));
-    const audited = new Set(this.readAudit().filter((e) => e.event === 'cert.issue').map((e) => e.serial as string));
+    const indexed = new Set(this.#readIndex().filter((r) => r.op === 'issue').map((r) => r.serial));
+    const audited = new Set(this.#readAudit().filter((e) => e.event === 'cert.issue').map((e) => e.serial as string));
     const missingAudit = pending.audit.filter((e) => indexed.has(e.serial as string) && !audited.has(e.serial as string));
     const undone = pending.serials.filter((s) => !indexed.has(s));
     for (const s of undone) fs.rmSync(this.layout.issuedCert(s), { force: true });
@@ -105,15 +141,48 @@ export class FsStore implements Store {
     fs.rmSync(this.layout.pending, { force: true });
   }
 
-  readIndex(): IndexRecord[] {
+  async readIndex(): Promise<IndexRecord[]> {
+    return this.#readIndex();
+  }
+
+  async readAudit(): Promise<AuditEvent[]> {
+    return this.#readAudit();
+  }
+
+  async readCrl(which: CrlName): Promise<Buffer | undefined> {
+    return this.#readCrl(which);
+  }
+
+  async readTokens(): Promise<readonly StoredToken[]> {
+    return this.#readTokens();
+  }
+
+  #readIndex(): IndexRecord[] {
     return readJsonLines<IndexRecord>(this.layout.index);
   }
 
-  readAudit(): AuditEvent[] {
+  #readAudit(): AuditEvent[] {
     return readJsonLines<AuditEvent>(this.layout.audit);
   }
 
-  readCrl(which: CrlName): Buffer | undefined {
+  #readTokens(): StoredToken[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.#tokens, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    try {
+      const tokens = JSON.parse(text) as unknown;
+      if (!Array.isArray(tokens)) throw new Error('not a list');
+      return tokens as StoredToken[];
+    } catch (cause) {
+      throw new MtlsError('STORE_CORRUPT', `${this.#tokens} is not a JSON list of tokens`, { cause, hint: 'restore tokens.json from backup (or remove it: every unused token is then void)' });
+    }
+  }
+
+  #readCrl(which: CrlName): Buffer | undefined {
     let text: string;
     try {
       text = fs.readFileSync(this.layout.crl(which), 'utf8');
@@ -126,7 +195,7 @@ export class FsStore implements Store {
     return block.der;
   }
 
-  readIssued(serial: string): Buffer | undefined {
+  async readIssued(serial: string): Promise<Buffer | undefined> {
     if (!/^[0-9a-f]{1,40}$/.test(serial)) return undefined;
     try {
       return readCertificates(fs.readFileSync(this.layout.issuedCert(serial)))[0];
@@ -135,4 +204,12 @@ export class FsStore implements Store {
       throw e;
     }
   }
+}
+
+/** Why a token cannot be used at `now`, or undefined when it can (shared by the stores without SQL). */
+export function consumeRefusal(token: StoredToken | undefined, now: Date): TokenConsumeResult | undefined {
+  if (!token) return { refused: 'unknown' };
+  if (token.usedAt !== undefined) return { refused: 'used' };
+  if (Date.parse(token.expiresAt) <= now.getTime()) return { refused: 'expired' };
+  return undefined;
 }

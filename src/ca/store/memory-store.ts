@@ -2,13 +2,19 @@
  * An in-memory Store: for benchmarks of the issuance engine without disk, and for tests of
  * code above the store. Same contract as the folder store, nothing persisted.
  */
-import type { AuditEvent, CrlName, IndexRecord, Store, StoreTransaction } from './store.js';
+import { MtlsError } from '../../errors.js';
+import { parseCrl } from '../../x509/crl.js';
+import { consumeRefusal } from './fs-store.js';
+import type { AuditEvent, CrlName, IndexRecord, Store, StoredToken, StoreTransaction } from './store.js';
 
 export class MemoryStore implements Store {
+  readonly location = 'memory';
   readonly #index: IndexRecord[] = [];
   readonly #audit: AuditEvent[] = [];
   readonly #issued = new Map<string, Buffer>();
   readonly #crls = new Map<CrlName, Buffer>();
+  readonly #tokens: StoredToken[] = [];
+  readonly #crlNumbers = new Map<CrlName, bigint>();
   #tail: Promise<unknown> = Promise.resolve();
 
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
@@ -18,40 +24,74 @@ export class MemoryStore implements Store {
     return run;
   }
 
+  async close(): Promise<void> {}
+
   #tx(): StoreTransaction {
     return {
-      serialExists: (serial) => this.#issued.has(serial),
-      commitIssued: (items, audit) => {
+      serialExists: async (serial) => this.#issued.has(serial),
+      commitIssued: async (items, audit) => {
+        for (const { record } of items) {
+          if (this.#issued.has(record.serial)) throw new MtlsError('SERIAL_TAKEN', `serial ${record.serial} is taken`);
+        }
         for (const { record, der } of items) this.#issued.set(record.serial, Buffer.from(der));
         this.#index.push(...items.map((i) => i.record));
         this.#audit.push(...audit);
       },
-      appendAudit: (events) => {
+      appendAudit: async (events) => {
         this.#audit.push(...events);
       },
-      commitRevocation: (record, audit) => {
+      commitRevocation: async (record, audit) => {
         this.#index.push(record);
         this.#audit.push(audit);
       },
-      writeCrl: (which, der) => {
+      writeCrl: async (which, der) => {
         this.#crls.set(which, Buffer.from(der));
+      },
+      readIndex: async () => [...this.#index],
+      readCrl: async (which) => this.#crls.get(which),
+      putToken: async (token) => {
+        if (this.#tokens.some((t) => t.hash === token.hash || t.id === token.id)) {
+          throw new MtlsError('BAD_ARGUMENT', `an enrollment token with id ${token.id} or the same secret exists already`, { hint: 'create a new token' });
+        }
+        this.#tokens.push({ ...token });
+      },
+      consumeToken: async (hash, now) => {
+        const i = this.#tokens.findIndex((t) => t.hash === hash);
+        const refused = consumeRefusal(this.#tokens[i], now);
+        if (refused) return refused;
+        const { usedAt: _never, ...token } = this.#tokens[i] as StoredToken;
+        this.#tokens[i] = { ...token, usedAt: now.toISOString() };
+        return { token };
+      },
+      nextCrlNumber: async (which) => {
+        // strictly increasing even when a number is drawn and its CRL never written
+        const stored = this.#crls.get(which);
+        const written = stored ? (parseCrl(stored).number ?? 0n) : 0n;
+        const drawn = this.#crlNumbers.get(which) ?? 0n;
+        const next = (written > drawn ? written : drawn) + 1n;
+        this.#crlNumbers.set(which, next);
+        return next;
       },
     };
   }
 
-  readIndex(): IndexRecord[] {
+  async readIndex(): Promise<IndexRecord[]> {
     return [...this.#index];
   }
 
-  readIssued(serial: string): Buffer | undefined {
+  async readIssued(serial: string): Promise<Buffer | undefined> {
     return this.#issued.get(serial);
   }
 
-  readCrl(which: CrlName): Buffer | undefined {
+  async readCrl(which: CrlName): Promise<Buffer | undefined> {
     return this.#crls.get(which);
   }
 
-  readAudit(): AuditEvent[] {
+  async readAudit(): Promise<AuditEvent[]> {
     return [...this.#audit];
+  }
+
+  async readTokens(): Promise<readonly StoredToken[]> {
+    return this.#tokens.map((t) => ({ ...t }));
   }
 }

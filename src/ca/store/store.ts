@@ -1,7 +1,8 @@
 /**
- * The CA's persistent state, behind an interface so that the folder store (default) and
- * later a database store pass one test suite. Everything that changes state runs inside
- * `transaction`, which holds an exclusive lock across processes.
+ * The CA's persistent state, behind an interface so that the folder store (default), the
+ * memory store and the PostgreSQL store pass one test suite (test/store-contract.ts).
+ * Everything that changes state runs inside `transaction`; see StoreTransaction for what
+ * each store serialises across processes.
  */
 import type { KeyType } from '../../x509/keys.js';
 
@@ -48,28 +49,75 @@ export interface AuditEvent {
   readonly [field: string]: unknown;
 }
 
+/** A one-time enrollment secret's record: only the hash of the secret is kept. */
+export interface EnrollmentToken {
+  /** public id, 16 lowercase hex, for listing and audit */
+  readonly id: string;
+  /** sha256 hex of the secret; the secret is never stored */
+  readonly hash: string;
+  readonly claims: { readonly id: string; readonly kind: 'user' | 'service'; readonly teams: readonly string[]; readonly roles: readonly string[]; readonly email?: string };
+  /** lifetime of the certificate it enrolls (duration string like '24h'); CA default when absent */
+  readonly certTtl?: string;
+  /** ISO */
+  readonly createdAt: string;
+  /** ISO */
+  readonly expiresAt: string;
+  readonly createdBy: string;
+}
+
+export type TokenConsumeResult = { readonly token: EnrollmentToken } | { readonly refused: 'unknown' | 'used' | 'expired' };
+
+export type StoredToken = EnrollmentToken & { readonly usedAt?: string };
+
+/**
+ * One transaction. Every method is async: a database store talks to its server. In the
+ * folder store the whole transaction holds the CA folder's lock; in a database store
+ * issuance runs without a global lock (serial uniqueness is the database's constraint) and
+ * `nextCrlNumber` / `commitRevocation` serialise the rest of the transaction with every other
+ * CRL or revocation transaction of the CA: call `nextCrlNumber` before `readIndex` when the
+ * index read must include every earlier revocation (CRL signing).
+ */
 export interface StoreTransaction {
   /** true when the serial was ever used by this CA (issued or reserved) */
-  serialExists(serial: string): boolean;
-  /** records certificates (DER plus index record) and their audit events, durably */
-  commitIssued(items: readonly { record: IssuedRecord; der: Uint8Array }[], audit: readonly AuditEvent[]): void;
-  appendAudit(events: readonly AuditEvent[]): void;
+  serialExists(serial: string): Promise<boolean>;
+  /**
+   * records certificates (DER plus index record) and their audit events, durably. A serial
+   * another process committed meanwhile is refused with SERIAL_TAKEN (never overwritten):
+   * the caller signs again with new serials in a new transaction.
+   */
+  commitIssued(items: readonly { record: IssuedRecord; der: Uint8Array }[], audit: readonly AuditEvent[]): Promise<void>;
+  appendAudit(events: readonly AuditEvent[]): Promise<void>;
   /** records a revocation and its audit event, durably (the commit point of `revoke`) */
-  commitRevocation(record: RevokedRecord, audit: AuditEvent): void;
+  commitRevocation(record: RevokedRecord, audit: AuditEvent): Promise<void>;
   /** replaces the stored CRL of one CA (root or intermediate), atomically */
-  writeCrl(which: CrlName, der: Uint8Array): void;
+  writeCrl(which: CrlName, der: Uint8Array): Promise<void>;
+  /** every index record, in the order written, as this transaction sees it */
+  readIndex(): Promise<IndexRecord[]>;
+  /** the stored CRL of one CA, as this transaction sees it */
+  readCrl(which: CrlName): Promise<Buffer | undefined>;
+  putToken(token: EnrollmentToken): Promise<void>;
+  /** marks the token used (at `now`) and returns it; atomic across processes; refused when unknown, already used or past expiresAt */
+  consumeToken(hash: string, now: Date): Promise<TokenConsumeResult>;
+  /** the number of the next CRL of this CA: strictly increasing, never reused, across processes */
+  nextCrlNumber(which: CrlName): Promise<bigint>;
 }
 
 export type CrlName = 'root' | 'intermediate';
 
 export interface Store {
+  /** what the store is, for messages: a folder path or a database URL without password */
+  readonly location: string;
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T>;
   /** every index record, in the order written */
-  readIndex(): IndexRecord[];
+  readIndex(): Promise<IndexRecord[]>;
   /** the DER of an issued certificate, or undefined */
-  readIssued(serial: string): Buffer | undefined;
+  readIssued(serial: string): Promise<Buffer | undefined>;
   /** audit events, in the order written */
-  readAudit(): AuditEvent[];
+  readAudit(): Promise<AuditEvent[]>;
   /** the stored CRL of one CA, or undefined before the first one */
-  readCrl(which: CrlName): Buffer | undefined;
+  readCrl(which: CrlName): Promise<Buffer | undefined>;
+  /** every enrollment token, used or not, in the order created */
+  readTokens(): Promise<readonly StoredToken[]>;
+  /** releases connections (database stores); the folder store has nothing to release */
+  close(): Promise<void>;
 }
