@@ -3,9 +3,14 @@
  * bundle, with one prebuilt TLS secure context (passing { ca, cert, key } instead builds a
  * new context for every connection: 1.3-2 ms of CPU each, measured), keep-alive and TLS
  * session resumption. A 401 from an mcp-mtls server is turned into an error that says why.
+ *
+ * With credentials that renew (a BundleRenewer, see renewal.ts), the agent is a
+ * RenewingAgent: undici fixes an Agent's TLS options at creation, so each renewal builds a
+ * new Agent for new requests and closes the previous one gracefully (requests in flight on
+ * it finish; a stream still open when its certificate expires is cut, and reconnects).
  */
 import tls from 'node:tls';
-import { Agent, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { Agent, Dispatcher, fetch as undiciFetch } from 'undici';
 import { MtlsError } from '../errors.js';
 import type { Bundle } from '../bundle/load.js';
 import { pemEncode } from '../x509/pem.js';
@@ -16,7 +21,7 @@ export interface MtlsAgentOptions {
   readonly keepAliveTimeoutMs?: number;
 }
 
-export function secureContextFor(bundle: Pick<Bundle, 'chain' | 'key' | 'ca'>): tls.SecureContext {
+export function secureContextFor(bundle: BundleCredentials): tls.SecureContext {
   return tls.createSecureContext({
     cert: bundle.chain.map((d) => pemEncode('CERTIFICATE', d)).join(''),
     key: bundle.key.export({ format: 'pem', type: 'pkcs8' }) as string,
@@ -25,13 +30,110 @@ export function secureContextFor(bundle: Pick<Bundle, 'chain' | 'key' | 'ca'>): 
   });
 }
 
-export function createMtlsAgent(bundle: Pick<Bundle, 'chain' | 'key' | 'ca'>, options: MtlsAgentOptions = {}): Agent {
+export type BundleCredentials = Pick<Bundle, 'chain' | 'key' | 'ca'>;
+
+/** Credentials that change over time: the current bundle, and a way to hear of the next one. */
+export interface CredentialSource {
+  readonly bundle: Bundle;
+  /** calls `listener` with each new bundle; returns the unsubscribe function */
+  subscribe(listener: (bundle: Bundle) => void): () => void;
+}
+
+export const isCredentialSource = (c: unknown): c is CredentialSource =>
+  typeof c === 'object' && c !== null && typeof (c as CredentialSource).subscribe === 'function' && 'bundle' in c;
+
+function plainAgent(bundle: BundleCredentials, options: MtlsAgentOptions): Agent {
   const secureContext = secureContextFor(bundle);
   return new Agent({
     connect: { secureContext, maxCachedSessions: 100 } as Agent.Options['connect'],
     keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
     ...(options.connections ? { connections: options.connections } : {}),
   });
+}
+
+/** One Agent per bundle; with a CredentialSource, a RenewingAgent that follows its renewals. */
+export function createMtlsAgent(bundle: BundleCredentials, options?: MtlsAgentOptions): Agent;
+export function createMtlsAgent(source: CredentialSource, options?: MtlsAgentOptions): RenewingAgent;
+export function createMtlsAgent(credentials: BundleCredentials | CredentialSource, options?: MtlsAgentOptions): Agent | RenewingAgent;
+export function createMtlsAgent(credentials: BundleCredentials | CredentialSource, options: MtlsAgentOptions = {}): Agent | RenewingAgent {
+  return isCredentialSource(credentials) ? new RenewingAgent(credentials, options) : plainAgent(credentials, options);
+}
+
+/**
+ * A Dispatcher that sends each new request through the Agent of the current credentials.
+ * On a renewal the previous Agent is closed gracefully: its requests in flight complete on
+ * their connections; if one is still open when that certificate expires, it is destroyed.
+ */
+export class RenewingAgent extends Dispatcher {
+  #current: Agent;
+  readonly #retired = new Map<Agent, ReturnType<typeof setTimeout> | undefined>();
+  readonly #unsubscribe: () => void;
+  readonly #options: MtlsAgentOptions;
+  #closed = false;
+  /** how many times the credentials were swapped */
+  swaps = 0;
+
+  constructor(source: CredentialSource, options: MtlsAgentOptions = {}) {
+    super();
+    this.#options = options;
+    this.#current = plainAgent(source.bundle, options);
+    let notAfter = source.bundle.notAfter;
+    this.#unsubscribe = source.subscribe((bundle) => {
+      if (this.#closed) return;
+      const previous = this.#current;
+      const previousNotAfter = notAfter;
+      this.#current = plainAgent(bundle, this.#options);
+      notAfter = bundle.notAfter;
+      this.swaps++;
+      this.#retire(previous, previousNotAfter);
+    });
+  }
+
+  #retire(agent: Agent, notAfter: Date | undefined): void {
+    const left = notAfter ? notAfter.getTime() - Date.now() : undefined;
+    const timer = left !== undefined ? setTimeout(() => void agent.destroy().catch(() => undefined), Math.max(0, Math.min(left, 2 ** 31 - 1))) : undefined;
+    timer?.unref();
+    this.#retired.set(agent, timer);
+    void agent
+      .close()
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(this.#retired.get(agent));
+        this.#retired.delete(agent);
+      });
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return this.#current.dispatch(options, handler);
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    const done = this.#shutdown((a) => a.close());
+    if (!callback) return done;
+    void done.then(callback, callback);
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
+    const err = typeof a === 'function' ? null : (a ?? null);
+    const callback = typeof a === 'function' ? a : b;
+    const done = this.#shutdown((agent) => agent.destroy(err));
+    if (!callback) return done;
+    void done.then(callback, callback);
+  }
+
+  async #shutdown(end: (a: Agent) => Promise<void>): Promise<void> {
+    this.#closed = true;
+    this.#unsubscribe();
+    const all = [this.#current, ...this.#retired.keys()];
+    for (const t of this.#retired.values()) clearTimeout(t);
+    await Promise.all(all.map((a) => end(a).catch(() => undefined)));
+  }
 }
 
 /** The reason an mcp-mtls server gave for refusing the certificate (its 401 JSON body). */

@@ -5,17 +5,22 @@
  * relayed through the SDK's own transports (so SSE responses, the GET notification stream
  * and sessions work as in any SDK client); logs go to stderr only; the bridge ends when
  * stdin closes, and exits with a clear message when the server refuses the certificate.
+ * With a renewer, the bundle is renewed while bridging (renewal.ts) and the relay moves to
+ * each new certificate without dropping a request.
  */
 import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Bundle } from '../bundle/load.js';
 import { CertificateRefusedError } from './agent.js';
+import type { BundleRenewer } from './renewal.js';
 import { createSdk1Transport } from './transports.js';
 
 export interface BridgeOptions {
   readonly url?: string;
   readonly bundle: Bundle;
+  /** renews the bundle while bridging (new connections use each new certificate); stopped when the bridge ends */
+  readonly renewer?: BundleRenewer;
   readonly stdin?: Readable;
   readonly stdout?: Writable;
   readonly log?: (line: string) => void;
@@ -25,13 +30,14 @@ export interface BridgeOptions {
 export function runBridge(options: BridgeOptions): Promise<number> {
   const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls connect: ${l}\n`));
   const stdin = options.stdin ?? process.stdin;
-  const http = createSdk1Transport(options.bundle, options.url);
+  const http = createSdk1Transport(options.renewer ?? options.bundle, options.url);
   const stdio = new StdioServerTransport(stdin, options.stdout ?? process.stdout);
   return new Promise((resolve) => {
     let finished = false;
     const finish = async (code: number) => {
       if (finished) return;
       finished = true;
+      options.renewer?.stop();
       await Promise.race([http.close().catch(() => undefined), new Promise((r) => setTimeout(r, 500))]);
       await stdio.close().catch(() => undefined);
       resolve(code);

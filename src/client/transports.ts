@@ -6,11 +6,22 @@
  *   const bundle = await loadBundle('alice.yaml');
  *   const client = new Client({ name: 'agent', version: '1.0.0' });
  *   await client.connect(createSdk1Transport(bundle));        // or createSdk2Transport
+ *
+ * Credentials that renew: pass a BundleRenewer instead of the bundle (you stop it), or the
+ * option `renew: { url }` (the transport makes the renewer, and stops it when it closes).
  */
 import { StreamableHTTPClientTransport as Sdk1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Bundle } from '../bundle/load.js';
 import { MtlsError } from '../errors.js';
-import { createMtlsAgent, createMtlsFetch, type MtlsAgentOptions } from './agent.js';
+import { createMtlsAgent, createMtlsFetch, isCredentialSource, type BundleCredentials, type MtlsAgentOptions } from './agent.js';
+import { createBundleRenewer, type BundleRenewer, type BundleRenewerOptions } from './renewal.js';
+
+export type TransportCredentials = (BundleCredentials & Pick<Bundle, 'url'>) | Bundle | BundleRenewer;
+
+export interface TransportOptions extends MtlsAgentOptions {
+  /** renew the bundle while the transport is open (needs a loaded Bundle as credentials) */
+  readonly renew?: Omit<BundleRenewerOptions, 'bundle' | 'renewUrl'> & { readonly url?: string | URL };
+}
 
 function urlOf(bundle: Pick<Bundle, 'url'>, url?: string | URL): URL {
   const u = url ?? bundle.url;
@@ -18,27 +29,51 @@ function urlOf(bundle: Pick<Bundle, 'url'>, url?: string | URL): URL {
   return new URL(u);
 }
 
-/** A Streamable HTTP client transport for `@modelcontextprotocol/sdk` 1.x. */
-export function createSdk1Transport(bundle: Pick<Bundle, 'chain' | 'key' | 'ca' | 'url'>, url?: string | URL, options: MtlsAgentOptions = {}) {
-  const agent = createMtlsAgent(bundle, options);
-  const transport = new Sdk1Transport(urlOf(bundle, url), { fetch: createMtlsFetch(agent) as typeof fetch });
+/** The agent for these credentials, and what closing the transport must also end. */
+function agentFor(credentials: TransportCredentials, options: TransportOptions) {
+  const { renew, ...agentOptions } = options;
+  let source: BundleCredentials | BundleRenewer = credentials;
+  let owned: BundleRenewer | undefined;
+  if (renew && !isCredentialSource(credentials)) {
+    if (!('source' in credentials)) throw new MtlsError('USAGE', 'renew needs a bundle loaded with loadBundle()', { hint: 'or pass a BundleRenewer' });
+    const { url, ...rest } = renew;
+    owned = createBundleRenewer({ ...rest, bundle: credentials as Bundle, ...(url ? { renewUrl: url } : {}) });
+    source = owned;
+  }
+  const bundle = isCredentialSource(source) ? source.bundle : (source as BundleCredentials & Pick<Bundle, 'url'>);
+  const agent = createMtlsAgent(source, agentOptions);
+  return { agent, bundle, owned };
+}
+
+function closing<T extends { close(): Promise<void> }>(transport: T, end: () => Promise<void>): T {
   const close = transport.close.bind(transport);
   transport.close = async () => {
-    await close();
-    await agent.close();
+    try {
+      await close();
+    } finally {
+      await end();
+    }
   };
   return transport;
 }
 
-/** A Streamable HTTP client transport for `@modelcontextprotocol/client` 2.x. */
-export async function createSdk2Transport(bundle: Pick<Bundle, 'chain' | 'key' | 'ca' | 'url'>, url?: string | URL, options: MtlsAgentOptions = {}) {
-  const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
-  const agent = createMtlsAgent(bundle, options);
-  const transport = new StreamableHTTPClientTransport(urlOf(bundle, url), { fetch: createMtlsFetch(agent) as typeof fetch });
-  const close = transport.close.bind(transport);
-  transport.close = async () => {
-    await close();
+/** A Streamable HTTP client transport for `@modelcontextprotocol/sdk` 1.x. */
+export function createSdk1Transport(credentials: TransportCredentials, url?: string | URL, options: TransportOptions = {}) {
+  const { agent, bundle, owned } = agentFor(credentials, options);
+  const transport = new Sdk1Transport(urlOf(bundle, url), { fetch: createMtlsFetch(agent) as typeof fetch });
+  return closing(transport, async () => {
+    owned?.stop();
     await agent.close();
-  };
-  return transport;
+  });
+}
+
+/** A Streamable HTTP client transport for `@modelcontextprotocol/client` 2.x. */
+export async function createSdk2Transport(credentials: TransportCredentials, url?: string | URL, options: TransportOptions = {}) {
+  const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+  const { agent, bundle, owned } = agentFor(credentials, options);
+  const transport = new StreamableHTTPClientTransport(urlOf(bundle, url), { fetch: createMtlsFetch(agent) as typeof fetch });
+  return closing(transport, async () => {
+    owned?.stop();
+    await agent.close();
+  });
 }
