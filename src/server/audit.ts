@@ -1,21 +1,43 @@
-/**
- * The audit log: one JSON line per decision (and per refused connection), to a stream or a
- * file. Tool argument values are left out unless asked for: they may hold secrets.
- */
+/** The audit log: see {@link createAuditLog}. */
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
 
+/**
+ * One audit record. `event` says what happened: `decision` (the policy decided an MCP
+ * request: principal, method, target, allowed, ruleId, reason, ...), `auth.refused` (a client
+ * certificate was refused: reason, fingerprint, remote address), `session.refused` (an MCP
+ * session was used by another certificate) or `reload` (CRLs or the server certificate were
+ * reloaded). The other fields depend on the event.
+ */
 export interface AuditEvent {
   readonly event: 'decision' | 'auth.refused' | 'session.refused' | 'reload';
   readonly [field: string]: unknown;
 }
 
+/**
+ * Where the server, middleware and gateway send {@link AuditEvent}s: {@link createAuditLog}
+ * (JSON lines), {@link memoryAudit}, or your own. `write` is called synchronously on the
+ * request path: keep it fast, and do not throw.
+ */
 export interface AuditSink {
   write(event: AuditEvent): void;
-  /** whether tool arguments may be written */
+  /**
+   * Whether `decision` events may carry the tool or prompt arguments (`args`). Argument
+   * values may hold secrets.
+   */
   readonly includeArgs: boolean;
 }
 
+/**
+ * The audit log: one JSON line per event, with `time` (ISO 8601, UTC) first, appended to a
+ * stream or a file. Tool argument values are left out unless `includeArgs` is true: they
+ * may hold secrets.
+ *
+ * @param target - a writable stream, or a file path: appended to, created with mode 0600.
+ *   The file is opened asynchronously: one that cannot be opened shows as an `error` event
+ *   on the stream, not as an exception here. The sink never ends the stream.
+ * @param options - `includeArgs` (default false); `clock` for `time` (default the system clock)
+ */
 export function createAuditLog(target: Writable | string, options: { includeArgs?: boolean; clock?: () => Date } = {}): AuditSink {
   const stream = typeof target === 'string' ? fs.createWriteStream(target, { flags: 'a', mode: 0o600 }) : target;
   const clock = options.clock ?? (() => new Date());

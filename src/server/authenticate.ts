@@ -12,12 +12,19 @@ import type { TLSSocket } from 'node:tls';
 import { isMtlsError } from '../errors.js';
 import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
-import { parseCertificate } from '../x509/certificate.js';
+import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
 import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
 import { IdleMap } from '../util/idle-map.js';
 import { isRevoked, type RevocationState } from './revocation.js';
 
+/**
+ * Why a client certificate was refused: a stable code, sent to the client as `error` in the
+ * 401 body (see `sendAuthError`). `certificate_required`: none presented; `unknown_ca`: not
+ * issued by a trusted CA; `not_a_client_certificate`: no clientAuth, a CA certificate or an
+ * unknown critical extension; `invalid_identity`: it breaks the identity profile or its
+ * trust domain is not accepted; the others say what they name.
+ */
 export type AuthFailureReason =
   | 'certificate_required'
   | 'certificate_expired'
@@ -30,10 +37,18 @@ export type AuthFailureReason =
 
 /** The CA that issued a client certificate: an intermediate (with where it is revoked) or a root. */
 export interface IssuerInfo {
+  /** The issuing intermediate: its serial (lowercase hex) and its issuer's name (DER, hex), the keys of its revocation. */
   readonly intermediate?: { readonly serial: string; readonly issuerNameHex: string };
+  /** SHA-256 of the root certificate's DER, lowercase hex; absent when the root is not configured. */
   readonly rootFp?: string;
 }
 
+/**
+ * What {@link Authenticator.authenticate} found: the identity with its issuer (`issuerNameHex`:
+ * the certificate's issuer name, DER, hex; `issuer`: undefined when the issuing CA is not
+ * among `caCertificates`), or a refusal: `reason`, `message` (a sentence for the client,
+ * saying what to do), and the certificate's SHA-256 `fingerprint` and `serial` when known.
+ */
 export type AuthResult =
   | { readonly ok: true; readonly identity: Identity; readonly issuerNameHex: string; readonly issuer: IssuerInfo | undefined }
   | { readonly ok: false; readonly reason: AuthFailureReason; readonly message: string; readonly fingerprint?: string; readonly serial?: string };
@@ -67,28 +82,41 @@ const MESSAGES: Record<AuthFailureReason, string> = {
   invalid_identity: 'the client certificate carries no valid mcp-mtls identity',
 };
 
+/** Turns TLS connections into identities; made by {@link createAuthenticator}. */
 export interface Authenticator {
-  /** the identity of a TLS connection, computed once and cached on it */
+  /**
+   * The identity of a TLS connection, computed once and cached on it. Every call re-checks
+   * expiry and revocation, so a connection whose certificate expires or is revoked fails from
+   * then on.
+   */
   authenticate(socket: TLSSocket): AuthResult;
-  /** swaps in new revocation data; cached results are re-checked against it */
+  /** Swaps in new revocation data; cached results are re-checked against it. */
   setRevocation(state: RevocationState): void;
 }
 
+/** Options of {@link createAuthenticator}. */
 export interface AuthenticatorOptions {
-  /** accepted trust domains; undefined accepts any trust domain the CA issues */
+  /** Accepted trust domains; undefined accepts any trust domain the CA issues. */
   readonly trustDomains?: readonly string[];
+  /** The revocation data (CRLs) at start; replace it with {@link Authenticator.setRevocation}. Without it, nothing is revoked. */
   readonly revocation?: RevocationState;
   /**
    * With several trusted roots (tenants): the root that must anchor each trust domain, so one
    * tenant's CA cannot issue another tenant's principals. Trust domain -> root certificate (PEM or DER).
+   * When set, a trust domain not listed is refused, and the roots and intermediates must be in
+   * `caCertificates`.
    */
   readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
   /**
-   * the CA certificates a client's issuer is found among (roots and intermediates: the configured
-   * CAs and the server's own chain), for intermediate revocation and tenant roots
+   * The CA certificates (DER) a client's issuer is found among (roots and intermediates: the
+   * configured CAs and the server's own chain), for intermediate revocation and tenant roots.
+   * While any intermediate is revoked, a client whose issuer is not among them is refused.
    */
   readonly caCertificates?: readonly Buffer[];
+  /** The clock for expiry checks; default the system clock. */
   readonly clock?: () => Date;
+  /** Sees each client certificate that passed the TLS chain check, once per connection, already parsed (e.g. to learn its CRL URL) */
+  readonly onCertificate?: (cert: ParsedCertificate) => void;
 }
 
 /** Extensions a verifier must understand when critical (RFC 5280 4.2); anything else critical makes a certificate unusable. */
@@ -107,6 +135,15 @@ function failure(reason: AuthFailureReason, detail?: string, fingerprint?: strin
   return { ok: false, reason, message: detail ? `${MESSAGES[reason]} (${detail})` : MESSAGES[reason], ...(fingerprint ? { fingerprint } : {}), ...(serial ? { serial } : {}) };
 }
 
+/**
+ * The authenticator behind {@link createMtlsServer} and {@link createMtlsMiddleware}, for
+ * servers built otherwise: turns the client certificate of a TLS connection into an
+ * {@link Identity}, once per connection. It relies on the TLS layer for the chain check (it
+ * reads `socket.authorized` and maps OpenSSL's `authorizationError` to an
+ * {@link AuthFailureReason}), so the server must request certificates and trust the CA, as
+ * `mtlsServerOptions` sets up. Then it applies the identity profile, expiry, revocation and
+ * tenant roots.
+ */
 export function createAuthenticator(options: AuthenticatorOptions = {}): Authenticator {
   let revocation = options.revocation;
   const clock = options.clock ?? (() => new Date());
@@ -177,6 +214,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     } catch (e) {
       return failure('invalid_identity', (e as Error).message, fingerprint); // malformed, e.g. an extension twice
     }
+    options.onCertificate?.(parsed);
     try {
       checkClientCertificate(parsed);
     } catch (e) {
