@@ -1,7 +1,6 @@
 /** The `mcp-mtls` program: one file per command group, wired here. */
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { createRequire } from 'node:module';
 import { registerCa } from './ca.js';
 import { registerIssue } from './issue.js';
 import { registerCsr } from './csr.js';
@@ -14,8 +13,8 @@ import { registerPolicy } from './policy.js';
 import { registerClient } from './client.js';
 import { registerGateway } from './gateway.js';
 import { EXIT, reportError } from './io.js';
+import { VERSION } from '../version.js';
 
-const version = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
 
 export function createProgram(options: { json?: boolean } = {}): Command {
   const program = new Command('mcp-mtls')
@@ -25,7 +24,7 @@ export function createProgram(options: { json?: boolean } = {}): Command {
         process.stderr.write(options.json && text.startsWith('error:') ? `${JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } })}\n` : text),
     })
     .description('Mutual TLS identity for MCP servers: a small CA, certificates that say who calls, and policy.')
-    .version(version, '-V, --version')
+    .version(VERSION, '-V, --version')
     .showHelpAfterError(options.json ? false : '(run with --help for usage)')
     .addHelpText(
       'after',

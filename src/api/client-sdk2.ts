@@ -1,0 +1,7 @@
+/**
+ * `mcp-mtls/client/sdk2`: a StreamableHTTPClientTransport of `@modelcontextprotocol/client`
+ * 2.x that presents the bundle's certificate. Needs that package installed (optional peer).
+ *
+ * @packageDocumentation
+ */
+export { createSdk2Transport } from '../client/transports.js';

@@ -1,0 +1,9 @@
+/**
+ * `mcp-mtls/client`: load a certificate bundle and connect with it (an undici Agent or a
+ * fetch function that present the client certificate). No MCP SDK is loaded from here: the
+ * transports are in `mcp-mtls/client/sdk1` and `mcp-mtls/client/sdk2`.
+ *
+ * @packageDocumentation
+ */
+export { loadBundle, type Bundle, type BundlePassphrase, type LoadBundleOptions } from '../bundle/load.js';
+export { createMtlsAgent, createMtlsFetch, CertificateRefusedError, type MtlsAgentOptions, type FetchLike } from '../client/agent.js';

@@ -1,0 +1,15 @@
+/**
+ * `mcp-mtls/server`: an HTTPS server that requires client certificates and hands each request
+ * its verified identity, plus the pieces to build your own (authenticator, middleware,
+ * revocation, audit). No MCP SDK is loaded from here: the adapters are in
+ * `mcp-mtls/server/sdk1` and `mcp-mtls/server/sdk2`.
+ *
+ * @packageDocumentation
+ */
+export { createMtlsServer, tlsFromPki, sendAuthError, type MtlsServer, type MtlsServerOptions, type MtlsTlsMaterial, type MtlsRequest, type MtlsHandler, type MtlsAuthInfo } from '../server/mtls-server.js';
+export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from '../server/middleware.js';
+export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../server/authenticate.js';
+export { createAuditLog, memoryAudit, type AuditEvent, type AuditSink } from '../server/audit.js';
+export { buildRevocation, crlWarnings, type RevocationState, type CrlInfo } from '../server/revocation.js';
+export { callerOf, type WithAuthInfo } from '../server/caller.js';
+export { SCOPES_META_KEY, type McpServerLike } from '../server/mcp-surface.js';
