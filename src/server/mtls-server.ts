@@ -11,6 +11,8 @@
  *   Headers a client sends (x-forwarded-client-cert, x-mcp-user, ...) are never read.
  * - Live reload: CRLs (connections of newly revoked clients are closed at once) and the
  *   server's own certificate (new handshakes use it).
+ * - CRLs from URLs (`crlUrls`, `crlFromCertificates`): fetched in the background (crl-fetch.ts),
+ *   merged with the CRLs given as files, applied through the same path as reloadCrls.
  */
 import fs from 'node:fs';
 import https from 'node:https';
@@ -19,10 +21,13 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
+import { parseCertificate } from '../x509/certificate.js';
+import { crlUrlsOf } from '../x509/crl-distribution-points.js';
 import { readCertificates } from '../x509/pem.js';
 import type { AuditSink } from './audit.js';
 import { createAuthenticator, type AuthFailureReason, type Authenticator } from './authenticate.js';
-import { buildRevocation, crlWarnings, EMPTY_REVOCATION, type RevocationState } from './revocation.js';
+import { createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
+import { createCrlVerifier, crlWarnings, revocationOf, type RevocationState, type VerifiedCrl } from './revocation.js';
 
 /** The MCP SDK's AuthInfo shape, as the adapter fills it. */
 export interface MtlsAuthInfo {
@@ -56,6 +61,18 @@ export interface MtlsServerOptions extends MtlsTlsMaterial {
   readonly clock?: () => Date;
   /** answers requests that need no client certificate (health checks, metrics); return true when handled */
   readonly unauthenticated?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /**
+   * CRL URLs (http: or https:) fetched in the background and applied live, merged with `crl`
+   * (docs/server.md "CRLs from URLs")
+   */
+  readonly crlUrls?: readonly string[];
+  /**
+   * also fetch the cRLDistributionPoints URLs of the CA certificates, of this server's own
+   * certificate chain and of client certificates (learned once per issuing CA): default false
+   */
+  readonly crlFromCertificates?: boolean;
+  /** how the URLs are fetched: every `intervalMs` (default 5 min, at least 1 s), `timeoutMs` (10 s), `maxBytes` (10 MiB) */
+  readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
 }
 
 export interface MtlsServer extends https.Server {
@@ -65,6 +82,10 @@ export interface MtlsServer extends https.Server {
   /** new handshakes use this certificate */
   setCertificate(material: { cert: string | Buffer; key: string | Buffer }): void;
   revocation(): RevocationState;
+  /** fetches every CRL URL now and applies what changed; resolves when done (failures are logged) */
+  refreshCrls(): Promise<void>;
+  /** the CRL URLs and how their fetches went (empty without CRL URLs) */
+  crlSources(): readonly CrlSourceStatus[];
   /** open connections per certificate fingerprint */
   clientConnections(): ReadonlyMap<string, ReadonlySet<TLSSocket>>;
 }
@@ -89,14 +110,29 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   // client's chain, so the CA list for CRL verification includes what `cert` carries after the leaf
   const serverChain = readCertificates(Buffer.from(options.cert));
   const crlIssuers = [...caDers(options.ca), ...serverChain.slice(1)];
-  let revocation = options.crl?.length ? buildRevocation(options.crl.map((c) => Buffer.from(c)), crlIssuers) : EMPTY_REVOCATION;
+  const verifier = createCrlVerifier(crlIssuers);
+  // the CRLs given as files (options.crl, reloadCrls) and the fetched ones add up
+  let fileCrls: VerifiedCrl[] = (options.crl ?? []).flatMap((c) => verifier.verify(Buffer.from(c)));
+  let fetcher: CrlFetcher | undefined;
+  const allCrls = () => [...fileCrls, ...(fetcher?.crls() ?? [])];
+  let revocation = revocationOf(fileCrls);
   for (const w of crlWarnings(revocation, clock())) log(w);
+  // client certificates name their CRL URL; learn it once per issuing CA, fetch it in the background
+  const learnedIssuers = new Set<string>();
+  const learnCrlUrl = (cert: ReturnType<typeof parseCertificate>) => {
+    if (!fetcher || learnedIssuers.size >= 256) return;
+    const issuer = cert.issuerName.toString('hex');
+    if (learnedIssuers.has(issuer)) return;
+    learnedIssuers.add(issuer);
+    for (const u of crlUrlsOf(cert)) fetcher.add(u, 'certificate');
+  };
   const authenticator = createAuthenticator({
     revocation,
     caCertificates: crlIssuers,
     ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
     ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.crlFromCertificates ? { onCertificate: learnCrlUrl } : {}),
   });
   const sockets = new Map<string, Set<TLSSocket>>();
 
@@ -152,28 +188,72 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     for (const w of crlWarnings(revocation, clock())) log(w);
   }, 3_600_000);
   warnTimer.unref();
-  server.on('close', () => clearInterval(warnTimer));
+  server.on('close', () => {
+    clearInterval(warnTimer);
+    fetcher?.stop();
+  });
+  // close() stops fetching at once, not when the last keep-alive connection ends
+  const close = server.close.bind(server);
+  server.close = ((cb?: (err?: Error) => void) => {
+    fetcher?.stop();
+    return close(cb);
+  }) as typeof server.close;
+
+  /** Rebuilds revocation from every CRL, closes the connections it now refuses, audits. */
+  const apply = (source?: string): number => {
+    revocation = revocationOf(allCrls());
+    authenticator.setRevocation(revocation);
+    for (const w of crlWarnings(revocation, clock())) log(w);
+    let closed = 0;
+    for (const set of sockets.values()) {
+      for (const s of [...set]) {
+        if (!authenticator.authenticate(s).ok) {
+          s.destroy();
+          closed++;
+        }
+      }
+    }
+    options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: revocation.crls.length, closedConnections: closed });
+    return closed;
+  };
+
+  if (options.crlUrls?.length || options.crlFromCertificates) {
+    const fromCerts = options.crlFromCertificates ? [...crlIssuers, ...serverChain].flatMap((der) => {
+      try {
+        return crlUrlsOf(parseCertificate(der));
+      } catch {
+        return [];
+      }
+    }) : [];
+    fetcher = createCrlFetcher({
+      urls: [...new Set([...(options.crlUrls ?? []), ...fromCerts])],
+      verifier,
+      applied: allCrls,
+      onUpdate: (url, crls) => {
+        const closed = apply(url);
+        log(`CRL from ${url} applied: ${crls.map((c) => `#${c.number ?? '?'} of ${c.issuer} (${c.serials.size} revoked)`).join(', ')}${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
+      },
+      log,
+      ca: crlIssuers,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.crlFetch?.intervalMs !== undefined ? { intervalMs: options.crlFetch.intervalMs } : {}),
+      ...(options.crlFetch?.timeoutMs !== undefined ? { timeoutMs: options.crlFetch.timeoutMs } : {}),
+      ...(options.crlFetch?.maxBytes !== undefined ? { maxBytes: options.crlFetch.maxBytes } : {}),
+    });
+  }
 
   Object.assign(server, {
     authenticator,
     revocation: () => revocation,
     clientConnections: () => sockets,
     reloadCrls(crls: readonly (string | Buffer)[]) {
-      revocation = buildRevocation(crls.map((c) => Buffer.from(c)), crlIssuers);
-      authenticator.setRevocation(revocation);
-      for (const w of crlWarnings(revocation, clock())) log(w);
-      let closed = 0;
-      for (const set of sockets.values()) {
-        for (const s of [...set]) {
-          if (!authenticator.authenticate(s).ok) {
-            s.destroy();
-            closed++;
-          }
-        }
-      }
-      options.audit?.write({ event: 'reload', what: 'crl', crls: revocation.crls.length, closedConnections: closed });
-      return closed;
+      fileCrls = crls.flatMap((c) => verifier.verify(Buffer.from(c))); // throws before anything changes
+      return apply();
     },
+    refreshCrls: async () => {
+      await fetcher?.refresh();
+    },
+    crlSources: () => fetcher?.status() ?? [],
     setCertificate(material: { cert: string | Buffer; key: string | Buffer }) {
       server.setSecureContext({ cert: material.cert, key: material.key, ca: asList(options.ca), minVersion: 'TLSv1.2' });
       options.audit?.write({ event: 'reload', what: 'certificate' });

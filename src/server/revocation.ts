@@ -17,6 +17,10 @@ export interface CrlInfo {
   readonly thisUpdate: Date;
   readonly nextUpdate: Date | undefined;
   readonly entries: number;
+  /** where it came from: the URL it was fetched from; absent for CRLs given as files or buffers */
+  readonly source?: string;
+  /** a newer CRL of the same CA is loaded as well: its serials still count, its expiry is not warned about */
+  readonly superseded?: boolean;
 }
 
 export interface RevocationState {
@@ -35,27 +39,96 @@ export function crlDers(data: Uint8Array): Buffer[] {
     .map((b) => b.der);
 }
 
+/** A CRL whose signature verified against one of the trusted CA certificates. */
+export interface VerifiedCrl {
+  readonly der: Buffer;
+  /** the CA that signed it: issuer name (DER hex) and the SHA-256 of the signing certificate */
+  readonly caKey: string;
+  readonly issuerNameHex: string;
+  /** the signing CA's subject, for people */
+  readonly issuer: string;
+  readonly number: bigint | undefined;
+  readonly thisUpdate: Date;
+  readonly nextUpdate: Date | undefined;
+  readonly serials: ReadonlySet<string>;
+  readonly source?: string;
+}
+
+export interface CrlVerifier {
+  /** every CRL in `data` (PEM or DER), each verified; throws CRL_INVALID when a trusted CA did not sign one */
+  verify(data: Uint8Array, source?: string): VerifiedCrl[];
+}
+
+/** Prepares the CA certificates (root and intermediates) once; CRLs are then checked against them. */
+export function createCrlVerifier(caCertificates: readonly Uint8Array[]): CrlVerifier {
+  const cas = caCertificates.map((der) => {
+    const x509 = new crypto.X509Certificate(der);
+    return { x509, nameHex: issuerNameOf(x509).toString('hex'), fp: crypto.createHash('sha256').update(x509.raw).digest('hex') };
+  });
+  return {
+    verify(data, source) {
+      return crlDers(data).map((der) => {
+        const crl = parseCrl(der);
+        const issuerNameHex = crl.issuerName.toString('hex');
+        const signer = cas.find((c) => c.nameHex === issuerNameHex && verifyCrlSignature(crl, c.x509.publicKey));
+        if (!signer) {
+          throw new MtlsError('CRL_INVALID', 'a CRL is not signed by any trusted CA certificate', { hint: 'load the CRLs of this CA (`mcp-mtls crl --out DIR/`), and its root and intermediate certificates' });
+        }
+        return {
+          der,
+          caKey: `${issuerNameHex}/${signer.fp}`,
+          issuerNameHex,
+          issuer: signer.x509.subject,
+          number: crl.number,
+          thisUpdate: crl.thisUpdate,
+          nextUpdate: crl.nextUpdate,
+          serials: crl.revokedSerials(),
+          ...(source ? { source } : {}),
+        };
+      });
+    },
+  };
+}
+
+/** >0 when `a` is newer than `b` (both of one CA): by cRLNumber, or by thisUpdate when one has none. */
+export function compareCrls(a: Pick<VerifiedCrl, 'number' | 'thisUpdate'>, b: Pick<VerifiedCrl, 'number' | 'thisUpdate'>): number {
+  if (a.number !== undefined && b.number !== undefined) return a.number > b.number ? 1 : a.number < b.number ? -1 : 0;
+  return a.thisUpdate.getTime() - b.thisUpdate.getTime();
+}
+
+/**
+ * The revoked sets of verified CRLs. Several CRLs of one CA (a file and a fetched copy) add up:
+ * a serial revoked in any of them is revoked; the older ones are marked superseded.
+ */
+export function revocationOf(verified: readonly VerifiedCrl[]): RevocationState {
+  const byIssuer = new Map<string, Set<string>>();
+  const newest = new Map<string, VerifiedCrl>();
+  for (const v of verified) {
+    const set = byIssuer.get(v.issuerNameHex) ?? new Set<string>();
+    for (const s of v.serials) set.add(s);
+    byIssuer.set(v.issuerNameHex, set);
+    const n = newest.get(v.caKey);
+    if (!n || compareCrls(v, n) > 0) newest.set(v.caKey, v);
+  }
+  const crls: CrlInfo[] = verified.map((v) => ({
+    issuer: v.issuer,
+    number: v.number?.toString(),
+    thisUpdate: v.thisUpdate,
+    nextUpdate: v.nextUpdate,
+    entries: v.serials.size,
+    ...(v.source ? { source: v.source } : {}),
+    ...(newest.get(v.caKey) !== v && compareCrls(newest.get(v.caKey)!, v) > 0 ? { superseded: true } : {}),
+  }));
+  return { byIssuer, crls };
+}
+
 /**
  * Builds the revoked sets from CRLs, each verified against one of the CA certificates (root
  * or intermediate) that issued it; a CRL no trusted CA signed is refused.
  */
 export function buildRevocation(crlFiles: readonly Uint8Array[], caCertificates: readonly Uint8Array[]): RevocationState {
-  const cas = caCertificates.map((der) => new crypto.X509Certificate(der));
-  const byIssuer = new Map<string, Set<string>>();
-  const crls: CrlInfo[] = [];
-  for (const der of crlFiles.flatMap(crlDers)) {
-    const crl = parseCrl(der);
-    const issuerHex = crl.issuerName.toString('hex');
-    const signer = cas.find((c) => Buffer.from(issuerNameOf(c)).toString('hex') === issuerHex && verifyCrlSignature(crl, c.publicKey));
-    if (!signer) {
-      throw new MtlsError('CRL_INVALID', 'a CRL is not signed by any trusted CA certificate', { hint: 'load the CRLs of this CA (`mcp-mtls crl --out DIR/`), and its root and intermediate certificates' });
-    }
-    const set = byIssuer.get(issuerHex) ?? new Set<string>();
-    for (const s of crl.revokedSerials()) set.add(s);
-    byIssuer.set(issuerHex, set);
-    crls.push({ issuer: signer.subject, number: crl.number?.toString(), thisUpdate: crl.thisUpdate, nextUpdate: crl.nextUpdate, entries: crl.entries.length });
-  }
-  return { byIssuer, crls };
+  const verifier = createCrlVerifier(caCertificates);
+  return revocationOf(crlFiles.flatMap((f) => verifier.verify(f)));
 }
 
 /** The subject Name DER of a certificate (what a CRL it signs names as issuer). */
@@ -69,9 +142,9 @@ export function isRevoked(state: RevocationState, issuerNameHex: string, serial:
 export function crlWarnings(state: RevocationState, now: Date, withinMs = 86_400_000): string[] {
   const out: string[] = [];
   for (const c of state.crls) {
-    if (!c.nextUpdate) continue;
+    if (!c.nextUpdate || c.superseded) continue;
     const left = c.nextUpdate.getTime() - now.getTime();
-    if (left <= 0) out.push(`the CRL of ${c.issuer} (#${c.number}) expired at ${c.nextUpdate.toISOString()}: it still applies, but fetch a fresh one (mcp-mtls crl)`);
+    if (left <= 0) out.push(`the CRL of ${c.issuer} (#${c.number}) expired at ${c.nextUpdate.toISOString()}: it still applies, but fetch a fresh one (mcp-mtls crl)${c.source ? `; it came from ${c.source}` : ''}`);
     else if (left <= withinMs) out.push(`the CRL of ${c.issuer} (#${c.number}) expires at ${c.nextUpdate.toISOString()}, in ${Math.round(left / 60_000)} minutes`);
   }
   return out;
