@@ -24,7 +24,7 @@ import { caLayout, type CaLayout } from './layout.js';
 import { enforceProfile } from './profile-check.js';
 import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
 import { FsStore } from './store/fs-store.js';
-import type { AuditEvent, IssuedRecord, Store } from './store/store.js';
+import type { AuditEvent, IssuedRecord, Store, StoreTransaction } from './store/store.js';
 
 /** Supplies the passphrase of an encrypted CA key; asked only when that key is needed. */
 export type PassphraseProvider = (keyName: 'root' | 'intermediate') => string | Promise<string>;
@@ -68,6 +68,11 @@ export interface Delivery {
 export interface IssueOptions {
   readonly onProgress?: (done: number, total: number) => void;
   readonly delivery?: Delivery;
+  /**
+   * runs inside the issuing transaction, after signing and right before the commit (e.g. using
+   * up an enrollment token); throwing refuses the issuance with nothing recorded
+   */
+  readonly beforeCommit?: (tx: StoreTransaction, issued: readonly IssuedCertificate[]) => Promise<void>;
 }
 
 /** Refusals already written to the audit log (so that nested stages audit once). */
@@ -314,6 +319,7 @@ export class Authority {
         issued.push({ record, der, chainPem: pemEncode('CERTIFICATE', der) + chainTail, ...(p.key ? { key: p.key } : {}) });
         onProgress?.(issued.length, prepared.length);
       }
+      await options.beforeCommit?.(tx, issued);
       // delivery is staged (checked, written to temporary files) before the commit, so a
       // refused output leaves nothing recorded; it is completed after, under the same lock
       const staged = options.delivery?.stage(issued);
