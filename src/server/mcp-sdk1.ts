@@ -1,17 +1,6 @@
 /**
- * The adapter for `@modelcontextprotocol/sdk` 1.x: McpServer over
- * StreamableHTTPServerTransport, stateless (a server per request, the default) or stateful
- * (a server per session, bound to the certificate that opened it).
- *
- *   const handler = createMcpSdk1Handler({ serverInfo, policy, build: (server) => { server.registerTool(...) } });
- *   createMtlsServer(tls, handler).listen(8443);
- *
- * Per request: the gate (mcp-gate.ts) decides on the JSON-RPC message; `build` registers
- * the server's tools on a fresh McpServer that shares one JSON Schema validator, and what the
- * caller may not see is removed; tools receive `extra.authInfo` = { clientId: principal,
- * scopes, token: fingerprint, extra: { identity } }. Define tool schemas once, outside
- * `build`: zod compiles a schema on its first parse, so a schema made per request is
- * compiled per request.
+ * The adapter for `@modelcontextprotocol/sdk` 1.x: see {@link createMcpSdk1Handler}. Per
+ * request, the gate (mcp-gate.ts) decides on the JSON-RPC message before the SDK sees it.
  */
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
@@ -28,15 +17,23 @@ import { buildForCaller, whoamiReport } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
 import { IdleMap } from '../util/idle-map.js';
 
+/** Options of {@link createMcpSdk1Handler}. */
 export interface McpSdk1Options {
+  /** The server's name and version, as the SDK's McpServer takes them. */
   readonly serverInfo: { name: string; version: string };
+  /** Passed to the SDK's McpServer (its JSON Schema validator is replaced by a shared one). */
   readonly serverOptions?: ServerOptions;
-  /** registers tools, resources and prompts; called per request (stateless) or per session */
+  /**
+   * Registers tools, resources and prompts on a fresh McpServer for this caller; called per
+   * request (stateless) or per session. Define tool schemas outside it: a schema made here is
+   * compiled again each time.
+   */
   readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
-  /** the policy in force (a function, so a watcher can swap it) */
+  /** The policy in force, or a function returning it (so a {@link PolicyWatcher} can swap it: `() => watcher.current()`). */
   readonly policy: Policy | (() => Policy);
+  /** Receives a `decision` event per tool, resource or prompt request (and per unknown method), and `session.refused` events. */
   readonly audit?: AuditSink;
-  /** adds a tool (default name "whoami") that tells callers who they are and what they may use */
+  /** Adds a tool that tells callers who they are and what they may use: `true` names it "whoami", a string names it so; default none. */
   readonly whoami?: boolean | string;
   /** a server per session, bound to the certificate that opened it */
   readonly stateful?: boolean;
@@ -46,6 +43,7 @@ export interface McpSdk1Options {
   readonly maxSessions?: number;
   /** answers with JSON instead of SSE streams where the SDK allows it */
   readonly enableJsonResponse?: boolean;
+  /** Larger POST bodies are answered 413; default 4 MiB. */
   readonly maxBodyBytes?: number;
 }
 
@@ -57,6 +55,27 @@ interface Session {
 // one validator for every per-request server: building Ajv per request halves throughput
 const sharedValidator = new AjvJsonSchemaValidator();
 
+/**
+ * The request handler for {@link createMtlsServer} that serves an MCP server built with
+ * `@modelcontextprotocol/sdk` 1.x (McpServer over StreamableHTTPServerTransport), under the
+ * policy: stateless (a server per request, the default) or stateful (a server per session,
+ * bound to the certificate that opened it; another certificate naming it gets 404).
+ *
+ * Each request is decided by the policy before the SDK sees it; `build` registers
+ * everything on a fresh McpServer, and what the caller may not see is removed, so to them a
+ * hidden tool is an unknown tool. Tools receive `extra.authInfo` = `{ clientId: principal,
+ * scopes, token: fingerprint, extra: { identity } }`.
+ *
+ * ```ts
+ * const handler = createMcpSdk1Handler({ serverInfo, policy, build: (server) => { server.registerTool(...) } });
+ * createMtlsServer(tls, handler).listen(8443);
+ * ```
+ *
+ * The handler needs `req.auth` as {@link createMtlsServer} (or the middleware) sets it, and
+ * throws a plain Error without it.
+ *
+ * @returns the handler, with `sessions()` (how many are open) and `close()` (closes every session)
+ */
 export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
   const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
   const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;

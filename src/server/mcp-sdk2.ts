@@ -1,15 +1,4 @@
-/**
- * The adapter for the MCP SDK 2.x packages: `createMcpHandler` with a per-request factory
- * (which receives the caller's `authInfo`), served on Node through
- * `@modelcontextprotocol/node`'s `toNodeHandler`. Serves 2026-07-28 traffic and, through the
- * SDK's stateless fallback, 2025-era clients.
- *
- *   const handler = createMcpSdk2Handler({ serverInfo, policy, build: (server) => { server.registerTool(...) } });
- *   createMtlsServer(tls, handler).listen(8443);
- *
- * The same gate and per-caller surface as the 1.x adapter; tools read the caller from
- * `ctx.http.authInfo` (clientId = principal, scopes, extra.identity).
- */
+/** The adapter for the MCP SDK 2.x packages: see {@link createMcpSdk2Handler}. */
 import type { ServerResponse } from 'node:http';
 import { createMcpHandler, McpServer, type ServerOptions } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
@@ -22,20 +11,52 @@ import { gateMcpBody, unknownTargetAnswer } from './mcp-gate.js';
 import { buildForCaller, whoamiReport } from './mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from './mtls-server.js';
 
+/** Options of {@link createMcpSdk2Handler}. */
 export interface McpSdk2Options {
+  /** The server's name and version, as the SDK's McpServer takes them. */
   readonly serverInfo: { name: string; version: string };
+  /** Passed to the SDK's McpServer (its JSON Schema validator is replaced by a shared one). */
   readonly serverOptions?: ServerOptions;
-  /** registers tools, resources and prompts; called for every request */
+  /**
+   * Registers tools, resources and prompts on a fresh McpServer for this caller; called for
+   * every request. Define tool schemas outside it: a schema made here is compiled each time.
+   */
   readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
+  /** The policy in force, or a function returning it (so a {@link PolicyWatcher} can swap it: `() => watcher.current()`). */
   readonly policy: Policy | (() => Policy);
+  /** Receives a `decision` event per tool, resource or prompt request (and per unknown method). */
   readonly audit?: AuditSink;
+  /** Adds a tool that tells callers who they are and what they may use: `true` names it "whoami", a string names it so; default none. */
   readonly whoami?: boolean | string;
+  /** Larger POST bodies are answered 413; default 4 MiB (also passed to the SDK when set). */
   readonly maxBodyBytes?: number;
+  /** Passed to the SDK: reports out-of-band errors and rejected requests; it does not change the response. */
   readonly onerror?: (error: Error) => void;
 }
 
 const sharedValidator = new AjvJsonSchemaValidator();
 
+/**
+ * The request handler for {@link createMtlsServer} that serves an MCP server built with the
+ * MCP SDK 2.x packages (`createMcpHandler` with a per-request factory, on Node through
+ * `@modelcontextprotocol/node`'s `toNodeHandler`), under the policy. Serves 2026-07-28
+ * traffic and, through the SDK's stateless fallback, 2025-era clients.
+ *
+ * The same gate and per-caller surface as {@link createMcpSdk1Handler}: each request is
+ * decided before the SDK sees it, and `build` runs per request with what the caller may not
+ * see removed afterwards. Tools read the caller from `ctx.http.authInfo` (`clientId` =
+ * principal, `scopes`, `extra.identity`).
+ *
+ * ```ts
+ * const handler = createMcpSdk2Handler({ serverInfo, policy, build: (server) => { server.registerTool(...) } });
+ * createMtlsServer(tls, handler).listen(8443);
+ * ```
+ *
+ * The handler needs `req.auth` as {@link createMtlsServer} (or the middleware) sets it, and
+ * throws a plain Error without it.
+ *
+ * @returns the handler, with `close()` (closes the SDK handler)
+ */
 export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { close(): Promise<void> } {
   const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
   const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;

@@ -11,6 +11,11 @@
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 
+/**
+ * The `_meta` key under which a visible tool that requires scopes lists them
+ * (`_meta["mcp-mtls/scopes"]: string[]`, in `tools/list` results), so clients know what a
+ * call needs.
+ */
 export const SCOPES_META_KEY = 'mcp-mtls/scopes';
 
 interface Handle {
