@@ -12,6 +12,8 @@ import { registerBundle } from './bundle.js';
 import { registerPolicy } from './policy.js';
 import { registerClient } from './client.js';
 import { registerGateway } from './gateway.js';
+import { registerServe } from './serve.js';
+import { registerToken } from './token.js';
 import { EXIT, reportError } from './io.js';
 import { VERSION } from '../version.js';
 
@@ -43,6 +45,8 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerCsr(program);
   registerRevocation(program);
   registerLifecycle(program, ca);
+  registerServe(ca);
+  registerToken(program);
   registerBundle(program);
   registerPolicy(program);
   registerClient(program);

@@ -1,0 +1,275 @@
+/**
+ * `ca serve`: the CA online, over HTTPS.
+ *
+ *   GET  /crl/root.crl, /crl/intermediate.crl   DER CRLs (ETag, 304, Cache-Control; crls.ts)
+ *   POST /renew                                 mTLS with a current client certificate of this CA (renew.ts)
+ *   POST /sign                                  Authorization: Bearer <enrollment token> + CSR (ca/tokens.ts)
+ *   GET  /healthz                               JSON: store reachable, CRL ages
+ *   GET  /metrics                               Prometheus text
+ *
+ * TLS asks for a client certificate but completes the handshake without one
+ * (`rejectUnauthorized: false`), so that CRLs, /sign and health need none and /renew can say
+ * in a JSON 401/403 why a certificate is refused. Nothing is cached that another replica or the
+ * CLI could change, except the CRLs for one second: every /renew re-reads the store's records
+ * (revocation) and every /sign consumes its token in the store's issuing transaction.
+ *
+ * One audit line (JSON) per request that changes state or was refused doing so; never a token
+ * secret or a key.
+ */
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { isMtlsError } from '../../errors.js';
+import { pemEncode } from '../../x509/pem.js';
+import type { Authority, IssuedCertificate } from '../authority.js';
+import type { CrlName } from '../store/store.js';
+import { enrollWithToken, TokenRefused } from '../tokens.js';
+import { CrlPublisher, type CrlPublisherOptions } from './crls.js';
+import { HttpError, PEM_CHAIN_TYPE, readCsrBody, sendError, sendJson } from './http.js';
+import { CaServeMetrics } from './metrics.js';
+import { createPeerChecker } from './peer.js';
+import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
+import { renewForPeer } from './renew.js';
+
+export type AuditWriter = (event: { event: string; [k: string]: unknown }) => void;
+
+export interface CaServerOptions {
+  readonly authority: Authority;
+  /** this server's certificate chain (PEM, issued by the CA: `mcp-mtls issue server`) and key */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** one JSON object per state-changing request; default: nowhere */
+  readonly audit?: AuditWriter;
+  /** operational messages (CRL re-signs, warnings); default: nowhere */
+  readonly log?: (message: string) => void;
+  /** per principal, for /renew (default: burst 3, 3 per minute) */
+  readonly renewRate?: RateLimit;
+  readonly crl?: Omit<CrlPublisherOptions, 'log' | 'onResigned'>;
+  /** seconds a client is told to wait (Retry-After) when the store is unavailable */
+  readonly retryAfterSeconds?: number;
+}
+
+export interface CaServer extends https.Server {
+  readonly metrics: CaServeMetrics;
+  readonly crls: CrlPublisher;
+  /** stops accepting, lets requests in flight finish (at most graceMs, then closes them), stops the CRL timer */
+  shutdown(graceMs?: number): Promise<void>;
+}
+
+const CRL_PATHS: Record<string, CrlName> = { '/crl/root.crl': 'root', '/crl/intermediate.crl': 'intermediate' };
+const ROUTES: Record<string, { route: string; method: string }> = {
+  '/crl/root.crl': { route: 'crl', method: 'GET' },
+  '/crl/intermediate.crl': { route: 'crl', method: 'GET' },
+  '/renew': { route: 'renew', method: 'POST' },
+  '/sign': { route: 'sign', method: 'POST' },
+  '/healthz': { route: 'healthz', method: 'GET' },
+  '/metrics': { route: 'metrics', method: 'GET' },
+};
+
+/** Store errors a client should retry: connection lost, lock busy, I/O. */
+const UNAVAILABLE_CODES = new Set(['STORE_UNAVAILABLE', 'STORE_LOCKED', 'IO_ERROR', 'SERIAL_TAKEN', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', '57P01', '57P03', '53300']);
+const BAD_REQUEST_CODES = new Set(['CSR_INVALID', 'CSR_BAD_SIGNATURE', 'KEY_INVALID', 'BAD_KEY_TYPE', 'PEM_MALFORMED', 'DER_MALFORMED']);
+const PROFILE_CODES = new Set(['BAD_NAME', 'PROFILE_VIOLATION', 'TTL_EXCEEDS_ISSUER', 'CERT_NOT_YET_VALID']);
+
+const TOKEN_CODES: Record<TokenRefused['reason'], string> = { malformed: 'TOKEN_INVALID', unknown: 'TOKEN_INVALID', used: 'TOKEN_USED', expired: 'TOKEN_EXPIRED' };
+
+/** Any failure as the answer a client gets; `internal` is set for bugs (to log). */
+function toHttpError(e: unknown, retryAfter: number): HttpError & { internal?: unknown } {
+  if (e instanceof HttpError) return e;
+  if (e instanceof TokenRefused) {
+    return new HttpError(401, TOKEN_CODES[e.reason], e.message, e.reason === 'malformed' || e.reason === 'unknown' ? 'check the token you were given (mcpt_...)' : 'ask the operator for a new enrollment token (mcp-mtls token create)');
+  }
+  const code = String((e as { code?: unknown })?.code ?? '');
+  if (UNAVAILABLE_CODES.has(code) || (isMtlsError(e) && e.kind === 'io')) {
+    return new HttpError(503, 'STORE_UNAVAILABLE', 'the CA store is unavailable; try again shortly', 'retry after the number of seconds in Retry-After', { 'retry-after': String(retryAfter) });
+  }
+  if (isMtlsError(e) && BAD_REQUEST_CODES.has(e.code)) return new HttpError(400, e.code, e.message, e.hint);
+  if (isMtlsError(e) && (PROFILE_CODES.has(e.code) || e.code.startsWith('IDENTITY_'))) return new HttpError(403, 'PROFILE_VIOLATION', e.message, e.hint);
+  if (isMtlsError(e, 'CA_KEY_LOCKED') || isMtlsError(e, 'CA_KEY_MISSING')) {
+    return Object.assign(new HttpError(503, 'CA_UNAVAILABLE', 'the CA cannot sign right now', 'tell the operator: the CA key is not available to the server', { 'retry-after': String(retryAfter * 12) }), { internal: e });
+  }
+  return Object.assign(new HttpError(500, 'INTERNAL', 'internal error'), { internal: e });
+}
+
+function chainResponse(res: ServerResponse, issued: IssuedCertificate): void {
+  res.writeHead(200, { 'content-type': PEM_CHAIN_TYPE, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(issued.chainPem) });
+  res.end(issued.chainPem);
+}
+
+export function createCaServer(options: CaServerOptions): CaServer {
+  const ca = options.authority;
+  const audit = options.audit ?? (() => undefined);
+  const log = options.log ?? (() => undefined);
+  const retryAfter = options.retryAfterSeconds ?? 5;
+  const metrics = new CaServeMetrics();
+  const limiter = createRateLimiter(options.renewRate ?? DEFAULT_RENEW_RATE);
+  const peers = createPeerChecker(ca);
+  const crls = new CrlPublisher(ca, {
+    ...options.crl,
+    log,
+    onResigned: (which, number) => {
+      metrics.crlResigned(which);
+      audit({ event: 'crl.resign', crl: which, number });
+    },
+  });
+
+  async function crl(req: IncomingMessage, res: ServerResponse, which: CrlName): Promise<void> {
+    const c = await crls.get(which);
+    if (!c) throw new HttpError(404, 'NOT_FOUND', `there is no ${which} CRL yet`, 'run `mcp-mtls crl` once');
+    const headers = { 'cache-control': `public, max-age=${crls.maxAge(c)}`, etag: c.etag, 'last-modified': new Date(c.state.thisUpdate).toUTCString() };
+    const inm = req.headers['if-none-match'];
+    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === c.etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { ...headers, 'content-type': 'application/pkix-crl', 'content-length': c.der.length });
+    res.end(req.method === 'HEAD' ? undefined : c.der);
+  }
+
+  async function renew(req: IncomingMessage, res: ServerResponse, note: Record<string, unknown>): Promise<void> {
+    const peer = await peers.check(req.socket as TLSSocket, (id) => {
+      note.principal = id.principal;
+      note.serial = id.serial;
+      const wait = limiter.take(id.principal);
+      if (wait > 0) throw new HttpError(429, 'RATE_LIMITED', `too many renewals for ${id.principal}; try again in ${wait} s`, 'renew once, shortly before the certificate expires', { 'retry-after': String(wait) });
+    });
+    const csr = await readCsrBody(req);
+    note.key = csr ? 'csr' : 'same';
+    const issued = await renewForPeer(ca, peer, csr);
+    metrics.issued('renew');
+    Object.assign(note, { newSerial: issued.record.serial, notAfter: issued.record.notAfter });
+    chainResponse(res, issued);
+  }
+
+  async function sign(req: IncomingMessage, res: ServerResponse, note: Record<string, unknown>): Promise<void> {
+    const m = /^Bearer[ ]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (!m) {
+      req.resume();
+      throw new HttpError(401, 'TOKEN_REQUIRED', 'POST /sign needs an enrollment token: Authorization: Bearer mcpt_...', 'ask the operator for a token (mcp-mtls token create)');
+    }
+    const secret = m[1] as string;
+    note.tokenId = /^mcpt_([0-9a-f]{16})_/.exec(secret)?.[1];
+    const csr = await readCsrBody(req);
+    if (!csr) throw new HttpError(400, 'CSR_REQUIRED', 'POST /sign needs a CSR in the body', 'create one with `mcp-mtls csr` or openssl req -new, and send it as application/pkcs10');
+    try {
+      const { issued } = await enrollWithToken(ca, secret, csr);
+      metrics.issued('sign');
+      Object.assign(note, { principal: issued.record.principal, newSerial: issued.record.serial, notAfter: issued.record.notAfter });
+      chainResponse(res, issued);
+    } catch (e) {
+      if (e instanceof TokenRefused) {
+        metrics.tokenRefused(e.reason);
+        note.reason = e.reason;
+      }
+      throw e;
+    }
+  }
+
+  async function healthz(res: ServerResponse): Promise<void> {
+    let reachable = true;
+    let error: string | undefined;
+    const crlOut: Record<string, unknown> = {};
+    let crlsOk = true;
+    try {
+      await ca.store.readCrl('intermediate'); // a real read, not the cache
+      for (const which of ['root', 'intermediate'] as const) {
+        const c = await crls.get(which);
+        if (!c) {
+          crlsOk = false;
+          crlOut[which] = null;
+          continue;
+        }
+        if (c.state.expired) crlsOk = false;
+        crlOut[which] = { ...c.state, ageSeconds: Math.round((ca.now().getTime() - Date.parse(c.state.thisUpdate)) / 1000), plannedResign: c.plannedResign.toISOString() };
+      }
+    } catch (e) {
+      reachable = false;
+      error = (e as Error)?.message ?? String(e);
+    }
+    const ok = reachable && crlsOk;
+    const last = crls.lastCheck;
+    sendJson(res, ok ? 200 : 503, { ok, store: { reachable, location: ca.store.location, ...(error ? { error } : {}) }, crls: crlOut, ...(last ? { lastCrlCheck: last } : {}) });
+  }
+
+  async function metricsText(res: ServerResponse): Promise<void> {
+    const gauges: Record<string, { number: string; nextUpdate: string; remainingMs: number } | undefined> = {};
+    for (const which of ['root', 'intermediate'] as const) {
+      const c = await crls.get(which).catch(() => undefined);
+      if (c) gauges[which] = { number: c.number, nextUpdate: c.state.nextUpdate, remainingMs: Date.parse(c.state.nextUpdate) - ca.now().getTime() };
+    }
+    const body = metrics.render(gauges);
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  let inFlight = 0;
+  const server = https.createServer(
+    {
+      cert: options.cert,
+      key: options.key,
+      ca: [ca.rootPem, pemEncode('CERTIFICATE', ca.intermediateDer)],
+      requestCert: true,
+      rejectUnauthorized: false, // /crl, /sign and /healthz need no certificate; /renew says why one is refused
+      minVersion: 'TLSv1.2',
+    },
+    (req, res) => {
+      const started = performance.now();
+      const path = (req.url ?? '/').split('?')[0] as string;
+      const known = ROUTES[path];
+      const route = known?.route ?? 'other';
+      const changes = route === 'renew' || route === 'sign';
+      const note: Record<string, unknown> = {};
+      inFlight++;
+      res.once('close', () => {
+        inFlight--;
+        metrics.request(route, res.statusCode, (performance.now() - started) / 1000);
+        if (changes) audit({ event: `ca.${route}`, status: res.statusCode, ...note, remote: req.socket.remoteAddress, ms: Math.round((performance.now() - started) * 10) / 10 });
+      });
+      const run = async () => {
+        if (!known) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path}`, 'see GET /healthz; endpoints: /crl/root.crl, /crl/intermediate.crl, /renew, /sign, /healthz, /metrics');
+        const method = req.method === 'HEAD' && known.method === 'GET' ? 'GET' : req.method;
+        if (method !== known.method) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${path} is not allowed`, `use ${known.method}`, { allow: known.method === 'GET' ? 'GET, HEAD' : known.method });
+        const crlName = CRL_PATHS[path];
+        if (crlName) return crl(req, res, crlName);
+        if (route === 'renew') return renew(req, res, note);
+        if (route === 'sign') return sign(req, res, note);
+        if (route === 'healthz') return healthz(res);
+        return metricsText(res);
+      };
+      run().catch((e) => {
+        const err = toHttpError(e, retryAfter);
+        if (err.internal !== undefined) log(`${req.method} ${path} failed: ${(err.internal as Error)?.stack ?? String(err.internal)}`);
+        note.code = err.code;
+        if (changes) note.message = err.message;
+        sendError(res, err);
+      });
+    },
+  ) as unknown as CaServer;
+
+  server.on('listening', () => crls.start());
+  server.on('close', () => void crls.stop());
+  server.on('tlsClientError', (e) => log(`TLS handshake failed: ${e.message}`));
+
+  Object.assign(server, {
+    metrics,
+    crls,
+    async shutdown(graceMs = 10_000) {
+      await crls.stop();
+      await new Promise<void>((resolve) => {
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
+        const force = setTimeout(() => {
+          if (inFlight > 0) log(`closing ${inFlight} requests still running after ${graceMs} ms`);
+          server.closeAllConnections();
+        }, graceMs);
+        server.close(() => {
+          clearInterval(idle);
+          clearTimeout(force);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+    },
+  });
+  return server;
+}

@@ -1,0 +1,151 @@
+/**
+ * One-time enrollment tokens: an operator creates one for a principal (`mcp-mtls token create`),
+ * hands the secret to the workload, and the workload trades it once for a certificate over
+ * `POST /sign` (ca serve) with a CSR of its own key.
+ *
+ * - The secret is `mcpt_<id>_<43 base64url chars>` (256 random bits); `id` is public (16 hex,
+ *   for listing and audit). The store keeps sha256(secret) only: whoever reads the store
+ *   cannot enroll.
+ * - Claims (principal, teams, roles, email) and the certificate lifetime come from the token,
+ *   never from the CSR, whose public key (after its signature is checked) is all that is used.
+ * - Consumption is atomic across processes and happens inside the issuing transaction, after
+ *   the certificate is signed and right before it is recorded: a request refused earlier (bad
+ *   CSR, a claim the profile refuses) leaves the token usable. (With the folder store, a commit
+ *   that fails after consumption, e.g. a full disk, still uses the token up; a database store
+ *   rolls both back.)
+ */
+import crypto from 'node:crypto';
+import { MtlsError } from '../errors.js';
+import { normalizeClaims } from '../identity/encode.js';
+import type { PrincipalKind } from '../identity/names.js';
+import { verifyCsr } from '../x509/csr.js';
+import { actor, type Authority, type IssuedCertificate } from './authority.js';
+import { parseDuration } from './duration.js';
+import type { EnrollmentToken, StoredToken } from './store/store.js';
+
+export const TOKEN_PREFIX = 'mcpt_';
+const TOKEN_RE = /^mcpt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
+
+/** sha256 hex of the whole secret string (what the store keeps). */
+export const tokenHash = (secret: string): string => crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
+
+/** The public id and hash of a presented secret, or undefined when it is not shaped like one. */
+export function parseToken(secret: string): { id: string; hash: string } | undefined {
+  const m = TOKEN_RE.exec(secret);
+  return m ? { id: m[1] as string, hash: tokenHash(secret) } : undefined;
+}
+
+export interface TokenRequest {
+  readonly kind: PrincipalKind;
+  readonly id: string;
+  readonly teams: readonly string[];
+  readonly roles: readonly string[];
+  readonly email?: string;
+  /** how long the token may be used */
+  readonly ttlMs: number;
+  /** lifetime of the certificate it enrolls, as a duration ('24h'); the CA default when absent */
+  readonly certTtl?: string;
+}
+
+export interface CreatedToken {
+  /** the secret: shown once, never stored */
+  readonly secret: string;
+  readonly token: EnrollmentToken;
+}
+
+/** Validates the claims as `issue client` does, stores the token's hash, audits, and returns the secret. */
+export async function createEnrollmentToken(ca: Authority, request: TokenRequest): Promise<CreatedToken> {
+  const claims = normalizeClaims({ trustDomain: ca.config.trustDomain, kind: request.kind, id: request.id, teams: request.teams, roles: request.roles, ...(request.email ? { email: request.email } : {}) });
+  if (ca.config.nameConstraints.enabled && claims.id.includes('.')) {
+    throw new MtlsError('PROFILE_VIOLATION', `under name constraints an id cannot contain a dot ("${claims.id}")`, { hint: 'choose an id without dots' });
+  }
+  if (!(request.ttlMs > 0)) throw new MtlsError('BAD_DURATION', 'the token lifetime must be positive', { hint: 'e.g. --ttl 15m' });
+  if (request.certTtl !== undefined) {
+    const certMs = parseDuration(request.certTtl, '--cert-ttl');
+    if (ca.now().getTime() + certMs > ca.intermediate.notAfter.getTime()) {
+      throw new MtlsError('TTL_EXCEEDS_ISSUER', `a certificate of ${request.certTtl} would end after the intermediate CA (${ca.intermediate.notAfter.toISOString()})`, { hint: 'choose a shorter --cert-ttl' });
+    }
+  }
+  const id = crypto.randomBytes(8).toString('hex');
+  const secret = `${TOKEN_PREFIX}${id}_${crypto.randomBytes(32).toString('base64url')}`;
+  const now = ca.now();
+  const token: EnrollmentToken = {
+    id,
+    hash: tokenHash(secret),
+    claims: { id: claims.id, kind: claims.kind, teams: claims.teams, roles: claims.roles, ...(claims.email ? { email: claims.email } : {}) },
+    ...(request.certTtl !== undefined ? { certTtl: request.certTtl } : {}),
+    createdAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + request.ttlMs).toISOString(),
+    createdBy: actor(),
+  };
+  await ca.store.transaction(async (tx) => {
+    await tx.putToken(token);
+    await tx.appendAudit([{ time: now.toISOString(), event: 'token.create', actor: actor(), tokenId: id, principal: claims.principal, teams: claims.teams, roles: claims.roles, expiresAt: token.expiresAt, ...(token.certTtl ? { certTtl: token.certTtl } : {}) }]);
+  });
+  return { secret, token };
+}
+
+export type TokenStatus = 'unused' | 'used' | 'expired';
+
+export interface TokenListEntry extends Omit<StoredToken, 'hash'> {
+  readonly principal: string;
+  readonly status: TokenStatus;
+}
+
+/** Every token with its status; never the hash, never a secret. */
+export async function listTokens(ca: Authority): Promise<TokenListEntry[]> {
+  const now = ca.now().getTime();
+  return (await ca.store.readTokens()).map(({ hash: _hash, ...t }) => ({
+    ...t,
+    principal: `spiffe://${ca.config.trustDomain}/${t.claims.kind}/${t.claims.id}`,
+    status: t.usedAt !== undefined ? 'used' : Date.parse(t.expiresAt) <= now ? 'expired' : 'unused',
+  }));
+}
+
+export type TokenRefusal = 'malformed' | 'unknown' | 'used' | 'expired';
+
+/** A token that cannot enroll; `reason` goes to the audit log and the metrics, never the secret. */
+export class TokenRefused extends Error {
+  constructor(
+    readonly reason: TokenRefusal,
+    readonly tokenId: string | undefined,
+  ) {
+    super(
+      reason === 'expired'
+        ? 'the enrollment token has expired'
+        : reason === 'used'
+          ? 'the enrollment token was used already (a token enrolls once)'
+          : 'the enrollment token is not valid',
+    );
+  }
+}
+
+/**
+ * Issues a client certificate for the CSR's public key with the token's claims, and uses the
+ * token up in the same transaction. Throws TokenRefused (nothing issued, token unchanged),
+ * a CSR_* MtlsError (token unchanged), or what the issuance throws.
+ */
+export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8Array): Promise<{ issued: IssuedCertificate; token: EnrollmentToken }> {
+  const parsed = parseToken(secret);
+  if (!parsed) throw new TokenRefused('malformed', undefined);
+  // the claims are read first (tokens are immutable) so that the certificate can be built and
+  // signed; the authoritative, atomic check is consumeToken inside the issuing transaction
+  const stored = (await ca.store.readTokens()).find((t) => t.hash === parsed.hash);
+  if (!stored || stored.id !== parsed.id) throw new TokenRefused('unknown', parsed.id);
+  if (stored.usedAt !== undefined) throw new TokenRefused('used', parsed.id);
+  if (Date.parse(stored.expiresAt) <= ca.now().getTime()) throw new TokenRefused('expired', parsed.id);
+  const { spki } = verifyCsr(csr); // proof of possession; its names and extensions are ignored
+  const c = stored.claims;
+  const issued = await ca.issueClient(
+    { kind: c.kind, id: c.id, teams: c.teams, roles: c.roles, ...(c.email ? { email: c.email } : {}), spki, ...(stored.certTtl ? { ttlMs: parseDuration(stored.certTtl, 'certTtl') } : {}) },
+    {
+      beforeCommit: async (tx, certs) => {
+        const r = await tx.consumeToken(parsed.hash, ca.now());
+        if ('refused' in r) throw new TokenRefused(r.refused, parsed.id);
+        await tx.appendAudit([{ time: ca.now().toISOString(), event: 'token.use', actor: actor(), tokenId: parsed.id, principal: certs[0]?.record.principal, serial: certs[0]?.record.serial }]);
+      },
+    },
+  );
+  const { usedAt: _u, ...token } = stored;
+  return { issued, token };
+}
