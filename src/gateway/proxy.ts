@@ -1,20 +1,4 @@
-/**
- * The gateway: mTLS identity and per-tool policy in front of any Streamable HTTP MCP server,
- * without changing it. Per request:
- *
- * 1. authentication (createMtlsServer: the same reasons and modes as the server adapter);
- * 2. the route (longest path prefix) and, for POST, the JSON-RPC gate shared with the
- *    adapters (policy per message, batches, Mcp-Method headers, audit); a hidden target is
- *    answered here as an SDK server answers an unknown one, since the upstream still has it;
- * 3. identity to the upstream: `x-forwarded-client-cert` (Envoy format) and
- *    `params._meta["mcp-mtls/identity"]` in every request message; any such header or key
- *    sent by the client is removed first;
- * 4. the response: list results filtered per caller, in JSON and in SSE streams (event by
- *    event, never buffered whole); everything else streamed through unchanged (GET streams,
- *    DELETE, session and protocol headers);
- * 5. sessions bound to the certificate that opened them.
- * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
- */
+/** The gateway's request handler: see {@link createGatewayHandler}. */
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,27 +15,41 @@ import type { GatewayMetrics } from './metrics.js';
 import { sseRewriter } from './sse.js';
 import { formatXfcc, XFCC } from './xfcc.js';
 
+/**
+ * The `_meta` key under which the gateway tells the upstream who is calling: every request
+ * and notification it forwards carries `params._meta["mcp-mtls/identity"] = { principal,
+ * teams, roles, scopes }`. A value a client wrote under this key is removed first.
+ */
 export const IDENTITY_META_KEY = 'mcp-mtls/identity';
 
+/** One upstream MCP server behind the gateway; a request goes to the route with the longest matching prefix. */
 export interface GatewayRoute {
-  /** path prefix, e.g. /mcp */
+  /** Path prefix, e.g. `/mcp`; the path below it is appended to the upstream's path. */
   readonly prefix: string;
+  /** The upstream's Streamable HTTP endpoint. */
   readonly upstream: URL;
+  /** The policy in force for this route, read per request (e.g. `() => watcher.current()`). */
   readonly policy: () => Policy;
-  /** for HTTPS upstreams: carries the gateway's own client certificate and trusted CA */
+  /** For HTTPS upstreams: carries the gateway's own client certificate and trusted CA. Default: the gateway's plain connection pools. */
   readonly dispatcher?: Dispatcher;
 }
 
+/** Options of {@link createGatewayHandler}. */
 export interface GatewayOptions {
   readonly routes: readonly GatewayRoute[];
+  /** Receives `decision` and `session.refused` events. */
   readonly audit?: AuditSink;
+  /** Internal: {@link startGateway} passes its Prometheus metrics here. */
   readonly metrics?: GatewayMetrics;
+  /** How long to wait for the upstream's response headers, in milliseconds; default 30,000. A timeout is answered 504. */
   readonly upstreamTimeoutMs?: number;
   /** a session unused this long is forgotten (its id then gets 404, and MCP clients start a new one); default 8 h */
   readonly sessionIdleMs?: number;
   /** at most this many sessions are remembered, least recently used forgotten first; default 100,000 */
   readonly maxSessions?: number;
+  /** Larger POST bodies are answered 413; default 4 MiB. */
   readonly maxBodyBytes?: number;
+  /** Where upstream failures are logged; default stderr. */
   readonly log?: (line: string) => void;
 }
 
@@ -129,6 +127,29 @@ function rpcFailure(res: ServerResponse, status: number, message: string): void 
   else res.destroy();
 }
 
+/**
+ * The gateway as a request handler for {@link createMtlsServer}: mTLS identity and per-tool
+ * policy in front of any Streamable HTTP MCP server, without changing it. Per request:
+ *
+ * 1. authentication (done by createMtlsServer: the same reasons and modes as the server adapter);
+ * 2. the route (longest path prefix) and, for POST, the JSON-RPC gate shared with the
+ *    adapters (policy per message, batches, Mcp-Method headers, audit); a hidden target is
+ *    answered here as an SDK server answers an unknown one, since the upstream still has it;
+ * 3. identity to the upstream: `x-forwarded-client-cert` (Envoy format) and
+ *    `params._meta["mcp-mtls/identity"]` in every request message; any such header or key
+ *    sent by the client is removed first;
+ * 4. the response: list results filtered per caller, in JSON and in SSE streams (event by
+ *    event, never buffered whole); everything else streamed through unchanged (GET streams,
+ *    DELETE, session and protocol headers);
+ * 5. sessions bound to the certificate that opened them.
+ *
+ * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
+ * Paths with dot segments, encoded slashes or empty segments are refused (400); at most 8
+ * GET streams are open per certificate (then 429).
+ *
+ * @returns the handler, with `inFlight()` (requests being served) and `close()` (closes the
+ *   gateway's own upstream connection pools, not the routes' dispatchers)
+ */
 export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { close(): Promise<void>; inFlight(): number } {
   const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
   // requests and long-lived GET streams in separate pools, so streams can never starve calls;

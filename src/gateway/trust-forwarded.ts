@@ -1,28 +1,42 @@
-/**
- * For Node MCP servers behind the gateway: take the caller's identity from the gateway's
- * `x-forwarded-client-cert`, but only when the request itself came over mTLS from the
- * gateway's own principal. From anyone else the header is ignored (and logged): a client
- * that reaches the upstream directly cannot claim to be someone.
- *
- *   app.use(createMtlsMiddleware());                                  // the gateway authenticates to us
- *   app.use(trustForwardedIdentity({ gateways: ['spiffe://acme.test/service/gateway'] }));
- *   // req.auth.extra.identity is now the end user; req.auth.extra.via the gateway
- */
+/** For Node MCP servers behind the gateway: see {@link trustForwardedIdentity}. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
 import type { MtlsAuthInfo } from '../server/mtls-server.js';
 import { certFromXfcc, XFCC } from './xfcc.js';
 
+/** Options of {@link trustForwardedIdentity}. */
 export interface TrustForwardedOptions {
-  /** principals of the gateways whose forwarded identity is trusted */
+  /** Principal URIs of the gateways whose forwarded identity is trusted. */
   readonly gateways: readonly string[];
+  /** Trust domains accepted for forwarded identities; undefined accepts any. */
   readonly trustDomains?: readonly string[];
+  /** Where ignored headers are logged; default stderr. */
   readonly log?: (line: string) => void;
 }
 
 type Req = IncomingMessage & { auth?: MtlsAuthInfo & { extra: { identity: Identity; via?: Identity } } };
 
+/**
+ * A connect-style middleware for Node MCP servers behind the gateway: takes the caller's
+ * identity from the gateway's `x-forwarded-client-cert`, but only when the request itself came
+ * over mTLS from one of `gateways`. From anyone else the header is removed and ignored (and
+ * logged), and the request goes on as the peer's own: a client that reaches the upstream
+ * directly cannot claim to be someone.
+ *
+ * Put it after {@link createMtlsMiddleware}, which sets `req.auth` for the gateway's own
+ * certificate. On a trusted header it replaces `req.auth` with the forwarded identity
+ * (`extra.identity`, with `extra.via` = the gateway; `scopes` empty). The forwarded
+ * certificate is decoded against the identity profile but its chain, expiry and revocation
+ * are not checked again: the gateway did. An unusable forwarded certificate is answered 401
+ * (`invalid_identity`).
+ *
+ * ```ts
+ * app.use(createMtlsMiddleware());                                  // the gateway authenticates to us
+ * app.use(trustForwardedIdentity({ gateways: ['spiffe://acme.test/service/gateway'] }));
+ * // req.auth.extra.identity is now the end user; req.auth.extra.via the gateway
+ * ```
+ */
 export function trustForwardedIdentity(options: TrustForwardedOptions) {
   const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls: ${l}\n`));
   return (req: Req, res: ServerResponse, next: (err?: unknown) => void) => {
