@@ -1,9 +1,4 @@
-/**
- * loadBundle: a client's certificate, key and CA from a bundle profile (YAML), a PEM folder
- * (cert.pem, key.pem, ca.pem) or a PKCS#12 file, checked before any connection is made:
- * the key must match the certificate, the chain must lead to the CA, and the certificate
- * must be inside its validity (expiry within a day is a warning).
- */
+/** Reading a client's certificate bundle: see {@link loadBundle}. */
 import crypto, { type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,27 +9,35 @@ import { readPkcs12 } from '../x509/pkcs12.js';
 import { pemDecodeAll } from '../x509/pem.js';
 import { parseBundleProfile } from './profile.js';
 
+/** A client's certificate, key and CA, checked, as {@link loadBundle} returns it; what {@link createMtlsAgent} connects with. */
 export interface Bundle {
-  /** leaf first, then intermediates */
+  /** The certificates (DER): leaf first, then intermediates. */
   readonly chain: readonly Buffer[];
   readonly key: KeyObject;
-  /** trusted roots */
+  /** The trusted roots (DER). */
   readonly ca: readonly Buffer[];
+  /** The MCP server's URL, from the bundle profile (other formats have none). */
   readonly url?: string;
   /** the CA's renewal endpoint, from the bundle profile */
   readonly renewUrl?: string;
   /** the identity the certificate carries, when it is an identity profile v1 client certificate */
   readonly identity?: Identity;
+  /** When the leaf certificate expires. */
   readonly notAfter: Date;
+  /** Things to tell the user, such as a certificate that expires within a day. */
   readonly warnings: readonly string[];
+  /** Where the bundle was read from (absolute path) and in which format. */
   readonly source: { readonly file: string; readonly format: 'profile' | 'pem' | 'p12' };
 }
 
+/** Supplies a bundle's passphrase when one is needed (e.g. prompts for it, or reads a file). */
 export type BundlePassphrase = () => string | Promise<string>;
 
+/** Options of {@link loadBundle}. */
 export interface LoadBundleOptions {
-  /** asked only for an encrypted key or a PKCS#12 file */
+  /** Asked only for an encrypted key or a PKCS#12 file, at most once per load. */
   passphrase?: BundlePassphrase;
+  /** The time validity is checked at; default now. */
   now?: Date;
 }
 
@@ -68,6 +71,17 @@ const certsOf = (pem: string, file: string, what: string): Buffer[] => {
   }
 };
 
+/**
+ * Loads a client's certificate, key and CA and checks them before any connection is made: the
+ * key must match the certificate, the chain must lead to the CA, and the certificate must be
+ * inside its validity (expiry within a day, past two thirds of its lifetime, is a warning).
+ *
+ * @param file - a PEM folder (cert.pem, key.pem, ca.pem), a PKCS#12 file (`.p12` or `.pfx`;
+ *   self-signed certificates in it are the CA), or else a bundle profile (YAML)
+ * @throws MtlsError `FILE_NOT_FOUND` (nothing at `file`), `BUNDLE_INVALID` (unreadable or
+ *   inconsistent), `BUNDLE_PASSWORD` (encrypted and no passphrase given, or a wrong one),
+ *   `CERT_EXPIRED`, `CERT_NOT_YET_VALID`
+ */
 export async function loadBundle(file: string, options: LoadBundleOptions = {}): Promise<Bundle> {
   const resolved = path.resolve(file);
   let stat;

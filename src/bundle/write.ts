@@ -1,8 +1,4 @@
-/**
- * Writing a bundle (what a client is configured with): a PEM folder, a PKCS#12 file or a
- * bundle profile. It holds a private key: written 0600 (folder 0700), never over an
- * existing file, the key encrypted when a password is given (always for PKCS#12).
- */
+/** Writing a bundle (what a client is configured with): see {@link writeBundle}. */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { KeyObject } from 'node:crypto';
@@ -12,19 +8,30 @@ import { pemEncode } from '../x509/pem.js';
 import { writePkcs12 } from '../x509/pkcs12.js';
 import { BUNDLE_KIND, formatBundleProfile } from './profile.js';
 
+/**
+ * How a bundle is written: `pem`, a folder with cert.pem, key.pem and ca.pem; `p12`, a
+ * PKCS#12 file (needs a password); `profile`, one YAML file that can also name the server URL.
+ */
 export type BundleFormat = 'pem' | 'p12' | 'profile';
+/** Every {@link BundleFormat}, for validating input and listing choices. */
 export const BUNDLE_FORMATS: readonly BundleFormat[] = ['pem', 'p12', 'profile'];
 
+/** What {@link writeBundle} writes. */
 export interface BundleInput {
-  /** leaf then intermediate */
+  /** The certificates (DER): leaf, then intermediate. */
   readonly chain: readonly Buffer[];
+  /** The root CA certificate (DER) the client will trust. */
   readonly root: Buffer;
   readonly key: KeyObject;
+  /** The MCP server's URL (profile only). */
   readonly url?: string;
+  /** The principal URI, for people reading the file (profile only). */
   readonly principal?: string;
+  /** The certificate's expiry, for people reading the file (profile only). */
   readonly notAfter?: Date;
-  /** encrypts the key (required for p12) */
+  /** Encrypts the key (AES-256-CBC PKCS#8 in PEM); required for p12. Without it the key is written unencrypted. */
   readonly password?: string;
+  /** The friendly name in the PKCS#12 file (p12 only). */
   readonly name?: string;
 }
 
@@ -37,7 +44,16 @@ function keyPem(key: KeyObject, password?: string): string {
     : (key.export({ format: 'pem', type: 'pkcs8' }) as string);
 }
 
-/** Writes the bundle; returns the files written. */
+/**
+ * Writes a bundle (what a client is configured with): a PEM folder, a PKCS#12 file or a
+ * bundle profile. It holds a private key: key files are written 0600 (certificates 0644,
+ * folders 0700, missing parent folders created), atomically, never over an existing file,
+ * the key encrypted when a password is given (always for PKCS#12).
+ *
+ * @param out - the folder (pem) or file (p12, profile) to create; it must not exist
+ * @returns the absolute paths of the files written
+ * @throws MtlsError `OUTPUT_EXISTS` when `out` exists, `BAD_ARGUMENT` for p12 without a password
+ */
 export function writeBundle(format: BundleFormat, out: string, b: BundleInput): string[] {
   const target = path.resolve(out);
   if (fs.existsSync(target)) {
