@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle } from '../bundle/load.js';
 import { runBridge } from '../client/bridge.js';
+import { createBundleRenewer } from '../client/renewal.js';
 import { MtlsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { emit, readBundlePassphrase } from './io.js';
@@ -29,8 +30,8 @@ export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = pr
   }
 }
 
-export function serverEntry(client: ClientName, url: string, bundle: string) {
-  const args = ['-y', 'mcp-mtls', 'connect', url, '--bundle', bundle];
+export function serverEntry(client: ClientName, url: string, bundle: string, renewUrl?: string) {
+  const args = ['-y', 'mcp-mtls', 'connect', url, '--bundle', bundle, ...(renewUrl ? ['--renew-url', renewUrl] : [])];
   return client === 'vscode' || client === 'claude-code' ? { type: 'stdio', command: 'npx', args } : { command: 'npx', args };
 }
 
@@ -41,11 +42,24 @@ export function registerClient(program: Command): void {
     .argument('[url]', 'the MCP server URL (default: the url in the bundle profile)')
     .requiredOption('--bundle <file>', 'a bundle profile, PKCS#12 file or PEM folder')
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE)')
-    .addHelpText('after', '\nExample (what a desktop app runs):\n  $ npx -y mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml')
+    .option('--renew-url <url>', "renew the certificate through the CA's /renew while bridging, rewriting the bundle (else $MCP_MTLS_RENEW_URL, else renewUrl in the bundle profile)")
+    .option('--keep-key', 'renew without a new key (default: a new key and a CSR on each renewal)')
+    .addHelpText('after', '\nExamples (what a desktop app runs):\n  $ npx -y mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ npx -y mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
     .action(async (url: string | undefined, o) => {
       const bundle = await loadBundle(o.bundle, { passphrase: () => readBundlePassphrase(o) });
       if (!url && !bundle.url) throw new MtlsError('USAGE', 'no server URL: pass one, or use a bundle profile made with --url', { hint: 'mcp-mtls connect https://host/mcp --bundle FILE' });
-      process.exitCode = await runBridge({ bundle, ...(url ? { url } : {}) });
+      const renewUrl = (o.renewUrl as string | undefined) ?? process.env.MCP_MTLS_RENEW_URL ?? bundle.renewUrl;
+      // logs on stderr only: stdout is the MCP stdio channel
+      const renewer = renewUrl
+        ? createBundleRenewer({
+            bundle,
+            renewUrl,
+            rekey: !o.keepKey,
+            passphrase: () => readBundlePassphrase(o),
+            log: (line) => process.stderr.write(`mcp-mtls connect: renewal: ${line}\n`),
+          })
+        : undefined;
+      process.exitCode = await runBridge({ bundle, ...(url ? { url } : {}), ...(renewer ? { renewer } : {}) });
     });
 
   program
@@ -55,6 +69,7 @@ export function registerClient(program: Command): void {
     .requiredOption('--name <name>', 'the server name shown in the client')
     .requiredOption('--bundle <file>', 'the bundle the bridge loads')
     .option('--url <url>', 'the MCP server URL (default: the url in the bundle profile)')
+    .option('--renew-url <url>', "the bridge renews the certificate through the CA's /renew")
     .option('--write', "merge the entry into the client's configuration file (a backup is kept)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls client-config --client claude-desktop --name acme-tools --bundle ~/.mcp-mtls/alice.yaml --write')
@@ -65,7 +80,7 @@ export function registerClient(program: Command): void {
       if (!url) url = (await loadBundle(bundleFile, { passphrase: () => readBundlePassphrase(o) })).url;
       if (!url) throw new MtlsError('USAGE', 'no server URL: pass --url, or use a bundle profile made with --url');
       const client = o.client as ClientName;
-      const entry = serverEntry(client, url, bundleFile);
+      const entry = serverEntry(client, url, bundleFile, o.renewUrl as string | undefined);
       const { file, key } = clientConfigFile(client);
       const snippet = { [key]: { [o.name]: entry } };
       if (!o.write) {
