@@ -68,6 +68,8 @@ export class FsStore implements Store {
       serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)),
       commitIssued: async (items, audit) => {
         lock.assertHeld();
+        const taken = items.find((i) => fs.existsSync(layout.issuedCert(i.record.serial)));
+        if (taken) throw new MtlsError('SERIAL_TAKEN', `serial ${taken.record.serial} is taken`, { hint: 'issue again' });
         fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
         // a journal first, so that a crash at any point below is finished or undone by the
         // next transaction (#recover); then the certificate files, then the index line (the
