@@ -92,6 +92,27 @@ function inferredReturn(m: ts.SignatureDeclaration, checker: ts.TypeChecker): ts
   return checker.typeToTypeNode(checker.getReturnTypeOfSignature(sig), m, ts.NodeBuilderFlags.NoTruncation);
 }
 
+/** `{@link X}` and `{@link X | text}` as code spans: the reference is read as plain markdown */
+const plain = (parts: readonly ts.SymbolDisplayPart[] | undefined): string =>
+  ts.displayPartsToString(parts).replace(/\{@link(?:code|plain)?\s+([^}|\s]+)(?:\s*\|?\s*([^}]*))?\}/g, (_m, target: string, text?: string) => (text?.trim() ? `${text.trim()} (\`${target}\`)` : `\`${target}\``)).trim();
+
+/** the TSDoc text, then its tags (@param, @returns, @throws, @example, ...) as a list */
+function docOf(symbol: ts.Symbol, checker: ts.TypeChecker): string {
+  const text = plain(symbol.getDocumentationComment(checker));
+  const tags = symbol
+    .getJsDocTags(checker)
+    .filter((t) => t.name !== 'packageDocumentation')
+    .map((t) => {
+      const body = plain(t.text);
+      if (t.name === 'param') return `- parameter ${body.replace(/^(\S+)\s*-?\s*/, '`$1`: ')}`;
+      if (t.name === 'returns') return `- returns: ${body}`;
+      if (t.name === 'throws') return `- throws: ${body}`;
+      if (t.name === 'example') return `- example:\n\n  \`\`\`ts\n  ${body.replace(/\n/g, '\n  ')}\n  \`\`\``;
+      return `- ${t.name}${body ? `: ${body}` : ''}`;
+    });
+  return [text, tags.join('\n')].filter(Boolean).join('\n\n');
+}
+
 /** Every export of every subpath, with its signature and TSDoc. */
 export function collectApi(): ApiExport[] {
   const entries = entryPoints();
@@ -109,7 +130,7 @@ export function collectApi(): ApiExport[] {
       const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
       const decl = symbol.declarations?.[0];
       if (!decl) continue;
-      const doc = ts.displayPartsToString(symbol.getDocumentationComment(checker)).trim();
+      const doc = docOf(symbol, checker);
       out.push({ subpath, name: exported.name, kind: kindOf(decl), signature: signatureOf(exported.name, decl, symbol, checker), doc });
     }
   }
