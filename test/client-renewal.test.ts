@@ -24,6 +24,7 @@ import { loadBundle, type Bundle } from '../src/bundle/load.js';
 import { writeBundle, type BundleFormat } from '../src/bundle/write.js';
 import { Authority } from '../src/ca/authority.js';
 import { initCa } from '../src/ca/init.js';
+import { createCaServer } from '../src/ca/serve/server.js';
 import { isMtlsError } from '../src/errors.js';
 import { decodeIdentity } from '../src/identity/decode.js';
 import { createMtlsAgent, createMtlsFetch, RenewingAgent } from '../src/client/agent.js';
@@ -65,6 +66,8 @@ let renewUrl: string;
 let mcp: MtlsServer;
 let mcpClose: () => Promise<void>;
 let mcpUrl: string;
+let srvChainPem: string;
+let srvKeyPem: string;
 const serialsSeen: string[] = [];
 
 async function readBody(req: import('node:http').IncomingMessage): Promise<Buffer> {
@@ -91,6 +94,8 @@ before(async () => {
   ca = await Authority.open(caDir);
   const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
   const srvKey = crypto.createPrivateKey({ key: srv.key!.pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string;
+  srvChainPem = srv.chainPem;
+  srvKeyPem = srvKey;
 
   // the CA's /renew: mTLS with the current client certificate
   caServer = https.createServer({ cert: srv.chainPem, key: srvKey, ca: ca.rootPem, requestCert: true, rejectUnauthorized: true }, async (req, res) => {
@@ -429,4 +434,36 @@ test('mcp-mtls connect --renew-url renews while bridging: calls go on, logs on s
   assert.notDeepEqual(spkiOf(disk), spkiOf(bundle));
   assert.ok(disk.notAfter > bundle.notAfter);
   console.log(`# bridge: ${ok} calls across 2 renewals, 0 failed`);
+});
+
+test('against the real `ca serve`: renewal with a new key and with the same key, and its rate limit (429 + Retry-After) is retried', async () => {
+  const server = createCaServer({ authority: ca, cert: srvChainPem, key: srvKeyPem });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `https://localhost:${(server.address() as AddressInfo).port}/renew`;
+  const { file, bundle } = await makeBundle(3_600_000);
+  const clock = countingClock();
+  const renewer = createBundleRenewer({ bundle, renewUrl: url, clock });
+  try {
+    const t0 = performance.now();
+    const first = await renewer.renewNow();
+    const ms = performance.now() - t0;
+    assert.notDeepEqual(spkiOf(first), spkiOf(bundle));
+    assert.equal(first.identity?.principal, bundle.identity?.principal);
+    assert.equal(parseCertificate((await loadBundle(file)).chain[0]!).serial, renewer.status().serial);
+    const keep = createBundleRenewer({ bundle: first, renewUrl: url, rekey: false, clock });
+    const second = await keep.renewNow();
+    keep.stop();
+    assert.deepEqual(spkiOf(second), spkiOf(first));
+    // the default rate limit is a burst of 3 per principal: the next one is told to wait
+    await renewer.renewNow().catch(() => undefined);
+    const refused = await renewer.renewNow().then(() => undefined, (e: unknown) => e);
+    assert.ok(refused instanceof RenewalHttpError && refused.status === 429 && refused.retryAfterMs! > 0, String(refused));
+    assert.equal(renewer.status().state, 'retrying');
+    assert.ok(renewer.status().nextAttemptAt!.getTime() >= Date.now() + refused.retryAfterMs! - 1500);
+    console.log(`# real ca serve: one renewal with a new key (CSR, checks, atomic write) took ${ms.toFixed(0)} ms`);
+  } finally {
+    renewer.stop();
+    await server.shutdown(100);
+  }
+  assert.equal(clock.live.size, 0);
 });

@@ -171,7 +171,8 @@ export function checkRenewed(current: Bundle, chain: readonly Buffer[], key: Key
       throw refuse((e as Error).message, e);
     }
   }
-  if (next.notAfter.getTime() <= current.notAfter.getTime()) throw refuse(`it ends ${next.notAfter.toISOString()}, no later than the current one`);
+  if (newLeaf.serial === oldLeaf.serial) throw refuse('it is the current certificate again');
+  if (next.notAfter.getTime() < current.notAfter.getTime()) throw refuse(`it ends ${next.notAfter.toISOString()}, before the current one`);
   return next;
 }
 
@@ -231,9 +232,11 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     }, at.getTime() - clock.now());
   };
 
-  const scheduleRenewal = () => {
+  const scheduleRenewal = (afterRenewal = false) => {
     const leaf = leafOf(bundle);
-    const at = renewalTime(leaf.notBefore, leaf.notAfter, fraction, jitter, random);
+    let at = renewalTime(leaf.notBefore, leaf.notAfter, fraction, jitter, random);
+    // a certificate already due when it arrives (a CA clock behind ours): not again at once
+    if (afterRenewal && at.getTime() < clock.now() + 1000) at = new Date(clock.now() + 1000);
     schedule(at, 'scheduled');
     log(`certificate ${leaf.serial} valid until ${leaf.notAfter.toISOString()}; renewal at ${at.toISOString()} through ${renewUrl.href}`);
   };
@@ -320,7 +323,7 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     abort = new AbortController();
     const p = renewOnce(abort.signal).then(
       (next) => {
-        if (state !== 'stopped') scheduleRenewal();
+        if (state !== 'stopped') scheduleRenewal(true);
         return next;
       },
       (e: unknown) => {
