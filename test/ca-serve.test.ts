@@ -8,7 +8,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Authority } from '../src/ca/authority.js';
 import { writeCrls, revokeCertificate } from '../src/ca/revocation.js';
+import { MemoryStore } from '../src/ca/store/memory-store.js';
 import { createEnrollmentToken } from '../src/ca/tokens.js';
 import { parseCertificate } from '../src/x509/certificate.js';
 import { createCsr } from '../src/x509/csr.js';
@@ -136,6 +138,10 @@ describe('ca serve', () => {
 
     const foreign = await req({ path: '/renew', method: 'POST', creds: stranger });
     assert.deepEqual([foreign.status, foreign.json().error?.code], [401, 'CERT_UNTRUSTED']);
+    // signed with this CA's key but never recorded in its store (e.g. a key used behind the CA's back)
+    const unrecorded = await clientCreds(Authority.open(t.dir, { store: new MemoryStore() }), { id: 'alice' });
+    const ghost = await req({ path: '/renew', method: 'POST', creds: unrecorded });
+    assert.deepEqual([ghost.status, ghost.json().error?.code], [403, 'CERT_UNKNOWN']);
     const server = await req({ path: '/renew', method: 'POST', creds: srvCert });
     assert.deepEqual([server.status, server.json().error?.code], [403, 'CERT_PROFILE']);
 

@@ -1,23 +1,28 @@
 /**
  * Who is asking for a renewal: the TLS client certificate, checked as the server adapter does
  * (chain to this CA's root through its intermediate, clientAuth, not a CA, validity, identity
- * extension of this trust domain; server/authenticate.ts), then against the store, which is the
- * authority on revocation (fresher than any CRL): the certificate must be one this CA recorded
- * (same serial and fingerprint), a client certificate, and not revoked.
+ * extension of this trust domain; server/authenticate.ts), then against the store, re-read on
+ * every request (another replica or the CLI may have revoked it a moment ago):
+ *
+ * - the store holds this very certificate (same serial, same bytes): so the claims read from it
+ *   are the CA's own record, and a certificate of another CA with the same names is refused;
+ * - its serial is not on the store's intermediate CRL. `revoke` writes the revocation and the
+ *   re-signed CRL in one transaction (atomic in PostgreSQL; in the folder store a crash between
+ *   the two is repaired by the next CRL check, `--crl-check`). Two point reads per renewal,
+ *   whatever the size of the CA, where the whole index would grow with every certificate.
  */
 import type { TLSSocket } from 'node:tls';
 import { createAuthenticator, type AuthFailureReason, type Authenticator } from '../../server/authenticate.js';
 import type { Identity } from '../../identity/identity.js';
 import type { Authority } from '../authority.js';
-import type { IssuedRecord } from '../store/store.js';
+import { parseCertificate, type ParsedCertificate } from '../../x509/certificate.js';
+import { parseCrl, type ParsedCrl } from '../../x509/crl.js';
 import { HttpError } from './http.js';
 
 export interface RenewPeer {
   readonly identity: Identity;
-  /** the CA's record of the presented certificate (the claims a renewal copies) */
-  readonly record: IssuedRecord;
-  /** the presented certificate's DER */
-  readonly der: Buffer;
+  /** the presented certificate, byte for byte the one the store holds */
+  readonly cert: ParsedCertificate;
 }
 
 const STATUS: Record<AuthFailureReason, [number, string]> = {
@@ -51,6 +56,17 @@ export function createPeerChecker(ca: Authority): PeerChecker {
     caCertificates: [ca.rootDer, ca.intermediateDer],
     clock: () => ca.now(),
   });
+  // the last CRL parsed, kept while the store serves the same bytes (a parse per new CRL, not per request)
+  let lastCrl: { der: Buffer; crl: ParsedCrl; serials: Set<string> } | undefined;
+  const revokedEntry = (der: Buffer, serial: string): { revokedAt: Date; reason?: string } | undefined => {
+    if (!lastCrl || !lastCrl.der.equals(der)) {
+      const crl = parseCrl(der);
+      lastCrl = { der, crl, serials: crl.revokedSerials() };
+    }
+    if (!lastCrl.serials.has(serial)) return undefined;
+    const e = lastCrl.crl.entries.find((x) => x.serial === serial);
+    return { revokedAt: e?.revokedAt ?? new Date(0), ...(e?.reason ? { reason: e.reason } : {}) };
+  };
   return {
     async check(socket, gate) {
       const auth = authenticator.authenticate(socket);
@@ -63,26 +79,16 @@ export function createPeerChecker(ca: Authority): PeerChecker {
         throw new HttpError(403, 'CERT_PROFILE', 'the certificate was not issued by this CA\'s intermediate', 'renew at the CA that issued the certificate');
       }
       gate?.(id);
-      // re-read on every request: another replica or the CLI may have revoked it a moment ago
-      const index = await ca.store.readIndex();
-      let record: IssuedRecord | undefined;
-      let revoked: { reason: string; revokedAt: string } | undefined;
-      for (const r of index) {
-        if (r.serial !== id.serial) continue;
-        if (r.op === 'issue') record = r;
-        else revoked = r;
-      }
-      if (!record || record.fingerprint !== id.fingerprint) {
+      const [stored, crlDer] = await Promise.all([ca.store.readIssued(id.serial), ca.store.readCrl('intermediate')]);
+      const der = socket.getPeerX509Certificate()?.raw as Buffer;
+      if (!stored || !stored.equals(der)) {
         throw new HttpError(403, 'CERT_UNKNOWN', `certificate ${id.serial} is not in this CA's records`, 'renew at the CA that issued the certificate');
       }
-      if (revoked) {
-        throw new HttpError(403, 'CERT_REVOKED', `certificate ${id.serial} was revoked at ${revoked.revokedAt} (${revoked.reason}); a revoked certificate is not renewed`, 'ask the operator for a new certificate');
+      const entry = crlDer ? revokedEntry(crlDer, id.serial) : undefined;
+      if (entry) {
+        throw new HttpError(403, 'CERT_REVOKED', `certificate ${id.serial} was revoked at ${entry.revokedAt.toISOString()}${entry.reason ? ` (${entry.reason})` : ''}; a revoked certificate is not renewed`, 'ask the operator for a new certificate');
       }
-      if (record.type !== 'client' || !record.kind) {
-        throw new HttpError(403, 'CERT_PROFILE', 'only client certificates renew over /renew', 'renew server certificates with `mcp-mtls renew`');
-      }
-      const der = socket.getPeerX509Certificate()?.raw as Buffer;
-      return { identity: id, record, der };
+      return { identity: id, cert: parseCertificate(der) };
     },
   };
 }
