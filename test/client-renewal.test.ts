@@ -38,7 +38,7 @@ import { policyFromText } from '../src/policy/compile.js';
 import { parseCertificate } from '../src/x509/certificate.js';
 import { verifyCsr } from '../src/x509/csr.js';
 import { generateKey } from '../src/x509/keys.js';
-import { BIN, tmpDir } from './support/cli.js';
+import { BIN, cliOk, tmpDir } from './support/cli.js';
 import { buildTestServer, TEST_POLICY } from './support/mcp.js';
 
 const YEAR = 365 * 86_400_000;
@@ -143,12 +143,13 @@ after(async () => {
 
 let n = 0;
 /** A client bundle on disk for a new user (ttl as given), in the format asked. */
-async function makeBundle(ttlMs: number, format: BundleFormat = 'profile', user = `u${++n}`): Promise<{ file: string; bundle: Bundle }> {
+async function makeBundle(ttlMs: number, format: BundleFormat = 'profile', password?: string): Promise<{ file: string; bundle: Bundle }> {
+  const user = `u${++n}`;
   const issued = await ca.issueClient({ kind: 'user', id: user, teams: ['sre'], roles: ['admin'], ttlMs });
   const key = crypto.createPrivateKey({ key: issued.key!.pkcs8, format: 'der', type: 'pkcs8' });
   const file = path.join(base, `${user}${format === 'profile' ? '.yaml' : format === 'p12' ? '.p12' : ''}`);
-  writeBundle(format, file, { chain: [issued.der, ca.intermediateDer], root: ca.rootDer, key, url: mcpUrl, principal: issued.record.principal! });
-  return { file, bundle: await loadBundle(file) };
+  writeBundle(format, file, { chain: [issued.der, ca.intermediateDer], root: ca.rootDer, key, url: mcpUrl, principal: issued.record.principal!, ...(password ? { password } : {}) });
+  return { file, bundle: await loadBundle(file, password ? { passphrase: () => password } : {}) };
 }
 
 /** The system clock, counting the timers that are set and not yet fired or cleared. */
@@ -291,6 +292,46 @@ test('a PEM folder gets a new key and certificate in one rename (generations), a
   assert.deepEqual(fs.readFileSync(path.join(plain.file, 'key.pem')), keyBefore);
   assert.equal(fs.lstatSync(path.join(plain.file, 'cert.pem')).isSymbolicLink(), false);
   assert.equal(parseCertificate((await loadBundle(plain.file)).chain[0]!).serial, keep.status().serial);
+});
+
+test('PKCS#12 and encrypted profiles are rewritten with their passphrase (and refused without it); renewUrl from the profile', async () => {
+  renewTtlMs = 7_200_000;
+  const p12 = await makeBundle(3_600_000, 'p12', 'pw-p12');
+  assert.throws(() => createBundleRenewer({ bundle: p12.bundle, renewUrl }), (e) => isMtlsError(e, 'BUNDLE_PASSWORD'));
+  const r1 = createBundleRenewer({ bundle: p12.bundle, renewUrl, passphrase: 'pw-p12', clock: countingClock() });
+  const renewedP12 = await r1.renewNow();
+  r1.stop();
+  const diskP12 = await loadBundle(p12.file, { passphrase: () => 'pw-p12' });
+  assert.deepEqual(spkiOf(diskP12), spkiOf(renewedP12));
+  assert.equal(fs.statSync(p12.file).mode & 0o777, 0o600);
+  const enc = await makeBundle(3_600_000, 'profile', 'pw-profile');
+  assert.throws(() => createBundleRenewer({ bundle: enc.bundle, renewUrl }), (e) => isMtlsError(e, 'BUNDLE_PASSWORD'));
+  const keep = createBundleRenewer({ bundle: enc.bundle, renewUrl, rekey: false, clock: countingClock() }); // the key text is kept as it is
+  await keep.renewNow();
+  keep.stop();
+  assert.match(fs.readFileSync(enc.file, 'utf8'), /ENCRYPTED PRIVATE KEY/);
+  let asked = 0;
+  const r2 = createBundleRenewer({ bundle: (await loadBundle(enc.file, { passphrase: () => 'pw-profile' })), renewUrl, passphrase: () => (asked++, 'pw-profile'), clock: countingClock() });
+  const renewedEnc = await r2.renewNow();
+  r2.stop();
+  assert.equal(asked, 1);
+  const text = fs.readFileSync(enc.file, 'utf8');
+  assert.match(text, /ENCRYPTED PRIVATE KEY/, 'the new key is written encrypted');
+  assert.match(text, new RegExp(`notAfter: ${renewedEnc.notAfter.toISOString()}`));
+  assert.deepEqual(spkiOf(await loadBundle(enc.file, { passphrase: () => 'pw-profile' })), spkiOf(renewedEnc));
+  // `mcp-mtls bundle --renew-url` writes renewUrl into the profile, and the renewer takes it from there
+  const issued = await ca.issueClient({ kind: 'service', id: 'from-cli', teams: [], roles: [], ttlMs: 3_600_000 });
+  fs.writeFileSync(path.join(base, 'from-cli.crt'), issued.chainPem);
+  fs.writeFileSync(path.join(base, 'from-cli.key'), crypto.createPrivateKey({ key: issued.key!.pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }));
+  const out = path.join(base, 'from-cli.yaml');
+  await cliOk(['bundle', path.join(base, 'from-cli.crt'), '--dir', caDir, '--format', 'profile', '--url', mcpUrl, '--renew-url', renewUrl, '--out', out]);
+  const fromCli = await loadBundle(out);
+  assert.equal(fromCli.renewUrl, renewUrl);
+  const r3 = createBundleRenewer({ bundle: fromCli, renewUrl: undefined, clock: countingClock() });
+  assert.equal(r3.renewUrl.href, renewUrl);
+  await r3.renewNow();
+  r3.stop();
+  assert.equal((await loadBundle(out)).renewUrl, renewUrl, 'kept on rewrite');
 });
 
 test('the CA down for a while: retried with growing backoff, then renewed when it is back', async () => {

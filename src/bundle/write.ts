@@ -25,6 +25,8 @@ export interface BundleInput {
   readonly key: KeyObject;
   /** The MCP server's URL (profile only). */
   readonly url?: string;
+  /** The CA's renewal endpoint, for clients that renew on their own (profile only). */
+  readonly renewUrl?: string;
   /** The principal URI, for people reading the file (profile only). */
   readonly principal?: string;
   /** The certificate's expiry, for people reading the file (profile only). */
@@ -80,6 +82,7 @@ export function writeBundle(format: BundleFormat, out: string, b: BundleInput): 
       kind: BUNDLE_KIND,
       version: 1,
       ...(b.url ? { url: b.url } : {}),
+      ...(b.renewUrl ? { renewUrl: b.renewUrl } : {}),
       ...(b.principal ? { principal: b.principal } : {}),
       ...(b.notAfter ? { notAfter: b.notAfter.toISOString() } : {}),
       certificate: chainPem,

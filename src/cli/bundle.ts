@@ -66,6 +66,7 @@ export function registerBundle(program: Command): void {
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--key <file>', "the certificate's private key (default: <cert>.key beside a certificate file)")
     .option('--url <url>', 'the MCP server URL, written into a profile')
+    .option('--renew-url <url>', "the CA's /renew (https), written into a profile: `mcp-mtls connect` and the client library renew through it")
     .option('--encrypt', 'encrypt the key (always for p12)')
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE or a prompt)')
     .option('--json', 'print the result as JSON')
@@ -83,6 +84,7 @@ export function registerBundle(program: Command): void {
           throw new MtlsError('USAGE', `--url "${o.url}" is not a URL`, { hint: 'e.g. https://mcp.example.com/mcp' });
         }
       }
+      if (o.renewUrl && !/^https:\/\//.test(o.renewUrl)) throw new MtlsError('USAGE', `--renew-url "${o.renewUrl}" is not an https: URL`, { hint: 'e.g. https://ca.acme.test/renew' });
       if (fs.existsSync(path.resolve(o.out))) throw new MtlsError('OUTPUT_EXISTS', `${path.resolve(o.out)} exists already`, { hint: 'choose another --out' });
       const src = await resolveSource(target, o);
       if (!src.keyFile) {
@@ -110,6 +112,7 @@ export function registerBundle(program: Command): void {
         root: src.root,
         key,
         ...(o.url ? { url: o.url } : {}),
+        ...(o.renewUrl ? { renewUrl: o.renewUrl } : {}),
         ...(principal ? { principal, name: principal.split('/').pop() as string } : {}),
         notAfter,
         ...(password ? { password } : {}),
