@@ -21,7 +21,7 @@ import type { PrincipalKind } from '../identity/names.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
 import { parseDuration } from './duration.js';
-import type { EnrollmentToken, StoredToken } from './store/store.js';
+import type { EnrollmentToken, Store, StoredToken } from './store/store.js';
 
 export const TOKEN_PREFIX = 'mcpt_';
 const TOKEN_RE = /^mcpt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -121,16 +121,67 @@ export class TokenRefused extends Error {
 }
 
 /**
+ * Token records by hash, for a long-running server. A token's claims never change once created,
+ * so a record once read is kept; whether the token is still usable is decided by consumeToken
+ * inside the issuing transaction, never by this copy. A hash not seen yet re-reads the store
+ * (a read that starts after the request came, one at a time, shared by every request waiting),
+ * so a token created a moment ago by `token create` on another host is found.
+ */
+export class TokenDirectory {
+  readonly #store: Store;
+  readonly #byHash = new Map<string, StoredToken>();
+  #inFlight: Promise<void> | undefined;
+  #queued: Promise<void> | undefined;
+
+  constructor(store: Store) {
+    this.#store = store;
+  }
+
+  async find(hash: string): Promise<StoredToken | undefined> {
+    const hit = this.#byHash.get(hash);
+    if (hit) return hit;
+    await this.#reload();
+    return this.#byHash.get(hash);
+  }
+
+  /** a token seen used (here or by the store's refusal): later replays are refused without signing */
+  markUsed(hash: string, at: Date): void {
+    const t = this.#byHash.get(hash);
+    if (t && t.usedAt === undefined) this.#byHash.set(hash, { ...t, usedAt: at.toISOString() });
+  }
+
+  #reload(): Promise<void> {
+    if (!this.#inFlight) {
+      this.#inFlight = this.#read().finally(() => (this.#inFlight = undefined));
+      return this.#inFlight;
+    }
+    // a read already running may have started before the token existed: queue one more, shared
+    this.#queued ??= this.#inFlight
+      .catch(() => undefined)
+      .then(() => {
+        this.#queued = undefined;
+        return this.#reload();
+      });
+    return this.#queued;
+  }
+
+  async #read(): Promise<void> {
+    for (const t of await this.#store.readTokens()) this.#byHash.set(t.hash, t);
+  }
+}
+
+/**
  * Issues a client certificate for the CSR's public key with the token's claims, and uses the
  * token up in the same transaction. Throws TokenRefused (nothing issued, token unchanged),
- * a CSR_* MtlsError (token unchanged), or what the issuance throws.
+ * a CSR_* MtlsError (token unchanged), or what the issuance throws. `directory` saves the
+ * read of every token per request (ca serve); without it the store is read each time.
  */
-export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8Array): Promise<{ issued: IssuedCertificate; token: EnrollmentToken }> {
+export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8Array, directory?: TokenDirectory): Promise<{ issued: IssuedCertificate; token: EnrollmentToken }> {
   const parsed = parseToken(secret);
   if (!parsed) throw new TokenRefused('malformed', undefined);
   // the claims are read first (tokens are immutable) so that the certificate can be built and
   // signed; the authoritative, atomic check is consumeToken inside the issuing transaction
-  const stored = (await ca.store.readTokens()).find((t) => t.hash === parsed.hash);
+  const stored = directory ? await directory.find(parsed.hash) : (await ca.store.readTokens()).find((t) => t.hash === parsed.hash);
   if (!stored || stored.id !== parsed.id) throw new TokenRefused('unknown', parsed.id);
   if (stored.usedAt !== undefined) throw new TokenRefused('used', parsed.id);
   if (Date.parse(stored.expiresAt) <= ca.now().getTime()) throw new TokenRefused('expired', parsed.id);
@@ -141,11 +192,15 @@ export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8A
     {
       beforeCommit: async (tx, certs) => {
         const r = await tx.consumeToken(parsed.hash, ca.now());
-        if ('refused' in r) throw new TokenRefused(r.refused, parsed.id);
+        if ('refused' in r) {
+          if (r.refused === 'used') directory?.markUsed(parsed.hash, ca.now());
+          throw new TokenRefused(r.refused, parsed.id);
+        }
         await tx.appendAudit([{ time: ca.now().toISOString(), event: 'token.use', actor: actor(), tokenId: parsed.id, principal: certs[0]?.record.principal, serial: certs[0]?.record.serial }]);
       },
     },
   );
+  directory?.markUsed(parsed.hash, ca.now());
   const { usedAt: _u, ...token } = stored;
   return { issued, token };
 }

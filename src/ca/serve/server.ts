@@ -23,7 +23,7 @@ import { isMtlsError } from '../../errors.js';
 import { pemEncode } from '../../x509/pem.js';
 import type { Authority, IssuedCertificate } from '../authority.js';
 import type { CrlName } from '../store/store.js';
-import { enrollWithToken, TokenRefused } from '../tokens.js';
+import { enrollWithToken, TokenDirectory, TokenRefused } from '../tokens.js';
 import { CrlPublisher, type CrlPublisherOptions } from './crls.js';
 import { HttpError, PEM_CHAIN_TYPE, readCsrBody, sendError, sendJson } from './http.js';
 import { CaServeMetrics } from './metrics.js';
@@ -104,6 +104,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
   const metrics = new CaServeMetrics();
   const limiter = createRateLimiter(options.renewRate ?? DEFAULT_RENEW_RATE);
   const peers = createPeerChecker(ca);
+  const tokens = new TokenDirectory(ca.store);
   const crls = new CrlPublisher(ca, {
     ...options.crl,
     log,
@@ -153,7 +154,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
     const csr = await readCsrBody(req);
     if (!csr) throw new HttpError(400, 'CSR_REQUIRED', 'POST /sign needs a CSR in the body', 'create one with `mcp-mtls csr` or openssl req -new, and send it as application/pkcs10');
     try {
-      const { issued } = await enrollWithToken(ca, secret, csr);
+      const { issued } = await enrollWithToken(ca, secret, csr, tokens);
       metrics.issued('sign');
       Object.assign(note, { principal: issued.record.principal, newSerial: issued.record.serial, notAfter: issued.record.notAfter });
       chainResponse(res, issued);

@@ -1,0 +1,206 @@
+/**
+ * bench/ca-serve: what the online CA (`ca serve`) sustains, next to the in-process issuance
+ * rate measured in the same run (Authority.issueClient for a given public key, the work every
+ * request ends in). The server runs in its own process; BENCH_CLIENTS (default 8) concurrent
+ * clients over keep-alive HTTPS.
+ *
+ *   in-process   Authority.issueClient({ spki }) in a loop, same store kind, fresh CA
+ *   POST /sign   one-time tokens (BENCH_TOKENS, default 300, made beforehand) + a CSR each
+ *   POST /renew  mTLS, empty body (same key), one client certificate per client, BENCH_SECONDS (default 4)
+ *
+ * Stores: the folder store; PostgreSQL too when src/ca/store/postgres-store.ts exists and a
+ * private cluster can be started (test/support/postgres.ts; or MCP_MTLS_TEST_PG=postgres://...).
+ * `npm run bench:ca-serve`; BENCH_SECONDS=0.5 BENCH_TOKENS=20 is a smoke run.
+ */
+import 'reflect-metadata';
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Authority } from '../src/ca/authority.js';
+import { initCa } from '../src/ca/init.js';
+import { createCaServer } from '../src/ca/serve/server.js';
+import type { Store } from '../src/ca/store/store.js';
+import { createEnrollmentToken } from '../src/ca/tokens.js';
+import { createCsr } from '../src/x509/csr.js';
+import { generateKey, privateKeyPem } from '../src/x509/keys.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 300);
+const YEAR = 365 * 86_400_000;
+const self = fileURLToPath(import.meta.url);
+
+type StoreKind = { kind: 'folder' } | { kind: 'postgres'; url: string };
+
+async function openStore(dir: string, s: StoreKind): Promise<Store | undefined> {
+  if (s.kind === 'folder') return undefined; // Authority.open's default
+  const mod = (await import('../src/ca/store/postgres-store.js')) as {
+    PostgresStore: new (url: string, o?: object) => Store;
+    migrate: (url: string) => Promise<unknown>;
+  };
+  await mod.migrate(s.url);
+  void dir;
+  return new mod.PostgresStore(s.url);
+}
+
+// ---------------------------------------------------------------- the server process
+if (process.argv[2] === 'child') {
+  const [dir, storeJson] = [process.argv[3] as string, process.argv[4] as string];
+  const store = await openStore(dir, JSON.parse(storeJson) as StoreKind);
+  const ca = Authority.open(dir, store ? { store } : {});
+  const server = createCaServer({
+    authority: ca,
+    cert: fs.readFileSync(path.join(dir, 'tls.crt')),
+    key: fs.readFileSync(path.join(dir, 'tls.key')),
+    renewRate: { burst: 1e9, perMinute: 1e9 },
+    log: (m) => process.stderr.write(`[ca serve] ${m}\n`),
+  });
+  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
+  process.on('message', (m) => {
+    if (m === 'stop') void server.shutdown(2000).then(() => store?.close()).then(() => process.exit(0));
+  });
+} else {
+  await main();
+}
+
+// ---------------------------------------------------------------- the measuring side
+async function newCa(s: StoreKind): Promise<{ dir: string; ca: Authority; store: Store | undefined }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-ca-serve-'));
+  initCa({ dir, trustDomain: 'bench.test', rootTtlMs: 10 * YEAR, intermediateTtlMs: 5 * YEAR });
+  const store = await openStore(dir, s);
+  return { dir, ca: Authority.open(dir, store ? { store } : {}), store };
+}
+
+async function inProcess(s: StoreKind): Promise<number> {
+  const { ca, store } = await newCa(s);
+  const spki = generateKey('ec-p256').spki;
+  await ca.issueClient({ kind: 'user', id: 'warmup', teams: [], roles: [], spki });
+  let n = 0;
+  const t0 = performance.now();
+  const end = t0 + SECONDS * 1000;
+  while (performance.now() < end) {
+    await ca.issueClient({ kind: 'user', id: `u${n}`, teams: ['sre'], roles: ['admin'], spki });
+    n++;
+  }
+  const rate = n / ((performance.now() - t0) / 1000);
+  await store?.close();
+  return rate;
+}
+
+interface Phase {
+  perSec: number;
+  ok: number;
+  failed: number;
+  p50: number;
+  p99: number;
+}
+
+function post(agent: https.Agent, port: number, p: string, headers: Record<string, string>, body?: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: p, method: 'POST', agent, headers: { 'content-length': String(body?.length ?? 0), ...headers } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function drive(clients: number, next: (i: number) => (() => Promise<number>) | undefined): Promise<Phase> {
+  const lat: number[] = [];
+  let ok = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      for (let job = next(i); job; job = next(i)) {
+        const s = performance.now();
+        const status = await job();
+        lat.push(performance.now() - s);
+        if (status === 200) ok++;
+        else failed++;
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { perSec: ok / secs, ok, failed, p50: lat[Math.floor(lat.length * 0.5)] ?? 0, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 };
+}
+
+async function online(s: StoreKind): Promise<{ sign: Phase; renew: Phase }> {
+  const { dir, ca, store } = await newCa(s);
+  const tls = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
+  fs.writeFileSync(path.join(dir, 'tls.crt'), tls.chainPem);
+  fs.writeFileSync(path.join(dir, 'tls.key'), privateKeyPem(tls.key!.pkcs8), { mode: 0o600 });
+  const child = fork(self, ['child', dir, JSON.stringify(s)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`ca serve child exited ${code}`)));
+  });
+  try {
+    // POST /sign: tokens and CSRs made beforehand (not measured)
+    const secrets: string[] = [];
+    for (let i = 0; i < TOKENS; i++) secrets.push((await createEnrollmentToken(ca, { kind: 'service', id: `bot${i}`, teams: ['ci'], roles: [], ttlMs: 3_600_000 })).secret);
+    const csrs = Array.from({ length: CLIENTS }, (_, i) => createCsr(generateKey('ec-p256'), `c${i}`));
+    const signAgents = Array.from({ length: CLIENTS }, () => new https.Agent({ keepAlive: true, maxSockets: 1, ca: ca.rootPem }));
+    let t = 0;
+    const sign = await drive(CLIENTS, (i) => {
+      const secret = secrets[t++];
+      return secret ? () => post(signAgents[i]!, port, '/sign', { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, csrs[i]) : undefined;
+    });
+    for (const a of signAgents) a.destroy();
+
+    // POST /renew: one certificate per client, empty body (same key)
+    const renewAgents = await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, i) => {
+        const c = await ca.issueClient({ kind: 'user', id: `renewer${i}`, teams: ['sre'], roles: ['admin'] });
+        return new https.Agent({ keepAlive: true, maxSockets: 1, ca: ca.rootPem, cert: c.chainPem, key: privateKeyPem(c.key!.pkcs8) });
+      }),
+    );
+    const end = performance.now() + SECONDS * 1000;
+    const renew = await drive(CLIENTS, (i) => (performance.now() < end ? () => post(renewAgents[i]!, port, '/renew', {}) : undefined));
+    for (const a of renewAgents) a.destroy();
+    return { sign, renew };
+  } finally {
+    child.send('stop');
+    await new Promise((r) => child.once('exit', r));
+    await store?.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const kinds: { label: string; store: StoreKind; stop?: () => Promise<void> }[] = [{ label: 'folder', store: { kind: 'folder' } }];
+  let pgNote = '';
+  if (fs.existsSync(path.join(path.dirname(self), '..', 'src', 'ca', 'store', 'postgres-store.ts'))) {
+    try {
+      const { startPostgres } = await import('../test/support/postgres.js');
+      const pg = await startPostgres();
+      kinds.push({ label: 'postgres', store: { kind: 'postgres', url: pg.url }, stop: pg.stop });
+      const second = await pg.newDatabase();
+      (kinds[1] as { inProcessUrl?: string }).inProcessUrl = second;
+    } catch (e) {
+      pgNote = `PostgreSQL: not measured (${(e as Error).message.split('\n')[0]})`;
+    }
+  } else pgNote = 'PostgreSQL: not measured (no src/ca/store/postgres-store.ts in this tree)';
+
+  console.log(`bench/ca-serve: ${CLIENTS} concurrent keep-alive HTTPS clients, ${SECONDS} s per timed phase, ${TOKENS} tokens, ${os.cpus().length} cores`);
+  const rows: string[][] = [];
+  for (const k of kinds) {
+    const base = await inProcess(k.store.kind === 'postgres' ? { kind: 'postgres', url: (k as { inProcessUrl?: string }).inProcessUrl as string } : k.store);
+    const r = await online(k.store);
+    const f = (n: number) => n.toFixed(0);
+    const ms = (p: Phase) => `p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms${p.failed ? `, ${p.failed} failed` : ''}`;
+    rows.push([k.label, 'in-process issue', f(base), '1.00', '']);
+    rows.push([k.label, 'POST /sign', f(r.sign.perSec), (r.sign.perSec / base).toFixed(2), ms(r.sign)]);
+    rows.push([k.label, 'POST /renew', f(r.renew.perSec), (r.renew.perSec / base).toFixed(2), ms(r.renew)]);
+    await k.stop?.();
+  }
+  const widths = [8, 17, 8, 6];
+  console.log(['store', 'what', 'per s', 'ratio', 'latency'].map((h, i) => h.padEnd(widths[i] ?? 0)).join('  '));
+  for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
+  if (pgNote) console.log(pgNote);
+  console.log('ratio: the route\'s rate over the in-process issuance rate of the same store (1.00 = the HTTP, TLS, token and record checks cost nothing)');
+}
