@@ -450,6 +450,18 @@ test('the RenewingAgent: requests in flight finish on the old connection while n
   }
 });
 
+test('a transport with `renew: { url }` makes its own renewer and stops it when it closes', async () => {
+  renewTtlMs = 7_200_000;
+  const { bundle } = await makeBundle(3_600_000);
+  const clock = countingClock();
+  const client = new Client({ name: 'owned', version: '1.0.0' });
+  await client.connect(createSdk1Transport(bundle, undefined, { renew: { url: renewUrl, write: false, clock } }));
+  assert.equal(text(await client.callTool({ name: 'search', arguments: { q: 'o' } })), 'results for o');
+  assert.equal(clock.live.size, 1, 'the renewal is scheduled');
+  await client.close();
+  assert.equal(clock.live.size, 0, 'closing the transport stopped the renewer');
+});
+
 test('mcp-mtls connect --renew-url renews while bridging: calls go on, logs on stderr only, the bundle file is rewritten', async () => {
   renewTtlMs = 36_000;
   const { file, bundle } = await makeBundle(36_000);

@@ -30,6 +30,7 @@ export function secureContextFor(bundle: BundleCredentials): tls.SecureContext {
   });
 }
 
+/** What a connection needs from a bundle: the chain to present, its key, and the CA to trust. */
 export type BundleCredentials = Pick<Bundle, 'chain' | 'key' | 'ca'>;
 
 /** Credentials that change over time: the current bundle, and a way to hear of the next one. */
@@ -39,6 +40,7 @@ export interface CredentialSource {
   subscribe(listener: (bundle: Bundle) => void): () => void;
 }
 
+/** True for credentials that renew (a BundleRenewer), false for a plain bundle. */
 export const isCredentialSource = (c: unknown): c is CredentialSource =>
   typeof c === 'object' && c !== null && typeof (c as CredentialSource).subscribe === 'function' && 'bundle' in c;
 

@@ -29,6 +29,7 @@ const MODE_KEY = 0o600;
 const MODE_CERT = 0o644;
 const CURRENT = 'current';
 
+/** What a renewal produced, to write over the bundle. */
 export interface RenewedCredentials {
   /** leaf then intermediates */
   readonly chain: readonly Buffer[];

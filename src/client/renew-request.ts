@@ -48,6 +48,7 @@ export function parseRetryAfter(value: string | string[] | undefined, now: numbe
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** One /renew call: the CSR to send (none keeps the key), a timeout and an abort signal. */
 export interface RenewRequestOptions {
   /** a DER CSR for a new key; absent to keep the current public key */
   readonly csr?: Buffer;

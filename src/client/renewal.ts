@@ -37,6 +37,7 @@ export interface RenewalClock {
   clearTimeout(handle: unknown): void;
 }
 
+/** The real clock, with unref'd timers (a renewer alone does not keep the process alive). */
 export const systemClock: RenewalClock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
@@ -47,6 +48,7 @@ export const systemClock: RenewalClock = {
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 
+/** How far apart retries are after a failure: doubling from `initialMs` up to `maxMs`, each jittered (half to all of it). */
 export interface RenewalBackoff {
   /** first retry after about this long (default 1 s) */
   readonly initialMs?: number;
@@ -54,6 +56,7 @@ export interface RenewalBackoff {
   readonly maxMs?: number;
 }
 
+/** What {@link createBundleRenewer} renews, where, and how it reports. */
 export interface BundleRenewerOptions {
   /** the bundle to renew; written back to bundle.source.file unless `write` is false */
   readonly bundle: Bundle;
@@ -83,8 +86,14 @@ export interface BundleRenewerOptions {
   readonly log?: (line: string) => void;
 }
 
+/**
+ * scheduled: waiting for the renewal time; renewing: a /renew call is under way; retrying:
+ * the last call failed and another is scheduled; refused: the CA said no (4xx), nothing more
+ * is tried; expired: the certificate ran out before a renewal succeeded; stopped: stop() was called.
+ */
 export type RenewalState = 'scheduled' | 'renewing' | 'retrying' | 'refused' | 'expired' | 'stopped';
 
+/** A renewer's state, for health checks and logs (secrets never appear here). */
 export interface RenewalStatus {
   readonly state: RenewalState;
   /** the current certificate's */
@@ -100,6 +109,7 @@ export interface RenewalStatus {
   readonly failures: number;
 }
 
+/** Renews one bundle in the background; a {@link CredentialSource} for createMtlsAgent and the transports. */
 export interface BundleRenewer extends CredentialSource {
   /** the current credentials */
   readonly bundle: Bundle;
@@ -176,6 +186,11 @@ export function checkRenewed(current: Bundle, chain: readonly Buffer[], key: Key
   return next;
 }
 
+/**
+ * Starts renewing `options.bundle`: the first /renew call is scheduled at once (see the
+ * module comment). Throws USAGE or BAD_ARGUMENT for a missing or non-https renewal URL, and
+ * BUNDLE_PASSWORD when the bundle cannot be rewritten without a passphrase that was not given.
+ */
 export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewer {
   const renewUrl = resolveUrl(options);
   const clock = options.clock ?? systemClock;

@@ -16,8 +16,10 @@ import { MtlsError } from '../errors.js';
 import { createMtlsAgent, createMtlsFetch, isCredentialSource, type BundleCredentials, type MtlsAgentOptions } from './agent.js';
 import { createBundleRenewer, type BundleRenewer, type BundleRenewerOptions } from './renewal.js';
 
+/** A bundle (loaded or in memory), or a BundleRenewer whose renewals the transport follows. */
 export type TransportCredentials = (BundleCredentials & Pick<Bundle, 'url'>) | Bundle | BundleRenewer;
 
+/** Agent options, and `renew` to have the transport renew the bundle while it is open. */
 export interface TransportOptions extends MtlsAgentOptions {
   /** renew the bundle while the transport is open (needs a loaded Bundle as credentials) */
   readonly renew?: Omit<BundleRenewerOptions, 'bundle' | 'renewUrl'> & { readonly url?: string | URL };
