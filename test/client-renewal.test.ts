@@ -334,6 +334,21 @@ test('PKCS#12 and encrypted profiles are rewritten with their passphrase (and re
   assert.equal((await loadBundle(out)).renewUrl, renewUrl, 'kept on rewrite');
 });
 
+test('a bundle file that cannot be written: the renewal is used in memory and the error reported', async () => {
+  renewTtlMs = 7_200_000;
+  const { file, bundle } = await makeBundle(3_600_000);
+  fs.rmSync(file);
+  const errors: string[] = [];
+  const renewer = createBundleRenewer({ bundle, renewUrl, clock: countingClock(), onError: (e) => errors.push(e.message) });
+  const renewed = await renewer.renewNow();
+  renewer.stop();
+  assert.equal(renewer.bundle, renewed);
+  assert.equal(renewer.status().renewals, 1);
+  assert.match(renewer.status().lastError!.message, /renewed, but the bundle was not written/);
+  assert.equal(errors.length, 1);
+  assert.equal(fs.existsSync(file), false);
+});
+
 test('the CA down for a while: retried with growing backoff, then renewed when it is back', async () => {
   renewTtlMs = 7_200_000;
   const { bundle } = await makeBundle(3_600_000);

@@ -80,7 +80,7 @@ export interface BundleRenewerOptions {
   readonly random?: () => number;
   /** after each renewal, with the new bundle (already written and in use for new connections) */
   readonly onRenewed?: (bundle: Bundle) => void;
-  /** after each failure: whether and when the renewer tries again */
+  /** after each failure: whether and when the renewer tries again (also, without a retry, when a renewal could not be written to the bundle file) */
   readonly onError?: (error: MtlsError, retry: { readonly at: Date } | undefined) => void;
   /** one line per event (scheduled, renewed, retrying, stopped); the CLI sends it to stderr */
   readonly log?: (line: string) => void;
@@ -307,16 +307,29 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     const chain = await requestRenewal(renewUrl, current, { ...(csr ? { csr } : {}), signal, ...(options.requestTimeoutMs ? { timeoutMs: options.requestTimeoutMs } : {}), now: clock.now });
     if (signal.aborted) throw new MtlsError('RENEWAL_FAILED', 'renewal stopped');
     const next = checkRenewed(current, chain, key, new Date(clock.now()));
+    // a bundle that cannot be written (moved, disk full, passphrase refused) does not waste the
+    // renewal: the new credentials are used in memory, the file keeps the old ones, and the
+    // error is reported; the next renewal writes again
+    let writeError: MtlsError | undefined;
     if (write) {
-      const secret = await getPassphrase();
-      rewriteBundle(current, { chain, key, keyChanged: rekey }, secret !== undefined ? { passphrase: secret } : {});
+      try {
+        const secret = await getPassphrase();
+        rewriteBundle(current, { chain, key, keyChanged: rekey }, secret !== undefined ? { passphrase: secret } : {});
+      } catch (e) {
+        writeError = errorOf(e);
+      }
     }
     if (signal.aborted) throw new MtlsError('RENEWAL_FAILED', 'renewal stopped');
     bundle = next;
     renewals++;
     failures = 0;
     lastRenewedAt = new Date(clock.now());
-    log(`renewed: certificate ${leafOf(next).serial} valid until ${next.notAfter.toISOString()}${rekey ? ' (new key)' : ''} in ${clock.now() - t0} ms${write ? `, written to ${current.source.file}` : ''}`);
+    log(`renewed: certificate ${leafOf(next).serial} valid until ${next.notAfter.toISOString()}${rekey ? ' (new key)' : ''} in ${clock.now() - t0} ms${write && !writeError ? `, written to ${current.source.file}` : ''}`);
+    if (writeError) {
+      lastError = { code: writeError.code, message: `renewed, but the bundle was not written: ${writeError.message}`, at: new Date(clock.now()) };
+      log(`${lastError.message}; the new certificate is used by this process only, ${current.source.file} still holds the old one`);
+      options.onError?.(writeError, undefined);
+    }
     for (const l of listeners) {
       try {
         l(next);
