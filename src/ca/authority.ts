@@ -23,7 +23,7 @@ import { parseDuration } from './duration.js';
 import { caLayout, type CaLayout } from './layout.js';
 import { enforceProfile } from './profile-check.js';
 import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
-import { FsStore } from './store/fs-store.js';
+import { openStore } from './store/open.js';
 import type { AuditEvent, IssuedRecord, Store, StoreTransaction } from './store/store.js';
 
 /** Supplies the passphrase of an encrypted CA key; asked only when that key is needed. */
@@ -34,6 +34,10 @@ export interface AuthorityOptions {
   /** the clock, for tests */
   now?: () => Date;
   store?: Store;
+  /** without `store`: where the state lives (a postgres:// URL), over config.yaml's `store:`; default the CA folder */
+  storeUrl?: string;
+  /** the database password, when the store is a database (PGPASSWORD, ~/.pgpass: the CLI reads them) */
+  storePassword?: () => Promise<string | undefined>;
 }
 
 /** Clock skew allowance: notBefore is backdated by this much (identity.md). */
@@ -118,9 +122,15 @@ export class Authority {
   private constructor(dir: string, options: AuthorityOptions) {
     this.layout = caLayout(dir);
     this.config = loadCaConfig(this.layout.config);
-    this.store = options.store ?? new FsStore(dir);
     this.#options = options;
     this.rootDer = readCertFile(this.layout.rootCert);
+    this.store =
+      options.store ??
+      openStore(options.storeUrl ?? this.config.store, dir, {
+        where: options.storeUrl ? 'store' : `${this.layout.config} store`,
+        caFingerprint: crypto.createHash('sha256').update(this.rootDer).digest('hex'),
+        ...(options.storePassword ? { password: options.storePassword } : {}),
+      });
     this.intermediateDer = readCertFile(this.layout.intermediateCert);
     this.root = parseCertificate(this.rootDer);
     this.intermediate = parseCertificate(this.intermediateDer);

@@ -21,6 +21,8 @@ export const CaConfigSchema = z
     nameConstraints: z.strictObject({ enabled: z.boolean(), dns: z.array(z.string()) }),
     crlUrl: z.url().optional(),
     defaults: z.strictObject({ clientTtl: duration, serverTtl: duration, crlTtl: duration.optional() }),
+    /** where the CA's state lives: absent for this folder, or postgres://USER@HOST:PORT/DB (never with a password) */
+    store: z.string().min(1).optional(),
   })
   .strict();
 

@@ -10,7 +10,7 @@ import { BUNDLE_FORMATS, writeBundle, type BundleFormat } from '../bundle/write.
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import { readCertificates } from '../x509/pem.js';
-import { emit, readBundlePassphrase, resolveDir } from './io.js';
+import { emit, readBundlePassphrase, resolveDir, STORE_HELP, storeOptions } from './io.js';
 
 interface Source {
   chain: Buffer[];
@@ -19,17 +19,17 @@ interface Source {
   label: string;
 }
 
-function openCa(dir: string | undefined): Authority | undefined {
+function openCa(dir: string | undefined, o: { store?: string }): Authority | undefined {
   try {
-    return Authority.open(resolveDir(dir));
+    return Authority.open(resolveDir(dir), storeOptions(o));
   } catch (e) {
     if (e instanceof MtlsError && e.code === 'CA_NOT_FOUND' && !dir) return undefined;
     throw e;
   }
 }
 
-async function resolveSource(target: string, o: { dir?: string; key?: string }): Promise<Source> {
-  const ca = openCa(o.dir);
+async function resolveSource(target: string, o: { dir?: string; key?: string; store?: string }): Promise<Source> {
+  const ca = openCa(o.dir, o);
   if (fs.existsSync(target) && fs.statSync(target).isFile()) {
     const chain = readCertificates(fs.readFileSync(target));
     const besideCa = path.join(path.dirname(target), 'ca.crt');
@@ -64,6 +64,7 @@ export function registerBundle(program: Command): void {
     .requiredOption('--format <format>', 'pem | p12 | profile')
     .requiredOption('--out <path>', 'the file (p12, profile) or folder (pem) to write; never overwritten')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--key <file>', "the certificate's private key (default: <cert>.key beside a certificate file)")
     .option('--url <url>', 'the MCP server URL, written into a profile')
     .option('--renew-url <url>', "the CA's /renew (https), written into a profile: `mcp-mtls connect` and the client library renew through it")

@@ -5,6 +5,7 @@ import { parseDuration } from '../ca/duration.js';
 import { parseKeyType } from '../x509/keys.js';
 import { collect, emit, readPassphrase, resolveDir } from './io.js';
 import { MtlsError } from '../errors.js';
+import { registerStore } from './store.js';
 
 export function registerCa(program: Command): Command {
   const ca = program.command('ca').description('create and manage the certificate authority');
@@ -52,5 +53,6 @@ export function registerCa(program: Command): Command {
         ].join('\n'),
       );
     });
+  registerStore(ca);
   return ca;
 }

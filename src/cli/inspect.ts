@@ -5,7 +5,7 @@ import { Authority } from '../ca/authority.js';
 import { inspectCertificate, type InspectReport } from '../ca/inspect.js';
 import { MtlsError } from '../errors.js';
 import { readCertificates } from '../x509/pem.js';
-import { emit, EXIT, resolveDir } from './io.js';
+import { emit, EXIT, resolveDir, STORE_HELP, storeOptions } from './io.js';
 
 export function registerInspect(program: Command): void {
   program
@@ -13,12 +13,13 @@ export function registerInspect(program: Command): void {
     .description('decode a certificate: identity (as servers read it), validity, chain status, fingerprint')
     .argument('<file-or-serial>', 'a certificate file (PEM or DER), or the serial of an issued certificate')
     .option('--dir <dir>', 'CA folder to check the chain against (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--json', 'print the result as JSON')
     .action(async (target: string, o) => {
       const dir = resolveDir(o.dir);
       let ca: Authority | undefined;
       try {
-        ca = Authority.open(dir);
+        ca = Authority.open(dir, storeOptions(o));
       } catch (e) {
         if (!(e instanceof MtlsError && e.code === 'CA_NOT_FOUND') || o.dir) throw e;
       }

@@ -8,6 +8,7 @@ import readline from 'node:readline';
 import { Writable } from 'node:stream';
 import { InvalidArgumentError } from 'commander';
 import { MtlsError, type ErrorKind } from '../errors.js';
+import { assertNoPassword } from '../ca/store/postgres-store.js';
 
 export const EXIT: Record<ErrorKind, number> = {
   usage: 64,
@@ -126,3 +127,62 @@ export const once =
     if (previous !== undefined) throw new InvalidArgumentError(`${flag} was given twice ("${previous}" and "${value}")`);
     return value;
   };
+
+export const STORE_HELP = 'where the CA state lives: postgres://USER@HOST:PORT/DB (default: $MCP_MTLS_STORE, config.yaml `store:`, else the CA folder); password from PGPASSWORD or ~/.pgpass';
+
+/** --store, else $MCP_MTLS_STORE; undefined leaves the choice to config.yaml (default: the CA folder). */
+export function storeFlag(o: { store?: string }): string | undefined {
+  return o.store ?? (process.env.MCP_MTLS_STORE || undefined);
+}
+
+/** What Authority.open needs to reach the store the user chose (see storeFlag). */
+export function storeOptions(o: { store?: string }): { storeUrl?: string; storePassword: () => Promise<string | undefined> } {
+  const url = storeFlag(o);
+  if (url !== undefined) assertNoPassword(url, o.store !== undefined ? '--store' : 'MCP_MTLS_STORE');
+  return { ...(url !== undefined ? { storeUrl: url } : {}), storePassword: async () => databasePassword(url) };
+}
+
+/**
+ * The database password: PGPASSWORD, else the matching line of ~/.pgpass ($PGPASSFILE),
+ * read as libpq does (host:port:database:user:password, `*` matches anything, `\` escapes;
+ * ignored unless the file is private, 0600). Never from argv.
+ */
+export function databasePassword(url: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.PGPASSWORD) return env.PGPASSWORD;
+  const file = env.PGPASSFILE ?? (env.HOME ? `${env.HOME}/.pgpass` : undefined);
+  if (!file) return undefined;
+  let text: string;
+  try {
+    if ((fs.statSync(file).mode & 0o077) !== 0) return undefined;
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  let u: URL | undefined;
+  try {
+    u = url ? new URL(url) : undefined;
+  } catch {
+    u = undefined;
+  }
+  const hostParam = u?.searchParams.get('host');
+  const host = u?.hostname || env.PGHOST || (hostParam && !hostParam.startsWith('/') ? hostParam : 'localhost');
+  const want = [host, u?.port || env.PGPORT || '5432', decodeURIComponent(u?.pathname.slice(1) ?? '') || env.PGDATABASE || '', decodeURIComponent(u?.username ?? '') || env.PGUSER || env.USER || ''];
+  if (!want[2]) want[2] = want[3] as string;
+  for (const line of text.split(/\r?\n/)) {
+    if (!line || line.startsWith('#')) continue;
+    const fields: string[] = [];
+    let cur = '';
+    for (let i = 0; i < line.length; i++) {
+      const ch = line[i] as string;
+      if (ch === '\\' && i + 1 < line.length) cur += line[++i];
+      else if (ch === ':' && fields.length < 4) {
+        fields.push(cur);
+        cur = '';
+      } else cur += ch;
+    }
+    fields.push(cur);
+    if (fields.length !== 5) continue;
+    if (want.every((w, i) => fields[i] === '*' || fields[i] === w)) return fields[4];
+  }
+  return undefined;
+}

@@ -9,14 +9,16 @@ import { MtlsError } from '../errors.js';
 import type { PrincipalKind } from '../identity/names.js';
 import { parseKeyType } from '../x509/keys.js';
 import type { OutputFiles } from '../ca/output.js';
-import { collect, emit, once, progressBar, readPassphrase, resolveDir, type PassphraseOptions } from './io.js';
+import { collect, emit, once, progressBar, readPassphrase, resolveDir, STORE_HELP, storeOptions, type PassphraseOptions } from './io.js';
 
-export function openAuthority(dir: string | undefined, opts: PassphraseOptions): Authority {
+/** Opens the CA with the store the user chose: --store, $MCP_MTLS_STORE, config.yaml's `store:`, else the folder. */
+export function openAuthority(dir: string | undefined, opts: PassphraseOptions & { store?: string }): Authority {
   const resolved = resolveDir(dir);
   // MCP_MTLS_CRASH_AT: fault injection for the crash tests (test/store-crash.test.ts)
   const crashAt = process.env.MCP_MTLS_CRASH_AT;
   return Authority.open(resolved, {
     passphrase: (which) => readPassphrase(opts, `Passphrase for the ${which} CA key: `),
+    ...storeOptions(opts),
     ...(crashAt ? { store: new FsStore(resolved, { crashAt }) } : {}),
   });
 }
@@ -82,7 +84,8 @@ export function registerIssue(program: Command): void {
     issue
       .command('client')
       .description('issue a client certificate (and its key) for a user or a service')
-      .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)'),
+      .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP),
   )
     .option('--ttl <duration>', 'lifetime (default: the CA config, 24h)')
     .option('--key-type <type>', 'ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | ed25519 (default: the CA\'s)')
@@ -112,6 +115,7 @@ export function registerIssue(program: Command): void {
     .command('server')
     .description('issue a server certificate for DNS names and IP addresses')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--dns <name>', 'a DNS name (repeatable)', collect, [])
     .option('--ip <address>', 'an IP address (repeatable)', collect, [])
     .option('--ttl <duration>', 'lifetime (default: the CA config, 90d)')

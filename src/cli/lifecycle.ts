@@ -9,7 +9,7 @@ import { renewCertificate } from '../ca/renewal.js';
 import { crlStatus, resolveSerial } from '../ca/revocation.js';
 import { parseKeyType } from '../x509/keys.js';
 import { MtlsError } from '../errors.js';
-import { emit, resolveDir } from './io.js';
+import { emit, resolveDir, STORE_HELP, storeOptions } from './io.js';
 import { issuedHuman, issuedJson, openAuthority } from './issue.js';
 import { table } from './list.js';
 
@@ -19,6 +19,7 @@ export function registerLifecycle(program: Command, ca: Command): void {
     .description('a new certificate (new serial) with the same principal, teams and roles')
     .argument('<serial-or-file>', 'the serial or the certificate file to renew')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--rekey', 'make a new key (default: keep the public key)')
     .option('--key-type <type>', 'with --rekey: the new key type (default: the old one)')
     .option('--ttl <duration>', 'lifetime (default: the CA config)')
@@ -52,11 +53,12 @@ export function registerLifecycle(program: Command, ca: Command): void {
     .description('what expires soon: client and server certificates, the CA certificates and the CRLs')
     .requiredOption('--within <duration>', 'the window, e.g. 7d')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--fail', 'exit 1 when anything expires within the window (for monitoring)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls expiring --within 7d --fail || alert "certificates or CRLs expire this week"')
     .action(async (o) => {
-      const authority = Authority.open(resolveDir(o.dir));
+      const authority = Authority.open(resolveDir(o.dir), storeOptions(o));
       const within = parseDuration(o.within, '--within');
       const items = await expiringItems(authority, within);
       emit(o.json, { within: o.within, items }, () =>
@@ -68,9 +70,10 @@ export function registerLifecycle(program: Command, ca: Command): void {
   ca.command('status')
     .description('the CA at a glance: certificates, root key online or not, CRLs and how long they have left')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
-      const authority = Authority.open(resolveDir(o.dir));
+      const authority = Authority.open(resolveDir(o.dir), storeOptions(o));
       const now = authority.now();
       const entries = foldIndex(await authority.store.readIndex(), now);
       const count = (s: string) => entries.filter((e) => e.status === s).length;

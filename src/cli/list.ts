@@ -4,7 +4,7 @@ import { Authority } from '../ca/authority.js';
 import { listCertificates, type CertificateStatus } from '../ca/list.js';
 import { MtlsError } from '../errors.js';
 import { crlStatus } from '../ca/revocation.js';
-import { emit, resolveDir } from './io.js';
+import { emit, resolveDir, STORE_HELP, storeOptions } from './io.js';
 
 const STATUSES: CertificateStatus[] = ['valid', 'expired', 'revoked'];
 
@@ -13,6 +13,7 @@ export function registerList(program: Command): void {
     .command('list')
     .description('list issued certificates')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--status <status>', 'valid | expired | revoked')
     .option('--user <id>', 'only this user')
     .option('--service <id>', 'only this service')
@@ -23,7 +24,7 @@ export function registerList(program: Command): void {
     .action(async (o) => {
       if (o.status && !STATUSES.includes(o.status)) throw new MtlsError('USAGE', `unknown status "${o.status}"`, { hint: `use one of: ${STATUSES.join(', ')}` });
       if (o.type && o.type !== 'client' && o.type !== 'server') throw new MtlsError('USAGE', `unknown type "${o.type}"`, { hint: 'use client or server' });
-      const ca = Authority.open(resolveDir(o.dir));
+      const ca = Authority.open(resolveDir(o.dir), storeOptions(o));
       const entries = await listCertificates(ca.store, o, ca.now());
       const crls = await crlStatus(ca);
       emit(o.json, { certificates: entries, crls }, () => {

@@ -8,7 +8,8 @@ import { parseReason, resolveSerial, revokeCertificate, writeCrls, type CrlRunRe
 import { MtlsError } from '../errors.js';
 import { pemEncode } from '../x509/pem.js';
 import { writeFilesAtomic } from '../util/atomic-file.js';
-import { emit } from './io.js';
+import { emit, STORE_HELP } from './io.js';
+import { FsStore } from '../ca/store/fs-store.js';
 import { openAuthority } from './issue.js';
 
 export function registerRevocation(program: Command): void {
@@ -18,6 +19,7 @@ export function registerRevocation(program: Command): void {
     .argument('<serial-or-file>', 'the serial (see `mcp-mtls list`) or the certificate file')
     .requiredOption('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls revoke 4f3a...e1 --reason keyCompromise\n  then distribute crl/intermediate.crl (servers reload it)')
@@ -26,9 +28,11 @@ export function registerRevocation(program: Command): void {
       const ca = openAuthority(o.dir, o);
       const serial = resolveSerial(target);
       const r = await revokeCertificate(ca, serial, reason);
-      const crlFile = ca.layout.crl('intermediate');
+      // the folder store writes crl/intermediate.crl; a database store keeps the CRL in the database
+      const inFolder = ca.store instanceof FsStore;
+      const crlFile = inFolder ? ca.layout.crl('intermediate') : ca.store.location;
       emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile }, () =>
-        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\nCRL #${r.crlNumber} written to ${crlFile}: reload it on every server.\n`,
+        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\nCRL #${r.crlNumber} ${inFolder ? `written to ${crlFile}: reload it on every server` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`,
       );
     });
 
@@ -36,6 +40,7 @@ export function registerRevocation(program: Command): void {
     .command('crl')
     .description("write the intermediate's and the root's CRLs (re-signing them)")
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--out <path>', 'also export: a folder (intermediate.crl and root.crl) or one PEM file with both')
     .option('--der', 'with --out FOLDER: DER instead of PEM')
     .option('--if-due', 'only re-sign a CRL once two thirds of its validity have passed (for cron)')
@@ -48,9 +53,10 @@ export function registerRevocation(program: Command): void {
       const ttlMs = o.ttl ? parseDuration(o.ttl, '--ttl') : undefined;
       const result = await writeCrls(ca, { ...(o.ifDue ? { ifDue: true } : {}), ...(ttlMs ? { ttlMs } : {}) });
       const exported = o.out ? exportCrls(o.out, result, o.der === true) : [];
+      const file = (which: 'root' | 'intermediate') => (ca.store instanceof FsStore ? { file: ca.layout.crl(which) } : { store: ca.store.location });
       const json = {
-        intermediate: { signed: result.intermediate.signed, ...result.intermediate.state, file: ca.layout.crl('intermediate') },
-        root: { signed: result.root.signed, ...result.root.state, file: ca.layout.crl('root'), ...(result.root.note ? { note: result.root.note } : {}) },
+        intermediate: { signed: result.intermediate.signed, ...result.intermediate.state, ...file('intermediate') },
+        root: { signed: result.root.signed, ...result.root.state, ...file('root'), ...(result.root.note ? { note: result.root.note } : {}) },
         exported,
       };
       emit(o.json, json, () => {

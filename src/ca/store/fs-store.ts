@@ -18,7 +18,7 @@ import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
-import type { AuditEvent, CrlName, IndexRecord, Store, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
+import type { AuditEvent, CrlName, IndexRecord, Store, StoreSnapshot, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
 export interface FsStoreOptions {
   /** how long to wait for the lock before giving up */
@@ -119,6 +119,54 @@ export class FsStore implements Store {
       },
       nextCrlNumber: async (which) => nextCrlNumber(this.#readCrl(which)),
     };
+  }
+
+  /** Everything the folder holds, read under the lock (after finishing any interrupted commit): for `ca export`. */
+  snapshot(): Promise<StoreSnapshot> {
+    return this.transaction(async (tx) => {
+      const index = await tx.readIndex();
+      const issued: { serial: string; der: Uint8Array }[] = [];
+      for (const r of index) {
+        if (r.op !== 'issue') continue;
+        const der = await this.readIssued(r.serial);
+        if (!der) throw new MtlsError('STORE_CORRUPT', `${this.layout.issuedCert(r.serial)} is missing`, { hint: 'restore the CA folder from backup' });
+        issued.push({ serial: r.serial, der });
+      }
+      const [root, intermediate] = [this.#readCrl('root'), this.#readCrl('intermediate')];
+      return { index, issued, audit: this.#readAudit(), crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens: this.#readTokens() };
+    });
+  }
+
+  /**
+   * Writes a snapshot into the folder, under the lock: for `ca import`. Refuses a folder that
+   * holds certificates or tokens unless `replace`; audit.log and the CRLs are always replaced.
+   * The index is written last: until then the folder still reads as before.
+   */
+  restore(data: StoreSnapshot, replace: boolean): Promise<void> {
+    return this.transaction(async () => {
+      const layout = this.layout;
+      const files = fs.existsSync(layout.issuedDir) ? fs.readdirSync(layout.issuedDir).filter((f) => f.endsWith('.crt')) : [];
+      if (!replace && (this.#readIndex().length > 0 || files.length > 0 || this.#readTokens().length > 0)) {
+        throw new MtlsError('CA_EXISTS', `${layout.dir} already holds certificates or tokens`, { hint: 'import into a fresh CA folder (a copy of this one with only the keys and config.yaml), or pass --replace' });
+      }
+      fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
+      fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
+      for (let i = 0; i < data.issued.length; i += 500) {
+        writeFilesAtomic(data.issued.slice(i, i + 500).map((c) => ({ file: layout.issuedCert(c.serial), data: pemEncode('CERTIFICATE', c.der), mode: MODES.cert })));
+      }
+      const keep = new Set(data.issued.map((c) => `${c.serial}.crt`));
+      for (const f of files) if (!keep.has(f)) fs.rmSync(path.join(layout.issuedDir, f), { force: true });
+      for (const which of ['root', 'intermediate'] as const) {
+        const der = data.crls[which];
+        if (der) writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
+        else fs.rmSync(layout.crl(which), { force: true });
+      }
+      if (data.tokens.length > 0) writeFileAtomic(this.#tokens, JSON.stringify(data.tokens, null, 1) + '\n', { mode: MODES.record });
+      else fs.rmSync(this.#tokens, { force: true });
+      const lines = (items: readonly unknown[]) => items.map((x) => `${JSON.stringify(x)}\n`).join('');
+      writeFileAtomic(layout.audit, lines(data.audit), { mode: MODES.record });
+      writeFileAtomic(layout.index, lines(data.index), { mode: MODES.record });
+    });
   }
 
   /**

@@ -19,10 +19,10 @@
  * The schema is versioned (schema_migrations); `migrate` creates or upgrades it, and a store
  * refuses a schema older or newer than it knows (`mcp-mtls ca migrate`).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
-import type { AuditEvent, CrlName, EnrollmentToken, IndexRecord, IssuedRecord, RevokedRecord, Store, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
+import type { AuditEvent, CrlName, EnrollmentToken, IndexRecord, IssuedRecord, RevokedRecord, Store, StoreSnapshot, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
 /** The schema version this code reads and writes. */
 export const SCHEMA_VERSION = 1;
@@ -122,8 +122,12 @@ export function assertNoPassword(url: string, where: string): void {
   }
 }
 
-function pool(url: string, options: PostgresStoreOptions): pg.Pool {
-  const p = new pg.Pool({
+let driver: Promise<typeof import('pg')> | undefined;
+
+/** The driver is loaded on first use: commands on a folder store never pay for it. */
+async function pool(url: string, options: PostgresStoreOptions): Promise<pg.Pool> {
+  const { default: pgDriver } = await (driver ??= import('pg'));
+  const p = new pgDriver.Pool({
     connectionString: url,
     max: options.max ?? 10,
     allowExitOnIdle: true,
@@ -145,7 +149,7 @@ function unavailable(url: string, e: unknown): MtlsError {
 
 /** Creates or upgrades the schema to SCHEMA_VERSION; returns the versions before and after. */
 export async function migrate(url: string, options: PostgresStoreOptions = {}): Promise<{ from: number; to: number; applied: number[] }> {
-  const p = pool(url, { ...options, max: 1 });
+  const p = await pool(url, { ...options, max: 1 });
   try {
     const c = await p.connect().catch((e) => Promise.reject(unavailable(url, e)));
     try {
@@ -200,7 +204,7 @@ const isUniqueViolation = (e: unknown, constraint?: string) =>
 
 export class PostgresStore implements Store {
   readonly #url: string;
-  readonly #pool: pg.Pool;
+  #poolPromise: Promise<pg.Pool> | undefined;
   readonly #options: PostgresStoreOptions;
   #ready: Promise<void> | undefined;
 
@@ -208,7 +212,10 @@ export class PostgresStore implements Store {
     assertNoPassword(url, 'store');
     this.#url = url;
     this.#options = options;
-    this.#pool = pool(url, options);
+  }
+
+  #pool(): Promise<pg.Pool> {
+    return (this.#poolPromise ??= pool(this.#url, this.#options));
   }
 
   get location(): string {
@@ -216,7 +223,9 @@ export class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.#pool.end();
+    const p = this.#poolPromise;
+    this.#poolPromise = undefined;
+    if (p) await (await p).end();
   }
 
   /** Checks the schema version (and which CA the database belongs to) once per store. */
@@ -224,7 +233,7 @@ export class PostgresStore implements Store {
     this.#ready ??= (async () => {
       let version: number | undefined;
       try {
-        const r = await this.#pool.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
+        const r = await (await this.#pool()).query<{ v: number | null }>('SELECT max(version) AS v FROM schema_migrations');
         version = r.rows[0]?.v ?? 0;
       } catch (e) {
         if ((e as { code?: string }).code !== '42P01') throw unavailable(this.#url, e);
@@ -238,8 +247,8 @@ export class PostgresStore implements Store {
       if (version > SCHEMA_VERSION) throw newerSchema(this.#url, version);
       const fp = this.#options.caFingerprint;
       if (fp) {
-        await this.#pool.query("INSERT INTO ca_meta (key, value) VALUES ('root_fingerprint', $1) ON CONFLICT (key) DO NOTHING", [fp]);
-        const r = await this.#pool.query<{ value: string }>("SELECT value FROM ca_meta WHERE key = 'root_fingerprint'");
+        await (await this.#pool()).query("INSERT INTO ca_meta (key, value) VALUES ('root_fingerprint', $1) ON CONFLICT (key) DO NOTHING", [fp]);
+        const r = await (await this.#pool()).query<{ value: string }>("SELECT value FROM ca_meta WHERE key = 'root_fingerprint'");
         if (r.rows[0]?.value !== fp) {
           throw new MtlsError('CA_CONFIG_INVALID', `the store ${this.location} belongs to another CA (root ${r.rows[0]?.value.slice(0, 16)}..., this CA's is ${fp.slice(0, 16)}...)`, {
             hint: 'point this CA at its own database; one database holds one CA',
@@ -256,7 +265,7 @@ export class PostgresStore implements Store {
   async #query<R extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
     await this.#check();
     try {
-      return await this.#pool.query<R>(sql, params);
+      return await (await this.#pool()).query<R>(sql, params);
     } catch (e) {
       throw unavailable(this.#url, e);
     }
@@ -266,7 +275,7 @@ export class PostgresStore implements Store {
     await this.#check();
     let c: pg.PoolClient;
     try {
-      c = await this.#pool.connect();
+      c = await (await this.#pool()).connect();
     } catch (e) {
       throw unavailable(this.#url, e);
     }
@@ -372,7 +381,7 @@ export class PostgresStore implements Store {
 
   async readIndex(): Promise<IndexRecord[]> {
     await this.#check();
-    return readIndexWith(this.#pool).catch((e) => Promise.reject(unavailable(this.#url, e)));
+    return readIndexWith(await this.#pool()).catch((e) => Promise.reject(unavailable(this.#url, e)));
   }
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
@@ -387,7 +396,7 @@ export class PostgresStore implements Store {
 
   async readCrl(which: CrlName): Promise<Buffer | undefined> {
     await this.#check();
-    return readCrlWith(this.#pool, which).catch((e) => Promise.reject(unavailable(this.#url, e)));
+    return readCrlWith(await this.#pool(), which).catch((e) => Promise.reject(unavailable(this.#url, e)));
   }
 
   async readTokens(): Promise<readonly StoredToken[]> {
@@ -401,6 +410,27 @@ export class PostgresStore implements Store {
     return r.rows[0]?.n === '0';
   }
 
+  /** Everything the database holds, read in one consistent snapshot: for `ca import`. */
+  async snapshot(): Promise<StoreSnapshot> {
+    await this.#check();
+    const c = await (await this.#pool()).connect().catch((e) => Promise.reject(unavailable(this.#url, e)));
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const index = await readIndexWith(c);
+      const issued = (await c.query<{ serial: string; der: Buffer }>('SELECT serial, der FROM certificates ORDER BY ord')).rows;
+      const audit = (await c.query<{ event: AuditEvent }>('SELECT event FROM audit ORDER BY ord')).rows.map((x) => x.event);
+      const [root, intermediate] = [await readCrlWith(c, 'root'), await readCrlWith(c, 'intermediate')];
+      const tokens = (await c.query<{ token: EnrollmentToken; used_at: Date | null }>('SELECT token, used_at FROM tokens ORDER BY ord')).rows.map((x) => (x.used_at ? { ...x.token, usedAt: x.used_at.toISOString() } : x.token));
+      await c.query('COMMIT');
+      return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens };
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw unavailable(this.#url, e);
+    } finally {
+      c.release();
+    }
+  }
+
   /**
    * For export (folder store -> database): writes everything in one transaction, in the
    * folder store's order, and sets the CRL sequences past the imported CRLs' numbers.
@@ -408,7 +438,7 @@ export class PostgresStore implements Store {
    */
   async importAll(data: StoreSnapshot, replace: boolean): Promise<void> {
     await this.transaction(async () => undefined); // schema check
-    const c = await this.#pool.connect();
+    const c = await (await this.#pool()).connect();
     try {
       await c.query('BEGIN');
       await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_CRL.toString()]);
@@ -453,15 +483,6 @@ export class PostgresStore implements Store {
       c.release();
     }
   }
-}
-
-/** Everything a store holds, for export and import. */
-export interface StoreSnapshot {
-  readonly index: readonly IndexRecord[];
-  readonly issued: readonly { serial: string; der: Uint8Array }[];
-  readonly audit: readonly AuditEvent[];
-  readonly crls: { readonly root?: Uint8Array; readonly intermediate?: Uint8Array };
-  readonly tokens: readonly StoredToken[];
 }
 
 type Queryable = Pick<pg.Pool, 'query'>;

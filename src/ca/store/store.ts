@@ -121,3 +121,12 @@ export interface Store {
   /** releases connections (database stores); the folder store has nothing to release */
   close(): Promise<void>;
 }
+
+/** Everything a store holds, in its order: for moving a CA between stores (`ca export`, `ca import`). */
+export interface StoreSnapshot {
+  readonly index: readonly IndexRecord[];
+  readonly issued: readonly { readonly serial: string; readonly der: Uint8Array }[];
+  readonly audit: readonly AuditEvent[];
+  readonly crls: { readonly root?: Uint8Array; readonly intermediate?: Uint8Array };
+  readonly tokens: readonly StoredToken[];
+}
