@@ -43,6 +43,8 @@ export const ERROR_CODES = {
   TTL_EXCEEDS_ISSUER: 'data',
   CSR_INVALID: 'data',
   CSR_BAD_SIGNATURE: 'data',
+  // an enrollment token that cannot enroll (ca serve POST /sign): unknown, used or expired
+  TOKEN_REFUSED: 'permission',
   // revocation
   ALREADY_REVOKED: 'data',
   CRL_INVALID: 'data',

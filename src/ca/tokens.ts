@@ -104,18 +104,23 @@ export async function listTokens(ca: Authority): Promise<TokenListEntry[]> {
 
 export type TokenRefusal = 'malformed' | 'unknown' | 'used' | 'expired';
 
-/** A token that cannot enroll; `reason` goes to the audit log and the metrics, never the secret. */
-export class TokenRefused extends Error {
+/**
+ * A token that cannot enroll; `reason` goes to the audit log and the metrics, never the secret.
+ * An MtlsError (TOKEN_REFUSED), so that stores pass it through their transaction unchanged.
+ */
+export class TokenRefused extends MtlsError {
   constructor(
     readonly reason: TokenRefusal,
     readonly tokenId: string | undefined,
   ) {
     super(
+      'TOKEN_REFUSED',
       reason === 'expired'
         ? 'the enrollment token has expired'
         : reason === 'used'
           ? 'the enrollment token was used already (a token enrolls once)'
           : 'the enrollment token is not valid',
+      { hint: reason === 'malformed' || reason === 'unknown' ? 'check the token you were given (mcpt_...)' : 'ask the operator for a new enrollment token (mcp-mtls token create)' },
     );
   }
 }

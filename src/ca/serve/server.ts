@@ -81,7 +81,7 @@ function toHttpError(e: unknown, retryAfter: number): HttpError & { internal?: u
   }
   const code = String((e as { code?: unknown })?.code ?? '');
   if (UNAVAILABLE_CODES.has(code) || (isMtlsError(e) && e.kind === 'io')) {
-    return new HttpError(503, 'STORE_UNAVAILABLE', 'the CA store is unavailable; try again shortly', 'retry after the number of seconds in Retry-After', { 'retry-after': String(retryAfter) });
+    return Object.assign(new HttpError(503, 'STORE_UNAVAILABLE', 'the CA store is unavailable; try again shortly', 'retry after the number of seconds in Retry-After', { 'retry-after': String(retryAfter) }), { internal: e });
   }
   if (isMtlsError(e) && BAD_REQUEST_CODES.has(e.code)) return new HttpError(400, e.code, e.message, e.hint);
   if (isMtlsError(e) && (PROFILE_CODES.has(e.code) || e.code.startsWith('IDENTITY_'))) return new HttpError(403, 'PROFILE_VIOLATION', e.message, e.hint);
@@ -240,7 +240,10 @@ export function createCaServer(options: CaServerOptions): CaServer {
       };
       run().catch((e) => {
         const err = toHttpError(e, retryAfter);
-        if (err.internal !== undefined) log(`${req.method} ${path} failed: ${(err.internal as Error)?.stack ?? String(err.internal)}`);
+        if (err.internal !== undefined) {
+          const cause = err.internal as Error & { code?: string };
+          log(err.status === 503 ? `warning: ${req.method} ${path}: ${cause.code ?? ''} ${cause.message}` : `${req.method} ${path} failed: ${cause?.stack ?? String(cause)}`);
+        }
         note.code = err.code;
         if (changes) note.message = err.message;
         sendError(res, err);
