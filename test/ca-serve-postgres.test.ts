@@ -13,6 +13,7 @@ import { createEnrollmentToken } from '../src/ca/tokens.js';
 import { createCsr } from '../src/x509/csr.js';
 import { parseCrl } from '../src/x509/crl.js';
 import { generateKey } from '../src/x509/keys.js';
+import { cliOk } from './support/cli.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { clientCreds, makeCa, request, sleep, startServer, type TestCa } from './ca-serve-support.js';
 
@@ -73,6 +74,21 @@ test('replicas racing to re-sign a due CRL: each signs under the store\'s lock w
   assert.ok(served[0]!.number! > before);
   const stored = parseCrl((await a.ca.store.readCrl('intermediate'))!);
   assert.equal(stored.number, served[0]!.number);
+});
+
+test('token create and token list with --store postgres://… (the built CLI)', async () => {
+  const url = await pg.newDatabase();
+  await migrate(url);
+  const made = await cliOk<{ token: string; id: string; principal: string }>(['token', 'create', '--dir', t.dir, '--store', url, '--user', 'dana', '--team', 'sre', '--ttl', '10m', '--json']);
+  assert.match(made.token, /^mcpt_/);
+  const list = await cliOk<{ tokens: { id: string; status: string; principal: string }[] }>(['token', 'list', '--dir', t.dir, '--store', url, '--json']);
+  assert.deepEqual(list.tokens.map((x) => [x.id, x.principal, x.status]), [[made.id, 'spiffe://acme.test/user/dana', 'unused']]);
+  const ca = Authority.open(t.dir, { store: new PostgresStore(url) });
+  try {
+    assert.equal((await ca.store.readTokens()).length, 1, 'in the database, not the folder');
+  } finally {
+    await ca.store.close();
+  }
 });
 
 test('the database goes away: 503 with Retry-After on /sign and /renew, health says unreachable, the server keeps running', async () => {

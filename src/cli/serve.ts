@@ -7,8 +7,8 @@ import { parseDuration } from '../ca/duration.js';
 import { createCaServer } from '../ca/serve/server.js';
 import { MtlsError } from '../errors.js';
 import { readCertificates } from '../x509/pem.js';
+import { STORE_HELP } from './io.js';
 import { openAuthority } from './issue.js';
-import { closeStore } from './token.js';
 
 /** HOST:PORT, [v6]:PORT */
 export function parseListen(text: string): { host: string; port: number } {
@@ -31,6 +31,7 @@ export function registerServe(ca: Command): void {
     .description('run the CA online over HTTPS: CRLs, certificate renewal over mTLS, enrollment with one-time tokens')
     .requiredOption('--listen <host:port>', 'where to listen, e.g. 0.0.0.0:8443')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--tls-cert <file>', "this server's certificate chain, issued by this CA (`mcp-mtls issue server`)")
     .option('--tls-key <file>', "this server's key")
     .option('--renew-burst <n>', 'renewals a principal may make at once', positiveInt('--renew-burst'), 3)
@@ -95,8 +96,8 @@ stdout: one JSON audit line per state-changing request (never a token or key). S
       });
       const addr = server.address() as AddressInfo;
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      audit({ event: 'serve.start', url: `https://${host}:${addr.port}`, port: addr.port, store: authority.store.location ?? authority.layout.dir, trustDomain: authority.config.trustDomain });
-      log(`listening on https://${host}:${addr.port} (CA ${authority.config.trustDomain}, store ${authority.store.location ?? authority.layout.dir})`);
+      audit({ event: 'serve.start', url: `https://${host}:${addr.port}`, port: addr.port, store: authority.store.location, trustDomain: authority.config.trustDomain });
+      log(`listening on https://${host}:${addr.port} (CA ${authority.config.trustDomain}, store ${authority.store.location})`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           process.off('SIGTERM', onTerm);
@@ -104,7 +105,7 @@ stdout: one JSON audit line per state-changing request (never a token or key). S
           log(`${signal}: draining (at most ${o.grace})`);
           void server
             .shutdown(graceMs)
-            .then(() => closeStore(authority.store))
+            .then(() => authority.store.close())
             .catch((e) => log(`warning: shutdown: ${(e as Error).message}`))
             .finally(() => {
               audit({ event: 'serve.stop', signal });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { formatDuration, parseDuration } from '../ca/duration.js';
 import { createEnrollmentToken, listTokens } from '../ca/tokens.js';
 import { MtlsError } from '../errors.js';
-import { emit, resolveDir } from './io.js';
+import { emit, STORE_HELP } from './io.js';
 import { claimsFrom, openAuthority, principalOptions } from './issue.js';
 import { table } from './list.js';
 
@@ -14,7 +14,8 @@ export function registerToken(program: Command): void {
     token
       .command('create')
       .description('create a one-time enrollment token; the secret is printed once, only its hash is kept')
-      .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)'),
+      .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+      .option('--store <url>', STORE_HELP),
   )
     .requiredOption('--ttl <duration>', 'how long the token can be used, e.g. 15m')
     .option('--cert-ttl <duration>', 'lifetime of the certificate it enrolls (default: the CA config, 24h)')
@@ -41,7 +42,7 @@ export function registerToken(program: Command): void {
           );
         }
       } finally {
-        await closeStore(ca.store);
+        await ca.store.close();
       }
     });
 
@@ -49,13 +50,14 @@ export function registerToken(program: Command): void {
     .command('list')
     .description('enrollment tokens: ids, claims, expiry, used or not (never secrets)')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
+    .option('--store <url>', STORE_HELP)
     .option('--status <status>', 'only unused | used | expired')
     .option('--json', 'print the result as JSON')
     .action(async (o) => {
       if (o.status !== undefined && !['unused', 'used', 'expired'].includes(o.status)) {
         throw new MtlsError('USAGE', `unknown --status "${o.status}"`, { hint: 'use unused, used or expired' });
       }
-      const ca = openAuthority(resolveDir(o.dir), {});
+      const ca = openAuthority(o.dir, o);
       try {
         const tokens = (await listTokens(ca)).filter((t) => !o.status || t.status === o.status);
         emit(o.json, { tokens }, () =>
@@ -67,12 +69,8 @@ export function registerToken(program: Command): void {
               ),
         );
       } finally {
-        await closeStore(ca.store);
+        await ca.store.close();
       }
     });
 }
 
-/** Database stores hold connections; the folder store has nothing to release. */
-export async function closeStore(store: { close?: () => Promise<void> }): Promise<void> {
-  await store.close?.();
-}
