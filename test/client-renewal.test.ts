@@ -17,6 +17,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
+import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -38,7 +39,7 @@ import { policyFromText } from '../src/policy/compile.js';
 import { parseCertificate } from '../src/x509/certificate.js';
 import { verifyCsr } from '../src/x509/csr.js';
 import { generateKey } from '../src/x509/keys.js';
-import { BIN, cliOk, tmpDir } from './support/cli.js';
+import { BIN, cliOk, ROOT, tmpDir } from './support/cli.js';
 import { buildTestServer, TEST_POLICY } from './support/mcp.js';
 
 const YEAR = 365 * 86_400_000;
@@ -276,7 +277,10 @@ test('a PEM folder gets a new key and certificate in one rename (generations), a
     disk = await loadBundle(file);
     assert.deepEqual(spkiOf(disk), spkiOf(second));
     assert.notDeepEqual(spkiOf(second), spkiOf(first));
-    assert.equal(fs.readdirSync(file).filter((f) => f.startsWith('.gen-')).length, 1, 'the previous generation is removed');
+    assert.equal(fs.readdirSync(file).filter((f) => f.startsWith('.gen-')).length, 2, 'the current and the previous generation');
+    renewTtlMs = 7_400_000;
+    await renewer.renewNow();
+    assert.equal(fs.readdirSync(file).filter((f) => f.startsWith('.gen-')).length, 2, 'older generations are removed');
   } finally {
     renewer.stop();
   }
@@ -292,6 +296,44 @@ test('a PEM folder gets a new key and certificate in one rename (generations), a
   assert.deepEqual(fs.readFileSync(path.join(plain.file, 'key.pem')), keyBefore);
   assert.equal(fs.lstatSync(path.join(plain.file, 'cert.pem')).isSymbolicLink(), false);
   assert.equal(parseCertificate((await loadBundle(plain.file)).chain[0]!).serial, keep.status().serial);
+});
+
+test('another process loading the bundles in a loop while they are renewed with new keys never sees a torn file or a key that does not match', async () => {
+  renewTtlMs = 7_200_000;
+  const profile = await makeBundle(3_600_000, 'profile');
+  const folder = await makeBundle(3_600_000, 'pem');
+  const stop = path.join(base, 'reader.stop');
+  const script = path.join(base, 'reader.mts');
+  fs.writeFileSync(script, [
+    `import fs from 'node:fs';`,
+    `import { loadBundle } from ${JSON.stringify(path.join(ROOT, 'src', 'bundle', 'load.ts'))};`,
+    `const [file, dir, stop] = process.argv.slice(2);`,
+    `let ok = 0; const bad = []; const serials = new Set();`,
+    `while (!fs.existsSync(stop)) {`,
+    `  for (const f of [file, dir]) {`,
+    `    try { const b = await loadBundle(f); serials.add(b.identity.serial); ok++; } catch (e) { bad.push(e.message); }`,
+    `  }`,
+    `  if (ok === 2) console.error('ready');`,
+    `}`,
+    `console.log(JSON.stringify({ ok, serials: serials.size, bad: bad.slice(0, 3), badCount: bad.length }));`,
+  ].join('\n'));
+  const child = spawn(process.execPath, ['--import', 'tsx', script, profile.file, folder.file, stop], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await new Promise<void>((r) => child.stderr.on('data', (d) => String(d).includes('ready') && r()));
+  const renewers = [profile, folder].map((b) => createBundleRenewer({ bundle: b.bundle, renewUrl, clock: countingClock() }));
+  const rounds = 12;
+  for (let i = 0; i < rounds; i++) {
+    for (const r of renewers) await r.renewNow();
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  for (const r of renewers) r.stop();
+  fs.writeFileSync(stop, '');
+  await new Promise((r) => child.once('exit', r));
+  const result = JSON.parse(out) as { ok: number; serials: number; bad: string[]; badCount: number };
+  assert.equal(result.badCount, 0, `failed loads: ${result.bad.join(' | ')}`);
+  assert.ok(result.serials > rounds, `the reader saw ${result.serials} certificates`);
+  console.log(`# concurrent reader: ${result.ok} loads across ${rounds} renewals of each bundle (profile, PEM folder), ${result.serials} certificates seen, 0 failed`);
 });
 
 test('PKCS#12 and encrypted profiles are rewritten with their passphrase (and refused without it); renewUrl from the profile', async () => {

@@ -98,9 +98,17 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
   let format: Bundle['source']['format'];
   if (stat.isDirectory()) {
     format = 'pem';
+    // a folder renewed with a new key holds generations (client/bundle-rewrite.ts): all three
+    // files are read from the one `current` points to, never across a renewal
+    let from = resolved;
+    try {
+      from = fs.realpathSync(path.join(resolved, 'current'));
+    } catch {
+      from = resolved;
+    }
     const read = (name: string) => {
       try {
-        return fs.readFileSync(path.join(resolved, name), 'utf8');
+        return fs.readFileSync(path.join(from, name), 'utf8');
       } catch (cause) {
         throw invalid(resolved, `missing ${name} (a PEM bundle folder holds cert.pem, key.pem and ca.pem)`, cause);
       }

@@ -9,7 +9,9 @@
  *   `current` is a symlink to a hidden .gen-<id>/ folder. The first switch points at a copy
  *   of the files as they are (each rename is content-identical), and every renewal then
  *   writes a new generation and renames one symlink: the key and the certificate change in
- *   the same instant. Without a new key only cert.pem changes: one rename, no symlinks.
+ *   the same instant. loadBundle reads all three files from the generation `current` points
+ *   to; the previous generation is kept until the next renewal, for a reader that resolved it
+ *   just before. Without a new key only cert.pem changes: one rename, no symlinks.
  *
  * Modes as everywhere: keys 0600, certificates 0644, private folders 0700.
  */
@@ -137,5 +139,8 @@ function rewritePemFolder(dir: string, chainPem: string, newKeyPem: string | und
   const next = writeGeneration(dir, { cert: chainPem, key: newKeyPem ?? read('key.pem'), ca: read('ca.pem') });
   swapSymlink(path.join(dir, CURRENT), next);
   fsyncDir(dir);
-  if (/^\.gen-[0-9a-z-]+$/.test(previous)) fs.rmSync(path.join(dir, previous), { recursive: true, force: true });
+  // older generations go; the previous one stays, for a reader that resolved `current` just before
+  for (const name of fs.readdirSync(dir)) {
+    if (/^\.gen-[0-9a-z-]+$/.test(name) && name !== next && name !== previous) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+  }
 }
