@@ -9,7 +9,11 @@ import pg from 'pg';
 import { FsStore } from '../src/ca/store/fs-store.js';
 import { MemoryStore } from '../src/ca/store/memory-store.js';
 import { migrate, PostgresStore, SCHEMA_VERSION } from '../src/ca/store/postgres-store.js';
-import { isMtlsError } from '../src/errors.js';
+import type { Store, StoreTransaction } from '../src/ca/store/store.js';
+import { isMtlsError, MtlsError } from '../src/errors.js';
+import { Authority } from '../src/ca/authority.js';
+import { initCa } from '../src/ca/init.js';
+import { tmpDir } from './support/cli.js';
 import { storeContract } from './store-contract.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 
@@ -83,4 +87,35 @@ test('postgres: an unreachable server is a clear STORE_UNAVAILABLE error', async
   const store = new PostgresStore('postgres://nobody@127.0.0.1:1/none');
   await assert.rejects(store.readIndex(), (e) => isMtlsError(e, 'STORE_UNAVAILABLE') && /cannot use the store postgres:\/\/nobody@127\.0\.0\.1:1\/none/.test(e.message));
   await store.close();
+});
+
+test('the authority signs again with new serials when the store reports SERIAL_TAKEN (another process won the serial)', async () => {
+  const dir = tmpDir('mcp-mtls-retry-');
+  initCa({ dir, trustDomain: 'acme.test', rootTtlMs: 10 * 365 * 86400_000, intermediateTtlMs: 5 * 365 * 86400_000 });
+  const inner = new MemoryStore();
+  let refusals = 2;
+  const tried: string[] = [];
+  const racing: Store = Object.assign(Object.create(inner) as Store, {
+    location: 'racing',
+    transaction: <T>(fn: (tx: StoreTransaction) => T | Promise<T>) =>
+      inner.transaction((tx) =>
+        fn({
+          ...tx,
+          commitIssued: async (items, audit) => {
+            tried.push(items[0]!.record.serial);
+            if (refusals-- > 0) throw new MtlsError('SERIAL_TAKEN', 'taken by another process');
+            return tx.commitIssued(items, audit);
+          },
+        }),
+      ),
+    readIndex: () => inner.readIndex(),
+  });
+  const ca = Authority.open(dir, { store: racing });
+  const issued = await ca.issueClient({ kind: 'user', id: 'alice', teams: [], roles: [] });
+  assert.equal(tried.length, 3);
+  assert.equal(new Set(tried).size, 3, 'a new serial each time');
+  assert.equal(issued.record.serial, tried[2]);
+  assert.deepEqual((await inner.readIndex()).map((r) => r.serial), [tried[2]]);
+  refusals = 99;
+  await assert.rejects(ca.issueClient({ kind: 'user', id: 'bob', teams: [], roles: [] }), (e) => isMtlsError(e, 'SERIAL_TAKEN'));
 });

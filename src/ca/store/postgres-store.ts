@@ -199,6 +199,13 @@ function newerSchema(url: string, version: number): MtlsError {
   });
 }
 
+/** An error of the database or the connection to it (not one of the caller's own). */
+function isDriverError(e: unknown): boolean {
+  if (e instanceof MtlsError || !(e instanceof Error)) return false;
+  const x = e as { severity?: unknown; code?: unknown };
+  return x.severity !== undefined || (typeof x.code === 'string' && /^E[A-Z]+$/.test(x.code)) || /Connection terminated|timeout exceeded when trying to connect/i.test(e.message);
+}
+
 const isUniqueViolation = (e: unknown, constraint?: string) =>
   (e as { code?: string }).code === '23505' && (constraint === undefined || (e as { constraint?: string }).constraint === constraint);
 
@@ -289,7 +296,7 @@ export class PostgresStore implements Store {
       await c.query('ROLLBACK').catch(() => {
         broken = true;
       });
-      throw e instanceof MtlsError ? e : unavailable(this.#url, e);
+      throw isDriverError(e) ? unavailable(this.#url, e) : e; // the caller's own errors pass unchanged
     } finally {
       c.release(broken);
     }
