@@ -482,7 +482,7 @@ test('a returned certificate with another key or other claims is refused: not us
   }
 });
 
-test('the RenewingAgent: requests in flight finish on the old connection while new ones use the new certificate', async () => {
+test('the RenewingAgent: requests in flight (and 60 concurrent ones) finish while new ones use the new certificate', async () => {
   renewTtlMs = 7_200_000;
   const { bundle } = await makeBundle(3_600_000);
   const renewer = createBundleRenewer({ bundle, renewUrl, write: false, clock: countingClock() });
@@ -494,10 +494,16 @@ test('the RenewingAgent: requests in flight finish on the old connection while n
   await client.connect(transport);
   try {
     const slow = client.callTool({ name: 'slow', arguments: {} });
+    const before = Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'search', arguments: { q: `a${i}` } }));
     await new Promise((r) => setTimeout(r, 5));
-    await renewer.renewNow();
+    const renewing = renewer.renewNow();
+    const during = Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'search', arguments: { q: `b${i}` } }));
+    await renewing;
+    const afterSwap = Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'search', arguments: { q: `c${i}` } }));
     assert.equal(agent.swaps, 1);
     assert.equal(text(await slow), 'done', 'the call in flight completed');
+    const answers = (await Promise.all([...before, ...during, ...afterSwap])).map(text);
+    assert.deepEqual(answers, ['a', 'b', 'c'].flatMap((p) => Array.from({ length: 20 }, (_, i) => `results for ${p}${i}`)), '60 concurrent calls around the swap all answered');
     const who = JSON.parse(text(await client.callTool({ name: 'who', arguments: {} }))) as { identity: { serial: string } };
     assert.equal(who.identity.serial.replace(/^0+/, ''), renewer.status().serial.replace(/^0+/, ''), 'the next request presented the new certificate');
   } finally {
