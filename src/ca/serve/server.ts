@@ -213,6 +213,9 @@ export function createCaServer(options: CaServerOptions): CaServer {
       requestCert: true,
       rejectUnauthorized: false, // /crl, /sign and /healthz need no certificate; /renew says why one is refused
       minVersion: 'TLSv1.2',
+      // a client that trickles its headers or body is cut off (the defaults are minutes)
+      headersTimeout: 10_000,
+      requestTimeout: 30_000,
     },
     (req, res) => {
       const started = performance.now();
