@@ -45,7 +45,7 @@ import { buildTestServer, TEST_POLICY } from './support/mcp.js';
 const YEAR = 365 * 86_400_000;
 
 /** What the test CA does with the next /renew calls (shifted off a queue; then `mode`). */
-type Mode = 'ok' | '429' | '503' | '403' | 'wrong-key' | 'other-claims';
+type Mode = 'ok' | '429' | '503' | '500' | '403' | 'wrong-key' | 'other-claims';
 
 interface CaCall {
   at: number;
@@ -106,6 +106,7 @@ before(async () => {
     if (req.method !== 'POST' || req.url !== '/renew') return void (record(404), jsonError(res, 404, 'not_found', 'no such route'));
     if (current === '429') return void (record(429), jsonError(res, 429, 'rate_limited', 'too many renewals', { 'retry-after': '1' }));
     if (current === '503') return void (record(503), jsonError(res, 503, 'unavailable', 'store down', { 'retry-after': '1' }));
+    if (current === '500') return void (record(500), jsonError(res, 500, 'internal', 'internal error'));
     if (current === '403') return void (record(403), jsonError(res, 403, 'certificate_revoked', 'the certificate was revoked (keyCompromise)'));
     const der = (req.socket as TLSSocket).getPeerCertificate().raw;
     const id = decodeIdentity(der);
@@ -211,6 +212,42 @@ test('the schedule: two thirds of notBefore..notAfter, earlier by at most the ji
   const withUrl = createBundleRenewer({ bundle: { ...bundle, renewUrl }, write: false, clock: fake });
   assert.equal(withUrl.renewUrl.href, renewUrl);
   withUrl.stop();
+});
+
+test('long and ending lifetimes: a renewal months away is reached in timer steps; retries stop before expiry', async () => {
+  // a 1-year certificate: the renewal is 8 months away, beyond what one Node timer holds
+  const { bundle } = await makeBundle(365 * 86_400_000);
+  let now = Date.now();
+  const timers: { fn: () => void; ms: number }[] = [];
+  const fake: RenewalClock = { now: () => now, setTimeout: (fn, ms) => (timers.push({ fn, ms }), timers.length), clearTimeout: () => undefined };
+  const renewer = createBundleRenewer({ bundle, renewUrl, write: false, clock: fake, random: () => 0 });
+  const due = renewer.status().nextAttemptAt!.getTime();
+  assert.equal(timers.at(-1)!.ms, 2 ** 31 - 1, 'a first step of 24.8 days');
+  while (timers.at(-1)!.ms === 2 ** 31 - 1) {
+    now += 2 ** 31 - 1;
+    timers.at(-1)!.fn();
+  }
+  assert.equal(now + timers.at(-1)!.ms, due, 'the last step ends at the renewal time');
+  assert.equal(renewer.status().state, 'scheduled', 'no early renewal');
+  renewer.stop();
+
+  // close to the end: a retry is never scheduled past a second before notAfter, and then it gives up
+  renewTtlMs = 7_200_000;
+  const ending = await makeBundle(3_600_000);
+  const end = ending.bundle.notAfter.getTime();
+  now = end - 5_000;
+  const logs: string[] = [];
+  const last = createBundleRenewer({ bundle: ending.bundle, renewUrl, write: false, clock: fake, backoff: { initialMs: 60_000 }, log: (l) => logs.push(l) });
+  queue.push('500');
+  await assert.rejects(last.renewNow());
+  assert.equal(last.status().nextAttemptAt!.getTime(), end - 1000, 'one last try a second before the end (not after the 60 s backoff)');
+  now = end - 900;
+  queue.push('500');
+  await assert.rejects(last.renewNow());
+  assert.equal(last.status().state, 'expired');
+  assert.equal(last.status().nextAttemptAt, undefined);
+  assert.match(logs.at(-1)!, /expires now .*Make a new bundle/);
+  last.stop();
 });
 
 test('a real SDK client keeps calling a tool across renewals (short real lifetime): no failed call, new certificate on new connections, bundle replaced atomically', async () => {

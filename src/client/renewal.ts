@@ -30,6 +30,9 @@ import type { CredentialSource } from './agent.js';
 import { bundleKeyEncrypted, rewriteBundle } from './bundle-rewrite.js';
 import { RenewalHttpError, requestRenewal } from './renew-request.js';
 
+/** The longest delay a Node timer holds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Timers and the time, injectable for tests. */
 export interface RenewalClock {
   now(): number;
@@ -41,7 +44,7 @@ export interface RenewalClock {
 export const systemClock: RenewalClock = {
   now: () => Date.now(),
   setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, Math.min(Math.max(0, ms), 2 ** 31 - 1));
+    const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     t.unref();
     return t;
   },
@@ -241,10 +244,17 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     if (timer !== undefined) clock.clearTimeout(timer);
     state = next;
     nextAttemptAt = at;
-    timer = clock.setTimeout(() => {
-      timer = undefined;
-      void attempt().catch(() => undefined);
-    }, at.getTime() - clock.now());
+    // timers hold at most 2^31-1 ms (24.8 days): a later renewal is reached in steps
+    const arm = () => {
+      const ms = at.getTime() - clock.now();
+      timer = ms > MAX_TIMER_MS
+        ? clock.setTimeout(arm, MAX_TIMER_MS)
+        : clock.setTimeout(() => {
+            timer = undefined;
+            void attempt().catch(() => undefined);
+          }, ms);
+    };
+    arm();
   };
 
   const scheduleRenewal = (afterRenewal = false) => {
