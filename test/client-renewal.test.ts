@@ -20,6 +20,7 @@ import type { TLSSocket } from 'node:tls';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client as Client2 } from '@modelcontextprotocol/client';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { loadBundle, type Bundle } from '../src/bundle/load.js';
 import { writeBundle, type BundleFormat } from '../src/bundle/write.js';
@@ -31,7 +32,7 @@ import { decodeIdentity } from '../src/identity/decode.js';
 import { createMtlsAgent, createMtlsFetch, RenewingAgent } from '../src/client/agent.js';
 import { RenewalHttpError } from '../src/client/renew-request.js';
 import { createBundleRenewer, renewalTime, systemClock, type RenewalClock } from '../src/client/renewal.js';
-import { createSdk1Transport } from '../src/client/transports.js';
+import { createSdk1Transport, createSdk2Transport } from '../src/client/transports.js';
 import { memoryAudit } from '../src/server/audit.js';
 import { createMcpSdk1Handler } from '../src/server/mcp-sdk1.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer } from '../src/server/mtls-server.js';
@@ -550,7 +551,7 @@ test('the RenewingAgent: requests in flight (and 60 concurrent ones) finish whil
   }
 });
 
-test('a transport with `renew: { url }` makes its own renewer and stops it when it closes', async () => {
+test('a transport with `renew: { url }` makes its own renewer and stops it when it closes; the SDK 2.x transport follows a renewer', async () => {
   renewTtlMs = 7_200_000;
   const { bundle } = await makeBundle(3_600_000);
   const clock = countingClock();
@@ -560,6 +561,20 @@ test('a transport with `renew: { url }` makes its own renewer and stops it when 
   assert.equal(clock.live.size, 1, 'the renewal is scheduled');
   await client.close();
   assert.equal(clock.live.size, 0, 'closing the transport stopped the renewer');
+  // the SDK 2.x client with a renewer
+  const { bundle: b2 } = await makeBundle(3_600_000);
+  const renewer = createBundleRenewer({ bundle: b2, renewUrl, write: false, clock: countingClock() });
+  const client2 = new Client2({ name: 'sdk2', version: '1.0.0' });
+  await client2.connect(await createSdk2Transport(renewer));
+  try {
+    assert.equal(text(await client2.callTool({ name: 'search', arguments: { q: 'before' } })), 'results for before');
+    await renewer.renewNow();
+    const who = JSON.parse(text(await client2.callTool({ name: 'who', arguments: {} }))) as { identity: { serial: string } };
+    assert.equal(who.identity.serial.replace(/^0+/, ''), renewer.status().serial.replace(/^0+/, ''));
+  } finally {
+    await client2.close();
+    renewer.stop();
+  }
 });
 
 test('mcp-mtls connect --renew-url renews while bridging: calls go on, logs on stderr only, the bundle file is rewritten', async () => {
