@@ -110,6 +110,14 @@ describe('ca serve', () => {
     const r2 = await req({ path: '/renew', method: 'POST', creds: { cert: r.text(), key: privateKeyPem(key.pkcs8) }, headers: { 'content-type': 'application/pkcs10' }, body: createCsr(key2, 'x') });
     assert.equal(r2.status, 200, r2.text());
     assert.deepEqual(leafOf(r2.text()).spki, key2.spki);
+    // PEM under the other accepted content types
+    const erin = await clientCreds(t.ca, { id: 'erin' });
+    for (const type of ['application/x-pem-file', 'text/plain; charset=utf-8']) {
+      const k = generateKey('ec-p256');
+      const r3 = await req({ path: '/renew', method: 'POST', creds: erin, headers: { 'content-type': type }, body: pemEncode('CERTIFICATE REQUEST', createCsr(k, 'x')) });
+      assert.equal(r3.status, 200, `${type}: ${r3.text()}`);
+      assert.deepEqual(leafOf(r3.text()).spki, k.spki);
+    }
   });
 
   test('/renew with an empty body keeps the public key and the lifetime', async () => {
