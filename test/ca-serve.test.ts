@@ -176,6 +176,8 @@ describe('ca serve', () => {
     await sleep(Math.max(0, leafOf(short.cert).notAfter.getTime() - Date.now() + 1100));
     const expired = await req({ path: '/renew', method: 'POST', creds: short });
     assert.deepEqual([expired.status, expired.json().error?.code], [401, 'CERT_EXPIRED']);
+    const audited = srv.audit.filter((e) => e.event === 'ca.renew' && e.code === 'CERT_EXPIRED');
+    assert.deepEqual(audited.map((e) => [e.status, e.fingerprint !== undefined]), [[401, true]], 'the audit names the refused certificate');
   });
 
   test('/sign: a one-time token, claims from the token only, refusals leave no trace but the audit', async () => {

@@ -20,6 +20,8 @@ export class HttpError extends Error {
     message: string,
     readonly hint?: string,
     readonly headers: Readonly<Record<string, string>> = {},
+    /** what the audit line should add (the refused certificate's serial, ...); never a secret */
+    readonly audit: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
   }

@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics of `ca serve` (text format 0.0.4), same style as the gateway's:
  * requests by route and status, certificates issued by route, renewals, token refusals by
- * reason, CRL re-signs, and request latency as a histogram per route.
+ * reason, CRL re-signs, failed TLS handshakes, and request latency as a histogram per route.
  */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -20,6 +20,7 @@ export class CaServeMetrics {
   readonly #resigns = new Map<string, number>();
   readonly #latency = new Map<string, { buckets: number[]; sum: number; count: number }>();
   #renewals = 0;
+  #tlsFailures = 0;
 
   request(route: string, status: number, seconds: number): void {
     const k = `route="${label(route)}",status="${status}"`;
@@ -40,6 +41,10 @@ export class CaServeMetrics {
     this.#refusals.set(reason, (this.#refusals.get(reason) ?? 0) + 1);
   }
 
+  tlsFailure(): void {
+    this.#tlsFailures++;
+  }
+
   crlResigned(which: string): void {
     this.#resigns.set(which, (this.#resigns.get(which) ?? 0) + 1);
   }
@@ -55,6 +60,7 @@ export class CaServeMetrics {
     counter('mcp_mtls_ca_certificates_issued_total', 'certificates issued, by route', [...this.#issued].map(([r, v]) => [`route="${r}"`, v] as [string, number]));
     counter('mcp_mtls_ca_renewals_total', 'certificates renewed over POST /renew', [['', this.#renewals]]);
     counter('mcp_mtls_ca_token_refusals_total', 'enrollment tokens refused, by reason', [...this.#refusals].map(([r, v]) => [`reason="${label(r)}"`, v] as [string, number]));
+    counter('mcp_mtls_ca_tls_handshake_failures_total', 'TLS handshakes that failed (no HTTP request was read)', [['', this.#tlsFailures]]);
     counter('mcp_mtls_ca_crl_resigns_total', 'CRLs re-signed by this process, by CA', [...this.#resigns].map(([r, v]) => [`crl="${r}"`, v] as [string, number]));
     out.push('# HELP mcp_mtls_ca_crl_next_update_seconds seconds until the stored CRL reaches its nextUpdate (negative: expired)', '# TYPE mcp_mtls_ca_crl_next_update_seconds gauge');
     for (const [which, c] of Object.entries(crls)) if (c) out.push(`mcp_mtls_ca_crl_next_update_seconds{crl="${which}",number="${c.number}"} ${Math.round(c.remainingMs / 1000)}`);

@@ -72,7 +72,7 @@ export function createPeerChecker(ca: Authority): PeerChecker {
       const auth = authenticator.authenticate(socket);
       if (!auth.ok) {
         const [status, code] = STATUS[auth.reason];
-        throw new HttpError(status, code, auth.message, HINTS[auth.reason]);
+        throw new HttpError(status, code, auth.message, HINTS[auth.reason], {}, { ...(auth.serial ? { serial: auth.serial } : {}), ...(auth.fingerprint ? { fingerprint: auth.fingerprint } : {}) });
       }
       const id = auth.identity;
       if (auth.issuer?.intermediate?.serial !== ca.intermediate.serial) {

@@ -247,6 +247,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
           const cause = err.internal as Error & { code?: string };
           log(err.status === 503 ? `warning: ${req.method} ${path}: ${cause.code ?? ''} ${cause.message}` : `${req.method} ${path} failed: ${cause?.stack ?? String(cause)}`);
         }
+        Object.assign(note, err.audit);
         note.code = err.code;
         if (changes) note.message = err.message;
         sendError(res, err);
@@ -256,7 +257,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
 
   server.on('listening', () => crls.start());
   server.on('close', () => void crls.stop());
-  server.on('tlsClientError', (e) => log(`TLS handshake failed: ${e.message}`));
+  server.on('tlsClientError', () => metrics.tlsFailure()); // counted, not logged: scanners would flood the log
 
   Object.assign(server, {
     metrics,
