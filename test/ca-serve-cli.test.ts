@@ -11,7 +11,7 @@ import readline from 'node:readline';
 import { test } from 'node:test';
 import { createCsr } from '../src/x509/csr.js';
 import { generateKey, privateKeyPem } from '../src/x509/keys.js';
-import { BIN, cli, cliOk, tmpDir } from './support/cli.js';
+import { BIN, cli, cliOk, ROOT, run, tmpDir } from './support/cli.js';
 import { request } from './ca-serve-support.js';
 
 test('ca serve from the CLI: token create, POST /sign, POST /renew, token list, SIGTERM exits 0', async () => {
@@ -77,4 +77,11 @@ test('ca serve from the CLI: token create, POST /sign, POST /renew, token list, 
   assert.ok(!JSON.stringify(lines).includes(secret.slice(22)), 'no secret on stdout');
   assert.match(stderr, /listening on https:\/\/127\.0\.0\.1:\d+/);
   assert.match(stderr, /SIGTERM: draining/);
+});
+
+test('bench/ca-serve runs (smoke: a fraction of a second per phase) and prints its ratios', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'ca-serve.ts')], { env: { BENCH_SECONDS: '0.3', BENCH_TOKENS: '10', BENCH_CLIENTS: '2' } });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  for (const what of ['in-process issue', 'POST /sign', 'POST /renew']) assert.match(r.stdout, new RegExp(`^folder\\s+${what.replace('/', '\\/')}\\s+\\d+\\s+\\d+\\.\\d\\d`, 'm'));
+  assert.doesNotMatch(r.stdout, /failed/);
 });
