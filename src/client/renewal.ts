@@ -19,7 +19,7 @@
  * Timers are unref'd (a renewer alone does not keep a process alive) and stop() clears them.
  */
 import crypto, { type KeyObject } from 'node:crypto';
-import { checkBundle, type Bundle } from '../bundle/load.js';
+import { checkBundle, loadBundle, type Bundle } from '../bundle/load.js';
 import { isMtlsError, MtlsError } from '../errors.js';
 import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
 import { commonNameOf, parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
@@ -411,4 +411,11 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
       listeners.clear();
     },
   };
+}
+
+/** loadBundle(file) then createBundleRenewer: the passphrase, when given, serves both. */
+export async function loadBundleRenewer(file: string, options: Omit<BundleRenewerOptions, 'bundle'>): Promise<BundleRenewer> {
+  const secret = options.passphrase;
+  const bundle = await loadBundle(file, secret === undefined ? {} : { passphrase: typeof secret === 'string' ? () => secret : secret });
+  return createBundleRenewer({ ...options, bundle });
 }
