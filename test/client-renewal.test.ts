@@ -602,6 +602,9 @@ test('mcp-mtls connect --renew-url renews while bridging: calls go on, logs on s
   assert.notDeepEqual(spkiOf(disk), spkiOf(bundle));
   assert.ok(disk.notAfter > bundle.notAfter);
   console.log(`# bridge: ${ok} calls across 2 renewals, 0 failed`);
+  // the desktop entry carries the flag
+  const entry = await cliOk<{ mcpServers: Record<string, { args: string[] }> }>(['client-config', '--client', 'cursor', '--name', 'acme', '--bundle', file, '--renew-url', renewUrl, '--json'], { env: { HOME: base } });
+  assert.deepEqual(entry.mcpServers.acme!.args.slice(-4), ['--bundle', file, '--renew-url', renewUrl]);
 });
 
 test('against the real `ca serve`: renewal with a new key and with the same key, and its rate limit (429 + Retry-After) is retried', async () => {
