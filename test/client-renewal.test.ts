@@ -207,6 +207,11 @@ test('the schedule: two thirds of notBefore..notAfter, earlier by at most the ji
     assert.equal(renewer.status().nextAttemptAt, undefined);
   }
   assert.equal(renewalTime(new Date(0), new Date(3000)).getTime(), 2000);
+  // already due at start: spread over up to 30 s rather than all at once
+  const late: RenewalClock = { ...fake, now: () => leaf.notBefore.getTime() + life * 0.9 };
+  const due = createBundleRenewer({ bundle, renewUrl, write: false, clock: late, random: () => 0.5 });
+  assert.equal(due.status().nextAttemptAt!.getTime() - late.now(), 15_000);
+  due.stop();
   // the URL comes from the option or the bundle profile, https only
   assert.throws(() => createBundleRenewer({ bundle, write: false }), (e) => isMtlsError(e, 'USAGE'));
   assert.throws(() => createBundleRenewer({ bundle, renewUrl: 'http://ca/renew', write: false }), (e) => isMtlsError(e, 'BAD_ARGUMENT'));

@@ -260,8 +260,11 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
   const scheduleRenewal = (afterRenewal = false) => {
     const leaf = leafOf(bundle);
     let at = renewalTime(leaf.notBefore, leaf.notAfter, fraction, jitter, random);
+    const now = clock.now();
     // a certificate already due when it arrives (a CA clock behind ours): not again at once
-    if (afterRenewal && at.getTime() < clock.now() + 1000) at = new Date(clock.now() + 1000);
+    if (afterRenewal && at.getTime() < now + 1000) at = new Date(now + 1000);
+    // already due at start (a fleet restarted after a night): spread over up to 30 s, not all at once
+    if (!afterRenewal && at.getTime() < now) at = new Date(now + random() * Math.min(30_000, jitter * (leaf.notAfter.getTime() - leaf.notBefore.getTime())));
     schedule(at, 'scheduled');
     log(`certificate ${leaf.serial} valid until ${leaf.notAfter.toISOString()}; renewal at ${at.toISOString()} through ${renewUrl.href}`);
   };
