@@ -60,6 +60,7 @@ if (process.argv[2] === 'child') {
   });
   server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
   process.on('message', (m) => {
+    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
     if (m === 'stop') void server.shutdown(2000).then(() => store?.close()).then(() => process.exit(0));
   });
 } else {
@@ -74,13 +75,14 @@ async function newCa(s: StoreKind): Promise<{ dir: string; ca: Authority; store:
   return { dir, ca: Authority.open(dir, store ? { store } : {}), store };
 }
 
-async function inProcess(s: StoreKind): Promise<number> {
+async function inProcess(s: StoreKind): Promise<{ perSec: number; cpuMs: number }> {
   const { ca, store } = await newCa(s);
   const spki = generateKey('ec-p256').spki;
   await ca.issueClient({ kind: 'user', id: 'warmup', teams: [], roles: [], spki });
   // as many concurrent callers as the server gets clients, so that the ratio compares like with like
   let n = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const end = t0 + SECONDS * 1000;
   await Promise.all(
     Array.from({ length: CLIENTS }, async () => {
@@ -90,11 +92,14 @@ async function inProcess(s: StoreKind): Promise<number> {
     }),
   );
   const rate = n / ((performance.now() - t0) / 1000);
+  const c = process.cpuUsage(cpu0);
   await store?.close();
-  return rate;
+  return { perSec: rate, cpuMs: (c.user + c.system) / 1000 / n };
 }
 
 interface Phase {
+  /** server CPU (user + system) per successful request, ms */
+  cpuMs?: number;
   perSec: number;
   ok: number;
   failed: number;
@@ -144,6 +149,19 @@ async function online(s: StoreKind): Promise<{ sign: Phase; renew: Phase }> {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`ca serve child exited ${code}`)));
   });
+  const cpu = () =>
+    new Promise<number>((resolve) => {
+      child.once('message', (m) => {
+        const c = (m as { cpu: NodeJS.CpuUsage }).cpu;
+        resolve((c.user + c.system) / 1000);
+      });
+      child.send('cpu');
+    });
+  const measured = async (fn: () => Promise<Phase>): Promise<Phase> => {
+    const before = await cpu();
+    const p = await fn();
+    return { ...p, cpuMs: ((await cpu()) - before) / Math.max(1, p.ok + p.failed) };
+  };
   try {
     // POST /sign: tokens and CSRs made beforehand (not measured)
     const secrets: string[] = [];
@@ -151,10 +169,12 @@ async function online(s: StoreKind): Promise<{ sign: Phase; renew: Phase }> {
     const csrs = Array.from({ length: CLIENTS }, (_, i) => createCsr(generateKey('ec-p256'), `c${i}`));
     const signAgents = Array.from({ length: CLIENTS }, () => new https.Agent({ keepAlive: true, maxSockets: 1, ca: ca.rootPem }));
     let t = 0;
-    const sign = await drive(CLIENTS, (i) => {
-      const secret = secrets[t++];
-      return secret ? () => post(signAgents[i]!, port, '/sign', { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, csrs[i]) : undefined;
-    });
+    const sign = await measured(() =>
+      drive(CLIENTS, (i) => {
+        const secret = secrets[t++];
+        return secret ? () => post(signAgents[i]!, port, '/sign', { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, csrs[i]) : undefined;
+      }),
+    );
     for (const a of signAgents) a.destroy();
 
     // POST /renew: one certificate per client, empty body (same key)
@@ -165,7 +185,7 @@ async function online(s: StoreKind): Promise<{ sign: Phase; renew: Phase }> {
       }),
     );
     const end = performance.now() + SECONDS * 1000;
-    const renew = await drive(CLIENTS, (i) => (performance.now() < end ? () => post(renewAgents[i]!, port, '/renew', {}) : undefined));
+    const renew = await measured(() => drive(CLIENTS, (i) => (performance.now() < end ? () => post(renewAgents[i]!, port, '/renew', {}) : undefined)));
     for (const a of renewAgents) a.destroy();
     return { sign, renew };
   } finally {
@@ -197,14 +217,16 @@ async function main(): Promise<void> {
     const r = await online(k.store);
     const f = (n: number) => n.toFixed(0);
     const ms = (p: Phase) => `p50 ${p.p50.toFixed(1)} ms, p99 ${p.p99.toFixed(1)} ms${p.failed ? `, ${p.failed} failed` : ''}`;
-    rows.push([k.label, 'in-process issue', f(base), '1.00', '']);
-    rows.push([k.label, 'POST /sign', f(r.sign.perSec), (r.sign.perSec / base).toFixed(2), ms(r.sign)]);
-    rows.push([k.label, 'POST /renew', f(r.renew.perSec), (r.renew.perSec / base).toFixed(2), ms(r.renew)]);
+    rows.push([k.label, 'in-process issue', f(base.perSec), '1.00', base.cpuMs.toFixed(2), '1.00', '']);
+    for (const [what, p] of [['POST /sign', r.sign], ['POST /renew', r.renew]] as const) {
+      rows.push([k.label, what, f(p.perSec), (p.perSec / base.perSec).toFixed(2), (p.cpuMs ?? 0).toFixed(2), ((p.cpuMs ?? 0) / base.cpuMs).toFixed(2), ms(p)]);
+    }
     await k.stop?.();
   }
-  const widths = [8, 17, 8, 6];
-  console.log(['store', 'what', 'per s', 'ratio', 'latency'].map((h, i) => h.padEnd(widths[i] ?? 0)).join('  '));
+  const widths = [8, 17, 6, 6, 7, 6];
+  console.log(['store', 'what', 'per s', 'ratio', 'cpu ms', 'ratio', 'latency'].map((h, i) => h.padEnd(widths[i] ?? 0)).join('  '));
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  '));
   if (pgNote) console.log(pgNote);
-  console.log('ratio: the route\'s rate over the in-process issuance rate of the same store (1.00 = the HTTP, TLS, token and record checks cost nothing)');
+  console.log('per s ratio: the route\'s rate over the in-process issuance rate of the same store (1.00 = HTTP, TLS, token and record checks cost nothing)');
+  console.log('cpu ms: CPU time of the issuing process per certificate (the server process for the routes); its ratio is steadier than rates on a busy machine');
 }
