@@ -125,6 +125,30 @@ test('refusals: a password in the URL, an unmigrated database (hint: ca migrate)
   fs.rmSync(base, { recursive: true, force: true });
 });
 
+test('ca init --store: the CA state lives in the database from the start; a database in use is refused before anything is written', async () => {
+  const base = tmpDir();
+  const pki = path.join(base, 'pki');
+  const url = await server.newDatabase();
+  const init = await cliOk<{ store: string }>(['ca', 'init', '--dir', pki, '--trust-domain', 'acme.test', '--store', url, '--json']);
+  assert.equal(init.store, url);
+  assert.match(fs.readFileSync(path.join(pki, 'config.yaml'), 'utf8'), new RegExp(`store: ${url}`));
+  assert.equal(fs.existsSync(path.join(pki, 'crl')), false, 'no folder CRL to go stale');
+  assert.equal(fs.existsSync(path.join(pki, 'audit.log')), false);
+  const alice = await cliOk<{ serial: string }>(['issue', 'client', '--dir', pki, '--user', 'alice', '--out', path.join(base, 'out'), '--json']);
+  await cliOk(['revoke', alice.serial, '--dir', pki, '--reason', 'keyCompromise']);
+  const crl = await cliOk<{ intermediate: { number: string; entries: number }; root: { number: string } }>(['crl', '--dir', pki, '--out', path.join(base, 'crl') + '/', '--json']);
+  assert.deepEqual([crl.intermediate.number, crl.intermediate.entries, crl.root.number], ['3', 1, '2']);
+  assert.ok(fs.existsSync(path.join(base, 'crl', 'intermediate.crl')));
+  const status = await cliOk<{ store: string; certificates: { revoked: number } }>(['ca', 'status', '--dir', pki, '--json']);
+  assert.equal(status.store, url);
+  assert.equal(status.certificates.revoked, 1);
+  const second = await cli(['ca', 'init', '--dir', path.join(base, 'other'), '--trust-domain', 'acme.test', '--store', url]);
+  assert.equal(second.code, 73, second.stderr);
+  assert.match(second.stderr, /already holds a CA state/);
+  assert.equal(fs.existsSync(path.join(base, 'other')), false, 'nothing written');
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
 test('the database password: PGPASSWORD, else the matching ~/.pgpass line (only when the file is private)', () => {
   const dir = tmpDir();
   const file = path.join(dir, 'pgpass');

@@ -33,6 +33,8 @@ export interface InitOptions {
   /** opt-in name constraints on the intermediate: the trust domain plus these DNS names */
   readonly nameConstraints?: { readonly dns: readonly string[] };
   readonly crlUrl?: string;
+  /** a database store URL recorded in config.yaml (`store:`); the caller moves the initial state there */
+  readonly store?: string;
   readonly now?: Date;
 }
 
@@ -112,6 +114,7 @@ export function initCa(options: InitOptions): InitResult {
     nameConstraints: { enabled: options.nameConstraints !== undefined, dns: [...(options.nameConstraints?.dns ?? [])] },
     ...(options.crlUrl ? { crlUrl: options.crlUrl } : {}),
     defaults: { clientTtl: '24h', serverTtl: '90d', crlTtl: DEFAULT_CRL_TTL },
+    ...(options.store ? { store: options.store } : {}),
   };
 
   fs.mkdirSync(layout.dir, { recursive: true, mode: 0o755 });

@@ -5,7 +5,7 @@ import { parseDuration } from '../ca/duration.js';
 import { parseKeyType } from '../x509/keys.js';
 import { collect, emit, readPassphrase, resolveDir } from './io.js';
 import { MtlsError } from '../errors.js';
-import { registerStore } from './store.js';
+import { prepareInitStore, registerStore } from './store.js';
 
 export function registerCa(program: Command): Command {
   const ca = program.command('ca').description('create and manage the certificate authority');
@@ -23,15 +23,18 @@ export function registerCa(program: Command): Command {
     .option('--name-constraints', 'constrain the intermediate to the trust domain (and --permit-dns names)')
     .option('--permit-dns <name>', 'with --name-constraints: a DNS suffix servers may use (repeatable)', collect, [])
     .option('--crl-url <url>', 'CRL distribution point written into issued certificates')
+    .option('--store <url>', 'keep the CA state in this PostgreSQL database (migrated, must be empty) instead of the folder; config.yaml records it')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls ca init --trust-domain acme.test --name "Acme MCP CA" --encrypt-keys')
     .action(async (o) => {
       if (o.permitDns.length && !o.nameConstraints) {
         throw new MtlsError('USAGE', '--permit-dns needs --name-constraints', { hint: 'add --name-constraints' });
       }
+      const initStore = o.store ? await prepareInitStore(o.store) : undefined; // refused before anything is written
       const passphrase = o.encryptKeys ? await readPassphrase(o, 'New CA key passphrase: ', true) : undefined;
       const result = initCa({
         dir: resolveDir(o.dir),
+        ...(initStore ? { store: initStore.url } : {}),
         trustDomain: o.trustDomain,
         ...(o.name ? { name: o.name } : {}),
         ...(o.org ? { organization: o.org } : {}),
@@ -42,9 +45,11 @@ export function registerCa(program: Command): Command {
         ...(o.nameConstraints ? { nameConstraints: { dns: o.permitDns } } : {}),
         ...(o.crlUrl ? { crlUrl: o.crlUrl } : {}),
       });
-      emit(o.json, { trustDomain: result.config.trustDomain, keyType: result.config.keyType, encryptedKeys: result.config.encryptedKeys, files: result.files }, () =>
+      if (initStore) await initStore.moveState(resolveDir(o.dir));
+      emit(o.json, { trustDomain: result.config.trustDomain, keyType: result.config.keyType, encryptedKeys: result.config.encryptedKeys, files: result.files, ...(initStore ? { store: initStore.url } : {}) }, () =>
         [
           `Created CA for trust domain ${result.config.trustDomain} (${result.config.keyType}${result.config.encryptedKeys ? ', encrypted keys' : ''})`,
+          ...(initStore ? [`  state (certificates, CRLs, audit) in ${initStore.url}`] : []),
           `  root certificate:         ${result.files.rootCert}`,
           `  intermediate certificate: ${result.files.intermediateCert}`,
           `  keys (keep private):      ${result.files.rootKey}, ${result.files.intermediateKey}`,

@@ -79,6 +79,7 @@ export function registerLifecycle(program: Command, ca: Command): void {
       const count = (s: string) => entries.filter((e) => e.status === s).length;
       const status = {
         dir: authority.layout.dir,
+        store: authority.store.location,
         trustDomain: authority.config.trustDomain,
         keyType: authority.config.keyType,
         root: { notAfter: authority.root.notAfter.toISOString(), remainingMs: authority.root.notAfter.getTime() - now.getTime(), keyOnline: fs.existsSync(authority.layout.rootKey) },
@@ -90,7 +91,7 @@ export function registerLifecycle(program: Command, ca: Command): void {
         const crl = (name: string, c?: { number: string; nextUpdate: string; remainingMs: number; entries: number; due: boolean; expired: boolean }) =>
           c ? `${name} CRL #${c.number}: ${c.entries} revoked, until ${c.nextUpdate} (${formatDuration(c.remainingMs)} left)${c.expired ? ' EXPIRED' : c.due ? ', due: run `mcp-mtls crl`' : ''}` : `${name} CRL: none (run \`mcp-mtls crl\`)`;
         return [
-          `CA ${status.dir} (trust domain ${status.trustDomain}, ${status.keyType})`,
+          `CA ${status.dir} (trust domain ${status.trustDomain}, ${status.keyType})${status.store === status.dir ? '' : `, state in ${status.store}`}`,
           `root until ${status.root.notAfter} (${formatDuration(status.root.remainingMs)} left), key ${status.root.keyOnline ? 'online' : 'offline'}`,
           `intermediate until ${status.intermediate.notAfter} (${formatDuration(status.intermediate.remainingMs)} left)`,
           `certificates: ${status.certificates.valid} valid, ${status.certificates.expired} expired, ${status.certificates.revoked} revoked`,

@@ -74,6 +74,7 @@ export function registerStore(ca: Command): void {
             `Exported ${c.certificates} certificates, ${c.revocations} revocations, ${c.auditEvents} audit events, ${Object.keys(c.crls).length} CRLs and ${c.tokens} tokens`,
             `  from ${fs.realpathSync(dir)} to ${redactUrl(url)} (schema ${schema.to}) in ${seconds.toFixed(2)} s`,
             `To use it: add \`store: ${redactUrl(url)}\` to config.yaml, or pass --store / set MCP_MTLS_STORE.`,
+            `Once the CA uses the database, the folder's crl/ and index are no longer updated: publish CRLs with \`mcp-mtls crl --out DIR\`.`,
             '',
           ].join('\n'),
         );
@@ -111,4 +112,40 @@ export function registerStore(ca: Command): void {
         await source.close();
       }
     });
+}
+
+/**
+ * `ca init --store URL`: checks the database before the CA is created (migrated, empty), and
+ * afterwards moves the folder's initial state (first CRLs, the ca.init audit line) into it,
+ * removing the folder's copies so that nothing reads a CRL that no longer changes.
+ */
+export async function prepareInitStore(spec: string): Promise<{ url: string; moveState(dir: string): Promise<void> }> {
+  const url = databaseUrl(spec, '--store');
+  const password = async () => databasePassword(url);
+  await migrate(url, { password });
+  const probe = new PostgresStore(url, { password });
+  try {
+    if (!(await probe.isEmpty())) throw new MtlsError('CA_EXISTS', `${redactUrl(url)} already holds a CA state`, { hint: 'give each CA its own empty database' });
+  } finally {
+    await probe.close();
+  }
+  return {
+    url: redactUrl(url),
+    async moveState(dir: string) {
+      const folder = new FsStore(dir);
+      const target = new PostgresStore(url, { password, caFingerprint: caFingerprint(dir) });
+      try {
+        await target.importAll(await folder.snapshot(), false);
+      } catch (e) {
+        throw new MtlsError(e instanceof MtlsError ? e.code : 'STORE_UNAVAILABLE', `the CA was created in ${folder.layout.dir}, but its state could not be written to ${redactUrl(url)}: ${(e as Error).message}`, {
+          cause: e,
+          hint: `fix the database, then run \`mcp-mtls ca export --dir ${folder.layout.dir} --to ${redactUrl(url)} --replace\``,
+        });
+      } finally {
+        await target.close();
+      }
+      fs.rmSync(folder.layout.crlDir, { recursive: true, force: true });
+      fs.rmSync(folder.layout.audit, { force: true });
+    },
+  };
 }

@@ -25,11 +25,17 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
+/** MCP_MTLS_TEST_PG_BIN, else the newest /usr/lib/postgresql/N/bin (Debian), else initdb on the PATH. */
 function findBin(): string | undefined {
+  const override = process.env.MCP_MTLS_TEST_PG_BIN;
+  if (override) return fs.existsSync(path.join(override, 'initdb')) ? override : undefined;
   const base = '/usr/lib/postgresql';
-  if (!fs.existsSync(base)) return undefined;
-  const versions = fs.readdirSync(base).filter((v) => fs.existsSync(path.join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
-  return versions[0] ? path.join(base, versions[0], 'bin') : undefined;
+  if (fs.existsSync(base)) {
+    const versions = fs.readdirSync(base).filter((v) => fs.existsSync(path.join(base, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return path.join(base, versions[0], 'bin');
+  }
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && fs.existsSync(path.join(dir, 'initdb')) && fs.existsSync(path.join(dir, 'pg_ctl'))) return dir;
+  return undefined;
 }
 
 function freePort(): Promise<number> {
@@ -82,7 +88,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const bin = findBin();
   if (!bin) {
     throw new Error(
-      'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: the PostgreSQL store tests need them.\n' +
+      `PostgreSQL server binaries (initdb, pg_ctl) not found${process.env.MCP_MTLS_TEST_PG_BIN ? ` in MCP_MTLS_TEST_PG_BIN=${process.env.MCP_MTLS_TEST_PG_BIN}` : ' under /usr/lib/postgresql/*/bin or on the PATH'}: the PostgreSQL store tests need them.\n` +
         'Install them with `apt-get update && apt-get install -y postgresql` (Debian/Ubuntu), or set MCP_MTLS_TEST_PG=postgres://user@host:port/db to use a running server.',
     );
   }

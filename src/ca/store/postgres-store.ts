@@ -449,11 +449,8 @@ export class PostgresStore implements Store {
     try {
       await c.query('BEGIN');
       await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_CRL.toString()]);
-      if (replace) {
-        await c.query('ALTER TABLE audit DISABLE TRIGGER audit_append_only');
-        await c.query('TRUNCATE certificates, revocations, audit, crls, tokens');
-        await c.query('ALTER TABLE audit ENABLE TRIGGER audit_append_only');
-      }
+      // TRUNCATE fires no row trigger: the append-only rule guards single rows, --replace is explicit
+      if (replace) await c.query('TRUNCATE certificates, revocations, audit, crls, tokens');
       const tx = this.#tx(c);
       const ders = new Map(data.issued.map((i) => [i.serial, i.der]));
       // index records in their order: runs of issue records go in one statement
