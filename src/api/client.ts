@@ -7,3 +7,6 @@
  */
 export { loadBundle, type Bundle, type BundlePassphrase, type LoadBundleOptions } from '../bundle/load.js';
 export { createMtlsAgent, createMtlsFetch, CertificateRefusedError, type MtlsAgentOptions, type FetchLike } from '../client/agent.js';
+export { createBundleRenewer, loadBundleRenewer, renewalTime, systemClock, type BundleRenewer, type BundleRenewerOptions, type RenewalStatus, type RenewalState, type RenewalClock, type RenewalBackoff } from '../client/renewal.js';
+export { RenewingAgent, type CredentialSource, type BundleCredentials } from '../client/agent.js';
+export { RenewalHttpError } from '../client/renew-request.js';

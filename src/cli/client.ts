@@ -4,11 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle } from '../bundle/load.js';
-import { runBridge } from '../client/bridge.js';
 import { createBundleRenewer } from '../client/renewal.js';
 import { MtlsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { emit, readBundlePassphrase } from './io.js';
+import { loadWithPeer } from './optional-peer.js';
 
 const CLIENTS = ['claude-desktop', 'claude-code', 'vscode', 'cursor'] as const;
 type ClientName = (typeof CLIENTS)[number];
@@ -31,7 +31,8 @@ export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = pr
 }
 
 export function serverEntry(client: ClientName, url: string, bundle: string, renewUrl?: string) {
-  const args = ['-y', 'mcp-mtls', 'connect', url, '--bundle', bundle, ...(renewUrl ? ['--renew-url', renewUrl] : [])];
+  // the bridge needs the MCP SDK 1.x, an optional peer of mcp-mtls: npx installs both
+  const args = ['-y', '-p', 'mcp-mtls', '-p', '@modelcontextprotocol/sdk@1', 'mcp-mtls', 'connect', url, '--bundle', bundle, ...(renewUrl ? ['--renew-url', renewUrl] : [])];
   return client === 'vscode' || client === 'claude-code' ? { type: 'stdio', command: 'npx', args } : { command: 'npx', args };
 }
 
@@ -44,10 +45,12 @@ export function registerClient(program: Command): void {
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE)')
     .option('--renew-url <url>', "renew the certificate through the CA's /renew while bridging, rewriting the bundle (else $MCP_MTLS_RENEW_URL, else renewUrl in the bundle profile)")
     .option('--keep-key', 'renew without a new key (default: a new key and a CSR on each renewal)')
-    .addHelpText('after', '\nExamples (what a desktop app runs):\n  $ npx -y mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ npx -y mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
+    .addHelpText('after', '\nExamples (what a desktop app runs):\n  $ npx -y -p mcp-mtls -p @modelcontextprotocol/sdk@1 mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ npx -y -p mcp-mtls -p @modelcontextprotocol/sdk@1 mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
     .action(async (url: string | undefined, o) => {
       const bundle = await loadBundle(o.bundle, { passphrase: () => readBundlePassphrase(o) });
       if (!url && !bundle.url) throw new MtlsError('USAGE', 'no server URL: pass one, or use a bundle profile made with --url', { hint: 'mcp-mtls connect https://host/mcp --bundle FILE' });
+      // the bridge runs on @modelcontextprotocol/sdk, an optional peer: loaded only here
+      const { runBridge } = await loadWithPeer(() => import('../client/bridge.js'), '@modelcontextprotocol/sdk', 'connect');
       const renewUrl = (o.renewUrl as string | undefined) ?? process.env.MCP_MTLS_RENEW_URL ?? bundle.renewUrl;
       // logs on stderr only: stdout is the MCP stdio channel
       const renewer = renewUrl
