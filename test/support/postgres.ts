@@ -6,7 +6,7 @@
  *
  * No PostgreSQL binaries: the tests FAIL with how to install them, never skip silently.
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -119,7 +119,11 @@ export async function startPostgres(): Promise<TestPostgres> {
     await as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  // a test process that dies without its after() hook still stops its cluster
+  // a watchdog stops the cluster once this process is gone, however it died (kill -9, a
+  // runner's timeout): no server outlives its test
+  const pgCtlStop = `${asRoot ? 'runuser -u postgres -- ' : ''}${path.join(bin, 'pg_ctl')} -D ${data} -m immediate stop`;
+  spawn('sh', ['-c', `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; ${pgCtlStop} >/dev/null 2>&1; rm -rf ${dir}`], { detached: true, stdio: 'ignore' }).unref();
+  // a test process that exits without its after() hook stops its cluster at once
   process.once('exit', () => {
     if (!stopped) {
       try {
