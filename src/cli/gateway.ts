@@ -19,13 +19,17 @@ export function registerGateway(program: Command): void {
     .option('--pki <dir>', 'a CA folder: trust its root, load its CRLs')
     .option('--ca <file>', 'or: the trusted root certificate(s)')
     .option('--crl <file>', 'with --ca: a CRL (repeatable)', collect, [])
+    .option('--crl-url <url>', 'fetch a CRL from this http(s) URL and apply it live (repeatable)', collect, [])
+    .option('--crl-from-certs', 'also fetch the CRL URLs the CA wrote into certificates (cRLDistributionPoints)')
+    .option('--crl-refresh <duration>', 'how often to fetch CRL URLs', '5m')
     .option('--mode <mode>', 'default (401 with the reason) or strict (refuse at connection)', 'default')
     .option('--audit <file>', 'append one JSON line per decision to this file')
-    .addHelpText('after', '\nExamples:\n  $ mcp-mtls gateway --config gateway.yaml\n  $ mcp-mtls gateway --upstream http://127.0.0.1:3000/mcp --policy policy.yaml --cert certs/gw.crt --key certs/gw.key --pki ./pki --listen 0.0.0.0:8443')
+    .addHelpText('after', '\nExamples:\n  $ mcp-mtls gateway --config gateway.yaml\n  $ mcp-mtls gateway --upstream http://127.0.0.1:3000/mcp --policy policy.yaml --cert certs/gw.crt --key certs/gw.key --pki ./pki --listen 0.0.0.0:8443\n  $ mcp-mtls gateway ... --ca root.crt --crl-url https://ca.acme.test/crl/root.crl --crl-url https://ca.acme.test/crl/intermediate.crl --crl-refresh 1m')
     .action(async (o) => {
       let config: GatewayConfig;
       if (o.config) {
         config = loadGatewayConfig(o.config);
+        if (o.crlUrl.length) config = { ...config, tls: { ...config.tls, crlUrls: [...(config.tls.crlUrls ?? []), ...o.crlUrl] } };
       } else {
         if (!o.upstream || !o.policy || !o.cert || !o.key || (!o.pki && !o.ca)) {
           throw new MtlsError('USAGE', 'without --config the gateway needs --upstream, --policy, --cert, --key and --pki (or --ca)', { hint: 'or write a gateway.yaml (docs/gateway.md)' });
@@ -33,7 +37,14 @@ export function registerGateway(program: Command): void {
         const parsed = GatewayConfigSchema.safeParse({
           listen: o.listen,
           mode: o.mode,
-          tls: { cert: o.cert, key: o.key, ...(o.pki ? { pki: o.pki } : { ca: o.ca, crl: o.crl }) },
+          tls: {
+            cert: o.cert,
+            key: o.key,
+            ...(o.pki ? { pki: o.pki } : { ca: o.ca, crl: o.crl }),
+            ...(o.crlUrl.length ? { crlUrls: o.crlUrl } : {}),
+            ...(o.crlFromCerts ? { crlFromCertificates: true } : {}),
+            crlRefresh: o.crlRefresh,
+          },
           routes: [{ path: o.path, upstream: o.upstream, policy: o.policy }],
           ...(o.audit ? { audit: o.audit } : {}),
         });

@@ -17,6 +17,12 @@ export const GatewayConfigSchema = z.strictObject({
     pki: z.string().optional(),
     ca: z.string().optional(),
     crl: z.array(z.string()).optional(),
+    /** CRLs fetched over http(s) on `crlRefresh` and applied live (docs/gateway.md) */
+    crlUrls: z.array(z.url({ protocol: /^https?$/ })).optional(),
+    /** also fetch the CRL URLs named in the CA certificates, the gateway's and the clients' certificates */
+    crlFromCertificates: z.boolean().optional(),
+    /** how often each CRL URL is fetched (default 5m) */
+    crlRefresh: duration.optional(),
   }).refine((t) => (t.pki === undefined) !== (t.ca === undefined), 'give tls.pki (a CA folder) or tls.ca (with tls.crl), not both'),
   trustDomains: z.array(z.string()).optional(),
   routes: z

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { watchPolicy, type PolicyWatcher } from '../policy-file/watch.js';
 import { createAuditLog } from '../server/audit.js';
+import { renderCrlMetrics } from '../server/crl-metrics.js';
 import { crlWarnings } from '../server/revocation.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer, type MtlsTlsMaterial } from '../server/mtls-server.js';
 import { parseDuration } from '../ca/duration.js';
@@ -48,12 +49,15 @@ export async function startGateway(config: GatewayConfig, log: (line: string) =>
   const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}) });
   const material = tlsMaterial(config);
   let server: MtlsServer;
-  const health = () => ({ status: 'ok', routes: routes.map((r) => r.prefix), inFlight: handler.inFlight(), crlWarnings: crlWarnings(server.revocation(), new Date()) });
+  const health = () => ({ status: 'ok', routes: routes.map((r) => r.prefix), inFlight: handler.inFlight(), crlWarnings: crlWarnings(server.revocation(), new Date()), crlSources: server.crlSources() });
   server = createMtlsServer(
     {
       ...material,
       mode: config.mode,
       log,
+      ...(config.tls.crlUrls?.length ? { crlUrls: config.tls.crlUrls } : {}),
+      ...(config.tls.crlFromCertificates ? { crlFromCertificates: true } : {}),
+      ...(config.tls.crlRefresh ? { crlFetch: { intervalMs: parseDuration(config.tls.crlRefresh) } } : {}),
       ...(config.trustDomains ? { trustDomains: config.trustDomains } : {}),
       ...(audit ? { audit } : {}),
       unauthenticated: (req, res) => {
@@ -62,7 +66,7 @@ export async function startGateway(config: GatewayConfig, log: (line: string) =>
           return true;
         }
         if (req.url === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render());
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render() + renderCrlMetrics(server.revocation(), server.crlSources()));
           return true;
         }
         return false;
@@ -82,6 +86,7 @@ export async function startGateway(config: GatewayConfig, log: (line: string) =>
       const closed = server.reloadCrls(fresh.crl ?? []);
       server.setCertificate({ cert: fresh.cert, key: fresh.key });
       log(`reloaded CRLs and certificate${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
+      void server.refreshCrls(); // and fetch the CRL URLs now
     } catch (e) {
       log(`reload failed, keeping what was loaded: ${(e as Error).message}`);
     }

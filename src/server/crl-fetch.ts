@@ -149,43 +149,37 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
       const secure = src.url.protocol === 'https:';
       const req = (secure ? https : http).request(src.url, { method: 'GET', headers, agent: false, ...(secure ? { secureContext: httpsContext() } : {}) });
       inFlight.add(req);
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      const done = () => {
+      let settled = false;
+      const finish = (err: Error | undefined, value?: { status: number; headers: http.IncomingHttpHeaders; body: Buffer }) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         inFlight.delete(req);
+        if (err) {
+          req.destroy();
+          reject(err);
+        } else resolve(value!);
       };
-      req.on('error', (e) => {
-        done();
-        reject(e);
-      });
+      const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      req.on('error', (e) => finish(e));
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
+        res.on('error', (e) => finish(e));
         if (status !== 200) {
           res.resume();
-          done();
-          resolve({ status, headers: res.headers, body: Buffer.alloc(0) });
+          finish(undefined, { status, headers: res.headers, body: Buffer.alloc(0) });
           return;
         }
         const declared = Number(res.headers['content-length']);
-        if (declared > maxBytes) {
-          req.destroy(new Error(`the body is ${declared} bytes, more than the ${maxBytes} allowed`));
-          return;
-        }
+        if (declared > maxBytes) return finish(new Error(`the body is ${declared} bytes, more than the ${maxBytes} allowed`));
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size > maxBytes) req.destroy(new Error(`the body is larger than the ${maxBytes} bytes allowed`));
+          if (size > maxBytes) finish(new Error(`the body is larger than the ${maxBytes} bytes allowed`));
           else chunks.push(c);
         });
-        res.on('end', () => {
-          done();
-          resolve({ status, headers: res.headers, body: Buffer.concat(chunks) });
-        });
-        res.on('error', (e) => {
-          done();
-          reject(e);
-        });
+        res.on('end', () => finish(undefined, { status, headers: res.headers, body: Buffer.concat(chunks) }));
       });
       req.end();
     });
