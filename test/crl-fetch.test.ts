@@ -110,6 +110,7 @@ test('crlUrls: a revocation reaches a running server within its interval; 304s; 
     assert.equal((await a.get()).status, 200);
     assert.equal((await b.get()).status, 200);
     const bobSocket = b.socket()!;
+    const aliceSocket = a.socket()!;
     const closed = new Promise<number>((r) => bobSocket.once('close', () => r(Date.now())));
 
     await revoke(t, bob); // writes intermediate.crl #2
@@ -120,7 +121,8 @@ test('crlUrls: a revocation reaches a running server within its interval; 304s; 
     const again = await b.get();
     assert.equal(again.status, 401);
     assert.match(again.body, /certificate_revoked/);
-    assert.equal((await a.get()).status, 200, 'alice keeps her connection');
+    assert.equal((await a.get()).status, 200);
+    assert.equal(a.socket(), aliceSocket, 'alice keeps her connection');
     assert.ok(audit.some((e) => e.event === 'reload' && e.source === `${base}/intermediate.crl` && e.closedConnections === 1));
     assert.ok(logs.some((l) => /CRL from http:.*intermediate\.crl applied: #2/.test(l)), logs.join('\n'));
 
@@ -284,4 +286,32 @@ test('the fetcher refuses oversized bodies, slow servers and redirects, and bad 
   assert.throws(() => createCrlFetcher({ urls: ['ftp://x/crl'], verifier: { verify: () => [] }, applied: () => [], onUpdate: () => undefined, log: () => undefined }), /not an http\(s\) URL/);
   assert.throws(() => createCrlFetcher({ urls: [], intervalMs: 10, verifier: { verify: () => [] }, applied: () => [], onUpdate: () => undefined, log: () => undefined }), /at least 1000 ms/);
   assert.equal(GatewayConfigSchema.safeParse({ listen: '127.0.0.1:1', tls: { cert: 'c', key: 'k', pki: 'p', crlUrls: ['file:///etc/passwd'] }, routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:1/mcp', policy: 'p.yaml' }] }).success, false);
+});
+
+test('the fetcher honours a shorter Cache-Control max-age, and warns on a failed fetch when the kept CRL is about to expire', async () => {
+  let up = true;
+  const srv = http.createServer((_req, res) => (up ? res.writeHead(200, { 'cache-control': 'public, max-age=60' }).end('crl') : res.writeHead(503).end()));
+  const port = await listen(srv);
+  const logs: string[] = [];
+  const now = Date.now();
+  const crl = { der: Buffer.from('crl'), caKey: 'ca', issuerNameHex: 'ab', issuer: 'CN=Test CA', number: 7n, thisUpdate: new Date(now - 60_000), nextUpdate: new Date(now + 3_600_000), serials: new Set<string>() };
+  const applied: (typeof crl)[] = [];
+  const fetcher = createCrlFetcher({ urls: [`http://127.0.0.1:${port}/crl`], verifier: { verify: () => [crl] }, applied: () => applied, onUpdate: (_u, c) => void applied.push(...(c as (typeof crl)[])), log: (m) => logs.push(m) });
+  try {
+    await fetcher.refresh();
+    const [s] = fetcher.status();
+    assert.equal(s!.status, 'ok');
+    assert.equal(applied.length, 1);
+    const wait = s!.nextFetch!.getTime() - Date.now();
+    assert.ok(wait > 55_000 && wait <= 60_000, `max-age=60 with a 5 min interval: next fetch in ${wait} ms`);
+    up = false;
+    await fetcher.refresh();
+    assert.match(logs.join('\n'), /failed: HTTP 503; keeping #7 of CN=Test CA/);
+    assert.match(logs.join('\n'), /the kept CRL #7 of CN=Test CA from http:\S+ expires at \S+, in 60 minutes, and fetching a fresh one fails/);
+    const retry = fetcher.status()[0]!.nextFetch!.getTime() - Date.now();
+    assert.ok(retry > 4_000 && retry <= 5_000, `first retry after 5 s (${retry} ms)`);
+  } finally {
+    fetcher.stop();
+    srv.close();
+  }
 });
