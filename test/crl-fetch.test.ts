@@ -283,6 +283,7 @@ test('the fetcher refuses oversized bodies, slow servers and redirects, and bad 
     srv.closeAllConnections();
     srv.close();
   }
+  assert.throws(() => createCrlFetcher({ urls: ['https://user:secret@ca.test/crl'], verifier: { verify: () => [] }, applied: () => [], onUpdate: () => undefined, log: () => undefined }), (e: Error) => /without credentials/.test(e.message) && !/secret/.test(e.message));
   assert.throws(() => createCrlFetcher({ urls: ['ftp://x/crl'], verifier: { verify: () => [] }, applied: () => [], onUpdate: () => undefined, log: () => undefined }), /not an http\(s\) URL/);
   assert.throws(() => createCrlFetcher({ urls: [], intervalMs: 10, verifier: { verify: () => [] }, applied: () => [], onUpdate: () => undefined, log: () => undefined }), /at least 1000 ms/);
   assert.equal(GatewayConfigSchema.safeParse({ listen: '127.0.0.1:1', tls: { cert: 'c', key: 'k', pki: 'p', crlUrls: ['file:///etc/passwd'] }, routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:1/mcp', policy: 'p.yaml' }] }).success, false);

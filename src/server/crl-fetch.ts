@@ -112,8 +112,8 @@ export function checkCrlUrl(url: string): URL {
   } catch {
     u = undefined;
   }
-  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !/^[\x21-\x7e]+$/.test(url) || url.length > 2048) {
-    throw new MtlsError('BAD_ARGUMENT', `CRL URL "${url.slice(0, 200)}" is not an http(s) URL`, { hint: 'e.g. http://crl.acme.test/intermediate.crl or https://ca.acme.test/crl/intermediate.crl' });
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || !/^[\x21-\x7e]+$/.test(url) || url.length > 2048 || u.username || u.password) {
+    throw new MtlsError('BAD_ARGUMENT', `CRL URL "${u?.username || u?.password ? '(with credentials)' : url.slice(0, 200)}" is not an http(s) URL without credentials`, { hint: 'e.g. http://crl.acme.test/intermediate.crl or https://ca.acme.test/crl/intermediate.crl' });
   }
   return u;
 }
