@@ -160,6 +160,17 @@ export function storeContract(t: ContractTarget): void {
       /enrollment failed/,
     );
     if (t.rollsBack) assert.ok('token' in (await store.transaction((tx) => tx.consumeToken(b.hash, new Date()))), 'rolled back');
+    if (t.rollsBack) {
+      // a statement that failed inside, even one the caller caught, fails the whole transaction
+      const c = token();
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          await tx.putToken(c);
+          await tx.putToken({ ...token(), hash: a.hash }).catch(() => undefined);
+        }),
+      );
+      assert.equal((await store.readTokens()).some((x) => x.id === c.id), false, 'nothing of it committed');
+    }
   });
 
   test(`${t.name}: 20 concurrent consumes of one token: exactly one wins`, async (ctx) => {

@@ -287,9 +287,13 @@ export class PostgresStore implements Store {
       throw unavailable(this.#url, e);
     }
     let broken = false;
+    const state = { failed: undefined as unknown };
     try {
       await c.query('BEGIN');
-      const result = await fn(this.#tx(c));
+      const result = await fn(this.#tx(c, state));
+      // PostgreSQL answers COMMIT of an aborted transaction with a silent ROLLBACK: a statement
+      // that failed inside (even one the caller caught) fails the transaction here
+      if (state.failed !== undefined) throw state.failed;
       await c.query('COMMIT');
       return result;
     } catch (e) {
@@ -302,7 +306,17 @@ export class PostgresStore implements Store {
     }
   }
 
-  #tx(c: pg.PoolClient): StoreTransaction {
+  #tx(client: pg.PoolClient, state: { failed: unknown } = { failed: undefined }): StoreTransaction {
+    const c = {
+      query: async <R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> => {
+        try {
+          return await client.query<R>(sql, params);
+        } catch (e) {
+          state.failed ??= e;
+          throw e;
+        }
+      },
+    };
     let crlLocked = false;
     const lockCrl = async () => {
       if (crlLocked) return;
@@ -489,7 +503,9 @@ export class PostgresStore implements Store {
   }
 }
 
-type Queryable = Pick<pg.Pool, 'query'>;
+interface Queryable {
+  query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+}
 
 async function readIndexWith(q: Queryable): Promise<IndexRecord[]> {
   const r = await q.query<{ record: IndexRecord }>('SELECT record, ord FROM certificates UNION ALL SELECT record, ord FROM revocations ORDER BY ord');
