@@ -85,6 +85,9 @@ test('export to PostgreSQL then import back: index, audit, issued, CRLs and toke
   const status = await cliOk<{ certificates: { valid: number; revoked: number } }>(['ca', 'status', '--dir', pki, '--json']);
   assert.deepEqual(status.certificates, { valid: 4, expired: 0, revoked: 1 });
   assert.equal(fs.existsSync(path.join(pki, 'issued', `${dave.serial}.crt`)), false, 'the folder store was not written');
+  const inFolder = await cliOk<{ certificates: { serial: string }[] }>(['list', '--dir', pki, '--store', 'folder', '--json']);
+  assert.equal(inFolder.certificates.length, 4, '--store folder overrides config.yaml');
+  assert.ok(!inFolder.certificates.some((c) => c.serial === dave.serial));
   const inspected = await cli(['inspect', dave.serial, '--dir', pki, '--json']);
   assert.equal(JSON.parse(inspected.stdout).serial, dave.serial, inspected.stderr);
   fs.rmSync(base, { recursive: true, force: true });

@@ -138,7 +138,8 @@ export function storeFlag(o: { store?: string }): string | undefined {
 /** What Authority.open needs to reach the store the user chose (see storeFlag). */
 export function storeOptions(o: { store?: string }): { storeUrl?: string; storePassword: () => Promise<string | undefined> } {
   const url = storeFlag(o);
-  if (url !== undefined) assertNoPassword(url, o.store !== undefined ? '--store' : 'MCP_MTLS_STORE');
+  // checked here so that the message names where the URL came from; "folder" is the CA folder
+  if (url !== undefined && url !== 'folder') assertNoPassword(url, o.store !== undefined ? '--store' : 'MCP_MTLS_STORE');
   return { ...(url !== undefined ? { storeUrl: url } : {}), storePassword: async () => databasePassword(url) };
 }
 

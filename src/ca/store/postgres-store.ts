@@ -113,7 +113,7 @@ export function assertNoPassword(url: string, where: string): void {
     throw new MtlsError('USAGE', `${where}: "${redactUrl(url)}" is not a PostgreSQL URL`, { hint: 'e.g. postgres://ca@db.internal:5432/mcp_ca' });
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    throw new MtlsError('USAGE', `${where}: "${u.protocol}" is not a store URL`, { hint: 'use postgres://USER@HOST:PORT/DATABASE, or leave it out for the CA folder' });
+    throw new MtlsError('USAGE', `${where}: "${u.protocol}" is not a store URL`, { hint: 'use postgres://USER@HOST:PORT/DATABASE, or "folder" (the default) for the CA folder' });
   }
   if (u.password) {
     throw new MtlsError('USAGE', `${where}: the store URL holds a password; secrets never go on the command line or into config files`, {
