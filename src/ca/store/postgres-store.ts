@@ -332,9 +332,13 @@ export class PostgresStore implements Store {
       commitIssued: async (items, audit) => {
         if (items.length === 0) return insertAudit(audit);
         try {
+          // certificates and their audit events in one statement (one round trip)
           await c.query(
-            `INSERT INTO certificates (serial, der, record, type, principal, not_after)
-             SELECT s, d, r, ty, p, na FROM unnest($1::text[], $2::bytea[], $3::json[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS t(s, d, r, ty, p, na, i) ORDER BY i`,
+            `WITH issued AS (
+               INSERT INTO certificates (serial, der, record, type, principal, not_after)
+               SELECT s, d, r, ty, p, na FROM unnest($1::text[], $2::bytea[], $3::json[], $4::text[], $5::text[], $6::timestamptz[]) WITH ORDINALITY AS t(s, d, r, ty, p, na, i) ORDER BY i
+               RETURNING 1)
+             INSERT INTO audit (event) SELECT e FROM unnest($7::json[]) WITH ORDINALITY AS a(e, i) ORDER BY i`,
             [
               items.map((i) => i.record.serial),
               items.map((i) => Buffer.from(i.der)),
@@ -342,6 +346,7 @@ export class PostgresStore implements Store {
               items.map((i) => i.record.type),
               items.map((i) => i.record.principal ?? null),
               items.map((i) => i.record.notAfter),
+              audit.map((e) => JSON.stringify(e)),
             ],
           );
         } catch (e) {
@@ -350,7 +355,6 @@ export class PostgresStore implements Store {
           }
           throw e;
         }
-        await insertAudit(audit);
       },
       appendAudit: insertAudit,
       commitRevocation: async (record, audit) => {
