@@ -11,5 +11,6 @@ export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from 
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../server/authenticate.js';
 export { createAuditLog, memoryAudit, type AuditEvent, type AuditSink } from '../server/audit.js';
 export { buildRevocation, crlWarnings, type RevocationState, type CrlInfo } from '../server/revocation.js';
+export type { CrlSourceStatus, CrlSourceOrigin } from '../server/crl-fetch.js';
 export { callerOf, type WithAuthInfo } from '../server/caller.js';
 export { SCOPES_META_KEY, type McpServerLike } from '../server/mcp-surface.js';
