@@ -15,9 +15,11 @@ import { MtlsError } from '../errors.js';
 import type { Bundle } from '../bundle/load.js';
 import { pemEncode } from '../x509/pem.js';
 
+/** Options of {@link createMtlsAgent} (and {@link RenewingAgent}): connection pooling. */
 export interface MtlsAgentOptions {
-  /** connections kept per origin */
+  /** connections kept per origin; default undici's (no limit) */
   readonly connections?: number;
+  /** How long an idle keep-alive connection is kept, in milliseconds; default 30,000. */
   readonly keepAliveTimeoutMs?: number;
 }
 
@@ -147,6 +149,11 @@ export class CertificateRefusedError extends MtlsError {
   }
 }
 
+/**
+ * The `fetch` signature {@link createMtlsFetch} returns: a URL (string or URL, not a Request)
+ * and the standard RequestInit, resolving to a standard Response. It fits where MCP SDK
+ * transports and other libraries accept a custom fetch.
+ */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
 /** fetch() through the agent; a 401 with an mcp-mtls reason throws CertificateRefusedError. */

@@ -8,13 +8,25 @@ import { MtlsError } from '../errors.js';
 
 const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');
 
+/**
+ * The zod schema of gateway.yaml (docs/gateway.md): strict, so unknown keys are refused, and
+ * it fills the defaults (`mode` default, `upstreamTimeout` 30s, `maxBodyBytes` 4 MiB,
+ * `shutdownGrace` 10s). For configurations built in code; {@link loadGatewayConfig} reads a
+ * file with it and also makes its paths absolute, which parsing alone does not (paths then
+ * resolve against the working directory).
+ */
 export const GatewayConfigSchema = z.strictObject({
+  /** `HOST:PORT` to listen on; an IPv6 host in brackets (`[::]:8443`); port 0 picks a free one */
   listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'),
+  /** as `MtlsServerOptions.mode`: `strict` refuses bad certificates at connection time instead of a 401 */
   mode: z.enum(['default', 'strict']).default('default'),
+  /** the gateway's certificate and key files, and exactly one of `pki` or `ca` */
   tls: z.strictObject({
     cert: z.string(),
     key: z.string(),
+    /** a CA folder: trusts its root.crt and loads crl/*.crl */
     pki: z.string().optional(),
+    /** the trusted root (PEM file), instead of `pki`; CRL files then go in `crl` */
     ca: z.string().optional(),
     crl: z.array(z.string()).optional(),
     /** CRLs fetched over http(s) on `crlRefresh` and applied live (docs/gateway.md) */
@@ -24,23 +36,37 @@ export const GatewayConfigSchema = z.strictObject({
     /** how often each CRL URL is fetched (default 5m) */
     crlRefresh: duration.optional(),
   }).refine((t) => (t.pki === undefined) !== (t.ca === undefined), 'give tls.pki (a CA folder) or tls.ca (with tls.crl), not both'),
+  /** accepted trust domains; absent accepts any the CA issues */
   trustDomains: z.array(z.string()).optional(),
+  /** at least one; a request goes to the route with the longest matching path prefix */
   routes: z
     .array(
       z.strictObject({
+        /** path prefix, e.g. `/mcp`; the path below it is appended to the upstream's path */
         path: z.string().regex(/^\/[^\s?#]*$/, 'a path such as /mcp'),
         upstream: z.url(),
+        /** the policy file of this route, watched and reloaded when it changes */
         policy: z.string(),
+        /** files for an https upstream: a CA to trust, and a client certificate and key to present */
         upstreamTls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
       }),
     )
     .min(1),
+  /** the audit log file (JSON lines, appended to) */
   audit: z.string().optional(),
+  /** how long to wait for an upstream's response headers (a timeout is answered 504) */
   upstreamTimeout: duration.default('30s'),
+  /** larger POST bodies are answered 413 */
   maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  /** how long stop() waits for requests in flight before closing every connection */
   shutdownGrace: duration.default('10s'),
 });
 
+/**
+ * A parsed gateway configuration (the output of {@link GatewayConfigSchema}, defaults filled in),
+ * as {@link loadGatewayConfig} returns it and `startGateway` takes it. Durations are strings
+ * such as `30s`.
+ */
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 
 /** Loads gateway.yaml; relative paths in it are relative to the file's folder. */

@@ -19,12 +19,15 @@ import type { GatewayConfig } from './config.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
 
+/** A gateway {@link startGateway} started: listening, with its controls. */
 export interface RunningGateway {
+  /** The underlying mTLS server (revocation, CRL sources, connections). */
   readonly server: MtlsServer;
+  /** The address it listens on (the actual port when `listen` gave port 0). */
   readonly address: AddressInfo;
-  /** re-reads CRLs and the gateway certificate (policies reload by themselves) */
+  /** re-reads CRLs and the gateway certificate (policies reload by themselves), then fetches the CRL URLs; failures are logged, never thrown */
   reload(): void;
-  /** stops accepting, waits for in-flight requests up to the grace period, then closes everything */
+  /** stops accepting, waits for in-flight requests up to `shutdownGrace`, then closes everything */
   stop(): Promise<void>;
 }
 
@@ -33,6 +36,17 @@ function tlsMaterial(c: GatewayConfig): MtlsTlsMaterial {
   return { cert: fs.readFileSync(c.tls.cert), key: fs.readFileSync(c.tls.key), ca: fs.readFileSync(c.tls.ca as string), crl: (c.tls.crl ?? []).map((f) => fs.readFileSync(f)) };
 }
 
+/**
+ * Starts the mTLS gateway from a parsed configuration (see {@link loadGatewayConfig}): one
+ * policy watcher per route, the listener with /healthz and /metrics answered without a client
+ * certificate, and reload of CRLs and of the gateway certificate when their files change
+ * (debounced; the watchers do not keep the process alive). Resolves once listening.
+ *
+ * @param log - receives one line per event (reloads, policy errors, CRL warnings); default stderr
+ * @throws MtlsError when a policy file is missing or invalid, or as {@link createMtlsServer} and
+ *   {@link tlsFromPki} (`FILE_NOT_FOUND`) do; Node's errors for other unreadable files; rejects
+ *   when the address cannot be bound
+ */
 export async function startGateway(config: GatewayConfig, log: (line: string) => void = (l) => process.stderr.write(`mcp-mtls gateway: ${l}\n`)): Promise<RunningGateway> {
   const audit = config.audit ? createAuditLog(config.audit) : undefined;
   const metrics = new GatewayMetrics();

@@ -54,24 +54,38 @@ export interface CrlFetchOptions {
   readonly clock?: () => Date;
 }
 
+/**
+ * How a CRL URL became known: `configured` when given at start (`crlUrls`, and with
+ * `crlFromCertificates` those named by the CA certificates and the server's own chain);
+ * `certificate` when learned later from a client certificate (at most 32 such URLs).
+ */
 export type CrlSourceOrigin = 'configured' | 'certificate';
 
+/**
+ * One CRL URL a server fetches and how its fetches went, from `MtlsServer.crlSources()`
+ * (also in the gateway's /healthz and /metrics). Dates are snapshots; call again for fresh ones.
+ */
 export interface CrlSourceStatus {
+  /** The URL as fetched (normalised by the URL parser). */
   readonly url: string;
   readonly origin: CrlSourceOrigin;
   /** pending: not fetched yet; ok: the last fetch gave a usable answer; error: it did not (the last good CRLs are kept) */
   readonly status: 'pending' | 'ok' | 'error';
+  /** When the last fetch started. */
   readonly lastAttempt?: Date;
   /** the last 200 with a valid CRL, or 304 */
   readonly lastSuccess?: Date;
   /** when a fetched CRL last changed what is applied */
   readonly lastChange?: Date;
+  /** Why the last fetch failed (network, HTTP status, size, signature, an older CRL); absent after a success. */
   readonly error?: string;
   /** failures in a row */
   readonly failures: number;
+  /** Fetches since start: `ok` (200 with an accepted CRL), `notModified` (304), `error` (failed). */
   readonly fetches: { readonly ok: number; readonly notModified: number; readonly error: number };
+  /** When the next fetch is scheduled (sooner after a failure, with backoff); absent while a fetch runs. */
   readonly nextFetch?: Date;
-  /** the CRLs this URL gave last (kept while fetches fail) */
+  /** the CRLs this URL gave last (kept while fetches fail); `number` is the cRLNumber in decimal */
   readonly crls: readonly { readonly issuer: string; readonly number: string | undefined; readonly thisUpdate: Date; readonly nextUpdate: Date | undefined; readonly entries: number }[];
 }
 

@@ -37,12 +37,29 @@ export interface MtlsAuthInfo {
   extra: { identity: Identity };
 }
 
+/**
+ * A request as {@link createMtlsServer} hands it to its {@link MtlsHandler}: a Node request on
+ * a TLS socket, with `auth` set from the verified client certificate (`clientId` = principal,
+ * `token` = certificate fingerprint, `extra.identity` = the Identity). `auth` is optional in
+ * the type only because the MCP SDK's shape is; every request that reaches the handler has it.
+ */
 export type MtlsRequest = IncomingMessage & { auth?: MtlsAuthInfo; socket: TLSSocket };
+
+/**
+ * The application handler of {@link createMtlsServer}, called only for authenticated requests.
+ * It may be async: a throw or rejection is logged and answered HTTP 500 with a JSON-RPC
+ * "internal error" body (or the connection is destroyed when headers were already sent).
+ */
 export type MtlsHandler = (req: MtlsRequest, res: ServerResponse) => void | Promise<void>;
 
+/**
+ * The TLS side of a server: its certificate and key, the CA roots clients must chain to, and
+ * the CRLs to apply. {@link tlsFromPki} builds it from a CA folder.
+ */
 export interface MtlsTlsMaterial {
-  /** the server's certificate chain (PEM) and key */
+  /** The server's certificate chain (PEM: leaf first, then intermediates, which also count as CRL issuers). */
   readonly cert: string | Buffer;
+  /** The server's private key (PEM). */
   readonly key: string | Buffer;
   /** trusted roots (PEM); intermediates may come with the client's chain */
   readonly ca: string | Buffer | readonly (string | Buffer)[];
@@ -50,16 +67,25 @@ export interface MtlsTlsMaterial {
   readonly crl?: readonly (string | Buffer)[];
 }
 
+/** Options of {@link createMtlsServer}: the TLS material plus how clients are authenticated, logged and revoked. */
 export interface MtlsServerOptions extends MtlsTlsMaterial {
+  /**
+   * `default` (the default): complete the handshake for any client and answer a missing or
+   * unusable certificate with a 401 JSON body saying why. `strict`: refuse such connections
+   * in or right after the handshake, before any request is read (the client learns no reason).
+   */
   readonly mode?: 'default' | 'strict';
+  /** Accepted trust domains; undefined accepts any trust domain the CA issues. */
   readonly trustDomains?: readonly string[];
   /** several tenants: the root (PEM) each trust domain must chain to (see authenticate.ts) */
   readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
+  /** Receives `auth.refused` and `reload` events. */
   readonly audit?: AuditSink;
   /** warnings (CRL about to expire, ...): default stderr */
   readonly log?: (message: string) => void;
+  /** The clock for certificate expiry and CRL warnings; default the system clock. */
   readonly clock?: () => Date;
-  /** answers requests that need no client certificate (health checks, metrics); return true when handled */
+  /** answers requests that need no client certificate (health checks, metrics); runs before authentication, for every request; return true when handled */
   readonly unauthenticated?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /**
    * CRL URLs (http: or https:) fetched in the background and applied live, merged with `crl`
@@ -75,12 +101,23 @@ export interface MtlsServerOptions extends MtlsTlsMaterial {
   readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
 }
 
+/**
+ * The server {@link createMtlsServer} returns: a Node `https.Server` (call `listen()` yourself)
+ * with live reload of CRLs and of its certificate. `close()` also stops the CRL fetches at once.
+ */
 export interface MtlsServer extends https.Server {
+  /** The authenticator behind every request, e.g. to authenticate a socket yourself. */
   readonly authenticator: Authenticator;
-  /** replaces the CRLs; closes the connections of clients they revoke; returns how many were closed */
+  /**
+   * Replaces the CRLs given as files (`crl`; fetched CRLs stay), closes the connections of
+   * clients they now revoke, and returns how many were closed.
+   *
+   * @throws MtlsError `CRL_INVALID` (not signed by a trusted CA) or `DER_MALFORMED`; nothing changes then
+   */
   reloadCrls(crls: readonly (string | Buffer)[]): number;
-  /** new handshakes use this certificate */
+  /** new handshakes use this certificate (PEM chain and key); open connections keep theirs. Throws Node's TLS error for unusable material. */
   setCertificate(material: { cert: string | Buffer; key: string | Buffer }): void;
+  /** The revocation data in effect now: the CRLs given as files and the fetched ones. */
   revocation(): RevocationState;
   /** fetches every CRL URL now and applies what changed; resolves when done (failures are logged) */
   refreshCrls(): Promise<void>;
@@ -96,12 +133,32 @@ function caDers(ca: MtlsTlsMaterial['ca'], extra: (string | Buffer)[] = []): Buf
   return [...asList(ca), ...extra].flatMap((c) => readCertificates(Buffer.isBuffer(c) ? c : Buffer.from(c)));
 }
 
+/**
+ * Answers a refused client certificate: HTTP 401, `cache-control: no-store`, and the JSON body
+ * `{ "error": reason, "message": message }` that mcp-mtls clients turn into a
+ * `CertificateRefusedError`. Sends no `WWW-Authenticate` header (a Bearer challenge would send
+ * MCP clients into OAuth). For servers that authenticate with their own code.
+ *
+ * @param message - a sentence for the client saying what to do, such as `AuthResult.message`
+ */
 export function sendAuthError(res: ServerResponse, reason: AuthFailureReason, message: string): void {
   const body = JSON.stringify({ error: reason, message });
   res.writeHead(401, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
 
+/**
+ * Creates (does not start) an HTTPS server that requires client certificates and calls
+ * `handler` only for requests whose certificate authenticated, with `req.auth` set. Refused
+ * requests get a 401 from {@link sendAuthError} (strict mode: the connection is refused in or
+ * right after the handshake) and an `auth.refused` audit event. Headers a client sends
+ * (x-forwarded-client-cert, ...) are never read. CRL URLs (`crlUrls`, `crlFromCertificates`)
+ * start being fetched in the background at once; `close()` stops them.
+ *
+ * @throws MtlsError `PEM_MALFORMED` when `cert` or `ca` is PEM without a certificate; `CRL_INVALID` or
+ *   `DER_MALFORMED` for a CRL in `crl`; `BAD_ARGUMENT` for a CRL URL that is not http(s) or a
+ *   `crlFetch.intervalMs` under 1 s
+ */
 export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandler): MtlsServer {
   const log = options.log ?? ((m: string) => process.stderr.write(`mcp-mtls: ${m}\n`));
   const clock = options.clock ?? (() => new Date());

@@ -11,11 +11,16 @@ import { parseCertificate } from '../x509/certificate.js';
 import { parseCrl, verifyCrlSignature } from '../x509/crl.js';
 import { looksLikePem, pemDecodeAll } from '../x509/pem.js';
 
+/** One loaded CRL, for people, health checks and metrics (see {@link RevocationState.crls}). */
 export interface CrlInfo {
+  /** The subject of the CA certificate that signed it, as Node's `X509Certificate.subject` gives it (`CN=...` lines). */
   readonly issuer: string;
+  /** Its cRLNumber in decimal; undefined when the CRL has none. */
   readonly number: string | undefined;
   readonly thisUpdate: Date;
+  /** When a fresh CRL is due; undefined when the CRL names none. Past it, the CRL still applies and is warned about. */
   readonly nextUpdate: Date | undefined;
+  /** How many distinct serials it revokes. */
   readonly entries: number;
   /** where it came from: the URL it was fetched from; absent for CRLs given as files or buffers */
   readonly source?: string;
@@ -23,9 +28,16 @@ export interface CrlInfo {
   readonly superseded?: boolean;
 }
 
+/**
+ * The revocation data a server checks clients against: the revoked serials of every loaded,
+ * signature-verified CRL. Built by {@link buildRevocation}; read from a running server with
+ * `MtlsServer.revocation()`; passed to `createAuthenticator` and {@link crlWarnings}.
+ * Immutable: reloading builds a new one.
+ */
 export interface RevocationState {
-  /** issuer name (DER hex) -> revoked serials (lowercase hex) */
+  /** issuer name (DER hex) -> revoked serials (lowercase hex); the union of all CRLs of that issuer */
   readonly byIssuer: ReadonlyMap<string, ReadonlySet<string>>;
+  /** Every loaded CRL (given as files or fetched), superseded ones included. */
   readonly crls: readonly CrlInfo[];
 }
 
