@@ -48,9 +48,21 @@ function tlsMaterial(c: GatewayConfig): MtlsTlsMaterial {
  *   when the address cannot be bound
  */
 export async function startGateway(config: GatewayConfig, log: (line: string) => void = (l) => process.stderr.write(`mcp-mtls gateway: ${l}\n`)): Promise<RunningGateway> {
+  // what a failed start already opened is closed again, so a caller that retries leaks nothing
+  const opened: { watchers: PolicyWatcher[]; server?: MtlsServer } = { watchers: [] };
+  try {
+    return await start(config, log, opened);
+  } catch (e) {
+    for (const w of opened.watchers) w.close();
+    opened.server?.close();
+    throw e;
+  }
+}
+
+async function start(config: GatewayConfig, log: (line: string) => void, opened: { watchers: PolicyWatcher[]; server?: MtlsServer }): Promise<RunningGateway> {
   const audit = config.audit ? createAuditLog(config.audit) : undefined;
   const metrics = new GatewayMetrics();
-  const watchers: PolicyWatcher[] = [];
+  const watchers = opened.watchers;
   const routes = config.routes.map((r) => {
     const w = watchPolicy(r.policy, { onReload: () => log(`policy ${r.policy} reloaded`), onError: (e) => log(`policy ${r.policy} is invalid, keeping the last good one: ${e.message}`) });
     watchers.push(w);
@@ -88,6 +100,7 @@ export async function startGateway(config: GatewayConfig, log: (line: string) =>
     },
     handler,
   );
+  opened.server = server;
   const [host, port] = [config.listen.slice(0, config.listen.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(config.listen.slice(config.listen.lastIndexOf(':') + 1))];
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
