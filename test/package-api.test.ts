@@ -16,7 +16,7 @@ test('every subpath of package.json exports has an entry file in src/api/', () =
   const entries = entryPoints();
   assert.deepEqual(
     entries.map((e) => e.subpath),
-    ['mcp-mtls', 'mcp-mtls/ca', 'mcp-mtls/identity', 'mcp-mtls/policy', 'mcp-mtls/server', 'mcp-mtls/server/sdk1', 'mcp-mtls/server/sdk2', 'mcp-mtls/client', 'mcp-mtls/client/sdk1', 'mcp-mtls/client/sdk2', 'mcp-mtls/gateway'],
+    ['mcp-mtls', 'mcp-mtls/ca', 'mcp-mtls/ca/serve', 'mcp-mtls/identity', 'mcp-mtls/policy', 'mcp-mtls/server', 'mcp-mtls/server/sdk1', 'mcp-mtls/server/sdk2', 'mcp-mtls/client', 'mcp-mtls/client/sdk1', 'mcp-mtls/client/sdk2', 'mcp-mtls/gateway'],
   );
   for (const e of entries) assert.ok(e.file.startsWith(path.join(ROOT, 'src', 'api') + path.sep) && fs.existsSync(e.file), `${e.subpath} -> ${e.file}`);
 });

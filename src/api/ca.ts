@@ -1,7 +1,9 @@
 /**
  * `mcp-mtls/ca`: the certificate authority as a library: create a CA, issue, renew and
  * revoke certificates, sign CRLs, list and inspect, write client bundles; with the folder
- * store (default), an in-memory store, or PostgreSQL. Pulls in no MCP or HTTP code.
+ * store (default), an in-memory store, or PostgreSQL (the `pg` driver is loaded only when a
+ * PostgreSQL store is opened); enrollment tokens. Pulls in no MCP or HTTP code: the online CA
+ * is `mcp-mtls/ca/serve`.
  *
  * @packageDocumentation
  */
@@ -13,7 +15,10 @@ export { listCertificates, type CertificateEntry, type CertificateStatus, type L
 export { inspectCertificate, type InspectReport, type InspectContext } from '../ca/inspect.js';
 export { loadCaConfig, type CaConfig } from '../ca/config.js';
 export { parseDuration, formatDuration } from '../ca/duration.js';
-export type { Store, StoreTransaction, IndexRecord, IssuedRecord, RevokedRecord, AuditEvent, CrlName } from '../ca/store/store.js';
+export type { Store, StoreTransaction, StoreSnapshot, IndexRecord, IssuedRecord, RevokedRecord, AuditEvent, CrlName, EnrollmentToken, StoredToken, TokenConsumeResult } from '../ca/store/store.js';
 export { FsStore, type FsStoreOptions } from '../ca/store/fs-store.js';
 export { MemoryStore } from '../ca/store/memory-store.js';
+export { PostgresStore, migrate as migratePostgres, type PostgresStoreOptions } from '../ca/store/postgres-store.js';
+export { openStore, type OpenStoreOptions } from '../ca/store/open.js';
+export { createEnrollmentToken, listTokens, enrollWithToken, TokenRefused, type TokenRequest, type CreatedToken, type TokenListEntry, type TokenStatus } from '../ca/tokens.js';
 export { writeBundle, BUNDLE_FORMATS, type BundleFormat, type BundleInput } from '../bundle/write.js';
