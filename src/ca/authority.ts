@@ -29,12 +29,15 @@ import type { AuditEvent, IssuedRecord, Store, StoreTransaction } from './store/
 /** Supplies the passphrase of an encrypted CA key; asked only when that key is needed. */
 export type PassphraseProvider = (keyName: 'root' | 'intermediate') => string | Promise<string>;
 
+/** Options of {@link Authority.open}: how to unlock the CA keys, where the CA's state lives, the clock. */
 export interface AuthorityOptions {
+  /** asked for the passphrase of an encrypted CA key the first time that key is needed; without it an encrypted key throws `CA_KEY_LOCKED` */
   passphrase?: PassphraseProvider;
-  /** the clock, for tests */
+  /** the clock (validity periods, records, audit times, CRLs); default the system clock. For tests */
   now?: () => Date;
+  /** a store to use as it is (e.g. a `MemoryStore`), instead of opening one; `storeUrl` and config.yaml's `store:` are then ignored */
   store?: Store;
-  /** without `store`: where the state lives (a postgres:// URL), over config.yaml's `store:`; default the CA folder */
+  /** without `store`: where the state lives (a postgres:// URL, never with a password), over config.yaml's `store:`; default the CA folder */
   storeUrl?: string;
   /** the database password, when the store is a database (PGPASSWORD, ~/.pgpass: the CLI reads them) */
   storePassword?: () => Promise<string | undefined>;
@@ -43,23 +46,43 @@ export interface AuthorityOptions {
 /** Clock skew allowance: notBefore is backdated by this much (identity.md). */
 export const BACKDATE_MS = 60_000;
 
+/**
+ * What to put into a client certificate ({@link Authority.issueClient}): the claims of
+ * `ClientClaims` (kind, id, teams, roles, email) without the trust domain, which is always the
+ * CA's own. Claims are normalised and checked against the identity profile; a bad one throws
+ * `BAD_NAME` (or `PROFILE_VIOLATION`: under name constraints an id cannot contain a dot).
+ */
 export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
-  /** lifetime in ms; default from config (24h) */
+  /** lifetime in ms; default config.yaml's `defaults.clientTtl` (24h). Must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
   readonly ttlMs?: number;
-  /** key type to generate; default from config. Ignored when `spki` is given */
+  /** key type to generate; default config.yaml's `keyType`. Ignored when `spki` is given */
   readonly keyType?: KeyType;
-  /** a public key from a verified CSR (or the certificate being renewed): the CA generates no key */
+  /**
+   * a public key (SubjectPublicKeyInfo, DER) from a verified CSR (or the certificate being
+   * renewed): the CA generates no key. Proof of possession is the caller's job here
+   */
   readonly spki?: Uint8Array;
-  /** serial of the certificate this one renews */
+  /** serial of the certificate this one renews (lowercase hex); recorded in the index, not checked */
   readonly renewedFrom?: string;
 }
 
+/**
+ * What to put into a server certificate ({@link Authority.issueServer}): at least one DNS name
+ * or IP address (else `BAD_ARGUMENT`); under name constraints at least one DNS name, all within
+ * the permitted ones (else `PROFILE_VIOLATION`). Duplicates are dropped.
+ */
 export interface ServerRequest {
+  /** DNS names, e.g. `mcp.example.com` (an invalid one throws `BAD_NAME`) */
   readonly dns: readonly string[];
+  /** IPv4 or IPv6 addresses, without a zone (`%eth0`) */
   readonly ips: readonly string[];
+  /** lifetime in ms; default config.yaml's `defaults.serverTtl` (90d). Must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
   readonly ttlMs?: number;
+  /** key type to generate; default config.yaml's `keyType`. Ignored when `spki` is given */
   readonly keyType?: KeyType;
+  /** a public key (SubjectPublicKeyInfo, DER) to certify: the CA generates no key */
   readonly spki?: Uint8Array;
+  /** serial of the certificate this one renews (lowercase hex); recorded in the index, not checked */
   readonly renewedFrom?: string;
 }
 
@@ -69,8 +92,14 @@ export interface Delivery {
   stage(issued: readonly IssuedCertificate[]): { commit(): void; abort(): void };
 }
 
+/** Options of one issuance (`issueClient`, `issueClients`, `issueClientFromCsr`, `issueServer`). */
 export interface IssueOptions {
+  /**
+   * called as each certificate is signed, with how many are signed and the total; before the
+   * commit, so a later refusal still records nothing (and a retried batch counts from 1 again)
+   */
   readonly onProgress?: (done: number, total: number) => void;
+  /** where the certificates (and generated keys) go, staged before the commit; without it the caller takes them from the result */
   readonly delivery?: Delivery;
   /**
    * runs inside the issuing transaction, after signing and right before the commit (e.g. using
@@ -82,12 +111,18 @@ export interface IssueOptions {
 /** Refusals already written to the audit log (so that nested stages audit once). */
 const AUDITED = new WeakSet<Error>();
 
+/** A certificate the CA signed and recorded, with its chain and, when the CA generated it, its key. */
 export interface IssuedCertificate {
+  /** what the store recorded: serial (lowercase hex), claims or names, validity (ISO 8601), SHA-256 fingerprint */
   readonly record: IssuedRecord;
+  /** the certificate, DER */
   readonly der: Buffer;
-  /** leaf then intermediate, PEM */
+  /** leaf then intermediate, PEM (no root) */
   readonly chainPem: string;
-  /** present when the CA generated the key */
+  /**
+   * present when the CA generated the key (no `spki` in the request): unencrypted PKCS#8. The
+   * store does not keep it: this is the only copy
+   */
   readonly key?: GeneratedKey;
 }
 
@@ -105,14 +140,28 @@ interface Prepared {
   readonly renewedFrom?: string;
 }
 
-
+/**
+ * An open CA folder ({@link Authority.open}): its config, root and intermediate certificates
+ * and store, and the issuing of certificates in stages (validate, build from the profile,
+ * enforce, sign, store). Each issuance is one store transaction: a refusal (an `MtlsError`) is
+ * written to the audit log as `cert.refuse` and records nothing else. The CA keys are read only
+ * when something is signed. Opening holds the store open: call `store.close()` when done (a
+ * database store keeps connections).
+ */
 export class Authority {
+  /** the CA's config.yaml, as read when opened */
   readonly config: CaConfig;
+  /** the paths of the CA folder's files */
   readonly layout: CaLayout;
+  /** where records, CRLs, audit and tokens live: the folder, a database, or `options.store` */
   readonly store: Store;
+  /** the root certificate, DER */
   readonly rootDer: Buffer;
+  /** the intermediate (issuing) certificate, DER */
   readonly intermediateDer: Buffer;
+  /** the root certificate, parsed */
   readonly root: ParsedCertificate;
+  /** the intermediate certificate, parsed */
   readonly intermediate: ParsedCertificate;
   /** what the intermediate contributes to every certificate and CRL it signs */
   readonly issuer: IssuerInfo;
@@ -142,7 +191,15 @@ export class Authority {
     };
   }
 
-  /** Opens the CA in `dir`. Keys are not read until something is signed. */
+  /**
+   * Opens the CA in `dir`: reads config.yaml and the root and intermediate certificates, and
+   * opens the store (a database store connects at its first use). Keys are not read until
+   * something is signed.
+   *
+   * @throws MtlsError `CA_NOT_FOUND` when `dir` does not exist or has no config.yaml,
+   *   `CA_CONFIG_INVALID` for a bad config.yaml, `STORE_CORRUPT` or `PEM_MALFORMED` for an
+   *   unreadable CA certificate, `USAGE` for a store URL that is not postgres:// or holds a password
+   */
   static open(dir: string, options: AuthorityOptions = {}): Authority {
     if (!fs.existsSync(caLayout(dir).config)) {
       const exists = fs.existsSync(dir);
@@ -153,15 +210,23 @@ export class Authority {
     return new Authority(dir, options);
   }
 
+  /** The current time by the CA's clock (`options.now`, else the system clock). */
   now(): Date {
     return this.#options.now?.() ?? new Date();
   }
 
+  /** The root certificate, PEM: what clients and servers trust. */
   get rootPem(): string {
     return pemEncode('CERTIFICATE', this.rootDer);
   }
 
-  /** Issues one client certificate (generating its key unless `spki` is given). */
+  /**
+   * Issues one client certificate (generating its key unless `spki` is given) and records it.
+   *
+   * @throws MtlsError for a refused request (`BAD_NAME`, `PROFILE_VIOLATION`,
+   *   `TTL_EXCEEDS_ISSUER`, ...), a locked or missing intermediate key (`CA_KEY_LOCKED`,
+   *   `CA_KEY_MISSING`), or a store failure; then nothing is recorded but the refusal in the audit log
+   */
   async issueClient(request: ClientRequest, options: IssueOptions = {}): Promise<IssuedCertificate> {
     const [issued] = await this.issueClients([request], options);
     return issued as IssuedCertificate;
@@ -169,7 +234,8 @@ export class Authority {
 
   /**
    * Issues many client certificates in one store transaction: all requests are validated
-   * first (one bad row refuses the whole batch), then signed and committed together.
+   * first (one bad row refuses the whole batch, its message prefixed `request N:`), then
+   * signed and committed together. Resolves in the order of `requests`.
    */
   issueClients(requests: readonly ClientRequest[], options: IssueOptions = {}): Promise<IssuedCertificate[]> {
     const subjects = requests.map((r) => ({ principal: `${r.kind}/${r.id}` }));
@@ -179,7 +245,12 @@ export class Authority {
     });
   }
 
-  /** Issues a client certificate for the public key of a CSR, after checking its signature. */
+  /**
+   * Issues a client certificate for the public key of a CSR (PEM or DER), after checking its
+   * signature. The claims come from `request`; the CSR's subject and extensions are ignored.
+   *
+   * @throws MtlsError `CSR_INVALID` or `CSR_BAD_SIGNATURE` for a bad CSR, else as {@link Authority.issueClient}
+   */
   issueClientFromCsr(csr: Uint8Array, request: Omit<ClientRequest, 'spki' | 'keyType'>, options: IssueOptions = {}): Promise<IssuedCertificate> {
     return this.#audited({ principal: `${request.kind}/${request.id}`, source: 'csr' }, async () => {
       const verified = verifyCsr(csr);
@@ -187,6 +258,13 @@ export class Authority {
     });
   }
 
+  /**
+   * Issues one server certificate (serverAuth, for the DNS names and IPs of `request`),
+   * generating its key unless `spki` is given, and records it.
+   *
+   * @throws MtlsError `BAD_ARGUMENT` without any name, `BAD_NAME`, `PROFILE_VIOLATION` outside
+   *   the name constraints, else as {@link Authority.issueClient}
+   */
   issueServer(request: ServerRequest, options: IssueOptions = {}): Promise<IssuedCertificate> {
     const subject = { dns: request.dns, ips: request.ips };
     return this.#audited(subject, async () => {
@@ -386,7 +464,13 @@ export class Authority {
     await this.store.transaction((tx) => tx.appendAudit(events.map((e) => this.#event(e))));
   }
 
-  /** The intermediate's signer; reads (and decrypts) the key the first time. */
+  /**
+   * The intermediate's signer; reads (and decrypts, asking `options.passphrase`) the key the
+   * first time, then keeps it. Call it early to check the key and passphrase before serving.
+   *
+   * @throws MtlsError `CA_KEY_MISSING`, `CA_KEY_LOCKED` (encrypted without a passphrase, or a
+   *   wrong one), `KEY_INVALID`
+   */
   async signer(): Promise<Signer> {
     this.#signer ??= createSigner(await this.#loadKey('intermediate'));
     return this.#signer;
@@ -423,7 +507,12 @@ export class Authority {
     }
   }
 
-  /** The root key, for operations that need it (CRL of the root, intermediate rotation). */
+  /**
+   * The root key's signer, for operations that need it (CRL of the root, intermediate
+   * rotation). Read anew at each call, not kept: the root key is normally offline.
+   *
+   * @throws MtlsError `CA_KEY_MISSING` when private/root.key is not there, else as {@link Authority.signer}
+   */
   async rootSigner(): Promise<Signer> {
     return createSigner(await this.#loadKey('root'));
   }

@@ -11,23 +11,43 @@ const duration = z.string().refine(isDuration, 'must be a duration such as 24h o
 
 export const CaConfigSchema = z
   .object({
+    /** the config file's format version: 1 */
     version: z.literal(1),
+    /** the identity profile version the CA issues (identity.md): 1 */
     profile: z.literal(1),
+    /** the trust domain of every principal this CA issues, e.g. `example.test` */
     trustDomain: z.string().refine(isValidTrustDomain, 'must be lowercase [a-z0-9._-]+'),
+    /** the CA's display name; the root and intermediate CNs are it plus " Root" / " Intermediate" */
     name: z.string().min(1).max(64),
     organization: z.string().min(1).max(64).optional(),
+    /** the key type of the CA keys, and of keys the CA generates when a request names none */
     keyType: z.enum(KEY_TYPES),
+    /** whether the CA keys are encrypted (a passphrase is needed to sign) */
     encryptedKeys: z.boolean(),
+    /** when enabled, the intermediate may only certify the trust domain and these DNS names (and their subdomains) */
     nameConstraints: z.strictObject({ enabled: z.boolean(), dns: z.array(z.string()) }),
+    /** the CRL distribution point URL put into issued certificates */
     crlUrl: z.url().optional(),
+    /** default lifetimes, as durations such as `24h` (`ca init` writes 24h, 90d, 7d; crlTtl absent means 7d) */
     defaults: z.strictObject({ clientTtl: duration, serverTtl: duration, crlTtl: duration.optional() }),
     /** where the CA's state lives: absent for this folder, or postgres://USER@HOST:PORT/DB (never with a password) */
     store: z.string().min(1).optional(),
   })
   .strict();
 
+/**
+ * A CA's config.yaml, parsed and validated ({@link loadCaConfig}; `Authority.config`). Written
+ * once by `ca init`; durations are strings such as `24h`.
+ */
 export type CaConfig = z.infer<typeof CaConfigSchema>;
 
+/**
+ * Reads and validates a CA's config.yaml (`file` is the file, not the CA folder). Validation is
+ * strict: an unknown key is refused.
+ *
+ * @throws MtlsError `CA_NOT_FOUND` when the file cannot be read, `CA_CONFIG_INVALID` for bad
+ *   YAML or a refused field (the message names the first one)
+ */
 export function loadCaConfig(file: string): CaConfig {
   let text: string;
   try {

@@ -10,6 +10,13 @@ const UNIT_MS: Record<string, number> = {
   y: 365 * 86_400_000,
 };
 
+/**
+ * Parses a duration as ops type it ("90s", "15m", "24h", "90d", "2w", "10y", or sums like
+ * "1h30m"; a year is 365 days) into milliseconds. Surrounding whitespace is ignored.
+ *
+ * @param what - names the value in error messages, e.g. `--ttl`
+ * @throws MtlsError `BAD_DURATION` when malformed, zero, or over 1000y
+ */
 export function parseDuration(text: string, what = 'duration'): number {
   const s = text.trim();
   if (!/^(\d+[smhdwy])+$/.test(s)) {

@@ -1,9 +1,4 @@
-/**
- * `ca init`: a root and an issuing intermediate (identity.md "CA hierarchy"), config.yaml
- * and an empty store. Files are written into a staging folder inside DIR and moved into
- * place one by one, config.yaml last: a CA folder without config.yaml is not a CA, and a
- * second `init` refuses to touch one that has any CA file.
- */
+/** `ca init`: creating a CA folder ({@link initCa}). */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,31 +15,58 @@ import { caLayout, MODES } from './layout.js';
 import { intermediateFields, rootFields } from './profiles.js';
 import { appendLines, fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
 
+/** Options of {@link initCa}. */
 export interface InitOptions {
+  /** the CA folder; created when missing, refused when it holds any CA file (`CA_EXISTS`) */
   readonly dir: string;
+  /** the trust domain of every principal the CA will issue, e.g. `example.test` (else `BAD_TRUST_DOMAIN`) */
   readonly trustDomain: string;
+  /** display name, 1 to 50 characters; the CNs are it plus " Root" / " Intermediate". Default `<trustDomain> MCP CA` */
   readonly name?: string;
+  /** an O attribute (1 to 64 characters) in the CA certificates and every certificate issued */
   readonly organization?: string;
+  /** the CA keys' type, and the default for keys the CA generates; default `ec-p256` */
   readonly keyType?: KeyType;
+  /** the root's lifetime in ms; at least `intermediateTtlMs` (else `BAD_DURATION`) */
   readonly rootTtlMs: number;
+  /** the intermediate's lifetime in ms; no certificate it issues can outlive it */
   readonly intermediateTtlMs: number;
   /** encrypts both CA keys (PKCS#8, PBES2 AES-256-CBC) */
   readonly passphrase?: string;
   /** opt-in name constraints on the intermediate: the trust domain plus these DNS names */
   readonly nameConstraints?: { readonly dns: readonly string[] };
+  /** an http(s) URL in plain ASCII, put into issued certificates as their CRL distribution point */
   readonly crlUrl?: string;
   /** a database store URL recorded in config.yaml (`store:`); the caller moves the initial state there */
   readonly store?: string;
+  /** the creation time; default now. For tests */
   readonly now?: Date;
 }
 
+/** What {@link initCa} created. */
 export interface InitResult {
+  /** config.yaml as written (defaults: clients 24h, servers 90d, CRLs 7d) */
   readonly config: CaConfig;
+  /** the root certificate, DER */
   readonly rootDer: Buffer;
+  /** the intermediate certificate, DER */
   readonly intermediateDer: Buffer;
+  /** absolute paths of the files written */
   readonly files: { readonly config: string; readonly rootCert: string; readonly intermediateCert: string; readonly rootKey: string; readonly intermediateKey: string };
 }
 
+/**
+ * Creates a CA in `options.dir` (`mcp-mtls ca init`): a root and an issuing intermediate
+ * (identity.md "CA hierarchy"), their first CRLs, config.yaml and an empty folder store.
+ * Synchronous. Everything is checked before a key is generated, so a refused init writes
+ * nothing. Files are written into a staging folder inside the CA folder and moved into place one
+ * by one, config.yaml last: a folder without config.yaml is not a CA, and an interrupted init
+ * removes what it moved.
+ *
+ * @throws MtlsError `CA_EXISTS` when the folder holds any CA file (also when a concurrent init
+ *   won), `BAD_TRUST_DOMAIN`, `BAD_ARGUMENT` (name, organization, permitted DNS names, CRL URL,
+ *   a lifetime past the year 9999), `BAD_DURATION` (intermediate outliving the root), `IO_ERROR`
+ */
 export function initCa(options: InitOptions): InitResult {
   const trustDomain = assertTrustDomain(options.trustDomain);
   const layout = caLayout(options.dir);

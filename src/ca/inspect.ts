@@ -1,8 +1,4 @@
-/**
- * `inspect`: everything a person needs to know about one certificate, decoded with the
- * same strict reader the servers use, so a malformed claim is reported exactly as a server
- * would refuse it.
- */
+/** `inspect`: describing one certificate ({@link inspectCertificate}). */
 import crypto from 'node:crypto';
 import { isMtlsError } from '../errors.js';
 import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
@@ -18,35 +14,58 @@ import {
 import { keyTypeOf } from '../x509/keys.js';
 import { OID } from '../x509/oids.js';
 
+/** What {@link inspectCertificate} found in a certificate. */
 export interface InspectReport {
+  /** the subject name for display, "CN=..., O=..." (never for authorization) */
   readonly subject: string;
+  /** the issuer name for display, like `subject` */
   readonly issuer: string;
+  /** lowercase hex */
   readonly serial: string;
+  /** SHA-256 of the DER, lowercase hex */
   readonly fingerprint: string;
+  /** ISO 8601 */
   readonly notBefore: string;
+  /** ISO 8601 */
   readonly notAfter: string;
+  /** at `InspectContext.now` */
   readonly validity: 'valid' | 'expired' | 'not yet valid';
+  /** `ca` by basicConstraints, else by extended key usage (clientAuth before serverAuth) */
   readonly type: 'client' | 'server' | 'ca' | 'other';
+  /** e.g. `ec-p256`, or `unsupported` */
   readonly keyType: string;
+  /** key usage bit names, e.g. `digitalSignature` */
   readonly keyUsage: string[];
+  /** `clientAuth`, `serverAuth`, or the OID of any other usage */
   readonly extKeyUsage: string[];
   readonly subjectAltNames: { uris: string[]; emails: string[]; dns: string[]; ips: string[] };
   /** the identity a server would see (client certificates), or null */
   readonly identity: Identity | null;
   /** why the certificate is not a usable identity, when it is a client certificate */
   readonly identityError?: { code: string; message: string };
+  /** leaf -> intermediate -> root signatures and validity at `now`; `unknown` without the CA certificates */
   readonly chain: { status: 'verified' | 'failed' | 'unknown'; reason?: string };
 }
 
 const EKU_NAMES: Record<string, string> = { [OID.clientAuth]: 'clientAuth', [OID.serverAuth]: 'serverAuth' };
 
+/** What {@link inspectCertificate} checks a certificate against. */
 export interface InspectContext {
-  /** the CA's root and intermediate, when known */
+  /** the CA's root and intermediate (DER), when known; without both the chain is not checked */
   readonly root?: Buffer;
   readonly intermediate?: Buffer;
+  /** the time validity is judged at */
   readonly now: Date;
 }
 
+/**
+ * Everything a person needs to know about one certificate (DER): names, serial, validity, key,
+ * usages, SANs, the identity a server would see, and the chain when `ctx` has the CA. Decoded
+ * with the same strict reader the servers use, so a malformed claim is reported (in
+ * `identityError`, not thrown) exactly as a server would refuse it.
+ *
+ * @throws MtlsError `CERT_INVALID` or `DER_MALFORMED` when `der` is not a certificate
+ */
 export function inspectCertificate(der: Buffer, ctx: InspectContext): InspectReport {
   const cert = parseCertificate(der);
   const ext = (oid: string) => cert.extensions.get(oid);

@@ -1,19 +1,28 @@
 /** `list`: the index folded into one entry per certificate, with its current status. */
 import type { IndexRecord, IssuedRecord, Store } from './store/store.js';
 
+/** A certificate's status at a given time: revoked wins over expired (past its notAfter). */
 export type CertificateStatus = 'valid' | 'expired' | 'revoked';
 
+/** One issued certificate as {@link listCertificates} returns it: its index record plus its status. */
 export interface CertificateEntry extends IssuedRecord {
   readonly status: CertificateStatus;
+  /** when revoked: the time, ISO 8601 */
   readonly revokedAt?: string;
+  /** when revoked: the RFC 5280 reason name, e.g. `keyCompromise` */
   readonly revocationReason?: string;
 }
 
+/** Which certificates {@link listCertificates} returns: every field given must match (AND); `{}` lists all. */
 export interface ListFilter {
   readonly status?: CertificateStatus;
+  /** a user id (not the principal URI): client certificates of that user */
   readonly user?: string;
+  /** a service id: client certificates of that service */
   readonly service?: string;
+  /** certificates whose teams include this one */
   readonly team?: string;
+  /** certificates whose roles include this one */
   readonly role?: string;
   readonly type?: 'client' | 'server';
 }
@@ -31,6 +40,10 @@ export function foldIndex(records: readonly IndexRecord[], now: Date): Certifica
   return out;
 }
 
+/**
+ * The certificates a store recorded, one entry per certificate in the order recorded, with their
+ * status at `now`, filtered by `filter`. Reads the whole index.
+ */
 export async function listCertificates(store: Store, filter: ListFilter, now: Date): Promise<CertificateEntry[]> {
   return foldIndex(await store.readIndex(), now).filter(
     (e) =>

@@ -1,18 +1,17 @@
-/**
- * Renewal: a new certificate with a new serial for the same principal, teams and roles
- * (or the same server names), taken from the CA's own record of the old one, never from the
- * requester. The public key is kept unless `rekey` asks for a new one.
- */
+/** Renewal by the operator (`mcp-mtls renew`): {@link renewCertificate}. */
 import { MtlsError } from '../errors.js';
 import { parseCertificate } from '../x509/certificate.js';
 import type { KeyType } from '../x509/keys.js';
 import type { Authority, Delivery, IssuedCertificate } from './authority.js';
 import { findIssued, revokeCertificate } from './revocation.js';
 
+/** Options of {@link renewCertificate}. */
 export interface RenewOptions {
+  /** generate a new key (returned in `issued.key`) instead of certifying the old public key again */
   readonly rekey?: boolean;
   /** with rekey: the new key's type (default: the old one's) */
   readonly keyType?: KeyType;
+  /** the new lifetime in ms; default config.yaml's default for the certificate's type (not the old lifetime) */
   readonly ttlMs?: number;
   /** revoke the old certificate as superseded once the new one is issued */
   readonly revokeOld?: boolean;
@@ -20,6 +19,16 @@ export interface RenewOptions {
   readonly delivery?: Delivery;
 }
 
+/**
+ * Renews the certificate with serial `serial` (lowercase hex): a new certificate with a new
+ * serial for the same principal, teams and roles (or the same server names), taken from the
+ * CA's own record of the old one, never from the requester. The public key is kept unless
+ * `rekey` asks for a new one. The old certificate stays valid unless `revokeOld`.
+ *
+ * @returns the new certificate, the old serial, and whether the old one was revoked
+ * @throws MtlsError `NOT_FOUND` for an unknown serial, `ALREADY_REVOKED` for a revoked
+ *   certificate, `STORE_CORRUPT` when its file is missing, else as `Authority.issueClient`
+ */
 export async function renewCertificate(ca: Authority, serial: string, options: RenewOptions = {}): Promise<{ issued: IssuedCertificate; oldSerial: string; oldRevoked: boolean }> {
   const { issued: old, revoked } = findIssued(await ca.store.readIndex(), serial, ca.layout.dir);
   if (revoked) {

@@ -76,9 +76,13 @@ export async function signRootCrl(ca: Authority, tx: StoreTransaction, signer: S
   return der;
 }
 
+/** What {@link revokeCertificate} did: the revocation it recorded and the CRL that now lists it. */
 export interface RevokeResult {
+  /** the revocation as recorded: serial, reason, revokedAt (ISO 8601, whole seconds) */
   readonly record: RevokedRecord;
+  /** the CA's record of the certificate revoked */
   readonly issued: IssuedRecord;
+  /** the cRLNumber of the intermediate's CRL re-signed with it, in decimal */
   readonly crlNumber: string;
 }
 
@@ -102,8 +106,13 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
   });
 }
 
+/**
+ * What {@link writeCrls} did, per CRL: `signed` whether this run signed a new one, `der` the CRL
+ * now stored (DER, new or not), `state` its number, dates and whether it is due or expired.
+ */
 export interface CrlRunResult {
   readonly intermediate: { readonly signed: boolean; readonly der: Buffer; readonly state: CrlState };
+  /** `note`: set when the root CRL is due but the root key is offline (what to do, for a person) */
   readonly root: { readonly signed: boolean; readonly der: Buffer; readonly state: CrlState; readonly note?: string };
 }
 

@@ -5,9 +5,9 @@
  * not as an accounting of certificates). Idle buckets are dropped once full again.
  */
 export interface RateLimit {
-  /** requests a key may make at once */
+  /** requests a key may make at once (the bucket's size) */
   readonly burst: number;
-  /** refill rate */
+  /** refill rate: requests a key gets back per minute, refilled continuously; 0 never refills */
   readonly perMinute: number;
 }
 

@@ -1,21 +1,4 @@
-/**
- * `ca serve`: the CA online, over HTTPS.
- *
- *   GET  /crl/root.crl, /crl/intermediate.crl   DER CRLs (ETag, 304, Cache-Control; crls.ts)
- *   POST /renew                                 mTLS with a current client certificate of this CA (renew.ts)
- *   POST /sign                                  Authorization: Bearer <enrollment token> + CSR (ca/tokens.ts)
- *   GET  /healthz                               JSON: store reachable, CRL ages
- *   GET  /metrics                               Prometheus text
- *
- * TLS asks for a client certificate but completes the handshake without one
- * (`rejectUnauthorized: false`), so that CRLs, /sign and health need none and /renew can say
- * in a JSON 401/403 why a certificate is refused. Nothing is cached that another replica or the
- * CLI could change, except the CRLs for one second: every /renew re-reads the store's records
- * (revocation) and every /sign consumes its token in the store's issuing transaction.
- *
- * One audit line (JSON) per request that changes state or was refused doing so; never a token
- * secret or a key.
- */
+/** `ca serve`: the CA online, over HTTPS ({@link createCaServer}; docs/ca-serve.md). */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -31,12 +14,21 @@ import { createPeerChecker } from './peer.js';
 import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
 import { renewForPeer } from './renew.js';
 
+/**
+ * Receives the online CA's audit events: one per request that changes state or was refused
+ * doing so (`ca.renew`, `ca.sign`: status, code, principal, serials, token id, remote address,
+ * ms) and one per CRL re-sign (`crl.resign`); never a token secret or a key. Events carry no
+ * time: add one when writing. Called synchronously from event handlers: it should not throw.
+ */
 export type AuditWriter = (event: { event: string; [k: string]: unknown }) => void;
 
+/** Options of {@link createCaServer}. */
 export interface CaServerOptions {
+  /** the CA to serve; every request reads (and /renew, /sign write) its store */
   readonly authority: Authority;
   /** this server's certificate chain (PEM, issued by the CA: `mcp-mtls issue server`) and key */
   readonly cert: string | Buffer;
+  /** this server's private key, PEM */
   readonly key: string | Buffer;
   /** one JSON object per state-changing request; default: nowhere */
   readonly audit?: AuditWriter;
@@ -44,15 +36,23 @@ export interface CaServerOptions {
   readonly log?: (message: string) => void;
   /** per principal, for /renew (default: burst 3, 3 per minute) */
   readonly renewRate?: RateLimit;
+  /**
+   * CRL publishing, all in ms: `cacheMs` how long a CRL read from the store is served (1000),
+   * `maxAgeMs` the cap on Cache-Control max-age (300 000), `checkMs` how often the re-sign check
+   * runs (60 000)
+   */
   readonly crl?: Omit<CrlPublisherOptions, 'log' | 'onResigned'>;
-  /** seconds a client is told to wait (Retry-After) when the store is unavailable */
+  /** seconds a client is told to wait (Retry-After) when the store is unavailable; default 5 (12 times that when the CA key is) */
   readonly retryAfterSeconds?: number;
 }
 
+/** The server {@link createCaServer} returns: a Node `https.Server` with the CA's CRLs, metrics and a graceful shutdown. */
 export interface CaServer extends https.Server {
+  /** the counters and histograms behind GET /metrics */
   readonly metrics: CaServeMetrics;
+  /** the published CRLs and their re-sign timer (`lastCheck`: the timer's last run) */
   readonly crls: CrlPublisher;
-  /** stops accepting, lets requests in flight finish (at most graceMs, then closes them), stops the CRL timer */
+  /** stops accepting, lets requests in flight finish (at most graceMs, default 10 000, then closes them), stops the CRL timer; the authority's store stays open */
   shutdown(graceMs?: number): Promise<void>;
 }
 
@@ -96,6 +96,28 @@ function chainResponse(res: ServerResponse, issued: IssuedCertificate): void {
   res.end(issued.chainPem);
 }
 
+/**
+ * Creates the online CA (what `mcp-mtls ca serve` runs): an HTTPS server, not listening yet.
+ * Call `listen()`; the CRL re-sign timer starts on `'listening'` and stops on `'close'`.
+ *
+ *   GET  /crl/root.crl, /crl/intermediate.crl   DER CRLs (ETag, 304, Cache-Control)
+ *   POST /renew                                 mTLS with a current client certificate of this CA; body: a CSR, or empty to keep the key
+ *   POST /sign                                  Authorization: Bearer <enrollment token> + CSR
+ *   GET  /healthz                               JSON: store reachable, CRL ages (503 when not ok)
+ *   GET  /metrics                               Prometheus text
+ *
+ * TLS asks for a client certificate but completes the handshake without one
+ * (`rejectUnauthorized: false`), so that CRLs, /sign and health need none and /renew can say
+ * in a JSON 401/403 why a certificate is refused. Nothing is cached that another replica or the
+ * CLI could change, except the CRLs for one second: every /renew re-reads the store's records
+ * (revocation) and every /sign consumes its token in the store's issuing transaction.
+ *
+ * Creating it reads no CA key: call `authority.signer()` first to check the key and passphrase
+ * (the CLI does), else a locked key shows only as 503 `CA_UNAVAILABLE` answers. Closing the
+ * server leaves the authority's store open: close it after {@link CaServer.shutdown}.
+ *
+ * @throws Node's TLS error, at once, when `cert` or `key` is unusable
+ */
 export function createCaServer(options: CaServerOptions): CaServer {
   const ca = options.authority;
   const audit = options.audit ?? (() => undefined);
