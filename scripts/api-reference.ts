@@ -94,7 +94,7 @@ function inferredReturn(m: ts.SignatureDeclaration, checker: ts.TypeChecker): ts
 
 /** `{@link X}` and `{@link X | text}` as code spans: the reference is read as plain markdown */
 const plain = (parts: readonly ts.SymbolDisplayPart[] | undefined): string =>
-  ts.displayPartsToString(parts).replace(/\{@link(?:code|plain)?\s+([^}|\s]+)(?:\s*\|?\s*([^}]*))?\}/g, (_m, target: string, text?: string) => (text?.trim() ? `${text.trim()} (\`${target}\`)` : `\`${target}\``)).trim();
+  ts.displayPartsToString(parts as ts.SymbolDisplayPart[] | undefined).replace(/\{@link(?:code|plain)?\s+([^}|\s]+)(?:\s*\|?\s*([^}]*))?\}/g, (_m, target: string, text?: string) => (text?.trim() ? `${text.trim()} (\`${target}\`)` : `\`${target}\``)).trim();
 
 /** the TSDoc text, then its tags (@param, @returns, @throws, @example, ...) as a list */
 function docOf(symbol: ts.Symbol, checker: ts.TypeChecker): string {

@@ -43,7 +43,9 @@ test(`a client with a ${CERT_TTL_MS / 60_000}-minute certificate calls tools for
   const handler = createMcpSdk1Handler({
     serverInfo: { name: 'soak', version: '1.0.0' },
     policy,
-    build: (server) => server.registerTool('serial', {}, async (extra) => ({ content: [{ type: 'text', text: callerOf(extra).serial }] })),
+    build: (server) => {
+      server.registerTool('serial', {}, async (extra) => ({ content: [{ type: 'text', text: callerOf(extra).serial }] }));
+    },
   });
   const tls = await serverCreds(t.ca);
   const mcp = createMtlsServer({ cert: tls.cert, key: tls.key, ca: t.rootPem }, handler);

@@ -207,7 +207,15 @@ describe('ca serve', () => {
     assert.deepEqual(leaf.spki, pub, 'the CSR key');
     assert.equal((await opensslVerifyClient(t, r.text())).code, 0);
 
-    const reused = await sign(secret);
+    // the same request again (its answer lost, say): the same certificate, nothing new signed
+    const again = await sign(secret);
+    assert.equal(again.status, 200, again.text());
+    assert.equal(again.text(), r.text());
+    // the token with a CSR of another key: refused
+    const otherKey = path.join(dir, 'k2.pem');
+    const otherCsr = path.join(dir, 'r2.csr');
+    assert.equal((await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', otherKey, '-out', otherCsr, '-subj', '/CN=thief'])).code, 0);
+    const reused = await sign(secret, fs.readFileSync(otherCsr));
     assert.deepEqual([reused.status, reused.json().error?.code], [401, 'TOKEN_USED']);
     const wrong = await sign(secret.slice(0, -4) + 'AAAA');
     assert.deepEqual([wrong.status, wrong.json().error?.code], [401, 'TOKEN_INVALID']);
@@ -226,6 +234,7 @@ describe('ca serve', () => {
     assert.deepEqual(signs, [
       [400, 'CSR_INVALID', token.id],
       [200, null, token.id],
+      [200, null, token.id],
       [401, 'TOKEN_USED', token.id],
       [401, 'TOKEN_INVALID', token.id],
       [401, 'TOKEN_REQUIRED', null],
@@ -242,8 +251,12 @@ describe('ca serve', () => {
       const { secret } = await createEnrollmentToken(t.ca, { kind: 'user', id: 'racer', teams: [], roles: [], ttlMs: 600_000 });
       const csr = createCsr(generateKey('ec-p256'), 'racer');
       const send = (p: number) => request(p, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, body: csr });
+      const other = createCsr(generateKey('ec-p256'), 'racer');
       const results = await Promise.all([send(port), send(second.port), send(port), send(second.port)]);
-      assert.deepEqual(results.map((r) => r.status).sort(), [200, 401, 401, 401]);
+      assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200], 'same key: the one certificate, to every request');
+      assert.equal(new Set(results.map((r) => r.text())).size, 1);
+      const stolen = await request(second.port, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, body: other });
+      assert.deepEqual([stolen.status, stolen.json().error?.code], [401, 'TOKEN_USED'], 'another key: refused');
       const issued = (await t.ca.store.readIndex()).filter((r) => r.op === 'issue' && r.principal === 'spiffe://acme.test/user/racer');
       assert.equal(issued.length, 1);
     } finally {

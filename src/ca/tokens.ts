@@ -21,7 +21,10 @@ import type { PrincipalKind } from '../identity/names.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
 import { parseDuration } from './duration.js';
-import type { EnrollmentToken, Store, StoredToken } from './store/store.js';
+import type { EnrollmentToken, IssuedRecord, Store, StoredToken } from './store/store.js';
+import { parseCertificate } from '../x509/certificate.js';
+import { parseCrl } from '../x509/crl.js';
+import { pemEncode } from '../x509/pem.js';
 
 export const TOKEN_PREFIX = 'mcpt_';
 const TOKEN_RE = /^mcpt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -181,31 +184,61 @@ export class TokenDirectory {
  * a CSR_* MtlsError (token unchanged), or what the issuance throws. `directory` saves the
  * read of every token per request (ca serve); without it the store is read each time.
  */
-export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8Array, directory?: TokenDirectory): Promise<{ issued: IssuedCertificate; token: EnrollmentToken }> {
+export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8Array, directory?: TokenDirectory): Promise<{ issued: IssuedCertificate; token: EnrollmentToken; replayed: boolean }> {
   const parsed = parseToken(secret);
   if (!parsed) throw new TokenRefused('malformed', undefined);
   // the claims are read first (tokens are immutable) so that the certificate can be built and
   // signed; the authoritative, atomic check is consumeToken inside the issuing transaction
   const stored = directory ? await directory.find(parsed.hash) : (await ca.store.readTokens()).find((t) => t.hash === parsed.hash);
   if (!stored || stored.id !== parsed.id) throw new TokenRefused('unknown', parsed.id);
-  if (stored.usedAt !== undefined) throw new TokenRefused('used', parsed.id);
-  if (Date.parse(stored.expiresAt) <= ca.now().getTime()) throw new TokenRefused('expired', parsed.id);
+  if (stored.usedAt === undefined && Date.parse(stored.expiresAt) <= ca.now().getTime()) throw new TokenRefused('expired', parsed.id);
   const { spki } = verifyCsr(csr); // proof of possession; its names and extensions are ignored
+  if (stored.usedAt !== undefined) return { issued: await replayOrRefuse(ca, parsed, spki), token: stripUse(stored), replayed: true };
   const c = stored.claims;
-  const issued = await ca.issueClient(
-    { kind: c.kind, id: c.id, teams: c.teams, roles: c.roles, ...(c.email ? { email: c.email } : {}), spki, ...(stored.certTtl ? { ttlMs: parseDuration(stored.certTtl, 'certTtl') } : {}) },
-    {
-      beforeCommit: async (tx, certs) => {
-        const r = await tx.consumeToken(parsed.hash, ca.now());
-        if ('refused' in r) {
-          if (r.refused === 'used') directory?.markUsed(parsed.hash, ca.now());
-          throw new TokenRefused(r.refused, parsed.id);
-        }
-        await tx.appendAudit([{ time: ca.now().toISOString(), event: 'token.use', actor: actor(), tokenId: parsed.id, principal: certs[0]?.record.principal, serial: certs[0]?.record.serial }]);
+  let issued: IssuedCertificate;
+  try {
+    issued = await ca.issueClient(
+      { kind: c.kind, id: c.id, teams: c.teams, roles: c.roles, ...(c.email ? { email: c.email } : {}), spki, ...(stored.certTtl ? { ttlMs: parseDuration(stored.certTtl, 'certTtl') } : {}) },
+      {
+        beforeCommit: async (tx, certs) => {
+          const r = await tx.consumeToken(parsed.hash, ca.now(), certs[0]?.record.serial);
+          if ('refused' in r) {
+            if (r.refused === 'used') directory?.markUsed(parsed.hash, ca.now());
+            throw new TokenRefused(r.refused, parsed.id);
+          }
+          await tx.appendAudit([{ time: ca.now().toISOString(), event: 'token.use', actor: actor(), tokenId: parsed.id, principal: certs[0]?.record.principal, serial: certs[0]?.record.serial }]);
+        },
       },
-    },
-  );
+    );
+  } catch (e) {
+    // used a moment ago (by a request racing this one, or by this client before its answer was lost)
+    if (e instanceof TokenRefused && e.reason === 'used') return { issued: await replayOrRefuse(ca, parsed, spki), token: stripUse(stored), replayed: true };
+    throw e;
+  }
   directory?.markUsed(parsed.hash, ca.now());
-  const { usedAt: _u, ...token } = stored;
-  return { issued, token };
+  return { issued, token: stripUse(stored), replayed: false };
+}
+
+const stripUse = ({ usedAt: _u, usedFor: _f, ...token }: StoredToken): EnrollmentToken => token;
+
+/**
+ * A used token, presented again with a CSR for the same public key, before the token's expiry:
+ * the certificate it enrolled, again. This is what makes a retry safe when the answer to the first
+ * request was lost (a CA replica killed between its commit and its answer, a dropped
+ * connection): the requester holds the token secret and proves possession of the same key, and
+ * nothing new is signed. Anything else (another key, a revoked or expired certificate) is
+ * refused as `used`, as before.
+ */
+async function replayOrRefuse(ca: Authority, parsed: { id: string; hash: string }, spki: Uint8Array): Promise<IssuedCertificate> {
+  const now = ca.now();
+  const token = (await ca.store.readTokens()).find((t) => t.hash === parsed.hash);
+  const serial = token?.usedFor;
+  const der = serial && Date.parse(token.expiresAt) > now.getTime() ? await ca.store.readIssued(serial) : undefined;
+  const cert = der ? parseCertificate(der) : undefined;
+  const crl = cert ? await ca.store.readCrl('intermediate') : undefined;
+  const usable = cert && serial && Buffer.from(cert.spki).equals(Buffer.from(spki)) && cert.notAfter > now && !(crl && parseCrl(crl).revokedSerials().has(serial));
+  const record = usable ? (await ca.store.readIndex()).find((r): r is IssuedRecord => r.op === 'issue' && r.serial === serial) : undefined;
+  if (!der || !record) throw new TokenRefused('used', parsed.id);
+  await ca.store.transaction((tx) => tx.appendAudit([{ time: now.toISOString(), event: 'token.replay', actor: actor(), tokenId: parsed.id, principal: record.principal, serial }]));
+  return { record, der, chainPem: pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', ca.intermediateDer) };
 }

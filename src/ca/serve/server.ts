@@ -176,9 +176,9 @@ export function createCaServer(options: CaServerOptions): CaServer {
     const csr = await readCsrBody(req);
     if (!csr) throw new HttpError(400, 'CSR_REQUIRED', 'POST /sign needs a CSR in the body', 'create one with `mcp-mtls csr` or openssl req -new, and send it as application/pkcs10');
     try {
-      const { issued } = await enrollWithToken(ca, secret, csr, tokens);
-      metrics.issued('sign');
-      Object.assign(note, { principal: issued.record.principal, newSerial: issued.record.serial, notAfter: issued.record.notAfter });
+      const { issued, replayed } = await enrollWithToken(ca, secret, csr, tokens);
+      if (!replayed) metrics.issued('sign');
+      Object.assign(note, { principal: issued.record.principal, newSerial: issued.record.serial, notAfter: issued.record.notAfter, ...(replayed ? { replayed: true } : {}) });
       chainResponse(res, issued);
     } catch (e) {
       if (e instanceof TokenRefused) {

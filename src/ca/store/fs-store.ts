@@ -105,15 +105,15 @@ export class FsStore implements Store {
         }
         writeFileAtomic(this.#tokens, JSON.stringify([...tokens, token], null, 1) + '\n', { mode: MODES.record });
       },
-      consumeToken: async (hash, now) => {
+      consumeToken: async (hash, now, serial) => {
         lock.assertHeld();
         const tokens = this.#readTokens();
         const i = tokens.findIndex((t) => t.hash === hash);
         const found = tokens[i];
         const refused = consumeRefusal(found, now);
         if (refused) return refused;
-        const { usedAt: _never, ...token } = found as StoredToken;
-        tokens[i] = { ...token, usedAt: now.toISOString() };
+        const { usedAt: _never, usedFor: _none, ...token } = found as StoredToken;
+        tokens[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
         writeFileAtomic(this.#tokens, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
         return { token };
       },

@@ -55,12 +55,12 @@ export class MemoryStore implements Store {
         }
         this.#tokens.push({ ...token });
       },
-      consumeToken: async (hash, now) => {
+      consumeToken: async (hash, now, serial) => {
         const i = this.#tokens.findIndex((t) => t.hash === hash);
         const refused = consumeRefusal(this.#tokens[i], now);
         if (refused) return refused;
-        const { usedAt: _never, ...token } = this.#tokens[i] as StoredToken;
-        this.#tokens[i] = { ...token, usedAt: now.toISOString() };
+        const { usedAt: _never, usedFor: _none, ...token } = this.#tokens[i] as StoredToken;
+        this.#tokens[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
         return { token };
       },
       nextCrlNumber: async (which) => {

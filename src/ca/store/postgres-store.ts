@@ -25,7 +25,7 @@ import { parseCrl } from '../../x509/crl.js';
 import type { AuditEvent, CrlName, EnrollmentToken, IndexRecord, IssuedRecord, RevokedRecord, Store, StoreSnapshot, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 const MIGRATIONS: readonly string[] = [
@@ -76,9 +76,21 @@ const MIGRATIONS: readonly string[] = [
     value text NOT NULL
   );
   `,
+  // 2: which certificate a token enrolled, so that a client whose answer was lost can fetch it again
+  `
+  ALTER TABLE tokens ADD COLUMN used_for text;
+  `,
 ];
 
 if (MIGRATIONS.length !== SCHEMA_VERSION) throw new Error('internal error: SCHEMA_VERSION and MIGRATIONS disagree');
+
+interface TokenRow {
+  token: EnrollmentToken;
+  used_at: Date | null;
+  used_for: string | null;
+}
+
+const storedToken = (x: TokenRow): StoredToken => ({ ...x.token, ...(x.used_at ? { usedAt: x.used_at.toISOString() } : {}), ...(x.used_for ? { usedFor: x.used_for } : {}) });
 
 /** Advisory lock keys (per database): one database holds one CA. */
 const LOCK_CRL = 0x6d63706d746c01n;
@@ -389,8 +401,8 @@ export class PostgresStore implements Store {
           throw e;
         }
       },
-      consumeToken: async (hash, now): Promise<TokenConsumeResult> => {
-        const won = await c.query<{ token: EnrollmentToken }>('UPDATE tokens SET used_at = $2 WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING token', [hash, now.toISOString()]);
+      consumeToken: async (hash, now, serial): Promise<TokenConsumeResult> => {
+        const won = await c.query<{ token: EnrollmentToken }>('UPDATE tokens SET used_at = $2, used_for = $3 WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING token', [hash, now.toISOString(), serial ?? null]);
         if (won.rows[0]) return { token: won.rows[0].token };
         const r = await c.query<{ used_at: Date | null }>('SELECT used_at FROM tokens WHERE hash = $1', [hash]);
         if (!r.rows[0]) return { refused: 'unknown' };
@@ -425,8 +437,8 @@ export class PostgresStore implements Store {
   }
 
   async readTokens(): Promise<readonly StoredToken[]> {
-    const r = await this.#query<{ token: EnrollmentToken; used_at: Date | null }>('SELECT token, used_at FROM tokens ORDER BY ord');
-    return r.rows.map((x) => (x.used_at ? { ...x.token, usedAt: x.used_at.toISOString() } : x.token));
+    const r = await this.#query<TokenRow>('SELECT token, used_at, used_for FROM tokens ORDER BY ord');
+    return r.rows.map(storedToken);
   }
 
   /** For export: true when the database holds no CA state yet. */
@@ -445,7 +457,7 @@ export class PostgresStore implements Store {
       const issued = (await c.query<{ serial: string; der: Buffer }>('SELECT serial, der FROM certificates ORDER BY ord')).rows;
       const audit = (await c.query<{ event: AuditEvent }>('SELECT event FROM audit ORDER BY ord')).rows.map((x) => x.event);
       const [root, intermediate] = [await readCrlWith(c, 'root'), await readCrlWith(c, 'intermediate')];
-      const tokens = (await c.query<{ token: EnrollmentToken; used_at: Date | null }>('SELECT token, used_at FROM tokens ORDER BY ord')).rows.map((x) => (x.used_at ? { ...x.token, usedAt: x.used_at.toISOString() } : x.token));
+      const tokens = (await c.query<TokenRow>('SELECT token, used_at, used_for FROM tokens ORDER BY ord')).rows.map(storedToken);
       await c.query('COMMIT');
       return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens };
     } catch (e) {
@@ -494,8 +506,8 @@ export class PostgresStore implements Store {
         if (der) await tx.writeCrl(which, der);
       }
       for (const t of data.tokens) {
-        const { usedAt, ...token } = t;
-        await c.query('INSERT INTO tokens (id, hash, token, expires_at, used_at) VALUES ($1, $2, $3, $4, $5)', [token.id, token.hash, JSON.stringify(token), token.expiresAt, usedAt ?? null]);
+        const { usedAt, usedFor, ...token } = t;
+        await c.query('INSERT INTO tokens (id, hash, token, expires_at, used_at, used_for) VALUES ($1, $2, $3, $4, $5, $6)', [token.id, token.hash, JSON.stringify(token), token.expiresAt, usedAt ?? null, usedFor ?? null]);
       }
       await c.query('COMMIT');
     } catch (e) {

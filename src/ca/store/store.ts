@@ -67,7 +67,8 @@ export interface EnrollmentToken {
 
 export type TokenConsumeResult = { readonly token: EnrollmentToken } | { readonly refused: 'unknown' | 'used' | 'expired' };
 
-export type StoredToken = EnrollmentToken & { readonly usedAt?: string };
+/** A token as the store keeps it: when it was used, and the serial of the certificate it enrolled. */
+export type StoredToken = EnrollmentToken & { readonly usedAt?: string; readonly usedFor?: string };
 
 /**
  * One transaction. Every method is async: a database store talks to its server. In the
@@ -96,8 +97,11 @@ export interface StoreTransaction {
   /** the stored CRL of one CA, as this transaction sees it */
   readCrl(which: CrlName): Promise<Buffer | undefined>;
   putToken(token: EnrollmentToken): Promise<void>;
-  /** marks the token used (at `now`) and returns it; atomic across processes; refused when unknown, already used or past expiresAt */
-  consumeToken(hash: string, now: Date): Promise<TokenConsumeResult>;
+  /**
+   * marks the token used (at `now`, for the certificate `serial`) and returns it; atomic across
+   * processes; refused when unknown, already used or past expiresAt
+   */
+  consumeToken(hash: string, now: Date, serial?: string): Promise<TokenConsumeResult>;
   /** the number of the next CRL of this CA: strictly increasing, never reused, across processes */
   nextCrlNumber(which: CrlName): Promise<bigint>;
 }
