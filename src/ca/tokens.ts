@@ -38,6 +38,7 @@ export function parseToken(secret: string): { id: string; hash: string } | undef
   return m ? { id: m[1] as string, hash: tokenHash(secret) } : undefined;
 }
 
+/** The claims and lifetimes of an enrollment token to create ({@link createEnrollmentToken}). */
 export interface TokenRequest {
   readonly kind: PrincipalKind;
   readonly id: string;
@@ -50,6 +51,7 @@ export interface TokenRequest {
   readonly certTtl?: string;
 }
 
+/** A new enrollment token: the secret (shown once, never stored) and its stored record. */
 export interface CreatedToken {
   /** the secret: shown once, never stored */
   readonly secret: string;
@@ -88,8 +90,10 @@ export async function createEnrollmentToken(ca: Authority, request: TokenRequest
   return { secret, token };
 }
 
+/** Where a token stands: still usable, used (it enrolled a certificate), or past its expiry unused. */
 export type TokenStatus = 'unused' | 'used' | 'expired';
 
+/** A token as `token list` shows it: its record without the hash, its principal and status. */
 export interface TokenListEntry extends Omit<StoredToken, 'hash'> {
   readonly principal: string;
   readonly status: TokenStatus;

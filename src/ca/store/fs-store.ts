@@ -20,6 +20,7 @@ import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '.
 import { nextCrlNumber } from '../crl-signing.js';
 import type { AuditEvent, CrlName, IndexRecord, Store, StoreSnapshot, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
+/** Options of {@link FsStore}. */
 export interface FsStoreOptions {
   /** how long to wait for the lock before giving up */
   waitMs?: number;
@@ -30,6 +31,11 @@ export interface FsStoreOptions {
   crashAt?: string;
 }
 
+/**
+ * The folder store (the default): the CA's state as files in the CA folder (issued/, index.jsonl,
+ * audit.log, crl/, tokens.json), changed under a cross-process lock, crash-safe (a journal
+ * finishes or undoes an interrupted issuance on the next transaction). For one host.
+ */
 export class FsStore implements Store {
   readonly layout: CaLayout;
   readonly #waitMs: number;

@@ -7,6 +7,7 @@ import { parseCrl } from '../../x509/crl.js';
 import { consumeRefusal } from './fs-store.js';
 import type { AuditEvent, CrlName, IndexRecord, Store, StoredToken, StoreTransaction } from './store.js';
 
+/** A Store in memory, with the folder store's contract and nothing persisted: for tests and benchmarks. */
 export class MemoryStore implements Store {
   readonly location = 'memory';
   readonly #index: IndexRecord[] = [];

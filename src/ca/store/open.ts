@@ -8,6 +8,7 @@ import { FsStore } from './fs-store.js';
 import { assertNoPassword, PostgresStore } from './postgres-store.js';
 import type { Store } from './store.js';
 
+/** Options of {@link openStore}. */
 export interface OpenStoreOptions {
   /** where the spec came from, for messages (e.g. "--store") */
   readonly where?: string;
@@ -20,6 +21,13 @@ export function isDatabaseUrl(spec: string | undefined): boolean {
   return spec !== undefined && /^postgres(ql)?:\/\//i.test(spec);
 }
 
+/**
+ * The store a CA uses, from a spec as the CLI takes it: undefined, `''` or `folder` for the CA
+ * folder itself, or a `postgres://` URL (without a password).
+ *
+ * @param dir - the CA folder (holds the folder store, and the keys in every case)
+ * @throws MtlsError `USAGE` for an unknown spec or a URL with a password
+ */
 export function openStore(spec: string | undefined, dir: string, options: OpenStoreOptions = {}): Store {
   if (spec === undefined || spec === '' || spec === 'folder') return new FsStore(dir);
   if (isDatabaseUrl(spec)) {

@@ -96,6 +96,7 @@ const storedToken = (x: TokenRow): StoredToken => ({ ...x.token, ...(x.used_at ?
 const LOCK_CRL = 0x6d63706d746c01n;
 const LOCK_MIGRATE = 0x6d63706d746c02n;
 
+/** Options of {@link PostgresStore} and of the migration (`migratePostgres`). */
 export interface PostgresStoreOptions {
   /** the password, when not in PGPASSWORD (the CLI reads ~/.pgpass); never in the URL */
   readonly password?: () => Promise<string | undefined>;
@@ -221,6 +222,17 @@ function isDriverError(e: unknown): boolean {
 const isUniqueViolation = (e: unknown, constraint?: string) =>
   (e as { code?: string }).code === '23505' && (constraint === undefined || (e as { constraint?: string }).constraint === constraint);
 
+/**
+ * The CA's state in PostgreSQL, shared safely by several CA processes on different hosts
+ * (unique serials by constraint, cRLNumbers from a sequence, atomic token use, revocation and
+ * CRL signing under an advisory lock). The `pg` driver is loaded on first use. The schema must
+ * be at this version: migrate it first (`mcp-mtls ca migrate`, or `migratePostgres` from `mcp-mtls/ca`).
+ *
+ * @param url - `postgres://user@host:port/database`, without a password (PGPASSWORD, ~/.pgpass
+ *   or `options.password`)
+ * @throws MtlsError `USAGE` for a URL with a password; on use `STORE_SCHEMA` (schema missing,
+ *   older or newer), `STORE_UNAVAILABLE` (server unreachable), `CA_CONFIG_INVALID` (another CA's database)
+ */
 export class PostgresStore implements Store {
   readonly #url: string;
   #poolPromise: Promise<pg.Pool> | undefined;

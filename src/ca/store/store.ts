@@ -32,6 +32,7 @@ export interface IssuedRecord {
   readonly issuedAt: string;
 }
 
+/** One revocation, as the index records it (the revoked certificate's record stays as it was). */
 export interface RevokedRecord {
   readonly op: 'revoke';
   readonly serial: string;
@@ -39,6 +40,7 @@ export interface RevokedRecord {
   readonly revokedAt: string;
 }
 
+/** A line of the CA's index: an issuance or a revocation, in the order written. */
 export type IndexRecord = IssuedRecord | RevokedRecord;
 
 /** One audit log line. Never holds a key or passphrase. */
@@ -65,6 +67,7 @@ export interface EnrollmentToken {
   readonly createdBy: string;
 }
 
+/** What using up a token gives: the token (it was unused and unexpired, and is now used), or why not. */
 export type TokenConsumeResult = { readonly token: EnrollmentToken } | { readonly refused: 'unknown' | 'used' | 'expired' };
 
 /** A token as the store keeps it: when it was used, and the serial of the certificate it enrolled. */
@@ -106,8 +109,15 @@ export interface StoreTransaction {
   nextCrlNumber(which: CrlName): Promise<bigint>;
 }
 
+/** Which CA a CRL is of: the root's (revokes intermediates) or the intermediate's (revokes leaves). */
 export type CrlName = 'root' | 'intermediate';
 
+/**
+ * The CA's persistent state: issued certificates, the index of issuances and revocations, the
+ * audit log, the current CRLs and the enrollment tokens. Never a private key. Implementations:
+ * {@link FsStore} (the CA folder, default), {@link MemoryStore}, {@link PostgresStore}; all pass one
+ * contract suite. Changes happen only inside {@link Store.transaction}.
+ */
 export interface Store {
   /** what the store is, for messages: a folder path or a database URL without password */
   readonly location: string;
