@@ -17,7 +17,7 @@
 import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
 import { normalizeClaims } from '../identity/encode.js';
-import type { PrincipalKind } from '../identity/names.js';
+import type { ClientClaims } from '../identity/identity.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
 import { parseDuration } from './duration.js';
@@ -39,12 +39,7 @@ export function parseToken(secret: string): { id: string; hash: string } | undef
 }
 
 /** The claims and lifetimes of an enrollment token to create ({@link createEnrollmentToken}). */
-export interface TokenRequest {
-  readonly kind: PrincipalKind;
-  readonly id: string;
-  readonly teams: readonly string[];
-  readonly roles: readonly string[];
-  readonly email?: string;
+export interface TokenRequest extends Omit<ClientClaims, 'trustDomain'> {
   /** how long the token may be used */
   readonly ttlMs: number;
   /** lifetime of the certificate it enrolls, as a duration ('24h'); the CA default when absent */

@@ -1,40 +1,23 @@
 /** Reading a JSON request body with a size bound, and writing JSON answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBoundedBody } from '../util/bounded-body.js';
 
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
 export type BodyResult = { ok: true; value: unknown } | { ok: false; status: number; body: unknown };
 
-export function readJsonBody(req: IncomingMessage, max = DEFAULT_MAX_BODY): Promise<BodyResult> {
-  // plain 'data' events: an async iterator costs a promise per chunk on every request
-  return new Promise((resolve) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > max) {
-        done = true;
-        resolve({ ok: false, status: 413, body: { jsonrpc: '2.0', id: null, error: { code: -32600, message: `request body larger than ${max} bytes` } } });
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      try {
-        resolve({ ok: true, value: JSON.parse((chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)).toString('utf8')) });
-      } catch {
-        resolve({ ok: false, status: 400, body: { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the body is not JSON' } } });
-      }
-    });
-    req.on('error', () => {
-      if (!done) resolve({ ok: false, status: 400, body: { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'the request body could not be read' } } });
-      done = true;
-    });
-  });
+export async function readJsonBody(req: IncomingMessage, max = DEFAULT_MAX_BODY): Promise<BodyResult> {
+  const r = await readBoundedBody(req, max);
+  if (!r.ok) {
+    return r.tooLarge
+      ? { ok: false, status: 413, body: { jsonrpc: '2.0', id: null, error: { code: -32600, message: `request body larger than ${max} bytes` } } }
+      : { ok: false, status: 400, body: { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'the request body could not be read' } } };
+  }
+  try {
+    return { ok: true, value: JSON.parse(r.body.toString('utf8')) };
+  } catch {
+    return { ok: false, status: 400, body: { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the body is not JSON' } } };
+  }
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

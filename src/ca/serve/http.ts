@@ -3,6 +3,7 @@
  * error shape every route answers with: `{"error":{"code","message","hint"}}`.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readBoundedBody } from '../../util/bounded-body.js';
 
 /** A CSR is a few hundred bytes (a few KiB for RSA-4096): anything past this is refused with 413. */
 export const MAX_BODY = 64 * 1024;
@@ -47,38 +48,11 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
  * The request body, at most `max` bytes. A larger one is refused with 413 as soon as it is
  * known (Content-Length or the bytes read so far), without buffering the rest.
  */
-export function readBody(req: IncomingMessage, max = MAX_BODY): Promise<Buffer> {
-  const tooLarge = () => new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`, 'send one PKCS#10 CSR (PEM or DER)', { connection: 'close' });
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) {
-    req.resume();
-    return Promise.reject(tooLarge());
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > max) {
-        done = true;
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
-    });
-    req.on('error', (e) => {
-      if (done) return;
-      done = true;
-      reject(new HttpError(400, 'BODY_UNREADABLE', `the request body could not be read: ${e.message}`));
-    });
-  });
+export async function readBody(req: IncomingMessage, max = MAX_BODY): Promise<Buffer> {
+  const r = await readBoundedBody(req, max);
+  if (r.ok) return r.body;
+  if (r.tooLarge) throw new HttpError(413, 'BODY_TOO_LARGE', `the request body is larger than ${max} bytes`, 'send one PKCS#10 CSR (PEM or DER)', { connection: 'close' });
+  throw new HttpError(400, 'BODY_UNREADABLE', `the request body could not be read: ${r.error?.message}`);
 }
 
 /**
