@@ -70,7 +70,8 @@ function signatureOf(name: string, decl: ts.Declaration, symbol: ts.Symbol, chec
             : ts.isConstructorDeclaration(m)
               ? ts.factory.updateConstructorDeclaration(m, m.modifiers, m.parameters, undefined)
               : ts.factory.updateGetAccessorDeclaration(m, m.modifiers, m.name, m.parameters, m.type ?? inferredReturn(m, checker), undefined);
-          return `  ${printer.printNode(ts.EmitHint.Unspecified, stripped, decl.getSourceFile()).replace(/\s*\n\s*/g, ' ')};`;
+          const text = printer.printNode(ts.EmitHint.Unspecified, stripped, decl.getSourceFile()).replace(/\s*\n\s*/g, ' ').replace(/;$/, '').replace(/^async /, '');
+          return `  ${text};`;
         }
         if (ts.isPropertyDeclaration(m)) {
           const type = m.type ? m.type.getText() : checker.typeToString(checker.getTypeAtLocation(m), m, flags);
