@@ -64,7 +64,9 @@ test('ca serve from the CLI: token create, POST /sign, POST /renew, token list, 
     const creds = { cert: signed.text(), key: privateKeyPem(key.pkcs8) };
     const renewed = await request(port, rootPem, { path: '/renew', method: 'POST', creds });
     assert.equal(renewed.status, 200, renewed.text());
-    assert.equal((await request(port, rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}` }, body: createCsr(key, 'again') })).status, 401);
+    const again = await request(port, rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}` }, body: createCsr(key, 'again') });
+    assert.deepEqual([again.status, again.text()], [200, signed.text()], 'the same key: the same certificate again (a lost answer)');
+    assert.equal((await request(port, rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}` }, body: createCsr(generateKey('ec-p256'), 'other') })).status, 401, 'another key: refused');
 
     const list = await cliOk<{ tokens: { id: string; status: string; principal: string; hash?: string }[] }>(['token', 'list', '--dir', pki, '--json']);
     assert.deepEqual(list.tokens.map((t) => [t.principal, t.status, t.hash]), [['spiffe://acme.test/service/build-bot', 'used', undefined]]);
