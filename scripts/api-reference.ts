@@ -132,7 +132,9 @@ export function collectApi(): ApiExport[] {
       const decl = symbol.declarations?.[0];
       if (!decl) continue;
       const doc = docOf(symbol, checker);
-      out.push({ subpath, name: exported.name, kind: kindOf(decl), signature: signatureOf(exported.name, decl, symbol, checker), doc });
+      // types the checker prints as import("/abs/path/node_modules/pkg/...") must not depend on where the checkout is
+      const signature = signatureOf(exported.name, decl, symbol, checker).replaceAll(`${ROOT}/node_modules/`, '').replaceAll(`${ROOT}/`, '');
+      out.push({ subpath, name: exported.name, kind: kindOf(decl), signature, doc });
     }
   }
   return out;
