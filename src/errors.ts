@@ -47,6 +47,9 @@ export const ERROR_CODES = {
   TOKEN_REFUSED: 'permission',
   // revocation
   ALREADY_REVOKED: 'data',
+  // online renewal: a revoked certificate, or one that was renewed already (a certificate renews once)
+  CERT_REVOKED: 'data',
+  CERT_RENEWED: 'data',
   CRL_INVALID: 'data',
   // policy
   POLICY_INVALID: 'config',

@@ -111,13 +111,35 @@ describe('ca serve', () => {
     assert.equal(r2.status, 200, r2.text());
     assert.deepEqual(leafOf(r2.text()).spki, key2.spki);
     // PEM under the other accepted content types
-    const erin = await clientCreds(t.ca, { id: 'erin' });
     for (const type of ['application/x-pem-file', 'text/plain; charset=utf-8']) {
+      const erin = await clientCreds(t.ca, { id: 'erin' }); // a certificate renews once: one each
       const k = generateKey('ec-p256');
       const r3 = await req({ path: '/renew', method: 'POST', creds: erin, headers: { 'content-type': type }, body: pemEncode('CERTIFICATE REQUEST', createCsr(k, 'x')) });
       assert.equal(r3.status, 200, `${type}: ${r3.text()}`);
       assert.deepEqual(leafOf(r3.text()).spki, k.spki);
     }
+  });
+
+  test('/renew: a certificate renews once (the same new key again gets the same certificate); revoking it revokes what renewed it', async () => {
+    const gina = await clientCreds(t.ca, { id: 'gina', teams: ['sre'] });
+    const k1 = generateKey('ec-p256');
+    const renew = (key: ReturnType<typeof generateKey>, creds = gina) => req({ path: '/renew', method: 'POST', creds, headers: { 'content-type': 'application/pkcs10' }, body: createCsr(key, 'x') });
+    const first = await renew(k1);
+    assert.equal(first.status, 200, first.text());
+    const again = await renew(k1);
+    assert.deepEqual([again.status, again.text()], [200, first.text()], 'the answer was lost: the same certificate again, nothing new signed');
+    const fork = await renew(generateKey('ec-p256'));
+    assert.deepEqual([fork.status, fork.json().error?.code], [403, 'CERT_RENEWED'], 'a second key cannot fork the chain');
+    const hank = await clientCreds(t.ca, { id: 'hank' });
+    const racing = await Promise.all([1, 2, 3].map(() => renew(generateKey('ec-p256'), hank)));
+    assert.equal(racing.filter((r) => r.status === 200).length, 1, 'of racing renewals of one certificate with different keys, one wins');
+    const successor = leafOf(first.text()).serial;
+    const revoked = await revokeCertificate(t.ca, gina.serial, 'keyCompromise');
+    assert.deepEqual(revoked.alsoRevoked, [successor], 'the chain that grew from it is revoked with it');
+    const crl = parseCrl((await t.ca.store.readCrl('intermediate'))!);
+    assert.ok(crl.revokedSerials().has(gina.serial) && crl.revokedSerials().has(successor), 'both on the CRL');
+    const renewedOp = (await t.ca.store.readIndex()).find((r) => r.op === 'issue' && r.serial === successor);
+    assert.equal(renewedOp?.op === 'issue' && renewedOp.renewedFrom, gina.serial);
   });
 
   test('/renew with an empty body keeps the public key and the lifetime', async () => {

@@ -64,6 +64,11 @@ export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
   readonly spki?: Uint8Array;
   /** serial of the certificate this one renews (lowercase hex); recorded in the index, not checked */
   readonly renewedFrom?: string;
+  /**
+   * where `spki` came from, for the index's `keySource`: a CSR (a new key) or the renewed
+   * certificate (the same key). Default: 'reused' with `renewedFrom`, else 'csr'
+   */
+  readonly spkiFrom?: 'csr' | 'reused';
 }
 
 /**
@@ -138,6 +143,7 @@ interface Prepared {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly renewedFrom?: string;
+  readonly spkiFrom?: 'csr' | 'reused';
 }
 
 /**
@@ -318,7 +324,7 @@ export class Authority {
       });
     }
     const validity = this.#validity(r.ttlMs, this.config.defaults.clientTtl);
-    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}) };
+    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
   }
 
   #prepareServer(r: ServerRequest): Prepared {
@@ -447,7 +453,7 @@ export class Authority {
       ...(c?.email ? { email: c.email } : {}),
       ...(p.type === 'server' ? { dns: p.dns, ips: p.ips } : {}),
       keyType: p.keyType,
-      keySource: p.key ? 'generated' : p.renewedFrom ? 'reused' : 'csr',
+      keySource: p.key ? 'generated' : (p.spkiFrom ?? (p.renewedFrom ? 'reused' : 'csr')),
       ...(p.renewedFrom ? { renewedFrom: p.renewedFrom } : {}),
       fingerprint: crypto.createHash('sha256').update(der).digest('hex'),
       notBefore: p.notBefore.toISOString(),

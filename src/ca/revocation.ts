@@ -84,9 +84,16 @@ export interface RevokeResult {
   readonly issued: IssuedRecord;
   /** the cRLNumber of the intermediate's CRL re-signed with it, in decimal */
   readonly crlNumber: string;
+  /** the certificates that renewed it (and renewed those, ...), revoked with it, in order */
+  readonly alsoRevoked: readonly string[];
 }
 
-/** Revokes one certificate and re-signs the intermediate's CRL, in one locked step. */
+/**
+ * Revokes one certificate, and (for every reason but `superseded`) the certificates that renewed
+ * it, and those that renewed them: online renewal keeps a key holder's chain going, so revoking
+ * the serial the operator knows must end that chain too. Re-signs the intermediate's CRL, all in
+ * one locked step.
+ */
 export async function revokeCertificate(ca: Authority, serial: string, reason: RevocationReason): Promise<RevokeResult> {
   const signer = await ca.signer();
   return ca.store.transaction(async (tx) => {
@@ -99,10 +106,21 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
       });
     }
     const now = ca.now();
-    const record: RevokedRecord = { op: 'revoke', serial, reason, revokedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString() };
+    const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
+    const record: RevokedRecord = { op: 'revoke', serial, reason, revokedAt };
     await tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
-    const crl = await signIntermediateCrl(ca, tx, number, [...index, record], signer);
-    return { record, issued, crlNumber: String(parseCrl(crl).number) };
+    const records: RevokedRecord[] = [record];
+    const alsoRevoked: string[] = [];
+    // `superseded` is what replacing a certificate says (renew --revoke-old): its successor stays
+    for (let from = serial, next = reason === 'superseded' ? undefined : successorIn(index, from); next; from = next.serial, next = successorIn(index, from)) {
+      if (index.some((r) => r.op === 'revoke' && r.serial === next!.serial)) continue;
+      const r: RevokedRecord = { op: 'revoke', serial: next.serial, reason, revokedAt };
+      await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
+      records.push(r);
+      alsoRevoked.push(next.serial);
+    }
+    const crl = await signIntermediateCrl(ca, tx, number, [...index, ...records], signer);
+    return { record, issued, crlNumber: String(parseCrl(crl).number), alsoRevoked };
   });
 }
 
@@ -165,3 +183,6 @@ export async function crlStatus(ca: Authority): Promise<{ root?: CrlState; inter
   if (inter) out.intermediate = crlState(parseCrl(inter), now, activeRevocations(await ca.store.readIndex(), now));
   return out;
 }
+
+/** the certificate recorded as renewing `serial`, if any */
+const successorIn = (index: readonly IndexRecord[], serial: string): IssuedRecord | undefined => index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial);

@@ -31,8 +31,8 @@ export function registerRevocation(program: Command): void {
       // the folder store writes crl/intermediate.crl; a database store keeps the CRL in the database
       const inFolder = ca.store instanceof FsStore;
       const crlFile = inFolder ? ca.layout.crl('intermediate') : ca.store.location;
-      emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile }, () =>
-        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\nCRL #${r.crlNumber} ${inFolder ? `written to ${crlFile}: reload it on every server` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`,
+      emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile, alsoRevoked: r.alsoRevoked }, () =>
+        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\n${r.alsoRevoked.length ? `Also revoked the certificates that renewed it: ${r.alsoRevoked.join(', ')}.\n` : ''}CRL #${r.crlNumber} ${inFolder ? `written to ${crlFile}: reload it on every server` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`,
       );
     });
 

@@ -299,7 +299,9 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     const max = Math.max(1000, Math.min(options.backoff?.maxMs ?? 300_000, life / 10));
     const initial = Math.min(options.backoff?.initialMs ?? 1000, max);
     const base = Math.min(max, initial * 2 ** Math.min(failures - 1, 30));
-    let delay = error instanceof RenewalHttpError && error.retryAfterMs !== undefined ? error.retryAfterMs : base / 2 + (random() * base) / 2;
+    // Retry-After is honoured, but never below a second: `Retry-After: 0` (or a past date) from a
+    // proxy must not turn the renewer into a loop of key generations and TLS handshakes
+    let delay = error instanceof RenewalHttpError && error.retryAfterMs !== undefined ? Math.max(1000, error.retryAfterMs) : base / 2 + (random() * base) / 2;
     delay = Math.min(delay, left - 1000); // one last try before the end
     const at = new Date(now + delay);
     schedule(at, 'retrying');
@@ -307,14 +309,24 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     options.onError?.(error, { at });
   };
 
+  // the new key of a renewal is kept across its retries: a certificate renews once at the CA, and
+  // a retry after a lost answer gets that same certificate again only for the same key
+  let pending: { readonly forLeaf: Buffer; readonly key: KeyObject; readonly csr: Buffer } | undefined;
   const renewOnce = async (signal: AbortSignal): Promise<Bundle> => {
     const current = bundle;
     let key = current.key;
     let csr: Buffer | undefined;
     if (rekey) {
-      const generated = generateKey(keyTypeOf(current.key));
-      key = crypto.createPrivateKey({ key: generated.pkcs8, format: 'der', type: 'pkcs8' });
-      csr = createCsr(generated, current.identity?.id ?? commonNameOf(leafOf(current).subjectName) ?? 'mcp-mtls client');
+      if (!pending || !pending.forLeaf.equals(current.chain[0]!)) {
+        const generated = generateKey(keyTypeOf(current.key));
+        pending = {
+          forLeaf: current.chain[0]!,
+          key: crypto.createPrivateKey({ key: generated.pkcs8, format: 'der', type: 'pkcs8' }),
+          csr: createCsr(generated, current.identity?.id ?? commonNameOf(leafOf(current).subjectName) ?? 'mcp-mtls client'),
+        };
+      }
+      key = pending.key;
+      csr = pending.csr;
     }
     const t0 = clock.now();
     const chain = await requestRenewal(renewUrl, current, { ...(csr ? { csr } : {}), signal, ...(options.requestTimeoutMs ? { timeoutMs: options.requestTimeoutMs } : {}), now: clock.now });

@@ -223,7 +223,10 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
           }
           if (!current || compareCrls(v, current) > 0) newer = true;
         }
-        src.crls = verified;
+        // merged per CA, never replaced: an answer without a CA's CRL (a root CRL served at the
+        // intermediate's URL, by mistake or by someone in the path) must not drop the CRL this
+        // source gave for that CA before, which would silently un-revoke its certificates
+        src.crls = newestPerCa([...src.crls, ...verified]);
         const etag = r.headers.etag;
         if (typeof etag === 'string' && etag.length <= 256) src.etag = etag;
         else delete src.etag;
@@ -343,4 +346,14 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
       inFlight.clear();
     },
   };
+}
+
+/** one CRL per CA (caKey): the newest */
+function newestPerCa(crls: readonly VerifiedCrl[]): VerifiedCrl[] {
+  const best = new Map<string, VerifiedCrl>();
+  for (const c of crls) {
+    const b = best.get(c.caKey);
+    if (!b || compareCrls(c, b) > 0) best.set(c.caKey, c);
+  }
+  return [...best.values()];
 }

@@ -6,24 +6,71 @@
  * certificate's own public key. The lifetime is the old certificate's (so a 1h certificate
  * renews for 1h), cut at the intermediate's end. The old certificate is not revoked: it is
  * short-lived and expires on its own.
+ *
+ * A certificate renews once. Otherwise a copied key would renew itself into a chain of its own
+ * beside the owner's, and survive the revocation of the serial the operator knows. Inside the
+ * issuing transaction (atomic with the commit, serialised per serial in a database store) the
+ * old certificate must be neither revoked nor renewed already. The one exception keeps retries
+ * safe: asked again with the same new key (the answer to the first request was lost), the
+ * holder gets the certificate that renewed it, and nothing new is signed.
  */
+import { MtlsError, isMtlsError } from '../../errors.js';
+import { parseCertificate } from '../../x509/certificate.js';
 import { verifyCsr } from '../../x509/csr.js';
-import { BACKDATE_MS, type Authority, type IssuedCertificate } from '../authority.js';
+import { pemEncode } from '../../x509/pem.js';
+import { actor, BACKDATE_MS, type Authority, type IssuedCertificate } from '../authority.js';
+import type { IssuedRecord } from '../store/store.js';
 import type { RenewPeer } from './peer.js';
+import { HttpError } from './http.js';
 
 export async function renewForPeer(ca: Authority, peer: RenewPeer, csr: Uint8Array | undefined): Promise<IssuedCertificate> {
   const spki = csr ? verifyCsr(csr).spki : peer.cert.spki;
   const old = peer.identity;
   const lifetime = peer.cert.notAfter.getTime() - peer.cert.notBefore.getTime() - BACKDATE_MS;
   const left = ca.intermediate.notAfter.getTime() - ca.now().getTime() - 1000;
-  return ca.issueClient({
-    kind: old.kind,
-    id: old.id,
-    teams: old.teams,
-    roles: old.roles,
-    ...(old.email ? { email: old.email } : {}),
-    spki,
-    renewedFrom: old.serial,
-    ttlMs: Math.max(60_000, Math.min(lifetime, left)),
-  });
+  let successor: string | undefined;
+  try {
+    return await ca.issueClient(
+      {
+        kind: old.kind,
+        id: old.id,
+        teams: old.teams,
+        roles: old.roles,
+        ...(old.email ? { email: old.email } : {}),
+        spki,
+        renewedFrom: old.serial,
+        spkiFrom: csr ? 'csr' : 'reused',
+        ttlMs: Math.max(60_000, Math.min(lifetime, left)),
+      },
+      {
+        beforeCommit: async (tx) => {
+          const r = await tx.renewalOf(old.serial);
+          if (r.revoked) throw new MtlsError('CERT_REVOKED', `certificate ${old.serial} was revoked; a revoked certificate is not renewed`, { hint: 'ask the operator for a new certificate' });
+          if (r.successor) {
+            successor = r.successor;
+            throw new MtlsError('CERT_RENEWED', `certificate ${old.serial} was renewed already (as ${r.successor}); a certificate renews once`);
+          }
+        },
+      },
+    );
+  } catch (e) {
+    if (isMtlsError(e, 'CERT_REVOKED')) throw new HttpError(403, 'CERT_REVOKED', e.message, e.hint);
+    if (isMtlsError(e, 'CERT_RENEWED') && successor) return replayOrRefuse(ca, old.serial, successor, spki);
+    throw e;
+  }
+}
+
+/** The certificate that renewed `serial`, when it is for the key asked for now and still good; else 403. */
+async function replayOrRefuse(ca: Authority, serial: string, successor: string, spki: Uint8Array): Promise<IssuedCertificate> {
+  const der = await ca.store.readIssued(successor);
+  const cert = der ? parseCertificate(der) : undefined;
+  const sameKey = cert !== undefined && Buffer.from(cert.spki).equals(Buffer.from(spki)) && cert.notAfter > ca.now();
+  const index = sameKey ? await ca.store.readIndex() : [];
+  const record = index.find((r): r is IssuedRecord => r.op === 'issue' && r.serial === successor);
+  const revoked = index.some((r) => r.op === 'revoke' && r.serial === successor);
+  if (!der || !record || revoked) {
+    throw new HttpError(403, 'CERT_RENEWED', `certificate ${serial} was renewed already (as ${successor}); a certificate renews once`, 'use the renewed certificate; if you did not renew it, tell the operator: the key may be in other hands');
+  }
+  await ca.store.transaction((tx) => tx.appendAudit([{ time: ca.now().toISOString(), event: 'cert.renew.replay', actor: actor(), serial, successor }]));
+  return { record, der, chainPem: pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', ca.intermediateDer) };
 }

@@ -208,11 +208,13 @@ export function createCaServer(options: CaServerOptions): CaServer {
       }
     } catch (e) {
       reachable = false;
-      error = (e as Error)?.message ?? String(e);
+      // /healthz answers anyone: the code only; the message (hosts, users) goes to the operator's log
+      error = String((e as { code?: unknown })?.code ?? 'STORE_UNAVAILABLE');
+      options.log?.(`health check: the store is unreachable: ${(e as Error)?.message ?? String(e)}`);
     }
     const ok = reachable && crlsOk;
     const last = crls.lastCheck;
-    sendJson(res, ok ? 200 : 503, { ok, store: { reachable, location: ca.store.location, ...(error ? { error } : {}) }, crls: crlOut, ...(last ? { lastCrlCheck: last } : {}) });
+    sendJson(res, ok ? 200 : 503, { ok, store: { reachable, ...(error ? { error } : {}) }, crls: crlOut, ...(last ? { lastCrlCheck: last } : {}) });
   }
 
   async function metricsText(res: ServerResponse): Promise<void> {

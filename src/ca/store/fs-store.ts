@@ -18,7 +18,7 @@ import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
-import type { AuditEvent, CrlName, IndexRecord, Store, StoreSnapshot, StoredToken, StoreTransaction, TokenConsumeResult } from './store.js';
+import { renewalOfIndex, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
 
 /** Options of {@link FsStore}. */
 export interface FsStoreOptions {
@@ -102,6 +102,7 @@ export class FsStore implements Store {
         writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
       },
       readIndex: async () => this.#readIndex(),
+      renewalOf: async (serial) => renewalOfIndex(this.#readIndex(), serial),
       readCrl: async (which) => this.#readCrl(which),
       putToken: async (token) => {
         lock.assertHeld();
@@ -155,6 +156,10 @@ export class FsStore implements Store {
       if (!replace && (this.#readIndex().length > 0 || files.length > 0 || this.#readTokens().length > 0)) {
         throw new MtlsError('CA_EXISTS', `${layout.dir} already holds certificates or tokens`, { hint: 'import into a fresh CA folder (a copy of this one with only the keys and config.yaml), or pass --replace' });
       }
+      // serials name files: one from a database that is not a lowercase hex serial (`../root`)
+      // would write outside issued/ (over root.crt, the trust anchor bundles hand out)
+      const bad = [...data.issued.map((c) => c.serial), ...data.index.map((r) => r.serial)].find((x) => !/^[0-9a-f]{1,40}$/.test(x));
+      if (bad !== undefined) throw new MtlsError('STORE_CORRUPT', `the store holds a serial that is not a certificate serial: ${JSON.stringify(bad.slice(0, 60))}`, { hint: 'nothing was imported; check who can write to the database' });
       fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
       fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
       for (let i = 0; i < data.issued.length; i += 500) {

@@ -5,7 +5,7 @@
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { consumeRefusal } from './fs-store.js';
-import type { AuditEvent, CrlName, IndexRecord, Store, StoredToken, StoreTransaction } from './store.js';
+import { renewalOfIndex, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreTransaction } from './store.js';
 
 /** A Store in memory, with the folder store's contract and nothing persisted: for tests and benchmarks. */
 export class MemoryStore implements Store {
@@ -49,6 +49,7 @@ export class MemoryStore implements Store {
         this.#crls.set(which, Buffer.from(der));
       },
       readIndex: async () => [...this.#index],
+      renewalOf: async (serial) => renewalOfIndex(this.#index, serial),
       readCrl: async (which) => this.#crls.get(which),
       putToken: async (token) => {
         if (this.#tokens.some((t) => t.hash === token.hash || t.id === token.id)) {

@@ -76,9 +76,11 @@ const MIGRATIONS: readonly string[] = [
     value text NOT NULL
   );
   `,
-  // 2: which certificate a token enrolled, so that a client whose answer was lost can fetch it again
+  // 2: which certificate a token enrolled (a client whose answer was lost can fetch it again), and
+  // which certificate renewed which (a certificate renews once)
   `
   ALTER TABLE tokens ADD COLUMN used_for text;
+  CREATE INDEX certificates_renewed_from ON certificates ((record->>'renewedFrom'));
   `,
 ];
 
@@ -95,6 +97,8 @@ const storedToken = (x: TokenRow): StoredToken => ({ ...x.token, ...(x.used_at ?
 /** Advisory lock keys (per database): one database holds one CA. */
 const LOCK_CRL = 0x6d63706d746c01n;
 const LOCK_MIGRATE = 0x6d63706d746c02n;
+/** the first key of the two-key advisory lock per renewed serial (32 bits, unlike the others) */
+const LOCK_RENEWAL = 0x6d63706d;
 
 /** Options of {@link PostgresStore} and of the migration (`migratePostgres`). */
 export interface PostgresStoreOptions {
@@ -147,6 +151,11 @@ async function pool(url: string, options: PostgresStoreOptions): Promise<pg.Pool
     ...(options.password ? { password: options.password as () => Promise<string> } : {}),
   });
   p.on('error', () => undefined); // an idle client lost: the next query reports it
+  // a client that loses its server while checked out (failover, restart, a terminated
+  // backend) emits 'error', and pg-pool listens only while the client is idle: without a
+  // listener of our own that event would crash the process. The query in flight rejects with
+  // the same error, and the transaction then releases the client as broken.
+  p.on('connect', (client) => client.on('error', () => undefined));
   return p;
 }
 
@@ -311,6 +320,8 @@ export class PostgresStore implements Store {
       throw unavailable(this.#url, e);
     }
     let broken = false;
+    const lost = () => (broken = true); // the server went away under this transaction (see pool())
+    c.on('error', lost);
     const state = { failed: undefined as unknown };
     try {
       await c.query('BEGIN');
@@ -324,8 +335,9 @@ export class PostgresStore implements Store {
       await c.query('ROLLBACK').catch(() => {
         broken = true;
       });
-      throw isDriverError(e) ? unavailable(this.#url, e) : e; // the caller's own errors pass unchanged
+      throw broken || isDriverError(e) ? unavailable(this.#url, e) : e; // the caller's own errors pass unchanged
     } finally {
+      c.off('error', lost);
       c.release(broken);
     }
   }
@@ -404,6 +416,16 @@ export class PostgresStore implements Store {
         await c.query(`SELECT setval('crl_number_${which}', GREATEST((SELECT last_value FROM crl_number_${which}), $1::bigint))`, [number.toString()]);
       },
       readIndex: async () => readIndexWith(c),
+      renewalOf: async (serial) => {
+        // held to the end of the transaction: two renewals of one certificate run one after the other
+        await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_RENEWAL, serial]);
+        const r = await c.query<{ revoked: boolean; successor: string | null }>(
+          "SELECT EXISTS (SELECT 1 FROM revocations WHERE serial = $1) AS revoked, (SELECT serial FROM certificates WHERE record->>'renewedFrom' = $1 ORDER BY ord LIMIT 1) AS successor",
+          [serial],
+        );
+        const row = r.rows[0];
+        return { revoked: row?.revoked === true, ...(row?.successor ? { successor: row.successor } : {}) };
+      },
       readCrl: async (which) => readCrlWith(c, which),
       putToken: async (token) => {
         try {

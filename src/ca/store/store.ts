@@ -101,6 +101,13 @@ export interface StoreTransaction {
   readCrl(which: CrlName): Promise<Buffer | undefined>;
   putToken(token: EnrollmentToken): Promise<void>;
   /**
+   * whether a certificate was revoked, and the certificate that renewed it (the first one
+   * recorded with `renewedFrom` = serial), as this transaction sees them; in a database store it
+   * also serialises the rest of the transaction with every other transaction asking about the
+   * same serial, so that two renewals of one certificate cannot both see "not renewed"
+   */
+  renewalOf(serial: string): Promise<{ readonly revoked: boolean; readonly successor?: string }>;
+  /**
    * marks the token used (at `now`, for the certificate `serial`) and returns it; atomic across
    * processes; refused when unknown, already used or past expiresAt
    */
@@ -143,4 +150,11 @@ export interface StoreSnapshot {
   readonly audit: readonly AuditEvent[];
   readonly crls: { readonly root?: Uint8Array; readonly intermediate?: Uint8Array };
   readonly tokens: readonly StoredToken[];
+}
+
+/** {@link StoreTransaction.renewalOf} over index records (folder and memory stores: the transaction holds the store's lock). */
+export function renewalOfIndex(index: readonly IndexRecord[], serial: string): { revoked: boolean; successor?: string } {
+  const revoked = index.some((r) => r.op === 'revoke' && r.serial === serial);
+  const successor = index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial)?.serial;
+  return { revoked, ...(successor ? { successor } : {}) };
 }
