@@ -6,6 +6,7 @@
  */
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +19,10 @@ import { migrate, PostgresStore } from '../src/ca/store/postgres-store.js';
 import { isMtlsError } from '../src/errors.js';
 import { createMtlsServer } from '../src/server/mtls-server.js';
 import { pemEncode } from '../src/x509/pem.js';
-import { clientCreds, makeCa, serverCreds } from './ca-serve-support.js';
+import { clientCreds, makeCa, request, serverCreds, startServer } from './ca-serve-support.js';
+import { createEnrollmentToken } from '../src/ca/tokens.js';
+import { createCsr } from '../src/x509/csr.js';
+import { generateKey } from '../src/x509/keys.js';
 import { startPostgres } from './support/postgres.js';
 
 test('a CRL URL that answers with another CA\'s CRL (a root CRL at the intermediate\'s URL) does not drop the CRL it served before', async () => {
@@ -85,4 +89,27 @@ test('ca import refuses a serial that would name a file outside issued/ (and wri
   const evil = { index: [], issued: [{ serial: '../root', der: Buffer.from('x') }], audit: [], crls: {}, tokens: [] };
   await assert.rejects(store.restore(evil as never, true), (e) => isMtlsError(e, 'STORE_CORRUPT'));
   assert.deepEqual(fs.readFileSync(path.join(t.dir, 'root.crt')), root, 'root.crt untouched');
+});
+
+test('ca serve: a flood of made-up enrollment tokens reads the token table at most about once a second; a new token is still found', async () => {
+  const t = makeCa();
+  await writeCrls(t.ca);
+  let reads = 0;
+  const readTokens = t.ca.store.readTokens.bind(t.ca.store);
+  t.ca.store.readTokens = async () => (reads++, readTokens());
+  const srv = await startServer(t, { crl: { checkMs: 0 } });
+  try {
+    const csr = createCsr(generateKey('ec-p256'), 'x');
+    const fake = () => `mcpt_${crypto.randomBytes(8).toString('hex')}_${crypto.randomBytes(32).toString('base64url')}`;
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 60 }, () => request(srv.port, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${fake()}`, 'content-type': 'application/pkcs10' }, body: csr })));
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(answers.every((a) => a.status === 401 && a.json().error?.code === 'TOKEN_INVALID'));
+    assert.ok(reads <= Math.ceil(seconds) + 2, `${reads} reads of the token table for 60 made-up tokens in ${seconds.toFixed(1)} s`);
+    const { secret } = await createEnrollmentToken(t.ca, { kind: 'service', id: 'fresh', teams: [], roles: [], ttlMs: 60_000 });
+    const ok = await request(srv.port, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, body: csr });
+    assert.equal(ok.status, 200, 'a token made a moment ago is found');
+  } finally {
+    await srv.server.shutdown(500);
+  }
 });

@@ -139,6 +139,9 @@ export class TokenDirectory {
   readonly #byHash = new Map<string, StoredToken>();
   #inFlight: Promise<void> | undefined;
   #queued: Promise<void> | undefined;
+  #lastRead = 0;
+  /** the shortest time between two full reads of the tokens (ms) */
+  static readonly RELOAD_MS = 1000;
 
   constructor(store: Store) {
     this.#store = store;
@@ -173,6 +176,11 @@ export class TokenDirectory {
   }
 
   async #read(): Promise<void> {
+    // at most one full read per RELOAD_MS: a flood of made-up tokens (anyone can send one) then
+    // costs one read a second, not one per request; a token made a moment ago waits at most that
+    const wait = this.#lastRead + TokenDirectory.RELOAD_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    this.#lastRead = Date.now();
     for (const t of await this.#store.readTokens()) this.#byHash.set(t.hash, t);
   }
 }
