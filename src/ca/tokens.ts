@@ -21,10 +21,8 @@ import type { ClientClaims } from '../identity/identity.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
 import { parseDuration } from './duration.js';
-import type { EnrollmentToken, IssuedRecord, Store, StoredToken } from './store/store.js';
-import { parseCertificate } from '../x509/certificate.js';
-import { parseCrl } from '../x509/crl.js';
-import { pemEncode } from '../x509/pem.js';
+import type { EnrollmentToken, Store, StoredToken } from './store/store.js';
+import { storedCopyFor } from './stored-copy.js';
 
 export const TOKEN_PREFIX = 'mcpt_';
 const TOKEN_RE = /^mcpt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -240,12 +238,8 @@ async function replayOrRefuse(ca: Authority, parsed: { id: string; hash: string 
   const now = ca.now();
   const token = (await ca.store.readTokens()).find((t) => t.hash === parsed.hash);
   const serial = token?.usedFor;
-  const der = serial && Date.parse(token.expiresAt) > now.getTime() ? await ca.store.readIssued(serial) : undefined;
-  const cert = der ? parseCertificate(der) : undefined;
-  const crl = cert ? await ca.store.readCrl('intermediate') : undefined;
-  const usable = cert && serial && Buffer.from(cert.spki).equals(Buffer.from(spki)) && cert.notAfter > now && !(crl && parseCrl(crl).revokedSerials().has(serial));
-  const record = usable ? (await ca.store.readIndex()).find((r): r is IssuedRecord => r.op === 'issue' && r.serial === serial) : undefined;
-  if (!der || !record) throw new TokenRefused('used', parsed.id);
-  await ca.store.transaction((tx) => tx.appendAudit([{ time: now.toISOString(), event: 'token.replay', actor: actor(), tokenId: parsed.id, principal: record.principal, serial }]));
-  return { record, der, chainPem: pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', ca.intermediateDer) };
+  const copy = serial && Date.parse(token.expiresAt) > now.getTime() ? await storedCopyFor(ca, serial, spki) : undefined;
+  if (!copy) throw new TokenRefused('used', parsed.id);
+  await ca.store.transaction((tx) => tx.appendAudit([{ time: now.toISOString(), event: 'token.replay', actor: actor(), tokenId: parsed.id, principal: copy.record.principal, serial }]));
+  return copy;
 }

@@ -15,11 +15,9 @@
  * holder gets the certificate that renewed it, and nothing new is signed.
  */
 import { MtlsError, isMtlsError } from '../../errors.js';
-import { parseCertificate } from '../../x509/certificate.js';
 import { verifyCsr } from '../../x509/csr.js';
-import { pemEncode } from '../../x509/pem.js';
 import { actor, BACKDATE_MS, type Authority, type IssuedCertificate } from '../authority.js';
-import type { IssuedRecord } from '../store/store.js';
+import { storedCopyFor } from '../stored-copy.js';
 import type { RenewPeer } from './peer.js';
 import { HttpError } from './http.js';
 
@@ -62,15 +60,10 @@ export async function renewForPeer(ca: Authority, peer: RenewPeer, csr: Uint8Arr
 
 /** The certificate that renewed `serial`, when it is for the key asked for now and still good; else 403. */
 async function replayOrRefuse(ca: Authority, serial: string, successor: string, spki: Uint8Array): Promise<IssuedCertificate> {
-  const der = await ca.store.readIssued(successor);
-  const cert = der ? parseCertificate(der) : undefined;
-  const sameKey = cert !== undefined && Buffer.from(cert.spki).equals(Buffer.from(spki)) && cert.notAfter > ca.now();
-  const index = sameKey ? await ca.store.readIndex() : [];
-  const record = index.find((r): r is IssuedRecord => r.op === 'issue' && r.serial === successor);
-  const revoked = index.some((r) => r.op === 'revoke' && r.serial === successor);
-  if (!der || !record || revoked) {
+  const copy = await storedCopyFor(ca, successor, spki);
+  if (!copy) {
     throw new HttpError(403, 'CERT_RENEWED', `certificate ${serial} was renewed already (as ${successor}); a certificate renews once`, 'use the renewed certificate; if you did not renew it, tell the operator: the key may be in other hands');
   }
   await ca.store.transaction((tx) => tx.appendAudit([{ time: ca.now().toISOString(), event: 'cert.renew.replay', actor: actor(), serial, successor }]));
-  return { record, der, chainPem: pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', ca.intermediateDer) };
+  return copy;
 }
