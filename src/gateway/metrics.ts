@@ -1,12 +1,10 @@
 /** Prometheus metrics of the gateway: requests, decisions by rule and result, upstream latency. */
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+import { labelValue as label, RouteHistogram } from '../util/prometheus.js';
 
 export class GatewayMetrics {
   readonly #requests = new Map<string, number>();
   readonly #decisions = new Map<string, number>();
-  readonly #latency = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  readonly #latency = new RouteHistogram();
 
   request(route: string, status: number): void {
     const k = `route="${label(route)}",status="${status}"`;
@@ -19,13 +17,7 @@ export class GatewayMetrics {
   }
 
   upstreamLatency(route: string, seconds: number): void {
-    let h = this.#latency.get(route);
-    if (!h) this.#latency.set(route, (h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 }));
-    BUCKETS.forEach((b, i) => {
-      if (seconds <= b) h.buckets[i]!++;
-    });
-    h.sum += seconds;
-    h.count++;
+    this.#latency.observe(route, seconds);
   }
 
   render(): string {
@@ -34,12 +26,7 @@ export class GatewayMetrics {
     for (const [k, v] of this.#requests) out.push(`mcp_mtls_gateway_requests_total{${k}} ${v}`);
     out.push('# HELP mcp_mtls_gateway_decisions_total policy decisions by rule and result', '# TYPE mcp_mtls_gateway_decisions_total counter');
     for (const [k, v] of this.#decisions) out.push(`mcp_mtls_gateway_decisions_total{${k}} ${v}`);
-    out.push('# HELP mcp_mtls_gateway_upstream_latency_seconds time to the upstream response headers', '# TYPE mcp_mtls_gateway_upstream_latency_seconds histogram');
-    for (const [route, h] of this.#latency) {
-      BUCKETS.forEach((b, i) => out.push(`mcp_mtls_gateway_upstream_latency_seconds_bucket{route="${label(route)}",le="${b}"} ${h.buckets[i]}`));
-      out.push(`mcp_mtls_gateway_upstream_latency_seconds_bucket{route="${label(route)}",le="+Inf"} ${h.count}`);
-      out.push(`mcp_mtls_gateway_upstream_latency_seconds_sum{route="${label(route)}"} ${h.sum}`, `mcp_mtls_gateway_upstream_latency_seconds_count{route="${label(route)}"} ${h.count}`);
-    }
+    out.push(...this.#latency.render('mcp_mtls_gateway_upstream_latency_seconds', 'time to the upstream response headers'));
     return `${out.join('\n')}\n`;
   }
 }

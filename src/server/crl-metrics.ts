@@ -2,7 +2,7 @@
 import type { CrlSourceStatus } from './crl-fetch.js';
 import type { RevocationState } from './revocation.js';
 
-const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+import { labelValue as label } from '../util/prometheus.js';
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
 export function renderCrlMetrics(state: RevocationState, sources: readonly CrlSourceStatus[]): string {

@@ -3,9 +3,7 @@
  * requests by route and status, certificates issued by route, renewals, token refusals by
  * reason, CRL re-signs, failed TLS handshakes, and request latency as a histogram per route.
  */
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-const label = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+import { labelValue as label, RouteHistogram } from '../../util/prometheus.js';
 
 export interface CrlGauge {
   readonly number: string;
@@ -18,18 +16,14 @@ export class CaServeMetrics {
   readonly #issued = new Map<string, number>();
   readonly #refusals = new Map<string, number>();
   readonly #resigns = new Map<string, number>();
-  readonly #latency = new Map<string, { buckets: number[]; sum: number; count: number }>();
+  readonly #latency = new RouteHistogram();
   #renewals = 0;
   #tlsFailures = 0;
 
   request(route: string, status: number, seconds: number): void {
     const k = `route="${label(route)}",status="${status}"`;
     this.#requests.set(k, (this.#requests.get(k) ?? 0) + 1);
-    let h = this.#latency.get(route);
-    if (!h) this.#latency.set(route, (h = { buckets: BUCKETS.map(() => 0), sum: 0, count: 0 }));
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= (BUCKETS[i] as number)) h.buckets[i]!++;
-    h.sum += seconds;
-    h.count++;
+    this.#latency.observe(route, seconds);
   }
 
   issued(route: 'sign' | 'renew'): void {
@@ -64,13 +58,7 @@ export class CaServeMetrics {
     counter('mcp_mtls_ca_crl_resigns_total', 'CRLs re-signed by this process, by CA', [...this.#resigns].map(([r, v]) => [`crl="${r}"`, v] as [string, number]));
     out.push('# HELP mcp_mtls_ca_crl_next_update_seconds seconds until the stored CRL reaches its nextUpdate (negative: expired)', '# TYPE mcp_mtls_ca_crl_next_update_seconds gauge');
     for (const [which, c] of Object.entries(crls)) if (c) out.push(`mcp_mtls_ca_crl_next_update_seconds{crl="${which}",number="${c.number}"} ${Math.round(c.remainingMs / 1000)}`);
-    out.push('# HELP mcp_mtls_ca_request_duration_seconds time to answer a request, by route', '# TYPE mcp_mtls_ca_request_duration_seconds histogram');
-    for (const [route, h] of this.#latency) {
-      const r = label(route);
-      BUCKETS.forEach((b, i) => out.push(`mcp_mtls_ca_request_duration_seconds_bucket{route="${r}",le="${b}"} ${h.buckets[i]}`));
-      out.push(`mcp_mtls_ca_request_duration_seconds_bucket{route="${r}",le="+Inf"} ${h.count}`);
-      out.push(`mcp_mtls_ca_request_duration_seconds_sum{route="${r}"} ${h.sum}`, `mcp_mtls_ca_request_duration_seconds_count{route="${r}"} ${h.count}`);
-    }
+    out.push(...this.#latency.render('mcp_mtls_ca_request_duration_seconds', 'time to answer a request, by route'));
     return `${out.join('\n')}\n`;
   }
 }
