@@ -1,8 +1,8 @@
 /** Prometheus lines for CRLs: what is loaded (number, next update) and how each CRL URL is fetched. */
 import type { CrlSourceStatus } from './crl-fetch.js';
 import type { RevocationState } from './revocation.js';
-
 import { labelValue as label } from '../util/prometheus.js';
+
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
 export function renderCrlMetrics(state: RevocationState, sources: readonly CrlSourceStatus[]): string {
