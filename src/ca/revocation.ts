@@ -15,7 +15,7 @@ import { readCertificates } from '../x509/pem.js';
 import { actor, type Authority } from './authority.js';
 import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
 import { parseDuration } from './duration.js';
-import type { IndexRecord, IssuedRecord, RevokedRecord, StoreTransaction } from './store/store.js';
+import { revokedIn, successorIn, type IndexRecord, type IssuedRecord, type RevokedRecord, type StoreTransaction } from './store/store.js';
 
 export function parseReason(s: string): RevocationReason {
   if (s in REVOCATION_REASONS && s !== 'cACompromise') return s as RevocationReason;
@@ -113,7 +113,7 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
     const alsoRevoked: string[] = [];
     // `superseded` is what replacing a certificate says (renew --revoke-old): its successor stays
     for (let from = serial, next = reason === 'superseded' ? undefined : successorIn(index, from); next; from = next.serial, next = successorIn(index, from)) {
-      if (index.some((r) => r.op === 'revoke' && r.serial === next!.serial)) continue;
+      if (revokedIn(index, next.serial)) continue;
       const r: RevokedRecord = { op: 'revoke', serial: next.serial, reason, revokedAt };
       await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
       records.push(r);
@@ -183,6 +183,3 @@ export async function crlStatus(ca: Authority): Promise<{ root?: CrlState; inter
   if (inter) out.intermediate = crlState(parseCrl(inter), now, activeRevocations(await ca.store.readIndex(), now));
   return out;
 }
-
-/** the certificate recorded as renewing `serial`, if any */
-const successorIn = (index: readonly IndexRecord[], serial: string): IssuedRecord | undefined => index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial);

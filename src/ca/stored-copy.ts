@@ -7,7 +7,7 @@
 import { parseCertificate } from '../x509/certificate.js';
 import { pemEncode } from '../x509/pem.js';
 import type { Authority, IssuedCertificate } from './authority.js';
-import type { IssuedRecord } from './store/store.js';
+import { revokedIn, type IssuedRecord } from './store/store.js';
 
 export async function storedCopyFor(ca: Authority, serial: string, spki: Uint8Array): Promise<IssuedCertificate | undefined> {
   const der = await ca.store.readIssued(serial);
@@ -15,6 +15,6 @@ export async function storedCopyFor(ca: Authority, serial: string, spki: Uint8Ar
   if (!der || !cert || !Buffer.from(cert.spki).equals(Buffer.from(spki)) || cert.notAfter <= ca.now()) return undefined;
   const index = await ca.store.readIndex();
   const record = index.find((r): r is IssuedRecord => r.op === 'issue' && r.serial === serial);
-  if (!record || index.some((r) => r.op === 'revoke' && r.serial === serial)) return undefined;
+  if (!record || revokedIn(index, serial)) return undefined;
   return { record, der, chainPem: pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', ca.intermediateDer) };
 }

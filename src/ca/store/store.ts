@@ -154,7 +154,12 @@ export interface StoreSnapshot {
 
 /** {@link StoreTransaction.renewalOf} over index records (folder and memory stores: the transaction holds the store's lock). */
 export function renewalOfIndex(index: readonly IndexRecord[], serial: string): { revoked: boolean; successor?: string } {
-  const revoked = index.some((r) => r.op === 'revoke' && r.serial === serial);
-  const successor = index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial)?.serial;
-  return { revoked, ...(successor ? { successor } : {}) };
+  const successor = successorIn(index, serial)?.serial;
+  return { revoked: revokedIn(index, serial), ...(successor ? { successor } : {}) };
 }
+
+/** the certificate recorded as renewing `serial`, if any */
+export const successorIn = (index: readonly IndexRecord[], serial: string): IssuedRecord | undefined => index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial);
+
+/** whether the index records a revocation of `serial` */
+export const revokedIn = (index: readonly IndexRecord[], serial: string): boolean => index.some((r) => r.op === 'revoke' && r.serial === serial);
