@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Authority } from '../src/ca/authority.js';
+import { intermediateSigner } from '../src/ca/ca-keys.js';
 import { initCa } from '../src/ca/init.js';
 import { parseCrl, signCrl, verifyCrlSignature, type CrlEntry } from '../src/x509/crl.js';
 import { pemEncode } from '../src/x509/pem.js';
@@ -19,7 +20,7 @@ const N = Number(process.env.BENCH_CRL_N ?? 100_000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-crl-'));
 initCa({ dir, trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
 const ca = Authority.open(dir);
-const signer = await ca.signer();
+const signer = await intermediateSigner(ca);
 const now = new Date();
 const reasons = ['unspecified', 'keyCompromise', 'superseded', 'affiliationChanged'] as const;
 const entries: CrlEntry[] = Array.from({ length: N }, (_, i) => ({

@@ -22,6 +22,7 @@ import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { Authority } from '../src/ca/authority.js';
+import { intermediateSigner } from '../src/ca/ca-keys.js';
 import { initCa } from '../src/ca/init.js';
 import { signCrl } from '../src/x509/crl.js';
 import { pemEncode } from '../src/x509/pem.js';
@@ -55,7 +56,7 @@ const bigCrl = signCrl(
     nextUpdate: new Date(now.getTime() + 7 * 86_400_000),
     entries: Array.from({ length: CRL_ENTRIES }, () => ({ serial: crypto.randomBytes(16).toString('hex').replace(/^./, '4'), revokedAt: now, reason: 'keyCompromise' as const })),
   },
-  await ca.signer(),
+  await intermediateSigner(ca),
 );
 write('big.crl', pemEncode('X509 CRL', bigCrl));
 const clientCtx = tls.createSecureContext({ cert: cli.chainPem, key: pemEncode('PRIVATE KEY', cli.key!.pkcs8), ca: ca.rootPem });

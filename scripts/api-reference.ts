@@ -63,6 +63,8 @@ function signatureOf(name: string, decl: ts.Declaration, symbol: ts.Symbol, chec
     const members = decl.members
       .filter((m) => !(m.name && ts.isPrivateIdentifier(m.name)) && !(ts.getCombinedModifierFlags(m as ts.Declaration) & (ts.ModifierFlags.Private | ts.ModifierFlags.Protected)))
       .filter((m) => !ts.isClassStaticBlockDeclaration(m))
+      // members tagged @internal are stripped from the published .d.ts (tsconfig.build.json stripInternal)
+      .filter((m) => !ts.getJSDocTags(m).some((t) => t.tagName.text === 'internal'))
       .map((m) => {
         if (ts.isMethodDeclaration(m) || ts.isConstructorDeclaration(m) || ts.isGetAccessor(m)) {
           const stripped = ts.isMethodDeclaration(m)

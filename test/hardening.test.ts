@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { Agent, fetch } from 'undici';
 import { Authority } from '../src/ca/authority.js';
+import { intermediateSigner, rootSigner } from '../src/ca/ca-keys.js';
 import { buildCrl } from '../src/ca/crl-signing.js';
 import { clientFields } from '../src/ca/profiles.js';
 import { normalizeClaims } from '../src/identity/encode.js';
@@ -84,7 +85,7 @@ test('revoking the intermediate on the root CRL cuts off its clients: open conne
     const post = (a: typeof agent) => createMtlsFetch(a)(f.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } }) });
     assert.equal((await post(agent)).status, 200);
     const ca = Authority.open(f.pki.pki);
-    const rootCrl = buildCrl({ subjectName: ca.root.subjectName, keyId: keyIdentifier(ca.root.spki) }, await ca.rootSigner(), {
+    const rootCrl = buildCrl({ subjectName: ca.root.subjectName, keyId: keyIdentifier(ca.root.spki) }, await rootSigner(ca), {
       number: 99n,
       now: new Date(),
       nextUpdate: new Date(Date.now() + 86_400_000),
@@ -114,7 +115,7 @@ test('trustDomainRoots: with several roots trusted, one tenant\'s CA cannot issu
   const gca = Authority.open(globex.pki);
   const key = generateKey('ec-p256');
   const fields = clientFields(gca.issuer, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: key.spki, keyType: 'ec-p256', claims: normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id: 'alice', teams: ['sre'], roles: ['admin'] }) });
-  const forged = { cert: [signCertificate(fields, await gca.signer()), gca.intermediateDer].map((d) => pemEncode('CERTIFICATE', d)).join(''), key: crypto.createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) };
+  const forged = { cert: [signCertificate(fields, await intermediateSigner(gca)), gca.intermediateDer].map((d) => pemEncode('CERTIFICATE', d)).join(''), key: crypto.createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) };
   const roots = { 'acme.test': fs.readFileSync(path.join(acme.pki, 'root.crt')), 'globex.test': fs.readFileSync(path.join(globex.pki, 'root.crt')) };
   const ask = async (trustDomainRoots: typeof roots | undefined, client: { cert: string | Buffer; key: string | Buffer }, withIntermediates = true) => {
     const server = createMtlsServer({ cert: fs.readFileSync(srv.files.cert), key: fs.readFileSync(srv.files.key!), ca: [...Object.values(roots), ...(withIntermediates ? [acme, globex].map((p) => fs.readFileSync(path.join(p.pki, 'intermediate.crt'))) : [])], trustDomains: ['acme.test', 'globex.test'], log: () => undefined, ...(trustDomainRoots ? { trustDomainRoots } : {}) }, (req, res) => {

@@ -13,6 +13,7 @@ import { Agent, fetch } from 'undici';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { Authority } from '../src/ca/authority.js';
+import { intermediateSigner, rootSigner as rootKeySigner } from '../src/ca/ca-keys.js';
 import { buildCrl } from '../src/ca/crl-signing.js';
 import { clientFields, intermediateFields } from '../src/ca/profiles.js';
 import { loadBundle } from '../src/bundle/load.js';
@@ -55,8 +56,8 @@ before(async () => {
   fs.rmSync(other.pki, { recursive: true });
   await cliOk(['ca', 'init', '--dir', other.pki, '--trust-domain', 'other.test']);
   const ca = Authority.open(acme.pki);
-  const signer = await ca.signer();
-  const rootSigner = await ca.rootSigner();
+  const signer = await intermediateSigner(ca);
+  const rootSigner = await rootKeySigner(ca);
   // no teams: these certificates get no identity extension of their own, so a row can add a bad one
   const claims = (id: string) => normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id, teams: [], roles: [] });
   const craft = (id: string, from: number, to: number, change: (f: CertificateFields) => CertificateFields = (f) => f, sign = signer, issuer = ca.issuer, chainTail = ca.intermediateDer): Material => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Agent, fetch } from 'undici';
 import { Authority } from '../src/ca/authority.js';
+import { intermediateSigner } from '../src/ca/ca-keys.js';
 import { clientFields } from '../src/ca/profiles.js';
 import { normalizeClaims } from '../src/identity/encode.js';
 import { randomSerial, signCertificate } from '../src/x509/certificate.js';
@@ -34,7 +35,7 @@ const cases: Record<string, Material | null> = {};
 async function buildCases(fx: McpFixture) {
   const dir = fx.pki.pki;
   const ca = Authority.open(dir);
-  const signer = await ca.signer();
+  const signer = await intermediateSigner(ca);
   // certificates from the real intermediate, outside their validity, or with a malformed identity extension
   const craft = (id: string, from: number, to: number, extra: Buffer[] = []): Material => {
     const key = generateKey('ec-p256');

@@ -27,7 +27,7 @@ async function issueConcurrently(instances: number, dir: string): Promise<{ rate
   const stores = Array.from({ length: instances }, () => new PostgresStore(url));
   try {
     const cas = stores.map((store) => Authority.open(dir, { store }));
-    for (const ca of cas) await ca.signer(); // load the key before the clock starts
+    for (const ca of cas) await ca.unlock(); // load the key before the clock starts
     const spki = generateKey('ec-p256').spki;
     const started = performance.now();
     const issued = await Promise.all(Array.from({ length: N }, (_, i) => cas[i % instances]!.issueClient({ kind: 'service', id: `agent-${i}`, teams: ['load'], roles: [], spki })));
@@ -43,7 +43,7 @@ test(`${N} concurrent issuances from two store instances on one database: no dup
   initCa({ dir, trustDomain: 'acme.test', rootTtlMs: 10 * 365 * 86400_000, intermediateTtlMs: 5 * 365 * 86400_000 });
   // baseline in the same run: the issuance engine with no store I/O
   const mem = Authority.open(dir, { store: new MemoryStore() });
-  await mem.signer();
+  await mem.unlock();
   const spki = generateKey('ec-p256').spki;
   const started = performance.now();
   await Promise.all(Array.from({ length: N }, (_, i) => mem.issueClient({ kind: 'service', id: `agent-${i}`, teams: ['load'], roles: [], spki })));

@@ -21,6 +21,7 @@ import { pemEncode, readCertificates } from '../x509/pem.js';
 import { loadCaConfig, type CaConfig } from './config.js';
 import { parseDuration } from './duration.js';
 import { caLayout, type CaLayout } from './layout.js';
+import { grantKeys } from './ca-keys.js';
 import { enforceProfile } from './profile-check.js';
 import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
 import { openStore } from './store/open.js';
@@ -157,7 +158,7 @@ interface Prepared {
 export class Authority {
   /** the CA's config.yaml, as read when opened */
   readonly config: CaConfig;
-  /** the paths of the CA folder's files */
+  /** the paths of the CA folder's files @internal */
   readonly layout: CaLayout;
   /** where records, CRLs, audit and tokens live: the folder, a database, or `options.store` */
   readonly store: Store;
@@ -165,11 +166,11 @@ export class Authority {
   readonly rootDer: Buffer;
   /** the intermediate (issuing) certificate, DER */
   readonly intermediateDer: Buffer;
-  /** the root certificate, parsed */
+  /** the root certificate, parsed @internal */
   readonly root: ParsedCertificate;
-  /** the intermediate certificate, parsed */
+  /** the intermediate certificate, parsed @internal */
   readonly intermediate: ParsedCertificate;
-  /** what the intermediate contributes to every certificate and CRL it signs */
+  /** what the intermediate contributes to every certificate and CRL it signs @internal */
   readonly issuer: IssuerInfo;
   readonly #options: AuthorityOptions;
   #signer: Signer | undefined;
@@ -195,6 +196,7 @@ export class Authority {
       keyId: ski ? Buffer.from(decodeKeyIdentifier(OID.subjectKeyIdentifier, ski.value) as string, 'hex') : keyIdentifier(this.intermediate.spki),
       notAfter: this.intermediate.notAfter,
     };
+    grantKeys(this, { intermediate: () => this.#intermediateSigner(), root: () => this.#rootSigner() });
   }
 
   /**
@@ -377,7 +379,7 @@ export class Authority {
   // ------------------------------------------------------------ stage 4-5: sign, store
 
   async #signAndCommit(prepared: readonly Prepared[], options: IssueOptions): Promise<IssuedCertificate[]> {
-    const signer = await this.signer();
+    const signer = await this.#intermediateSigner();
     const chainTail = pemEncode('CERTIFICATE', this.intermediateDer);
     // a serial another CA process committed between our check and our commit is refused by
     // the store (SERIAL_TAKEN, never overwritten): sign again with new serials
@@ -471,13 +473,20 @@ export class Authority {
   }
 
   /**
-   * The intermediate's signer; reads (and decrypts, asking `options.passphrase`) the key the
-   * first time, then keeps it. Call it early to check the key and passphrase before serving.
+   * Reads (and decrypts, asking `options.passphrase`) the intermediate key now rather than at
+   * the first signature, and keeps it for the issuances and CRLs to come. Call it early to
+   * check the key and passphrase before serving. Hands out nothing: the CA keys sign only what
+   * the issuance stages and the CRL writer build.
    *
    * @throws MtlsError `CA_KEY_MISSING`, `CA_KEY_LOCKED` (encrypted without a passphrase, or a
    *   wrong one), `KEY_INVALID`
    */
-  async signer(): Promise<Signer> {
+  async unlock(): Promise<void> {
+    await this.#intermediateSigner();
+  }
+
+  /** the intermediate's signer, read the first time and kept (internal: ca-keys.ts) */
+  async #intermediateSigner(): Promise<Signer> {
     this.#signer ??= createSigner(await this.#loadKey('intermediate'));
     return this.#signer;
   }
@@ -513,13 +522,8 @@ export class Authority {
     }
   }
 
-  /**
-   * The root key's signer, for operations that need it (CRL of the root, intermediate
-   * rotation). Read anew at each call, not kept: the root key is normally offline.
-   *
-   * @throws MtlsError `CA_KEY_MISSING` when private/root.key is not there, else as {@link Authority.signer}
-   */
-  async rootSigner(): Promise<Signer> {
+  /** the root key's signer (the root's CRL), read anew at each call, not kept: the root key is normally offline (internal: ca-keys.ts) */
+  async #rootSigner(): Promise<Signer> {
     return createSigner(await this.#loadKey('root'));
   }
 }

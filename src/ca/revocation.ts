@@ -13,6 +13,7 @@ import { keyIdentifier, type Signer } from '../x509/keys.js';
 import { OID } from '../x509/oids.js';
 import { readCertificates } from '../x509/pem.js';
 import { actor, type Authority } from './authority.js';
+import { intermediateSigner, rootSigner as rootKeySigner } from './ca-keys.js';
 import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
 import { parseDuration } from './duration.js';
 import { revokedIn, successorIn, type IndexRecord, type IssuedRecord, type RevokedRecord, type StoreTransaction } from './store/store.js';
@@ -95,7 +96,7 @@ export interface RevokeResult {
  * one locked step.
  */
 export async function revokeCertificate(ca: Authority, serial: string, reason: RevocationReason): Promise<RevokeResult> {
-  const signer = await ca.signer();
+  const signer = await intermediateSigner(ca);
   return ca.store.transaction(async (tx) => {
     const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
     const index = await tx.readIndex();
@@ -146,8 +147,8 @@ export async function writeCrls(ca: Authority, options: { ifDue?: boolean; ttlMs
     if (!stored) return true;
     return !options.ifDue || isDue(parseCrl(stored), ca.now(), which === 'intermediate' ? activeRevocations(await ca.store.readIndex(), ca.now()) : undefined);
   };
-  const interSigner = (await due('intermediate')) ? await ca.signer() : undefined;
-  const rootSigner = rootKeyHere && (await due('root')) ? await ca.rootSigner() : undefined;
+  const interSigner = (await due('intermediate')) ? await intermediateSigner(ca) : undefined;
+  const rootSigner = rootKeyHere && (await due('root')) ? await rootKeySigner(ca) : undefined;
   return ca.store.transaction(async (tx) => {
     const interNumber = interSigner ? await tx.nextCrlNumber('intermediate') : undefined; // before reading the index
     const index = await tx.readIndex();

@@ -72,7 +72,7 @@ stdout: one JSON audit line per state-changing request (never a token or key). S
       const log = (message: string) =>
         process.stderr.write(o.json ? `${JSON.stringify({ time: new Date().toISOString(), level: /^warning/.test(message) ? 'warn' : 'info', message })}\n` : `mcp-mtls ca serve: ${message}\n`);
       // the key is read (and its passphrase checked) now, not at the first request
-      await authority.signer();
+      await authority.unlock();
       const leaf = readCertificates(cert)[0];
       if (!leaf || !new crypto.X509Certificate(leaf).verify(new crypto.X509Certificate(authority.intermediateDer).publicKey)) {
         log(`warning: ${o.tlsCert} was not issued by this CA's intermediate: clients that trust only this CA will not connect`);

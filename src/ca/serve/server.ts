@@ -112,7 +112,7 @@ function chainResponse(res: ServerResponse, issued: IssuedCertificate): void {
  * CLI could change, except the CRLs for one second: every /renew re-reads the store's records
  * (revocation) and every /sign consumes its token in the store's issuing transaction.
  *
- * Creating it reads no CA key: call `authority.signer()` first to check the key and passphrase
+ * Creating it reads no CA key: call `authority.unlock()` first to check the key and passphrase
  * (the CLI does), else a locked key shows only as 503 `CA_UNAVAILABLE` answers. Closing the
  * server leaves the authority's store open: close it after {@link CaServer.shutdown}.
  *

@@ -37,6 +37,7 @@ export interface FsStoreOptions {
  * finishes or undoes an interrupted issuance on the next transaction). For one host.
  */
 export class FsStore implements Store {
+  /** the paths of the CA folder's files @internal */
   readonly layout: CaLayout;
   readonly #waitMs: number;
   readonly #crashAt: string | undefined;
