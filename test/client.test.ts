@@ -155,7 +155,8 @@ test('client-config prints the bridge entry for each desktop client and merges i
   const home = path.join(f.pki.base, 'home');
   fs.mkdirSync(home);
   const printed = await cliOk<{ file: string; mcpServers: Record<string, { command: string; args: string[] }> }>(['client-config', '--client', 'claude-desktop', '--name', 'acme', '--bundle', bundles.alice!, '--json'], { env: { HOME: home } });
-  assert.deepEqual(printed.mcpServers.acme, { command: 'npx', args: ['-y', '-p', 'mcp-mtls', '-p', '@modelcontextprotocol/sdk@1', 'mcp-mtls', 'connect', f.url, '--bundle', bundles.alice!] });
+  // absolute paths of this node and this install (issue 16 finding 9: never npx; see client-transport-safety.test.ts)
+  assert.deepEqual(printed.mcpServers.acme, { command: process.execPath, args: [fs.realpathSync(BIN), 'connect', f.url, '--bundle', bundles.alice!] });
   const cursorFile = path.join(home, '.cursor', 'mcp.json');
   fs.mkdirSync(path.dirname(cursorFile), { recursive: true });
   fs.writeFileSync(cursorFile, JSON.stringify({ mcpServers: { other: { command: 'x' } }, theme: 'dark' }));

@@ -5,8 +5,10 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle } from '../bundle/load.js';
 import { createBundleRenewer } from '../client/renewal.js';
+import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { installedBridge, type InstalledBridge } from './bridge-command.js';
 import { emit, readBundlePassphrase } from './io.js';
 import { loadWithPeer } from './optional-peer.js';
 
@@ -30,10 +32,13 @@ export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = pr
   }
 }
 
-export function serverEntry(client: ClientName, url: string, bundle: string, renewUrl?: string) {
-  // the bridge needs the MCP SDK 1.x, an optional peer of mcp-mtls: npx installs both
-  const args = ['-y', '-p', 'mcp-mtls', '-p', '@modelcontextprotocol/sdk@1', 'mcp-mtls', 'connect', url, '--bundle', bundle, ...(renewUrl ? ['--renew-url', renewUrl] : [])];
-  return client === 'vscode' || client === 'claude-code' ? { type: 'stdio', command: 'npx', args } : { command: 'npx', args };
+/**
+ * The entry for one app: absolute paths of this node and this installed mcp-mtls (see
+ * bridge-command.ts: never `npx mcp-mtls`, which runs whatever the registry serves).
+ */
+export function serverEntry(client: ClientName, url: string, bundle: string, runner: Pick<InstalledBridge, 'node' | 'bin'>, extra: { renewUrl?: string; allowInsecureLoopbackHttp?: boolean } = {}) {
+  const args = [runner.bin, 'connect', url, '--bundle', bundle, ...(extra.renewUrl ? ['--renew-url', extra.renewUrl] : []), ...(extra.allowInsecureLoopbackHttp ? ['--allow-insecure-loopback-http'] : [])];
+  return client === 'vscode' || client === 'claude-code' ? { type: 'stdio', command: runner.node, args } : { command: runner.node, args };
 }
 
 export function registerClient(program: Command): void {
@@ -45,10 +50,13 @@ export function registerClient(program: Command): void {
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE)')
     .option('--renew-url <url>', "renew the certificate through the CA's /renew while bridging, rewriting the bundle (else $MCP_MTLS_RENEW_URL, else renewUrl in the bundle profile)")
     .option('--keep-key', 'renew without a new key (default: a new key and a CSR on each renewal)')
-    .addHelpText('after', '\nExamples (what a desktop app runs):\n  $ npx -y -p mcp-mtls -p @modelcontextprotocol/sdk@1 mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ npx -y -p mcp-mtls -p @modelcontextprotocol/sdk@1 mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
+    .option('--allow-insecure-loopback-http', 'development only: allow an http: URL to 127.0.0.0/8, [::1] or localhost (no TLS, no client certificate; the URL must be https: otherwise)')
+    .addHelpText('after', '\nExamples (what a desktop app runs; `mcp-mtls client-config` writes the entry with absolute paths):\n  $ mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
     .action(async (url: string | undefined, o) => {
       const bundle = await loadBundle(o.bundle, { passphrase: () => readBundlePassphrase(o) });
       if (!url && !bundle.url) throw new MtlsError('USAGE', 'no server URL: pass one, or use a bundle profile made with --url', { hint: 'mcp-mtls connect https://host/mcp --bundle FILE' });
+      const allowInsecureLoopbackHttp = o.allowInsecureLoopbackHttp === true;
+      serverUrl((url ?? bundle.url)!, { allowInsecureLoopbackHttp }); // https: only, before anything starts
       // the bridge runs on @modelcontextprotocol/sdk, an optional peer: loaded only here
       const { runBridge } = await loadWithPeer(() => import('../client/bridge.js'), '@modelcontextprotocol/sdk', 'connect');
       const renewUrl = (o.renewUrl as string | undefined) ?? process.env.MCP_MTLS_RENEW_URL ?? bundle.renewUrl;
@@ -62,7 +70,7 @@ export function registerClient(program: Command): void {
             log: (line) => process.stderr.write(`mcp-mtls connect: renewal: ${line}\n`),
           })
         : undefined;
-      process.exitCode = await runBridge({ bundle, ...(url ? { url } : {}), ...(renewer ? { renewer } : {}) });
+      process.exitCode = await runBridge({ bundle, allowInsecureLoopbackHttp, ...(url ? { url } : {}), ...(renewer ? { renewer } : {}) });
     });
 
   program
@@ -73,6 +81,7 @@ export function registerClient(program: Command): void {
     .requiredOption('--bundle <file>', 'the bundle the bridge loads')
     .option('--url <url>', 'the MCP server URL (default: the url in the bundle profile)')
     .option('--renew-url <url>', "the bridge renews the certificate through the CA's /renew")
+    .option('--allow-insecure-loopback-http', 'development only: the bridge may use an http: URL to 127.0.0.0/8, [::1] or localhost (no TLS, no client certificate)')
     .option('--write', "merge the entry into the client's configuration file (a backup is kept)")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls client-config --client claude-desktop --name acme-tools --bundle ~/.mcp-mtls/alice.yaml --write')
@@ -82,12 +91,18 @@ export function registerClient(program: Command): void {
       let url = o.url as string | undefined;
       if (!url) url = (await loadBundle(bundleFile, { passphrase: () => readBundlePassphrase(o) })).url;
       if (!url) throw new MtlsError('USAGE', 'no server URL: pass --url, or use a bundle profile made with --url');
+      const allowInsecureLoopbackHttp = o.allowInsecureLoopbackHttp === true;
+      serverUrl(url, { allowInsecureLoopbackHttp }); // the bridge would refuse it: say so now
       const client = o.client as ClientName;
-      const entry = serverEntry(client, url, bundleFile, o.renewUrl as string | undefined);
+      const runner = installedBridge();
+      for (const w of runner.warnings) process.stderr.write(`mcp-mtls client-config: warning: ${w}\n`);
+      const entry = serverEntry(client, url, bundleFile, runner, { ...(o.renewUrl ? { renewUrl: o.renewUrl as string } : {}), allowInsecureLoopbackHttp });
       const { file, key } = clientConfigFile(client);
       const snippet = { [key]: { [o.name]: entry } };
+      const runs = { node: runner.node, bin: runner.bin, sdk: runner.sdk };
+      const pinned = `It runs this install: ${runner.bin} with ${runner.node}; the bridge loads ${'@modelcontextprotocol/sdk'} ${runner.sdk.version} from ${runner.sdk.dir}. After upgrading or moving mcp-mtls or node, run client-config again.\n`;
       if (!o.write) {
-        emit(o.json, { file, ...snippet }, () => `Add this to ${file}:\n${JSON.stringify(snippet, null, 2)}\n`);
+        emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${JSON.stringify(snippet, null, 2)}\n${pinned}`);
         return;
       }
       let current: Record<string, unknown> = {};
@@ -104,6 +119,6 @@ export function registerClient(program: Command): void {
       }
       const servers = { ...((current[key] as Record<string, unknown>) ?? {}), [o.name]: entry };
       writeFileAtomic(file, `${JSON.stringify({ ...current, [key]: servers }, null, 2)}\n`, { mode: 0o600 });
-      emit(o.json, { file, written: true, ...snippet }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n`);
+      emit(o.json, { file, written: true, ...snippet, runs }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n${pinned}`);
     });
 }

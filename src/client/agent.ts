@@ -11,9 +11,10 @@
  */
 import tls from 'node:tls';
 import { Agent, Dispatcher, fetch as undiciFetch } from 'undici';
-import { MtlsError } from '../errors.js';
+import { isMtlsError, MtlsError } from '../errors.js';
 import type { Bundle } from '../bundle/load.js';
 import { pemEncode } from '../x509/pem.js';
+import { serverUrl, serverUrlAllowed, type ServerUrlOptions } from './server-url.js';
 
 /** Options of {@link createMtlsAgent} (and {@link RenewingAgent}): connection pooling. */
 export interface MtlsAgentOptions {
@@ -156,10 +157,25 @@ export class CertificateRefusedError extends MtlsError {
  */
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
-/** fetch() through the agent; a 401 with an mcp-mtls reason throws CertificateRefusedError. */
-export function createMtlsFetch(agent: Dispatcher): FetchLike {
+/**
+ * fetch() through the agent; a 401 with an mcp-mtls reason throws CertificateRefusedError.
+ * Only `https:` URLs are fetched (else MtlsError `INSECURE_URL`; `http:` to a loopback address
+ * with `allowInsecureLoopbackHttp`), and every hop is checked: an https server cannot
+ * redirect the request, with its body, to cleartext.
+ */
+export function createMtlsFetch(agent: Dispatcher, options: ServerUrlOptions = {}): FetchLike {
+  // fetch follows redirects itself, dispatching each hop: the check sits in the dispatcher
+  const guarded = agent.compose((dispatch) => (opts, handler) => {
+    const refused = serverUrlAllowed(new URL(opts.path, opts.origin), options);
+    if (refused) throw refused;
+    return dispatch(opts, handler);
+  });
   return async (input, init) => {
-    const res = (await undiciFetch(input as string, { ...(init as object), dispatcher: agent } as Parameters<typeof undiciFetch>[1])) as unknown as Response;
+    serverUrl(input, options);
+    const res = (await undiciFetch(input as string, { ...(init as object), dispatcher: guarded } as Parameters<typeof undiciFetch>[1]).catch((e: unknown) => {
+      const cause = (e as { cause?: unknown }).cause;
+      throw isMtlsError(cause, 'INSECURE_URL') ? cause : e;
+    })) as unknown as Response;
     if (res.status === 401 && (res.headers.get('content-type') ?? '').includes('application/json')) {
       const body = (await res.clone().json().catch(() => ({}))) as { error?: string; message?: string };
       if (body.error) throw new CertificateRefusedError(body.error, body.message ?? '');

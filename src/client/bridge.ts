@@ -19,6 +19,12 @@ import { createSdk1Transport } from './transports.js';
 export interface BridgeOptions {
   readonly url?: string;
   readonly bundle: Bundle;
+  /**
+   * Development only: relay to `http:` on a loopback address (127.0.0.0/8, [::1], localhost),
+   * without TLS or client certificate, with a warning. Otherwise the URL must be https: (a
+   * cleartext one throws MtlsError `INSECURE_URL` before anything is relayed).
+   */
+  readonly allowInsecureLoopbackHttp?: boolean;
   /** renews the bundle while bridging (new connections use each new certificate); stopped when the bridge ends */
   readonly renewer?: BundleRenewer;
   readonly stdin?: Readable;
@@ -30,7 +36,9 @@ export interface BridgeOptions {
 export function runBridge(options: BridgeOptions): Promise<number> {
   const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls connect: ${l}\n`));
   const stdin = options.stdin ?? process.stdin;
-  const http = createSdk1Transport(options.renewer ?? options.bundle, options.url);
+  const target = options.url ?? options.bundle.url;
+  const allowInsecureLoopbackHttp = options.allowInsecureLoopbackHttp === true;
+  const http = createSdk1Transport(options.renewer ?? options.bundle, options.url, { allowInsecureLoopbackHttp });
   const stdio = new StdioServerTransport(stdin, options.stdout ?? process.stdout);
   return new Promise((resolve) => {
     let finished = false;
@@ -63,7 +71,9 @@ export function runBridge(options: BridgeOptions): Promise<number> {
     stdin.once('end', () => void finish(0));
     stdin.once('close', () => void finish(0));
     void http.start().then(() => stdio.start());
-    log(`relaying stdio to ${options.url ?? options.bundle.url} as ${options.bundle.identity?.principal ?? 'this certificate'}`);
+    // over http: the certificate is never presented: do not claim to relay as its principal
+    if (target !== undefined && new URL(target).protocol === 'http:') log(`warning: relaying stdio to ${target} in cleartext: no TLS, no client certificate, the server is not authenticated (development only)`);
+    else log(`relaying stdio to ${target} as ${options.bundle.identity?.principal ?? 'this certificate'}`);
     for (const w of options.bundle.warnings) log(`warning: ${w}`);
   });
 }

@@ -15,25 +15,30 @@ import type { Bundle } from '../bundle/load.js';
 import { MtlsError } from '../errors.js';
 import { createMtlsAgent, createMtlsFetch, isCredentialSource, type BundleCredentials, type MtlsAgentOptions } from './agent.js';
 import { createBundleRenewer, type BundleRenewer, type BundleRenewerOptions } from './renewal.js';
+import { serverUrl, type ServerUrlOptions } from './server-url.js';
 
 /** A bundle (loaded or in memory), or a BundleRenewer whose renewals the transport follows. */
 export type TransportCredentials = (BundleCredentials & Pick<Bundle, 'url'>) | Bundle | BundleRenewer;
 
-/** Agent options, and `renew` to have the transport renew the bundle while it is open. */
-export interface TransportOptions extends MtlsAgentOptions {
+/**
+ * Agent options, `renew` to have the transport renew the bundle while it is open, and
+ * `allowInsecureLoopbackHttp` (development only; the URL must be https: otherwise, MtlsError
+ * `INSECURE_URL`).
+ */
+export interface TransportOptions extends MtlsAgentOptions, ServerUrlOptions {
   /** renew the bundle while the transport is open (needs a loaded Bundle as credentials) */
   readonly renew?: Omit<BundleRenewerOptions, 'bundle' | 'renewUrl'> & { readonly url?: string | URL };
 }
 
-function urlOf(bundle: Pick<Bundle, 'url'>, url?: string | URL): URL {
+function urlOf(bundle: Pick<Bundle, 'url'>, url: string | URL | undefined, options: ServerUrlOptions): URL {
   const u = url ?? bundle.url;
   if (!u) throw new MtlsError('USAGE', 'no server URL: pass one, or make the bundle with --url', { hint: 'mcp-mtls bundle CERT --format profile --url https://host/mcp --out FILE' });
-  return new URL(u);
+  return serverUrl(u, options);
 }
 
 /** The agent for these credentials, and what closing the transport must also end. */
 function agentFor(credentials: TransportCredentials, options: TransportOptions) {
-  const { renew, ...agentOptions } = options;
+  const { renew, allowInsecureLoopbackHttp: _, ...agentOptions } = options;
   let source: BundleCredentials | BundleRenewer = credentials;
   let owned: BundleRenewer | undefined;
   if (renew && !isCredentialSource(credentials)) {
@@ -61,8 +66,10 @@ function closing<T extends { close(): Promise<void> }>(transport: T, end: () => 
 
 /** A Streamable HTTP client transport for `@modelcontextprotocol/sdk` 1.x. */
 export function createSdk1Transport(credentials: TransportCredentials, url?: string | URL, options: TransportOptions = {}) {
-  const { agent, bundle, owned } = agentFor(credentials, options);
-  const transport = new Sdk1Transport(urlOf(bundle, url), { fetch: createMtlsFetch(agent) as typeof fetch });
+  // the URL is checked before any agent or renewer exists: nothing to clean up on a refusal
+  const target = urlOf(isCredentialSource(credentials) ? credentials.bundle : credentials, url, options);
+  const { agent, owned } = agentFor(credentials, options);
+  const transport = new Sdk1Transport(target, { fetch: createMtlsFetch(agent, options) as typeof fetch });
   return closing(transport, async () => {
     owned?.stop();
     await agent.close();
@@ -72,8 +79,9 @@ export function createSdk1Transport(credentials: TransportCredentials, url?: str
 /** A Streamable HTTP client transport for `@modelcontextprotocol/client` 2.x. */
 export async function createSdk2Transport(credentials: TransportCredentials, url?: string | URL, options: TransportOptions = {}) {
   const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
-  const { agent, bundle, owned } = agentFor(credentials, options);
-  const transport = new StreamableHTTPClientTransport(urlOf(bundle, url), { fetch: createMtlsFetch(agent) as typeof fetch });
+  const target = urlOf(isCredentialSource(credentials) ? credentials.bundle : credentials, url, options);
+  const { agent, owned } = agentFor(credentials, options);
+  const transport = new StreamableHTTPClientTransport(target, { fetch: createMtlsFetch(agent, options) as typeof fetch });
   return closing(transport, async () => {
     owned?.stop();
     await agent.close();
