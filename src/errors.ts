@@ -56,6 +56,8 @@ export const ERROR_CODES = {
   POLICY_TOO_LARGE: 'config',
   // a tool handler asked for its caller on a request no mcp-mtls adapter authenticated
   NOT_AUTHENTICATED: 'permission',
+  // a TLS server that may let clients renegotiate, so a connection's certificate cannot be trusted
+  TLS_RENEGOTIATION_ALLOWED: 'config',
   // a client of this package asked for a cleartext http: server URL (no TLS, no client certificate)
   INSECURE_URL: 'usage',
   // bundles

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -18,6 +19,7 @@ import { startGateway } from '../src/gateway/run.js';
 import { trustForwardedIdentity } from '../src/gateway/trust-forwarded.js';
 import { createMtlsMiddleware, mtlsServerOptions } from '../src/server/middleware.js';
 import { tlsFromPki } from '../src/server/mtls-server.js';
+import { readCertificates } from '../src/x509/pem.js';
 import { BIN } from './support/cli.js';
 import { bundleOf } from './support/mcp.js';
 import { makePki } from './support/pki.js';
@@ -127,6 +129,26 @@ test('an upstream over mTLS trusts x-forwarded-client-cert only from the gateway
     const forged = await (await createMtlsFetch(aliceAgent)(upUrl, { method: 'POST', headers: { ...headers, 'x-forwarded-client-cert': `Hash=00;Cert="${encodeURIComponent(bobCert)}";URI=spiffe://acme.test/user/bob` }, body: JSON.stringify(call('report')) })).json();
     assert.deepEqual(JSON.parse((forged as { result: { content: { text: string }[] } }).result.content[0]!.text), { user: 'spiffe://acme.test/user/alice', via: null });
     assert.ok(logs.some((l) => /ignored x-forwarded-client-cert from spiffe:\/\/acme\.test\/user\/alice/.test(l)));
+
+    // from the gateway's own certificate: Hash= must be the SHA-256 of the Cert= it comes with
+    // (a gateway that read a renegotiated socket paired one identity with another certificate)
+    const gwAgent = createMtlsAgent(bundleOf({ cert: gwClient.files.cert, key: gwClient.files.key!, ca: gwClient.files.ca }));
+    try {
+      const asGateway = async (xfcc: string) => {
+        const r = await createMtlsFetch(gwAgent)(upUrl, { method: 'POST', headers: { ...headers, 'x-forwarded-client-cert': xfcc }, body: JSON.stringify(call('report')) });
+        return (await r.json()) as { result: { content: { text: string }[] } };
+      };
+      const sha = (file: string) => crypto.createHash('sha256').update(readCertificates(fs.readFileSync(file))[0]!).digest('hex');
+      const bobXfcc = `Cert="${encodeURIComponent(fs.readFileSync(bob.files.cert, 'utf8'))}";URI=spiffe://acme.test/user/bob`;
+      const good = await asGateway(`Hash=${sha(bob.files.cert)};${bobXfcc}`);
+      assert.deepEqual(JSON.parse(good.result.content[0]!.text), { user: 'spiffe://acme.test/user/bob', via: 'spiffe://acme.test/service/gateway' });
+      // the fetch of mcp-mtls turns the 401 into an error carrying its reason
+      for (const xfcc of [`Hash=${sha(alice.files.cert)};${bobXfcc}`, bobXfcc, `Hash=${sha(bob.files.cert).toUpperCase().slice(0, 63)};${bobXfcc}`]) {
+        await assert.rejects(asGateway(xfcc), /invalid_identity: the forwarded certificate is not usable: .*Hash/, xfcc.slice(0, 80));
+      }
+    } finally {
+      await gwAgent.close();
+    }
 
     // a start that fails (the port is taken) closes what it opened: a policy watcher left behind
     // would go on reloading (and logging) when the file changes

@@ -9,6 +9,7 @@
 export { createMtlsServer, tlsFromPki, sendAuthError, type MtlsServer, type MtlsServerOptions, type MtlsTlsMaterial, type MtlsRequest, type MtlsHandler, type MtlsAuthInfo } from '../server/mtls-server.js';
 export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from '../server/middleware.js';
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../server/authenticate.js';
+export { captureHandshakes } from '../server/handshake-certificate.js';
 export { createAuditLog, memoryAudit, type AuditEvent, type AuditSink } from '../server/audit.js';
 export { buildRevocation, crlWarnings, type RevocationState, type CrlInfo } from '../server/revocation.js';
 export type { CrlSourceStatus, CrlSourceOrigin } from '../server/crl-fetch.js';

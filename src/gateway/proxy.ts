@@ -8,6 +8,7 @@ import type { Policy, PolicySubject } from '../policy/compile.js';
 import type { AuditSink } from '../server/audit.js';
 import { readJsonBody, sendJson } from '../server/http-body.js';
 import { IdleMap } from '../util/idle-map.js';
+import { handshakeCertificate } from '../server/handshake-certificate.js';
 import { gateMcpBody, unknownTargetAnswer } from '../server/mcp-gate.js';
 import { SCOPES_META_KEY } from '../server/mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from '../server/mtls-server.js';
@@ -221,7 +222,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
       headers[k] = Array.isArray(v) ? v.join(', ') : v;
     }
     let xfcc = xfccOf.get(identity);
-    if (!xfcc) xfccOf.set(identity, (xfcc = formatXfcc(identity, req.socket.getPeerX509Certificate()!.raw)));
+    // the certificate of the verified handshake, which the identity was decoded from; a later
+    // read of the peer certificate would return what a renegotiation swapped in
+    if (!xfcc) xfccOf.set(identity, (xfcc = formatXfcc(identity, handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
     headers[XFCC] = xfcc;
     headers['x-forwarded-for'] = remote ?? '';
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));

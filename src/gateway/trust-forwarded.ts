@@ -3,7 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
 import type { MtlsAuthInfo } from '../server/mtls-server.js';
-import { certFromXfcc, XFCC } from './xfcc.js';
+import crypto from 'node:crypto';
+import { xfccFirstElement, XFCC } from './xfcc.js';
 
 /** Options of {@link trustForwardedIdentity}. */
 export interface TrustForwardedOptions {
@@ -28,8 +29,8 @@ type Req = IncomingMessage & { auth?: MtlsAuthInfo & { extra: { identity: Identi
  * certificate. On a trusted header it replaces `req.auth` with the forwarded identity
  * (`extra.identity`, with `extra.via` = the gateway; `scopes` empty). The forwarded
  * certificate is decoded against the identity profile but its chain, expiry and revocation
- * are not checked again: the gateway did. An unusable forwarded certificate is answered 401
- * (`invalid_identity`).
+ * are not checked again: the gateway did. An unusable forwarded certificate, or one whose
+ * SHA-256 is not the header's `Hash=`, is answered 401 (`invalid_identity`).
  *
  * ```ts
  * app.use(createMtlsMiddleware());                                  // the gateway authenticates to us
@@ -49,10 +50,14 @@ export function trustForwardedIdentity(options: TrustForwardedOptions) {
       delete req.headers[XFCC];
       return next();
     }
-    const der = certFromXfcc(value);
+    const { cert: der, hash } = xfccFirstElement(value);
     let user: Identity;
     try {
       if (!der) throw new Error('no certificate in the header');
+      // Hash= and Cert= must name one certificate: a header that pairs them otherwise was not
+      // made from one verified certificate (as a gateway reading a renegotiated socket did)
+      const actual = crypto.createHash('sha256').update(der).digest('hex');
+      if (hash !== actual) throw new Error(hash ? `its Hash ${hash} is not the SHA-256 of its Cert (${actual})` : 'the header has no Hash of its Cert');
       user = decodeIdentity(der, options.trustDomains ? { trustDomains: options.trustDomains } : {});
     } catch (e) {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_identity', message: `the forwarded certificate is not usable: ${(e as Error).message}` }));

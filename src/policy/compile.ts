@@ -15,6 +15,8 @@ import { compilePattern, compilePatterns, type Matcher } from './glob.js';
 import { parsePolicyText, problemsError, type Locator, type PathPart, type PolicyProblem } from './parse.js';
 import type { PolicyDocument, RuleDocument, SubjectsDocument } from './schema.js';
 import { compileSubjects, type PolicySubject, type SubjectMatcher } from './subjects.js';
+import { canonicalizeTemplate, canonicalizeUri } from './uri.js';
+import { resourcePatternProblem } from './uri-pattern.js';
 
 export type { PolicySubject } from './subjects.js';
 
@@ -23,8 +25,9 @@ export type TargetKind = 'tool' | 'resource' | 'prompt';
 
 /**
  * What one request asks for, as the policy decides on it: a tool or prompt by name, with its
- * arguments (JSON; conditions see them as `args`), or a resource by URI (pass it through
- * {@link normalizeUri} first). {@link authorizationFor} builds it from an MCP request.
+ * arguments (JSON; conditions see them as `args`), or a resource by URI. The policy decides on
+ * the URI's canonical form ({@link canonicalUri}); a URI without one is denied as unknown.
+ * {@link authorizationFor} builds it from an MCP request.
  */
 export type PolicyTarget =
   | { readonly kind: 'tool'; readonly name: string; readonly args?: unknown }
@@ -92,6 +95,14 @@ function targetValue(t: PolicyTarget): string {
   return t.kind === 'resource' ? t.uri : t.name;
 }
 
+/** The target with its resource URI in canonical form, or the problem that refuses the URI. */
+function canonicalTarget(t: PolicyTarget): PolicyTarget | string {
+  if (t.kind !== 'resource') return t;
+  const c = canonicalizeUri(t.uri);
+  if (!c.ok) return c.problem;
+  return c.uri === t.uri ? t : { kind: 'resource', uri: c.uri };
+}
+
 /**
  * A compiled policy: decides whether an identity may use a tool, resource or prompt (an
  * explicit deny wins, then any allow, else deny; a tool also needs its required scopes).
@@ -129,7 +140,9 @@ export class Policy {
    * The decision for one request. `target.args` are the tool or prompt arguments. Never
    * throws: a condition that cannot be evaluated, or arguments over the size bounds, deny.
    */
-  decide(subject: PolicySubject, target: PolicyTarget): Decision {
+  decide(subject: PolicySubject, requested: PolicyTarget): Decision {
+    const target = canonicalTarget(requested);
+    if (typeof target === 'string') return { allowed: false, ruleId: null, reason: `resource URI refused: ${target}`, scopes: this.#state(subject).scopes, visible: false };
     const { applicable: a, scopes } = this.#applicable(subject, target);
     const deny = (rule: CompiledRule | undefined, reason: string, visible: boolean): Decision => ({ allowed: false, ruleId: rule?.id ?? null, reason, scopes, visible });
     if (a.foreign) return deny(undefined, `trust domain "${subject.trustDomain}" is not accepted by this policy`, false);
@@ -173,7 +186,12 @@ export class Policy {
   }
 
   /** Whether the identity may see the target at all (list filtering): conditions are not evaluated. */
-  visible(subject: PolicySubject, target: PolicyTarget): boolean {
+  visible(subject: PolicySubject, requested: PolicyTarget): boolean {
+    const target = canonicalTarget(requested);
+    return typeof target !== 'string' && this.#visibleCanonical(subject, target);
+  }
+
+  #visibleCanonical(subject: PolicySubject, target: PolicyTarget): boolean {
     const { applicable: a } = this.#applicable(subject, target);
     return !a.foreign && !a.unconditionalDeny && (a.unconditionalAllow !== undefined || a.conditionalAllows.length > 0) && a.missingScopes.length === 0;
   }
@@ -190,7 +208,17 @@ export class Policy {
 
   /** A resource template is visible when its template text matches a resource pattern the identity may use. */
   filterResourceTemplates<T extends { readonly uriTemplate: string }>(subject: PolicySubject, templates: readonly T[]): T[] {
-    return templates.filter((t) => this.visible(subject, { kind: 'resource', uri: t.uriTemplate }));
+    return templates.filter((t) => this.templateVisible(subject, t.uriTemplate));
+  }
+
+  /**
+   * Whether a resource template (its text, e.g. `file:///srv/{+path}`) is visible: its
+   * expressions become opaque tokens ({@link canonicalizeTemplate}), so `file:///srv/**`
+   * matches it. For `resources/templates/list` and template completions.
+   */
+  templateVisible(subject: PolicySubject, uriTemplate: string): boolean {
+    const c = canonicalizeTemplate(uriTemplate);
+    return c.ok && this.#visibleCanonical(subject, { kind: 'resource', uri: c.uri });
   }
 
   /** The prompts (of a `prompts/list` result) this identity may see; conditions are not evaluated. */
@@ -211,8 +239,11 @@ export class Policy {
   }
 
   /** Every rule with why it did or did not apply, for `policy explain`. Not for the hot path. */
-  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: { id: string; effect: string; applies: boolean; why: string }[] } {
-    const decision = this.decide(subject, target);
+  explain(subject: PolicySubject, requested: PolicyTarget): { decision: Decision; rules: { id: string; effect: string; applies: boolean; why: string }[] } {
+    const decision = this.decide(subject, requested);
+    const resolved = canonicalTarget(requested);
+    if (typeof resolved === 'string') return { decision, rules: this.rules.map((r) => ({ id: r.id, effect: r.effect, applies: false, why: decision.reason })) };
+    const target = resolved;
     const rules = this.rules.map((r) => {
       const matcher = r.targets[target.kind];
       if (!matcher) return { id: r.id, effect: r.effect, applies: false, why: `names no ${target.kind}s` };
@@ -294,7 +325,7 @@ export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {},
       return compileSubjects({ any: true });
     }
   };
-  const patterns = (list: readonly string[] | undefined, path: PathPart[]): Matcher | undefined => {
+  const patterns = (list: readonly string[] | undefined, path: PathPart[], resources = false): Matcher | undefined => {
     if (!list) return undefined;
     let ok = true;
     list.forEach((p, j) => {
@@ -303,6 +334,13 @@ export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {},
       } catch (e) {
         ok = false;
         at([...path, j], (e as Error).message);
+        return;
+      }
+      // requests are decided in canonical form: a pattern in another form could never match
+      const problem = resources ? resourcePatternProblem(p) : undefined;
+      if (problem) {
+        ok = false;
+        at([...path, j], problem);
       }
     });
     return ok ? compilePatterns(list) : () => false;
@@ -323,7 +361,7 @@ export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {},
     }
     const targets: Partial<Record<TargetKind, Matcher>> = {};
     const t = patterns(r.tools, ['rules', i, 'tools']);
-    const res = patterns(r.resources, ['rules', i, 'resources']);
+    const res = patterns(r.resources, ['rules', i, 'resources'], true);
     const p = patterns(r.prompts, ['rules', i, 'prompts']);
     if (t) targets.tool = t;
     if (res) targets.resource = res;

@@ -35,6 +35,11 @@ function expand(pattern: string): string[] {
   return out;
 }
 
+/** The alternatives of a pattern (`{a,b}` expanded, `{name}` as `*`), for checks of their text. */
+export function expandAlternatives(pattern: string): string[] {
+  return expand(pattern);
+}
+
 function findBrace(p: string): [number, number] | undefined {
   for (let i = 0; i < p.length; i++) {
     if (p[i] === '\\') {

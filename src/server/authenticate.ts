@@ -16,6 +16,7 @@ import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js
 import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
 import { IdleMap } from '../util/idle-map.js';
+import { handshakeCertificate } from './handshake-certificate.js';
 import { isRevoked, type RevocationState } from './revocation.js';
 
 /**
@@ -87,7 +88,11 @@ export interface Authenticator {
   /**
    * The identity of a TLS connection, computed once and cached on it. Every call re-checks
    * expiry and revocation, so a connection whose certificate expires or is revoked fails from
-   * then on.
+   * then on. The certificate is the one the handshake verified (handshake-certificate.ts).
+   *
+   * @throws MtlsError `TLS_RENEGOTIATION_ALLOWED` for a TLS 1.2 socket whose server may let
+   *   clients renegotiate and whose certificate was not captured at the handshake: create the
+   *   server with `mtlsServerOptions`, or `captureHandshakes(server)` before it listens
    */
   authenticate(socket: TLSSocket): AuthResult;
   /** Swaps in new revocation data; cached results are re-checked against it. */
@@ -196,7 +201,8 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   };
 
   const compute = (socket: TLSSocket): AuthResult => {
-    const peer = socket.getPeerX509Certificate();
+    // the certificate the handshake verified, never a later read (a renegotiation swaps it)
+    const peer = handshakeCertificate(socket);
     if (!peer) return failure('certificate_required');
     const fingerprint = crypto.createHash('sha256').update(peer.raw).digest('hex');
     if (!socket.authorized) {

@@ -7,7 +7,10 @@
  *   the SDK itself answers exactly as for an unknown tool (tools/list and tools/call agree).
  * - A visible target whose condition fails is answered here, naming the rule: a tool error
  *   for tools/call, a JSON-RPC error for resources and prompts.
- * - A method the policy does not cover is refused as "method not found".
+ * - A method the policy does not cover is refused as "method not found"; a resource URI
+ *   without a canonical form (policy/uri.ts) as invalid params, naming the problem.
+ * - A resource URI is passed on in the canonical form it was decided in (`body` of the
+ *   result), so the handler reads what the policy allowed, not another spelling of it.
  * - Batches are refused as a whole when any element is not allowed (no smuggling).
  * - 2026-07-28 `Mcp-Method` / `Mcp-Name` headers must agree with the body.
  * Every decision on a target is audited; tool arguments only when the sink allows it.
@@ -21,7 +24,12 @@ import type { AuditSink } from './audit.js';
 export const POLICY_DENIED = -32003;
 
 export type GateResult =
-  | { readonly kind: 'pass'; readonly scopes: readonly string[]; readonly hidden: readonly PolicyTarget[] }
+  /**
+   * `body`: what to hand on, the request with its resource URIs in canonical form; `mcpName`:
+   * set when that changed the URI of a request sent with an `Mcp-Name` header, the value that
+   * header must now have (2026-07-28 servers check that it mirrors the body)
+   */
+  | { readonly kind: 'pass'; readonly scopes: readonly string[]; readonly hidden: readonly PolicyTarget[]; readonly body: unknown; readonly mcpName?: string }
   | { readonly kind: 'respond'; readonly status: number; readonly body: unknown };
 
 interface Message {
@@ -122,7 +130,7 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
 
   if (!Array.isArray(body)) {
     const m = messages[0] as Message;
-    if (!isRequest(m)) return { kind: 'pass', scopes, hidden: [] };
+    if (!isRequest(m)) return { kind: 'pass', scopes, hidden: [], body };
     const mismatch = headerMismatch(m, ctx.headers);
     if (mismatch) {
       audit(m, undefined, { allowed: false, ruleId: null, reason: mismatch });
@@ -132,11 +140,19 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
 
   const hidden: PolicyTarget[] = [];
   const answers: unknown[] = [];
+  const passed: Message[] = [];
   let refuse = false;
   for (const m of messages) {
+    passed.push(m);
     if (!isRequest(m)) continue;
     const a = authorizationFor(m.method as string, m.params);
     if (a.kind === 'always' || a.kind === 'list') continue;
+    if (a.kind === 'invalid') {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
+      refuse = true;
+      answers.push(rpcError(m.id, -32602, a.reason, { code: a.code, hint: a.hint }));
+      continue;
+    }
     if (a.kind === 'unknown') {
       audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
       refuse = true;
@@ -146,7 +162,10 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     const d = ctx.policy.decide(id, a.target);
     audit(m, a.target, d);
     ctx.onDecision?.(d);
-    if (d.allowed) continue;
+    if (d.allowed) {
+      passed[passed.length - 1] = withCanonicalUri(m, a.target);
+      continue;
+    }
     refuse = true;
     if (!d.visible) {
       hidden.push(a.target);
@@ -155,10 +174,19 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     } else answers.push(deniedAnswer(m, a.target, d));
   }
   if (Array.isArray(body)) {
-    if (!refuse) return { kind: 'pass', scopes, hidden: [] };
+    if (!refuse) return { kind: 'pass', scopes, hidden: [], body: passed };
     const reason = 'batch refused: it contains a request this caller may not make';
     return { kind: 'respond', status: 200, body: messages.filter(isRequest).map((m) => rpcError(m.id, -32600, reason)) };
   }
   if (answers.length > 0) return { kind: 'respond', status: 200, body: answers[0] };
-  return { kind: 'pass', scopes, hidden };
+  const out = passed[0] as Message;
+  const renamed = out !== messages[0] && header(ctx.headers, 'mcp-name') !== undefined;
+  return { kind: 'pass', scopes, hidden, body: out, ...(renamed ? { mcpName: (out.params as { uri: string }).uri } : {}) };
+}
+
+/** The request with the URI it names replaced by the canonical form it was decided in. */
+function withCanonicalUri(m: Message, t: PolicyTarget): Message {
+  if (t.kind !== 'resource' || (m.method !== 'resources/read' && m.method !== 'resources/subscribe' && m.method !== 'resources/unsubscribe')) return m;
+  const p = m.params as Record<string, unknown>;
+  return p.uri === t.uri ? m : { ...m, params: { ...p, uri: t.uri } };
 }

@@ -113,6 +113,9 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
       if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
       auth.scopes = [...gate.scopes];
+      // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)
+      body = gate.body;
+      if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
       if (options.stateful) {
         if (session) return session.transport.handleRequest(req, res, body);
         return openSession(req, res, identity, policy, body);

@@ -92,7 +92,9 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     const hiddenAnswer = (id: unknown, t: PolicyTarget) => (t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
     const gate = gateMcpBody(read.value, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
     if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
-    return node(req as never, res as never, read.value);
+    // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)
+    if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
+    return node(req as never, res as never, gate.body);
   };
   return Object.assign(handler, { close: () => mcp.close() });
 }

@@ -5,18 +5,19 @@
  * tools and a hidden tool is, to the SDK itself, an unknown tool: its answer is exactly
  * the SDK's own. Visible tools that require scopes say so in `_meta["mcp-mtls/scopes"]`.
  *
+ * What registration cannot remove (the resources a visible template's `list` callback
+ * returns, completion values) is filtered from the results: the low-level server's
+ * `setRequestHandler` is wrapped so the list and completion handlers McpServer installs pass
+ * their results through {@link filterResult}, the function the gateway uses.
+ *
  * Only public API is used: registration methods are wrapped on the instance, before
  * `build` runs, to collect the handles.
  */
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
+import { filterResult, SCOPES_META_KEY } from './mcp-results.js';
 
-/**
- * The `_meta` key under which a visible tool that requires scopes lists them
- * (`_meta["mcp-mtls/scopes"]: string[]`, in `tools/list` results), so clients know what a
- * call needs.
- */
-export const SCOPES_META_KEY = 'mcp-mtls/scopes';
+export { SCOPES_META_KEY };
 
 interface Handle {
   remove(): void;
@@ -32,6 +33,36 @@ export interface McpServerLike {
   tool?(...args: unknown[]): unknown;
   resource?(...args: unknown[]): unknown;
   prompt?(...args: unknown[]): unknown;
+  /** the low-level Server (Protocol) McpServer installs its request handlers on */
+  readonly server?: { setRequestHandler(...args: unknown[]): unknown };
+}
+
+// filtered in the adapters; tools/list is not: the surface removes hidden tools itself, and
+// the whoami tool is added after it, outside the policy
+const ADAPTER_FILTERED = new Set(['resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete']);
+
+/** The method a setRequestHandler call is for: SDK 2.x passes its name, SDK 1.x a zod schema with a method literal. */
+function handlerMethod(first: unknown): string | undefined {
+  if (typeof first === 'string') return first;
+  const literal = (first as { shape?: { method?: { value?: unknown; _def?: { value?: unknown } } } } | undefined)?.shape?.method;
+  const v = literal?.value ?? literal?._def?.value;
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Makes the list and completion handlers installed on `server` filter their results for `identity`. */
+function filterResultsOf(server: McpServerLike, identity: Identity, policy: Policy): void {
+  const low = server.server;
+  if (!low || typeof low.setRequestHandler !== 'function') return;
+  const original = low.setRequestHandler;
+  low.setRequestHandler = (...args: unknown[]) => {
+    const method = handlerMethod(args[0]);
+    const last = args.length - 1;
+    const handler = args[last];
+    if (method && ADAPTER_FILTERED.has(method) && typeof handler === 'function') {
+      args[last] = async (request: { params?: unknown }, extra: unknown) => filterResult(method, request?.params, await handler(request, extra), policy, identity);
+    }
+    return original.apply(low, args);
+  };
 }
 
 export interface CallerSurface {
@@ -71,6 +102,7 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
   };
   wrap('registerResource', onResource);
   wrap('resource', onResource);
+  filterResultsOf(server, identity, policy);
   await build(server, identity);
 
   const visibleTools: string[] = [];

@@ -1,7 +1,8 @@
 /**
  * An HTTPS server that requires client certificates and knows who each request is from.
  *
- * - TLS: `requestCert`, the configured roots, session resumption on (tickets).
+ * - TLS: `requestCert`, the configured roots, session resumption on (tickets), renegotiation
+ *   refused; the identity comes from the certificate of the verified handshake, never a later read.
  * - Default mode completes the handshake for any client and answers a missing or unusable
  *   certificate with HTTP 401 and a JSON body saying why (never a `WWW-Authenticate: Bearer`
  *   challenge, which would send clients into OAuth). Strict mode closes such connections
@@ -28,6 +29,8 @@ import type { AuditSink } from './audit.js';
 import { createAuthenticator, type AuthFailureReason, type Authenticator } from './authenticate.js';
 import { createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
 import { createCrlVerifier, crlWarnings, revocationOf, type RevocationState, type VerifiedCrl } from './revocation.js';
+import { captureHandshakes } from './handshake-certificate.js';
+import { tlsContextOptions, tlsServerOptions } from './tls-options.js';
 
 /** The MCP SDK's AuthInfo shape, as the adapter fills it. */
 export interface MtlsAuthInfo {
@@ -194,14 +197,8 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   const sockets = new Map<string, Set<TLSSocket>>();
 
   const server = https.createServer(
-    {
-      cert: options.cert,
-      key: options.key,
-      ca: asList(options.ca),
-      requestCert: true,
-      rejectUnauthorized: strict, // default mode: finish the handshake, then say why in a 401
-      minVersion: 'TLSv1.2',
-    },
+    // default mode: finish the handshake, then say why in a 401; renegotiation refused (tls-options.ts)
+    tlsServerOptions({ cert: options.cert, key: options.key, ca: options.ca, rejectUnauthorized: strict }),
     (req, res) => {
       if (options.unauthenticated?.(req, res)) return;
       const auth = authenticator.authenticate(req.socket as TLSSocket);
@@ -222,6 +219,8 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     },
   ) as unknown as MtlsServer;
 
+  // identities come from the certificate of the verified handshake, captured before anything reads it
+  captureHandshakes(server);
   server.on('secureConnection', (socket: TLSSocket) => {
     const auth = authenticator.authenticate(socket);
     if (!auth.ok && strict) {
@@ -312,7 +311,8 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     },
     crlSources: () => fetcher?.status() ?? [],
     setCertificate(material: { cert: string | Buffer; key: string | Buffer }) {
-      server.setSecureContext({ cert: material.cert, key: material.key, ca: asList(options.ca), minVersion: 'TLSv1.2' });
+      // the full context options: setSecureContext forgets any secureOptions it is not given
+      server.setSecureContext(tlsContextOptions({ cert: material.cert, key: material.key, ca: options.ca }));
       options.audit?.write({ event: 'reload', what: 'certificate' });
     },
   });

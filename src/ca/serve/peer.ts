@@ -13,6 +13,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { createAuthenticator, type AuthFailureReason, type Authenticator } from '../../server/authenticate.js';
+import { handshakeCertificate } from '../../server/handshake-certificate.js';
 import type { Identity } from '../../identity/identity.js';
 import type { Authority } from '../authority.js';
 import { parseCertificate, type ParsedCertificate } from '../../x509/certificate.js';
@@ -34,6 +35,7 @@ const STATUS: Record<AuthFailureReason, [number, string]> = {
   certificate_revoked: [403, 'CERT_REVOKED'],
   not_a_client_certificate: [403, 'CERT_PROFILE'],
   invalid_identity: [403, 'CERT_PROFILE'],
+  revocation_unknown: [403, 'CERT_REVOCATION_UNKNOWN'], // not raised here: this authenticator has no CRLs, the store is read
 };
 
 const HINTS: Partial<Record<AuthFailureReason, string>> = {
@@ -80,7 +82,8 @@ export function createPeerChecker(ca: Authority): PeerChecker {
       }
       gate?.(id);
       const [stored, crlDer] = await Promise.all([ca.store.readIssued(id.serial), ca.store.readCrl('intermediate')]);
-      const der = socket.getPeerX509Certificate()?.raw as Buffer;
+      // the certificate the handshake verified (the one `auth` was made from), never a later read
+      const der = handshakeCertificate(socket)?.raw as Buffer;
       if (!stored || !stored.equals(der)) {
         throw new HttpError(403, 'CERT_UNKNOWN', `certificate ${id.serial} is not in this CA's records`, 'renew at the CA that issued the certificate');
       }

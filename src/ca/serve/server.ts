@@ -3,6 +3,8 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { isMtlsError } from '../../errors.js';
+import { captureHandshakes } from '../../server/handshake-certificate.js';
+import { tlsServerOptions } from '../../server/tls-options.js';
 import { pemEncode } from '../../x509/pem.js';
 import type { Authority, IssuedCertificate } from '../authority.js';
 import type { CrlName } from '../store/store.js';
@@ -231,12 +233,8 @@ export function createCaServer(options: CaServerOptions): CaServer {
   let inFlight = 0;
   const server = https.createServer(
     {
-      cert: options.cert,
-      key: options.key,
-      ca: [ca.rootPem, pemEncode('CERTIFICATE', ca.intermediateDer)],
-      requestCert: true,
-      rejectUnauthorized: false, // /crl, /sign and /healthz need no certificate; /renew says why one is refused
-      minVersion: 'TLSv1.2',
+      // /crl, /sign and /healthz need no certificate; /renew says why one is refused; renegotiation refused (tls-options.ts)
+      ...tlsServerOptions({ cert: options.cert, key: options.key, ca: [ca.rootPem, pemEncode('CERTIFICATE', ca.intermediateDer)], rejectUnauthorized: false }),
       // a client that trickles its headers or body is cut off (the defaults are minutes)
       headersTimeout: 10_000,
       requestTimeout: 30_000,
@@ -279,6 +277,8 @@ export function createCaServer(options: CaServerOptions): CaServer {
     },
   ) as unknown as CaServer;
 
+  // /renew's peer is the certificate of the verified handshake, captured before any request is read
+  captureHandshakes(server);
   server.on('listening', () => crls.start());
   server.on('close', () => void crls.stop());
   server.on('tlsClientError', () => metrics.tlsFailure()); // counted, not logged: scanners would flood the log
