@@ -91,6 +91,9 @@ test('a revocation reaches a running server through the CRL URL in its certifica
   );
   server.keepAliveTimeout = 120_000; // only the revocation may close the connections under test
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  // the CRL URL of the server's own certificate (the CA's) is fetched before clients are let in:
+  // until a CRL of their CA is there, clients of a CA that names a CRL URL are refused
+  await server.refreshCrls();
   const port = (server.address() as AddressInfo).port;
   const root = path.join(pki, 'root.crt');
 

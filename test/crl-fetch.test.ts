@@ -160,7 +160,7 @@ test('crlUrls: a revocation reaches a running server within its interval; 304s; 
   }
 });
 
-test('crlFromCertificates: the URL in a client certificate is learned at its first connection and fetched over https (the CA issued that server)', async () => {
+test('crlFromCertificates: the URL in a client certificate is learned at its first connection and fetched over https (the CA issued that server); until then its clients are refused', async () => {
   // the CRL server needs a port before the CA can name it, and a certificate the CA issues after
   const crls = crlServer('', true);
   const httpsServer = crls.server as https.Server;
@@ -191,14 +191,18 @@ test('crlFromCertificates: the URL in a client certificate is learned at its fir
   const c = keepAliveClient(port, carol.files, path.join(t.pki, 'root.crt'));
   try {
     assert.deepEqual(server.crlSources(), []);
-    assert.equal((await c.get()).status, 200);
+    // fail closed: carol's CA names a CRL URL nothing was fetched from yet
+    const first = await c.get();
+    assert.equal(first.status, 401);
+    assert.match(first.body, /"error":"revocation_unknown".*no CRL of its CA has been fetched yet from https:\/\/127\.0\.0\.1/);
     await until('the learned URL fetched', () => server.crlSources()[0]?.status === 'ok');
+    assert.equal((await c.get()).status, 200, 'the same connection is served once the CRL is there');
     assert.deepEqual(server.crlSources().map((s) => [s.url, s.origin, s.crls[0]?.number]), [[url, 'certificate', '1']]);
     const closed = new Promise<void>((r) => c.socket()!.once('close', () => r()));
     await revoke(ca, carol);
     await closed;
     assert.equal((await c.get()).status, 401);
-    assert.equal(server.crlSources().length, 1, 'learned once per issuer');
+    assert.equal(server.crlSources().length, 1, 'learned once per issuing CA');
   } finally {
     c.close();
     server.close();

@@ -1,17 +1,22 @@
 /**
- * The certificate matrix, one table, against both the server adapter and the gateway: every
- * row is refused with its reason (or accepted), audited, and the server keeps serving others.
+ * The certificate matrix, one table, against every listener: the SDK 1.x and 2.x adapters
+ * (createMtlsServer), an https server built with mtlsServerOptions + createMtlsMiddleware, and
+ * the gateway. Every row is refused with its reason (or accepted), audited, and the server keeps
+ * serving others; the four answer alike because they share one construction of authentication
+ * and revocation (server/trust.ts).
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Agent, fetch } from 'undici';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { McpServer as McpServer2 } from '@modelcontextprotocol/server';
 import { Authority } from '../src/ca/authority.js';
 import { intermediateSigner, rootSigner as rootKeySigner } from '../src/ca/ca-keys.js';
 import { buildCrl } from '../src/ca/crl-signing.js';
@@ -23,7 +28,9 @@ import { normalizeClaims } from '../src/identity/encode.js';
 import { policyFromText } from '../src/policy/compile.js';
 import { memoryAudit } from '../src/server/audit.js';
 import { createMcpSdk1Handler } from '../src/server/mcp-sdk1.js';
-import { createMtlsServer, type MtlsServer } from '../src/server/mtls-server.js';
+import { createMcpSdk2Handler } from '../src/server/mcp-sdk2.js';
+import { createMtlsMiddleware, mtlsServerOptions } from '../src/server/middleware.js';
+import { createMtlsServer, type MtlsRequest } from '../src/server/mtls-server.js';
 import { randomSerial, signCertificate, type CertificateFields } from '../src/x509/certificate.js';
 import { distinguishedName, extension, subjectAltName, uriName } from '../src/x509/extensions.js';
 import { oidDer, seq, setOf, utf8Der } from '../src/x509/der.js';
@@ -42,7 +49,10 @@ let acme: TestPki;
 let other: TestPki;
 let stranger: TestPki;
 const audit = memoryAudit();
-const servers: Record<'adapter' | 'gateway', { server: MtlsServer; url: string }> = {} as never;
+const KINDS = ['sdk1', 'sdk2', 'middleware', 'gateway'] as const;
+type Kind = (typeof KINDS)[number];
+const servers: Record<Kind, { server: https.Server; url: string }> = {} as never;
+const closers: (() => Promise<void>)[] = [];
 let upstream: http.Server;
 
 const keyObject = (k: GeneratedKey) => crypto.createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' });
@@ -116,7 +126,7 @@ before(async () => {
     ['unknown critical extension', craft('crit', -60_000, 3_600_000, withExt(extension('1.3.6.1.4.1.99999.1', true, Buffer.from('0500', 'hex')))), 'not_a_client_certificate'],
   );
 
-  // both servers: the same TLS material, CRLs (with the root CRL revoking the second intermediate), trust domain
+  // every server: the same TLS material, CRLs (with the root CRL revoking the second intermediate), trust domain
   const material = {
     cert: Buffer.concat(serverCert.chain.map((d) => Buffer.from(pemEncode('CERTIFICATE', d)))),
     key: fs.readFileSync(serverCert.files.key!),
@@ -137,18 +147,28 @@ before(async () => {
     await t.handleRequest(req, res);
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const build2 = (s: McpServer2) => void s.registerTool('ping_tool', { description: 'pong' }, async () => ({ content: [{ type: 'text' as const, text: 'pong' }] }));
+  const sdk2 = createMcpSdk2Handler({ serverInfo: { name: 'adapter2', version: '1' }, policy, build: build2 });
+  const behindMiddleware = createMcpSdk1Handler({ serverInfo: { name: 'middleware', version: '1' }, policy, build, enableJsonResponse: true });
+  closers.push(() => sdk2.close());
   const handlers = {
-    adapter: createMcpSdk1Handler({ serverInfo: { name: 'adapter', version: '1' }, policy, build, enableJsonResponse: true }),
+    sdk1: createMcpSdk1Handler({ serverInfo: { name: 'adapter', version: '1' }, policy, build, enableJsonResponse: true }),
+    sdk2,
     gateway: createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`), policy: () => policy }], log: () => undefined }),
   };
-  for (const kind of ['adapter', 'gateway'] as const) {
-    const server = createMtlsServer(material, handlers[kind]);
+  // built by hand: the same material to mtlsServerOptions (TLS) and to the middleware (CAs, CRLs)
+  const mtls = createMtlsMiddleware({ tls: material, trustDomains: material.trustDomains, audit, log: () => undefined });
+  closers.push(async () => mtls.close());
+  const byHand = https.createServer(mtlsServerOptions(material), (req, res) => mtls(req, res, () => void behindMiddleware(req as MtlsRequest, res)));
+  for (const kind of KINDS) {
+    const server = kind === 'middleware' ? byHand : createMtlsServer(material, handlers[kind]);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     servers[kind] = { server, url: `https://localhost:${(server.address() as AddressInfo).port}/mcp` };
   }
 });
 
-after(() => {
+after(async () => {
+  for (const c of closers) await c();
   for (const s of Object.values(servers)) {
     s.server.closeAllConnections();
     s.server.close();
@@ -175,19 +195,20 @@ async function attempt(m: Material | null, url: string): Promise<string> {
   }
 }
 
-test('certificate matrix: the server adapter and the gateway give the same answer, row by row', async () => {
+test('certificate matrix: the SDK 1.x and 2.x adapters, the middleware and the gateway give the same answer, row by row', async () => {
   const table: string[] = [];
+  const failed: string[] = [];
   for (const [name, material, expected] of rows) {
-    const got = { adapter: await attempt(material, servers.adapter.url), gateway: await attempt(material, servers.gateway.url) };
-    table.push(`${name.padEnd(40)} ${got.adapter.padEnd(26)} ${got.gateway}`);
+    const got: string[] = [];
+    for (const kind of KINDS) got.push(await attempt(material, servers[kind].url));
+    table.push(`${name.padEnd(40)} ${got.map((g) => g.padEnd(26)).join(' ')}`);
     if (process.env.MATRIX_DEBUG) console.log(table[table.length - 1], audit.events.at(-1)?.message);
-    assert.equal(got.adapter, expected, `${name} (adapter)`);
-    assert.equal(got.gateway, expected, `${name} (gateway)`);
-    // and both keep serving good clients
-    assert.equal(await attempt(rows[0]![1], servers.adapter.url), 'ok');
-    assert.equal(await attempt(rows[0]![1], servers.gateway.url), 'ok');
+    KINDS.forEach((kind, i) => got[i] !== expected && failed.push(`${name} (${kind}): ${got[i]}, expected ${expected}`));
+    // and every one keeps serving good clients
+    for (const kind of KINDS) assert.equal(await attempt(rows[0]![1], servers[kind].url), 'ok', `${kind} still serves alice after ${name}`);
   }
-  console.log(`# ${'case'.padEnd(38)} ${'adapter'.padEnd(26)} gateway\n# ${table.join('\n# ')}`);
+  console.log(`# ${'case'.padEnd(38)} ${KINDS.map((k) => k.padEnd(26)).join(' ')}\n# ${table.join('\n# ')}`);
+  assert.deepEqual(failed, []);
   const refused = audit.events.filter((e) => e.event === 'auth.refused').map((e) => e.reason);
   for (const [, , expected] of rows.filter((r) => r[2] !== 'ok')) assert.ok(refused.includes(expected), `${expected} is audited`);
 });

@@ -17,14 +17,17 @@ import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
 import { IdleMap } from '../util/idle-map.js';
 import { handshakeCertificate } from './handshake-certificate.js';
-import { isRevoked, type RevocationState } from './revocation.js';
+import { caKeyOf } from './ca-key.js';
+import { hasCrlNamed, isRevoked, type RevocationState } from './revocation.js';
 
 /**
  * Why a client certificate was refused: a stable code, sent to the client as `error` in the
  * 401 body (see `sendAuthError`). `certificate_required`: none presented; `unknown_ca`: not
  * issued by a trusted CA; `not_a_client_certificate`: no clientAuth, a CA certificate or an
  * unknown critical extension; `invalid_identity`: it breaks the identity profile or its
- * trust domain is not accepted; the others say what they name.
+ * trust domain is not accepted; `revocation_unknown`: whether it is revoked cannot be told yet
+ * (no CRL fetched yet from the URL its CA names, or its issuing CA is not among the configured
+ * CA certificates while CRLs that could concern it are loaded); the others say what they name.
  */
 export type AuthFailureReason =
   | 'certificate_required'
@@ -34,12 +37,22 @@ export type AuthFailureReason =
   | 'unknown_ca'
   | 'invalid_signature'
   | 'not_a_client_certificate'
-  | 'invalid_identity';
+  | 'invalid_identity'
+  | 'revocation_unknown';
 
 /** The CA that issued a client certificate: an intermediate (with where it is revoked) or a root. */
 export interface IssuerInfo {
-  /** The issuing intermediate: its serial (lowercase hex) and its issuer's name (DER, hex), the keys of its revocation. */
-  readonly intermediate?: { readonly serial: string; readonly issuerNameHex: string };
+  /**
+   * The CA key of the issuing CA certificate, the one whose key verifies the client
+   * certificate's signature (subject name DER hex / SHA-256 of its public key): the client
+   * certificate's revocation is looked up under it, never under the issuer name alone.
+   */
+  readonly caKey: string;
+  /**
+   * The issuing intermediate: its serial (lowercase hex), its issuer's name (DER, hex) and the CA
+   * key of the configured root whose key verifies it (absent when none does), under which it is revoked.
+   */
+  readonly intermediate?: { readonly serial: string; readonly issuerNameHex: string; readonly rootCaKey?: string };
   /** SHA-256 of the root certificate's DER, lowercase hex; absent when the root is not configured. */
   readonly rootFp?: string;
 }
@@ -81,6 +94,7 @@ const MESSAGES: Record<AuthFailureReason, string> = {
   invalid_signature: 'the client certificate signature does not verify: it was altered',
   not_a_client_certificate: 'the certificate is not a client certificate (extKeyUsage clientAuth, not a CA)',
   invalid_identity: 'the client certificate carries no valid mcp-mtls identity',
+  revocation_unknown: 'whether the client certificate is revoked cannot be checked',
 };
 
 /** Turns TLS connections into identities; made by {@link createAuthenticator}. */
@@ -120,8 +134,13 @@ export interface AuthenticatorOptions {
   readonly caCertificates?: readonly Buffer[];
   /** The clock for expiry checks; default the system clock. */
   readonly clock?: () => Date;
-  /** Sees each client certificate that passed the TLS chain check, once per connection, already parsed (e.g. to learn its CRL URL) */
-  readonly onCertificate?: (cert: ParsedCertificate) => void;
+  /**
+   * Sees each client certificate that passed the TLS chain check and the identity profile, once
+   * per connection, already parsed, with its issuing CA (undefined when not among
+   * `caCertificates`), e.g. to learn its CRL URL. A string returned refuses the connection
+   * (`revocation_unknown`, the string as detail).
+   */
+  readonly onCertificate?: (cert: ParsedCertificate, issuer: IssuerInfo | undefined) => string | void;
 }
 
 /** Extensions a verifier must understand when critical (RFC 5280 4.2); anything else critical makes a certificate unusable. */
@@ -161,12 +180,15 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   const fp = (der: Uint8Array) => crypto.createHash('sha256').update(der).digest('hex');
   const cas = (options.caCertificates ?? []).map((der) => ({ x509: new crypto.X509Certificate(der), parsed: parseCertificate(der) }));
   const roots = cas.filter((c) => c.x509.issuer === c.x509.subject);
-  const rootNames = roots.map((r) => r.parsed.subjectName.toString('hex'));
+  const rootKeys = roots.map((r) => caKeyOf(r.x509.raw));
   const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = cas.map(({ x509, parsed }) => {
     const nameHex = parsed.subjectName.toString('hex');
-    if (roots.some((r) => r.x509 === x509)) return { key: x509.publicKey, nameHex, rootFp: fp(x509.raw) };
+    const caKey = caKeyOf(x509.raw);
+    if (roots.some((r) => r.x509 === x509)) return { caKey, key: x509.publicKey, nameHex, rootFp: fp(x509.raw) };
+    // its root by signature, not by name: a same-named root of another tenant did not sign it
     const root = roots.find((r) => x509.checkIssued(r.x509) && x509.verify(r.x509.publicKey));
-    return { key: x509.publicKey, nameHex, intermediate: { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex') }, ...(root ? { rootFp: fp(root.x509.raw) } : {}) };
+    const intermediate = { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex'), ...(root ? { rootCaKey: caKeyOf(root.x509.raw) } : {}) };
+    return { caKey, key: x509.publicKey, nameHex, intermediate, ...(root ? { rootFp: fp(root.x509.raw) } : {}) };
   });
   // one signature check per certificate, not per connection: remembered by fingerprint
   const issuerByLeaf = new IdleMap<string, IssuerInfo | undefined>({ idleMs: 3_600_000, max: 10_000 });
@@ -183,20 +205,39 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     tenantRoots.set(td, crypto.createHash('sha256').update(der).digest('hex'));
   }
   // intermediates are revoked on their root's CRL
-  const anyRevokedIntermediate = () => rootNames.some((n) => (revocation?.byIssuer.get(n)?.size ?? 0) > 0);
+  const anyRevokedIntermediate = (state: RevocationState) => rootKeys.some((k) => (state.byCa.get(k)?.size ?? 0) > 0);
 
-  /** Why an authenticated identity no longer holds: revoked (itself or its intermediate), expired. */
+  /**
+   * Why an authenticated identity no longer holds: expired, revoked (itself or its
+   * intermediate), or its revocation cannot be told. Revocation is looked up under the CA key
+   * of the certificate that verified it (ca-key.ts), never by issuer name: a same-named CA of
+   * another tenant cannot revoke this CA's certificates, nor un-revoke them.
+   */
   const lapsed = (r: AuthResult & { ok: true }): AuthResult | undefined => {
     const id = r.identity;
     if (id.notAfter.getTime() < clock().getTime()) return failure('certificate_expired', `expired at ${id.notAfter.toISOString()}`, id.fingerprint, id.serial);
-    if (!revocation) return undefined;
-    if (isRevoked(revocation, r.issuerNameHex, id.serial)) return failure('certificate_revoked', `serial ${id.serial}`, id.fingerprint, id.serial);
-    if (r.issuer === undefined) {
-      if (anyRevokedIntermediate()) return failure('certificate_revoked', "its issuing CA is not configured while intermediates are revoked: add the intermediate certificate to the server's CA list", id.fingerprint, id.serial);
+    const state = revocation;
+    if (!state) return undefined;
+    const issuer = r.issuer;
+    if (issuer === undefined) {
+      // the CA whose key signed it is not configured: no CRL of it can have been verified, so
+      // none applies; but a CRL of a CA with its issuer's name, or a root CRL revoking
+      // intermediates, may concern it, and which CA it is cannot be told: fail closed
+      if (hasCrlNamed(state, r.issuerNameHex)) return failure('revocation_unknown', "a CRL of a CA with its issuer's name is loaded, but the CA certificate whose key signed it is not configured: add its intermediate certificate to the server's CA list", id.fingerprint, id.serial);
+      if (anyRevokedIntermediate(state)) return failure('certificate_revoked', "its issuing CA is not configured while intermediates are revoked: add the intermediate certificate to the server's CA list", id.fingerprint, id.serial);
       return undefined;
     }
-    const inter = r.issuer.intermediate;
-    if (inter && isRevoked(revocation, inter.issuerNameHex, inter.serial)) return failure('certificate_revoked', `its intermediate CA ${inter.serial} is revoked`, id.fingerprint, id.serial);
+    if (isRevoked(state, issuer.caKey, id.serial)) return failure('certificate_revoked', `serial ${id.serial}`, id.fingerprint, id.serial);
+    const urls = state.awaiting?.get(issuer.caKey);
+    if (urls && !state.byCa.has(issuer.caKey)) return failure('revocation_unknown', `no CRL of its CA has been fetched yet from ${urls.join(', ')}; retry in a moment`, id.fingerprint, id.serial);
+    const inter = issuer.intermediate;
+    if (inter?.rootCaKey) {
+      if (isRevoked(state, inter.rootCaKey, inter.serial)) return failure('certificate_revoked', `its intermediate CA ${inter.serial} is revoked`, id.fingerprint, id.serial);
+      const rootUrls = state.awaiting?.get(inter.rootCaKey);
+      if (rootUrls && !state.byCa.has(inter.rootCaKey)) return failure('revocation_unknown', `no CRL of the root of its intermediate CA has been fetched yet from ${rootUrls.join(', ')}; retry in a moment`, id.fingerprint, id.serial);
+    } else if (inter && hasCrlNamed(state, inter.issuerNameHex)) {
+      return failure('revocation_unknown', "the root whose key signed its intermediate CA is not configured while a CRL of a CA with that name is loaded: add the root certificate to the server's CA list", id.fingerprint, id.serial);
+    }
     return undefined;
   };
 
@@ -220,7 +261,6 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     } catch (e) {
       return failure('invalid_identity', (e as Error).message, fingerprint); // malformed, e.g. an extension twice
     }
-    options.onCertificate?.(parsed);
     try {
       checkClientCertificate(parsed);
     } catch (e) {
@@ -240,8 +280,10 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
         return failure('invalid_identity', want ? known?.rootFp ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA` : `the CA that issued it is not configured: add its intermediate certificate to the server's CA list` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial);
       }
     }
-    const result: AuthResult = { ok: true, identity, issuerNameHex, issuer: known };
-    return lapsed(result) ?? result;
+    const unchecked = options.onCertificate?.(parsed, known);
+    if (unchecked) return failure('revocation_unknown', unchecked, fingerprint, identity.serial);
+    // expiry and revocation are applied by authenticate(), on this and every later request
+    return { ok: true, identity, issuerNameHex, issuer: known };
   };
 
   return {
@@ -255,8 +297,9 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
       if (r.ok) {
         const gone = lapsed(r);
         if (gone) {
-          r = gone;
-          cache.set(socket, r);
+          // revoked or expired stays so for the connection; "cannot be checked yet" may pass once a CRL arrives
+          if (gone.ok || gone.reason !== 'revocation_unknown') cache.set(socket, gone);
+          return gone;
         }
       }
       return r;

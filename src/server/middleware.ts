@@ -6,11 +6,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AuditSink } from './audit.js';
-import { isMtlsError } from '../errors.js';
-import { createAuthenticator, type AuthResult, type Authenticator } from './authenticate.js';
+import { isMtlsError, MtlsError } from '../errors.js';
+import type { AuthResult, Authenticator } from './authenticate.js';
+import type { CrlSourceStatus } from './crl-fetch.js';
+import { createTrust, type Trust } from './trust.js';
 import { tlsServerOptions } from './tls-options.js';
 import { sendAuthError, type MtlsAuthInfo, type MtlsTlsMaterial } from './mtls-server.js';
-import type { RevocationState } from './revocation.js';
+import { EMPTY_REVOCATION, type RevocationState } from './revocation.js';
 
 /**
  * The `https.createServer` TLS options for an mTLS server you build yourself: your
@@ -29,13 +31,34 @@ export function mtlsServerOptions(material: MtlsTlsMaterial, mode: 'default' | '
   return tlsServerOptions({ cert: material.cert, key: material.key, ca: material.ca, rejectUnauthorized: mode === 'strict' });
 }
 
-/** Options of {@link createMtlsMiddleware}. */
+/**
+ * Options of {@link createMtlsMiddleware}. Everything but `audit` is ignored when `authenticator`
+ * is given; the CRL options mean what they mean for `createMtlsServer` (docs/server.md).
+ */
 export interface MiddlewareOptions {
-  /** Accepted trust domains; undefined accepts any. Ignored when `authenticator` is given. */
+  /**
+   * The server's TLS material, the same object {@link mtlsServerOptions} gets (`key` is not
+   * used): the CA certificates (`ca`, and what `cert` carries after its leaf) and the CRLs
+   * (`crl`). With it, authentication and revocation are built exactly as `createMtlsServer`
+   * builds them (server/trust.ts): an intermediate revoked on its root's CRL cuts off its
+   * clients, and each CRL applies only to the CA whose key signed it. Without it the middleware
+   * knows no CA certificate and applies no revocation.
+   */
+  readonly tls?: Pick<MtlsTlsMaterial, 'ca' | 'crl'> & { readonly cert?: string | Buffer; readonly key?: string | Buffer };
+  /** Accepted trust domains; undefined accepts any. */
   readonly trustDomains?: readonly string[];
-  /** The revocation data at start. Ignored when `authenticator` is given. */
-  readonly revocation?: RevocationState;
-  /** Receives an `auth.refused` event per refused request. */
+  /** several tenants: the root (PEM) each trust domain must chain to; the intermediates must be in `tls.ca` */
+  readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
+  /** CRL URLs fetched in the background and applied live */
+  readonly crlUrls?: readonly string[];
+  /** also the CRL URLs named by the CA certificates and by client certificates (learned per issuing CA; fail closed until fetched) */
+  readonly crlFromCertificates?: boolean;
+  readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
+  /** The clock for certificate expiry and CRL warnings; default the system clock. */
+  readonly clock?: () => Date;
+  /** warnings (same-named CAs, CRLs about to expire, failed fetches): default stderr */
+  readonly log?: (message: string) => void;
+  /** Receives an `auth.refused` event per refused request, and a `reload` event per CRL change. */
   readonly audit?: AuditSink;
   /** Share one with a server to reload revocation in one place; by default the middleware makes its own. */
   readonly authenticator?: Authenticator;
@@ -55,16 +78,40 @@ export interface MiddlewareOptions {
  * `auth.refused` with that `code`), and `next` is not called.
  *
  * ```ts
- * const mtls = createMtlsMiddleware({ revocation, trustDomains: ['acme.test'] });
+ * const material = tlsFromPki('./pki', 'certs/localhost.crt', 'certs/localhost.key');
+ * const mtls = createMtlsMiddleware({ tls: material, trustDomains: ['acme.test'] });
  * const app = express(); app.use(mtls); app.post('/mcp', ...);   // req.auth.extra.identity
  * https.createServer(mtlsServerOptions(material), app).listen(8443);
  * ```
  *
- * @returns the middleware, with its `authenticator` (call `setRevocation` on it to reload CRLs)
+ * @returns the middleware, with its `authenticator`, `revocation()`, `reloadCrls(crls)` (returns
+ *   0: the middleware tracks no connections; each request is re-checked), `refreshCrls()`,
+ *   `crlSources()` and `close()` (stops the CRL fetches)
+ * @throws MtlsError `BAD_ARGUMENT` for the former `revocation` option (give `tls`), a CRL URL or
+ *   interval; `PEM_MALFORMED`, `CRL_INVALID` or `DER_MALFORMED` for the material
  */
 export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
-  const authenticator =
-    options.authenticator ?? createAuthenticator({ ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}), ...(options.revocation ? { revocation: options.revocation } : {}) });
+  if ((options as { revocation?: unknown }).revocation !== undefined) {
+    // revocation is filed per CA key: without the CA certificates it would apply to nobody
+    throw new MtlsError('BAD_ARGUMENT', 'createMtlsMiddleware no longer takes `revocation`: it needs the CA certificates to tell which CA a CRL and a client belong to', { hint: 'pass `tls: material` (the object given to mtlsServerOptions, with its `crl`), or share a server\'s `authenticator`' });
+  }
+  const log = options.log ?? ((m: string) => process.stderr.write(`mcp-mtls: ${m}\n`));
+  const trust: Trust | undefined = options.authenticator
+    ? undefined
+    : createTrust({
+        ca: options.tls?.ca ?? [],
+        ...(options.tls?.cert ? { cert: options.tls.cert } : {}),
+        ...(options.tls?.crl ? { crl: options.tls.crl } : {}),
+        ...(options.crlUrls ? { crlUrls: options.crlUrls } : {}),
+        ...(options.crlFromCertificates ? { crlFromCertificates: true } : {}),
+        ...(options.crlFetch ? { crlFetch: options.crlFetch } : {}),
+        ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
+        ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
+        ...(options.clock ? { clock: options.clock } : {}),
+        log,
+        onChange: (source): void => options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: trust?.revocation().crls.length ?? 0 }),
+      });
+  const authenticator = options.authenticator ?? (trust as Trust).authenticator;
   const middleware = (req: IncomingMessage & { auth?: MtlsAuthInfo }, res: ServerResponse, next: (err?: unknown) => void) => {
     let auth: AuthResult;
     try {
@@ -88,5 +135,16 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
     req.auth = { token: id.fingerprint, clientId: id.principal, scopes: [], extra: { identity: id } };
     next();
   };
-  return Object.assign(middleware, { authenticator });
+  const shared = () => new MtlsError('BAD_ARGUMENT', 'this middleware uses a shared authenticator: its CRLs are reloaded where that authenticator was made', { hint: 'call reloadCrls on the server that owns it' });
+  return Object.assign(middleware, {
+    authenticator,
+    revocation: (): RevocationState => trust?.revocation() ?? EMPTY_REVOCATION,
+    reloadCrls: (crls: readonly (string | Buffer)[]): number => {
+      if (!trust) throw shared();
+      return trust.reloadCrls(crls);
+    },
+    refreshCrls: async (): Promise<void> => trust?.refreshCrls(),
+    crlSources: (): readonly CrlSourceStatus[] => trust?.crlSources() ?? [],
+    close: (): void => trust?.stop(),
+  });
 }

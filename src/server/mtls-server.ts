@@ -22,13 +22,11 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
-import { parseCertificate } from '../x509/certificate.js';
-import { crlUrlsOf } from '../x509/crl-distribution-points.js';
-import { readCertificates } from '../x509/pem.js';
 import type { AuditSink } from './audit.js';
-import { createAuthenticator, type AuthFailureReason, type Authenticator } from './authenticate.js';
-import { createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
-import { createCrlVerifier, crlWarnings, revocationOf, type RevocationState, type VerifiedCrl } from './revocation.js';
+import type { AuthFailureReason, Authenticator } from './authenticate.js';
+import type { CrlSourceStatus } from './crl-fetch.js';
+import type { RevocationState } from './revocation.js';
+import { createTrust } from './trust.js';
 import { captureHandshakes } from './handshake-certificate.js';
 import { tlsContextOptions, tlsServerOptions } from './tls-options.js';
 
@@ -130,11 +128,6 @@ export interface MtlsServer extends https.Server {
   clientConnections(): ReadonlyMap<string, ReadonlySet<TLSSocket>>;
 }
 
-const asList = (v: string | Buffer | readonly (string | Buffer)[]): (string | Buffer)[] => (Array.isArray(v) ? [...v] : [v as string | Buffer]);
-
-function caDers(ca: MtlsTlsMaterial['ca'], extra: (string | Buffer)[] = []): Buffer[] {
-  return [...asList(ca), ...extra].flatMap((c) => readCertificates(Buffer.isBuffer(c) ? c : Buffer.from(c)));
-}
 
 /**
  * Answers a refused client certificate: HTTP 401, `cache-control: no-store`, and the JSON body
@@ -164,37 +157,36 @@ export function sendAuthError(res: ServerResponse, reason: AuthFailureReason, me
  */
 export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandler): MtlsServer {
   const log = options.log ?? ((m: string) => process.stderr.write(`mcp-mtls: ${m}\n`));
-  const clock = options.clock ?? (() => new Date());
   const strict = options.mode === 'strict';
-  // CRLs may be signed by the root or the intermediate; the intermediate reaches us in the
-  // client's chain, so the CA list for CRL verification includes what `cert` carries after the leaf
-  const serverChain = readCertificates(Buffer.from(options.cert));
-  const crlIssuers = [...caDers(options.ca), ...serverChain.slice(1)];
-  const verifier = createCrlVerifier(crlIssuers);
-  // the CRLs given as files (options.crl, reloadCrls) and the fetched ones add up
-  let fileCrls: VerifiedCrl[] = (options.crl ?? []).flatMap((c) => verifier.verify(Buffer.from(c)));
-  let fetcher: CrlFetcher | undefined;
-  const allCrls = () => [...fileCrls, ...(fetcher?.crls() ?? [])];
-  let revocation = revocationOf(fileCrls);
-  for (const w of crlWarnings(revocation, clock())) log(w);
-  // client certificates name their CRL URL; learn it once per issuing CA, fetch it in the background
-  const learnedIssuers = new Set<string>();
-  const learnCrlUrl = (cert: ReturnType<typeof parseCertificate>) => {
-    if (!fetcher || learnedIssuers.size >= 256) return;
-    const issuer = cert.issuerName.toString('hex');
-    if (learnedIssuers.has(issuer)) return;
-    learnedIssuers.add(issuer);
-    for (const u of crlUrlsOf(cert)) fetcher.add(u, 'certificate');
-  };
-  const authenticator = createAuthenticator({
-    revocation,
-    caCertificates: crlIssuers,
+  const sockets = new Map<string, Set<TLSSocket>>();
+  // the one construction of authentication and revocation, shared with the middleware (trust.ts)
+  const trust = createTrust({
+    cert: options.cert,
+    ca: options.ca,
+    ...(options.crl ? { crl: options.crl } : {}),
+    ...(options.crlUrls ? { crlUrls: options.crlUrls } : {}),
+    ...(options.crlFromCertificates ? { crlFromCertificates: true } : {}),
+    ...(options.crlFetch ? { crlFetch: options.crlFetch } : {}),
     ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
     ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
-    ...(options.crlFromCertificates ? { onCertificate: learnCrlUrl } : {}),
+    log,
+    // after every CRL change: close the connections it now refuses, audit
+    onChange: (source) => {
+      let closed = 0;
+      for (const set of sockets.values()) {
+        for (const s of [...set]) {
+          if (!authenticator.authenticate(s).ok) {
+            s.destroy();
+            closed++;
+          }
+        }
+      }
+      options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: trust.revocation().crls.length, closedConnections: closed });
+      return closed;
+    },
   });
-  const sockets = new Map<string, Set<TLSSocket>>();
+  const authenticator = trust.authenticator;
 
   const server = https.createServer(
     // default mode: finish the handshake, then say why in a 401; renegotiation refused (tls-options.ts)
@@ -239,77 +231,21 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     });
   });
 
-  // a CRL that nobody refreshes would expire silently: say so every hour while it is near
-  const warnTimer = setInterval(() => {
-    for (const w of crlWarnings(revocation, clock())) log(w);
-  }, 3_600_000);
-  warnTimer.unref();
-  server.on('close', () => {
-    clearInterval(warnTimer);
-    fetcher?.stop();
-  });
+  server.on('close', () => trust.stop());
   // close() stops fetching at once, not when the last keep-alive connection ends
   const close = server.close.bind(server);
   server.close = ((cb?: (err?: Error) => void) => {
-    fetcher?.stop();
+    trust.stop();
     return close(cb);
   }) as typeof server.close;
 
-  /** Rebuilds revocation from every CRL, closes the connections it now refuses, audits. */
-  const apply = (source?: string): number => {
-    revocation = revocationOf(allCrls());
-    authenticator.setRevocation(revocation);
-    for (const w of crlWarnings(revocation, clock())) log(w);
-    let closed = 0;
-    for (const set of sockets.values()) {
-      for (const s of [...set]) {
-        if (!authenticator.authenticate(s).ok) {
-          s.destroy();
-          closed++;
-        }
-      }
-    }
-    options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: revocation.crls.length, closedConnections: closed });
-    return closed;
-  };
-
-  if (options.crlUrls?.length || options.crlFromCertificates) {
-    const fromCerts = options.crlFromCertificates ? [...crlIssuers, ...serverChain].flatMap((der) => {
-      try {
-        return crlUrlsOf(parseCertificate(der));
-      } catch {
-        return [];
-      }
-    }) : [];
-    fetcher = createCrlFetcher({
-      urls: [...new Set([...(options.crlUrls ?? []), ...fromCerts])],
-      verifier,
-      applied: allCrls,
-      onUpdate: (url, crls) => {
-        const closed = apply(url);
-        log(`CRL from ${url} applied: ${crls.map((c) => `#${c.number ?? '?'} of ${c.issuer} (${c.serials.size} revoked)`).join(', ')}${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
-      },
-      log,
-      ca: crlIssuers,
-      ...(options.clock ? { clock: options.clock } : {}),
-      ...(options.crlFetch?.intervalMs !== undefined ? { intervalMs: options.crlFetch.intervalMs } : {}),
-      ...(options.crlFetch?.timeoutMs !== undefined ? { timeoutMs: options.crlFetch.timeoutMs } : {}),
-      ...(options.crlFetch?.maxBytes !== undefined ? { maxBytes: options.crlFetch.maxBytes } : {}),
-    });
-  }
-
   Object.assign(server, {
     authenticator,
-    revocation: () => revocation,
+    revocation: trust.revocation,
     clientConnections: () => sockets,
-    reloadCrls(crls: readonly (string | Buffer)[]) {
-      fileCrls = crls.flatMap((c) => verifier.verify(Buffer.from(c))); // throws before anything changes
-      return apply();
-    },
-    refreshCrls: async () => {
-      await fetcher?.refresh();
-    },
-    crlSources: () => fetcher?.status() ?? [],
+    reloadCrls: trust.reloadCrls,
+    refreshCrls: trust.refreshCrls,
+    crlSources: trust.crlSources,
     setCertificate(material: { cert: string | Buffer; key: string | Buffer }) {
       // the full context options: setSecureContext forgets any secureOptions it is not given
       server.setSecureContext(tlsContextOptions({ cert: material.cert, key: material.key, ca: options.ca }));

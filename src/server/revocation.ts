@@ -8,6 +8,7 @@
 import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
 import { parseCertificate } from '../x509/certificate.js';
+import { caKeyOf, nameOfCaKey } from './ca-key.js';
 import { parseCrl, verifyCrlSignature } from '../x509/crl.js';
 import { looksLikePem, pemDecodeAll } from '../x509/pem.js';
 
@@ -35,13 +36,24 @@ export interface CrlInfo {
  * Immutable: reloading builds a new one.
  */
 export interface RevocationState {
-  /** issuer name (DER hex) -> revoked serials (lowercase hex); the union of all CRLs of that issuer */
-  readonly byIssuer: ReadonlyMap<string, ReadonlySet<string>>;
+  /**
+   * CA key -> revoked serials (lowercase hex): the union of all CRLs that CA signed. The CA key
+   * is the signing certificate's subject name (DER, hex), "/", the SHA-256 of its public key
+   * (SubjectPublicKeyInfo DER, hex), never the name alone: a CA of another tenant can carry the
+   * same name, and its CRLs must not revoke this CA's certificates. A CA with a loaded CRL has
+   * an entry, empty or not.
+   */
+  readonly byCa: ReadonlyMap<string, ReadonlySet<string>>;
   /** Every loaded CRL (given as files or fetched), superseded ones included. */
   readonly crls: readonly CrlInfo[];
+  /**
+   * CAs (by CA key) that named a CRL URL (`crlFromCertificates`) of which no CRL is loaded yet,
+   * with those URLs: their certificates are refused (`revocation_unknown`) until one is.
+   */
+  readonly awaiting?: ReadonlyMap<string, readonly string[]>;
 }
 
-export const EMPTY_REVOCATION: RevocationState = { byIssuer: new Map(), crls: [] };
+export const EMPTY_REVOCATION: RevocationState = { byCa: new Map(), crls: [] };
 
 /** CRL blocks (PEM, several per file allowed) or one DER CRL. */
 export function crlDers(data: Uint8Array): Buffer[] {
@@ -54,7 +66,7 @@ export function crlDers(data: Uint8Array): Buffer[] {
 /** A CRL whose signature verified against one of the trusted CA certificates. */
 export interface VerifiedCrl {
   readonly der: Buffer;
-  /** the CA that signed it: issuer name (DER hex) and the SHA-256 of the signing certificate */
+  /** the CA that signed it: its CA key (subject name DER hex / SHA-256 of its public key, ca-key.ts) */
   readonly caKey: string;
   readonly issuerNameHex: string;
   /** the signing CA's subject, for people */
@@ -75,20 +87,22 @@ export interface CrlVerifier {
 export function createCrlVerifier(caCertificates: readonly Uint8Array[]): CrlVerifier {
   const cas = caCertificates.map((der) => {
     const x509 = new crypto.X509Certificate(der);
-    return { x509, nameHex: issuerNameOf(x509).toString('hex'), fp: crypto.createHash('sha256').update(x509.raw).digest('hex') };
+    return { x509, nameHex: issuerNameOf(x509).toString('hex'), caKey: caKeyOf(x509.raw) };
   });
   return {
     verify(data, source) {
       return crlDers(data).map((der) => {
         const crl = parseCrl(der);
         const issuerNameHex = crl.issuerName.toString('hex');
+        // the signer is the CA whose key verifies it: among same-named CAs (another tenant's
+        // `ca init --name`), the name alone would pick the wrong one
         const signer = cas.find((c) => c.nameHex === issuerNameHex && verifyCrlSignature(crl, c.x509.publicKey));
         if (!signer) {
           throw new MtlsError('CRL_INVALID', 'a CRL is not signed by any trusted CA certificate', { hint: 'load the CRLs of this CA (`mcp-mtls crl --out DIR/`), and its root and intermediate certificates' });
         }
         return {
           der,
-          caKey: `${issuerNameHex}/${signer.fp}`,
+          caKey: signer.caKey,
           issuerNameHex,
           issuer: signer.x509.subject,
           number: crl.number,
@@ -113,12 +127,12 @@ export function compareCrls(a: Pick<VerifiedCrl, 'number' | 'thisUpdate'>, b: Pi
  * a serial revoked in any of them is revoked; the older ones are marked superseded.
  */
 export function revocationOf(verified: readonly VerifiedCrl[]): RevocationState {
-  const byIssuer = new Map<string, Set<string>>();
+  const byCa = new Map<string, Set<string>>();
   const newest = new Map<string, VerifiedCrl>();
   for (const v of verified) {
-    const set = byIssuer.get(v.issuerNameHex) ?? new Set<string>();
+    const set = byCa.get(v.caKey) ?? new Set<string>();
     for (const s of v.serials) set.add(s);
-    byIssuer.set(v.issuerNameHex, set);
+    byCa.set(v.caKey, set);
     const n = newest.get(v.caKey);
     if (!n || compareCrls(v, n) > 0) newest.set(v.caKey, v);
   }
@@ -131,7 +145,7 @@ export function revocationOf(verified: readonly VerifiedCrl[]): RevocationState 
     ...(v.source ? { source: v.source } : {}),
     ...(newest.get(v.caKey) !== v && compareCrls(newest.get(v.caKey)!, v) > 0 ? { superseded: true } : {}),
   }));
-  return { byIssuer, crls };
+  return { byCa, crls };
 }
 
 /**
@@ -146,8 +160,15 @@ export function buildRevocation(crlFiles: readonly Uint8Array[], caCertificates:
 /** The subject Name DER of a certificate (what a CRL it signs names as issuer). */
 const issuerNameOf = (cert: crypto.X509Certificate): Buffer => parseCertificate(cert.raw).subjectName;
 
-export function isRevoked(state: RevocationState, issuerNameHex: string, serial: string): boolean {
-  return state.byIssuer.get(issuerNameHex)?.has(serial) ?? false;
+/** Whether the CA with this CA key (ca-key.ts) revoked `serial`. */
+export function isRevoked(state: RevocationState, caKey: string, serial: string): boolean {
+  return state.byCa.get(caKey)?.has(serial) ?? false;
+}
+
+/** Whether a CRL of some CA with this subject name (DER hex) is loaded, whatever its key. */
+export function hasCrlNamed(state: RevocationState, nameHex: string): boolean {
+  for (const k of state.byCa.keys()) if (nameOfCaKey(k) === nameHex) return true;
+  return false;
 }
 
 /** CRLs past (or within `withinMs` of) their nextUpdate: to log, expose in health, and alert on. */

@@ -1,0 +1,212 @@
+/**
+ * One construction of authentication and revocation from a server's TLS material, for every
+ * listener: {@link createMtlsServer} (and so the gateway) and {@link createMtlsMiddleware}. Two
+ * constructions drifted before: the middleware had no CA certificates, so a root CRL revoking
+ * an intermediate changed nothing there. Here, once:
+ *
+ * - the CA certificates: the `ca` list and what the server's `cert` carries after its leaf;
+ * - the CRLs (files, URLs, URLs named by certificates), each verified and filed under the CA
+ *   key of the certificate whose key signed it (ca-key.ts), never under a name alone;
+ * - the authenticator, which looks revocation up under the CA that verifies each certificate;
+ * - live reloads: every change rebuilds the revocation state and calls `onChange`.
+ *
+ * CRL URLs named by client certificates (`crlFromCertificates`) are learned per issuing CA key
+ * (a same-named CA of another tenant cannot pre-empt them) and fail closed: until a CRL of that
+ * CA is loaded, its clients are refused `revocation_unknown`.
+ */
+import { createAuthenticator, type Authenticator, type IssuerInfo } from './authenticate.js';
+import { namesakes } from './ca-key.js';
+import { checkCrlUrl, createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
+import { createCrlVerifier, crlWarnings, revocationOf, type CrlVerifier, type RevocationState, type VerifiedCrl } from './revocation.js';
+import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
+import { crlUrlsOf } from '../x509/crl-distribution-points.js';
+import { readCertificates } from '../x509/pem.js';
+
+type Pems = string | Buffer | readonly (string | Buffer)[];
+
+/** Options of {@link createTrust}: the TLS material and how revocation is kept current. */
+export interface TrustOptions {
+  /** The server's certificate chain (PEM); what follows its leaf counts as CA certificates. */
+  readonly cert?: string | Buffer;
+  /** The trusted CA certificates (PEM): roots, and the intermediates of every tenant. */
+  readonly ca: Pems;
+  /** CRLs (PEM or DER) at start. */
+  readonly crl?: readonly (string | Buffer)[];
+  readonly crlUrls?: readonly string[];
+  readonly crlFromCertificates?: boolean;
+  readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
+  readonly trustDomains?: readonly string[];
+  readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
+  readonly clock?: () => Date;
+  readonly log: (message: string) => void;
+  /** After each change of the revocation data (`source`: the URL of a fetched CRL): e.g. close the connections it now refuses; returns how many. */
+  readonly onChange?: (source: string | undefined) => number | void;
+}
+
+/** What {@link createTrust} returns. */
+export interface Trust {
+  readonly authenticator: Authenticator;
+  /** the CA certificates (DER) CRLs are verified with and clients' issuers found among */
+  readonly caCertificates: readonly Buffer[];
+  revocation(): RevocationState;
+  /** replaces the CRLs given as files; throws (CRL_INVALID, DER_MALFORMED) before anything changes; returns what `onChange` returned */
+  reloadCrls(crls: readonly (string | Buffer)[]): number;
+  refreshCrls(): Promise<void>;
+  crlSources(): readonly CrlSourceStatus[];
+  /** stops the fetches and the hourly CRL warning */
+  stop(): void;
+}
+
+const asList = (v: Pems): (string | Buffer)[] => (Array.isArray(v) ? [...v] : [v as string | Buffer]);
+const ders = (v: Pems): Buffer[] => asList(v).flatMap((c) => readCertificates(Buffer.isBuffer(c) ? c : Buffer.from(c)));
+const short = (caKey: string) => `sha256:${caKey.slice(caKey.indexOf('/') + 1, caKey.indexOf('/') + 17)}`;
+
+/**
+ * Builds the authenticator and its revocation data from TLS material, and keeps them current.
+ *
+ * @throws MtlsError `PEM_MALFORMED`, `CRL_INVALID` or `DER_MALFORMED` for the material; `BAD_ARGUMENT` for a CRL URL or interval
+ */
+export function createTrust(options: TrustOptions): Trust {
+  const { log } = options;
+  const clock = options.clock ?? (() => new Date());
+  // CRLs may be signed by the root or the intermediate; the intermediate reaches us in the
+  // client's chain, so the CA list includes what `cert` carries after the leaf
+  const serverChain = options.cert ? readCertificates(Buffer.from(options.cert)) : [];
+  const caCertificates = [...ders(options.ca), ...serverChain.slice(1)];
+  const sharedNames = new Set<string>();
+  for (const n of namesakes(caCertificates)) {
+    sharedNames.add(n.nameHex);
+    log(`${n.keys} CA certificates are named "${n.subject}" with different keys: CRLs and revocations are kept per CA key, so one cannot revoke the other's certificates; check that each is meant to be trusted (another tenant may have copied the name)`);
+  }
+  const verifier = attributing(createCrlVerifier(caCertificates), sharedNames, log);
+
+  // the CRLs given as files (crl, reloadCrls) and the fetched ones add up
+  let fileCrls: VerifiedCrl[] = (options.crl ?? []).flatMap((c) => verifier.verify(Buffer.from(c)));
+  let fetcher: CrlFetcher | undefined;
+  const allCrls = () => [...fileCrls, ...(fetcher?.crls() ?? [])];
+  // issuing CAs (by CA key) whose client certificates named CRL URLs: refused until a CRL of them is loaded
+  const awaiting = new Map<string, readonly string[]>();
+  const build = (): RevocationState => {
+    const state = revocationOf(allCrls());
+    const waiting = new Map([...awaiting].filter(([k]) => !state.byCa.has(k)));
+    return waiting.size ? { ...state, awaiting: waiting } : state;
+  };
+  let revocation = build();
+  for (const w of crlWarnings(revocation, clock())) log(w);
+
+  // client certificates name their CRL URL: learned once per issuing CA key (the CA whose key
+  // verified the certificate), so a same-named CA of another tenant, connecting first, cannot
+  // stand in for it; fetched in the background
+  const learned = new Set<string>();
+  const learn = (cert: ParsedCertificate, issuer: IssuerInfo | undefined): string | undefined => {
+    const urls = crlUrlsOf(cert).filter((u) => {
+      try {
+        return checkCrlUrl(u) !== undefined;
+      } catch {
+        return false; // not fetchable: as if it named none (the fetcher would refuse it too)
+      }
+    });
+    if (urls.length === 0 || !fetcher) return undefined;
+    if (!issuer) return `it names a CRL URL (${urls[0]}), but the CA certificate whose key signed it is not among the server's CA certificates, so no CRL of that CA can be verified: add its intermediate certificate to the server's CA list`;
+    if (learned.has(issuer.caKey)) return undefined;
+    learned.add(issuer.caKey);
+    for (const u of urls) fetcher.add(u, 'certificate');
+    if (!revocation.byCa.has(issuer.caKey)) {
+      awaiting.set(issuer.caKey, urls);
+      revocation = build();
+      authenticator.setRevocation(revocation); // applies to this very connection, before its first answer
+      log(`clients of the CA ${short(issuer.caKey)} are refused (revocation_unknown) until a CRL of it is fetched from ${urls.join(', ')}`);
+    }
+    return undefined;
+  };
+
+  const authenticator = createAuthenticator({
+    revocation,
+    caCertificates,
+    ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
+    ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.crlFromCertificates ? { onCertificate: learn } : {}),
+  });
+
+  /** Rebuilds revocation from every CRL and tells the listener. */
+  const apply = (source?: string): number => {
+    revocation = build();
+    authenticator.setRevocation(revocation);
+    for (const w of crlWarnings(revocation, clock())) log(w);
+    return options.onChange?.(source) ?? 0;
+  };
+
+  if (options.crlUrls?.length || options.crlFromCertificates) {
+    const fromCerts = options.crlFromCertificates
+      ? [...caCertificates, ...serverChain].flatMap((der) => {
+          try {
+            return crlUrlsOf(parseCertificate(der));
+          } catch {
+            return [];
+          }
+        })
+      : [];
+    fetcher = createCrlFetcher({
+      urls: [...new Set([...(options.crlUrls ?? []), ...fromCerts])],
+      verifier,
+      applied: allCrls,
+      onUpdate: (url, crls) => {
+        const closed = apply(url);
+        log(`CRL from ${url} applied: ${crls.map((c) => `#${c.number ?? '?'} of ${c.issuer} (${c.serials.size} revoked)`).join(', ')}${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
+      },
+      log,
+      ca: caCertificates,
+      ...(options.clock ? { clock: options.clock } : {}),
+      ...(options.crlFetch?.intervalMs !== undefined ? { intervalMs: options.crlFetch.intervalMs } : {}),
+      ...(options.crlFetch?.timeoutMs !== undefined ? { timeoutMs: options.crlFetch.timeoutMs } : {}),
+      ...(options.crlFetch?.maxBytes !== undefined ? { maxBytes: options.crlFetch.maxBytes } : {}),
+    });
+  }
+
+  // a CRL that nobody refreshes would expire silently: say so every hour while it is near
+  const warnTimer = setInterval(() => {
+    for (const w of crlWarnings(revocation, clock())) log(w);
+  }, 3_600_000);
+  warnTimer.unref();
+
+  return {
+    authenticator,
+    caCertificates,
+    revocation: () => revocation,
+    reloadCrls(crls) {
+      fileCrls = crls.flatMap((c) => verifier.verify(Buffer.from(c))); // throws before anything changes
+      return apply();
+    },
+    refreshCrls: async () => {
+      await fetcher?.refresh();
+    },
+    crlSources: () => fetcher?.status() ?? [],
+    stop() {
+      clearInterval(warnTimer);
+      fetcher?.stop();
+    },
+  };
+}
+
+/**
+ * The verifier, saying (once per CRL) when a CRL comes from a CA that shares its name with
+ * another configured CA: it is filed under its signer's key only, and applies to nothing the
+ * other CA signed.
+ */
+function attributing(verifier: CrlVerifier, sharedNames: ReadonlySet<string>, log: (m: string) => void): CrlVerifier {
+  if (sharedNames.size === 0) return verifier;
+  const told = new Set<string>();
+  return {
+    verify(data, source) {
+      const out = verifier.verify(data, source);
+      for (const v of out) {
+        const said = `${v.caKey}#${v.number ?? v.thisUpdate.toISOString()}`;
+        if (!sharedNames.has(v.issuerNameHex) || told.has(said)) continue;
+        told.add(said);
+        log(`the CRL #${v.number ?? '?'} of "${v.issuer.replaceAll('\n', ', ')}"${source ? ` from ${source}` : ''} is signed by the CA with key ${short(v.caKey)}: it applies only to certificates that key signed, not to the other CA(s) named the same`);
+      }
+      return out;
+    },
+  };
+}

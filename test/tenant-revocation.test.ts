@@ -1,0 +1,209 @@
+/**
+ * Revocation across tenants: a server trusting two tenants' CAs, where the hostile tenant made
+ * its CAs with the other's names (`mcp-mtls ca init --trust-domain globex.test --name "acme.test
+ * MCP CA"`, the real CLI). CRLs and revocations are kept per CA key (name and public key), so
+ * its CRLs revoke none of acme's users, and CRL URLs are learned per issuing CA key, failing
+ * closed until fetched, so its clients connecting first cannot stop acme's CRL from applying.
+ * Against createMtlsServer and an https server built with mtlsServerOptions + createMtlsMiddleware.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { Agent, fetch } from 'undici';
+import { Authority } from '../src/ca/authority.js';
+import { intermediateSigner, rootSigner } from '../src/ca/ca-keys.js';
+import { buildCrl } from '../src/ca/crl-signing.js';
+import { createMtlsMiddleware, mtlsServerOptions } from '../src/server/middleware.js';
+import { createMtlsServer, type MtlsServerOptions } from '../src/server/mtls-server.js';
+import { keyIdentifier } from '../src/x509/keys.js';
+import { pemEncode } from '../src/x509/pem.js';
+import { cliOk, tmpDir } from './support/cli.js';
+
+interface Issued {
+  serial: string;
+  files: { cert: string; key: string };
+}
+const base = tmpDir('tenant-revocation-');
+const read = (f: string) => fs.readFileSync(f);
+const listening: { close(): void; closeAllConnections?(): void }[] = [];
+after(() => {
+  for (const s of listening) {
+    s.closeAllConnections?.();
+    s.close();
+  }
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+async function ca(name: string, args: string[]) {
+  const dir = path.join(base, name);
+  await cliOk(['ca', 'init', '--dir', dir, ...args]);
+  const issue = (a: string[]) => cliOk<Issued>([...a.slice(0, 2), '--dir', dir, ...a.slice(2), '--out', path.join(dir, 'out'), '--json']);
+  const revoke = (serial: string) => cliOk(['revoke', serial, '--dir', dir, '--reason', 'keyCompromise']);
+  return { dir, issue, revoke, root: read(path.join(dir, 'root.crt')), intermediate: read(path.join(dir, 'intermediate.crt')), crl: (w: 'root' | 'intermediate') => read(path.join(dir, 'crl', `${w}.crl`)) };
+}
+
+const listen = async <S extends http.Server>(s: S): Promise<number> => {
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  listening.push(s);
+  return (s.address() as AddressInfo).port;
+};
+
+/** One new connection, one request: 'ok' for 200, else the 401 reason (and its message). */
+async function attempt(port: number, who: Issued, trust: Buffer): Promise<{ answer: string; message?: string }> {
+  const agent = new Agent({ connect: { ca: trust, cert: read(who.files.cert), key: read(who.files.key), servername: 'localhost' } });
+  try {
+    const res = await fetch(`https://127.0.0.1:${port}/`, { dispatcher: agent });
+    const text = await res.text();
+    if (res.status === 200) return { answer: 'ok' };
+    const body = JSON.parse(text) as { error: string; message: string };
+    return { answer: body.error, message: body.message };
+  } finally {
+    await agent.close();
+  }
+}
+
+/** The same options as createMtlsServer, given to an https server built by hand with the middleware. */
+async function startBoth(options: MtlsServerOptions): Promise<Record<'server' | 'middleware', number>> {
+  const server = createMtlsServer(options, (_req, res) => void res.end('hello'));
+  const { cert, key, ca: cas, crl, log, ...rest } = options;
+  const mtls = createMtlsMiddleware({ tls: { cert, key, ca: cas, ...(crl ? { crl } : {}) }, ...rest, ...(log ? { log } : {}) });
+  listening.push({ close: () => mtls.close() });
+  const byHand = https.createServer(mtlsServerOptions(options), (req, res) => mtls(req, res, () => void res.end('hello')));
+  return { server: await listen(server), middleware: await listen(byHand) };
+}
+
+let acme: Awaited<ReturnType<typeof ca>>;
+let globex: Awaited<ReturnType<typeof ca>>;
+let srv: Issued; // the server's certificate, from acme
+before(async () => {
+  acme = await ca('acme', ['--trust-domain', 'acme.test']);
+  // the hostile tenant: its own trust domain, acme's CA names
+  globex = await ca('globex', ['--trust-domain', 'globex.test', '--name', 'acme.test MCP CA']);
+  srv = await acme.issue(['issue', 'server', '--dns', 'localhost']);
+  const [a, g] = [Authority.open(acme.dir), Authority.open(globex.dir)];
+  assert.equal(a.intermediate.subjectName.toString('hex'), g.intermediate.subjectName.toString('hex'), 'same names');
+  assert.equal(a.root.subjectName.toString('hex'), g.root.subjectName.toString('hex'), 'same names');
+});
+
+test('a same-named CA of another tenant cannot revoke acme\'s users or intermediate with its CRLs; each tenant\'s own revocations still apply', async () => {
+  const alice = await acme.issue(['issue', 'client', '--user', 'alice']);
+  const carol = await acme.issue(['issue', 'client', '--user', 'carol']);
+  await acme.revoke(carol.serial);
+  const bob = await globex.issue(['issue', 'client', '--user', 'bob']);
+  const dan = await globex.issue(['issue', 'client', '--user', 'dan']);
+  await globex.revoke(bob.serial);
+  // globex signs, with its own keys, an intermediate CRL listing acme's alice and a root CRL listing acme's intermediate
+  const [a, g] = [Authority.open(acme.dir), Authority.open(globex.dir)];
+  const now = new Date();
+  const entry = (serial: string) => ({ serial, revokedAt: now, reason: 'keyCompromise' as never });
+  const forgedLeafCrl = buildCrl({ subjectName: g.intermediate.subjectName, keyId: keyIdentifier(g.intermediate.spki) }, await intermediateSigner(g), { number: 90n, now, nextUpdate: new Date(now.getTime() + 86_400_000), entries: [entry(alice.serial), entry(bob.serial)] });
+  const forgedRootCrl = buildCrl({ subjectName: g.root.subjectName, keyId: keyIdentifier(g.root.spki) }, await rootSigner(g), { number: 90n, now, nextUpdate: new Date(now.getTime() + 86_400_000), entries: [entry(a.intermediate.serial)] });
+  const logs: string[] = [];
+  const ports = await startBoth({
+    cert: read(srv.files.cert),
+    key: read(srv.files.key),
+    ca: [acme.root, globex.root, acme.intermediate, globex.intermediate],
+    crl: [acme.crl('root'), acme.crl('intermediate'), globex.crl('root'), globex.crl('intermediate'), Buffer.from(pemEncode('X509 CRL', forgedLeafCrl)), Buffer.from(pemEncode('X509 CRL', forgedRootCrl))],
+    trustDomains: ['acme.test', 'globex.test'],
+    trustDomainRoots: { 'acme.test': acme.root, 'globex.test': globex.root },
+    log: (m) => logs.push(m),
+  });
+  for (const [kind, port] of Object.entries(ports)) {
+    const got: Record<string, string> = {};
+    for (const [name, who] of Object.entries({ alice, carol, bob, dan })) got[name] = (await attempt(port, who, acme.root)).answer;
+    assert.deepEqual(got, { alice: 'ok', carol: 'certificate_revoked', bob: 'certificate_revoked', dan: 'ok' }, kind);
+  }
+  assert.ok(logs.some((l) => /2 CA certificates are named "CN=acme\.test MCP CA Intermediate" with different keys/.test(l)), logs.join('\n'));
+  assert.ok(logs.some((l) => /the CRL #90 of "CN=acme\.test MCP CA Intermediate" is signed by the CA with key sha256:[0-9a-f]{16}: it applies only to certificates that key signed/.test(l)), logs.join('\n'));
+});
+
+test('a client whose issuing CA is not configured: refused while a CRL of a CA with its issuer\'s name is loaded, or while its CRL URL cannot be verified', async () => {
+  const bob = await globex.issue(['issue', 'client', '--user', 'bob2']);
+  // globex's intermediate is not configured: nothing can say whether bob is revoked, and acme's
+  // CRL (same issuer name) says nothing about him
+  const ports = await startBoth({ cert: read(srv.files.cert), key: read(srv.files.key), ca: [acme.root, globex.root], crl: [acme.crl('root'), acme.crl('intermediate')], log: () => undefined });
+  for (const [kind, port] of Object.entries(ports)) {
+    const r = await attempt(port, bob, acme.root);
+    assert.equal(r.answer, 'revocation_unknown', kind);
+    assert.match(r.message ?? '', /a CRL of a CA with its issuer's name is loaded, but the CA certificate whose key signed it is not configured/);
+  }
+});
+
+test('CRL URLs are learned per issuing CA key: a same-named tenant connecting first does not stop acme\'s CRL from applying, and a CA\'s clients are refused until its CRL is fetched', async () => {
+  // two CRL servers, one per tenant; acme's fails at first
+  const state = { acmeDown: true };
+  const crlServer = (dir: () => string, down: () => boolean) =>
+    http.createServer((req, res) => {
+      if (down()) return void res.writeHead(503).end();
+      res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(read(path.join(dir(), 'crl', 'intermediate.crl')));
+    });
+  let acmeDir = '';
+  let globexDir = '';
+  const acmePort = await listen(crlServer(() => acmeDir, () => state.acmeDown));
+  const globexPort = await listen(crlServer(() => globexDir, () => false));
+  const acmeUrl = `http://127.0.0.1:${acmePort}/acme/intermediate.crl`;
+  const globexUrl = `http://127.0.0.1:${globexPort}/globex/intermediate.crl`;
+  const acme2 = await ca('acme-urls', ['--trust-domain', 'acme.test', '--crl-url', acmeUrl]);
+  const globex2 = await ca('globex-urls', ['--trust-domain', 'globex.test', '--name', 'acme.test MCP CA', '--crl-url', globexUrl]);
+  acmeDir = acme2.dir;
+  globexDir = globex2.dir;
+  const third = await ca('server-ca', ['--trust-domain', 'servers.test']); // the server's certificate names no CRL URL
+  const thirdSrv = await third.issue(['issue', 'server', '--dns', 'localhost']);
+  const alice = await acme2.issue(['issue', 'client', '--user', 'alice']);
+  const carol = await acme2.issue(['issue', 'client', '--user', 'carol']);
+  await acme2.revoke(alice.serial);
+  const bob = await globex2.issue(['issue', 'client', '--user', 'bob']);
+
+  const logs: string[] = [];
+  const server = createMtlsServer(
+    {
+      cert: read(thirdSrv.files.cert),
+      key: read(thirdSrv.files.key),
+      ca: [acme2.root, globex2.root, acme2.intermediate, globex2.intermediate],
+      trustDomains: ['acme.test', 'globex.test'],
+      trustDomainRoots: { 'acme.test': acme2.root, 'globex.test': globex2.root },
+      crlFromCertificates: true,
+      crlFetch: { intervalMs: 1000 },
+      log: (m) => logs.push(m),
+    },
+    (_req, res) => void res.end('hello'),
+  );
+  const port = await listen(server);
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(ok(), `${what} (logs: ${logs.join(' | ')})`);
+  };
+  const status = (url: string) => server.crlSources().find((s) => s.url === url)?.status;
+
+  // the hostile tenant's client connects first; its CA's URL is learned and fetched
+  const bobFirst = await attempt(port, bob, third.root);
+  await until('globex\'s CRL fetched', () => status(globexUrl) === 'ok');
+  // then acme's revoked alice: never let in (before: her CA's name was "learned" already, so her CRL was never fetched)
+  const aliceFirst = await attempt(port, alice, third.root);
+  assert.notEqual(aliceFirst.answer, 'ok', 'a revoked client is not let in because a same-named CA was learned first');
+  assert.equal(aliceFirst.answer, 'revocation_unknown');
+  assert.match(aliceFirst.message ?? '', new RegExp(`no CRL of its CA has been fetched yet from ${acmeUrl.replaceAll('.', '\\.')}`));
+  assert.equal(bobFirst.answer, 'revocation_unknown', 'bob too was refused until his CA\'s CRL was fetched');
+  assert.equal((await attempt(port, bob, third.root)).answer, 'ok');
+  // acme's CRL URL fails: fail closed, for every client of that CA
+  await until('acme\'s CRL fetch failed', () => status(acmeUrl) === 'error');
+  assert.equal((await attempt(port, carol, third.root)).answer, 'revocation_unknown');
+  assert.ok(logs.some((l) => l.startsWith(`CRL fetch from ${acmeUrl} failed: HTTP 503`)));
+  // once it is fetched: carol in, alice revoked
+  state.acmeDown = false;
+  await until('acme\'s CRL fetched', () => status(acmeUrl) === 'ok');
+  assert.equal((await attempt(port, carol, third.root)).answer, 'ok');
+  assert.equal((await attempt(port, alice, third.root)).answer, 'certificate_revoked');
+  assert.deepEqual(server.crlSources().map((s) => [s.url, s.origin]).sort(), [[acmeUrl, 'certificate'], [globexUrl, 'certificate']].sort());
+
+  // a client whose issuing CA is not configured names a CRL URL no CRL of it could be verified from: refused
+  const partial = createMtlsServer({ cert: read(thirdSrv.files.cert), key: read(thirdSrv.files.key), ca: [acme2.root, globex2.root, acme2.intermediate], crlFromCertificates: true, log: () => undefined }, (_req, res) => void res.end('hello'));
+  const partialPort = await listen(partial);
+  const r = await attempt(partialPort, bob, third.root);
+  assert.equal(r.answer, 'revocation_unknown');
+  assert.match(r.message ?? '', /it names a CRL URL \(http:\/\/127\.0\.0\.1:\d+\/globex\/intermediate\.crl\), but the CA certificate whose key signed it is not among the server's CA certificates/);
+});
