@@ -183,7 +183,7 @@ test('resource patterns are checked against the canonical form when the policy i
     ['https://Docs.example.com/**', /write "https:\/\/docs.example.com\/\*\*"/],
     ['file:///srv/{public,%73ecret}/**', /write "file:\/\/\/srv\/secret\/\*\*" for the alternative/],
     ['file:///srv/a%2Fb/**', /can never match a request URI: the path has an encoded slash/],
-  ]) assert.throws(compile(pattern), (e: unknown) => isMtlsError(e, 'POLICY_INVALID') && why.test(e.message), pattern);
+  ] as const) assert.throws(compile(pattern), (e: unknown) => isMtlsError(e, 'POLICY_INVALID') && why.test(e.message), pattern);
   for (const pattern of ['file:///srv/**', '**', '*', '**/secret/**', 'repo://{owner}/{name}', 'https://*.example.com/**', 'file:///srv/[a-z]*', 'file:///srv/a+b/**', 'file:///srv/caf%C3%A9/**']) compile(pattern)();
 });
 
