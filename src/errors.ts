@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   // policy
   POLICY_INVALID: 'config',
   POLICY_TOO_LARGE: 'config',
+  // a resource URI that has no canonical form (encoded slashes or dot segments, control characters...)
+  RESOURCE_URI_INVALID: 'data',
   // a tool handler asked for its caller on a request no mcp-mtls adapter authenticated
   NOT_AUTHENTICATED: 'permission',
   // a TLS server that may let clients renegotiate, so a connection's certificate cannot be trusted
