@@ -9,5 +9,6 @@ export { parsePolicyText, type ParsedPolicy, type PolicyProblem } from '../polic
 export { lintPolicy, type PolicyWarning } from '../policy/lint.js';
 export type { PolicyDocument, RuleDocument, SubjectsDocument } from '../policy/schema.js';
 export { authorizationFor, normalizeUri, type McpAuthorization } from '../policy/mcp.js';
+export { canonicalUri, canonicalizeUri, type CanonicalUri } from '../policy/uri.js';
 export { loadPolicy } from '../policy-file/load.js';
 export { watchPolicy, type PolicyWatcher, type WatchOptions } from '../policy-file/watch.js';
