@@ -1,7 +1,5 @@
 /** The gateway's request handler: see {@link createGatewayHandler}. */
 import type { ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Identity } from '../identity/identity.js';
 import type { Policy, PolicySubject } from '../policy/compile.js';
@@ -13,7 +11,7 @@ import { gateMcpBody, unknownTargetAnswer } from '../server/mcp-gate.js';
 import { SCOPES_META_KEY } from '../server/mcp-surface.js';
 import type { MtlsHandler, MtlsRequest } from '../server/mtls-server.js';
 import type { GatewayMetrics } from './metrics.js';
-import { sseRewriter } from './sse.js';
+import { forwardResponse } from './response.js';
 import { formatXfcc, XFCC } from './xfcc.js';
 
 /**
@@ -139,9 +137,12 @@ function rpcFailure(res: ServerResponse, status: number, message: string): void 
  * 3. identity to the upstream: `x-forwarded-client-cert` (Envoy format) and
  *    `params._meta["mcp-mtls/identity"]` in every request message; any such header or key
  *    sent by the client is removed first;
- * 4. the response: list results filtered per caller, in JSON and in SSE streams (event by
- *    event, never buffered whole); everything else streamed through unchanged (GET streams,
- *    DELETE, session and protocol headers);
+ * 4. the response, fail closed (response.ts): only JSON and SSE bodies of JSON-RPC messages
+ *    are forwarded (asked for unencoded), each message decided (server-messages.ts): list
+ *    results filtered per caller, in JSON and in SSE streams (event by event, never buffered
+ *    whole), on POST answers and GET streams alike; responses on GET streams, unknown server
+ *    methods, undecodable events and other bodies (the legacy HTTP+SSE transport's included)
+ *    are not forwarded, each with a `response.refused` audit line;
  * 5. sessions bound to the certificate that opened them.
  *
  * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
@@ -191,6 +192,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
 
     let body: string | undefined;
     const lists = new Map<unknown, ListKind>();
+    const requestIds = new Set<unknown>(); // the answers this POST may receive (response.ts)
     if (req.method === 'POST') {
       const read = await readJsonBody(req, options.maxBodyBytes);
       if (!read.ok) {
@@ -212,6 +214,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         const kind = typeof m?.method === 'string' ? LIST_METHODS[m.method] : undefined;
         if (kind && m.id !== undefined) lists.set(m.id, kind);
       }
+      for (const m of messages) if (typeof m?.method === 'string' && m.id !== undefined) requestIds.add(m.id);
       const forwarded = messages.map((m) => withIdentity(m, identity, gate.scopes));
       body = JSON.stringify(Array.isArray(read.value) ? forwarded : forwarded[0]);
     }
@@ -227,6 +230,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     if (!xfcc) xfccOf.set(identity, (xfcc = formatXfcc(identity, handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
     headers[XFCC] = xfcc;
     headers['x-forwarded-for'] = remote ?? '';
+    // an encoded answer could not be read, so could not be filtered (response.ts refuses one)
+    headers['accept-encoding'] = 'identity';
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
 
     const upstreamUrl = below === '' ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${below.startsWith('/') || below.startsWith('?') ? '' : '/'}${below}`, route.upstream.origin);
@@ -270,42 +275,18 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     const newSid = upstream.headers['mcp-session-id'];
     if (typeof newSid === 'string' && sid === undefined) sessions.set(`${route.prefix} ${newSid}`, identity.fingerprint);
     if (req.method === 'DELETE' && sid !== undefined && upstream.statusCode < 300) sessions.delete(`${route.prefix} ${sid}`);
-    const type = String(upstream.headers['content-type'] ?? '');
 
     try {
-      if (lists.size > 0 && type.includes('application/json')) {
-        // a small JSON answer: filter it and send it in one write
-        const text = await upstream.body.text();
-        let out = text;
-        try {
-          out = JSON.stringify(rewriteMessages(JSON.parse(text), lists, policy, identity));
-        } catch {
-          out = text; // not JSON after all: as it came
-        }
-        res.writeHead(upstream.statusCode, { ...outHeaders, 'cache-control': 'private, no-store', 'content-length': String(Buffer.byteLength(out)) });
-        res.end(out);
-      } else if (lists.size > 0 && type.includes('text/event-stream')) {
-        res.writeHead(upstream.statusCode, { ...outHeaders, 'cache-control': 'private, no-cache' });
-        res.flushHeaders();
-        const rewrite = sseRewriter((data) => {
-          try {
-            const parsed = JSON.parse(data) as Message;
-            return parsed && parsed.id !== undefined && lists.has(parsed.id) ? JSON.stringify(rewriteMessages(parsed, lists, policy, identity)) : undefined;
-          } catch {
-            return undefined;
-          }
-        });
-        await pipeline(upstream.body, rewrite, res);
-      } else if (type.includes('application/json')) {
-        // a single JSON-RPC answer: one write, not a stream pipeline (measured: half the proxy cost)
-        const buf = Buffer.from(await upstream.body.arrayBuffer());
-        res.writeHead(upstream.statusCode, { ...outHeaders, 'content-length': String(buf.length) });
-        res.end(buf);
-      } else {
-        res.writeHead(upstream.statusCode, outHeaders);
-        if (type.includes('text/event-stream')) res.flushHeaders();
-        await pipeline(upstream.body as unknown as Readable, res);
-      }
+      // only what the gateway parsed and decided reaches the client (fail closed: response.ts)
+      await forwardResponse(upstream, res, outHeaders, {
+        requestIds,
+        filterResult: (id, result) => (rewriteMessages({ id, result }, lists, policy, identity) as Message).result ?? result,
+        mayRead: (uri) => policy.filterResources(identity, [{ uri }]).length > 0,
+        refused: (reason) => {
+          options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
+          log(`${route.prefix}: not forwarded to ${identity.principal}: ${reason}`);
+        },
+      });
     } catch (e) {
       if (!res.writableEnded) log(`streaming from ${route.upstream.href}: ${(e as Error).message}`);
       upstream.body.destroy();

@@ -6,11 +6,12 @@ import type { Writable } from 'node:stream';
  * One audit record. `event` says what happened: `decision` (the policy decided an MCP
  * request: principal, method, target, allowed, ruleId, reason, ...), `auth.refused` (a client
  * certificate was refused: reason, fingerprint, remote address), `session.refused` (an MCP
- * session was used by another certificate) or `reload` (CRLs or the server certificate were
- * reloaded). The other fields depend on the event.
+ * session was used by another certificate), `response.refused` (the gateway did not forward
+ * an upstream message it could not parse or decide: reason, route, method) or `reload` (CRLs
+ * or the server certificate were reloaded). The other fields depend on the event.
  */
 export interface AuditEvent {
-  readonly event: 'decision' | 'auth.refused' | 'session.refused' | 'reload';
+  readonly event: 'decision' | 'auth.refused' | 'session.refused' | 'response.refused' | 'reload';
   readonly [field: string]: unknown;
 }
 

@@ -1,0 +1,187 @@
+/**
+ * The upstream's answer, forwarded only as far as the gateway could read and decide it (fail
+ * closed): a JSON body of JSON-RPC messages, or an SSE stream of them, each message decided by
+ * {@link decideServerMessage}. Anything else is not forwarded:
+ *
+ * - a `content-encoding` other than identity (the gateway asks for identity; a gzip body it
+ *   cannot read would otherwise pass unfiltered): 502;
+ * - a non-empty body that is neither `application/json` nor `text/event-stream` (the legacy
+ *   HTTP+SSE transport's `202 Accepted` text, HTML error pages, unknown types): 502 for a
+ *   2xx/3xx answer, the upstream's status with a JSON-RPC error body otherwise;
+ * - JSON that does not parse, or is not JSON-RPC: 502;
+ * - SSE events whose data is not JSON-RPC, events of another type than `message` (the legacy
+ *   transport's `endpoint` event ends the stream: that transport cannot be filtered), and
+ *   messages the decision drops: left out, and a POST's requests left without an answer get
+ *   a JSON-RPC error when the stream ends.
+ *
+ * Each refusal is reported once per answer through `refused` (audit line and log).
+ */
+import type { ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Dispatcher } from 'undici';
+import { sendJson } from '../server/http-body.js';
+import { decideServerMessage, type ServerMessageContext } from './server-messages.js';
+import { sseRewriter } from './sse.js';
+
+/** A JSON answer larger than this is refused (502) rather than held in memory. */
+export const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;
+
+export interface ForwardContext extends ServerMessageContext {
+  /** reports one refusal (the gateway audits and logs it) */
+  readonly refused: (reason: string) => void;
+}
+
+const LEGACY_HINT = 'the gateway proxies the Streamable HTTP transport only; the legacy HTTP+SSE transport (GET /sse, POST /message) is not supported: point the route at the server\'s Streamable HTTP endpoint';
+
+/** The media type of a Content-Type header, lowercased, without parameters. */
+function mediaType(header: unknown): string {
+  return String(Array.isArray(header) ? header[0] : (header ?? '')).split(';', 1)[0]!.trim().toLowerCase();
+}
+
+/** Ends an upstream body we will not read further (its abort error has nobody to go to). */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
+/** Reads a body up to `max` bytes; undefined when larger. */
+async function readAll(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      discard(body);
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function unanswered(ctx: ServerMessageContext, answered: ReadonlySet<unknown>, message: string): unknown[] {
+  return [...ctx.requestIds].filter((id) => !answered.has(id)).map((id) => ({ jsonrpc: '2.0', id, error: { code: -32603, message } }));
+}
+
+/**
+ * Decides a parsed JSON body: the messages to send (undefined: refused whole, with why), and
+ * whether anything changed (else the upstream's bytes go out as they came).
+ */
+function decideJson(value: unknown, ctx: ServerMessageContext): { out: unknown; changed: boolean; dropped: string[] } | { refused: string } {
+  const batch = Array.isArray(value);
+  const list = batch ? (value as unknown[]) : [value];
+  if (list.length === 0) return { refused: 'an empty JSON-RPC batch' };
+  const dropped: string[] = [];
+  const kept: unknown[] = [];
+  const answered = new Set<unknown>();
+  let changed = false;
+  for (const m of list) {
+    const d = decideServerMessage(m, ctx);
+    if (!d.keep) {
+      dropped.push(d.reason);
+      changed = true;
+      continue;
+    }
+    if (d.answers !== undefined) answered.add(d.answers);
+    changed ||= d.changed;
+    kept.push(d.message);
+  }
+  if (kept.length === list.length) return { out: batch ? kept : kept[0], changed, dropped };
+  if (!batch && list.length === 1 && ctx.requestIds.size === 0) return { refused: dropped[0]! };
+  // what was dropped leaves its request unanswered: say so, rather than leave the client waiting
+  const errors = unanswered(ctx, answered, 'the gateway could not check the upstream MCP server\'s answer, so it was not forwarded');
+  const out = [...kept, ...errors];
+  if (out.length === 0) return { refused: dropped.join('; ') };
+  return { out: batch || out.length > 1 ? out : out[0], changed: true, dropped };
+}
+
+/** Writes the upstream's answer to `res`, or a refusal; never throws for what the upstream sent. */
+export async function forwardResponse(upstream: Dispatcher.ResponseData, res: ServerResponse, headers: Record<string, string | string[]>, ctx: ForwardContext): Promise<void> {
+  const status = upstream.statusCode;
+  const fail = (reason: string, keepStatus = status >= 400) => {
+    ctx.refused(reason);
+    discard(upstream.body);
+    sendJson(res, keepStatus ? status : 502, { jsonrpc: '2.0', id: null, error: { code: -32603, message: `the gateway did not forward the upstream MCP server's answer: ${reason}` } });
+  };
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) if (k !== 'content-encoding' && k !== 'content-length') out[k] = v;
+
+  const encoding = String(upstream.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity' && encoding !== '') return fail(`it is encoded (content-encoding: ${encoding}), which the gateway cannot check`, false);
+  const type = mediaType(upstream.headers['content-type']);
+
+  if (type === 'text/event-stream') return forwardSse(upstream, res, out, ctx);
+
+  const buf = await readAll(upstream.body, MAX_JSON_ANSWER_BYTES);
+  if (buf === undefined) return fail(`it is larger than ${MAX_JSON_ANSWER_BYTES} bytes`, false);
+  if (buf.length === 0) {
+    // nothing to decide (202 Accepted, a DELETE's 200): status and headers only
+    res.writeHead(status, { ...out, 'content-length': '0' });
+    return void res.end();
+  }
+  if (type !== 'application/json') {
+    return fail(`it is ${type || 'of no content type'}, not JSON or SSE of JSON-RPC messages${status === 202 ? ` (${LEGACY_HINT})` : ''}`, status >= 400);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(buf.toString('utf8'));
+  } catch {
+    return fail('its JSON does not parse', false);
+  }
+  const d = decideJson(value, ctx);
+  if ('refused' in d) return fail(d.refused, false);
+  for (const reason of d.dropped) ctx.refused(reason);
+  const body = d.changed ? Buffer.from(JSON.stringify(d.out)) : buf; // unchanged: the upstream's bytes, one write
+  res.writeHead(status, { ...out, 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': String(body.length) });
+  res.end(body);
+}
+
+async function forwardSse(upstream: Dispatcher.ResponseData, res: ServerResponse, out: Record<string, string | string[]>, ctx: ForwardContext): Promise<void> {
+  const answered = new Set<unknown>();
+  let refusedAny = false;
+  let legacy = false;
+  const refuse = (reason: string): null => {
+    refusedAny = true;
+    ctx.refused(reason);
+    return null;
+  };
+  const rewrite = sseRewriter(
+    (data, event) => {
+      if (data.trim() === '') return undefined; // a priming or keep-alive event: nothing to decide
+      if (event === 'endpoint') {
+        refuse(`an SSE endpoint event: the legacy HTTP+SSE transport (${LEGACY_HINT})`);
+        legacy = true;
+        // its answers would all come on this stream, untied to requests: end it here
+        return { end: `: mcp-mtls gateway: ${LEGACY_HINT}\n\n` };
+      }
+      if (event !== undefined && event !== 'message') return refuse(`an SSE event of type ${JSON.stringify(event).slice(0, 80)}, which MCP does not send`);
+      let value: unknown;
+      try {
+        value = JSON.parse(data);
+      } catch {
+        return refuse('an SSE event whose data is not JSON');
+      }
+      const d = decideServerMessage(value, ctx);
+      if (!d.keep) return refuse(d.reason);
+      if (d.answers !== undefined) answered.add(d.answers);
+      // always the message as decided, re-serialized: the client reads exactly what was decided
+      return JSON.stringify(d.message);
+    },
+    () => {
+      if (!refusedAny || ctx.requestIds.size === 0) return undefined;
+      const errors = unanswered(ctx, answered, 'the gateway could not check the upstream MCP server\'s answer, so it was not forwarded');
+      return errors.map((e) => `event: message\ndata: ${JSON.stringify(e)}\n\n`).join('');
+    },
+  );
+  res.writeHead(upstream.statusCode, { ...out, 'content-type': 'text/event-stream', 'cache-control': 'private, no-cache' });
+  res.flushHeaders();
+  // a stream the rewriter ended (legacy transport): the upstream's side is closed too
+  res.once('finish', () => {
+    if (legacy) discard(upstream.body);
+  });
+  try {
+    await pipeline(upstream.body, rewrite, res);
+  } catch (e) {
+    if (!legacy) throw e;
+  }
+}
