@@ -140,9 +140,10 @@ export class Policy {
    * The decision for one request. `target.args` are the tool or prompt arguments. Never
    * throws: a condition that cannot be evaluated, or arguments over the size bounds, deny.
    */
-  decide(subject: PolicySubject, requested: PolicyTarget): Decision {
-    const target = canonicalTarget(requested);
-    if (typeof target === 'string') return { allowed: false, ruleId: null, reason: `resource URI refused: ${target}`, scopes: this.#state(subject).scopes, visible: false };
+  decide(subject: PolicySubject, target: PolicyTarget): Decision {
+    const canonical = canonicalTarget(target);
+    if (typeof canonical === 'string') return { allowed: false, ruleId: null, reason: `resource URI refused: ${canonical}`, scopes: this.#state(subject).scopes, visible: false };
+    target = canonical;
     const { applicable: a, scopes } = this.#applicable(subject, target);
     const deny = (rule: CompiledRule | undefined, reason: string, visible: boolean): Decision => ({ allowed: false, ruleId: rule?.id ?? null, reason, scopes, visible });
     if (a.foreign) return deny(undefined, `trust domain "${subject.trustDomain}" is not accepted by this policy`, false);
@@ -186,9 +187,9 @@ export class Policy {
   }
 
   /** Whether the identity may see the target at all (list filtering): conditions are not evaluated. */
-  visible(subject: PolicySubject, requested: PolicyTarget): boolean {
-    const target = canonicalTarget(requested);
-    return typeof target !== 'string' && this.#visibleCanonical(subject, target);
+  visible(subject: PolicySubject, target: PolicyTarget): boolean {
+    const canonical = canonicalTarget(target);
+    return typeof canonical !== 'string' && this.#visibleCanonical(subject, canonical);
   }
 
   #visibleCanonical(subject: PolicySubject, target: PolicyTarget): boolean {
@@ -239,11 +240,11 @@ export class Policy {
   }
 
   /** Every rule with why it did or did not apply, for `policy explain`. Not for the hot path. */
-  explain(subject: PolicySubject, requested: PolicyTarget): { decision: Decision; rules: { id: string; effect: string; applies: boolean; why: string }[] } {
-    const decision = this.decide(subject, requested);
-    const resolved = canonicalTarget(requested);
-    if (typeof resolved === 'string') return { decision, rules: this.rules.map((r) => ({ id: r.id, effect: r.effect, applies: false, why: decision.reason })) };
-    const target = resolved;
+  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: { id: string; effect: string; applies: boolean; why: string }[] } {
+    const decision = this.decide(subject, target);
+    const canonical = canonicalTarget(target);
+    if (typeof canonical === 'string') return { decision, rules: this.rules.map((r) => ({ id: r.id, effect: r.effect, applies: false, why: decision.reason })) };
+    target = canonical;
     const rules = this.rules.map((r) => {
       const matcher = r.targets[target.kind];
       if (!matcher) return { id: r.id, effect: r.effect, applies: false, why: `names no ${target.kind}s` };

@@ -187,9 +187,13 @@ function canonical(uri: string): string {
 }
 
 /**
- * The canonical form of a resource URI (see the module comment for the rules), or the
- * problem that refuses it. Never throws; the same input always gives the same answer, and
- * a canonical URI is its own canonical form.
+ * The canonical form of a resource URI, on which policy decides and which the server is
+ * handed, or the problem that refuses it: scheme and host lowercase, every percent-encoded
+ * path octet decoded and each character written one way only (`-._~!$&'()*+,=:@`, letters and
+ * digits as themselves, the rest as UTF-8 `%XX`, uppercase), dot segments removed. Refused:
+ * encoded `/` or `\`, encoded dot segments, control characters, invalid UTF-8, double
+ * encodings, empty segments, `;` in a path, user information, fragments, queries in `file:`
+ * URIs. Never throws; a canonical URI is its own canonical form.
  */
 export function canonicalizeUri(uri: string): CanonicalUri {
   try {
