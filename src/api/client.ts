@@ -10,3 +10,4 @@ export { createMtlsAgent, createMtlsFetch, CertificateRefusedError, type MtlsAge
 export { createBundleRenewer, loadBundleRenewer, renewalTime, systemClock, type BundleRenewer, type BundleRenewerOptions, type RenewalStatus, type RenewalState, type RenewalClock, type RenewalBackoff } from '../client/renewal.js';
 export { RenewingAgent, type CredentialSource, type BundleCredentials } from '../client/agent.js';
 export { RenewalHttpError } from '../client/renew-request.js';
+export { type ServerUrlOptions } from '../client/server-url.js';
