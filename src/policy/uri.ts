@@ -196,13 +196,27 @@ function canonical(uri: string): string {
  * URIs. Never throws; a canonical URI is its own canonical form.
  */
 export function canonicalizeUri(uri: string): CanonicalUri {
+  const hit = cache.get(uri);
+  if (hit) return hit;
+  let c: CanonicalUri;
   try {
-    return { ok: true, uri: canonical(uri) };
+    c = { ok: true, uri: canonical(uri) };
   } catch (e) {
-    if (e instanceof Refused) return { ok: false, problem: e.message };
-    throw e;
+    if (!(e instanceof Refused)) throw e;
+    c = { ok: false, problem: e.message };
   }
+  if (uri.length <= CACHE_URI) {
+    if (cache.size >= CACHE_SIZE) cache.clear();
+    cache.set(uri, c);
+  }
+  return c;
 }
+
+// 3-10 µs per URI uncached, and the gate, the policy and list filters ask about the same URIs:
+// the last few thousand short ones are kept (at most about 8 MB, whatever clients send)
+const CACHE_SIZE = 4096;
+const CACHE_URI = 1024;
+const cache = new Map<string, CanonicalUri>();
 
 /** What to do about a refused URI, for error hints. */
 export const URI_HINT = 'send the URI without percent-encoded "/", "\\" or dot segments, control characters, empty segments, ";" parameters, user information or a fragment';
