@@ -20,7 +20,7 @@ export function registerGateway(program: Command): void {
     .option('--ca <file>', 'or: the trusted root certificate(s)')
     .option('--crl <file>', 'with --ca: a CRL (repeatable)', collect, [])
     .option('--crl-url <url>', 'fetch a CRL from this http(s) URL and apply it live (repeatable)', collect, [])
-    .option('--crl-from-certs', 'also fetch the CRL URLs the CA wrote into certificates (cRLDistributionPoints)')
+    .option('--crl-from-certs', 'also fetch the CRL URLs the CA wrote into certificates (cRLDistributionPoints); a CA\'s clients are refused until a CRL of it is fetched')
     .option('--crl-refresh <duration>', 'how often to fetch CRL URLs', '5m')
     .option('--mode <mode>', 'default (401 with the reason) or strict (refuse at connection)', 'default')
     .option('--audit <file>', 'append one JSON line per decision to this file')
