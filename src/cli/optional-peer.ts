@@ -15,7 +15,8 @@ export async function loadWithPeer<T>(load: () => Promise<T>, peer: string, comm
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(`'${peer}`)) {
       throw new MtlsError('DEPENDENCY_MISSING', `\`${command}\` needs ${peer}, which is not installed`, {
-        hint: `install it beside mcp-mtls (\`npm install ${peer}\`), or run \`npx -y -p mcp-mtls -p ${peer} mcp-mtls ${command} ...\``,
+        // no `npx -p mcp-mtls` here: a name resolved by npx runs whatever the registry serves
+        hint: `install it beside mcp-mtls (\`npm install ${peer}\`, or \`npm install -g ${peer}\` for a global mcp-mtls)`,
       });
     }
     throw e;
