@@ -21,12 +21,14 @@ import { after, before, test } from 'node:test';
 import { createCaServer } from '../src/ca/serve/server.js';
 import { Authority } from '../src/ca/authority.js';
 import { startGateway } from '../src/gateway/run.js';
-import { certFromXfcc } from '../src/gateway/xfcc.js';
+import { certFromXfcc, formatXfcc } from '../src/gateway/xfcc.js';
 import { decodeIdentity } from '../src/identity/decode.js';
 import { captureHandshakes } from '../src/server/handshake-certificate.js';
 import { createMtlsMiddleware, mtlsServerOptions } from '../src/server/middleware.js';
 import { tlsFromPki, type MtlsTlsMaterial } from '../src/server/mtls-server.js';
 import { createMtlsAgent, createMtlsFetch } from '../src/client/agent.js';
+import { readCertificates } from '../src/x509/pem.js';
+import { isMtlsError } from '../src/errors.js';
 import { tmpDir } from './support/cli.js';
 import { bundleOf, startFixture, type McpFixture } from './support/mcp.js';
 import { makePki, type TestPki } from './support/pki.js';
@@ -300,4 +302,12 @@ test('ca serve: renegotiation refused, POST /renew never renews B', async () => 
     await server.shutdown(1000);
     await authority.store.close();
   }
+});
+
+test('formatXfcc never pairs an identity with another certificate', () => {
+  const [a] = readCertificates(fs.readFileSync(A.cert));
+  const [b] = readCertificates(fs.readFileSync(B.cert));
+  const alice = decodeIdentity(a!);
+  assert.match(formatXfcc(alice, a!), new RegExp(`^Hash=${alice.fingerprint};Cert="`));
+  assert.throws(() => formatXfcc(alice, b!), (e) => isMtlsError(e, 'CERT_INVALID') && /is not the one spiffe:\/\/acme\.test\/user\/alice was authenticated with/.test(e.message));
 });
