@@ -95,6 +95,7 @@ const servers: MtlsServer[] = [];
 const closers: (() => Promise<void> | void)[] = [];
 const targets: { name: string; url: string; sdk: 1 | 2 }[] = [];
 const files: Record<string, { cert: string; key: string; ca: string }> = {};
+const reloadable: { current: ReturnType<typeof policyFromText> } = { current: undefined as never };
 
 before(async () => {
   const pki = await makePki();
@@ -119,10 +120,12 @@ before(async () => {
   closers.push(() => void upstream.close());
 
   const sdk1 = createMcpSdk1Handler({ serverInfo: { name: 'files', version: '1' }, policy, build: (s) => build1(s as unknown as AnyServer) });
+  reloadable.current = policy;
+  const sdk1s = createMcpSdk1Handler({ serverInfo: { name: 'files', version: '1' }, policy: () => reloadable.current, stateful: true, build: (s) => build1(s as unknown as AnyServer) });
   const sdk2 = createMcpSdk2Handler({ serverInfo: { name: 'files', version: '1' }, policy, build: (s) => build2(s as unknown as AnyServer) });
   const gw = createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`), policy: () => policy }], log: () => undefined });
-  closers.push(() => sdk1.close(), () => sdk2.close(), () => gw.close());
-  for (const [name, handler, sdk] of [['SDK 1.x adapter', sdk1, 1], ['SDK 2.x adapter', sdk2, 2], ['gateway', gw, 1]] as const) {
+  closers.push(() => sdk1.close(), () => sdk1s.close(), () => sdk2.close(), () => gw.close());
+  for (const [name, handler, sdk] of [['SDK 1.x adapter', sdk1, 1], ['SDK 1.x adapter, stateful', sdk1s, 1], ['SDK 2.x adapter', sdk2, 2], ['gateway', gw, 1]] as const) {
     const server = createMtlsServer(tls, handler);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     servers.push(server);
@@ -166,7 +169,7 @@ async function refusal(client: McpClient, uri: string): Promise<string> {
   return got;
 }
 
-for (const name of ['SDK 1.x adapter', 'SDK 2.x adapter', 'gateway']) {
+for (const name of ['SDK 1.x adapter', 'SDK 1.x adapter, stateful', 'SDK 2.x adapter', 'gateway']) {
   test(`${name}: another spelling of a denied file gets the answer of the plain denied read (finding 3)`, async () => {
     const target = targets.find((t) => t.name === name)!;
     const bob = await connect(target, 'bob');
@@ -222,3 +225,17 @@ for (const name of ['SDK 1.x adapter', 'SDK 2.x adapter', 'gateway']) {
     }
   });
 }
+
+test('SDK 1.x adapter, stateful: lists in an open session follow a policy reload', async () => {
+  const target = targets.find((t) => t.name === 'SDK 1.x adapter, stateful')!;
+  const bob = await connect(target, 'bob');
+  const before = reloadable.current;
+  try {
+    assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), ['file:///srv/public/readme']);
+    reloadable.current = policyFromText(`${POLICY}\n  - id: no-public-either\n    effect: deny\n    subjects: { users: [bob] }\n    resources: ["file:///srv/public/**"]\n`);
+    assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), []);
+  } finally {
+    reloadable.current = before;
+    await bob.close();
+  }
+});

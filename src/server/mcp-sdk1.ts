@@ -83,7 +83,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
 
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
-    const surface = await buildForCaller(server, identity, policy, options.build);
+    const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
     if (whoamiName) {
       server.registerTool(whoamiName, { description: 'Who is calling, as the server sees it from the client certificate, and what the caller may use' }, async () => ({
         content: [{ type: 'text', text: JSON.stringify(whoamiReport(identity, currentPolicy(), { ...surface, tools: [...surface.tools, whoamiName] }), null, 2) }],

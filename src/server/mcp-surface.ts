@@ -49,8 +49,8 @@ function handlerMethod(first: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** Makes the list and completion handlers installed on `server` filter their results for `identity`. */
-function filterResultsOf(server: McpServerLike, identity: Identity, policy: Policy): void {
+/** Makes the list and completion handlers installed on `server` filter their results for `identity`, by the policy in force. */
+function filterResultsOf(server: McpServerLike, identity: Identity, policy: () => Policy): void {
   const low = server.server;
   if (!low || typeof low.setRequestHandler !== 'function') return;
   const original = low.setRequestHandler;
@@ -59,7 +59,7 @@ function filterResultsOf(server: McpServerLike, identity: Identity, policy: Poli
     const last = args.length - 1;
     const handler = args[last];
     if (method && ADAPTER_FILTERED.has(method) && typeof handler === 'function') {
-      args[last] = async (request: { params?: unknown }, extra: unknown) => filterResult(method, request?.params, await handler(request, extra), policy, identity);
+      args[last] = async (request: { params?: unknown }, extra: unknown) => filterResult(method, request?.params, await handler(request, extra), policy(), identity);
     }
     return original.apply(low, args);
   };
@@ -78,8 +78,12 @@ function uriOf(uriOrTemplate: unknown): { uri: string; template: boolean } {
   return { uri: String(t ?? uriOrTemplate), template: true };
 }
 
-/** Runs `build` on `server`, then removes what `identity` may not see. Returns what stays. */
-export async function buildForCaller<S extends McpServerLike>(server: S, identity: Identity, policy: Policy, build: (server: S, identity: Identity) => void | Promise<void>): Promise<CallerSurface> {
+/**
+ * Runs `build` on `server`, then removes what `identity` may not see. Returns what stays.
+ * `current` is the policy in force later (a stateful session outlives a reload): list and
+ * completion results are filtered by it; registration is decided once, by `policy`.
+ */
+export async function buildForCaller<S extends McpServerLike>(server: S, identity: Identity, policy: Policy, build: (server: S, identity: Identity) => void | Promise<void>, current: () => Policy = () => policy): Promise<CallerSurface> {
   const tools = new Map<string, Handle>();
   const resources = new Map<string, { handle: Handle; template: boolean }>();
   const prompts = new Map<string, Handle>();
@@ -102,7 +106,7 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
   };
   wrap('registerResource', onResource);
   wrap('resource', onResource);
-  filterResultsOf(server, identity, policy);
+  filterResultsOf(server, identity, current);
   await build(server, identity);
 
   const visibleTools: string[] = [];
