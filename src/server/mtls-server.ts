@@ -176,7 +176,9 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
       let closed = 0;
       for (const set of sockets.values()) {
         for (const s of [...set]) {
-          if (!authenticator.authenticate(s).ok) {
+          const r = authenticator.authenticate(s);
+          // revoked or expired: closed; "cannot be checked yet" (its CA's CRL is still to come) stays open
+          if (!r.ok && r.reason !== 'revocation_unknown') {
             s.destroy();
             closed++;
           }
@@ -220,8 +222,9 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
       socket.destroy();
       return;
     }
-    if (!auth.ok) return;
-    const fp = auth.identity.fingerprint;
+    // tracked too while its revocation cannot be checked yet: once its CA's CRL is there, a revocation must close it
+    const fp = auth.ok ? auth.identity.fingerprint : auth.reason === 'revocation_unknown' ? auth.fingerprint : undefined;
+    if (!fp) return;
     let set = sockets.get(fp);
     if (!set) sockets.set(fp, (set = new Set()));
     set.add(socket);

@@ -16,7 +16,7 @@
  */
 import { createAuthenticator, type Authenticator, type IssuerInfo } from './authenticate.js';
 import { namesakes } from './ca-key.js';
-import { checkCrlUrl, createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
+import { checkCrlUrl, CRL_FETCH_DEFAULTS, createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
 import { createCrlVerifier, crlWarnings, revocationOf, type CrlVerifier, type RevocationState, type VerifiedCrl } from './revocation.js';
 import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
 import { crlUrlsOf } from '../x509/crl-distribution-points.js';
@@ -99,6 +99,7 @@ export function createTrust(options: TrustOptions): Trust {
   // stand in for it; fetched in the background
   const learned = new Set<string>();
   const learn = (cert: ParsedCertificate, issuer: IssuerInfo | undefined): string | undefined => {
+    if (!fetcher || (issuer && learned.has(issuer.caKey))) return undefined; // the common case: no URL parsing per connection
     const urls = crlUrlsOf(cert).filter((u) => {
       try {
         return checkCrlUrl(u) !== undefined;
@@ -106,11 +107,13 @@ export function createTrust(options: TrustOptions): Trust {
         return false; // not fetchable: as if it named none (the fetcher would refuse it too)
       }
     });
-    if (urls.length === 0 || !fetcher) return undefined;
+    if (urls.length === 0) return undefined;
     if (!issuer) return `it names a CRL URL (${urls[0]}), but the CA certificate whose key signed it is not among the server's CA certificates, so no CRL of that CA can be verified: add its intermediate certificate to the server's CA list`;
-    if (learned.has(issuer.caKey)) return undefined;
     learned.add(issuer.caKey);
-    for (const u of urls) fetcher.add(u, 'certificate');
+    for (const u of urls) {
+      const known = fetcher.status().some((s) => s.url === new URL(u).href);
+      if (!fetcher.add(u, 'certificate') && !known) log(`not fetching ${u}, named by a client certificate: at most ${CRL_FETCH_DEFAULTS.maxLearned} learned CRL URLs; list it in crlUrls`);
+    }
     if (!revocation.byCa.has(issuer.caKey)) {
       awaiting.set(issuer.caKey, urls);
       revocation = build();
