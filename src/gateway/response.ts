@@ -64,35 +64,31 @@ function unanswered(ctx: ServerMessageContext, answered: ReadonlySet<unknown>, m
 }
 
 /**
- * Decides a parsed JSON body: the messages to send (undefined: refused whole, with why), and
- * whether anything changed (else the upstream's bytes go out as they came).
+ * Decides a parsed JSON body: the messages to send, and what was dropped; or refused whole, with why.
  */
-function decideJson(value: unknown, ctx: ServerMessageContext): { out: unknown; changed: boolean; dropped: string[] } | { refused: string } {
+function decideJson(value: unknown, ctx: ServerMessageContext): { out: unknown; dropped: string[] } | { refused: string } {
   const batch = Array.isArray(value);
   const list = batch ? (value as unknown[]) : [value];
   if (list.length === 0) return { refused: 'an empty JSON-RPC batch' };
   const dropped: string[] = [];
   const kept: unknown[] = [];
   const answered = new Set<unknown>();
-  let changed = false;
   for (const m of list) {
     const d = decideServerMessage(m, ctx);
     if (!d.keep) {
       dropped.push(d.reason);
-      changed = true;
       continue;
     }
     if (d.answers !== undefined) answered.add(d.answers);
-    changed ||= d.changed;
     kept.push(d.message);
   }
-  if (kept.length === list.length) return { out: batch ? kept : kept[0], changed, dropped };
+  if (kept.length === list.length) return { out: batch ? kept : kept[0], dropped };
   if (!batch && list.length === 1 && ctx.requestIds.size === 0) return { refused: dropped[0]! };
   // what was dropped leaves its request unanswered: say so, rather than leave the client waiting
   const errors = unanswered(ctx, answered, 'the gateway could not check the upstream MCP server\'s answer, so it was not forwarded');
   const out = [...kept, ...errors];
   if (out.length === 0) return { refused: dropped.join('; ') };
-  return { out: batch || out.length > 1 ? out : out[0], changed: true, dropped };
+  return { out: batch || out.length > 1 ? out : out[0], dropped };
 }
 
 /** Writes the upstream's answer to `res`, or a refusal; never throws for what the upstream sent. */
@@ -131,7 +127,9 @@ export async function forwardResponse(upstream: Dispatcher.ResponseData, res: Se
   const d = decideJson(value, ctx);
   if ('refused' in d) return fail(d.refused, false);
   for (const reason of d.dropped) ctx.refused(reason);
-  const body = d.changed ? Buffer.from(JSON.stringify(d.out)) : buf; // unchanged: the upstream's bytes, one write
+  // always the messages as decided, re-serialized (UTF-8, no charset games, no duplicate keys):
+  // the client reads exactly what was decided, whatever its JSON parser does with odd bytes
+  const body = Buffer.from(JSON.stringify(d.out));
   res.writeHead(status, { ...out, 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': String(body.length) });
   res.end(body);
 }
