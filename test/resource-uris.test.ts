@@ -170,6 +170,15 @@ test('the gate refuses a URI without a canonical form as invalid params, and han
   assert.equal(passed.kind, 'pass');
   assert.equal((passed as { body: { params: { uri: string } } }).body.params.uri, 'file:///srv/secret/key');
   assert.equal((passed as { mcpName?: string }).mcpName, 'file:///srv/secret/key', 'the Mcp-Name header follows the body');
+  // 2026-07-28 clients send a non-ASCII Mcp-Name as =?base64?...?=: it names the body's URI
+  const read = (uri: string, name: string) => gateMcpBody({ jsonrpc: '2.0', id: 8, method: 'resources/read', params: { uri } }, { policy: POLICY, identity: alice, headers: { 'mcp-method': 'resources/read', 'mcp-name': name } });
+  const cafe = read('file:///srv/café', `=?base64?${Buffer.from('file:///srv/café').toString('base64')}?=`);
+  assert.equal(cafe.kind, 'pass', JSON.stringify(cafe));
+  assert.equal((cafe as { mcpName?: string }).mcpName, 'file:///srv/caf%C3%A9');
+  const bad = read('file:///srv/café', '=?base64?%%%?=');
+  assert.equal(bad.kind === 'respond' && bad.status, 400);
+  const other = read('file:///srv/café', `=?base64?${Buffer.from('file:///srv/other').toString('base64')}?=`);
+  assert.equal(other.kind === 'respond' && other.status, 400);
 });
 
 test('resource patterns are checked against the canonical form when the policy is compiled', () => {

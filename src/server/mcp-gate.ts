@@ -95,11 +95,32 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
+const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A 2026-07-28 header value as its sender meant it: values that are not plain visible ASCII
+ * (a URI with `é`) are sent as `=?base64?<UTF-8 in base64>?=`. undefined for a sentinel whose
+ * payload is not base64 of UTF-8 (servers must refuse those).
+ */
+function headerValue(raw: string): string | undefined {
+  if (!raw.startsWith('=?base64?') || !raw.endsWith('?=')) return raw;
+  const m = SENTINEL.exec(raw);
+  if (!m || (m[1] as string).length % 4 !== 0) return undefined;
+  try {
+    return utf8.decode(Buffer.from(m[1] as string, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** The 2026-07-28 routing headers, when present, must name what the body does. */
 function headerMismatch(m: Message, headers: IncomingHttpHeaders): string | undefined {
   const method = header(headers, 'mcp-method');
   if (method !== undefined && method !== m.method) return `the Mcp-Method header says "${method}" but the body calls "${describe(m.method)}"`;
-  const name = header(headers, 'mcp-name');
+  const sent = header(headers, 'mcp-name');
+  const name = sent === undefined ? undefined : headerValue(sent);
+  if (sent !== undefined && name === undefined) return `the Mcp-Name header "${sent}" is not valid base64 of UTF-8`;
   if (name !== undefined) {
     const p = (m.params ?? {}) as Record<string, unknown>;
     const bodyName = m.method === 'resources/read' ? p.uri : p.name;
