@@ -41,6 +41,8 @@ export const ERROR_CODES = {
   // issuance
   PROFILE_VIOLATION: 'data',
   TTL_EXCEEDS_ISSUER: 'data',
+  // a request beyond config.yaml's issuance limits (limits.*: lifetime, teams, roles, names)
+  LIMIT_EXCEEDED: 'data',
   CSR_INVALID: 'data',
   CSR_BAD_SIGNATURE: 'data',
   // an enrollment token that cannot enroll (ca serve POST /sign): unknown, used or expired

@@ -22,6 +22,9 @@ before(async () => {
   pki = path.join(base, 'pki');
   encPki = path.join(base, 'enc');
   await cliOk(['ca', 'init', '--dir', pki, '--trust-domain', 'acme.test']);
+  // limits raised in this CA, so that a TTL past the intermediate reaches that check (encPki keeps the default limits)
+  const config = path.join(pki, 'config.yaml');
+  fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('maxTtl: 30d', 'maxTtl: 30y'));
   fs.writeFileSync(path.join(base, 'pass'), `${PASS}\n`);
   await cliOk(['ca', 'init', '--dir', encPki, '--trust-domain', 'acme.test', '--encrypt-keys', '--passphrase-file', path.join(base, 'pass')]);
 });
@@ -47,6 +50,7 @@ const cases: Case[] = [
   { name: 'a bad role name', args: () => ['issue', 'client', '--dir', pki, '--user', 'alice', '--role', '-admin', '--out', out()], exit: 65, message: /invalid role name "-admin"/ },
   { name: 'a bad email', args: () => ['issue', 'client', '--dir', pki, '--user', 'alice', '--email', 'not an email', '--out', out()], exit: 65, message: /invalid email/ },
   { name: 'a TTL past the intermediate', args: () => ['issue', 'client', '--dir', pki, '--user', 'alice', '--ttl', '20y', '--out', out()], exit: 65, message: /after the intermediate CA/, hint: /shorter --ttl/ },
+  { name: 'a TTL over the limit', args: () => ['issue', 'client', '--dir', encPki, '--user', 'alice', '--ttl', '4y', '--out', out()], exit: 65, message: /client certificate lifetime 4y exceeds the limit of 30d \(limits\.client\.maxTtl in config\.yaml\)/, hint: /ask for 30d or less/ },
   { name: 'a malformed TTL', args: () => ['issue', 'client', '--dir', pki, '--user', 'alice', '--ttl', 'soon', '--out', out()], exit: 64, message: /invalid --ttl "soon"/ },
   { name: 'both --user and --service', args: () => ['issue', 'client', '--dir', pki, '--user', 'a', '--service', 'b', '--out', out()], exit: 64, message: /exactly one of --user ID or --service ID/ },
   { name: 'a missing --out', args: () => ['issue', 'client', '--dir', pki, '--user', 'alice'], exit: 64, message: /--out/ },

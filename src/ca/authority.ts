@@ -10,7 +10,6 @@ import net from 'node:net';
 import { MtlsError, isMtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import { normalizeClaims, type NormalizedClaims } from '../identity/encode.js';
-import { isValidDnsName } from '../identity/names.js';
 import type { ClientClaims } from '../identity/identity.js';
 import { parseCertificate, randomSerial, signCertificate, type ParsedCertificate } from '../x509/certificate.js';
 import { createSigner, generateKey, keyIdentifier, keyTypeOfSpki, type GeneratedKey, type KeyType, type Signer } from '../x509/keys.js';
@@ -22,6 +21,7 @@ import { loadCaConfig, type CaConfig } from './config.js';
 import { parseDuration } from './duration.js';
 import { caLayout, type CaLayout } from './layout.js';
 import { grantKeys } from './ca-keys.js';
+import { canonicalDnsName, checkClientClaims, checkServerNames, checkTtlLimit } from './limits.js';
 import { enforceProfile } from './profile-check.js';
 import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
 import { openStore } from './store/open.js';
@@ -51,10 +51,11 @@ export const BACKDATE_MS = 60_000;
  * What to put into a client certificate ({@link Authority.issueClient}): the claims of
  * `ClientClaims` (kind, id, teams, roles, email) without the trust domain, which is always the
  * CA's own. Claims are normalised and checked against the identity profile; a bad one throws
- * `BAD_NAME` (or `PROFILE_VIOLATION`: under name constraints an id cannot contain a dot).
+ * `BAD_NAME` (or `PROFILE_VIOLATION`: under name constraints an id cannot contain a dot). Teams
+ * and roles outside config.yaml's `limits.client.teams` / `limits.client.roles` throw `LIMIT_EXCEEDED`.
  */
 export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
-  /** lifetime in ms; default config.yaml's `defaults.clientTtl` (24h). Must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
+  /** lifetime in ms; default config.yaml's `defaults.clientTtl` (24h). At most `limits.client.maxTtl` (default 30d; else `LIMIT_EXCEEDED`); must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
   readonly ttlMs?: number;
   /** key type to generate; default config.yaml's `keyType`. Ignored when `spki` is given */
   readonly keyType?: KeyType;
@@ -75,14 +76,16 @@ export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
 /**
  * What to put into a server certificate ({@link Authority.issueServer}): at least one DNS name
  * or IP address (else `BAD_ARGUMENT`); under name constraints at least one DNS name, all within
- * the permitted ones (else `PROFILE_VIOLATION`). Duplicates are dropped.
+ * the permitted ones (else `PROFILE_VIOLATION`), and all within config.yaml's `limits.server.dns`
+ * and `limits.server.ips` when set (else `LIMIT_EXCEEDED`). DNS names are checked and written in
+ * canonical form (lowercase ASCII, IDNA, no trailing dot). Duplicates are dropped.
  */
 export interface ServerRequest {
-  /** DNS names, e.g. `mcp.example.com` (an invalid one throws `BAD_NAME`) */
+  /** DNS names, e.g. `mcp.example.com` (an invalid one throws `BAD_NAME`); `Bücher.test.` is certified as `xn--bcher-kva.test` */
   readonly dns: readonly string[];
   /** IPv4 or IPv6 addresses, without a zone (`%eth0`) */
   readonly ips: readonly string[];
-  /** lifetime in ms; default config.yaml's `defaults.serverTtl` (90d). Must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
+  /** lifetime in ms; default config.yaml's `defaults.serverTtl` (90d). At most `limits.server.maxTtl` (default 397d; else `LIMIT_EXCEEDED`); must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
   readonly ttlMs?: number;
   /** key type to generate; default config.yaml's `keyType`. Ignored when `spki` is given */
   readonly keyType?: KeyType;
@@ -231,7 +234,7 @@ export class Authority {
   /**
    * Issues one client certificate (generating its key unless `spki` is given) and records it.
    *
-   * @throws MtlsError for a refused request (`BAD_NAME`, `PROFILE_VIOLATION`,
+   * @throws MtlsError for a refused request (`BAD_NAME`, `PROFILE_VIOLATION`, `LIMIT_EXCEEDED`,
    *   `TTL_EXCEEDS_ISSUER`, ...), a locked or missing intermediate key (`CA_KEY_LOCKED`,
    *   `CA_KEY_MISSING`), or a store failure; then nothing is recorded but the refusal in the audit log
    */
@@ -297,9 +300,13 @@ export class Authority {
 
   // ------------------------------------------------------------ stage 1-3: validate, build, enforce
 
-  #validity(ttlMs: number | undefined, defaultTtl: string): { notBefore: Date; notAfter: Date } {
+  /** the validity period; the lifetime asked for (else config.yaml's default) must be within limits.<type>.maxTtl and end before the intermediate */
+  #validity(type: 'client' | 'server', ttlMs: number | undefined): { notBefore: Date; notAfter: Date } {
     const now = this.now().getTime();
+    const defaultTtl = type === 'client' ? this.config.defaults.clientTtl : this.config.defaults.serverTtl;
     const ttl = ttlMs ?? parseDuration(defaultTtl);
+    if (!(ttl > 0) || !Number.isFinite(ttl)) throw new MtlsError('BAD_DURATION', `a certificate lifetime must be positive (got ${ttl} ms)`, { hint: 'e.g. --ttl 24h' });
+    checkTtlLimit(this.config, type, ttlMs === undefined ? { ms: ttl, text: defaultTtl, from: 'default' } : { ms: ttl, from: 'request' });
     const notAfter = new Date(Math.floor((now + ttl) / 1000) * 1000);
     if (notAfter > this.intermediate.notAfter) {
       throw new MtlsError('TTL_EXCEEDS_ISSUER', `the certificate would end ${notAfter.toISOString()}, after the intermediate CA (${this.intermediate.notAfter.toISOString()})`, {
@@ -325,17 +332,22 @@ export class Authority {
         hint: 'OpenSSL checks a subject CN that looks like a host name against the DNS constraints, so the certificate would not verify; choose an id without dots',
       });
     }
-    const validity = this.#validity(r.ttlMs, this.config.defaults.clientTtl);
+    checkClientClaims(this.config, claims);
+    const validity = this.#validity('client', r.ttlMs);
     return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
   }
 
-  #prepareServer(r: ServerRequest): Prepared {
-    if (r.dns.length === 0 && r.ips.length === 0) {
+  #prepareServer(request: ServerRequest): Prepared {
+    if (request.dns.length === 0 && request.ips.length === 0) {
       throw new MtlsError('BAD_ARGUMENT', 'a server certificate needs at least one --dns name or --ip address', { hint: 'e.g. --dns mcp.example.com --ip 127.0.0.1' });
     }
-    for (const d of r.dns) {
-      if (!isValidDnsName(d)) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com' });
-    }
+    // one canonical form (lowercase ASCII, IDNA, no trailing dot) for every check and for the certificate
+    const dns = request.dns.map((d) => {
+      const canonical = canonicalDnsName(d);
+      if (!canonical) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com' });
+      return canonical;
+    });
+    const r = { ...request, dns };
     for (const ip of r.ips) {
       if (!net.isIP(ip) || ip.includes('%')) throw new MtlsError('BAD_NAME', `invalid IP address "${ip}"`, { hint: 'use an IPv4 or IPv6 address such as 127.0.0.1' });
     }
@@ -347,14 +359,16 @@ export class Authority {
     }
     if (permitted.enabled) {
       for (const d of r.dns) {
-        if (!permitted.dns.some((p) => d === p || d.endsWith(`.${p}`))) {
+        // d is canonical (lowercase); DNS names compare case-insensitively (the constraint may be written in capitals)
+        if (!permitted.dns.some((p) => d === p.toLowerCase() || d.endsWith(`.${p.toLowerCase()}`))) {
           throw new MtlsError('PROFILE_VIOLATION', `DNS name "${d}" is outside the CA's name constraints (${permitted.dns.join(', ') || 'none'})`, {
             hint: 'the intermediate CA only vouches for the DNS names given at `ca init --name-constraints --permit-dns`',
           });
         }
       }
     }
-    const validity = this.#validity(r.ttlMs, this.config.defaults.serverTtl);
+    checkServerNames(this.config, r.dns, r.ips);
+    const validity = this.#validity('server', r.ttlMs);
     return { type: 'server', dns: [...new Set(r.dns)], ips: [...new Set(r.ips)], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}) };
   }
 

@@ -3,11 +3,30 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { MtlsError } from '../errors.js';
-import { isValidTrustDomain } from '../identity/names.js';
+import { isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { KEY_TYPES } from '../x509/keys.js';
 import { isDuration } from './duration.js';
+import { canonicalDnsPattern, isIpOrCidr } from './limits.js';
 
 const duration = z.string().refine(isDuration, 'must be a duration such as 24h or 90d');
+const teamOrRole = z.string().refine(isValidTeamOrRole, 'must be a team or role name (a letter or digit, then up to 63 of A-Z a-z 0-9 . _ -)');
+/** kept in canonical form (lowercase ASCII, IDNA, no trailing dot), the form names are compared in */
+const dnsPattern = z
+  .string()
+  .refine((p) => canonicalDnsPattern(p) !== undefined, 'must be a DNS name, *.suffix (one label) or **.suffix (any labels)')
+  .transform((p) => canonicalDnsPattern(p) as string);
+const ipOrCidr = z.string().refine(isIpOrCidr, 'must be an IP address or a CIDR block such as 10.0.0.0/8');
+
+/**
+ * Issuance limits (limits.ts): the longest lifetime per certificate type (absent: clients 30d,
+ * servers 397d) and optional allow-lists; an allow-list that is present is exhaustive.
+ */
+const LimitsSchema = z.strictObject({
+  /** client certificates (users and services) */
+  client: z.strictObject({ maxTtl: duration.optional(), teams: z.array(teamOrRole).optional(), roles: z.array(teamOrRole).optional() }).optional(),
+  /** server certificates */
+  server: z.strictObject({ maxTtl: duration.optional(), dns: z.array(dnsPattern).optional(), ips: z.array(ipOrCidr).optional() }).optional(),
+});
 
 export const CaConfigSchema = z
   .object({
@@ -32,6 +51,8 @@ export const CaConfigSchema = z
     defaults: z.strictObject({ clientTtl: duration, serverTtl: duration, crlTtl: duration.optional() }),
     /** where the CA's state lives: absent for this folder, or postgres://USER@HOST:PORT/DB (never with a password) */
     store: z.string().min(1).optional(),
+    /** issuance limits: maximum lifetimes (default: clients 30d, servers 397d) and allow-lists of teams, roles, DNS names, IPs */
+    limits: LimitsSchema.optional(),
   })
   .strict();
 

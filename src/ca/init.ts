@@ -9,6 +9,7 @@ import { createSigner, generateKey, keyIdentifier, privateKeyPem, type KeyType }
 import { pemEncode } from '../x509/pem.js';
 import { actor, BACKDATE_MS } from './authority.js';
 import { caConfigYaml, type CaConfig } from './config.js';
+import { DEFAULT_MAX_TTL } from './limits.js';
 import { buildCrl, DEFAULT_CRL_TTL } from './crl-signing.js';
 import { parseDuration } from './duration.js';
 import { caLayout, MODES } from './layout.js';
@@ -45,7 +46,7 @@ export interface InitOptions {
 
 /** What {@link initCa} created. */
 export interface InitResult {
-  /** config.yaml as written (defaults: clients 24h, servers 90d, CRLs 7d) */
+  /** config.yaml as written (defaults: clients 24h, servers 90d, CRLs 7d; limits: clients 30d, servers 397d) */
   readonly config: CaConfig;
   /** the root certificate, DER */
   readonly rootDer: Buffer;
@@ -137,6 +138,8 @@ export function initCa(options: InitOptions): InitResult {
     ...(options.crlUrl ? { crlUrl: options.crlUrl } : {}),
     defaults: { clientTtl: '24h', serverTtl: '90d', crlTtl: DEFAULT_CRL_TTL },
     ...(options.store ? { store: options.store } : {}),
+    // written out so that operators see (and can lower) them; absent, the same defaults apply
+    limits: { client: { maxTtl: DEFAULT_MAX_TTL.client }, server: { maxTtl: DEFAULT_MAX_TTL.server } },
   };
 
   fs.mkdirSync(layout.dir, { recursive: true, mode: 0o755 });

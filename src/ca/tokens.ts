@@ -21,6 +21,7 @@ import type { ClientClaims } from '../identity/identity.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
 import { parseDuration } from './duration.js';
+import { checkClientClaims, checkTtlLimit } from './limits.js';
 import type { EnrollmentToken, Store, StoredToken } from './store/store.js';
 import { storedCopyFor } from './stored-copy.js';
 
@@ -40,7 +41,7 @@ export function parseToken(secret: string): { id: string; hash: string } | undef
 export interface TokenRequest extends Omit<ClientClaims, 'trustDomain'> {
   /** how long the token may be used */
   readonly ttlMs: number;
-  /** lifetime of the certificate it enrolls, as a duration ('24h'); the CA default when absent */
+  /** lifetime of the certificate it enrolls, as a duration ('24h'); the CA default when absent. At most `limits.client.maxTtl` (checked at creation) */
   readonly certTtl?: string;
 }
 
@@ -51,13 +52,22 @@ export interface CreatedToken {
   readonly token: EnrollmentToken;
 }
 
-/** Validates the claims as `issue client` does, stores the token's hash, audits, and returns the secret. */
+/**
+ * Validates the claims as `issue client` does, and the certificate lifetime, teams and roles
+ * against config.yaml's `limits:` (else `LIMIT_EXCEEDED`, nothing stored), stores the token's
+ * hash, audits, and returns the secret.
+ */
 export async function createEnrollmentToken(ca: Authority, request: TokenRequest): Promise<CreatedToken> {
   const claims = normalizeClaims({ trustDomain: ca.config.trustDomain, kind: request.kind, id: request.id, teams: request.teams, roles: request.roles, ...(request.email ? { email: request.email } : {}) });
   if (ca.config.nameConstraints.enabled && claims.id.includes('.')) {
     throw new MtlsError('PROFILE_VIOLATION', `under name constraints an id cannot contain a dot ("${claims.id}")`, { hint: 'choose an id without dots' });
   }
   if (!(request.ttlMs > 0)) throw new MtlsError('BAD_DURATION', 'the token lifetime must be positive', { hint: 'e.g. --ttl 15m' });
+  // the issuance limits are checked now, not only when the token is used: a token that could
+  // never enroll is not handed out (the issuance checks them again, config.yaml may change)
+  checkClientClaims(ca.config, claims);
+  const certTtl = request.certTtl ?? ca.config.defaults.clientTtl;
+  checkTtlLimit(ca.config, 'client', { ms: parseDuration(certTtl, request.certTtl !== undefined ? '--cert-ttl' : 'defaults.clientTtl'), text: certTtl, from: request.certTtl !== undefined ? 'request' : 'default' });
   if (request.certTtl !== undefined) {
     const certMs = parseDuration(request.certTtl, '--cert-ttl');
     if (ca.now().getTime() + certMs > ca.intermediate.notAfter.getTime()) {

@@ -46,7 +46,7 @@ export function registerCsr(program: Command): void {
       .argument('<csr>', 'the CSR file (PEM or DER)')
       .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)'),
   )
-    .option('--ttl <duration>', 'lifetime (default: the CA config, 24h)')
+    .option('--ttl <duration>', 'lifetime (default: the CA config, 24h; at most limits.client.maxTtl, 30d)')
     .requiredOption('--out <dir>', 'where to write <id>.crt and ca.crt')
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')

@@ -87,7 +87,7 @@ export function registerIssue(program: Command): void {
       .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--store <url>', STORE_HELP),
   )
-    .option('--ttl <duration>', 'lifetime (default: the CA config, 24h)')
+    .option('--ttl <duration>', 'lifetime (default: the CA config, 24h; at most limits.client.maxTtl, 30d)')
     .option('--key-type <type>', 'ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | ed25519 (default: the CA\'s)')
     .option('--batch <file>', 'issue one certificate per row of a CSV or YAML file')
     .requiredOption('--out <dir>', 'where to write <id>.crt, <id>.key and ca.crt')
@@ -118,7 +118,7 @@ export function registerIssue(program: Command): void {
     .option('--store <url>', STORE_HELP)
     .option('--dns <name>', 'a DNS name (repeatable)', collect, [])
     .option('--ip <address>', 'an IP address (repeatable)', collect, [])
-    .option('--ttl <duration>', 'lifetime (default: the CA config, 90d)')
+    .option('--ttl <duration>', 'lifetime (default: the CA config, 90d; at most limits.server.maxTtl, 397d)')
     .option('--key-type <type>', 'ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | ed25519 (default: the CA\'s)')
     .requiredOption('--out <dir>', 'where to write <name>.crt, <name>.key and ca.crt')
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')

@@ -22,7 +22,7 @@ export function registerLifecycle(program: Command, ca: Command): void {
     .option('--store <url>', STORE_HELP)
     .option('--rekey', 'make a new key (default: keep the public key)')
     .option('--key-type <type>', 'with --rekey: the new key type (default: the old one)')
-    .option('--ttl <duration>', 'lifetime (default: the CA config)')
+    .option('--ttl <duration>', 'lifetime (default: the CA config; at most limits.<type>.maxTtl: 30d clients, 397d servers)')
     .option('--revoke-old', 'revoke the old certificate as superseded')
     .requiredOption('--out <dir>', 'where to write <id>.crt (and <id>.key with --rekey) and ca.crt')
     .option('--force', 'replace <id>.crt (and <id>.key) in --out if they exist')

@@ -18,7 +18,7 @@ export function registerToken(program: Command): void {
       .option('--store <url>', STORE_HELP),
   )
     .requiredOption('--ttl <duration>', 'how long the token can be used, e.g. 15m')
-    .option('--cert-ttl <duration>', 'lifetime of the certificate it enrolls (default: the CA config, 24h)')
+    .option('--cert-ttl <duration>', 'lifetime of the certificate it enrolls (default: the CA config, 24h; at most limits.client.maxTtl, 30d: checked now)')
     .option('--json', 'print the result as JSON (the secret is in "token")')
     .addHelpText(
       'after',

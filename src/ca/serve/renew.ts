@@ -4,7 +4,7 @@
  * own record and never anything the request says; the key comes from the CSR in
  * the body (its signature proves possession) or, with an empty body, the presented
  * certificate's own public key. The lifetime is the old certificate's (so a 1h certificate
- * renews for 1h), cut at the intermediate's end. The old certificate is not revoked: it is
+ * renews for 1h), cut at config.yaml's `limits.client.maxTtl` and at the intermediate's end. The old certificate is not revoked: it is
  * short-lived and expires on its own.
  *
  * A certificate renews once. Otherwise a copied key would renew itself into a chain of its own
@@ -17,6 +17,7 @@
 import { MtlsError, isMtlsError } from '../../errors.js';
 import { verifyCsr } from '../../x509/csr.js';
 import { actor, BACKDATE_MS, type Authority, type IssuedCertificate } from '../authority.js';
+import { maxTtl } from '../limits.js';
 import { storedCopyFor } from '../stored-copy.js';
 import type { RenewPeer } from './peer.js';
 import { HttpError } from './http.js';
@@ -38,7 +39,8 @@ export async function renewForPeer(ca: Authority, peer: RenewPeer, csr: Uint8Arr
         spki,
         renewedFrom: old.serial,
         spkiFrom: csr ? 'csr' : 'reused',
-        ttlMs: Math.max(60_000, Math.min(lifetime, left)),
+        // the old lifetime, cut at the limit (config.yaml may have lowered it since) and at the intermediate's end
+        ttlMs: Math.max(60_000, Math.min(lifetime, left, maxTtl(ca.config, 'client').ms)),
       },
       {
         beforeCommit: async (tx) => {

@@ -86,6 +86,8 @@ function toHttpError(e: unknown, retryAfter: number): HttpError & { internal?: u
     return Object.assign(new HttpError(503, 'STORE_UNAVAILABLE', 'the CA store is unavailable; try again shortly', 'retry after the number of seconds in Retry-After', { 'retry-after': String(retryAfter) }), { internal: e });
   }
   if (isMtlsError(e) && BAD_REQUEST_CODES.has(e.code)) return new HttpError(400, e.code, e.message, e.hint);
+  // beyond config.yaml's issuance limits (a team no longer allowed, a lifetime over the limit)
+  if (isMtlsError(e, 'LIMIT_EXCEEDED')) return new HttpError(403, 'LIMIT_EXCEEDED', e.message, e.hint);
   if (isMtlsError(e) && (PROFILE_CODES.has(e.code) || e.code.startsWith('IDENTITY_'))) return new HttpError(403, 'PROFILE_VIOLATION', e.message, e.hint);
   if (isMtlsError(e, 'CA_KEY_LOCKED') || isMtlsError(e, 'CA_KEY_MISSING')) {
     return Object.assign(new HttpError(503, 'CA_UNAVAILABLE', 'the CA cannot sign right now', 'tell the operator: the CA key is not available to the server', { 'retry-after': String(retryAfter * 12) }), { internal: e });
