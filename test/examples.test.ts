@@ -9,7 +9,7 @@ const EXAMPLES: [string, RegExp[]][] = [
   ['sdk2-server', [/alice sees: audit_log, time/, /bob sees: time/, /5 events for spiffe:\/\/acme\.test\/user\/alice/]],
   ['agent-client', [/run_tests: 213 passed/, /after revocation: the server refused the client certificate: certificate_revoked/]],
   ['gateway', [/alice sees list_incidents, page_oncall/, /bob sees list_incidents; list_incidents: 2 incidents \(asked by spiffe:\/\/acme\.test\/user\/bob\)/]],
-  ['desktop-bridge', [/"command": "npx"/, /through the bridge: read_notes -> standup at 10/]],
+  ['desktop-bridge', [/"command": "\/[^"]*node[^"]*"/, /through the bridge: read_notes -> standup at 10/]],
   ['two-tenants', [/spiffe:\/\/acme\.test\/user\/alice sees acme_billing, acme_deploy/, /spiffe:\/\/globex\.test\/user\/alice sees globex_billing/]],
 ];
 

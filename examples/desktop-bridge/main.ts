@@ -1,9 +1,11 @@
 /**
  * A desktop MCP app through the stdio bridge: prints the Claude Desktop entry that
- * `mcp-mtls client-config` makes, then does what the app does with it: spawns
- * `mcp-mtls connect URL --bundle FILE` and talks JSON-RPC over its stdin/stdout.
+ * `mcp-mtls client-config` makes (absolute paths of node and of this installed mcp-mtls, no
+ * npx), then does what the app does with it: spawns exactly that command, which runs
+ * `mcp-mtls connect URL --bundle FILE`, and talks JSON-RPC over its stdin/stdout.
  * Run: `node --import tsx examples/desktop-bridge/main.ts`.
  */
+import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -26,11 +28,11 @@ const url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
 
 const entry = JSON.parse(mcpMtls('client-config', '--client', 'claude-desktop', '--name', 'notes', '--bundle', pki.bundle('alice'), '--url', url, '--json'));
 console.log(`Claude Desktop entry (${entry.file}):\n${JSON.stringify({ mcpServers: entry.mcpServers }, null, 2)}`);
-c.check(entry.mcpServers.notes.command === 'npx' && entry.mcpServers.notes.args.includes('connect'), 'the entry runs the bridge');
+const { command, args } = entry.mcpServers.notes as { command: string; args: string[] };
+c.check(command === process.execPath && args[0] === fs.realpathSync(BIN) && args[1] === 'connect', 'the entry runs this node and this installed bridge, by absolute path');
 
-// what the app does with the entry (here with the local bin instead of npx)
-const args = entry.mcpServers.notes.args as string[];
-const transport = new StdioClientTransport({ command: process.execPath, args: [BIN, ...args.slice(args.indexOf('connect'))], stderr: 'ignore' });
+// what the app does with the entry: that command, those arguments
+const transport = new StdioClientTransport({ command, args, stderr: 'ignore' });
 const app = new Client({ name: 'claude-desktop', version: '1.0.0' });
 await app.connect(transport);
 const r = (await app.callTool({ name: 'read_notes', arguments: {} })) as { content: { text: string }[] };
