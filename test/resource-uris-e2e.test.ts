@@ -39,7 +39,7 @@ version: 1
 rules:
   - id: files
     subjects: { any: true }
-    resources: ["file:///srv/**"]
+    resources: ["file:///srv/**", "notes://team/**"]
     prompts: [summarize]
   - id: no-secrets-for-bob
     effect: deny
@@ -55,6 +55,7 @@ fs.mkdirSync(path.join(root, 'public'));
 fs.mkdirSync(path.join(root, 'secret'));
 fs.writeFileSync(path.join(root, 'public/readme'), 'public text');
 fs.writeFileSync(path.join(root, 'secret/key'), 'THE SECRET KEY');
+fs.writeFileSync(path.join(root, 'public/café'), 'un café');
 
 /** What the handlers were asked to read, as they received it. */
 const handed: string[] = [];
@@ -76,6 +77,8 @@ function builder(ResourceTemplate: new (t: string, cb: Record<string, unknown>) 
   const rotateArgs = { key: completable(z.string(), () => ['k1', 'k2']) };
   return (server: AnyServer) => {
     server.registerResource('files', new ResourceTemplate('file:///srv/{+path}', { list: listed, complete: { path: paths } }), { mimeType: 'text/plain' }, async (uri: URL) => read(uri));
+    // a static resource registered in another spelling than the canonical one
+    server.registerResource('notes', 'notes://TEAM/%7ebob/todo', { mimeType: 'text/plain' }, async (uri: URL) => ({ contents: [{ uri: uri.href, text: 'todo' }] }));
     server.registerPrompt('summarize', { argsSchema: summarizeArgs }, async () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'summarize' } }] }));
     server.registerPrompt('rotate', { argsSchema: rotateArgs }, async () => ({ messages: [{ role: 'user', content: { type: 'text', text: 'rotate' } }] }));
   };
@@ -198,6 +201,10 @@ for (const name of ['SDK 1.x adapter', 'SDK 1.x adapter, stateful', 'SDK 2.x ada
       const r = await alice.readResource({ uri: 'file:///srv/%73ecret/key' });
       assert.equal(r.contents[0]?.text, 'THE SECRET KEY');
       assert.deepEqual(handed, ['file:///srv/secret/key']);
+      // non-ASCII: one file however it is spelled (2026-07-28 clients send its Mcp-Name header base64-encoded)
+      handed.length = 0;
+      for (const uri of ['file:///srv/public/café', 'file:///srv/public/caf%c3%a9']) assert.equal((await alice.readResource({ uri })).contents[0]?.text, 'un café', uri);
+      assert.deepEqual(handed, ['file:///srv/public/caf%C3%A9', 'file:///srv/public/caf%C3%A9']);
     } finally {
       await bob.close();
       await alice.close();
@@ -209,8 +216,11 @@ for (const name of ['SDK 1.x adapter', 'SDK 1.x adapter, stateful', 'SDK 2.x ada
     const bob = await connect(target, 'bob');
     const alice = await connect(target, 'alice');
     try {
-      assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), ['file:///srv/public/readme']);
-      assert.deepEqual((await alice.listResources()).resources.map((r) => r.uri), ['file:///srv/public/readme', 'file:///srv/secret/key']);
+      // (behind the gateway the upstream lists its own spelling; the adapters register the canonical one)
+      const notes = name === 'gateway' ? 'notes://TEAM/%7ebob/todo' : 'notes://team/~bob/todo';
+      assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), [notes, 'file:///srv/public/readme']);
+      assert.deepEqual((await alice.listResources()).resources.map((r) => r.uri), [notes, 'file:///srv/public/readme', 'file:///srv/secret/key']);
+      if (name !== 'gateway') for (const uri of ['notes://TEAM/%7ebob/todo', 'notes://team/~bob/todo']) assert.equal((await bob.readResource({ uri })).contents[0]?.text, 'todo', uri);
       assert.deepEqual((await bob.listResourceTemplates()).resourceTemplates.map((t) => t.uriTemplate), ['file:///srv/{+path}']);
       const ref = { type: 'ref/resource', uri: 'file:///srv/{+path}' };
       assert.deepEqual((await bob.complete({ ref, argument: { name: 'path', value: '' } })).completion.values, ['public/readme']);
@@ -231,9 +241,9 @@ test('SDK 1.x adapter, stateful: lists in an open session follow a policy reload
   const bob = await connect(target, 'bob');
   const before = reloadable.current;
   try {
-    assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), ['file:///srv/public/readme']);
+    assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), ['notes://team/~bob/todo', 'file:///srv/public/readme']);
     reloadable.current = policyFromText(`${POLICY}\n  - id: no-public-either\n    effect: deny\n    subjects: { users: [bob] }\n    resources: ["file:///srv/public/**"]\n`);
-    assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), []);
+    assert.deepEqual((await bob.listResources()).resources.map((r) => r.uri), ['notes://team/~bob/todo']);
   } finally {
     reloadable.current = before;
     await bob.close();

@@ -15,6 +15,7 @@
  */
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
+import { canonicalizeUri } from '../policy/uri.js';
 import { filterResult, SCOPES_META_KEY } from './mcp-results.js';
 
 export { SCOPES_META_KEY };
@@ -87,10 +88,11 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
   const tools = new Map<string, Handle>();
   const resources = new Map<string, { handle: Handle; template: boolean }>();
   const prompts = new Map<string, Handle>();
-  const wrap = (method: keyof McpServerLike, record: (args: unknown[], handle: Handle) => void) => {
+  const wrap = (method: keyof McpServerLike, record: (args: unknown[], handle: Handle) => void, rewrite?: (args: unknown[]) => void) => {
     const original = server[method] as ((...a: unknown[]) => unknown) | undefined;
     if (typeof original !== 'function') return;
     (server as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      rewrite?.(args);
       const handle = original.apply(server, args) as Handle;
       record(args, handle);
       return handle;
@@ -104,8 +106,15 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
     const { uri, template } = uriOf(a[1]);
     resources.set(uri, { handle: h, template });
   };
-  wrap('registerResource', onResource);
-  wrap('resource', onResource);
+  // reads are handed on in canonical form (mcp-gate.ts), and the SDK finds a static resource
+  // by its exact URI: so it is registered (and listed) under its canonical URI
+  const canonicalStatic = (a: unknown[]) => {
+    if (typeof a[1] !== 'string') return;
+    const c = canonicalizeUri(a[1]);
+    if (c.ok) a[1] = c.uri;
+  };
+  wrap('registerResource', onResource, canonicalStatic);
+  wrap('resource', onResource, canonicalStatic);
   filterResultsOf(server, identity, current);
   await build(server, identity);
 
