@@ -17,7 +17,9 @@ import { Agent, fetch } from 'undici';
 import { Authority } from '../src/ca/authority.js';
 import { intermediateSigner, rootSigner } from '../src/ca/ca-keys.js';
 import { buildCrl } from '../src/ca/crl-signing.js';
+import { isMtlsError } from '../src/errors.js';
 import { createMtlsMiddleware, mtlsServerOptions } from '../src/server/middleware.js';
+import { buildRevocation } from '../src/server/revocation.js';
 import { createMtlsServer, type MtlsServerOptions } from '../src/server/mtls-server.js';
 import { keyIdentifier } from '../src/x509/keys.js';
 import { pemEncode } from '../src/x509/pem.js';
@@ -131,6 +133,8 @@ test('a client whose issuing CA is not configured: refused while a CRL of a CA w
     assert.equal(r.answer, 'revocation_unknown', kind);
     assert.match(r.message ?? '', /a CRL of a CA with its issuer's name is loaded, but the CA certificate whose key signed it is not configured/);
   }
+  // the middleware's former `revocation` option (CRLs without the CA certificates) is refused, not silently ignored
+  assert.throws(() => createMtlsMiddleware({ revocation: buildRevocation([acme.crl('intermediate')], [acme.root, acme.intermediate]) } as never), (e) => isMtlsError(e, 'BAD_ARGUMENT') && /pass `tls: material`/.test(e.hint ?? ''));
 });
 
 test('CRL URLs are learned per issuing CA key: a same-named tenant connecting first does not stop acme\'s CRL from applying, and a CA\'s clients are refused until its CRL is fetched', async () => {

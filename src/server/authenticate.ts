@@ -233,8 +233,6 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     const inter = issuer.intermediate;
     if (inter?.rootCaKey) {
       if (isRevoked(state, inter.rootCaKey, inter.serial)) return failure('certificate_revoked', `its intermediate CA ${inter.serial} is revoked`, id.fingerprint, id.serial);
-      const rootUrls = state.awaiting?.get(inter.rootCaKey);
-      if (rootUrls && !state.byCa.has(inter.rootCaKey)) return failure('revocation_unknown', `no CRL of the root of its intermediate CA has been fetched yet from ${rootUrls.join(', ')}; retry in a moment`, id.fingerprint, id.serial);
     } else if (inter && hasCrlNamed(state, inter.issuerNameHex)) {
       return failure('revocation_unknown', "the root whose key signed its intermediate CA is not configured while a CRL of a CA with that name is loaded: add the root certificate to the server's CA list", id.fingerprint, id.serial);
     }
