@@ -93,6 +93,9 @@ before(async () => {
   base = tmpDir('mcp-mtls-renewal-');
   caDir = path.join(base, 'pki');
   initCa({ dir: caDir, trustDomain: 'acme.test', rootTtlMs: 10 * YEAR, intermediateTtlMs: 5 * YEAR });
+  // one test renews a 1y certificate: raise this CA's client limit (default 30d) for it
+  const config = path.join(caDir, 'config.yaml');
+  fs.writeFileSync(config, fs.readFileSync(config, 'utf8').replace('maxTtl: 30d', 'maxTtl: 2y'));
   ca = await Authority.open(caDir);
   const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
   const srvKey = crypto.createPrivateKey({ key: srv.key!.pkcs8, format: 'der', type: 'pkcs8' }).export({ format: 'pem', type: 'pkcs8' }) as string;
