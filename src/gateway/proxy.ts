@@ -8,7 +8,7 @@ import { readJsonBody, sendJson } from '../server/http-body.js';
 import { IdleMap } from '../util/idle-map.js';
 import { handshakeCertificate } from '../server/handshake-certificate.js';
 import { gateMcpBody, unknownTargetAnswer } from '../server/mcp-gate.js';
-import { SCOPES_META_KEY } from '../server/mcp-surface.js';
+import { FILTERED_METHODS, filterResult } from '../server/mcp-results.js';
 import type { MtlsHandler, MtlsRequest } from '../server/mtls-server.js';
 import type { GatewayMetrics } from './metrics.js';
 import { forwardResponse } from './response.js';
@@ -56,8 +56,8 @@ export interface GatewayOptions {
 const DROP_REQUEST = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded']);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'trailer']);
 
-type ListKind = 'tools' | 'resources' | 'resourceTemplates' | 'prompts';
-const LIST_METHODS: Record<string, ListKind> = { 'tools/list': 'tools', 'resources/list': 'resources', 'resources/templates/list': 'resourceTemplates', 'prompts/list': 'prompts' };
+/** What a request asked, by id, for the answers to filter (lists and completions). */
+type Filtered = Map<unknown, { readonly method: string; readonly params: unknown }>;
 
 interface Message {
   id?: unknown;
@@ -66,26 +66,11 @@ interface Message {
   result?: Record<string, unknown>;
 }
 
-/** Filters one list result for the caller (tools also get their required scopes in _meta). */
-function filterResult(kind: ListKind, result: Record<string, unknown>, policy: Policy, who: PolicySubject): Record<string, unknown> {
-  const items = result[kind];
-  if (!Array.isArray(items)) return result;
-  let kept: unknown[];
-  if (kind === 'tools') {
-    kept = policy.filterTools(who, items as { name: string; _meta?: Record<string, unknown> }[]).map((t) => {
-      const scopes = policy.requiredScopes(t.name);
-      return scopes.length ? { ...t, _meta: { ...(t._meta ?? {}), [SCOPES_META_KEY]: scopes } } : t;
-    });
-  } else if (kind === 'resources') kept = policy.filterResources(who, items as { uri: string }[]);
-  else if (kind === 'resourceTemplates') kept = policy.filterResourceTemplates(who, items as { uriTemplate: string }[]);
-  else kept = policy.filterPrompts(who, items as { name: string }[]);
-  return { ...result, [kind]: kept };
-}
-
-function rewriteMessages(value: unknown, lists: Map<unknown, ListKind>, policy: Policy, who: PolicySubject): unknown {
+/** List and completion results filtered for the caller, as the SDK adapters filter theirs (mcp-results.ts). */
+function rewriteMessages(value: unknown, lists: Filtered, policy: Policy, who: PolicySubject): unknown {
   const one = (m: Message): Message => {
-    const kind = m && m.id !== undefined ? lists.get(m.id) : undefined;
-    return kind && m.result ? { ...m, result: filterResult(kind, m.result, policy, who) } : m;
+    const asked = m && m.id !== undefined ? lists.get(m.id) : undefined;
+    return asked && m.result ? { ...m, result: filterResult(asked.method, asked.params, m.result, policy, who) as Record<string, unknown> } : m;
   };
   return Array.isArray(value) ? value.map(one) : one(value as Message);
 }
@@ -191,7 +176,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     }
 
     let body: string | undefined;
-    const lists = new Map<unknown, ListKind>();
+    const lists: Filtered = new Map();
     const requestIds = new Set<unknown>(); // the answers this POST may receive (response.ts)
     if (req.method === 'POST') {
       const read = await readJsonBody(req, options.maxBodyBytes);
@@ -209,14 +194,15 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         ...(options.metrics ? { onDecision: (d) => options.metrics!.decision(d.ruleId, d.allowed) } : {}),
       });
       if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
-      const messages = (Array.isArray(read.value) ? read.value : [read.value]) as Message[];
+      // forwarded as decided: resource URIs in canonical form (mcp-gate.ts)
+      const messages = (Array.isArray(gate.body) ? gate.body : [gate.body]) as Message[];
       for (const m of messages) {
-        const kind = typeof m?.method === 'string' ? LIST_METHODS[m.method] : undefined;
-        if (kind && m.id !== undefined) lists.set(m.id, kind);
+        if (typeof m?.method === 'string' && FILTERED_METHODS.has(m.method) && m.id !== undefined) lists.set(m.id, { method: m.method, params: m.params });
       }
       for (const m of messages) if (typeof m?.method === 'string' && m.id !== undefined) requestIds.add(m.id);
       const forwarded = messages.map((m) => withIdentity(m, identity, gate.scopes));
-      body = JSON.stringify(Array.isArray(read.value) ? forwarded : forwarded[0]);
+      body = JSON.stringify(Array.isArray(gate.body) ? forwarded : forwarded[0]);
+      if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
     }
 
     const headers: Record<string, string> = {};
