@@ -13,7 +13,7 @@ import { createEnrollmentToken } from '../src/ca/tokens.js';
 import { createCsr } from '../src/x509/csr.js';
 import { parseCrl } from '../src/x509/crl.js';
 import { generateKey } from '../src/x509/keys.js';
-import { cliOk } from './support/cli.js';
+import { cli, cliOk } from './support/cli.js';
 import { startPostgres, type TestPostgres } from './support/postgres.js';
 import { clientCreds, makeCa, request, sleep, startServer, type TestCa } from './ca-serve-support.js';
 
@@ -93,6 +93,25 @@ test('token create and token list with --store postgres://… (the built CLI)', 
   const ca = Authority.open(t.dir, { store: new PostgresStore(url) });
   try {
     assert.equal((await ca.store.readTokens()).length, 1, 'in the database, not the folder');
+  } finally {
+    await ca.store.close();
+  }
+});
+
+test('issuance limits with --store postgres://…: refused issue and token create (LIMIT_EXCEEDED, exit 65) leave no record, serial or token in the database', async () => {
+  const url = await pg.newDatabase();
+  await migrate(url);
+  const out = `${t.dir}-limits-out`;
+  const refusedIssue = await cli(['issue', 'client', '--dir', t.dir, '--store', url, '--user', 'erin', '--ttl', '4y', '--out', out]);
+  assert.equal(refusedIssue.code, 65, refusedIssue.stderr);
+  assert.match(refusedIssue.stderr, /client certificate lifetime 4y exceeds the limit of 30d \(limits\.client\.maxTtl in config\.yaml\)/);
+  const refusedToken = await cli(['token', 'create', '--dir', t.dir, '--store', url, '--user', 'erin', '--ttl', '10m', '--cert-ttl', '31d']);
+  assert.equal(refusedToken.code, 65, refusedToken.stderr);
+  assert.match(refusedToken.stderr, /client certificate lifetime 31d exceeds the limit of 30d/);
+  const ca = Authority.open(t.dir, { store: new PostgresStore(url) });
+  try {
+    assert.deepEqual(await ca.store.readIndex(), [], 'no certificate recorded');
+    assert.deepEqual(await ca.store.readTokens(), [], 'no token stored');
   } finally {
     await ca.store.close();
   }
