@@ -167,12 +167,15 @@ test('server DNS allow-list: canonical lowercase ASCII (IDNA, no trailing dot), 
   // an IPv4-mapped IPv6 address is its IPv4 address (Node's BlockList): no way around a v4 list
   await refused(issue(['mcp.acme.test'], ['::ffff:10.0.0.1']), /IP address ::ffff:10\.0\.0\.1 not allowed/, pki);
   // allowed, and written in canonical form: openssl reads lowercase ASCII names
-  const ok = await cliOk<{ dns: string[]; files: { cert: string } }>([...issue(['API.Acme.Test', 'x.y.svc.acme.test', 'mcp.other.test.', 'shop.bücher.test', '*.acme.test'], ['127.0.0.2', '::1']), '--json']);
+  const ok = await cliOk<{ serial: string; dns: string[]; files: { cert: string } }>([...issue(['API.Acme.Test', 'x.y.svc.acme.test', 'mcp.other.test.', 'shop.bücher.test', '*.acme.test'], ['127.0.0.2', '::1']), '--json']);
   assert.deepEqual(ok.dns, ['api.acme.test', 'x.y.svc.acme.test', 'mcp.other.test', 'shop.xn--bcher-kva.test', '*.acme.test']);
   const text = (await openssl(['x509', '-in', ok.files.cert, '-noout', '-ext', 'subjectAltName'])).stdout;
   assert.match(text, /DNS:api\.acme\.test, DNS:x\.y\.svc\.acme\.test, DNS:mcp\.other\.test, DNS:shop\.xn--bcher-kva\.test, DNS:\*\.acme\.test, IP Address:127\.0\.0\.2, IP Address:0:0:0:0:0:0:0:1/);
   // uppercase and trailing-dot spellings of a refused name are refused the same
   await refused(issue(['A.B.ACME.TEST.']), /DNS name "a\.b\.acme\.test" not allowed/, pki);
+  // renew keeps the names: one the list no longer allows stops the renewal too
+  setConfig(pki, (c) => ((c.limits as { server: { dns: string[] } }).server.dns = ['*.acme.test', 'mcp.other.test', '*.bücher.test']));
+  await refused(['renew', ok.serial, '--dir', pki, '--out', path.join(base, `srv${++n}`)], /DNS name "x\.y\.svc\.acme\.test" not allowed by limits\.server\.dns/, pki);
 });
 
 test('a bad limits: entry is a config error (exit 78) naming the field', async () => {
