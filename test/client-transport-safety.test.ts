@@ -75,6 +75,12 @@ test('connect refuses an http: URL (argument or bundle profile) before sending a
   const remote = await cli(['connect', 'http://mcp.acme.test/mcp', '--bundle', alice, '--allow-insecure-loopback-http']);
   assert.equal(remote.code, 64, remote.stderr);
   assert.match(remote.stderr, /refusing cleartext http: to http:\/\/mcp\.acme\.test\/mcp/);
+  // nor does `bundle` write a profile for cleartext to another machine (loopback: for development)
+  const remoteProfile = await cli(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', 'http://mcp.acme.test/mcp', '--out', path.join(f.pki.base, 'remote-http.yaml')]);
+  assert.equal(remoteProfile.code, 64, remoteProfile.stderr);
+  assert.match(remoteProfile.stderr, /refusing cleartext http: to http:\/\/mcp\.acme\.test\/mcp/);
+  assert.equal(fs.existsSync(path.join(f.pki.base, 'remote-http.yaml')), false);
+  await cliOk(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', plainUrl, '--out', path.join(f.pki.base, 'loopback-http.yaml')]);
   // neither is client-config willing to write one
   const cfg = await cli(['client-config', '--client', 'cursor', '--name', 'x', '--bundle', alice, '--url', plainUrl, '--json'], { env: { HOME: f.pki.base } });
   assert.equal(cfg.code, 64, cfg.stderr);

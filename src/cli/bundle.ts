@@ -7,6 +7,7 @@ import { Authority } from '../ca/authority.js';
 import { foldIndex } from '../ca/list.js';
 import { loadBundle } from '../bundle/load.js';
 import { BUNDLE_FORMATS, writeBundle, type BundleFormat } from '../bundle/write.js';
+import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import { readCertificates } from '../x509/pem.js';
@@ -84,6 +85,9 @@ export function registerBundle(program: Command): void {
         } catch {
           throw new MtlsError('USAGE', `--url "${o.url}" is not a URL`, { hint: 'e.g. https://mcp.example.com/mcp' });
         }
+        // a profile for cleartext would carry the key to where it is never presented: https:
+        // only, but loopback http for development (connect still wants --allow-insecure-loopback-http)
+        serverUrl(o.url, { allowInsecureLoopbackHttp: true });
       }
       if (o.renewUrl && !/^https:\/\//.test(o.renewUrl)) throw new MtlsError('USAGE', `--renew-url "${o.renewUrl}" is not an https: URL`, { hint: 'e.g. https://ca.acme.test/renew' });
       if (fs.existsSync(path.resolve(o.out))) throw new MtlsError('OUTPUT_EXISTS', `${path.resolve(o.out)} exists already`, { hint: 'choose another --out' });
