@@ -208,3 +208,29 @@ test('lists and completions keep what the same caller could read, item by item (
   // a template the caller cannot see completes nothing
   assert.deepEqual(filterResult('completion/complete', { ref: { type: 'ref/resource', uri: 'hr://{x}' }, argument: { name: 'x', value: '' } }, { completion: { values: ['a'] } }, POLICY, bob), { completion: { values: [], total: 0, hasMore: false } });
 });
+
+test('a rootless path (mem:public/x, no "/" after the scheme) has no dot or empty segments: refused, as no normalisation keeps it rootless', () => {
+  const policy = policyFromText(`
+version: 1
+rules:
+  - id: public-notes
+    subjects: { any: true }
+    resources: ["mem:public/**"]
+`);
+  // a handler of the template mem:{+path} joins the path to a directory: each of these names mem:secret/...
+  for (const uri of ['mem:public/../secret/key', 'mem:public/%2E%2E/secret/key', 'mem:public/.%2e/secret/key', 'mem:public/./../secret', 'mem:public//x', 'mem:..', 'mem:./public']) {
+    const c = canonicalizeUri(uri);
+    assert.equal(c.ok, false, `${uri} was accepted as ${JSON.stringify(c)}`);
+    assert.match((c as { problem: string }).problem, /dot segment|empty segment/, uri);
+    assert.equal(policy.decide(alice, { kind: 'resource', uri }).allowed, false, uri);
+    assert.equal(authorizationFor('resources/read', { uri }).kind, 'invalid', uri);
+  }
+  // what is not a dot segment is kept, and URNs are unaffected
+  for (const [uri, canonical] of [
+    ['mem:public/a.b/..c', 'mem:public/a.b/..c'],
+    ['mem:public/%61/', 'mem:public/a/'],
+    ['urn:isbn:0451450523', 'urn:isbn:0451450523'],
+    ['urn:x:a%3Bb', 'urn:x:a;b'],
+  ]) assert.equal(canonicalUri(uri as string), canonical, uri);
+  assert.equal(policy.decide(alice, { kind: 'resource', uri: 'mem:public/a.b/..c' }).allowed, true);
+});

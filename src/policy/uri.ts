@@ -18,7 +18,8 @@
  *   other character (`?`, `#`, `%`, space, `[`, non-ASCII ...) as its UTF-8 octets, `%XX` with
  *   uppercase hex. This goes beyond §6.2.2 (which decodes unreserved characters only) because
  *   file handlers decode `%2B` and `+` to the same name: two spellings, one file, one decision;
- * - dot segments removed (§5.2.4);
+ * - dot segments removed (§5.2.4); in a rootless path (`mem:a/b`, no `/` after the scheme),
+ *   where removing them could not keep it rootless, refused;
  * - in a query (not allowed in `file:`), only §6.2.2: unreserved characters decoded, hex
  *   uppercase (a query's `%26` and `&` differ).
  *
@@ -111,9 +112,20 @@ function decode(raw: string, where: string): Unit[] {
 
 function path(raw: string, hierarchical: boolean): string {
   if (!hierarchical) {
-    const units = decode(raw, 'path');
-    if (units.some((u) => u.ch === '/' && u.encoded)) refuse('the path has an encoded slash (%2F)');
-    return units.map((u) => (OPAQUE_RAW.test(u.ch) || (u.ch === '/' && !u.encoded) ? u.ch : pct(u.ch))).join('');
+    // a rootless path (`mem:public/../secret`) has segments too, which handlers join to a
+    // directory: its dot segments (raw or encoded) and empty segments are refused, as no
+    // normalisation would keep it rootless (found in review, issue 16)
+    const segments = raw.split('/');
+    return segments
+      .map((segment, i) => {
+        const units = decode(segment, 'path');
+        if (units.some((u) => u.ch === '/')) refuse('the path has an encoded slash (%2F)');
+        const text = units.map((u) => u.ch).join('');
+        if (text === '.' || text === '..') refuse(`the path has a ${units.some((u) => u.encoded) ? 'percent-encoded ' : ''}dot segment ("." or "..") in a path without "/" in front, which no normalisation removes`);
+        if (units.length === 0 && i > 0 && i < segments.length - 1) refuse('the path has an empty segment ("//"), which file systems and many servers read as "/"');
+        return units.map((u) => (OPAQUE_RAW.test(u.ch) ? u.ch : pct(u.ch))).join('');
+      })
+      .join('/');
   }
   const segments = raw.split('/');
   const out: string[] = [];
