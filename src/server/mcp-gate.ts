@@ -11,7 +11,10 @@
  *   without a canonical form (policy/uri.ts) as invalid params, naming the problem.
  * - A resource URI is passed on in the canonical form it was decided in (`body` of the
  *   result), so the handler reads what the policy allowed, not another spelling of it.
- * - Batches are refused as a whole when any element is not allowed (no smuggling).
+ * - Batches are refused as a whole when any element is not allowed (no smuggling), or when two
+ *   of its requests share an id (answers are matched and filtered by id).
+ * - A request method without an id (a "notification" of `tools/call`) is refused: a server may
+ *   run it, and no decision covers it. Client notifications are `notifications/*`.
  * - 2026-07-28 `Mcp-Method` / `Mcp-Name` headers must agree with the body.
  * Every decision on a target is audited; tool arguments only when the sink allows it.
  */
@@ -64,6 +67,27 @@ export function unknownTargetAnswer(id: unknown, t: PolicyTarget): unknown {
 // a message with a method and an id key is a request, `id: null` included: servers differ in
 // how they treat one, so it is decided here like any other
 const isRequest = (m: Message): boolean => m !== null && typeof m === 'object' && typeof m.method === 'string' && 'id' in m;
+
+/**
+ * A request method sent without an id (`{"method":"tools/call"}`): JSON-RPC servers run a
+ * notification, they only do not answer it, and nothing here decides one. Client
+ * notifications are `notifications/*`; anything else without an id is refused (found in
+ * review, issue 16: the gateway passed `tools/call` of a hidden tool on undecided).
+ */
+const isRequestWithoutId = (m: Message): boolean =>
+  m !== null && typeof m === 'object' && typeof m.method === 'string' && !('id' in m) && !m.method.startsWith('notifications/');
+
+/** The first id two requests of a batch share (the gateway tells their answers apart by id), or undefined. */
+function sharedId(messages: readonly Message[]): unknown {
+  const seen = new Set<string>();
+  for (const m of messages) {
+    if (!isRequest(m)) continue;
+    const key = JSON.stringify(m.id) ?? String(m.id);
+    if (seen.has(key)) return m.id ?? null;
+    seen.add(key);
+  }
+  return undefined;
+}
 
 function targetName(t: PolicyTarget): string {
   return t.kind === 'resource' ? t.uri : t.name;
@@ -148,6 +172,21 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
       remote: ctx.remote,
       ...(ctx.audit.includeArgs && t && t.kind !== 'resource' ? { args: t.args } : {}),
     });
+
+  const withoutId = messages.find(isRequestWithoutId);
+  if (withoutId) {
+    const reason = `${describe(withoutId.method).slice(0, 100)} is a request method, sent without an id (as a notification): refused, since a server may run it`;
+    audit(withoutId, undefined, { allowed: false, ruleId: null, reason });
+    return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };
+  }
+  if (Array.isArray(body)) {
+    const shared = sharedId(messages);
+    if (shared !== undefined) {
+      const reason = `batch refused: two requests share the id ${describe(shared).slice(0, 100)}`;
+      audit(messages.find(isRequest) as Message, undefined, { allowed: false, ruleId: null, reason });
+      return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };
+    }
+  }
 
   if (!Array.isArray(body)) {
     const m = messages[0] as Message;
