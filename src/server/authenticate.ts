@@ -53,6 +53,13 @@ export interface IssuerInfo {
    * key of the configured root whose key verifies it (absent when none does), under which it is revoked.
    */
   readonly intermediate?: { readonly serial: string; readonly issuerNameHex: string; readonly rootCaKey?: string };
+  /**
+   * Every configured CA certificate from the issuing one up to its root (the first is
+   * `intermediate`; more with deeper hierarchies, root -> CA -> CA -> client): its serial, its
+   * issuer's name (DER, hex) and the CA key of the configured CA whose key verifies it (absent
+   * when none does; the walk stops there), under which it is revoked. Empty for a root.
+   */
+  readonly chain?: readonly { readonly serial: string; readonly issuerNameHex: string; readonly issuerCaKey?: string }[];
   /** SHA-256 of the root certificate's DER, lowercase hex; absent when the root is not configured. */
   readonly rootFp?: string;
 }
@@ -181,15 +188,32 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   const cas = (options.caCertificates ?? []).map((der) => ({ x509: new crypto.X509Certificate(der), parsed: parseCertificate(der) }));
   const roots = cas.filter((c) => c.x509.issuer === c.x509.subject);
   const rootKeys = roots.map((r) => caKeyOf(r.x509.raw));
-  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = cas.map(({ x509, parsed }) => {
+  // each CA certificate's issuer by signature, not by name (a same-named CA of another tenant did
+  // not sign it), roots first; followed up to a root, so that every CA certificate above a
+  // client's is checked for revocation under the key that signed it, however deep the hierarchy
+  const isRoot = (c: (typeof cas)[number]) => roots.includes(c);
+  const parentOf = (c: (typeof cas)[number]) => (isRoot(c) ? undefined : [...roots, ...cas.filter((p) => !isRoot(p))].find((p) => p !== c && c.x509.checkIssued(p.x509) && c.x509.verify(p.x509.publicKey)));
+  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = cas.map((c) => {
+    const { x509, parsed } = c;
     const nameHex = parsed.subjectName.toString('hex');
     const caKey = caKeyOf(x509.raw);
-    if (roots.some((r) => r.x509 === x509)) return { caKey, key: x509.publicKey, nameHex, rootFp: fp(x509.raw) };
-    // its root by signature, not by name: a same-named root of another tenant did not sign it
-    const root = roots.find((r) => x509.checkIssued(r.x509) && x509.verify(r.x509.publicKey));
-    const intermediate = { serial: parsed.serial, issuerNameHex: parsed.issuerName.toString('hex'), ...(root ? { rootCaKey: caKeyOf(root.x509.raw) } : {}) };
-    return { caKey, key: x509.publicKey, nameHex, intermediate, ...(root ? { rootFp: fp(root.x509.raw) } : {}) };
+    if (isRoot(c)) return { caKey, key: x509.publicKey, nameHex, chain: [], rootFp: fp(x509.raw) };
+    const chain: { serial: string; issuerNameHex: string; issuerCaKey?: string }[] = [];
+    const seen = new Set<(typeof cas)[number]>();
+    let cur: (typeof cas)[number] | undefined = c;
+    while (cur && !isRoot(cur) && !seen.has(cur) && chain.length < 16) {
+      seen.add(cur);
+      const parent = parentOf(cur);
+      chain.push({ serial: cur.parsed.serial, issuerNameHex: cur.parsed.issuerName.toString('hex'), ...(parent ? { issuerCaKey: caKeyOf(parent.x509.raw) } : {}) });
+      cur = parent;
+    }
+    const top = cur && isRoot(cur) ? cur : undefined;
+    const first = chain[0]!;
+    const intermediate = { serial: first.serial, issuerNameHex: first.issuerNameHex, ...(chain.length === 1 && top ? { rootCaKey: caKeyOf(top.x509.raw) } : {}) };
+    return { caKey, key: x509.publicKey, nameHex, intermediate, chain, ...(top ? { rootFp: fp(top.x509.raw) } : {}) };
   });
+  // the CAs whose CRLs revoke CA certificates: the roots and every configured CA that signed another
+  const caSigners = [...new Set([...rootKeys, ...issuers.flatMap((i) => (i.chain ?? []).flatMap((l) => (l.issuerCaKey ? [l.issuerCaKey] : [])))])];
   // one signature check per certificate, not per connection: remembered by fingerprint
   const issuerByLeaf = new IdleMap<string, IssuerInfo | undefined>({ idleMs: 3_600_000, max: 10_000 });
   const issuerOf = (peer: crypto.X509Certificate, nameHex: string, fingerprint: string): IssuerInfo | undefined => {
@@ -204,8 +228,8 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     const der = readCertificates(Buffer.isBuffer(pem) ? pem : Buffer.from(pem))[0] as Buffer;
     tenantRoots.set(td, crypto.createHash('sha256').update(der).digest('hex'));
   }
-  // intermediates are revoked on their root's CRL
-  const anyRevokedIntermediate = (state: RevocationState) => rootKeys.some((k) => (state.byCa.get(k)?.size ?? 0) > 0);
+  // intermediates are revoked on their root's CRL (or, deeper, on the CRL of the CA above them)
+  const anyRevokedIntermediate = (state: RevocationState) => caSigners.some((k) => (state.byCa.get(k)?.size ?? 0) > 0);
 
   /**
    * Why an authenticated identity no longer holds: expired, revoked (itself or its
@@ -230,11 +254,13 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     if (isRevoked(state, issuer.caKey, id.serial)) return failure('certificate_revoked', `serial ${id.serial}`, id.fingerprint, id.serial);
     const urls = state.awaiting?.get(issuer.caKey);
     if (urls && !state.byCa.has(issuer.caKey)) return failure('revocation_unknown', `no CRL of its CA has been fetched yet from ${urls.join(', ')}; retry in a moment`, id.fingerprint, id.serial);
-    const inter = issuer.intermediate;
-    if (inter?.rootCaKey) {
-      if (isRevoked(state, inter.rootCaKey, inter.serial)) return failure('certificate_revoked', `its intermediate CA ${inter.serial} is revoked`, id.fingerprint, id.serial);
-    } else if (inter && hasCrlNamed(state, inter.issuerNameHex)) {
-      return failure('revocation_unknown', "the root whose key signed its intermediate CA is not configured while a CRL of a CA with that name is loaded: add the root certificate to the server's CA list", id.fingerprint, id.serial);
+    // every CA certificate up to the root, each under the key that signed it
+    for (const link of issuer.chain ?? []) {
+      if (link.issuerCaKey) {
+        if (isRevoked(state, link.issuerCaKey, link.serial)) return failure('certificate_revoked', `its intermediate CA ${link.serial} is revoked`, id.fingerprint, id.serial);
+      } else if (hasCrlNamed(state, link.issuerNameHex)) {
+        return failure('revocation_unknown', "the CA whose key signed its intermediate CA is not configured while a CRL of a CA with that name is loaded: add the root (and any CA between) to the server's CA list", id.fingerprint, id.serial);
+      }
     }
     return undefined;
   };
