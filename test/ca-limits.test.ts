@@ -198,6 +198,9 @@ test('canonical DNS forms and patterns', () => {
   assert.equal(canonicalDnsName('bücher.test'), 'xn--bcher-kva.test');
   assert.equal(canonicalDnsName('*.Acme.test'), '*.acme.test');
   for (const bad of ['', '.', 'a..b', 'a b.test', 'a.*.test', '*', 'a/b', 'a@b', 'a:b', 'a%2eb', 'x'.repeat(64) + '.test']) assert.equal(canonicalDnsName(bad), undefined, bad);
+  // IPv4 addresses, however spelled, are not DNS names (they escaped limits.server.ips as DNS SANs)
+  for (const ip of ['10.0.0.1', '127.0.0.1.', '0x7f.1', '10.1', '012.0.0.1']) assert.equal(canonicalDnsName(ip), undefined, ip);
+  assert.equal(canonicalDnsName('1.2.3.4.acme.test'), '1.2.3.4.acme.test');
   assert.equal(canonicalDnsPattern('**.Acme.test.'), '**.acme.test');
   assert.equal(canonicalDnsPattern('*.*.acme.test'), undefined);
   assert.equal(canonicalDnsPattern('***.acme.test'), undefined);
@@ -231,6 +234,21 @@ test('ca serve: /sign with a token over a limit lowered since is 403 LIMIT_EXCEE
     assert.equal(await lifetimeMs(file), DAY + 60_000, 'a 10d certificate renews for 1d (the limit), not 10d');
   } finally {
     await server.shutdown();
+    await ca.store.close();
+  }
+});
+
+test('an IP address given as a DNS name is refused (BAD_NAME): it would escape limits.server.ips as a DNS SAN', async () => {
+  const pki = await newCa({ server: { ips: ['127.0.0.0/8'] } });
+  const ca = Authority.open(pki);
+  try {
+    for (const name of ['10.0.0.1', '0x0a.1']) {
+      const before = state(pki);
+      await assert.rejects(ca.issueServer({ dns: [name], ips: [] }), (e: { code?: string; hint?: string }) => e.code === 'BAD_NAME' && /--ip/.test(String(e.hint)), name);
+      assert.deepEqual(state(pki), before, 'nothing written');
+    }
+    await ca.issueServer({ dns: ['mcp.acme.test'], ips: ['127.0.0.2'] });
+  } finally {
     await ca.store.close();
   }
 });

@@ -344,7 +344,7 @@ export class Authority {
     // one canonical form (lowercase ASCII, IDNA, no trailing dot) for every check and for the certificate
     const dns = request.dns.map((d) => {
       const canonical = canonicalDnsName(d);
-      if (!canonical) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com' });
+      if (!canonical) throw new MtlsError('BAD_NAME', `invalid DNS name "${d}"`, { hint: 'use a host name such as mcp.example.com; an IP address goes in --ip' });
       return canonical;
     });
     const r = { ...request, dns };

@@ -9,7 +9,8 @@
  *   at most 30d, servers at most 397d (the CA/Browser Forum's ceiling), no allow-lists.
  * - An allow-list that is present is exhaustive: `teams: []` allows no team at all.
  * - DNS names are compared in one canonical form: lowercase ASCII (IDNA: `bücher.test` is
- *   `xn--bcher-kva.test`), without a trailing dot. A pattern is a name (itself only),
+ *   `xn--bcher-kva.test`), without a trailing dot; an IPv4 address (`10.0.0.1`, `0x7f.1`) is
+ *   not a DNS name (it goes in an IP SAN, under `limits.server.ips`). A pattern is a name (itself only),
  *   `*.suffix` (exactly one label before suffix, like a TLS wildcard; the wildcard name
  *   `*.suffix` itself too) or `**.suffix` (one label or more). Nothing else may hold a `*`.
  * - IP addresses: an address or a CIDR block (`10.0.0.0/8`, `fd00::/8`); an IPv4-mapped IPv6
@@ -38,7 +39,9 @@ export function canonicalDnsName(name: string): string | undefined {
   }
   if (rest === '' || /[\s*%/\\@:]/.test(rest)) return undefined;
   const ascii = domainToASCII(rest);
-  if (!ascii || ascii.endsWith('.')) return undefined;
+  // an IPv4 address (or what WHATWG reads as one: `0x7f.1`, `10.1`) is no DNS name: written as
+  // a DNS SAN it escaped limits.server.ips, and lax clients match it for that address
+  if (!ascii || ascii.endsWith('.') || net.isIPv4(ascii)) return undefined;
   const canonical = prefix + ascii;
   return isValidDnsName(canonical) ? canonical : undefined;
 }
