@@ -100,6 +100,11 @@ export function createCrlVerifier(caCertificates: readonly Uint8Array[]): CrlVer
         if (!signer) {
           throw new MtlsError('CRL_INVALID', 'a CRL is not signed by any trusted CA certificate', { hint: 'load the CRLs of this CA (`mcp-mtls crl --out DIR/`), and its root and intermediate certificates' });
         }
+        // each CRL is taken as the whole of its CA's revocations (it supersedes the one before):
+        // a delta or partitioned CRL, newer than the full one, would un-revoke what only that one lists
+        if (crl.notComplete) {
+          throw new MtlsError('CRL_INVALID', `a CRL of ${signer.x509.subject.replaceAll('\n', ', ')} cannot be used: ${crl.notComplete}`, { hint: 'give the CA\'s complete CRL (no delta CRLs, no partitioned CRLs)' });
+        }
         return {
           der,
           caKey: signer.caKey,

@@ -160,6 +160,13 @@ export interface ParsedCrl {
   readonly number: bigint | undefined;
   /** authorityKeyIdentifier keyIdentifier, hex */
   readonly authorityKeyId: string | undefined;
+  /**
+   * Why this CRL is not a complete CRL of its issuer, or undefined when it is: a delta CRL
+   * (deltaCRLIndicator), a CRL whose issuingDistributionPoint narrows its scope (only user or CA
+   * certificates, some reasons, indirect, attribute certificates), or a critical CRL extension
+   * this reader does not understand (RFC 5280 5.2: such a CRL must not be used).
+   */
+  readonly notComplete: string | undefined;
   /** every entry, decoded (on first use) */
   readonly entries: CrlEntry[];
   /** the revoked serials only: the fast path for servers (no dates, no objects per entry) */
@@ -170,6 +177,9 @@ export interface ParsedCrl {
 }
 
 const REASON_NAMES = new Map<number, RevocationReason>(Object.entries(REVOCATION_REASONS).map(([k, v]) => [v, k as RevocationReason]));
+
+const DELTA_CRL_INDICATOR = '2.5.29.27';
+const ISSUING_DISTRIBUTION_POINT = '2.5.29.28';
 
 function bad(what: string): MtlsError {
   return new MtlsError('DER_MALFORMED', `malformed CRL: ${what}`, { hint: 'fetch or generate the CRL again (`mcp-mtls crl`)' });
@@ -200,12 +210,19 @@ export function parseCrl(der: Uint8Array): ParsedCrl {
   if (items[i]?.tag === TAG.SEQUENCE) revokedList = items[i++];
   let number: bigint | undefined;
   let authorityKeyId: string | undefined;
+  let notComplete: string | undefined;
   if (items[i]?.tag === 0xa0) {
     const list = expectTag(children(buf, items[i]!)[0], TAG.SEQUENCE, 'crlExtensions');
     for (const ext of children(buf, list)) {
       const parts = children(buf, ext);
       const oid = decodeOid(contentOf(buf, expectTag(parts[0], TAG.OID, 'extnID')));
       const value = contentOf(buf, parts[parts.length - 1]!);
+      const critical = parts.length === 3 && parts[1]!.tag === TAG.BOOLEAN && contentOf(buf, parts[1]!)[0] !== 0;
+      if (oid === DELTA_CRL_INDICATOR) notComplete ??= 'it is a delta CRL (deltaCRLIndicator), not a complete CRL';
+      else if (oid === ISSUING_DISTRIBUTION_POINT) {
+        // only a distributionPoint name ([0]) keeps the full scope; [1]..[5] narrow it
+        if (children(value, readWhole(value, TAG.SEQUENCE)).some((c) => c.tag !== 0xa0)) notComplete ??= 'its issuingDistributionPoint narrows its scope (only some certificates or reasons, or indirect)';
+      } else if (critical && oid !== OID.cRLNumber && oid !== OID.authorityKeyIdentifier) notComplete ??= `it has a critical extension ${oid} this reader does not understand`;
       if (oid === OID.cRLNumber) number = BigInt(`0x${integerHex(contentOf(value, readWhole(value, TAG.INTEGER)))}`);
       if (oid === OID.authorityKeyIdentifier) {
         const first = children(value, readWhole(value, TAG.SEQUENCE))[0];
@@ -222,6 +239,7 @@ export function parseCrl(der: Uint8Array): ParsedCrl {
     nextUpdate,
     number,
     authorityKeyId,
+    notComplete,
     get entries() {
       decoded ??= revokedList ? decodeEntries(buf, revokedList) : [];
       return decoded;
