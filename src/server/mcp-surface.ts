@@ -50,17 +50,37 @@ function handlerMethod(first: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
-/** Makes the list and completion handlers installed on `server` filter their results for `identity`, by the policy in force. */
-function filterResultsOf(server: McpServerLike, identity: Identity, policy: () => Policy): void {
+type Handler = (request: { params?: unknown }, extra: unknown) => unknown;
+
+/**
+ * Makes the list and completion handlers installed on `server` filter their results for
+ * `identity`, by the policy in force. Handlers `build` installs itself on the low-level server
+ * (`server.server.setRequestHandler`, outside McpServer's registration, which `registering`
+ * says is under way) have every tool and prompt, removed or not: their `tools/list` is
+ * filtered too, and their `tools/call` and `prompts/get` answer a hidden name as unknown, as
+ * McpServer does (found in review, issue 16: they listed and ran hidden tools).
+ */
+function filterResultsOf(server: McpServerLike, identity: Identity, policy: () => Policy, registering: () => boolean): void {
   const low = server.server;
   if (!low || typeof low.setRequestHandler !== 'function') return;
   const original = low.setRequestHandler;
   low.setRequestHandler = (...args: unknown[]) => {
     const method = handlerMethod(args[0]);
     const last = args.length - 1;
-    const handler = args[last];
-    if (method && ADAPTER_FILTERED.has(method) && typeof handler === 'function') {
-      args[last] = async (request: { params?: unknown }, extra: unknown) => filterResult(method, request?.params, await handler(request, extra), policy(), identity);
+    const handler = args[last] as Handler;
+    const own = !registering(); // installed by build itself, not by McpServer's registration
+    if (method && typeof handler === 'function') {
+      if (ADAPTER_FILTERED.has(method) || (own && method === 'tools/list')) {
+        args[last] = async (request: { params?: unknown }, extra: unknown) => filterResult(method, request?.params, await handler(request, extra), policy(), identity);
+      } else if (own && (method === 'tools/call' || method === 'prompts/get')) {
+        const kind = method === 'tools/call' ? 'tool' : 'prompt';
+        args[last] = async (request: { params?: { name?: unknown } }, extra: unknown) => {
+          const name = String((request?.params as { name?: unknown } | undefined)?.name);
+          if (policy().visible(identity, { kind, name })) return handler(request, extra);
+          if (kind === 'tool') return { content: [{ type: 'text', text: `MCP error -32602: Tool ${name} not found` }], isError: true };
+          throw Object.assign(new Error(`MCP error -32602: Prompt ${name} not found`), { code: -32602 });
+        };
+      }
     }
     return original.apply(low, args);
   };
@@ -88,12 +108,19 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
   const tools = new Map<string, Handle>();
   const resources = new Map<string, { handle: Handle; template: boolean }>();
   const prompts = new Map<string, Handle>();
+  let registering = 0; // McpServer installs its own low-level handlers while it registers
   const wrap = (method: keyof McpServerLike, record: (args: unknown[], handle: Handle) => void, rewrite?: (args: unknown[]) => void) => {
     const original = server[method] as ((...a: unknown[]) => unknown) | undefined;
     if (typeof original !== 'function') return;
     (server as Record<string, unknown>)[method] = (...args: unknown[]) => {
       rewrite?.(args);
-      const handle = original.apply(server, args) as Handle;
+      registering++;
+      let handle: Handle;
+      try {
+        handle = original.apply(server, args) as Handle;
+      } finally {
+        registering--;
+      }
       record(args, handle);
       return handle;
     };
@@ -115,7 +142,7 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
   };
   wrap('registerResource', onResource, canonicalStatic);
   wrap('resource', onResource, canonicalStatic);
-  filterResultsOf(server, identity, current);
+  filterResultsOf(server, identity, current, () => registering > 0);
   await build(server, identity);
 
   const visibleTools: string[] = [];
