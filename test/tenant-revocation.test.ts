@@ -7,12 +7,14 @@
  * Against createMtlsServer and an https server built with mtlsServerOptions + createMtlsMiddleware.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Agent, fetch } from 'undici';
 import { Authority } from '../src/ca/authority.js';
 import { intermediateSigner, rootSigner } from '../src/ca/ca-keys.js';
@@ -210,4 +212,31 @@ test('CRL URLs are learned per issuing CA key: a same-named tenant connecting fi
   const r = await attempt(partialPort, bob, third.root);
   assert.equal(r.answer, 'revocation_unknown');
   assert.match(r.message ?? '', /it names a CRL URL \(http:\/\/127\.0\.0\.1:\d+\/globex\/intermediate\.crl\), but the CA certificate whose key signed it is not among the server's CA certificates/);
+});
+
+test('learned CRL URLs are capped per CA: a tenant\'s certificate naming 40 URLs does not use up the budget and leave acme\'s CRL unfetched', async () => {
+  const crlHost = http.createServer((req, res) => {
+    if (!req.url?.startsWith('/acme/')) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(read(path.join(acme3.dir, 'crl', 'intermediate.crl')));
+  });
+  const crlPort = await listen(crlHost);
+  const acme3 = await ca('acme-cap', ['--trust-domain', 'acme.test', '--crl-url', `http://127.0.0.1:${crlPort}/acme/intermediate.crl`]);
+  const globex3 = await ca('globex-cap', ['--trust-domain', 'globex.test']);
+  const alice = await acme3.issue(['issue', 'client', '--user', 'alice']);
+  const bob = await globex3.issue(['issue', 'client', '--user', 'bob']);
+  // the hostile tenant's CA signs a certificate for bob naming 40 CRL URLs of its choosing
+  const many = path.join(globex3.dir, 'bob-many.crt');
+  execFileSync('python3', [path.join(path.dirname(fileURLToPath(import.meta.url)), 'oracle', 'many_crl_urls.py'), globex3.dir, bob.files.cert, '40', `http://127.0.0.1:${crlPort}/globex`, many]);
+  const logs: string[] = [];
+  const server = createMtlsServer(
+    { cert: read(srv.files.cert), key: read(srv.files.key), ca: [acme3.root, acme3.intermediate, globex3.root, globex3.intermediate, acme.root], crlFromCertificates: true, crlFetch: { intervalMs: 1000 }, log: (m) => logs.push(m) },
+    (_req, res) => void res.end('hello'),
+  );
+  const port = await listen(server);
+  assert.equal((await attempt(port, { ...bob, files: { ...bob.files, cert: many } }, acme.root)).answer, 'revocation_unknown');
+  await attempt(port, alice, acme.root); // learns acme's URL
+  await server.refreshCrls();
+  assert.equal((await attempt(port, alice, acme.root)).answer, 'ok', logs.filter((l) => /not fetching/.test(l)).slice(-3).join('\n'));
+  assert.equal(server.crlSources().filter((s) => s.url.includes('/globex/')).length, 4, 'at most 4 learned URLs for the hostile CA');
+  assert.ok(logs.some((l) => /at most 4 learned CRL URLs per CA/.test(l)));
 });

@@ -28,8 +28,10 @@ export const CRL_FETCH_DEFAULTS = {
   minMaxAgeMs: 30_000,
   /** first retry after a failure (then doubling, up to the interval) */
   retryMs: 5_000,
-  /** learned URLs (from certificates) kept at most */
+  /** learned URLs (from certificates) kept at most (createTrust raises it to maxLearnedPerCa per CA certificate) */
   maxLearned: 32,
+  /** learned URLs taken per issuing CA: one tenant's certificates naming many URLs cannot use up the others' */
+  maxLearnedPerCa: 4,
   warnWithinMs: 86_400_000,
 } as const;
 
@@ -52,6 +54,8 @@ export interface CrlFetchOptions {
   /** warn on a failed fetch when a kept CRL's nextUpdate is this close (default 1 day) */
   readonly warnWithinMs?: number;
   readonly clock?: () => Date;
+  /** URLs learned from certificates (`add(url, 'certificate')`) kept at most (default 32) */
+  readonly maxLearned?: number;
 }
 
 /**
@@ -307,7 +311,7 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
     }
     if (sources.has(url.href)) return false;
     if (origin === 'certificate') {
-      if (learned >= CRL_FETCH_DEFAULTS.maxLearned) return false;
+      if (learned >= (options.maxLearned ?? CRL_FETCH_DEFAULTS.maxLearned)) return false;
       learned++;
       log(`fetching CRLs from ${url.href} too (named by a certificate)`);
     }

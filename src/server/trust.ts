@@ -98,6 +98,7 @@ export function createTrust(options: TrustOptions): Trust {
   // verified the certificate), so a same-named CA of another tenant, connecting first, cannot
   // stand in for it; fetched in the background
   const learned = new Set<string>();
+  const maxLearned = Math.max(CRL_FETCH_DEFAULTS.maxLearned, CRL_FETCH_DEFAULTS.maxLearnedPerCa * caCertificates.length);
   const learn = (cert: ParsedCertificate, issuer: IssuerInfo | undefined): string | undefined => {
     if (!fetcher || (issuer && learned.has(issuer.caKey))) return undefined; // the common case: no URL parsing per connection
     const urls = crlUrlsOf(cert).filter((u) => {
@@ -110,9 +111,14 @@ export function createTrust(options: TrustOptions): Trust {
     if (urls.length === 0) return undefined;
     if (!issuer) return `it names a CRL URL (${urls[0]}), but the CA certificate whose key signed it is not among the server's CA certificates, so no CRL of that CA can be verified: add its intermediate certificate to the server's CA list`;
     learned.add(issuer.caKey);
-    for (const u of urls) {
+    // a few per CA, within a budget that covers every configured CA: a tenant's certificate
+    // naming dozens of URLs must not use up the budget and leave another tenant's CRL unfetched
+    // (its clients then refused revocation_unknown for good)
+    const perCa = CRL_FETCH_DEFAULTS.maxLearnedPerCa;
+    for (const u of urls.slice(perCa)) log(`not fetching ${u}, named by a client certificate of the CA ${short(issuer.caKey)}: at most ${perCa} learned CRL URLs per CA; list it in crlUrls`);
+    for (const u of urls.slice(0, perCa)) {
       const known = fetcher.status().some((s) => s.url === new URL(u).href);
-      if (!fetcher.add(u, 'certificate') && !known) log(`not fetching ${u}, named by a client certificate: at most ${CRL_FETCH_DEFAULTS.maxLearned} learned CRL URLs; list it in crlUrls`);
+      if (!fetcher.add(u, 'certificate') && !known) log(`not fetching ${u}, named by a client certificate: at most ${maxLearned} learned CRL URLs; list it in crlUrls`);
     }
     if (!revocation.byCa.has(issuer.caKey)) {
       awaiting.set(issuer.caKey, urls);
@@ -152,6 +158,7 @@ export function createTrust(options: TrustOptions): Trust {
       : [];
     fetcher = createCrlFetcher({
       urls: [...new Set([...(options.crlUrls ?? []), ...fromCerts])],
+      maxLearned,
       verifier,
       applied: allCrls,
       onUpdate: (url, crls) => {
