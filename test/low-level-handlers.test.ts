@@ -66,3 +66,43 @@ test('low-level handlers: bob (dev) neither sees nor runs deploy, nor gets the i
     await alice.close();
   }
 });
+
+test('SDK 2.x: low-level handlers neither list nor run a hidden tool', async () => {
+  const { Client, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+  const { createMcpSdk2Handler } = await import('../src/server/mcp-sdk2.js');
+  const { createMtlsServer, tlsFromPki } = await import('../src/server/mtls-server.js');
+  const { createMtlsAgent, createMtlsFetch } = await import('../src/client/agent.js');
+  const { policyFromText } = await import('../src/policy/compile.js');
+  const { bundleOf } = await import('./support/mcp.js');
+  const ran2: string[] = [];
+  const handler = createMcpSdk2Handler({
+    serverInfo: { name: 'low2', version: '1' },
+    policy: policyFromText(POLICY),
+    build: (server) => {
+      const low = server.server as unknown as { registerCapabilities(c: object): void; setRequestHandler(m: string, h: (r: { params: { name: string } }) => unknown): void };
+      low.registerCapabilities({ tools: {} });
+      low.setRequestHandler('tools/list', async () => ({ tools: ['search', 'deploy'].map((name) => ({ name, inputSchema: { type: 'object' } })) }));
+      low.setRequestHandler('tools/call', async (r) => {
+        ran2.push(r.params.name);
+        return { content: [{ type: 'text', text: `ran ${r.params.name}` }] };
+      });
+    },
+  });
+  const server = createMtlsServer({ ...tlsFromPki(fx.pki.pki, fx.serverFiles.cert, fx.serverFiles.key), log: () => undefined }, handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const agent = createMtlsAgent(bundleOf(fx.clients.bob));
+  const client = new Client({ name: 'low2', version: '1' });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(`https://localhost:${(server.address() as { port: number }).port}/mcp`), { fetch: createMtlsFetch(agent) as typeof fetch }));
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['search']);
+    const call = await client.callTool({ name: 'deploy', arguments: {} }).catch((e: Error) => ({ error: e.message }));
+    assert.doesNotMatch(JSON.stringify(call), /ran deploy/);
+    assert.deepEqual(ran2, []);
+  } finally {
+    await client.close().catch(() => undefined);
+    await agent.close();
+    await handler.close();
+    server.closeAllConnections();
+    server.close();
+  }
+});
