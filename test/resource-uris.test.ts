@@ -205,6 +205,12 @@ test('lists and completions keep what the same caller could read, item by item (
   assert.deepEqual(filterResult('completion/complete', { ref, argument: { name: 'path', value: '' } }, completion, POLICY, bob), { completion: { values: ['public/a'], total: 1, hasMore: false } });
   // a simple {var} expansion encodes "/": such a value names no file below and is not offered
   assert.deepEqual(filterResult('completion/complete', { ref: { type: 'ref/resource', uri: 'file:///srv/{dir}/key' }, argument: { name: 'dir', value: '' } }, { completion: { values: ['secret', 'public', 'a/b'] } }, POLICY, bob), { completion: { values: ['public'] } });
+  // a value of one variable while another has no value yet: offered only when some URI it
+  // completes could be visible (secret/** is denied to bob whatever {file} becomes)
+  const twoVars = { ref: { type: 'ref/resource', uri: 'file:///srv/{dir}/{file}' }, argument: { name: 'dir', value: '' } };
+  assert.deepEqual(filterResult('completion/complete', twoVars, { completion: { values: ['public', 'secret', 'a+b'] } }, POLICY, bob), { completion: { values: ['public'] } });
+  assert.deepEqual(filterResult('completion/complete', twoVars, { completion: { values: ['public', 'secret', 'a+b'] } }, POLICY, alice), { completion: { values: ['public', 'secret', 'a+b'] } });
+  assert.deepEqual(filterResult('completion/complete', { ...twoVars, argument: { name: 'file', value: '' }, context: { arguments: { dir: 'secret' } } }, { completion: { values: ['key'] } }, POLICY, bob), { completion: { values: [] } });
   // a template the caller cannot see completes nothing
   assert.deepEqual(filterResult('completion/complete', { ref: { type: 'ref/resource', uri: 'hr://{x}' }, argument: { name: 'x', value: '' } }, { completion: { values: ['a'] } }, POLICY, bob), { completion: { values: [], total: 0, hasMore: false } });
 });

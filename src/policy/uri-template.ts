@@ -23,21 +23,34 @@ const encode = (value: string, reserved: boolean): string =>
  */
 export function expandTemplate(template: string, values: Readonly<Record<string, unknown>>): string | undefined {
   let unknown = false;
-  const out = template.replace(/\{([+#./;?&]?)([^{}]*)\}/g, (_e, op: string, body: string) => {
+  const out = expand(template, values, () => {
+    unknown = true;
+    return '';
+  });
+  return unknown ? undefined : out;
+}
+
+/**
+ * `template` with the expressions whose variables all have values expanded, and the others
+ * left as they are: still a template, of the URIs that remain possible (for a completion of
+ * one variable while another has no value yet).
+ */
+export function expandKnown(template: string, values: Readonly<Record<string, unknown>>): string {
+  return expand(template, values, (expression) => expression);
+}
+
+function expand(template: string, values: Readonly<Record<string, unknown>>, unknown: (expression: string) => string): string {
+  return template.replace(/\{([+#./;?&]?)([^{}]*)\}/g, (expression: string, op: string, body: string) => {
     const o = OPERATORS[op] as (typeof OPERATORS)[string];
     const parts: string[] = [];
     for (const spec of body.split(',')) {
       const m = /^([A-Za-z0-9_.%]+)(?::(\d+))?$/.exec(spec);
       const v = m ? values[m[1] as string] : undefined;
-      if (!m || typeof v !== 'string') {
-        unknown = true;
-        return '';
-      }
+      if (!m || typeof v !== 'string') return unknown(expression);
       const text = m[2] ? [...v].slice(0, Number(m[2])).join('') : v;
       const enc = encode(text, o.reserved);
       parts.push(o.named ? (enc === '' && op === ';' ? m[1]! : `${m[1]}=${enc}`) : enc);
     }
     return o.first + parts.join(o.sep);
   });
-  return unknown ? undefined : out;
 }

@@ -8,7 +8,7 @@
  * adapters listed what a template's `list` callback returned, hidden or not.
  */
 import type { Policy, PolicySubject } from '../policy/compile.js';
-import { expandTemplate } from '../policy/uri-template.js';
+import { expandKnown } from '../policy/uri-template.js';
 
 /**
  * The `_meta` key under which a visible tool that requires scopes lists them
@@ -43,12 +43,10 @@ function completion(params: Obj, result: Obj, policy: Policy, who: PolicySubject
   const context = isObj(params.context) && isObj(params.context.arguments) ? params.context.arguments : {};
   if (argument === undefined) return empty;
   // a value is offered when the URI it completes would be visible; while other variables of
-  // the template have no value yet that URI is not known, and the value stays
-  const values = (c.values as unknown[]).filter((v) => {
-    if (!str(v)) return false;
-    const uri = expandTemplate(template, { ...context, [argument]: v });
-    return uri === undefined || policy.visible(who, { kind: 'resource', uri });
-  });
+  // the template have no value yet, when some URI it could still complete would be: the
+  // template with what is known expanded must be visible (found in review, issue 16: a value
+  // was offered whenever another variable was unknown, so `{dir}` listed denied folders)
+  const values = (c.values as unknown[]).filter((v) => str(v) && policy.templateVisible(who, expandKnown(template, { ...context, [argument]: v })));
   if (values.length === c.values.length) return result;
   const removed = c.values.length - values.length;
   return { ...result, completion: { ...c, values, ...(typeof c.total === 'number' ? { total: Math.max(values.length, c.total - removed) } : {}) } };
