@@ -240,3 +240,29 @@ test('learned CRL URLs are capped per CA: a tenant\'s certificate naming 40 URLs
   assert.equal(server.crlSources().filter((s) => s.url.includes('/globex/')).length, 4, 'at most 4 learned URLs for the hostile CA');
   assert.ok(logs.some((l) => /at most 4 learned CRL URLs per CA/.test(l)));
 });
+
+test('a cross-certificate of acme\'s intermediate key by another tenant\'s root, listed first, does not hide acme\'s root revoking that intermediate', async () => {
+  const acme4 = await ca('acme-cross', ['--trust-domain', 'acme.test']);
+  const globex4 = await ca('globex-cross', ['--trust-domain', 'globex.test']);
+  const alice = await acme4.issue(['issue', 'client', '--user', 'alice']);
+  // globex hands the operator "its intermediate": acme's intermediate name and key, issued by globex's root
+  const cross = path.join(globex4.dir, 'cross.crt');
+  execFileSync('python3', [path.join(path.dirname(fileURLToPath(import.meta.url)), 'oracle', 'cross_certify.py'), path.join(acme4.dir, 'intermediate.crt'), globex4.dir, cross]);
+  // acme's root revokes acme's intermediate
+  const a = Authority.open(acme4.dir);
+  const now = new Date();
+  const rootCrl = buildCrl({ subjectName: a.root.subjectName, keyId: keyIdentifier(a.root.spki) }, await rootSigner(a), { number: 90n, now, nextUpdate: new Date(now.getTime() + 86_400_000), entries: [{ serial: a.intermediate.serial, revokedAt: now, reason: 'keyCompromise' as never }] });
+  for (const [order, cas] of Object.entries({ 'acme first': [acme4.root, acme4.intermediate, globex4.root, read(cross)], 'globex first': [globex4.root, read(cross), acme4.root, acme4.intermediate] })) {
+    const ports = await startBoth({
+      cert: read(srv.files.cert),
+      key: read(srv.files.key),
+      ca: [...cas, acme.root],
+      crl: [Buffer.from(pemEncode('X509 CRL', rootCrl)), acme4.crl('intermediate'), globex4.crl('root')],
+      log: () => undefined,
+    });
+    for (const [kind, port] of Object.entries(ports)) assert.equal((await attempt(port, alice, acme.root)).answer, 'certificate_revoked', `${order} (${kind})`);
+  }
+  // and with trust domains bound to roots, acme's users are still anchored in acme's root whatever the order
+  const ports = await startBoth({ cert: read(srv.files.cert), key: read(srv.files.key), ca: [globex4.root, read(cross), acme4.root, acme4.intermediate, acme.root], trustDomainRoots: { 'acme.test': acme4.root, 'globex.test': globex4.root }, log: () => undefined });
+  for (const [kind, port] of Object.entries(ports)) assert.equal((await attempt(port, alice, acme.root)).answer, 'ok', kind);
+});

@@ -212,6 +212,12 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     const intermediate = { serial: first.serial, issuerNameHex: first.issuerNameHex, ...(chain.length === 1 && top ? { rootCaKey: caKeyOf(top.x509.raw) } : {}) };
     return { caKey, key: x509.publicKey, nameHex, intermediate, chain, ...(top ? { rootFp: fp(top.x509.raw) } : {}) };
   });
+  // every configured certificate of one CA key (a renewed intermediate, or a cross-certificate
+  // for that key by another root, even another tenant's): revoked on any of its paths is revoked,
+  // whatever order the certificates are listed in
+  const sameKey = new Map<string, (typeof issuers)[number][]>();
+  for (const i of issuers) sameKey.set(i.caKey, [...(sameKey.get(i.caKey) ?? []), i]);
+  const pathsOf = (issuer: IssuerInfo): readonly IssuerInfo[] => sameKey.get(issuer.caKey) ?? [issuer];
   // the CAs whose CRLs revoke CA certificates: the roots and every configured CA that signed another
   const caSigners = [...new Set([...rootKeys, ...issuers.flatMap((i) => (i.chain ?? []).flatMap((l) => (l.issuerCaKey ? [l.issuerCaKey] : [])))])];
   // one signature check per certificate, not per connection: remembered by fingerprint
@@ -254,12 +260,14 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     if (isRevoked(state, issuer.caKey, id.serial)) return failure('certificate_revoked', `serial ${id.serial}`, id.fingerprint, id.serial);
     const urls = state.awaiting?.get(issuer.caKey);
     if (urls && !state.byCa.has(issuer.caKey)) return failure('revocation_unknown', `no CRL of its CA has been fetched yet from ${urls.join(', ')}; retry in a moment`, id.fingerprint, id.serial);
-    // every CA certificate up to the root, each under the key that signed it
-    for (const link of issuer.chain ?? []) {
-      if (link.issuerCaKey) {
-        if (isRevoked(state, link.issuerCaKey, link.serial)) return failure('certificate_revoked', `its intermediate CA ${link.serial} is revoked`, id.fingerprint, id.serial);
-      } else if (hasCrlNamed(state, link.issuerNameHex)) {
-        return failure('revocation_unknown', "the CA whose key signed its intermediate CA is not configured while a CRL of a CA with that name is loaded: add the root (and any CA between) to the server's CA list", id.fingerprint, id.serial);
+    // every CA certificate up to the root, each under the key that signed it, on every path
+    for (const path of pathsOf(issuer)) {
+      for (const link of path.chain ?? []) {
+        if (link.issuerCaKey) {
+          if (isRevoked(state, link.issuerCaKey, link.serial)) return failure('certificate_revoked', `its intermediate CA ${link.serial} is revoked`, id.fingerprint, id.serial);
+        } else if (hasCrlNamed(state, link.issuerNameHex)) {
+          return failure('revocation_unknown', "the CA whose key signed its intermediate CA is not configured while a CRL of a CA with that name is loaded: add the root (and any CA between) to the server's CA list", id.fingerprint, id.serial);
+        }
       }
     }
     return undefined;
@@ -300,7 +308,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     const known = issuerOf(peer, issuerNameHex, fingerprint);
     if (tenantRoots.size > 0) {
       const want = tenantRoots.get(identity.trustDomain);
-      if (!want || known?.rootFp !== want) {
+      if (!want || !known || !pathsOf(known).some((p) => p.rootFp === want)) {
         return failure('invalid_identity', want ? known?.rootFp ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA` : `the CA that issued it is not configured: add its intermediate certificate to the server's CA list` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial);
       }
     }
