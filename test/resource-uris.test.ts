@@ -155,7 +155,14 @@ test('URIs whose decoding could still change the path are refused: RESOURCE_URI_
     ['HTTPS://Docs.Example.COM:443/a/%7euser', 'https://docs.example.com/a/~user'],
     ['http://0x7f.1/', 'http://127.0.0.1/'],
     ['repo://ACME/x?Q=%61%2f', 'repo://acme/x?Q=a%2F'],
+    // a trailing dot is the DNS root: the same host (it escaped a deny on docs.example.com)
+    ['https://Docs.Example.COM./private/x', 'https://docs.example.com/private/x'],
+    ['https://docs.example.com.:443/private/x', 'https://docs.example.com/private/x'],
+    ['repo://acme./x', 'repo://acme/x'],
+    ['file://localhost./srv/x', 'file:///srv/x'],
   ]) assert.equal(canonicalUri(uri as string), canonical, uri);
+  assert.equal(POLICY.decide(bob, { kind: 'resource', uri: 'https://docs.example.com./private/x' }).allowed, false);
+  assert.equal(canonicalizeUri('https://docs.example.com../x').ok, false);
 });
 
 test('the gate refuses a URI without a canonical form as invalid params, and hands on the canonical form of the others', () => {

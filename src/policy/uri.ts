@@ -10,9 +10,10 @@
  * newlines, and treats `%2e%2e` as `..`: a policy must not have to guess any of that.
  *
  * The canonical form (RFC 3986 §6.2.2 and §6.2.3, made stricter for paths):
- * - scheme and host lowercase; for the WHATWG "special" schemes (http, https, ws, wss, ftp,
- *   file) the host as WHATWG parses it (IPv4 numbers like `0x7f.1` become `127.0.0.1`), a
- *   default port dropped, `file://localhost/` is `file:///`, `file:/p` is `file:///p`;
+ * - scheme and host lowercase, without a trailing dot (`example.com.` is `example.com` to DNS);
+ *   for the WHATWG "special" schemes (http, https, ws, wss, ftp, file) the host as WHATWG
+ *   parses it (IPv4 numbers like `0x7f.1` become `127.0.0.1`), a default port dropped,
+ *   `file://localhost/` is `file:///`, `file:/p` is `file:///p`;
  * - in the path every percent-encoded octet is decoded, and every character written one way
  *   only: unreserved characters, sub-delimiters (except `;`), `:` and `@` as themselves, any
  *   other character (`?`, `#`, `%`, space, `[`, non-ASCII ...) as its UTF-8 octets, `%XX` with
@@ -171,6 +172,12 @@ function authority(raw: string, scheme: string): string {
     } catch {
       refuse('the host is not a valid host name');
     }
+  }
+  // `docs.example.com.` is `docs.example.com` to DNS, so to whoever fetches it: one name, one
+  // decision (found in review, issue 16: the trailing dot escaped a deny on the host)
+  if (host.endsWith('.') && !host.startsWith('[')) {
+    host = host.slice(0, -1);
+    if (host === '' || host.endsWith('.')) refuse('the host ends in an empty label ("..")');
   }
   if (scheme === 'file' && host === 'localhost') host = '';
   return port === '' ? host : `${host}:${port}`;
