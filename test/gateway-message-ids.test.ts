@@ -33,6 +33,7 @@ const SECRET = 'admin-secret';
 type Msg = { jsonrpc: string; id?: unknown; method?: string; params?: Record<string, unknown> };
 
 const received: Msg[] = [];
+const headersSeen: http.IncomingHttpHeaders[] = [];
 let upstream: http.Server;
 let gateway: MtlsServer;
 let gw: ReturnType<typeof createGatewayHandler>;
@@ -59,6 +60,7 @@ before(async () => {
       const value = JSON.parse(body) as Msg | Msg[];
       const list = Array.isArray(value) ? value : [value];
       received.push(...list);
+      headersSeen.push(req.headers);
       const out = list.filter((m) => m.method && 'id' in m).map((m) => ({ jsonrpc: '2.0', id: m.id, result: answer(m) }));
       if (out.length === 0) return res.writeHead(202).end();
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(Array.isArray(value) ? out : out[0]));
@@ -88,12 +90,12 @@ after(async () => {
   await gw.close();
 });
 
-async function post(body: unknown) {
+async function post(body: unknown, headers: Record<string, string> = {}) {
   const agent = createMtlsAgent(bundleOf(bob));
   try {
     const res = await createMtlsFetch(agent)(`https://localhost:${(gateway.address() as AddressInfo).port}/mcp`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
       body: JSON.stringify(body),
     });
     return { status: res.status, text: await res.text() };
@@ -136,4 +138,13 @@ test('a request method sent as a notification (no id) is not forwarded undecided
   const n = await post({ jsonrpc: '2.0', method: 'notifications/initialized' });
   assert.equal(n.status, 202);
   assert.equal(received.at(-1)?.method, 'notifications/initialized');
+});
+
+test('client-certificate headers of other TLS proxies sent by the client do not reach the upstream', async () => {
+  const forged = ['x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-amzn-mtls-clientcert', 'x-arr-clientcert'];
+  const r = await post({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }, Object.fromEntries(forged.map((h) => [h, 'CN=alice'])));
+  assert.equal(r.status, 200, r.text);
+  const seen = headersSeen.at(-1)!;
+  assert.deepEqual(forged.filter((h) => h in seen), []);
+  assert.ok(seen['x-forwarded-client-cert'], 'the gateway\'s own header is there');
 });

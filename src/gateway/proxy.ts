@@ -53,7 +53,14 @@ export interface GatewayOptions {
 }
 
 /** Request headers never forwarded: hop-by-hop, and identity claims a client could forge. */
-const DROP_REQUEST = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer', XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded']);
+const DROP_REQUEST = new Set([
+  'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer',
+  XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded',
+  // the client-certificate headers other TLS proxies set (Traefik, nginx setups, AWS ALB, Azure),
+  // which an upstream written for one of them trusts (found in review, issue 16)
+  'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn',
+  'x-ssl-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-client-verify', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert',
+]);
 const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'trailer']);
 
 /** What a request asked, by id, for the answers to filter (lists and completions). */
