@@ -160,6 +160,9 @@ test('URIs whose decoding could still change the path are refused: RESOURCE_URI_
     ['https://docs.example.com.:443/private/x', 'https://docs.example.com/private/x'],
     ['repo://acme./x', 'repo://acme/x'],
     ['file://localhost./srv/x', 'file:///srv/x'],
+    // an empty query is the path alone (a handler of https://docs.example.com/{path} got "private?")
+    ['https://docs.example.com/private?', 'https://docs.example.com/private'],
+    ['repo://acme/x?', 'repo://acme/x'],
   ]) assert.equal(canonicalUri(uri as string), canonical, uri);
   assert.equal(POLICY.decide(bob, { kind: 'resource', uri: 'https://docs.example.com./private/x' }).allowed, false);
   assert.equal(canonicalizeUri('https://docs.example.com../x').ok, false);

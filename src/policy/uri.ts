@@ -22,7 +22,7 @@
  * - dot segments removed (§5.2.4); in a rootless path (`mem:a/b`, no `/` after the scheme),
  *   where removing them could not keep it rootless, refused;
  * - in a query (not allowed in `file:`), only §6.2.2: unreserved characters decoded, hex
- *   uppercase (a query's `%26` and `&` differ).
+ *   uppercase (a query's `%26` and `&` differ); an empty query (`x?`) dropped.
  *
  * Refused, because decoding them could still change the path a handler acts on, or
  * handlers disagree about them: `%2F` and `%5C` (encoded slashes), a raw `\`, an encoded
@@ -202,7 +202,8 @@ function canonical(uri: string): string {
   const hierarchical = auth !== undefined || rawPath.startsWith('/');
   let p = path(hierarchical && !rawPath.startsWith('/') && rawPath !== '' ? `/${rawPath}` : rawPath, hierarchical);
   if (p === '' && host !== undefined && SPECIAL.has(scheme)) p = '/';
-  return `${scheme}:${host === undefined ? '' : `//${host}`}${p}${m[5] === undefined ? '' : `?${query(m[6] as string)}`}`;
+  // an empty query (`/private?`) is the path alone to every server: dropped, or it escaped a deny on the path
+  return `${scheme}:${host === undefined ? '' : `//${host}`}${p}${m[5] === undefined || m[6] === '' ? '' : `?${query(m[6] as string)}`}`;
 }
 
 /**
