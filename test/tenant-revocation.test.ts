@@ -266,3 +266,28 @@ test('a cross-certificate of acme\'s intermediate key by another tenant\'s root,
   const ports = await startBoth({ cert: read(srv.files.cert), key: read(srv.files.key), ca: [globex4.root, read(cross), acme4.root, acme4.intermediate, acme.root], trustDomainRoots: { 'acme.test': acme4.root, 'globex.test': globex4.root }, log: () => undefined });
   for (const [kind, port] of Object.entries(ports)) assert.equal((await attempt(port, alice, acme.root)).answer, 'ok', kind);
 });
+
+test('a CA whose certificates name different CRL URLs (it moved its CRL): a first client naming a dead URL does not hold the CA\'s other clients out', async () => {
+  const crlHost = http.createServer((req, res) => {
+    if (req.url !== '/new/intermediate.crl') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(read(path.join(moved.dir, 'crl', 'intermediate.crl')));
+  });
+  const crlPort = await listen(crlHost);
+  const moved = await ca('moved', ['--trust-domain', 'acme.test']); // its intermediate names no CRL URL
+  const config = path.join(moved.dir, 'config.yaml');
+  const base = fs.readFileSync(config, 'utf8');
+  fs.writeFileSync(config, `${base}crlUrl: http://127.0.0.1:1/old/intermediate.crl\n`);
+  const old = await moved.issue(['issue', 'client', '--user', 'old-timer']);
+  fs.writeFileSync(config, `${base}crlUrl: http://127.0.0.1:${crlPort}/new/intermediate.crl\n`);
+  const carol = await moved.issue(['issue', 'client', '--user', 'carol']);
+  await moved.revoke(old.serial);
+  const logs: string[] = [];
+  const server = createMtlsServer({ cert: read(srv.files.cert), key: read(srv.files.key), ca: [moved.root, moved.intermediate, acme.root], crlFromCertificates: true, crlFetch: { intervalMs: 1000 }, log: (m) => logs.push(m) }, (_req, res) => void res.end('hello'));
+  const port = await listen(server);
+  // the holder of an old certificate (revoked since) connects first: its dead URL is learned
+  assert.equal((await attempt(port, old, acme.root)).answer, 'revocation_unknown');
+  assert.equal((await attempt(port, carol, acme.root)).answer, 'revocation_unknown'); // learns the new URL
+  await server.refreshCrls();
+  assert.equal((await attempt(port, carol, acme.root)).answer, 'ok', logs.join('\n'));
+  assert.equal((await attempt(port, old, acme.root)).answer, 'certificate_revoked');
+});

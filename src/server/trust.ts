@@ -21,6 +21,7 @@ import { createCrlVerifier, crlWarnings, revocationOf, type CrlVerifier, type Re
 import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
 import { crlUrlsOf } from '../x509/crl-distribution-points.js';
 import { readCertificates } from '../x509/pem.js';
+import { OID } from '../x509/oids.js';
 
 type Pems = string | Buffer | readonly (string | Buffer)[];
 
@@ -94,13 +95,22 @@ export function createTrust(options: TrustOptions): Trust {
   let revocation = build();
   for (const w of crlWarnings(revocation, clock())) log(w);
 
-  // client certificates name their CRL URL: learned once per issuing CA key (the CA whose key
+  // client certificates name their CRL URLs: learned per issuing CA key (the CA whose key
   // verified the certificate), so a same-named CA of another tenant, connecting first, cannot
-  // stand in for it; fetched in the background
-  const learned = new Set<string>();
-  const maxLearned = Math.max(CRL_FETCH_DEFAULTS.maxLearned, CRL_FETCH_DEFAULTS.maxLearnedPerCa * caCertificates.length);
+  // stand in for it; fetched in the background. Each new cRLDistributionPoints value of a CA is
+  // read (one buffer comparison per connection otherwise): a CA whose certificates name several
+  // URLs (it moved its CRL) is not held to the first certificate's, which may be dead. At most
+  // 4 URLs per CA, within a budget that covers every configured CA: a tenant's certificates
+  // naming dozens of URLs cannot use it up and leave another tenant's CRL unfetched.
+  const learned = new Map<string, { exts: Buffer[]; urls: number }>();
+  const perCa = CRL_FETCH_DEFAULTS.maxLearnedPerCa;
+  const maxLearned = Math.max(CRL_FETCH_DEFAULTS.maxLearned, perCa * caCertificates.length);
   const learn = (cert: ParsedCertificate, issuer: IssuerInfo | undefined): string | undefined => {
-    if (!fetcher || (issuer && learned.has(issuer.caKey))) return undefined; // the common case: no URL parsing per connection
+    if (!fetcher) return undefined;
+    const ext = cert.extensions.get(OID.cRLDistributionPoints)?.value;
+    if (!ext) return undefined;
+    const seen = issuer ? learned.get(issuer.caKey) : undefined;
+    if (seen && (seen.urls >= perCa || seen.exts.length >= 16 || seen.exts.some((e) => e.equals(ext)))) return undefined; // the common case
     const urls = crlUrlsOf(cert).filter((u) => {
       try {
         return checkCrlUrl(u) !== undefined;
@@ -110,21 +120,23 @@ export function createTrust(options: TrustOptions): Trust {
     });
     if (urls.length === 0) return undefined;
     if (!issuer) return `it names a CRL URL (${urls[0]}), but the CA certificate whose key signed it is not among the server's CA certificates, so no CRL of that CA can be verified: add its intermediate certificate to the server's CA list`;
-    learned.add(issuer.caKey);
-    // a few per CA, within a budget that covers every configured CA: a tenant's certificate
-    // naming dozens of URLs must not use up the budget and leave another tenant's CRL unfetched
-    // (its clients then refused revocation_unknown for good)
-    const perCa = CRL_FETCH_DEFAULTS.maxLearnedPerCa;
-    for (const u of urls.slice(perCa)) log(`not fetching ${u}, named by a client certificate of the CA ${short(issuer.caKey)}: at most ${perCa} learned CRL URLs per CA; list it in crlUrls`);
-    for (const u of urls.slice(0, perCa)) {
-      const known = fetcher.status().some((s) => s.url === new URL(u).href);
-      if (!fetcher.add(u, 'certificate') && !known) log(`not fetching ${u}, named by a client certificate: at most ${maxLearned} learned CRL URLs; list it in crlUrls`);
+    const entry = seen ?? { exts: [], urls: 0 };
+    learned.set(issuer.caKey, entry);
+    entry.exts.push(Buffer.from(ext));
+    const fresh = urls.filter((u) => !fetcher!.status().some((s) => s.url === new URL(u).href));
+    const room = Math.max(0, perCa - entry.urls);
+    for (const u of fresh.slice(room)) log(`not fetching ${u}, named by a client certificate of the CA ${short(issuer.caKey)}: at most ${perCa} learned CRL URLs per CA; list it in crlUrls`);
+    for (const u of fresh.slice(0, room)) {
+      entry.urls++;
+      if (!fetcher.add(u, 'certificate')) log(`not fetching ${u}, named by a client certificate: at most ${maxLearned} learned CRL URLs; list it in crlUrls`);
     }
     if (!revocation.byCa.has(issuer.caKey)) {
-      awaiting.set(issuer.caKey, urls);
+      const all = [...new Set([...(awaiting.get(issuer.caKey) ?? []), ...urls])];
+      const before = awaiting.get(issuer.caKey)?.length;
+      awaiting.set(issuer.caKey, all);
       revocation = build();
       authenticator.setRevocation(revocation); // applies to this very connection, before its first answer
-      log(`clients of the CA ${short(issuer.caKey)} are refused (revocation_unknown) until a CRL of it is fetched from ${urls.join(', ')}`);
+      if (before !== all.length) log(`clients of the CA ${short(issuer.caKey)} are refused (revocation_unknown) until a CRL of it is fetched from ${all.join(', ')}`);
     }
     return undefined;
   };
