@@ -250,3 +250,18 @@ rules:
   ]) assert.equal(canonicalUri(uri as string), canonical, uri);
   assert.equal(policy.decide(alice, { kind: 'resource', uri: 'mem:public/a.b/..c' }).allowed, true);
 });
+
+test('subscriptions/listen (2026-07-28): each resource subscription is decided as resources/subscribe, and handed on canonical', () => {
+  const listen = (uris: unknown) => ({ jsonrpc: '2.0', id: 3, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true, resourceSubscriptions: uris } } });
+  const gate = (who: Identity, body: unknown) => gateMcpBody(body, { policy: POLICY, identity: who, headers: {}, hiddenAnswer: (id, t) => ({ hidden: t, id }) });
+  const hidden = gate(bob, listen(['file:///srv/public/a', 'file:///srv/%73ecret/key']));
+  assert.equal(hidden.kind, 'respond');
+  assert.match(JSON.stringify(hidden.body), /Resource file:\/\/\/srv\/secret\/key not found/);
+  const bad = gate(alice, listen(['file:///srv/a%2Fb']));
+  assert.equal(bad.kind, 'respond');
+  assert.match(JSON.stringify(bad.body), /RESOURCE_URI_INVALID/);
+  const ok = gate(alice, listen(['FILE:///srv/%73ecret/key']));
+  assert.equal(ok.kind, 'pass');
+  assert.deepEqual((ok as { body: { params: { notifications: unknown } } }).body.params.notifications, { toolsListChanged: true, resourceSubscriptions: ['file:///srv/secret/key'] });
+  assert.equal(gate(bob, { jsonrpc: '2.0', id: 4, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true } } }).kind, 'pass');
+});

@@ -206,6 +206,14 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     passed.push(m);
     if (!isRequest(m)) continue;
     const a = authorizationFor(m.method as string, m.params);
+    if (a.kind === 'always' && m.method === 'subscriptions/listen') {
+      const listen = listenSubscriptions(m, ctx, audit);
+      if ('answer' in listen) {
+        refuse = true;
+        answers.push(listen.answer);
+      } else passed[passed.length - 1] = listen.message;
+      continue;
+    }
     if (a.kind === 'always' || a.kind === 'list') continue;
     if (a.kind === 'invalid') {
       audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
@@ -242,6 +250,41 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
   const out = passed[0] as Message;
   const renamed = out !== messages[0] && header(ctx.headers, 'mcp-name') !== undefined;
   return { kind: 'pass', scopes, hidden, body: out, ...(renamed ? { mcpName: (out.params as { uri: string }).uri } : {}) };
+}
+
+/**
+ * `subscriptions/listen` (2026-07-28) replaces `resources/subscribe`: each URI of its
+ * `notifications.resourceSubscriptions` is decided as a subscription would be, and handed on in
+ * canonical form; one not allowed answers the request as a refused subscription (found in
+ * review, issue 16: the listen was always allowed, so its updates were the only gate).
+ */
+function listenSubscriptions(m: Message, ctx: GateContext, audit: (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) => void): { answer: unknown } | { message: Message } {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const p = isObj(m.params) ? m.params : undefined;
+  const n = p && isObj(p.notifications) ? p.notifications : undefined;
+  const uris = n?.resourceSubscriptions;
+  if (uris === undefined) return { message: m };
+  if (!Array.isArray(uris)) return { answer: rpcError(m.id, -32602, 'subscriptions/listen: notifications.resourceSubscriptions is not a list of URIs') };
+  const canonical: string[] = [];
+  for (const uri of uris) {
+    const a = authorizationFor('resources/subscribe', { uri });
+    if (a.kind === 'invalid') {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
+      return { answer: rpcError(m.id, -32602, a.reason, { code: a.code, hint: a.hint }) };
+    }
+    if (a.kind !== 'target') {
+      const reason = a.kind === 'unknown' ? a.reason : 'subscriptions/listen: a resource subscription without a URI';
+      audit(m, undefined, { allowed: false, ruleId: null, reason });
+      return { answer: rpcError(m.id, -32602, reason) };
+    }
+    const d = ctx.policy.decide(ctx.identity, a.target);
+    audit(m, a.target, d);
+    ctx.onDecision?.(d);
+    if (!d.allowed) return { answer: d.visible ? deniedAnswer(m, a.target, d) : unknownTargetAnswer(m.id, a.target) };
+    canonical.push((a.target as { uri: string }).uri);
+  }
+  const same = canonical.every((u, i) => u === uris[i]);
+  return { message: same ? m : { ...m, params: { ...p, notifications: { ...n, resourceSubscriptions: canonical } } } };
 }
 
 /** The request with the URI it names replaced by the canonical form it was decided in. */
