@@ -12,7 +12,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import { createGatewayHandler } from '../dist/gateway/proxy.js';
 import { policyFromText } from '../dist/policy/compile.js';
-import { createMtlsServer } from '../dist/server/mtls-server.js';
+import { createMtlsServer } from '../dist/mtls/mtls-server.js';
 
 const [mode, dir, upstreamUrl] = process.argv.slice(2) as [string, string, string | undefined];
 const shape = { text: z.string() };

@@ -18,8 +18,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 // the compiled package (dist/, built by npm install), as users run it: tsx-transpiled sources carry helper wrappers
 import { policyFromText } from '../dist/policy/compile.js';
-import { createMcpSdk1Handler } from '../dist/server/mcp-sdk1.js';
-import { createMtlsServer } from '../dist/server/mtls-server.js';
+import { createMcpSdk1Handler } from '../dist/mcp/sdk1.js';
+import { createMtlsServer } from '../dist/mtls/mtls-server.js';
 
 const [mode, dir] = process.argv.slice(2) as [string, string];
 const read = (f: string) => fs.readFileSync(`${dir}/${f}`);

@@ -1,6 +1,6 @@
 /**
  * Generates docs/cli.md and the README's command table from the program itself (commander's definitions), so the reference
- * cannot drift from the code: `npm run docs:cli`. test/docs.test.ts fails when it is stale.
+ * cannot drift from the code: `npm run docs:cli`. test/project/docs.test.ts fails when it is stale.
  */
 import fs from 'node:fs';
 import path from 'node:path';

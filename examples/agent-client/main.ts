@@ -12,8 +12,8 @@ import { loadBundle } from '../../src/bundle/load.js';
 import { CertificateRefusedError } from '../../src/client/agent.js';
 import { createSdk1Transport } from '../../src/client/transports.js';
 import { policyFromText } from '../../src/policy/compile.js';
-import { createMcpSdk1Handler } from '../../src/server/mcp-sdk1.js';
-import { createMtlsServer, tlsFromPki } from '../../src/server/mtls-server.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';
 import { checker, mcpMtls, setupPki } from '../_shared/setup.js';
 
 const pki = setupPki('acme.test', { 'build-agent': ['--team', 'ci'] });

@@ -24,9 +24,9 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { loadBundle } from '../../src/bundle/load.js';
 import { createSdk1Transport } from '../../src/client/transports.js';
 import { loadPolicy } from '../../src/policy-file/load.js';
-import { memoryAudit } from '../../src/server/audit.js';
-import { createMcpSdk1Handler } from '../../src/server/mcp-sdk1.js';
-import { createMtlsServer, tlsFromPki } from '../../src/server/mtls-server.js';
+import { memoryAudit } from '../../src/mtls/audit.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const bin = path.join(here, '..', '..', 'bin', 'mcp-mtls.js');

@@ -11,8 +11,8 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { policyFromText } from '../../src/policy/compile.js';
-import { createMcpSdk1Handler } from '../../src/server/mcp-sdk1.js';
-import { createMtlsServer, tlsFromPki } from '../../src/server/mtls-server.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';
 import { BIN, checker, mcpMtls, setupPki } from '../_shared/setup.js';
 
 const pki = setupPki('acme.test', { alice: ['--team', 'sre'] });

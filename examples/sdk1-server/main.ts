@@ -10,8 +10,8 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { loadBundle } from '../../src/bundle/load.js';
 import { createSdk1Transport } from '../../src/client/transports.js';
 import { policyFromText } from '../../src/policy/compile.js';
-import { createMcpSdk1Handler } from '../../src/server/mcp-sdk1.js';
-import { createMtlsServer, tlsFromPki } from '../../src/server/mtls-server.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';
 import { checker, setupPki } from '../_shared/setup.js';
 
 const pki = setupPki('acme.test', { alice: ['--team', 'sre'], bob: ['--team', 'dev'] });

@@ -10,8 +10,8 @@ import type { McpServer } from '@modelcontextprotocol/server';
 import { loadBundle } from '../../src/bundle/load.js';
 import { createSdk2Transport } from '../../src/client/transports.js';
 import { policyFromText } from '../../src/policy/compile.js';
-import { createMcpSdk2Handler } from '../../src/server/mcp-sdk2.js';
-import { createMtlsServer, tlsFromPki } from '../../src/server/mtls-server.js';
+import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';
 import { checker, setupPki } from '../_shared/setup.js';
 
 const pki = setupPki('acme.test', { alice: ['--team', 'sre', '--role', 'admin'], bob: ['--team', 'dev'] });

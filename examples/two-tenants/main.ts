@@ -11,8 +11,8 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { loadBundle } from '../../src/bundle/load.js';
 import { createSdk1Transport } from '../../src/client/transports.js';
 import { policyFromText } from '../../src/policy/compile.js';
-import { createMcpSdk1Handler } from '../../src/server/mcp-sdk1.js';
-import { createMtlsServer } from '../../src/server/mtls-server.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMtlsServer } from '../../src/mtls/mtls-server.js';
 import { readCertificates } from '../../src/x509/pem.js';
 import { checker, setupPki } from '../_shared/setup.js';
 

@@ -14,7 +14,7 @@ export { renewCertificate, type RenewOptions } from '../ca/renewal.js';
 export { listCertificates, type CertificateEntry, type CertificateStatus, type ListFilter } from '../ca/list.js';
 export { inspectCertificate, type InspectReport, type InspectContext } from '../ca/inspect.js';
 export { loadCaConfig, type CaConfig } from '../ca/config.js';
-export { parseDuration, formatDuration } from '../ca/duration.js';
+export { parseDuration, formatDuration } from '../util/duration.js';
 export type { Store, StoreTransaction, StoreSnapshot, IndexRecord, IssuedRecord, RevokedRecord, AuditEvent, CrlName, EnrollmentToken, StoredToken, TokenConsumeResult } from '../ca/store/store.js';
 export { FsStore, type FsStoreOptions } from '../ca/store/fs-store.js';
 export { MemoryStore } from '../ca/store/memory-store.js';

@@ -8,5 +8,5 @@
 export { startGateway, type RunningGateway } from '../gateway/run.js';
 export { loadGatewayConfig, GatewayConfigSchema, type GatewayConfig } from '../gateway/config.js';
 export { createGatewayHandler, IDENTITY_META_KEY, type GatewayOptions, type GatewayRoute } from '../gateway/proxy.js';
-export { trustForwardedIdentity, type TrustForwardedOptions } from '../gateway/trust-forwarded.js';
-export { XFCC, formatXfcc, certFromXfcc } from '../gateway/xfcc.js';
+export { trustForwardedIdentity, type TrustForwardedOptions } from '../mtls/trust-forwarded.js';
+export { XFCC, formatXfcc, certFromXfcc } from '../mtls/xfcc.js';

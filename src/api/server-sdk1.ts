@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { createMcpSdk1Handler, type McpSdk1Options } from '../server/mcp-sdk1.js';
+export { createMcpSdk1Handler, type McpSdk1Options } from '../mcp/sdk1.js';

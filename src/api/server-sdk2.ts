@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { createMcpSdk2Handler, type McpSdk2Options } from '../server/mcp-sdk2.js';
+export { createMcpSdk2Handler, type McpSdk2Options } from '../mcp/sdk2.js';

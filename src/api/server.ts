@@ -6,12 +6,12 @@
  *
  * @packageDocumentation
  */
-export { createMtlsServer, tlsFromPki, sendAuthError, type MtlsServer, type MtlsServerOptions, type MtlsTlsMaterial, type MtlsRequest, type MtlsHandler, type MtlsAuthInfo } from '../server/mtls-server.js';
-export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from '../server/middleware.js';
-export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../server/authenticate.js';
-export { captureHandshakes } from '../server/handshake-certificate.js';
-export { createAuditLog, memoryAudit, type AuditEvent, type AuditSink } from '../server/audit.js';
-export { buildRevocation, crlWarnings, type RevocationState, type CrlInfo } from '../server/revocation.js';
-export type { CrlSourceStatus, CrlSourceOrigin } from '../server/crl-fetch.js';
-export { callerOf, type WithAuthInfo } from '../server/caller.js';
-export { SCOPES_META_KEY, type McpServerLike } from '../server/mcp-surface.js';
+export { createMtlsServer, tlsFromPki, sendAuthError, type MtlsServer, type MtlsServerOptions, type MtlsTlsMaterial, type MtlsRequest, type MtlsHandler, type MtlsAuthInfo } from '../mtls/mtls-server.js';
+export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from '../mtls/middleware.js';
+export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../mtls/authenticate.js';
+export { captureHandshakes } from '../mtls/handshake-certificate.js';
+export { createAuditLog, memoryAudit, type AuditEvent, type AuditSink } from '../mtls/audit.js';
+export { buildRevocation, crlWarnings, type RevocationState, type CrlInfo } from '../mtls/revocation.js';
+export type { CrlSourceStatus, CrlSourceOrigin } from '../mtls/crl-fetch.js';
+export { callerOf, type WithAuthInfo } from '../mcp/caller.js';
+export { SCOPES_META_KEY, type McpServerLike } from '../mcp/surface.js';

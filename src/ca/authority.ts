@@ -18,7 +18,7 @@ import { verifyCsr } from '../x509/csr.js';
 import { OID } from '../x509/oids.js';
 import { pemEncode, readCertificates } from '../x509/pem.js';
 import { loadCaConfig, type CaConfig } from './config.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../util/duration.js';
 import { caLayout, type CaLayout } from './layout.js';
 import { grantKeys } from './ca-keys.js';
 import { canonicalDnsName, checkClientClaims, checkServerNames, checkTtlLimit } from './limits.js';

@@ -10,7 +10,7 @@ import YAML, { isMap, isSeq, LineCounter } from 'yaml';
 import { MtlsError } from '../errors.js';
 import { assertPrincipalId, assertTeamOrRole, type PrincipalKind } from '../identity/names.js';
 import type { ClientRequest } from './authority.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../util/duration.js';
 
 export interface BatchRow extends ClientRequest {
   /** 1-based line in the file, for messages */

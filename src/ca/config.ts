@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { MtlsError } from '../errors.js';
 import { isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { KEY_TYPES } from '../x509/keys.js';
-import { isDuration } from './duration.js';
+import { isDuration } from '../util/duration.js';
 import { canonicalDnsPattern, isIpOrCidr } from './limits.js';
 
 const duration = z.string().refine(isDuration, 'must be a duration such as 24h or 90d');

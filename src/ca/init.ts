@@ -11,7 +11,7 @@ import { actor, BACKDATE_MS } from './authority.js';
 import { caConfigYaml, type CaConfig } from './config.js';
 import { DEFAULT_MAX_TTL } from './limits.js';
 import { buildCrl, DEFAULT_CRL_TTL } from './crl-signing.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../util/duration.js';
 import { caLayout, MODES } from './layout.js';
 import { intermediateFields, rootFields } from './profiles.js';
 import { appendLines, fsyncDir, writeFileAtomic } from '../util/atomic-file.js';

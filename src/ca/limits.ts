@@ -21,7 +21,7 @@ import { domainToASCII } from 'node:url';
 import { MtlsError } from '../errors.js';
 import { isValidDnsName } from '../identity/names.js';
 import type { CaConfig } from './config.js';
-import { formatDuration, parseDuration } from './duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 
 /** The defaults for an absent `limits.<type>.maxTtl`. */
 export const DEFAULT_MAX_TTL = { client: '30d', server: '397d' } as const;

@@ -15,7 +15,7 @@ import { readCertificates } from '../x509/pem.js';
 import { actor, type Authority } from './authority.js';
 import { intermediateSigner, rootSigner as rootKeySigner } from './ca-keys.js';
 import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../util/duration.js';
 import { revokedIn, successorIn, type IndexRecord, type IssuedRecord, type RevokedRecord, type StoreTransaction } from './store/store.js';
 
 export function parseReason(s: string): RevocationReason {

@@ -20,7 +20,7 @@ import { normalizeClaims } from '../identity/encode.js';
 import type { ClientClaims } from '../identity/identity.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../util/duration.js';
 import { checkClientClaims, checkTtlLimit } from './limits.js';
 import type { EnrollmentToken, Store, StoredToken } from './store/store.js';
 import { storedCopyFor } from './stored-copy.js';

@@ -1,7 +1,7 @@
 /** `mcp-mtls ca init`. */
 import type { Command } from 'commander';
 import { initCa } from '../ca/init.js';
-import { parseDuration } from '../ca/duration.js';
+import { parseDuration } from '../util/duration.js';
 import { parseKeyType } from '../x509/keys.js';
 import { collect, emit, readPassphrase, resolveDir } from './io.js';
 import { MtlsError } from '../errors.js';

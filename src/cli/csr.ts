@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { MODES } from '../ca/layout.js';
 import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { parseDuration } from '../ca/duration.js';
+import { parseDuration } from '../util/duration.js';
 import { MtlsError } from '../errors.js';
 import { assertPrincipalId } from '../identity/names.js';
 import { createCsr, verifyCsr } from '../x509/csr.js';

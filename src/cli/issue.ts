@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Authority, type IssuedCertificate } from '../ca/authority.js';
 import { FsStore } from '../ca/store/fs-store.js';
 import { loadBatchFile } from '../ca/batch.js';
-import { parseDuration } from '../ca/duration.js';
+import { parseDuration } from '../util/duration.js';
 import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { MtlsError } from '../errors.js';
 import type { PrincipalKind } from '../identity/names.js';
@@ -14,7 +14,7 @@ import { collect, emit, once, progressBar, readPassphrase, resolveDir, STORE_HEL
 /** Opens the CA with the store the user chose: --store, $MCP_MTLS_STORE, config.yaml's `store:`, else the folder. */
 export function openAuthority(dir: string | undefined, opts: PassphraseOptions & { store?: string }): Authority {
   const resolved = resolveDir(dir);
-  // MCP_MTLS_CRASH_AT: fault injection for the crash tests (test/store-crash.test.ts)
+  // MCP_MTLS_CRASH_AT: fault injection for the crash tests (test/ca/store-crash.test.ts)
   const crashAt = process.env.MCP_MTLS_CRASH_AT;
   return Authority.open(resolved, {
     passphrase: (which) => readPassphrase(opts, `Passphrase for the ${which} CA key: `),

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { Authority } from '../ca/authority.js';
-import { formatDuration, parseDuration } from '../ca/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { foldIndex } from '../ca/list.js';
 import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { renewCertificate } from '../ca/renewal.js';

@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseDuration } from '../ca/duration.js';
-import { formatDuration } from '../ca/duration.js';
+import { parseDuration } from '../util/duration.js';
+import { formatDuration } from '../util/duration.js';
 import { parseReason, resolveSerial, revokeCertificate, writeCrls, type CrlRunResult } from '../ca/revocation.js';
 import { MtlsError } from '../errors.js';
 import { pemEncode } from '../x509/pem.js';

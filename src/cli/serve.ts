@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import { parseDuration } from '../ca/duration.js';
+import { parseDuration } from '../util/duration.js';
 import { createCaServer } from '../ca/serve/server.js';
 import { MtlsError } from '../errors.js';
 import { readCertificates } from '../x509/pem.js';

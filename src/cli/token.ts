@@ -1,6 +1,6 @@
 /** `mcp-mtls token create` and `mcp-mtls token list`: one-time enrollment tokens for `ca serve` (POST /sign). */
 import type { Command } from 'commander';
-import { formatDuration, parseDuration } from '../ca/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { createEnrollmentToken, listTokens } from '../ca/tokens.js';
 import { MtlsError } from '../errors.js';
 import { emit, STORE_HELP } from './io.js';

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { isDuration } from '../ca/duration.js';
+import { isDuration } from '../util/duration.js';
 import { MtlsError } from '../errors.js';
 
 const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');

@@ -3,16 +3,16 @@ import type { ServerResponse } from 'node:http';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Identity } from '../identity/identity.js';
 import type { Policy, PolicySubject } from '../policy/compile.js';
-import type { AuditSink } from '../server/audit.js';
-import { readJsonBody, sendJson } from '../server/http-body.js';
+import type { AuditSink } from '../mtls/audit.js';
+import { readJsonBody, sendJson } from '../mcp/http-body.js';
 import { IdleMap } from '../util/idle-map.js';
-import { handshakeCertificate } from '../server/handshake-certificate.js';
-import { gateMcpBody, unknownTargetAnswer } from '../server/mcp-gate.js';
-import { FILTERED_METHODS, filterResult } from '../server/mcp-results.js';
-import type { MtlsHandler, MtlsRequest } from '../server/mtls-server.js';
+import { handshakeCertificate } from '../mtls/handshake-certificate.js';
+import { gateMcpBody, unknownTargetAnswer } from '../mcp/gate.js';
+import { FILTERED_METHODS, filterResult } from '../mcp/results.js';
+import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 import type { GatewayMetrics } from './metrics.js';
 import { forwardResponse } from './response.js';
-import { formatXfcc, XFCC } from './xfcc.js';
+import { formatXfcc, XFCC } from '../mtls/xfcc.js';
 
 /**
  * The `_meta` key under which the gateway tells the upstream who is calling: every request

@@ -19,7 +19,7 @@
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
-import { sendJson } from '../server/http-body.js';
+import { sendJson } from '../mcp/http-body.js';
 import { decideServerMessage, type ServerMessageContext } from './server-messages.js';
 import { sseRewriter } from './sse.js';
 

@@ -5,7 +5,7 @@
  *
  * Written by hand, not with @peculiar/asn1-x509-attr: that package wraps each IetfAttrSyntax
  * value in a SEQUENCE and writes RoleSyntax.roleName as an empty [1] (identity.md). The
- * encoder is pinned to the golden vector in test/identity-extension.test.ts.
+ * encoder is pinned to the golden vector in test/identity/extension.test.ts.
  *
  * This module knows DER and the two attribute shapes; the naming rules (team and role
  * names, trust domains) are checked by src/identity.

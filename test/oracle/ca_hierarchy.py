@@ -1,5 +1,5 @@
 """A three-level CA hierarchy (root -> I1 -> I2 -> client), as an enterprise PKI may have, for
-test/ca-hierarchy-revocation.test.ts. python `cryptography`, independent of mcp-mtls's own writers.
+test/mtls/ca-hierarchy-revocation.test.ts. python `cryptography`, independent of mcp-mtls's own writers.
 
 usage: ca_hierarchy.py CLIENT_CERT OUT_DIR
   CLIENT_CERT: an mcp-mtls client certificate whose extensions (identity, SAN, EKU, ...) the

@@ -1,5 +1,5 @@
 """CRLs that are not a CA's complete CRL, signed with an mcp-mtls CA's intermediate key, for
-test/crl-scope.test.ts (python `cryptography`, independent of mcp-mtls's own CRL writer).
+test/mtls/crl-scope.test.ts (python `cryptography`, independent of mcp-mtls's own CRL writer).
 
 usage: crl_variants.py CA_DIR SERIAL_HEX OUT_DIR
   writes base.crl (#1000, revokes SERIAL), delta.crl (#1001, a delta CRL on #1000, empty),

@@ -1,5 +1,5 @@
 """A cross-certificate for another CA's intermediate: its name and public key, issued by a
-different root (python `cryptography`), for test/tenant-revocation.test.ts: what a hostile
+different root (python `cryptography`), for test/security/tenant-revocation.test.ts: what a hostile
 tenant can hand an operator as "its intermediate".
 
 usage: cross_certify.py VICTIM_INTERMEDIATE_CERT ROGUE_CA_DIR OUT_CERT

@@ -1,5 +1,5 @@
 """A copy of an mcp-mtls client certificate naming many CRL URLs, re-signed with its CA's
-intermediate key (python `cryptography`), for test/tenant-revocation.test.ts: what a hostile
+intermediate key (python `cryptography`), for test/security/tenant-revocation.test.ts: what a hostile
 tenant's CA can issue.
 
 usage: many_crl_urls.py CA_DIR CLIENT_CERT COUNT BASE_URL OUT_CERT

@@ -1,7 +1,7 @@
 /**
  * Who is asking for a renewal: the TLS client certificate, checked as the server adapter does
  * (chain to this CA's root through its intermediate, clientAuth, not a CA, validity, identity
- * extension of this trust domain; server/authenticate.ts), then against the store, re-read on
+ * extension of this trust domain; mtls/authenticate.ts), then against the store, re-read on
  * every request (another replica or the CLI may have revoked it a moment ago):
  *
  * - the store holds this very certificate (same serial, same bytes): so the claims read from it
@@ -12,8 +12,8 @@
  *   whatever the size of the CA, where the whole index would grow with every certificate.
  */
 import type { TLSSocket } from 'node:tls';
-import { createAuthenticator, type AuthFailureReason, type Authenticator } from '../../server/authenticate.js';
-import { handshakeCertificate } from '../../server/handshake-certificate.js';
+import { createAuthenticator, type AuthFailureReason, type Authenticator } from '../../mtls/authenticate.js';
+import { handshakeCertificate } from '../../mtls/handshake-certificate.js';
 import type { Identity } from '../../identity/identity.js';
 import type { Authority } from '../authority.js';
 import { parseCertificate, type ParsedCertificate } from '../../x509/certificate.js';

@@ -1,6 +1,6 @@
 /**
  * The CA's persistent state, behind an interface so that the folder store (default), the
- * memory store and the PostgreSQL store pass one test suite (test/store-contract.ts).
+ * memory store and the PostgreSQL store pass one test suite (test/support/store-contract.ts).
  * Everything that changes state runs inside `transaction`; see StoreTransaction for what
  * each store serialises across processes.
  */

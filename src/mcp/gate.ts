@@ -1,0 +1,295 @@
+/**
+ * Authorization of MCP traffic at the JSON-RPC level, shared by the SDK adapters and the
+ * gateway: one decision per request message, before the MCP server sees it.
+ *
+ * - A request the policy allows passes, with the scopes the caller holds.
+ * - A target the caller may not see passes too: the per-caller server does not have it, so
+ *   the SDK itself answers exactly as for an unknown tool (tools/list and tools/call agree).
+ * - A visible target whose condition fails is answered here, naming the rule: a tool error
+ *   for tools/call, a JSON-RPC error for resources and prompts.
+ * - A method the policy does not cover is refused as "method not found"; a resource URI
+ *   without a canonical form (policy/uri.ts) as invalid params, naming the problem.
+ * - A resource URI is passed on in the canonical form it was decided in (`body` of the
+ *   result), so the handler reads what the policy allowed, not another spelling of it.
+ * - Batches are refused as a whole when any element is not allowed (no smuggling), or when two
+ *   of its requests share an id (answers are matched and filtered by id).
+ * - A request method without an id (a "notification" of `tools/call`) is refused: a server may
+ *   run it, and no decision covers it. Client notifications are `notifications/*`.
+ * - 2026-07-28 `Mcp-Method` / `Mcp-Name` headers must agree with the body.
+ * Every decision on a target is audited; tool arguments only when the sink allows it.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity } from '../identity/identity.js';
+import type { Decision, Policy, PolicyTarget } from '../policy/compile.js';
+import { authorizationFor } from '../policy/mcp.js';
+import type { AuditSink } from '../mtls/audit.js';
+
+export const POLICY_DENIED = -32003;
+
+export type GateResult =
+  /**
+   * `body`: what to hand on, the request with its resource URIs in canonical form; `mcpName`:
+   * set when that changed the URI of a request sent with an `Mcp-Name` header, the value that
+   * header must now have (2026-07-28 servers check that it mirrors the body)
+   */
+  | { readonly kind: 'pass'; readonly scopes: readonly string[]; readonly hidden: readonly PolicyTarget[]; readonly body: unknown; readonly mcpName?: string }
+  | { readonly kind: 'respond'; readonly status: number; readonly body: unknown };
+
+interface Message {
+  jsonrpc?: unknown;
+  id?: unknown;
+  method?: unknown;
+  params?: unknown;
+}
+
+export interface GateContext {
+  readonly policy: Policy;
+  readonly identity: Identity;
+  readonly headers: IncomingHttpHeaders;
+  readonly audit?: AuditSink;
+  readonly remote?: string;
+  /**
+   * How to answer a target the caller may not see. Unset (the SDK adapters): pass it on, the
+   * per-caller server does not have it. The gateway cannot remove tools from an upstream, so it
+   * answers here, as an SDK server answers an unknown tool.
+   */
+  readonly hiddenAnswer?: (id: unknown, target: PolicyTarget) => unknown | undefined;
+  /** every decision, for metrics */
+  readonly onDecision?: (d: Decision) => void;
+}
+
+/** What an MCP SDK server answers for a tool, resource or prompt it does not have. */
+export function unknownTargetAnswer(id: unknown, t: PolicyTarget): unknown {
+  if (t.kind === 'tool') return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: `MCP error -32602: Tool ${t.name} not found` }], isError: true } };
+  return rpcError(id, -32602, t.kind === 'resource' ? `MCP error -32602: Resource ${t.uri} not found` : `MCP error -32602: Prompt ${t.name} not found`);
+}
+
+// a message with a method and an id key is a request, `id: null` included: servers differ in
+// how they treat one, so it is decided here like any other
+const isRequest = (m: Message): boolean => m !== null && typeof m === 'object' && typeof m.method === 'string' && 'id' in m;
+
+/**
+ * A request method sent without an id (`{"method":"tools/call"}`): JSON-RPC servers run a
+ * notification, they only do not answer it, and nothing here decides one. Client
+ * notifications are `notifications/*`; anything else without an id is refused (found in
+ * review, issue 16: the gateway passed `tools/call` of a hidden tool on undecided).
+ */
+const isRequestWithoutId = (m: Message): boolean =>
+  m !== null && typeof m === 'object' && typeof m.method === 'string' && !('id' in m) && !m.method.startsWith('notifications/');
+
+/** The first id two requests of a batch share (the gateway tells their answers apart by id), or undefined. */
+function sharedId(messages: readonly Message[]): unknown {
+  const seen = new Set<string>();
+  for (const m of messages) {
+    if (!isRequest(m)) continue;
+    const key = JSON.stringify(m.id) ?? String(m.id);
+    if (seen.has(key)) return m.id ?? null;
+    seen.add(key);
+  }
+  return undefined;
+}
+
+function targetName(t: PolicyTarget): string {
+  return t.kind === 'resource' ? t.uri : t.name;
+}
+
+function rpcError(id: unknown, code: number, message: string, data?: unknown) {
+  return { jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(data === undefined ? {} : { data }) } };
+}
+
+/** The answer to a visible target whose policy condition failed. */
+function deniedAnswer(m: Message, t: PolicyTarget, d: Decision) {
+  const text = `Denied by policy rule "${d.ruleId}": ${d.reason}`;
+  if (t.kind === 'tool') return { jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text }], isError: true } };
+  return rpcError(m.id, POLICY_DENIED, text, { ruleId: d.ruleId });
+}
+
+/** Any JSON value as text for a message (arrays of null-prototype objects included). */
+function describe(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return '(unprintable)';
+  }
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+const SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A 2026-07-28 header value as its sender meant it: values that are not plain visible ASCII
+ * (a URI with `é`) are sent as `=?base64?<UTF-8 in base64>?=`. undefined for a sentinel whose
+ * payload is not base64 of UTF-8 (servers must refuse those).
+ */
+function headerValue(raw: string): string | undefined {
+  if (!raw.startsWith('=?base64?') || !raw.endsWith('?=')) return raw;
+  const m = SENTINEL.exec(raw);
+  if (!m || (m[1] as string).length % 4 !== 0) return undefined;
+  try {
+    return utf8.decode(Buffer.from(m[1] as string, 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The 2026-07-28 routing headers, when present, must name what the body does. */
+function headerMismatch(m: Message, headers: IncomingHttpHeaders): string | undefined {
+  const method = header(headers, 'mcp-method');
+  if (method !== undefined && method !== m.method) return `the Mcp-Method header says "${method}" but the body calls "${describe(m.method)}"`;
+  const sent = header(headers, 'mcp-name');
+  const name = sent === undefined ? undefined : headerValue(sent);
+  if (sent !== undefined && name === undefined) return `the Mcp-Name header "${sent}" is not valid base64 of UTF-8`;
+  if (name !== undefined) {
+    const p = (m.params ?? {}) as Record<string, unknown>;
+    const bodyName = m.method === 'resources/read' ? p.uri : p.name;
+    if (name !== bodyName) return `the Mcp-Name header says "${name}" but the body names "${describe(bodyName)}"`;
+  }
+  return undefined;
+}
+
+export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
+  const messages: Message[] = Array.isArray(body) ? (body as Message[]) : [body as Message];
+  const scopes = ctx.policy.scopesOf(ctx.identity);
+  const id = ctx.identity;
+  const audit = (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) =>
+    ctx.audit?.write({
+      event: 'decision',
+      principal: id.principal,
+      teams: id.teams,
+      roles: id.roles,
+      method: m.method,
+      ...(t ? { target: targetName(t) } : {}),
+      allowed: d.allowed,
+      ruleId: d.ruleId,
+      reason: d.reason,
+      fingerprint: id.fingerprint,
+      remote: ctx.remote,
+      ...(ctx.audit.includeArgs && t && t.kind !== 'resource' ? { args: t.args } : {}),
+    });
+
+  const withoutId = messages.find(isRequestWithoutId);
+  if (withoutId) {
+    const reason = `${describe(withoutId.method).slice(0, 100)} is a request method, sent without an id (as a notification): refused, since a server may run it`;
+    audit(withoutId, undefined, { allowed: false, ruleId: null, reason });
+    return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };
+  }
+  if (Array.isArray(body)) {
+    const shared = sharedId(messages);
+    if (shared !== undefined) {
+      const reason = `batch refused: two requests share the id ${describe(shared).slice(0, 100)}`;
+      audit(messages.find(isRequest) as Message, undefined, { allowed: false, ruleId: null, reason });
+      return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };
+    }
+  }
+
+  if (!Array.isArray(body)) {
+    const m = messages[0] as Message;
+    if (!isRequest(m)) return { kind: 'pass', scopes, hidden: [], body };
+    const mismatch = headerMismatch(m, ctx.headers);
+    if (mismatch) {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: mismatch });
+      return { kind: 'respond', status: 400, body: rpcError(m.id, -32600, mismatch) };
+    }
+  }
+
+  const hidden: PolicyTarget[] = [];
+  const answers: unknown[] = [];
+  const passed: Message[] = [];
+  let refuse = false;
+  for (const m of messages) {
+    passed.push(m);
+    if (!isRequest(m)) continue;
+    const a = authorizationFor(m.method as string, m.params);
+    if (a.kind === 'always' && m.method === 'subscriptions/listen') {
+      const listen = listenSubscriptions(m, ctx, audit);
+      if ('answer' in listen) {
+        refuse = true;
+        answers.push(listen.answer);
+      } else passed[passed.length - 1] = listen.message;
+      continue;
+    }
+    if (a.kind === 'always' || a.kind === 'list') continue;
+    if (a.kind === 'invalid') {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
+      refuse = true;
+      answers.push(rpcError(m.id, -32602, a.reason, { code: a.code, hint: a.hint }));
+      continue;
+    }
+    if (a.kind === 'unknown') {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
+      refuse = true;
+      answers.push(rpcError(m.id, -32601, 'Method not found'));
+      continue;
+    }
+    const d = ctx.policy.decide(id, a.target);
+    audit(m, a.target, d);
+    ctx.onDecision?.(d);
+    if (d.allowed) {
+      passed[passed.length - 1] = withCanonicalUri(m, a.target);
+      continue;
+    }
+    refuse = true;
+    if (!d.visible) {
+      hidden.push(a.target);
+      const answer = ctx.hiddenAnswer?.(m.id, a.target);
+      if (answer !== undefined) answers.push(answer);
+    } else answers.push(deniedAnswer(m, a.target, d));
+  }
+  if (Array.isArray(body)) {
+    if (!refuse) return { kind: 'pass', scopes, hidden: [], body: passed };
+    const reason = 'batch refused: it contains a request this caller may not make';
+    return { kind: 'respond', status: 200, body: messages.filter(isRequest).map((m) => rpcError(m.id, -32600, reason)) };
+  }
+  if (answers.length > 0) return { kind: 'respond', status: 200, body: answers[0] };
+  const out = passed[0] as Message;
+  const renamed = out !== messages[0] && header(ctx.headers, 'mcp-name') !== undefined;
+  return { kind: 'pass', scopes, hidden, body: out, ...(renamed ? { mcpName: (out.params as { uri: string }).uri } : {}) };
+}
+
+/**
+ * `subscriptions/listen` (2026-07-28) replaces `resources/subscribe`: each URI of its
+ * `notifications.resourceSubscriptions` is decided as a subscription would be, and handed on in
+ * canonical form; one not allowed answers the request as a refused subscription (found in
+ * review, issue 16: the listen was always allowed, so its updates were the only gate).
+ */
+function listenSubscriptions(m: Message, ctx: GateContext, audit: (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) => void): { answer: unknown } | { message: Message } {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const p = isObj(m.params) ? m.params : undefined;
+  const n = p && isObj(p.notifications) ? p.notifications : undefined;
+  const uris = n?.resourceSubscriptions;
+  if (uris === undefined) return { message: m };
+  if (!Array.isArray(uris)) return { answer: rpcError(m.id, -32602, 'subscriptions/listen: notifications.resourceSubscriptions is not a list of URIs') };
+  const canonical: string[] = [];
+  for (const uri of uris) {
+    const a = authorizationFor('resources/subscribe', { uri });
+    if (a.kind === 'invalid') {
+      audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
+      return { answer: rpcError(m.id, -32602, a.reason, { code: a.code, hint: a.hint }) };
+    }
+    if (a.kind !== 'target') {
+      const reason = a.kind === 'unknown' ? a.reason : 'subscriptions/listen: a resource subscription without a URI';
+      audit(m, undefined, { allowed: false, ruleId: null, reason });
+      return { answer: rpcError(m.id, -32602, reason) };
+    }
+    const d = ctx.policy.decide(ctx.identity, a.target);
+    audit(m, a.target, d);
+    ctx.onDecision?.(d);
+    if (!d.allowed) return { answer: d.visible ? deniedAnswer(m, a.target, d) : unknownTargetAnswer(m.id, a.target) };
+    canonical.push((a.target as { uri: string }).uri);
+  }
+  const same = canonical.every((u, i) => u === uris[i]);
+  return { message: same ? m : { ...m, params: { ...p, notifications: { ...n, resourceSubscriptions: canonical } } } };
+}
+
+/** The request with the URI it names replaced by the canonical form it was decided in. */
+function withCanonicalUri(m: Message, t: PolicyTarget): Message {
+  if (t.kind !== 'resource' || (m.method !== 'resources/read' && m.method !== 'resources/subscribe' && m.method !== 'resources/unsubscribe')) return m;
+  const p = m.params as Record<string, unknown>;
+  return p.uri === t.uri ? m : { ...m, params: { ...p, uri: t.uri } };
+}

@@ -1,0 +1,182 @@
+/**
+ * The adapter for `@modelcontextprotocol/sdk` 1.x: see {@link createMcpSdk1Handler}. Per
+ * request, the gate (mcp-gate.ts) decides on the JSON-RPC message before the SDK sees it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
+import type { Identity } from '../identity/identity.js';
+import type { Policy, PolicyTarget } from '../policy/compile.js';
+import type { AuditSink } from '../mtls/audit.js';
+import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
+import { gateMcpBody, unknownTargetAnswer } from './gate.js';
+import { buildForCaller, whoamiReport } from './surface.js';
+import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
+import { IdleMap } from '../util/idle-map.js';
+
+/** Options of {@link createMcpSdk1Handler}. */
+export interface McpSdk1Options {
+  /** The server's name and version, as the SDK's McpServer takes them. */
+  readonly serverInfo: { name: string; version: string };
+  /** Passed to the SDK's McpServer (its JSON Schema validator is replaced by a shared one). */
+  readonly serverOptions?: ServerOptions;
+  /**
+   * Registers tools, resources and prompts on a fresh McpServer for this caller; called per
+   * request (stateless) or per session. Define tool schemas outside it: a schema made here is
+   * compiled again each time.
+   */
+  readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
+  /** The policy in force, or a function returning it (so a {@link PolicyWatcher} can swap it: `() => watcher.current()`). */
+  readonly policy: Policy | (() => Policy);
+  /** Receives a `decision` event per tool, resource or prompt request (and per unknown method), and `session.refused` events. */
+  readonly audit?: AuditSink;
+  /** Adds a tool that tells callers who they are and what they may use: `true` names it "whoami", a string names it so; default none. */
+  readonly whoami?: boolean | string;
+  /** a server per session, bound to the certificate that opened it */
+  readonly stateful?: boolean;
+  /** stateful: a session unused this long is closed; default 8 h */
+  readonly sessionIdleMs?: number;
+  /** stateful: at most this many sessions, least recently used closed first; default 10,000 */
+  readonly maxSessions?: number;
+  /** answers with JSON instead of SSE streams where the SDK allows it */
+  readonly enableJsonResponse?: boolean;
+  /** Larger POST bodies are answered 413; default 4 MiB. */
+  readonly maxBodyBytes?: number;
+}
+
+interface Session {
+  readonly transport: StreamableHTTPServerTransport;
+  readonly fingerprint: string;
+}
+
+// one validator for every per-request server: building Ajv per request halves throughput
+const sharedValidator = new AjvJsonSchemaValidator();
+
+/**
+ * The request handler for {@link createMtlsServer} that serves an MCP server built with
+ * `@modelcontextprotocol/sdk` 1.x (McpServer over StreamableHTTPServerTransport), under the
+ * policy: stateless (a server per request, the default) or stateful (a server per session,
+ * bound to the certificate that opened it; another certificate naming it gets 404).
+ *
+ * Each request is decided by the policy before the SDK sees it; `build` registers
+ * everything on a fresh McpServer, and what the caller may not see is removed, so to them a
+ * hidden tool is an unknown tool. Tools receive `extra.authInfo` = `{ clientId: principal,
+ * scopes, token: fingerprint, extra: { identity } }`.
+ *
+ * ```ts
+ * const handler = createMcpSdk1Handler({ serverInfo, policy, build: (server) => { server.registerTool(...) } });
+ * createMtlsServer(tls, handler).listen(8443);
+ * ```
+ *
+ * The handler needs `req.auth` as {@link createMtlsServer} (or the middleware) sets it, and
+ * throws a plain Error without it.
+ *
+ * @returns the handler, with `sessions()` (how many are open) and `close()` (closes every session)
+ */
+export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
+  const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
+  const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;
+  const sessions = new IdleMap<string, Session>({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 10_000, onEvict: (_id, s) => void s.transport.close() });
+
+  const newServer = async (identity: Identity, policy: Policy) => {
+    const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
+    const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
+    if (whoamiName) {
+      server.registerTool(whoamiName, { description: 'Who is calling, as the server sees it from the client certificate, and what the caller may use' }, async () => ({
+        content: [{ type: 'text', text: JSON.stringify(whoamiReport(identity, currentPolicy(), { ...surface, tools: [...surface.tools, whoamiName] }), null, 2) }],
+      }));
+    }
+    return server;
+  };
+
+  const handler = async (req: MtlsRequest, res: ServerResponse) => {
+    const auth = req.auth;
+    if (!auth) throw new Error('createMcpSdk1Handler needs createMtlsServer (req.auth is not set)');
+    const identity = auth.extra.identity;
+    const policy = currentPolicy();
+    keepPrivate(res); // answers differ per caller
+    let body: unknown;
+    if (req.method === 'POST') {
+      const read = await readJsonBody(req, options.maxBodyBytes);
+      if (!read.ok) return sendJson(res, read.status, read.body);
+      body = read.value;
+      // a session named by someone else's certificate is refused before anything else is said
+      const session = options.stateful ? sessionFor(req, res, identity) : undefined;
+      if (session === null) return;
+      // hidden tools and prompts are gone from the caller's server (the SDK answers them as
+      // unknown); a hidden resource can still match a visible template, and in a stateful session
+      // anything visible at its start is still registered: those are answered here
+      const hiddenAnswer = (id: unknown, t: PolicyTarget) => (options.stateful || t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
+      const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+      if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
+      auth.scopes = [...gate.scopes];
+      // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)
+      body = gate.body;
+      if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
+      if (options.stateful) {
+        if (session) return session.transport.handleRequest(req, res, body);
+        return openSession(req, res, identity, policy, body);
+      }
+    } else if (options.stateful) {
+      auth.scopes = [...policy.scopesOf(identity)];
+      const session = sessionFor(req, res, identity);
+      if (!session) {
+        if (session === undefined) sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' } });
+        return;
+      }
+      return session.transport.handleRequest(req, res);
+    }
+    // stateless: a server for this request only
+    const server = await newServer(identity, policy);
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}) });
+    res.on('close', () => {
+      void transport.close();
+      void server.close();
+    });
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  /** The session a request names: undefined (none named), null (refused, answered), or the session. */
+  const sessionFor = (req: MtlsRequest, res: ServerResponse, identity: Identity): Session | null | undefined => {
+    const header = req.headers['mcp-session-id'];
+    const id = Array.isArray(header) ? header[0] : header;
+    if (!id) return undefined;
+    const s = sessions.get(id);
+    if (!s || s.fingerprint !== identity.fingerprint) {
+      // another certificate presenting someone's session id is told the session does not exist
+      if (s) options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, reason: 'the session belongs to another certificate' });
+      sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
+      return null;
+    }
+    return s;
+  };
+
+  const openSession = async (req: MtlsRequest, res: ServerResponse, identity: Identity, policy: Policy, body: unknown) => {
+    const server = await newServer(identity, policy);
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}),
+      onsessioninitialized: (sid) => {
+        sessions.set(sid, { transport, fingerprint: identity.fingerprint });
+      },
+    });
+    transport.onclose = () => {
+      if (transport.sessionId) sessions.delete(transport.sessionId);
+      void server.close();
+    };
+    await server.connect(transport);
+    await transport.handleRequest(req, res, body);
+  };
+
+  return Object.assign(handler, {
+    sessions: () => sessions.size,
+    close: async () => {
+      await Promise.all(sessions.values().map((s) => s.transport.close()));
+      sessions.clear();
+    },
+  });
+}

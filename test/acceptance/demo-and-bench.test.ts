@@ -1,0 +1,60 @@
+/** The demo and the benchmark run as a user runs them, and check themselves. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ROOT, run } from '../support/cli.js';
+
+test('npm run demo: who sees what, allowed and denied calls with their rules, the revoked user refused', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'examples', 'demo', 'demo.ts')]);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /alice\s+spiffe:\/\/demo\.test\/user\/alice teams=\[sre\] roles=\[admin\]\s+sees:\s+deploy restart_service search_docs/);
+  assert.match(r.stdout, /bob\s+spiffe:\/\/demo\.test\/user\/bob teams=\[dev\] roles=\[\]\s+sees:\s+deploy search_docs/);
+  assert.match(r.stdout, /deploy\(production\): denied by dev-staging-only/);
+  assert.match(r.stdout, /carol\s+refused at the TLS handshake\s+sees:\s+-\s+calls: reason: certificate_revoked/);
+  assert.match(r.stdout, /demo OK/);
+});
+
+test('bench/issue runs (smoke size) and prints a ratio against its baseline', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'issue.ts')], { env: { BENCH_N: '60' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /baseline @peculiar\/x509 .*1\.0x/);
+  for (const row of ['engine \\+ P-256 keygen', 'engine, public key given', 'CSR verify \\+ issue', 'folder store batch']) {
+    assert.match(r.stdout, new RegExp(`${row}.*\\d+\\.\\dx`));
+  }
+});
+
+test('bench/crl runs (smoke size) next to openssl ca -gencrl and OpenSSL loading the CRL', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'crl.ts')], { env: { BENCH_CRL_N: '2000' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /sign\s+mcp-mtls\s+[\d.]+ ms\s+openssl ca -gencrl\s+[\d.]+ ms/);
+  assert.match(r.stdout, /load\s+mcp-mtls\s+[\d.]+ ms\s+OpenSSL TLS context/);
+  const sizes = r.stdout.match(/size\s+mcp-mtls (\d+) bytes\s+openssl (\d+) bytes/);
+  assert.ok(sizes, r.stdout);
+  assert.ok(Math.abs(Number(sizes[1]) - Number(sizes[2])) < 64, 'same entries, about the same DER size as OpenSSL');
+});
+
+test('bench/policy runs (smoke size) and prints p50, p99 and a ratio against the naive engine', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'policy.ts')], { env: { BENCH_POLICY_N: '3000' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /naive baseline \(no when\)\s+[\d.]+\s+[\d.]+\s+\d+\s+1\.0x/);
+  assert.match(r.stdout, /mcp-mtls warm \(20% of rules with CEL\)\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+x/);
+});
+
+test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy, (c) SDK default, handshakes, CRL cost', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'server.ts')], {
+    env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1', BENCH_HANDSHAKES: '50', BENCH_CRL_ENTRIES: '1000' },
+  });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /\(b\) mTLS \+ identity \+ policy\s+\d+\s+\d+/);
+  assert.match(r.stdout, /ratio \(b\)\/\(a\): throughput [\d.]+x, CPU per request [\d.]+x/);
+  assert.match(r.stdout, /ratio \(b\)\/\(c\): throughput [\d.]+x/);
+  assert.match(r.stdout, /server CPU per full handshake: \d+ µs with no CRL, \d+ µs with 1000 revoked serials loaded/);
+});
+
+test('bench/gateway runs (smoke size): direct, through the gateway, and behind nginx when installed', async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'gateway.ts')], { env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1' } });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /direct \(plain HTTP\)\s+\d+\s+[\d.]+/);
+  assert.match(r.stdout, /mcp-mtls gateway\s+\d+\s+[\d.]+\s+\d+/);
+  assert.match(r.stdout, /ratio gateway\/nginx|nginx: not installed/);
+});

@@ -1,0 +1,80 @@
+/** The server adapter with the SDK 2.x packages (createMcpHandler + toNodeHandler) and the real 2.x client. */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { z } from 'zod';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { McpServer } from '@modelcontextprotocol/server';
+import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
+import { policyFromText } from '../../src/policy/compile.js';
+import { memoryAudit } from '../../src/mtls/audit.js';
+import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { bundleOf, TEST_POLICY } from '../support/mcp.js';
+import { makePki } from '../support/pki.js';
+
+const envSchema = { env: z.string() };
+function build(server: McpServer) {
+  server.registerTool('deploy', { description: 'deploy', inputSchema: envSchema }, async ({ env }) => ({ content: [{ type: 'text' as const, text: `deployed to ${env}` }] }));
+  server.registerTool('deploy_staging', { description: 'staging', inputSchema: envSchema }, async ({ env }) => ({ content: [{ type: 'text' as const, text: `deployed to ${env}` }] }));
+  server.registerTool('search', { description: 'search' }, async () => ({ content: [{ type: 'text' as const, text: 'results' }] }));
+  server.registerTool('who', { description: 'who calls' }, async (ctx) => ({
+    content: [{ type: 'text' as const, text: JSON.stringify({ clientId: ctx.http?.authInfo?.clientId, scopes: ctx.http?.authInfo?.scopes, identity: (ctx.http?.authInfo?.extra as { identity?: unknown })?.identity }) }],
+  }));
+}
+
+let server: MtlsServer;
+let url: string;
+let clients: Record<string, { cert: string; key: string; ca: string }>;
+const audit = memoryAudit();
+let handler: ReturnType<typeof createMcpSdk2Handler>;
+
+before(async () => {
+  const pki = await makePki();
+  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
+  const issue = async (args: string[]) => {
+    const r = await pki.issue(['issue', 'client', ...args]);
+    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
+  };
+  clients = { alice: await issue(['--user', 'alice', '--team', 'sre', '--role', 'admin']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
+  handler = createMcpSdk2Handler({ serverInfo: { name: 'sdk2', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), audit, whoami: true });
+  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+});
+after(async () => {
+  await handler.close();
+  server.closeAllConnections();
+  server.close();
+});
+
+async function connect(files: { cert: string; key: string; ca: string }) {
+  const agent = createMtlsAgent(bundleOf(files));
+  const client = new Client({ name: 'sdk2-test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: createMtlsFetch(agent) as typeof fetch }));
+  return { client, close: async () => { await client.close(); await agent.close(); } };
+}
+
+const text = (r: unknown) => ((r as { content: { text: string }[] }).content[0] as { text: string }).text;
+
+test('SDK 2.x: alice and bob see different tools; hidden = unknown; conditions name the rule; authInfo reaches tools', async () => {
+  const alice = await connect(clients.alice!);
+  const bob = await connect(clients.bob!);
+  try {
+    assert.deepEqual((await alice.client.listTools()).tools.map((t) => t.name).sort(), ['deploy', 'search', 'who', 'whoami']);
+    assert.deepEqual((await bob.client.listTools()).tools.map((t) => t.name).sort(), ['deploy_staging', 'search', 'who', 'whoami']);
+    assert.equal(text(await alice.client.callTool({ name: 'deploy', arguments: { env: 'prod' } })), 'deployed to prod');
+    const hidden = await bob.client.callTool({ name: 'deploy', arguments: { env: 'prod' } }).catch((e: Error) => ({ thrown: e.message.replaceAll('deploy', 'X') }));
+    const unknown = await bob.client.callTool({ name: 'nothing_here', arguments: {} }).catch((e: Error) => ({ thrown: e.message.replaceAll('nothing_here', 'X') }));
+    assert.deepEqual(JSON.parse(JSON.stringify(hidden).replaceAll('deploy', 'X')), JSON.parse(JSON.stringify(unknown).replaceAll('nothing_here', 'X')));
+    const denied = await bob.client.callTool({ name: 'deploy_staging', arguments: { env: 'prod' } });
+    assert.match(text(denied), /Denied by policy rule "dev-staging"/);
+    const who = JSON.parse(text(await bob.client.callTool({ name: 'who', arguments: {} })));
+    assert.equal(who.clientId, 'spiffe://acme.test/user/bob');
+    assert.deepEqual(who.identity.teams, ['dev']);
+    assert.ok(audit.events.some((e) => e.event === 'decision' && e.target === 'deploy' && e.allowed === false));
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});

@@ -1,0 +1,225 @@
+/**
+ * The certificate matrix, one table, against every listener: the SDK 1.x and 2.x adapters
+ * (createMtlsServer), an https server built with mtlsServerOptions + createMtlsMiddleware, and
+ * the gateway. Every row is refused with its reason (or accepted), audited, and the server keeps
+ * serving others; the four answer alike because they share one construction of authentication
+ * and revocation (mtls/trust.ts).
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { after, before, test } from 'node:test';
+import { Agent, fetch } from 'undici';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { McpServer as McpServer2 } from '@modelcontextprotocol/server';
+import { Authority } from '../../src/ca/authority.js';
+import { intermediateSigner, rootSigner as rootKeySigner } from '../../src/ca/ca-keys.js';
+import { buildCrl } from '../../src/ca/crl-signing.js';
+import { clientFields, intermediateFields } from '../../src/ca/profiles.js';
+import { loadBundle } from '../../src/bundle/load.js';
+import { isMtlsError } from '../../src/errors.js';
+import { createGatewayHandler } from '../../src/gateway/proxy.js';
+import { normalizeClaims } from '../../src/identity/encode.js';
+import { policyFromText } from '../../src/policy/compile.js';
+import { memoryAudit } from '../../src/mtls/audit.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { createMtlsMiddleware, mtlsServerOptions } from '../../src/mtls/middleware.js';
+import { createMtlsServer, type MtlsRequest } from '../../src/mtls/mtls-server.js';
+import { randomSerial, signCertificate, type CertificateFields } from '../../src/x509/certificate.js';
+import { distinguishedName, extension, subjectAltName, uriName } from '../../src/x509/extensions.js';
+import { oidDer, seq, setOf, utf8Der } from '../../src/x509/der.js';
+import { createSigner, generateKey, keyIdentifier, type GeneratedKey } from '../../src/x509/keys.js';
+import { OID } from '../../src/x509/oids.js';
+import { pemEncode, readCertificates } from '../../src/x509/pem.js';
+import { cliOk } from '../support/cli.js';
+import { makePki, type TestPki } from '../support/pki.js';
+
+interface Material {
+  chain: Buffer[];
+  key: crypto.KeyObject;
+}
+const rows: [string, Material | null, string][] = []; // [case, client material, expected: 'ok' | reason]
+let acme: TestPki;
+let other: TestPki;
+let stranger: TestPki;
+const audit = memoryAudit();
+const KINDS = ['sdk1', 'sdk2', 'middleware', 'gateway'] as const;
+type Kind = (typeof KINDS)[number];
+const servers: Record<Kind, { server: https.Server; url: string }> = {} as never;
+const closers: (() => Promise<void>)[] = [];
+let upstream: http.Server;
+
+const keyObject = (k: GeneratedKey) => crypto.createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' });
+const fileKey = (f: string) => crypto.createPrivateKey(fs.readFileSync(f));
+
+before(async () => {
+  acme = await makePki();
+  other = await makePki(['--trust-domain', 'other.test'].slice(0, 0));
+  stranger = await makePki();
+  // other: a second CA the servers trust, but for another trust domain
+  fs.rmSync(other.pki, { recursive: true });
+  await cliOk(['ca', 'init', '--dir', other.pki, '--trust-domain', 'other.test']);
+  const ca = Authority.open(acme.pki);
+  const signer = await intermediateSigner(ca);
+  const rootSigner = await rootKeySigner(ca);
+  // no teams: these certificates get no identity extension of their own, so a row can add a bad one
+  const claims = (id: string) => normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id, teams: [], roles: [] });
+  const craft = (id: string, from: number, to: number, change: (f: CertificateFields) => CertificateFields = (f) => f, sign = signer, issuer = ca.issuer, chainTail = ca.intermediateDer): Material => {
+    const key = generateKey('ec-p256');
+    const fields = clientFields(issuer, { serial: randomSerial(), notBefore: new Date(Date.now() + from), notAfter: new Date(Date.now() + to), spki: key.spki, keyType: 'ec-p256', claims: claims(id) });
+    return { chain: [signCertificate(change(fields), sign), chainTail], key: keyObject(key) };
+  };
+  const issued = async (t: TestPki, args: string[]) => {
+    const r = await t.issue(args);
+    return { chain: readCertificates(fs.readFileSync(r.files.cert)), key: fileKey(r.files.key!), serial: r.serial, files: r.files };
+  };
+  const valid = await issued(acme, ['issue', 'client', '--user', 'alice', '--team', 'sre']);
+  const revoked = await issued(acme, ['issue', 'client', '--user', 'rex', '--team', 'sre']);
+  await cliOk(['revoke', revoked.serial, '--dir', acme.pki, '--reason', 'keyCompromise']);
+  const serverCert = await issued(acme, ['issue', 'server', '--dns', 'localhost']);
+
+  // a second intermediate under the same root, then revoked by a root CRL
+  const i2Key = generateKey('ec-p256');
+  const i2Fields = intermediateFields({ subjectName: ca.root.subjectName, keyId: keyIdentifier(ca.root.spki), notAfter: ca.root.notAfter }, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000), spki: i2Key.spki, name: 'Retired Intermediate' });
+  const i2Der = signCertificate(i2Fields, rootSigner);
+  const i2 = { subjectName: i2Fields.subjectName, keyId: keyIdentifier(i2Key.spki), notAfter: i2Fields.notAfter };
+  const underRevokedIntermediate = craft('ivy', -60_000, 3_600_000, (f) => f, createSigner(keyObject(i2Key)), i2, i2Der);
+  const rootCrl = buildCrl({ subjectName: ca.root.subjectName, keyId: keyIdentifier(ca.root.spki) }, rootSigner, { number: 5n, now: new Date(), nextUpdate: ca.intermediate.notAfter, entries: [{ serial: Buffer.from(i2Fields.serial).toString('hex'), revokedAt: new Date(), reason: 'cACompromise' as never }] });
+
+  // a self-signed certificate copying alice's subject and SAN
+  const selfKey = generateKey('ec-p256');
+  const selfName = distinguishedName('alice');
+  const selfSigned = signCertificate({ ...clientFields({ subjectName: selfName, keyId: keyIdentifier(selfKey.spki), notAfter: new Date(Date.now() + 86_400_000) }, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: selfKey.spki, keyType: 'ec-p256', claims: claims('alice') }), issuerName: selfName }, createSigner(keyObject(selfKey)));
+
+  const tampered = Buffer.from(valid.chain[0]!);
+  tampered.writeUInt8(tampered.readUInt8(tampered.length - 3) ^ 1, tampered.length - 3);
+  const dup = seq(...[1, 2].map(() => seq(oidDer(OID.group), setOf([seq(seq(utf8Der('sre')))]))));
+  const sda = (v: Buffer) => extension(OID.subjectDirectoryAttributes, false, v);
+  const withExt = (...exts: Buffer[]) => (f: CertificateFields): CertificateFields => ({ ...f, extensions: [...f.extensions, ...exts] });
+  const twoUris = (f: CertificateFields): CertificateFields => ({ ...f, extensions: f.extensions.map((e) => (Buffer.from(e).includes(Buffer.from('spiffe://acme.test/user/', 'latin1')) && Buffer.from(e).includes(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x11])) ? subjectAltName([uriName('spiffe://acme.test/user/mallory'), uriName('spiffe://acme.test/user/alice')]) : e)) });
+  const foreign = await issued(other, ['issue', 'client', '--user', 'alice', '--team', 'sre']);
+  const wrongCa = await issued(stranger, ['issue', 'client', '--user', 'alice', '--team', 'sre']);
+
+  rows.push(
+    ['valid certificate', valid, 'ok'],
+    ['no certificate', null, 'certificate_required'],
+    ['expired', craft('old', -7_200_000, -3_600_000), 'certificate_expired'],
+    ['not yet valid', craft('early', 3_600_000, 7_200_000), 'certificate_not_yet_valid'],
+    ['revoked leaf', { chain: revoked.chain, key: revoked.key }, 'certificate_revoked'],
+    ['revoked intermediate', underRevokedIntermediate, 'certificate_revoked'],
+    ['wrong CA', { chain: wrongCa.chain, key: wrongCa.key }, 'unknown_ca'],
+    ['self-signed with a real user\'s subject', { chain: [selfSigned], key: keyObject(selfKey) }, 'unknown_ca'],
+    ['server certificate as client', { chain: serverCert.chain, key: serverCert.key }, 'not_a_client_certificate'],
+    ['CA certificate as leaf', { chain: [ca.intermediateDer], key: fileKey(path.join(acme.pki, 'private', 'intermediate.key')) }, 'not_a_client_certificate'],
+    ['tampered signature', { chain: [tampered, valid.chain[1]!], key: valid.key }, 'invalid_signature'],
+    ['two URI SANs', craft('two', -60_000, 3_600_000, twoUris), 'invalid_identity'],
+    ['foreign trust domain', { chain: foreign.chain, key: foreign.key }, 'invalid_identity'],
+    ['malformed identity extension', craft('bad', -60_000, 3_600_000, withExt(sda(Buffer.from('3071301f06082b0601', 'hex')))), 'invalid_identity'],
+    ['duplicated identity attribute', craft('dupattr', -60_000, 3_600_000, withExt(sda(dup))), 'invalid_identity'],
+    ['identity extension twice', craft('dupext', -60_000, 3_600_000, withExt(sda(seq(seq(oidDer(OID.group), setOf([seq(seq(utf8Der('a')))])))), sda(seq(seq(oidDer(OID.group), setOf([seq(seq(utf8Der('b')))])))))), 'invalid_identity'],
+    ['unknown critical extension', craft('crit', -60_000, 3_600_000, withExt(extension('1.3.6.1.4.1.99999.1', true, Buffer.from('0500', 'hex')))), 'not_a_client_certificate'],
+  );
+
+  // every server: the same TLS material, CRLs (with the root CRL revoking the second intermediate), trust domain
+  const material = {
+    cert: Buffer.concat(serverCert.chain.map((d) => Buffer.from(pemEncode('CERTIFICATE', d)))),
+    key: fs.readFileSync(serverCert.files.key!),
+    ca: [fs.readFileSync(path.join(acme.pki, 'root.crt')), fs.readFileSync(path.join(other.pki, 'root.crt'))],
+    crl: [fs.readFileSync(path.join(acme.pki, 'crl', 'intermediate.crl')), Buffer.from(pemEncode('X509 CRL', rootCrl))],
+    trustDomains: ['acme.test'],
+    audit,
+    log: () => undefined,
+  };
+  const policy = policyFromText('version: 1\nrules:\n  - { id: all, subjects: { any: true }, tools: ["*"] }\n');
+  const build = (s: McpServer) => void s.registerTool('ping_tool', { description: 'pong' }, async () => ({ content: [{ type: 'text', text: 'pong' }] }));
+  upstream = http.createServer(async (req, res) => {
+    const s = new McpServer({ name: 'up', version: '1' });
+    build(s);
+    const t = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.on('close', () => void t.close());
+    await s.connect(t);
+    await t.handleRequest(req, res);
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const build2 = (s: McpServer2) => void s.registerTool('ping_tool', { description: 'pong' }, async () => ({ content: [{ type: 'text' as const, text: 'pong' }] }));
+  const sdk2 = createMcpSdk2Handler({ serverInfo: { name: 'adapter2', version: '1' }, policy, build: build2 });
+  const behindMiddleware = createMcpSdk1Handler({ serverInfo: { name: 'middleware', version: '1' }, policy, build, enableJsonResponse: true });
+  closers.push(() => sdk2.close());
+  const handlers = {
+    sdk1: createMcpSdk1Handler({ serverInfo: { name: 'adapter', version: '1' }, policy, build, enableJsonResponse: true }),
+    sdk2,
+    gateway: createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`), policy: () => policy }], log: () => undefined }),
+  };
+  // built by hand: the same material to mtlsServerOptions (TLS) and to the middleware (CAs, CRLs)
+  const mtls = createMtlsMiddleware({ tls: material, trustDomains: material.trustDomains, audit, log: () => undefined });
+  closers.push(async () => mtls.close());
+  const byHand = https.createServer(mtlsServerOptions(material), (req, res) => mtls(req, res, () => void behindMiddleware(req as MtlsRequest, res)));
+  for (const kind of KINDS) {
+    const server = kind === 'middleware' ? byHand : createMtlsServer(material, handlers[kind]);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    servers[kind] = { server, url: `https://localhost:${(server.address() as AddressInfo).port}/mcp` };
+  }
+});
+
+after(async () => {
+  for (const c of closers) await c();
+  for (const s of Object.values(servers)) {
+    s.server.closeAllConnections();
+    s.server.close();
+  }
+  upstream.closeAllConnections();
+  upstream.close();
+});
+
+async function attempt(m: Material | null, url: string): Promise<string> {
+  const ca = fs.readFileSync(path.join(acme.pki, 'root.crt'));
+  const agent = new Agent({ connect: m ? { ca, cert: m.chain.map((d) => pemEncode('CERTIFICATE', d)).join(''), key: m.key.export({ format: 'pem', type: 'pkcs8' }) } : { ca } });
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'ping_tool', arguments: {} } }),
+    });
+    const text = await res.text();
+    if (res.status === 200 && text.includes('pong')) return 'ok';
+    return res.status === 401 ? (JSON.parse(text) as { error: string }).error : `HTTP ${res.status}`;
+  } finally {
+    await agent.close();
+  }
+}
+
+test('certificate matrix: the SDK 1.x and 2.x adapters, the middleware and the gateway give the same answer, row by row', async () => {
+  const table: string[] = [];
+  const failed: string[] = [];
+  for (const [name, material, expected] of rows) {
+    const got: string[] = [];
+    for (const kind of KINDS) got.push(await attempt(material, servers[kind].url));
+    table.push(`${name.padEnd(40)} ${got.map((g) => g.padEnd(26)).join(' ')}`);
+    if (process.env.MATRIX_DEBUG) console.log(table[table.length - 1], audit.events.at(-1)?.message);
+    KINDS.forEach((kind, i) => got[i] !== expected && failed.push(`${name} (${kind}): ${got[i]}, expected ${expected}`));
+    // and every one keeps serving good clients
+    for (const kind of KINDS) assert.equal(await attempt(rows[0]![1], servers[kind].url), 'ok', `${kind} still serves alice after ${name}`);
+  }
+  console.log(`# ${'case'.padEnd(38)} ${KINDS.map((k) => k.padEnd(26)).join(' ')}\n# ${table.join('\n# ')}`);
+  assert.deepEqual(failed, []);
+  const refused = audit.events.filter((e) => e.event === 'auth.refused').map((e) => e.reason);
+  for (const [, , expected] of rows.filter((r) => r[2] !== 'ok')) assert.ok(refused.includes(expected), `${expected} is audited`);
+});
+
+test('wrong key in the bundle: refused by the client before any connection', async () => {
+  const dir = path.join(acme.base, 'wrong-key');
+  const alice = rows[0]![1] as Material;
+  const bob = await acme.issue(['issue', 'client', '--user', 'bob2', '--out', dir]);
+  fs.mkdirSync(path.join(dir, 'bundle'));
+  fs.writeFileSync(path.join(dir, 'bundle', 'cert.pem'), alice.chain.map((d) => pemEncode('CERTIFICATE', d)).join(''));
+  fs.copyFileSync(bob.files.key!, path.join(dir, 'bundle', 'key.pem'));
+  fs.copyFileSync(path.join(acme.pki, 'root.crt'), path.join(dir, 'bundle', 'ca.pem'));
+  await assert.rejects(loadBundle(path.join(dir, 'bundle')), (e) => isMtlsError(e, 'BUNDLE_INVALID') && /does not match/.test((e as Error).message));
+});

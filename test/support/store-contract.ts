@@ -1,0 +1,212 @@
+/**
+ * The Store contract, one suite for every store (folder, memory, PostgreSQL): run by
+ * test/ca/store-contract.test.ts. `open` gives a fresh, empty store for a CA folder each time
+ * it is called; `second` (database stores) gives another instance on the SAME state, as a
+ * second CA process on another host would have.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { test } from 'node:test';
+import { Authority } from '../../src/ca/authority.js';
+import { buildCrl } from '../../src/ca/crl-signing.js';
+import { initCa } from '../../src/ca/init.js';
+import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
+import type { EnrollmentToken, Store } from '../../src/ca/store/store.js';
+import { isMtlsError } from '../../src/errors.js';
+import { parseCrl } from '../../src/x509/crl.js';
+import { createSigner, generateKey } from '../../src/x509/keys.js';
+import { tmpDir } from './cli.js';
+
+export interface ContractTarget {
+  readonly name: string;
+  /** a fresh, empty store for the CA in `dir` */
+  open(dir: string): Promise<Store>;
+  /** another store instance on the same state as `store` (another process), when the store can have one */
+  second?(store: Store, dir: string): Promise<Store>;
+  /** a transaction that throws leaves nothing behind (database stores; the folder store writes as it goes) */
+  readonly rollsBack?: boolean;
+}
+
+function newCa(): string {
+  const dir = tmpDir('mcp-mtls-contract-');
+  initCa({ dir, trustDomain: 'acme.test', rootTtlMs: 10 * 365 * 86400_000, intermediateTtlMs: 5 * 365 * 86400_000 });
+  return dir;
+}
+
+function token(over: Partial<EnrollmentToken> = {}): EnrollmentToken {
+  const secret = crypto.randomBytes(32).toString('base64url');
+  const now = Date.now();
+  return {
+    id: crypto.randomBytes(8).toString('hex'),
+    hash: crypto.createHash('sha256').update(secret).digest('hex'),
+    claims: { id: 'alice', kind: 'user', teams: ['sre'], roles: ['admin'], email: 'alice@acme.test' },
+    certTtl: '24h',
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + 3600_000).toISOString(),
+    createdBy: 'tester',
+    ...over,
+  };
+}
+
+const user = (id: string) => ({ kind: 'user' as const, id, teams: ['sre'], roles: [] });
+
+export function storeContract(t: ContractTarget): void {
+  const stores: Store[] = [];
+  let dir = '';
+  const open = async () => {
+    dir = newCa();
+    const s = await t.open(dir);
+    stores.push(s);
+    return s;
+  };
+
+  test(`${t.name}: issue, revoke and audit read back in write order`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const ca = Authority.open(dir, { store });
+    const issued = await ca.issueClients([user('a1'), user('a2'), user('a3')]);
+    const one = await ca.issueServer({ dns: ['mcp.acme.test'], ips: ['127.0.0.1'] });
+    const r = await revokeCertificate(ca, issued[1]!.record.serial, 'keyCompromise');
+    const index = await store.readIndex();
+    assert.deepEqual(
+      index.map((x) => `${x.op}:${x.serial}`),
+      [...issued.map((i) => `issue:${i.record.serial}`), `issue:${one.record.serial}`, `revoke:${issued[1]!.record.serial}`],
+    );
+    assert.deepEqual(index[0], issued[0]!.record, 'the record reads back field for field');
+    assert.deepEqual(index[4], r.record);
+    for (const i of [...issued, one]) assert.deepEqual(await store.readIssued(i.record.serial), i.der);
+    assert.equal(await store.readIssued('00ff00ff'), undefined);
+    assert.equal(await store.readIssued('../../etc/passwd'), undefined);
+    const audit = await store.readAudit();
+    assert.deepEqual(audit.filter((e) => e.event === 'cert.issue').map((e) => e.serial), [...issued, one].map((i) => i.record.serial));
+    assert.equal(audit.at(-1)?.event, 'cert.revoke');
+    await store.transaction(async (tx) => {
+      assert.equal(await tx.serialExists(one.record.serial), true);
+      assert.equal(await tx.serialExists('0123456789abcdef'), false);
+      assert.equal((await tx.readIndex()).length, 5);
+    });
+    // the CRL the revocation signed lists the certificate
+    const crl = parseCrl((await store.readCrl('intermediate'))!);
+    assert.deepEqual(crl.entries.map((e) => e.serial), [issued[1]!.record.serial]);
+    assert.equal(String(crl.number), r.crlNumber);
+    await assert.rejects(revokeCertificate(ca, issued[1]!.record.serial, 'superseded'), (e) => isMtlsError(e, 'ALREADY_REVOKED'));
+    // a serial taken is refused, never overwritten
+    await assert.rejects(
+      store.transaction((tx) => tx.commitIssued([{ record: { ...issued[0]!.record, id: 'intruder' }, der: one.der }], [])),
+      (e) => isMtlsError(e, 'SERIAL_TAKEN'),
+    );
+    assert.deepEqual(await store.readIssued(issued[0]!.record.serial), issued[0]!.der);
+    assert.equal((await store.readIndex()).length, 5);
+  });
+
+  test(`${t.name}: CRLs: write and read, nextCrlNumber strictly increasing`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const ca = Authority.open(dir, { store });
+    const key = generateKey('ec-p256');
+    const signer = createSigner(crypto.createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' }));
+    const issuer = { subjectName: ca.intermediate.subjectName, keyId: Buffer.alloc(20, 1) };
+    const numbers: bigint[] = [];
+    for (let i = 0; i < 3; i++) {
+      await store.transaction(async (tx) => {
+        const n = await tx.nextCrlNumber('intermediate');
+        numbers.push(n);
+        await tx.writeCrl('intermediate', buildCrl(issuer, signer, { number: n, now: new Date(), nextUpdate: new Date(Date.now() + 86400_000), entries: [] }));
+      });
+    }
+    for (let i = 1; i < numbers.length; i++) assert.ok(numbers[i]! > numbers[i - 1]!, `${numbers.join(' < ')}`);
+    assert.equal(parseCrl((await store.readCrl('intermediate'))!).number, numbers.at(-1));
+    // the root's numbers are its own
+    const rootNext = await store.transaction((tx) => tx.nextCrlNumber('root'));
+    assert.ok(rootNext >= 1n);
+    const result = await writeCrls(ca, {});
+    assert.ok(BigInt(result.intermediate.state.number) > numbers.at(-1)!);
+    assert.equal(result.root.signed, true);
+  });
+
+  test(`${t.name}: enrollment tokens: consumed once; used, expired and unknown refused`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const a = token();
+    const expired = token({ expiresAt: new Date(Date.now() - 1000).toISOString() });
+    const plain = token({ claims: { id: 'build-bot', kind: 'service', teams: [], roles: [] } });
+    const { certTtl: _ttl, ...noTtl } = plain;
+    await store.transaction(async (tx) => {
+      await tx.putToken(a);
+      await tx.putToken(expired);
+      await tx.putToken(noTtl);
+    });
+    await assert.rejects(store.transaction((tx) => tx.putToken({ ...token(), hash: a.hash })), (e) => isMtlsError(e));
+    assert.deepEqual(await store.readTokens(), [a, expired, noTtl]);
+    const now = new Date();
+    assert.deepEqual(await store.transaction((tx) => tx.consumeToken(a.hash, now)), { token: a });
+    assert.deepEqual(await store.transaction((tx) => tx.consumeToken(a.hash, new Date())), { refused: 'used' });
+    assert.deepEqual(await store.transaction((tx) => tx.consumeToken(expired.hash, new Date())), { refused: 'expired' });
+    assert.deepEqual(await store.transaction((tx) => tx.consumeToken('0'.repeat(64), new Date())), { refused: 'unknown' });
+    // expiry is judged at `now`, not by the clock
+    assert.deepEqual(await store.transaction((tx) => tx.consumeToken(noTtl.hash, new Date(Date.parse(noTtl.expiresAt) + 1))), { refused: 'expired' });
+    assert.deepEqual(await store.transaction((tx) => tx.consumeToken(noTtl.hash, new Date())), { token: noTtl });
+    const read = await store.readTokens();
+    assert.equal(read[0]!.usedAt, now.toISOString());
+    assert.equal(read[1]!.usedAt, undefined);
+    // a failed transaction consumes nothing
+    const b = token();
+    await store.transaction((tx) => tx.putToken(b));
+    await assert.rejects(
+      store.transaction(async (tx) => {
+        assert.ok('token' in (await tx.consumeToken(b.hash, new Date())));
+        throw new Error('enrollment failed after the consume');
+      }),
+      /enrollment failed/,
+    );
+    if (t.rollsBack) assert.ok('token' in (await store.transaction((tx) => tx.consumeToken(b.hash, new Date()))), 'rolled back');
+    if (t.rollsBack) {
+      // a statement that failed inside, even one the caller caught, fails the whole transaction
+      const c = token();
+      await assert.rejects(
+        store.transaction(async (tx) => {
+          await tx.putToken(c);
+          await tx.putToken({ ...token(), hash: a.hash }).catch(() => undefined);
+        }),
+      );
+      assert.equal((await store.readTokens()).some((x) => x.id === c.id), false, 'nothing of it committed');
+    }
+  });
+
+  test(`${t.name}: 20 concurrent consumes of one token: exactly one wins`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const other = t.second ? await t.second(store, dir) : store;
+    if (other !== store) stores.push(other);
+    const tk = token();
+    await store.transaction((tx) => tx.putToken(tk));
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).transaction((tx) => tx.consumeToken(tk.hash, new Date()))));
+    assert.equal(results.filter((r) => 'token' in r).length, 1);
+    assert.equal(results.filter((r) => 'refused' in r && r.refused === 'used').length, 19);
+  });
+
+  test(`${t.name}: concurrent issuance (two store instances when the store has them): no duplicate serial, nothing lost`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const other = t.second ? await t.second(store, dir) : store;
+    if (other !== store) stores.push(other);
+    const cas = [Authority.open(dir, { store }), Authority.open(dir, { store: other })];
+    const N = 60;
+    const started = performance.now();
+    const issued = await Promise.all(Array.from({ length: N }, (_, i) => cas[i % 2]!.issueClient(user(`c${i}`), {})));
+    const seconds = (performance.now() - started) / 1000;
+    ctx.diagnostic(`${N} certificates from 2 concurrent authorities in ${seconds.toFixed(2)} s (${(N / seconds).toFixed(0)}/s)`);
+    const serials = issued.map((i) => i.record.serial);
+    assert.equal(new Set(serials).size, N);
+    const index = await store.readIndex();
+    assert.deepEqual(new Set(index.map((r) => r.serial)), new Set(serials));
+    assert.equal(index.length, N);
+    // and concurrent revocations: every one in the last CRL, numbers strictly increasing
+    const revoked = await Promise.all(serials.slice(0, 8).map((s, i) => revokeCertificate(cas[i % 2]!, s, 'superseded')));
+    const numbers = revoked.map((r) => BigInt(r.crlNumber)).sort((a, b) => (a < b ? -1 : 1));
+    assert.equal(new Set(numbers).size, 8);
+    const crl = parseCrl((await store.readCrl('intermediate'))!);
+    assert.equal(crl.number, numbers.at(-1));
+    assert.deepEqual(new Set(crl.entries.map((e) => e.serial)), new Set(serials.slice(0, 8)));
+  });
+}
