@@ -70,7 +70,7 @@ export function registerClient(program: Command): void {
             log: (line) => process.stderr.write(`mcp-mtls connect: renewal: ${line}\n`),
           })
         : undefined;
-      process.exitCode = await runBridge({ bundle, allowInsecureLoopbackHttp, ...(url ? { url } : {}), ...(renewer ? { renewer } : {}) });
+      process.exitCode = await runBridge({ bundle, stdin: process.stdin, stdout: process.stdout, allowInsecureLoopbackHttp, ...(url ? { url } : {}), ...(renewer ? { renewer } : {}) });
     });
 
   program

@@ -15,6 +15,7 @@ import type { Bundle } from '../bundle/load.js';
 import { CertificateRefusedError } from './agent.js';
 import type { BundleRenewer } from './renewal.js';
 import { createSdk1Transport } from './transports.js';
+import { stderrLog } from '../util/log.js';
 
 export interface BridgeOptions {
   readonly url?: string;
@@ -27,19 +28,20 @@ export interface BridgeOptions {
   readonly allowInsecureLoopbackHttp?: boolean;
   /** renews the bundle while bridging (new connections use each new certificate); stopped when the bridge ends */
   readonly renewer?: BundleRenewer;
-  readonly stdin?: Readable;
-  readonly stdout?: Writable;
+  /** the stdio channel (the CLI passes the process's own): only JSON-RPC goes to stdout, lines for people go to `log` */
+  readonly stdin: Readable;
+  readonly stdout: Writable;
   readonly log?: (line: string) => void;
 }
 
 /** Runs until stdin closes (resolves 0) or the certificate is refused (resolves 77). */
 export function runBridge(options: BridgeOptions): Promise<number> {
-  const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls connect: ${l}\n`));
-  const stdin = options.stdin ?? process.stdin;
+  const log = options.log ?? stderrLog('mcp-mtls connect');
+  const stdin = options.stdin;
   const target = options.url ?? options.bundle.url;
   const allowInsecureLoopbackHttp = options.allowInsecureLoopbackHttp === true;
   const http = createSdk1Transport(options.renewer ?? options.bundle, options.url, { allowInsecureLoopbackHttp });
-  const stdio = new StdioServerTransport(stdin, options.stdout ?? process.stdout);
+  const stdio = new StdioServerTransport(stdin, options.stdout);
   return new Promise((resolve) => {
     let finished = false;
     const finish = async (code: number) => {

@@ -6,6 +6,7 @@ import type { Policy, PolicySubject } from '../policy/compile.js';
 import type { AuditSink } from '../mtls/audit.js';
 import { readJsonBody, sendJson } from '../mcp/http-body.js';
 import { IdleMap } from '../util/idle-map.js';
+import { stderrLog } from '../util/log.js';
 import { handshakeCertificate } from '../mtls/handshake-certificate.js';
 import { gateMcpBody, unknownTargetAnswer } from '../mcp/gate.js';
 import { FILTERED_METHODS, filterResult } from '../mcp/results.js';
@@ -157,7 +158,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
   const timeout = options.upstreamTimeoutMs ?? 30_000;
   // the header is the same for every request of a connection's certificate: build it once
   const xfccOf = new WeakMap<Identity, string>();
-  const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls gateway: ${l}\n`));
+  const log = options.log ?? stderrLog('mcp-mtls gateway');
   let inFlight = 0;
 
   const handler = async (req: MtlsRequest, res: ServerResponse) => {

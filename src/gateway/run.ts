@@ -15,6 +15,7 @@ import { renderCrlMetrics } from '../mtls/crl-metrics.js';
 import { crlWarnings } from '../mtls/revocation.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer, type MtlsTlsMaterial } from '../mtls/mtls-server.js';
 import { parseDuration } from '../util/duration.js';
+import { stderrLog } from '../util/log.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
@@ -47,7 +48,7 @@ function tlsMaterial(c: GatewayConfig): MtlsTlsMaterial {
  *   {@link tlsFromPki} (`FILE_NOT_FOUND`) do; Node's errors for other unreadable files; rejects
  *   when the address cannot be bound
  */
-export async function startGateway(config: GatewayConfig, log: (line: string) => void = (l) => process.stderr.write(`mcp-mtls gateway: ${l}\n`)): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, log: (line: string) => void = stderrLog('mcp-mtls gateway')): Promise<RunningGateway> {
   // what a failed start already opened is closed again, so a caller that retries leaks nothing
   const opened: { watchers: PolicyWatcher[]; server?: MtlsServer } = { watchers: [] };
   try {

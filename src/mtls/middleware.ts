@@ -13,6 +13,7 @@ import { createTrust, type Trust } from './trust.js';
 import { tlsServerOptions } from './tls-options.js';
 import { sendAuthError, type MtlsAuthInfo, type MtlsTlsMaterial } from './mtls-server.js';
 import { EMPTY_REVOCATION, type RevocationState } from './revocation.js';
+import { stderrLog } from '../util/log.js';
 
 /**
  * The `https.createServer` TLS options for an mTLS server you build yourself: your
@@ -95,7 +96,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
     // revocation is filed per CA key: without the CA certificates it would apply to nobody
     throw new MtlsError('BAD_ARGUMENT', 'createMtlsMiddleware no longer takes `revocation`: it needs the CA certificates to tell which CA a CRL and a client belong to', { hint: 'pass `tls: material` (the object given to mtlsServerOptions, with its `crl`), or share a server\'s `authenticator`' });
   }
-  const log = options.log ?? ((m: string) => process.stderr.write(`mcp-mtls: ${m}\n`));
+  const log = options.log ?? stderrLog('mcp-mtls');
   const trust: Trust | undefined = options.authenticator
     ? undefined
     : createTrust({

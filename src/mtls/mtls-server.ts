@@ -29,6 +29,7 @@ import type { RevocationState } from './revocation.js';
 import { createTrust } from './trust.js';
 import { captureHandshakes } from './handshake-certificate.js';
 import { tlsContextOptions, tlsServerOptions } from './tls-options.js';
+import { stderrLog } from '../util/log.js';
 
 /** The MCP SDK's AuthInfo shape, as the adapter fills it. */
 export interface MtlsAuthInfo {
@@ -156,7 +157,7 @@ export function sendAuthError(res: ServerResponse, reason: AuthFailureReason, me
  *   `crlFetch.intervalMs` under 1 s
  */
 export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandler): MtlsServer {
-  const log = options.log ?? ((m: string) => process.stderr.write(`mcp-mtls: ${m}\n`));
+  const log = options.log ?? stderrLog('mcp-mtls');
   const strict = options.mode === 'strict';
   const sockets = new Map<string, Set<TLSSocket>>();
   // the one construction of authentication and revocation, shared with the middleware (trust.ts)

@@ -5,6 +5,7 @@ import type { Identity } from '../identity/identity.js';
 import type { MtlsAuthInfo } from './mtls-server.js';
 import crypto from 'node:crypto';
 import { xfccFirstElement, XFCC } from './xfcc.js';
+import { stderrLog } from '../util/log.js';
 
 /** Options of {@link trustForwardedIdentity}. */
 export interface TrustForwardedOptions {
@@ -39,7 +40,7 @@ type Req = IncomingMessage & { auth?: MtlsAuthInfo & { extra: { identity: Identi
  * ```
  */
 export function trustForwardedIdentity(options: TrustForwardedOptions) {
-  const log = options.log ?? ((l: string) => process.stderr.write(`mcp-mtls: ${l}\n`));
+  const log = options.log ?? stderrLog('mcp-mtls');
   return (req: Req, res: ServerResponse, next: (err?: unknown) => void) => {
     const header = req.headers[XFCC];
     if (header === undefined) return next();

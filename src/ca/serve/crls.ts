@@ -21,6 +21,7 @@ import type { Authority } from '../authority.js';
 import { crlState, type CrlState } from '../crl-signing.js';
 import { writeCrls } from '../revocation.js';
 import type { CrlName } from '../store/store.js';
+import { silentLog } from '../../util/log.js';
 
 export interface PublishedCrl {
   readonly der: Buffer;
@@ -64,7 +65,7 @@ export class CrlPublisher {
     this.#cacheMs = options.cacheMs ?? 1000;
     this.#maxAgeMs = options.maxAgeMs ?? 300_000;
     this.#checkMs = options.checkMs ?? 60_000;
-    this.#log = options.log ?? (() => undefined);
+    this.#log = options.log ?? silentLog;
     this.#onResigned = options.onResigned;
   }
 

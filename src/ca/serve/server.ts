@@ -15,6 +15,7 @@ import { CaServeMetrics } from './metrics.js';
 import { createPeerChecker } from './peer.js';
 import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
 import { renewForPeer } from './renew.js';
+import { silentLog } from '../../util/log.js';
 
 /**
  * Receives the online CA's audit events: one per request that changes state or was refused
@@ -125,7 +126,7 @@ function chainResponse(res: ServerResponse, issued: IssuedCertificate): void {
 export function createCaServer(options: CaServerOptions): CaServer {
   const ca = options.authority;
   const audit = options.audit ?? (() => undefined);
-  const log = options.log ?? (() => undefined);
+  const log = options.log ?? silentLog;
   const retryAfter = options.retryAfterSeconds ?? 5;
   const metrics = new CaServeMetrics();
   const limiter = createRateLimiter(options.renewRate ?? DEFAULT_RENEW_RATE);
