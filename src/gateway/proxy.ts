@@ -1,38 +1,21 @@
 /** The gateway's request handler: see {@link createGatewayHandler}. */
 import type { ServerResponse } from 'node:http';
-import { Agent, request, type Dispatcher } from 'undici';
-import type { Identity } from '../identity/identity.js';
-import type { Policy, PolicySubject } from '../policy/compile.js';
 import type { AuditSink } from '../mtls/audit.js';
-import { readJsonBody, sendJson } from '../mcp/http-body.js';
-import { IdleMap } from '../util/idle-map.js';
+import { sendJson } from '../mcp/http-body.js';
 import { stderrLog } from '../util/log.js';
-import { handshakeCertificate } from '../mtls/handshake-certificate.js';
-import { gateMcpBody, unknownTargetAnswer } from '../mcp/gate.js';
-import { FILTERED_METHODS, filterResult } from '../mcp/results.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 import type { GatewayMetrics } from './metrics.js';
 import { forwardResponse } from './response.js';
-import { formatXfcc, XFCC } from '../mtls/xfcc.js';
+import { isTransportMethod, pathBelowRoute, routeFinder, upstreamUrlFor, type GatewayRoute } from './route.js';
+import { SessionTable, sessionIdOf } from './sessions.js';
+import { gateRequestBody } from './request-body.js';
+import { upstreamRequestHeaders, xfccHeaders } from './request-headers.js';
+import { filterAnswer, type AskedLists } from './answer-filter.js';
+import { MAX_STREAMS_PER_CERT, StreamLimit } from './stream-limit.js';
+import { callUpstream, clientResponseHeaders, UpstreamPools } from './upstream.js';
 
-/**
- * The `_meta` key under which the gateway tells the upstream who is calling: every request
- * and notification it forwards carries `params._meta["mcp-mtls/identity"] = { principal,
- * teams, roles, scopes }`. A value a client wrote under this key is removed first.
- */
-export const IDENTITY_META_KEY = 'mcp-mtls/identity';
-
-/** One upstream MCP server behind the gateway; a request goes to the route with the longest matching prefix. */
-export interface GatewayRoute {
-  /** Path prefix, e.g. `/mcp`; the path below it is appended to the upstream's path. */
-  readonly prefix: string;
-  /** The upstream's Streamable HTTP endpoint. */
-  readonly upstream: URL;
-  /** The policy in force for this route, read per request (e.g. `() => watcher.current()`). */
-  readonly policy: () => Policy;
-  /** For HTTPS upstreams: carries the gateway's own client certificate and trusted CA. Default: the gateway's plain connection pools. */
-  readonly dispatcher?: Dispatcher;
-}
+export { IDENTITY_META_KEY } from './identity-meta.js';
+export type { GatewayRoute } from './route.js';
 
 /** Options of {@link createGatewayHandler}. */
 export interface GatewayOptions {
@@ -51,72 +34,6 @@ export interface GatewayOptions {
   readonly maxBodyBytes?: number;
   /** Where upstream failures are logged; default stderr. */
   readonly log?: (line: string) => void;
-}
-
-/** Request headers never forwarded: hop-by-hop, and identity claims a client could forge. */
-const DROP_REQUEST = new Set([
-  'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer',
-  XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded',
-  // the client-certificate headers other TLS proxies set (Traefik, nginx setups, AWS ALB, Azure),
-  // which an upstream written for one of them trusts (found in review, issue 16)
-  'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn',
-  'x-ssl-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-client-verify', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert',
-]);
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'trailer']);
-
-/** What a request asked, by id, for the answers to filter (lists and completions). */
-type Filtered = Map<unknown, { readonly method: string; readonly params: unknown }>;
-
-interface Message {
-  id?: unknown;
-  method?: unknown;
-  params?: Record<string, unknown>;
-  result?: Record<string, unknown>;
-}
-
-/** List and completion results filtered for the caller, as the SDK adapters filter theirs (mcp-results.ts). */
-function rewriteMessages(value: unknown, lists: Filtered, policy: Policy, who: PolicySubject): unknown {
-  const one = (m: Message): Message => {
-    const asked = m && m.id !== undefined ? lists.get(m.id) : undefined;
-    return asked && m.result ? { ...m, result: filterResult(asked.method, asked.params, m.result, policy, who) as Record<string, unknown> } : m;
-  };
-  return Array.isArray(value) ? value.map(one) : one(value as Message);
-}
-
-/** Every message loses a client-written identity key; requests and notifications get the verified one. */
-function withIdentity(m: Message, identity: Identity, scopes: readonly string[]): Message {
-  if (!m || typeof m !== 'object') return m;
-  const stripped = { ...m } as Message & { result?: Record<string, unknown> };
-  if (stripped.result && typeof stripped.result === 'object' && stripped.result._meta && typeof stripped.result._meta === 'object') {
-    const meta = { ...(stripped.result._meta as Record<string, unknown>) };
-    delete meta[IDENTITY_META_KEY];
-    stripped.result = { ...stripped.result, _meta: meta };
-  }
-  if (typeof m.method !== 'string') return stripped;
-  const params = m.params && typeof m.params === 'object' ? { ...m.params } : {};
-  const meta = params._meta && typeof params._meta === 'object' ? { ...(params._meta as Record<string, unknown>) } : {};
-  delete meta[IDENTITY_META_KEY]; // a client never speaks for itself here
-  meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes };
-  return { ...stripped, params: { ...params, _meta: meta } };
-}
-
-/**
- * The request path below the route, or undefined when it tries to leave it: dot segments
- * (plain or percent-encoded), encoded slashes and empty segments are refused, so the upstream
- * URL can never name another path or host (found in review: `//host` and `/../`).
- */
-function pathBelowRoute(url: string, prefix: string): string | undefined {
-  const rest = url.slice(prefix.length);
-  const [pathPart] = rest.split('?', 1) as [string];
-  const segments = pathPart.split('/');
-  if (/%2e|%2f|%5c|\\/i.test(pathPart) || segments.some((seg, i) => seg === '..' || seg === '.' || (seg === '' && i > 0 && i < segments.length - 1))) return undefined;
-  if (pathPart.startsWith('//')) return undefined;
-  return rest;
-}
-
-function rpcFailure(res: ServerResponse, status: number, message: string): void {
-  if (!res.headersSent) sendJson(res, status, { jsonrpc: '2.0', id: null, error: { code: -32603, message } });
-  else res.destroy();
 }
 
 /**
@@ -146,26 +63,21 @@ function rpcFailure(res: ServerResponse, status: number, message: string): void 
  *   gateway's own upstream connection pools, not the routes' dispatchers)
  */
 export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { close(): Promise<void>; inFlight(): number } {
-  const routes = [...options.routes].sort((a, b) => b.prefix.length - a.prefix.length);
-  // requests and long-lived GET streams in separate pools, so streams can never starve calls;
-  // streams are also capped per certificate
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000 });
-  const streamDispatcher = new Agent({ keepAliveTimeout: 30_000 });
-  const streamsPer = new Map<string, number>();
-  const MAX_STREAMS_PER_CERT = 8;
-  // route+session id -> certificate fingerprint
-  const sessions = new IdleMap<string, string>({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 100_000 });
-  const timeout = options.upstreamTimeoutMs ?? 30_000;
-  // the header is the same for every request of a connection's certificate: build it once
-  const xfccOf = new WeakMap<Identity, string>();
+  const findRoute = routeFinder(options.routes);
+  const pools = new UpstreamPools();
+  const streams = new StreamLimit();
+  const sessions = new SessionTable({ ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}), ...(options.maxSessions !== undefined ? { max: options.maxSessions } : {}) });
+  const xfccOf = xfccHeaders();
+  const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
   const log = options.log ?? stderrLog('mcp-mtls gateway');
   let inFlight = 0;
 
   const handler = async (req: MtlsRequest, res: ServerResponse) => {
+    // 2. the route
     const url = req.url ?? '/';
-    const route = routes.find((r) => url === r.prefix || url.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`) || url.startsWith(`${r.prefix}?`));
+    const route = findRoute(url);
     if (!route) return sendJson(res, 404, { error: 'not_found', message: `no route for ${url}` });
-    if (req.method !== 'GET' && req.method !== 'POST' && req.method !== 'DELETE') return sendJson(res, 405, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Method not allowed' } });
+    if (!isTransportMethod(req.method)) return sendJson(res, 405, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Method not allowed' } });
     const below = pathBelowRoute(url, route.prefix);
     if (below === undefined) return sendJson(res, 400, { error: 'bad_path', message: 'the path may not contain dot segments, encoded slashes or empty segments' });
     const identity = (req.auth as NonNullable<MtlsRequest['auth']>).extra.identity;
@@ -175,106 +87,45 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     res.once('close', () => inFlight--);
     res.once('finish', () => options.metrics?.request(route.prefix, res.statusCode));
 
-    // sessions: bound to the certificate that opened them
-    const sidHeader = req.headers['mcp-session-id'];
-    const sid = Array.isArray(sidHeader) ? sidHeader[0] : sidHeader;
-    if (sid !== undefined && sessions.get(`${route.prefix} ${sid}`) !== identity.fingerprint) {
-      options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: sessions.has(`${route.prefix} ${sid}`) ? 'the session belongs to another certificate' : 'unknown session' });
+    // 5. sessions: bound to the certificate that opened them
+    const sid = sessionIdOf(req.headers);
+    const refusal = sid === undefined ? undefined : sessions.refusal(route.prefix, sid, identity.fingerprint);
+    if (refusal !== undefined) {
+      options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: refusal });
       return sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
     }
 
+    // 2, 3. the gate, and the identity in the body
     let body: string | undefined;
-    const lists: Filtered = new Map();
-    const requestIds = new Set<unknown>(); // the answers this POST may receive (response.ts)
+    let mcpName: string | undefined;
+    let asked: AskedLists = new Map();
+    let requestIds: ReadonlySet<unknown> = new Set(); // the answers this POST may receive (response.ts)
     if (req.method === 'POST') {
-      const read = await readJsonBody(req, options.maxBodyBytes);
-      if (!read.ok) {
-        options.audit?.write({ event: 'decision', principal: identity.principal, fingerprint: identity.fingerprint, allowed: false, ruleId: null, reason: `refused body: HTTP ${read.status}`, remote });
-        return sendJson(res, read.status, read.body);
-      }
-      const gate = gateMcpBody(read.value, {
-        policy,
-        identity,
-        headers: req.headers,
-        hiddenAnswer: unknownTargetAnswer,
-        ...(options.audit ? { audit: options.audit } : {}),
-        ...(remote ? { remote } : {}),
-        ...(options.metrics ? { onDecision: (d) => options.metrics!.decision(d.ruleId, d.allowed) } : {}),
-      });
-      if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
-      // forwarded as decided: resource URIs in canonical form (mcp-gate.ts)
-      const messages = (Array.isArray(gate.body) ? gate.body : [gate.body]) as Message[];
-      for (const m of messages) {
-        if (typeof m?.method === 'string' && FILTERED_METHODS.has(m.method) && m.id !== undefined) lists.set(m.id, { method: m.method, params: m.params });
-      }
-      for (const m of messages) if (typeof m?.method === 'string' && m.id !== undefined) requestIds.add(m.id);
-      const forwarded = messages.map((m) => withIdentity(m, identity, gate.scopes));
-      body = JSON.stringify(Array.isArray(gate.body) ? forwarded : forwarded[0]);
-      if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
+      const gated = await gateRequestBody(req, { identity, policy, headers: req.headers, remote, ...(options.audit ? { audit: options.audit } : {}), ...(options.metrics ? { metrics: options.metrics } : {}), ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}) });
+      if (gated.kind === 'respond') return sendJson(res, gated.status, gated.body);
+      ({ body, mcpName, asked, requestIds } = gated);
     }
 
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) {
-      if (v === undefined || DROP_REQUEST.has(k)) continue;
-      headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    }
-    let xfcc = xfccOf.get(identity);
-    // the certificate of the verified handshake, which the identity was decoded from; a later
-    // read of the peer certificate would return what a renegotiation swapped in
-    if (!xfcc) xfccOf.set(identity, (xfcc = formatXfcc(identity, handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
-    headers[XFCC] = xfcc;
-    headers['x-forwarded-for'] = remote ?? '';
-    // an encoded answer could not be read, so could not be filtered (response.ts refuses one)
-    headers['accept-encoding'] = 'identity';
-    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-
-    const upstreamUrl = below === '' ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${below.startsWith('/') || below.startsWith('?') ? '' : '/'}${below}`, route.upstream.origin);
-    if (upstreamUrl.origin !== route.upstream.origin || !upstreamUrl.pathname.startsWith(route.upstream.pathname.replace(/\/$/, ''))) {
-      return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
-    }
+    // 3. the identity in the headers
     const isStream = req.method === 'GET';
-    if (isStream) {
-      const open = streamsPer.get(identity.fingerprint) ?? 0;
-      if (open >= MAX_STREAMS_PER_CERT) return sendJson(res, 429, { jsonrpc: '2.0', id: null, error: { code: -32000, message: `at most ${MAX_STREAMS_PER_CERT} open streams per certificate` } });
-      streamsPer.set(identity.fingerprint, open + 1);
-      res.once('close', () => {
-        const n = (streamsPer.get(identity.fingerprint) ?? 1) - 1;
-        if (n > 0) streamsPer.set(identity.fingerprint, n);
-        else streamsPer.delete(identity.fingerprint);
-      });
-      // no replay of earlier events: they were answers to other requests, unfiltered
-      delete headers['last-event-id'];
+    const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}) });
+    const upstreamUrl = upstreamUrlFor(route, below);
+    if (!upstreamUrl) return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
+    if (isStream && !streams.tryOpen(identity.fingerprint, res)) {
+      return sendJson(res, 429, { jsonrpc: '2.0', id: null, error: { code: -32000, message: `at most ${MAX_STREAMS_PER_CERT} open streams per certificate` } });
     }
+
     const started = performance.now();
-    let upstream: Dispatcher.ResponseData;
-    try {
-      upstream = await request(upstreamUrl, {
-        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        headers,
-        ...(body !== undefined ? { body } : {}),
-        dispatcher: route.dispatcher ?? (isStream ? streamDispatcher : dispatcher),
-        headersTimeout: timeout,
-        bodyTimeout: 0, // SSE streams stay open as long as they have to
-      });
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      const slow = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
-      log(`upstream ${route.upstream.href}: ${code ?? ''} ${(e as Error).message}`);
-      return rpcFailure(res, slow ? 504 : 502, slow ? `the upstream MCP server did not answer within ${timeout} ms` : 'the upstream MCP server is unavailable');
-    }
+    const upstream = await callUpstream({ url: upstreamUrl, method: req.method, headers, ...(body !== undefined ? { body } : {}), dispatcher: pools.for(route, isStream), timeoutMs }, res, route, log);
+    if (!upstream) return;
     options.metrics?.upstreamLatency(route.prefix, (performance.now() - started) / 1000);
+    sessions.answered(route.prefix, { method: req.method, sid }, upstream, identity.fingerprint);
 
-    const outHeaders: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(upstream.headers)) if (v !== undefined && !DROP_RESPONSE.has(k)) outHeaders[k] = v as string | string[];
-    const newSid = upstream.headers['mcp-session-id'];
-    if (typeof newSid === 'string' && sid === undefined) sessions.set(`${route.prefix} ${newSid}`, identity.fingerprint);
-    if (req.method === 'DELETE' && sid !== undefined && upstream.statusCode < 300) sessions.delete(`${route.prefix} ${sid}`);
-
+    // 4. the response, fail closed: only what the gateway parsed and decided reaches the client
     try {
-      // only what the gateway parsed and decided reaches the client (fail closed: response.ts)
-      await forwardResponse(upstream, res, outHeaders, {
+      await forwardResponse(upstream, res, clientResponseHeaders(upstream.headers), {
         requestIds,
-        filterResult: (id, result) => (rewriteMessages({ id, result }, lists, policy, identity) as Message).result ?? result,
+        filterResult: (id, result) => filterAnswer(asked, id, result, policy, identity),
         mayRead: (uri) => policy.filterResources(identity, [{ uri }]).length > 0,
         refused: (reason) => {
           options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
@@ -288,11 +139,5 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     }
   };
 
-  return Object.assign(handler, {
-    inFlight: () => inFlight,
-    close: async () => {
-      await dispatcher.close().catch(() => undefined);
-      await streamDispatcher.close().catch(() => undefined);
-    },
-  });
+  return Object.assign(handler, { inFlight: () => inFlight, close: () => pools.close() });
 }

@@ -1,0 +1,65 @@
+/**
+ * The headers a request carries to the upstream: hop-by-hop headers and every identity claim a
+ * client could forge are dropped; the gateway adds the verified identity (XFCC, Envoy format),
+ * the client address, and asks for an unencoded answer.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity } from '../identity/identity.js';
+import { handshakeCertificate } from '../mtls/handshake-certificate.js';
+import type { MtlsRequest } from '../mtls/mtls-server.js';
+import { formatXfcc, XFCC } from '../mtls/xfcc.js';
+
+/** Request headers never forwarded: hop-by-hop, and identity claims a client could forge. */
+const DROP_REQUEST = new Set([
+  'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer',
+  XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded',
+  // the client-certificate headers other TLS proxies set (Traefik, nginx setups, AWS ALB, Azure),
+  // which an upstream written for one of them trusts (found in review, issue 16)
+  'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn',
+  'x-ssl-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-client-verify', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert',
+]);
+
+/**
+ * The XFCC header of a request's identity. It is the same for every request of a connection's
+ * certificate, so it is built once per identity; from the certificate of the verified
+ * handshake, which the identity was decoded from: a later read of the peer certificate would
+ * return what a renegotiation swapped in.
+ */
+export function xfccHeaders(): (req: MtlsRequest, identity: Identity) => string {
+  const built = new WeakMap<Identity, string>();
+  return (req, identity) => {
+    let xfcc = built.get(identity);
+    if (!xfcc) built.set(identity, (xfcc = formatXfcc(identity, handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
+    return xfcc;
+  };
+}
+
+export interface UpstreamHeaderValues {
+  /** the XFCC header of the caller */
+  readonly xfcc: string;
+  readonly remote: string | undefined;
+  /** the body to send, when it was rewritten (its length is sent) */
+  readonly body?: string;
+  /** the `Mcp-Name` the rewritten body needs */
+  readonly mcpName?: string;
+  /** a GET stream: no `Last-Event-ID` (see below) */
+  readonly isStream: boolean;
+}
+
+/** The client's headers as the upstream gets them. */
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, values: UpstreamHeaderValues): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(incoming)) {
+    if (v === undefined || DROP_REQUEST.has(k)) continue;
+    headers[k] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  if (values.mcpName !== undefined) headers['mcp-name'] = values.mcpName;
+  headers[XFCC] = values.xfcc;
+  headers['x-forwarded-for'] = values.remote ?? '';
+  // an encoded answer could not be read, so could not be filtered (response.ts refuses one)
+  headers['accept-encoding'] = 'identity';
+  if (values.body !== undefined) headers['content-length'] = String(Buffer.byteLength(values.body));
+  // no replay of earlier events: they were answers to other requests, unfiltered
+  if (values.isStream) delete headers['last-event-id'];
+  return headers;
+}

@@ -1,0 +1,54 @@
+/**
+ * Which route a gateway request goes to, and which upstream URL it names there: the route with
+ * the longest matching prefix, the Streamable HTTP methods only, and a path that cannot leave
+ * the route (see {@link pathBelowRoute}).
+ */
+import type { Dispatcher } from 'undici';
+import type { Policy } from '../policy/compile.js';
+
+/** One upstream MCP server behind the gateway; a request goes to the route with the longest matching prefix. */
+export interface GatewayRoute {
+  /** Path prefix, e.g. `/mcp`; the path below it is appended to the upstream's path. */
+  readonly prefix: string;
+  /** The upstream's Streamable HTTP endpoint. */
+  readonly upstream: URL;
+  /** The policy in force for this route, read per request (e.g. `() => watcher.current()`). */
+  readonly policy: () => Policy;
+  /** For HTTPS upstreams: carries the gateway's own client certificate and trusted CA. Default: the gateway's plain connection pools. */
+  readonly dispatcher?: Dispatcher;
+}
+
+/** The methods of the Streamable HTTP transport; any other is answered 405. */
+export function isTransportMethod(method: string | undefined): boolean {
+  return method === 'GET' || method === 'POST' || method === 'DELETE';
+}
+
+/** Finds a URL's route; the routes are sorted once, longest prefix first, so the first match is the longest. */
+export function routeFinder(routes: readonly GatewayRoute[]): (url: string) => GatewayRoute | undefined {
+  const longestFirst = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+  return (url) => longestFirst.find((r) => url === r.prefix || url.startsWith(r.prefix.endsWith('/') ? r.prefix : `${r.prefix}/`) || url.startsWith(`${r.prefix}?`));
+}
+
+/**
+ * The request path below the route, or undefined when it tries to leave it: dot segments
+ * (plain or percent-encoded), encoded slashes and empty segments are refused, so the upstream
+ * URL can never name another path or host (found in review: `//host` and `/../`).
+ */
+export function pathBelowRoute(url: string, prefix: string): string | undefined {
+  const rest = url.slice(prefix.length);
+  const [pathPart] = rest.split('?', 1) as [string];
+  const segments = pathPart.split('/');
+  if (/%2e|%2f|%5c|\\/i.test(pathPart) || segments.some((seg, i) => seg === '..' || seg === '.' || (seg === '' && i > 0 && i < segments.length - 1))) return undefined;
+  if (pathPart.startsWith('//')) return undefined;
+  return rest;
+}
+
+/**
+ * The upstream URL for the path below the route, or undefined when it would leave the
+ * upstream's origin or path (a second check behind {@link pathBelowRoute}, on the parsed URL).
+ */
+export function upstreamUrlFor(route: GatewayRoute, below: string): URL | undefined {
+  const url = below === '' ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${below.startsWith('/') || below.startsWith('?') ? '' : '/'}${below}`, route.upstream.origin);
+  if (url.origin !== route.upstream.origin || !url.pathname.startsWith(route.upstream.pathname.replace(/\/$/, ''))) return undefined;
+  return url;
+}
