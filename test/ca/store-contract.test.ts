@@ -1,7 +1,8 @@
 /**
  * One Store contract (test/support/store-contract.ts) against every store: the folder store, the
  * memory store and the PostgreSQL store (a private throwaway cluster, test/support/postgres.ts,
- * or MCP_MTLS_TEST_PG). Plus what only the PostgreSQL store has: schema versions, URLs.
+ * or MCP_MTLS_TEST_PG). Plus what only the PostgreSQL store has: schema versions, URLs, a
+ * backend lost in the middle of a transaction.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -118,4 +119,29 @@ test('the authority signs again with new serials when the store reports SERIAL_T
   assert.deepEqual((await inner.readIndex()).map((r) => r.serial), [tried[2]]);
   refusals = 99;
   await assert.rejects(ca.issueClient({ kind: 'user', id: 'bob', teams: [], roles: [] }), (e) => isMtlsError(e, 'SERIAL_TAKEN'));
+});
+
+test('PostgreSQL: a backend terminated in the middle of a transaction fails that transaction, not the process', async () => {
+  const db = await startPostgres();
+  const admin = new pg.Client({ connectionString: db.url });
+  try {
+    await migrate(db.url);
+    const store = new PostgresStore(db.url);
+    await store.readTokens();
+    await admin.connect();
+    await assert.rejects(
+      store.transaction(async (tx) => {
+        await tx.readCrl('intermediate');
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()');
+        await new Promise((r) => setTimeout(r, 300)); // the 'error' event arrives while the client is checked out
+        await tx.readCrl('intermediate');
+      }),
+      (e) => isMtlsError(e, 'STORE_UNAVAILABLE'),
+    );
+    assert.deepEqual(await store.readIndex(), [], 'the store works again with a new connection');
+    await store.close();
+  } finally {
+    await admin.end().catch(() => undefined);
+    await db.stop();
+  }
 });

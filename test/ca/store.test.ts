@@ -1,13 +1,15 @@
 /**
  * The folder store under concurrent operators: 20 `mcp-mtls issue client` processes started
  * at once must give 20 distinct serials, 20 index entries, 20 audit lines and a store that
- * still reads back whole. Plus the crash-safety rules of the store's files.
+ * still reads back whole. Plus the crash-safety rules of the store's files, and a restore
+ * (`ca import`) that refuses serials naming files outside issued/.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { cli, cliOk, tmpDir } from '../support/cli.js';
+import { makeCa } from '../support/ca-serve.js';
 import { appendLines, readJsonLines, writeFileAtomic } from '../../src/util/atomic-file.js';
 import { FsStore } from '../../src/ca/store/fs-store.js';
 import { foldIndex } from '../../src/ca/list.js';
@@ -94,4 +96,13 @@ test('CA folder modes: keys 0400 in a 0700 folder, certificates 0644', async () 
   assert.equal(mode('root.crt'), 0o644);
   assert.equal(mode('intermediate.crt'), 0o644);
   assert.deepEqual(fs.readdirSync(pki).filter((f) => f.startsWith('.')), [], 'no staging folder left');
+});
+
+test('ca import refuses a serial that would name a file outside issued/ (and writes nothing)', async () => {
+  const t = makeCa();
+  const root = fs.readFileSync(path.join(t.dir, 'root.crt'));
+  const store = new FsStore(t.dir);
+  const evil = { index: [], issued: [{ serial: '../root', der: Buffer.from('x') }], audit: [], crls: {}, tokens: [] };
+  await assert.rejects(store.restore(evil as never, true), (e) => isMtlsError(e, 'STORE_CORRUPT'));
+  assert.deepEqual(fs.readFileSync(path.join(t.dir, 'root.crt')), root, 'root.crt untouched');
 });

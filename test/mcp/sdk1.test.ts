@@ -2,7 +2,8 @@
  * The server adapter with the real SDK 1.x client over undici and real TLS: identity per
  * caller, filtered lists, hidden tools answered exactly as unknown ones, conditions that
  * name their rule, authInfo in tool handlers, spoofed headers ignored, batches and
- * Mcp-Method headers, whoami with scopes.
+ * Mcp-Method headers, whoami with scopes, and a stateful session pushed out of the capped
+ * session table closed (its id then gets 404).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -154,3 +155,16 @@ async function rawPostTo(fx: McpFixture, files: { cert: string; key: string; ca:
     await agent.close();
   }
 }
+
+test('stateful adapter: a session pushed out of the table is closed and its id gets 404', async () => {
+  const f = await startFixture({ stateful: true, maxSessions: 1 });
+  try {
+    const first = await connect(f.url, f.clients.alice);
+    const second = await connect(f.url, f.clients.carol);
+    await second.client.listTools();
+    await assert.rejects(first.client.listTools(), /404|Session not found/);
+    await Promise.allSettled([first.close(), second.close()]);
+  } finally {
+    await f.close();
+  }
+});

@@ -3,6 +3,7 @@
  * applies a revocation live (the revoked client's open connection is closed, new ones get 401),
  * answers 304s to ETags, keeps the last good CRL when a fetch fails, and refuses CRLs of
  * another CA and older cRLNumbers. Real TLS on 127.0.0.1, CRLs re-signed by the real CLI.
+ * Plus a URL that answers with another CA's CRL: the CRL it served before is kept.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -13,11 +14,13 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { before, test } from 'node:test';
+import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
 import { GatewayConfigSchema } from '../../src/gateway/config.js';
 import { createCrlFetcher } from '../../src/mtls/crl-fetch.js';
 import { createMtlsServer, type MtlsServer } from '../../src/mtls/mtls-server.js';
-import { pemDecodeAll } from '../../src/x509/pem.js';
+import { pemDecodeAll, pemEncode } from '../../src/x509/pem.js';
 import { BIN, cliOk } from '../support/cli.js';
+import { clientCreds, makeCa, serverCreds } from '../support/ca-serve.js';
 import { makePki, type IssuedFiles, type TestPki } from '../support/pki.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -318,5 +321,37 @@ test('the fetcher honours a shorter Cache-Control max-age, and warns on a failed
   } finally {
     fetcher.stop();
     srv.close();
+  }
+});
+
+test('a CRL URL that answers with another CA\'s CRL (a root CRL at the intermediate\'s URL) does not drop the CRL it served before', async () => {
+  const t = makeCa();
+  await writeCrls(t.ca);
+  const victim = await clientCreds(t.ca, { id: 'mallory' });
+  await revokeCertificate(t.ca, victim.serial, 'keyCompromise');
+  let rootCrl = (await t.ca.store.readCrl('root'))!;
+  const interCrl = (await t.ca.store.readCrl('intermediate'))!;
+  let wrongAnswer = false;
+  const web = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'application/pkix-crl' });
+    res.end(req.url === '/root.crl' || wrongAnswer ? rootCrl : interCrl);
+  });
+  await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(web.address() as AddressInfo).port}`;
+  const tls = await serverCreds(t.ca);
+  const srv = createMtlsServer({ cert: tls.cert, key: tls.key, ca: [t.rootPem, pemEncode('CERTIFICATE', t.ca.intermediateDer)], crlUrls: [`${base}/intermediate.crl`, `${base}/root.crl`], log: () => undefined }, () => undefined);
+  const revoked = () => [...srv.revocation().byCa.values()].some((s) => s.has(victim.serial));
+  try {
+    await srv.refreshCrls();
+    assert.ok(revoked(), 'revoked after the first fetch');
+    wrongAnswer = true; // someone in the path of the plain-http URL answers with the (valid) root CRL
+    await srv.refreshCrls();
+    await writeCrls(t.ca); // then a legitimate update of the root CRL makes the server rebuild
+    rootCrl = (await t.ca.store.readCrl('root'))!;
+    await srv.refreshCrls();
+    assert.ok(revoked(), 'still revoked: the intermediate CRL of that source was kept');
+  } finally {
+    srv.close();
+    web.close();
   }
 });

@@ -1,7 +1,8 @@
 /**
  * `ca serve` in process: real TLS on 127.0.0.1, real openssl as the verifier of what it hands out.
  * CRLs (DER, ETag/304, Cache-Control, re-signed by the timer and after a revocation), /renew
- * (mTLS; CSR or same key; every refusal), /sign (one-time tokens), health, metrics, audit.
+ * (mTLS; CSR or same key; every refusal), /sign (one-time tokens, and a flood of made-up ones
+ * costing at most about one read of the token table a second), health, metrics, audit.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -348,4 +349,27 @@ test('shutdown drains: a request in flight completes, new connections are refuse
   assert.equal((await slow).status, 200);
   await closing;
   await assert.rejects(request(s.port, t.rootPem, { path: '/healthz' }), /ECONNREFUSED/);
+});
+
+test('ca serve: a flood of made-up enrollment tokens reads the token table at most about once a second; a new token is still found', async () => {
+  const t = makeCa();
+  await writeCrls(t.ca);
+  let reads = 0;
+  const readTokens = t.ca.store.readTokens.bind(t.ca.store);
+  t.ca.store.readTokens = async () => (reads++, readTokens());
+  const srv = await startServer(t, { crl: { checkMs: 0 } });
+  try {
+    const csr = createCsr(generateKey('ec-p256'), 'x');
+    const fake = () => `mcpt_${crypto.randomBytes(8).toString('hex')}_${crypto.randomBytes(32).toString('base64url')}`;
+    const started = Date.now();
+    const answers = await Promise.all(Array.from({ length: 60 }, () => request(srv.port, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${fake()}`, 'content-type': 'application/pkcs10' }, body: csr })));
+    const seconds = (Date.now() - started) / 1000;
+    assert.ok(answers.every((a) => a.status === 401 && a.json().error?.code === 'TOKEN_INVALID'));
+    assert.ok(reads <= Math.ceil(seconds) + 2, `${reads} reads of the token table for 60 made-up tokens in ${seconds.toFixed(1)} s`);
+    const { secret } = await createEnrollmentToken(t.ca, { kind: 'service', id: 'fresh', teams: [], roles: [], ttlMs: 60_000 });
+    const ok = await request(srv.port, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, body: csr });
+    assert.equal(ok.status, 200, 'a token made a moment ago is found');
+  } finally {
+    await srv.server.shutdown(500);
+  }
 });
