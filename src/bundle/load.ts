@@ -41,8 +41,14 @@ export interface LoadBundleOptions {
   now?: Date;
 }
 
-function invalid(file: string, message: string, cause?: unknown): MtlsError {
-  return new MtlsError('BUNDLE_INVALID', `${file}: ${message}`, { cause, hint: 'make the bundle again with `mcp-mtls bundle`' });
+/**
+ * Which check of {@link checkBundle} failed, in `details.problem` of its `BUNDLE_INVALID`: the
+ * renewer tells the CA's mistakes apart by it (never by the message).
+ */
+export type BundleProblem = 'key_mismatch' | 'untrusted_chain';
+
+function invalid(file: string, message: string, cause?: unknown, problem?: BundleProblem): MtlsError {
+  return new MtlsError('BUNDLE_INVALID', `${file}: ${message}`, { cause, hint: 'make the bundle again with `mcp-mtls bundle`', ...(problem ? { details: { problem } } : {}) });
 }
 
 async function needPassphrase(options: LoadBundleOptions, file: string): Promise<string> {
@@ -144,7 +150,7 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
 export function checkBundle(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'>, now: Date): Bundle {
   const file = b.source.file;
   const leaf = new crypto.X509Certificate(b.chain[0] as Buffer);
-  if (!leaf.checkPrivateKey(b.key)) throw invalid(file, 'the private key does not match the certificate');
+  if (!leaf.checkPrivateKey(b.key)) throw invalid(file, 'the private key does not match the certificate', undefined, 'key_mismatch');
   // the chain must lead to one of the CA certificates
   let current = leaf;
   const intermediates = b.chain.slice(1).map((d) => new crypto.X509Certificate(d));
@@ -153,7 +159,7 @@ export function checkBundle(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'
     const root = roots.find((r) => current.checkIssued(r) && current.verify(r.publicKey));
     if (root) break;
     const next = intermediates.find((c) => current.checkIssued(c) && current.verify(c.publicKey));
-    if (!next || hops > 4) throw invalid(file, 'the certificate does not chain to the bundle\'s CA');
+    if (!next || hops > 4) throw invalid(file, 'the certificate does not chain to the bundle\'s CA', undefined, 'untrusted_chain');
     current = next;
   }
   const notAfter = new Date(leaf.validTo);

@@ -17,47 +17,25 @@
  *   renewer.stop();
  *
  * Timers are unref'd (a renewer alone does not keep a process alive) and stop() clears them.
+ *
+ * This module holds the renewer's state and its one timer. When to call next is decided by
+ * renewal-schedule.ts (pure), the key to certify by renewal-key.ts, whether the answer is usable
+ * by check-renewed.ts, and the write over the bundle file by renewal-write-back.ts.
  */
-import crypto, { type KeyObject } from 'node:crypto';
-import { checkBundle, loadBundle, type Bundle } from '../bundle/load.js';
+import { loadBundle, type Bundle } from '../bundle/load.js';
 import { isMtlsError, MtlsError } from '../errors.js';
-import { checkClientCertificate, identityFromParsed } from '../identity/decode.js';
-import { commonNameOf, parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
-import { createCsr } from '../x509/csr.js';
-import { generateKey, keyTypeOf } from '../x509/keys.js';
-import { OID } from '../x509/oids.js';
+import { silentLog } from '../util/log.js';
+import { parseCertificate } from '../x509/certificate.js';
 import type { CredentialSource } from './agent.js';
-import { bundleKeyEncrypted, rewriteBundle } from './bundle-rewrite.js';
+import { checkRenewed } from './check-renewed.js';
 import { RenewalHttpError, requestRenewal } from './renew-request.js';
+import { systemClock, timerAt, type RenewalClock } from './renewal-clock.js';
+import { createRenewalKeys } from './renewal-key.js';
+import { afterFailure, nextRenewalAt, type RenewalBackoff } from './renewal-schedule.js';
+import { createBundleWriteBack, type BundleWriteBack } from './renewal-write-back.js';
 
-/** The longest delay a Node timer holds. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Timers and the time, injectable for tests. */
-export interface RenewalClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** The real clock, with unref'd timers (a renewer alone does not keep the process alive). */
-export const systemClock: RenewalClock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
-    t.unref();
-    return t;
-  },
-  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-};
-
-/** How far apart retries are after a failure: doubling from `initialMs` up to `maxMs`, each jittered (half to all of it). */
-export interface RenewalBackoff {
-  /** first retry after about this long (default 1 s) */
-  readonly initialMs?: number;
-  /** retries are at most this far apart (default 5 min, and at most a tenth of the lifetime) */
-  readonly maxMs?: number;
-}
+export { systemClock, type RenewalClock } from './renewal-clock.js';
+export { renewalTime, type RenewalBackoff } from './renewal-schedule.js';
 
 /** What {@link createBundleRenewer} renews, where, and how it reports. */
 export interface BundleRenewerOptions {
@@ -124,11 +102,11 @@ export interface BundleRenewer extends CredentialSource {
   stop(): void;
 }
 
-/** When a certificate valid from notBefore to notAfter is due for renewal (without jitter: latest). */
-export function renewalTime(notBefore: Date, notAfter: Date, fraction = 2 / 3, jitter = 0, random = Math.random): Date {
-  const life = notAfter.getTime() - notBefore.getTime();
-  return new Date(notBefore.getTime() + life * fraction - random() * jitter * life);
-}
+/**
+ * The CA's codes for a revoked certificate: its own (`ca serve`) and the mTLS layer's refusal
+ * reason; a refusal with one of them (or a 403) is logged as a possible revocation.
+ */
+const REVOKED_CODES: ReadonlySet<string> = new Set(['CERT_REVOKED', 'certificate_revoked']);
 
 const errorOf = (e: unknown): MtlsError =>
   isMtlsError(e) ? e : new MtlsError('RENEWAL_FAILED', `renewal failed: ${(e as Error)?.message ?? String(e)}`, { cause: e });
@@ -148,47 +126,6 @@ function resolveUrl(options: BundleRenewerOptions): URL {
   return url;
 }
 
-/** The checks on what the CA returned: same holder, our key, chains to our CA, valid now, lasts longer. */
-export function checkRenewed(current: Bundle, chain: readonly Buffer[], key: KeyObject, now: Date): Bundle {
-  const refuse = (why: string, cause?: unknown) =>
-    new MtlsError('CERT_INVALID', `the CA returned an unusable certificate: ${why}; it was not used nor written`, { ...(cause ? { cause } : {}), hint: 'the current certificate stays in use; report this to the CA operator' });
-  if (chain.length === 0) throw refuse('no certificate');
-  let next: Bundle;
-  try {
-    const { notAfter: _n, warnings: _w, identity: _i, ...rest } = current;
-    next = checkBundle({ ...rest, chain, key }, now);
-  } catch (e) {
-    const m = (e as Error).message;
-    throw refuse(/does not match/.test(m) ? 'its public key is not the key this client holds' : /does not chain/.test(m) ? 'it does not chain to the bundle\'s CA' : m.replace(/^.*?: /, ''), e);
-  }
-  const oldLeaf = parseCertificate(current.chain[0] as Buffer);
-  let newLeaf: ParsedCertificate;
-  try {
-    newLeaf = parseCertificate(chain[0] as Buffer);
-  } catch (e) {
-    throw refuse((e as Error).message, e);
-  }
-  const same = (oid: string) => {
-    const a = oldLeaf.extensions.get(oid)?.value;
-    const b = newLeaf.extensions.get(oid)?.value;
-    return a === undefined ? b === undefined : b !== undefined && a.equals(b);
-  };
-  if (!same(OID.subjectAltName)) throw refuse('its subject alternative names differ from the current certificate\'s');
-  if (!same(OID.subjectDirectoryAttributes)) throw refuse('its teams or roles differ from the current certificate\'s');
-  if (current.identity) {
-    try {
-      checkClientCertificate(newLeaf);
-      const id = identityFromParsed(newLeaf, { trustDomains: [current.identity.trustDomain] });
-      if (id.principal !== current.identity.principal) throw new Error(`principal ${id.principal} is not ${current.identity.principal}`);
-    } catch (e) {
-      throw refuse((e as Error).message, e);
-    }
-  }
-  if (newLeaf.serial === oldLeaf.serial) throw refuse('it is the current certificate again');
-  if (next.notAfter.getTime() < current.notAfter.getTime()) throw refuse(`it ends ${next.notAfter.toISOString()}, before the current one`);
-  return next;
-}
-
 /**
  * Starts renewing `options.bundle`: the first /renew call is scheduled at once (see the
  * module comment). Throws USAGE or BAD_ARGUMENT for a missing or non-https renewal URL, and
@@ -202,28 +139,15 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
   const write = options.write ?? true;
   const fraction = options.renewAt ?? 2 / 3;
   const jitter = options.jitter ?? 0.05;
-  const log = options.log ?? (() => undefined);
+  const log = options.log ?? silentLog;
   if (!(fraction > 0 && fraction < 1)) throw new MtlsError('BAD_ARGUMENT', `renewAt must be between 0 and 1 (got ${fraction})`);
   if (!(jitter >= 0 && jitter < fraction)) throw new MtlsError('BAD_ARGUMENT', `jitter must be at least 0 and below renewAt (got ${jitter})`);
-  const fmt = options.bundle.source.format;
-  const needsPassphrase = write && (fmt === 'p12' || (rekey && bundleKeyEncrypted(options.bundle)));
-  if (needsPassphrase) {
-    if (options.passphrase === undefined) {
-      throw new MtlsError('BUNDLE_PASSWORD', `${options.bundle.source.file} ${fmt === 'p12' ? 'is a PKCS#12 file' : 'holds an encrypted key'}: renewing it needs the bundle passphrase`, {
-        hint: 'pass passphrase (the CLI reads --passphrase-file or MCP_MTLS_BUNDLE_PASSPHRASE), or use rekey: false for an encrypted PEM bundle',
-      });
-    }
-  }
-  let passphrase: string | undefined;
-  const getPassphrase = async (): Promise<string | undefined> => {
-    if (!needsPassphrase) return undefined; // asked only when the write needs it
-    if (passphrase === undefined && options.passphrase !== undefined) passphrase = typeof options.passphrase === 'string' ? options.passphrase : await options.passphrase();
-    return passphrase;
-  };
+  const writeBack: BundleWriteBack | undefined = write ? createBundleWriteBack(options.bundle, { rekey, passphrase: options.passphrase }) : undefined;
+  const keys = createRenewalKeys(rekey);
 
   let bundle = options.bundle;
   let state: RenewalState = 'scheduled';
-  let timer: unknown;
+  let cancelTimer: (() => void) | undefined;
   let nextAttemptAt: Date | undefined;
   let lastRenewedAt: Date | undefined;
   let lastError: RenewalStatus['lastError'];
@@ -234,100 +158,74 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
   const listeners = new Set<(b: Bundle) => void>();
 
   const leafOf = (b: Bundle) => parseCertificate(b.chain[0] as Buffer);
-  const lifetimeOf = (b: Bundle) => {
-    const leaf = leafOf(b);
-    return leaf.notAfter.getTime() - leaf.notBefore.getTime();
+  const clearTimer = () => {
+    cancelTimer?.();
+    cancelTimer = undefined;
   };
 
   const schedule = (at: Date, next: RenewalState) => {
     if (state === 'stopped' || state === 'refused') return;
-    if (timer !== undefined) clock.clearTimeout(timer);
+    cancelTimer?.();
     state = next;
     nextAttemptAt = at;
-    // timers hold at most 2^31-1 ms (24.8 days): a later renewal is reached in steps
-    const arm = () => {
-      const ms = at.getTime() - clock.now();
-      timer = ms > MAX_TIMER_MS
-        ? clock.setTimeout(arm, MAX_TIMER_MS)
-        : clock.setTimeout(() => {
-            timer = undefined;
-            void attempt().catch(() => undefined);
-          }, ms);
-    };
-    arm();
+    cancelTimer = timerAt(clock, at.getTime(), () => {
+      cancelTimer = undefined;
+      void attempt().catch(() => undefined);
+    });
   };
 
   const scheduleRenewal = (afterRenewal = false) => {
     const leaf = leafOf(bundle);
-    let at = renewalTime(leaf.notBefore, leaf.notAfter, fraction, jitter, random);
-    const now = clock.now();
-    // a certificate already due when it arrives (a CA clock behind ours): not again at once
-    if (afterRenewal && at.getTime() < now + 1000) at = new Date(now + 1000);
-    // already due at start (a fleet restarted after a night): spread over up to 30 s, not all at once
-    if (!afterRenewal && at.getTime() < now) at = new Date(now + random() * Math.min(30_000, jitter * (leaf.notAfter.getTime() - leaf.notBefore.getTime())));
+    const at = nextRenewalAt({ notBefore: leaf.notBefore, notAfter: leaf.notAfter, now: clock.now(), fraction, jitter, random, afterRenewal });
     schedule(at, 'scheduled');
     log(`certificate ${leaf.serial} valid until ${leaf.notAfter.toISOString()}; renewal at ${at.toISOString()} through ${renewUrl.href}`);
+  };
+
+  /** the renewer gives up: nothing is scheduled until renewNow() */
+  const settle = (final: 'refused' | 'expired') => {
+    clearTimer();
+    state = final;
+    nextAttemptAt = undefined;
   };
 
   const onFailure = (error: MtlsError) => {
     failures++;
     const now = clock.now();
-    lastError = { code: error.code, message: error.message, ...(error instanceof RenewalHttpError ? { status: error.status } : {}), at: new Date(now) };
+    const http = error instanceof RenewalHttpError ? error : undefined;
+    lastError = { code: error.code, message: error.message, ...(http ? { status: http.status } : {}), at: new Date(now) };
     if (state === 'stopped') return;
-    if (error instanceof RenewalHttpError && error.permanent) {
-      if (timer !== undefined) clock.clearTimeout(timer);
-      timer = undefined;
-      state = 'refused';
-      nextAttemptAt = undefined;
-      const revoked = error.status === 403 || /revoked/i.test(error.caCode ?? '');
+    const leaf = leafOf(bundle);
+    const decision = afterFailure({
+      failures,
+      now,
+      notAfter: bundle.notAfter,
+      lifetimeMs: leaf.notAfter.getTime() - leaf.notBefore.getTime(),
+      permanent: http?.permanent ?? false,
+      retryAfterMs: http?.retryAfterMs,
+      backoff: options.backoff,
+      random,
+    });
+    if (decision.next === 'refused') {
+      settle('refused');
+      const revoked = http!.status === 403 || REVOKED_CODES.has(http!.caCode ?? '');
       log(`renewal refused, not retrying: ${error.message}${revoked ? ' (the certificate may be revoked)' : ''}${error.hint ? `; ${error.hint}` : ''}. The current certificate is used until ${bundle.notAfter.toISOString()}`);
       options.onError?.(error, undefined);
       return;
     }
-    const notAfter = bundle.notAfter.getTime();
-    const left = notAfter - now;
-    if (left <= 1000) {
-      if (timer !== undefined) clock.clearTimeout(timer);
-      timer = undefined;
-      state = 'expired';
-      nextAttemptAt = undefined;
-      log(`renewal failed and the certificate ${left <= 0 ? 'has expired' : 'expires now'} (${bundle.notAfter.toISOString()}): ${error.message}. Make a new bundle`);
+    if (decision.next === 'expired') {
+      settle('expired');
+      log(`renewal failed and the certificate ${decision.leftMs <= 0 ? 'has expired' : 'expires now'} (${bundle.notAfter.toISOString()}): ${error.message}. Make a new bundle`);
       options.onError?.(error, undefined);
       return;
     }
-    const life = lifetimeOf(bundle);
-    const max = Math.max(1000, Math.min(options.backoff?.maxMs ?? 300_000, life / 10));
-    const initial = Math.min(options.backoff?.initialMs ?? 1000, max);
-    const base = Math.min(max, initial * 2 ** Math.min(failures - 1, 30));
-    // Retry-After is honoured, but never below a second: `Retry-After: 0` (or a past date) from a
-    // proxy must not turn the renewer into a loop of key generations and TLS handshakes
-    let delay = error instanceof RenewalHttpError && error.retryAfterMs !== undefined ? Math.max(1000, error.retryAfterMs) : base / 2 + (random() * base) / 2;
-    delay = Math.min(delay, left - 1000); // one last try before the end
-    const at = new Date(now + delay);
-    schedule(at, 'retrying');
-    log(`renewal failed (${failures}): ${error.message}; retrying at ${at.toISOString()}`);
-    options.onError?.(error, { at });
+    schedule(decision.at, 'retrying');
+    log(`renewal failed (${failures}): ${error.message}; retrying at ${decision.at.toISOString()}`);
+    options.onError?.(error, { at: decision.at });
   };
 
-  // the new key of a renewal is kept across its retries: a certificate renews once at the CA, and
-  // a retry after a lost answer gets that same certificate again only for the same key
-  let pending: { readonly forLeaf: Buffer; readonly key: KeyObject; readonly csr: Buffer } | undefined;
   const renewOnce = async (signal: AbortSignal): Promise<Bundle> => {
     const current = bundle;
-    let key = current.key;
-    let csr: Buffer | undefined;
-    if (rekey) {
-      if (!pending || !pending.forLeaf.equals(current.chain[0]!)) {
-        const generated = generateKey(keyTypeOf(current.key));
-        pending = {
-          forLeaf: current.chain[0]!,
-          key: crypto.createPrivateKey({ key: generated.pkcs8, format: 'der', type: 'pkcs8' }),
-          csr: createCsr(generated, current.identity?.id ?? commonNameOf(leafOf(current).subjectName) ?? 'mcp-mtls client'),
-        };
-      }
-      key = pending.key;
-      csr = pending.csr;
-    }
+    const { key, csr } = keys.for(current);
     const t0 = clock.now();
     const chain = await requestRenewal(renewUrl, current, { ...(csr ? { csr } : {}), signal, ...(options.requestTimeoutMs ? { timeoutMs: options.requestTimeoutMs } : {}), now: clock.now });
     if (signal.aborted) throw new MtlsError('RENEWAL_FAILED', 'renewal stopped');
@@ -336,10 +234,9 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
     // renewal: the new credentials are used in memory, the file keeps the old ones, and the
     // error is reported; the next renewal writes again
     let writeError: MtlsError | undefined;
-    if (write) {
+    if (writeBack) {
       try {
-        const secret = await getPassphrase();
-        rewriteBundle(current, { chain, key, keyChanged: rekey }, secret !== undefined ? { passphrase: secret } : {});
+        await writeBack.write(current, { chain, key, keyChanged: rekey });
       } catch (e) {
         writeError = errorOf(e);
       }
@@ -369,8 +266,7 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
   const attempt = (): Promise<Bundle> => {
     if (inFlight) return inFlight;
     if (state === 'stopped') return Promise.reject(new MtlsError('RENEWAL_FAILED', 'the renewer was stopped'));
-    if (timer !== undefined) clock.clearTimeout(timer);
-    timer = undefined;
+    clearTimer();
     state = 'renewing';
     nextAttemptAt = undefined;
     abort = new AbortController();
@@ -418,8 +314,7 @@ export function createBundleRenewer(options: BundleRenewerOptions): BundleRenewe
       return attempt();
     },
     stop() {
-      if (timer !== undefined) clock.clearTimeout(timer);
-      timer = undefined;
+      clearTimer();
       nextAttemptAt = undefined;
       state = 'stopped';
       abort?.abort();
