@@ -77,6 +77,16 @@ const KNOWN_KEYS: Record<string, string[]> = {
   subjects: ['any', 'users', 'services', 'teams', 'roles', 'principals'],
 };
 
+/** The value at `path` in the parsed document, undefined when a key on the way is absent: a wrong type there is a missing key (decided on the data, not on the schema library's message). */
+function valueAt(value: unknown, path: readonly PathPart[]): unknown {
+  let v = value;
+  for (const part of path) {
+    if (v === null || typeof v !== 'object' || !Object.hasOwn(v, part)) return undefined;
+    v = (v as Record<PathPart, unknown>)[part];
+  }
+  return v;
+}
+
 function suggestion(key: string, path: readonly PathPart[]): string {
   const last = path[path.length - 1];
   const known = path.length === 0 ? KNOWN_KEYS.top : last === 'subjects' ? KNOWN_KEYS.subjects : typeof last === 'number' && path[0] === 'rules' ? KNOWN_KEYS.rule : [];
@@ -122,7 +132,7 @@ export function parsePolicyText(text: string, file = 'policy.yaml'): ParsedPolic
         for (const key of issue.keys) {
           problems.push({ file, ...locate.at(path, key), path: formatPath([...path, key]), message: `unknown key "${key}"${suggestion(key, path)}` });
         }
-      } else if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) {
+      } else if (issue.code === 'invalid_type' && valueAt(value, path) === undefined) {
         const field = path[path.length - 1];
         problems.push({ file, ...locate.at(path.slice(0, -1)), path: formatPath(path), message: `missing required key "${field}"${issue.expected ? ` (${issue.expected})` : ''}` });
       } else {
