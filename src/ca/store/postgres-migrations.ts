@@ -1,0 +1,66 @@
+/**
+ * The PostgreSQL store's schema, as migrations: migration N takes the schema from version N-1
+ * to N. A migration once released is never changed; a change of the schema is a new one.
+ */
+
+/** The schema version this code reads and writes. */
+export const SCHEMA_VERSION = 2;
+
+/** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE SEQUENCE index_order;
+  CREATE TABLE certificates (
+    serial text PRIMARY KEY,
+    ord bigint NOT NULL UNIQUE DEFAULT nextval('index_order'),
+    der bytea NOT NULL,
+    record json NOT NULL,
+    type text NOT NULL,
+    principal text,
+    not_after timestamptz NOT NULL
+  );
+  CREATE TABLE revocations (
+    serial text PRIMARY KEY,
+    ord bigint NOT NULL UNIQUE DEFAULT nextval('index_order'),
+    record json NOT NULL,
+    reason text NOT NULL,
+    revoked_at timestamptz NOT NULL
+  );
+  CREATE TABLE audit (
+    ord bigserial PRIMARY KEY,
+    event json NOT NULL
+  );
+  CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+  CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+  CREATE TABLE crls (
+    name text PRIMARY KEY CHECK (name IN ('root', 'intermediate')),
+    number numeric NOT NULL,
+    der bytea NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now()
+  );
+  CREATE SEQUENCE crl_number_root;
+  CREATE SEQUENCE crl_number_intermediate;
+  CREATE TABLE tokens (
+    id text PRIMARY KEY,
+    hash text NOT NULL UNIQUE,
+    ord bigserial NOT NULL UNIQUE,
+    token json NOT NULL,
+    expires_at timestamptz NOT NULL,
+    used_at timestamptz
+  );
+  CREATE TABLE ca_meta (
+    key text PRIMARY KEY,
+    value text NOT NULL
+  );
+  `,
+  // 2: which certificate a token enrolled (a client whose answer was lost can fetch it again), and
+  // which certificate renewed which (a certificate renews once)
+  `
+  ALTER TABLE tokens ADD COLUMN used_for text;
+  CREATE INDEX certificates_renewed_from ON certificates ((record->>'renewedFrom'));
+  `,
+];
+
+if (MIGRATIONS.length !== SCHEMA_VERSION) throw new Error('internal error: SCHEMA_VERSION and MIGRATIONS disagree');

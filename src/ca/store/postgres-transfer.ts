@@ -1,0 +1,80 @@
+/**
+ * Moving a CA's state into and out of a PostgreSQL store (`ca export`, `ca import`): a
+ * snapshot read in one consistent transaction, and an import written in one.
+ */
+import type pg from 'pg';
+import { MtlsError } from '../../errors.js';
+import { storeError } from './postgres-errors.js';
+import { LOCK_CRL } from './postgres-locks.js';
+import { readCrlWith, readIndexWith, storedToken, type TokenRow } from './postgres-rows.js';
+import { transactionOps } from './postgres-transaction.js';
+import type { AuditEvent, IssuedRecord, RevokedRecord, StoreSnapshot } from './store.js';
+
+/** Everything the database holds, read in one consistent snapshot: for `ca import`. */
+export async function readSnapshot(pool: pg.Pool, url: string): Promise<StoreSnapshot> {
+  const c = await pool.connect().catch((e) => Promise.reject(storeError(url, e)));
+  try {
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const index = await readIndexWith(c);
+    const issued = (await c.query<{ serial: string; der: Buffer }>('SELECT serial, der FROM certificates ORDER BY ord')).rows;
+    const audit = (await c.query<{ event: AuditEvent }>('SELECT event FROM audit ORDER BY ord')).rows.map((x) => x.event);
+    const [root, intermediate] = [await readCrlWith(c, 'root'), await readCrlWith(c, 'intermediate')];
+    const tokens = (await c.query<TokenRow>('SELECT token, used_at, used_for FROM tokens ORDER BY ord')).rows.map(storedToken);
+    await c.query('COMMIT');
+    return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens };
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw storeError(url, e);
+  } finally {
+    c.release();
+  }
+}
+
+/**
+ * For export (folder store -> database): writes everything in one transaction, in the
+ * folder store's order, and sets the CRL sequences past the imported CRLs' numbers.
+ * With `replace`, whatever the database held is removed first. The schema is checked by the caller.
+ */
+export async function writeSnapshot(pool: pg.Pool, url: string, data: StoreSnapshot, replace: boolean): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_CRL.toString()]);
+    // TRUNCATE fires no row trigger: the append-only rule guards single rows, --replace is explicit
+    if (replace) await c.query('TRUNCATE certificates, revocations, audit, crls, tokens');
+    const tx = transactionOps(c);
+    const ders = new Map(data.issued.map((i) => [i.serial, i.der]));
+    // index records in their order: runs of issue records go in one statement
+    let run: { record: IssuedRecord; der: Uint8Array }[] = [];
+    const flush = async () => {
+      for (let i = 0; i < run.length; i += 1000) await tx.commitIssued(run.slice(i, i + 1000), []);
+      run = [];
+    };
+    for (const r of data.index) {
+      if (r.op === 'issue') {
+        const der = ders.get(r.serial);
+        if (!der) throw new MtlsError('STORE_CORRUPT', `issued/${r.serial}.crt is missing`, { hint: 'restore the CA folder from backup before exporting' });
+        run.push({ record: r, der });
+      } else {
+        await flush();
+        await c.query('INSERT INTO revocations (serial, record, reason, revoked_at) VALUES ($1, $2, $3, $4)', [r.serial, JSON.stringify(r), (r as RevokedRecord).reason, (r as RevokedRecord).revokedAt]);
+      }
+    }
+    await flush();
+    for (let i = 0; i < data.audit.length; i += 5000) await tx.appendAudit(data.audit.slice(i, i + 5000));
+    for (const which of ['root', 'intermediate'] as const) {
+      const der = data.crls[which];
+      if (der) await tx.writeCrl(which, der);
+    }
+    for (const t of data.tokens) {
+      const { usedAt, usedFor, ...token } = t;
+      await c.query('INSERT INTO tokens (id, hash, token, expires_at, used_at, used_for) VALUES ($1, $2, $3, $4, $5, $6)', [token.id, token.hash, JSON.stringify(token), token.expiresAt, usedAt ?? null, usedFor ?? null]);
+    }
+    await c.query('COMMIT');
+  } catch (e) {
+    await c.query('ROLLBACK').catch(() => undefined);
+    throw e instanceof MtlsError ? e : storeError(url, e);
+  } finally {
+    c.release();
+  }
+}
