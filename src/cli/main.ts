@@ -1,5 +1,4 @@
 /** The `mcp-mtls` program: one file per command group, wired here. */
-import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { registerCa } from './ca.js';
 import { registerIssue } from './issue.js';
