@@ -1,6 +1,7 @@
 /** Reading a JSON request body with a size bound, and writing JSON answers. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBoundedBody } from '../util/bounded-body.js';
+import { sendJsonResponse } from '../util/json-response.js';
 
 export const DEFAULT_MAX_BODY = 4 * 1024 * 1024;
 
@@ -20,10 +21,9 @@ export async function readJsonBody(req: IncomingMessage, max = DEFAULT_MAX_BODY)
   }
 }
 
+/** An answer of the MCP side (adapters, gateway): private, since what a caller is told depends on who they are. */
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  sendJsonResponse(res, status, body, { cacheControl: 'private, no-store' });
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { readBoundedBody } from '../../util/bounded-body.js';
+import { sendJsonResponse } from '../../util/json-response.js';
 
 /** A CSR is a few hundred bytes (a few KiB for RSA-4096): anything past this is refused with 413. */
 export const MAX_BODY = 64 * 1024;
@@ -29,19 +30,16 @@ export class HttpError extends Error {
 }
 
 export function sendError(res: ServerResponse, e: HttpError): void {
-  const body = JSON.stringify({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  res.writeHead(e.status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...e.headers });
-  res.end(body);
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }, { ...e.headers });
 }
 
+/** An answer of `ca serve`: never stored (certificates, tokens, status change from one request to the next). */
 export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify(value);
-  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...headers });
-  res.end(body);
+  sendJsonResponse(res, status, value, { cacheControl: 'no-store', headers });
 }
 
 /**
