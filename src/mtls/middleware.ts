@@ -9,11 +9,13 @@ import type { AuditSink } from './audit.js';
 import { isMtlsError, MtlsError } from '../errors.js';
 import type { AuthResult, Authenticator } from './authenticate.js';
 import type { CrlSourceStatus } from './crl-fetch.js';
-import { createTrust, type Trust } from './trust.js';
+import { createTrust, listenerTrustOptions, type Trust } from './trust.js';
 import { tlsServerOptions } from './tls-options.js';
-import { sendAuthError, type MtlsAuthInfo, type MtlsTlsMaterial } from './mtls-server.js';
+import { sendAuthError, type MtlsTlsMaterial } from './mtls-server.js';
+import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
 import { EMPTY_REVOCATION, type RevocationState } from './revocation.js';
 import { stderrLog } from '../util/log.js';
+import { sendJsonResponse } from '../util/json-response.js';
 
 /**
  * The `https.createServer` TLS options for an mTLS server you build yourself: your
@@ -101,14 +103,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
     ? undefined
     : createTrust({
         ca: options.tls?.ca ?? [],
-        ...(options.tls?.cert ? { cert: options.tls.cert } : {}),
-        ...(options.tls?.crl ? { crl: options.tls.crl } : {}),
-        ...(options.crlUrls ? { crlUrls: options.crlUrls } : {}),
-        ...(options.crlFromCertificates ? { crlFromCertificates: true } : {}),
-        ...(options.crlFetch ? { crlFetch: options.crlFetch } : {}),
-        ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
-        ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
-        ...(options.clock ? { clock: options.clock } : {}),
+        ...listenerTrustOptions({ ...options, cert: options.tls?.cert, crl: options.tls?.crl }),
         log,
         onChange: (source): void => options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: trust?.revocation().crls.length ?? 0 }),
       });
@@ -122,9 +117,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
       // a server misconfiguration, refused on every such request until it is fixed
       if (!isMtlsError(e, 'TLS_RENEGOTIATION_ALLOWED')) throw e;
       options.audit?.write({ event: 'auth.refused', code: e.code, message: e.message, remote: req.socket.remoteAddress });
-      const body = JSON.stringify({ error: e.code, message: e.message, hint: e.hint });
-      res.writeHead(500, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
-      res.end(body);
+      sendJsonResponse(res, 500, { error: e.code, message: e.message, hint: e.hint }, { cacheControl: 'no-store' });
       return;
     }
     if (!auth.ok) {
@@ -132,8 +125,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
       sendAuthError(res, auth.reason, auth.message);
       return;
     }
-    const id = auth.identity;
-    req.auth = { token: id.fingerprint, clientId: id.principal, scopes: [], extra: { identity: id } };
+    req.auth = authInfoOf(auth.identity);
     next();
   };
   const shared = () => new MtlsError('BAD_ARGUMENT', 'this middleware uses a shared authenticator: its CRLs are reloaded where that authenticator was made', { hint: 'call reloadCrls on the server that owns it' });

@@ -21,23 +21,19 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
-import type { Identity } from '../identity/identity.js';
+import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
 import type { AuditSink } from './audit.js';
 import type { AuthFailureReason, Authenticator } from './authenticate.js';
 import type { CrlSourceStatus } from './crl-fetch.js';
 import type { RevocationState } from './revocation.js';
-import { createTrust } from './trust.js';
+import { createTrust, listenerTrustOptions } from './trust.js';
 import { captureHandshakes } from './handshake-certificate.js';
 import { tlsContextOptions, tlsServerOptions } from './tls-options.js';
 import { stderrLog } from '../util/log.js';
+import { sendJsonResponse } from '../util/json-response.js';
 
-/** The MCP SDK's AuthInfo shape, as the adapter fills it. */
-export interface MtlsAuthInfo {
-  token: string;
-  clientId: string;
-  scopes: string[];
-  extra: { identity: Identity };
-}
+// defined with the one function that builds it; exported from here as before
+export type { MtlsAuthInfo };
 
 /**
  * A request as {@link createMtlsServer} hands it to its {@link MtlsHandler}: a Node request on
@@ -139,9 +135,7 @@ export interface MtlsServer extends https.Server {
  * @param message - a sentence for the client saying what to do, such as `AuthResult.message`
  */
 export function sendAuthError(res: ServerResponse, reason: AuthFailureReason, message: string): void {
-  const body = JSON.stringify({ error: reason, message });
-  res.writeHead(401, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+  sendJsonResponse(res, 401, { error: reason, message }, { cacheControl: 'no-store' });
 }
 
 /**
@@ -162,15 +156,8 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   const sockets = new Map<string, Set<TLSSocket>>();
   // the one construction of authentication and revocation, shared with the middleware (trust.ts)
   const trust = createTrust({
-    cert: options.cert,
     ca: options.ca,
-    ...(options.crl ? { crl: options.crl } : {}),
-    ...(options.crlUrls ? { crlUrls: options.crlUrls } : {}),
-    ...(options.crlFromCertificates ? { crlFromCertificates: true } : {}),
-    ...(options.crlFetch ? { crlFetch: options.crlFetch } : {}),
-    ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
-    ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
-    ...(options.clock ? { clock: options.clock } : {}),
+    ...listenerTrustOptions(options),
     log,
     // after every CRL change: close the connections it now refuses, audit
     onChange: (source) => {
@@ -202,8 +189,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
         sendAuthError(res, auth.reason, auth.message);
         return;
       }
-      const id = auth.identity;
-      (req as MtlsRequest).auth = { token: id.fingerprint, clientId: id.principal, scopes: [], extra: { identity: id } };
+      (req as MtlsRequest).auth = authInfoOf(auth.identity);
       Promise.resolve(handler(req as MtlsRequest, res)).catch((e) => {
         log(`request failed: ${(e as Error)?.stack ?? e}`);
         if (!res.headersSent) {

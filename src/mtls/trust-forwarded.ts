@@ -2,7 +2,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
-import type { MtlsAuthInfo } from './mtls-server.js';
+import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
 import crypto from 'node:crypto';
 import { xfccFirstElement, XFCC } from './xfcc.js';
 import { stderrLog } from '../util/log.js';
@@ -64,7 +64,7 @@ export function trustForwardedIdentity(options: TrustForwardedOptions) {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_identity', message: `the forwarded certificate is not usable: ${(e as Error).message}` }));
       return;
     }
-    req.auth = { token: user.fingerprint, clientId: user.principal, scopes: [], extra: { identity: user, via: peer } };
+    req.auth = authInfoOf(user, peer);
     next();
   };
 }

@@ -62,6 +62,22 @@ const asList = (v: Pems): (string | Buffer)[] => (Array.isArray(v) ? [...v] : [v
 const ders = (v: Pems): Buffer[] => asList(v).flatMap((c) => readCertificates(Buffer.isBuffer(c) ? c : Buffer.from(c)));
 const short = (caKey: string) => `sha256:${caKey.slice(caKey.indexOf('/') + 1, caKey.indexOf('/') + 17)}`;
 
+/** The options a listener (createMtlsServer, the middleware) takes under the names createTrust gives them. */
+export type ListenerTrustOptions = Pick<TrustOptions, 'cert' | 'crl' | 'crlUrls' | 'crlFromCertificates' | 'crlFetch' | 'trustDomains' | 'trustDomainRoots' | 'clock'>;
+
+const LISTENER_TRUST_KEYS = ['cert', 'crl', 'crlUrls', 'crlFromCertificates', 'crlFetch', 'trustDomains', 'trustDomainRoots', 'clock'] as const satisfies readonly (keyof ListenerTrustOptions)[];
+
+/**
+ * What a listener hands on to {@link createTrust}: the options it was given that are set, so
+ * that both listeners forward the same ones the same way (an unset or false one is left out and
+ * createTrust's default applies). Extra keys of `options` (log, audit, ...) are not copied.
+ */
+export function listenerTrustOptions(options: ListenerTrustOptions): ListenerTrustOptions {
+  const set: Record<string, unknown> = {};
+  for (const key of LISTENER_TRUST_KEYS) if (options[key]) set[key] = options[key];
+  return set as ListenerTrustOptions;
+}
+
 /**
  * Builds the authenticator and its revocation data from TLS material, and keeps them current.
  *
