@@ -11,13 +11,18 @@
  * HTTPS: the server is verified against the system roots plus the configured CA certificates
  * (so `mcp-mtls ca serve`, whose certificate our CA issued, works). Redirects are not followed.
  * The CRL's own signature is what makes it trusted; TLS only adds privacy and availability.
+ *
+ * The GET and its limits are util/bounded-get.ts, the checks and merge of an answer's CRLs
+ * crl-merge.ts, when to fetch next crl-schedule.ts; this module holds the URLs and their timers.
  */
-import http from 'node:http';
-import https from 'node:https';
+import { setMaxListeners } from 'node:events';
 import tls from 'node:tls';
 import { MtlsError } from '../errors.js';
+import { boundedGet, type BoundedGetResponse } from '../util/bounded-get.js';
 import { looksLikePem, pemEncode } from '../x509/pem.js';
-import { compareCrls, type CrlVerifier, type VerifiedCrl } from './revocation.js';
+import { mergeFetchedCrls } from './crl-merge.js';
+import { nextFetchDelay } from './crl-schedule.js';
+import type { CrlVerifier, VerifiedCrl } from './revocation.js';
 
 export const CRL_FETCH_DEFAULTS = {
   intervalMs: 300_000,
@@ -149,7 +154,10 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
   const clock = options.clock ?? (() => new Date());
   const log = options.log;
   const sources = new Map<string, Source>();
-  const inFlight = new Set<http.ClientRequest>();
+  // aborted by stop(): every fetch in flight is destroyed; one listener per fetch in flight, and
+  // refresh() runs all URLs at once, so Node's leak warning (past 10 listeners) does not apply
+  const inFlight = new AbortController();
+  setMaxListeners(0, inFlight.signal);
   let stopped = false;
   let learned = 0;
 
@@ -160,47 +168,10 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
       ca: [...tls.rootCertificates, ...(options.ca ?? []).map((c) => (looksLikePem(c) ? Buffer.from(c).toString('utf8') : pemEncode('CERTIFICATE', c)))],
     }));
 
-  function get(src: Source): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { accept: 'application/pkix-crl, application/x-pem-file;q=0.9, */*;q=0.1', 'user-agent': 'mcp-mtls' };
-      if (src.etag && src.crls.length) headers['if-none-match'] = src.etag;
-      const secure = src.url.protocol === 'https:';
-      const req = (secure ? https : http).request(src.url, { method: 'GET', headers, agent: false, ...(secure ? { secureContext: httpsContext() } : {}) });
-      inFlight.add(req);
-      let settled = false;
-      const finish = (err: Error | undefined, value?: { status: number; headers: http.IncomingHttpHeaders; body: Buffer }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        inFlight.delete(req);
-        if (err) {
-          req.destroy();
-          reject(err);
-        } else resolve(value!);
-      };
-      const timer = setTimeout(() => finish(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      req.on('error', (e) => finish(e));
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        res.on('error', (e) => finish(e));
-        if (status !== 200) {
-          res.resume();
-          finish(undefined, { status, headers: res.headers, body: Buffer.alloc(0) });
-          return;
-        }
-        const declared = Number(res.headers['content-length']);
-        if (declared > maxBytes) return finish(new Error(`the body is ${declared} bytes, more than the ${maxBytes} allowed`));
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) finish(new Error(`the body is larger than the ${maxBytes} bytes allowed`));
-          else chunks.push(c);
-        });
-        res.on('end', () => finish(undefined, { status, headers: res.headers, body: Buffer.concat(chunks) }));
-      });
-      req.end();
-    });
+  function get(src: Source): Promise<BoundedGetResponse> {
+    const headers: Record<string, string> = { accept: 'application/pkix-crl, application/x-pem-file;q=0.9, */*;q=0.1', 'user-agent': 'mcp-mtls' };
+    if (src.etag && src.crls.length) headers['if-none-match'] = src.etag;
+    return boundedGet(src.url, { headers, timeoutMs, maxBytes, signal: inFlight.signal, ...(src.url.protocol === 'https:' ? { secureContext: httpsContext() } : {}) });
   }
 
   /** One fetch of one URL; the state it leaves decides the next delay. */
@@ -218,19 +189,8 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
       } else {
         const verified = options.verifier.verify(r.body, url);
         if (!verified.length) throw new Error('the answer holds no CRL');
-        const applied = options.applied();
-        let newer = false;
-        for (const v of verified) {
-          const current = applied.filter((a) => a.caKey === v.caKey).reduce<VerifiedCrl | undefined>((n, a) => (!n || compareCrls(a, n) > 0 ? a : n), undefined);
-          if (current && compareCrls(v, current) < 0) {
-            throw new Error(`its CRL #${v.number ?? '?'} of ${v.issuer} is older than the #${current.number ?? '?'} applied (thisUpdate ${v.thisUpdate.toISOString()}): refused as a replay or a stale copy`);
-          }
-          if (!current || compareCrls(v, current) > 0) newer = true;
-        }
-        // merged per CA, never replaced: an answer without a CA's CRL (a root CRL served at the
-        // intermediate's URL, by mistake or by someone in the path) must not drop the CRL this
-        // source gave for that CA before, which would silently un-revoke its certificates
-        src.crls = newestPerCa([...src.crls, ...verified]);
+        const { crls, newer } = mergeFetchedCrls(src.crls, verified, options.applied());
+        src.crls = crls;
         const etag = r.headers.etag;
         if (typeof etag === 'string' && etag.length <= 256) src.etag = etag;
         else delete src.etag;
@@ -263,21 +223,16 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
     }
   }
 
-  function nextDelay(src: Source): number {
-    if (src.failures > 0) {
-      const base = Math.min(interval, CRL_FETCH_DEFAULTS.retryMs);
-      return Math.min(interval, base * 2 ** Math.min(src.failures - 1, 20));
-    }
-    let d = interval;
-    if (src.maxAgeMs !== undefined) d = Math.min(d, Math.max(src.maxAgeMs, CRL_FETCH_DEFAULTS.minMaxAgeMs));
-    // a CRL that will be past its nextUpdate before the next fetch: fetch again just after it
-    const now = clock().getTime();
-    for (const c of src.crls) {
-      const left = (c.nextUpdate?.getTime() ?? Infinity) - now;
-      if (left > 0) d = Math.min(d, Math.max(left + 1_000, Math.min(interval, CRL_FETCH_DEFAULTS.retryMs)));
-    }
-    return d;
-  }
+  const nextDelay = (src: Source): number =>
+    nextFetchDelay({
+      failures: src.failures,
+      intervalMs: interval,
+      maxAgeMs: src.maxAgeMs,
+      crls: src.crls,
+      now: clock().getTime(),
+      retryMs: CRL_FETCH_DEFAULTS.retryMs,
+      minMaxAgeMs: CRL_FETCH_DEFAULTS.minMaxAgeMs,
+    });
 
   function schedule(src: Source, delay: number): void {
     if (stopped) return;
@@ -346,18 +301,7 @@ export function createCrlFetcher(options: CrlFetchOptions): CrlFetcher {
     stop() {
       stopped = true;
       for (const s of sources.values()) clearTimeout(s.timer);
-      for (const r of inFlight) r.destroy();
-      inFlight.clear();
+      inFlight.abort();
     },
   };
-}
-
-/** one CRL per CA (caKey): the newest */
-function newestPerCa(crls: readonly VerifiedCrl[]): VerifiedCrl[] {
-  const best = new Map<string, VerifiedCrl>();
-  for (const c of crls) {
-    const b = best.get(c.caKey);
-    if (!b || compareCrls(c, b) > 0) best.set(c.caKey, c);
-  }
-  return [...best.values()];
 }
