@@ -89,6 +89,27 @@ function signatureOf(name: string, decl: ts.Declaration, symbol: ts.Symbol, chec
   return printer.printNode(ts.EmitHint.Unspecified, decl, decl.getSourceFile()).replace(/^export /, '').replace(/^declare /, '');
 }
 
+/**
+ * The project's interfaces `decl` extends that are no export of their own (a base shared by two
+ * exports, such as the SDK adapters' common options), printed after it: without them the
+ * reference would name members a reader cannot find.
+ */
+function unexportedBases(decl: ts.Declaration, exported: ReadonlySet<string>, checker: ts.TypeChecker): string[] {
+  if (!ts.isInterfaceDeclaration(decl)) return [];
+  const out: string[] = [];
+  for (const clause of decl.heritageClauses ?? []) {
+    for (const type of clause.types) {
+      const found = checker.getSymbolAtLocation(type.expression);
+      const base = found && found.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(found) : found;
+      const baseDecl = base?.declarations?.[0];
+      if (!base || !baseDecl || !ts.isInterfaceDeclaration(baseDecl) || exported.has(base.name)) continue;
+      if (!path.resolve(baseDecl.getSourceFile().fileName).startsWith(path.join(ROOT, 'src') + path.sep)) continue;
+      out.push(signatureOf(base.name, baseDecl, base, checker), ...unexportedBases(baseDecl, exported, checker));
+    }
+  }
+  return out;
+}
+
 function inferredReturn(m: ts.SignatureDeclaration, checker: ts.TypeChecker): ts.TypeNode | undefined {
   const sig = checker.getSignatureFromDeclaration(m);
   if (!sig) return undefined;
@@ -129,13 +150,14 @@ export function collectApi(): ApiExport[] {
     if (!source) throw new Error(`entry ${file} (for ${subpath}) does not exist`);
     const moduleSymbol = checker.getSymbolAtLocation(source);
     if (!moduleSymbol) throw new Error(`${file} is not a module`);
+    const exportedNames = new Set(checker.getExportsOfModule(moduleSymbol).map((e) => e.name));
     for (const exported of checker.getExportsOfModule(moduleSymbol).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const symbol = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
       const decl = symbol.declarations?.[0];
       if (!decl) continue;
       const doc = docOf(symbol, checker);
       // types the checker prints as import("/abs/path/node_modules/pkg/...") must not depend on where the checkout is
-      const signature = signatureOf(exported.name, decl, symbol, checker).replaceAll(`${ROOT}/node_modules/`, '').replaceAll(`${ROOT}/`, '');
+      const signature = [signatureOf(exported.name, decl, symbol, checker), ...unexportedBases(decl, exportedNames, checker)].join('\n').replaceAll(`${ROOT}/node_modules/`, '').replaceAll(`${ROOT}/`, '');
       out.push({ subpath, name: exported.name, kind: kindOf(decl), signature, doc });
     }
   }

@@ -8,7 +8,8 @@ import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 import type { AuditSink } from '../mtls/audit.js';
 import { readJsonBody } from '../mcp/http-body.js';
-import { gateMcpBody, unknownTargetAnswer } from '../mcp/gate.js';
+import { gateMcpBody } from '../mcp/gate.js';
+import { hiddenAnswerFor } from '../mcp/hidden-targets.js';
 import type { GatewayMetrics } from './metrics.js';
 import { askedLists, type AskedLists } from './answer-filter.js';
 import { withIdentity, type RpcMessage } from './identity-meta.js';
@@ -46,7 +47,7 @@ export async function gateRequestBody(req: IncomingMessage, ctx: RequestBodyCont
     policy: ctx.policy,
     identity,
     headers: ctx.headers,
-    hiddenAnswer: unknownTargetAnswer,
+    hiddenAnswer: hiddenAnswerFor('gateway'),
     ...(ctx.audit ? { audit: ctx.audit } : {}),
     ...(remote ? { remote } : {}),
     ...(metrics ? { onDecision: (d) => metrics.decision(d.ruleId, d.allowed) } : {}),

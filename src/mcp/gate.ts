@@ -3,8 +3,9 @@
  * gateway: one decision per request message, before the MCP server sees it.
  *
  * - A request the policy allows passes, with the scopes the caller holds.
- * - A target the caller may not see passes too: the per-caller server does not have it, so
- *   the SDK itself answers exactly as for an unknown tool (tools/list and tools/call agree).
+ * - A target the caller may not see is answered exactly as an unknown one (tools/list and
+ *   tools/call agree): by the SDK, whose per-caller server does not have it, or here, as the
+ *   listener's row of the decision table in hidden-targets.ts says.
  * - A visible target whose condition fails is answered here, naming the rule: a tool error
  *   for tools/call, a JSON-RPC error for resources and prompts.
  * - A method the policy does not cover is refused as "method not found"; a resource URI
@@ -23,6 +24,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Decision, Policy, PolicyTarget } from '../policy/compile.js';
 import { authorizationFor } from '../policy/mcp.js';
 import type { AuditSink } from '../mtls/audit.js';
+import { unknownTargetAnswer } from './hidden-targets.js';
 
 export const POLICY_DENIED = -32003;
 
@@ -49,20 +51,17 @@ export interface GateContext {
   readonly audit?: AuditSink;
   readonly remote?: string;
   /**
-   * How to answer a target the caller may not see. Unset (the SDK adapters): pass it on, the
-   * per-caller server does not have it. The gateway cannot remove tools from an upstream, so it
-   * answers here, as an SDK server answers an unknown tool.
+   * How to answer a target the caller may not see; undefined (or unset): pass it on, the
+   * per-caller server does not have it. Each listener takes its answer from the one decision
+   * table, `hiddenAnswerFor` (mcp/hidden-targets.ts).
    */
   readonly hiddenAnswer?: (id: unknown, target: PolicyTarget) => unknown | undefined;
   /** every decision, for metrics */
   readonly onDecision?: (d: Decision) => void;
 }
 
-/** What an MCP SDK server answers for a tool, resource or prompt it does not have. */
-export function unknownTargetAnswer(id: unknown, t: PolicyTarget): unknown {
-  if (t.kind === 'tool') return { jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: `MCP error -32602: Tool ${t.name} not found` }], isError: true } };
-  return rpcError(id, -32602, t.kind === 'resource' ? `MCP error -32602: Resource ${t.uri} not found` : `MCP error -32602: Prompt ${t.name} not found`);
-}
+// kept here too for the callers that import it from the gate
+export { unknownTargetAnswer };
 
 // a message with a method and an id key is a request, `id: null` included: servers differ in
 // how they treat one, so it is decided here like any other

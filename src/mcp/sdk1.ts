@@ -9,18 +9,18 @@ import type { ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { Identity } from '../identity/identity.js';
-import type { Policy, PolicyTarget } from '../policy/compile.js';
-import type { AuditSink } from '../mtls/audit.js';
+import type { Policy } from '../policy/compile.js';
+import { currentPolicyOf, type McpAdapterOptions } from './adapter-options.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
-import { gateMcpBody, unknownTargetAnswer } from './gate.js';
-import { buildForCaller, whoamiReport } from './surface.js';
+import { gateMcpBody } from './gate.js';
+import { hiddenAnswerFor } from './hidden-targets.js';
+import { buildForCaller } from './surface.js';
+import { registerWhoami, whoamiToolName } from './whoami.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 import { IdleMap } from '../util/idle-map.js';
 
 /** Options of {@link createMcpSdk1Handler}. */
-export interface McpSdk1Options {
-  /** The server's name and version, as the SDK's McpServer takes them. */
-  readonly serverInfo: { name: string; version: string };
+export interface McpSdk1Options extends McpAdapterOptions {
   /** Passed to the SDK's McpServer (its JSON Schema validator is replaced by a shared one). */
   readonly serverOptions?: ServerOptions;
   /**
@@ -29,12 +29,6 @@ export interface McpSdk1Options {
    * compiled again each time.
    */
   readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
-  /** The policy in force, or a function returning it (so a {@link PolicyWatcher} can swap it: `() => watcher.current()`). */
-  readonly policy: Policy | (() => Policy);
-  /** Receives a `decision` event per tool, resource or prompt request (and per unknown method), and `session.refused` events. */
-  readonly audit?: AuditSink;
-  /** Adds a tool that tells callers who they are and what they may use: `true` names it "whoami", a string names it so; default none. */
-  readonly whoami?: boolean | string;
   /** a server per session, bound to the certificate that opened it */
   readonly stateful?: boolean;
   /** stateful: a session unused this long is closed; default 8 h */
@@ -43,8 +37,6 @@ export interface McpSdk1Options {
   readonly maxSessions?: number;
   /** answers with JSON instead of SSE streams where the SDK allows it */
   readonly enableJsonResponse?: boolean;
-  /** Larger POST bodies are answered 413; default 4 MiB. */
-  readonly maxBodyBytes?: number;
 }
 
 interface Session {
@@ -77,18 +69,15 @@ const sharedValidator = new AjvJsonSchemaValidator();
  * @returns the handler, with `sessions()` (how many are open) and `close()` (closes every session)
  */
 export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
-  const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
-  const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;
+  const currentPolicy = currentPolicyOf(options);
+  const whoamiName = whoamiToolName(options.whoami);
+  const hiddenAnswer = hiddenAnswerFor(options.stateful ? 'sdk1-stateful' : 'sdk1-stateless');
   const sessions = new IdleMap<string, Session>({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 10_000, onEvict: (_id, s) => void s.transport.close() });
 
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
     const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
-    if (whoamiName) {
-      server.registerTool(whoamiName, { description: 'Who is calling, as the server sees it from the client certificate, and what the caller may use' }, async () => ({
-        content: [{ type: 'text', text: JSON.stringify(whoamiReport(identity, currentPolicy(), { ...surface, tools: [...surface.tools, whoamiName] }), null, 2) }],
-      }));
-    }
+    if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
     return server;
   };
 
@@ -106,10 +95,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       // a session named by someone else's certificate is refused before anything else is said
       const session = options.stateful ? sessionFor(req, res, identity) : undefined;
       if (session === null) return;
-      // hidden tools and prompts are gone from the caller's server (the SDK answers them as
-      // unknown); a hidden resource can still match a visible template, and in a stateful session
-      // anything visible at its start is still registered: those are answered here
-      const hiddenAnswer = (id: unknown, t: PolicyTarget) => (options.stateful || t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
+      // who answers a hidden target: the decision table (hidden-targets.ts)
       const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
       if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
       auth.scopes = [...gate.scopes];

@@ -4,17 +4,16 @@ import { createMcpHandler, McpServer, type ServerOptions } from '@modelcontextpr
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import type { Identity } from '../identity/identity.js';
-import type { Policy, PolicyTarget } from '../policy/compile.js';
-import type { AuditSink } from '../mtls/audit.js';
+import { currentPolicyOf, type McpAdapterOptions } from './adapter-options.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
-import { gateMcpBody, unknownTargetAnswer } from './gate.js';
-import { buildForCaller, whoamiReport } from './surface.js';
+import { gateMcpBody } from './gate.js';
+import { hiddenAnswerFor } from './hidden-targets.js';
+import { buildForCaller } from './surface.js';
+import { registerWhoami, whoamiToolName } from './whoami.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 
 /** Options of {@link createMcpSdk2Handler}. */
-export interface McpSdk2Options {
-  /** The server's name and version, as the SDK's McpServer takes them. */
-  readonly serverInfo: { name: string; version: string };
+export interface McpSdk2Options extends McpAdapterOptions {
   /** Passed to the SDK's McpServer (its JSON Schema validator is replaced by a shared one). */
   readonly serverOptions?: ServerOptions;
   /**
@@ -22,14 +21,6 @@ export interface McpSdk2Options {
    * every request. Define tool schemas outside it: a schema made here is compiled each time.
    */
   readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
-  /** The policy in force, or a function returning it (so a {@link PolicyWatcher} can swap it: `() => watcher.current()`). */
-  readonly policy: Policy | (() => Policy);
-  /** Receives a `decision` event per tool, resource or prompt request (and per unknown method). */
-  readonly audit?: AuditSink;
-  /** Adds a tool that tells callers who they are and what they may use: `true` names it "whoami", a string names it so; default none. */
-  readonly whoami?: boolean | string;
-  /** Larger POST bodies are answered 413; default 4 MiB (also passed to the SDK when set). */
-  readonly maxBodyBytes?: number;
   /** Passed to the SDK: reports out-of-band errors and rejected requests; it does not change the response. */
   readonly onerror?: (error: Error) => void;
 }
@@ -58,8 +49,8 @@ const sharedValidator = new AjvJsonSchemaValidator();
  * @returns the handler, with `close()` (closes the SDK handler)
  */
 export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { close(): Promise<void> } {
-  const currentPolicy = typeof options.policy === 'function' ? options.policy : () => options.policy as Policy;
-  const whoamiName = options.whoami === true ? 'whoami' : typeof options.whoami === 'string' ? options.whoami : undefined;
+  const currentPolicy = currentPolicyOf(options);
+  const whoamiName = whoamiToolName(options.whoami);
   const mcp = createMcpHandler(
     async (ctx) => {
       const identity = (ctx.authInfo?.extra as { identity?: Identity } | undefined)?.identity;
@@ -67,15 +58,13 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
       const policy = currentPolicy();
       const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
       const surface = await buildForCaller(server, identity, policy, options.build);
-      if (whoamiName) {
-        server.registerTool(whoamiName, { description: 'Who is calling, as the server sees it from the client certificate, and what the caller may use' }, async () => ({
-          content: [{ type: 'text' as const, text: JSON.stringify(whoamiReport(identity, policy, { ...surface, tools: [...surface.tools, whoamiName] }), null, 2) }],
-        }));
-      }
+      // the policy in force when whoami answers, not the one this server was built under
+      if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
       return server;
     },
     { legacy: 'stateless', ...(options.onerror ? { onerror: options.onerror } : {}), ...(options.maxBodyBytes ? { maxRequestBodySize: options.maxBodyBytes } : {}) },
   );
+  const hiddenAnswer = hiddenAnswerFor('sdk2');
   const node = toNodeHandler(mcp, { ...(options.maxBodyBytes ? { maxRequestBodySize: options.maxBodyBytes } : {}), ...(options.onerror ? { onerror: options.onerror } : {}) });
 
   const handler = async (req: MtlsRequest, res: ServerResponse) => {
@@ -88,8 +77,7 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     if (req.method !== 'POST') return node(req as never, res as never);
     const read = await readJsonBody(req, options.maxBodyBytes);
     if (!read.ok) return sendJson(res, read.status, read.body);
-    // a hidden resource can still match a visible template: answered here (see mcp-sdk1.ts)
-    const hiddenAnswer = (id: unknown, t: PolicyTarget) => (t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
+    // who answers a hidden target: the decision table (hidden-targets.ts)
     const gate = gateMcpBody(read.value, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
     if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
     // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)

@@ -17,6 +17,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 import { canonicalizeUri } from '../policy/uri.js';
 import { filterResult, SCOPES_META_KEY } from './results.js';
+import { unknownTargetMessage, unknownToolResult } from './hidden-targets.js';
 
 export { SCOPES_META_KEY };
 
@@ -77,8 +78,8 @@ function filterResultsOf(server: McpServerLike, identity: Identity, policy: () =
         args[last] = async (request: { params?: { name?: unknown } }, extra: unknown) => {
           const name = String((request?.params as { name?: unknown } | undefined)?.name);
           if (policy().visible(identity, { kind, name })) return handler(request, extra);
-          if (kind === 'tool') return { content: [{ type: 'text', text: `MCP error -32602: Tool ${name} not found` }], isError: true };
-          throw Object.assign(new Error(`MCP error -32602: Prompt ${name} not found`), { code: -32602 });
+          if (kind === 'tool') return unknownToolResult(name);
+          throw Object.assign(new Error(unknownTargetMessage({ kind, name })), { code: -32602 });
         };
       }
     }
@@ -167,21 +168,4 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
     else visiblePrompts.push(name);
   }
   return { tools: visibleTools, resources: visibleResources, resourceTemplates: visibleTemplates, prompts: visiblePrompts };
-}
-
-/** What the opt-in whoami tool answers: who the server thinks is calling, and what they may use. */
-export function whoamiReport(identity: Identity, policy: Policy, surface: CallerSurface) {
-  return {
-    principal: identity.principal,
-    trustDomain: identity.trustDomain,
-    kind: identity.kind,
-    id: identity.id,
-    teams: identity.teams,
-    roles: identity.roles,
-    scopes: policy.scopesOf(identity),
-    certificate: { serial: identity.serial, fingerprint: identity.fingerprint, notAfter: identity.notAfter.toISOString() },
-    tools: surface.tools,
-    resources: [...surface.resources, ...surface.resourceTemplates],
-    prompts: surface.prompts,
-  };
 }

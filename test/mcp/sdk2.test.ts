@@ -28,6 +28,7 @@ let url: string;
 let clients: Record<string, { cert: string; key: string; ca: string }>;
 const audit = memoryAudit();
 let handler: ReturnType<typeof createMcpSdk2Handler>;
+let tls: ReturnType<typeof tlsFromPki>;
 
 before(async () => {
   const pki = await makePki();
@@ -38,7 +39,8 @@ before(async () => {
   };
   clients = { alice: await issue(['--user', 'alice', '--team', 'sre', '--role', 'admin']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
   handler = createMcpSdk2Handler({ serverInfo: { name: 'sdk2', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), audit, whoami: true });
-  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
+  tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
+  server = createMtlsServer({ ...tls, log: () => undefined }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
 });
@@ -76,5 +78,43 @@ test('SDK 2.x: alice and bob see different tools; hidden = unknown; conditions n
   } finally {
     await alice.close();
     await bob.close();
+  }
+});
+
+test('SDK 2.x: whoami reports the policy in force when it answers, after a reload too (it reported the policy its server was built under, unlike 1.x)', async () => {
+  const before = policyFromText(TEST_POLICY);
+  const reloaded = policyFromText(`${TEST_POLICY}scopes:\n  - subjects: { teams: [dev] }\n    grant: [deploy:staging]\n`);
+  let current = before;
+  // a reload that lands while a request is being served: after its server was built, before whoami answers
+  let reloadWhileServing = false;
+  const reloading = createMcpSdk2Handler({
+    serverInfo: { name: 'sdk2-reload', version: '1.0.0' },
+    policy: () => current,
+    whoami: true,
+    build: (s) => {
+      build(s);
+      if (reloadWhileServing) current = reloaded;
+    },
+  });
+  const srv = createMtlsServer({ ...tls, log: () => undefined }, reloading);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const agent = createMtlsAgent(bundleOf(clients.bob!));
+  const client = new Client({ name: 'sdk2-reload-test', version: '1.0.0' });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(`https://localhost:${(srv.address() as AddressInfo).port}/mcp`), { fetch: createMtlsFetch(agent) as typeof fetch }));
+    const scopes = async () => JSON.parse(text(await client.callTool({ name: 'whoami', arguments: {} }))).scopes;
+    assert.deepEqual(await scopes(), []);
+    current = reloaded;
+    assert.deepEqual(await scopes(), ['deploy:staging']);
+    current = before;
+    assert.deepEqual(await scopes(), []);
+    reloadWhileServing = true;
+    assert.deepEqual(await scopes(), ['deploy:staging']);
+  } finally {
+    await client.close();
+    await agent.close();
+    await reloading.close();
+    srv.closeAllConnections();
+    srv.close();
   }
 });
