@@ -7,6 +7,7 @@ import type { PolicyTarget } from '../../src/policy/compile.js';
 const tool: PolicyTarget = { kind: 'tool', name: 'deploy' };
 const prompt: PolicyTarget = { kind: 'prompt', name: 'greet' };
 const resource: PolicyTarget = { kind: 'resource', uri: 'docs://private/x' };
+const targets: readonly PolicyTarget[] = [tool, prompt, resource];
 
 test('the unknown-target answers are the SDK 1.32 ones: a tool error result for tools, JSON-RPC -32602 for resources and prompts', () => {
   assert.deepEqual(unknownTargetAnswer(7, tool), { jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'MCP error -32602: Tool deploy not found' }], isError: true } });
@@ -15,13 +16,13 @@ test('the unknown-target answers are the SDK 1.32 ones: a tool error result for 
 });
 
 test('who answers a hidden target, per listener: the SDK where its per-caller server lacks it, here otherwise', () => {
-  const answeredHere = (listener: HiddenTargetListener) => [tool, prompt, resource].map((t) => hiddenAnswerFor(listener)(1, t) !== undefined);
+  const answeredHere = (listener: HiddenTargetListener) => targets.map((t) => hiddenAnswerFor(listener)(1, t) !== undefined);
   assert.deepEqual(answeredHere('sdk1-stateless'), [false, false, true]);
   assert.deepEqual(answeredHere('sdk2'), [false, false, true]);
   assert.deepEqual(answeredHere('sdk1-stateful'), [true, true, true]);
   assert.deepEqual(answeredHere('gateway'), [true, true, true]);
   for (const listener of ['sdk1-stateless', 'sdk1-stateful', 'sdk2', 'gateway'] as const) {
-    for (const t of [tool, prompt, resource]) {
+    for (const t of targets) {
       const answer = hiddenAnswerFor(listener)(1, t);
       if (answer !== undefined) assert.deepEqual(answer, unknownTargetAnswer(1, t));
     }
