@@ -19,6 +19,7 @@ import { stderrLog } from '../util/log.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
+import { sendJsonResponse } from '../util/json-response.js';
 
 /** A gateway {@link startGateway} started: listening, with its controls. */
 export interface RunningGateway {
@@ -89,7 +90,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       ...(audit ? { audit } : {}),
       unauthenticated: (req, res) => {
         if (req.url === '/healthz') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(health()));
+          sendJsonResponse(res, 200, health(), { cacheControl: 'no-store' });
           return true;
         }
         if (req.url === '/metrics') {

@@ -193,8 +193,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
       Promise.resolve(handler(req as MtlsRequest, res)).catch((e) => {
         log(`request failed: ${(e as Error)?.stack ?? e}`);
         if (!res.headersSent) {
-          res.writeHead(500, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32603, message: 'internal error' } }));
+          sendJsonResponse(res, 500, { jsonrpc: '2.0', id: null, error: { code: -32603, message: 'internal error' } }, { cacheControl: 'no-store' });
         } else res.destroy();
       });
     },

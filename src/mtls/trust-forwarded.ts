@@ -6,6 +6,7 @@ import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
 import crypto from 'node:crypto';
 import { xfccFirstElement, XFCC } from './xfcc.js';
 import { stderrLog } from '../util/log.js';
+import { sendJsonResponse } from '../util/json-response.js';
 
 /** Options of {@link trustForwardedIdentity}. */
 export interface TrustForwardedOptions {
@@ -61,7 +62,7 @@ export function trustForwardedIdentity(options: TrustForwardedOptions) {
       if (hash !== actual) throw new Error(hash ? `its Hash ${hash} is not the SHA-256 of its Cert (${actual})` : 'the header has no Hash of its Cert');
       user = decodeIdentity(der, options.trustDomains ? { trustDomains: options.trustDomains } : {});
     } catch (e) {
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'invalid_identity', message: `the forwarded certificate is not usable: ${(e as Error).message}` }));
+      sendJsonResponse(res, 401, { error: 'invalid_identity', message: `the forwarded certificate is not usable: ${(e as Error).message}` }, { cacheControl: 'no-store' });
       return;
     }
     req.auth = authInfoOf(user, peer);
