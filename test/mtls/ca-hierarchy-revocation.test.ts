@@ -16,10 +16,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Agent, fetch } from 'undici';
 import { createMtlsMiddleware, mtlsServerOptions } from '../../src/mtls/middleware.js';
 import { createMtlsServer, type MtlsServerOptions } from '../../src/mtls/mtls-server.js';
 import { makePki, type IssuedFiles, type TestPki } from '../support/pki.js';
+import { authOutcome } from '../support/auth-outcome.js';
 
 const GEN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'oracle', 'ca_hierarchy.py');
 let pki: TestPki;
@@ -59,16 +59,7 @@ async function startBoth(options: MtlsServerOptions): Promise<Record<'server' | 
   return { server: await listen(server), middleware: await listen(byHand) };
 }
 
-async function attempt(port: number): Promise<string> {
-  const agent = new Agent({ connect: { ca: fs.readFileSync(path.join(pki.pki, 'root.crt')), cert: h('leaf.crt'), key: h('leaf.key'), servername: 'localhost' } });
-  try {
-    const res = await fetch(`https://127.0.0.1:${port}/`, { dispatcher: agent });
-    const text = await res.text();
-    return res.status === 200 ? 'ok' : (JSON.parse(text) as { error: string }).error;
-  } finally {
-    await agent.close();
-  }
-}
+const attempt = (port: number): Promise<string> => authOutcome(port, { ca: fs.readFileSync(path.join(pki.pki, 'root.crt')), cert: h('leaf.crt'), key: h('leaf.key') });
 
 test('a three-level hierarchy: each CA certificate above the client is checked under the key that signed it', async () => {
   const cases: [string, string[], string, Partial<MtlsServerOptions>?][] = [

@@ -15,11 +15,11 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Agent, fetch } from 'undici';
 import { isMtlsError } from '../../src/errors.js';
 import { createMtlsServer } from '../../src/mtls/mtls-server.js';
 import { buildRevocation } from '../../src/mtls/revocation.js';
 import { makePki, type IssuedFiles, type TestPki } from '../support/pki.js';
+import { authOutcome } from '../support/auth-outcome.js';
 
 const GEN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'oracle', 'crl_variants.py');
 let pki: TestPki;
@@ -43,16 +43,7 @@ before(async () => {
   execFileSync('python3', [GEN, pki.pki, alice.serial, dir]);
 });
 
-async function attempt(port: number): Promise<string> {
-  const agent = new Agent({ connect: { ca: read(path.join(pki.pki, 'root.crt')), cert: read(alice.files.cert), key: read(alice.files.key!), servername: 'localhost' } });
-  try {
-    const res = await fetch(`https://127.0.0.1:${port}/`, { dispatcher: agent });
-    const text = await res.text();
-    return res.status === 200 ? 'ok' : (JSON.parse(text) as { error: string }).error;
-  } finally {
-    await agent.close();
-  }
-}
+const attempt = (port: number): Promise<string> => authOutcome(port, { ca: read(path.join(pki.pki, 'root.crt')), cert: read(alice.files.cert), key: read(alice.files.key!) });
 
 test('a delta or partitioned CRL served after the full one does not un-revoke: the fetch fails and the full CRL is kept', async () => {
   let body = variant('base');
