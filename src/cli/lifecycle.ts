@@ -9,7 +9,8 @@ import { renewCertificate } from '../ca/renewal.js';
 import { crlStatus, resolveSerial } from '../ca/revocation.js';
 import { parseKeyType } from '../x509/keys.js';
 import { MtlsError } from '../errors.js';
-import { emit, resolveDir, STORE_HELP, storeOptions } from './io.js';
+import { successorIn } from '../ca/store/store.js';
+import { collect, emit, resolveDir, STORE_HELP, storeOptions } from './io.js';
 import { issuedHuman, issuedJson, openAuthority } from './issue.js';
 import { table } from './list.js';
 
@@ -54,13 +55,19 @@ export function registerLifecycle(program: Command, ca: Command): void {
     .requiredOption('--within <duration>', 'the window, e.g. 7d')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--store <url>', STORE_HELP)
+    .option('--type <types>', `only these: ${EXPIRING_TYPES.join(', ')} (repeatable or a comma list; default: all)`, collect, [])
     .option('--fail', 'exit 1 when anything expires within the window (for monitoring)')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  $ mcp-mtls expiring --within 7d --fail || alert "certificates or CRLs expire this week"')
+    .addHelpText(
+      'after',
+      '\nCertificates that a later certificate renewed, and revoked ones, are not listed.\n' +
+        'Client certificates are short-lived (24h by default); a weekly check leaves them out:\n' +
+        '\nExample:\n  $ mcp-mtls expiring --within 7d --type server,ca,crl --fail || alert "certificates or CRLs expire this week"',
+    )
     .action(async (o) => {
       const authority = Authority.open(resolveDir(o.dir), storeOptions(o));
       const within = parseDuration(o.within, '--within');
-      const items = await expiringItems(authority, within);
+      const items = await expiringItems(authority, within, parseExpiringTypes(o.type));
       emit(o.json, { within: o.within, items }, () =>
         items.length === 0 ? `Nothing expires within ${o.within}.\n` : table(['WHAT', 'NAME', 'SERIAL', 'EXPIRES', 'LEFT'], items.map((i) => [i.what, i.name, i.serial ?? '-', i.expires, formatDuration(i.remainingMs)])),
       );
@@ -111,20 +118,42 @@ export interface ExpiringItem {
   readonly remainingMs: number;
 }
 
-export async function expiringItems(authority: Authority, withinMs: number): Promise<ExpiringItem[]> {
+/** What `expiring --type` selects: `ca` is the root and intermediate certificates. */
+export const EXPIRING_TYPES = ['client', 'server', 'ca', 'crl'] as const;
+export type ExpiringType = (typeof EXPIRING_TYPES)[number];
+
+/** `--type` values (repeated, comma lists) as a set; every type when none is given. */
+export function parseExpiringTypes(values: readonly string[]): ReadonlySet<ExpiringType> {
+  const names = values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  for (const n of names) {
+    if (!(EXPIRING_TYPES as readonly string[]).includes(n)) throw new MtlsError('USAGE', `unknown --type "${n}"`, { hint: `use one or more of ${EXPIRING_TYPES.join(', ')}, e.g. --type server,ca,crl` });
+  }
+  return new Set((names.length === 0 ? EXPIRING_TYPES : names) as ExpiringType[]);
+}
+
+/**
+ * What ends within `withinMs`: valid certificates that no later certificate renewed (a
+ * renewed or revoked one needs nothing more), the CA certificates and the CRLs, of `types`.
+ */
+export async function expiringItems(authority: Authority, withinMs: number, types: ReadonlySet<ExpiringType> = new Set(EXPIRING_TYPES)): Promise<ExpiringItem[]> {
   const now = authority.now().getTime();
   const soon = (t: number) => t - now <= withinMs;
   const items: ExpiringItem[] = [];
-  for (const e of foldIndex(await authority.store.readIndex(), new Date(now))) {
+  const index = await authority.store.readIndex();
+  for (const e of foldIndex(index, new Date(now))) {
     const end = Date.parse(e.notAfter);
-    if (e.status === 'valid' && soon(end)) items.push({ what: e.type, name: e.principal ?? e.id, serial: e.serial, expires: e.notAfter, remainingMs: end - now });
+    if (types.has(e.type) && e.status === 'valid' && soon(end) && !successorIn(index, e.serial)) items.push({ what: e.type, name: e.principal ?? e.id, serial: e.serial, expires: e.notAfter, remainingMs: end - now });
   }
-  for (const [what, cert] of [['intermediate', authority.intermediate], ['root', authority.root]] as const) {
-    if (soon(cert.notAfter.getTime())) items.push({ what, name: what, expires: cert.notAfter.toISOString(), remainingMs: cert.notAfter.getTime() - now });
+  if (types.has('ca')) {
+    for (const [what, cert] of [['intermediate', authority.intermediate], ['root', authority.root]] as const) {
+      if (soon(cert.notAfter.getTime())) items.push({ what, name: what, expires: cert.notAfter.toISOString(), remainingMs: cert.notAfter.getTime() - now });
+    }
   }
-  const crls = await crlStatus(authority);
-  for (const [name, c] of Object.entries(crls)) {
-    if (c && soon(Date.parse(c.nextUpdate))) items.push({ what: 'crl', name: `${name} CRL #${c.number}`, expires: c.nextUpdate, remainingMs: c.remainingMs });
+  if (types.has('crl')) {
+    const crls = await crlStatus(authority);
+    for (const [name, c] of Object.entries(crls)) {
+      if (c && soon(Date.parse(c.nextUpdate))) items.push({ what: 'crl', name: `${name} CRL #${c.number}`, expires: c.nextUpdate, remainingMs: c.remainingMs });
+    }
   }
   return items.sort((a, b) => a.remainingMs - b.remainingMs);
 }

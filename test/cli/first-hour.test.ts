@@ -1,0 +1,45 @@
+/**
+ * Issue 18 (a new user's first hour), through the real CLI: `expiring` as its own help
+ * example uses it, user errors that used to end as "internal error ... this is a bug", and
+ * hints that are run as written.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { cli, cliOk } from '../support/cli.js';
+import { makePki } from '../support/pki.js';
+
+type Expiring = { items: { what: string; name: string; serial?: string }[] };
+
+test('expiring --type selects client, server, ca, crl (repeatable or a comma list); unknown types are a usage error', async () => {
+  const t = await makePki();
+  const alice = await t.issue(['issue', 'client', '--user', 'alice']); // 24h default
+  const srv = await t.issue(['issue', 'server', '--dns', 'soon.acme.test', '--ttl', '2d']);
+  const all = await cliOk<Expiring>(['expiring', '--within', '8d', '--dir', t.pki, '--json']);
+  assert.deepEqual(all.items.map((i) => i.what).sort(), ['client', 'crl', 'server']);
+  const week = await cliOk<Expiring>(['expiring', '--within', '8d', '--type', 'server,ca', '--type', 'crl', '--dir', t.pki, '--json']);
+  assert.deepEqual(week.items.map((i) => i.what).sort(), ['crl', 'server']);
+  assert.ok(!week.items.some((i) => i.serial === alice.serial));
+  const clients = await cliOk<Expiring>(['expiring', '--within', '8d', '--type', 'client', '--dir', t.pki, '--json']);
+  assert.deepEqual(clients.items.map((i) => i.serial), [alice.serial]);
+  // within a day only the 24h client certificate ends: --fail without --type exits 1, the monitoring form does not
+  assert.equal((await cli(['expiring', '--within', '1d', '--dir', t.pki, '--fail'])).code, 1);
+  const monitoring = await cli(['expiring', '--within', '1d', '--type', 'server,ca,crl', '--dir', t.pki, '--fail']);
+  assert.equal(monitoring.code, 0, monitoring.stdout + monitoring.stderr);
+  assert.match(monitoring.stdout, /Nothing expires within 1d/);
+  const soonServer = await cliOk<Expiring>(['expiring', '--within', '3d', '--type', 'server', '--dir', t.pki, '--json']);
+  assert.deepEqual(soonServer.items.map((i) => i.serial), [srv.serial]);
+  const bad = await cli(['expiring', '--within', '7d', '--type', 'clients', '--dir', t.pki]);
+  assert.equal(bad.code, 64);
+  assert.match(bad.stderr, /unknown --type "clients"/);
+  assert.match(bad.stderr, /client, server, ca, crl/);
+});
+
+test('expiring leaves out certificates that a later certificate renewed, and revoked ones', async () => {
+  const t = await makePki();
+  const old = await t.issue(['issue', 'server', '--dns', 'api.acme.test', '--ttl', '2d']);
+  const gone = await t.issue(['issue', 'server', '--dns', 'old.acme.test', '--ttl', '2d']);
+  const renewed = await cliOk<{ serial: string }>(['renew', old.serial, '--dir', t.pki, '--out', t.out, '--force', '--ttl', '2d', '--json']);
+  await cliOk(['revoke', gone.serial, '--dir', t.pki, '--reason', 'cessationOfOperation']);
+  const r = await cliOk<Expiring>(['expiring', '--within', '3d', '--dir', t.pki, '--json']);
+  assert.deepEqual(r.items.map((i) => i.serial), [renewed.serial], 'only the renewal: the renewed and the revoked certificates need nothing more');
+});
