@@ -68,9 +68,34 @@ export interface InitResult {
  *   won), `BAD_TRUST_DOMAIN`, `BAD_ARGUMENT` (name, organization, permitted DNS names, CRL URL,
  *   a lifetime past the year 9999), `BAD_DURATION` (intermediate outliving the root), `IO_ERROR`
  */
+/**
+ * Refuses (`OUTPUT_EXISTS`) a CA folder path that is a file, or that has a file where a parent
+ * folder should be: mkdir would fail there with EEXIST / ENOTDIR.
+ */
+function assertFolderOrMissing(dir: string): void {
+  const statOrNothing = (p: string): fs.Stats | undefined => {
+    try {
+      return fs.statSync(p, { throwIfNoEntry: false });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined; // a parent is a file: found further up
+      throw e;
+    }
+  };
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    const stat = statOrNothing(p);
+    if (stat && !stat.isDirectory()) {
+      throw new MtlsError('OUTPUT_EXISTS', p === path.resolve(dir) ? `cannot create the CA folder ${dir}: it is a file, not a folder` : `cannot create the CA folder ${dir}: ${p} is a file, not a folder`, {
+        hint: 'choose another --dir (a folder that does not exist yet, or an empty one)',
+      });
+    }
+    if (stat || p === path.dirname(p)) return;
+  }
+}
+
 export function initCa(options: InitOptions): InitResult {
   const trustDomain = assertTrustDomain(options.trustDomain);
   const layout = caLayout(options.dir);
+  assertFolderOrMissing(layout.dir);
   const existing = [layout.config, layout.rootCert, layout.intermediateCert, layout.privateDir, layout.index, layout.crlDir].filter((f) => fs.existsSync(f));
   if (existing.length > 0) {
     throw new MtlsError('CA_EXISTS', `${layout.dir} already holds a CA (${existing.map((f) => path.basename(f)).join(', ')})`, {

@@ -54,7 +54,9 @@ export function registerGateway(program: Command): void {
         }
         config = parsed.data;
       }
-      const gw = await startGateway(config);
+      const gw = await startGateway(config).catch((e: unknown) => {
+        throw listenError(e, config.listen);
+      });
       process.stderr.write(`mcp-mtls gateway: listening on https://${config.listen} (${config.routes.map((r) => `${r.path} -> ${r.upstream}`).join(', ')})\n`);
       process.on('SIGHUP', () => gw.reload());
       const stop = async () => {
@@ -66,4 +68,19 @@ export function registerGateway(program: Command): void {
       process.once('SIGINT', () => void stop());
       await new Promise(() => undefined); // runs until a signal
     });
+}
+
+/** A listen() failure that is the user's to fix (port taken, port not allowed, no such address) as a coded error; anything else as it is. */
+export function listenError(e: unknown, listen: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') {
+    return new MtlsError('IO_ERROR', `cannot listen on ${listen}: the address is in use by another program`, { hint: 'choose another --listen port (or listen: in gateway.yaml), or stop the program using it', cause: e });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new MtlsError('IO_ERROR', `cannot listen on ${listen}: permission denied`, { hint: 'ports below 1024 need privileges: choose a --listen port from 1024 up (e.g. 8443)', cause: e });
+  }
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    return new MtlsError('IO_ERROR', `cannot listen on ${listen}: no such address on this machine`, { hint: 'use --listen 127.0.0.1:PORT, or 0.0.0.0:PORT for every interface', cause: e });
+  }
+  return e;
 }

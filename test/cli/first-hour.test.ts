@@ -4,8 +4,11 @@
  * hints that are run as written.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
 import { test } from 'node:test';
-import { cli, cliOk } from '../support/cli.js';
+import { cli, cliOk, tmpDir } from '../support/cli.js';
 import { makePki } from '../support/pki.js';
 
 type Expiring = { items: { what: string; name: string; serial?: string }[] };
@@ -42,4 +45,37 @@ test('expiring leaves out certificates that a later certificate renewed, and rev
   await cliOk(['revoke', gone.serial, '--dir', t.pki, '--reason', 'cessationOfOperation']);
   const r = await cliOk<Expiring>(['expiring', '--within', '3d', '--dir', t.pki, '--json']);
   assert.deepEqual(r.items.map((i) => i.serial), [renewed.serial], 'only the renewal: the renewed and the revoked certificates need nothing more');
+});
+
+test('ca init --dir on a file, or under one: a coded error naming the path (exit 73), not an internal error', async () => {
+  const base = tmpDir();
+  const file = path.join(base, 'pki');
+  fs.writeFileSync(file, 'not a folder\n');
+  for (const [dir, message] of [[file, /cannot create the CA folder .*pki: it is a file, not a folder/], [path.join(file, 'sub'), /pki is a file, not a folder/]] as const) {
+    const r = await cli(['ca', 'init', '--dir', dir, '--trust-domain', 'acme.test']);
+    assert.equal(r.code, 73, r.stderr);
+    assert.match(r.stderr, message);
+    assert.match(r.stderr, /hint: choose another --dir/);
+    assert.doesNotMatch(r.stderr, /internal error|this is a bug|\n\s+at /);
+  }
+  assert.equal(fs.readFileSync(file, 'utf8'), 'not a folder\n');
+});
+
+test('gateway on a port in use: a coded error naming the address, with a hint (exit 74), not an internal error', async () => {
+  const t = await makePki();
+  const gw = await t.issue(['issue', 'server', '--dns', 'localhost']);
+  const policy = path.join(t.base, 'policy.yaml');
+  fs.writeFileSync(policy, 'version: 1\nrules: []\n');
+  const held = net.createServer();
+  await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+  const listen = `127.0.0.1:${(held.address() as net.AddressInfo).port}`;
+  try {
+    const r = await cli(['gateway', '--listen', listen, '--upstream', 'http://127.0.0.1:9/mcp', '--policy', policy, '--cert', gw.files.cert, '--key', gw.files.key!, '--pki', t.pki]);
+    assert.equal(r.code, 74, r.stderr);
+    assert.match(r.stderr, new RegExp(`error: cannot listen on ${listen}: the address is in use`));
+    assert.match(r.stderr, /hint: choose another --listen port/);
+    assert.doesNotMatch(r.stderr, /internal error|this is a bug|\n\s+at /);
+  } finally {
+    held.close();
+  }
 });
