@@ -11,6 +11,7 @@ import { writeFilesAtomic } from '../util/atomic-file.js';
 import { emit, STORE_HELP } from './io.js';
 import { FsStore } from '../ca/store/fs-store.js';
 import { openAuthority } from './issue.js';
+import { CRL_FILES_APPLY_WITHIN_S } from '../mtls/crl-files.js';
 
 export function registerRevocation(program: Command): void {
   program
@@ -22,7 +23,7 @@ export function registerRevocation(program: Command): void {
     .option('--store <url>', STORE_HELP)
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  $ mcp-mtls revoke 4f3a...e1 --reason keyCompromise\n  then distribute crl/intermediate.crl (servers reload it)')
+    .addHelpText('after', `\nExample:\n  $ mcp-mtls revoke 4f3a...e1 --reason keyCompromise\n  then distribute crl/intermediate.crl (servers given the file apply it within ${CRL_FILES_APPLY_WITHIN_S} s)`)
     .action(async (target: string, o) => {
       const reason = parseReason(o.reason);
       const ca = openAuthority(o.dir, o);
@@ -32,7 +33,7 @@ export function registerRevocation(program: Command): void {
       const inFolder = ca.store instanceof FsStore;
       const crlFile = inFolder ? ca.layout.crl('intermediate') : ca.store.location;
       emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile, alsoRevoked: r.alsoRevoked }, () =>
-        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\n${r.alsoRevoked.length ? `Also revoked the certificates that renewed it: ${r.alsoRevoked.join(', ')}.\n` : ''}CRL #${r.crlNumber} ${inFolder ? `written to ${crlFile}: reload it on every server` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`,
+        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\n${r.alsoRevoked.length ? `Also revoked the certificates that renewed it: ${r.alsoRevoked.join(', ')}.\n` : ''}CRL #${r.crlNumber} ${inFolder ? `written to ${crlFile}: servers reading it (tlsFromPki, crlFiles, the gateway) apply it within ${CRL_FILES_APPLY_WITHIN_S} s; copy it to the others` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`,
       );
     });
 

@@ -75,7 +75,8 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
     return { prefix: r.path, upstream: new URL(r.upstream), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}) };
   });
   const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}) });
-  const material = tlsMaterial(config);
+  // the gateway watches its files itself (CRLs and its certificate, below): not the listener too
+  const { crlFiles: _watchedBelow, ...material } = tlsMaterial(config);
   let server: MtlsServer;
   const health = () => ({ status: 'ok', routes: routes.map((r) => r.prefix), inFlight: handler.inFlight(), crlWarnings: crlWarnings(server.revocation(), new Date()), crlSources: server.crlSources() });
   server = createMtlsServer(

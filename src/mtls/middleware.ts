@@ -47,7 +47,7 @@ export interface MiddlewareOptions {
    * clients, and each CRL applies only to the CA whose key signed it. Without it the middleware
    * knows no CA certificate and applies no revocation.
    */
-  readonly tls?: Pick<MtlsTlsMaterial, 'ca' | 'crl'> & { readonly cert?: string | Buffer; readonly key?: string | Buffer };
+  readonly tls?: Pick<MtlsTlsMaterial, 'ca' | 'crl' | 'crlFiles'> & { readonly cert?: string | Buffer; readonly key?: string | Buffer };
   /** Accepted trust domains; undefined accepts any. */
   readonly trustDomains?: readonly string[];
   /** several tenants: the root (PEM) each trust domain must chain to; the intermediates must be in `tls.ca` */
@@ -103,7 +103,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
     ? undefined
     : createTrust({
         ca: options.tls?.ca ?? [],
-        ...listenerTrustOptions({ ...options, cert: options.tls?.cert, crl: options.tls?.crl }),
+        ...listenerTrustOptions({ ...options, cert: options.tls?.cert, crl: options.tls?.crl, crlFiles: options.tls?.crlFiles }),
         log,
         onChange: (source): void => options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: trust?.revocation().crls.length ?? 0 }),
       });

@@ -10,8 +10,9 @@
  * - Each request gets `req.auth` (the MCP SDK's AuthInfo: clientId = principal, token =
  *   certificate fingerprint, extra.identity = the Identity) from a per-connection cache.
  *   Headers a client sends (x-forwarded-client-cert, x-mcp-user, ...) are never read.
- * - Live reload: CRLs (connections of newly revoked clients are closed at once) and the
- *   server's own certificate (new handshakes use it).
+ * - Live reload: CRLs (connections of newly revoked clients are closed at once; the CRL files
+ *   named by `crlFiles`, as tlsFromPki gives them, are watched) and the server's own
+ *   certificate (new handshakes use it).
  * - CRLs from URLs (`crlUrls`, `crlFromCertificates`): fetched in the background (crl-fetch.ts),
  *   merged with the CRLs given as files, applied through the same path as reloadCrls.
  */
@@ -63,6 +64,12 @@ export interface MtlsTlsMaterial {
   readonly ca: string | Buffer | readonly (string | Buffer)[];
   /** CRLs (PEM or DER): root and intermediate */
   readonly crl?: readonly (string | Buffer)[];
+  /**
+   * the files `crl` was read from ({@link tlsFromPki} sets it): a server or middleware given them
+   * watches them and applies a new CRL within seconds (closing revoked clients' connections, a
+   * `reload` audit event); a file that does not verify is logged and the last good CRLs stay
+   */
+  readonly crlFiles?: readonly string[];
 }
 
 /** Options of {@link createMtlsServer}: the TLS material plus how clients are authenticated, logged and revoked. */
@@ -244,7 +251,11 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   return server;
 }
 
-/** TLS material from a CA folder (root.crt, crl/*.crl) and a server certificate issued by it. */
+/**
+ * TLS material from a CA folder (root.crt, crl/*.crl) and a server certificate issued by it.
+ * `crlFiles` lists the CRL files read, so a server made from it applies new CRLs written there
+ * (`mcp-mtls revoke`, `mcp-mtls crl`) within seconds.
+ */
 export function tlsFromPki(pkiDir: string, certFile: string, keyFile: string): MtlsTlsMaterial {
   const read = (f: string) => {
     try {
@@ -254,6 +265,6 @@ export function tlsFromPki(pkiDir: string, certFile: string, keyFile: string): M
     }
   };
   const crlDir = path.join(pkiDir, 'crl');
-  const crl = fs.existsSync(crlDir) ? fs.readdirSync(crlDir).filter((f) => f.endsWith('.crl')).map((f) => read(path.join(crlDir, f))) : [];
-  return { cert: read(certFile), key: read(keyFile), ca: read(path.join(pkiDir, 'root.crt')), crl };
+  const crlFiles = fs.existsSync(crlDir) ? fs.readdirSync(crlDir).filter((f) => f.endsWith('.crl')).map((f) => path.join(crlDir, f)) : [];
+  return { cert: read(certFile), key: read(keyFile), ca: read(path.join(pkiDir, 'root.crt')), crl: crlFiles.map(read), crlFiles };
 }

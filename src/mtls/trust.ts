@@ -16,6 +16,8 @@
  */
 import { createAuthenticator, type Authenticator, type IssuerInfo } from './authenticate.js';
 import { namesakes } from './ca-key.js';
+import { watchCrlFiles } from './crl-files.js';
+import { MtlsError } from '../errors.js';
 import { checkCrlUrl, CRL_FETCH_DEFAULTS, createCrlFetcher, type CrlFetcher, type CrlSourceStatus } from './crl-fetch.js';
 import { createCrlVerifier, crlWarnings, revocationOf, type CrlVerifier, type RevocationState, type VerifiedCrl } from './revocation.js';
 import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
@@ -33,6 +35,12 @@ export interface TrustOptions {
   readonly ca: Pems;
   /** CRLs (PEM or DER) at start. */
   readonly crl?: readonly (string | Buffer)[];
+  /**
+   * the files `crl` was read from ({@link tlsFromPki} records them): watched (crl-files.ts), and
+   * when one changes all are read again and replace the file CRLs as `reloadCrls` does; one that
+   * cannot be read or does not verify is logged and the last good CRLs stay
+   */
+  readonly crlFiles?: readonly string[];
   readonly crlUrls?: readonly string[];
   readonly crlFromCertificates?: boolean;
   readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
@@ -54,7 +62,7 @@ export interface Trust {
   reloadCrls(crls: readonly (string | Buffer)[]): number;
   refreshCrls(): Promise<void>;
   crlSources(): readonly CrlSourceStatus[];
-  /** stops the fetches and the hourly CRL warning */
+  /** stops the fetches, the watching of `crlFiles` and the hourly CRL warning */
   stop(): void;
 }
 
@@ -63,9 +71,9 @@ const ders = (v: Pems): Buffer[] => asList(v).flatMap((c) => readCertificates(Bu
 const short = (caKey: string) => `sha256:${caKey.slice(caKey.indexOf('/') + 1, caKey.indexOf('/') + 17)}`;
 
 /** The options a listener (createMtlsServer, the middleware) takes under the names createTrust gives them. */
-export type ListenerTrustOptions = Pick<TrustOptions, 'cert' | 'crl' | 'crlUrls' | 'crlFromCertificates' | 'crlFetch' | 'trustDomains' | 'trustDomainRoots' | 'clock'>;
+export type ListenerTrustOptions = Pick<TrustOptions, 'cert' | 'crl' | 'crlFiles' | 'crlUrls' | 'crlFromCertificates' | 'crlFetch' | 'trustDomains' | 'trustDomainRoots' | 'clock'>;
 
-const LISTENER_TRUST_KEYS = ['cert', 'crl', 'crlUrls', 'crlFromCertificates', 'crlFetch', 'trustDomains', 'trustDomainRoots', 'clock'] as const satisfies readonly (keyof ListenerTrustOptions)[];
+const LISTENER_TRUST_KEYS = ['cert', 'crl', 'crlFiles', 'crlUrls', 'crlFromCertificates', 'crlFetch', 'trustDomains', 'trustDomainRoots', 'clock'] as const satisfies readonly (keyof ListenerTrustOptions)[];
 
 /**
  * What a listener hands on to {@link createTrust}: the options it was given that are set, so
@@ -208,14 +216,34 @@ export function createTrust(options: TrustOptions): Trust {
   }, 3_600_000);
   warnTimer.unref();
 
+  const reloadCrls = (crls: readonly (string | Buffer)[]): number => {
+    fileCrls = crls.flatMap((c) => verifier.verify(Buffer.from(c))); // throws before anything changes
+    return apply();
+  };
+  // the CRL files on disk: a new one (`mcp-mtls revoke`, `mcp-mtls crl`) applies within seconds
+  const files = options.crlFiles?.length
+    ? watchCrlFiles(
+        options.crlFiles,
+        (crls) => {
+          // a file cut short (a partial write) may hold no complete CRL: refused, not read as "none"
+          const verified = crls.map((c, i) => {
+            const v = verifier.verify(c);
+            if (v.length === 0) throw new MtlsError('CRL_INVALID', `${options.crlFiles![i]} holds no complete CRL`);
+            return v;
+          });
+          fileCrls = verified.flat();
+          const closed = apply();
+          log(`CRL files reloaded (${options.crlFiles!.join(', ')})${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
+        },
+        log,
+      )
+    : undefined;
+
   return {
     authenticator,
     caCertificates,
     revocation: () => revocation,
-    reloadCrls(crls) {
-      fileCrls = crls.flatMap((c) => verifier.verify(Buffer.from(c))); // throws before anything changes
-      return apply();
-    },
+    reloadCrls,
     refreshCrls: async () => {
       await fetcher?.refresh();
     },
@@ -223,6 +251,7 @@ export function createTrust(options: TrustOptions): Trust {
     stop() {
       clearInterval(warnTimer);
       fetcher?.stop();
+      files?.stop();
     },
   };
 }
