@@ -165,7 +165,9 @@ export function checkBundle(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'
   const notAfter = new Date(leaf.validTo);
   const notBefore = new Date(leaf.validFrom);
   if (now > notAfter) {
-    throw new MtlsError('CERT_EXPIRED', `the certificate in ${file} expired at ${notAfter.toISOString()}`, { hint: 'renew it: `mcp-mtls renew SERIAL`, then make a new bundle' });
+    throw new MtlsError('CERT_EXPIRED', `the certificate in ${file} expired at ${notAfter.toISOString()}`, {
+      hint: `renew it where the CA is (its folder ./pki, else add --dir): \`mcp-mtls renew ${leaf.serialNumber.toLowerCase()} --out ./certs\`, then make a new bundle with \`mcp-mtls bundle\``,
+    });
   }
   if (now < notBefore) throw new MtlsError('CERT_NOT_YET_VALID', `the certificate in ${file} is valid only from ${notBefore.toISOString()}`, { hint: 'check the clock' });
   const warnings: string[] = [];

@@ -36,7 +36,15 @@ export function registerLifecycle(program: Command, ca: Command): void {
       if (o.keyType && !o.rekey) throw new MtlsError('USAGE', '--key-type needs --rekey', { hint: 'add --rekey to make a new key' });
       const old = (await authority.store.readIndex()).find((r) => r.op === 'issue' && r.serial === serial);
       const files = plannedOutput(o.out, outputBaseName(old?.op === 'issue' ? old.id : serial), o.rekey === true);
-      checkOutput(files, authority.rootPem, o.force === true);
+      try {
+        checkOutput(files, authority.rootPem, o.force === true);
+      } catch (e) {
+        // renew replaces the old files on purpose: say how (checkOutput's own hint is for issue, which never overwrites)
+        if (e instanceof MtlsError && e.code === 'OUTPUT_EXISTS' && !o.force && !e.message.includes("another CA's root")) {
+          throw new MtlsError('OUTPUT_EXISTS', e.message, { hint: 'run the same command with --force to replace it with the renewed certificate, or choose another --out' });
+        }
+        throw e;
+      }
       const r = await renewCertificate(authority, serial, {
         ...(o.rekey ? { rekey: true } : {}),
         ...(o.keyType ? { keyType: parseKeyType(o.keyType) } : {}),

@@ -79,3 +79,37 @@ test('gateway on a port in use: a coded error naming the address, with a hint (e
     held.close();
   }
 });
+
+/** The command line in a hint's backquotes, split into arguments (without "mcp-mtls"). */
+function hintedCommand(stderr: string): string[] {
+  const m = /hint: .*?`mcp-mtls ([^`]+)`/.exec(stderr);
+  assert.ok(m, `a hint with a command line: ${stderr}`);
+  return m[1]!.split(' ');
+}
+
+test('the expired-bundle hint: its renew command line works as written where the CA is', async () => {
+  const t = await makePki();
+  const alice = await t.issue(['issue', 'client', '--user', 'alice', '--ttl', '2s']);
+  const bundle = path.join(t.base, 'alice-bundle');
+  await cliOk(['bundle', alice.files.cert, '--dir', t.pki, '--format', 'pem', '--out', bundle]);
+  await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(alice.notAfter) - Date.now()) + 1500));
+  const expired = await cli(['check-bundle', bundle]);
+  assert.equal(expired.code, 65, expired.stderr);
+  const args = hintedCommand(expired.stderr);
+  assert.equal(args[0], 'renew');
+  const renewed = await cli(args, { cwd: t.base }); // makePki's CA folder is ./pki there
+  assert.equal(renewed.code, 0, `mcp-mtls ${args.join(' ')}: ${renewed.stderr}`);
+  assert.match(renewed.stdout, new RegExp(`renews ${alice.serial}`));
+});
+
+test('renew onto existing files: the hint says --force, and the same command with --force works', async () => {
+  const t = await makePki();
+  const alice = await t.issue(['issue', 'client', '--user', 'alice']);
+  const args = ['renew', alice.files.cert, '--dir', t.pki, '--out', t.out];
+  const exists = await cli(args);
+  assert.equal(exists.code, 73, exists.stderr);
+  assert.match(exists.stderr, /exists already/);
+  assert.match(exists.stderr, /hint: .*--force/);
+  const forced = await cli([...args, '--force']);
+  assert.equal(forced.code, 0, forced.stderr);
+});
