@@ -4,6 +4,7 @@ export type ErrorKind =
   | 'data' // 65: an input file or value is malformed or refused by the profile
   | 'noinput' // 66: an input file or the CA folder does not exist
   | 'cantcreate' // 73: an output exists already or cannot be created
+  | 'unavailable' // 69: a server could not be reached, or is not the server of its URL
   | 'io' // 74: reading or writing failed
   | 'permission' // 77: a key is locked or a file is not accessible
   | 'config'; // 78: configuration is invalid
@@ -64,6 +65,10 @@ export const ERROR_CODES = {
   TLS_RENEGOTIATION_ALLOWED: 'config',
   // a client of this package asked for a cleartext http: server URL (no TLS, no client certificate)
   INSECURE_URL: 'usage',
+  // a client of this package could not reach the server (down, wrong host or port), or the
+  // server's certificate is not valid for its URL (another host name, another CA, expired)
+  SERVER_UNREACHABLE: 'unavailable',
+  SERVER_CERT_INVALID: 'unavailable',
   // bundles
   BUNDLE_INVALID: 'data',
   BUNDLE_PASSWORD: 'permission',

@@ -14,6 +14,7 @@ export const EXIT: Record<ErrorKind, number> = {
   usage: 64,
   data: 65,
   noinput: 66,
+  unavailable: 69,
   cantcreate: 73,
   io: 74,
   permission: 77,

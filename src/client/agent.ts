@@ -14,6 +14,7 @@ import { Agent, Dispatcher, fetch as undiciFetch } from 'undici';
 import { isMtlsError, MtlsError } from '../errors.js';
 import type { Bundle } from '../bundle/load.js';
 import { pemEncode } from '../x509/pem.js';
+import { connectionError } from './connect-error.js';
 import { serverUrl, serverUrlAllowed, type ServerUrlOptions } from './server-url.js';
 
 /** Options of {@link createMtlsAgent} (and {@link RenewingAgent}): connection pooling. */
@@ -158,7 +159,10 @@ export class CertificateRefusedError extends MtlsError {
 export type FetchLike = (input: string | URL, init?: RequestInit) => Promise<Response>;
 
 /**
- * fetch() through the agent; a 401 with an mcp-mtls reason throws CertificateRefusedError.
+ * fetch() through the agent; a 401 with an mcp-mtls reason throws CertificateRefusedError,
+ * and a request that reaches no server throws MtlsError `SERVER_UNREACHABLE` (down, wrong
+ * host or port) or `SERVER_CERT_INVALID` (another host name, an unknown CA, expired), never
+ * a bare `TypeError: fetch failed`.
  * Only `https:` URLs are fetched (else MtlsError `INSECURE_URL`; `http:` to a loopback address
  * with `allowInsecureLoopbackHttp`), and every hop is checked: an https server cannot
  * redirect the request, with its body, to cleartext.
@@ -174,7 +178,9 @@ export function createMtlsFetch(agent: Dispatcher, options: ServerUrlOptions = {
     serverUrl(input, options);
     const res = (await undiciFetch(input as string, { ...(init as object), dispatcher: guarded } as Parameters<typeof undiciFetch>[1]).catch((e: unknown) => {
       const cause = (e as { cause?: unknown }).cause;
-      throw isMtlsError(cause, 'INSECURE_URL') ? cause : e;
+      if (isMtlsError(cause, 'INSECURE_URL')) throw cause;
+      // a bare `TypeError: fetch failed`: name the cause (ECONNREFUSED, a server certificate refused...)
+      throw connectionError(e, input) ?? e;
     })) as unknown as Response;
     if (res.status === 401 && (res.headers.get('content-type') ?? '').includes('application/json')) {
       const body = (await res.clone().json().catch(() => ({}))) as { error?: string; message?: string };

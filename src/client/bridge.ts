@@ -12,6 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Bundle } from '../bundle/load.js';
+import { isMtlsError } from '../errors.js';
 import { CertificateRefusedError } from './agent.js';
 import type { BundleRenewer } from './renewal.js';
 import { createSdk1Transport } from './transports.js';
@@ -34,7 +35,12 @@ export interface BridgeOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Runs until stdin closes (resolves 0) or the certificate is refused (resolves 77). */
+/**
+ * Runs until stdin closes (resolves 0), the certificate is refused (resolves 77), or the
+ * server cannot be reached before it ever answered (MtlsError `SERVER_UNREACHABLE` or
+ * `SERVER_CERT_INVALID`, logged with its hint: resolves 69). Once the server has answered,
+ * a connection failure is answered and logged, and the bridge carries on (a server restart).
+ */
 export function runBridge(options: BridgeOptions): Promise<number> {
   const log = options.log ?? stderrLog('mcp-mtls connect');
   const stdin = options.stdin;
@@ -52,21 +58,34 @@ export function runBridge(options: BridgeOptions): Promise<number> {
       await stdio.close().catch(() => undefined);
       resolve(code);
     };
-    http.onmessage = (m) => void stdio.send(m).catch((e) => log(`cannot write to stdout: ${(e as Error).message}`));
+    let reached = false;
+    // the SDK hands a failed send() to onerror and rejects it too: each error is logged once
+    const reported = new WeakSet<object>();
+    const report = (e: Error, prefix = '') => {
+      if (reported.has(e)) return;
+      reported.add(e);
+      log(`${prefix}${e.message}`);
+      if (isMtlsError(e) && e.hint) log(`hint: ${e.hint}`);
+    };
+    http.onmessage = (m) => {
+      reached = true;
+      void stdio.send(m).catch((e) => log(`cannot write to stdout: ${(e as Error).message}`));
+    };
     http.onerror = (e) => {
       if (e instanceof CertificateRefusedError) {
-        log(e.message);
+        report(e);
         void finish(77);
-      } else log(`server: ${e.message}`);
+      } else if (!(isMtlsError(e) && e.kind === 'unavailable' && !reached)) report(e, 'server: '); // else: send() reports it
     };
     stdio.onmessage = (m: JSONRPCMessage) => {
-      http.send(m).catch(async (e: Error) => {
+      http.send(m).then(() => void (reached = true), async (e: Error) => {
         const id = (m as { id?: unknown }).id;
         if (id !== undefined) {
           await stdio.send({ jsonrpc: '2.0', id: id as string | number, error: { code: -32000, message: `mcp-mtls connect: ${e.message}` } }).catch(() => undefined);
         }
-        log(e.message);
+        report(e);
         if (e instanceof CertificateRefusedError) void finish(77);
+        else if (!reached && isMtlsError(e) && e.kind === 'unavailable') void finish(69);
       });
     };
     stdio.onerror = (e) => log(`stdin: ${e.message}`);
