@@ -57,18 +57,6 @@ export interface InitResult {
 }
 
 /**
- * Creates a CA in `options.dir` (`mcp-mtls ca init`): a root and an issuing intermediate
- * (identity.md "CA hierarchy"), their first CRLs, config.yaml and an empty folder store.
- * Synchronous. Everything is checked before a key is generated, so a refused init writes
- * nothing. Files are written into a staging folder inside the CA folder and moved into place one
- * by one, config.yaml last: a folder without config.yaml is not a CA, and an interrupted init
- * removes what it moved.
- *
- * @throws MtlsError `CA_EXISTS` when the folder holds any CA file (also when a concurrent init
- *   won), `BAD_TRUST_DOMAIN`, `BAD_ARGUMENT` (name, organization, permitted DNS names, CRL URL,
- *   a lifetime past the year 9999), `BAD_DURATION` (intermediate outliving the root), `IO_ERROR`
- */
-/**
  * Refuses (`OUTPUT_EXISTS`) a CA folder path that is a file, or that has a file where a parent
  * folder should be: mkdir would fail there with EEXIST / ENOTDIR.
  */
@@ -92,6 +80,19 @@ function assertFolderOrMissing(dir: string): void {
   }
 }
 
+/**
+ * Creates a CA in `options.dir` (`mcp-mtls ca init`): a root and an issuing intermediate
+ * (identity.md "CA hierarchy"), their first CRLs, config.yaml and an empty folder store.
+ * Synchronous. Everything is checked before a key is generated, so a refused init writes
+ * nothing. Files are written into a staging folder inside the CA folder and moved into place one
+ * by one, config.yaml last: a folder without config.yaml is not a CA, and an interrupted init
+ * removes what it moved.
+ *
+ * @throws MtlsError `CA_EXISTS` when the folder holds any CA file (also when a concurrent init
+ *   won), `BAD_TRUST_DOMAIN`, `BAD_ARGUMENT` (name, organization, permitted DNS names, CRL URL,
+ *   a lifetime past the year 9999), `BAD_DURATION` (intermediate outliving the root), `OUTPUT_EXISTS`
+ *   (the folder path is a file, or has a file where a parent folder should be), `IO_ERROR`
+ */
 export function initCa(options: InitOptions): InitResult {
   const trustDomain = assertTrustDomain(options.trustDomain);
   const layout = caLayout(options.dir);
