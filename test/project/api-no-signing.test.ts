@@ -47,7 +47,7 @@ test('no subpath exports a signer, a CA key or a function that hands one out (ru
 test('an open Authority carries no signer or key: no member, no symbol, no property value that signs', async () => {
   const { Authority, initCa, writeCrls } = (await import(`${pkg.name}/ca`)) as typeof import('../../src/api/ca.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-mtls-nosign-'));
-  initCa({ dir: path.join(dir, 'pki'), trustDomain: 'nosign.test', rootTtlMs: 2 * 86_400_000, intermediateTtlMs: 86_400_000 });
+  initCa({ dir: path.join(dir, 'pki'), trustDomain: 'nosign.test', rootTtlMs: 3 * 86_400_000, intermediateTtlMs: 2 * 86_400_000 }); // the intermediate outlives a default (24 h) client certificate: equal lifetimes fail when issuance crosses a second
   const ca = Authority.open(path.join(dir, 'pki'));
   try {
     await ca.issueClient({ kind: 'user', id: 'alice', teams: [], roles: [] });
