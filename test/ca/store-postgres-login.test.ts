@@ -51,6 +51,7 @@ test('postgres: a wrong password (28P01) is STORE_UNAVAILABLE with a login hint,
   await admin.connect();
   try {
     await admin.query("CREATE ROLE mcp_mtls_pw LOGIN PASSWORD 'right-password'");
+    await admin.query('GRANT USAGE, CREATE ON SCHEMA public TO mcp_mtls_pw'); // it migrates the schema below
     // the harness trusts every login; this role alone must give a password (written as the server's user, then reloaded)
     const hba = (await admin.query<{ hba_file: string }>('SHOW hba_file')).rows[0]!.hba_file;
     const rules = ['local all all trust', 'host all mcp_mtls_pw 127.0.0.1/32 scram-sha-256', 'host all all 127.0.0.1/32 trust', 'host all all ::1/128 trust'];
@@ -81,10 +82,21 @@ test('postgres: a wrong password (28P01) is STORE_UNAVAILABLE with a login hint,
     if (saved === undefined) delete process.env.PGPASSWORD;
     else process.env.PGPASSWORD = saved;
   }
-  // the rule is in force: the right password logs in (the failure above was the password's)
-  const withPassword = new URL(url2);
-  withPassword.password = 'right-password'; // the driver lets a connection string's (empty) password win over a `password` option
-  const right = new pg.Client({ connectionString: withPassword.toString() });
-  await right.connect();
-  await right.end();
+  // the rule is in force: the right password, given as the store's `password` option (as the
+  // CLI passes what it read from ~/.pgpass, and as an API user would), logs in: the failure above
+  // was the password's. Before the fix the URL's empty password won over the option (28P01).
+  const rightPassword = { password: async () => 'right-password' };
+  await migrate(url2, rightPassword);
+  const right = new PostgresStore(url2, rightPassword);
+  try {
+    await right.readIndex();
+  } finally {
+    await right.close();
+  }
+  const wrong = new PostgresStore(url2, { password: async () => 'wrong-password' });
+  try {
+    await assert.rejects(wrong.readIndex(), loginRefused);
+  } finally {
+    await wrong.close();
+  }
 });

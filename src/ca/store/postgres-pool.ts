@@ -14,13 +14,21 @@ export interface PostgresStoreOptions {
   readonly max?: number;
 }
 
-let driver: Promise<typeof import('pg')> | undefined;
+let driver: Promise<[typeof import('pg'), typeof import('pg-connection-string')]> | undefined;
 
 /** A pool for the URL; a connection lost while idle or checked out never crashes the process. */
 export async function openPool(url: string, options: PostgresStoreOptions): Promise<pg.Pool> {
-  const { default: pgDriver } = await (driver ??= import('pg'));
+  const [{ default: pgDriver }, { parseIntoClientConfig }] = await (driver ??= Promise.all([import('pg'), import('pg-connection-string')]));
+  // The URL is parsed here, with the driver's own parser, rather than passed as `connectionString`:
+  // the driver parses a connection string again in every client and lets what it finds win over
+  // the other options, and a URL without a password parses to the empty password, so a `password`
+  // option (the caller's, or the CLI's ~/.pgpass reader) was silently ignored. The URL never holds
+  // a password (openStore refuses one), so an empty one is dropped and the option, PGPASSWORD or
+  // the driver's ~/.pgpass lookup decide.
+  const fromUrl = parseIntoClientConfig(url);
+  if (!fromUrl.password) delete fromUrl.password;
   const p = new pgDriver.Pool({
-    connectionString: url,
+    ...fromUrl,
     max: options.max ?? 10,
     allowExitOnIdle: true,
     ...(options.password ? { password: options.password as () => Promise<string> } : {}),
