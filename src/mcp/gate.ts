@@ -17,6 +17,10 @@
  * - A request method without an id (a "notification" of `tools/call`) is refused: a server may
  *   run it, and no decision covers it. Client notifications are `notifications/*`.
  * - 2026-07-28 `Mcp-Method` / `Mcp-Name` headers must agree with the body.
+ * - What the gate answers itself follows the request's protocol revision (protocol-era.ts), as
+ *   the SDK answers it: on 2026-07-28 an unknown method is HTTP 404 (-32601), a header that
+ *   disagrees with the body -32020 (HeaderMismatch, HTTP 400), a tool result carries
+ *   `resultType`; on 2025-11-25 the -32601 stays in-band (HTTP 200) and a mismatch is -32600.
  * Every decision on a target is audited; tool arguments only when the sink allows it.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -24,7 +28,8 @@ import type { Identity } from '../identity/identity.js';
 import type { Decision, Policy, PolicyTarget } from '../policy/compile.js';
 import { authorizationFor } from '../policy/mcp.js';
 import type { AuditSink } from '../mtls/audit.js';
-import { unknownTargetAnswer } from './hidden-targets.js';
+import { unknownTargetAnswer, unknownTargetAnswerSdk2, type HiddenAnswer } from './hidden-targets.js';
+import { protocolEra, type ProtocolEra } from './protocol-era.js';
 
 export const POLICY_DENIED = -32003;
 
@@ -55,7 +60,7 @@ export interface GateContext {
    * per-caller server does not have it. Each listener takes its answer from the one decision
    * table, `hiddenAnswerFor` (mcp/hidden-targets.ts).
    */
-  readonly hiddenAnswer?: (id: unknown, target: PolicyTarget) => unknown | undefined;
+  readonly hiddenAnswer?: HiddenAnswer;
   /** every decision, for metrics */
   readonly onDecision?: (d: Decision) => void;
 }
@@ -96,10 +101,10 @@ function rpcError(id: unknown, code: number, message: string, data?: unknown) {
   return { jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(data === undefined ? {} : { data }) } };
 }
 
-/** The answer to a visible target whose policy condition failed. */
-function deniedAnswer(m: Message, t: PolicyTarget, d: Decision) {
+/** The answer to a visible target whose policy condition failed (2026-07-28 results name their `resultType`). */
+function deniedAnswer(m: Message, t: PolicyTarget, d: Decision, era: ProtocolEra) {
   const text = `Denied by policy rule "${d.ruleId}": ${d.reason}`;
-  if (t.kind === 'tool') return { jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text }], isError: true } };
+  if (t.kind === 'tool') return { jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text }], isError: true, ...(era === 'modern' ? { resultType: 'complete' } : {}) } };
   return rpcError(m.id, POLICY_DENIED, text, { ruleId: d.ruleId });
 }
 
@@ -137,17 +142,26 @@ function headerValue(raw: string): string | undefined {
   }
 }
 
+/** -32020 HeaderMismatch (2026-07-28, SEP-2243): HTTP 400, in the SDK 2.x server's words. */
+export const HEADER_MISMATCH = -32020;
+
+/** The answer to a routing header that disagrees with the body: -32020 on 2026-07-28, -32600 (invalid request) before. */
+function mismatchAnswer(id: unknown, { reason, header }: { reason: string; header: string }, era: ProtocolEra) {
+  if (era === 'legacy') return rpcError(id, -32600, reason);
+  return rpcError(id, HEADER_MISMATCH, `Bad Request: the request headers and body disagree: ${reason}`, { mismatch: { header, body: reason } });
+}
+
 /** The 2026-07-28 routing headers, when present, must name what the body does. */
-function headerMismatch(m: Message, headers: IncomingHttpHeaders): string | undefined {
+function headerMismatch(m: Message, headers: IncomingHttpHeaders): { reason: string; header: string } | undefined {
   const method = header(headers, 'mcp-method');
-  if (method !== undefined && method !== m.method) return `the Mcp-Method header says "${method}" but the body calls "${describe(m.method)}"`;
+  if (method !== undefined && method !== m.method) return { header: method, reason: `the Mcp-Method header says "${method}" but the body calls "${describe(m.method)}"` };
   const sent = header(headers, 'mcp-name');
   const name = sent === undefined ? undefined : headerValue(sent);
-  if (sent !== undefined && name === undefined) return `the Mcp-Name header "${sent}" is not valid base64 of UTF-8`;
-  if (name !== undefined) {
+  if (sent !== undefined && name === undefined) return { header: sent, reason: `the Mcp-Name header "${sent}" is not valid base64 of UTF-8` };
+  if (sent !== undefined && name !== undefined) {
     const p = (m.params ?? {}) as Record<string, unknown>;
     const bodyName = m.method === 'resources/read' ? p.uri : p.name;
-    if (name !== bodyName) return `the Mcp-Name header says "${name}" but the body names "${describe(bodyName)}"`;
+    if (name !== bodyName) return { header: sent, reason: `the Mcp-Name header says "${name}" but the body names "${describe(bodyName)}"` };
   }
   return undefined;
 }
@@ -156,6 +170,7 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
   const messages: Message[] = Array.isArray(body) ? (body as Message[]) : [body as Message];
   const scopes = ctx.policy.scopesOf(ctx.identity);
   const id = ctx.identity;
+  const era = protocolEra(body, ctx.headers);
   const audit = (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) =>
     ctx.audit?.write({
       event: 'decision',
@@ -192,8 +207,8 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     if (!isRequest(m)) return { kind: 'pass', scopes, hidden: [], body };
     const mismatch = headerMismatch(m, ctx.headers);
     if (mismatch) {
-      audit(m, undefined, { allowed: false, ruleId: null, reason: mismatch });
-      return { kind: 'respond', status: 400, body: rpcError(m.id, -32600, mismatch) };
+      audit(m, undefined, { allowed: false, ruleId: null, reason: mismatch.reason });
+      return { kind: 'respond', status: 400, body: mismatchAnswer(m.id, mismatch, era) };
     }
   }
 
@@ -201,12 +216,13 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
   const answers: unknown[] = [];
   const passed: Message[] = [];
   let refuse = false;
+  let status = 200;
   for (const m of messages) {
     passed.push(m);
     if (!isRequest(m)) continue;
     const a = authorizationFor(m.method as string, m.params);
     if (a.kind === 'always' && m.method === 'subscriptions/listen') {
-      const listen = listenSubscriptions(m, ctx, audit);
+      const listen = listenSubscriptions(m, ctx, audit, era);
       if ('answer' in listen) {
         refuse = true;
         answers.push(listen.answer);
@@ -224,6 +240,8 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
       audit(m, undefined, { allowed: false, ruleId: null, reason: a.reason });
       refuse = true;
       answers.push(rpcError(m.id, -32601, 'Method not found'));
+      // 2026-07-28: the SDK answers an unknown method with HTTP 404 (it is not in-band there)
+      if (era === 'modern') status = 404;
       continue;
     }
     const d = ctx.policy.decide(id, a.target);
@@ -236,16 +254,16 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     refuse = true;
     if (!d.visible) {
       hidden.push(a.target);
-      const answer = ctx.hiddenAnswer?.(m.id, a.target);
+      const answer = ctx.hiddenAnswer?.(m.id, a.target, era);
       if (answer !== undefined) answers.push(answer);
-    } else answers.push(deniedAnswer(m, a.target, d));
+    } else answers.push(deniedAnswer(m, a.target, d, era));
   }
   if (Array.isArray(body)) {
     if (!refuse) return { kind: 'pass', scopes, hidden: [], body: passed };
     const reason = 'batch refused: it contains a request this caller may not make';
     return { kind: 'respond', status: 200, body: messages.filter(isRequest).map((m) => rpcError(m.id, -32600, reason)) };
   }
-  if (answers.length > 0) return { kind: 'respond', status: 200, body: answers[0] };
+  if (answers.length > 0) return { kind: 'respond', status, body: answers[0] };
   const out = passed[0] as Message;
   const renamed = out !== messages[0] && header(ctx.headers, 'mcp-name') !== undefined;
   return { kind: 'pass', scopes, hidden, body: out, ...(renamed ? { mcpName: (out.params as { uri: string }).uri } : {}) };
@@ -257,7 +275,7 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
  * canonical form; one not allowed answers the request as a refused subscription (found in
  * review, issue 16: the listen was always allowed, so its updates were the only gate).
  */
-function listenSubscriptions(m: Message, ctx: GateContext, audit: (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) => void): { answer: unknown } | { message: Message } {
+function listenSubscriptions(m: Message, ctx: GateContext, audit: (m: Message, t: PolicyTarget | undefined, d: { allowed: boolean; ruleId: string | null; reason: string }) => void, era: ProtocolEra): { answer: unknown } | { message: Message } {
   const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
   const p = isObj(m.params) ? m.params : undefined;
   const n = p && isObj(p.notifications) ? p.notifications : undefined;
@@ -279,7 +297,8 @@ function listenSubscriptions(m: Message, ctx: GateContext, audit: (m: Message, t
     const d = ctx.policy.decide(ctx.identity, a.target);
     audit(m, a.target, d);
     ctx.onDecision?.(d);
-    if (!d.allowed) return { answer: d.visible ? deniedAnswer(m, a.target, d) : unknownTargetAnswer(m.id, a.target) };
+    // a 2026-07-28 method: a hidden URI as the listener says, else as SDK 2.x says it
+    if (!d.allowed) return { answer: d.visible ? deniedAnswer(m, a.target, d, era) : (ctx.hiddenAnswer?.(m.id, a.target, era) ?? unknownTargetAnswerSdk2(m.id, a.target)) };
     canonical.push((a.target as { uri: string }).uri);
   }
   const same = canonical.every((u, i) => u === uris[i]);

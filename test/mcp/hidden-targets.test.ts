@@ -1,7 +1,7 @@
 /** The decision table of hidden-target answers (mcp/hidden-targets.ts): who answers, and with exactly what an SDK says of an unknown target. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hiddenAnswerFor, unknownTargetAnswer, type HiddenTargetListener } from '../../src/mcp/hidden-targets.js';
+import { hiddenAnswerFor, unknownTargetAnswer, unknownTargetAnswerSdk2, type HiddenTargetListener } from '../../src/mcp/hidden-targets.js';
 import type { PolicyTarget } from '../../src/policy/compile.js';
 
 const tool: PolicyTarget = { kind: 'tool', name: 'deploy' };
@@ -21,10 +21,11 @@ test('who answers a hidden target, per listener: the SDK where its per-caller se
   assert.deepEqual(answeredHere('sdk2'), [false, false, true]);
   assert.deepEqual(answeredHere('sdk1-stateful'), [true, true, true]);
   assert.deepEqual(answeredHere('gateway'), [true, true, true]);
-  for (const listener of ['sdk1-stateless', 'sdk1-stateful', 'sdk2', 'gateway'] as const) {
+  // in the words of the SDK behind the listener; the gateway's by revision (revision-answers.test.ts compares with the SDKs)
+  for (const [listener, era, expected] of [['sdk1-stateless', 'legacy', unknownTargetAnswer], ['sdk1-stateful', 'legacy', unknownTargetAnswer], ['sdk2', 'legacy', unknownTargetAnswerSdk2], ['sdk2', 'modern', unknownTargetAnswerSdk2], ['gateway', 'legacy', unknownTargetAnswer], ['gateway', 'modern', unknownTargetAnswerSdk2]] as const) {
     for (const t of targets) {
-      const answer = hiddenAnswerFor(listener)(1, t);
-      if (answer !== undefined) assert.deepEqual(answer, unknownTargetAnswer(1, t));
+      const answer = hiddenAnswerFor(listener)(1, t, era);
+      if (answer !== undefined) assert.deepEqual(answer, expected(1, t), `${listener} ${era} ${t.kind}`);
     }
   }
 });
