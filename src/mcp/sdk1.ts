@@ -6,12 +6,13 @@ import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { StreamableHTTPServerTransport, type EventStore } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 import { currentPolicyOf, type McpAdapterOptions } from './adapter-options.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
+import { BoundedEventStore, type EventStoreLimits } from './event-store.js';
 import { gateMcpBody } from './gate.js';
 import { hiddenAnswerFor } from './hidden-targets.js';
 import { buildForCaller } from './surface.js';
@@ -37,6 +38,19 @@ export interface McpSdk1Options extends McpAdapterOptions {
   readonly maxSessions?: number;
   /** answers with JSON instead of SSE streams where the SDK allows it */
   readonly enableJsonResponse?: boolean;
+  /**
+   * stateful: resumable SSE streams (SEP-1699). A tool may close its stream mid-call
+   * (`extra.closeSSEStream()`) and the client resumes with `Last-Event-ID`, getting what it
+   * missed, its result included. Each session keeps its events in a store of its own: by
+   * default in memory, bounded ({@link EventStoreLimits}: 1,000 events, 1 MiB per session);
+   * a function returns the store for each new session (your own, e.g. outside the process);
+   * `false`: no event ids, nothing can be resumed. The SDK sends event ids (and the priming
+   * event) only to clients of protocol 2025-11-25 or later. Stateless mode keeps no events: its
+   * server ends with its request, so nothing could finish a call after its stream closed.
+   */
+  readonly eventStore?: false | EventStoreLimits | (() => EventStore);
+  /** stateful: the reconnection delay, in milliseconds, the priming event tells clients (SSE `retry`); default none (the client's own) */
+  readonly retryInterval?: number;
 }
 
 interface Session {
@@ -141,11 +155,22 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
     return s;
   };
 
+  /** a new session's event store: its own, so one session's event ids mean nothing in another */
+  const eventStoreFor = (): EventStore | undefined => {
+    const o = options.eventStore;
+    if (o === false) return undefined;
+    if (typeof o === 'function') return o();
+    return new BoundedEventStore(o) as unknown as EventStore;
+  };
+
   const openSession = async (req: MtlsRequest, res: ServerResponse, identity: Identity, policy: Policy, body: unknown) => {
     const server = await newServer(identity, policy);
+    const eventStore = eventStoreFor();
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}),
+      ...(eventStore ? { eventStore } : {}),
+      ...(options.retryInterval !== undefined ? { retryInterval: options.retryInterval } : {}),
       onsessioninitialized: (sid) => {
         sessions.set(sid, { transport, fingerprint: identity.fingerprint });
       },
