@@ -17,8 +17,24 @@ import { expandKnown } from '../policy/uri-template.js';
  */
 export const SCOPES_META_KEY = 'mcp-mtls/scopes';
 
-/** The methods whose results {@link filterResult} rewrites. */
-export const FILTERED_METHODS: ReadonlySet<string> = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete']);
+/**
+ * The results whose 2026-07-28 caching hint (SEP-2549: `ttlMs`, `cacheScope`) mcp-mtls makes
+ * `private`: every list, since it is filtered for the caller, and `resources/read`, since a
+ * shared cache would hand the contents to callers the policy refuses. Always, whatever the
+ * policy says: a list that is the same for every caller today is not tomorrow (a reload, a
+ * new certificate), and a shared cache keyed without the caller's certificate cannot tell.
+ * `ttlMs` is kept: the same caller may reuse its own answer.
+ */
+export const PER_CALLER_CACHEABLE: ReadonlySet<string> = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list', 'resources/read']);
+
+/** The methods whose results {@link filterResult} rewrites (lists and completions filtered, caching hints made private). */
+export const FILTERED_METHODS: ReadonlySet<string> = new Set(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete', 'resources/read']);
+
+/** A result with a `cacheScope` other than `private` gets `private` (one without the field is left alone: 2025-era answers have none). */
+export function privateCacheScope(method: string, result: unknown): unknown {
+  if (!PER_CALLER_CACHEABLE.has(method) || !isObj(result) || !('cacheScope' in result) || result.cacheScope === 'private') return result;
+  return { ...result, cacheScope: 'private' };
+}
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -55,9 +71,13 @@ function completion(params: Obj, result: Obj, policy: Policy, who: PolicySubject
 /**
  * The result of `method` (called with `params`) as `who` may see it. Results of other methods,
  * and results without the expected array, come back unchanged. Tools keep their required
- * scopes in `_meta[SCOPES_META_KEY]`.
+ * scopes in `_meta[SCOPES_META_KEY]`; a caching hint becomes private ({@link PER_CALLER_CACHEABLE}).
  */
 export function filterResult(method: string, params: unknown, result: unknown, policy: Policy, who: PolicySubject): unknown {
+  return privateCacheScope(method, filterItems(method, params, result, policy, who));
+}
+
+function filterItems(method: string, params: unknown, result: unknown, policy: Policy, who: PolicySubject): unknown {
   if (!isObj(result)) return result;
   switch (method) {
     case 'tools/list': {

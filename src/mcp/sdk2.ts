@@ -8,6 +8,7 @@ import { currentPolicyOf, type McpAdapterOptions } from './adapter-options.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
 import { gateMcpBody } from './gate.js';
 import { hiddenAnswerFor } from './hidden-targets.js';
+import { PER_CALLER_CACHEABLE } from './results.js';
 import { buildForCaller } from './surface.js';
 import { registerWhoami, whoamiToolName } from './whoami.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
@@ -26,6 +27,18 @@ export interface McpSdk2Options extends McpAdapterOptions {
 }
 
 const sharedValidator = new AjvJsonSchemaValidator();
+
+/**
+ * The server's caching hints (2026-07-28, SEP-2549) with `cacheScope: 'private'` on every
+ * per-caller result (results.ts, PER_CALLER_CACHEABLE): each caller's server lists what that
+ * caller may see, so a `public` hint would let a shared cache give one caller's list to
+ * another. The author's `ttlMs` stays.
+ */
+function privateCacheHints(hints: ServerOptions['cacheHints']): ServerOptions['cacheHints'] {
+  const out: NonNullable<ServerOptions['cacheHints']> = { ...hints };
+  for (const method of PER_CALLER_CACHEABLE) out[method as keyof typeof out] = { ...hints?.[method as keyof typeof out], cacheScope: 'private' };
+  return out;
+}
 
 /**
  * The request handler for {@link createMtlsServer} that serves an MCP server built with the
@@ -56,7 +69,7 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
       const identity = (ctx.authInfo?.extra as { identity?: Identity } | undefined)?.identity;
       if (!identity) throw new Error('createMcpSdk2Handler needs createMtlsServer (no identity in authInfo)');
       const policy = currentPolicy();
-      const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
+      const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator, cacheHints: privateCacheHints(options.serverOptions?.cacheHints) });
       const surface = await buildForCaller(server, identity, policy, options.build);
       // the policy in force when whoami answers, not the one this server was built under
       if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);

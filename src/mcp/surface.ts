@@ -141,7 +141,16 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
     const c = canonicalizeUri(a[1]);
     if (c.ok) a[1] = c.uri;
   };
-  wrap('registerResource', onResource, canonicalStatic);
+  // SDK 2.x: a resource's own caching hint is private too (results.ts, PER_CALLER_CACHEABLE):
+  // its contents must not reach a caller the policy refuses through a shared cache
+  const privateHint = (a: unknown[]) => {
+    const config = a[2] as { cacheHint?: { cacheScope?: unknown } } | undefined;
+    if (config && typeof config === 'object' && config.cacheHint && typeof config.cacheHint === 'object' && config.cacheHint.cacheScope !== 'private') a[2] = { ...config, cacheHint: { ...config.cacheHint, cacheScope: 'private' } };
+  };
+  wrap('registerResource', onResource, (a) => {
+    canonicalStatic(a);
+    privateHint(a);
+  });
   wrap('resource', onResource, canonicalStatic);
   filterResultsOf(server, identity, current, () => registering > 0);
   await build(server, identity);
