@@ -12,6 +12,7 @@ import { gateRequestBody } from './request-body.js';
 import { upstreamRequestHeaders, xfccHeaders } from './request-headers.js';
 import { filterAnswer, type AskedLists } from './answer-filter.js';
 import { MAX_STREAMS_PER_CERT, StreamLimit } from './stream-limit.js';
+import { ResumeTable, type StreamContext } from './resume.js';
 import { callUpstream, clientResponseHeaders, UpstreamPools } from './upstream.js';
 
 export { IDENTITY_META_KEY } from './identity-meta.js';
@@ -53,7 +54,9 @@ export interface GatewayOptions {
  *    whole), on POST answers and GET streams alike; responses on GET streams, unknown server
  *    methods, undecodable events and other bodies (the legacy HTTP+SSE transport's included)
  *    are not forwarded, each with a `response.refused` audit line;
- * 5. sessions bound to the certificate that opened them.
+ * 5. sessions bound to the certificate that opened them, and SSE resumption (`Last-Event-ID`)
+ *    only of a stream this certificate was sent in this session, its replay decided as that
+ *    stream (resume.ts); any other event id is refused (400) before the upstream sees it.
  *
  * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
  * Paths with dot segments, encoded slashes or empty segments are refused (400); at most 8
@@ -67,6 +70,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
   const pools = new UpstreamPools();
   const streams = new StreamLimit();
   const sessions = new SessionTable({ ...(options.sessionIdleMs !== undefined ? { idleMs: options.sessionIdleMs } : {}), ...(options.maxSessions !== undefined ? { max: options.maxSessions } : {}) });
+  const resumes = new ResumeTable();
   const xfccOf = xfccHeaders();
   const timeoutMs = options.upstreamTimeoutMs ?? 30_000;
   const log = options.log ?? stderrLog('mcp-mtls gateway');
@@ -106,9 +110,22 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
       ({ body, mcpName, asked, requestIds } = gated);
     }
 
-    // 3. the identity in the headers
+    // 5. resumption: only of a stream this certificate was sent, in this session, on this route
     const isStream = req.method === 'GET';
-    const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}) });
+    const lastEventHeader = req.headers['last-event-id'];
+    const lastEventId = isStream ? (Array.isArray(lastEventHeader) ? lastEventHeader[0] : lastEventHeader) : undefined;
+    let stream: StreamContext = { requestIds, asked, answered: new Set() };
+    if (lastEventId !== undefined && lastEventId !== '') {
+      const resumed = resumes.resumable({ prefix: route.prefix, sid, fingerprint: identity.fingerprint }, lastEventId);
+      if (!resumed) {
+        options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: 'Last-Event-ID names no event this certificate was sent in this session', remote });
+        return sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Last-Event-ID names no event of this session sent to this certificate' } });
+      }
+      stream = resumed;
+    }
+
+    // 3. the identity in the headers
+    const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}), ...(lastEventId ? { lastEventId } : {}) });
     const upstreamUrl = upstreamUrlFor(route, below);
     if (!upstreamUrl) return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
     if (isStream && !streams.tryOpen(identity.fingerprint, res)) {
@@ -120,12 +137,16 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     if (!upstream) return;
     options.metrics?.upstreamLatency(route.prefix, (performance.now() - started) / 1000);
     sessions.answered(route.prefix, { method: req.method, sid }, upstream, identity.fingerprint);
+    const opened = upstream.headers['mcp-session-id'];
+    const owner = { prefix: route.prefix, sid: sid ?? (typeof opened === 'string' ? opened : undefined), fingerprint: identity.fingerprint };
 
     // 4. the response, fail closed: only what the gateway parsed and decided reaches the client
     try {
       await forwardResponse(upstream, res, clientResponseHeaders(upstream.headers), {
-        requestIds,
-        filterResult: (id, result) => filterAnswer(asked, id, result, policy, identity),
+        requestIds: stream.requestIds,
+        filterResult: (id, result) => filterAnswer(stream.asked, id, result, policy, identity),
+        answered: stream.answered,
+        wroteEvent: (eventId) => resumes.wrote(owner, eventId, stream),
         mayRead: (uri) => policy.filterResources(identity, [{ uri }]).length > 0,
         refused: (reason) => {
           options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });

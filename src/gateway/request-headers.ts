@@ -42,8 +42,10 @@ export interface UpstreamHeaderValues {
   readonly body?: string;
   /** the `Mcp-Name` the rewritten body needs */
   readonly mcpName?: string;
-  /** a GET stream: no `Last-Event-ID` (see below) */
+  /** a GET stream */
   readonly isStream: boolean;
+  /** the `Last-Event-ID` to forward: only one the gateway checked (resume.ts); the client's own header is never passed on */
+  readonly lastEventId?: string;
 }
 
 /** The client's headers as the upstream gets them. */
@@ -59,7 +61,8 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, values: Up
   // an encoded answer could not be read, so could not be filtered (response.ts refuses one)
   headers['accept-encoding'] = 'identity';
   if (values.body !== undefined) headers['content-length'] = String(Buffer.byteLength(values.body));
-  // no replay of earlier events: they were answers to other requests, unfiltered
-  if (values.isStream) delete headers['last-event-id'];
+  // a replay only of a stream this caller was sent, decided as that stream (resume.ts)
+  delete headers['last-event-id'];
+  if (values.isStream && values.lastEventId !== undefined) headers['last-event-id'] = values.lastEventId;
   return headers;
 }

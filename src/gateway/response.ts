@@ -29,6 +29,10 @@ export const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;
 export interface ForwardContext extends ServerMessageContext {
   /** reports one refusal (the gateway audits and logs it) */
   readonly refused: (reason: string) => void;
+  /** SSE: the request ids answered so far, shared by a stream and its resumptions (resume.ts) */
+  readonly answered?: Set<unknown>;
+  /** SSE: told the id of every event written to the client, the ids it may resume from */
+  readonly wroteEvent?: (id: string) => void;
 }
 
 const LEGACY_HINT = 'the gateway proxies the Streamable HTTP transport only; the legacy HTTP+SSE transport (GET /sse, POST /message) is not supported: point the route at the server\'s Streamable HTTP endpoint';
@@ -135,9 +139,14 @@ export async function forwardResponse(upstream: Dispatcher.ResponseData, res: Se
 }
 
 async function forwardSse(upstream: Dispatcher.ResponseData, res: ServerResponse, out: Record<string, string | string[]>, ctx: ForwardContext): Promise<void> {
-  const answered = new Set<unknown>();
+  const answered = ctx.answered ?? new Set<unknown>();
   let refusedAny = false;
   let legacy = false;
+  // a stream whose events carry ids can be resumed: when it ends early, the client comes back
+  // for the rest (SEP-1699 polling), so only the requests whose own answer was refused are
+  // answered with an error then; the others' answers are still to come
+  let resumable = false;
+  const refusedAnswers = new Set<unknown>();
   const refuse = (reason: string): null => {
     refusedAny = true;
     ctx.refused(reason);
@@ -153,6 +162,7 @@ async function forwardSse(upstream: Dispatcher.ResponseData, res: ServerResponse
         return { end: `: mcp-mtls gateway: ${LEGACY_HINT}\n\n` };
       }
       if (event !== undefined && event !== 'message') return refuse(`an SSE event of type ${JSON.stringify(event).slice(0, 80)}, which MCP does not send`);
+      if (data.trim() === '{}') return ''; // a priming event as an SDK event store replays it: its id, no message
       let value: unknown;
       try {
         value = JSON.parse(data);
@@ -160,15 +170,28 @@ async function forwardSse(upstream: Dispatcher.ResponseData, res: ServerResponse
         return refuse('an SSE event whose data is not JSON');
       }
       const d = decideServerMessage(value, ctx);
-      if (!d.keep) return refuse(d.reason);
-      if (d.answers !== undefined) answered.add(d.answers);
+      if (!d.keep) {
+        const id = (value as { id?: unknown } | null)?.id;
+        if (typeof value === 'object' && value !== null && !('method' in value) && ctx.requestIds.has(id)) refusedAnswers.add(id);
+        return refuse(d.reason);
+      }
+      if (d.answers !== undefined) {
+        if (answered.has(d.answers)) return refuse(`a second response to id ${JSON.stringify(d.answers)}`);
+        answered.add(d.answers);
+      }
       // always the message as decided, re-serialized: the client reads exactly what was decided
       return JSON.stringify(d.message);
     },
     () => {
       if (!refusedAny || ctx.requestIds.size === 0) return undefined;
-      const errors = unanswered(ctx, answered, 'the gateway could not check the upstream MCP server\'s answer, so it was not forwarded');
+      const message = 'the gateway could not check the upstream MCP server\'s answer, so it was not forwarded';
+      const errors = resumable ? [...refusedAnswers].filter((id) => !answered.has(id)).map((id) => ({ jsonrpc: '2.0', id, error: { code: -32603, message } })) : unanswered(ctx, answered, message);
+      for (const e of errors) answered.add((e as { id: unknown }).id);
       return errors.map((e) => `event: message\ndata: ${JSON.stringify(e)}\n\n`).join('');
+    },
+    (id) => {
+      resumable = true;
+      ctx.wroteEvent?.(id);
     },
   );
   res.writeHead(upstream.statusCode, { ...out, 'content-type': 'text/event-stream', 'cache-control': 'private, no-cache' });

@@ -10,6 +10,8 @@
  * the event, or `{ end: text }` to write `text` and end the output there (the rest of the input
  * is discarded). Events without data lines (comments, `retry:`, a priming `id:`) pass as they are.
  * `end`, if given, may add events after the last one (when the upstream ends the stream).
+ * `onId`, if given, is told the `id:` of every event written out (a dropped event's id never
+ * reaches the reader, so it is not told): the ids a reader may resume from (`Last-Event-ID`).
  */
 import { StringDecoder } from 'node:string_decoder';
 import { Transform } from 'node:stream';
@@ -18,7 +20,18 @@ export const MAX_EVENT_BYTES = 64 * 1024 * 1024;
 
 const BOUNDARY = /\r\n\r\n|\n\n|\r\r/g;
 
-export function sseRewriter(rewrite: (data: string, event: string | undefined) => string | undefined | null | { end: string }, end?: () => string | undefined): Transform {
+/** The event's id as a reader takes it (the last `id` field; one containing NUL is ignored), or undefined. */
+function eventIdOf(lines: readonly string[]): string | undefined {
+  let id: string | undefined;
+  for (const l of lines) {
+    if (l !== 'id' && !l.startsWith('id:')) continue;
+    const v = l.length <= 3 ? '' : l.slice(l.startsWith('id: ') ? 4 : 3);
+    if (!v.includes('\0')) id = v;
+  }
+  return id;
+}
+
+export function sseRewriter(rewrite: (data: string, event: string | undefined) => string | undefined | null | { end: string }, end?: () => string | undefined, onId?: (id: string) => void): Transform {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   let ended = false;
@@ -27,10 +40,15 @@ export function sseRewriter(rewrite: (data: string, event: string | undefined) =
   const emitEvent = (raw: string, push: (s: string) => void) => {
     const lines = raw.split(/\r\n|\n|\r/);
     const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(l.startsWith('data: ') ? 6 : 5));
-    if (data.length === 0) return push(`${raw}\n\n`);
+    const id = onId ? eventIdOf(lines) : undefined;
+    if (data.length === 0) {
+      if (id !== undefined) onId!(id);
+      return push(`${raw}\n\n`);
+    }
     const name = lines.findLast((l) => l.startsWith('event:'))?.slice(6).trim(); // the last one counts
     const replaced = rewrite(data.join('\n'), name === '' ? undefined : name);
     if (replaced === null) return;
+    if (id !== undefined && typeof replaced !== 'object') onId!(id);
     if (typeof replaced === 'object') {
       push(replaced.end);
       ended = true;
@@ -38,7 +56,7 @@ export function sseRewriter(rewrite: (data: string, event: string | undefined) =
     }
     if (replaced === undefined) return push(`${raw}\n\n`);
     // only the fields a reader would use besides data: nothing it could read differently
-    const others = lines.filter((l) => /^(?:id|event|retry):/.test(l));
+    const others = lines.filter((l) => /^(?:id|event|retry)(?::|$)/.test(l));
     push(`${[...others, ...replaced.split('\n').map((d) => `data: ${d}`)].join('\n')}\n\n`);
   };
   return new Transform({

@@ -1,0 +1,64 @@
+/**
+ * SSE resumption through the gateway (`Last-Event-ID`, SEP-1699 polling): the gateway records
+ * the id of every event it wrote to a client, with what that stream may carry (the requests its
+ * POST forwarded, what each asked, which were answered), keyed by the route, the MCP session and
+ * the caller's certificate. A GET naming a `Last-Event-ID` is forwarded only when that id is one
+ * the gateway wrote to this certificate in this session on this route; the replayed stream is
+ * then decided as the stream it resumes (the same per-caller filters, the same request ids: a
+ * response to a request the gateway answered itself, hidden or not, is dropped as it would be
+ * live). Any other id is refused before the upstream sees it: an event id seen, guessed or
+ * copied from another caller's (or another session's) stream gives nothing, even when the
+ * upstream keeps one event store for every session and would replay it.
+ */
+import type { AskedLists } from './answer-filter.js';
+import { IdleMap } from '../util/idle-map.js';
+
+/** What a stream may carry; shared by the stream and every resumption of it. */
+export interface StreamContext {
+  /** ids of the requests its POST forwarded (empty for a GET stream) */
+  readonly requestIds: ReadonlySet<unknown>;
+  /** what each list or completion request of that POST asked (its answer is filtered with it) */
+  readonly asked: AskedLists;
+  /** the request ids answered so far, on this stream or a resumption */
+  readonly answered: Set<unknown>;
+}
+
+export interface ResumeTableOptions {
+  /** an event id not resumed from for this long is forgotten; default 1 h */
+  readonly idleMs?: number;
+  /** at most this many event ids are remembered, least recently used forgotten first; default 100,000 */
+  readonly max?: number;
+}
+
+/** Who may resume: the route, the session (none for a stateless upstream) and the certificate. */
+export interface StreamOwner {
+  readonly prefix: string;
+  readonly sid: string | undefined;
+  readonly fingerprint: string;
+}
+
+const keyOf = (o: StreamOwner, eventId: string) => JSON.stringify([o.prefix, o.sid ?? null, o.fingerprint, eventId]);
+
+export class ResumeTable {
+  readonly #events: IdleMap<string, StreamContext>;
+
+  constructor(options: ResumeTableOptions = {}) {
+    this.#events = new IdleMap({ idleMs: options.idleMs ?? 3_600_000, max: options.max ?? 100_000 });
+  }
+
+  /** An event with this id was written to the owner's stream of this context. */
+  wrote(owner: StreamOwner, eventId: string, ctx: StreamContext): void {
+    if (eventId === '') return; // an empty id resets the reader's: nothing to resume from
+    this.#events.set(keyOf(owner, eventId), ctx);
+  }
+
+  /** The context of the stream the owner may resume after `eventId`; undefined when that id was not written to them. */
+  resumable(owner: StreamOwner, eventId: string): StreamContext | undefined {
+    return this.#events.get(keyOf(owner, eventId));
+  }
+
+  /** How many event ids are remembered. */
+  get size(): number {
+    return this.#events.size;
+  }
+}
