@@ -11,6 +11,7 @@ import { writeFileAtomic } from '../util/atomic-file.js';
 import { installedBridge, type InstalledBridge } from './bridge-command.js';
 import { emit, readBundlePassphrase } from './io.js';
 import { loadWithPeer } from './optional-peer.js';
+import type { BridgeEvent } from '../client/bridge.js';
 
 const CLIENTS = ['claude-desktop', 'claude-code', 'vscode', 'cursor'] as const;
 type ClientName = (typeof CLIENTS)[number];
@@ -51,6 +52,7 @@ export function registerClient(program: Command): void {
     .option('--renew-url <url>', "renew the certificate through the CA's /renew while bridging, rewriting the bundle (else $MCP_MTLS_RENEW_URL, else renewUrl in the bundle profile)")
     .option('--keep-key', 'renew without a new key (default: a new key and a CSR on each renewal)')
     .option('--allow-insecure-loopback-http', 'development only: allow an http: URL to 127.0.0.0/8, [::1] or localhost (no TLS, no client certificate; the URL must be https: otherwise)')
+    .option('--json', 'log on stderr as one JSON object per line (start-up, warnings, errors, renewals); stdout stays JSON-RPC')
     .addHelpText('after', '\nExamples (what a desktop app runs; `mcp-mtls client-config` writes the entry with absolute paths):\n  $ mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
     .action(async (url: string | undefined, o) => {
       const bundle = await loadBundle(o.bundle, { passphrase: () => readBundlePassphrase(o) });
@@ -61,16 +63,27 @@ export function registerClient(program: Command): void {
       const { runBridge } = await loadWithPeer(() => import('../client/bridge.js'), '@modelcontextprotocol/sdk', 'connect');
       const renewUrl = (o.renewUrl as string | undefined) ?? process.env.MCP_MTLS_RENEW_URL ?? bundle.renewUrl;
       // logs on stderr only: stdout is the MCP stdio channel
+      const jsonLine = (event: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
       const renewer = renewUrl
         ? createBundleRenewer({
             bundle,
             renewUrl,
             rekey: !o.keepKey,
             passphrase: () => readBundlePassphrase(o),
-            log: (line) => process.stderr.write(`mcp-mtls connect: renewal: ${line}\n`),
+            log: o.json
+              ? (line) => jsonLine({ level: /^renewal (refused|failed)|still holds the old one/.test(line) ? 'warn' : 'info', event: 'renewal', message: line })
+              : (line) => process.stderr.write(`mcp-mtls connect: renewal: ${line}\n`),
           })
         : undefined;
-      process.exitCode = await runBridge({ bundle, stdin: process.stdin, stdout: process.stdout, allowInsecureLoopbackHttp, ...(url ? { url } : {}), ...(renewer ? { renewer } : {}) });
+      process.exitCode = await runBridge({
+        bundle,
+        stdin: process.stdin,
+        stdout: process.stdout,
+        allowInsecureLoopbackHttp,
+        ...(url ? { url } : {}),
+        ...(renewer ? { renewer } : {}),
+        ...(o.json ? { logEvent: (e: BridgeEvent) => jsonLine({ ...e }) } : {}),
+      });
     });
 
   program

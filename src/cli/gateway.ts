@@ -24,6 +24,7 @@ export function registerGateway(program: Command): void {
     .option('--crl-refresh <duration>', 'how often to fetch CRL URLs', '5m')
     .option('--mode <mode>', 'default (401 with the reason) or strict (refuse at connection)', 'default')
     .option('--audit <file>', 'append one JSON line per decision to this file')
+    .option('--json', 'log on stderr as one JSON object per line (start-up, reloads, warnings, errors)')
     .addHelpText('after', '\nExamples:\n  $ mcp-mtls gateway --config gateway.yaml\n  $ mcp-mtls gateway --upstream http://127.0.0.1:3000/mcp --policy policy.yaml --cert certs/gw.crt --key certs/gw.key --pki ./pki --listen 0.0.0.0:8443\n  $ mcp-mtls gateway ... --ca root.crt --crl-url https://ca.acme.test/crl/root.crl --crl-url https://ca.acme.test/crl/intermediate.crl --crl-refresh 1m')
     .action(async (o) => {
       let config: GatewayConfig;
@@ -54,13 +55,25 @@ export function registerGateway(program: Command): void {
         }
         config = parsed.data;
       }
-      const gw = await startGateway(config).catch((e: unknown) => {
+      const log = (message: string, fields: Record<string, unknown> = {}) =>
+        process.stderr.write(
+          o.json
+            ? `${JSON.stringify({ time: new Date().toISOString(), level: /^warning|failed|invalid|cannot/.test(message) ? 'warn' : 'info', message, ...fields })}\n`
+            : `mcp-mtls gateway: ${message}\n`,
+        );
+      const gw = await startGateway(config, (line) => log(line)).catch((e: unknown) => {
         throw listenError(e, config.listen);
       });
-      process.stderr.write(`mcp-mtls gateway: listening on https://${config.listen} (${config.routes.map((r) => `${r.path} -> ${r.upstream}`).join(', ')})\n`);
+      // the port it got (listen: HOST:0 picks a free one), under the host name it was given
+      const url = `https://${config.listen.replace(/:\d+$/, '')}:${gw.address.port}`;
+      log(`listening on ${url} (${config.routes.map((r) => `${r.path} -> ${r.upstream}`).join(', ')})`, {
+        event: 'start',
+        url,
+        routes: config.routes.map((r) => ({ path: r.path, upstream: r.upstream })),
+      });
       process.on('SIGHUP', () => gw.reload());
       const stop = async () => {
-        process.stderr.write('mcp-mtls gateway: stopping, letting requests in flight finish\n');
+        log('stopping, letting requests in flight finish', { event: 'stop' });
         await gw.stop();
         process.exit(0);
       };

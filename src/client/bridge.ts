@@ -15,7 +15,7 @@ import type { Bundle } from '../bundle/load.js';
 import { isMtlsError } from '../errors.js';
 import { CertificateRefusedError } from './agent.js';
 import type { BundleRenewer } from './renewal.js';
-import { createSdk1Transport } from './transports.js';
+import { createSdk1Transport } from './transport-sdk1.js';
 import { stderrLog } from '../util/log.js';
 
 export interface BridgeOptions {
@@ -33,6 +33,25 @@ export interface BridgeOptions {
   readonly stdin: Readable;
   readonly stdout: Writable;
   readonly log?: (line: string) => void;
+  /**
+   * Receives each event as an object instead (the CLI's `--json`: one JSON object per line);
+   * `log` is not called when this is given.
+   */
+  readonly logEvent?: (event: BridgeEvent) => void;
+}
+
+/** One thing the bridge reports: what `log` receives as a line (and a `hint: ...` line). */
+export interface BridgeEvent {
+  readonly level: 'info' | 'warn' | 'error';
+  /** `start` (relaying), `warning`, `error` (a request or the stream failed), `refused` (the certificate), `stdout` (cannot write) */
+  readonly event: 'start' | 'warning' | 'error' | 'refused' | 'stdout';
+  readonly message: string;
+  /** MtlsError code, for errors that have one */
+  readonly code?: string;
+  readonly hint?: string;
+  /** for `start`: the server URL and the principal the bridge relays as (absent over cleartext http) */
+  readonly url?: string;
+  readonly principal?: string;
 }
 
 /**
@@ -43,6 +62,12 @@ export interface BridgeOptions {
  */
 export function runBridge(options: BridgeOptions): Promise<number> {
   const log = options.log ?? stderrLog('mcp-mtls connect');
+  const emit =
+    options.logEvent ??
+    ((e: BridgeEvent) => {
+      log(e.message);
+      if (e.hint) log(`hint: ${e.hint}`);
+    });
   const stdin = options.stdin;
   const target = options.url ?? options.bundle.url;
   const allowInsecureLoopbackHttp = options.allowInsecureLoopbackHttp === true;
@@ -64,14 +89,20 @@ export function runBridge(options: BridgeOptions): Promise<number> {
     const report = (e: Error, prefix = '') => {
       if (reported.has(e)) return;
       reported.add(e);
-      log(`${prefix}${e.message}`);
-      if (isMtlsError(e) && e.hint) log(`hint: ${e.hint}`);
+      emit({
+        level: 'error',
+        event: e instanceof CertificateRefusedError ? 'refused' : 'error',
+        message: `${prefix}${e.message}`,
+        ...(isMtlsError(e) ? { code: e.code, ...(e.hint ? { hint: e.hint } : {}) } : {}),
+      });
     };
     http.onmessage = (m) => {
       reached = true;
-      void stdio.send(m).catch((e) => log(`cannot write to stdout: ${(e as Error).message}`));
+      void stdio.send(m).catch((e) => emit({ level: 'error', event: 'stdout', message: `cannot write to stdout: ${(e as Error).message}` }));
     };
     http.onerror = (e) => {
+      // closing aborts the SSE streams: the SDK reports that as "SSE stream disconnected: AbortError", which is no failure
+      if (finished) return;
       if (e instanceof CertificateRefusedError) {
         report(e);
         void finish(77);
@@ -88,13 +119,17 @@ export function runBridge(options: BridgeOptions): Promise<number> {
         else if (!reached && isMtlsError(e) && e.kind === 'unavailable') void finish(69);
       });
     };
-    stdio.onerror = (e) => log(`stdin: ${e.message}`);
+    stdio.onerror = (e) => emit({ level: 'error', event: 'error', message: `stdin: ${e.message}` });
     stdin.once('end', () => void finish(0));
     stdin.once('close', () => void finish(0));
     void http.start().then(() => stdio.start());
     // over http: the certificate is never presented: do not claim to relay as its principal
-    if (target !== undefined && new URL(target).protocol === 'http:') log(`warning: relaying stdio to ${target} in cleartext: no TLS, no client certificate, the server is not authenticated (development only)`);
-    else log(`relaying stdio to ${target} as ${options.bundle.identity?.principal ?? 'this certificate'}`);
-    for (const w of options.bundle.warnings) log(`warning: ${w}`);
+    if (target !== undefined && new URL(target).protocol === 'http:') {
+      emit({ level: 'warn', event: 'start', url: target, message: `warning: relaying stdio to ${target} in cleartext: no TLS, no client certificate, the server is not authenticated (development only)` });
+    } else {
+      const principal = options.bundle.identity?.principal;
+      emit({ level: 'info', event: 'start', ...(target !== undefined ? { url: target } : {}), ...(principal ? { principal } : {}), message: `relaying stdio to ${target} as ${principal ?? 'this certificate'}` });
+    }
+    for (const w of options.bundle.warnings) emit({ level: 'warn', event: 'warning', message: `warning: ${w}` });
   });
 }
