@@ -116,6 +116,17 @@ export interface Authenticator {
    *   server with `mtlsServerOptions`, or `captureHandshakes(server)` before it listens
    */
   authenticate(socket: TLSSocket): AuthResult;
+  /**
+   * The identity of a client certificate that a trusted proxy forwarded (DER), with the same
+   * reasons as {@link authenticate}: the TLS layer verified nothing here, so the chain is
+   * checked first, against the configured CA certificates only (`caCertificates`: the issuing
+   * CA must be among them and chain by signature to a configured root; every certificate on the
+   * way must be a CA within its validity), then the very checks a handshake certificate gets
+   * (identity profile, trust domains, tenant roots, expiry, revocation). Computed once per
+   * distinct certificate (a bounded cache keyed by the SHA-256 of its DER); expiry and
+   * revocation are re-checked on every call, against the revocation data in effect then.
+   */
+  authenticateCertificate(der: Uint8Array): AuthResult;
   /** Swaps in new revocation data; cached results are re-checked against it. */
   setRevocation(state: RevocationState): void;
 }
@@ -193,11 +204,11 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   // client's is checked for revocation under the key that signed it, however deep the hierarchy
   const isRoot = (c: (typeof cas)[number]) => roots.includes(c);
   const parentOf = (c: (typeof cas)[number]) => (isRoot(c) ? undefined : [...roots, ...cas.filter((p) => !isRoot(p))].find((p) => p !== c && c.x509.checkIssued(p.x509) && c.x509.verify(p.x509.publicKey)));
-  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string })[] = cas.map((c) => {
+  const issuers: (IssuerInfo & { key: crypto.KeyObject; nameHex: string; path: readonly (typeof cas)[number][] })[] = cas.map((c) => {
     const { x509, parsed } = c;
     const nameHex = parsed.subjectName.toString('hex');
     const caKey = caKeyOf(x509.raw);
-    if (isRoot(c)) return { caKey, key: x509.publicKey, nameHex, chain: [], rootFp: fp(x509.raw) };
+    if (isRoot(c)) return { caKey, key: x509.publicKey, nameHex, chain: [], rootFp: fp(x509.raw), path: [c] };
     const chain: { serial: string; issuerNameHex: string; issuerCaKey?: string }[] = [];
     const seen = new Set<(typeof cas)[number]>();
     let cur: (typeof cas)[number] | undefined = c;
@@ -210,7 +221,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     const top = cur && isRoot(cur) ? cur : undefined;
     const first = chain[0]!;
     const intermediate = { serial: first.serial, issuerNameHex: first.issuerNameHex, ...(chain.length === 1 && top ? { rootCaKey: caKeyOf(top.x509.raw) } : {}) };
-    return { caKey, key: x509.publicKey, nameHex, intermediate, chain, ...(top ? { rootFp: fp(top.x509.raw) } : {}) };
+    return { caKey, key: x509.publicKey, nameHex, intermediate, chain, ...(top ? { rootFp: fp(top.x509.raw) } : {}), path: [...seen, ...(top ? [top] : [])] };
   });
   // every configured certificate of one CA key (a renewed intermediate, or a cross-certificate
   // for that key by another root, even another tenant's): revoked on any of its paths is revoked,
@@ -287,11 +298,49 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
       if (critical) return failure('not_a_client_certificate', `unknown critical extension ${critical}`, fingerprint);
       return failure('unknown_ca', code || undefined, fingerprint);
     }
+    return identify(peer, fingerprint, false);
+  };
+
+  /**
+   * The chain check for a certificate no TLS handshake verified (a proxy forwarded it): what
+   * OpenSSL checks in the handshake, against the configured CA certificates. Its issuing CA must
+   * be among them (found by name and signature, as for revocation) and its path must reach a
+   * configured root; every certificate on the path must be a CA certificate within its
+   * validity, and the leaf within its own. The reasons are those OpenSSL's errors map to.
+   */
+  const chainCheck = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string): AuthResult | undefined => {
+    const nameHex = parsed.issuerName.toString('hex');
+    const issuer = issuerOf(peer, nameHex, fingerprint);
+    if (!issuer) {
+      if (issuers.some((i) => i.nameHex === nameHex)) return failure('invalid_signature', 'its signature does not verify with the key of the CA it names', fingerprint, parsed.serial);
+      return failure('unknown_ca', "its issuing CA is not among the server's CA certificates (a forwarded certificate is checked against the configured CA certificates only: list its intermediate there)", fingerprint, parsed.serial);
+    }
+    const info = issuers.find((i) => i === issuer)!;
+    if (!info.rootFp) return failure('unknown_ca', "its issuing CA does not chain to a configured root", fingerprint, parsed.serial);
+    const now = clock().getTime();
+    for (const ca of info.path) {
+      if (Date.parse(ca.x509.validTo) < now) return failure('certificate_expired', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} expired at ${new Date(ca.x509.validTo).toISOString()}`, fingerprint, parsed.serial);
+      if (Date.parse(ca.x509.validFrom) > now) return failure('certificate_not_yet_valid', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} is valid from ${new Date(ca.x509.validFrom).toISOString()}`, fingerprint, parsed.serial);
+      if (!ca.x509.ca) return failure('unknown_ca', `the configured certificate ${ca.x509.subject.replaceAll('\n', ', ')} that signed it is not a CA certificate`, fingerprint, parsed.serial);
+    }
+    if (parsed.notBefore.getTime() > now) return failure('certificate_not_yet_valid', `valid from ${parsed.notBefore.toISOString()}`, fingerprint, parsed.serial);
+    if (parsed.notAfter.getTime() < now) return failure('certificate_expired', `expired at ${parsed.notAfter.toISOString()}`, fingerprint, parsed.serial);
+    const critical = unknownCriticalExtension(peer.raw);
+    if (critical) return failure('not_a_client_certificate', `unknown critical extension ${critical}`, fingerprint, parsed.serial);
+    return undefined;
+  };
+
+  /** Everything after the chain check, for handshake and forwarded certificates alike. */
+  const identify = (peer: crypto.X509Certificate, fingerprint: string, forwarded: boolean): AuthResult => {
     let parsed;
     try {
       parsed = parseCertificate(peer.raw);
     } catch (e) {
       return failure('invalid_identity', (e as Error).message, fingerprint); // malformed, e.g. an extension twice
+    }
+    if (forwarded) {
+      const refused = chainCheck(peer, parsed, fingerprint);
+      if (refused) return refused;
     }
     try {
       checkClientCertificate(parsed);
@@ -318,7 +367,35 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     return { ok: true, identity, issuerNameHex, issuer: known };
   };
 
+  // forwarded certificates: computed once per distinct certificate (by the SHA-256 of its DER);
+  // a refusal that may pass later (not valid yet, revocation not known yet) is not kept
+  const forwarded = new IdleMap<string, AuthResult>({ idleMs: 3_600_000, max: 10_000 });
+  const computeForwarded = (der: Uint8Array, fingerprint: string): AuthResult => {
+    let peer: crypto.X509Certificate;
+    try {
+      peer = new crypto.X509Certificate(der);
+    } catch (e) {
+      return failure('invalid_identity', `the forwarded certificate cannot be read: ${(e as Error).message}`, fingerprint);
+    }
+    return identify(peer, fingerprint, true);
+  };
+
+  /** A cached identity still holds unless expired or revoked since: checked on every request. */
+  const current = (r: AuthResult): AuthResult => {
+    if (!r.ok) return r;
+    return lapsed(r) ?? r;
+  };
+
   return {
+    authenticateCertificate(der) {
+      const fingerprint = crypto.createHash('sha256').update(der).digest('hex');
+      let r = forwarded.get(fingerprint);
+      if (!r) {
+        r = computeForwarded(der, fingerprint);
+        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown')) forwarded.set(fingerprint, r);
+      }
+      return current(r);
+    },
     authenticate(socket) {
       let r = cache.get(socket);
       if (!r) {

@@ -1,12 +1,14 @@
 /**
  * x-forwarded-client-cert in Envoy's format (identity.md "Forwarded identity"): written by the
  * gateway for its upstream ({@link formatXfcc}); read by the upstream helper
- * (trust-forwarded.ts) only from the gateway.
+ * (trust-forwarded.ts) only from the gateway, and by servers behind Envoy from their trusted
+ * proxies ({@link readXfcc}, trusted-proxies.ts).
  */
 import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
 import { pemDecodeAll, pemEncode } from '../x509/pem.js';
 import type { Identity } from '../identity/identity.js';
+import { ForwardedValueError, leafAndChain, pemCertificates, percentDecode, readWith, singleLine, type ForwardedRead, type HeaderLines } from './forwarded-common.js';
 
 /** The header name, `x-forwarded-client-cert` (lowercase, as Node presents incoming headers). */
 export const XFCC = 'x-forwarded-client-cert';
@@ -45,3 +47,74 @@ export function xfccFirstElement(value: string): { cert?: Buffer; hash?: string 
   }
   return { ...(cert ? { cert } : {}), ...(h ? { hash: (h[1] as string).toLowerCase() } : {}) };
 }
+
+/** Splits on `sep` outside double quotes (a quoted value may hold `,`, `;`, `=` and `\"`). */
+function splitOutsideQuotes(text: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i] as string;
+    if (quoted && c === '\\' && i + 1 < text.length) {
+      cur += c + (text[++i] as string);
+      continue;
+    }
+    if (c === '"') quoted = !quoted;
+    if (c === sep && !quoted) {
+      out.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (quoted) throw new ForwardedValueError(`${XFCC} has an unterminated quoted value (truncated?)`);
+  out.push(cur);
+  return out;
+}
+
+/**
+ * Reads x-forwarded-client-cert as a proxy (Envoy, Istio's gateway, this project's gateway) sends
+ * it for the certificate of the TLS connection it ended: one element (Envoy's
+ * `forward_client_cert_details: SANITIZE_SET`; several elements mean the proxy appended to a
+ * header from downstream, refused), keys case-insensitive, each at most once, `Cert=` the
+ * URL-encoded PEM (required: `set_current_client_cert_details: { cert: true }`), `Hash=` the
+ * SHA-256 of its DER (checked when present), `Chain=` the URL-encoded PEM chain (its first
+ * certificate must be `Cert`).
+ */
+export function readXfcc(headers: HeaderLines): ForwardedRead {
+  return readWith(() => {
+    const value = singleLine(headers, XFCC);
+    if (value === undefined) return { kind: 'absent' };
+    const elements = splitOutsideQuotes(value, ',');
+    if (elements.length > 1) throw new ForwardedValueError(`${XFCC} has ${elements.length} elements: the proxy appended to a header from downstream; configure it to replace the header (Envoy: forward_client_cert_details: SANITIZE_SET)`);
+    const pairs = new Map<string, string>();
+    for (const pair of splitOutsideQuotes(elements[0] as string, ';')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new ForwardedValueError(`${XFCC} has a part that is not key=value`);
+      const key = pair.slice(0, eq).trim().toLowerCase();
+      let v = pair.slice(eq + 1).trim();
+      if (v.startsWith('"')) {
+        if (!v.endsWith('"') || v.length < 2) throw new ForwardedValueError(`${XFCC} ${key} has a broken quoted value`);
+        v = v.slice(1, -1).replace(/\\"/g, '"');
+      }
+      if (pairs.has(key)) throw new ForwardedValueError(`${XFCC} has ${key}= twice`);
+      pairs.set(key, v);
+    }
+    const cert = pairs.get('cert');
+    if (cert === undefined) throw new ForwardedValueError(`${XFCC} has no Cert= (Envoy: set_current_client_cert_details: { cert: true })`);
+    const { leaf } = leafAndChain(pemCertificates(percentDecodeXfcc(cert, 'Cert'), `${XFCC} Cert`), `${XFCC} Cert`, false);
+    const hash = pairs.get('hash');
+    if (hash !== undefined) {
+      const actual = crypto.createHash('sha256').update(leaf).digest('hex');
+      if (hash.toLowerCase() !== actual) throw new ForwardedValueError(`${XFCC} Hash ${hash} is not the SHA-256 of its Cert (${actual})`);
+    }
+    const chainText = pairs.get('chain');
+    let chain: Buffer[] = [];
+    if (chainText !== undefined) {
+      const all = pemCertificates(percentDecodeXfcc(chainText, 'Chain'), `${XFCC} Chain`);
+      if (!all[0]?.equals(leaf)) throw new ForwardedValueError(`${XFCC} Chain does not start with its Cert`);
+      chain = all.slice(1);
+    }
+    return { kind: 'certificate', certs: leafAndChain([leaf, ...chain], `${XFCC} Chain`, true) };
+  });
+}
+
+const percentDecodeXfcc = (v: string, key: string) => percentDecode(v, `${XFCC} ${key}`);
