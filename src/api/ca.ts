@@ -11,6 +11,7 @@ export { Authority, type AuthorityOptions, type PassphraseProvider, type ClientR
 export { initCa, type InitOptions, type InitResult } from '../ca/init.js';
 export { revokeCertificate, writeCrls, crlStatus, type RevokeResult, type CrlRunResult } from '../ca/revocation.js';
 export { renewCertificate, type RenewOptions } from '../ca/renewal.js';
+export { tidyIndex, tidyPlan, DEFAULT_TIDY_RETENTION, type TidyOptions, type TidyReport } from '../ca/tidy.js';
 export { listCertificates, type CertificateEntry, type CertificateStatus, type ListFilter } from '../ca/list.js';
 export { inspectCertificate, type InspectReport, type InspectContext } from '../ca/inspect.js';
 export { loadCaConfig, type CaConfig } from '../ca/config.js';

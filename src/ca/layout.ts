@@ -32,6 +32,8 @@ export function caLayout(dir: string) {
     lock: path.join(root, 'store'),
     /** the issuance in progress: lets the next transaction finish or undo one a crash cut short */
     pending: path.join(root, 'pending.json'),
+    /** serials whose records `tidy` removed: never used again (one JSON string a line) */
+    retired: path.join(root, 'retired.jsonl'),
   };
 }
 

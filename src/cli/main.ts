@@ -13,6 +13,7 @@ import { registerClient } from './client.js';
 import { registerGateway } from './gateway.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
+import { registerTidy } from './tidy.js';
 import { EXIT, reportError } from './io.js';
 import { VERSION } from '../version.js';
 
@@ -44,6 +45,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerCsr(program);
   registerRevocation(program);
   registerLifecycle(program, ca);
+  registerTidy(program);
   registerServe(ca);
   registerToken(program);
   registerBundle(program);

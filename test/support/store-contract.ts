@@ -11,6 +11,8 @@ import { Authority } from '../../src/ca/authority.js';
 import { buildCrl } from '../../src/ca/crl-signing.js';
 import { initCa } from '../../src/ca/init.js';
 import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
+import { renewCertificate } from '../../src/ca/renewal.js';
+import { tidyIndex } from '../../src/ca/tidy.js';
 import type { EnrollmentToken, Store } from '../../src/ca/store/store.js';
 import { isMtlsError } from '../../src/errors.js';
 import { parseCrl } from '../../src/x509/crl.js';
@@ -208,5 +210,66 @@ export function storeContract(t: ContractTarget): void {
     const crl = parseCrl((await store.readCrl('intermediate'))!);
     assert.equal(crl.number, numbers.at(-1));
     assert.deepEqual(new Set(crl.entries.map((e) => e.serial)), new Set(serials.slice(0, 8)));
+  });
+
+  test(`${t.name}: tidy removes expired and superseded records past the retention, keeps what a CRL or a renewal chain needs, never reuses a serial`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const ca = Authority.open(dir, { store });
+    const H = 3600_000;
+    const D = 24 * H;
+    const a = await ca.issueClient({ ...user('a'), ttlMs: H }); // expires, never renewed
+    const b = await ca.issueClient({ ...user('b'), ttlMs: H }); // renewed twice: b, b2 superseded
+    const b2 = (await renewCertificate(ca, b.record.serial, { ttlMs: H })).issued;
+    const b3 = (await renewCertificate(ca, b2.record.serial, { ttlMs: 10 * D })).issued;
+    const c = await ca.issueClient({ ...user('c'), ttlMs: H }); // revoked, then expired: no CRL lists it
+    await revokeCertificate(ca, c.record.serial, 'keyCompromise');
+    const d = await ca.issueClient({ ...user('d'), ttlMs: 10 * D }); // revoked and still valid: the CRL must list it
+    await revokeCertificate(ca, d.record.serial, 'keyCompromise');
+    const f = await ca.issueClient({ ...user('f'), ttlMs: 10 * D }); // valid; its renewal expires first
+    const f2 = (await renewCertificate(ca, f.record.serial, { ttlMs: H })).issued;
+    const fresh = await ca.issueClient({ ...user('g'), ttlMs: 30 * H }); // expired, but within the retention below
+    const before = await store.readIndex();
+    assert.equal(before.length, 11);
+
+    // two days later, with one day of retention: the 1 h certificates expired 47 h ago
+    const at = new Date(Date.now() + 2 * D);
+    const later = Authority.open(dir, { store, now: () => at });
+    const dry = await tidyIndex(later, { olderThanMs: D, dryRun: true });
+    assert.deepEqual(await store.readIndex(), before, 'a dry run changes nothing');
+    const report = await tidyIndex(later, { olderThanMs: D });
+    assert.deepEqual({ ...dry, dryRun: false }, report, 'the dry run said what the run did');
+    const gone = [a, b, b2, c].map((x) => x.record.serial);
+    assert.deepEqual(new Set(report.serials), new Set(gone));
+    assert.deepEqual(report.removed, { expired: 2, superseded: 2, revocations: 1 });
+    assert.deepEqual(report.kept, { chain: 1 }, `f2 stays while f (valid) stays: ${f2.record.serial}`);
+    assert.equal(report.recordsBefore, 11);
+    assert.equal(report.recordsAfter, 6);
+    const after = await store.readIndex();
+    assert.deepEqual(after, before.filter((r) => !gone.includes(r.serial)), 'the rest unchanged, in order');
+    for (const s of gone) assert.equal(await store.readIssued(s), undefined);
+    for (const x of [b3, d, f, f2, fresh]) assert.deepEqual(await store.readIssued(x.record.serial), x.der);
+    assert.ok(after.some((r) => r.op === 'revoke' && r.serial === d.record.serial), 'the revocation a CRL needs stays');
+    assert.equal(new Set(after.map((r) => r.serial)).has(fresh.record.serial), true, 'within the retention: kept');
+    await writeCrls(later, {});
+    assert.deepEqual(parseCrl((await store.readCrl('intermediate'))!).entries.map((e) => e.serial), [d.record.serial]);
+    const audit = (await store.readAudit()).filter((e) => e.event === 'ca.tidy');
+    assert.equal(audit.length, 1);
+    assert.deepEqual(audit[0]!.removed, report.removed);
+    // the serials are retired: taken for ever
+    await store.transaction(async (tx) => {
+      for (const s of gone) assert.equal(await tx.serialExists(s), true, `serialExists(${s}) after tidy`);
+    });
+    await assert.rejects(
+      store.transaction((tx) => tx.commitIssued([{ record: { ...a.record, id: 'again' }, der: a.der }], [])),
+      (e) => isMtlsError(e, 'SERIAL_TAKEN'),
+    );
+    await assert.rejects(renewCertificate(later, a.record.serial), (e) => isMtlsError(e, 'NOT_FOUND'));
+    // nothing more to do: a second run removes nothing and writes no audit line
+    const again = await tidyIndex(later, { olderThanMs: D });
+    assert.deepEqual(again.serials, []);
+    assert.equal((await store.readAudit()).filter((e) => e.event === 'ca.tidy').length, 1);
+    // a retention longer than anything: nothing goes
+    assert.deepEqual((await tidyIndex(later, { olderThanMs: 30 * D })).serials, []);
   });
 }

@@ -7,6 +7,10 @@
  * commit point), then the audit line. A crash before the index line leaves an unlisted
  * certificate file whose serial is still never reused (serialExists looks at issued/).
  *
+ * `tidy` (removeRecords) follows the same pattern with its own journal (tidy-pending.json): the
+ * serials are retired first (retired.jsonl: serialExists stays true for them), then the index is
+ * rewritten atomically without them (the commit point), then their files and the audit line go.
+ *
  * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock); the next
  * CRL number is one more than the stored CRL's (the lock makes that safe across processes).
  */
@@ -16,7 +20,7 @@ import { MtlsError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../util/lock.js';
 import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
-import { appendLines, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
+import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
 import { renewalOfIndex, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
 
@@ -26,7 +30,8 @@ export interface FsStoreOptions {
   waitMs?: number;
   /**
    * Fault injection for the crash tests: the process kills itself (SIGKILL) when it reaches
-   * this point of a commit. Points: after-journal, after-files, after-index, after-audit.
+   * this point of a commit. Points: after-journal, after-files, after-index, after-audit; of
+   * removeRecords: tidy-after-journal, tidy-after-index.
    */
   crashAt?: string;
 }
@@ -42,10 +47,12 @@ export class FsStore implements Store {
   readonly #waitMs: number;
   readonly #crashAt: string | undefined;
   readonly #tokens: string;
+  readonly #tidyPending: string;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
     this.layout = caLayout(dir);
     this.#tokens = path.join(this.layout.dir, 'tokens.json');
+    this.#tidyPending = path.join(this.layout.dir, 'tidy-pending.json');
     this.#waitMs = options.waitMs ?? 60_000;
     this.#crashAt = options.crashAt;
   }
@@ -60,6 +67,7 @@ export class FsStore implements Store {
     const lock = await acquireLock(`${this.layout.lock}.lock`, { waitMs: this.#waitMs });
     try {
       if (fs.existsSync(this.layout.pending)) this.#recover();
+      if (fs.existsSync(this.#tidyPending)) this.#recoverTidy();
       return await fn(this.#tx(lock));
     } finally {
       lock.release();
@@ -71,11 +79,12 @@ export class FsStore implements Store {
     const point = (name: string) => {
       if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
     };
+    let retired: Set<string> | undefined;
     return {
-      serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)),
+      serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)) || (retired ??= this.#readRetired()).has(serial),
       commitIssued: async (items, audit) => {
         lock.assertHeld();
-        const taken = items.find((i) => fs.existsSync(layout.issuedCert(i.record.serial)));
+        const taken = items.find((i) => fs.existsSync(layout.issuedCert(i.record.serial)) || (retired ??= this.#readRetired()).has(i.record.serial));
         if (taken) throw new MtlsError('SERIAL_TAKEN', `serial ${taken.record.serial} is taken`, { hint: 'issue again' });
         fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
         // a journal first, so that a crash at any point below is finished or undone by the
@@ -126,7 +135,53 @@ export class FsStore implements Store {
         return { token };
       },
       nextCrlNumber: async (which) => nextCrlNumber(this.#readCrl(which)),
+      removeRecords: async (serials, audit) => {
+        lock.assertHeld();
+        if (serials.length === 0) return;
+        // the journal, then the serials retired (durably, before any record goes: never reused),
+        // then the index without them (one atomic rename: the commit point), then #finishTidy
+        writeFileAtomic(this.#tidyPending, JSON.stringify({ serials, audit }), { mode: MODES.record });
+        point('tidy-after-journal');
+        const known = this.#readRetired();
+        appendLines(layout.retired, serials.filter((x) => !known.has(x)).map((x) => JSON.stringify(x)), MODES.record);
+        retired = undefined;
+        const gone = new Set(serials);
+        const kept = this.#readIndex().filter((r) => !gone.has(r.serial));
+        writeFileAtomic(layout.index, kept.map((r) => `${JSON.stringify(r)}\n`).join(''), { mode: MODES.record });
+        point('tidy-after-index');
+        this.#finishTidy(serials, audit);
+      },
     };
+  }
+
+  /** After the index no longer lists them: the certificate files, the audit line, the journal. */
+  #finishTidy(serials: readonly string[], audit: AuditEvent | undefined): void {
+    for (const x of serials) fs.rmSync(this.layout.issuedCert(x), { force: true });
+    fsyncDir(this.layout.issuedDir);
+    if (audit) appendLines(this.layout.audit, [JSON.stringify(audit)], MODES.record);
+    fs.rmSync(this.#tidyPending, { force: true });
+  }
+
+  /**
+   * Finishes or forgets a tidy a crash interrupted: when the index still lists one of its serials,
+   * the commit point was not reached and nothing visible changed (the retired serials stay retired:
+   * harmless, they were in use); otherwise its files and audit line are finished.
+   */
+  #recoverTidy(): void {
+    let pending: { serials: string[]; audit: AuditEvent };
+    try {
+      pending = JSON.parse(fs.readFileSync(this.#tidyPending, 'utf8'));
+    } catch {
+      fs.rmSync(this.#tidyPending, { force: true }); // torn before its rename: nothing else was written
+      return;
+    }
+    const listed = new Set(this.#readIndex().map((r) => r.serial));
+    if (pending.serials.some((x) => listed.has(x))) fs.rmSync(this.#tidyPending, { force: true });
+    else this.#finishTidy(pending.serials, pending.audit);
+  }
+
+  #readRetired(): Set<string> {
+    return new Set(readJsonLines<string>(this.layout.retired));
   }
 
   /** Everything the folder holds, read under the lock (after finishing any interrupted commit): for `ca export`. */
@@ -141,7 +196,8 @@ export class FsStore implements Store {
         issued.push({ serial: r.serial, der });
       }
       const [root, intermediate] = [this.#readCrl('root'), this.#readCrl('intermediate')];
-      return { index, issued, audit: this.#readAudit(), crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens: this.#readTokens() };
+      const retired = [...this.#readRetired()];
+      return { index, issued, audit: this.#readAudit(), crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens: this.#readTokens(), ...(retired.length ? { retired } : {}) };
     });
   }
 
@@ -159,7 +215,7 @@ export class FsStore implements Store {
       }
       // serials name files: one from a database that is not a lowercase hex serial (`../root`)
       // would write outside issued/ (over root.crt, the trust anchor bundles hand out)
-      const bad = [...data.issued.map((c) => c.serial), ...data.index.map((r) => r.serial)].find((x) => !/^[0-9a-f]{1,40}$/.test(x));
+      const bad = [...data.issued.map((c) => c.serial), ...data.index.map((r) => r.serial), ...(data.retired ?? [])].find((x) => !/^[0-9a-f]{1,40}$/.test(x));
       if (bad !== undefined) throw new MtlsError('STORE_CORRUPT', `the store holds a serial that is not a certificate serial: ${JSON.stringify(bad.slice(0, 60))}`, { hint: 'nothing was imported; check who can write to the database' });
       fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
       fs.mkdirSync(layout.crlDir, { recursive: true, mode: 0o755 });
@@ -176,6 +232,8 @@ export class FsStore implements Store {
       if (data.tokens.length > 0) writeFileAtomic(this.#tokens, JSON.stringify(data.tokens, null, 1) + '\n', { mode: MODES.record });
       else fs.rmSync(this.#tokens, { force: true });
       const lines = (items: readonly unknown[]) => items.map((x) => `${JSON.stringify(x)}\n`).join('');
+      if (data.retired?.length) writeFileAtomic(layout.retired, lines(data.retired), { mode: MODES.record });
+      else fs.rmSync(layout.retired, { force: true });
       writeFileAtomic(layout.audit, lines(data.audit), { mode: MODES.record });
       writeFileAtomic(layout.index, lines(data.index), { mode: MODES.record });
     });

@@ -16,6 +16,7 @@ export class MemoryStore implements Store {
   readonly #crls = new Map<CrlName, Buffer>();
   readonly #tokens: StoredToken[] = [];
   readonly #crlNumbers = new Map<CrlName, bigint>();
+  readonly #retired = new Set<string>();
   #tail: Promise<unknown> = Promise.resolve();
 
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
@@ -29,10 +30,10 @@ export class MemoryStore implements Store {
 
   #tx(): StoreTransaction {
     return {
-      serialExists: async (serial) => this.#issued.has(serial),
+      serialExists: async (serial) => this.#issued.has(serial) || this.#retired.has(serial),
       commitIssued: async (items, audit) => {
         for (const { record } of items) {
-          if (this.#issued.has(record.serial)) throw new MtlsError('SERIAL_TAKEN', `serial ${record.serial} is taken`);
+          if (this.#issued.has(record.serial) || this.#retired.has(record.serial)) throw new MtlsError('SERIAL_TAKEN', `serial ${record.serial} is taken`);
         }
         for (const { record, der } of items) this.#issued.set(record.serial, Buffer.from(der));
         this.#index.push(...items.map((i) => i.record));
@@ -73,6 +74,16 @@ export class MemoryStore implements Store {
         const next = (written > drawn ? written : drawn) + 1n;
         this.#crlNumbers.set(which, next);
         return next;
+      },
+      removeRecords: async (serials, audit) => {
+        if (serials.length === 0) return;
+        const gone = new Set(serials);
+        for (const x of serials) {
+          this.#retired.add(x);
+          this.#issued.delete(x);
+        }
+        this.#index.splice(0, this.#index.length, ...this.#index.filter((r) => !gone.has(r.serial)));
+        this.#audit.push(audit);
       },
     };
   }

@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 export const MIGRATIONS: readonly string[] = [
@@ -60,6 +60,13 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE tokens ADD COLUMN used_for text;
   CREATE INDEX certificates_renewed_from ON certificates ((record->>'renewedFrom'));
+  `,
+  // 3: serials whose records `tidy` removed: never issued again
+  `
+  CREATE TABLE retired_serials (
+    serial text PRIMARY KEY,
+    retired_at timestamptz NOT NULL DEFAULT now()
+  );
   `,
 ];
 

@@ -48,9 +48,11 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     await c.query('INSERT INTO audit (event) SELECT e FROM unnest($1::json[]) WITH ORDINALITY AS t(e, i) ORDER BY i', [events.map((e) => JSON.stringify(e))]);
   };
   return {
-    serialExists: async (serial) => (await c.query('SELECT 1 FROM certificates WHERE serial = $1', [serial])).rowCount !== 0,
+    serialExists: async (serial) => (await c.query('SELECT 1 FROM certificates WHERE serial = $1 UNION ALL SELECT 1 FROM retired_serials WHERE serial = $1', [serial])).rowCount !== 0,
     commitIssued: async (items, audit) => {
       if (items.length === 0) return insertAudit(audit);
+      const retired = await c.query<{ serial: string }>('SELECT serial FROM retired_serials WHERE serial = ANY($1::text[])', [items.map((i) => i.record.serial)]);
+      if (retired.rows[0]) throw new MtlsError('SERIAL_TAKEN', `serial ${retired.rows[0].serial} was used before (its record was tidied)`, { hint: 'issue again' });
       try {
         // certificates and their audit events in one statement (one round trip)
         await c.query(
@@ -125,6 +127,14 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
       const r = await c.query<{ used_at: Date | null }>('SELECT used_at FROM tokens WHERE hash = $1', [hash]);
       if (!r.rows[0]) return { refused: 'unknown' };
       return { refused: r.rows[0].used_at ? 'used' : 'expired' };
+    },
+    removeRecords: async (serials, audit) => {
+      if (serials.length === 0) return;
+      await lockCrl(); // serialised with revocation and CRL signing
+      await c.query('INSERT INTO retired_serials (serial) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [serials]);
+      await c.query('DELETE FROM revocations WHERE serial = ANY($1::text[])', [serials]);
+      await c.query('DELETE FROM certificates WHERE serial = ANY($1::text[])', [serials]);
+      await insertAudit([audit]);
     },
     nextCrlNumber: async (which) => {
       await lockCrl();

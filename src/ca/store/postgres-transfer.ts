@@ -20,8 +20,9 @@ export async function readSnapshot(pool: pg.Pool, url: string): Promise<StoreSna
     const audit = (await c.query<{ event: AuditEvent }>('SELECT event FROM audit ORDER BY ord')).rows.map((x) => x.event);
     const [root, intermediate] = [await readCrlWith(c, 'root'), await readCrlWith(c, 'intermediate')];
     const tokens = (await c.query<TokenRow>('SELECT token, used_at, used_for FROM tokens ORDER BY ord')).rows.map(storedToken);
+    const retired = (await c.query<{ serial: string }>('SELECT serial FROM retired_serials ORDER BY retired_at, serial')).rows.map((r) => r.serial);
     await c.query('COMMIT');
-    return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens };
+    return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens, ...(retired.length ? { retired } : {}) };
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw storeError(url, e);
@@ -41,7 +42,8 @@ export async function writeSnapshot(pool: pg.Pool, url: string, data: StoreSnaps
     await c.query('BEGIN');
     await c.query('SELECT pg_advisory_xact_lock($1)', [LOCK_CRL.toString()]);
     // TRUNCATE fires no row trigger: the append-only rule guards single rows, --replace is explicit
-    if (replace) await c.query('TRUNCATE certificates, revocations, audit, crls, tokens');
+    if (replace) await c.query('TRUNCATE certificates, revocations, audit, crls, tokens, retired_serials');
+    if (data.retired?.length) await c.query('INSERT INTO retired_serials (serial) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING', [data.retired]);
     const tx = transactionOps(c);
     const ders = new Map(data.issued.map((i) => [i.serial, i.der]));
     // index records in their order: runs of issue records go in one statement

@@ -114,6 +114,13 @@ export interface StoreTransaction {
   consumeToken(hash: string, now: Date, serial?: string): Promise<TokenConsumeResult>;
   /** the number of the next CRL of this CA: strictly increasing, never reused, across processes */
   nextCrlNumber(which: CrlName): Promise<bigint>;
+  /**
+   * removes the index records (issuance and revocation) and the stored certificates of these
+   * serials, and retires the serials: `serialExists` stays true for them, so a serial is never
+   * issued again. All or nothing: the store never shows half of it (`tidy`, see ca/tidy.ts, which
+   * decides what may go). In a database store it serialises with revocation and CRL signing.
+   */
+  removeRecords(serials: readonly string[], audit: AuditEvent): Promise<void>;
 }
 
 /** Which CA a CRL is of: the root's (revokes intermediates) or the intermediate's (revokes leaves). */
@@ -150,6 +157,8 @@ export interface StoreSnapshot {
   readonly audit: readonly AuditEvent[];
   readonly crls: { readonly root?: Uint8Array; readonly intermediate?: Uint8Array };
   readonly tokens: readonly StoredToken[];
+  /** serials whose records `tidy` removed, never to be issued again (absent: none) */
+  readonly retired?: readonly string[];
 }
 
 /** {@link StoreTransaction.renewalOf} over index records (folder and memory stores: the transaction holds the store's lock). */
