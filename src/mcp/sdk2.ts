@@ -4,8 +4,10 @@ import { createMcpHandler, McpServer, type ServerOptions } from '@modelcontextpr
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/server/validators/ajv';
 import type { Identity } from '../identity/identity.js';
-import { currentPolicyOf, type McpAdapterOptions } from './adapter-options.js';
+import { currentPolicyOf, refusedByEndpoint, type McpAdapterOptions } from './adapter-options.js';
+import { hostCheck } from './host-check.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
+import { callerBus, type CallerNotifier } from './caller-bus.js';
 import { gateMcpBody } from './gate.js';
 import { hiddenAnswerFor } from './hidden-targets.js';
 import { PER_CALLER_CACHEABLE } from './results.js';
@@ -59,11 +61,16 @@ function privateCacheHints(hints: ServerOptions['cacheHints']): ServerOptions['c
  * The handler needs `req.auth` as {@link createMtlsServer} (or the middleware) sets it, and
  * throws a plain Error without it.
  *
- * @returns the handler, with `close()` (closes the SDK handler)
+ * Tools, prompts and resources that change publish it with `notify` (2026-07-28 clients
+ * receive it on their `subscriptions/listen` stream), per caller: `notify.toolsChanged(['deploy'])`
+ * reaches only callers who may see `deploy` (see {@link CallerNotifier}).
+ *
+ * @returns the handler, with `notify` (list_changed and resource updates, per caller) and `close()` (closes the SDK handler)
  */
-export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { close(): Promise<void> } {
+export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { close(): Promise<void>; notify: CallerNotifier } {
   const currentPolicy = currentPolicyOf(options);
   const whoamiName = whoamiToolName(options.whoami);
+  const listen = callerBus(currentPolicy, options.onerror);
   const mcp = createMcpHandler(
     async (ctx) => {
       const identity = (ctx.authInfo?.extra as { identity?: Identity } | undefined)?.identity;
@@ -75,19 +82,22 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
       if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
       return server;
     },
-    { legacy: 'stateless', ...(options.onerror ? { onerror: options.onerror } : {}), ...(options.maxBodyBytes ? { maxRequestBodySize: options.maxBodyBytes } : {}) },
+    { legacy: 'stateless', bus: listen.bus, ...(options.onerror ? { onerror: options.onerror } : {}), ...(options.maxBodyBytes ? { maxRequestBodySize: options.maxBodyBytes } : {}) },
   );
   const hiddenAnswer = hiddenAnswerFor('sdk2');
   const node = toNodeHandler(mcp, { ...(options.maxBodyBytes ? { maxRequestBodySize: options.maxBodyBytes } : {}), ...(options.onerror ? { onerror: options.onerror } : {}) });
 
+  const refused = refusedByEndpoint(options, hostCheck(options));
   const handler = async (req: MtlsRequest, res: ServerResponse) => {
     const auth = req.auth;
     if (!auth) throw new Error('createMcpSdk2Handler needs createMtlsServer (req.auth is not set)');
+    // the configured path only; a foreign Host or Origin is refused (DNS rebinding: host-check.ts)
+    if (refused(req, res)) return;
     const identity = auth.extra.identity;
     const policy = currentPolicy();
     auth.scopes = [...policy.scopesOf(identity)];
     keepPrivate(res); // answers differ per caller
-    if (req.method !== 'POST') return node(req as never, res as never);
+    if (req.method !== 'POST') return listen.run(identity, () => node(req as never, res as never));
     const read = await readJsonBody(req, options.maxBodyBytes);
     if (!read.ok) return sendJson(res, read.status, read.body);
     // who answers a hidden target: the decision table (hidden-targets.ts)
@@ -95,7 +105,8 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
     // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)
     if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
-    return node(req as never, res as never, gate.body);
+    // a listen stream opened by this request belongs to this caller (caller-bus.ts)
+    return listen.run(identity, () => node(req as never, res as never, gate.body));
   };
-  return Object.assign(handler, { close: () => mcp.close() });
+  return Object.assign(handler, { close: () => mcp.close(), notify: listen.notify });
 }

@@ -1,0 +1,101 @@
+/**
+ * The SDK 2.x adapter's change notifications (2026-07-28 `subscriptions/listen`) with the real
+ * 2.x client: `handler.notify` reaches the listen streams, per caller: a change named by what
+ * changed reaches only callers who may see it; resource updates only callers who may read.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { McpServer } from '@modelcontextprotocol/server';
+import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
+import { policyFromText } from '../../src/policy/compile.js';
+import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { bundleOf, TEST_POLICY } from '../support/mcp.js';
+import { makePki } from '../support/pki.js';
+
+function build(server: McpServer) {
+  server.registerTool('deploy', { description: 'deploy' }, async () => ({ content: [{ type: 'text' as const, text: 'deployed' }] }));
+  server.registerTool('search', { description: 'search' }, async () => ({ content: [{ type: 'text' as const, text: 'results' }] }));
+  server.registerPrompt('greet', { description: 'a greeting' }, async () => ({ messages: [{ role: 'user' as const, content: { type: 'text' as const, text: 'hello' } }] }));
+  server.registerResource('handbook', 'docs://handbook', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'the handbook' }] }));
+  server.registerResource('payroll', 'hr://payroll', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'salaries' }] }));
+}
+
+let server: MtlsServer;
+let url: string;
+let clients: Record<string, { cert: string; key: string; ca: string }>;
+let handler: ReturnType<typeof createMcpSdk2Handler>;
+let policy = policyFromText(TEST_POLICY);
+
+before(async () => {
+  const pki = await makePki();
+  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
+  const issue = async (args: string[]) => {
+    const r = await pki.issue(['issue', 'client', ...args]);
+    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
+  };
+  clients = { alice: await issue(['--user', 'alice', '--team', 'sre', '--role', 'admin']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
+  handler = createMcpSdk2Handler({ serverInfo: { name: 'sdk2-notify', version: '1.0.0' }, build, policy: () => policy, serverOptions: { capabilities: { resources: { subscribe: true } } } });
+  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+});
+after(async () => {
+  await handler.close();
+  server.closeAllConnections();
+  server.close();
+});
+
+/** a 2.x client listening for every change; `heard` lists what reached it */
+async function listener(files: { cert: string; key: string; ca: string }, resources: string[]) {
+  const agent = createMtlsAgent(bundleOf(files));
+  const client = new Client({ name: 'notify-test', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: createMtlsFetch(agent) as typeof fetch }));
+  const heard: string[] = [];
+  client.setNotificationHandler('notifications/tools/list_changed', () => void heard.push('tools'));
+  client.setNotificationHandler('notifications/prompts/list_changed', () => void heard.push('prompts'));
+  client.setNotificationHandler('notifications/resources/list_changed', () => void heard.push('resources'));
+  client.setNotificationHandler('notifications/resources/updated', (n) => void heard.push(`updated ${n.params.uri}`));
+  const sub = await client.listen({ toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true, ...(resources.length ? { resourceSubscriptions: resources } : {}) });
+  return { heard, sub, close: async () => { await sub.close(); await client.close(); await agent.close(); } };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+test('notify reaches 2.x listen streams, each caller told only of what they may see', async () => {
+  assert.equal(typeof handler.notify?.toolsChanged, 'function', 'the adapter exposes no notify');
+  const alice = await listener(clients.alice!, ['docs://handbook']);
+  const bob = await listener(clients.bob!, ['docs://handbook']);
+  try {
+    handler.notify.toolsChanged(['deploy']); // alice (sre) may see deploy, bob may not
+    await settle();
+    assert.deepEqual(alice.heard, ['tools']);
+    assert.deepEqual(bob.heard, []);
+    handler.notify.toolsChanged(['search', 'deploy']);
+    handler.notify.promptsChanged(['greet']);
+    handler.notify.resourcesChanged(['hr://payroll']); // nobody may read payroll
+    handler.notify.resourceUpdated('docs://handbook');
+    await settle();
+    assert.deepEqual(alice.heard, ['tools', 'tools', 'prompts', 'updated docs://handbook']);
+    assert.deepEqual(bob.heard, ['tools', 'prompts', 'updated docs://handbook']);
+    handler.notify.toolsChanged(); // nothing named: everyone who listens
+    await settle();
+    assert.equal(alice.heard.at(-1), 'tools');
+    assert.equal(bob.heard.at(-1), 'tools');
+    // the policy in force when the change is published decides: the handbook taken from bob
+    policy = policyFromText(TEST_POLICY.replace('resources: ["docs://**"]', 'resources: ["none://nothing"]') + `
+  - id: sre-docs
+    subjects: { teams: [sre] }
+    resources: ["docs://**"]
+`);
+    handler.notify.resourceUpdated('docs://handbook');
+    await settle();
+    assert.equal(alice.heard.filter((h) => h.startsWith('updated')).length, 2);
+    assert.equal(bob.heard.filter((h) => h.startsWith('updated')).length, 1);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
