@@ -5,6 +5,8 @@ import path from 'node:path';
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
+import { decodeBasicConstraints, decodeExtKeyUsage, parseCertificate } from '../x509/certificate.js';
+import { OID } from '../x509/oids.js';
 import { readPkcs12 } from '../x509/pkcs12.js';
 import { pemDecodeAll } from '../x509/pem.js';
 import { parseBundleProfile } from './profile.js';
@@ -51,6 +53,46 @@ function invalid(file: string, message: string, cause?: unknown, problem?: Bundl
   return new MtlsError('BUNDLE_INVALID', `${file}: ${message}`, { cause, hint: 'make the bundle again with `mcp-mtls bundle`', ...(problem ? { details: { problem } } : {}) });
 }
 
+/**
+ * A warning when `leaf` is not a client certificate (a server or CA certificate: no clientAuth
+ * in its extKeyUsage, or cA TRUE), saying what to do; undefined for a client certificate.
+ * `label` names it (a file or a serial).
+ */
+export function clientCertificateWarning(leaf: Buffer, label: string): string | undefined {
+  let cert;
+  try {
+    cert = parseCertificate(leaf);
+  } catch {
+    return undefined; // unreadable: the checks that follow say so
+  }
+  const eku = cert.extensions.get(OID.extKeyUsage);
+  const purposes = eku ? decodeExtKeyUsage(eku.value) : undefined;
+  const bc = cert.extensions.get(OID.basicConstraints);
+  const what = bc && decodeBasicConstraints(bc.value).ca
+    ? 'a CA certificate (basicConstraints cA TRUE)'
+    : purposes && !purposes.includes(OID.clientAuth)
+      ? purposes.includes(OID.serverAuth) ? 'a server certificate (extKeyUsage serverAuth, no clientAuth)' : 'not a client certificate (no clientAuth in its extKeyUsage)'
+      : undefined;
+  return what && `${label} is ${what}: mcp-mtls servers refuse it from a client (not_a_client_certificate); issue a client certificate (\`mcp-mtls issue client --user ID\`) and bundle that`;
+}
+
+/**
+ * A warning when the file holding a private key can be read or written by other users (POSIX
+ * mode & 0o077), with the chmod that fixes it; undefined otherwise (and on Windows, whose modes
+ * say nothing). `what` names it in the sentence ("the private key FILE", "the private key in FILE").
+ */
+export function keyFileModeWarning(file: string, what = `the private key ${file}`): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode & 0o777;
+  } catch {
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  return `${what} can be read by other users (mode 0${mode.toString(8)}): run \`chmod 600 ${file}\``;
+}
+
 async function needPassphrase(options: LoadBundleOptions, file: string): Promise<string> {
   if (!options.passphrase) {
     throw new MtlsError('BUNDLE_PASSWORD', `${file} is encrypted and no passphrase was given`, { hint: 'pass --passphrase-file FILE or set MCP_MTLS_BUNDLE_PASSPHRASE' });
@@ -80,7 +122,10 @@ const certsOf = (pem: string, file: string, what: string): Buffer[] => {
 /**
  * Loads a client's certificate, key and CA and checks them before any connection is made: the
  * key must match the certificate, the chain must lead to the CA, and the certificate must be
- * inside its validity (expiry within a day, past two thirds of its lifetime, is a warning).
+ * inside its validity (expiry within a day, past two thirds of its lifetime, is a warning). A
+ * certificate that is not a client certificate (a server or CA certificate) and a key file other
+ * users can read (POSIX mode & 0o077: the PEM folder's key.pem, or the profile or PKCS#12 file)
+ * are warnings too, in `warnings`.
  *
  * @param file - a PEM folder (cert.pem, key.pem, ca.pem), a PKCS#12 file (`.p12` or `.pfx`;
  *   self-signed certificates in it are the CA), or else a bundle profile (YAML)
@@ -102,6 +147,7 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
   let url: string | undefined;
   let renewUrl: string | undefined;
   let format: Bundle['source']['format'];
+  let keyFile: string | undefined; // the key's own file (a PEM folder's key.pem); else the bundle file holds it
   if (stat.isDirectory()) {
     format = 'pem';
     // a folder renewed with a new key holds generations (client/bundle-rewrite.ts): all three
@@ -122,6 +168,7 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
     chain = certsOf(read('cert.pem'), resolved, 'cert.pem');
     ca = certsOf(read('ca.pem'), resolved, 'ca.pem');
     key = await readKey(read('key.pem'), resolved, options);
+    keyFile = path.join(from, 'key.pem');
   } else if (/\.(p12|pfx)$/i.test(resolved)) {
     format = 'p12';
     const p12 = readPkcs12(fs.readFileSync(resolved), await needPassphrase(options, resolved));
@@ -143,7 +190,9 @@ export async function loadBundle(file: string, options: LoadBundleOptions = {}):
   }
   if (chain.length === 0) throw invalid(resolved, 'no certificate');
   if (ca.length === 0) throw invalid(resolved, 'no CA certificate to trust');
-  return checkBundle({ chain, ca, key, ...(url ? { url } : {}), ...(renewUrl ? { renewUrl } : {}), source: { file: resolved, format } }, options.now ?? new Date());
+  const checked = checkBundle({ chain, ca, key, ...(url ? { url } : {}), ...(renewUrl ? { renewUrl } : {}), source: { file: resolved, format } }, options.now ?? new Date());
+  const modeWarning = keyFile ? keyFileModeWarning(keyFile) : keyFileModeWarning(resolved, `the private key in ${resolved}`);
+  return modeWarning ? { ...checked, warnings: [...checked.warnings, modeWarning] } : checked;
 }
 
 /** The checks loadBundle makes (key matches, chain leads to the CA, valid at `now`); also used on a renewed certificate before it is written. */
@@ -171,6 +220,8 @@ export function checkBundle(b: Omit<Bundle, 'notAfter' | 'warnings' | 'identity'
   }
   if (now < notBefore) throw new MtlsError('CERT_NOT_YET_VALID', `the certificate in ${file} is valid only from ${notBefore.toISOString()}`, { hint: 'check the clock' });
   const warnings: string[] = [];
+  const notClient = clientCertificateWarning(b.chain[0] as Buffer, `the certificate in ${file}`);
+  if (notClient) warnings.push(notClient);
   // within a day, and (for short-lived certificates, 24h by default) past two thirds of the
   // lifetime, when renewal is due anyway: a fresh 24h certificate is not worth a warning
   const left = notAfter.getTime() - now.getTime();

@@ -31,13 +31,29 @@ export function formatBundleProfile(p: BundleProfile): string {
   return `${header}\n${YAML.stringify(p, { lineWidth: 0, blockQuote: 'literal' })}`;
 }
 
+/** What a bundle is, for the error on a file that is none. */
+export const WHAT_A_BUNDLE_IS = 'a bundle is a bundle profile (YAML with kind: mcp-mtls/bundle), a PKCS#12 file (.p12, .pfx) or a PEM folder (cert.pem, key.pem, ca.pem)';
+
+function notABundle(file: string, text: string): MtlsError {
+  const pem = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(text);
+  if (pem) {
+    return new MtlsError('BUNDLE_INVALID', `${file} is not a bundle: it holds PEM (${pem[1]}); ${WHAT_A_BUNDLE_IS}`, {
+      hint: pem[1] === 'CERTIFICATE' ? `make a bundle from it: \`mcp-mtls bundle ${file} --format profile --out FILE\`` : 'pass the bundle that `mcp-mtls bundle` wrote',
+    });
+  }
+  return new MtlsError('BUNDLE_INVALID', `${file} is not a bundle: ${WHAT_A_BUNDLE_IS}`, { hint: 'pass the file or folder that `mcp-mtls bundle --out` wrote, or make one with `mcp-mtls bundle`' });
+}
+
 export function parseBundleProfile(text: string, file: string): BundleProfile {
   let doc: unknown;
   try {
     doc = YAML.parse(text);
   } catch (e) {
+    if (!text.includes(BUNDLE_KIND)) throw notABundle(file, text);
     throw new MtlsError('BUNDLE_INVALID', `${file} is not YAML: ${(e as Error).message}`, { hint: 'make it again with `mcp-mtls bundle --format profile`' });
   }
+  // a text file, a list, a PEM file: no YAML map with a kind at all
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc) || !('kind' in doc)) throw notABundle(file, text);
   const parsed = BundleProfileSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;

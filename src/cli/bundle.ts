@@ -5,19 +5,46 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { Authority } from '../ca/authority.js';
 import { foldIndex } from '../ca/list.js';
-import { loadBundle } from '../bundle/load.js';
+import { checkBundle, keyFileModeWarning, loadBundle, type Bundle } from '../bundle/load.js';
 import { BUNDLE_FORMATS, writeBundle, type BundleFormat } from '../bundle/write.js';
 import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
+import { crlDers } from '../mtls/revocation.js';
+import { parseCrl, verifyCrlSignature, type ParsedCrl } from '../x509/crl.js';
+import { parseCertificate } from '../x509/certificate.js';
 import { readCertificates } from '../x509/pem.js';
 import { emit, readBundlePassphrase, resolveDir, STORE_HELP, storeOptions } from './io.js';
 
 interface Source {
   chain: Buffer[];
   root: Buffer;
+  /** where the root came from, for messages */
+  rootLabel: string;
   keyFile: string | undefined;
   label: string;
+  /** the CA's index entry of the certificate, when the CA folder is known */
+  revoked?: { revokedAt?: string; reason?: string };
+  serial: string;
+}
+
+function readCaFile(file: string): Buffer {
+  let certs: Buffer[];
+  try {
+    certs = readCertificates(fs.readFileSync(file));
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code) throw new MtlsError('FILE_NOT_FOUND', `cannot read the CA certificate ${file}`, { cause, hint: 'check the --ca path: the root CA certificate (PEM), e.g. the CA folder\'s root.crt or the ca.crt that `issue` wrote' });
+    throw new MtlsError('CERT_INVALID', `${file} is not a certificate`, { cause, hint: 'pass the root CA certificate (PEM)' });
+  }
+  if (!certs[0]) throw new MtlsError('CERT_INVALID', `${file} holds no certificate`, { hint: 'pass the root CA certificate (PEM)' });
+  return certs[0];
+}
+
+/** The CA's record of a serial, when it was revoked. */
+async function revocationOf(ca: Authority | undefined, serial: string): Promise<Source['revoked']> {
+  if (!ca) return undefined;
+  const entry = foldIndex(await ca.store.readIndex(), ca.now()).find((e) => e.serial === serial);
+  return entry?.status === 'revoked' ? { ...(entry.revokedAt ? { revokedAt: entry.revokedAt } : {}), ...(entry.revocationReason ? { reason: entry.revocationReason } : {}) } : undefined;
 }
 
 function openCa(dir: string | undefined, o: { store?: string }): Authority | undefined {
@@ -29,15 +56,23 @@ function openCa(dir: string | undefined, o: { store?: string }): Authority | und
   }
 }
 
-async function resolveSource(target: string, o: { dir?: string; key?: string; store?: string }): Promise<Source> {
+async function resolveSource(target: string, o: { dir?: string; key?: string; store?: string; ca?: string }): Promise<Source> {
   const ca = openCa(o.dir, o);
   if (fs.existsSync(target) && fs.statSync(target).isFile()) {
     const chain = readCertificates(fs.readFileSync(target));
+    if (!chain[0]) throw new MtlsError('CERT_INVALID', `${target} holds no certificate`, { hint: 'pass the certificate file that `issue` wrote (<id>.crt)' });
     const besideCa = path.join(path.dirname(target), 'ca.crt');
-    const root = ca ? ca.rootDer : fs.existsSync(besideCa) ? readCertificates(fs.readFileSync(besideCa))[0] : undefined;
-    if (!root) throw new MtlsError('FILE_NOT_FOUND', `no CA certificate for ${target}`, { hint: 'pass --dir with the CA folder, or keep ca.crt beside the certificate' });
+    const [root, rootLabel] = o.ca
+      ? [readCaFile(o.ca), o.ca]
+      : ca
+        ? [ca.rootDer, ca.layout.rootCert]
+        : fs.existsSync(besideCa)
+          ? [readCertificates(fs.readFileSync(besideCa))[0], besideCa]
+          : [undefined, ''];
+    if (!root) throw new MtlsError('FILE_NOT_FOUND', `no CA certificate for ${target}`, { hint: 'pass --ca FILE (the root CA certificate), --dir with the CA folder, or keep ca.crt beside the certificate' });
     const besideKey = target.replace(/\.(crt|pem|cer)$/i, '') + '.key';
-    return { chain, root, keyFile: o.key ?? (fs.existsSync(besideKey) ? besideKey : undefined), label: target };
+    const serial = parseCertificate(chain[0]).serial;
+    return { chain, root, rootLabel, keyFile: o.key ?? (fs.existsSync(besideKey) ? besideKey : undefined), label: target, serial, revoked: await revocationOf(ca, serial) };
   }
   if (!ca) throw new MtlsError('CA_NOT_FOUND', `${target} is not a file, and there is no CA folder to look it up in`, { hint: 'pass a certificate file, or --dir with the CA folder' });
   const entries = foldIndex(await ca.store.readIndex(), ca.now());
@@ -54,7 +89,8 @@ async function resolveSource(target: string, o: { dir?: string; key?: string; st
   }
   const leaf = await ca.store.readIssued(serial);
   if (!leaf) throw new MtlsError('STORE_CORRUPT', `issued/${serial}.crt is missing`, { hint: 'restore the CA folder from backup' });
-  return { chain: [leaf, ca.intermediateDer], root: ca.rootDer, keyFile: o.key, label: serial };
+  const root = o.ca ? readCaFile(o.ca) : ca.rootDer;
+  return { chain: [leaf, ca.intermediateDer], root, rootLabel: o.ca ?? ca.layout.rootCert, keyFile: o.key, label: serial, serial, revoked: await revocationOf(ca, serial) };
 }
 
 export function registerBundle(program: Command): void {
@@ -67,6 +103,7 @@ export function registerBundle(program: Command): void {
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--store <url>', STORE_HELP)
     .option('--key <file>', "the certificate's private key (default: <cert>.key beside a certificate file)")
+    .option('--ca <file>', 'the root CA certificate the client will trust (default: the CA folder\'s root.crt, else ca.crt beside a certificate file)')
     .option('--url <url>', 'the MCP server URL, written into a profile')
     .option('--renew-url <url>', "the CA's /renew (https), written into a profile: `mcp-mtls connect` and the client library renew through it")
     .option('--encrypt', 'encrypt the key (always for p12)')
@@ -104,6 +141,30 @@ export function registerBundle(program: Command): void {
       if (!new crypto.X509Certificate(src.chain[0] as Buffer).checkPrivateKey(key)) {
         throw new MtlsError('KEY_INVALID', `${src.keyFile} is not the key of ${src.label}`, { hint: 'pass the key that belongs to this certificate' });
       }
+      // what a client would find when loading it: a chain to the root; warnings. An expired (or
+      // not yet valid) certificate is bundled with a warning (checked at a time inside its validity)
+      const leafX = new crypto.X509Certificate(src.chain[0] as Buffer);
+      const [from, to, now] = [Date.parse(leafX.validFrom), Date.parse(leafX.validTo), Date.now()];
+      let checked: Bundle;
+      try {
+        checked = checkBundle({ chain: src.chain, ca: [src.root], key, source: { file: src.label, format } }, new Date(Math.min(Math.max(now, from), to)));
+      } catch (e) {
+        if (e instanceof MtlsError && e.details?.problem === 'untrusted_chain') {
+          throw new MtlsError('CERT_UNTRUSTED', `${src.label} does not chain to ${path.resolve(src.rootLabel)}: a client trusting that root would not accept the chain`, { hint: 'pass --ca with the root of the CA that issued it (or --dir with its CA folder)' });
+        }
+        throw e;
+      }
+      const warnings = now > to || now < from ? checked.warnings.filter((w) => !w.includes('expires within a day')) : [...checked.warnings];
+      if (now > to) warnings.push(`the certificate expired at ${new Date(to).toISOString()}: servers refuse it; renew it (\`mcp-mtls renew ${src.serial} --out DIR\`) and bundle the new one`);
+      if (now < from) warnings.push(`the certificate is valid only from ${new Date(from).toISOString()}: servers refuse it until then; check the clock`);
+      const keyMode = keyFileModeWarning(src.keyFile);
+      if (keyMode) warnings.push(keyMode);
+      if (src.revoked) {
+        warnings.push(
+          `certificate ${src.serial} was revoked${src.revoked.revokedAt ? ` at ${src.revoked.revokedAt}` : ''}${src.revoked.reason ? ` (${src.revoked.reason})` : ''}: servers refuse it; issue a new one (\`mcp-mtls issue client\`) and bundle that`,
+        );
+      }
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
       const password = format === 'p12' || o.encrypt ? await readBundlePassphrase(o, true) : undefined;
       let principal: string | undefined;
       try {
@@ -122,7 +183,7 @@ export function registerBundle(program: Command): void {
         notAfter,
         ...(password ? { password } : {}),
       });
-      emit(o.json, { format, files, principal, notAfter: notAfter.toISOString(), encrypted: password !== undefined }, () =>
+      emit(o.json, { format, files, principal, notAfter: notAfter.toISOString(), encrypted: password !== undefined, warnings }, () =>
         `Wrote ${format} bundle${principal ? ` for ${principal}` : ''} (${password ? 'key encrypted' : 'key NOT encrypted'}): ${files.join(', ')}\nIt holds a private key: hand it over privately.\n`,
       );
     });
@@ -132,9 +193,17 @@ export function registerBundle(program: Command): void {
     .description('load a bundle as a client would and report what it holds (or why it is unusable)')
     .argument('<path>', 'a bundle profile, a PKCS#12 file or a PEM folder')
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE or a prompt)')
+    .option('--ca-dir <dir>', "check revocation in the CA's records: its CA folder (--store for a database store)")
+    .option('--store <url>', STORE_HELP)
+    .option('--crl <file>', 'check revocation against a CRL file (PEM or DER) of the CA that issued the certificate (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      '\nA revoked certificate is an error (exit 65) when --ca-dir or --crl can tell; without them revocation is not checked.\n\nExamples:\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml --ca-dir ./pki\n  $ mcp-mtls check-bundle ./alice-pem --crl intermediate.crl',
+    )
     .action(async (file: string, o) => {
       const b = await loadBundle(file, { passphrase: () => readBundlePassphrase(o) });
+      const revocation = await checkRevocation(b, o);
       const out = {
         file: b.source.file,
         format: b.source.format,
@@ -144,10 +213,78 @@ export function registerBundle(program: Command): void {
         url: b.url ?? null,
         notAfter: b.notAfter.toISOString(),
         chainLength: b.chain.length,
-        warnings: b.warnings,
+        revocation,
+        warnings: [...b.warnings, ...revocation.warnings],
       };
-      emit(o.json, out, () =>
-        [`${out.file} (${out.format}): ${out.principal ?? 'certificate without an identity'}`, `  valid until ${out.notAfter}${out.url ? `, server ${out.url}` : ''}`, ...b.warnings.map((w) => `warning: ${w}`), ''].join('\n'),
+      for (const w of out.warnings) process.stderr.write(`warning: ${w}\n`);
+      const { warnings: _w, ...revocationJson } = revocation;
+      emit(o.json, { ...out, revocation: revocationJson }, () =>
+        [
+          `${out.file} (${out.format}): ${out.principal ?? 'certificate without an identity'}`,
+          `  valid until ${out.notAfter}${out.url ? `, server ${out.url}` : ''}`,
+          revocation.checked ? `  not revoked (checked against ${revocation.source})` : '  revocation not checked: pass --ca-dir DIR (the CA folder) or --crl FILE',
+          '',
+        ].join('\n'),
       );
     });
+}
+
+interface RevocationCheck {
+  checked: boolean;
+  revoked?: false;
+  source?: string;
+  warnings: string[];
+}
+
+function revokedError(b: Bundle, serial: string, how: { revokedAt?: string; reason?: string }, source: string): MtlsError {
+  return new MtlsError('CERT_REVOKED', `the certificate in ${b.source.file} (serial ${serial}) is revoked (${how.reason ?? 'unspecified'}${how.revokedAt ? `, ${how.revokedAt}` : ''}; per ${source}): servers with the CA's CRL refuse it`, {
+    hint: 'ask your operator for a new certificate; `mcp-mtls renew` cannot renew a revoked one',
+    details: { serial, ...how },
+  });
+}
+
+/**
+ * Whether the bundle's certificate is revoked, as far as --ca-dir (the CA's index) and --crl
+ * (CRL files, signature checked against the certificate's issuer) can tell.
+ * @throws MtlsError `CERT_REVOKED` when it is
+ */
+async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; crl: string[] }): Promise<RevocationCheck> {
+  const leaf = parseCertificate(b.chain[0] as Buffer);
+  const warnings: string[] = [];
+  const sources: string[] = [];
+  if (o.caDir) {
+    const ca = Authority.open(o.caDir, storeOptions(o));
+    try {
+      if (!b.ca.some((r) => r.equals(ca.rootDer))) {
+        throw new MtlsError('USAGE', `the bundle ${b.source.file} does not trust the CA at ${ca.layout.dir}`, { hint: 'pass --ca-dir with the folder of the CA that issued the certificate' });
+      }
+      const entry = foldIndex(await ca.store.readIndex(), ca.now()).find((e) => e.serial === leaf.serial);
+      if (!entry) warnings.push(`serial ${leaf.serial} is not in the records of the CA at ${ca.layout.dir}: its revocation could not be checked there`);
+      else if (entry.status === 'revoked') throw revokedError(b, leaf.serial, { ...(entry.revokedAt ? { revokedAt: entry.revokedAt } : {}), ...(entry.revocationReason ? { reason: entry.revocationReason } : {}) }, ca.layout.dir);
+      else sources.push(ca.layout.dir);
+    } finally {
+      await ca.store.close();
+    }
+  }
+  const certs = [...b.chain.slice(1), ...b.ca].map((d) => parseCertificate(d));
+  const issuer = certs.find((c) => c.subjectName.equals(leaf.issuerName) && new crypto.X509Certificate(leaf.der).verify(new crypto.X509Certificate(c.der).publicKey));
+  for (const crlFile of o.crl) {
+    const file = path.resolve(crlFile);
+    let crls: ParsedCrl[];
+    try {
+      crls = crlDers(fs.readFileSync(file)).map((d) => parseCrl(d));
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new MtlsError('FILE_NOT_FOUND', `no CRL at ${file}`, { cause, hint: 'check the --crl path (the CA folder has crl/intermediate.crl)' });
+      throw new MtlsError('CRL_INVALID', `${file} is not a CRL: ${(cause as Error).message}`, { cause, hint: 'pass a CRL file (PEM or DER) that `mcp-mtls crl` wrote' });
+    }
+    const crl = crls.find((c) => issuer && c.issuerName.equals(issuer.subjectName) && verifyCrlSignature(c, new crypto.X509Certificate(issuer.der).publicKey));
+    if (!crl) {
+      throw new MtlsError('CRL_INVALID', `${file} was not signed by the CA that issued the certificate in ${b.source.file}: it says nothing about its revocation`, { hint: "pass the CRL of the certificate's issuing CA (the CA folder's crl/intermediate.crl)" });
+    }
+    const entry = crl.entries.find((e) => e.serial === leaf.serial);
+    if (entry) throw revokedError(b, leaf.serial, { revokedAt: entry.revokedAt.toISOString(), reason: entry.reason }, file);
+    if (crl.nextUpdate && crl.nextUpdate < new Date()) warnings.push(`${file} is out of date (nextUpdate ${crl.nextUpdate.toISOString()}): a newer CRL may list the certificate`);
+    sources.push(file);
+  }
+  return sources.length ? { checked: true, revoked: false, source: sources.join(', '), warnings } : { checked: false, warnings };
 }

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = path.join(ROOT, 'bin', 'mcp-mtls.js');
+/** the built CLI; MCP_MTLS_TEST_BIN points a run at a private build (the shared dist/ may be mid-rebuild) */
+export const BIN = process.env.MCP_MTLS_TEST_BIN ?? path.join(ROOT, 'bin', 'mcp-mtls.js');
 
 export function tmpDir(prefix = 'mcp-mtls-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

@@ -1,0 +1,142 @@
+/**
+ * Issue 18, `bundle` and `check-bundle`: a revoked certificate, a server certificate and a key
+ * readable by everyone are warned about (stderr, `warnings` in --json) with what to do; a
+ * revoked bundle is refused by check-bundle when it can tell (--ca-dir, --crl); a text file is
+ * "not a bundle", not `missing field "(root)"`; `bundle --ca FILE` takes the root from a file.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { cli, cliOk, tmpDir } from '../support/cli.js';
+import { makePki } from '../support/pki.js';
+
+type BundleJson = { files: string[]; warnings: string[] };
+type CheckJson = { warnings: string[]; revocation: { checked: boolean; revoked?: boolean; source?: string } };
+
+const posix = process.platform !== 'win32';
+
+test('check-bundle on a text file: "not a bundle", naming the file and what a bundle is', async () => {
+  const base = tmpDir();
+  for (const [name, text] of [['notes.txt', 'just some notes\nabout nothing\n'], ['empty.yaml', ''], ['list.yaml', '- a\n- b\n']] as const) {
+    const file = path.join(base, name);
+    fs.writeFileSync(file, text);
+    const r = await cli(['check-bundle', file]);
+    assert.equal(r.code, 65, r.stderr);
+    assert.match(r.stderr, new RegExp(`error: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is not a bundle`));
+    assert.match(r.stderr, /bundle profile \(YAML with kind: mcp-mtls\/bundle\), a PKCS#12 file \(\.p12, \.pfx\) or a PEM folder/);
+    assert.match(r.stderr, /hint: .*mcp-mtls bundle/);
+    assert.doesNotMatch(r.stderr, /\(root\)/);
+    const j = await cli(['check-bundle', file, '--json']);
+    assert.equal(JSON.parse(j.stderr).error.code, 'BUNDLE_INVALID');
+  }
+  // a certificate file is a bundle's ingredient: the hint says how to make one from it
+  const t = await makePki();
+  const alice = await t.issue(['issue', 'client', '--user', 'alice']);
+  const r = await cli(['check-bundle', alice.files.cert]);
+  assert.equal(r.code, 65, r.stderr);
+  assert.match(r.stderr, /is not a bundle: it holds PEM \(CERTIFICATE\)/);
+  assert.match(r.stderr, /hint: make a bundle from it: `mcp-mtls bundle .*alice\.crt --format profile --out FILE`/);
+});
+
+test('bundle and check-bundle warn about a server certificate (with what to do); a client certificate gets no warning', async () => {
+  const t = await makePki();
+  const srv = await t.issue(['issue', 'server', '--dns', 'mcp.acme.test']);
+  const out = path.join(t.base, 'srv.yaml');
+  const r = await cli(['bundle', srv.files.cert, '--dir', t.pki, '--format', 'profile', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /warning: .*mcp\.acme\.test\.crt is a server certificate \(extKeyUsage serverAuth, no clientAuth\): mcp-mtls servers refuse it from a client/);
+  assert.match(r.stderr, /issue a client certificate \(`mcp-mtls issue client --user ID`\) and bundle that/);
+  const checked = await cli(['check-bundle', out, '--json']);
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.ok((JSON.parse(checked.stdout) as CheckJson).warnings.some((w) => /is a server certificate/.test(w)));
+  const human = await cli(['check-bundle', out]);
+  assert.match(human.stderr, /warning: .*is a server certificate/);
+  const json = await cliOk<BundleJson>(['bundle', srv.files.cert, '--dir', t.pki, '--format', 'pem', '--out', path.join(t.base, 'srv-pem'), '--json']);
+  assert.ok(json.warnings.some((w) => /is a server certificate/.test(w)), JSON.stringify(json));
+
+  const alice = await t.issue(['issue', 'client', '--user', 'alice']);
+  const ok = await cliOk<BundleJson>(['bundle', alice.files.cert, '--dir', t.pki, '--format', 'profile', '--out', path.join(t.base, 'alice.yaml'), '--json']);
+  assert.deepEqual(ok.warnings, []);
+  assert.deepEqual((await cliOk<CheckJson>(['check-bundle', path.join(t.base, 'alice.yaml'), '--json'])).warnings, []);
+});
+
+test('a key file readable by others: bundle and check-bundle warn and say chmod 600', { skip: !posix && 'POSIX modes' }, async () => {
+  const t = await makePki();
+  const alice = await t.issue(['issue', 'client', '--user', 'alice']);
+  fs.chmodSync(alice.files.key!, 0o644);
+  const pem = path.join(t.base, 'alice-pem');
+  const r = await cli(['bundle', alice.files.cert, '--dir', t.pki, '--format', 'pem', '--out', pem]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, new RegExp(`warning: the private key ${alice.files.key!.replace(/\./g, '\\.')} can be read by other users \\(mode 0644\\): run \`chmod 600 `));
+  // the bundle itself is written 0600; made readable, check-bundle says so for the folder's key.pem and a profile
+  assert.deepEqual((await cliOk<CheckJson>(['check-bundle', pem, '--json'])).warnings, []);
+  fs.chmodSync(path.join(pem, 'key.pem'), 0o640);
+  const checked = await cliOk<CheckJson>(['check-bundle', pem, '--json']);
+  assert.ok(checked.warnings.some((w) => /key\.pem can be read by other users \(mode 0640\): run `chmod 600 .*key\.pem`/.test(w)), JSON.stringify(checked));
+  const profile = path.join(t.base, 'alice.yaml');
+  await cliOk(['bundle', alice.files.cert, '--dir', t.pki, '--format', 'profile', '--out', profile]);
+  fs.chmodSync(profile, 0o604);
+  const human = await cli(['check-bundle', profile]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stderr, /warning: the private key in .*alice\.yaml can be read by other users \(mode 0604\)/);
+});
+
+test('a revoked certificate: bundle warns; check-bundle refuses it with --ca-dir or --crl, and says when it could not check', async () => {
+  const t = await makePki();
+  const carol = await t.issue(['issue', 'client', '--user', 'carol']);
+  const profile = path.join(t.base, 'carol.yaml');
+  await cliOk(['bundle', carol.files.cert, '--dir', t.pki, '--format', 'profile', '--out', profile]);
+  const unchecked = await cli(['check-bundle', profile]);
+  assert.equal(unchecked.code, 0, unchecked.stderr);
+  assert.match(unchecked.stdout, /revocation not checked: pass --ca-dir DIR \(the CA folder\) or --crl FILE/);
+  assert.deepEqual((await cliOk<CheckJson>(['check-bundle', profile, '--ca-dir', t.pki, '--json'])).revocation, { checked: true, revoked: false, source: path.resolve(t.pki) });
+
+  await cliOk(['revoke', carol.serial, '--dir', t.pki, '--reason', 'keyCompromise']);
+  for (const args of [['--ca-dir', t.pki], ['--crl', path.join(t.pki, 'crl', 'intermediate.crl')]]) {
+    const r = await cli(['check-bundle', profile, ...args]);
+    assert.equal(r.code, 65, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`error: the certificate in .*carol\\.yaml \\(serial ${carol.serial}\\) is revoked \\(keyCompromise`));
+    assert.match(r.stderr, /hint: ask your operator for a new certificate; `mcp-mtls renew` cannot renew a revoked one/);
+    const j = await cli(['check-bundle', profile, ...args, '--json']);
+    assert.equal(JSON.parse(j.stderr).error.code, 'CERT_REVOKED');
+  }
+  // a CRL of another CA says nothing about this bundle: refused, not "not revoked"
+  const other = await makePki();
+  const foreign = await cli(['check-bundle', profile, '--crl', path.join(other.pki, 'crl', 'intermediate.crl')]);
+  assert.equal(foreign.code, 65, foreign.stderr);
+  assert.match(foreign.stderr, /was not signed by the CA that issued the certificate/);
+
+  const again = path.join(t.base, 'carol-again.yaml');
+  const r = await cli(['bundle', carol.serial, '--dir', t.pki, '--key', carol.files.key!, '--format', 'profile', '--out', again, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const warnings = (JSON.parse(r.stdout) as BundleJson).warnings;
+  assert.ok(warnings.some((w) => new RegExp(`certificate ${carol.serial} was revoked .*\\(keyCompromise\\): servers refuse it; issue a new one`).test(w)), JSON.stringify(warnings));
+  assert.match(r.stderr, /warning: certificate .* was revoked/);
+});
+
+test('bundle --ca FILE: the root from a file (no ca.crt beside the certificate, no CA folder); another CA is refused', async () => {
+  const t = await makePki();
+  const alice = await t.issue(['issue', 'client', '--user', 'alice']);
+  const elsewhere = tmpDir();
+  const cert = path.join(elsewhere, 'alice.pem');
+  const key = path.join(elsewhere, 'alice-key.pem');
+  const root = path.join(elsewhere, 'acme-root.pem');
+  fs.copyFileSync(alice.files.cert, cert);
+  fs.copyFileSync(alice.files.key!, key);
+  fs.copyFileSync(alice.files.ca, root);
+  const without = await cli(['bundle', cert, '--key', key, '--format', 'profile', '--out', path.join(elsewhere, 'a.yaml')], { cwd: elsewhere });
+  assert.equal(without.code, 66, without.stderr);
+  assert.match(without.stderr, /hint: .*--ca FILE/);
+  const out = path.join(elsewhere, 'alice.yaml');
+  const r = await cli(['bundle', cert, '--key', key, '--ca', root, '--format', 'profile', '--out', out], { cwd: elsewhere });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await cli(['check-bundle', out])).code, 0);
+  const other = await makePki();
+  const wrong = await cli(['bundle', cert, '--key', key, '--ca', path.join(other.pki, 'root.crt'), '--format', 'profile', '--out', path.join(elsewhere, 'w.yaml')], { cwd: elsewhere });
+  assert.equal(wrong.code, 65, wrong.stderr);
+  assert.match(wrong.stderr, /does not chain to .*root\.crt/);
+  const missing = await cli(['bundle', cert, '--key', key, '--ca', path.join(elsewhere, 'nope.pem'), '--format', 'profile', '--out', path.join(elsewhere, 'n.yaml')], { cwd: elsewhere });
+  assert.equal(missing.code, 66, missing.stderr);
+  assert.match(missing.stderr, /cannot read the CA certificate .*nope\.pem/);
+});
