@@ -59,8 +59,8 @@ test('the tarball holds what users need and nothing else', () => {
   for (const needed of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'bin/mcp-mtls.js', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/api/ca.d.ts', 'dist/cli/main.js']) {
     assert.ok(files.includes(needed), `${needed} is in the tarball`);
   }
-  const unwanted = files.filter((f) => /^(src|test|bench|examples|scripts|docs|pki|\.ci)\//.test(f) || f.endsWith('.map') || f.endsWith('.tsbuildinfo') || /\.test\./.test(f));
-  assert.deepEqual(unwanted, [], 'no sources, tests, fixtures, examples or source maps');
+  const unwanted = files.filter((f) => /^(src|test|bench|examples|scripts|\.ci)\//.test(f) || (/^(docs|pki)\//.test(f) && !/^(docs\/[\w-]+\.md|pki\/README\.md)$/.test(f)) || f.endsWith('.map') || f.endsWith('.tsbuildinfo') || /\.test\./.test(f));
+  assert.deepEqual(unwanted, [], 'no sources, tests, fixtures, examples or source maps; of docs/ and pki/ only the Markdown README.md links to');
   // every export target exists in the tarball
   for (const [key, target] of Object.entries(pkg.exports)) {
     const t = typeof target === 'string' ? [target] : Object.values(target as Record<string, string>);
