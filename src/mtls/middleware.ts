@@ -13,6 +13,7 @@ import { createTrust, listenerTrustOptions, type Trust } from './trust.js';
 import { tlsServerOptions } from './tls-options.js';
 import { sendAuthError, type MtlsTlsMaterial } from './mtls-server.js';
 import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
+import { createForwardedReader, type ForwardedOutcome, type TrustedProxy } from './trusted-proxies.js';
 import { EMPTY_REVOCATION, type RevocationState } from './revocation.js';
 import { stderrLog } from '../util/log.js';
 import { sendJsonResponse } from '../util/json-response.js';
@@ -65,6 +66,12 @@ export interface MiddlewareOptions {
   readonly audit?: AuditSink;
   /** Share one with a server to reload revocation in one place; by default the middleware makes its own. */
   readonly authenticator?: Authenticator;
+  /**
+   * TLS-terminating proxies whose forwarded client certificate is accepted, as for
+   * `createMtlsServer` (trusted-proxies.ts). The hop from such a proxy may be plain HTTP unless
+   * the entry names the proxy's `principal`.
+   */
+  readonly trustedProxies?: readonly TrustedProxy[];
 }
 
 /**
@@ -108,10 +115,18 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
         onChange: (source): void => options.audit?.write({ event: 'reload', what: 'crl', ...(source ? { source } : {}), crls: trust?.revocation().crls.length ?? 0 }),
       });
   const authenticator = options.authenticator ?? (trust as Trust).authenticator;
+  const forwarded = options.trustedProxies?.length ? createForwardedReader(options.trustedProxies, authenticator) : undefined;
   const middleware = (req: IncomingMessage & { auth?: MtlsAuthInfo }, res: ServerResponse, next: (err?: unknown) => void) => {
     let auth: AuthResult;
+    let f: ForwardedOutcome | undefined;
     try {
-      auth = authenticator.authenticate(req.socket as TLSSocket);
+      f = forwarded?.read(req);
+      if (f?.kind === 'refused') {
+        options.audit?.write({ event: 'auth.refused', reason: f.error, status: 400, message: f.message, header: f.header, remote: req.socket.remoteAddress });
+        sendJsonResponse(res, 400, { error: f.error, message: f.message }, { cacheControl: 'no-store' });
+        return;
+      }
+      auth = f?.kind === 'forwarded' ? f.auth : authenticator.authenticate(req.socket as TLSSocket);
     } catch (e) {
       // the server may have let this client renegotiate to a certificate nobody verified:
       // a server misconfiguration, refused on every such request until it is fixed
@@ -121,11 +136,11 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
       return;
     }
     if (!auth.ok) {
-      options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, remote: req.socket.remoteAddress });
+      options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, remote: req.socket.remoteAddress, ...(f?.kind === 'forwarded' ? { forwarded: f.format } : {}) });
       sendAuthError(res, auth.reason, auth.message);
       return;
     }
-    req.auth = authInfoOf(auth.identity);
+    req.auth = f?.kind === 'forwarded' && f.via ? authInfoOf(auth.identity, f.via) : authInfoOf(auth.identity);
     next();
   };
   const shared = () => new MtlsError('BAD_ARGUMENT', 'this middleware uses a shared authenticator: its CRLs are reloaded where that authenticator was made', { hint: 'call reloadCrls on the server that owns it' });

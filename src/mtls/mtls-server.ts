@@ -9,7 +9,9 @@
  *   right after the handshake, before any request is read.
  * - Each request gets `req.auth` (the MCP SDK's AuthInfo: clientId = principal, token =
  *   certificate fingerprint, extra.identity = the Identity) from a per-connection cache.
- *   Headers a client sends (x-forwarded-client-cert, x-mcp-user, ...) are never read.
+ *   Headers a client sends (x-forwarded-client-cert, x-mcp-user, ...) are never read, except
+ *   the forwarded client certificate from the proxies listed in `trustedProxies`
+ *   (trusted-proxies.ts), which is verified as a handshake certificate is.
  * - Live reload: CRLs (connections of newly revoked clients are closed at once; the CRL files
  *   named by `crlFiles`, as tlsFromPki gives them, are watched) and the server's own
  *   certificate (new handshakes use it).
@@ -32,6 +34,7 @@ import { captureHandshakes } from './handshake-certificate.js';
 import { tlsContextOptions, tlsServerOptions } from './tls-options.js';
 import { stderrLog } from '../util/log.js';
 import { sendJsonResponse } from '../util/json-response.js';
+import { createForwardedReader, type ForwardedReader, type TrustedProxy } from './trusted-proxies.js';
 
 // defined with the one function that builds it; exported from here as before
 export type { MtlsAuthInfo };
@@ -104,6 +107,14 @@ export interface MtlsServerOptions extends MtlsTlsMaterial {
   readonly crlFromCertificates?: boolean;
   /** how the URLs are fetched: every `intervalMs` (default 5 min, at least 1 s), `timeoutMs` (10 s), `maxBytes` (10 MiB) */
   readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
+  /**
+   * TLS-terminating proxies whose forwarded client certificate is accepted (docs/server.md
+   * "Behind a proxy that ends TLS"): each with its addresses (`from`, CIDR), header `format`,
+   * and optionally its own certificate's `principal`. The forwarded certificate is verified
+   * against `ca` like a handshake one (same 401 reasons, revocation on every request); a request
+   * carrying such a header from anyone else is refused 400. Unset: no header is ever read.
+   */
+  readonly trustedProxies?: readonly TrustedProxy[];
 }
 
 /**
@@ -160,6 +171,9 @@ export function sendAuthError(res: ServerResponse, reason: AuthFailureReason, me
 export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandler): MtlsServer {
   const log = options.log ?? stderrLog('mcp-mtls');
   const strict = options.mode === 'strict';
+  if (strict && options.trustedProxies?.some((p) => !p.principal)) {
+    throw new MtlsError('BAD_ARGUMENT', 'strict mode refuses connections without a client certificate, so a trusted proxy must present one', { hint: "give each trusted proxy its client certificate's principal, or use the default mode" });
+  }
   const sockets = new Map<string, Set<TLSSocket>>();
   // the one construction of authentication and revocation, shared with the middleware (trust.ts)
   const trust = createTrust({
@@ -184,19 +198,27 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     },
   });
   const authenticator = trust.authenticator;
+  const forwarded: ForwardedReader | undefined = options.trustedProxies?.length ? createForwardedReader(options.trustedProxies, authenticator) : undefined;
 
   const server = https.createServer(
     // default mode: finish the handshake, then say why in a 401; renegotiation refused (tls-options.ts)
     tlsServerOptions({ cert: options.cert, key: options.key, ca: options.ca, rejectUnauthorized: strict }),
     (req, res) => {
       if (options.unauthenticated?.(req, res)) return;
-      const auth = authenticator.authenticate(req.socket as TLSSocket);
+      // from a trusted proxy: its forwarded certificate; a forwarded header from anyone else: 400
+      const f = forwarded?.read(req);
+      if (f?.kind === 'refused') {
+        options.audit?.write({ event: 'auth.refused', reason: f.error, status: 400, message: f.message, header: f.header, remote: req.socket.remoteAddress, method: req.method, path: req.url });
+        sendJsonResponse(res, 400, { error: f.error, message: f.message }, { cacheControl: 'no-store' });
+        return;
+      }
+      const auth = f?.kind === 'forwarded' ? f.auth : authenticator.authenticate(req.socket as TLSSocket);
       if (!auth.ok) {
-        options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, serial: auth.serial, remote: req.socket.remoteAddress, method: req.method, path: req.url });
+        options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, serial: auth.serial, remote: req.socket.remoteAddress, method: req.method, path: req.url, ...(f?.kind === 'forwarded' ? { forwarded: f.format } : {}) });
         sendAuthError(res, auth.reason, auth.message);
         return;
       }
-      (req as MtlsRequest).auth = authInfoOf(auth.identity);
+      (req as MtlsRequest).auth = f?.kind === 'forwarded' && f.via ? authInfoOf(auth.identity, f.via) : authInfoOf(auth.identity);
       Promise.resolve(handler(req as MtlsRequest, res)).catch((e) => {
         log(`request failed: ${(e as Error)?.stack ?? e}`);
         if (!res.headersSent) {

@@ -11,6 +11,7 @@ import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { memoryAudit } from '../../src/mtls/audit.js';
 import { createMcpSdk1Handler, type McpSdk1Options } from '../../src/mcp/sdk1.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import type { TrustedProxy } from '../../src/mtls/trusted-proxies.js';
 import { policyFromText, type Policy } from '../../src/policy/compile.js';
 import { readCertificates } from '../../src/x509/pem.js';
 import { cliOk } from './cli.js';
@@ -82,7 +83,7 @@ export interface McpFixture {
   close(): Promise<void>;
 }
 
-export async function startFixture(options: Partial<McpSdk1Options> & { mode?: 'default' | 'strict'; policyText?: string } = {}): Promise<McpFixture> {
+export async function startFixture(options: Partial<McpSdk1Options> & { mode?: 'default' | 'strict'; policyText?: string; trustedProxies?: readonly TrustedProxy[]; host?: string } = {}): Promise<McpFixture> {
   const pki = await makePki();
   const srv = await pki.issue(['issue', 'server', '--dns', 'localhost', '--ip', '127.0.0.1']);
   const issue = async (args: string[]) => {
@@ -98,8 +99,8 @@ export async function startFixture(options: Partial<McpSdk1Options> & { mode?: '
   const policy = { current: policyFromText(options.policyText ?? TEST_POLICY) };
   const handler = createMcpSdk1Handler({ serverInfo: { name: 'test', version: '1.0.0' }, build: buildTestServer, policy: () => policy.current, audit, whoami: true, ...options });
   const tlsMaterial = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
-  const server = createMtlsServer({ ...tlsMaterial, audit, mode: options.mode ?? 'default', log: () => undefined }, handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const server = createMtlsServer({ ...tlsMaterial, audit, mode: options.mode ?? 'default', log: () => undefined, ...(options.trustedProxies ? { trustedProxies: options.trustedProxies } : {}) }, handler);
+  await new Promise<void>((r) => server.listen(0, options.host ?? '127.0.0.1', r));
   const url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
   return {
     pki,
