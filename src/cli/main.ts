@@ -14,6 +14,7 @@ import { registerGateway } from './gateway.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
 import { registerTidy } from './tidy.js';
+import { registerCompletion } from './completion.js';
 import { EXIT, reportError } from './io.js';
 import { VERSION } from '../version.js';
 
@@ -54,6 +55,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerGateway(program);
   registerList(program);
   registerInspect(program);
+  registerCompletion(program, (text) => process.stdout.write(text));
   return program;
 }
 
