@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { isDuration } from '../util/duration.js';
 import { MtlsError } from '../errors.js';
+import { FORWARDED_FORMATS } from '../mtls/trusted-proxies.js';
 
 const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');
 
@@ -38,13 +39,28 @@ export const GatewayConfigSchema = z.strictObject({
   }).refine((t) => (t.pki === undefined) !== (t.ca === undefined), 'give tls.pki (a CA folder) or tls.ca (with tls.crl), not both'),
   /** accepted trust domains; absent accepts any the CA issues */
   trustDomains: z.array(z.string()).optional(),
+  /**
+   * TLS-terminating proxies in front of the gateway whose forwarded client certificate is
+   * accepted (as `MtlsServerOptions.trustedProxies`; docs/operations.md): their addresses
+   * (`from`, CIDR), header `format`, `header` for nginx, optionally their own `principal`
+   */
+  trustedProxies: z
+    .array(
+      z.strictObject({
+        from: z.union([z.string(), z.array(z.string()).min(1)]),
+        format: z.enum(FORWARDED_FORMATS),
+        header: z.string().optional(),
+        principal: z.string().optional(),
+      }),
+    )
+    .optional(),
   /** at least one; a request goes to the route with the longest matching path prefix */
   routes: z
     .array(
       z.strictObject({
         /** path prefix, e.g. `/mcp`; the path below it is appended to the upstream's path */
         path: z.string().regex(/^\/[^\s?#]*$/, 'a path such as /mcp'),
-        upstream: z.url(),
+        upstream: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL of the upstream\'s Streamable HTTP endpoint (e.g. http://127.0.0.1:3000/mcp)' }),
         /** the policy file of this route, watched and reloaded when it changes */
         policy: z.string(),
         /** files for an https upstream: a CA to trust, and a client certificate and key to present */
@@ -52,6 +68,10 @@ export const GatewayConfigSchema = z.strictObject({
       }),
     )
     .min(1),
+  /** more host names a client's `Host` may name, besides the gateway certificate's names and loopback; `"*"` turns the Host and Origin checks off (DNS rebinding protection) */
+  allowedHosts: z.array(z.string().min(1)).optional(),
+  /** browser origins accepted in `Origin` (`https://app.acme.test`), besides http(s) origins on an accepted host */
+  allowedOrigins: z.array(z.string().min(1)).optional(),
   /** the audit log file (JSON lines, appended to) */
   audit: z.string().optional(),
   /** how long to wait for an upstream's response headers (a timeout is answered 504) */

@@ -2,6 +2,7 @@
 import type { ServerResponse } from 'node:http';
 import type { AuditSink } from '../mtls/audit.js';
 import { sendJson } from '../mcp/http-body.js';
+import { hostCheck, refuseHost, type HostCheckOptions } from '../mcp/host-check.js';
 import { stderrLog } from '../util/log.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -18,8 +19,8 @@ import { callUpstream, clientResponseHeaders, UpstreamPools } from './upstream.j
 export { IDENTITY_META_KEY } from './identity-meta.js';
 export type { GatewayRoute } from './route.js';
 
-/** Options of {@link createGatewayHandler}. */
-export interface GatewayOptions {
+/** Options of {@link createGatewayHandler}; `allowedHosts` / `allowedOrigins` as the adapters take them (mcp/host-check.ts). */
+export interface GatewayOptions extends HostCheckOptions {
   readonly routes: readonly GatewayRoute[];
   /** Receives `decision` and `session.refused` events. */
   readonly audit?: AuditSink;
@@ -58,6 +59,8 @@ export interface GatewayOptions {
  *    only of a stream this certificate was sent in this session, its replay decided as that
  *    stream (resume.ts); any other event id is refused (400) before the upstream sees it.
  *
+ * A `Host` or `Origin` naming another server is refused 403 (DNS rebinding; by default the
+ * gateway certificate's names and loopback are accepted, plus `allowedHosts` / `allowedOrigins`).
  * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
  * Paths with dot segments, encoded slashes or empty segments are refused (400); at most 8
  * GET streams are open per certificate (then 429).
@@ -76,7 +79,13 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
   const log = options.log ?? stderrLog('mcp-mtls gateway');
   let inFlight = 0;
 
+  const foreignHost = hostCheck(options);
+
   const handler = async (req: MtlsRequest, res: ServerResponse) => {
+    // a Host or Origin naming another server (DNS rebinding): the gateway sets Host towards the
+    // upstream, so the upstream's own check would never see this one
+    const refusedHost = foreignHost(req);
+    if (refusedHost !== undefined) return refuseHost(res, refusedHost);
     // 2. the route
     const url = req.url ?? '/';
     const route = findRoute(url);

@@ -1,7 +1,7 @@
 /**
  * A running gateway from its configuration: the mTLS listener, one watched policy per route,
  * CRLs and the gateway's own certificate reloaded when their files change (or on reload()),
- * /healthz and /metrics without a client certificate, and a graceful stop that lets
+ * /healthz (degraded while an upstream does not answer) and /metrics without a client certificate, and a graceful stop that lets
  * in-flight requests and streams finish within a bound.
  */
 import fs from 'node:fs';
@@ -17,6 +17,7 @@ import { createMtlsServer, tlsFromPki, type MtlsServer, type MtlsTlsMaterial } f
 import { parseDuration } from '../util/duration.js';
 import { stderrLog } from '../util/log.js';
 import type { GatewayConfig } from './config.js';
+import { UpstreamProbe } from './health.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
 import { sendJsonResponse } from '../util/json-response.js';
@@ -74,11 +75,26 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       : undefined;
     return { prefix: r.path, upstream: new URL(r.upstream), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}) };
   });
-  const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}) });
+  const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}), ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {}), ...(config.allowedOrigins ? { allowedOrigins: config.allowedOrigins } : {}) });
   // the gateway watches its files itself (CRLs and its certificate, below): not the listener too
   const { crlFiles: _watchedBelow, ...material } = tlsMaterial(config);
   let server: MtlsServer;
-  const health = () => ({ status: 'ok', routes: routes.map((r) => r.prefix), inFlight: handler.inFlight(), crlWarnings: crlWarnings(server.revocation(), new Date()), crlSources: server.crlSources() });
+  // /healthz: degraded while an upstream does not answer (health.ts: a bounded, cached probe)
+  const probeAgent = new Agent({ keepAliveTimeout: 1_000 });
+  const probes = routes.map((r) => new UpstreamProbe(r.prefix, r.upstream, r.dispatcher ?? probeAgent));
+  const health = async () => {
+    const upstreams = await Promise.all(probes.map((p) => p.health()));
+    const down = upstreams.filter((u) => !u.reachable);
+    return {
+      status: down.length ? 'degraded' : 'ok',
+      ...(down.length ? { reasons: down.map((u) => `upstream of ${u.route} (${u.upstream}) is unreachable: ${u.error}`) } : {}),
+      routes: routes.map((r) => r.prefix),
+      upstreams,
+      inFlight: handler.inFlight(),
+      crlWarnings: crlWarnings(server.revocation(), new Date()),
+      crlSources: server.crlSources(),
+    };
+  };
   server = createMtlsServer(
     {
       ...material,
@@ -88,10 +104,12 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       ...(config.tls.crlFromCertificates ? { crlFromCertificates: true } : {}),
       ...(config.tls.crlRefresh ? { crlFetch: { intervalMs: parseDuration(config.tls.crlRefresh) } } : {}),
       ...(config.trustDomains ? { trustDomains: config.trustDomains } : {}),
+      ...(config.trustedProxies?.length ? { trustedProxies: config.trustedProxies } : {}),
       ...(audit ? { audit } : {}),
       unauthenticated: (req, res) => {
         if (req.url === '/healthz') {
-          sendJsonResponse(res, 200, health(), { cacheControl: 'no-store' });
+          // 200 either way: the gateway itself serves (a route whose upstream is down answers 502); the status field says degraded
+          void health().then((h) => sendJsonResponse(res, 200, h, { cacheControl: 'no-store' }));
           return true;
         }
         if (req.url === '/metrics') {
@@ -145,6 +163,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       for (const w of fsWatchers) w.close();
       for (const w of watchers) w.close();
       await handler.close();
+      await probeAgent.close().catch(() => undefined);
     },
   };
 }

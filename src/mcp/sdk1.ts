@@ -10,7 +10,8 @@ import { StreamableHTTPServerTransport, type EventStore } from '@modelcontextpro
 import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv-provider.js';
 import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
-import { currentPolicyOf, type McpAdapterOptions } from './adapter-options.js';
+import { currentPolicyOf, refusedByEndpoint, type McpAdapterOptions } from './adapter-options.js';
+import { hostCheck } from './host-check.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
 import { BoundedEventStore, type EventStoreLimits } from './event-store.js';
 import { gateMcpBody } from './gate.js';
@@ -95,9 +96,12 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
     return server;
   };
 
+  const refused = refusedByEndpoint(options, hostCheck(options));
   const handler = async (req: MtlsRequest, res: ServerResponse) => {
     const auth = req.auth;
     if (!auth) throw new Error('createMcpSdk1Handler needs createMtlsServer (req.auth is not set)');
+    // the configured path only; a foreign Host or Origin is refused (DNS rebinding: host-check.ts)
+    if (refused(req, res)) return;
     const identity = auth.extra.identity;
     const policy = currentPolicy();
     keepPrivate(res); // answers differ per caller

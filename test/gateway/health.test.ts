@@ -1,0 +1,92 @@
+/**
+ * The gateway at start and in /healthz (issue 18 minors): `--upstream ftp://...` is refused at
+ * start with a clear error; /healthz says `degraded`, naming the upstream and why, while an
+ * upstream is down, and asks each upstream at most once per probe interval however often it
+ * is called.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { test } from 'node:test';
+import { GatewayConfigSchema } from '../../src/gateway/config.js';
+import { PROBE_EVERY_MS } from '../../src/gateway/health.js';
+import { startGateway } from '../../src/gateway/run.js';
+import { cli } from '../support/cli.js';
+import { makePki } from '../support/pki.js';
+
+test('an upstream that is not http(s) is refused at start, by the schema and by the CLI', async () => {
+  const parsed = GatewayConfigSchema.safeParse({ listen: '127.0.0.1:0', tls: { cert: 'c', key: 'k', pki: 'p' }, routes: [{ path: '/mcp', upstream: 'ftp://files.acme.test/mcp', policy: 'p.yaml' }] });
+  assert.equal(parsed.success, false);
+  assert.match(parsed.error!.issues[0]!.message, /http:\/\/ or https:\/\/ URL/);
+  const r = await cli(['gateway', '--upstream', 'ftp://files.acme.test/mcp', '--policy', 'p.yaml', '--cert', 'c', '--key', 'k', '--pki', 'p', '--listen', '127.0.0.1:0']);
+  assert.equal(r.code, 64, r.stderr);
+  assert.match(r.stderr, /routes\.0\.upstream: an http:\/\/ or https:\/\/ URL/);
+});
+
+test('/healthz: degraded with the reason while an upstream is down, ok once it answers; one probe per interval', async () => {
+  const t = await makePki();
+  const gwCert = await t.issue(['issue', 'server', '--dns', 'localhost']);
+  const policy = path.join(t.base, 'policy.yaml');
+  fs.writeFileSync(policy, 'version: 1\nrules: []\n');
+  let hits = 0;
+  const up = http.createServer((req, res) => {
+    hits++;
+    res.writeHead(405).end();
+  });
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  // a port nothing listens on
+  const gone = http.createServer();
+  await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+  const downPort = (gone.address() as AddressInfo).port;
+  await new Promise((r) => gone.close(r));
+  const gw = await startGateway(
+    GatewayConfigSchema.parse({
+      listen: '127.0.0.1:0',
+      tls: { cert: gwCert.files.cert, key: gwCert.files.key, pki: t.pki },
+      routes: [
+        { path: '/up', upstream: `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp`, policy },
+        { path: '/down', upstream: `http://127.0.0.1:${downPort}/mcp`, policy },
+      ],
+    }),
+    () => undefined,
+  );
+  const ca = fs.readFileSync(path.join(t.pki, 'root.crt'));
+  const healthz = () =>
+    new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      https.get({ host: '127.0.0.1', servername: 'localhost', port: gw.address.port, path: '/healthz', ca, agent: false }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      }).on('error', reject);
+    });
+  try {
+    const started = Date.now();
+    const h = await healthz();
+    assert.equal(h.status, 200);
+    assert.equal(h.body.status, 'degraded', JSON.stringify(h.body));
+    assert.match(String((h.body.reasons as string[])[0]), /upstream of \/down \(http:\/\/127\.0\.0\.1:\d+\/mcp\) is unreachable: ECONNREFUSED/);
+    const byRoute = Object.fromEntries((h.body.upstreams as { route: string; reachable: boolean; status?: number }[]).map((u) => [u.route, u]));
+    assert.equal(byRoute['/up']!.reachable, true);
+    assert.equal(byRoute['/up']!.status, 405);
+    assert.equal(byRoute['/down']!.reachable, false);
+    // asked again and again within the interval: the upstream is probed once
+    await Promise.all([healthz(), healthz(), healthz()]);
+    await healthz();
+    if (Date.now() - started < PROBE_EVERY_MS) assert.equal(hits, 1, 'one probe per interval');
+    // the upstream comes back: ok after the next probe
+    up.close();
+    const back = http.createServer((req, res) => res.writeHead(405).end());
+    await new Promise<void>((r) => back.listen(downPort, '127.0.0.1', r));
+    await new Promise((r) => setTimeout(r, PROBE_EVERY_MS + 200));
+    const again = await healthz();
+    assert.equal((again.body.upstreams as { route: string; reachable: boolean }[]).find((u) => u.route === '/down')!.reachable, true);
+    back.close();
+  } finally {
+    await gw.stop();
+    up.closeAllConnections();
+    up.close();
+  }
+});
