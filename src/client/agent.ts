@@ -142,11 +142,28 @@ export class RenewingAgent extends Dispatcher {
   }
 }
 
-/** The reason an mcp-mtls server gave for refusing the certificate (its 401 JSON body). */
+/** What to do about each refusal reason an mcp-mtls server gives (`AuthFailureReason`); others get the generic hint. */
+const REFUSAL_HINTS: Readonly<Record<string, string>> = {
+  certificate_required: 'no client certificate reached the server: connect with your bundle (`mcp-mtls connect URL --bundle FILE`, or createMtlsAgent(await loadBundle(FILE)))',
+  certificate_expired: 'renew it where the CA is: `mcp-mtls check-bundle FILE` prints the `mcp-mtls renew` command for it; then make a new bundle with `mcp-mtls bundle`',
+  certificate_not_yet_valid: "the certificate's validity has not started: check the clocks of this machine, the server and the CA, or wait until its notBefore (`mcp-mtls check-bundle FILE`)",
+  certificate_revoked: 'the operator revoked this certificate: ask them for a new one (`mcp-mtls issue client` on their side, then `mcp-mtls bundle`); `mcp-mtls renew` cannot renew a revoked certificate',
+  unknown_ca: "the server does not trust the CA that issued the certificate: use a bundle from the CA this server trusts, or ask the server's operator to add your CA's root to its CA list",
+  invalid_signature: 'the certificate was altered after it was issued: make the bundle again from the certificate the CA issued (`mcp-mtls bundle`)',
+  not_a_client_certificate: 'the bundle holds a server or CA certificate: issue a client certificate (`mcp-mtls issue client --user ID`) and bundle that',
+  invalid_identity: "the certificate's identity is not one this server accepts (another trust domain, or not an mcp-mtls client certificate): `mcp-mtls check-bundle FILE` shows the identity; ask the server's operator which CA and trust domain it accepts",
+  revocation_unknown: 'the server cannot tell yet whether the certificate is revoked (its CRL has not been fetched or is incomplete): retry in a moment; if it persists, tell the server\'s operator',
+};
+
+/**
+ * The reason an mcp-mtls server gave for refusing the certificate (its 401 JSON body). The hint
+ * says what to do for that reason: renew an expired certificate, ask the operator for a new one
+ * when it was revoked (renewal cannot help), use a bundle from a CA the server trusts, ...
+ */
 export class CertificateRefusedError extends MtlsError {
   readonly reason: string;
   constructor(reason: string, message: string) {
-    super('CERT_INVALID', `the server refused the client certificate: ${reason}: ${message}`, { hint: 'check the bundle with `mcp-mtls check-bundle`; renew or re-issue the certificate' });
+    super('CERT_INVALID', `the server refused the client certificate: ${reason}: ${message}`, { hint: REFUSAL_HINTS[reason] ?? 'check the bundle with `mcp-mtls check-bundle`; renew or re-issue the certificate' });
     this.reason = reason;
   }
 }

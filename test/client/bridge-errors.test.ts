@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { loadBundle } from '../../src/bundle/load.js';
-import { createSdk1Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { isMtlsError } from '../../src/errors.js';
 import { BIN, cli, cliOk, ROOT } from '../support/cli.js';
 import { revoke, startFixture, type McpFixture } from '../support/mcp.js';
@@ -129,7 +129,7 @@ test("a refused client certificate: the server's 401 reason, and exit 77", async
   const r = await bridge(['--bundle', daveFile]);
   assert.equal(r.code, 77, r.stderr);
   assert.match(r.stderr, /the server refused the client certificate: certificate_revoked/);
-  assert.match(r.stderr, /hint: check the bundle with `mcp-mtls check-bundle`/);
+  assert.match(r.stderr, /hint: the operator revoked this certificate: ask them for a new one .*`mcp-mtls renew` cannot renew a revoked certificate/);
   assert.equal(r.stderr.match(/refused the client certificate/g)?.length, 1, 'logged once');
 });
 
