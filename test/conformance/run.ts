@@ -1,0 +1,180 @@
+/**
+ * Issue 19's conformance test: the official MCP conformance suite, scenario by scenario, against
+ * our own target servers directly, behind the gateway, and mounted with the SDK adapters, for
+ * 2025-11-25 (suite 0.1.16, SDK 1.x target) and 2026-07-28 (suite 0.2.0-alpha.12, SDK 2.x
+ * per-request target). Two callers through mcp-mtls: alice (allow-all) and bob (a policy that
+ * hides a few tools).
+ *
+ * Fails (exit 1) when a check that succeeds against the bare server does not succeed through
+ * mcp-mtls ("lost"), for alice on every scenario, for bob on every scenario that does not need a
+ * tool hidden from him; and when a scenario that needs a tool hidden from bob passes for him
+ * (the tool leaked). Prints the table and each lost check with the suite's reason.
+ *
+ *   npm run test:conformance                      (or: node --import tsx test/conformance/run.ts)
+ *   MCP_MTLS_CONFORMANCE_STATUS=FILE              also writes the table and losses as Markdown
+ *   MCP_MTLS_CONFORMANCE_ONLY=2025-11-25          one revision only
+ *   MCP_MTLS_CONFORMANCE_OUT=DIR                  keeps the suite's results (default: a temp dir)
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
+import { GatewayConfigSchema } from '../../src/gateway/config.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
+import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { policyFromText } from '../../src/policy/compile.js';
+import { makePki } from '../support/pki.js';
+import { addPerCallerChecks, compare, renderMarkdown, renderText, type Leg, type Target } from './compare.js';
+import { ensureSuite, RAW_HTTP_SCENARIOS, runSuite, startTlsTunnel, type Revision, type SuiteRun } from './suite.js';
+import { buildSdk1, SDK1_SERVER_OPTIONS, startDirectSdk1 } from './target-sdk1.js';
+import { buildSdk2, SDK2_SERVER_OPTIONS, startDirectSdk2, type ListNotifier } from './target-sdk2.js';
+
+/** Tools the second caller may not see, and the scenarios that need each (they must fail for him). */
+export const HIDDEN_FROM_BOB: Record<string, string[]> = {
+  test_audio_content: ['tools-call-audio'],
+  test_error_handling: ['tools-call-error'],
+  test_sampling: ['tools-call-sampling'],
+  test_elicitation: ['tools-call-elicitation'],
+  // the suite's other SEP-2322 scenarios reuse this tool
+  test_input_required_result_elicitation: ['input-required-result-basic-elicitation', 'input-required-result-result-type', 'input-required-result-missing-input-response', 'input-required-result-ignore-extra-params', 'input-required-result-validate-input'],
+};
+
+export const POLICY = `version: 1
+rules:
+  - id: everything
+    subjects: { any: true }
+    tools: ["*"]
+    resources: ["**"]
+    prompts: ["*"]
+  - id: fewer-tools-for-bob
+    effect: deny
+    subjects: { users: [bob] }
+    tools: [${Object.keys(HIDDEN_FROM_BOB).join(', ')}]
+`;
+
+const log = (line: string) => process.stderr.write(`conformance: ${line}\n`);
+
+async function listen(server: MtlsServer): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const suite = ensureSuite(log);
+  log(`suite ${suite.version['2025-11-25']} (2025-11-25) and ${suite.version['2026-07-28']} (2026-07-28) on ${suite.node}`);
+  const out = process.env.MCP_MTLS_CONFORMANCE_OUT ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-mtls-conformance-out-'));
+  const only = process.env.MCP_MTLS_CONFORMANCE_ONLY as Revision | undefined;
+
+  const pki = await makePki();
+  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost', '--ip', '127.0.0.1']);
+  const issue = async (user: string) => {
+    const r = await pki.issue(['issue', 'client', '--user', user]);
+    return { cert: r.files.cert, key: r.files.key as string, ca: path.join(pki.pki, 'root.crt') };
+  };
+  const callers = { alice: await issue('alice'), bob: await issue('bob') };
+  const policyFile = path.join(pki.base, 'policy.yaml');
+  fs.writeFileSync(policyFile, POLICY);
+  const policy = policyFromText(POLICY);
+  const tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
+  const closers: (() => Promise<void>)[] = [];
+  /** what the gateway logged (distinct lines): the reason behind a loss is often there */
+  const gatewayLog = new Set<string>();
+
+  const gatewayIn = async (upstream: string): Promise<string> => {
+    const config = GatewayConfigSchema.parse({ listen: '127.0.0.1:0', tls: { cert: srv.files.cert, key: srv.files.key, pki: pki.pki }, routes: [{ path: '/mcp', upstream, policy: policyFile }] });
+    const gw: RunningGateway = await startGateway(config, (line) => {
+      if (gatewayLog.size < 40) gatewayLog.add(line.replace(/spiffe:\/\/\S+/g, 'CALLER').replace(/:\d{4,5}\b/g, ':PORT'));
+    });
+    closers.push(() => gw.stop());
+    return `https://localhost:${gw.address.port}/mcp`;
+  };
+
+  const legs: Leg[] = [];
+  const run = async (rev: Revision, target: Target, caller: 'direct' | 'alice' | 'bob', url: string): Promise<void> => {
+    const t0 = Date.now();
+    const dir = path.join(out, `${rev}-${target}-${caller}`);
+    const r: SuiteRun = await runSuite(suite, rev, url, dir, caller === 'direct' ? undefined : callers[caller]);
+    if (caller !== 'direct') {
+      // the raw-header scenarios again, through a plain-http tunnel that carries their bytes over mTLS
+      for (const scenario of RAW_HTTP_SCENARIOS[rev]) {
+        const tunnel = await startTlsTunnel(url, callers[caller]);
+        try {
+          const raw = await runSuite(suite, rev, tunnel.url, path.join(dir, `raw-${scenario}`), undefined, scenario);
+          const res = raw.results.get(scenario);
+          if (res) r.results.set(scenario, res);
+        } finally {
+          await tunnel.close();
+        }
+      }
+    }
+    const passed = [...r.results.values()].filter((s) => s.passed).length;
+    log(`${rev} ${target} ${caller}: ${passed}/${r.results.size} scenarios pass (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    if (r.results.size === 0) log(`the suite wrote no results; its output:\n${r.stdout}`);
+    if (caller === 'bob') addPerCallerChecks(r.results);
+    legs.push({ revision: rev, target, caller, results: r.results });
+  };
+
+  try {
+    if (!only || only === '2025-11-25') {
+      const direct = await startDirectSdk1();
+      closers.push(() => direct.close());
+      const gw = await gatewayIn(direct.url);
+      const handler = createMcpSdk1Handler({ serverInfo: { name: 'mcp-mtls-conformance-sdk1', version: '1.0.0' }, serverOptions: SDK1_SERVER_OPTIONS, build: buildSdk1, policy, stateful: true });
+      const adapter = createMtlsServer({ ...tls, log: () => undefined }, handler);
+      const adapterUrl = await listen(adapter);
+      closers.push(async () => {
+        await handler.close();
+        adapter.closeAllConnections();
+        await new Promise((r) => adapter.close(r));
+      });
+      await run('2025-11-25', 'direct', 'direct', direct.url);
+      for (const caller of ['alice', 'bob'] as const) {
+        await run('2025-11-25', 'gateway', caller, gw);
+        await run('2025-11-25', 'adapter-sdk1', caller, adapterUrl);
+      }
+    }
+    if (!only || only === '2026-07-28') {
+      const direct = await startDirectSdk2();
+      closers.push(() => direct.close());
+      const gw = await gatewayIn(direct.url);
+      // the adapter's list-changed publisher, once it has one (issue 19, finding 6)
+      const notifier = () => (handler as { notify?: ListNotifier }).notify;
+      const handler = createMcpSdk2Handler({ serverInfo: { name: 'mcp-mtls-conformance-sdk2', version: '1.0.0' }, serverOptions: SDK2_SERVER_OPTIONS, build: (server) => buildSdk2(server, notifier), policy });
+      const adapter = createMtlsServer({ ...tls, log: () => undefined }, handler);
+      const adapterUrl = await listen(adapter);
+      closers.push(async () => {
+        await handler.close();
+        adapter.closeAllConnections();
+        await new Promise((r) => adapter.close(r));
+      });
+      await run('2026-07-28', 'direct', 'direct', direct.url);
+      for (const caller of ['alice', 'bob'] as const) {
+        await run('2026-07-28', 'gateway', caller, gw);
+        await run('2026-07-28', 'adapter-sdk2', caller, adapterUrl);
+      }
+    }
+  } finally {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  }
+
+  const report = compare(legs, HIDDEN_FROM_BOB);
+  report.gatewayLog = [...gatewayLog];
+  const text = renderText(report, suite);
+  process.stdout.write(text);
+  const status = process.env.MCP_MTLS_CONFORMANCE_STATUS;
+  if (status) fs.writeFileSync(status, renderMarkdown(report, suite, new Date(), HIDDEN_FROM_BOB));
+  fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(report, null, 2));
+  log(`results in ${out}; ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
+  return report.lost.length + report.leaked.length === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: Error) => {
+    process.stderr.write(`conformance: ${e.stack ?? e.message}\n`);
+    process.exit(2);
+  },
+);
