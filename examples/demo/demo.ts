@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { loadBundle } from '../../src/bundle/load.js';
-import { createSdk1Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { loadPolicy } from '../../src/policy-file/load.js';
 import { memoryAudit } from '../../src/mtls/audit.js';
 import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';

@@ -12,7 +12,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { loadBundle } from '../../src/bundle/load.js';
-import { createSdk1Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { startGateway } from '../../src/gateway/run.js';
 import { checker, setupPki } from '../_shared/setup.js';
 

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { Client } from '@modelcontextprotocol/client';
 import type { McpServer } from '@modelcontextprotocol/server';
 import { loadBundle } from '../../src/bundle/load.js';
-import { createSdk2Transport } from '../../src/client/transports.js';
+import { createSdk2Transport } from '../../src/client/transport-sdk2.js';
 import { policyFromText } from '../../src/policy/compile.js';
 import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
 import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';

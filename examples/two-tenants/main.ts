@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { loadBundle } from '../../src/bundle/load.js';
-import { createSdk1Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { policyFromText } from '../../src/policy/compile.js';
 import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
 import { createMtlsServer } from '../../src/mtls/mtls-server.js';

@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { createSdk1Transport } from '../client/transports.js';
+export { createSdk1Transport } from '../client/transport-sdk1.js';

@@ -4,4 +4,4 @@
  *
  * @packageDocumentation
  */
-export { createSdk2Transport } from '../client/transports.js';
+export { createSdk2Transport } from '../client/transport-sdk2.js';

@@ -20,7 +20,7 @@ import { parseDuration } from '../../src/util/duration.js';
 import { writeBundle } from '../../src/bundle/write.js';
 import { loadBundle } from '../../src/bundle/load.js';
 import { createBundleRenewer } from '../../src/client/renewal.js';
-import { createSdk1Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { policyFromText } from '../../src/policy/compile.js';
 import { callerOf } from '../../src/mcp/caller.js';
 import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';

@@ -13,7 +13,8 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { Client as Client2 } from '@modelcontextprotocol/client';
 import { loadBundle } from '../../src/bundle/load.js';
 import { CertificateRefusedError } from '../../src/client/agent.js';
-import { createSdk1Transport, createSdk2Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
+import { createSdk2Transport } from '../../src/client/transport-sdk2.js';
 import { isMtlsError } from '../../src/errors.js';
 import { BIN, cli, cliOk } from '../support/cli.js';
 import { revoke, startFixture, type McpFixture } from '../support/mcp.js';

@@ -15,7 +15,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
-import { createSdk1Transport } from '../../src/client/transports.js';
+import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { createGatewayHandler } from '../../src/gateway/proxy.js';
 import { GatewayMetrics } from '../../src/gateway/metrics.js';
 import { policyFromText } from '../../src/policy/compile.js';

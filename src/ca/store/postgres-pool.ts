@@ -16,7 +16,10 @@ export interface PostgresStoreOptions {
 
 let driver: Promise<[typeof import('pg'), typeof import('pg-connection-string')]> | undefined;
 
-/** A pool for the URL; a connection lost while idle or checked out never crashes the process. */
+/**
+ * A pool for the URL; a connection lost while idle or checked out never crashes the process.
+ * @internal (not in the declarations: they would need the `pg` types, which users do not install)
+ */
 export async function openPool(url: string, options: PostgresStoreOptions): Promise<pg.Pool> {
   const [{ default: pgDriver }, { parseIntoClientConfig }] = await (driver ??= Promise.all([import('pg'), import('pg-connection-string')]));
   // The URL is parsed here, with the driver's own parser, rather than passed as `connectionString`:

@@ -66,7 +66,8 @@ function newerSchema(url: string, version: number): MtlsError {
 /**
  * Checks that the database has this code's schema version and, given the CA's root
  * fingerprint, that it belongs to this CA (recorded on first use). The pool is awaited inside:
- * a driver that cannot be loaded is reported as the store's error too.
+ * a driver that cannot be loaded is reported as the store's error too. @internal (not in the
+ * declarations: they would need the `pg` types, which users do not install)
  */
 export async function checkSchema(pool: Promise<pg.Pool>, url: string, caFingerprint: string | undefined): Promise<void> {
   const location = redactUrl(url);
