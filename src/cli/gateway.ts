@@ -4,6 +4,7 @@ import { loadGatewayConfig, GatewayConfigSchema, type GatewayConfig } from '../g
 import { startGateway } from '../gateway/run.js';
 import { MtlsError } from '../errors.js';
 import { collect } from './io.js';
+import { FORWARDED_FORMATS, type ForwardedFormat } from '../mtls/trusted-proxies.js';
 
 export function registerGateway(program: Command): void {
   program
@@ -23,6 +24,8 @@ export function registerGateway(program: Command): void {
     .option('--crl-from-certs', 'also fetch the CRL URLs the CA wrote into certificates (cRLDistributionPoints); a CA\'s clients are refused until a CRL of it is fetched')
     .option('--crl-refresh <duration>', 'how often to fetch CRL URLs', '5m')
     .option('--mode <mode>', 'default (401 with the reason) or strict (refuse at connection)', 'default')
+    .option('--trusted-proxy <cidr=format>', 'accept the client certificate a TLS-terminating proxy at these addresses forwards; format rfc9440, xfcc, nginx, alb or traefik (repeatable; docs/operations.md)', collect, [])
+    .option('--trusted-proxy-header <name>', 'the header of the nginx format (default ssl-client-cert)')
     .option('--audit <file>', 'append one JSON line per decision to this file')
     .option('--json', 'log on stderr as one JSON object per line (start-up, reloads, warnings, errors)')
     .addHelpText('after', '\nExamples:\n  $ mcp-mtls gateway --config gateway.yaml\n  $ mcp-mtls gateway --upstream http://127.0.0.1:3000/mcp --policy policy.yaml --cert certs/gw.crt --key certs/gw.key --pki ./pki --listen 0.0.0.0:8443\n  $ mcp-mtls gateway ... --ca root.crt --crl-url https://ca.acme.test/crl/root.crl --crl-url https://ca.acme.test/crl/intermediate.crl --crl-refresh 1m')
@@ -31,6 +34,7 @@ export function registerGateway(program: Command): void {
       if (o.config) {
         config = loadGatewayConfig(o.config);
         if (o.crlUrl.length) config = { ...config, tls: { ...config.tls, crlUrls: [...(config.tls.crlUrls ?? []), ...o.crlUrl] } };
+        if (o.trustedProxy.length) config = { ...config, trustedProxies: [...(config.trustedProxies ?? []), ...trustedProxyFlags(o.trustedProxy, o.trustedProxyHeader)] };
       } else {
         if (!o.upstream || !o.policy || !o.cert || !o.key || (!o.pki && !o.ca)) {
           throw new MtlsError('USAGE', 'without --config the gateway needs --upstream, --policy, --cert, --key and --pki (or --ca)', { hint: 'or write a gateway.yaml (docs/gateway.md)' });
@@ -48,6 +52,7 @@ export function registerGateway(program: Command): void {
           },
           routes: [{ path: o.path, upstream: o.upstream, policy: o.policy }],
           ...(o.audit ? { audit: o.audit } : {}),
+          ...(o.trustedProxy.length ? { trustedProxies: trustedProxyFlags(o.trustedProxy, o.trustedProxyHeader) } : {}),
         });
         if (!parsed.success) {
           const issue = parsed.error.issues[0]!;
@@ -81,6 +86,20 @@ export function registerGateway(program: Command): void {
       process.once('SIGINT', () => void stop());
       await new Promise(() => undefined); // runs until a signal
     });
+}
+
+/** `--trusted-proxy CIDR=FORMAT` flags as gateway.yaml `trustedProxies` entries (`--trusted-proxy-header` for the nginx ones). */
+export function trustedProxyFlags(flags: readonly string[], header: string | undefined): { from: string; format: ForwardedFormat; header?: string }[] {
+  const out = flags.map((f) => {
+    const eq = f.lastIndexOf('=');
+    const format = f.slice(eq + 1) as ForwardedFormat;
+    if (eq <= 0 || !FORWARDED_FORMATS.includes(format)) {
+      throw new MtlsError('USAGE', `--trusted-proxy ${f}: expected CIDR=FORMAT with FORMAT one of ${FORWARDED_FORMATS.join(', ')}`, { hint: 'e.g. --trusted-proxy 10.0.0.0/8=nginx' });
+    }
+    return { from: f.slice(0, eq), format, ...(header && format === 'nginx' ? { header } : {}) };
+  });
+  if (header && !out.some((p) => p.format === 'nginx')) throw new MtlsError('USAGE', '--trusted-proxy-header names the header of the nginx format, but no --trusted-proxy uses it', { hint: 'e.g. --trusted-proxy 10.0.0.0/8=nginx --trusted-proxy-header x-client-cert' });
+  return out;
 }
 
 /** A listen() failure that is the user's to fix (port taken, port not allowed, no such address) as a coded error; anything else as it is. */

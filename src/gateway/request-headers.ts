@@ -8,6 +8,7 @@ import type { Identity } from '../identity/identity.js';
 import { handshakeCertificate } from '../mtls/handshake-certificate.js';
 import type { MtlsRequest } from '../mtls/mtls-server.js';
 import { formatXfcc, XFCC } from '../mtls/xfcc.js';
+import { forwardedCertificateOf } from '../mtls/trusted-proxies.js';
 
 /** Request headers never forwarded: hop-by-hop, and identity claims a client could forge. */
 const DROP_REQUEST = new Set([
@@ -29,7 +30,7 @@ export function xfccHeaders(): (req: MtlsRequest, identity: Identity) => string 
   const built = new WeakMap<Identity, string>();
   return (req, identity) => {
     let xfcc = built.get(identity);
-    if (!xfcc) built.set(identity, (xfcc = formatXfcc(identity, handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
+    if (!xfcc) built.set(identity, (xfcc = formatXfcc(identity, forwardedCertificateOf(req) ?? handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
     return xfcc;
   };
 }
