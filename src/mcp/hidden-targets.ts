@@ -17,6 +17,7 @@
  * | `sdk1-stateless`  | the SDK            | here, as 1.x       | a per-request server without the hidden tool or prompt answers them as unknown itself; a hidden resource can still match a visible template |
  * | `sdk1-stateful`   | here, as 1.x       | here, as 1.x       | a session keeps what was visible when it opened: after a policy reload a now hidden target is still registered |
  * | `sdk2`            | the SDK            | here, as 2.x       | per-request servers, as `sdk1-stateless`                                                             |
+ * | `sdk2-stateful`   | here, as 2.x       | here, as 2.x       | 2025-era sessions of the 2.x adapter: a session keeps what was visible when it opened, as `sdk1-stateful` |
  * | `gateway`         | here               | here               | it cannot remove anything from an upstream server: as 2.x on 2026-07-28 (the revision makes an unknown tool a JSON-RPC error -32602), as 1.x on 2025-11-25 |
  *
  * The per-caller server itself (mcp/surface.ts) answers with the same words for handlers it
@@ -27,7 +28,7 @@ import type { PolicyTarget } from '../policy/compile.js';
 import type { ProtocolEra } from './protocol-era.js';
 
 /** The listeners of the decision table. */
-export type HiddenTargetListener = 'sdk1-stateless' | 'sdk1-stateful' | 'sdk2' | 'gateway';
+export type HiddenTargetListener = 'sdk1-stateless' | 'sdk1-stateful' | 'sdk2' | 'sdk2-stateful' | 'gateway';
 
 /** The text an MCP SDK server gives for a tool, resource or prompt it does not have. */
 export function unknownTargetMessage(t: PolicyTarget): string {
@@ -79,5 +80,7 @@ export function hiddenAnswerFor(listener: HiddenTargetListener): HiddenAnswer {
       return (id, t) => (t.kind === 'resource' ? unknownTargetAnswer(id, t) : undefined);
     case 'sdk2':
       return (id, t) => (t.kind === 'resource' ? unknownTargetAnswerSdk2(id, t) : undefined);
+    case 'sdk2-stateful':
+      return unknownTargetAnswerSdk2;
   }
 }

@@ -20,9 +20,10 @@ test('who answers a hidden target, per listener: the SDK where its per-caller se
   assert.deepEqual(answeredHere('sdk1-stateless'), [false, false, true]);
   assert.deepEqual(answeredHere('sdk2'), [false, false, true]);
   assert.deepEqual(answeredHere('sdk1-stateful'), [true, true, true]);
+  assert.deepEqual(answeredHere('sdk2-stateful'), [true, true, true]);
   assert.deepEqual(answeredHere('gateway'), [true, true, true]);
   // in the words of the SDK behind the listener; the gateway's by revision (revision-answers.test.ts compares with the SDKs)
-  for (const [listener, era, expected] of [['sdk1-stateless', 'legacy', unknownTargetAnswer], ['sdk1-stateful', 'legacy', unknownTargetAnswer], ['sdk2', 'legacy', unknownTargetAnswerSdk2], ['sdk2', 'modern', unknownTargetAnswerSdk2], ['gateway', 'legacy', unknownTargetAnswer], ['gateway', 'modern', unknownTargetAnswerSdk2]] as const) {
+  for (const [listener, era, expected] of [['sdk1-stateless', 'legacy', unknownTargetAnswer], ['sdk1-stateful', 'legacy', unknownTargetAnswer], ['sdk2', 'legacy', unknownTargetAnswerSdk2], ['sdk2', 'modern', unknownTargetAnswerSdk2], ['sdk2-stateful', 'legacy', unknownTargetAnswerSdk2], ['gateway', 'legacy', unknownTargetAnswer], ['gateway', 'modern', unknownTargetAnswerSdk2]] as const) {
     for (const t of targets) {
       const answer = hiddenAnswerFor(listener)(1, t, era);
       if (answer !== undefined) assert.deepEqual(answer, expected(1, t), `${listener} ${era} ${t.kind}`);
