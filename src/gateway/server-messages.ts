@@ -36,6 +36,9 @@ const NOTIFICATIONS = new Set([
   'notifications/resources/list_changed',
   'notifications/elicitation/complete',
   'notifications/tasks/status',
+  // 2026-07-28: the first message of a subscriptions/listen stream, naming what the server
+  // agreed to send (the resource URIs in it are the ones the gate decided on the listen)
+  'notifications/subscriptions/acknowledged',
 ]);
 
 /** Requests a server may make of the client (the client's own consent applies to them). */
