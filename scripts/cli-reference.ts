@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command, Option } from 'commander';
 import { createProgram } from '../src/cli/main.js';
+import { clientsDocWithExamples, CLIENTS_DOC } from './client-examples.js';
 
 /** One row per command (generated), for the README's table. */
 export function cliSummary(): string {
@@ -67,5 +68,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   fs.writeFileSync(file, cliReference());
   const readme = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'README.md');
   fs.writeFileSync(readme, readmeWithCliSummary(fs.readFileSync(readme, 'utf8')));
-  console.log(`wrote ${file} and the command table in ${readme}`);
+  // docs/clients.md's examples come from client-config's own functions (scripts/client-examples.ts)
+  fs.writeFileSync(CLIENTS_DOC, clientsDocWithExamples(fs.readFileSync(CLIENTS_DOC, 'utf8')));
+  console.log(`wrote ${file}, the command table in ${readme} and the examples in ${CLIENTS_DOC}`);
 }

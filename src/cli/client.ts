@@ -1,6 +1,5 @@
 /** `mcp-mtls connect` (the stdio bridge) and `mcp-mtls client-config` (its entry in desktop MCP apps). */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadBundle } from '../bundle/load.js';
@@ -8,39 +7,11 @@ import { createBundleRenewer } from '../client/renewal.js';
 import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
-import { installedBridge, type InstalledBridge } from './bridge-command.js';
+import { installRunner, npxRunner, runsFromNpxCache, type BridgeRunner } from './bridge-command.js';
+import { claudeCodeNative, clientConfigFile, CLIENTS, serverEntry, type ClientName } from './client-entries.js';
 import { emit, readBundlePassphrase } from './io.js';
 import { loadWithPeer } from './optional-peer.js';
 import type { BridgeEvent } from '../client/bridge.js';
-
-const CLIENTS = ['claude-desktop', 'claude-code', 'vscode', 'cursor'] as const;
-type ClientName = (typeof CLIENTS)[number];
-
-/** Where each app keeps its MCP servers, and under which key. */
-export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = process.env, platform = process.platform): { file: string; key: 'mcpServers' | 'servers' } {
-  const home = env.HOME ?? os.homedir();
-  switch (client) {
-    case 'claude-desktop':
-      if (platform === 'darwin') return { file: path.join(home, 'Library', 'Application Support', 'Claude', 'claude_desktop_config.json'), key: 'mcpServers' };
-      if (platform === 'win32') return { file: path.join(env.APPDATA ?? path.join(home, 'AppData', 'Roaming'), 'Claude', 'claude_desktop_config.json'), key: 'mcpServers' };
-      return { file: path.join(env.XDG_CONFIG_HOME ?? path.join(home, '.config'), 'Claude', 'claude_desktop_config.json'), key: 'mcpServers' };
-    case 'claude-code':
-      return { file: path.join(home, '.claude.json'), key: 'mcpServers' };
-    case 'cursor':
-      return { file: path.join(home, '.cursor', 'mcp.json'), key: 'mcpServers' };
-    case 'vscode':
-      return { file: path.join(process.cwd(), '.vscode', 'mcp.json'), key: 'servers' };
-  }
-}
-
-/**
- * The entry for one app: absolute paths of this node and this installed mcp-mtls (see
- * bridge-command.ts: never `npx mcp-mtls`, which runs whatever the registry serves).
- */
-export function serverEntry(client: ClientName, url: string, bundle: string, runner: Pick<InstalledBridge, 'node' | 'bin'>, extra: { renewUrl?: string; allowInsecureLoopbackHttp?: boolean } = {}) {
-  const args = [runner.bin, 'connect', url, '--bundle', bundle, ...(extra.renewUrl ? ['--renew-url', extra.renewUrl] : []), ...(extra.allowInsecureLoopbackHttp ? ['--allow-insecure-loopback-http'] : [])];
-  return client === 'vscode' || client === 'claude-code' ? { type: 'stdio', command: runner.node, args } : { command: runner.node, args };
-}
 
 export function registerClient(program: Command): void {
   program
@@ -88,50 +59,96 @@ export function registerClient(program: Command): void {
 
   program
     .command('client-config')
-    .description("the MCP server entry that runs the bridge, for a desktop client's configuration")
+    .description("the MCP server entry for a desktop client's configuration: the bridge, or (--native) the client's own client-certificate settings")
     .requiredOption('--client <client>', CLIENTS.join(' | '))
     .requiredOption('--name <name>', 'the server name shown in the client')
-    .requiredOption('--bundle <file>', 'the bundle the bridge loads')
+    .requiredOption('--bundle <file>', 'the bundle the bridge loads (with --native: a PEM folder, whose files the client reads)')
     .option('--url <url>', 'the MCP server URL (default: the url in the bundle profile)')
     .option('--renew-url <url>', "the bridge renews the certificate through the CA's /renew")
     .option('--allow-insecure-loopback-http', 'development only: the bridge may use an http: URL to 127.0.0.0/8, [::1] or localhost (no TLS, no client certificate)')
+    .option('--runner <runner>', "how the entry starts the bridge: install (this mcp-mtls, by absolute paths) or npx (npx fetches this mcp-mtls version and @modelcontextprotocol/sdk, exact versions, on the first start: for a machine with only Node and npx); default install, npx when client-config itself runs from npx's cache")
+    .option('--native', 'claude-code only: no bridge; Claude Code connects itself and presents the certificate (CLAUDE_CODE_CLIENT_CERT, CLAUDE_CODE_CLIENT_KEY, NODE_EXTRA_CA_CERTS in ~/.claude/settings.json)')
     .option('--write', "merge the entry into the client's configuration file (a backup is kept)")
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExample:\n  $ mcp-mtls client-config --client claude-desktop --name acme-tools --bundle ~/.mcp-mtls/alice.yaml --write')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ mcp-mtls client-config --client claude-desktop --name acme-tools --bundle ~/.mcp-mtls/alice.yaml --write\n  $ npx -y mcp-mtls client-config --client cursor --name acme-tools --bundle ~/.mcp-mtls/alice.yaml --write   (writes an npx entry)\n  $ mcp-mtls client-config --client claude-code --native --name acme-tools --bundle ~/.mcp-mtls/alice --url https://mcp.acme.test/mcp --write',
+    )
     .action(async (o) => {
       if (!CLIENTS.includes(o.client)) throw new MtlsError('USAGE', `unknown client "${o.client}"`, { hint: `use one of: ${CLIENTS.join(', ')}` });
+      if (o.runner !== undefined && o.runner !== 'install' && o.runner !== 'npx') throw new MtlsError('USAGE', `--runner must be install or npx, not "${o.runner}"`);
+      const client = o.client as ClientName;
       const bundleFile = path.resolve(o.bundle);
       let url = o.url as string | undefined;
-      if (!url) url = (await loadBundle(bundleFile, { passphrase: () => readBundlePassphrase(o) })).url;
+      const bundle = url && !o.native ? undefined : await loadBundle(bundleFile, { passphrase: () => readBundlePassphrase(o) });
+      url ??= bundle?.url;
       if (!url) throw new MtlsError('USAGE', 'no server URL: pass --url, or use a bundle profile made with --url');
       const allowInsecureLoopbackHttp = o.allowInsecureLoopbackHttp === true;
       serverUrl(url, { allowInsecureLoopbackHttp }); // the bridge would refuse it: say so now
-      const client = o.client as ClientName;
-      const runner = installedBridge();
+      if (o.native) {
+        if (client !== 'claude-code') throw new MtlsError('USAGE', `${client} cannot present a client certificate itself: it needs the bridge (leave out --native)`, { hint: 'docs/clients.md lists which clients can' });
+        if (o.renewUrl || o.runner || allowInsecureLoopbackHttp) throw new MtlsError('USAGE', '--native writes no bridge: --renew-url, --runner and --allow-insecure-loopback-http do not apply');
+        if (bundle!.source.format !== 'pem') {
+          throw new MtlsError('USAGE', `Claude Code reads the certificate and key from PEM files; ${bundleFile} is a ${bundle!.source.format === 'p12' ? 'PKCS#12 file' : 'bundle profile'}`, {
+            hint: 'make a PEM folder (mcp-mtls bundle CERT --format pem --out DIR) and pass --bundle DIR',
+          });
+        }
+        const dir = bundle!.source.file;
+        const native = claudeCodeNative(o.name, url, { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem'), ca: path.join(dir, 'ca.pem') });
+        const notes = [
+          `Claude Code presents ${native.env.CLAUDE_CODE_CLIENT_CERT} on every HTTPS connection it makes (one certificate for the whole process) and trusts ${native.env.NODE_EXTRA_CA_CERTS} besides the system CAs; it reads them at start.`,
+          `Nothing renews the certificate (valid until ${bundle!.notAfter.toISOString()}): put a new one in ${dir} and restart Claude Code, or use the bridge (without --native) with --renew-url.`,
+          ...(fs.readFileSync(native.env.CLAUDE_CODE_CLIENT_KEY, 'utf8').includes('ENCRYPTED') ? ['The key is encrypted: set CLAUDE_CODE_CLIENT_KEY_PASSPHRASE in the environment that starts Claude Code (client-config writes no passphrase).'] : []),
+        ];
+        const result = { file: native.file, mcpServers: { [o.name]: native.entry }, settingsFile: native.settingsFile, env: native.env, commands: native.commands, notes };
+        if (!o.write) {
+          emit(o.json, result, () =>
+            [`Add this to ${native.file}:`, JSON.stringify({ mcpServers: result.mcpServers }, null, 2), `and this to ${native.settingsFile}:`, JSON.stringify({ env: native.env }, null, 2), 'Or, in a shell:', ...native.commands.map((c) => `  ${c}`), ...notes, ''].join('\n'),
+          );
+          return;
+        }
+        const replaced = mergeJson(native.settingsFile, 'env', native.env);
+        mergeJson(native.file, 'mcpServers', { [o.name]: native.entry });
+        for (const k of replaced) process.stderr.write(`mcp-mtls client-config: warning: ${native.settingsFile} set ${k} to another value: replaced (backup: ${native.settingsFile}.bak)\n`);
+        emit(o.json, { ...result, written: true }, () => `Wrote "${o.name}" to ${native.file} and the certificate settings to ${native.settingsFile}. Restart Claude Code to load them.\n${notes.join('\n')}\n`);
+        return;
+      }
+      const kind = (o.runner as 'install' | 'npx' | undefined) ?? (runsFromNpxCache() ? 'npx' : 'install');
+      const runner: BridgeRunner = kind === 'npx' ? npxRunner() : installRunner();
       for (const w of runner.warnings) process.stderr.write(`mcp-mtls client-config: warning: ${w}\n`);
       const entry = serverEntry(client, url, bundleFile, runner, { ...(o.renewUrl ? { renewUrl: o.renewUrl as string } : {}), allowInsecureLoopbackHttp });
       const { file, key } = clientConfigFile(client);
       const snippet = { [key]: { [o.name]: entry } };
-      const runs = { node: runner.node, bin: runner.bin, sdk: runner.sdk };
-      const pinned = `It runs this install: ${runner.bin} with ${runner.node}; the bridge loads ${'@modelcontextprotocol/sdk'} ${runner.sdk.version} from ${runner.sdk.dir}. After upgrading or moving mcp-mtls or node, run client-config again.\n`;
+      const runs = { runner: runner.kind, ...runner.runs };
+      const pinned = `${runner.note}\n`;
       if (!o.write) {
         emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${JSON.stringify(snippet, null, 2)}\n${pinned}`);
         return;
       }
-      let current: Record<string, unknown> = {};
-      if (fs.existsSync(file)) {
-        const text = fs.readFileSync(file, 'utf8');
-        try {
-          current = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
-        } catch (e) {
-          throw new MtlsError('BAD_ARGUMENT', `${file} is not valid JSON: ${(e as Error).message}`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
-        }
-        writeFileAtomic(`${file}.bak`, text, { mode: 0o600 });
-      } else {
-        fs.mkdirSync(path.dirname(file), { recursive: true });
-      }
-      const servers = { ...((current[key] as Record<string, unknown>) ?? {}), [o.name]: entry };
-      writeFileAtomic(file, `${JSON.stringify({ ...current, [key]: servers }, null, 2)}\n`, { mode: 0o600 });
+      mergeJson(file, key, { [o.name]: entry });
       emit(o.json, { file, written: true, ...snippet, runs }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n${pinned}`);
     });
+}
+
+/**
+ * Merges `entries` into the object under `key` of the JSON file (created when missing; the
+ * previous text kept as FILE.bak), 0600. Returns the names whose earlier, different value was replaced.
+ */
+function mergeJson(file: string, key: string, entries: Record<string, unknown>): string[] {
+  let current: Record<string, unknown> = {};
+  if (fs.existsSync(file)) {
+    const text = fs.readFileSync(file, 'utf8');
+    try {
+      current = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch (e) {
+      throw new MtlsError('BAD_ARGUMENT', `${file} is not valid JSON: ${(e as Error).message}`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
+    }
+    writeFileAtomic(`${file}.bak`, text, { mode: 0o600 });
+  } else {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+  }
+  const before = (current[key] as Record<string, unknown> | undefined) ?? {};
+  const replaced = Object.keys(entries).filter((k) => k in before && JSON.stringify(before[k]) !== JSON.stringify(entries[k]));
+  writeFileAtomic(file, `${JSON.stringify({ ...current, [key]: { ...before, ...entries } }, null, 2)}\n`, { mode: 0o600 });
+  return replaced;
 }
