@@ -28,6 +28,7 @@ import { readXfcc, XFCC } from './xfcc.js';
 
 /** The header formats a trusted proxy may use. */
 export const FORWARDED_FORMATS = ['rfc9440', 'xfcc', 'nginx', 'alb', 'traefik'] as const;
+/** One of {@link FORWARDED_FORMATS}: the header format a trusted proxy forwards the client certificate in (see {@link TrustedProxy.format}). */
 export type ForwardedFormat = (typeof FORWARDED_FORMATS)[number];
 
 /**
