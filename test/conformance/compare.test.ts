@@ -27,7 +27,7 @@ test('a check that succeeds directly and fails, warns or is missing through mcp-
 });
 
 test('scenarios failing directly are not compared; bob: hidden-tool scenarios must not be answered as directly', () => {
-  const hidden = { test_audio_content: ['tools-call-audio'] };
+  const hidden = { '2026-07-28': { test_audio_content: ['tools-call-audio'] } };
   const direct = leg('direct', 'direct', result('ok'), result('broken', { status: 'FAILURE' }), result('tools-call-audio', { details: { audio: 1 } }));
   const report = compare(
     [

@@ -114,8 +114,9 @@ function sameAnswers(a: ScenarioResult, b: ScenarioResult): boolean {
   return view(a) === view(b);
 }
 
-export function compare(legs: Leg[], hiddenFromBob: Record<string, string[]>): Report {
-  const needsHidden = new Set(Object.values(hiddenFromBob).flat());
+/** `hiddenFromBob`: per revision, each tool hidden from bob and the scenarios that need it */
+export function compare(legs: Leg[], hiddenFromBob: Partial<Record<Revision, Record<string, string[]>>>): Report {
+  const needsHidden = (rev: Revision) => new Set(Object.values(hiddenFromBob[rev] ?? {}).flat());
   const report: Report = { legs: [], lost: [], leaked: [], directFailures: [] };
   for (const leg of legs) {
     const base = legs.find((l) => l.revision === leg.revision && l.target === 'direct');
@@ -130,7 +131,7 @@ export function compare(legs: Leg[], hiddenFromBob: Record<string, string[]>): R
     for (const d of base.results.values()) {
       if (!d.passed) continue;
       const through = leg.results.get(d.scenario);
-      if (leg.caller === 'bob' && needsHidden.has(d.scenario)) {
+      if (leg.caller === 'bob' && needsHidden(leg.revision).has(d.scenario)) {
         if (through?.passed && sameAnswers(d, through)) report.leaked.push({ revision: leg.revision, target: leg.target, caller: leg.caller, scenario: d.scenario, reasons: ['answered exactly as on the bare server although the policy hides its tool from bob'] });
         continue;
       }
@@ -172,13 +173,13 @@ export function renderText(report: Report, suite: Suite): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function renderMarkdown(report: Report, suite: Suite, at: Date, hiddenFromBob: Record<string, string[]>): string {
+export function renderMarkdown(report: Report, suite: Suite, at: Date, hiddenFromBob: Partial<Record<Revision, Record<string, string[]>>>): string {
   return [
     '# Conformance status (issue 19)',
     '',
     `Written by \`npm run test:conformance\` (test/conformance/run.ts) at ${at.toISOString()}. Callers through mcp-mtls: alice (allow-all policy), bob (the same policy plus a deny rule hiding the tools below; the scenarios that need them are not compared for him, and must not be answered as on the bare server).`,
     '',
-    ...Object.entries(hiddenFromBob).map(([tool, scenarios]) => `- hidden from bob: \`${tool}\` (${scenarios.join(', ')})`),
+    ...Object.entries(hiddenFromBob).flatMap(([rev, tools]) => Object.entries(tools ?? {}).map(([tool, scenarios]) => `- ${rev}: hidden from bob: \`${tool}\` (${scenarios.join(', ')})`)),
     '',
     ...table(report, suite),
     '',

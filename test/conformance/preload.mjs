@@ -20,4 +20,27 @@ const cert = file('MCP_MTLS_CONFORMANCE_CERT');
 const key = file('MCP_MTLS_CONFORMANCE_KEY');
 const servername = process.env.MCP_MTLS_CONFORMANCE_SERVERNAME;
 const checkServerIdentity = servername ? (_host, peer) => tls.checkServerIdentity(servername, peer) : undefined;
-if (ca || cert) setGlobalDispatcher(new Agent({ connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(checkServerIdentity ? { checkServerIdentity } : {}) } }));
+
+// MCP_MTLS_CONFORMANCE_SESSION_VERSION=2025-11-25: a request announcing `MCP-Protocol-Version:
+// 2025-03-26` announces that version instead. Suite 0.1.16's SSE scenarios send their raw requests
+// with 2025-03-26 inside a 2025-11-25 session, and SDK 1.x sends the priming event, the retry
+// field and allows closing a stream mid-call only to 2025-11-25 clients: unchanged, stream
+// resumption is never exercised, against any target. The harness sets it for every 2025-11-25
+// run, the bare server's included, so the comparison stays like for like.
+const sessionVersion = process.env.MCP_MTLS_CONFORMANCE_SESSION_VERSION;
+const fixVersion = (headers) => {
+  const fix = (name, value) => (String(name).toLowerCase() === 'mcp-protocol-version' && value === '2025-03-26' ? sessionVersion : value);
+  if (!headers) return headers;
+  if (Array.isArray(headers)) {
+    if (headers.length && Array.isArray(headers[0])) return headers.map(([n, v]) => [n, fix(n, v)]);
+    return headers.map((v, i) => (i % 2 === 1 ? fix(headers[i - 1], v) : v));
+  }
+  if (typeof headers === 'object') return Object.fromEntries(Object.entries(headers).map(([n, v]) => [n, fix(n, v)]));
+  return headers;
+};
+const rewrite = (dispatch) => (opts, handler) => dispatch({ ...opts, headers: fixVersion(opts.headers) }, handler);
+
+if (ca || cert || sessionVersion) {
+  const agent = new Agent({ connect: { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), ...(checkServerIdentity ? { checkServerIdentity } : {}) } });
+  setGlobalDispatcher(sessionVersion ? agent.compose(rewrite) : agent);
+}

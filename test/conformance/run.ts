@@ -28,20 +28,27 @@ import { policyFromText } from '../../src/policy/compile.js';
 import { makePki } from '../support/pki.js';
 import { addPerCallerChecks, compare, renderMarkdown, renderText, type Leg, type Target } from './compare.js';
 import { ensureSuite, RAW_HTTP_SCENARIOS, runSuite, startTlsTunnel, type Revision, type SuiteRun } from './suite.js';
-import { buildSdk1, SDK1_SERVER_OPTIONS, startDirectSdk1 } from './target-sdk1.js';
+import { buildSdk1, SDK1_RETRY_MS, SDK1_SERVER_OPTIONS, startDirectSdk1 } from './target-sdk1.js';
 import { buildSdk2, SDK2_SERVER_OPTIONS, startDirectSdk2, type ListNotifier } from './target-sdk2.js';
 
-/** Tools the second caller may not see, and the scenarios that need each (they must fail for him). */
-export const HIDDEN_FROM_BOB: Record<string, string[]> = {
-  test_audio_content: ['tools-call-audio'],
-  test_error_handling: ['tools-call-error'],
-  test_sampling: ['tools-call-sampling'],
-  test_elicitation: ['tools-call-elicitation'],
-  // the suite's other SEP-2322 scenarios reuse this tool
-  test_input_required_result_elicitation: ['input-required-result-basic-elicitation', 'input-required-result-result-type', 'input-required-result-missing-input-response', 'input-required-result-ignore-extra-params', 'input-required-result-validate-input'],
+/** Per revision, the tools the second caller may not see, and the scenarios that need each (not compared for him; they must not be answered as directly). */
+export const HIDDEN_FROM_BOB: Record<Revision, Record<string, string[]>> = {
+  '2025-11-25': {
+    test_audio_content: ['tools-call-audio'],
+    test_error_handling: ['tools-call-error'],
+    test_sampling: ['tools-call-sampling'],
+    test_elicitation: ['tools-call-elicitation'],
+  },
+  '2026-07-28': {
+    test_audio_content: ['tools-call-audio'],
+    test_error_handling: ['tools-call-error'],
+    // the suite's other SEP-2322 scenarios reuse this tool
+    test_input_required_result_elicitation: ['input-required-result-basic-elicitation', 'input-required-result-result-type', 'input-required-result-missing-input-response', 'input-required-result-ignore-extra-params', 'input-required-result-validate-input'],
+  },
 };
 
-export const POLICY = `version: 1
+/** One policy for both callers: everything for everyone, and a deny rule hiding a few tools from bob. */
+export const policyText = (rev: Revision) => `version: 1
 rules:
   - id: everything
     subjects: { any: true }
@@ -51,7 +58,7 @@ rules:
   - id: fewer-tools-for-bob
     effect: deny
     subjects: { users: [bob] }
-    tools: [${Object.keys(HIDDEN_FROM_BOB).join(', ')}]
+    tools: [${Object.keys(HIDDEN_FROM_BOB[rev]).join(', ')}]
 `;
 
 const log = (line: string) => process.stderr.write(`conformance: ${line}\n`);
@@ -75,16 +82,18 @@ async function main(): Promise<number> {
     return { cert: r.files.cert, key: r.files.key as string, ca: path.join(pki.pki, 'root.crt') };
   };
   const callers = { alice: await issue('alice'), bob: await issue('bob') };
-  const policyFile = path.join(pki.base, 'policy.yaml');
-  fs.writeFileSync(policyFile, POLICY);
-  const policy = policyFromText(POLICY);
+  const policyFile = (rev: Revision) => {
+    const f = path.join(pki.base, `policy-${rev}.yaml`);
+    fs.writeFileSync(f, policyText(rev));
+    return f;
+  };
   const tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
   const closers: (() => Promise<void>)[] = [];
   /** what the gateway logged (distinct lines): the reason behind a loss is often there */
   const gatewayLog = new Set<string>();
 
-  const gatewayIn = async (upstream: string): Promise<string> => {
-    const config = GatewayConfigSchema.parse({ listen: '127.0.0.1:0', tls: { cert: srv.files.cert, key: srv.files.key, pki: pki.pki }, routes: [{ path: '/mcp', upstream, policy: policyFile }] });
+  const gatewayIn = async (rev: Revision, upstream: string): Promise<string> => {
+    const config = GatewayConfigSchema.parse({ listen: '127.0.0.1:0', tls: { cert: srv.files.cert, key: srv.files.key, pki: pki.pki }, routes: [{ path: '/mcp', upstream, policy: policyFile(rev) }] });
     const gw: RunningGateway = await startGateway(config, (line) => {
       if (gatewayLog.size < 40) gatewayLog.add(line.replace(/spiffe:\/\/\S+/g, 'CALLER').replace(/:\d{4,5}\b/g, ':PORT'));
     });
@@ -121,8 +130,8 @@ async function main(): Promise<number> {
     if (!only || only === '2025-11-25') {
       const direct = await startDirectSdk1();
       closers.push(() => direct.close());
-      const gw = await gatewayIn(direct.url);
-      const handler = createMcpSdk1Handler({ serverInfo: { name: 'mcp-mtls-conformance-sdk1', version: '1.0.0' }, serverOptions: SDK1_SERVER_OPTIONS, build: buildSdk1, policy, stateful: true });
+      const gw = await gatewayIn('2025-11-25', direct.url);
+      const handler = createMcpSdk1Handler({ serverInfo: { name: 'mcp-mtls-conformance-sdk1', version: '1.0.0' }, serverOptions: SDK1_SERVER_OPTIONS, build: buildSdk1, policy: policyFromText(policyText('2025-11-25')), stateful: true, retryInterval: SDK1_RETRY_MS });
       const adapter = createMtlsServer({ ...tls, log: () => undefined }, handler);
       const adapterUrl = await listen(adapter);
       closers.push(async () => {
@@ -139,10 +148,10 @@ async function main(): Promise<number> {
     if (!only || only === '2026-07-28') {
       const direct = await startDirectSdk2();
       closers.push(() => direct.close());
-      const gw = await gatewayIn(direct.url);
+      const gw = await gatewayIn('2026-07-28', direct.url);
       // the adapter's list-changed publisher, once it has one (issue 19, finding 6)
       const notifier = () => (handler as { notify?: ListNotifier }).notify;
-      const handler = createMcpSdk2Handler({ serverInfo: { name: 'mcp-mtls-conformance-sdk2', version: '1.0.0' }, serverOptions: SDK2_SERVER_OPTIONS, build: (server) => buildSdk2(server, notifier), policy });
+      const handler = createMcpSdk2Handler({ serverInfo: { name: 'mcp-mtls-conformance-sdk2', version: '1.0.0' }, serverOptions: SDK2_SERVER_OPTIONS, build: (server) => buildSdk2(server, notifier), policy: policyFromText(policyText('2026-07-28')) });
       const adapter = createMtlsServer({ ...tls, log: () => undefined }, handler);
       const adapterUrl = await listen(adapter);
       closers.push(async () => {

@@ -85,12 +85,16 @@ export function scenarioArgs(rev: Revision): string[] {
  * presents that client certificate (and trusts that CA) through the preload.
  */
 export async function runSuite(suite: Suite, rev: Revision, url: string, outDir: string, tls?: { ca: string; cert?: string; key?: string }, only?: string): Promise<SuiteRun> {
+  // 2025-11-25: the suite's raw SSE requests announce the session's version (preload.mjs says why)
+  const sessionVersion = rev === '2025-11-25' ? '2025-11-25' : undefined;
+  const preload = Boolean(tls || sessionVersion);
   const host = new URL(url).hostname;
   fs.rmSync(outDir, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
-  const args = [...(tls ? ['--import', PRELOAD] : []), suite.cli[rev], 'server', '--url', url, ...(only ? ['--scenario', only, ...scenarioArgs(rev).slice(2)] : scenarioArgs(rev)), '-o', outDir];
+  const args = [...(preload ? ['--import', PRELOAD] : []), suite.cli[rev], 'server', '--url', url, ...(only ? ['--scenario', only, ...scenarioArgs(rev).slice(2)] : scenarioArgs(rev)), '-o', outDir];
   const env: Record<string, string> = { ...(process.env as Record<string, string>) };
   delete env.NODE_OPTIONS; // the harness's tsx loader is not the suite's
+  if (sessionVersion) env.MCP_MTLS_CONFORMANCE_SESSION_VERSION = sessionVersion;
   if (tls) {
     env.MCP_MTLS_CONFORMANCE_CA = tls.ca;
     env.MCP_MTLS_CONFORMANCE_SERVERNAME = host;
@@ -101,7 +105,14 @@ export async function runSuite(suite: Suite, rev: Revision, url: string, outDir:
   let stdout = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stdout += d));
+  // a hung scenario must not hang CI: the whole run gets a bound, what it wrote is still read
+  const limitMs = Number(process.env.MCP_MTLS_CONFORMANCE_RUN_TIMEOUT_MS ?? 600_000);
+  const timer = setTimeout(() => {
+    stdout += `\n(killed after ${limitMs} ms)\n`;
+    child.kill('SIGKILL');
+  }, limitMs);
   const exitCode = await new Promise<number | null>((r) => child.once('close', r));
+  clearTimeout(timer);
   return { results: readResults(outDir), stdout, exitCode };
 }
 

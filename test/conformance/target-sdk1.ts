@@ -17,6 +17,9 @@ import type { EventStore } from '@modelcontextprotocol/sdk/server/webStandardStr
 import { CreateMessageResultSchema, ElicitResultSchema, SubscribeRequestSchema, UnsubscribeRequestSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { PNG, WAV, TEXT, mixedContent, userSchema, defaultsSchema, enumsSchema, schema2020Meta, sleep, loopbackOnly } from './content.js';
 
+/** the SSE reconnection delay the bare server announces (the 1.x adapter is given the same) */
+export const SDK1_RETRY_MS = 500;
+
 export const SDK1_SERVER_OPTIONS: ServerOptions = { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true }, completions: {} } };
 
 // schemas built once (zod compiles a schema on its first parse)
@@ -187,7 +190,7 @@ export async function startDirectSdk1(): Promise<DirectServer> {
       const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
         sessionIdGenerator: () => randomUUID(),
         eventStore: memoryEventStore(),
-        retryInterval: 500,
+        retryInterval: SDK1_RETRY_MS,
         onsessioninitialized: (id) => void sessions.set(id, transport),
         onsessionclosed: (id) => void sessions.delete(id),
       });
