@@ -27,6 +27,8 @@ export function registerGateway(program: Command): void {
     .option('--trusted-proxy <cidr=format>', 'accept the client certificate a TLS-terminating proxy at these addresses forwards; format rfc9440, xfcc, nginx, alb or traefik (repeatable; docs/operations.md)', collect, [])
     .option('--trusted-proxy-header <name>', 'the header of the nginx format (default ssl-client-cert)')
     .option('--audit <file>', 'append one JSON line per decision to this file')
+    .option('--allowed-host <name>', "a Host name clients may use besides the certificate's names and loopback, e.g. a load balancer's; \"*\" turns the DNS rebinding check off (repeatable)", collect, [])
+    .option('--allowed-origin <origin>', 'a browser Origin accepted besides http(s) origins on an accepted host, e.g. https://app.acme.test (repeatable)', collect, [])
     .option('--json', 'log on stderr as one JSON object per line (start-up, reloads, warnings, errors)')
     .addHelpText('after', '\nExamples:\n  $ mcp-mtls gateway --config gateway.yaml\n  $ mcp-mtls gateway --upstream http://127.0.0.1:3000/mcp --policy policy.yaml --cert certs/gw.crt --key certs/gw.key --pki ./pki --listen 0.0.0.0:8443\n  $ mcp-mtls gateway ... --ca root.crt --crl-url https://ca.acme.test/crl/root.crl --crl-url https://ca.acme.test/crl/intermediate.crl --crl-refresh 1m')
     .action(async (o) => {
@@ -35,6 +37,8 @@ export function registerGateway(program: Command): void {
         config = loadGatewayConfig(o.config);
         if (o.crlUrl.length) config = { ...config, tls: { ...config.tls, crlUrls: [...(config.tls.crlUrls ?? []), ...o.crlUrl] } };
         if (o.trustedProxy.length) config = { ...config, trustedProxies: [...(config.trustedProxies ?? []), ...trustedProxyFlags(o.trustedProxy, o.trustedProxyHeader)] };
+        if (o.allowedHost.length) config = { ...config, allowedHosts: [...(config.allowedHosts ?? []), ...o.allowedHost] };
+        if (o.allowedOrigin.length) config = { ...config, allowedOrigins: [...(config.allowedOrigins ?? []), ...o.allowedOrigin] };
       } else {
         if (!o.upstream || !o.policy || !o.cert || !o.key || (!o.pki && !o.ca)) {
           throw new MtlsError('USAGE', 'without --config the gateway needs --upstream, --policy, --cert, --key and --pki (or --ca)', { hint: 'or write a gateway.yaml (docs/gateway.md)' });
@@ -53,6 +57,8 @@ export function registerGateway(program: Command): void {
           routes: [{ path: o.path, upstream: o.upstream, policy: o.policy }],
           ...(o.audit ? { audit: o.audit } : {}),
           ...(o.trustedProxy.length ? { trustedProxies: trustedProxyFlags(o.trustedProxy, o.trustedProxyHeader) } : {}),
+          ...(o.allowedHost.length ? { allowedHosts: o.allowedHost } : {}),
+          ...(o.allowedOrigin.length ? { allowedOrigins: o.allowedOrigin } : {}),
         });
         if (!parsed.success) {
           const issue = parsed.error.issues[0]!;

@@ -11,7 +11,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { GatewayConfigSchema } from '../../src/gateway/config.js';
+import { GatewayConfigSchema, loadGatewayConfig } from '../../src/gateway/config.js';
 import { PROBE_EVERY_MS } from '../../src/gateway/health.js';
 import { startGateway } from '../../src/gateway/run.js';
 import { cli } from '../support/cli.js';
@@ -84,6 +84,44 @@ test('/healthz: degraded with the reason while an upstream is down, ok once it a
     const again = await healthz();
     assert.equal((again.body.upstreams as { route: string; reachable: boolean }[]).find((u) => u.route === '/down')!.reachable, true);
     back.close();
+  } finally {
+    await gw.stop();
+    up.closeAllConnections();
+    up.close();
+  }
+});
+
+test('gateway.yaml allowedHosts / allowedOrigins reach the DNS rebinding check (403 for a forged Host, the listed name served)', async () => {
+  const t = await makePki();
+  const gwCert = await t.issue(['issue', 'server', '--dns', 'localhost']);
+  fs.writeFileSync(path.join(t.base, 'policy.yaml'), 'version: 1\nrules: []\n');
+  const up = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}'));
+  await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+  const file = path.join(t.base, 'gateway.yaml');
+  fs.writeFileSync(file, [
+    'listen: 127.0.0.1:0',
+    `tls: { cert: ${gwCert.files.cert}, key: ${gwCert.files.key}, pki: ${t.pki} }`,
+    'allowedHosts: [lb.acme.test]',
+    'allowedOrigins: [https://app.acme.test]',
+    `routes: [{ path: /mcp, upstream: "http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp", policy: policy.yaml }]`,
+  ].join('\n'));
+  const gw = await startGateway(loadGatewayConfig(file), () => undefined);
+  const bob = await t.issue(['issue', 'client', '--user', 'bob']);
+  const tls = { cert: fs.readFileSync(bob.files.cert), key: fs.readFileSync(bob.files.key!), ca: fs.readFileSync(path.join(t.pki, 'root.crt')) };
+  const post = (headers: Record<string, string>) =>
+    new Promise<number>((resolve, reject) => {
+      const r = https.request({ host: '127.0.0.1', servername: 'localhost', port: gw.address.port, path: '/mcp', method: 'POST', ...tls, agent: false, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      r.on('error', reject);
+      r.end('{"jsonrpc":"2.0","id":1,"method":"tools/list"}');
+    });
+  try {
+    assert.equal(await post({ host: 'lb.acme.test' }), 200);
+    assert.equal(await post({ host: 'localhost', origin: 'https://app.acme.test' }), 200);
+    assert.equal(await post({ host: 'evil.example' }), 403);
+    assert.equal(await post({ host: 'localhost', origin: 'https://evil.example' }), 403);
   } finally {
     await gw.stop();
     up.closeAllConnections();
