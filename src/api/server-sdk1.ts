@@ -5,3 +5,4 @@
  * @packageDocumentation
  */
 export { createMcpSdk1Handler, type McpSdk1Options } from '../mcp/sdk1.js';
+export type { EventStoreLimits } from '../mcp/event-store.js';

@@ -5,3 +5,6 @@
  * @packageDocumentation
  */
 export { createMcpSdk2Handler, type McpSdk2Options } from '../mcp/sdk2.js';
+export type { CallerNotifier } from '../mcp/sdk2-listen.js';
+export type { McpStatefulOptions } from '../mcp/sessions.js';
+export type { EventStoreLimits, SseEventStore } from '../mcp/event-store.js';

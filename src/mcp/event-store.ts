@@ -18,7 +18,7 @@ export interface SseEventStore {
   replayEventsAfter(lastEventId: string, options: { send: (eventId: string, message: never) => Promise<void> }): Promise<string>;
 }
 
-/** Bounds of {@link BoundedEventStore}. */
+/** Bounds of the default event store (one per session, in memory; the oldest events go first). */
 export interface EventStoreLimits {
   /** at most this many events per session; default 1,000 */
   readonly maxEvents?: number;

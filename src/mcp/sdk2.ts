@@ -10,7 +10,7 @@ import { AdapterSessions, eventStoreOf, type McpStatefulOptions } from './sessio
 import { currentPolicyOf, refusedByEndpoint, type McpAdapterOptions } from './adapter-options.js';
 import { hostCheck } from './host-check.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
-import { callerBus, type CallerNotifier } from './caller-bus.js';
+import { callerBus, type CallerNotifier } from './sdk2-listen.js';
 import { gateMcpBody } from './gate.js';
 import { hiddenAnswerFor } from './hidden-targets.js';
 import { PER_CALLER_CACHEABLE } from './results.js';
@@ -155,7 +155,7 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)
     if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
     if (legacy) return session ? session.handleRequest(req, res, gate.body) : openSession(req, res, identity, policy, gate.body);
-    // a listen stream opened by this request belongs to this caller (caller-bus.ts)
+    // a listen stream opened by this request belongs to this caller (sdk2-listen.ts)
     return listen.run(identity, () => node(req as never, res as never, gate.body));
   };
   return Object.assign(handler, {
