@@ -10,7 +10,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installRunner, npxRunnerOf } from '../src/cli/bridge-command.js';
-import { claudeCodeNative, CLIENT_INFO, clientConfigFile, CLIENTS, OTHER_CLIENTS, serverEntry, type ClientName } from '../src/cli/client-entries.js';
+import YAML from 'yaml';
+import { claudeCodeNative, CLIENT_INFO, clientConfigFile, CLIENTS, hermesNative, NATIVE_CLIENTS, serverEntry, type ClientName } from '../src/cli/client-entries.js';
 import { VERSION } from '../src/version.js';
 
 const HOME = '/home/alice';
@@ -48,12 +49,12 @@ function clientsTable(): string {
       const win = clientConfigFile(c, { HOME, APPDATA: '%APPDATA%' }, 'win32').file.replace(/\//g, '\\');
       return `macOS \`${home(mac)}\`, Windows \`${win}\`, Linux \`${home(clientConfigFile(c, { HOME }, 'linux').file)}\``;
     }
+    if (c === 'hermes-agent') return `\`${home(clientConfigFile(c, { HOME }, 'linux').file)}\` (native Windows: \`%LOCALAPPDATA%\\hermes\\config.yaml\`)`;
     if (c === 'vscode') return `\`${clientConfigFile(c, { HOME }, 'linux', '/WORKSPACE').file.replace('/WORKSPACE/', '')}\` in the workspace`;
     return `\`${home(clientConfigFile(c, { HOME }, 'linux').file)}\``;
   };
   const rows = ['| client | presents a client certificate itself | its MCP servers | `client-config --client` |', '|---|---|---|---|'];
-  for (const c of CLIENTS) rows.push(`| ${CLIENT_INFO[c].title} | ${cell(CLIENT_INFO[c].native)} | ${files(c)}, under \`${clientConfigFile(c, { HOME }, 'linux').key}\` | \`${c}\`${c === 'claude-code' ? ' (`--native`, or the bridge)' : ' (the bridge)'} |`);
-  for (const o of OTHER_CLIENTS) rows.push(`| ${o.title} | ${cell(o.native)} | ${o.file} | none: ${cell(o.howto)} |`);
+  for (const c of CLIENTS) rows.push(`| ${CLIENT_INFO[c].title} | ${cell(CLIENT_INFO[c].native)} | ${files(c)}, under \`${clientConfigFile(c, { HOME }, 'linux').key}\` | \`${c}\`${NATIVE_CLIENTS.has(c) ? ' (`--native`, or the bridge)' : ' (the bridge)'} |`);
   return rows.join('\n');
 }
 
@@ -115,9 +116,28 @@ function claudeCodeNativeExample(): string {
   ].join('\n');
 }
 
+function hermesNativeExample(): string {
+  const { file, key } = clientConfigFile('hermes-agent', { HOME }, 'linux');
+  return [
+    '```sh',
+    `mcp-mtls client-config --client hermes-agent --native --name ${NAME} --bundle ${home(PEM)} --url ${URL} --write`,
+    '```',
+    '',
+    `writes into \`${home(file)}\` (the rest of the file, comments included, is kept):`,
+    '',
+    fence('yaml', YAML.stringify({ [key]: { [NAME]: hermesNative(URL, { cert: `${PEM}/cert.pem`, key: `${PEM}/key.pem`, ca: `${PEM}/ca.pem` }) } }).trimEnd()),
+  ].join('\n');
+}
+
 /** The generated parts, by marker name. */
 export function clientExamples(): Record<string, string> {
-  return { 'clients-table': clientsTable(), 'bridge-entries': bridgeEntries(), 'npx-entry': npxEntry(), 'claude-code-native': claudeCodeNativeExample() };
+  return {
+    'clients-table': clientsTable(),
+    'bridge-entries': bridgeEntries(),
+    'npx-entry': npxEntry(),
+    'claude-code-native': claudeCodeNativeExample(),
+    'hermes-native': hermesNativeExample(),
+  };
 }
 
 /** docs/clients.md with every generated part replaced; throws when a marker is missing. */

@@ -8,8 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { BridgeRunner } from './bridge-command.js';
 
-export const CLIENTS = ['claude-desktop', 'claude-code', 'vscode', 'cursor'] as const;
+export const CLIENTS = ['claude-desktop', 'claude-code', 'vscode', 'cursor', 'hermes-agent'] as const;
 export type ClientName = (typeof CLIENTS)[number];
+
+/** The clients that present a client certificate themselves: `--native` writes their own settings instead of the bridge. */
+export const NATIVE_CLIENTS: ReadonlySet<ClientName> = new Set<ClientName>(['claude-code', 'hermes-agent']);
 
 /** For docs/clients.md's table: whether each client presents a client certificate itself. */
 export const CLIENT_INFO: Readonly<Record<ClientName, { readonly title: string; readonly native: string }>> = {
@@ -21,20 +24,14 @@ export const CLIENT_INFO: Readonly<Record<ClientName, { readonly title: string; 
   },
   vscode: { title: 'VS Code', native: 'no: the bridge' },
   cursor: { title: 'Cursor', native: 'no: the bridge' },
+  'hermes-agent': {
+    title: 'Hermes Agent',
+    native: 'yes, per server: `client_cert`, `client_key` and `ssl_verify` (the CA) under `mcp_servers.<name>` of an HTTP server (`--native`); or the bridge',
+  },
 };
 
-/** Clients client-config does not write for, listed in docs/clients.md's table with how to configure them. */
-export const OTHER_CLIENTS: readonly { readonly title: string; readonly native: string; readonly file: string; readonly howto: string }[] = [
-  {
-    title: 'Hermes Agent',
-    native: 'yes, per server: `client_cert`, `client_key` and `ssl_verify` (the CA) under `mcp_servers.<name>` (HTTP servers)',
-    file: '`~/.hermes/config.yaml` (native Windows: `%LOCALAPPDATA%\\hermes\\config.yaml`), under `mcp_servers`',
-    howto: 'give the server its `url` and the three files of a PEM folder (`client_cert: .../cert.pem`, `client_key: .../key.pem`, `ssl_verify: .../ca.pem`)',
-  },
-];
-
 /** Where each app keeps its MCP servers, and under which key. */
-export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = process.env, platform = process.platform, cwd = process.cwd()): { file: string; key: 'mcpServers' | 'servers' } {
+export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = process.env, platform = process.platform, cwd = process.cwd()): { file: string; key: 'mcpServers' | 'servers' | 'mcp_servers' } {
   const home = env.HOME ?? os.homedir();
   switch (client) {
     case 'claude-desktop':
@@ -47,6 +44,10 @@ export function clientConfigFile(client: ClientName, env: NodeJS.ProcessEnv = pr
       return { file: path.join(home, '.cursor', 'mcp.json'), key: 'mcpServers' };
     case 'vscode':
       return { file: path.join(cwd, '.vscode', 'mcp.json'), key: 'servers' };
+    case 'hermes-agent':
+      // YAML (hermes-agent's docs: ~/.hermes/config.yaml; on native Windows %LOCALAPPDATA%\hermes\config.yaml)
+      if (platform === 'win32') return { file: path.join(env.LOCALAPPDATA ?? path.join(home, 'AppData', 'Local'), 'hermes', 'config.yaml'), key: 'mcp_servers' };
+      return { file: path.join(home, '.hermes', 'config.yaml'), key: 'mcp_servers' };
   }
 }
 
@@ -92,4 +93,13 @@ export function claudeCodeNative(name: string, url: string, pem: PemFiles, env: 
     /** the same with Claude Code's own command, for a shell */
     commands: [...Object.entries(variables).map(([k, v]) => `export ${k}=${q(v)}`), `claude mcp add --transport http --scope user ${q(name)} ${q(url)}`],
   };
+}
+
+/**
+ * Hermes Agent without the bridge: an HTTP server entry with the client certificate, its key and
+ * the CA to verify the server with, per server (hermes-agent's MCP config reference: `client_cert`,
+ * `client_key`, `ssl_verify`, paths to PEM files).
+ */
+export function hermesNative(url: string, pem: PemFiles) {
+  return { url, client_cert: pem.cert, client_key: pem.key, ssl_verify: pem.ca };
 }

@@ -2,13 +2,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import YAML from 'yaml';
 import { loadBundle } from '../bundle/load.js';
 import { createBundleRenewer } from '../client/renewal.js';
 import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { installRunner, npxRunner, runsFromNpxCache, type BridgeRunner } from './bridge-command.js';
-import { claudeCodeNative, clientConfigFile, CLIENTS, serverEntry, type ClientName } from './client-entries.js';
+import { claudeCodeNative, CLIENT_INFO, clientConfigFile, CLIENTS, hermesNative, NATIVE_CLIENTS, serverEntry, type ClientName } from './client-entries.js';
 import { emit, readBundlePassphrase } from './io.js';
 import { loadWithPeer } from './optional-peer.js';
 import type { BridgeEvent } from '../client/bridge.js';
@@ -67,7 +68,7 @@ export function registerClient(program: Command): void {
     .option('--renew-url <url>', "the bridge renews the certificate through the CA's /renew")
     .option('--allow-insecure-loopback-http', 'development only: the bridge may use an http: URL to 127.0.0.0/8, [::1] or localhost (no TLS, no client certificate)')
     .option('--runner <runner>', "how the entry starts the bridge: install (this mcp-mtls, by absolute paths) or npx (npx fetches this mcp-mtls version and @modelcontextprotocol/sdk, exact versions, on the first start: for a machine with only Node and npx); default install, npx when client-config itself runs from npx's cache")
-    .option('--native', 'claude-code only: no bridge; Claude Code connects itself and presents the certificate (CLAUDE_CODE_CLIENT_CERT, CLAUDE_CODE_CLIENT_KEY, NODE_EXTRA_CA_CERTS in ~/.claude/settings.json)')
+    .option('--native', 'claude-code and hermes-agent: no bridge; the client connects itself and presents the certificate of a PEM folder (Claude Code: CLAUDE_CODE_CLIENT_CERT, CLAUDE_CODE_CLIENT_KEY, NODE_EXTRA_CA_CERTS in ~/.claude/settings.json; Hermes Agent: client_cert, client_key, ssl_verify of the server)')
     .option('--write', "merge the entry into the client's configuration file (a backup is kept)")
     .option('--json', 'print the result as JSON')
     .addHelpText(
@@ -86,19 +87,41 @@ export function registerClient(program: Command): void {
       const allowInsecureLoopbackHttp = o.allowInsecureLoopbackHttp === true;
       serverUrl(url, { allowInsecureLoopbackHttp }); // the bridge would refuse it: say so now
       if (o.native) {
-        if (client !== 'claude-code') throw new MtlsError('USAGE', `${client} cannot present a client certificate itself: it needs the bridge (leave out --native)`, { hint: 'docs/clients.md lists which clients can' });
+        if (!NATIVE_CLIENTS.has(client)) throw new MtlsError('USAGE', `${client} cannot present a client certificate itself: it needs the bridge (leave out --native)`, { hint: `--native is for ${[...NATIVE_CLIENTS].join(', ')}; docs/clients.md lists which clients can` });
         if (o.renewUrl || o.runner || allowInsecureLoopbackHttp) throw new MtlsError('USAGE', '--native writes no bridge: --renew-url, --runner and --allow-insecure-loopback-http do not apply');
+        const title = CLIENT_INFO[client].title;
         if (bundle!.source.format !== 'pem') {
-          throw new MtlsError('USAGE', `Claude Code reads the certificate and key from PEM files; ${bundleFile} is a ${bundle!.source.format === 'p12' ? 'PKCS#12 file' : 'bundle profile'}`, {
+          throw new MtlsError('USAGE', `${title} reads the certificate and key from PEM files; ${bundleFile} is a ${bundle!.source.format === 'p12' ? 'PKCS#12 file' : 'bundle profile'}`, {
             hint: 'make a PEM folder (mcp-mtls bundle CERT --format pem --out DIR) and pass --bundle DIR',
           });
         }
         const dir = bundle!.source.file;
-        const native = claudeCodeNative(o.name, url, { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem'), ca: path.join(dir, 'ca.pem') });
+        const pem = { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem'), ca: path.join(dir, 'ca.pem') };
+        const encrypted = fs.readFileSync(pem.key, 'utf8').includes('ENCRYPTED');
+        const renewNote = `Nothing renews the certificate (valid until ${bundle!.notAfter.toISOString()}): put a new one in ${dir} and restart ${title}, or use the bridge (without --native) with --renew-url.`;
+        if (client === 'hermes-agent') {
+          const { file, key } = clientConfigFile(client);
+          const entry = hermesNative(url, pem);
+          const notes = [
+            `${title} presents ${pem.cert} to this server only and verifies it with ${pem.ca}.`,
+            renewNote,
+            ...(encrypted ? [`The key is encrypted: ${title} takes its passphrase as a third element of client_cert ([cert, key, passphrase]); client-config writes no passphrase.`] : []),
+          ];
+          const result = { file, [key]: { [o.name]: entry }, notes };
+          if (!o.write) {
+            emit(o.json, result, () => [`Add this to ${file}:`, YAML.stringify({ [key]: { [o.name]: entry } }).trimEnd(), ...notes, ''].join('\n'));
+            return;
+          }
+          const existed = fs.existsSync(file);
+          mergeYaml(file, key, o.name, entry);
+          emit(o.json, { ...result, written: true }, () => `Wrote "${o.name}" to ${file}${existed ? ` (backup: ${file}.bak)` : ''}. Start a new ${title} session to load it.\n${notes.join('\n')}\n`);
+          return;
+        }
+        const native = claudeCodeNative(o.name, url, pem);
         const notes = [
           `Claude Code presents ${native.env.CLAUDE_CODE_CLIENT_CERT} on every HTTPS connection it makes (one certificate for the whole process) and trusts ${native.env.NODE_EXTRA_CA_CERTS} besides the system CAs; it reads them at start.`,
-          `Nothing renews the certificate (valid until ${bundle!.notAfter.toISOString()}): put a new one in ${dir} and restart Claude Code, or use the bridge (without --native) with --renew-url.`,
-          ...(fs.readFileSync(native.env.CLAUDE_CODE_CLIENT_KEY, 'utf8').includes('ENCRYPTED') ? ['The key is encrypted: set CLAUDE_CODE_CLIENT_KEY_PASSPHRASE in the environment that starts Claude Code (client-config writes no passphrase).'] : []),
+          renewNote,
+          ...(encrypted ? ['The key is encrypted: set CLAUDE_CODE_CLIENT_KEY_PASSPHRASE in the environment that starts Claude Code (client-config writes no passphrase).'] : []),
         ];
         const result = { file: native.file, mcpServers: { [o.name]: native.entry }, settingsFile: native.settingsFile, env: native.env, commands: native.commands, notes };
         if (!o.write) {
@@ -121,11 +144,13 @@ export function registerClient(program: Command): void {
       const snippet = { [key]: { [o.name]: entry } };
       const runs = { runner: runner.kind, ...runner.runs };
       const pinned = `${runner.note}\n`;
+      const yaml = file.endsWith('.yaml');
       if (!o.write) {
-        emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${JSON.stringify(snippet, null, 2)}\n${pinned}`);
+        emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${yaml ? YAML.stringify(snippet).trimEnd() : JSON.stringify(snippet, null, 2)}\n${pinned}`);
         return;
       }
-      mergeJson(file, key, { [o.name]: entry });
+      if (yaml) mergeYaml(file, key, o.name, entry);
+      else mergeJson(file, key, { [o.name]: entry });
       emit(o.json, { file, written: true, ...snippet, runs }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n${pinned}`);
     });
 }
@@ -151,4 +176,26 @@ function mergeJson(file: string, key: string, entries: Record<string, unknown>):
   const replaced = Object.keys(entries).filter((k) => k in before && JSON.stringify(before[k]) !== JSON.stringify(entries[k]));
   writeFileAtomic(file, `${JSON.stringify({ ...current, [key]: { ...before, ...entries } }, null, 2)}\n`, { mode: 0o600 });
   return replaced;
+}
+
+/**
+ * Sets `key.name` to `entry` in the YAML file (created when missing; the previous text kept as
+ * FILE.bak), keeping the rest of the document, comments included. 0600.
+ */
+function mergeYaml(file: string, key: string, name: string, entry: Record<string, unknown>): void {
+  let doc = new YAML.Document({});
+  if (fs.existsSync(file)) {
+    const text = fs.readFileSync(file, 'utf8');
+    if (text.trim()) {
+      doc = YAML.parseDocument(text);
+      if (doc.errors.length) throw new MtlsError('BAD_ARGUMENT', `${file} is not valid YAML: ${doc.errors[0]!.message}`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
+      if (!YAML.isMap(doc.contents)) throw new MtlsError('BAD_ARGUMENT', `${file} does not hold a YAML mapping`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
+    }
+    writeFileAtomic(`${file}.bak`, text, { mode: 0o600 });
+  } else {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+  }
+  if (!YAML.isMap(doc.get(key))) doc.set(key, doc.createNode({}));
+  doc.setIn([key, name], doc.createNode(entry));
+  writeFileAtomic(file, doc.toString(), { mode: 0o600 });
 }

@@ -185,3 +185,38 @@ test('--native: a bundle that is not a PEM folder, and a client without native s
   assert.match(cursor.stderr, /cursor cannot present a client certificate itself: it needs the bridge/);
   assert.deepEqual(fs.readdirSync(home), [], 'nothing written');
 });
+
+test('--client hermes-agent --native: client_cert, client_key and ssl_verify of the server in ~/.hermes/config.yaml (the rest kept); curl with those files, as Hermes uses them, gets the server to answer', async () => {
+  const pem = path.join(f.pki.base, 'alice-pem-hermes');
+  await cliOk(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'pem', '--out', pem]);
+  const home = path.join(f.pki.base, 'home-hermes');
+  fs.mkdirSync(path.join(home, '.hermes'), { recursive: true });
+  const config = path.join(home, '.hermes', 'config.yaml');
+  fs.writeFileSync(config, '# my hermes\nmodel: some-model\nmcp_servers:\n  other:\n    url: https://other.example/mcp # keep me\n');
+  await cliOk(['client-config', '--client', 'hermes-agent', '--native', '--name', 'acme', '--bundle', pem, '--url', f.url, '--write', '--json'], { env: { HOME: home } });
+  const text = fs.readFileSync(config, 'utf8');
+  assert.match(text, /^# my hermes\nmodel: some-model\n/);
+  assert.match(text, /url: https:\/\/other\.example\/mcp # keep me/);
+  const YAML = (await import('yaml')).default;
+  const servers = (YAML.parse(text) as { mcp_servers: Record<string, Record<string, string>> }).mcp_servers;
+  const dir = fs.realpathSync(pem);
+  assert.deepEqual(servers.acme, { url: f.url, client_cert: path.join(dir, 'cert.pem'), client_key: path.join(dir, 'key.pem'), ssl_verify: path.join(dir, 'ca.pem') });
+  assert.equal(fs.statSync(config).mode & 0o777, 0o600);
+
+  // an independent client with exactly those three files: the server answers initialize as alice's server
+  const acme = servers.acme!;
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'hermes-stand-in', version: '1' } } });
+  const curl = (args: string[]) => run('curl', ['-sS', '--max-time', '20', ...args, '-H', 'content-type: application/json', '-H', 'accept: application/json, text/event-stream', '--data', body, acme.url!]);
+  const ok = await curl(['--cert', acme.client_cert!, '--key', acme.client_key!, '--cacert', acme.ssl_verify!]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /"serverInfo":\{"name":"test"/);
+  // without the client certificate the same request is refused: the files are what gets alice in
+  const refused = await curl(['--cacert', acme.ssl_verify!]);
+  assert.doesNotMatch(refused.stdout, /"serverInfo"/);
+
+  // without --native, Hermes gets the bridge as a stdio server
+  await cliOk(['client-config', '--client', 'hermes-agent', '--name', 'acme-bridge', '--bundle', alice, '--write'], { env: { HOME: home } });
+  const bridged = (YAML.parse(fs.readFileSync(config, 'utf8')) as { mcp_servers: Record<string, { command: string; args: string[] }> }).mcp_servers['acme-bridge']!;
+  assert.equal(bridged.command, process.execPath);
+  assert.deepEqual(bridged.args.slice(1), ['connect', f.url, '--bundle', alice]);
+});
