@@ -18,7 +18,7 @@ import { verifyCsr } from '../x509/csr.js';
 import { OID } from '../x509/oids.js';
 import { pemEncode, readCertificates } from '../x509/pem.js';
 import { loadCaConfig, type CaConfig } from './config.js';
-import { parseDuration } from '../util/duration.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
 import { caLayout, type CaLayout } from './layout.js';
 import { grantKeys } from './ca-keys.js';
 import { canonicalDnsName, checkClientClaims, checkServerNames, checkTtlLimit } from './limits.js';
@@ -46,6 +46,24 @@ export interface AuthorityOptions {
 
 /** Clock skew allowance: notBefore is backdated by this much (identity.md). */
 export const BACKDATE_MS = 60_000;
+/** How far in the past an explicit `notBefore` may be (backdating a certificate is limited to this). */
+export const MAX_BACKDATE_MS = 3_600_000;
+
+/**
+ * An explicit validity period of one issuance, instead of (or with) a lifetime: `notBefore`
+ * (default: now, less the {@link BACKDATE_MS} clock-skew allowance) at most {@link MAX_BACKDATE_MS}
+ * in the past (else `BAD_ARGUMENT`), not before the intermediate CA's; `notAfter` (default:
+ * `notBefore` plus the lifetime) in the future, after `notBefore` (else `BAD_ARGUMENT`), not after
+ * the intermediate CA's (`TTL_EXCEEDS_ISSUER`). The period is checked against the type's
+ * `limits.<type>.maxTtl` (`LIMIT_EXCEEDED`). `notAfter` and `ttlMs` together are `BAD_ARGUMENT`.
+ * Times are kept to the second (milliseconds dropped).
+ */
+export interface ValidityRequest {
+  /** the first moment the certificate is valid */
+  readonly notBefore?: Date;
+  /** the last moment the certificate is valid */
+  readonly notAfter?: Date;
+}
 
 /**
  * What to put into a client certificate ({@link Authority.issueClient}): the claims of
@@ -54,7 +72,7 @@ export const BACKDATE_MS = 60_000;
  * `BAD_NAME` (or `PROFILE_VIOLATION`: under name constraints an id cannot contain a dot). Teams
  * and roles outside config.yaml's `limits.client.teams` / `limits.client.roles` throw `LIMIT_EXCEEDED`.
  */
-export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
+export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'>, ValidityRequest {
   /** lifetime in ms; default config.yaml's `defaults.clientTtl` (24h). At most `limits.client.maxTtl` (default 30d; else `LIMIT_EXCEEDED`); must not end after the intermediate (`TTL_EXCEEDS_ISSUER`) */
   readonly ttlMs?: number;
   /** key type to generate; default config.yaml's `keyType`. Ignored when `spki` is given */
@@ -80,7 +98,7 @@ export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'> {
  * and `limits.server.ips` when set (else `LIMIT_EXCEEDED`). DNS names are checked and written in
  * canonical form (lowercase ASCII, IDNA, no trailing dot). Duplicates are dropped.
  */
-export interface ServerRequest {
+export interface ServerRequest extends ValidityRequest {
   /** DNS names, e.g. `mcp.example.com` (an invalid one throws `BAD_NAME`); `Bücher.test.` is certified as `xn--bcher-kva.test` */
   readonly dns: readonly string[];
   /** IPv4 or IPv6 addresses, without a zone (`%eth0`) */
@@ -300,23 +318,54 @@ export class Authority {
 
   // ------------------------------------------------------------ stage 1-3: validate, build, enforce
 
-  /** the validity period; the lifetime asked for (else config.yaml's default) must be within limits.<type>.maxTtl and end before the intermediate */
-  #validity(type: 'client' | 'server', ttlMs: number | undefined): { notBefore: Date; notAfter: Date } {
+  /**
+   * the validity period: the lifetime asked for (else config.yaml's default) or an explicit
+   * notBefore / notAfter (ValidityRequest), within limits.<type>.maxTtl, ending before the intermediate
+   */
+  #validity(type: 'client' | 'server', r: { ttlMs?: number | undefined } & ValidityRequest): { notBefore: Date; notAfter: Date } {
     const now = this.now().getTime();
-    const defaultTtl = type === 'client' ? this.config.defaults.clientTtl : this.config.defaults.serverTtl;
-    const ttl = ttlMs ?? parseDuration(defaultTtl);
-    if (!(ttl > 0) || !Number.isFinite(ttl)) throw new MtlsError('BAD_DURATION', `a certificate lifetime must be positive (got ${ttl} ms)`, { hint: 'e.g. --ttl 24h' });
-    checkTtlLimit(this.config, type, ttlMs === undefined ? { ms: ttl, text: defaultTtl, from: 'default' } : { ms: ttl, from: 'request' });
-    const notAfter = new Date(Math.floor((now + ttl) / 1000) * 1000);
-    if (notAfter > this.intermediate.notAfter) {
-      throw new MtlsError('TTL_EXCEEDS_ISSUER', `the certificate would end ${notAfter.toISOString()}, after the intermediate CA (${this.intermediate.notAfter.toISOString()})`, {
-        hint: 'choose a shorter --ttl, or rotate the intermediate CA',
+    const second = (ms: number) => Math.floor(ms / 1000) * 1000;
+    const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+    if (r.notAfter !== undefined && r.ttlMs !== undefined) {
+      throw new MtlsError('BAD_ARGUMENT', 'give a lifetime (--ttl) or an end (--not-after), not both', { hint: 'drop --ttl: --not-after says when the certificate ends' });
+    }
+    for (const [what, d] of [['notBefore', r.notBefore], ['notAfter', r.notAfter]] as const) {
+      if (d !== undefined && !(d instanceof Date && Number.isFinite(d.getTime()))) throw new MtlsError('BAD_ARGUMENT', `${what} is not a valid time`, { hint: 'e.g. 2026-12-01T09:00:00Z' });
+    }
+    if (r.notBefore !== undefined && r.notBefore.getTime() < now - MAX_BACKDATE_MS) {
+      throw new MtlsError('BAD_ARGUMENT', `--not-before ${iso(r.notBefore.getTime())} is more than ${formatDuration(MAX_BACKDATE_MS)} in the past: backdating a certificate is limited to ${formatDuration(MAX_BACKDATE_MS)}`, {
+        hint: `choose a --not-before after ${iso(second(now - MAX_BACKDATE_MS) + 1000)}, or leave it out (the certificate is then valid from now)`,
+        details: { maxBackdateMs: MAX_BACKDATE_MS },
+      });
+    }
+    const notBefore = r.notBefore !== undefined ? second(r.notBefore.getTime()) : second(now - BACKDATE_MS);
+    // the lifetime counts from now, or from an explicit notBefore
+    const start = r.notBefore !== undefined ? notBefore : now;
+    let notAfter: number;
+    if (r.notAfter !== undefined) {
+      notAfter = second(r.notAfter.getTime());
+      if (notAfter <= now) throw new MtlsError('BAD_ARGUMENT', `--not-after ${iso(notAfter)} is in the past`, { hint: 'choose a time in the future' });
+      if (notAfter <= notBefore) throw new MtlsError('BAD_ARGUMENT', `--not-after ${iso(notAfter)} is not after --not-before ${iso(notBefore)}`, { hint: 'the certificate must end after it starts' });
+      checkTtlLimit(this.config, type, { ms: notAfter - start, text: `${formatDuration(notAfter - start)} (until --not-after ${iso(notAfter)})`, from: 'request' });
+    } else {
+      const defaultTtl = type === 'client' ? this.config.defaults.clientTtl : this.config.defaults.serverTtl;
+      const ttl = r.ttlMs ?? parseDuration(defaultTtl);
+      if (!(ttl > 0) || !Number.isFinite(ttl)) throw new MtlsError('BAD_DURATION', `a certificate lifetime must be positive (got ${ttl} ms)`, { hint: 'e.g. --ttl 24h' });
+      checkTtlLimit(this.config, type, r.ttlMs === undefined ? { ms: ttl, text: defaultTtl, from: 'default' } : { ms: ttl, from: 'request' });
+      notAfter = second(start + ttl);
+    }
+    if (notAfter > this.intermediate.notAfter.getTime()) {
+      throw new MtlsError('TTL_EXCEEDS_ISSUER', `the certificate would end ${iso(notAfter)}, after the intermediate CA (${this.intermediate.notAfter.toISOString()})`, {
+        hint: r.notAfter !== undefined ? `choose a --not-after up to ${this.intermediate.notAfter.toISOString()}, or rotate the intermediate CA` : 'choose a shorter --ttl, or rotate the intermediate CA',
       });
     }
     if (now < this.intermediate.notBefore.getTime()) {
       throw new MtlsError('CERT_NOT_YET_VALID', 'the intermediate CA is not valid yet: check the clock');
     }
-    return { notBefore: new Date(Math.floor((now - BACKDATE_MS) / 1000) * 1000), notAfter };
+    if (r.notBefore !== undefined && notBefore < this.intermediate.notBefore.getTime()) {
+      throw new MtlsError('BAD_ARGUMENT', `--not-before ${iso(notBefore)} is before the intermediate CA's validity (from ${this.intermediate.notBefore.toISOString()})`, { hint: `choose a --not-before from ${this.intermediate.notBefore.toISOString()}` });
+    }
+    return { notBefore: new Date(notBefore), notAfter: new Date(notAfter) };
   }
 
   #key(keyType: KeyType | undefined, spki: Uint8Array | undefined): { keyType: KeyType; key?: GeneratedKey; spki: Uint8Array } {
@@ -333,7 +382,7 @@ export class Authority {
       });
     }
     checkClientClaims(this.config, claims);
-    const validity = this.#validity('client', r.ttlMs);
+    const validity = this.#validity('client', r);
     return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
   }
 
@@ -368,7 +417,7 @@ export class Authority {
       }
     }
     checkServerNames(this.config, r.dns, r.ips);
-    const validity = this.#validity('server', r.ttlMs);
+    const validity = this.#validity('server', r);
     return { type: 'server', dns: [...new Set(r.dns)], ips: [...new Set(r.ips)], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}) };
   }
 

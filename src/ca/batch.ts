@@ -1,7 +1,9 @@
 /**
- * Batch onboarding files for `issue client --batch`: CSV (header `type,id,teams,roles,email,ttl`,
- * lists separated by `;` or spaces) or YAML (a list of `{ user | service, teams, roles,
- * email, ttl }`). Every row is checked here, with its line number, before anything is signed.
+ * Batch onboarding files for `issue client --batch`: CSV (header among
+ * `type,id,teams,roles,email,ttl,notBefore,notAfter`, lists separated by `;`, `,` or spaces) or
+ * YAML (a list of `{ user | service, teams, roles, email, ttl, notBefore, notAfter }`), as
+ * `issue client --help` and docs/operations.md describe them. Every row is checked here, with
+ * its line number, before anything is signed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +12,7 @@ import YAML, { isMap, isSeq, LineCounter } from 'yaml';
 import { MtlsError } from '../errors.js';
 import { assertPrincipalId, assertTeamOrRole, type PrincipalKind } from '../identity/names.js';
 import type { ClientRequest } from './authority.js';
-import { parseDuration } from '../util/duration.js';
+import { parseDuration, parseTimestamp } from '../util/duration.js';
 
 export interface BatchRow extends ClientRequest {
   /** 1-based line in the file, for messages */
@@ -35,6 +37,11 @@ function toRow(file: string, line: number, kind: string, id: unknown, fields: Re
     const roles = splitList(fields.roles).map((r) => assertTeamOrRole(r, 'role'));
     const email = fields.email == null || fields.email === '' ? undefined : String(fields.email);
     const ttl = fields.ttl == null || fields.ttl === '' ? undefined : parseDuration(String(fields.ttl), 'ttl');
+    // YAML reads an unquoted timestamp as a Date
+    const time = (v: unknown, what: string) => (v == null || v === '' ? undefined : v instanceof Date ? v : parseTimestamp(String(v), what));
+    const notBefore = time(fields.notBefore, 'notBefore');
+    const notAfter = time(fields.notAfter, 'notAfter');
+    if (ttl !== undefined && notAfter !== undefined) throw new MtlsError('BAD_BATCH_FILE', 'give ttl or notAfter, not both');
     return {
       line,
       kind: kind as PrincipalKind,
@@ -43,6 +50,8 @@ function toRow(file: string, line: number, kind: string, id: unknown, fields: Re
       roles,
       ...(email ? { email } : {}),
       ...(ttl ? { ttlMs: ttl } : {}),
+      ...(notBefore ? { notBefore } : {}),
+      ...(notAfter ? { notAfter } : {}),
     };
   } catch (e) {
     throw rowError(file, line, (e as Error).message, e);
@@ -68,7 +77,7 @@ export function loadBatchFile(file: string): BatchRow[] {
   return rows;
 }
 
-const CSV_COLUMNS = ['type', 'id', 'teams', 'roles', 'email', 'ttl'];
+const CSV_COLUMNS = ['type', 'id', 'teams', 'roles', 'email', 'ttl', 'notBefore', 'notAfter'];
 
 function parseCsvRows(file: string, text: string): BatchRow[] {
   let records: { record: Record<string, string>; info: { lines: number } }[];
@@ -97,7 +106,7 @@ function parseYamlRows(file: string, text: string): BatchRow[] {
     const line = lineCounter.linePos(item.range?.[0] ?? 0).line;
     if (!isMap(item)) throw rowError(file, line, 'each entry must be a map such as { user: alice, teams: [sre] }');
     const obj = item.toJSON() as Record<string, unknown>;
-    const allowed = ['user', 'service', 'teams', 'roles', 'email', 'ttl'];
+    const allowed = ['user', 'service', 'teams', 'roles', 'email', 'ttl', 'notBefore', 'notAfter'];
     const extra = Object.keys(obj).filter((k) => !allowed.includes(k));
     if (extra.length) throw rowError(file, line, `unknown field "${extra[0]}" (allowed: ${allowed.join(', ')})`);
     if ((obj.user === undefined) === (obj.service === undefined)) throw rowError(file, line, 'give exactly one of user or service');

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Authority, type IssuedCertificate } from '../ca/authority.js';
 import { FsStore } from '../ca/store/fs-store.js';
 import { loadBatchFile } from '../ca/batch.js';
-import { parseDuration } from '../util/duration.js';
+import { parseDuration, parseTimestamp } from '../util/duration.js';
 import { checkOutput, outputBaseName, outputDelivery, plannedOutput } from '../ca/output.js';
 import { MtlsError } from '../errors.js';
 import type { PrincipalKind } from '../identity/names.js';
@@ -77,6 +77,42 @@ export function claimsFrom(o: { user?: string; service?: string; team: string[];
   return { ...principalOf(o), teams: o.team, roles: o.role, ...(o.email ? { email: o.email } : {}) };
 }
 
+const NOT_BEFORE_HELP = 'valid from this time (RFC 3339, e.g. 2026-12-01T09:00:00Z; at most 1h in the past; default now)';
+const NOT_AFTER_HELP = 'valid until this time (RFC 3339), instead of --ttl; within the type\'s maxTtl and the intermediate CA\'s validity';
+
+/** --not-before / --not-after as the issuance request takes them. */
+export function validityFrom(o: { notBefore?: string; notAfter?: string; ttl?: string }): { notBefore?: Date; notAfter?: Date } {
+  if (o.notAfter !== undefined && o.ttl !== undefined) throw new MtlsError('USAGE', 'give --ttl or --not-after, not both', { hint: '--not-after says when the certificate ends; --ttl how long it lives' });
+  return {
+    ...(o.notBefore !== undefined ? { notBefore: parseTimestamp(o.notBefore, '--not-before') } : {}),
+    ...(o.notAfter !== undefined ? { notAfter: parseTimestamp(o.notAfter, '--not-after') } : {}),
+  };
+}
+
+/** The --batch formats, in `issue client --help` (and so in docs/cli.md); docs/operations.md has the same with more words. */
+const BATCH_HELP = `
+Batch files (--batch FILE): one client certificate per row, all checked before any is signed
+(an error names the line; nothing is issued). Files ending .yaml/.yml are YAML, others CSV.
+
+CSV: a header line naming the columns, then one row per principal. Columns: type (user or
+service) and id, required; teams, roles (lists split by ';', ',' or spaces), email, ttl
+(e.g. 24h), notBefore, notAfter (RFC 3339) optional. Lines starting with # are comments.
+  type,id,teams,roles,email,ttl
+  user,alice,sre;platform,admin,alice@acme.test,
+  service,build-bot,ci,,,7d
+
+YAML: a list; each entry has user or service (the id), and optionally teams, roles (lists),
+email, ttl, notBefore, notAfter.
+  - user: alice
+    teams: [sre, platform]
+    roles: [admin]
+    email: alice@acme.test
+  - service: build-bot
+    teams: [ci]
+    ttl: 7d
+
+A row's ttl, notBefore and notAfter win over --ttl, --not-before and --not-after for that row.`;
+
 export function registerIssue(program: Command): void {
   const issue = program.command('issue').description('issue client and server certificates');
 
@@ -88,13 +124,19 @@ export function registerIssue(program: Command): void {
     .option('--store <url>', STORE_HELP),
   )
     .option('--ttl <duration>', 'lifetime (default: the CA config, 24h; at most limits.client.maxTtl, 30d)')
+    .option('--not-before <time>', NOT_BEFORE_HELP)
+    .option('--not-after <time>', NOT_AFTER_HELP)
     .option('--key-type <type>', 'ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | ed25519 (default: the CA\'s)')
-    .option('--batch <file>', 'issue one certificate per row of a CSV or YAML file')
+    .option('--batch <file>', 'issue one certificate per row of a CSV or YAML file (formats below)')
     .requiredOption('--out <dir>', 'where to write <id>.crt, <id>.key and ca.crt')
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', '\nExamples:\n  $ mcp-mtls issue client --user alice --team sre --role admin --out ./certs\n  $ mcp-mtls issue client --batch people.csv --out ./certs')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ mcp-mtls issue client --user alice --team sre --role admin --out ./certs\n  $ mcp-mtls issue client --user alice --not-before 2026-12-01T09:00:00Z --not-after 2026-12-05T17:00:00Z --out ./certs\n  $ mcp-mtls issue client --batch people.csv --out ./certs\n${BATCH_HELP}`,
+    )
     .action(async (o) => {
+      const validity = validityFrom(o);
       const ca = openAuthority(o.dir, o);
       const keyType = o.keyType ? parseKeyType(o.keyType) : undefined;
       const ttlMs = o.ttl ? parseDuration(o.ttl, '--ttl') : undefined;
@@ -102,12 +144,12 @@ export function registerIssue(program: Command): void {
         if (o.user || o.service || o.team.length || o.role.length || o.email) {
           throw new MtlsError('USAGE', '--batch takes the principals from the file; drop --user/--service/--team/--role/--email');
         }
-        return issueBatch(ca, o.batch, o.out, { keyType, ttlMs, json: o.json });
+        return issueBatch(ca, o.batch, o.out, { keyType, ttlMs, validity, json: o.json });
       }
       const claims = claimsFrom(o);
       const files = plannedOutput(o.out, outputBaseName(claims.id), true);
       checkOutput(files, ca.rootPem);
-      const issued = await ca.issueClient({ ...claims, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}) }, { delivery: outputDelivery([files], ca.rootPem) });
+      const issued = await ca.issueClient({ ...claims, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}), ...validity }, { delivery: outputDelivery([files], ca.rootPem) });
       emit(o.json, issuedJson(issued, files), () => issuedHuman(issued, files));
     });
 
@@ -119,12 +161,15 @@ export function registerIssue(program: Command): void {
     .option('--dns <name>', 'a DNS name (repeatable)', collect, [])
     .option('--ip <address>', 'an IP address (repeatable)', collect, [])
     .option('--ttl <duration>', 'lifetime (default: the CA config, 90d; at most limits.server.maxTtl, 397d)')
+    .option('--not-before <time>', NOT_BEFORE_HELP)
+    .option('--not-after <time>', NOT_AFTER_HELP)
     .option('--key-type <type>', 'ec-p256 | ec-p384 | rsa-2048 | rsa-3072 | ed25519 (default: the CA\'s)')
     .requiredOption('--out <dir>', 'where to write <name>.crt, <name>.key and ca.crt')
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls issue server --dns mcp.acme.test --ip 127.0.0.1 --out ./certs')
     .action(async (o) => {
+      const validity = validityFrom(o);
       const ca = openAuthority(o.dir, o);
       const keyType = o.keyType ? parseKeyType(o.keyType) : undefined;
       const ttlMs = o.ttl ? parseDuration(o.ttl, '--ttl') : undefined;
@@ -132,19 +177,29 @@ export function registerIssue(program: Command): void {
       if (!first) throw new MtlsError('USAGE', 'a server certificate needs at least one --dns or --ip', { hint: 'e.g. --dns mcp.acme.test' });
       const files = plannedOutput(o.out, outputBaseName(first), true);
       checkOutput(files, ca.rootPem);
-      const issued = await ca.issueServer({ dns: o.dns, ips: o.ip, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}) }, { delivery: outputDelivery([files], ca.rootPem) });
+      const issued = await ca.issueServer({ dns: o.dns, ips: o.ip, ...(keyType ? { keyType } : {}), ...(ttlMs ? { ttlMs } : {}), ...validity }, { delivery: outputDelivery([files], ca.rootPem) });
       emit(o.json, issuedJson(issued, files), () => issuedHuman(issued, files));
     });
 }
 
-async function issueBatch(ca: Authority, file: string, out: string, o: { keyType: ReturnType<typeof parseKeyType> | undefined; ttlMs: number | undefined; json?: boolean }) {
+async function issueBatch(ca: Authority, file: string, out: string, o: { keyType: ReturnType<typeof parseKeyType> | undefined; ttlMs: number | undefined; validity: { notBefore?: Date; notAfter?: Date }; json?: boolean }) {
   const rows = loadBatchFile(file);
   const files = rows.map((r) => plannedOutput(out, outputBaseName(r.id), true));
   for (const f of files) checkOutput(f, ca.rootPem);
   const started = performance.now();
   const bar = progressBar('issuing');
   const issued = await ca.issueClients(
-    rows.map(({ line: _line, ...r }) => ({ ...r, ...(o.keyType && !r.keyType ? { keyType: o.keyType } : {}), ...(o.ttlMs && !r.ttlMs ? { ttlMs: o.ttlMs } : {}) })),
+    rows.map(({ line: _line, ...r }) => {
+      // a row's own lifetime or end wins over the command line's (both are one choice: ttl or notAfter)
+      const rowEnds = r.ttlMs !== undefined || r.notAfter !== undefined;
+      return {
+        ...r,
+        ...(o.keyType && !r.keyType ? { keyType: o.keyType } : {}),
+        ...(!rowEnds && o.ttlMs ? { ttlMs: o.ttlMs } : {}),
+        ...(!rowEnds && o.validity.notAfter ? { notAfter: o.validity.notAfter } : {}),
+        ...(r.notBefore === undefined && o.validity.notBefore ? { notBefore: o.validity.notBefore } : {}),
+      };
+    }),
     { delivery: outputDelivery(files, ca.rootPem), ...(bar ? { onProgress: bar } : {}) },
   );
   const seconds = (performance.now() - started) / 1000;
