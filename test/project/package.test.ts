@@ -66,7 +66,8 @@ test('the tarball holds what users need and nothing else', () => {
     const t = typeof target === 'string' ? [target] : Object.values(target as Record<string, string>);
     for (const f of t) assert.ok(files.includes(f.replace(/^\.\//, '')), `${key} -> ${f} is packed`);
   }
-  assert.ok(packInfo.size < 400_000, `tarball is small (${packInfo.size} bytes packed)`);
+  // dist/ about 375 kB packed, docs/ (shipped so README's links work once installed) about 100 kB
+  assert.ok(packInfo.size < 520_000, `tarball is small (${packInfo.size} bytes packed)`);
 });
 
 test('installed without any MCP SDK: every subpath but the SDK adapters loads; internals are not reachable; mcp-mtls/ca loads no HTTP or MCP code', { timeout: 180_000 }, async () => {
