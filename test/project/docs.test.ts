@@ -66,7 +66,7 @@ test('every mcp-mtls command line in the README and docs names real commands and
 
 test("the README's quick start runs as shown", async () => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const quick = /## Quick start\s+```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+  const quick = /## Quick start\n[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(quick, 'the README has a quick start block');
   const cwd = tmpDir();
   const lines = quick.split('\n').filter((l) => /^npx mcp-mtls /.test(l));
