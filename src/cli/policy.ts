@@ -10,6 +10,7 @@ import { principalUri } from '../identity/principal.js';
 import { parsePolicyText } from '../policy/parse.js';
 import { compilePolicy, type Policy, type PolicySubject, type PolicyTarget } from '../policy/compile.js';
 import { lintPolicy } from '../policy/lint.js';
+import { toolNamesOf, unmatchedToolPatterns } from '../policy/unknown-tools.js';
 import { loadPolicy } from '../policy-file/load.js';
 import { readCertificates } from '../x509/pem.js';
 import { collect, emit, once } from './io.js';
@@ -48,6 +49,22 @@ function targetFrom(o: { tool?: string; resource?: string; prompt?: string; args
   return { kind: 'resource', uri: o.resource as string };
 }
 
+/** The tool names of a --tools file: JSON (a tools/list result, a JSON-RPC answer with one, a list), else one name a line. */
+function readToolNames(file: string): string[] {
+  const text = readText(file, 'tools file');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    const names = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    if (names.length > 0 && names.every((n) => /^[\x21-\x7e]+$/.test(n))) return names;
+    throw new MtlsError('BAD_ARGUMENT', `${file} is neither JSON nor a list of tool names, one a line`, { hint: 'save the result of tools/list as JSON (e.g. from `mcp-mtls connect` or the MCP inspector), or write one name a line' });
+  }
+  const names = toolNamesOf(value);
+  if (!names) throw new MtlsError('BAD_ARGUMENT', `${file} holds no tool names: expected a tools/list result ({"tools":[{"name":...}]}), a JSON-RPC answer with one, or a list of names`, { hint: 'pass the JSON of a tools/list result' });
+  return names;
+}
+
 const defaultTrustDomain = (policy: Policy) => policy.source.trustDomains?.[0] ?? 'example.test';
 
 export function registerPolicy(program: Command): void {
@@ -57,12 +74,14 @@ export function registerPolicy(program: Command): void {
     .command('check')
     .description('validate a policy and warn about rules that can never apply')
     .argument('<file>', 'the policy YAML')
+    .option('--tools <file>', "the server's tools: a tools/list result (JSON), a JSON list of names, or one name a line; warns about tool names and patterns of the policy that match none")
     .option('--json', 'print the result as JSON')
     .action((file: string, o) => {
       const { doc, locate } = parsePolicyText(readText(file, 'policy'), file);
       compilePolicy(doc, {}, locate);
-      const warnings = lintPolicy(doc);
-      emit(o.json, { valid: true, rules: doc.rules.length, scopeGrants: doc.scopes?.length ?? 0, warnings }, () =>
+      const tools = o.tools === undefined ? undefined : readToolNames(o.tools);
+      const warnings = [...lintPolicy(doc), ...(tools ? unmatchedToolPatterns(doc, tools) : [])];
+      emit(o.json, { valid: true, rules: doc.rules.length, scopeGrants: doc.scopes?.length ?? 0, ...(tools ? { tools: tools.length } : {}), warnings }, () =>
         [`${file}: valid (${doc.rules.length} rules, ${doc.scopes?.length ?? 0} scope grants)`, ...warnings.map((w) => `warning: ${w.message}`), ''].join('\n'),
       );
     });

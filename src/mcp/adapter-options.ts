@@ -26,6 +26,12 @@ export interface McpAdapterOptions extends HostCheckOptions {
    * `req.url` no longer starts with it).
    */
   readonly path?: string;
+  /**
+   * Receives warnings, one line each: once per policy (a reloaded one again), the tool names
+   * and patterns of the policy that match none of the tools `build` registers (typos such as
+   * `restart_servce`), judged at the first build under that policy. Default: stderr, after `mcp-mtls: `.
+   */
+  readonly log?: (line: string) => void;
 }
 
 /**

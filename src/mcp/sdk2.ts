@@ -16,6 +16,7 @@ import { hiddenAnswerFor } from './hidden-targets.js';
 import { PER_CALLER_CACHEABLE } from './results.js';
 import { buildForCaller } from './surface.js';
 import { registerWhoami, whoamiToolName } from './whoami.js';
+import { unknownToolsWarning } from './unknown-tools-warning.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 
 /** Options of {@link createMcpSdk2Handler}. */
@@ -85,10 +86,12 @@ function privateCacheHints(hints: ServerOptions['cacheHints']): ServerOptions['c
 export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { close(): Promise<void>; notify: CallerNotifier; sessions(): number } {
   const currentPolicy = currentPolicyOf(options);
   const whoamiName = whoamiToolName(options.whoami);
+  const toolCheck = unknownToolsWarning(options);
   const listen = callerBus(currentPolicy, options.onerror);
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator, cacheHints: privateCacheHints(options.serverOptions?.cacheHints) });
     const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
+    toolCheck(policy, surface);
     // the policy in force when whoami answers, not the one this server was built under
     if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
     return server;

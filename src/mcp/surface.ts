@@ -89,6 +89,8 @@ function filterResultsOf(server: McpServerLike, identity: Identity, policy: () =
 
 export interface CallerSurface {
   readonly tools: readonly string[];
+  /** every tool `build` registered, visible to this caller or not (what the server has) */
+  readonly registeredTools: readonly string[];
   readonly resources: readonly string[];
   readonly resourceTemplates: readonly string[];
   readonly prompts: readonly string[];
@@ -176,5 +178,5 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
     if (!policy.visible(identity, { kind: 'prompt', name })) h.remove();
     else visiblePrompts.push(name);
   }
-  return { tools: visibleTools, resources: visibleResources, resourceTemplates: visibleTemplates, prompts: visiblePrompts };
+  return { tools: visibleTools, registeredTools: [...tools.keys()], resources: visibleResources, resourceTemplates: visibleTemplates, prompts: visiblePrompts };
 }
