@@ -10,7 +10,8 @@
  *    are allowed or denied and by which rule; carol is refused at the handshake.
  *
  * It checks its own results (exit 1 if anything is off). --keep leaves the server running and
- * prints the paths for trying the CLI and the stdio bridge.
+ * prints the paths for trying the CLI and the stdio bridge. The server listens on --port N
+ * (default 0: a free port, printed).
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +34,13 @@ const bin = path.join(here, '..', '..', 'bin', 'mcp-mtls.js');
 const args = process.argv.slice(2);
 const keep = args.includes('--keep');
 const dirArg = args.indexOf('--dir');
+// --port N: where the server listens (default 0: a free port, printed); --keep never assumes 8443 is free
+const portArg = args.indexOf('--port');
+const port = portArg >= 0 ? Number(args[portArg + 1]) : 0;
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`demo: --port "${args[portArg + 1] ?? ''}" is not a port (0 to 65535; 0 picks a free one)`);
+  process.exit(64);
+}
 const work = dirArg >= 0 ? path.resolve(args[dirArg + 1] ?? 'demo') : fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-mtls-demo-'));
 fs.mkdirSync(work, { recursive: true });
 const pki = path.join(work, 'pki');
@@ -84,7 +92,12 @@ function build(s: McpServer) {
 const audit = memoryAudit();
 const handler = createMcpSdk1Handler({ serverInfo: { name: 'demo', version: '1.0.0' }, policy: loadPolicy(path.join(here, 'policy.yaml')), build, audit, whoami: true });
 const httpsServer = createMtlsServer({ ...tlsFromPki(pki, server.files.cert, server.files.key), mode: 'strict', audit, log: () => undefined }, handler);
-await new Promise<void>((r) => httpsServer.listen(dirArg >= 0 && keep ? 8443 : 0, '127.0.0.1', r));
+await new Promise<void>((resolve, reject) => {
+  httpsServer.once('error', (e: NodeJS.ErrnoException) =>
+    reject(e.code === 'EADDRINUSE' ? new Error(`port ${port} is in use: pass another --port, or --port 0 for a free one`) : e),
+  );
+  httpsServer.listen(port, '127.0.0.1', () => resolve());
+});
 const url = `https://localhost:${(httpsServer.address() as AddressInfo).port}/mcp`;
 console.log(`\nMCP server (SDK 1.x + mcp-mtls, strict mode) on ${url}, policy examples/demo/policy.yaml\n`);
 
@@ -145,7 +158,8 @@ if (failures.length) {
   console.log('demo OK: each caller got exactly what the policy gives their certificate; the revoked one was refused.');
 }
 if (keep) {
-  console.log(`\nThe server keeps running on ${url} (Ctrl-C to stop). Try:
+  const chosen = (httpsServer.address() as AddressInfo).port;
+  console.log(`\nThe server keeps running on ${url} (port ${chosen}${port === 0 ? ', a free one; --port N to choose' : ''}; Ctrl-C to stop). Try:
   npx mcp-mtls inspect ${path.join(certs, 'alice.crt')} --dir ${pki}
   npx mcp-mtls policy explain ${path.join(here, 'policy.yaml')} --cert ${path.join(certs, 'bob.crt')} --tool deploy --args '{"env":"production"}'
   npx mcp-mtls connect ${url} --bundle ${path.join(certs, 'alice.yaml')}     # the stdio bridge: paste {"jsonrpc":"2.0","id":1,"method":"initialize",...}`);
