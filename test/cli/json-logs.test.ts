@@ -14,7 +14,7 @@ import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { BIN, cli, cliOk, ROOT } from '../support/cli.js';
-import { startFixture, type McpFixture } from '../support/mcp.js';
+import { revoke, startFixture, type McpFixture } from '../support/mcp.js';
 import { makePki } from '../support/pki.js';
 
 let f: McpFixture;
@@ -100,6 +100,30 @@ test('connect --json: an unreachable server is one JSON error line with its code
   assert.equal(usage.code, 64, usage.stderr);
   const [err] = jsonLines(usage.stderr);
   assert.match(String((err!.error as { message: string }).message), /must be https:/);
+});
+
+test('connect --json: a refused certificate is one JSON line (event refused, its hint), logged once, exit 77', async () => {
+  const dave = await f.pki.issue(['issue', 'client', '--user', 'dave']);
+  const daveFile = path.join(f.pki.base, 'dave.yaml');
+  await cliOk(['bundle', dave.files.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', f.url, '--out', daveFile]);
+  f.server.reloadCrls(await revoke(f.pki, dave.serial));
+  const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'connect', '--bundle', daveFile, '--json'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: f.pki.base } });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    const timer = setTimeout(() => child.kill(), 15_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+    child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'app', version: '1' } } })}\n`);
+  });
+  assert.equal(r.code, 77, r.stderr);
+  const lines = jsonLines(r.stderr);
+  assert.deepEqual(lines.map((l) => l.event), ['start', 'refused'], r.stderr);
+  assert.match(String(lines[1]!.message), /refused the client certificate: certificate_revoked/);
+  assert.ok(String(lines[1]!.hint ?? '').length > 0, 'with its hint');
 });
 
 test('gateway --json: the start-up line is one JSON object with the port it got; a taken port is a JSON error', async () => {
