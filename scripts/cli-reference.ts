@@ -28,6 +28,16 @@ export function readmeWithCliSummary(readme: string): string {
   return readme.replace(/(<!-- cli:start[^>]*-->\n)[\s\S]*?(<!-- cli:end -->)/, `$1${cliSummary()}\n$2`);
 }
 
+/** What a command's help prints after its options (addHelpText 'after': examples, file formats), without the options themselves. */
+function afterHelp(cmd: Command): string {
+  let text = '';
+  cmd.configureOutput({ writeOut: (s) => void (text += s), writeErr: (s) => void (text += s), getOutHelpWidth: () => 100, getErrHelpWidth: () => 100 });
+  cmd.outputHelp();
+  const own = cmd.helpInformation();
+  const at = text.indexOf(own);
+  return (at >= 0 ? text.slice(at + own.length) : '').trim();
+}
+
 export function cliReference(): string {
   const program = createProgram();
   const out: string[] = [
@@ -57,6 +67,8 @@ export function cliReference(): string {
         }
         out.push('');
       }
+      const after = afterHelp(sub);
+      if (after) out.push('```text', after, '```', '');
     }
   };
   walk(program, '');
