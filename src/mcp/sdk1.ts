@@ -13,17 +13,15 @@ import type { Policy } from '../policy/compile.js';
 import { currentPolicyOf, refusedByEndpoint, type McpAdapterOptions } from './adapter-options.js';
 import { hostCheck } from './host-check.js';
 import { keepPrivate, readJsonBody, sendJson } from './http-body.js';
-import { BoundedEventStore, type EventStoreLimits } from './event-store.js';
+import { AdapterSessions, eventStoreOf, type McpStatefulOptions } from './sessions.js';
 import { gateMcpBody } from './gate.js';
 import { hiddenAnswerFor } from './hidden-targets.js';
 import { buildForCaller } from './surface.js';
 import { registerWhoami, whoamiToolName } from './whoami.js';
-import { unknownToolsWarning } from './unknown-tools-warning.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
-import { IdleMap } from '../util/idle-map.js';
 
 /** Options of {@link createMcpSdk1Handler}. */
-export interface McpSdk1Options extends McpAdapterOptions {
+export interface McpSdk1Options extends McpAdapterOptions, McpStatefulOptions {
   /** Passed to the SDK's McpServer (its JSON Schema validator is replaced by a shared one). */
   readonly serverOptions?: ServerOptions;
   /**
@@ -32,32 +30,8 @@ export interface McpSdk1Options extends McpAdapterOptions {
    * compiled again each time.
    */
   readonly build: (server: McpServer, identity: Identity) => void | Promise<void>;
-  /** a server per session, bound to the certificate that opened it */
-  readonly stateful?: boolean;
-  /** stateful: a session unused this long is closed; default 8 h */
-  readonly sessionIdleMs?: number;
-  /** stateful: at most this many sessions, least recently used closed first; default 10,000 */
-  readonly maxSessions?: number;
   /** answers with JSON instead of SSE streams where the SDK allows it */
   readonly enableJsonResponse?: boolean;
-  /**
-   * stateful: resumable SSE streams (SEP-1699). A tool may close its stream mid-call
-   * (`extra.closeSSEStream()`) and the client resumes with `Last-Event-ID`, getting what it
-   * missed, its result included. Each session keeps its events in a store of its own: by
-   * default in memory, bounded ({@link EventStoreLimits}: 1,000 events, 1 MiB per session);
-   * a function returns the store for each new session (your own, e.g. outside the process);
-   * `false`: no event ids, nothing can be resumed. The SDK sends event ids (and the priming
-   * event) only to clients of protocol 2025-11-25 or later. Stateless mode keeps no events: its
-   * server ends with its request, so nothing could finish a call after its stream closed.
-   */
-  readonly eventStore?: false | EventStoreLimits | (() => EventStore);
-  /** stateful: the reconnection delay, in milliseconds, the priming event tells clients (SSE `retry`); default none (the client's own) */
-  readonly retryInterval?: number;
-}
-
-interface Session {
-  readonly transport: StreamableHTTPServerTransport;
-  readonly fingerprint: string;
 }
 
 // one validator for every per-request server: building Ajv per request halves throughput
@@ -87,14 +61,12 @@ const sharedValidator = new AjvJsonSchemaValidator();
 export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
   const currentPolicy = currentPolicyOf(options);
   const whoamiName = whoamiToolName(options.whoami);
-  const toolCheck = unknownToolsWarning(options);
   const hiddenAnswer = hiddenAnswerFor(options.stateful ? 'sdk1-stateful' : 'sdk1-stateless');
-  const sessions = new IdleMap<string, Session>({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 10_000, onEvict: (_id, s) => void s.transport.close() });
+  const sessions = new AdapterSessions<StreamableHTTPServerTransport>(options, options.audit);
 
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
     const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
-    toolCheck(policy, surface);
     if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
     return server;
   };
@@ -114,7 +86,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       if (!read.ok) return sendJson(res, read.status, read.body);
       body = read.value;
       // a session named by someone else's certificate is refused before anything else is said
-      const session = options.stateful ? sessionFor(req, res, identity) : undefined;
+      const session = options.stateful ? sessions.find(req, res, identity) : undefined;
       if (session === null) return;
       // who answers a hidden target: the decision table (hidden-targets.ts)
       const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
@@ -124,17 +96,17 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       body = gate.body;
       if (gate.mcpName !== undefined) req.headers['mcp-name'] = gate.mcpName;
       if (options.stateful) {
-        if (session) return session.transport.handleRequest(req, res, body);
+        if (session) return session.handleRequest(req, res, body);
         return openSession(req, res, identity, policy, body);
       }
     } else if (options.stateful) {
       auth.scopes = [...policy.scopesOf(identity)];
-      const session = sessionFor(req, res, identity);
+      const session = sessions.find(req, res, identity);
       if (!session) {
         if (session === undefined) sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Mcp-Session-Id header is required' } });
         return;
       }
-      return session.transport.handleRequest(req, res);
+      return session.handleRequest(req, res);
     }
     // stateless: a server for this request only
     const server = await newServer(identity, policy);
@@ -147,43 +119,18 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
     await transport.handleRequest(req, res, body);
   };
 
-  /** The session a request names: undefined (none named), null (refused, answered), or the session. */
-  const sessionFor = (req: MtlsRequest, res: ServerResponse, identity: Identity): Session | null | undefined => {
-    const header = req.headers['mcp-session-id'];
-    const id = Array.isArray(header) ? header[0] : header;
-    if (!id) return undefined;
-    const s = sessions.get(id);
-    if (!s || s.fingerprint !== identity.fingerprint) {
-      // another certificate presenting someone's session id is told the session does not exist
-      if (s) options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, reason: 'the session belongs to another certificate' });
-      sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
-      return null;
-    }
-    return s;
-  };
-
-  /** a new session's event store: its own, so one session's event ids mean nothing in another */
-  const eventStoreFor = (): EventStore | undefined => {
-    const o = options.eventStore;
-    if (o === false) return undefined;
-    if (typeof o === 'function') return o();
-    return new BoundedEventStore(o) as unknown as EventStore;
-  };
-
   const openSession = async (req: MtlsRequest, res: ServerResponse, identity: Identity, policy: Policy, body: unknown) => {
     const server = await newServer(identity, policy);
-    const eventStore = eventStoreFor();
+    const eventStore = eventStoreOf(options) as EventStore | undefined;
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}),
       ...(eventStore ? { eventStore } : {}),
       ...(options.retryInterval !== undefined ? { retryInterval: options.retryInterval } : {}),
-      onsessioninitialized: (sid) => {
-        sessions.set(sid, { transport, fingerprint: identity.fingerprint });
-      },
+      onsessioninitialized: (sid) => sessions.opened(sid, transport, identity),
     });
     transport.onclose = () => {
-      if (transport.sessionId) sessions.delete(transport.sessionId);
+      sessions.closed(transport.sessionId);
       void server.close();
     };
     await server.connect(transport);
@@ -192,9 +139,6 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
 
   return Object.assign(handler, {
     sessions: () => sessions.size,
-    close: async () => {
-      await Promise.all(sessions.values().map((s) => s.transport.close()));
-      sessions.clear();
-    },
+    close: () => sessions.closeAll(),
   });
 }
