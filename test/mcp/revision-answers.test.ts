@@ -48,7 +48,9 @@ const everything: Build = (s) => {
 const closers: (() => Promise<void> | void)[] = [];
 let agent: ReturnType<typeof createMtlsAgent>;
 const bare: Record<'sdk1' | 'sdk2', BareServer> = {} as never;
-const listeners: Record<'sdk1' | 'sdk2' | 'gateway-sdk1' | 'gateway-sdk2', string> = {} as never;
+const listeners: Record<'sdk1' | 'sdk2' | 'sdk1-stateful' | 'sdk2-stateful' | 'gateway-sdk1' | 'gateway-sdk2', string> = {} as never;
+// the 2025-11-25 session each stateful listener opened for bob (initialize, then its id on every request)
+const sessionOf: Partial<Record<keyof typeof listeners, string>> = {};
 
 before(async () => {
   const pki = await makePki();
@@ -70,6 +72,14 @@ before(async () => {
   for (const b of [bare.sdk1, bare.sdk2, up1, up2]) closers.push(() => b.close());
   listeners.sdk1 = await serve(createMcpSdk1Handler({ serverInfo: { name: 'a1', version: '1' }, policy: POLICY, build: everything as never, enableJsonResponse: true }));
   listeners.sdk2 = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2', version: '1' }, policy: POLICY, build: everything as never }));
+  listeners['sdk1-stateful'] = await serve(createMcpSdk1Handler({ serverInfo: { name: 'a1s', version: '1' }, policy: POLICY, build: everything as never, enableJsonResponse: true, stateful: true }));
+  listeners['sdk2-stateful'] = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2s', version: '1' }, policy: POLICY, build: everything as never, stateful: true }));
+  for (const l of ['sdk1-stateful', 'sdk2-stateful'] as const) {
+    const init = await post(listeners[l], rawRequest('2025-11-25', 0, 'initialize', { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } }), agent);
+    sessionOf[l] = String(init.headers['mcp-session-id']);
+    assert.match(sessionOf[l]!, /^[0-9a-f-]{36}$/, `${l} opened a session: ${JSON.stringify(init.message)}`);
+    await post(listeners[l], { body: { jsonrpc: '2.0', method: 'notifications/initialized' }, headers: { 'mcp-protocol-version': '2025-11-25' } }, agent, { 'mcp-session-id': sessionOf[l] });
+  }
   const gatewayUrl = await serve(createGatewayHandler({ routes: [{ prefix: '/v1', upstream: new URL(up1.url), policy: () => POLICY }, { prefix: '/v2', upstream: new URL(up2.url), policy: () => POLICY }], log: () => undefined }));
   listeners['gateway-sdk1'] = gatewayUrl.replace(/\/mcp$/, '/v1');
   listeners['gateway-sdk2'] = gatewayUrl.replace(/\/mcp$/, '/v2');
@@ -93,6 +103,8 @@ const hiddenRequests = (revision: Revision) => [
 const cases: { revision: Revision; listener: keyof typeof listeners; sdk: 'sdk1' | 'sdk2' }[] = [
   { revision: '2025-11-25', listener: 'sdk1', sdk: 'sdk1' },
   { revision: '2025-11-25', listener: 'sdk2', sdk: 'sdk2' },
+  { revision: '2025-11-25', listener: 'sdk1-stateful', sdk: 'sdk1' },
+  { revision: '2025-11-25', listener: 'sdk2-stateful', sdk: 'sdk2' },
   { revision: '2025-11-25', listener: 'gateway-sdk1', sdk: 'sdk1' },
   { revision: '2026-07-28', listener: 'sdk2', sdk: 'sdk2' },
   { revision: '2026-07-28', listener: 'gateway-sdk2', sdk: 'sdk2' },
@@ -102,7 +114,8 @@ for (const { revision, listener, sdk } of cases) {
   test(`${revision}, ${listener}: a hidden tool, prompt, resource and an unknown method get exactly what bare SDK ${sdk.slice(3)}.x answers for unknown ones`, async () => {
     for (const req of hiddenRequests(revision)) {
       const reference = shape(await post(bare[sdk].url, req));
-      const answer = shape(await post(listeners[listener], req, agent));
+      const session = sessionOf[listener];
+      const answer = shape(await post(listeners[listener], req, agent, session ? { 'mcp-session-id': session } : {}));
       assert.deepEqual(answer, reference, `${(req.body as { method: string }).method}: ${JSON.stringify(answer)} vs ${JSON.stringify(reference)}`);
     }
   });

@@ -85,7 +85,8 @@ export async function post(url: string, req: { body: unknown; headers: Record<st
   let message: unknown = undefined;
   if (String(r.headers['content-type'] ?? '').startsWith('text/event-stream')) {
     for (const line of text.split('\n')) {
-      if (!line.startsWith('data:')) continue;
+      // a priming event (2025-11-25 resumable streams) has empty data
+      if (!line.startsWith('data:') || line.slice(5).trim() === '') continue;
       const m = JSON.parse(line.slice(5));
       if (m && typeof m === 'object' && 'id' in m) {
         message = m;
