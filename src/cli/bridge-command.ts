@@ -116,9 +116,11 @@ function sdkVersionToPin(): string {
  * PATH, and both npx and the mcp-mtls bin start with `#!/usr/bin/env node`.
  */
 export function npxRunner(platform: NodeJS.Platform = process.platform): BridgeRunner {
-  const nodeDir = path.dirname(process.execPath);
-  const beside = path.join(nodeDir, platform === 'win32' ? 'npx.cmd' : 'npx');
-  return npxRunnerOf({ node: process.execPath, npx: fs.existsSync(beside) ? beside : 'npx', mcpMtls: VERSION, sdk: sdkVersionToPin(), platform });
+  // Windows: `npx` by name (apps there start servers with the user's PATH, and a .cmd file by
+  // absolute path needs a shell to start); untested here, as Windows is not at hand
+  const beside = path.join(path.dirname(process.execPath), 'npx');
+  const npx = platform !== 'win32' && fs.existsSync(beside) ? beside : 'npx';
+  return npxRunnerOf({ node: process.execPath, npx, mcpMtls: VERSION, sdk: sdkVersionToPin(), platform });
 }
 
 /** {@link npxRunner} for a given node, npx and versions (docs/clients.md's example is made with it). */
