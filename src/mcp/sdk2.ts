@@ -90,7 +90,7 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
   const listen = callerBus(currentPolicy, options.onerror);
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator, cacheHints: privateCacheHints(options.serverOptions?.cacheHints) });
-    const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
+    const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy, 'sdk2');
     toolCheck(policy, surface);
     // the policy in force when whoami answers, not the one this server was built under
     if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);

@@ -17,7 +17,7 @@ import type { Identity } from '../identity/identity.js';
 import type { Policy } from '../policy/compile.js';
 import { canonicalizeUri } from '../policy/uri.js';
 import { filterResult, SCOPES_META_KEY } from './results.js';
-import { unknownTargetMessage, unknownToolResult } from './hidden-targets.js';
+import { unknownTargetMessage, unknownToolResult, type UnknownTargetDialect } from './hidden-targets.js';
 
 export { SCOPES_META_KEY };
 
@@ -61,7 +61,7 @@ type Handler = (request: { params?: unknown }, extra: unknown) => unknown;
  * filtered too, and their `tools/call` and `prompts/get` answer a hidden name as unknown, as
  * McpServer does (found in review, issue 16: they listed and ran hidden tools).
  */
-function filterResultsOf(server: McpServerLike, identity: Identity, policy: () => Policy, registering: () => boolean): void {
+function filterResultsOf(server: McpServerLike, identity: Identity, policy: () => Policy, registering: () => boolean, dialect: UnknownTargetDialect): void {
   const low = server.server;
   if (!low || typeof low.setRequestHandler !== 'function') return;
   const original = low.setRequestHandler;
@@ -78,6 +78,8 @@ function filterResultsOf(server: McpServerLike, identity: Identity, policy: () =
         args[last] = async (request: { params?: { name?: unknown } }, extra: unknown) => {
           const name = String((request?.params as { name?: unknown } | undefined)?.name);
           if (policy().visible(identity, { kind, name })) return handler(request, extra);
+          // in the words of the SDK the server runs on (hidden-targets.ts): 1.x a tool result, 2.x a JSON-RPC error
+          if (dialect === 'sdk2') throw Object.assign(new Error(`${kind === 'tool' ? 'Tool' : 'Prompt'} ${name} not found`), { code: -32602 });
           if (kind === 'tool') return unknownToolResult(name);
           throw Object.assign(new Error(unknownTargetMessage({ kind, name })), { code: -32602 });
         };
@@ -105,9 +107,10 @@ function uriOf(uriOrTemplate: unknown): { uri: string; template: boolean } {
 /**
  * Runs `build` on `server`, then removes what `identity` may not see. Returns what stays.
  * `current` is the policy in force later (a stateful session outlives a reload): list and
- * completion results are filtered by it; registration is decided once, by `policy`.
+ * completion results are filtered by it; registration is decided once, by `policy`. `dialect`:
+ * the SDK of `server`, whose words a hidden name gets from the low-level handlers `build` installs.
  */
-export async function buildForCaller<S extends McpServerLike>(server: S, identity: Identity, policy: Policy, build: (server: S, identity: Identity) => void | Promise<void>, current: () => Policy = () => policy): Promise<CallerSurface> {
+export async function buildForCaller<S extends McpServerLike>(server: S, identity: Identity, policy: Policy, build: (server: S, identity: Identity) => void | Promise<void>, current: () => Policy = () => policy, dialect: UnknownTargetDialect = 'sdk1'): Promise<CallerSurface> {
   const tools = new Map<string, Handle>();
   const resources = new Map<string, { handle: Handle; template: boolean }>();
   const prompts = new Map<string, Handle>();
@@ -154,7 +157,7 @@ export async function buildForCaller<S extends McpServerLike>(server: S, identit
     privateHint(a);
   });
   wrap('resource', onResource, canonicalStatic);
-  filterResultsOf(server, identity, current, () => registering > 0);
+  filterResultsOf(server, identity, current, () => registering > 0, dialect);
   await build(server, identity);
 
   const visibleTools: string[] = [];

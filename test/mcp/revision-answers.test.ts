@@ -45,10 +45,20 @@ const everything: Build = (s) => {
   server.registerResource('secret', 'docs://secret', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'secret' }] }));
 };
 
+// a server whose tools and prompts `build` installs on the low-level server itself (dynamic tools)
+const lowLevel: Build = (s) => {
+  const low = (s as unknown as { server: { registerCapabilities(c: object): void; setRequestHandler(m: string, h: (r: { params: { name: string } }) => unknown): void } }).server;
+  low.registerCapabilities({ tools: {}, prompts: {} });
+  low.setRequestHandler('tools/list', async () => ({ tools: ['search', 'deploy'].map((name) => ({ name, inputSchema: { type: 'object' } })) }));
+  low.setRequestHandler('tools/call', async (r) => ({ content: [{ type: 'text', text: `ran ${r.params.name}` }] }));
+  low.setRequestHandler('prompts/list', async () => ({ prompts: [{ name: 'greet' }, { name: 'secret_prompt' }] }));
+  low.setRequestHandler('prompts/get', async (r) => ({ messages: [{ role: 'user', content: { type: 'text', text: r.params.name } }] }));
+};
+
 const closers: (() => Promise<void> | void)[] = [];
 let agent: ReturnType<typeof createMtlsAgent>;
 const bare: Record<'sdk1' | 'sdk2', BareServer> = {} as never;
-const listeners: Record<'sdk1' | 'sdk2' | 'sdk1-stateful' | 'sdk2-stateful' | 'gateway-sdk1' | 'gateway-sdk2', string> = {} as never;
+const listeners: Record<'sdk1' | 'sdk2' | 'sdk2-low-level' | 'sdk1-stateful' | 'sdk2-stateful' | 'gateway-sdk1' | 'gateway-sdk2', string> = {} as never;
 // the 2025-11-25 session each stateful listener opened for bob (initialize, then its id on every request)
 const sessionOf: Partial<Record<keyof typeof listeners, string>> = {};
 
@@ -72,6 +82,7 @@ before(async () => {
   for (const b of [bare.sdk1, bare.sdk2, up1, up2]) closers.push(() => b.close());
   listeners.sdk1 = await serve(createMcpSdk1Handler({ serverInfo: { name: 'a1', version: '1' }, policy: POLICY, build: everything as never, enableJsonResponse: true }));
   listeners.sdk2 = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2', version: '1' }, policy: POLICY, build: everything as never }));
+  listeners['sdk2-low-level'] = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2l', version: '1' }, policy: POLICY, build: lowLevel as never }));
   listeners['sdk1-stateful'] = await serve(createMcpSdk1Handler({ serverInfo: { name: 'a1s', version: '1' }, policy: POLICY, build: everything as never, enableJsonResponse: true, stateful: true }));
   listeners['sdk2-stateful'] = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2s', version: '1' }, policy: POLICY, build: everything as never, stateful: true }));
   for (const l of ['sdk1-stateful', 'sdk2-stateful'] as const) {
@@ -107,6 +118,8 @@ const cases: { revision: Revision; listener: keyof typeof listeners; sdk: 'sdk1'
   { revision: '2025-11-25', listener: 'sdk2-stateful', sdk: 'sdk2' },
   { revision: '2025-11-25', listener: 'gateway-sdk1', sdk: 'sdk1' },
   { revision: '2026-07-28', listener: 'sdk2', sdk: 'sdk2' },
+  { revision: '2025-11-25', listener: 'sdk2-low-level', sdk: 'sdk2' },
+  { revision: '2026-07-28', listener: 'sdk2-low-level', sdk: 'sdk2' },
   { revision: '2026-07-28', listener: 'gateway-sdk2', sdk: 'sdk2' },
 ];
 
