@@ -33,7 +33,7 @@ after(async () => {
 });
 
 async function server(extra: Partial<MtlsServerOptions> = {}): Promise<string> {
-  const s = createMtlsServer({ ...tlsFromPki(t.pki, srv.cert, srv.key), log: () => undefined, ...extra }, (_req, res) => res.end('ok'));
+  const s = createMtlsServer({ ...tlsFromPki(t.pki, srv.cert, srv.key), log: () => undefined, ...extra }, (_req, res) => void res.end('ok'));
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   servers.push(s);
   return `https://localhost:${(s.address() as AddressInfo).port}/mcp`;
