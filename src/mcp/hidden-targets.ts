@@ -21,8 +21,8 @@
  * | `gateway`         | here               | here               | it cannot remove anything from an upstream server: as 2.x on 2026-07-28 (the revision makes an unknown tool a JSON-RPC error -32602), as 1.x on 2025-11-25 |
  *
  * The per-caller server itself (mcp/surface.ts) answers with the same words for handlers it
- * cannot remove (installed by `build` on the low-level server): {@link unknownToolResult} and
- * {@link unknownTargetMessage}.
+ * cannot remove (installed by `build` on the low-level server): on SDK 1.x
+ * {@link unknownToolResult} and {@link unknownTargetMessage}, on SDK 2.x its JSON-RPC errors.
  */
 import type { PolicyTarget } from '../policy/compile.js';
 import type { ProtocolEra } from './protocol-era.js';
