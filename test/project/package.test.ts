@@ -7,7 +7,8 @@
  * examples type-check against the published declarations.
  *
  * Installs use npm's cache (`--prefer-offline`): `npm ci` filled it with every package of the
- * lock file, so the test does not depend on the registry being fast.
+ * lock file, so the test does not depend on the registry being fast. The packing and install
+ * helpers are test/support/packed.ts, shared with the slower checks of test/packed/.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,22 +16,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ROOT, run, tmpDir } from '../support/cli.js';
+import { npm, pack, packedEnv as env, pinned, type Packed } from '../support/packed.js';
 
-const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string; exports: Record<string, unknown> };
-const installedVersion = (name: string) => (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
 
 let work: string;
 let tarball: string;
 let project: string;
-
-const env = () => ({ PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`, HOME: process.env.HOME ?? '/tmp', npm_config_update_notifier: 'false' });
-
-async function npm(args: string[], cwd: string) {
-  const r = await run(NPM, args, { cwd, env: env() });
-  assert.equal(r.code, 0, `npm ${args.join(' ')} failed:\n${r.stderr.slice(-3000)}`);
-  return r.stdout;
-}
 
 /** runs an ES module in the user's project and returns its stdout */
 async function node(file: string, source: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -40,11 +32,9 @@ async function node(file: string, source: string): Promise<{ code: number; stdou
 
 before(async () => {
   work = tmpDir('mcp-mtls-pack-');
-  // dist/ is fresh: `npm test` builds first; --ignore-scripts keeps pack from building again
-  const out = await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT);
-  const [info] = JSON.parse(out) as { filename: string; size: number; unpackedSize: number; files: { path: string }[] }[];
-  tarball = path.join(work, info!.filename);
-  packInfo = info!;
+  // dist/ is fresh: `npm test` builds first; pack does not build again
+  packInfo = await pack(work);
+  tarball = packInfo.tarball;
   project = path.join(work, 'app');
   fs.mkdirSync(project);
   fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
@@ -52,10 +42,10 @@ before(async () => {
 
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
-let packInfo: { size: number; unpackedSize: number; files: { path: string }[] };
+let packInfo: Packed;
 
 test('the tarball holds what users need and nothing else', () => {
-  const files = packInfo.files.map((f) => f.path);
+  const files = packInfo.files;
   for (const needed of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'bin/mcp-mtls.js', 'dist/api/index.js', 'dist/api/index.d.ts', 'dist/api/ca.d.ts', 'dist/cli/main.js']) {
     assert.ok(files.includes(needed), `${needed} is in the tarball`);
   }
@@ -122,7 +112,7 @@ console.log(JSON.stringify({ exports: Object.keys(m), builtins, urls: seen }));
 });
 
 test('with the SDK installed: a server and a client written against the package talk over mTLS; README examples type-check', { timeout: 240_000 }, async () => {
-  await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', `@modelcontextprotocol/sdk@${installedVersion('@modelcontextprotocol/sdk')}`, `zod@${installedVersion('zod')}`], project);
+  await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', pinned('@modelcontextprotocol/sdk'), pinned('zod')], project);
   const bin = path.join(project, 'node_modules', '.bin', 'mcp-mtls');
   const pki = path.join(project, 'pki');
   const certs = path.join(project, 'certs');
