@@ -13,7 +13,7 @@ import { gateRequestBody } from './request-body.js';
 import { upstreamRequestHeaders, xfccHeaders } from './request-headers.js';
 import { filterAnswer, type AskedLists } from './answer-filter.js';
 import { MAX_STREAMS_PER_CERT, StreamLimit } from './stream-limit.js';
-import { ResumeTable, type StreamContext } from './resume.js';
+import { rememberedContext, ResumeTable, type StreamContext } from './resume.js';
 import { callUpstream, clientResponseHeaders, UpstreamPools } from './upstream.js';
 
 export { IDENTITY_META_KEY } from './identity-meta.js';
@@ -124,7 +124,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     const lastEventHeader = req.headers['last-event-id'];
     const lastEventId = isStream ? (Array.isArray(lastEventHeader) ? lastEventHeader[0] : lastEventHeader) : undefined;
     let stream: StreamContext = { requestIds, asked, answered: new Set() };
-    if (lastEventId !== undefined && lastEventId !== '') {
+    const resuming = lastEventId !== undefined && lastEventId !== '';
+    if (resuming) {
       const resumed = resumes.resumable({ prefix: route.prefix, sid, fingerprint: identity.fingerprint }, lastEventId);
       if (!resumed) {
         options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: 'Last-Event-ID names no event this certificate was sent in this session', remote });
@@ -148,6 +149,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     sessions.answered(route.prefix, { method: req.method, sid }, upstream, identity.fingerprint);
     const opened = upstream.headers['mcp-session-id'];
     const owner = { prefix: route.prefix, sid: sid ?? (typeof opened === 'string' ? opened : undefined), fingerprint: identity.fingerprint };
+    // what a resumption of this stream is decided with: a resumed stream's own; a new one's, kept small
+    const remembered = resuming ? stream : rememberedContext(stream);
 
     // 4. the response, fail closed: only what the gateway parsed and decided reaches the client
     try {
@@ -155,7 +158,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         requestIds: stream.requestIds,
         filterResult: (id, result) => filterAnswer(stream.asked, id, result, policy, identity),
         answered: stream.answered,
-        wroteEvent: (eventId) => resumes.wrote(owner, eventId, stream),
+        wroteEvent: (eventId) => {
+          if (remembered) resumes.wrote(owner, eventId, remembered);
+        },
         mayRead: (uri) => policy.filterResources(identity, [{ uri }]).length > 0,
         refused: (reason) => {
           options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });

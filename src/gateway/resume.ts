@@ -39,6 +39,33 @@ export interface StreamOwner {
 
 const keyOf = (o: StreamOwner, eventId: string) => JSON.stringify([o.prefix, o.sid ?? null, o.fingerprint, eventId]);
 
+/** A stream remembered for resumption keeps at most this much of what its requests asked. */
+export const MAX_REMEMBERED_ASK_BYTES = 4096;
+
+/**
+ * The context of a live stream as the table keeps it (the same request ids and answered set):
+ * of what each request asked, only what its answer's filter reads (a list's filter reads the
+ * result alone; a completion's the reference, the argument's name and the context), so a table
+ * of 100,000 ids cannot be made to hold megabytes of request parameters per id (found thinking
+ * as an attacker: 4 MiB of `tools/list` params per POST, kept by its priming event's id).
+ * Undefined when the ids and that are larger than
+ * {@link MAX_REMEMBERED_ASK_BYTES}: such a stream is not resumable (a resumption gets 400).
+ */
+export function rememberedContext(live: StreamContext): StreamContext | undefined {
+  const kept: AskedLists = new Map();
+  let bytes = 0;
+  for (const id of live.requestIds) bytes += JSON.stringify(id).length;
+  if (bytes > MAX_REMEMBERED_ASK_BYTES) return undefined;
+  for (const [id, a] of live.asked) {
+    const p = a.params as { ref?: unknown; argument?: { name?: unknown }; context?: unknown } | undefined;
+    const params = a.method === 'completion/complete' && p ? { ref: p.ref, argument: { name: p.argument?.name }, context: p.context } : undefined;
+    bytes += a.method.length + (params ? JSON.stringify(params).length : 0);
+    if (bytes > MAX_REMEMBERED_ASK_BYTES) return undefined;
+    kept.set(id, { method: a.method, params });
+  }
+  return { requestIds: live.requestIds, asked: kept, answered: live.answered };
+}
+
 export class ResumeTable {
   readonly #events: IdleMap<string, StreamContext>;
 

@@ -226,3 +226,17 @@ test('a replay is decided as the live stream: filtered, and no answer to a reque
     await agent.close();
   }
 });
+
+test('a remembered stream keeps only what its answers\' filters read; one that asked too much is not resumable', async () => {
+  const { rememberedContext, MAX_REMEMBERED_ASK_BYTES } = await import('../../src/gateway/resume.js');
+  const answered = new Set<unknown>();
+  const big = rememberedContext({ requestIds: new Set([1, 2]), asked: new Map<unknown, { method: string; params: unknown }>([[1, { method: 'tools/list', params: { junk: 'x'.repeat(1_000_000) } }], [2, { method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'greet' }, argument: { name: 'who', value: 'y'.repeat(1_000_000) }, context: { arguments: {} } } }]]), answered });
+  assert.ok(big);
+  assert.equal(big.asked.get(1)!.params, undefined);
+  assert.deepEqual(big.asked.get(2)!.params, { ref: { type: 'ref/prompt', name: 'greet' }, argument: { name: 'who' }, context: { arguments: {} } });
+  assert.equal(big.answered, answered);
+  assert.ok(JSON.stringify([...big.asked]).length < MAX_REMEMBERED_ASK_BYTES);
+  // ids or a completion context beyond the bound: not kept at all
+  assert.equal(rememberedContext({ requestIds: new Set(['i'.repeat(10_000)]), asked: new Map(), answered }), undefined);
+  assert.equal(rememberedContext({ requestIds: new Set([3]), asked: new Map([[3, { method: 'completion/complete', params: { ref: {}, argument: { name: 'a' }, context: { arguments: { a: 'z'.repeat(10_000) } } } }]]), answered }), undefined);
+});
