@@ -12,7 +12,7 @@ import { createCsr, verifyCsr } from '../x509/csr.js';
 import { generateKey, parseKeyType, privateKeyPem } from '../x509/keys.js';
 import { pemEncode } from '../x509/pem.js';
 import { emit, once, resolveDir } from './io.js';
-import { claimsFrom, issuedHuman, issuedJson, openAuthority, principalOf, principalOptions } from './issue.js';
+import { claimsFrom, issuedHuman, issuedJson, NOT_AFTER_HELP, NOT_BEFORE_HELP, openAuthority, principalOf, principalOptions, validityFrom } from './issue.js';
 
 export function registerCsr(program: Command): void {
   program
@@ -47,11 +47,14 @@ export function registerCsr(program: Command): void {
       .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)'),
   )
     .option('--ttl <duration>', 'lifetime (default: the CA config, 24h; at most limits.client.maxTtl, 30d)')
+    .option('--not-before <time>', NOT_BEFORE_HELP)
+    .option('--not-after <time>', NOT_AFTER_HELP)
     .requiredOption('--out <dir>', 'where to write <id>.crt and ca.crt')
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExample:\n  $ mcp-mtls sign alice.csr --user alice --team sre --out ./certs')
     .action(async (csrFile: string, o) => {
+      const validity = validityFrom(o);
       const ca = openAuthority(resolveDir(o.dir), o);
       let data: Buffer;
       try {
@@ -63,7 +66,7 @@ export function registerCsr(program: Command): void {
       const ttlMs = o.ttl ? parseDuration(o.ttl, '--ttl') : undefined;
       const files = plannedOutput(o.out, outputBaseName(claims.id), false);
       checkOutput(files, ca.rootPem);
-      const issued = await ca.issueClientFromCsr(data, { ...claims, ...(ttlMs ? { ttlMs } : {}) }, { delivery: outputDelivery([files], ca.rootPem) });
+      const issued = await ca.issueClientFromCsr(data, { ...claims, ...(ttlMs ? { ttlMs } : {}), ...validity }, { delivery: outputDelivery([files], ca.rootPem) });
       const csr = verifyCsr(data); // verified by the CA already; read again for the note
       const note = csr.commonName !== undefined && csr.commonName !== claims.id ? `note: the CSR asked for CN=${csr.commonName}; the certificate is for ${claims.id} as the flags say\n` : '';
       emit(o.json, issuedJson(issued, files), () => issuedHuman(issued, files) + note);

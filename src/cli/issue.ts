@@ -77,8 +77,8 @@ export function claimsFrom(o: { user?: string; service?: string; team: string[];
   return { ...principalOf(o), teams: o.team, roles: o.role, ...(o.email ? { email: o.email } : {}) };
 }
 
-const NOT_BEFORE_HELP = 'valid from this time (RFC 3339, e.g. 2026-12-01T09:00:00Z; at most 1h in the past; default now)';
-const NOT_AFTER_HELP = 'valid until this time (RFC 3339), instead of --ttl; within the type\'s maxTtl and the intermediate CA\'s validity';
+export const NOT_BEFORE_HELP = 'valid from this time (RFC 3339, e.g. 2026-12-01T09:00:00Z; at most 1h in the past; default now)';
+export const NOT_AFTER_HELP = 'valid until this time (RFC 3339), instead of --ttl; within the type\'s maxTtl and the intermediate CA\'s validity';
 
 /** --not-before / --not-after as the issuance request takes them. */
 export function validityFrom(o: { notBefore?: string; notAfter?: string; ttl?: string }): { notBefore?: Date; notAfter?: Date } {

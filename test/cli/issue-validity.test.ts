@@ -1,5 +1,6 @@
 /**
- * Issue 18: `--not-before` / `--not-after` on issuance (absolute RFC 3339 times, checked against
+ * Issue 18: `--not-before` / `--not-after` on issuance (`issue client`, `issue server`, `sign`,
+ * batch rows: absolute RFC 3339 times, checked against
  * the limits: maxTtl, the intermediate's end, backdating), with openssl reading the dates; and
  * the `--batch` CSV and YAML formats, whose examples in `issue client --help` and in
  * docs/operations.md are run as written.
@@ -42,6 +43,10 @@ test('issue client and server with --not-before / --not-after: the certificate h
   assert.equal(srv.notBefore, back.toISOString());
   assert.equal(Date.parse(srv.notAfter), back.getTime() + 240 * H);
   assert.deepEqual(await opensslDates(srv.files.cert), { notBefore: back.getTime(), notAfter: back.getTime() + 240 * H });
+  // sign (a CSR) takes them too
+  await cliOk(['csr', '--user', 'carol', '--out', t.base, '--json']);
+  const carol = await cliOk<Issued>(['sign', path.join(t.base, 'carol.csr'), '--dir', t.pki, '--user', 'carol', '--not-before', nb, '--not-after', na, '--out', path.join(t.base, 'signed'), '--json']);
+  assert.deepEqual(await opensslDates(carol.files.cert), { notBefore: Date.parse(nb), notAfter: Date.parse(na) });
   // --not-after alone: valid from a minute ago, as without it
   const bob = await cliOk<Issued>(['issue', 'client', '--dir', t.pki, '--user', 'bob', '--not-after', na, '--out', t.out, '--json']);
   assert.ok(Math.abs(Date.parse(bob.notBefore) - (Date.now() - 60_000)) < 30_000, bob.notBefore);
