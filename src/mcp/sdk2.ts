@@ -118,7 +118,16 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
       ...(options.retryInterval !== undefined ? { retryInterval: options.retryInterval } : {}),
       onsessioninitialized: (sid) => sessions!.opened(sid, transport, identity),
     });
+    // notify reaches 2025-era sessions too, on their GET stream, per caller as on listen streams
+    const unsubscribe = listen.run(identity, () =>
+      listen.bus.subscribe((event) => {
+        if (event.kind === 'tools_list_changed') server.sendToolListChanged();
+        else if (event.kind === 'prompts_list_changed') server.sendPromptListChanged();
+        else if (event.kind === 'resources_list_changed') server.sendResourceListChanged();
+      }),
+    );
     transport.onclose = () => {
+      unsubscribe();
       sessions!.closed(transport.sessionId);
       void server.close();
     };

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { AddressInfo } from 'node:net';
 import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as Transport1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
 import type { McpServer } from '@modelcontextprotocol/server';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
@@ -135,6 +135,28 @@ test('stateful: a session is bound to its certificate; hidden tools answer as un
     assert.deepEqual((await modern.listTools()).tools.map((t) => t.name).sort(), ['ask', 'poll', 'search']);
     await modern.close();
     await agent.close();
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+test('stateful: notify reaches 2025-era sessions too (their GET stream), per caller', async () => {
+  const alice = await legacyClient(clients.alice!);
+  const bob = await legacyClient(clients.bob!);
+  const heard: string[] = [];
+  alice.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void heard.push('alice'));
+  bob.client.setNotificationHandler(ToolListChangedNotificationSchema, () => void heard.push('bob'));
+  try {
+    // the SDK client opens its GET stream after initialization: give both a moment
+    await new Promise((r) => setTimeout(r, 700));
+    handler.notify.toolsChanged(['deploy']); // alice (sre) may see deploy, bob may not
+    for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(heard, ['alice']);
+    handler.notify.toolsChanged(['search']);
+    for (let i = 0; i < 50 && heard.length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(heard.slice(1).sort(), ['alice', 'bob']);
   } finally {
     await alice.close();
     await bob.close();
