@@ -85,7 +85,11 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     // a Host or Origin naming another server (DNS rebinding): the gateway sets Host towards the
     // upstream, so the upstream's own check would never see this one
     const refusedHost = foreignHost(req);
-    if (refusedHost !== undefined) return refuseHost(res, refusedHost);
+    if (refusedHost !== undefined) {
+      // said where operators look: a load balancer keeping its own name in Host needs allowedHosts
+      log(`refused ${req.method} ${String(req.url).slice(0, 200)} from ${req.socket.remoteAddress}: ${refusedHost} (allowedHosts / allowedOrigins, docs/gateway.md)`);
+      return refuseHost(res, refusedHost);
+    }
     // 2. the route
     const url = req.url ?? '/';
     const route = findRoute(url);

@@ -29,6 +29,7 @@ let agent: ReturnType<typeof createMtlsAgent>;
 let bobTls: { cert: Buffer; key: Buffer; ca: Buffer };
 const ports: Record<string, number> = {};
 let upstreamCalls = 0;
+const gatewayLog: string[] = [];
 
 before(async () => {
   const pki = await makePki();
@@ -61,7 +62,7 @@ before(async () => {
   });
   await new Promise<void>((r) => counter.listen(0, '127.0.0.1', r));
   closers.push(() => { counter.closeAllConnections(); counter.close(); });
-  await serve('gateway', createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(counter.address() as AddressInfo).port}/mcp`), policy: () => POLICY }], log: () => undefined, ...extra }));
+  await serve('gateway', createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(counter.address() as AddressInfo).port}/mcp`), policy: () => POLICY }], log: (l) => void gatewayLog.push(l), ...extra }));
 });
 after(async () => {
   for (const c of closers.reverse()) await c();
@@ -103,7 +104,10 @@ for (const listener of ['sdk1', 'sdk2', 'gateway']) {
       assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${r.status} ${JSON.stringify(r.message)}`);
       assert.match((r.message as { error: { message: string } }).error.message, /^Forbidden: the (Host header|Origin) /);
     }
-    if (listener === 'gateway') assert.equal(upstreamCalls, before, 'a refused request never reaches the upstream');
+    if (listener === 'gateway') {
+      assert.equal(upstreamCalls, before, 'a refused request never reaches the upstream');
+      assert.ok(gatewayLog.some((l) => /^refused POST \/mcp from .*the Host header "evil\.example" .*allowedHosts/.test(l)), gatewayLog.join('\n'));
+    }
   });
 }
 
