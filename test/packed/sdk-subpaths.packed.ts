@@ -15,23 +15,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { ROOT, tmpDir } from '../support/cli.js';
-import { TYPESCRIPT, inParallel, makeProject, mcpPackagesIn, nodeIn, pack, typecheck, type Packed } from '../support/packed.js';
+import { SDK_OF, TYPESCRIPT, inParallel, makeProject, mcpPackagesIn, nodeIn, pack, typecheck, type Packed } from '../support/packed.js';
 
-/** The MCP packages each subpath is for; every other MCP package is absent from its project. */
-const SDK_OF: Record<string, readonly string[]> = {
-  '.': [],
-  './ca': [],
-  './ca/serve': [],
-  './identity': [],
-  './policy': [],
-  './server': [],
-  './client': [],
-  './gateway': [],
-  './client/sdk1': ['@modelcontextprotocol/sdk'],
-  './server/sdk1': ['@modelcontextprotocol/sdk'],
-  './client/sdk2': ['@modelcontextprotocol/client'],
-  './server/sdk2': ['@modelcontextprotocol/server', '@modelcontextprotocol/node'],
-};
 
 const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { name: string; exports: Record<string, unknown> };
 const subpaths = Object.keys(pkg.exports).filter((s) => s !== './package.json');

@@ -75,6 +75,26 @@ export async function packedFiles(): Promise<string[]> {
   return info.files.map((f) => f.path);
 }
 
+/**
+ * The MCP SDK packages each subpath of package.json `exports` is for: the only ones its code and
+ * declarations may reach (test/project/package-subpaths.test.ts), and the only ones installed
+ * with it when it is loaded and type-checked (test/packed/sdk-subpaths.packed.ts).
+ */
+export const SDK_OF: Record<string, readonly string[]> = {
+  '.': [],
+  './ca': [],
+  './ca/serve': [],
+  './identity': [],
+  './policy': [],
+  './server': [],
+  './client': [],
+  './gateway': [],
+  './client/sdk1': ['@modelcontextprotocol/sdk'],
+  './server/sdk1': ['@modelcontextprotocol/sdk'],
+  './client/sdk2': ['@modelcontextprotocol/client'],
+  './server/sdk2': ['@modelcontextprotocol/server', '@modelcontextprotocol/node'],
+};
+
 /** The TypeScript tooling a user's project has besides its dependencies. */
 export const TYPESCRIPT = ['typescript', '@types/node'];
 
