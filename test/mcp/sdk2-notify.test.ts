@@ -92,8 +92,8 @@ test('notify reaches 2.x listen streams, each caller told only of what they may 
 `);
     handler.notify.resourceUpdated('docs://handbook');
     await settle();
-    assert.equal(alice.heard.filter((h) => h.startsWith('updated')).length, 2);
-    assert.equal(bob.heard.filter((h) => h.startsWith('updated')).length, 1);
+    assert.equal((alice.heard as string[]).filter((h) => h.startsWith('updated')).length, 2);
+    assert.equal((bob.heard as string[]).filter((h) => h.startsWith('updated')).length, 1);
   } finally {
     await alice.close();
     await bob.close();
