@@ -13,6 +13,8 @@ import { decodeIdentity } from '../identity/decode.js';
 import { crlDers } from '../mtls/revocation.js';
 import { parseCrl, verifyCrlSignature, type ParsedCrl } from '../x509/crl.js';
 import { parseCertificate } from '../x509/certificate.js';
+import { crlUrlsOf } from '../x509/crl-distribution-points.js';
+import { boundedGet } from '../util/bounded-get.js';
 import { readCertificates } from '../x509/pem.js';
 import { emit, readBundlePassphrase, resolveDir, STORE_HELP, storeOptions } from './io.js';
 
@@ -195,11 +197,11 @@ export function registerBundle(program: Command): void {
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE or a prompt)')
     .option('--ca-dir <dir>', "check revocation in the CA's records: its CA folder (--store for a database store)")
     .option('--store <url>', STORE_HELP)
-    .option('--crl <file>', 'check revocation against a CRL file (PEM or DER) of the CA that issued the certificate (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+    .option('--crl <file|url>', 'check revocation against a CRL (PEM or DER; a file, or an http(s) URL such as the certificate\'s CRL distribution point) of the CA that issued the certificate (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
     .option('--json', 'print the result as JSON')
     .addHelpText(
       'after',
-      '\nA revoked certificate is an error (exit 65) when --ca-dir or --crl can tell; without them revocation is not checked.\n\nExamples:\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml --ca-dir ./pki\n  $ mcp-mtls check-bundle ./alice-pem --crl intermediate.crl',
+      '\nA revoked certificate is an error (exit 65) when --ca-dir or --crl can tell; without them revocation is not checked.\n\nExamples:\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml --ca-dir ./pki\n  $ mcp-mtls check-bundle ./alice-pem --crl intermediate.crl\n  $ mcp-mtls check-bundle alice.mcp-bundle.yaml --crl https://ca.acme.test/crl/intermediate.crl',
     )
     .action(async (file: string, o) => {
       const b = await loadBundle(file, { passphrase: () => readBundlePassphrase(o) });
@@ -222,7 +224,9 @@ export function registerBundle(program: Command): void {
         [
           `${out.file} (${out.format}): ${out.principal ?? 'certificate without an identity'}`,
           `  valid until ${out.notAfter}${out.url ? `, server ${out.url}` : ''}`,
-          revocation.checked ? `  not revoked (checked against ${revocation.source})` : '  revocation not checked: pass --ca-dir DIR (the CA folder) or --crl FILE',
+          revocation.checked
+            ? `  not revoked (checked against ${revocation.source})`
+            : `  revocation not checked: pass --ca-dir DIR (the CA folder) or --crl FILE${revocation.crlUrls?.length ? ` (or --crl ${revocation.crlUrls[0]}, the certificate's CRL distribution point)` : ''}`,
           '',
         ].join('\n'),
       );
@@ -233,7 +237,30 @@ interface RevocationCheck {
   checked: boolean;
   revoked?: false;
   source?: string;
+  /** the CRL distribution points the certificate names (when revocation was not checked) */
+  crlUrls?: string[];
   warnings: string[];
+}
+
+/** A CRL's bytes from a file or an http(s) URL (bounded: 10 s, 64 MiB). */
+async function readCrlSource(source: string): Promise<{ label: string; data: Buffer }> {
+  if (/^https?:\/\//i.test(source)) {
+    let res;
+    try {
+      res = await boundedGet(new URL(source), { timeoutMs: 10_000, maxBytes: 64 * 1024 * 1024 });
+    } catch (cause) {
+      if (cause instanceof MtlsError) throw cause;
+      throw new MtlsError('IO_ERROR', `cannot fetch the CRL ${source}: ${(cause as Error).message}`, { cause, hint: 'check the URL and that the CA serves it, or pass a CRL file' });
+    }
+    if (res.status !== 200) throw new MtlsError('IO_ERROR', `cannot fetch the CRL ${source}: HTTP ${res.status}`, { hint: 'check the URL, or pass a CRL file' });
+    return { label: source, data: res.body };
+  }
+  const file = path.resolve(source);
+  try {
+    return { label: file, data: fs.readFileSync(file) };
+  } catch (cause) {
+    throw new MtlsError('FILE_NOT_FOUND', `no CRL at ${file}`, { cause, hint: 'check the --crl path (the CA folder has crl/intermediate.crl)' });
+  }
 }
 
 function revokedError(b: Bundle, serial: string, how: { revokedAt?: string; reason?: string }, source: string): MtlsError {
@@ -268,14 +295,13 @@ async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; c
   }
   const certs = [...b.chain.slice(1), ...b.ca].map((d) => parseCertificate(d));
   const issuer = certs.find((c) => c.subjectName.equals(leaf.issuerName) && new crypto.X509Certificate(leaf.der).verify(new crypto.X509Certificate(c.der).publicKey));
-  for (const crlFile of o.crl) {
-    const file = path.resolve(crlFile);
+  for (const crlSource of o.crl) {
+    const { label: file, data } = await readCrlSource(crlSource);
     let crls: ParsedCrl[];
     try {
-      crls = crlDers(fs.readFileSync(file)).map((d) => parseCrl(d));
+      crls = crlDers(data).map((d) => parseCrl(d));
     } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new MtlsError('FILE_NOT_FOUND', `no CRL at ${file}`, { cause, hint: 'check the --crl path (the CA folder has crl/intermediate.crl)' });
-      throw new MtlsError('CRL_INVALID', `${file} is not a CRL: ${(cause as Error).message}`, { cause, hint: 'pass a CRL file (PEM or DER) that `mcp-mtls crl` wrote' });
+      throw new MtlsError('CRL_INVALID', `${file} is not a CRL: ${(cause as Error).message}`, { cause, hint: 'pass a CRL (PEM or DER) that `mcp-mtls crl` wrote or `ca serve` serves' });
     }
     const crl = crls.find((c) => issuer && c.issuerName.equals(issuer.subjectName) && verifyCrlSignature(c, new crypto.X509Certificate(issuer.der).publicKey));
     if (!crl) {
@@ -286,5 +312,7 @@ async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; c
     if (crl.nextUpdate && crl.nextUpdate < new Date()) warnings.push(`${file} is out of date (nextUpdate ${crl.nextUpdate.toISOString()}): a newer CRL may list the certificate`);
     sources.push(file);
   }
-  return sources.length ? { checked: true, revoked: false, source: sources.join(', '), warnings } : { checked: false, warnings };
+  if (sources.length) return { checked: true, revoked: false, source: sources.join(', '), warnings };
+  const crlUrls = crlUrlsOf(leaf);
+  return { checked: false, ...(crlUrls.length ? { crlUrls } : {}), warnings };
 }

@@ -6,6 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { cli, cliOk, tmpDir } from '../support/cli.js';
@@ -139,4 +141,34 @@ test('bundle --ca FILE: the root from a file (no ca.crt beside the certificate, 
   const missing = await cli(['bundle', cert, '--key', key, '--ca', path.join(elsewhere, 'nope.pem'), '--format', 'profile', '--out', path.join(elsewhere, 'n.yaml')], { cwd: elsewhere });
   assert.equal(missing.code, 66, missing.stderr);
   assert.match(missing.stderr, /cannot read the CA certificate .*nope\.pem/);
+});
+
+test("check-bundle --crl URL: the certificate's CRL distribution point, fetched (and named when revocation was not checked)", async () => {
+  let pki = '';
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/crl/intermediate.crl') return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(fs.readFileSync(path.join(pki, 'crl', 'intermediate.crl')));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const t = await makePki(['--crl-url', `${base}/crl/intermediate.crl`]);
+    pki = t.pki;
+    const dave = await t.issue(['issue', 'client', '--user', 'dave']);
+    const profile = path.join(t.base, 'dave.yaml');
+    await cliOk(['bundle', dave.files.cert, '--dir', t.pki, '--format', 'profile', '--out', profile]);
+    const unchecked = await cliOk<string>(['check-bundle', profile]);
+    assert.match(unchecked, new RegExp(`revocation not checked: .* \\(or --crl ${base}/crl/intermediate\\.crl, the certificate's CRL distribution point\\)`));
+    const fine = await cliOk<CheckJson>(['check-bundle', profile, '--crl', `${base}/crl/intermediate.crl`, '--json']);
+    assert.deepEqual(fine.revocation, { checked: true, revoked: false, source: `${base}/crl/intermediate.crl` });
+    await cliOk(['revoke', dave.serial, '--dir', t.pki, '--reason', 'superseded']);
+    const r = await cli(['check-bundle', profile, '--crl', `${base}/crl/intermediate.crl`]);
+    assert.equal(r.code, 65, r.stderr);
+    assert.match(r.stderr, /is revoked \(superseded, .*per http:\/\/127\.0\.0\.1:\d+\/crl\/intermediate\.crl\)/);
+    const missing = await cli(['check-bundle', profile, '--crl', `${base}/nothing.crl`]);
+    assert.equal(missing.code, 74, missing.stderr);
+    assert.match(missing.stderr, /cannot fetch the CRL .*nothing\.crl: HTTP 404/);
+  } finally {
+    server.close();
+  }
 });
