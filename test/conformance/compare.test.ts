@@ -12,7 +12,7 @@ const result = (scenario: string, ...checks: Partial<Check>[]): ScenarioResult =
   const full = checks.map((c) => ({ id: scenario, status: 'SUCCESS', ...c }) as Check);
   return { scenario, checks: full, passed: !full.some((c) => c.status === 'FAILURE') };
 };
-const leg = (target: Leg['target'], caller: Leg['caller'], ...results: ScenarioResult[]): Leg => ({ revision: '2026-07-28', target, caller, results: new Map(results.map((r) => [r.scenario, r])) });
+const leg = (target: Leg['target'], caller: Leg['caller'], ...results: ScenarioResult[]): Leg => ({ revision: '2026-07-28', sdk: '2.x', target, caller, results: new Map(results.map((r) => [r.scenario, r])) });
 
 test('a check that succeeds directly and fails, warns or is missing through mcp-mtls is lost', () => {
   const direct = result('s', { id: 'a' }, { id: 'b' }, { id: 'c', status: 'WARNING' });

@@ -19,24 +19,33 @@ import type { Check, Revision, ScenarioResult, Suite } from './suite.js';
 
 export type Target = 'direct' | 'gateway' | 'adapter-sdk1' | 'adapter-sdk2';
 export type Caller = 'direct' | 'alice' | 'bob';
+/** the SDK the target server (and the adapter mounting it) is built on: one table row per revision and SDK */
+export type Sdk = '1.x' | '2.x';
 
 export interface Leg {
   revision: Revision;
+  sdk: Sdk;
   target: Target;
   caller: Caller;
   results: Map<string, ScenarioResult>;
+  /** lost scenarios run again alone, through the same target: whether each rerun passed */
+  reruns?: Map<string, boolean[]>;
 }
 
 export interface Loss {
   revision: Revision;
+  sdk: Sdk;
   target: Target;
   caller: Caller;
   scenario: string;
   reasons: string[];
+  /** the scenario run again alone through the same target: whether each rerun passed (an intermittent loss passes some) */
+  reruns?: boolean[];
 }
 
 export interface LegSummary {
   revision: Revision;
+  sdk: Sdk;
   target: Target;
   caller: Caller;
   scenarios: number;
@@ -119,26 +128,27 @@ export function compare(legs: Leg[], hiddenFromBob: Partial<Record<Revision, Rec
   const needsHidden = (rev: Revision) => new Set(Object.values(hiddenFromBob[rev] ?? {}).flat());
   const report: Report = { legs: [], lost: [], leaked: [], directFailures: [] };
   for (const leg of legs) {
-    const base = legs.find((l) => l.revision === leg.revision && l.target === 'direct');
+    const base = legs.find((l) => l.revision === leg.revision && l.sdk === leg.sdk && l.target === 'direct');
     const all = [...leg.results.values()];
-    const summary: LegSummary = { revision: leg.revision, target: leg.target, caller: leg.caller, scenarios: all.length, passed: all.filter((s) => s.passed).length, compared: 0, comparedPassed: 0 };
+    const summary: LegSummary = { revision: leg.revision, sdk: leg.sdk, target: leg.target, caller: leg.caller, scenarios: all.length, passed: all.filter((s) => s.passed).length, compared: 0, comparedPassed: 0 };
     report.legs.push(summary);
     if (!base) continue;
     if (leg === base) {
-      for (const s of all) if (!s.passed) report.directFailures.push({ revision: leg.revision, target: leg.target, caller: leg.caller, scenario: s.scenario, reasons: s.checks.filter((c) => c.status === 'FAILURE').map(reasonOf) });
+      for (const s of all) if (!s.passed) report.directFailures.push({ revision: leg.revision, sdk: leg.sdk, target: leg.target, caller: leg.caller, scenario: s.scenario, reasons: s.checks.filter((c) => c.status === 'FAILURE').map(reasonOf) });
       continue;
     }
     for (const d of base.results.values()) {
       if (!d.passed) continue;
       const through = leg.results.get(d.scenario);
       if (leg.caller === 'bob' && needsHidden(leg.revision).has(d.scenario)) {
-        if (through?.passed && sameAnswers(d, through)) report.leaked.push({ revision: leg.revision, target: leg.target, caller: leg.caller, scenario: d.scenario, reasons: ['answered exactly as on the bare server although the policy hides its tool from bob'] });
+        if (through?.passed && sameAnswers(d, through)) report.leaked.push({ revision: leg.revision, sdk: leg.sdk, target: leg.target, caller: leg.caller, scenario: d.scenario, reasons: ['answered exactly as on the bare server although the policy hides its tool from bob'] });
         continue;
       }
       summary.compared++;
       if (through?.passed) summary.comparedPassed++;
       const reasons = lostChecks(d, through);
-      if (reasons.length) report.lost.push({ revision: leg.revision, target: leg.target, caller: leg.caller, scenario: d.scenario, reasons });
+      const reruns = leg.reruns?.get(d.scenario);
+      if (reasons.length) report.lost.push({ revision: leg.revision, sdk: leg.sdk, target: leg.target, caller: leg.caller, scenario: d.scenario, reasons, ...(reruns ? { reruns } : {}) });
     }
   }
   return report;
@@ -146,8 +156,11 @@ export function compare(legs: Leg[], hiddenFromBob: Partial<Record<Revision, Rec
 
 function table(report: Report, suite: Suite): string[] {
   const rows: string[] = ['| revision (suite) | scenarios | direct | gateway (alice) | adapter (alice) | gateway (bob) | adapter (bob) |', '|---|---|---|---|---|---|---|'];
-  for (const rev of ['2025-11-25', '2026-07-28'] as const) {
-    const legs = report.legs.filter((l) => l.revision === rev);
+  const seen = new Set<string>();
+  for (const { revision: rev, sdk } of report.legs) {
+    if (seen.has(`${rev} ${sdk}`)) continue;
+    seen.add(`${rev} ${sdk}`);
+    const legs = report.legs.filter((l) => l.revision === rev && l.sdk === sdk);
     const direct = legs.find((l) => l.target === 'direct');
     if (!direct) continue;
     const cell = (target: 'gateway' | 'adapter', caller: Caller) => {
@@ -155,13 +168,14 @@ function table(report: Report, suite: Suite): string[] {
       if (!l) return '-';
       return caller === 'bob' ? `${l.comparedPassed}/${l.compared} (${l.passed} in all)` : `${l.passed}`;
     };
-    const sdk = rev === '2025-11-25' ? 'SDK 1.x server, 1.x adapter' : 'SDK 2.x per-request server, 2.x adapter';
-    rows.push(`| ${rev} (${suite.version[rev]}), ${sdk} | ${direct.scenarios} | ${direct.passed} | ${cell('gateway', 'alice')} | ${cell('adapter', 'alice')} | ${cell('gateway', 'bob')} | ${cell('adapter', 'bob')} |`);
+    const what = sdk === '1.x' ? 'SDK 1.x server (stateful), 1.x adapter (stateful)' : rev === '2025-11-25' ? 'SDK 2.x server (sessions for 2025 clients), 2.x adapter (stateful)' : 'SDK 2.x per-request server, 2.x adapter';
+    rows.push(`| ${rev} (${suite.version[rev]}), ${what} | ${direct.scenarios} | ${direct.passed} | ${cell('gateway', 'alice')} | ${cell('adapter', 'alice')} | ${cell('gateway', 'bob')} | ${cell('adapter', 'bob')} |`);
   }
   return rows;
 }
 
-const lossLines = (losses: Loss[]) => losses.flatMap((l) => [`- ${l.revision} ${l.target} (${l.caller}) \`${l.scenario}\``, ...l.reasons.map((r) => `    - ${r}`)]);
+const rerunNote = (l: Loss) => (l.reruns ? ` (run again alone: passed ${l.reruns.filter(Boolean).length} of ${l.reruns.length}${l.reruns.some(Boolean) ? ', intermittent' : ''})` : '');
+const lossLines = (losses: Loss[]) => losses.flatMap((l) => [`- ${l.revision} SDK ${l.sdk} ${l.target} (${l.caller}) \`${l.scenario}\`${rerunNote(l)}`, ...l.reasons.map((r) => `    - ${r}`)]);
 
 export function renderText(report: Report, suite: Suite): string {
   const lines = ['', ...table(report, suite), '', 'bob: compared scenarios passing / compared (those that need no tool hidden from him), then all that pass', ''];
