@@ -24,7 +24,9 @@ interface Report {
 
 async function mtlsServer(pki: TestPki, mode: 'default' | 'strict'): Promise<{ server: MtlsServer; port: number }> {
   const srv = await pki.issue(['issue', 'server', '--dns', 'localhost', '--ip', '127.0.0.1']);
-  const server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), mode, log: () => undefined }, (_req, res) => res.end('hello'));
+  const server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), mode, log: () => undefined }, (_req, res) => {
+    res.end('hello');
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as AddressInfo).port };
 }
