@@ -172,7 +172,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         },
       });
     } catch (e) {
-      if (!res.writableEnded) log(`streaming from ${route.upstream.href}: ${(e as Error).message}`);
+      // a client that closes its stream (done reading, or resuming it later) is not an upstream failure
+      const clientLeft = (e as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' && req.socket.destroyed;
+      if (!res.writableEnded && !clientLeft) log(`streaming from ${route.upstream.href}: ${(e as Error).message}`);
       upstream.body.destroy();
       res.destroy();
     }

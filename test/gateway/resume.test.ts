@@ -47,6 +47,7 @@ let crafted: http.Server;
 let gateway: MtlsServer;
 let gw: ReturnType<typeof createGatewayHandler>;
 const audit = memoryAudit();
+const logged: string[] = [];
 const clients: Record<string, { cert: string; key: string; ca: string }> = {};
 
 function newServer(): McpServer {
@@ -116,7 +117,7 @@ before(async () => {
       { prefix: '/crafted', upstream: new URL(`http://127.0.0.1:${(crafted.address() as AddressInfo).port}/mcp`), policy: () => policy },
     ],
     audit,
-    log: () => undefined,
+    log: (line) => void logged.push(line),
   });
   gateway = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), audit, log: () => undefined }, gw);
   await new Promise<void>((r) => gateway.listen(0, '127.0.0.1', r));
@@ -239,4 +240,24 @@ test('a remembered stream keeps only what its answers\' filters read; one that a
   // ids or a completion context beyond the bound: not kept at all
   assert.equal(rememberedContext({ requestIds: new Set(['i'.repeat(10_000)]), asked: new Map(), answered }), undefined);
   assert.equal(rememberedContext({ requestIds: new Set([3]), asked: new Map([[3, { method: 'completion/complete', params: { ref: {}, argument: { name: 'a' }, context: { arguments: { a: 'z'.repeat(10_000) } } } }]]), answered }), undefined);
+});
+
+test('a client that closes its stream is not logged as an upstream failure', async () => {
+  const agent = createMtlsAgent(bundleOf(clients.alice!));
+  const f = createMtlsFetch(agent);
+  try {
+    const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+    const init = await f(url('/mcp'), { method: 'POST', headers: h, body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) });
+    await init.text();
+    const sid = init.headers.get('mcp-session-id')!;
+    const before = logged.length;
+    const stream = await f(url('/mcp'), { headers: { accept: 'text/event-stream', 'mcp-session-id': sid, 'mcp-protocol-version': '2025-11-25' } });
+    assert.equal(stream.status, 200);
+    await stream.body!.cancel();
+    await agent.close();
+    await sleep(500);
+    assert.deepEqual(logged.slice(before).filter((l) => /Premature close/.test(l)), []);
+  } finally {
+    await agent.close().catch(() => undefined);
+  }
 });
