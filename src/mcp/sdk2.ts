@@ -133,6 +133,9 @@ export function createMcpSdk2Handler(options: McpSdk2Options): MtlsHandler & { c
     };
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
+    // not an initialize request (the SDK answered 400 'Server not initialized'), or one it
+    // refused: no session was opened, so nothing may stay subscribed to the bus
+    if (transport.sessionId === undefined) await transport.close();
   };
   const node = toNodeHandler(mcp, { ...(options.maxBodyBytes ? { maxRequestBodySize: options.maxBodyBytes } : {}), ...(options.onerror ? { onerror: options.onerror } : {}) });
 

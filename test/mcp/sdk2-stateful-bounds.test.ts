@@ -1,0 +1,82 @@
+/**
+ * The SDK 2.x adapter's stateful mode under a caller who never opens a session properly
+ * (found reviewing #19 as an attacker): a 2025-era POST that names no session and is not an
+ * initialize request makes the SDK answer 400 'Server not initialized'; the per-caller server
+ * and transport built for it must not outlive that answer (before, each stayed subscribed to the
+ * notify bus for good: a server, a transport and an event store per request, and every notify
+ * wrote into each of them).
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as Transport1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { McpServer } from '@modelcontextprotocol/server';
+import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
+import { policyFromText } from '../../src/policy/compile.js';
+import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { BoundedEventStore } from '../../src/mcp/event-store.js';
+import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { bundleOf, TEST_POLICY } from '../support/mcp.js';
+import { makePki } from '../support/pki.js';
+
+/** the default store, counting the events the SDK stores in it */
+class CountingStore extends BoundedEventStore {
+  static stored = 0;
+  override async storeEvent(streamId: string, message: object): Promise<string> {
+    if (streamId === '_GET_stream') CountingStore.stored++;
+    return super.storeEvent(streamId, message);
+  }
+}
+
+let server: MtlsServer;
+let url: string;
+let clients: Record<string, { cert: string; key: string; ca: string }>;
+let handler: ReturnType<typeof createMcpSdk2Handler>;
+
+before(async () => {
+  const pki = await makePki();
+  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
+  const issue = async (args: string[]) => {
+    const r = await pki.issue(['issue', 'client', ...args]);
+    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
+  };
+  clients = { alice: await issue(['--user', 'alice', '--team', 'sre']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
+  const build = (s: McpServer) => void s.registerTool('search', { description: 'search' }, async () => ({ content: [{ type: 'text' as const, text: 'results' }] }));
+  handler = createMcpSdk2Handler({ serverInfo: { name: 'bounds', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), stateful: true, eventStore: () => new CountingStore() });
+  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+});
+after(async () => {
+  await handler.close();
+  server.closeAllConnections();
+  server.close();
+});
+
+test('stateful: a 2025-era request without a session is refused and leaves nothing behind', async () => {
+  const agent = createMtlsAgent(bundleOf(clients.bob!));
+  const f = createMtlsFetch(agent);
+  const alice = createMtlsAgent(bundleOf(clients.alice!));
+  const client = new Client1({ name: 'legacy', version: '1.0.0' });
+  try {
+    const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+    for (let i = 0; i < 20; i++) {
+      const r = await f(url, { method: 'POST', headers: h, body: JSON.stringify({ jsonrpc: '2.0', id: i, method: 'tools/list', params: {} }) });
+      assert.equal(r.status, 400);
+      assert.match(await r.text(), /not initialized/);
+    }
+    assert.equal(handler.sessions(), 0);
+    // one honest session: notify reaches its store once, and nothing else
+    await client.connect(new Transport1(new URL(url), { fetch: createMtlsFetch(alice) }));
+    assert.equal(handler.sessions(), 1);
+    CountingStore.stored = 0;
+    handler.notify.toolsChanged();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(CountingStore.stored, 1, `notify wrote into ${CountingStore.stored} session stores; 1 session is open`);
+  } finally {
+    await client.close();
+    await agent.close();
+    await alice.close();
+  }
+});
