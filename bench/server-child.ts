@@ -64,6 +64,10 @@ if (mode === 'adapter-tls') {
     (req as unknown as { auth: unknown }).auth = { token: 'f', clientId: identity.principal, scopes: [], extra: { identity } };
     void handler(req as never, res);
   });
+} else if (mode === 'mtls-forwarded') {
+  // behind nginx ending TLS: the client certificate comes in ssl-client-cert from 127.0.0.1
+  const handler = createMcpSdk1Handler({ serverInfo: { name: 'bench', version: '1' }, build, policy, enableJsonResponse: true, audit: { includeArgs: false, write: () => undefined } });
+  server = createMtlsServer({ ...material, ca: [read('root.crt'), read('intermediate.crt')], log: () => undefined, trustedProxies: [{ from: '127.0.0.1', format: 'nginx' }] }, handler);
 } else if (mode === 'node-mtls') {
   // bare node:https with client certificates and nothing else: what Node's TLS costs by itself
   server = https.createServer({ ...material, requestCert: true, rejectUnauthorized: true }, (_req, res) => void res.end('ok'));

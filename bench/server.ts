@@ -10,6 +10,9 @@
  * 2. Full TLS handshakes per second with a client certificate: the mTLS server next to bare
  *    node:https and to nginx (when installed) on the same certificates; with session resumption; and the mTLS server's
  *    CPU per full handshake with a 100,000-entry CRL loaded, next to none.
+ * 3. Behind nginx ending TLS (when installed): tools/call through nginx, which forwards the client
+ *    certificate (`$ssl_client_escaped_cert`) to createMtlsServer with trustedProxies, next to
+ *    nginx in front of the same adapter without authentication; the server's CPU per request.
  * `npm run bench:server`; BENCH_SECONDS=0.3 BENCH_ROUNDS=1 is the smoke run the tests do.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
@@ -118,7 +121,8 @@ async function load(port: number, mtls: boolean, ms: number): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const cases = (process.env.BENCH_CASES ? process.env.BENCH_CASES.split(',') : ['tls', 'mtls', 'sdk-default']) as ['tls', 'mtls', 'sdk-default'];
+// BENCH_CASES=forwarded runs the behind-nginx cases only
+const cases = (process.env.BENCH_CASES ? process.env.BENCH_CASES.split(',').filter((c) => c !== 'forwarded') : ['tls', 'mtls', 'sdk-default']) as ['tls', 'mtls', 'sdk-default'];
 const children = Object.fromEntries(await Promise.all(cases.map(async (c) => [c, await startChild(c)] as const))) as Record<(typeof cases)[number], Child>;
 const results: Record<string, { rps: number[]; cpuPerReq: number[] }> = Object.fromEntries(cases.map((c) => [c, { rps: [], cpuPerReq: [] }]));
 for (const c of cases) await load(children[c].port, c === 'mtls', 300); // warm up
@@ -134,6 +138,60 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 for (const c of cases) children[c].stop();
+
+// ---------------------------------------------------------------- behind nginx ending TLS
+async function nginxInFront(backends: number[]): Promise<{ ports: number[]; stop(): void } | undefined> {
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => fs.existsSync(b));
+  if (!bin) return undefined;
+  const ports = await Promise.all(backends.map(() => freePort()));
+  const ngx = path.join(dir, 'nginx-front');
+  fs.mkdirSync(ngx, { recursive: true });
+  const servers = backends
+    .map((b, i) => `upstream b${i} { server 127.0.0.1:${b}; keepalive 16; }\n server { listen 127.0.0.1:${ports[i]} ssl; ssl_certificate ${dir}/server.crt; ssl_certificate_key ${dir}/server.key; ssl_client_certificate ${dir}/root.crt; ssl_verify_client on; ssl_verify_depth 2; keepalive_requests 100000; location / { proxy_pass https://b${i}; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host localhost; proxy_ssl_trusted_certificate ${dir}/root.crt; proxy_ssl_verify on; proxy_ssl_name localhost; proxy_ssl_server_name on; proxy_ssl_session_reuse on; proxy_set_header ssl-client-cert $ssl_client_escaped_cert; } }`)
+    .join('\n');
+  fs.writeFileSync(path.join(ngx, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${ngx}/nginx.pid; error_log ${ngx}/error.log;\nevents { worker_connections 256; }\nhttp { access_log off; client_body_temp_path ${ngx}; proxy_temp_path ${ngx}; fastcgi_temp_path ${ngx}; uwsgi_temp_path ${ngx}; scgi_temp_path ${ngx};\n ${servers} }\n`);
+  const proc = spawn(bin, ['-p', ngx, '-c', path.join(ngx, 'nginx.conf'), '-e', path.join(ngx, 'error.log')], { stdio: 'ignore' });
+  for (const port of ports) {
+    for (let i = 0; i < 100; i++) {
+      const up = await new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
+      if (up) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return { ports, stop: () => proc.kill('SIGTERM') };
+}
+const fwdCases = ['adapter-tls', 'mtls-forwarded'] as const;
+const fwd: Record<string, { rps: number[]; cpuPerReq: number[] }> = { 'adapter-tls': { rps: [], cpuPerReq: [] }, 'mtls-forwarded': { rps: [], cpuPerReq: [] } };
+const fwdChildren = await Promise.all(fwdCases.map((c) => startChild(c)));
+const front = await nginxInFront(fwdChildren.map((c) => c.port));
+if (front) {
+  for (const port of front.ports) await load(port, true, 300); // warm up
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < fwdCases.length; i++) {
+      const child = fwdChildren[i] as Child;
+      const cpu0 = await child.cpuMs();
+      const t0 = performance.now();
+      const n = await load(front.ports[i] as number, true, SECONDS * 1000);
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu = (await child.cpuMs()) - cpu0;
+      fwd[fwdCases[i] as string]!.rps.push(n / seconds);
+      fwd[fwdCases[i] as string]!.cpuPerReq.push((cpu * 1000) / n);
+    }
+  }
+  front.stop();
+}
+for (const c of fwdChildren) c.stop();
+
+const reportForwarded = () => {
+  if (front) {
+    const plain = fwd['adapter-tls']!;
+    const f = fwd['mtls-forwarded']!;
+    console.log(`behind nginx ending TLS (tools/call; nginx's own CPU not counted):`);
+    console.log(`  (d) nginx -> adapter, no authentication        ${median(plain.rps).toFixed(0).padStart(7)} req/s    ${median(plain.cpuPerReq).toFixed(0).padStart(6)} µs/req`);
+    console.log(`  (e) nginx -> trustedProxies, forwarded cert    ${median(f.rps).toFixed(0).padStart(7)} req/s    ${median(f.cpuPerReq).toFixed(0).padStart(6)} µs/req`);
+    console.log(`ratio (e)/(d): server CPU per request ${(median(f.cpuPerReq) / median(plain.cpuPerReq)).toFixed(3)}x, throughput ${(median(f.rps) / median(plain.rps)).toFixed(2)}x`);
+  } else console.log('behind nginx: not installed, no forwarded-certificate case');
+};
 
 // ---------------------------------------------------------------- handshakes
 function handshakes(port: number, count: number, resume: boolean): Promise<number> {
@@ -189,6 +247,7 @@ async function nginxServer(): Promise<{ port: number; pid: number; stop(): void 
 
 if (process.env.BENCH_CASES) {
   for (const c of cases) console.log(c, median(results[c]!.rps).toFixed(0), 'req/s', median(results[c]!.cpuPerReq).toFixed(0), 'µs/req');
+  reportForwarded();
   process.exit(0);
 }
 const mtlsChild = await startChild('mtls');
@@ -235,6 +294,7 @@ for (const [k, v] of Object.entries(hs)) if (v.length) console.log(`  ${k.padEnd
 console.log(`ratio mTLS server / bare node:https with client certificates: full ${(median(hs.mtls!) / median(hs['bare node mTLS']!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['bare node resumed']!)).toFixed(2)}x`);
 if (hs.nginx!.length) console.log(`ratio mTLS server / nginx: full ${(median(hs.mtls!) / median(hs.nginx!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['nginx resumed']!)).toFixed(2)}x`);
 else console.log('nginx: not installed (apt-get install nginx-light), no comparison');
+reportForwarded();
 console.log(`server CPU per full handshake: ${median(cpuPerHs.none!).toFixed(0)} µs with no CRL, ${median(cpuPerHs.crl!).toFixed(0)} µs with ${CRL_ENTRIES} revoked serials loaded: ratio ${(median(cpuPerHs.crl!) / median(cpuPerHs.none!)).toFixed(2)}x`);
 fs.rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -18,6 +18,7 @@ import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import { cidrContains, ipBytes16, parseCidr, type CidrRange } from '../util/cidr.js';
+import { IdleMap } from '../util/idle-map.js';
 import type { AuthResult, Authenticator } from './authenticate.js';
 import type { ForwardedRead, HeaderLines } from './forwarded-common.js';
 import { ALB_HEADERS, readAlb } from './forwarded-alb.js';
@@ -80,6 +81,16 @@ interface Entry {
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
+/** The header lines (in order) of each of `names` (lowercase) among a request's raw headers. */
+function linesOf(raw: readonly string[], names: readonly string[]): HeaderLines {
+  const out: Record<string, string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    if (names.includes(name)) (out[name] ??= []).push(raw[i + 1] as string);
+  }
+  return out;
+}
+
 /** the forwarded certificate (DER) each forwarded request was authenticated with, for the gateway's XFCC */
 const forwardedDer = new WeakMap<IncomingMessage, Buffer>();
 
@@ -116,11 +127,22 @@ export function createForwardedReader(proxies: readonly TrustedProxy[], authenti
   // every header any format uses: a request carrying one is either from a trusted proxy or refused
   const all = [...new Set([...RFC9440_HEADERS, XFCC, NGINX_DEFAULT_HEADER, ...ALB_HEADERS, TRAEFIK_HEADER, ...entries.flatMap((e) => e.headers)])];
 
+  const decoded = new IdleMap<string, ForwardedRead>({ idleMs: 3_600_000, max: 10_000 });
+
+  // a connection's address does not change: the entries whose ranges hold it, once per connection
+  const inRange = new WeakMap<object, readonly Entry[]>();
+  const candidates = (req: IncomingMessage): readonly Entry[] => {
+    let found = inRange.get(req.socket);
+    if (!found) {
+      const address = req.socket.remoteAddress ? ipBytes16(req.socket.remoteAddress) : undefined;
+      found = address ? entries.filter((e) => e.ranges.some((r) => cidrContains(r, address))) : [];
+      if (req.socket.remoteAddress) inRange.set(req.socket, found);
+    }
+    return found;
+  };
+
   const proxyOf = (req: IncomingMessage): { entry: Entry; via?: Identity } | undefined => {
-    const address = req.socket.remoteAddress ? ipBytes16(req.socket.remoteAddress) : undefined;
-    if (!address) return undefined;
-    for (const entry of entries) {
-      if (!entry.ranges.some((r) => cidrContains(r, address))) continue;
+    for (const entry of candidates(req)) {
       if (!entry.principal) return { entry };
       if (!(req.socket as TLSSocket).encrypted) continue;
       const own = authenticator.authenticate(req.socket as TLSSocket);
@@ -140,8 +162,15 @@ export function createForwardedReader(proxies: readonly TrustedProxy[], authenti
       const { entry, via } = proxy;
       const foreign = present.filter((h) => !entry.headers.includes(h));
       if (foreign.length > 0) return { kind: 'refused', error: 'forwarded_header_unexpected', header: foreign[0] as string, message: `the request carries ${foreign.join(', ')}, which a proxy forwarding in the ${entry.format} format does not send: a client's header was passed through; remove it at the proxy` };
-      const lines = req.headersDistinct as HeaderLines;
-      const read = entry.read(lines);
+      const lines = linesOf(req.rawHeaders, entry.headers);
+      // the same header value is the same certificate: decoded once (bounded), then the
+      // authenticator's cache by the SHA-256 of the DER answers
+      const key = `${entry.format}\n${entry.headers.map((h) => lines[h]?.join('\n') ?? '').join('\n')}`;
+      let read = decoded.get(key);
+      if (!read) {
+        read = entry.read(lines);
+        if (read.kind === 'certificate') decoded.set(key, read);
+      }
       if (read.kind === 'malformed') return { kind: 'refused', error: 'forwarded_certificate_malformed', header: entry.headers[0] as string, message: `the forwarded client certificate is not usable: ${read.problem}` };
       if (read.kind === 'absent') {
         return { kind: 'forwarded', format: entry.format, ...(via ? { via } : {}), auth: { ok: false, reason: 'certificate_required', message: `no client certificate was presented to the proxy (its ${entry.headers[0]} header is missing); connect with your mcp-mtls certificate bundle` } };

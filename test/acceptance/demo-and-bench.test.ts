@@ -49,6 +49,7 @@ test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy,
   assert.match(r.stdout, /ratio \(b\)\/\(a\): throughput [\d.]+x, CPU per request [\d.]+x/);
   assert.match(r.stdout, /ratio \(b\)\/\(c\): throughput [\d.]+x/);
   assert.match(r.stdout, /server CPU per full handshake: \d+ µs with no CRL, \d+ µs with 1000 revoked serials loaded/);
+  assert.match(r.stdout, /ratio \(e\)\/\(d\): server CPU per request [\d.]+x|behind nginx: not installed/); // #20: nginx forwarding the certificate vs nginx in front of no authentication
 });
 
 test('bench/gateway runs (smoke size): direct, through the gateway, and behind nginx when installed', async () => {
