@@ -21,6 +21,14 @@ const schema2020 = fromJsonSchema(schema2020Full as never);
 const promptArgs = { arg1: completable(z.string(), (v: string | undefined) => ['paris', 'park', 'party'].filter((c) => c.startsWith(v ?? ''))), arg2: z.string() };
 const resourceUriArg = { resourceUri: z.string() };
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
+/**
+ * SDK 2.4's `ctx.mcpReq.requestSampling` / `elicitInput` send on the session's standalone GET
+ * stream unless told which request they belong to: a client that opens its GET stream while the
+ * tool runs (the SDK client does, right after initialize) misses the request, and the call times
+ * out (1 of 15 calls directly here, most through the gateway's extra hop). Related to the tool
+ * call, they travel on its POST stream, as SDK 1.x's `extra.sendRequest` sends them.
+ */
+const onThisCall = (ctx: { mcpReq: { id: string | number } }) => ({ relatedRequestId: ctx.mcpReq.id });
 
 /** Registers every tool, resource and prompt the 2025-11-25 server scenarios call, on an SDK 2.x McpServer. */
 export function buildSdk2Legacy(server: McpServer): void {
@@ -51,20 +59,20 @@ export function buildSdk2Legacy(server: McpServer): void {
     return text('Progress tool completed');
   });
   server.registerTool('test_sampling', { description: 'asks the client for a completion', inputSchema: promptArg }, async ({ prompt }, ctx) => {
-    const r = await ctx.mcpReq.requestSampling({ messages: [{ role: 'user', content: { type: 'text', text: prompt } }], maxTokens: 100 });
+    const r = await ctx.mcpReq.requestSampling({ messages: [{ role: 'user', content: { type: 'text', text: prompt } }], maxTokens: 100 }, onThisCall(ctx));
     const content = (Array.isArray(r.content) ? r.content[0] : r.content) as { type: string; text?: string };
     return text(`LLM response: ${content.type === 'text' ? content.text : JSON.stringify(content)}`);
   });
   server.registerTool('test_elicitation', { description: 'asks the user', inputSchema: messageArg }, async ({ message }, ctx) => {
-    const r = await ctx.mcpReq.elicitInput({ message, requestedSchema: userSchema });
+    const r = await ctx.mcpReq.elicitInput({ message, requestedSchema: userSchema }, onThisCall(ctx));
     return text(`User response: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);
   });
   server.registerTool('test_elicitation_sep1034_defaults', { description: 'elicitation with defaults' }, async (ctx) => {
-    const r = await ctx.mcpReq.elicitInput({ message: 'Please review the defaults', requestedSchema: defaultsSchema });
+    const r = await ctx.mcpReq.elicitInput({ message: 'Please review the defaults', requestedSchema: defaultsSchema }, onThisCall(ctx));
     return text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);
   });
   server.registerTool('test_elicitation_sep1330_enums', { description: 'elicitation with enums' }, async (ctx) => {
-    const r = await ctx.mcpReq.elicitInput({ message: 'Please choose', requestedSchema: enumsSchema as never });
+    const r = await ctx.mcpReq.elicitInput({ message: 'Please choose', requestedSchema: enumsSchema as never }, onThisCall(ctx));
     return text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`);
   });
   server.registerTool('json_schema_2020_12_tool', { description: 'Tool with JSON Schema 2020-12 features', inputSchema: schema2020 }, async () => text('ok'));
