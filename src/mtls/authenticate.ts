@@ -119,14 +119,15 @@ export interface Authenticator {
   /**
    * The identity of a client certificate that a trusted proxy forwarded (DER), with the same
    * reasons as {@link authenticate}: the TLS layer verified nothing here, so the chain is
-   * checked first, against the configured CA certificates only (`caCertificates`: the issuing
-   * CA must be among them and chain by signature to a configured root; every certificate on the
-   * way must be a CA within its validity), then the very checks a handshake certificate gets
+   * checked first: the issuing CA must be among `caCertificates`, or be one of `chain` (the CA
+   * certificates the proxy forwarded with it, as a client sends its intermediate in a handshake)
+   * signed by one of them; by signature up to a configured root, every certificate on the way a
+   * CA within its validity. Then the very checks a handshake certificate gets
    * (identity profile, trust domains, tenant roots, expiry, revocation). Computed once per
    * distinct certificate (a bounded cache keyed by the SHA-256 of its DER); expiry and
    * revocation are re-checked on every call, against the revocation data in effect then.
    */
-  authenticateCertificate(der: Uint8Array): AuthResult;
+  authenticateCertificate(der: Uint8Array, chain?: readonly Uint8Array[]): AuthResult;
   /** Swaps in new revocation data; cached results are re-checked against it. */
   setRevocation(state: RevocationState): void;
 }
@@ -308,17 +309,41 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
    * configured root; every certificate on the path must be a CA certificate within its
    * validity, and the leaf within its own. The reasons are those OpenSSL's errors map to.
    */
-  const chainCheck = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string): AuthResult | undefined => {
+  const chainCheck = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string, chain: readonly Uint8Array[]): AuthResult | undefined => {
     const nameHex = parsed.issuerName.toString('hex');
+    const now = clock().getTime();
     const issuer = issuerOf(peer, nameHex, fingerprint);
     if (!issuer) {
-      if (issuers.some((i) => i.nameHex === nameHex)) return failure('invalid_signature', 'its signature does not verify with the key of the CA it names', fingerprint, parsed.serial);
+      // as in a handshake, an intermediate sent along may link it to a configured CA; the
+      // certificate then stays one whose issuing CA is not configured (revocation: authenticate.ts)
+      for (const der of chain) {
+        let ca: crypto.X509Certificate;
+        try {
+          ca = new crypto.X509Certificate(der);
+        } catch {
+          continue;
+        }
+        if (!ca.ca || !peer.checkIssued(ca) || !peer.verify(ca.publicKey)) continue;
+        const caNameHex = parseCertificate(ca.raw).issuerName.toString('hex');
+        const up = issuers.find((i) => i.nameHex === caNameHex && ca.verify(i.key));
+        if (!up?.rootFp) continue;
+        if (Date.parse(ca.validTo) < now) return failure('certificate_expired', `its CA certificate ${ca.subject.replaceAll('\n', ', ')} expired at ${new Date(ca.validTo).toISOString()}`, fingerprint, parsed.serial);
+        if (Date.parse(ca.validFrom) > now) return failure('certificate_not_yet_valid', `its CA certificate ${ca.subject.replaceAll('\n', ', ')} is valid from ${new Date(ca.validFrom).toISOString()}`, fingerprint, parsed.serial);
+        return validityAndExtensions(peer, parsed, fingerprint, now, up.path);
+      }
+      // a configured CA of that name whose key identifier the certificate names, yet whose key does not verify it: altered (OpenSSL's CERT_SIGNATURE_FAILURE)
+      const aki = parsed.extensions.get(OID.authorityKeyIdentifier)?.value;
+      const named = issuers.filter((i) => i.nameHex === nameHex).map((i) => i.path[0]!.parsed.extensions.get(OID.subjectKeyIdentifier)?.value.subarray(2));
+      if (aki && named.some((ski) => ski && ski.length > 0 && aki.includes(ski))) return failure('invalid_signature', 'its signature does not verify with the key of the CA it names', fingerprint, parsed.serial);
       return failure('unknown_ca', "its issuing CA is not among the server's CA certificates (a forwarded certificate is checked against the configured CA certificates only: list its intermediate there)", fingerprint, parsed.serial);
     }
     const info = issuers.find((i) => i === issuer)!;
     if (!info.rootFp) return failure('unknown_ca', "its issuing CA does not chain to a configured root", fingerprint, parsed.serial);
-    const now = clock().getTime();
-    for (const ca of info.path) {
+    return validityAndExtensions(peer, parsed, fingerprint, now, info.path);
+  };
+
+  const validityAndExtensions = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string, now: number, path: readonly (typeof cas)[number][]): AuthResult | undefined => {
+    for (const ca of path) {
       if (Date.parse(ca.x509.validTo) < now) return failure('certificate_expired', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} expired at ${new Date(ca.x509.validTo).toISOString()}`, fingerprint, parsed.serial);
       if (Date.parse(ca.x509.validFrom) > now) return failure('certificate_not_yet_valid', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} is valid from ${new Date(ca.x509.validFrom).toISOString()}`, fingerprint, parsed.serial);
       if (!ca.x509.ca) return failure('unknown_ca', `the configured certificate ${ca.x509.subject.replaceAll('\n', ', ')} that signed it is not a CA certificate`, fingerprint, parsed.serial);
@@ -331,7 +356,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   };
 
   /** Everything after the chain check, for handshake and forwarded certificates alike. */
-  const identify = (peer: crypto.X509Certificate, fingerprint: string, forwarded: boolean): AuthResult => {
+  const identify = (peer: crypto.X509Certificate, fingerprint: string, forwarded: readonly Uint8Array[] | false): AuthResult => {
     let parsed;
     try {
       parsed = parseCertificate(peer.raw);
@@ -339,7 +364,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
       return failure('invalid_identity', (e as Error).message, fingerprint); // malformed, e.g. an extension twice
     }
     if (forwarded) {
-      const refused = chainCheck(peer, parsed, fingerprint);
+      const refused = chainCheck(peer, parsed, fingerprint, forwarded);
       if (refused) return refused;
     }
     try {
@@ -370,14 +395,14 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   // forwarded certificates: computed once per distinct certificate (by the SHA-256 of its DER);
   // a refusal that may pass later (not valid yet, revocation not known yet) is not kept
   const forwarded = new IdleMap<string, AuthResult>({ idleMs: 3_600_000, max: 10_000 });
-  const computeForwarded = (der: Uint8Array, fingerprint: string): AuthResult => {
+  const computeForwarded = (der: Uint8Array, fingerprint: string, chain: readonly Uint8Array[]): AuthResult => {
     let peer: crypto.X509Certificate;
     try {
       peer = new crypto.X509Certificate(der);
     } catch (e) {
       return failure('invalid_identity', `the forwarded certificate cannot be read: ${(e as Error).message}`, fingerprint);
     }
-    return identify(peer, fingerprint, true);
+    return identify(peer, fingerprint, chain);
   };
 
   /** A cached identity still holds unless expired or revoked since: checked on every request. */
@@ -387,12 +412,13 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   };
 
   return {
-    authenticateCertificate(der) {
+    authenticateCertificate(der, chain = []) {
       const fingerprint = crypto.createHash('sha256').update(der).digest('hex');
       let r = forwarded.get(fingerprint);
       if (!r) {
-        r = computeForwarded(der, fingerprint);
-        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown')) forwarded.set(fingerprint, r);
+        r = computeForwarded(der, fingerprint, chain);
+        // not kept: what may pass later (not valid yet, revocation not known yet, an unknown CA whose intermediate may come along next time)
+        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca')) forwarded.set(fingerprint, r);
       }
       return current(r);
     },

@@ -166,17 +166,18 @@ export function createForwardedReader(proxies: readonly TrustedProxy[], authenti
       // the same header value is the same certificate: decoded once (bounded), then the
       // authenticator's cache by the SHA-256 of the DER answers
       const key = `${entry.format}\n${entry.headers.map((h) => lines[h]?.join('\n') ?? '').join('\n')}`;
-      let read = decoded.get(key);
-      if (!read) {
-        read = entry.read(lines);
-        if (read.kind === 'certificate') decoded.set(key, read);
-      }
+      const known = decoded.get(key);
+      const read = known ?? entry.read(lines);
       if (read.kind === 'malformed') return { kind: 'refused', error: 'forwarded_certificate_malformed', header: entry.headers[0] as string, message: `the forwarded client certificate is not usable: ${read.problem}` };
       if (read.kind === 'absent') {
         return { kind: 'forwarded', format: entry.format, ...(via ? { via } : {}), auth: { ok: false, reason: 'certificate_required', message: `no client certificate was presented to the proxy (its ${entry.headers[0]} header is missing); connect with your mcp-mtls certificate bundle` } };
       }
-      const auth = authenticator.authenticateCertificate(read.certs.leaf);
-      if (auth.ok) forwardedDer.set(req, read.certs.leaf);
+      const auth = authenticator.authenticateCertificate(read.certs.leaf, read.certs.chain);
+      if (auth.ok) {
+        forwardedDer.set(req, read.certs.leaf);
+        // kept only for certificates that authenticated: a stream of made-up ones cannot fill it
+        if (!known) decoded.set(key, read);
+      }
       return { kind: 'forwarded', format: entry.format, auth, ...(via ? { via } : {}) };
     },
   };

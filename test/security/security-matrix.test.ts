@@ -54,6 +54,7 @@ type Kind = (typeof KINDS)[number];
 const servers: Record<Kind, { server: https.Server; url: string }> = {} as never;
 const closers: (() => Promise<void>)[] = [];
 let upstream: http.Server;
+let forwarded: { server: https.Server; url: string };
 
 const keyObject = (k: GeneratedKey) => crypto.createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' });
 const fileKey = (f: string) => crypto.createPrivateKey(fs.readFileSync(f));
@@ -165,6 +166,10 @@ before(async () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     servers[kind] = { server, url: `https://localhost:${(server.address() as AddressInfo).port}/mcp` };
   }
+  // #20: the same material behind a TLS-terminating proxy (stood in for by 127.0.0.2) forwarding RFC 9440 Client-Cert
+  const viaProxy = createMtlsServer({ ...material, trustedProxies: [{ from: '127.0.0.2', format: 'rfc9440' }] }, createMcpSdk1Handler({ serverInfo: { name: 'forwarded', version: '1' }, policy, build, enableJsonResponse: true }));
+  await new Promise<void>((r) => viaProxy.listen(0, '127.0.0.1', r));
+  forwarded = { server: viaProxy, url: `https://127.0.0.1:${(viaProxy.address() as AddressInfo).port}/mcp` };
 });
 
 after(async () => {
@@ -175,6 +180,40 @@ after(async () => {
   }
   upstream.closeAllConnections();
   upstream.close();
+  forwarded.server.closeAllConnections();
+  forwarded.server.close();
+});
+
+/** The row's leaf forwarded by a proxy at 127.0.0.2 as `Client-Cert` (the proxy has no client certificate of its own). */
+async function attemptForwarded(m: Material | null): Promise<string> {
+  const u = new URL(forwarded.url);
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'ping_tool', arguments: {} } });
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      { host: u.hostname, port: u.port, path: u.pathname, method: 'POST', servername: 'localhost', localAddress: '127.0.0.2', agent: false, ca: fs.readFileSync(path.join(acme.pki, 'root.crt')),
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', host: 'localhost', ...(m ? { 'client-cert': `:${m.chain[0]!.toString('base64')}:`, ...(m.chain.length > 1 ? { 'client-cert-chain': m.chain.slice(1).map((c) => `:${c.toString('base64')}:`).join(', ') } : {}) } : {}) } },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(res.statusCode === 200 && text.includes('pong') ? 'ok' : res.statusCode === 401 ? (JSON.parse(text) as { error: string }).error : `HTTP ${res.statusCode}`));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('the same matrix through a trusted proxy (RFC 9440 Client-Cert): the same answer, row by row', async () => {
+  // the intermediates the client sent come along in Client-Cert-Chain, as in the handshake
+  const differs: Record<string, string> = {};
+  const failed: string[] = [];
+  for (const [name, material, expected] of rows) {
+    const got = await attemptForwarded(material);
+    const want = differs[name] ?? expected;
+    if (got !== want) failed.push(`${name} (forwarded): ${got}, expected ${want}`);
+  }
+  assert.deepEqual(failed, []);
+  assert.equal(await attemptForwarded(rows[0]![1]), 'ok');
 });
 
 async function attempt(m: Material | null, url: string): Promise<string> {
