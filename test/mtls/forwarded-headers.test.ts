@@ -126,7 +126,7 @@ test('nginx, RFC 9440 and Traefik values; truncated, doubled and malformed ones 
   const foreign = auth.authenticateCertificate(leafOf(readAlb({ 'x-amzn-mtls-clientcert-leaf': [fixture('alb-leaf.txt')] })));
   assert.equal(!foreign.ok && foreign.reason, 'unknown_ca');
   const altered = Buffer.from(leaf);
-  altered[altered.length - 5] ^= 1; // inside the signature
+  altered[altered.length - 5] = (altered[altered.length - 5] as number) ^ 1; // inside the signature
   const bad = auth.authenticateCertificate(altered);
   assert.equal(!bad.ok && bad.reason, 'invalid_signature', JSON.stringify(bad));
   await cliOk(['revoke', alice.serial, '--dir', pki.pki, '--reason', 'keyCompromise']);

@@ -119,7 +119,9 @@ test('revoked: refused on the next request of the same kept-alive proxy connecti
 
 test('without trustedProxies nothing changes: the header is not read, the connection is the caller', async () => {
   const material = tlsFromPki(fx.pki.pki, fx.serverFiles.cert, fx.serverFiles.key);
-  const server = createMtlsServer({ ...material, log: () => undefined }, (req, res) => res.end(req.auth?.clientId));
+  const server = createMtlsServer({ ...material, log: () => undefined }, (req, res) => {
+    res.end(req.auth?.clientId);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const u = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   const r = await rawPost(u, { ca, localAddress: '127.0.0.2', cert: fx.clients.bob.cert, key: fx.clients.bob.key, headers: { 'ssl-client-cert': nginxEscaped(fx.clients.alice.cert) } });
