@@ -162,9 +162,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         requestIds: stream.requestIds,
         filterResult: (id, result) => filterAnswer(stream.asked, id, result, policy, identity),
         answered: stream.answered,
-        wroteEvent: (eventId) => {
-          if (remembered) resumes.wrote(owner, eventId, remembered);
-        },
+        wroteEvent: (eventId) => resumes.wrote(owner, eventId, remembered),
+        writtenToAnother: (eventId) => resumes.writtenToAnother(owner, eventId),
         mayRead: (uri) => policy.filterResources(identity, [{ uri }]).length > 0,
         refused: (reason) => {
           options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });

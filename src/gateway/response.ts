@@ -33,6 +33,8 @@ export interface ForwardContext extends ServerMessageContext {
   readonly answered?: Set<unknown>;
   /** SSE: told the id of every event written to the client, the ids it may resume from */
   readonly wroteEvent?: (id: string) => void;
+  /** SSE: whether an event with this id was written to another caller's stream (an upstream replaying from an event store shared across sessions): dropped */
+  readonly writtenToAnother?: (id: string) => boolean;
 }
 
 const LEGACY_HINT = 'the gateway proxies the Streamable HTTP transport only; the legacy HTTP+SSE transport (GET /sse, POST /message) is not supported: point the route at the server\'s Streamable HTTP endpoint';
@@ -153,8 +155,9 @@ async function forwardSse(upstream: Dispatcher.ResponseData, res: ServerResponse
     return null;
   };
   const rewrite = sseRewriter(
-    (data, event) => {
+    (data, event, id) => {
       if (data.trim() === '') return undefined; // a priming or keep-alive event: nothing to decide
+      if (id !== undefined && ctx.writtenToAnother?.(id)) return refuse(`an event (id ${JSON.stringify(id).slice(0, 80)}) the gateway wrote to another caller's stream: the upstream's event store is shared across sessions, and replayed it here`);
       if (event === 'endpoint') {
         refuse(`an SSE endpoint event: the legacy HTTP+SSE transport (${LEGACY_HINT})`);
         legacy = true;

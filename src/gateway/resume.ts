@@ -8,7 +8,10 @@
  * response to a request the gateway answered itself, hidden or not, is dropped as it would be
  * live). Any other id is refused before the upstream sees it: an event id seen, guessed or
  * copied from another caller's (or another session's) stream gives nothing, even when the
- * upstream keeps one event store for every session and would replay it.
+ * upstream keeps one event store for every session and would replay it. Such an upstream may
+ * also replay another caller's events on a stream resumed with one's own id (the SDK gives
+ * every session's GET stream one stream id): an event the gateway wrote to another caller is
+ * dropped; one it never wrote to anyone cannot be told apart, so give each session its own store.
  */
 import type { AskedLists } from './answer-filter.js';
 import { IdleMap } from '../util/idle-map.js';
@@ -38,6 +41,7 @@ export interface StreamOwner {
 }
 
 const keyOf = (o: StreamOwner, eventId: string) => JSON.stringify([o.prefix, o.sid ?? null, o.fingerprint, eventId]);
+const ownerOf = (o: StreamOwner) => JSON.stringify([o.sid ?? null, o.fingerprint]);
 
 /** A stream remembered for resumption keeps at most this much of what its requests asked. */
 export const MAX_REMEMBERED_ASK_BYTES = 4096;
@@ -68,15 +72,26 @@ export function rememberedContext(live: StreamContext): StreamContext | undefine
 
 export class ResumeTable {
   readonly #events: IdleMap<string, StreamContext>;
+  // "[route prefix, event id]" -> the owner (session, certificate) it was first written to
+  readonly #writtenTo: IdleMap<string, string>;
 
   constructor(options: ResumeTableOptions = {}) {
     this.#events = new IdleMap({ idleMs: options.idleMs ?? 3_600_000, max: options.max ?? 100_000 });
+    this.#writtenTo = new IdleMap({ idleMs: options.idleMs ?? 3_600_000, max: options.max ?? 100_000 });
   }
 
-  /** An event with this id was written to the owner's stream of this context. */
-  wrote(owner: StreamOwner, eventId: string, ctx: StreamContext): void {
+  /** An event with this id was written to the owner's stream of this context (undefined: a stream too large to resume). */
+  wrote(owner: StreamOwner, eventId: string, ctx: StreamContext | undefined): void {
     if (eventId === '') return; // an empty id resets the reader's: nothing to resume from
-    this.#events.set(keyOf(owner, eventId), ctx);
+    if (ctx) this.#events.set(keyOf(owner, eventId), ctx);
+    const at = JSON.stringify([owner.prefix, eventId]);
+    if (!this.#writtenTo.has(at)) this.#writtenTo.set(at, ownerOf(owner));
+  }
+
+  /** Whether an event with this id was written to another owner's stream on this route (so not one for this owner). */
+  writtenToAnother(owner: StreamOwner, eventId: string): boolean {
+    const to = this.#writtenTo.get(JSON.stringify([owner.prefix, eventId]));
+    return to !== undefined && to !== ownerOf(owner);
   }
 
   /** The context of the stream the owner may resume after `eventId`; undefined when that id was not written to them. */

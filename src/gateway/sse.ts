@@ -5,8 +5,8 @@
  * notifications arrive as they are sent. Bytes are decoded across chunk boundaries, the
  * search for the end of an event resumes where it stopped, and one event is capped in size.
  *
- * `rewrite` gets the event's data and its `event:` name (undefined for the default
- * "message"); it returns new data, `undefined` to keep the event as it came, or `null` to drop
+ * `rewrite` gets the event's data, its `event:` name (undefined for the default
+ * "message") and its `id:` (undefined when it has none); it returns new data, `undefined` to keep the event as it came, or `null` to drop
  * the event, or `{ end: text }` to write `text` and end the output there (the rest of the input
  * is discarded). Events without data lines (comments, `retry:`, a priming `id:`) pass as they are.
  * `end`, if given, may add events after the last one (when the upstream ends the stream).
@@ -31,7 +31,7 @@ function eventIdOf(lines: readonly string[]): string | undefined {
   return id;
 }
 
-export function sseRewriter(rewrite: (data: string, event: string | undefined) => string | undefined | null | { end: string }, end?: () => string | undefined, onId?: (id: string) => void): Transform {
+export function sseRewriter(rewrite: (data: string, event: string | undefined, id: string | undefined) => string | undefined | null | { end: string }, end?: () => string | undefined, onId?: (id: string) => void): Transform {
   const decoder = new StringDecoder('utf8');
   let pending = '';
   let ended = false;
@@ -40,15 +40,15 @@ export function sseRewriter(rewrite: (data: string, event: string | undefined) =
   const emitEvent = (raw: string, push: (s: string) => void) => {
     const lines = raw.split(/\r\n|\n|\r/);
     const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(l.startsWith('data: ') ? 6 : 5));
-    const id = onId ? eventIdOf(lines) : undefined;
+    const id = eventIdOf(lines);
     if (data.length === 0) {
-      if (id !== undefined) onId!(id);
+      if (id !== undefined) onId?.(id);
       return push(`${raw}\n\n`);
     }
     const name = lines.findLast((l) => l.startsWith('event:'))?.slice(6).trim(); // the last one counts
-    const replaced = rewrite(data.join('\n'), name === '' ? undefined : name);
+    const replaced = rewrite(data.join('\n'), name === '' ? undefined : name, id);
     if (replaced === null) return;
-    if (id !== undefined && typeof replaced !== 'object') onId!(id);
+    if (id !== undefined && typeof replaced !== 'object') onId?.(id);
     if (typeof replaced === 'object') {
       push(replaced.end);
       ended = true;
