@@ -156,15 +156,16 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     // what a resumption of this stream is decided with: a resumed stream's own; a new one's, kept small
     const remembered = resuming ? stream : rememberedContext(stream);
 
-    // 4. the response, fail closed: only what the gateway parsed and decided reaches the client
+    // 4. the response, fail closed: only what the gateway parsed and decided reaches the client,
+    // each message under the policy in force when it arrives (a listen stream outlives reloads)
     try {
       await forwardResponse(upstream, res, clientResponseHeaders(upstream.headers), {
         requestIds: stream.requestIds,
-        filterResult: (id, result) => filterAnswer(stream.asked, id, result, policy, identity),
+        filterResult: (id, result) => filterAnswer(stream.asked, id, result, route.policy(), identity),
         answered: stream.answered,
         wroteEvent: (eventId) => resumes.wrote(owner, eventId, remembered),
         writtenToAnother: (eventId) => resumes.writtenToAnother(owner, eventId),
-        mayRead: (uri) => policy.filterResources(identity, [{ uri }]).length > 0,
+        mayRead: (uri) => route.policy().filterResources(identity, [{ uri }]).length > 0,
         refused: (reason) => {
           options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
           log(`${route.prefix}: not forwarded to ${identity.principal}: ${reason}`);

@@ -12,7 +12,7 @@ export interface GatewayRoute {
   readonly prefix: string;
   /** The upstream's Streamable HTTP endpoint. */
   readonly upstream: URL;
-  /** The policy in force for this route, read per request (e.g. `() => watcher.current()`). */
+  /** The policy in force for this route, read per request and per message of an answer (e.g. `() => watcher.current()`). */
   readonly policy: () => Policy;
   /** For HTTPS upstreams: carries the gateway's own client certificate and trusted CA. Default: the gateway's plain connection pools. */
   readonly dispatcher?: Dispatcher;
