@@ -127,3 +127,14 @@ test('not yet valid: check the clocks', async () => {
   assert.equal(e.reason, 'certificate_not_yet_valid');
   assert.match(e.hint!, /validity has not started: check the clocks/);
 });
+
+test('revocation unknown (the CRL its certificate names cannot be fetched): retry, then tell the operator', async () => {
+  const dead = await makePki(['--crl-url', 'http://127.0.0.1:9/crl/intermediate.crl']); // nothing listens on port 9
+  const s = await dead.issue(['issue', 'server', '--dns', 'localhost']);
+  const eve = await clientFiles(dead, ['--user', 'eve']);
+  const root = fs.readFileSync(path.join(dead.pki, 'root.crt'));
+  const url = await server({ cert: fs.readFileSync(s.files.cert), key: fs.readFileSync(s.files.key!), ca: [root, fs.readFileSync(path.join(dead.pki, 'intermediate.crt'))], crl: [], crlFiles: [], crlFromCertificates: true });
+  const e = await refusal(url, createMtlsAgent({ ...bundleOf(eve), ca: [readCertificates(root)[0]!] }));
+  assert.equal(e.reason, 'revocation_unknown');
+  assert.match(e.hint!, /cannot tell yet whether the certificate is revoked .*retry in a moment; if it persists, tell the server's operator/);
+});
