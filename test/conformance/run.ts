@@ -15,7 +15,8 @@
  *   npm run test:conformance                      (or: node --import tsx test/conformance/run.ts)
  *   MCP_MTLS_CONFORMANCE_STATUS=FILE              also writes the table and losses as Markdown
  *   MCP_MTLS_CONFORMANCE_ONLY=2025-11-25          one revision only
- *   MCP_MTLS_CONFORMANCE_OUT=DIR                  keeps the suite's results (default: a temp dir)
+ *   MCP_MTLS_CONFORMANCE_OUT=DIR                  keeps the suite's results there (default: a temp
+ *                                                 dir, removed after a run that lost nothing)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -216,8 +217,13 @@ async function main(): Promise<number> {
   const status = process.env.MCP_MTLS_CONFORMANCE_STATUS;
   if (status) fs.writeFileSync(status, renderMarkdown(report, suite, new Date(), HIDDEN_FROM_BOB));
   fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(report, null, 2));
-  log(`results in ${out}; ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
-  return report.lost.length + report.leaked.length === 0 ? 0 : 1;
+  const ok = report.lost.length + report.leaked.length === 0;
+  // the suite's results are kept when asked for, or when something was lost
+  if (ok && !process.env.MCP_MTLS_CONFORMANCE_OUT) fs.rmSync(out, { recursive: true, force: true });
+  else log(`results in ${out}`);
+  fs.rmSync(pki.base, { recursive: true, force: true });
+  log(`${((Date.now() - started) / 1000).toFixed(0)} s in all`);
+  return ok ? 0 : 1;
 }
 
 main().then(
