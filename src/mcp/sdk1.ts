@@ -18,6 +18,7 @@ import { gateMcpBody } from './gate.js';
 import { hiddenAnswerFor } from './hidden-targets.js';
 import { buildForCaller } from './surface.js';
 import { registerWhoami, whoamiToolName } from './whoami.js';
+import { unknownToolsWarning } from './unknown-tools-warning.js';
 import type { MtlsHandler, MtlsRequest } from '../mtls/mtls-server.js';
 
 /** Options of {@link createMcpSdk1Handler}. */
@@ -61,12 +62,14 @@ const sharedValidator = new AjvJsonSchemaValidator();
 export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { close(): Promise<void>; sessions(): number } {
   const currentPolicy = currentPolicyOf(options);
   const whoamiName = whoamiToolName(options.whoami);
+  const toolCheck = unknownToolsWarning(options);
   const hiddenAnswer = hiddenAnswerFor(options.stateful ? 'sdk1-stateful' : 'sdk1-stateless');
   const sessions = new AdapterSessions<StreamableHTTPServerTransport>(options, options.audit);
 
   const newServer = async (identity: Identity, policy: Policy) => {
     const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
     const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
+    toolCheck(policy, surface);
     if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
     return server;
   };
