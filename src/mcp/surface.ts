@@ -40,8 +40,10 @@ export interface McpServerLike {
 }
 
 // filtered in the adapters; tools/list is not: the surface removes hidden tools itself, and
-// the whoami tool is added after it, outside the policy
-const ADAPTER_FILTERED = new Set(['resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete']);
+// the whoami tool is added after it, outside the policy. resources/read only has its caching
+// hint made private (results.ts): a read callback's or a low-level handler's own
+// `cacheScope: "public"` wins over every configured hint in SDK 2.x (found in review, issue 19)
+const ADAPTER_FILTERED = new Set(['resources/list', 'resources/templates/list', 'prompts/list', 'completion/complete', 'resources/read']);
 
 /** The method a setRequestHandler call is for: SDK 2.x passes its name, SDK 1.x a zod schema with a method literal. */
 function handlerMethod(first: unknown): string | undefined {

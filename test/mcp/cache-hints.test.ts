@@ -29,7 +29,7 @@ rules:
     subjects: { teams: [dev] }
     tools: [t0]
     prompts: [p0]
-    resources: ["docs://r0", "docs://t0/{x}"]
+    resources: ["docs://r0", "docs://own", "docs://t0/{x}"]
 `);
 const PUBLIC = { ttlMs: 60_000, cacheScope: 'public' as const };
 const HINTS = { 'tools/list': PUBLIC, 'prompts/list': PUBLIC, 'resources/list': PUBLIC, 'resources/templates/list': PUBLIC, 'resources/read': PUBLIC };
@@ -44,12 +44,20 @@ const build: Build = (s) => {
   const { ResourceTemplate } = templates;
   server.registerResource('t0', new ResourceTemplate('docs://t0/{x}', { list: undefined }), {}, async (uri) => ({ contents: [{ uri: uri.href, text: 't' }] }));
   server.registerResource('t1', new ResourceTemplate('docs://t1/{x}', { list: undefined }), {}, async (uri) => ({ contents: [{ uri: uri.href, text: 't' }] }));
+  // a read callback that sets the result's own caching fields (the SDK prefers them to any hint)
+  server.registerResource('own', 'docs://own', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'own' }], ...PUBLIC }));
+};
+// resources/read installed by build on the low-level server itself, its result marked public
+const lowLevel: Build = (s) => {
+  const low = (s as unknown as { server: { registerCapabilities(c: object): void; setRequestHandler(m: string, h: (r: { params: { uri: string } }) => unknown): void } }).server;
+  low.registerCapabilities({ resources: {} });
+  low.setRequestHandler('resources/read', async (r) => ({ contents: [{ uri: r.params.uri, text: 'low' }], ...PUBLIC }));
 };
 let templates: typeof import('@modelcontextprotocol/server');
 
 const closers: (() => Promise<void> | void)[] = [];
 const agents: Record<'alice' | 'bob', ReturnType<typeof createMtlsAgent>> = {} as never;
-const urls: Record<'adapter' | 'gateway', string> = {} as never;
+const urls: Record<'adapter' | 'gateway' | 'adapter-low-level', string> = {} as never;
 
 before(async () => {
   templates = await import('@modelcontextprotocol/server');
@@ -68,6 +76,7 @@ before(async () => {
     return `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
   };
   urls.adapter = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2', version: '1' }, policy: POLICY, build: build as never, serverOptions: { cacheHints: HINTS } }));
+  urls['adapter-low-level'] = await serve(createMcpSdk2Handler({ serverInfo: { name: 'a2l', version: '1' }, policy: POLICY, build: lowLevel as never }));
   const upstream = await bareSdk2(build, { cacheHints: HINTS });
   closers.push(() => upstream.close());
   urls.gateway = await serve(createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(upstream.url), policy: () => POLICY }], log: () => undefined }));
@@ -98,5 +107,17 @@ for (const listener of ['adapter', 'gateway'] as const) {
     assert.deepEqual((r.result.tools as { name: string }[]).map((t) => t.name), ['t0']);
     assert.equal('cacheScope' in r.result, false);
     assert.equal('ttlMs' in r.result, false);
+  });
+}
+
+// found in review: the 2.x adapter made its hints private, but a result that names its own
+// cacheScope wins over any hint in the SDK, and the adapter did not rewrite resources/read results
+for (const listener of ['adapter', 'adapter-low-level', 'gateway'] as const) {
+  test(`${listener}, 2026-07-28: a resources/read result that marks itself public leaves private`, async () => {
+    const r = await post(urls[listener], rawRequest('2026-07-28', 3, 'resources/read', { uri: 'docs://own' }), agents.bob);
+    const result = (r.message as { result?: Record<string, unknown> }).result;
+    assert.ok(result, `${listener}: ${JSON.stringify(r.message)}`);
+    assert.equal(result.cacheScope, 'private', `${listener} resources/read docs://own: ${JSON.stringify({ ttlMs: result.ttlMs, cacheScope: result.cacheScope })}`);
+    assert.equal(result.ttlMs, 60_000);
   });
 }
