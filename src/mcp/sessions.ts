@@ -24,6 +24,13 @@ export interface McpStatefulOptions {
   /** stateful: at most this many sessions, least recently used closed first; default 10,000 */
   readonly maxSessions?: number;
   /**
+   * stateful: at most this many sessions per certificate, its least recently used closed first;
+   * default 1,000. So one certificate opening sessions cannot push everyone else's out of
+   * `maxSessions` (an initialize is cheap). Behind a gateway or proxy whose forwarded
+   * certificates are not trusted, every client shares its certificate: raise it there.
+   */
+  readonly maxSessionsPerCertificate?: number;
+  /**
    * stateful: resumable SSE streams (SEP-1699). A tool may close its stream mid-call
    * (`closeSSEStream()`) and the client resumes with `Last-Event-ID`, getting what it
    * missed, its result included. Each session keeps its events in a store of its own: by
@@ -56,9 +63,26 @@ export interface SessionTransport {
 /** The sessions of a stateful adapter, each bound to the certificate fingerprint that opened it. */
 export class AdapterSessions<T extends SessionTransport> {
   readonly #sessions: IdleMap<string, { transport: T; fingerprint: string }>;
+  // certificate fingerprint -> its session ids, least recently used first
+  readonly #ofCert = new Map<string, Set<string>>();
+  readonly #maxPerCert: number;
 
-  constructor(options: Pick<McpStatefulOptions, 'sessionIdleMs' | 'maxSessions'>, private readonly audit?: AuditSink) {
-    this.#sessions = new IdleMap({ idleMs: options.sessionIdleMs ?? 8 * 3_600_000, max: options.maxSessions ?? 10_000, onEvict: (_id, s) => void s.transport.close() });
+  constructor(options: Pick<McpStatefulOptions, 'sessionIdleMs' | 'maxSessions' | 'maxSessionsPerCertificate'>, private readonly audit?: AuditSink) {
+    this.#maxPerCert = Math.max(1, options.maxSessionsPerCertificate ?? 1_000);
+    this.#sessions = new IdleMap({
+      idleMs: options.sessionIdleMs ?? 8 * 3_600_000,
+      max: options.maxSessions ?? 10_000,
+      onEvict: (id, s) => {
+        this.#forget(id, s.fingerprint);
+        void s.transport.close();
+      },
+    });
+  }
+
+  #forget(sid: string, fingerprint: string): void {
+    const ids = this.#ofCert.get(fingerprint);
+    ids?.delete(sid);
+    if (ids?.size === 0) this.#ofCert.delete(fingerprint);
   }
 
   /** The session a request names: undefined (none named), null (refused, answered 404), or its transport. */
@@ -73,17 +97,34 @@ export class AdapterSessions<T extends SessionTransport> {
       sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
       return null;
     }
+    const ids = this.#ofCert.get(s.fingerprint);
+    ids?.delete(id);
+    ids?.add(id); // now the most recently used of its certificate
     return s.transport;
   }
 
-  /** A session the SDK opened (its `onsessioninitialized`). */
+  /** A session the SDK opened (its `onsessioninitialized`); past `maxSessionsPerCertificate`, that certificate's least recently used is closed. */
   opened(sid: string, transport: T, identity: Identity): void {
-    this.#sessions.set(sid, { transport, fingerprint: identity.fingerprint });
+    const fingerprint = identity.fingerprint;
+    this.#sessions.set(sid, { transport, fingerprint });
+    let ids = this.#ofCert.get(fingerprint);
+    if (!ids) this.#ofCert.set(fingerprint, (ids = new Set()));
+    ids.add(sid);
+    for (const oldest of ids) {
+      if (ids.size <= this.#maxPerCert) break;
+      const s = this.#sessions.get(oldest);
+      this.#sessions.delete(oldest);
+      ids.delete(oldest);
+      void s?.transport.close();
+    }
   }
 
   /** A session that closed. */
   closed(sid: string | undefined): void {
-    if (sid) this.#sessions.delete(sid);
+    if (!sid) return;
+    const s = this.#sessions.get(sid);
+    if (s) this.#forget(sid, s.fingerprint);
+    this.#sessions.delete(sid);
   }
 
   get size(): number {
@@ -93,5 +134,6 @@ export class AdapterSessions<T extends SessionTransport> {
   async closeAll(): Promise<void> {
     await Promise.all(this.#sessions.values().map((s) => s.transport.close()));
     this.#sessions.clear();
+    this.#ofCert.clear();
   }
 }

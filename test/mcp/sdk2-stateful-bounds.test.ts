@@ -15,6 +15,7 @@ import type { McpServer } from '@modelcontextprotocol/server';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { policyFromText } from '../../src/policy/compile.js';
 import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
+import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
 import { BoundedEventStore } from '../../src/mcp/event-store.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
 import { bundleOf, TEST_POLICY } from '../support/mcp.js';
@@ -31,6 +32,7 @@ class CountingStore extends BoundedEventStore {
 
 let server: MtlsServer;
 let url: string;
+let tls: ReturnType<typeof tlsFromPki>;
 let clients: Record<string, { cert: string; key: string; ca: string }>;
 let handler: ReturnType<typeof createMcpSdk2Handler>;
 
@@ -44,7 +46,8 @@ before(async () => {
   clients = { alice: await issue(['--user', 'alice', '--team', 'sre']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
   const build = (s: McpServer) => void s.registerTool('search', { description: 'search' }, async () => ({ content: [{ type: 'text' as const, text: 'results' }] }));
   handler = createMcpSdk2Handler({ serverInfo: { name: 'bounds', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), stateful: true, eventStore: () => new CountingStore() });
-  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
+  tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
+  server = createMtlsServer({ ...tls, log: () => undefined }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
 });
@@ -78,5 +81,44 @@ test('stateful: a 2025-era request without a session is refused and leaves nothi
     await client.close();
     await agent.close();
     await alice.close();
+  }
+});
+
+test('stateful, both adapters: one certificate opening sessions closes its own oldest, not everyone else\'s (maxSessionsPerCertificate)', async () => {
+  const h = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+  const initialize = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+  const list = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} });
+  for (const kind of ['sdk1', 'sdk2'] as const) {
+    const limits = { stateful: true, maxSessions: 6, maxSessionsPerCertificate: 2 } as const;
+    const build = (s: McpServer) => void s.registerTool('search', { description: 'search' }, async () => ({ content: [{ type: 'text' as const, text: 'results' }] }));
+    const h2 = kind === 'sdk1' ? createMcpSdk1Handler({ serverInfo: { name: 'b', version: '1' }, build: build as never, policy: policyFromText(TEST_POLICY), ...limits }) : createMcpSdk2Handler({ serverInfo: { name: 'b', version: '1' }, build, policy: policyFromText(TEST_POLICY), ...limits });
+    const s2 = createMtlsServer({ ...tls, log: () => undefined }, h2);
+    await new Promise<void>((r) => s2.listen(0, '127.0.0.1', r));
+    const u = `https://localhost:${(s2.address() as AddressInfo).port}/mcp`;
+    const agents = { alice: createMtlsAgent(bundleOf(clients.alice!)), bob: createMtlsAgent(bundleOf(clients.bob!)) };
+    const open = async (who: 'alice' | 'bob') => {
+      const r = await createMtlsFetch(agents[who])(u, { method: 'POST', headers: h, body: initialize });
+      await r.text();
+      return r.headers.get('mcp-session-id')!;
+    };
+    const use = async (who: 'alice' | 'bob', sid: string) => {
+      const r = await createMtlsFetch(agents[who])(u, { method: 'POST', headers: { ...h, 'mcp-session-id': sid }, body: list });
+      await r.text();
+      return r.status;
+    };
+    try {
+      const alice = await open('alice');
+      const bobs: string[] = [];
+      for (let i = 0; i < 6; i++) bobs.push(await open('bob'));
+      assert.equal(await use('alice', alice), 200, `${kind}: alice's session was pushed out by bob's ${bobs.length}`);
+      assert.deepEqual(await Promise.all(bobs.map((sid) => use('bob', sid))), [404, 404, 404, 404, 200, 200], kind);
+      assert.equal(h2.sessions(), 3, kind);
+    } finally {
+      await h2.close();
+      s2.closeAllConnections();
+      s2.close();
+      await agents.alice.close();
+      await agents.bob.close();
+    }
   }
 });
