@@ -81,13 +81,14 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
   let server: MtlsServer;
   // /healthz: degraded while an upstream does not answer (health.ts: a bounded, cached probe)
   const probeAgent = new Agent({ keepAliveTimeout: 1_000 });
-  const probes = routes.map((r) => new UpstreamProbe(r.prefix, r.upstream, r.dispatcher ?? probeAgent));
+  // the full reason (address, error text) goes to the log; /healthz, answered to anyone, says codes only
+  const probes = routes.map((r) => new UpstreamProbe(r.prefix, r.upstream, r.dispatcher ?? probeAgent, log));
   const health = async () => {
     const upstreams = await Promise.all(probes.map((p) => p.health()));
     const down = upstreams.filter((u) => !u.reachable);
     return {
       status: down.length ? 'degraded' : 'ok',
-      ...(down.length ? { reasons: down.map((u) => `upstream of ${u.route} (${u.upstream}) is unreachable: ${u.error}`) } : {}),
+      ...(down.length ? { reasons: down.map((u) => `upstream of ${u.route} is unreachable: ${u.error} (the gateway's log names the upstream and the error)`) } : {}),
       routes: routes.map((r) => r.prefix),
       upstreams,
       inFlight: handler.inFlight(),

@@ -32,6 +32,7 @@ test('/healthz: degraded with the reason while an upstream is down, ok once it a
   const policy = path.join(t.base, 'policy.yaml');
   fs.writeFileSync(policy, 'version: 1\nrules: []\n');
   let hits = 0;
+  const logged: string[] = [];
   const up = http.createServer((req, res) => {
     hits++;
     res.writeHead(405).end();
@@ -48,10 +49,11 @@ test('/healthz: degraded with the reason while an upstream is down, ok once it a
       tls: { cert: gwCert.files.cert, key: gwCert.files.key, pki: t.pki },
       routes: [
         { path: '/up', upstream: `http://127.0.0.1:${(up.address() as AddressInfo).port}/mcp`, policy },
-        { path: '/down', upstream: `http://127.0.0.1:${downPort}/mcp`, policy },
+        // credentials in the URL: /healthz answers anyone, so it must name neither them nor the address
+        { path: '/down', upstream: `http://svc:s3cret-token@127.0.0.1:${downPort}/mcp`, policy },
       ],
     }),
-    () => undefined,
+    (l) => void logged.push(l),
   );
   const ca = fs.readFileSync(path.join(t.pki, 'root.crt'));
   const healthz = () =>
@@ -67,7 +69,12 @@ test('/healthz: degraded with the reason while an upstream is down, ok once it a
     const h = await healthz();
     assert.equal(h.status, 200);
     assert.equal(h.body.status, 'degraded', JSON.stringify(h.body));
-    assert.match(String((h.body.reasons as string[])[0]), /upstream of \/down \(http:\/\/127\.0\.0\.1:\d+\/mcp\) is unreachable: ECONNREFUSED/);
+    assert.match(String((h.body.reasons as string[])[0]), /^upstream of \/down is unreachable: ECONNREFUSED /);
+    // found in review: the unauthenticated /healthz printed each upstream's URL (credentials
+    // included) and the connect error naming the internal address; the log says it instead
+    const text = JSON.stringify(h.body);
+    for (const secret of ['s3cret-token', `:${downPort}`, `:${(up.address() as AddressInfo).port}`]) assert.ok(!text.includes(secret), `/healthz says ${secret}: ${text}`);
+    assert.ok(logged.some((l) => l.includes(`upstream of /down (http://127.0.0.1:${downPort}/mcp) is unreachable: ECONNREFUSED`) && !l.includes('s3cret')), logged.join('\n'));
     const byRoute = Object.fromEntries((h.body.upstreams as { route: string; reachable: boolean; status?: number }[]).map((u) => [u.route, u]));
     assert.equal(byRoute['/up']!.reachable, true);
     assert.equal(byRoute['/up']!.status, 405);
