@@ -308,6 +308,10 @@ async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; c
       throw new MtlsError('CRL_INVALID', `${file} was not signed by the CA that issued the certificate in ${b.source.file}: it says nothing about its revocation`, { hint: "pass the CRL of the certificate's issuing CA (the CA folder's crl/intermediate.crl)" });
     }
     const entry = crl.entries.find((e) => e.serial === leaf.serial);
+    // a delta or partitioned CRL lists only some revocations: its silence says nothing (servers refuse it too)
+    if (!entry && crl.notComplete) {
+      throw new MtlsError('CRL_INVALID', `${file} cannot be used to check revocation: ${crl.notComplete}`, { hint: "pass the issuing CA's complete CRL (the CA folder's crl/intermediate.crl, or the certificate's CRL distribution point)" });
+    }
     if (entry) throw revokedError(b, leaf.serial, { revokedAt: entry.revokedAt.toISOString(), reason: entry.reason }, file);
     if (crl.nextUpdate && crl.nextUpdate < new Date()) warnings.push(`${file} is out of date (nextUpdate ${crl.nextUpdate.toISOString()}): a newer CRL may list the certificate`);
     sources.push(file);

@@ -5,11 +5,13 @@
  * "not a bundle", not `missing field "(root)"`; `bundle --ca FILE` takes the root from a file.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { cli, cliOk, tmpDir } from '../support/cli.js';
 import { makePki } from '../support/pki.js';
 
@@ -170,5 +172,26 @@ test("check-bundle --crl URL: the certificate's CRL distribution point, fetched 
     assert.match(missing.stderr, /cannot fetch the CRL .*nothing\.crl: HTTP 404/);
   } finally {
     server.close();
+  }
+});
+
+test('check-bundle --crl: a delta, partitioned or critical-extension CRL of the right CA is refused, not taken as "not revoked"', async () => {
+  const t = await makePki();
+  const dave = await t.issue(['issue', 'client', '--user', 'dave']);
+  const profile = path.join(t.base, 'dave.yaml');
+  await cliOk(['bundle', dave.files.cert, '--dir', t.pki, '--format', 'profile', '--out', profile]);
+  const dir = path.join(t.base, 'variants');
+  fs.mkdirSync(dir);
+  // signed with the intermediate's key by python cryptography: base.crl lists dave, the others are empty
+  execFileSync('python3', [path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'oracle', 'crl_variants.py'), t.pki, dave.serial, dir]);
+  const base = await cli(['check-bundle', profile, '--crl', path.join(dir, 'base.crl')]);
+  assert.equal(base.code, 65, base.stderr);
+  assert.match(base.stderr, /is revoked/);
+  for (const [name, why] of [['delta', /delta CRL/], ['partition', /issuingDistributionPoint narrows its scope/], ['critical', /critical extension 1\.3\.6\.1\.4\.1\.55555\.1/]] as const) {
+    const r = await cli(['check-bundle', profile, '--crl', path.join(dir, `${name}.crl`), '--json']);
+    assert.notEqual(r.code, 0, `${name}.crl: exit 0, stdout ${r.stdout}`);
+    const err = JSON.parse(r.stderr).error;
+    assert.equal(err.code, 'CRL_INVALID', `${name}.crl: ${r.stderr}`);
+    assert.match(err.message, why, name);
   }
 });
