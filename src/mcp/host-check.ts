@@ -51,6 +51,10 @@ function normalHost(h: string): string {
 
 /** The host of a `Host` header value (`name`, `name:port`, `[v6]:port`), or undefined when it is not one. */
 function hostOfHeader(value: string): string | undefined {
+  // only what a Host can hold (RFC 9110 7.2: uri-host [":" port]): `localhost#.evil.example` or
+  // `localhost?x` parsed as localhost with a fragment or query (found in review), and what
+  // another parser makes of them is not ours to guess
+  if (!/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::\d*)?$/.test(value.trim())) return undefined;
   try {
     const u = new URL(`http://${value.trim()}/`);
     if (u.username || u.password || u.pathname !== '/' || `${u.host}` === '') return undefined;

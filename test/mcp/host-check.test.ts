@@ -99,7 +99,7 @@ for (const listener of ['sdk1', 'sdk2', 'gateway']) {
       assert.equal(r.status, 200, `Origin ${origin}: ${JSON.stringify(r.message)}`);
     }
     const before = upstreamCalls;
-    for (const headers of [{ host: 'evil.example' } as Record<string, string>, { host: `evil.example:${port}` }, { host: `x.mcp.acme.test:${port}` }, { origin: 'https://evil.example' }, { origin: 'null' }, { origin: 'https://app.acme.test.evil.example' }]) {
+    for (const headers of [{ host: 'evil.example' } as Record<string, string>, { host: `evil.example:${port}` }, { host: `x.mcp.acme.test:${port}` }, { host: 'localhost#.evil.example' }, { host: `localhost?.evil.example:${port}` }, { host: 'evil.example@localhost' }, { origin: 'https://evil.example' }, { origin: 'null' }, { origin: 'https://app.acme.test.evil.example' }]) {
       const r = await list(listener, headers);
       assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${r.status} ${JSON.stringify(r.message)}`);
       assert.match((r.message as { error: { message: string } }).error.message, /^Forbidden: the (Host header|Origin) /);
