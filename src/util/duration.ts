@@ -56,6 +56,9 @@ export function formatDuration(ms: number): string {
   return neg ? `-${out}` : out;
 }
 
+/** days in a month (1-12) of a year (years 0-99 too, which Date.UTC would take as 19xx) */
+const daysIn = (year: number, month: number): number => new Date(new Date(0).setUTCFullYear(year, month, 0)).getUTCDate();
+
 /**
  * Parses an RFC 3339 date-time with a time zone ("2026-12-01T09:00:00Z",
  * "2026-12-01T10:00:00.5+01:00"; `t`/`z` in lowercase too), as --not-before and --not-after take it.
@@ -67,9 +70,10 @@ export function parseTimestamp(text: string, what = 'time'): Date {
   const s = text.trim();
   const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(s);
   const d = m ? new Date(s.toUpperCase()) : undefined;
-  // Date rolls over (02-30 becomes 03-02): the fields must read back as written (at UTC when Z)
-  const real = d && !Number.isNaN(d.getTime()) && (m![8]!.toUpperCase() !== 'Z' || d.toISOString().slice(0, 19) === `${m![1]}-${m![2]}-${m![3]}T${m![4]}:${m![5]}:${m![6]}`);
-  if (!d || !real || Number(m![2]) > 12 || Number(m![3]) > 31 || Number(m![4]) > 23 || Number(m![5]) > 59 || Number(m![6]) > 59) {
+  // Date rolls over (02-30 becomes 03-02), in every zone: the day must be one its month has
+  const [year, month, day] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+  const real = d && !Number.isNaN(d.getTime()) && month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month);
+  if (!d || !real || Number(m![4]) > 23 || Number(m![5]) > 59 || Number(m![6]) > 59) {
     throw new MtlsError('BAD_ARGUMENT', `invalid ${what} "${text}": not an RFC 3339 time`, { hint: 'write a date, a time and a time zone, e.g. 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00' });
   }
   return d;
