@@ -29,7 +29,7 @@ export const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;
 export interface ForwardContext extends ServerMessageContext {
   /** reports one refusal (the gateway audits and logs it) */
   readonly refused: (reason: string) => void;
-  /** SSE: the request ids answered so far, shared by a stream and its resumptions (resume.ts) */
+  /** the request ids answered so far, shared by a stream and its resumptions (resume.ts); SSE and JSON */
   readonly answered?: Set<unknown>;
   /** SSE: told the id of every event written to the client, the ids it may resume from */
   readonly wroteEvent?: (id: string) => void;
@@ -71,27 +71,36 @@ function unanswered(ctx: ServerMessageContext, answered: ReadonlySet<unknown>, m
 
 /**
  * Decides a parsed JSON body: the messages to send, and what was dropped; or refused whole, with why.
+ * `before`: the requests answered already (a resumed stream's), told of this body's answers.
  */
-function decideJson(value: unknown, ctx: ServerMessageContext): { out: unknown; dropped: string[] } | { refused: string } {
+function decideJson(value: unknown, ctx: ServerMessageContext, before: Set<unknown>): { out: unknown; dropped: string[] } | { refused: string } {
   const batch = Array.isArray(value);
   const list = batch ? (value as unknown[]) : [value];
   if (list.length === 0) return { refused: 'an empty JSON-RPC batch' };
   const dropped: string[] = [];
   const kept: unknown[] = [];
-  const answered = new Set<unknown>();
+  const answered = new Set<unknown>(before);
   for (const m of list) {
     const d = decideServerMessage(m, ctx);
     if (!d.keep) {
       dropped.push(d.reason);
       continue;
     }
-    if (d.answers !== undefined) answered.add(d.answers);
+    if (d.answers !== undefined) {
+      if (answered.has(d.answers)) {
+        dropped.push(`a second response to id ${JSON.stringify(d.answers)}`);
+        continue;
+      }
+      answered.add(d.answers);
+    }
     kept.push(d.message);
   }
+  for (const id of answered) before.add(id);
   if (kept.length === list.length) return { out: batch ? kept : kept[0], dropped };
   if (!batch && list.length === 1 && ctx.requestIds.size === 0) return { refused: dropped[0]! };
   // what was dropped leaves its request unanswered: say so, rather than leave the client waiting
   const errors = unanswered(ctx, answered, 'the gateway could not check the upstream MCP server\'s answer, so it was not forwarded');
+  for (const e of errors) before.add((e as { id: unknown }).id);
   const out = [...kept, ...errors];
   if (out.length === 0) return { refused: dropped.join('; ') };
   return { out: batch || out.length > 1 ? out : out[0], dropped };
@@ -130,7 +139,7 @@ export async function forwardResponse(upstream: Dispatcher.ResponseData, res: Se
   } catch {
     return fail('its JSON does not parse', false);
   }
-  const d = decideJson(value, ctx);
+  const d = decideJson(value, ctx, ctx.answered ?? new Set());
   if ('refused' in d) return fail(d.refused, false);
   for (const reason of d.dropped) ctx.refused(reason);
   // always the messages as decided, re-serialized (UTF-8, no charset games, no duplicate keys):
