@@ -44,6 +44,24 @@ export function findIssued(index: readonly IndexRecord[], serial: string, dir: s
   return revoked ? { issued, revoked } : { issued };
 }
 
+/**
+ * A serial this CA issued whose record is gone (`tidy` removes certificates that expired; they
+ * stay retired): it cannot be revoked, and revoking it no longer reaches its renewals, so the
+ * error names the renewal the index still holds (revoking that one revokes its own renewals).
+ */
+function tidiedError(index: readonly IndexRecord[], serial: string): MtlsError {
+  const next = successorIn(index, serial);
+  let newest = next;
+  for (let n = next; n; n = successorIn(index, n.serial)) newest = n;
+  const renewal = next
+    ? `; it was renewed as ${next.serial}, which is still in the index: revoke ${next.serial} (that revokes its renewals too${newest && newest !== next ? `, up to ${newest.serial}` : ''})`
+    : '; the index holds no renewal of it: if its key is compromised, revoke the certificates of the same principal that still use it (`mcp-mtls list`)';
+  return new MtlsError('NOT_FOUND', `certificate ${serial} was issued by this CA, but its record is no longer in the index (\`mcp-mtls tidy\` removed it after it expired)${renewal}`, {
+    hint: next ? `mcp-mtls revoke ${next.serial}` : 'an expired certificate is refused anyway; see `mcp-mtls list` for the valid ones',
+    details: { serial, tidied: true, ...(next ? { renewedAs: next.serial } : {}) },
+  });
+}
+
 function intermediateIssuer(ca: Authority): CrlIssuer {
   return { subjectName: ca.issuer.subjectName, keyId: ca.issuer.keyId };
 }
@@ -100,6 +118,7 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
   return ca.store.transaction(async (tx) => {
     const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
     const index = await tx.readIndex();
+    if (!index.some((r) => r.op === 'issue' && r.serial === serial) && (await tx.serialExists(serial))) throw tidiedError(index, serial);
     const { issued, revoked } = findIssued(index, serial, ca.layout.dir);
     if (revoked) {
       throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} (${issued.principal ?? issued.id}) was already revoked at ${revoked.revokedAt} (${revoked.reason})`, {

@@ -82,3 +82,20 @@ test('tidy: a kill -9 before the index is rewritten changes nothing; after it, t
     if (!removed) assert.equal((await cliOk<Report>(['tidy', '--dir', pki.pki, '--older-than', '1s', '--json'])).serials[0], a.serial, 'a later run does it');
   }
 });
+
+test('revoke of a serial tidy removed says so and names the renewal still in the index (revoke that one), instead of "no certificate with serial ... was issued"', async () => {
+  const pki = await makePki();
+  const a = await pki.issue(['issue', 'client', '--user', 'alice', '--ttl', '3s']);
+  const a2 = await cliOk<{ serial: string }>(['renew', a.serial, '--dir', pki.pki, '--out', path.join(pki.base, 'renewed'), '--json']); // 24 h, same chain
+  await waitUntil(Date.parse(a.notAfter) + 1000);
+  const tidied = await cliOk<Report>(['tidy', '--dir', pki.pki, '--older-than', '1s', '--json']);
+  assert.deepEqual(tidied.serials, [a.serial], 'the expired predecessor goes, its valid renewal stays');
+  const r = await cli(['revoke', a.serial, '--dir', pki.pki, '--reason', 'keyCompromise']);
+  assert.notEqual(r.code, 0, r.stdout);
+  assert.doesNotMatch(r.stderr, /no certificate with serial .* was issued/);
+  assert.match(r.stderr, new RegExp(`certificate ${a.serial} was issued by this CA, but its record is no longer in the index \\(\`mcp-mtls tidy\` removed it after it expired\\)`));
+  assert.match(r.stderr, new RegExp(`it was renewed as ${a2.serial}, which is still in the index: revoke ${a2.serial}`));
+  // an unknown serial keeps the plain answer
+  const unknown = await cli(['revoke', 'abcdef', '--dir', pki.pki, '--reason', 'keyCompromise']);
+  assert.match(unknown.stderr, /no certificate with serial abcdef was issued/);
+});
