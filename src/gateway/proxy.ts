@@ -63,7 +63,7 @@ export interface GatewayOptions extends HostCheckOptions {
  * gateway certificate's names and loopback are accepted, plus `allowedHosts` / `allowedOrigins`).
  * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
  * Paths with dot segments, encoded slashes or empty segments are refused (400); at most 8
- * GET streams are open per certificate (then 429).
+ * streams (GET streams and 2026-07-28 listen streams together) are open per certificate (then 429).
  *
  * @returns the handler, with `inFlight()` (requests being served) and `close()` (closes the
  *   gateway's own upstream connection pools, not the routes' dispatchers)
@@ -117,10 +117,11 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     let mcpName: string | undefined;
     let asked: AskedLists = new Map();
     let requestIds: ReadonlySet<unknown> = new Set(); // the answers this POST may receive (response.ts)
+    let listens = false; // a 2026-07-28 listen stream: counted with the GET streams
     if (req.method === 'POST') {
       const gated = await gateRequestBody(req, { identity, policy, headers: req.headers, remote, ...(options.audit ? { audit: options.audit } : {}), ...(options.metrics ? { metrics: options.metrics } : {}), ...(options.maxBodyBytes !== undefined ? { maxBodyBytes: options.maxBodyBytes } : {}) });
       if (gated.kind === 'respond') return sendJson(res, gated.status, gated.body);
-      ({ body, mcpName, asked, requestIds } = gated);
+      ({ body, mcpName, asked, requestIds, listens } = gated);
     }
 
     // 5. resumption: only of a stream this certificate was sent, in this session, on this route
@@ -142,12 +143,12 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}), ...(lastEventId ? { lastEventId } : {}) });
     const upstreamUrl = upstreamUrlFor(route, below);
     if (!upstreamUrl) return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
-    if (isStream && !streams.tryOpen(identity.fingerprint, res)) {
+    if ((isStream || listens) && !streams.tryOpen(identity.fingerprint, res)) {
       return sendJson(res, 429, { jsonrpc: '2.0', id: null, error: { code: -32000, message: `at most ${MAX_STREAMS_PER_CERT} open streams per certificate` } });
     }
 
     const started = performance.now();
-    const upstream = await callUpstream({ url: upstreamUrl, method: req.method, headers, ...(body !== undefined ? { body } : {}), dispatcher: pools.for(route, isStream), timeoutMs }, res, route, log);
+    const upstream = await callUpstream({ url: upstreamUrl, method: req.method, headers, ...(body !== undefined ? { body } : {}), dispatcher: pools.for(route, isStream || listens), timeoutMs }, res, route, log);
     if (!upstream) return;
     options.metrics?.upstreamLatency(route.prefix, (performance.now() - started) / 1000);
     sessions.answered(route.prefix, { method: req.method, sid }, upstream, identity.fingerprint);

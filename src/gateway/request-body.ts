@@ -32,7 +32,7 @@ export type GatedRequestBody =
    * `asked`: its list requests, whose answers are filtered; `mcpName`: the `Mcp-Name` header
    * the rewritten body needs, when the gate changed it
    */
-  | { readonly kind: 'forward'; readonly body: string; readonly requestIds: ReadonlySet<unknown>; readonly asked: AskedLists; readonly mcpName?: string };
+  | { readonly kind: 'forward'; readonly body: string; readonly requestIds: ReadonlySet<unknown>; readonly asked: AskedLists; readonly mcpName?: string; /** it opens a 2026-07-28 listen stream (open as long as the client wants) */ readonly listens: boolean };
 
 /** Reads, gates and rewrites a POST body. */
 export async function gateRequestBody(req: IncomingMessage, ctx: RequestBodyContext): Promise<GatedRequestBody> {
@@ -63,6 +63,7 @@ export async function gateRequestBody(req: IncomingMessage, ctx: RequestBodyCont
     body: JSON.stringify(Array.isArray(gate.body) ? forwarded : forwarded[0]),
     requestIds,
     asked: askedLists(messages),
+    listens: messages.some((m) => m?.method === 'subscriptions/listen'),
     ...(gate.mcpName !== undefined ? { mcpName: gate.mcpName } : {}),
   };
 }

@@ -1,6 +1,7 @@
 /**
- * At most {@link MAX_STREAMS_PER_CERT} GET streams open per certificate: a stream stays open as
- * long as the client wants, so without a cap one client could hold the stream pool.
+ * At most {@link MAX_STREAMS_PER_CERT} streams open per certificate, GET streams and 2026-07-28
+ * `subscriptions/listen` streams together: such a stream stays open as long as the client wants,
+ * so without a cap one client could hold the stream pool.
  */
 import type { ServerResponse } from 'node:http';
 

@@ -19,7 +19,7 @@ export function clientResponseHeaders(upstream: Dispatcher.ResponseData['headers
 
 /**
  * The gateway's own connection pools, for routes without a dispatcher: requests and
- * long-lived GET streams in separate pools, so streams can never starve calls.
+ * long-lived streams (GET, 2026-07-28 listen) in separate pools, so streams can never starve calls.
  */
 export class UpstreamPools {
   readonly #calls = new Agent({ keepAliveTimeout: 30_000 });

@@ -27,6 +27,7 @@ let upstream: http.Server;
 let gateway: MtlsServer;
 let gw: ReturnType<typeof createGatewayHandler>;
 let files: { cert: string; key: string; ca: string };
+let tls: ReturnType<typeof tlsFromPki>;
 let policy = policyFromText(TEST_POLICY);
 
 before(async () => {
@@ -38,7 +39,8 @@ before(async () => {
   const r = await pki.issue(['issue', 'client', '--user', 'bob', '--team', 'dev']);
   files = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
   gw = createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`), policy: () => policy }], log: () => undefined });
-  gateway = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, gw);
+  tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
+  gateway = createMtlsServer({ ...tls, log: () => undefined }, gw);
   await new Promise<void>((res) => gateway.listen(0, '127.0.0.1', res));
 });
 after(async () => {
@@ -73,5 +75,51 @@ test('a listen stream through the gateway: resources/updated is decided under th
   } finally {
     await client.close();
     await agent.close();
+  }
+});
+
+test('listen streams count as open streams: at most 8 per certificate through the gateway, as GET streams', async () => {
+  // an upstream that keeps each listen stream open, as 2026-07-28 describes it (the SDK's
+  // createMcpHandler here ends its listen response after the acknowledgement)
+  const open = new Set<http.ServerResponse>();
+  const held = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: {} })}\n\n`);
+      open.add(res);
+      res.once('close', () => open.delete(res));
+    });
+  });
+  await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+  const hgw = createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(`http://127.0.0.1:${(held.address() as AddressInfo).port}/mcp`), policy: () => policy }], log: () => undefined });
+  const hs = createMtlsServer({ ...tls, log: () => undefined }, hgw);
+  await new Promise<void>((r) => hs.listen(0, '127.0.0.1', r));
+  const agent = createMtlsAgent(bundleOf(files));
+  const f = createMtlsFetch(agent);
+  const streams: ReadableStream<Uint8Array>[] = [];
+  const listen = async (i: number) => {
+    const body = { jsonrpc: '2.0', id: `l${i}`, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'x', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } } };
+    const r = await f(`https://localhost:${(hs.address() as AddressInfo).port}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' }, body: JSON.stringify(body) });
+    if (r.status === 200) streams.push(r.body!);
+    else await r.text();
+    return r.status;
+  };
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 9; i++) statuses.push(await listen(i));
+    assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 429], `one certificate's listen streams: ${statuses.join(' ')}, ${open.size} held open upstream`);
+    // one closed: room for another
+    await streams.shift()!.cancel();
+    for (let i = 0; i < 30 && open.size > 7; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await listen(9), 200);
+  } finally {
+    for (const s of streams) await s.cancel().catch(() => undefined);
+    await agent.close();
+    held.closeAllConnections();
+    held.close();
+    hs.closeAllConnections();
+    hs.close();
+    await hgw.close();
   }
 });
