@@ -79,8 +79,9 @@ test('a listen stream through the gateway: resources/updated is decided under th
 });
 
 test('listen streams count as open streams: at most 8 per certificate through the gateway, as GET streams', async () => {
-  // an upstream that keeps each listen stream open, as 2026-07-28 describes it (the SDK's
-  // createMcpHandler here ends its listen response after the acknowledgement)
+  // an upstream that keeps each listen stream open, whatever it is asked (the SDK's
+  // createMcpHandler ends a listen stream whose filter it honours nothing of, and by then
+  // the policy above has taken the one resource it could subscribe to from bob)
   const open = new Set<http.ServerResponse>();
   const held = http.createServer((req, res) => {
     req.resume();
