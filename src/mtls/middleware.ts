@@ -126,7 +126,13 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
         sendJsonResponse(res, 400, { error: f.error, message: f.message }, { cacheControl: 'no-store' });
         return;
       }
-      auth = f?.kind === 'forwarded' ? f.auth : authenticator.authenticate(req.socket as TLSSocket);
+      // behind a trusted proxy the hop may be plain HTTP: such a connection has no certificate of its own
+      auth =
+        f?.kind === 'forwarded'
+          ? f.auth
+          : (req.socket as TLSSocket).encrypted
+            ? authenticator.authenticate(req.socket as TLSSocket)
+            : { ok: false, reason: 'certificate_required', message: 'no client certificate was presented: this connection is not TLS; connect over mTLS, or through a trusted proxy' };
     } catch (e) {
       // the server may have let this client renegotiate to a certificate nobody verified:
       // a server misconfiguration, refused on every such request until it is fixed

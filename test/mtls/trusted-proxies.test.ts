@@ -9,6 +9,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -141,6 +142,25 @@ test('the middleware takes trustedProxies too; strict mode needs each proxy to p
   server.closeAllConnections();
   await new Promise((r2) => server.close(r2));
   mw.close();
+  // behind a proxy on plain HTTP: the forwarded certificate from the proxy; anyone else has no certificate at all
+  const plainMw = createMtlsMiddleware({ tls: material, log: () => undefined, trustedProxies: [{ from: '127.0.0.2', format: 'nginx' }] });
+  const plain = http.createServer((req, res) => plainMw(req, res, () => res.end((req as { auth?: { clientId: string } }).auth?.clientId)));
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  const get = (localAddress: string, headers: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: (plain.address() as AddressInfo).port, path: '/', localAddress, headers, agent: false }, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      }).on('error', reject);
+    });
+  assert.equal((await get('127.0.0.2', { 'ssl-client-cert': nginxEscaped(fx.clients.bob.cert) })).body, 'spiffe://acme.test/user/bob');
+  const direct = await get('127.0.0.1', {});
+  assert.equal(direct.status, 401);
+  assert.equal(JSON.parse(direct.body).error, 'certificate_required');
+  assert.equal((await get('127.0.0.1', { 'ssl-client-cert': nginxEscaped(fx.clients.bob.cert) })).status, 400);
+  plain.close();
+  plainMw.close();
   assert.throws(() => createMtlsServer({ ...material, mode: 'strict', trustedProxies: [{ from: '10.0.0.0/8', format: 'nginx' }] }, () => undefined), /strict mode .* must present one/);
   assert.throws(() => createMtlsServer({ ...material, trustedProxies: [{ from: '10.0.0.1/8', format: 'nginx' }] }, () => undefined), /bits are set after the prefix/);
   assert.throws(() => createMtlsServer({ ...material, trustedProxies: [{ from: '10.0.0.0/8', format: 'haproxy' as 'nginx' }] }, () => undefined), /unknown format "haproxy"/);
