@@ -12,7 +12,7 @@ import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import { crlDers } from '../mtls/revocation.js';
 import { parseCrl, verifyCrlSignature, type ParsedCrl } from '../x509/crl.js';
-import { parseCertificate } from '../x509/certificate.js';
+import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js';
 import { crlUrlsOf } from '../x509/crl-distribution-points.js';
 import { boundedGet } from '../util/bounded-get.js';
 import { readCertificates } from '../x509/pem.js';
@@ -293,8 +293,16 @@ async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; c
       await ca.store.close();
     }
   }
-  const certs = [...b.chain.slice(1), ...b.ca].map((d) => parseCertificate(d));
-  const issuer = certs.find((c) => c.subjectName.equals(leaf.issuerName) && new crypto.X509Certificate(leaf.der).verify(new crypto.X509Certificate(c.der).publicKey));
+  // the chain upwards: each certificate with the CA that signed it (the leaf's issuer, that CA's, ...)
+  const pool = [...b.chain.slice(1), ...b.ca].map((d) => parseCertificate(d));
+  const links: { cert: ParsedCertificate; issuer: ParsedCertificate }[] = [];
+  for (let cert: ParsedCertificate | undefined = leaf; cert && links.length < 8; ) {
+    const below: ParsedCertificate = cert;
+    const issuer = pool.find((c) => c.subjectName.equals(below.issuerName) && new crypto.X509Certificate(below.der).verify(new crypto.X509Certificate(c.der).publicKey));
+    if (!issuer || issuer.der.equals(below.der)) break; // self-signed: the root
+    links.push({ cert: below, issuer });
+    cert = issuer;
+  }
   for (const crlSource of o.crl) {
     const { label: file, data } = await readCrlSource(crlSource);
     let crls: ParsedCrl[];
@@ -303,16 +311,32 @@ async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; c
     } catch (cause) {
       throw new MtlsError('CRL_INVALID', `${file} is not a CRL: ${(cause as Error).message}`, { cause, hint: 'pass a CRL (PEM or DER) that `mcp-mtls crl` wrote or `ca serve` serves' });
     }
-    const crl = crls.find((c) => issuer && c.issuerName.equals(issuer.subjectName) && verifyCrlSignature(c, new crypto.X509Certificate(issuer.der).publicKey));
-    if (!crl) {
-      throw new MtlsError('CRL_INVALID', `${file} was not signed by the CA that issued the certificate in ${b.source.file}: it says nothing about its revocation`, { hint: "pass the CRL of the certificate's issuing CA (the CA folder's crl/intermediate.crl)" });
+    // the CRL of the leaf's issuing CA, or of a CA above it (the root's CRL says whether the intermediate is revoked)
+    let found: { crl: ParsedCrl; cert: ParsedCertificate } | undefined;
+    for (const c of crls) {
+      const link = links.find((l) => c.issuerName.equals(l.issuer.subjectName) && verifyCrlSignature(c, new crypto.X509Certificate(l.issuer.der).publicKey));
+      if (link) {
+        found = { crl: c, cert: link.cert };
+        break;
+      }
     }
-    const entry = crl.entries.find((e) => e.serial === leaf.serial);
+    if (!found) {
+      throw new MtlsError('CRL_INVALID', `${file} was not signed by the CA that issued the certificate in ${b.source.file} (nor by a CA above it): it says nothing about its revocation`, { hint: "pass the CRL of the certificate's issuing CA (the CA folder's crl/intermediate.crl), or the root's (crl/root.crl)" });
+    }
+    const { crl, cert } = found;
+    const entry = crl.entries.find((e) => e.serial === cert.serial);
     // a delta or partitioned CRL lists only some revocations: its silence says nothing (servers refuse it too)
     if (!entry && crl.notComplete) {
       throw new MtlsError('CRL_INVALID', `${file} cannot be used to check revocation: ${crl.notComplete}`, { hint: "pass the issuing CA's complete CRL (the CA folder's crl/intermediate.crl, or the certificate's CRL distribution point)" });
     }
-    if (entry) throw revokedError(b, leaf.serial, { revokedAt: entry.revokedAt.toISOString(), reason: entry.reason }, file);
+    if (entry && cert === leaf) throw revokedError(b, leaf.serial, { revokedAt: entry.revokedAt.toISOString(), reason: entry.reason }, file);
+    if (entry) {
+      const how = { revokedAt: entry.revokedAt.toISOString(), reason: entry.reason };
+      throw new MtlsError('CERT_REVOKED', `the CA certificate ${new crypto.X509Certificate(cert.der).subject.replaceAll('\n', ', ')} (serial ${cert.serial}) that issued the certificate in ${b.source.file} is revoked (${how.reason ?? 'unspecified'}, ${how.revokedAt}; per ${file}): servers with the root's CRL refuse every certificate it issued`, {
+        hint: 'ask your operator for a certificate from the CA\'s current intermediate',
+        details: { serial: cert.serial, ...how },
+      });
+    }
     if (crl.nextUpdate && crl.nextUpdate < new Date()) warnings.push(`${file} is out of date (nextUpdate ${crl.nextUpdate.toISOString()}): a newer CRL may list the certificate`);
     sources.push(file);
   }

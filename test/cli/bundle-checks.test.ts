@@ -195,3 +195,35 @@ test('check-bundle --crl: a delta, partitioned or critical-extension CRL of the 
     assert.match(err.message, why, name);
   }
 });
+
+test("check-bundle --crl takes the root's CRL too (it says whether the intermediate is revoked), as servers given both CRLs do", async () => {
+  const t = await makePki();
+  const erin = await t.issue(['issue', 'client', '--user', 'erin']);
+  const profile = path.join(t.base, 'erin.yaml');
+  await cliOk(['bundle', erin.files.cert, '--dir', t.pki, '--format', 'profile', '--out', profile]);
+  const [rootCrl, interCrl] = [path.join(t.pki, 'crl', 'root.crl'), path.join(t.pki, 'crl', 'intermediate.crl')];
+  // the CA folder's two CRLs, as `ca serve` serves them and servers load them
+  const both = await cliOk<CheckJson>(['check-bundle', profile, '--crl', rootCrl, '--crl', interCrl, '--json']);
+  assert.deepEqual(both.revocation, { checked: true, revoked: false, source: `${rootCrl}, ${interCrl}` });
+  // a root CRL listing the intermediate (signed with the root key by python cryptography)
+  const revoking = path.join(t.base, 'root-revoking.crl');
+  execFileSync('python3', ['-c', `
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+d, out = sys.argv[1], sys.argv[2]
+root = x509.load_pem_x509_certificate(open(d + '/root.crt', 'rb').read())
+inter = x509.load_pem_x509_certificate(open(d + '/intermediate.crt', 'rb').read())
+key = serialization.load_pem_private_key(open(d + '/private/root.key', 'rb').read(), None)
+now = datetime.datetime.now(datetime.timezone.utc)
+b = (x509.CertificateRevocationListBuilder().issuer_name(root.subject).last_update(now - datetime.timedelta(minutes=5))
+     .next_update(now + datetime.timedelta(days=1)).add_extension(x509.CRLNumber(77), False)
+     .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(inter.serial_number).revocation_date(now - datetime.timedelta(minutes=5)).build()))
+open(out, 'wb').write(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+`, t.pki, revoking]);
+  const r = await cli(['check-bundle', profile, '--crl', revoking, '--json']);
+  assert.equal(r.code, 65, r.stderr);
+  const err = JSON.parse(r.stderr).error;
+  assert.equal(err.code, 'CERT_REVOKED', r.stderr);
+  assert.match(err.message, /the CA certificate .* \(serial [0-9a-f]+\) that issued the certificate in .*erin\.yaml is revoked/);
+});
