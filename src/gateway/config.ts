@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { isDuration } from '../util/duration.js';
 import { MtlsError } from '../errors.js';
 import { FORWARDED_FORMATS } from '../mtls/trusted-proxies.js';
+import { StdioRouteSchema } from './stdio-config.js';
 
 const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');
 
@@ -60,12 +61,14 @@ export const GatewayConfigSchema = z.strictObject({
       z.strictObject({
         /** path prefix, e.g. `/mcp`; the path below it is appended to the upstream's path */
         path: z.string().regex(/^\/[^\s?#]*$/, 'a path such as /mcp'),
-        upstream: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL of the upstream\'s Streamable HTTP endpoint (e.g. http://127.0.0.1:3000/mcp)' }),
+        upstream: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL of the upstream\'s Streamable HTTP endpoint (e.g. http://127.0.0.1:3000/mcp)' }).optional(),
+        /** instead of `upstream`: a stdio MCP server the gateway runs (stdio-config.ts, docs/gateway.md) */
+        stdio: StdioRouteSchema.optional(),
         /** the policy file of this route, watched and reloaded when it changes */
         policy: z.string(),
         /** files for an https upstream: a CA to trust, and a client certificate and key to present */
         upstreamTls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
-      }),
+      }).refine((r) => (r.upstream === undefined) !== (r.stdio === undefined), 'give upstream (an http(s) URL) or stdio (a command), not both'),
     )
     .min(1),
   /** more host names a client's `Host` may name, besides the gateway certificate's names and loopback; `"*"` turns the Host and Origin checks off (DNS rebinding protection) */
@@ -111,6 +114,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     routes: c.routes.map((r) => ({
       ...r,
       policy: abs(r.policy),
+      ...(r.stdio?.cwd ? { stdio: { ...r.stdio, cwd: abs(r.stdio.cwd) } } : {}),
       ...(r.upstreamTls ? { upstreamTls: Object.fromEntries(Object.entries(r.upstreamTls).map(([k, v]) => [k, abs(v as string)])) } : {}),
     })),
     ...(c.audit ? { audit: abs(c.audit) } : {}),

@@ -21,6 +21,7 @@ import { UpstreamProbe } from './health.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
 import { sendJsonResponse } from '../util/json-response.js';
+import { startStdioUpstreams, type StdioUpstream } from './stdio-routes.js';
 
 /** A gateway {@link startGateway} started: listening, with its controls. */
 export interface RunningGateway {
@@ -50,19 +51,30 @@ function tlsMaterial(c: GatewayConfig): MtlsTlsMaterial {
  *   {@link tlsFromPki} (`FILE_NOT_FOUND`) do; Node's errors for other unreadable files; rejects
  *   when the address cannot be bound
  */
-export async function startGateway(config: GatewayConfig, log: (line: string) => void = stderrLog('mcp-mtls gateway')): Promise<RunningGateway> {
+export async function startGateway(config: GatewayConfig, log: (line: string) => void = stderrLog('mcp-mtls gateway'), options: GatewayStartOptions = {}): Promise<RunningGateway> {
   // what a failed start already opened is closed again, so a caller that retries leaks nothing
-  const opened: { watchers: PolicyWatcher[]; server?: MtlsServer } = { watchers: [] };
+  const opened: Opened = { watchers: [], stdio: [] };
   try {
-    return await start(config, log, opened);
+    return await start(config, log, opened, options);
   } catch (e) {
     for (const w of opened.watchers) w.close();
     opened.server?.close();
+    await Promise.all(opened.stdio.map((s) => s.close()));
     throw e;
   }
 }
 
-async function start(config: GatewayConfig, log: (line: string) => void, opened: { watchers: PolicyWatcher[]; server?: MtlsServer }): Promise<RunningGateway> {
+/** Options of {@link startGateway} besides the configuration. */
+export interface GatewayStartOptions {
+  /** the environment stdio upstreams take PATH, HOME, LANG ... from (the CLI passes its own); default none */
+  readonly env?: Record<string, string | undefined>;
+}
+
+type Opened = { watchers: PolicyWatcher[]; server?: MtlsServer; stdio: StdioUpstream[] };
+
+async function start(config: GatewayConfig, log: (line: string) => void, opened: Opened, options: GatewayStartOptions): Promise<RunningGateway> {
+  // stdio upstreams: each served to the proxy below as a Streamable HTTP upstream on a private socket
+  const stdio = await startStdioUpstreams(config, log, options.env, opened.stdio);
   const audit = config.audit ? createAuditLog(config.audit) : undefined;
   const metrics = new GatewayMetrics();
   const watchers = opened.watchers;
@@ -73,7 +85,9 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
     const dispatcher = t
       ? new Agent({ connect: { secureContext: tls.createSecureContext({ ...(t.ca ? { ca: fs.readFileSync(t.ca) } : {}), ...(t.cert ? { cert: fs.readFileSync(t.cert) } : {}), ...(t.key ? { key: fs.readFileSync(t.key) } : {}) }) } as Agent.Options['connect'] })
       : undefined;
-    return { prefix: r.path, upstream: new URL(r.upstream), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}) };
+    const s = stdio.get(r.path);
+    if (s) return { prefix: r.path, upstream: s.url, policy: () => w.current(), dispatcher: s.dispatcher };
+    return { prefix: r.path, upstream: new URL(r.upstream as string), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}) };
   });
   const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}), ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {}), ...(config.allowedOrigins ? { allowedOrigins: config.allowedOrigins } : {}) });
   // the gateway watches its files itself (CRLs and its certificate, below): not the listener too
@@ -92,6 +106,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       routes: routes.map((r) => r.prefix),
       upstreams,
       inFlight: handler.inFlight(),
+      ...(stdio.size ? { processes: Object.fromEntries([...stdio].map(([p, s]) => [p, s.counts()])) } : {}),
       crlWarnings: crlWarnings(server.revocation(), new Date()),
       crlSources: server.crlSources(),
     };
@@ -164,6 +179,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       for (const w of fsWatchers) w.close();
       for (const w of watchers) w.close();
       await handler.close();
+      await Promise.all([...stdio.values()].map((s) => s.close())); // SIGTERM every child, SIGKILL after 2 s
       await probeAgent.close().catch(() => undefined);
     },
   };

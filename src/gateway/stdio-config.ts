@@ -1,0 +1,56 @@
+/** gateway.yaml: a route's `stdio` upstream (a command the gateway runs), instead of an `upstream` URL. */
+import { z } from 'zod';
+import { isDuration } from '../util/duration.js';
+import { namesCaller } from './stdio-upstream.js';
+
+/** A stdio upstream: the command, its args, env and working directory, and its process model. */
+export const StdioRouteSchema = z
+  .strictObject({
+    /** the program (found on PATH), e.g. `npx` */
+    command: z.string().min(1),
+    /** its arguments; `{principal.id}` and `{team}` name the caller (per-principal / per-team) */
+    args: z.array(z.string()).default([]),
+    /** variables for the process (it gets only these and PATH, HOME, LANG ... from the gateway's environment) */
+    env: z.record(z.string(), z.string()).default({}),
+    /** its working directory */
+    cwd: z.string().optional(),
+    /** one process for every caller, one per certificate principal, or one per team */
+    processModel: z.enum(['shared', 'per-principal', 'per-team']).default('shared'),
+    /** at most this many processes run (per-principal / per-team), the least recently used idle one stopped first */
+    maxProcesses: z.number().int().positive().default(16),
+    /** a per-principal / per-team process unused this long is stopped */
+    idleTimeout: z.string().refine(isDuration, 'a duration such as 30s or 2m').default('10m'),
+    /** a longer stdout line (one JSON-RPC message) kills the process */
+    maxLineBytes: z.number().int().positive().default(16 * 1024 * 1024),
+  })
+  .refine((s) => s.processModel !== 'shared' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some(namesCaller), 'a shared process serves every caller: {principal.id} and {team} need processModel per-principal (or {team} per-team)')
+  .refine((s) => s.processModel !== 'per-team' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => v.includes('{principal.id}')), 'a per-team process serves every member of the team: {principal.id} needs processModel per-principal');
+
+/** Splits a command line as a shell would, without running one: words, 'single' and "double" quotes, backslash escapes. */
+export function splitCommandLine(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let any = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      else if (ch === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      any = true;
+    } else if (ch === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      any = true;
+    } else if (/\s/.test(ch)) {
+      if (any || cur) out.push(cur);
+      cur = '';
+      any = false;
+    } else cur += ch;
+  }
+  if (quote) throw new Error(`unclosed ${quote} in the command line`);
+  if (any || cur) out.push(cur);
+  return out;
+}

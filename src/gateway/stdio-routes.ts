@@ -1,0 +1,33 @@
+/** The gateway's stdio upstreams from its configuration: one {@link StdioUpstream} per route with `stdio`. */
+import type { GatewayConfig } from './config.js';
+import { parseDuration } from '../util/duration.js';
+import { StdioUpstream } from './stdio-upstream.js';
+
+export { StdioUpstream } from './stdio-upstream.js';
+
+/** Starts one listener per stdio route (processes start on first request), pushing each to `opened` so a failed start closes them. */
+export async function startStdioUpstreams(config: GatewayConfig, log: (line: string) => void, baseEnv: Record<string, string | undefined> | undefined, opened: StdioUpstream[]): Promise<Map<string, StdioUpstream>> {
+  const out = new Map<string, StdioUpstream>();
+  for (const r of config.routes) {
+    if (!r.stdio) continue;
+    const s = r.stdio;
+    const u = new StdioUpstream({
+      name: r.path,
+      command: s.command,
+      args: s.args,
+      env: s.env,
+      ...(s.cwd ? { cwd: s.cwd } : {}),
+      processModel: s.processModel,
+      maxProcesses: s.processModel === 'shared' ? 1 : s.maxProcesses,
+      idleMs: parseDuration(s.idleTimeout),
+      maxLineBytes: s.maxLineBytes,
+      timeoutMs: parseDuration(config.upstreamTimeout),
+      ...(baseEnv ? { baseEnv } : {}),
+      log,
+    });
+    opened.push(u);
+    await u.listen();
+    out.set(r.path, u);
+  }
+  return out;
+}

@@ -1,0 +1,519 @@
+/**
+ * A stdio MCP server as a Streamable HTTP upstream of the gateway. The gateway's proxy
+ * (proxy.ts) talks to it as to any HTTP upstream, so everything it does (policy per message,
+ * hidden-as-unknown, list filtering, identity in `_meta`, audit, metrics, sessions bound to
+ * certificates) applies unchanged: this file only turns HTTP into stdio processes.
+ *
+ * It listens on a Unix socket in a private folder (mode 0700), reachable by the gateway's own
+ * user only, never on a network port: what it receives comes from the gateway, so the identity
+ * in `_meta` of an `initialize` is the verified one.
+ *
+ * Processes (`processModel`): `shared` (one for every caller), `per-principal` or `per-team`
+ * (one per principal or team, started on its first request, stopped after `idleMs` unused, at
+ * most `maxProcesses`, the least recently used idle one stopped first). A process is
+ * initialized once, by the first session of its key; later sessions get that answer.
+ *
+ * Matching: every request id is rewritten to one of the process's own, so a response goes
+ * only to the caller that asked; progress tokens likewise. A server-to-client request
+ * (sampling, elicitation, roots) goes to the caller with a request in flight when every
+ * request in flight belongs to one principal, and its answer comes back; otherwise the process
+ * gets an error answer (the gateway cannot tell whose it is). A notification that names no
+ * request: list_changed to every session of the process, resources/updated to the sessions
+ * that subscribed, any other only when the process serves one principal.
+ *
+ * Faults: a process that exits fails its requests in flight with a JSON-RPC error and starts
+ * again on the next request, after a backoff (0.5 s doubling to 30 s) when it exited within
+ * 10 s of starting; a request unanswered within `timeoutMs` gets an error.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Agent } from 'undici';
+import { IDENTITY_META_KEY } from './identity-meta.js';
+import { StdioProcess } from './stdio-process.js';
+
+export type ProcessModel = 'shared' | 'per-principal' | 'per-team';
+
+export interface StdioUpstreamOptions {
+  /** the route's path, for log lines and /healthz */
+  readonly name: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  /** variables for the child besides the safe base (PATH, HOME, ...): values may use `{principal.id}` and `{team}` */
+  readonly env: Record<string, string>;
+  readonly cwd?: string;
+  readonly processModel: ProcessModel;
+  readonly maxProcesses: number;
+  readonly idleMs: number;
+  readonly maxLineBytes: number;
+  /** a request unanswered this long gets a JSON-RPC error */
+  readonly timeoutMs: number;
+  /** the environment the safe base variables are taken from (the CLI passes the gateway's) */
+  readonly baseEnv?: Record<string, string | undefined>;
+  readonly log: (line: string) => void;
+}
+
+/** The variables a child gets from the gateway's environment; nothing else (a secret in the gateway's environment stays there). */
+const BASE_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SHELL', 'SYSTEMROOT', 'NODE_OPTIONS'];
+
+const CRASH_WINDOW_MS = 10_000;
+/** sessions: forgotten after this long unused (as the gateway's own), at most this many, least recently used first */
+const SESSION_IDLE_MS = 8 * 3600_000;
+const MAX_SESSIONS = 100_000;
+const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+
+interface Caller {
+  readonly session: Session;
+  readonly clientId: unknown;
+  readonly write: (message: unknown) => void;
+  readonly answered: () => void;
+  readonly timer?: NodeJS.Timeout;
+  readonly progressToken?: string;
+}
+
+interface Session {
+  readonly id: string;
+  readonly slot: Slot;
+  readonly principal: string;
+  getStream?: ServerResponse;
+  readonly subscriptions: Set<string>;
+  lastUsed: number;
+}
+
+interface Slot {
+  readonly key: string;
+  readonly principalId?: string;
+  readonly team?: string;
+  proc?: StdioProcess;
+  /** resolves with the initialize result once the process answered it */
+  ready?: Promise<Record<string, unknown>>;
+  initParams?: Record<string, unknown>;
+  nextId: number;
+  readonly pending: Map<number, Caller>;
+  readonly progress: Map<string, Caller>;
+  /** server-to-client requests sent to a caller: gateway id -> the process's id and the session */
+  readonly serverRequests: Map<string, { procId: unknown; session: Session }>;
+  readonly sessions: Set<Session>;
+  lastUsed: number;
+  crashes: number;
+  nextStartAt: number;
+}
+
+type Rpc = { jsonrpc?: string; id?: unknown; method?: string; params?: Record<string, unknown>; result?: unknown; error?: unknown };
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The caller the gateway named in `_meta` (its principal URI, id and teams). */
+function callerOf(m: Rpc): { principal: string; id: string; teams: string[] } | undefined {
+  const meta = isObject(m.params) && isObject(m.params._meta) ? m.params._meta[IDENTITY_META_KEY] : undefined;
+  if (!isObject(meta) || typeof meta.principal !== 'string') return undefined;
+  const id = meta.principal.slice(meta.principal.lastIndexOf('/') + 1);
+  return { principal: meta.principal, id, teams: Array.isArray(meta.teams) ? meta.teams.filter((t): t is string => typeof t === 'string') : [] };
+}
+
+/** `{principal.id}` and `{team}` in a template; the values are principal ids and team names, which hold no `/` (identity/names.ts). */
+export function fillTemplate(template: string, values: { principalId?: string; team?: string }): string {
+  return template.replace(/\{(principal\.id|team)\}/g, (all, name: string) => (name === 'team' ? values.team : values.principalId) ?? all);
+}
+
+/** Whether a template names the caller. */
+export const namesCaller = (s: string): boolean => /\{(principal\.id|team)\}/.test(s);
+
+const rpcError = (id: unknown, message: string, code = -32603) => ({ jsonrpc: '2.0', id, error: { code, message } });
+
+export class StdioUpstream {
+  readonly #o: StdioUpstreamOptions;
+  readonly #slots = new Map<string, Slot>();
+  readonly #sessions = new Map<string, Session>();
+  #dir?: string;
+  #server?: http.Server;
+  #agent?: Agent;
+  #sweeper?: NodeJS.Timeout;
+  #closed = false;
+
+  constructor(options: StdioUpstreamOptions) {
+    this.#o = options;
+  }
+
+  /** The URL the gateway's route names (its host is a label: the dispatcher connects to the socket). */
+  readonly url = new URL('http://stdio-upstream/mcp');
+
+  /** The dispatcher that reaches the socket; valid after {@link listen}. */
+  get dispatcher(): Agent {
+    return this.#agent!;
+  }
+
+  async listen(): Promise<void> {
+    this.#dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcp-mtls-stdio-'));
+    fs.chmodSync(this.#dir, 0o700);
+    const socketPath = path.join(this.#dir, 'upstream.sock');
+    this.#server = http.createServer((req, res) => void this.#handle(req, res).catch((e: unknown) => {
+      this.#o.log(`${this.#o.name}: ${(e as Error).message}`);
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.end();
+    }));
+    await new Promise<void>((resolve, reject) => {
+      this.#server!.once('error', reject);
+      this.#server!.listen(socketPath, () => resolve());
+    });
+    this.#agent = new Agent({ connect: { socketPath }, keepAliveTimeout: 30_000 });
+    if (this.#o.processModel !== 'shared') {
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, Math.min(this.#o.idleMs / 2, 30_000)));
+      this.#sweeper.unref();
+    }
+  }
+
+  /** For /healthz and /metrics: processes running and the cap. */
+  counts(): { processModel: ProcessModel; running: number; max: number; sessions: number } {
+    return { processModel: this.#o.processModel, running: this.#running().length, max: this.#o.maxProcesses, sessions: this.#sessions.size };
+  }
+
+  /** Stops every process (SIGTERM, then SIGKILL) and the listener. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    for (const s of this.#sessions.values()) s.getStream?.end();
+    await Promise.all([...this.#slots.values()].map((s) => s.proc?.stop()));
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+    this.#server?.closeAllConnections();
+    await this.#agent?.close().catch(() => undefined);
+    if (this.#dir) fs.rmSync(this.#dir, { recursive: true, force: true });
+  }
+
+  #running(): Slot[] {
+    return [...this.#slots.values()].filter((s) => s.proc?.alive);
+  }
+
+  #sweep(): void {
+    const now = Date.now();
+    for (const slot of this.#running()) {
+      if (slot.pending.size === 0 && now - slot.lastUsed > this.#o.idleMs) {
+        this.#o.log(`${this.#tag(slot)}: idle for ${this.#o.idleMs} ms, stopping`);
+        void slot.proc!.stop();
+      }
+    }
+  }
+
+  #tag(slot: Slot): string {
+    return `stdio upstream ${this.#o.name} [${slot.key}]${slot.proc?.pid ? ` pid ${slot.proc.pid}` : ''}`;
+  }
+
+  #keyOf(caller: { principal: string; id: string; teams: string[] }): { key: string; principalId?: string; team?: string } | string {
+    if (this.#o.processModel === 'shared') return { key: 'shared' };
+    if (this.#o.processModel === 'per-principal') return { key: caller.principal, principalId: caller.id };
+    const team = caller.teams[0];
+    if (!team) return 'this upstream runs one process per team, and the certificate names no team';
+    return { key: `team:${team}`, team };
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method === 'HEAD') return void res.writeHead(204).end();
+    const sid = typeof req.headers['mcp-session-id'] === 'string' ? req.headers['mcp-session-id'] : undefined;
+    const session = sid === undefined ? undefined : this.#sessions.get(sid);
+    if (sid !== undefined && !session) return json(res, 404, rpcError(null, 'Session not found', -32001));
+    if (session) {
+      // most recently used last: the first is the one forgotten when there are too many
+      session.lastUsed = Date.now();
+      this.#sessions.delete(session.id);
+      this.#sessions.set(session.id, session);
+    }
+    if (req.method === 'DELETE') {
+      if (!session) return json(res, 400, rpcError(null, 'Bad Request: no session', -32000));
+      this.#endSession(session);
+      return void res.writeHead(200).end();
+    }
+    if (req.method === 'GET') {
+      if (!session) return json(res, 400, rpcError(null, 'Bad Request: no session', -32000));
+      session.getStream?.end();
+      session.getStream = res;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'mcp-session-id': session.id });
+      res.flushHeaders();
+      res.once('close', () => {
+        if (session.getStream === res) session.getStream = undefined;
+      });
+      return;
+    }
+    if (req.method !== 'POST') return json(res, 405, rpcError(null, 'Method not allowed', -32000));
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return json(res, 400, rpcError(null, 'Parse error', -32700));
+    }
+    const messages = (Array.isArray(body) ? body : [body]) as Rpc[];
+    const init = messages.find((m) => isObject(m) && m.method === 'initialize');
+    if (init) return this.#initialize(init, res);
+    if (!session) return json(res, 400, rpcError(null, 'Bad Request: no session (send initialize first)', -32000));
+    return this.#post(session, messages, res);
+  }
+
+  async #initialize(m: Rpc, res: ServerResponse): Promise<void> {
+    const caller = callerOf(m);
+    if (!caller) return json(res, 400, rpcError(m.id ?? null, 'initialize without the gateway identity'));
+    const key = this.#keyOf(caller);
+    if (typeof key === 'string') return json(res, 200, rpcError(m.id ?? null, key));
+    let slot = this.#slots.get(key.key);
+    if (!slot) {
+      slot = { ...key, nextId: 1, pending: new Map(), progress: new Map(), serverRequests: new Map(), sessions: new Set(), lastUsed: Date.now(), crashes: 0, nextStartAt: 0 };
+      this.#slots.set(key.key, slot);
+    }
+    if (!slot.initParams) {
+      // the process is initialized once, for every session of its key: it is told the client
+      // features any of them may answer (each client answers for itself what it lacks)
+      const params = isObject(m.params) ? m.params : {};
+      const caps = isObject(params.capabilities) ? params.capabilities : {};
+      slot.initParams = { ...params, capabilities: { ...caps, sampling: caps.sampling ?? {}, elicitation: caps.elicitation ?? {}, roots: caps.roots ?? { listChanged: true } } };
+    }
+    let result: Record<string, unknown>;
+    try {
+      result = await this.#ready(slot);
+    } catch (e) {
+      return json(res, 200, rpcError(m.id ?? null, (e as Error).message));
+    }
+    const session: Session = { id: crypto.randomUUID(), slot, principal: caller.principal, subscriptions: new Set(), lastUsed: Date.now() };
+    for (const old of this.#sessions.values()) {
+      if (this.#sessions.size < MAX_SESSIONS && Date.now() - old.lastUsed < SESSION_IDLE_MS) break;
+      this.#endSession(old);
+    }
+    this.#sessions.set(session.id, session);
+    slot.sessions.add(session);
+    res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': session.id }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+  }
+
+  #endSession(session: Session): void {
+    session.getStream?.end();
+    this.#sessions.delete(session.id);
+    session.slot.sessions.delete(session);
+  }
+
+  /** The process of a slot, started (and initialized) when it is not running. */
+  #ready(slot: Slot): Promise<Record<string, unknown>> {
+    slot.lastUsed = Date.now();
+    if (slot.proc?.alive && slot.ready) return slot.ready;
+    if (this.#closed) return Promise.reject(new Error('the gateway is stopping'));
+    const wait = slot.nextStartAt - Date.now();
+    if (wait > 0) return Promise.reject(new Error(`the upstream process keeps exiting; it is started again in ${Math.ceil(wait / 1000)} s`));
+    const running = this.#running();
+    if (running.length >= this.#o.maxProcesses) {
+      const idle = running.filter((s) => s.pending.size === 0).sort((a, b) => a.lastUsed - b.lastUsed)[0];
+      if (!idle) return Promise.reject(new Error(`at most ${this.#o.maxProcesses} processes run for this upstream, and each has a request in flight; try again`));
+      this.#o.log(`${this.#tag(idle)}: stopped to make room (at most ${this.#o.maxProcesses} processes; least recently used)`);
+      void idle.proc!.stop();
+    }
+    const values = { ...(slot.principalId ? { principalId: slot.principalId } : {}), ...(slot.team ? { team: slot.team } : {}) };
+    const env: Record<string, string> = {};
+    for (const k of BASE_ENV) {
+      const v = this.#o.baseEnv?.[k];
+      if (v !== undefined) env[k] = v;
+    }
+    for (const [k, v] of Object.entries(this.#o.env)) env[k] = fillTemplate(v, values);
+    const proc = new StdioProcess(
+      { command: this.#o.command, args: this.#o.args.map((a) => fillTemplate(a, values)), env, ...(this.#o.cwd ? { cwd: fillTemplate(this.#o.cwd, values) } : {}), maxLineBytes: this.#o.maxLineBytes },
+      `stdio upstream ${this.#o.name} [${slot.key}]`,
+      this.#o.log,
+      { message: (msg) => this.#fromProcess(slot, proc, msg), exit: (why) => this.#exited(slot, proc, why) },
+    );
+    slot.proc = proc;
+    this.#o.log(`${this.#tag(slot)}: started`);
+    slot.ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+      const id = slot.nextId++;
+      const timer = setTimeout(() => {
+        slot.pending.delete(id);
+        reject(new Error(`the upstream process did not answer initialize within ${this.#o.timeoutMs} ms`));
+        proc.kill();
+      }, this.#o.timeoutMs);
+      slot.pending.set(id, {
+        session: undefined as unknown as Session,
+        clientId: id,
+        timer,
+        answered: () => clearTimeout(timer),
+        write: (answer) => {
+          const a = answer as Rpc;
+          if (isObject(a.result)) {
+            proc.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+            resolve(a.result);
+          } else reject(new Error(`the upstream process refused initialize: ${JSON.stringify(a.error ?? a).slice(0, 300)}`));
+        },
+      });
+      proc.send({ jsonrpc: '2.0', id, method: 'initialize', params: slot.initParams });
+    });
+    slot.ready.catch(() => undefined);
+    return slot.ready;
+  }
+
+  #exited(slot: Slot, proc: StdioProcess, why: string): void {
+    if (slot.proc !== proc) return;
+    const crashed = !proc.stopping && !this.#closed;
+    this.#o.log(`${this.#tag(slot)}: ${why}${crashed && slot.pending.size ? `; failing ${slot.pending.size} request(s) in flight` : ''}`);
+    for (const [, c] of slot.pending) {
+      if (c.timer) clearTimeout(c.timer);
+      c.write(rpcError(c.clientId, `the upstream MCP server process ${crashed ? 'exited' : 'was stopped'} before answering (${why}); the next request starts it again`));
+      c.answered();
+    }
+    slot.pending.clear();
+    slot.progress.clear();
+    slot.serverRequests.clear();
+    slot.proc = undefined;
+    slot.ready = undefined;
+    if (crashed && Date.now() - proc.startedAt < CRASH_WINDOW_MS) {
+      slot.nextStartAt = Date.now() + BACKOFF_MS[Math.min(slot.crashes, BACKOFF_MS.length - 1)]!;
+      slot.crashes++;
+    } else slot.crashes = 0;
+  }
+
+  async #post(session: Session, messages: Rpc[], res: ServerResponse): Promise<void> {
+    const slot = session.slot;
+    const requests = messages.filter((m) => isObject(m) && typeof m.method === 'string' && m.id !== undefined && m.id !== null);
+    let proc: StdioProcess;
+    try {
+      await this.#ready(slot);
+      proc = slot.proc!;
+    } catch (e) {
+      if (!requests.length) return json(res, 503, rpcError(null, (e as Error).message));
+      const errors = requests.map((m) => rpcError(m.id, (e as Error).message));
+      return json(res, 200, Array.isArray(messages) && messages.length > 1 ? errors : errors[0]);
+    }
+    // answers and notifications from the client
+    for (const m of messages) {
+      if (!isObject(m)) continue;
+      if (typeof m.method !== 'string') {
+        // the client's answer to a server-to-client request: only the session it was sent to answers it
+        const sent = typeof m.id === 'string' ? slot.serverRequests.get(m.id) : undefined;
+        if (sent && sent.session === session) {
+          slot.serverRequests.delete(m.id as string);
+          proc.send({ ...m, id: sent.procId });
+        }
+        continue;
+      }
+      if (m.id !== undefined && m.id !== null) continue;
+      if (m.method === 'notifications/initialized') continue; // the gateway initialized the process itself
+      if (m.method === 'notifications/cancelled' && isObject(m.params)) {
+        const target = [...slot.pending].find(([, c]) => c.session === session && c.clientId === (m.params as Record<string, unknown>).requestId);
+        if (target) proc.send({ ...m, params: { ...m.params, requestId: target[0] } });
+        continue;
+      }
+      proc.send(m);
+    }
+    if (!requests.length) return void res.writeHead(202).end();
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'mcp-session-id': session.id });
+    let open = requests.length;
+    const write = (message: unknown) => {
+      if (!res.writableEnded) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    };
+    for (const m of requests) {
+      const id = slot.nextId++;
+      let params = m.params;
+      let progressToken: string | undefined;
+      if (isObject(params) && isObject(params._meta) && params._meta.progressToken !== undefined) {
+        progressToken = `p${id}`;
+        params = { ...params, _meta: { ...params._meta, progressToken } };
+      }
+      const clientToken = isObject(m.params) && isObject(m.params._meta) ? m.params._meta.progressToken : undefined;
+      const timer = setTimeout(() => {
+        const c = slot.pending.get(id);
+        if (!c) return;
+        slot.pending.delete(id);
+        if (progressToken) slot.progress.delete(progressToken);
+        this.#o.log(`${this.#tag(slot)}: no answer to ${m.method} within ${this.#o.timeoutMs} ms`);
+        c.write(rpcError(m.id, `the upstream MCP server did not answer within ${this.#o.timeoutMs} ms`));
+        c.answered();
+      }, this.#o.timeoutMs);
+      const caller: Caller = {
+        session,
+        clientId: m.id,
+        timer,
+        ...(progressToken ? { progressToken } : {}),
+        write: (msg) => {
+          const r = msg as Rpc;
+          // the client's own progress token and request id back in place
+          if (r.method === 'notifications/progress' && isObject(r.params)) write({ ...r, params: { ...r.params, progressToken: clientToken } });
+          else write(msg);
+        },
+        answered: () => {
+          clearTimeout(timer);
+          if (progressToken) slot.progress.delete(progressToken);
+          if (--open === 0) res.end();
+        },
+      };
+      slot.pending.set(id, caller);
+      if (progressToken) slot.progress.set(progressToken, caller);
+      if (m.method === 'resources/subscribe' && isObject(m.params) && typeof m.params.uri === 'string') session.subscriptions.add(m.params.uri);
+      if (m.method === 'resources/unsubscribe' && isObject(m.params) && typeof m.params.uri === 'string') session.subscriptions.delete(m.params.uri);
+      proc.send({ ...m, id, ...(params !== undefined ? { params } : {}) });
+    }
+  }
+
+  /** The one caller a message that names no request of its own may go to: the latest in flight, when every request in flight is one principal's. */
+  #soleCaller(slot: Slot): Caller | undefined {
+    const callers = [...slot.pending.values()].filter((c) => c.session !== undefined);
+    if (!callers.length || new Set(callers.map((c) => c.session.principal)).size !== 1) return undefined;
+    return callers[callers.length - 1];
+  }
+
+  #fromProcess(slot: Slot, proc: StdioProcess, message: unknown): void {
+    if (slot.proc !== proc) return;
+    slot.lastUsed = Date.now();
+    for (const m of (Array.isArray(message) ? message : [message]) as Rpc[]) {
+      if (!isObject(m)) continue;
+      if (typeof m.method !== 'string') {
+        // a response: to the caller whose request has this id, in the caller's id
+        const c = typeof m.id === 'number' ? slot.pending.get(m.id) : undefined;
+        if (!c) {
+          this.#o.log(`${this.#tag(slot)}: dropped a response to no request in flight (id ${JSON.stringify(m.id)?.slice(0, 40)})`);
+          continue;
+        }
+        slot.pending.delete(m.id as number);
+        c.write({ ...m, id: c.clientId });
+        c.answered();
+        continue;
+      }
+      if (m.id !== undefined && m.id !== null) {
+        // a server-to-client request (sampling, elicitation, roots, ping)
+        const c = this.#soleCaller(slot);
+        if (!c) {
+          proc.send(rpcError(m.id, 'the gateway cannot tell which client this request is for (requests of several callers are in flight)'));
+          continue;
+        }
+        const gid = `mcp-mtls-s${slot.nextId++}`;
+        slot.serverRequests.set(gid, { procId: m.id, session: c.session });
+        c.write({ ...m, id: gid });
+        continue;
+      }
+      const params = isObject(m.params) ? m.params : {};
+      if (m.method === 'notifications/progress') {
+        const c = typeof params.progressToken === 'string' ? slot.progress.get(params.progressToken) : undefined;
+        if (c) c.write(m);
+        continue;
+      }
+      if (m.method === 'notifications/cancelled') {
+        const c = typeof params.requestId === 'number' ? slot.pending.get(params.requestId) : undefined;
+        if (c) c.write({ ...m, params: { ...params, requestId: c.clientId } });
+        continue;
+      }
+      if (m.method.endsWith('/list_changed')) {
+        for (const s of slot.sessions) sse(s.getStream, m);
+        continue;
+      }
+      if (m.method === 'notifications/resources/updated') {
+        for (const s of slot.sessions) if (typeof params.uri === 'string' && s.subscriptions.has(params.uri)) sse(s.getStream, m);
+        continue;
+      }
+      // any other notification (logging...): to the one principal it can be for
+      const c = this.#soleCaller(slot);
+      if (c) c.write(m);
+      else if (new Set([...slot.sessions].map((s) => s.principal)).size === 1) for (const s of slot.sessions) sse(s.getStream, m);
+    }
+  }
+}
+
+function sse(res: ServerResponse | undefined, message: unknown): void {
+  if (res && !res.writableEnded) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+}

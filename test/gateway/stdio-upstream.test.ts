@@ -1,0 +1,208 @@
+/**
+ * stdio upstreams behind the gateway (issue 21): real stdio MCP servers from npm
+ * (server-everything, server-memory) and a tiny fixture server, real TLS, real SDK 1.x
+ * clients. List filtering, hidden-as-unknown, calls, progress and a sampling round trip
+ * through a shared process; per-principal isolation of server-memory (with `shared` both
+ * callers see one graph, so the check can fail); a crash mid-call; the process cap.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CallToolResultSchema, CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
+import { GatewayConfigSchema } from '../../src/gateway/config.js';
+import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
+import { ROOT } from '../support/cli.js';
+import { bundleOf } from '../support/mcp.js';
+import { makePki } from '../support/pki.js';
+
+const EVERYTHING = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+const MEMORY = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-memory/dist/index.js');
+const TINY = path.join(ROOT, 'test/fixtures/stdio/tiny-server.mjs');
+
+const POLICY = `
+version: 1
+rules:
+  - id: sre-everything
+    subjects: { teams: [sre] }
+    tools: ["*"]
+  - id: dev-basics
+    subjects: { teams: [dev] }
+    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, big]
+`;
+
+type Files = { cert: string; key: string; ca: string };
+const clients: Record<string, Files> = {};
+let gw: RunningGateway;
+let base: string;
+let url: string;
+const logged: string[] = [];
+let gwFiles: { cert: string; key: string; pki: string };
+
+async function connect(route: string, who: string, opts: { sampling?: boolean } = {}) {
+  const agent = createMtlsAgent(bundleOf(clients[who]!));
+  const client = new Client({ name: `${who}-client`, version: '1.0.0' }, { capabilities: opts.sampling ? { sampling: {} } : {} });
+  if (opts.sampling) {
+    client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
+      model: 'test-model',
+      role: 'assistant',
+      content: { type: 'text', text: `${who} answers: ${JSON.stringify(req.params.messages[0]?.content)}` },
+    }));
+  }
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${url}${route}`), { fetch: createMtlsFetch(agent) as typeof fetch }));
+  return { client, close: async () => { await client.close(); await agent.close(); } };
+}
+
+const text = (r: unknown) => ((r as { content: { text?: string }[] }).content ?? []).map((c) => c.text ?? '').join('');
+
+before(async () => {
+  const pki = await makePki();
+  base = pki.base;
+  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
+  for (const [who, args] of [['alice', ['--team', 'sre']], ['bob', ['--team', 'dev']], ['carol', ['--team', 'dev']]] as const) {
+    const r = await pki.issue(['issue', 'client', '--user', who, ...args]);
+    clients[who] = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
+  }
+  gwFiles = { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki };
+  const policy = path.join(base, 'policy.yaml');
+  fs.writeFileSync(policy, POLICY);
+  const mem = path.join(base, 'memory');
+  fs.mkdirSync(mem);
+  gw = await startGateway(
+    GatewayConfigSchema.parse({
+      listen: '127.0.0.1:0',
+      tls: gwFiles,
+      upstreamTimeout: '60s',
+      routes: [
+        { path: '/mcp/everything', policy, stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } },
+        { path: '/mcp/memory', policy, stdio: { command: process.execPath, args: [MEMORY], env: { MEMORY_FILE_PATH: path.join(mem, '{principal.id}.jsonl') }, processModel: 'per-principal', maxProcesses: 2 } },
+        { path: '/mcp/memory-shared', policy, stdio: { command: process.execPath, args: [MEMORY], env: { MEMORY_FILE_PATH: path.join(mem, 'shared.jsonl') } } },
+        { path: '/mcp/tiny', policy, stdio: { command: process.execPath, args: [TINY], env: { TINY_WHO: '{principal.id}' }, processModel: 'per-principal', maxProcesses: 2, idleTimeout: '1h' } },
+      ],
+    }),
+    (l) => void logged.push(l),
+    { env: process.env },
+  );
+  url = `https://localhost:${gw.address.port}`;
+});
+
+after(async () => {
+  await gw?.stop();
+});
+
+test('server-everything over stdio: lists filtered per caller, a hidden tool as unknown, a call, progress', async () => {
+  const alice = await connect('/mcp/everything', 'alice');
+  const bob = await connect('/mcp/everything', 'bob');
+  try {
+    const aliceTools = (await alice.client.listTools()).tools.map((t) => t.name);
+    const bobTools = (await bob.client.listTools()).tools.map((t) => t.name).sort();
+    assert.ok(aliceTools.includes('trigger-long-running-operation') && aliceTools.includes('get-env'), aliceTools.join(','));
+    assert.deepEqual(bobTools, ['echo', 'get-sum']);
+    const echoed = await bob.client.callTool({ name: 'echo', arguments: { message: 'hello from bob' } });
+    assert.match(text(echoed), /hello from bob/);
+    // hidden: what an unknown tool gets (the gateway answers; the process never sees it)
+    const hidden = await bob.client.callTool({ name: 'get-env', arguments: {} });
+    const unknown = await bob.client.callTool({ name: 'no-such-tool', arguments: {} });
+    assert.equal(hidden.isError, true);
+    assert.deepEqual(text(hidden).replace('get-env', 'X'), text(unknown).replace('no-such-tool', 'X'));
+    // progress notifications reach the caller that asked, in its own token
+    const progress: number[] = [];
+    const r = await alice.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, CallToolResultSchema, { onprogress: (p) => void progress.push(p.progress), timeout: 30_000 });
+    assert.match(text(r), /completed/i);
+    assert.deepEqual(progress, [1, 2, 3]);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+test('server-everything over stdio: a sampling request reaches the calling client and its answer comes back', async () => {
+  const alice = await connect('/mcp/everything', 'alice', { sampling: true });
+  try {
+    const r = await alice.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'ping through stdio', maxTokens: 10 } }, CallToolResultSchema, { timeout: 30_000 });
+    assert.match(text(r), /alice answers/);
+    assert.match(text(r), /ping through stdio/);
+  } finally {
+    await alice.close();
+  }
+});
+
+test('server-memory per-principal: what alice stores bob never sees; with a shared process he does', async () => {
+  const entity = { name: 'alice-secret-project', entityType: 'project', observations: ['codename bluebird'] };
+  for (const [route, bobSees] of [['/mcp/memory', false], ['/mcp/memory-shared', true]] as const) {
+    const alice = await connect(route, 'alice');
+    const bob = await connect(route, 'bob');
+    try {
+      await alice.client.callTool({ name: 'create_entities', arguments: { entities: [entity] } });
+      assert.match(text(await alice.client.callTool({ name: 'read_graph', arguments: {} })), /bluebird/);
+      const seen = text(await bob.client.callTool({ name: 'read_graph', arguments: {} }));
+      assert.equal(/bluebird/.test(seen), bobSees, `${route}: bob's read_graph: ${seen}`);
+    } finally {
+      await alice.close();
+      await bob.close();
+    }
+  }
+});
+
+test('per-principal: each principal its own process with its own {principal.id} in env; at most maxProcesses, least recently used stopped', async () => {
+  const pids: Record<string, string> = {};
+  for (const who of ['alice', 'bob']) {
+    const c = await connect('/mcp/tiny', who);
+    try {
+      assert.deepEqual(JSON.parse(text(await c.client.callTool({ name: 'env', arguments: {} }))), { TINY_WHO: who });
+      pids[who] = text(await c.client.callTool({ name: 'pid', arguments: {} }));
+    } finally {
+      await c.close();
+    }
+  }
+  assert.notEqual(pids.alice, pids.bob);
+  const health = await healthz();
+  const tiny = (health.processes as Record<string, Record<string, unknown>>)['/mcp/tiny']!;
+  assert.deepEqual({ ...tiny, sessions: undefined }, { processModel: 'per-principal', running: 2, max: 2, sessions: undefined });
+  // carol is the third: alice's (least recently used) process is stopped for her
+  const carol = await connect('/mcp/tiny', 'carol');
+  try {
+    assert.deepEqual(JSON.parse(text(await carol.client.callTool({ name: 'env', arguments: {} }))), { TINY_WHO: 'carol' });
+  } finally {
+    await carol.close();
+  }
+  assert.ok(logged.some((l) => l.includes('[spiffe://') && l.includes('/alice]') && l.includes('stopped to make room')), logged.join('\n'));
+  assert.equal(((await healthz()).processes as Record<string, { running: number }>)['/mcp/tiny']!.running, 2);
+});
+
+test('a crash mid-call: the caller gets a JSON-RPC error, stderr is in the log tagged, the next call works in a new process', async () => {
+  const bob = await connect('/mcp/tiny', 'bob');
+  try {
+    const before = text(await bob.client.callTool({ name: 'pid', arguments: {} }));
+    await assert.rejects(bob.client.callTool({ name: 'crash', arguments: {} }), /exited before answering/);
+    assert.ok(logged.some((l) => /stdio upstream \/mcp\/tiny \[spiffe:\/\/[^\]]*\/bob\] stderr: tiny-server crashing on purpose/.test(l)), logged.join('\n'));
+    // the process exited within 10 s of its start only if this test ran fast; the next call may wait out a backoff
+    let after: string | undefined;
+    for (let i = 0; i < 40 && after === undefined; i++) {
+      try {
+        after = text(await bob.client.callTool({ name: 'pid', arguments: {} }));
+      } catch (e) {
+        assert.match((e as Error).message, /started again in/);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    assert.ok(after && after !== before, `pid before ${before}, after ${after}`);
+  } finally {
+    await bob.close();
+  }
+});
+
+async function healthz(): Promise<Record<string, unknown>> {
+  const ca = fs.readFileSync(path.join(gwFiles.pki, 'root.crt'));
+  return new Promise((resolve, reject) => {
+    https.get(`${url}/healthz`, { ca }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve(JSON.parse(b)));
+    }).on('error', reject);
+  });
+}
