@@ -11,12 +11,15 @@
  *   (revocation.ts walks `renewedFrom` forwards), and a gap would cut that chain.
  * Removed serials are retired by the store (StoreTransaction.removeRecords), never issued again.
  */
+import { MtlsError } from '../errors.js';
 import { actor, type Authority } from './authority.js';
 import { activeRevocations } from './crl-signing.js';
 import { successorIn, type IndexRecord, type IssuedRecord } from './store/store.js';
 
 /** The default retention of `tidy`: records go 30 days after their certificate expired. */
 export const DEFAULT_TIDY_RETENTION = '30d';
+/** the longest retention (the longest duration parseDuration reads: 1000 years) */
+const MAX_RETENTION_MS = 1000 * 365 * 86_400_000;
 
 /** Options of {@link tidyIndex}. */
 export interface TidyOptions {
@@ -84,6 +87,10 @@ export function tidyPlan(index: readonly IndexRecord[], now: Date, olderThanMs: 
  * signing; audited as `ca.tidy`. With `dryRun`, changes nothing.
  */
 export async function tidyIndex(ca: Authority, options: TidyOptions): Promise<TidyReport> {
+  const ms = options.olderThanMs;
+  if (!(Number.isFinite(ms) && ms >= 0 && ms <= MAX_RETENTION_MS)) {
+    throw new MtlsError('BAD_DURATION', `the retention of tidy (--older-than) must be 0 to 1000 years in ms (got ${ms})`, { hint: `e.g. ${DEFAULT_TIDY_RETENTION}` });
+  }
   return ca.store.transaction(async (tx) => {
     const now = ca.now();
     const index = await tx.readIndex();

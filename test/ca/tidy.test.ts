@@ -10,6 +10,9 @@ import { test } from 'node:test';
 import { BIN, cli, cliOk } from '../support/cli.js';
 import { makePki } from '../support/pki.js';
 import { FsStore } from '../../src/ca/store/fs-store.js';
+import { Authority } from '../../src/ca/authority.js';
+import { tidyIndex } from '../../src/ca/tidy.js';
+import { isMtlsError } from '../../src/errors.js';
 
 interface Report {
   dryRun: boolean;
@@ -98,4 +101,17 @@ test('revoke of a serial tidy removed says so and names the renewal still in the
   // an unknown serial keeps the plain answer
   const unknown = await cli(['revoke', 'abcdef', '--dir', pki.pki, '--reason', 'keyCompromise']);
   assert.match(unknown.stderr, /no certificate with serial abcdef was issued/);
+});
+
+test('tidyIndex (the API) refuses a retention that is not a duration: BAD_DURATION, not a RangeError or a silent run', async () => {
+  const pki = await makePki();
+  const ca = Authority.open(pki.pki);
+  try {
+    for (const olderThanMs of [Number.NaN, -1, Number.POSITIVE_INFINITY, 1.5e308]) {
+      await assert.rejects(tidyIndex(ca, { olderThanMs }), (e) => isMtlsError(e, 'BAD_DURATION') && /--older-than|retention/.test(e.message), String(olderThanMs));
+    }
+    assert.equal((await tidyIndex(ca, { olderThanMs: 0, dryRun: true })).serials.length, 0);
+  } finally {
+    await ca.store.close();
+  }
 });
