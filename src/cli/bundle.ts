@@ -249,7 +249,8 @@ async function readCrlSource(source: string): Promise<{ label: string; data: Buf
     try {
       res = await boundedGet(new URL(source), { timeoutMs: 10_000, maxBytes: 64 * 1024 * 1024 });
     } catch (cause) {
-      if (cause instanceof MtlsError) throw cause;
+      if (cause instanceof MtlsError && cause.code !== 'IO_ERROR') throw cause;
+      // a time or size limit (IO_ERROR) or the network's error: name the URL (--crl may be given more than once)
       throw new MtlsError('IO_ERROR', `cannot fetch the CRL ${source}: ${(cause as Error).message}`, { cause, hint: 'check the URL and that the CA serves it, or pass a CRL file' });
     }
     if (res.status !== 200) throw new MtlsError('IO_ERROR', `cannot fetch the CRL ${source}: HTTP ${res.status}`, { hint: 'check the URL, or pass a CRL file' });

@@ -227,3 +227,29 @@ open(out, 'wb').write(b.sign(key, hashes.SHA256()).public_bytes(serialization.En
   assert.equal(err.code, 'CERT_REVOKED', r.stderr);
   assert.match(err.message, /the CA certificate .* \(serial [0-9a-f]+\) that issued the certificate in .*erin\.yaml is revoked/);
 });
+
+test('check-bundle --crl URL: a redirect or an oversized answer is refused, naming the URL', async () => {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/moved.crl') return void res.writeHead(302, { location: '/elsewhere.crl' }).end();
+    res.writeHead(200, { 'content-length': String(65 * 1024 * 1024) });
+    res.write('x');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const t = await makePki();
+    const frank = await t.issue(['issue', 'client', '--user', 'frank']);
+    const profile = path.join(t.base, 'frank.yaml');
+    await cliOk(['bundle', frank.files.cert, '--dir', t.pki, '--format', 'profile', '--out', profile]);
+    const moved = await cli(['check-bundle', profile, '--crl', `${base}/moved.crl`]);
+    assert.equal(moved.code, 74, moved.stderr);
+    assert.match(moved.stderr, /cannot fetch the CRL http:\/\/127\.0\.0\.1:\d+\/moved\.crl: HTTP 302/);
+    const huge = await cli(['check-bundle', profile, '--crl', `${base}/huge.crl`]);
+    assert.equal(huge.code, 74, huge.stderr);
+    assert.match(huge.stderr, /error: cannot fetch the CRL http:\/\/127\.0\.0\.1:\d+\/huge\.crl: the body is 68157440 bytes, more than the 67108864 allowed/);
+    assert.match(huge.stderr, /hint: /);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
