@@ -130,8 +130,11 @@ export function registerClient(program: Command): void {
           );
           return;
         }
-        const replaced = mergeJson(native.settingsFile, 'env', native.env);
-        mergeJson(native.file, 'mcpServers', { [o.name]: native.entry });
+        // both files checked before either is written
+        const settingsEdit = jsonEdit(native.settingsFile, 'env', native.env);
+        const serversEdit = jsonEdit(native.file, 'mcpServers', { [o.name]: native.entry });
+        commitEdits([settingsEdit.edit, serversEdit.edit]);
+        const replaced = settingsEdit.replaced;
         for (const k of replaced) process.stderr.write(`mcp-mtls client-config: warning: ${native.settingsFile} set ${k} to another value: replaced (backup: ${native.settingsFile}.bak)\n`);
         emit(o.json, { ...result, written: true }, () => `Wrote "${o.name}" to ${native.file} and the certificate settings to ${native.settingsFile}. Restart Claude Code to load them.\n${notes.join('\n')}\n`);
         return;
@@ -155,27 +158,75 @@ export function registerClient(program: Command): void {
     });
 }
 
+/** A file edit worked out in full before anything is written: {@link commitEdits} writes them all. */
+interface FileEdit {
+  /** where it is written: the file, or the target of a symlinked one (the symlink is kept) */
+  readonly target: string;
+  /** the previous text, kept as TARGET.bak; undefined when the file is new */
+  readonly previous: string | undefined;
+  readonly text: string;
+}
+
+const fixByHand = 'fix it by hand, or print the entry without --write and paste it';
+
+/** The file to read and write for `file`: itself, or the target of a symlink (dotfile managers link these). */
+function editTarget(file: string): string {
+  let link = false;
+  try {
+    link = fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return file; // missing: created
+  }
+  if (!link) return file;
+  try {
+    return fs.realpathSync(file);
+  } catch (cause) {
+    throw new MtlsError('BAD_ARGUMENT', `${file} is a symlink to ${fs.readlinkSync(file)}, which does not exist`, { cause, hint: 'fix or remove the symlink, then run client-config again' });
+  }
+}
+
+/** Writes every edit (backups first, each file atomically, 0600), after all of them were checked. */
+function commitEdits(edits: readonly FileEdit[]): void {
+  for (const e of edits) {
+    if (e.previous === undefined) fs.mkdirSync(path.dirname(e.target), { recursive: true });
+    else writeFileAtomic(`${e.target}.bak`, e.previous, { mode: 0o600 });
+  }
+  for (const e of edits) writeFileAtomic(e.target, e.text, { mode: 0o600 });
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /**
  * Merges `entries` into the object under `key` of the JSON file (created when missing; the
  * previous text kept as FILE.bak), 0600. Returns the names whose earlier, different value was replaced.
  */
 function mergeJson(file: string, key: string, entries: Record<string, unknown>): string[] {
-  let current: Record<string, unknown> = {};
-  if (fs.existsSync(file)) {
-    const text = fs.readFileSync(file, 'utf8');
-    try {
-      current = text.trim() ? (JSON.parse(text) as Record<string, unknown>) : {};
-    } catch (e) {
-      throw new MtlsError('BAD_ARGUMENT', `${file} is not valid JSON: ${(e as Error).message}`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
-    }
-    writeFileAtomic(`${file}.bak`, text, { mode: 0o600 });
-  } else {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-  }
-  const before = (current[key] as Record<string, unknown> | undefined) ?? {};
-  const replaced = Object.keys(entries).filter((k) => k in before && JSON.stringify(before[k]) !== JSON.stringify(entries[k]));
-  writeFileAtomic(file, `${JSON.stringify({ ...current, [key]: { ...before, ...entries } }, null, 2)}\n`, { mode: 0o600 });
+  const { edit, replaced } = jsonEdit(file, key, entries);
+  commitEdits([edit]);
   return replaced;
+}
+
+/** {@link mergeJson} without writing: refuses a file that is not a JSON object, or whose `key` holds something else than an object. */
+function jsonEdit(file: string, key: string, entries: Record<string, unknown>): { edit: FileEdit; replaced: string[] } {
+  const target = editTarget(file);
+  let current: Record<string, unknown> = {};
+  let previous: string | undefined;
+  if (fs.existsSync(target)) {
+    previous = fs.readFileSync(target, 'utf8');
+    let parsed: unknown;
+    try {
+      parsed = previous.trim() ? JSON.parse(previous) : {};
+    } catch (e) {
+      throw new MtlsError('BAD_ARGUMENT', `${file} is not valid JSON: ${(e as Error).message}`, { hint: fixByHand });
+    }
+    if (!isObject(parsed)) throw new MtlsError('BAD_ARGUMENT', `${file} does not hold a JSON object`, { hint: fixByHand });
+    current = parsed;
+  }
+  const held = current[key];
+  if (held !== undefined && held !== null && !isObject(held)) throw new MtlsError('BAD_ARGUMENT', `${file}: "${key}" is not an object`, { hint: fixByHand });
+  const before = held ?? {};
+  const replaced = Object.keys(entries).filter((k) => k in before && JSON.stringify(before[k]) !== JSON.stringify(entries[k]));
+  return { edit: { target, previous, text: `${JSON.stringify({ ...current, [key]: { ...before, ...entries } }, null, 2)}\n` }, replaced };
 }
 
 /**
@@ -183,19 +234,20 @@ function mergeJson(file: string, key: string, entries: Record<string, unknown>):
  * FILE.bak), keeping the rest of the document, comments included. 0600.
  */
 function mergeYaml(file: string, key: string, name: string, entry: Record<string, unknown>): void {
+  const target = editTarget(file);
   let doc = new YAML.Document({});
-  if (fs.existsSync(file)) {
-    const text = fs.readFileSync(file, 'utf8');
-    if (text.trim()) {
-      doc = YAML.parseDocument(text);
-      if (doc.errors.length) throw new MtlsError('BAD_ARGUMENT', `${file} is not valid YAML: ${doc.errors[0]!.message}`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
-      if (!YAML.isMap(doc.contents)) throw new MtlsError('BAD_ARGUMENT', `${file} does not hold a YAML mapping`, { hint: 'fix it by hand, or print the entry without --write and paste it' });
+  let previous: string | undefined;
+  if (fs.existsSync(target)) {
+    previous = fs.readFileSync(target, 'utf8');
+    if (previous.trim()) {
+      doc = YAML.parseDocument(previous);
+      if (doc.errors.length) throw new MtlsError('BAD_ARGUMENT', `${file} is not valid YAML: ${doc.errors[0]!.message}`, { hint: fixByHand });
+      if (!YAML.isMap(doc.contents)) throw new MtlsError('BAD_ARGUMENT', `${file} does not hold a YAML mapping`, { hint: fixByHand });
     }
-    writeFileAtomic(`${file}.bak`, text, { mode: 0o600 });
-  } else {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
   }
-  if (!YAML.isMap(doc.get(key))) doc.set(key, doc.createNode({}));
+  const held = doc.get(key, true);
+  if (held !== undefined && !(YAML.isScalar(held) && held.value === null) && !YAML.isMap(held)) throw new MtlsError('BAD_ARGUMENT', `${file}: ${key} is not a mapping`, { hint: fixByHand });
+  if (!YAML.isMap(held)) doc.set(key, doc.createNode({}));
   doc.setIn([key, name], doc.createNode(entry));
-  writeFileAtomic(file, doc.toString(), { mode: 0o600 });
+  commitEdits([{ target, previous, text: doc.toString() }]);
 }
