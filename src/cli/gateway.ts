@@ -4,15 +4,18 @@ import { loadGatewayConfig, GatewayConfigSchema, type GatewayConfig } from '../g
 import { startGateway } from '../gateway/run.js';
 import { MtlsError } from '../errors.js';
 import { collect } from './io.js';
+import { splitCommandLine } from '../gateway/stdio-config.js';
 import { FORWARDED_FORMATS, type ForwardedFormat } from '../mtls/trusted-proxies.js';
 
 export function registerGateway(program: Command): void {
   program
     .command('gateway')
-    .description('an mTLS gateway with per-tool policy in front of Streamable HTTP MCP servers')
+    .description('an mTLS gateway with per-tool policy in front of MCP servers (Streamable HTTP or stdio)')
     .option('--config <file>', 'gateway.yaml (docs/gateway.md); or the flags below for one upstream')
     .option('--listen <host:port>', 'where to listen', '127.0.0.1:8443')
     .option('--upstream <url>', 'the MCP server to protect, e.g. http://127.0.0.1:3000/mcp')
+    .option('--upstream-command <command line>', 'instead of --upstream: a stdio MCP server the gateway runs, e.g. "npx -y @modelcontextprotocol/server-memory"')
+    .option('--process-model <model>', 'with --upstream-command: shared (one process), per-principal or per-team', 'shared')
     .option('--path <prefix>', 'the path clients use', '/mcp')
     .option('--policy <file>', 'the access policy (docs/policy.md)')
     .option('--cert <file>', "the gateway's server certificate chain")
@@ -40,9 +43,11 @@ export function registerGateway(program: Command): void {
         if (o.allowedHost.length) config = { ...config, allowedHosts: [...(config.allowedHosts ?? []), ...o.allowedHost] };
         if (o.allowedOrigin.length) config = { ...config, allowedOrigins: [...(config.allowedOrigins ?? []), ...o.allowedOrigin] };
       } else {
-        if (!o.upstream || !o.policy || !o.cert || !o.key || (!o.pki && !o.ca)) {
-          throw new MtlsError('USAGE', 'without --config the gateway needs --upstream, --policy, --cert, --key and --pki (or --ca)', { hint: 'or write a gateway.yaml (docs/gateway.md)' });
+        if ((!o.upstream && !o.upstreamCommand) || !o.policy || !o.cert || !o.key || (!o.pki && !o.ca)) {
+          throw new MtlsError('USAGE', 'without --config the gateway needs --upstream (or --upstream-command), --policy, --cert, --key and --pki (or --ca)', { hint: 'or write a gateway.yaml (docs/gateway.md)' });
         }
+        if (o.upstream && o.upstreamCommand) throw new MtlsError('USAGE', 'give --upstream (an HTTP server) or --upstream-command (a stdio server), not both', { hint: 'a gateway.yaml can have one route of each (docs/gateway.md)' });
+        const stdio = o.upstreamCommand ? stdioFlag(o.upstreamCommand, o.processModel) : undefined;
         const parsed = GatewayConfigSchema.safeParse({
           listen: o.listen,
           mode: o.mode,
@@ -54,7 +59,7 @@ export function registerGateway(program: Command): void {
             ...(o.crlFromCerts ? { crlFromCertificates: true } : {}),
             crlRefresh: o.crlRefresh,
           },
-          routes: [{ path: o.path, upstream: o.upstream, policy: o.policy }],
+          routes: [{ path: o.path, ...(stdio ? { stdio } : { upstream: o.upstream }), policy: o.policy }],
           ...(o.audit ? { audit: o.audit } : {}),
           ...(o.trustedProxy.length ? { trustedProxies: trustedProxyFlags(o.trustedProxy, o.trustedProxyHeader) } : {}),
           ...(o.allowedHost.length ? { allowedHosts: o.allowedHost } : {}),
@@ -72,15 +77,15 @@ export function registerGateway(program: Command): void {
             ? `${JSON.stringify({ time: new Date().toISOString(), level: /^warning|failed|invalid|cannot/.test(message) ? 'warn' : 'info', message, ...fields })}\n`
             : `mcp-mtls gateway: ${message}\n`,
         );
-      const gw = await startGateway(config, (line) => log(line)).catch((e: unknown) => {
+      const gw = await startGateway(config, (line) => log(line), { env: process.env }).catch((e: unknown) => {
         throw listenError(e, config.listen);
       });
       // the port it got (listen: HOST:0 picks a free one), under the host name it was given
       const url = `https://${config.listen.replace(/:\d+$/, '')}:${gw.address.port}`;
-      log(`listening on ${url} (${config.routes.map((r) => `${r.path} -> ${r.upstream}`).join(', ')})`, {
+      log(`listening on ${url} (${config.routes.map((r) => `${r.path} -> ${r.upstream ?? `stdio ${r.stdio!.command} (${r.stdio!.processModel})`}`).join(', ')})`, {
         event: 'start',
         url,
-        routes: config.routes.map((r) => ({ path: r.path, upstream: r.upstream })),
+        routes: config.routes.map((r) => ({ path: r.path, ...(r.upstream ? { upstream: r.upstream } : { command: r.stdio!.command, processModel: r.stdio!.processModel }) })),
       });
       process.on('SIGHUP', () => gw.reload());
       const stop = async () => {
@@ -92,6 +97,18 @@ export function registerGateway(program: Command): void {
       process.once('SIGINT', () => void stop());
       await new Promise(() => undefined); // runs until a signal
     });
+}
+
+/** `--upstream-command "<command line>"` and `--process-model` as a route's `stdio` (split as a shell would, run without one). */
+function stdioFlag(line: string, processModel: string): { command: string; args: string[]; processModel: string } {
+  let words: string[];
+  try {
+    words = splitCommandLine(line);
+  } catch (e) {
+    throw new MtlsError('USAGE', `--upstream-command: ${(e as Error).message}`, { hint: 'quote it as a shell would: --upstream-command "npx -y @modelcontextprotocol/server-memory"' });
+  }
+  if (!words.length) throw new MtlsError('USAGE', '--upstream-command is empty', { hint: 'name the program and its arguments' });
+  return { command: words[0]!, args: words.slice(1), processModel };
 }
 
 /** `--trusted-proxy CIDR=FORMAT` flags as gateway.yaml `trustedProxies` entries (`--trusted-proxy-header` for the nginx ones). */

@@ -8,7 +8,7 @@ export const StdioRouteSchema = z
   .strictObject({
     /** the program (found on PATH), e.g. `npx` */
     command: z.string().min(1),
-    /** its arguments; `{principal.id}` and `{team}` name the caller (per-principal / per-team) */
+    /** its arguments; `{principal.id}`, `{principal.kind}`, `{trustDomain}` (per-principal) and `{team}` (per-team) name the caller */
     args: z.array(z.string()).default([]),
     /** variables for the process (it gets only these and PATH, HOME, LANG ... from the gateway's environment) */
     env: z.record(z.string(), z.string()).default({}),
@@ -23,8 +23,9 @@ export const StdioRouteSchema = z
     /** a longer stdout line (one JSON-RPC message) kills the process */
     maxLineBytes: z.number().int().positive().default(16 * 1024 * 1024),
   })
-  .refine((s) => s.processModel !== 'shared' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some(namesCaller), 'a shared process serves every caller: {principal.id} and {team} need processModel per-principal (or {team} per-team)')
-  .refine((s) => s.processModel !== 'per-team' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => v.includes('{principal.id}')), 'a per-team process serves every member of the team: {principal.id} needs processModel per-principal');
+  .refine((s) => s.processModel !== 'shared' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some(namesCaller), 'a shared process serves every caller: {principal.id}, {principal.kind}, {trustDomain} need processModel per-principal, {team} per-team')
+  .refine((s) => s.processModel !== 'per-principal' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => v.includes('{team}')), 'a certificate may name several teams: {team} needs processModel per-team')
+  .refine((s) => s.processModel !== 'per-team' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => /\{(principal\.id|principal\.kind|trustDomain)\}/.test(v)), 'a per-team process serves every member of the team: {principal.id}, {principal.kind} and {trustDomain} need processModel per-principal');
 
 /** Splits a command line as a shell would, without running one: words, 'single' and "double" quotes, backslash escapes. */
 export function splitCommandLine(line: string): string[] {

@@ -33,6 +33,7 @@ import path from 'node:path';
 import { Agent } from 'undici';
 import { IDENTITY_META_KEY } from './identity-meta.js';
 import { StdioProcess } from './stdio-process.js';
+import { isValidPrincipalId, isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 
 export type ProcessModel = 'shared' | 'per-principal' | 'per-team';
 
@@ -85,6 +86,8 @@ interface Session {
 interface Slot {
   readonly key: string;
   readonly principalId?: string;
+  readonly kind?: string;
+  readonly trustDomain?: string;
   readonly team?: string;
   proc?: StdioProcess;
   /** resolves with the initialize result once the process answered it */
@@ -106,20 +109,30 @@ type Rpc = { jsonrpc?: string; id?: unknown; method?: string; params?: Record<st
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The caller the gateway named in `_meta` (its principal URI, id and teams). */
-function callerOf(m: Rpc): { principal: string; id: string; teams: string[] } | undefined {
+function callerOf(m: Rpc): Caller0 | undefined {
   const meta = isObject(m.params) && isObject(m.params._meta) ? m.params._meta[IDENTITY_META_KEY] : undefined;
   if (!isObject(meta) || typeof meta.principal !== 'string') return undefined;
-  const id = meta.principal.slice(meta.principal.lastIndexOf('/') + 1);
-  return { principal: meta.principal, id, teams: Array.isArray(meta.teams) ? meta.teams.filter((t): t is string => typeof t === 'string') : [] };
+  // spiffe://<trust domain>/<kind>/<id>: each part checked again before it can reach a path or an argument
+  const parts = /^spiffe:\/\/([^/]+)\/([a-z]+)\/([^/]+)$/.exec(meta.principal);
+  if (!parts || !isValidTrustDomain(parts[1]!) || !isValidPrincipalId(parts[3]!)) return undefined;
+  const teams = Array.isArray(meta.teams) ? meta.teams.filter((t): t is string => typeof t === 'string' && isValidTeamOrRole(t)) : [];
+  return { principal: meta.principal, trustDomain: parts[1]!, kind: parts[2]!, id: parts[3]!, teams };
 }
 
-/** `{principal.id}` and `{team}` in a template; the values are principal ids and team names, which hold no `/` (identity/names.ts). */
-export function fillTemplate(template: string, values: { principalId?: string; team?: string }): string {
-  return template.replace(/\{(principal\.id|team)\}/g, (all, name: string) => (name === 'team' ? values.team : values.principalId) ?? all);
+type Caller0 = { principal: string; trustDomain: string; kind: string; id: string; teams: string[] };
+type TemplateValues = { principalId?: string; kind?: string; trustDomain?: string; team?: string };
+
+/**
+ * `{principal.id}`, `{principal.kind}`, `{trustDomain}` and `{team}` in a template; the values
+ * are checked names (identity/names.ts), which hold no `/` and are never `.` or `..`.
+ */
+export function fillTemplate(template: string, values: TemplateValues): string {
+  const of: Record<string, string | undefined> = { 'principal.id': values.principalId, 'principal.kind': values.kind, trustDomain: values.trustDomain, team: values.team };
+  return template.replace(/\{(principal\.id|principal\.kind|trustDomain|team)\}/g, (all, name: string) => of[name] ?? all);
 }
 
 /** Whether a template names the caller. */
-export const namesCaller = (s: string): boolean => /\{(principal\.id|team)\}/.test(s);
+export const namesCaller = (s: string): boolean => /\{(principal\.id|principal\.kind|trustDomain|team)\}/.test(s);
 
 const rpcError = (id: unknown, message: string, code = -32603) => ({ jsonrpc: '2.0', id, error: { code, message } });
 
@@ -200,9 +213,9 @@ export class StdioUpstream {
     return `stdio upstream ${this.#o.name} [${slot.key}]${slot.proc?.pid ? ` pid ${slot.proc.pid}` : ''}`;
   }
 
-  #keyOf(caller: { principal: string; id: string; teams: string[] }): { key: string; principalId?: string; team?: string } | string {
+  #keyOf(caller: Caller0): ({ key: string } & TemplateValues) | string {
     if (this.#o.processModel === 'shared') return { key: 'shared' };
-    if (this.#o.processModel === 'per-principal') return { key: caller.principal, principalId: caller.id };
+    if (this.#o.processModel === 'per-principal') return { key: caller.principal, principalId: caller.id, kind: caller.kind, trustDomain: caller.trustDomain };
     const team = caller.teams[0];
     if (!team) return 'this upstream runs one process per team, and the certificate names no team';
     return { key: `team:${team}`, team };
@@ -253,7 +266,7 @@ export class StdioUpstream {
 
   async #initialize(m: Rpc, res: ServerResponse): Promise<void> {
     const caller = callerOf(m);
-    if (!caller) return json(res, 400, rpcError(m.id ?? null, 'initialize without the gateway identity'));
+    if (!caller) return json(res, 200, rpcError(m.id ?? null, 'this stdio upstream serves certificates whose principal is spiffe://<trust domain>/<kind>/<id>'));
     const key = this.#keyOf(caller);
     if (typeof key === 'string') return json(res, 200, rpcError(m.id ?? null, key));
     let slot = this.#slots.get(key.key);
@@ -304,7 +317,7 @@ export class StdioUpstream {
       this.#o.log(`${this.#tag(idle)}: stopped to make room (at most ${this.#o.maxProcesses} processes; least recently used)`);
       void idle.proc!.stop();
     }
-    const values = { ...(slot.principalId ? { principalId: slot.principalId } : {}), ...(slot.team ? { team: slot.team } : {}) };
+    const values: TemplateValues = { ...(slot.principalId ? { principalId: slot.principalId, kind: slot.kind!, trustDomain: slot.trustDomain! } : {}), ...(slot.team ? { team: slot.team } : {}) };
     const env: Record<string, string> = {};
     for (const k of BASE_ENV) {
       const v = this.#o.baseEnv?.[k];

@@ -206,3 +206,30 @@ async function healthz(): Promise<Record<string, unknown>> {
     }).on('error', reject);
   });
 }
+
+test('CLI: --upstream-command and --process-model; SIGTERM stops every child', async () => {
+  const { spawn } = await import('node:child_process');
+  const policy = path.join(base, 'policy.yaml');
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/mcp-mtls.js'), 'gateway', '--listen', '127.0.0.1:0', '--upstream-command', `"${process.execPath}" ${TINY}`, '--process-model', 'per-principal', '--policy', policy, '--cert', gwFiles.cert, '--key', gwFiles.key, '--pki', gwFiles.pki], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (c) => (stderr += c));
+  for (let i = 0; i < 400 && !/listening on/.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+  const port = /listening on https:\/\/127\.0\.0\.1:(\d+) \(\/mcp -> stdio .* \(per-principal\)\)/.exec(stderr)?.[1];
+  assert.ok(port, stderr);
+  const saved = url;
+  url = `https://localhost:${port}`;
+  let pid: number;
+  try {
+    const bob = await connect('/mcp', 'bob');
+    pid = Number(text(await bob.client.callTool({ name: 'pid', arguments: {} })));
+    await bob.close();
+  } finally {
+    url = saved;
+  }
+  assert.ok(pid > 0);
+  process.kill(pid, 0); // running
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, stderr);
+  assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the stdio child outlived the gateway');
+});
