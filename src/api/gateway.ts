@@ -5,7 +5,7 @@
  *
  * @packageDocumentation
  */
-export { startGateway, type RunningGateway } from '../gateway/run.js';
+export { startGateway, type RunningGateway, type GatewayStartOptions } from '../gateway/run.js';
 export { loadGatewayConfig, GatewayConfigSchema, type GatewayConfig } from '../gateway/config.js';
 export { createGatewayHandler, IDENTITY_META_KEY, type GatewayOptions, type GatewayRoute } from '../gateway/proxy.js';
 export { trustForwardedIdentity, type TrustForwardedOptions } from '../mtls/trust-forwarded.js';
