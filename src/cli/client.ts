@@ -8,6 +8,7 @@ import { createBundleRenewer } from '../client/renewal.js';
 import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { acquireLock, type HeldLock } from '../util/lock.js';
 import { installRunner, npxRunner, runsFromNpxCache, type BridgeRunner } from './bridge-command.js';
 import { claudeCodeNative, CLIENT_INFO, clientConfigFile, CLIENTS, hermesNative, NATIVE_CLIENTS, serverEntry, type ClientName } from './client-entries.js';
 import { emit, readBundlePassphrase } from './io.js';
@@ -113,7 +114,7 @@ export function registerClient(program: Command): void {
             return;
           }
           const existed = fs.existsSync(file);
-          mergeYaml(file, key, o.name, entry);
+          await withFileLocks([file], () => mergeYaml(file, key, o.name, entry));
           emit(o.json, { ...result, written: true }, () => `Wrote "${o.name}" to ${file}${existed ? ` (backup: ${file}.bak)` : ''}. Start a new ${title} session to load it.\n${notes.join('\n')}\n`);
           return;
         }
@@ -131,10 +132,12 @@ export function registerClient(program: Command): void {
           return;
         }
         // both files checked before either is written
-        const settingsEdit = jsonEdit(native.settingsFile, 'env', native.env);
-        const serversEdit = jsonEdit(native.file, 'mcpServers', { [o.name]: native.entry });
-        commitEdits([settingsEdit.edit, serversEdit.edit]);
-        const replaced = settingsEdit.replaced;
+        const replaced = await withFileLocks([native.settingsFile, native.file], () => {
+          const settingsEdit = jsonEdit(native.settingsFile, 'env', native.env);
+          const serversEdit = jsonEdit(native.file, 'mcpServers', { [o.name]: native.entry });
+          commitEdits([settingsEdit.edit, serversEdit.edit]);
+          return settingsEdit.replaced;
+        });
         for (const k of replaced) process.stderr.write(`mcp-mtls client-config: warning: ${native.settingsFile} set ${k} to another value: replaced (backup: ${native.settingsFile}.bak)\n`);
         emit(o.json, { ...result, written: true }, () => `Wrote "${o.name}" to ${native.file} and the certificate settings to ${native.settingsFile}. Restart Claude Code to load them.\n${notes.join('\n')}\n`);
         return;
@@ -152,8 +155,7 @@ export function registerClient(program: Command): void {
         emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${yaml ? YAML.stringify(snippet).trimEnd() : JSON.stringify(snippet, null, 2)}\n${pinned}`);
         return;
       }
-      if (yaml) mergeYaml(file, key, o.name, entry);
-      else mergeJson(file, key, { [o.name]: entry });
+      await withFileLocks([file], () => (yaml ? mergeYaml(file, key, o.name, entry) : mergeJson(file, key, { [o.name]: entry })));
       emit(o.json, { file, written: true, ...snippet, runs }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n${pinned}`);
     });
 }
@@ -192,6 +194,30 @@ function commitEdits(edits: readonly FileEdit[]): void {
     else writeFileAtomic(`${e.target}.bak`, e.previous, { mode: 0o600 });
   }
   for (const e of edits) writeFileAtomic(e.target, e.text, { mode: 0o600 });
+}
+
+/**
+ * Runs `fn` (a read-merge-write of `files`) holding a lock beside each file's target, so that
+ * client-config runs at once (a script adding servers) do not lose each other's entries.
+ * The lock is a folder TARGET.mcp-mtls-lock, removed after; one left by a dead process is taken over.
+ */
+async function withFileLocks<T>(files: readonly string[], fn: () => T): Promise<T> {
+  const targets = [...new Set(files.map(editTarget))].sort(); // one order: no deadlock between runs
+  const held: HeldLock[] = [];
+  try {
+    for (const t of targets) {
+      fs.mkdirSync(path.dirname(t), { recursive: true });
+      try {
+        held.push(await acquireLock(`${t}.mcp-mtls-lock`, { waitMs: 30_000 }));
+      } catch (e) {
+        if (!(e instanceof MtlsError) || e.code !== 'STORE_LOCKED') throw e;
+        throw new MtlsError('STORE_LOCKED', `${t} is being edited by another mcp-mtls client-config`, { hint: `wait for it to finish; if no such process exists, remove ${t}.mcp-mtls-lock`, cause: e });
+      }
+    }
+    return fn();
+  } finally {
+    for (const h of held.reverse()) h.release();
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -83,3 +83,13 @@ test('a symlinked config file stays a symlink: the entry is written into its tar
   assert.equal(written.theme, 1);
   assert.equal(fs.statSync(target).mode & 0o777, 0o600);
 });
+
+test('client-config runs at once on the same file: every entry is kept (the read-merge-write is locked)', async () => {
+  const home = tmpDir();
+  const names = Array.from({ length: 8 }, (_, i) => `server-${i}`);
+  const runs = await Promise.all(names.map((name) => cli(['client-config', '--client', 'cursor', '--name', name, '--bundle', path.join(home, 'alice.yaml'), '--url', URL, '--write'], { env: { HOME: home } })));
+  for (const r of runs) assert.equal(r.code, 0, r.stderr);
+  const file = path.join(home, '.cursor', 'mcp.json');
+  assert.deepEqual(Object.keys((JSON.parse(fs.readFileSync(file, 'utf8')) as { mcpServers: object }).mcpServers).sort(), names);
+  assert.deepEqual(fs.readdirSync(path.dirname(file)).filter((n) => !n.startsWith('mcp.json')), [], 'no lock or temporary file left behind');
+});
