@@ -21,7 +21,7 @@ import { UpstreamProbe } from './health.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
 import { sendJsonResponse } from '../util/json-response.js';
-import { startStdioUpstreams, type StdioUpstream } from './stdio-routes.js';
+import { renderStdioMetrics, startStdioUpstreams, type StdioUpstream } from './stdio-routes.js';
 
 /** A gateway {@link startGateway} started: listening, with its controls. */
 export interface RunningGateway {
@@ -129,7 +129,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
           return true;
         }
         if (req.url === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render() + renderCrlMetrics(server.revocation(), server.crlSources()));
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render() + renderCrlMetrics(server.revocation(), server.crlSources()) + renderStdioMetrics(stdio));
           return true;
         }
         return false;

@@ -31,3 +31,14 @@ export async function startStdioUpstreams(config: GatewayConfig, log: (line: str
   }
   return out;
 }
+
+/** Prometheus lines of the stdio routes: processes running and the cap, per route. */
+export function renderStdioMetrics(stdio: ReadonlyMap<string, StdioUpstream>): string {
+  if (!stdio.size) return '';
+  const esc = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  const lines = ['# HELP mcp_mtls_gateway_stdio_processes stdio upstream processes running, per route', '# TYPE mcp_mtls_gateway_stdio_processes gauge'];
+  for (const [route, s] of stdio) lines.push(`mcp_mtls_gateway_stdio_processes{route="${esc(route)}"} ${s.counts().running}`);
+  lines.push('# HELP mcp_mtls_gateway_stdio_processes_max the most stdio upstream processes a route runs', '# TYPE mcp_mtls_gateway_stdio_processes_max gauge');
+  for (const [route, s] of stdio) lines.push(`mcp_mtls_gateway_stdio_processes_max{route="${esc(route)}"} ${s.counts().max}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -100,6 +100,8 @@ interface Slot {
   readonly serverRequests: Map<string, { procId: unknown; session: Session }>;
   readonly sessions: Set<Session>;
   lastUsed: number;
+  /** when the process last wrote a message: one silent since a request timed out has stopped answering */
+  lastMessageAt: number;
   crashes: number;
   nextStartAt: number;
 }
@@ -271,7 +273,7 @@ export class StdioUpstream {
     if (typeof key === 'string') return json(res, 200, rpcError(m.id ?? null, key));
     let slot = this.#slots.get(key.key);
     if (!slot) {
-      slot = { ...key, nextId: 1, pending: new Map(), progress: new Map(), serverRequests: new Map(), sessions: new Set(), lastUsed: Date.now(), crashes: 0, nextStartAt: 0 };
+      slot = { ...key, nextId: 1, pending: new Map(), progress: new Map(), serverRequests: new Map(), sessions: new Set(), lastUsed: Date.now(), lastMessageAt: 0, crashes: 0, nextStartAt: 0 };
       this.#slots.set(key.key, slot);
     }
     if (!slot.initParams) {
@@ -415,7 +417,7 @@ export class StdioUpstream {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'mcp-session-id': session.id });
     let open = requests.length;
     const write = (message: unknown) => {
-      if (!res.writableEnded) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+      if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
     };
     for (const m of requests) {
       const id = slot.nextId++;
@@ -426,14 +428,23 @@ export class StdioUpstream {
         params = { ...params, _meta: { ...params._meta, progressToken } };
       }
       const clientToken = isObject(m.params) && isObject(m.params._meta) ? m.params._meta.progressToken : undefined;
+      const sentAt = Date.now();
       const timer = setTimeout(() => {
         const c = slot.pending.get(id);
         if (!c) return;
         slot.pending.delete(id);
         if (progressToken) slot.progress.delete(progressToken);
-        this.#o.log(`${this.#tag(slot)}: no answer to ${m.method} within ${this.#o.timeoutMs} ms`);
+        // silent since this request went out (no answer, no progress, nothing): it stopped answering
+        const hung = slot.proc === proc && slot.lastMessageAt < sentAt;
+        this.#o.log(`${this.#tag(slot)}: no answer to ${m.method} within ${this.#o.timeoutMs} ms${hung ? '; the process wrote nothing since: killing it' : ''}`);
         c.write(rpcError(m.id, `the upstream MCP server did not answer within ${this.#o.timeoutMs} ms`));
         c.answered();
+        if (hung) {
+          // out of the slot now, so the next request starts a new process rather than reach this one
+          proc.stopping = true;
+          this.#exited(slot, proc, 'it stopped answering');
+          proc.kill();
+        }
       }, this.#o.timeoutMs);
       const caller: Caller = {
         session,
@@ -469,7 +480,7 @@ export class StdioUpstream {
 
   #fromProcess(slot: Slot, proc: StdioProcess, message: unknown): void {
     if (slot.proc !== proc) return;
-    slot.lastUsed = Date.now();
+    slot.lastUsed = slot.lastMessageAt = Date.now();
     for (const m of (Array.isArray(message) ? message : [message]) as Rpc[]) {
       if (!isObject(m)) continue;
       if (typeof m.method !== 'string') {
@@ -524,7 +535,7 @@ export class StdioUpstream {
 }
 
 function sse(res: ServerResponse | undefined, message: unknown): void {
-  if (res && !res.writableEnded) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+  if (res && !res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

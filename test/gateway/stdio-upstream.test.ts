@@ -32,7 +32,7 @@ rules:
     tools: ["*"]
   - id: dev-basics
     subjects: { teams: [dev] }
-    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, big]
+    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, hang, big]
 `;
 
 type Files = { cert: string; key: string; ca: string };
@@ -232,4 +232,36 @@ test('CLI: --upstream-command and --process-model; SIGTERM stops every child', a
   child.kill('SIGTERM');
   assert.equal(await exited, 0, stderr);
   assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the stdio child outlived the gateway');
+});
+
+test('a process that stops answering: the call times out with an error, the process is killed, the next call gets a new one; /metrics counts processes', async () => {
+  const policy = path.join(base, 'policy.yaml');
+  const quick = await startGateway(
+    GatewayConfigSchema.parse({ listen: '127.0.0.1:0', tls: gwFiles, upstreamTimeout: '1s', routes: [{ path: '/mcp', policy, stdio: { command: process.execPath, args: [TINY], processModel: 'per-principal' } }] }),
+    (l) => void logged.push(l),
+    { env: process.env },
+  );
+  const saved = url;
+  url = `https://localhost:${quick.address.port}`;
+  try {
+    const bob = await connect('/mcp', 'bob');
+    const before = text(await bob.client.callTool({ name: 'pid', arguments: {} }));
+    await assert.rejects(bob.client.callTool({ name: 'hang', arguments: {} }), /did not answer within 1000 ms/);
+    assert.ok(logged.some((l) => l.includes('no answer to tools/call within 1000 ms; the process wrote nothing since: killing it')), logged.join('\n'));
+    const after = text(await bob.client.callTool({ name: 'pid', arguments: {} }));
+    assert.notEqual(after, before);
+    const metrics = await new Promise<string>((resolve, reject) => {
+      https.get(`${url}/metrics`, { ca: fs.readFileSync(path.join(gwFiles.pki, 'root.crt')) }, (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve(b));
+      }).on('error', reject);
+    });
+    assert.match(metrics, /^mcp_mtls_gateway_stdio_processes\{route="\/mcp"\} 1$/m);
+    assert.match(metrics, /^mcp_mtls_gateway_stdio_processes_max\{route="\/mcp"\} 16$/m);
+    await bob.close();
+  } finally {
+    url = saved;
+    await quick.stop();
+  }
 });
