@@ -18,6 +18,7 @@ import { OID } from '../x509/oids.js';
 import { IdleMap } from '../util/idle-map.js';
 import { handshakeCertificate } from './handshake-certificate.js';
 import { caKeyOf } from './ca-key.js';
+import { chainConstraintProblem, UNDERSTOOD_CRITICAL } from './chain-constraints.js';
 import { hasCrlNamed, isRevoked, type RevocationState } from './revocation.js';
 
 /**
@@ -163,7 +164,7 @@ export interface AuthenticatorOptions {
 }
 
 /** Extensions a verifier must understand when critical (RFC 5280 4.2); anything else critical makes a certificate unusable. */
-const UNDERSTOOD = new Set([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectAltName, OID.nameConstraints, OID.subjectKeyIdentifier, OID.authorityKeyIdentifier, '2.5.29.32', '2.5.29.36', '2.5.29.54']);
+const UNDERSTOOD = UNDERSTOOD_CRITICAL;
 
 function unknownCriticalExtension(der: Buffer): string | undefined {
   try {
@@ -329,7 +330,13 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
         if (!up?.rootFp) continue;
         if (Date.parse(ca.validTo) < now) return failure('certificate_expired', `its CA certificate ${ca.subject.replaceAll('\n', ', ')} expired at ${new Date(ca.validTo).toISOString()}`, fingerprint, parsed.serial);
         if (Date.parse(ca.validFrom) > now) return failure('certificate_not_yet_valid', `its CA certificate ${ca.subject.replaceAll('\n', ', ')} is valid from ${new Date(ca.validFrom).toISOString()}`, fingerprint, parsed.serial);
-        return validityAndExtensions(peer, parsed, fingerprint, now, up.path);
+        let caParsed: ParsedCertificate;
+        try {
+          caParsed = parseCertificate(ca.raw);
+        } catch (e) {
+          return failure('unknown_ca', `its forwarded CA certificate cannot be read: ${(e as Error).message}`, fingerprint, parsed.serial);
+        }
+        return validityAndExtensions(peer, parsed, fingerprint, now, up.path, caParsed);
       }
       // a configured CA of that name whose key identifier the certificate names, yet whose key does not verify it: altered (OpenSSL's CERT_SIGNATURE_FAILURE)
       const aki = parsed.extensions.get(OID.authorityKeyIdentifier)?.value;
@@ -342,7 +349,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     return validityAndExtensions(peer, parsed, fingerprint, now, info.path);
   };
 
-  const validityAndExtensions = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string, now: number, path: readonly (typeof cas)[number][]): AuthResult | undefined => {
+  const validityAndExtensions = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string, now: number, path: readonly (typeof cas)[number][], forwardedCa?: ParsedCertificate): AuthResult | undefined => {
     for (const ca of path) {
       if (Date.parse(ca.x509.validTo) < now) return failure('certificate_expired', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} expired at ${new Date(ca.x509.validTo).toISOString()}`, fingerprint, parsed.serial);
       if (Date.parse(ca.x509.validFrom) > now) return failure('certificate_not_yet_valid', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} is valid from ${new Date(ca.x509.validFrom).toISOString()}`, fingerprint, parsed.serial);
@@ -352,6 +359,10 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     if (parsed.notAfter.getTime() < now) return failure('certificate_expired', `expired at ${parsed.notAfter.toISOString()}`, fingerprint, parsed.serial);
     const critical = unknownCriticalExtension(peer.raw);
     if (critical) return failure('not_a_client_certificate', `unknown critical extension ${critical}`, fingerprint, parsed.serial);
+    // what else OpenSSL refuses in a handshake: keyUsage, extKeyUsage and critical extensions of
+    // the CAs, pathLen, name constraints, weak signatures (chain-constraints.ts says why by hand)
+    const problem = chainConstraintProblem(parsed, [...(forwardedCa ? [forwardedCa] : []), ...path.map((c) => c.parsed)]);
+    if (problem) return failure(problem.reason, problem.detail, fingerprint, parsed.serial);
     return undefined;
   };
 

@@ -31,10 +31,10 @@ import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
 import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
 import { createMtlsMiddleware, mtlsServerOptions } from '../../src/mtls/middleware.js';
 import { createMtlsServer, type MtlsRequest } from '../../src/mtls/mtls-server.js';
-import { randomSerial, signCertificate, type CertificateFields } from '../../src/x509/certificate.js';
-import { distinguishedName, extension, subjectAltName, uriName } from '../../src/x509/extensions.js';
+import { parseCertificate, randomSerial, signCertificate, type CertificateFields } from '../../src/x509/certificate.js';
+import { distinguishedName, extKeyUsage, extension, keyUsage, subjectAltName, uriName } from '../../src/x509/extensions.js';
 import { oidDer, seq, setOf, utf8Der } from '../../src/x509/der.js';
-import { createSigner, generateKey, keyIdentifier, type GeneratedKey } from '../../src/x509/keys.js';
+import { createSigner, generateKey, keyIdentifier, spkiOf, type GeneratedKey } from '../../src/x509/keys.js';
 import { OID } from '../../src/x509/oids.js';
 import { pemEncode, readCertificates } from '../../src/x509/pem.js';
 import { cliOk } from '../support/cli.js';
@@ -45,6 +45,8 @@ interface Material {
   key: crypto.KeyObject;
 }
 const rows: [string, Material | null, string][] = []; // [case, client material, expected: 'ok' | reason]
+/** #20 review: the rows of chains OpenSSL refuses (the forwarded path verifies chains itself) */
+const chainRows: [string, Material, string][] = [];
 let acme: TestPki;
 let other: TestPki;
 let stranger: TestPki;
@@ -55,6 +57,7 @@ const servers: Record<Kind, { server: https.Server; url: string }> = {} as never
 const closers: (() => Promise<void>)[] = [];
 let upstream: http.Server;
 let forwarded: { server: https.Server; url: string };
+let forwardedNoRootCrl: { server: https.Server; url: string };
 
 const keyObject = (k: GeneratedKey) => crypto.createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' });
 const fileKey = (f: string) => crypto.createPrivateKey(fs.readFileSync(f));
@@ -127,6 +130,55 @@ before(async () => {
     ['unknown critical extension', craft('crit', -60_000, 3_600_000, withExt(extension('1.3.6.1.4.1.99999.1', true, Buffer.from('0500', 'hex')))), 'not_a_client_certificate'],
   );
 
+  // #20 review: chains that OpenSSL refuses in a handshake, crafted with the CA keys; a forwarded
+  // certificate must be refused alike (the intermediates come along in Client-Cert-Chain, as in
+  // the handshake). Each CA below is signed by a configured one, so only the CA's own constraint breaks.
+  const rootParent: typeof ca.issuer = { subjectName: ca.root.subjectName, keyId: keyIdentifier(ca.root.spki), notAfter: ca.root.notAfter };
+  const interParent = ca.issuer;
+  const subCa = (name: string, parent: typeof rootParent, sign: typeof signer, change: (f: CertificateFields) => CertificateFields = (f) => f, from = -60_000, to = 86_400_000, permitted?: { trustDomain: string; dns: string[] }) => {
+    const key = generateKey('ec-p256');
+    const fields = change(intermediateFields(parent, { serial: randomSerial(), notBefore: new Date(Date.now() + from), notAfter: new Date(Date.now() + to), spki: key.spki, name, ...(permitted ? { permitted } : {}) }));
+    return { der: signCertificate(fields, sign), signer: createSigner(keyObject(key)), issuer: { subjectName: fields.subjectName, keyId: keyIdentifier(key.spki), notAfter: fields.notAfter } };
+  };
+  const under = (id: string, c: ReturnType<typeof subCa>, tail: Buffer[], change?: (f: CertificateFields) => CertificateFields): Material => {
+    const m = craft(id, -60_000, 3_600_000, change, c.signer, c.issuer, c.der);
+    return { chain: [...m.chain, ...tail], key: m.key };
+  };
+  const replaceExt = (oid: string, ext: Buffer) => (f: CertificateFields): CertificateFields => ({ ...f, extensions: f.extensions.map((e) => (Buffer.from(e).includes(oidDer(oid)) ? ext : e)) });
+  // the configured intermediate has pathLen 0: a CA it signs may not issue
+  const belowPathLen = subCa('Rogue Sub CA', interParent, signer);
+  // an intermediate whose name constraints (opt-in, ca init --name-constraints) permit another trust domain
+  const constrained = subCa('Constrained Intermediate', rootParent, rootSigner, (f) => f, -60_000, 86_400_000, { trustDomain: 'elsewhere.test', dns: [] });
+  const permitting = subCa('Permitting Intermediate', rootParent, rootSigner, (f) => f, -60_000, 86_400_000, { trustDomain: 'acme.test', dns: ['acme.test'] });
+  const noCertSign = subCa('No keyCertSign Intermediate', rootParent, rootSigner, replaceExt(OID.keyUsage, keyUsage(['cRLSign'])));
+  const criticalCa = subCa('Critical Extension Intermediate', rootParent, rootSigner, (f) => ({ ...f, extensions: [...f.extensions, extension('1.3.6.1.4.1.99999.2', true, Buffer.from('0500', 'hex'))] }));
+  const serverOnlyCa = subCa('Server Only Intermediate', rootParent, rootSigner, (f) => ({ ...f, extensions: [...f.extensions, extKeyUsage([OID.serverAuth])] }));
+  const expiredCa = subCa('Expired Intermediate', rootParent, rootSigner, (f) => f, -7_200_000, -3_600_000);
+  const earlyCa = subCa('Early Intermediate', rootParent, rootSigner, (f) => f, 3_600_000, 7_200_000);
+  const leafAsCaKey = generateKey('ec-p256');
+  const leafAsCa = craft('leafca', -60_000, 3_600_000, (f) => f);
+  const leafSigned = (() => {
+    const parsedLeaf = parseCertificate(leafAsCa.chain[0]!);
+    const fields = clientFields({ subjectName: parsedLeaf.subjectName, keyId: keyIdentifier(spkiOf(crypto.createPublicKey(leafAsCa.key))), notAfter: parsedLeaf.notAfter }, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: leafAsCaKey.spki, keyType: 'ec-p256', claims: claims('leafsigned') });
+    return { chain: [signCertificate(fields, createSigner(leafAsCa.key)), ...leafAsCa.chain], key: keyObject(leafAsCaKey) };
+  })();
+  const sha1Signer = { ...signer, algorithmDer: seq(oidDer('1.2.840.10045.4.1')), sign: (data: Uint8Array) => crypto.sign('sha1', data, fileKey(path.join(acme.pki, 'private', 'intermediate.key'))) };
+  chainRows.push(
+    ['CA signed by the pathLen 0 intermediate', under('subby', belowPathLen, [ca.intermediateDer]), 'unknown_ca'],
+    ['intermediate whose name constraints exclude the trust domain', under('fenced', constrained, []), 'unknown_ca'],
+    // the same, permitting acme.test: accepted by the chain check (revoked here only because its issuing CA is not configured while an intermediate is revoked)
+    ['intermediate whose name constraints permit the trust domain', under('fencedin', permitting, []), 'certificate_revoked'],
+    ['intermediate without keyCertSign', under('nosign', noCertSign, []), 'unknown_ca'],
+    ['intermediate with an unknown critical extension', under('critca', criticalCa, []), 'unknown_ca'],
+    ['intermediate for serverAuth only (extKeyUsage)', under('srvca', serverOnlyCa, []), 'not_a_client_certificate'],
+    ['expired intermediate', under('lateca', expiredCa, []), 'certificate_expired'],
+    ['not yet valid intermediate', under('earlyca', earlyCa, []), 'certificate_not_yet_valid'],
+    ['signed by a client certificate', leafSigned, 'unknown_ca'],
+  );
+  rows.push(...chainRows);
+  // forwarded only: a Node client cannot even load it (OpenSSL's security level refuses SHA-1 signatures: 'ca md too weak'), nor can the server verify it in a handshake
+  chainRows.push(['SHA-1 signature', { chain: [signCertificate(clientFields(ca.issuer, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: leafAsCaKey.spki, keyType: 'ec-p256', claims: claims('sha1') }), sha1Signer), ca.intermediateDer], key: keyObject(leafAsCaKey) }, 'unknown_ca']);
+
   // every server: the same TLS material, CRLs (with the root CRL revoking the second intermediate), trust domain
   const material = {
     cert: Buffer.concat(serverCert.chain.map((d) => Buffer.from(pemEncode('CERTIFICATE', d)))),
@@ -170,6 +222,10 @@ before(async () => {
   const viaProxy = createMtlsServer({ ...material, trustedProxies: [{ from: '127.0.0.2', format: 'rfc9440' }] }, createMcpSdk1Handler({ serverInfo: { name: 'forwarded', version: '1' }, policy, build, enableJsonResponse: true }));
   await new Promise<void>((r) => viaProxy.listen(0, '127.0.0.1', r));
   forwarded = { server: viaProxy, url: `https://127.0.0.1:${(viaProxy.address() as AddressInfo).port}/mcp` };
+  // and without the root CRL: no intermediate is revoked, so a certificate whose issuing CA is not configured is not refused for that alone
+  const viaProxy2 = createMtlsServer({ ...material, crl: [material.crl[0]!], trustedProxies: [{ from: '127.0.0.2', format: 'rfc9440' }] }, createMcpSdk1Handler({ serverInfo: { name: 'forwarded2', version: '1' }, policy, build, enableJsonResponse: true }));
+  await new Promise<void>((r) => viaProxy2.listen(0, '127.0.0.1', r));
+  forwardedNoRootCrl = { server: viaProxy2, url: `https://127.0.0.1:${(viaProxy2.address() as AddressInfo).port}/mcp` };
 });
 
 after(async () => {
@@ -182,11 +238,13 @@ after(async () => {
   upstream.close();
   forwarded.server.closeAllConnections();
   forwarded.server.close();
+  forwardedNoRootCrl.server.closeAllConnections();
+  forwardedNoRootCrl.server.close();
 });
 
 /** The row's leaf forwarded by a proxy at 127.0.0.2 as `Client-Cert` (the proxy has no client certificate of its own). */
-async function attemptForwarded(m: Material | null): Promise<string> {
-  const u = new URL(forwarded.url);
+async function attemptForwarded(m: Material | null, url = forwarded.url): Promise<string> {
+  const u = new URL(url);
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'ping_tool', arguments: {} } });
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -205,7 +263,8 @@ async function attemptForwarded(m: Material | null): Promise<string> {
 
 test('the same matrix through a trusted proxy (RFC 9440 Client-Cert): the same answer, row by row', async () => {
   // the intermediates the client sent come along in Client-Cert-Chain, as in the handshake
-  const differs: Record<string, string> = {};
+  // a client certificate in Client-Cert-Chain is refused before authentication (400: only CA certificates may follow the leaf)
+  const differs: Record<string, string> = { 'signed by a client certificate': 'HTTP 400' };
   const failed: string[] = [];
   for (const [name, material, expected] of rows) {
     const got = await attemptForwarded(material);
@@ -214,6 +273,17 @@ test('the same matrix through a trusted proxy (RFC 9440 Client-Cert): the same a
   }
   assert.deepEqual(failed, []);
   assert.equal(await attemptForwarded(rows[0]![1]), 'ok');
+});
+
+test('#20 review: a chain OpenSSL refuses in a handshake is refused forwarded too, with no revoked intermediate to refuse it for another reason', async () => {
+  const failed: string[] = [];
+  const noRevokedIntermediate: Record<string, string> = { 'signed by a client certificate': 'HTTP 400', 'intermediate whose name constraints permit the trust domain': 'ok' };
+  for (const [name, material, expected] of chainRows) {
+    const got = await attemptForwarded(material, forwardedNoRootCrl.url);
+    if (got !== (noRevokedIntermediate[name] ?? expected)) failed.push(`${name} (forwarded, no revoked intermediate): ${got}, expected ${expected}`);
+  }
+  assert.deepEqual(failed, []);
+  assert.equal(await attemptForwarded(rows[0]![1], forwardedNoRootCrl.url), 'ok');
 });
 
 async function attempt(m: Material | null, url: string): Promise<string> {
