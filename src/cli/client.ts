@@ -110,7 +110,7 @@ export function registerClient(program: Command): void {
           ];
           const result = { file, [key]: { [o.name]: entry }, notes };
           if (!o.write) {
-            emit(o.json, result, () => [`Add this to ${file}:`, YAML.stringify({ [key]: { [o.name]: entry } }).trimEnd(), ...notes, ''].join('\n'));
+            emit(o.json, result, () => [`Add this to ${file}:`, yamlSnippet(key, o.name, entry).trimEnd(), ...notes, ''].join('\n'));
             return;
           }
           const existed = fs.existsSync(file);
@@ -152,7 +152,7 @@ export function registerClient(program: Command): void {
       const pinned = `${runner.note}\n`;
       const yaml = file.endsWith('.yaml');
       if (!o.write) {
-        emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${yaml ? YAML.stringify(snippet).trimEnd() : JSON.stringify(snippet, null, 2)}\n${pinned}`);
+        emit(o.json, { file, ...snippet, runs }, () => `Add this to ${file}:\n${yaml ? yamlSnippet(key, o.name, entry).trimEnd() : JSON.stringify(snippet, null, 2)}\n${pinned}`);
         return;
       }
       await withFileLocks([file], () => (yaml ? mergeYaml(file, key, o.name, entry) : mergeJson(file, key, { [o.name]: entry })));
@@ -220,6 +220,39 @@ async function withFileLocks<T>(files: readonly string[], fn: () => T): Promise<
   }
 }
 
+/**
+ * A server name as a YAML key that YAML 1.1 readers (PyYAML, as Python agents load their config)
+ * read as the same string: plain when it is a plain word, else double-quoted. Plain `<<` is a
+ * merge key there (the entry's fields would land among the servers), `on` / `yes` / `no` booleans,
+ * `~` null, `12` a number.
+ */
+function yamlName(name: string): YAML.Scalar {
+  const key = new YAML.Scalar(name);
+  const plain = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) && !/^(y|n|yes|no|true|false|on|off|null)$/i.test(name);
+  if (!plain) key.type = YAML.Scalar.QUOTE_DOUBLE;
+  return key;
+}
+
+/** Sets server `name` under the map `key` of `doc` (replacing one of the same name, its key rewritten as {@link yamlName}). */
+function setServer(doc: YAML.Document, key: string, name: string, entry: Record<string, unknown>): void {
+  const servers = doc.get(key) as YAML.YAMLMap;
+  const value = doc.createNode(entry);
+  const pair = servers.items.find((p) => (YAML.isScalar(p.key) ? p.key.value : p.key) === name);
+  if (pair) {
+    pair.key = yamlName(name);
+    pair.value = value;
+  } else {
+    servers.items.push(new YAML.Pair(yamlName(name), value));
+  }
+}
+
+/** `key: {name: entry}` as YAML, written as {@link mergeYaml} writes it. */
+function yamlSnippet(key: string, name: string, entry: Record<string, unknown>): string {
+  const doc = new YAML.Document({ [key]: {} });
+  setServer(doc, key, name, entry);
+  return doc.toString();
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -274,6 +307,6 @@ function mergeYaml(file: string, key: string, name: string, entry: Record<string
   const held = doc.get(key, true);
   if (held !== undefined && !(YAML.isScalar(held) && held.value === null) && !YAML.isMap(held)) throw new MtlsError('BAD_ARGUMENT', `${file}: ${key} is not a mapping`, { hint: fixByHand });
   if (!YAML.isMap(held)) doc.set(key, doc.createNode({}));
-  doc.setIn([key, name], doc.createNode(entry));
+  setServer(doc, key, name, entry);
   commitEdits([{ target, previous, text: doc.toString() }]);
 }

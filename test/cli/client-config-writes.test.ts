@@ -5,6 +5,7 @@
  * and writes through a symlinked configuration file (dotfile managers) instead of replacing it.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
@@ -92,4 +93,25 @@ test('client-config runs at once on the same file: every entry is kept (the read
   const file = path.join(home, '.cursor', 'mcp.json');
   assert.deepEqual(Object.keys((JSON.parse(fs.readFileSync(file, 'utf8')) as { mcpServers: object }).mcpServers).sort(), names);
   assert.deepEqual(fs.readdirSync(path.dirname(file)).filter((n) => !n.startsWith('mcp.json')), [], 'no lock or temporary file left behind');
+});
+
+test('hermes-agent: server names that YAML 1.1 reads as something else (<<, on, yes) are written quoted: PyYAML, as Hermes loads its config, reads them back as those names', async () => {
+  const home = tmpDir();
+  const file = path.join(home, '.hermes', 'config.yaml');
+  fs.mkdirSync(path.dirname(file));
+  fs.writeFileSync(file, 'mcp_servers:\n  other:\n    url: https://other.test/mcp\n');
+  const names = ['<<', 'on', 'yes', 'No', '~', '12'];
+  for (const name of names) {
+    const r = await cli(['client-config', '--client', 'hermes-agent', '--native', '--name', name, '--bundle', pem, '--url', URL, '--write'], { env: { HOME: home } });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const printed = await cli(['client-config', '--client', 'hermes-agent', '--native', '--name', '<<', '--bundle', pem, '--url', URL], { env: { HOME: home } });
+  const snippet = printed.stdout.slice(printed.stdout.indexOf('\n') + 1, printed.stdout.indexOf('\n', printed.stdout.indexOf('ssl_verify')));
+  // PyYAML (YAML 1.1, as a Python agent's yaml.safe_load reads it): keys, as JSON
+  const py = 'import json,sys,yaml; d=yaml.safe_load(open(sys.argv[1])); print(json.dumps({str(type(k).__name__)+":"+str(k): v.get("url") for k, v in d["mcp_servers"].items()}))';
+  const load = (f: string) => execFileSync('python3', ['-c', py, f], { encoding: 'utf8' }).trim();
+  assert.deepEqual(JSON.parse(load(file)), Object.fromEntries([['str:other', 'https://other.test/mcp'], ...names.map((n) => [`str:${n}`, URL])]));
+  const printedFile = path.join(home, 'printed.yaml');
+  fs.writeFileSync(printedFile, snippet);
+  assert.deepEqual(JSON.parse(load(printedFile)), { 'str:<<': URL }, snippet);
 });
