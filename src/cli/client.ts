@@ -79,6 +79,8 @@ export function registerClient(program: Command): void {
     .action(async (o) => {
       if (!CLIENTS.includes(o.client)) throw new MtlsError('USAGE', `unknown client "${o.client}"`, { hint: `use one of: ${CLIENTS.join(', ')}` });
       if (o.runner !== undefined && o.runner !== 'install' && o.runner !== 'npx') throw new MtlsError('USAGE', `--runner must be install or npx, not "${o.runner}"`);
+      // the name is an argument of the printed `claude mcp add ...` line: one starting with - would be an option there
+      if (/^-/.test(o.name as string)) throw new MtlsError('USAGE', `--name "${o.name}" starts with "-": a server name that command lines would read as an option`, { hint: 'use a name starting with a letter or digit, e.g. acme-tools' });
       const client = o.client as ClientName;
       const bundleFile = path.resolve(o.bundle);
       let url = o.url as string | undefined;

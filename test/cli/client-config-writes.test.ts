@@ -115,3 +115,23 @@ test('hermes-agent: server names that YAML 1.1 reads as something else (<<, on, 
   fs.writeFileSync(printedFile, snippet);
   assert.deepEqual(JSON.parse(load(printedFile)), { 'str:<<': URL }, snippet);
 });
+
+test("claude-code --native's shell lines: paths and names with quotes, spaces, newlines, $() and backticks stay one word each; a name that would be an option is refused", async () => {
+  const weird = path.join(base, `it's a $(touch PWNED) \`touch PWNED\` "x"\nline`);
+  fs.mkdirSync(weird);
+  for (const f of fs.readdirSync(pem)) fs.copyFileSync(path.join(pem, f), path.join(weird, f));
+  const name = `a'b $(touch PWNED) \`x\``;
+  const out = await cliOk<{ env: Record<string, string>; commands: string[] }>(['client-config', '--client', 'claude-code', '--native', '--name', name, '--bundle', weird, '--url', URL, '--json'], { env: { HOME: tmpDir() } });
+  const cwd = tmpDir();
+  // `claude` stands in as a function printing its arguments, one per NUL
+  const script = `claude() { printf '%s\\0' "$@"; }\n${out.commands.join('\n')}\nprintf '%s\\0' "$CLAUDE_CODE_CLIENT_CERT" "$CLAUDE_CODE_CLIENT_KEY" "$NODE_EXTRA_CA_CERTS"\n`;
+  const words = execFileSync('bash', ['-c', script], { cwd, encoding: 'utf8' }).split('\0').slice(0, -1);
+  assert.deepEqual(words, ['mcp', 'add', '--transport', 'http', '--scope', 'user', name, URL, out.env.CLAUDE_CODE_CLIENT_CERT, out.env.CLAUDE_CODE_CLIENT_KEY, out.env.NODE_EXTRA_CA_CERTS]);
+  assert.equal(out.env.CLAUDE_CODE_CLIENT_CERT, path.join(fs.realpathSync(weird), 'cert.pem'));
+  assert.deepEqual(fs.readdirSync(cwd), [], 'nothing ran');
+  for (const bad of ['--scope=project', '-e']) {
+    const r = await cli(['client-config', '--client', 'claude-code', '--native', '--name', bad, '--bundle', pem, '--url', URL], { env: { HOME: tmpDir() } });
+    assert.equal(r.code, 64, `${bad}: ${r.code} ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, /--name/);
+  }
+});
