@@ -125,7 +125,7 @@ export interface Authenticator {
    * signed by one of them; by signature up to a configured root, every certificate on the way a
    * CA within its validity. Then the very checks a handshake certificate gets
    * (identity profile, trust domains, tenant roots, expiry, revocation). Computed once per
-   * distinct certificate (a bounded cache keyed by the SHA-256 of its DER); expiry and
+   * distinct certificate and chain sent with it (a bounded cache keyed by the SHA-256 of their DER); expiry and
    * revocation are re-checked on every call, against the revocation data in effect then.
    */
   authenticateCertificate(der: Uint8Array, chain?: readonly Uint8Array[]): AuthResult;
@@ -425,11 +425,14 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   return {
     authenticateCertificate(der, chain = []) {
       const fingerprint = crypto.createHash('sha256').update(der).digest('hex');
-      let r = forwarded.get(fingerprint);
+      // keyed by the chain sent along too: a refusal for the intermediate that came with it (an
+      // expired one, say) must not outlast the client sending its renewed intermediate
+      const key = chain.length === 0 ? fingerprint : `${fingerprint}:${chain.reduce((h, c) => h.update(c), crypto.createHash('sha256')).digest('hex')}`;
+      let r = forwarded.get(key);
       if (!r) {
         r = computeForwarded(der, fingerprint, chain);
         // not kept: what may pass later (not valid yet, revocation not known yet, an unknown CA whose intermediate may come along next time)
-        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca')) forwarded.set(fingerprint, r);
+        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca')) forwarded.set(key, r);
       }
       return current(r);
     },

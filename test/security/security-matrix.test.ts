@@ -47,6 +47,7 @@ interface Material {
 const rows: [string, Material | null, string][] = []; // [case, client material, expected: 'ok' | reason]
 /** #20 review: the rows of chains OpenSSL refuses (the forwarded path verifies chains itself) */
 const chainRows: [string, Material, string][] = [];
+let renewal: { lapsed: Material; renewed: Material };
 let acme: TestPki;
 let other: TestPki;
 let stranger: TestPki;
@@ -135,8 +136,7 @@ before(async () => {
   // the handshake). Each CA below is signed by a configured one, so only the CA's own constraint breaks.
   const rootParent: typeof ca.issuer = { subjectName: ca.root.subjectName, keyId: keyIdentifier(ca.root.spki), notAfter: ca.root.notAfter };
   const interParent = ca.issuer;
-  const subCa = (name: string, parent: typeof rootParent, sign: typeof signer, change: (f: CertificateFields) => CertificateFields = (f) => f, from = -60_000, to = 86_400_000, permitted?: { trustDomain: string; dns: string[] }) => {
-    const key = generateKey('ec-p256');
+  const subCa = (name: string, parent: typeof rootParent, sign: typeof signer, change: (f: CertificateFields) => CertificateFields = (f) => f, from = -60_000, to = 86_400_000, permitted?: { trustDomain: string; dns: string[] }, key = generateKey('ec-p256')) => {
     const fields = change(intermediateFields(parent, { serial: randomSerial(), notBefore: new Date(Date.now() + from), notAfter: new Date(Date.now() + to), spki: key.spki, name, ...(permitted ? { permitted } : {}) }));
     return { der: signCertificate(fields, sign), signer: createSigner(keyObject(key)), issuer: { subjectName: fields.subjectName, keyId: keyIdentifier(key.spki), notAfter: fields.notAfter } };
   };
@@ -176,6 +176,12 @@ before(async () => {
     ['signed by a client certificate', leafSigned, 'unknown_ca'],
   );
   rows.push(...chainRows);
+  // one intermediate key, its certificate expired and then renewed (same name, same key): a leaf it issued, sent first with the expired one
+  const renewKey = generateKey('ec-p256');
+  const lapsedCa = subCa('Renewed Intermediate', rootParent, rootSigner, (f) => f, -7_200_000, -3_600_000, undefined, renewKey);
+  const renewedCa = subCa('Renewed Intermediate', rootParent, rootSigner, (f) => f, -60_000, 86_400_000, undefined, renewKey);
+  const renewedLeaf = under('renewed', renewedCa, []);
+  renewal = { lapsed: { chain: [renewedLeaf.chain[0]!, lapsedCa.der], key: renewedLeaf.key }, renewed: renewedLeaf };
   // forwarded only: a Node client cannot even load it (OpenSSL's security level refuses SHA-1 signatures: 'ca md too weak'), nor can the server verify it in a handshake
   chainRows.push(['SHA-1 signature', { chain: [signCertificate(clientFields(ca.issuer, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: leafAsCaKey.spki, keyType: 'ec-p256', claims: claims('sha1') }), sha1Signer), ca.intermediateDer], key: keyObject(leafAsCaKey) }, 'unknown_ca']);
 
@@ -284,6 +290,12 @@ test('#20 review: a chain OpenSSL refuses in a handshake is refused forwarded to
   }
   assert.deepEqual(failed, []);
   assert.equal(await attemptForwarded(rows[0]![1], forwardedNoRootCrl.url), 'ok');
+});
+
+test('#20 review: a forwarded certificate refused for the intermediate sent with it passes once the client sends the renewed intermediate (the cache is not keyed by the leaf alone)', async () => {
+  assert.equal(await attemptForwarded(renewal.lapsed, forwardedNoRootCrl.url), 'certificate_expired');
+  for (const url of Object.values(servers).map((s) => s.url)) assert.equal(await attempt(renewal.renewed, url), 'certificate_revoked', 'a handshake accepts the chain (revoked only for the root CRL of these servers: its CA is not configured)');
+  assert.equal(await attemptForwarded(renewal.renewed, forwardedNoRootCrl.url), 'ok');
 });
 
 async function attempt(m: Material | null, url: string): Promise<string> {
