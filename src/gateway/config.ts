@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isDuration } from '../util/duration.js';
 import { MtlsError } from '../errors.js';
 import { FORWARDED_FORMATS } from '../mtls/trusted-proxies.js';
-import { StdioRouteSchema } from './stdio-config.js';
+import { resolveStdioPaths, StdioRouteSchema } from './stdio-config.js';
 
 const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');
 
@@ -114,7 +114,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
     routes: c.routes.map((r) => ({
       ...r,
       policy: abs(r.policy),
-      ...(r.stdio?.cwd ? { stdio: { ...r.stdio, cwd: abs(r.stdio.cwd) } } : {}),
+      ...(r.stdio ? { stdio: resolveStdioPaths(r.stdio, abs) } : {}),
       ...(r.upstreamTls ? { upstreamTls: Object.fromEntries(Object.entries(r.upstreamTls).map(([k, v]) => [k, abs(v as string)])) } : {}),
     })),
     ...(c.audit ? { audit: abs(c.audit) } : {}),

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { isDuration } from '../util/duration.js';
 import { namesCaller } from './stdio-upstream.js';
+import { CredentialSchema } from './stdio-credentials.js';
 
 /** A stdio upstream: the command, its args, env and working directory, and its process model. */
 export const StdioRouteSchema = z
@@ -22,7 +23,12 @@ export const StdioRouteSchema = z
     idleTimeout: z.string().refine(isDuration, 'a duration such as 30s or 2m').default('10m'),
     /** a longer stdout line (one JSON-RPC message) kills the process */
     maxLineBytes: z.number().int().positive().default(16 * 1024 * 1024),
+    /** secrets injected as environment variables into a caller's own process, chosen by identity (stdio-credentials.ts) */
+    credentials: z.array(CredentialSchema).optional(),
+    /** a caller no credentials entry is for is refused (default true when there are credentials) */
+    credentialsRequired: z.boolean().optional(),
   })
+  .refine((s) => s.processModel !== 'shared' || !s.credentials?.length, 'a shared process serves every caller: credentials need processModel per-principal or per-team')
   .refine((s) => s.processModel !== 'shared' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some(namesCaller), 'a shared process serves every caller: {principal.id}, {principal.kind}, {trustDomain} need processModel per-principal, {team} per-team')
   .refine((s) => s.processModel !== 'per-principal' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => v.includes('{team}')), 'a certificate may name several teams: {team} needs processModel per-team')
   .refine((s) => s.processModel !== 'per-team' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => /\{(principal\.id|principal\.kind|trustDomain)\}/.test(v)), 'a per-team process serves every member of the team: {principal.id}, {principal.kind} and {trustDomain} need processModel per-principal');
@@ -54,4 +60,13 @@ export function splitCommandLine(line: string): string[] {
   if (quote) throw new Error(`unclosed ${quote} in the command line`);
   if (any || cur) out.push(cur);
   return out;
+}
+
+/** A stdio route with its relative paths (cwd, credential files) resolved against gateway.yaml's folder. */
+export function resolveStdioPaths<T extends { cwd?: string | undefined; credentials?: { env: Record<string, { file: string } | { env: string }> }[] | undefined }>(s: T, abs: (p: string) => string): T {
+  return {
+    ...s,
+    ...(s.cwd ? { cwd: abs(s.cwd) } : {}),
+    ...(s.credentials ? { credentials: s.credentials.map((c) => ({ ...c, env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, 'file' in v ? { file: abs(v.file) } : v])) })) } : {}),
+  };
 }

@@ -23,6 +23,7 @@ export async function startStdioUpstreams(config: GatewayConfig, log: (line: str
       maxLineBytes: s.maxLineBytes,
       timeoutMs: parseDuration(config.upstreamTimeout),
       ...(baseEnv ? { baseEnv } : {}),
+      ...(s.credentials?.length ? { credentials: s.credentials, credentialsRequired: s.credentialsRequired ?? true } : {}),
       log,
     });
     opened.push(u);

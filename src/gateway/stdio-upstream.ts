@@ -34,6 +34,7 @@ import { Agent } from 'undici';
 import { IDENTITY_META_KEY } from './identity-meta.js';
 import { StdioProcess } from './stdio-process.js';
 import { isValidPrincipalId, isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
+import { credentialFor, readSecrets, type Credential } from './stdio-credentials.js';
 
 export type ProcessModel = 'shared' | 'per-principal' | 'per-team';
 
@@ -51,7 +52,11 @@ export interface StdioUpstreamOptions {
   readonly maxLineBytes: number;
   /** a request unanswered this long gets a JSON-RPC error */
   readonly timeoutMs: number;
-  /** the environment the safe base variables are taken from (the CLI passes the gateway's) */
+  /** secrets for a caller's own process, chosen by identity (stdio-credentials.ts) */
+  readonly credentials?: readonly Credential[];
+  /** a caller no credentials entry is for is refused */
+  readonly credentialsRequired?: boolean;
+  /** the environment the safe base variables (and `{env: NAME}` secrets) are taken from (the CLI passes the gateway's) */
   readonly baseEnv?: Record<string, string | undefined>;
   readonly log: (line: string) => void;
 }
@@ -89,6 +94,8 @@ interface Slot {
   readonly kind?: string;
   readonly trustDomain?: string;
   readonly team?: string;
+  /** the credentials entry its process gets, or -1 */
+  readonly credential: number;
   proc?: StdioProcess;
   /** resolves with the initialize result once the process answered it */
   ready?: Promise<Record<string, unknown>>;
@@ -118,10 +125,11 @@ function callerOf(m: Rpc): Caller0 | undefined {
   const parts = /^spiffe:\/\/([^/]+)\/([a-z]+)\/([^/]+)$/.exec(meta.principal);
   if (!parts || !isValidTrustDomain(parts[1]!) || !isValidPrincipalId(parts[3]!)) return undefined;
   const teams = Array.isArray(meta.teams) ? meta.teams.filter((t): t is string => typeof t === 'string' && isValidTeamOrRole(t)) : [];
-  return { principal: meta.principal, trustDomain: parts[1]!, kind: parts[2]!, id: parts[3]!, teams };
+  const roles = Array.isArray(meta.roles) ? meta.roles.filter((t): t is string => typeof t === 'string' && isValidTeamOrRole(t)) : [];
+  return { principal: meta.principal, trustDomain: parts[1]!, kind: parts[2]!, id: parts[3]!, teams, roles };
 }
 
-type Caller0 = { principal: string; trustDomain: string; kind: string; id: string; teams: string[] };
+type Caller0 = { principal: string; trustDomain: string; kind: string; id: string; teams: string[]; roles: string[] };
 type TemplateValues = { principalId?: string; kind?: string; trustDomain?: string; team?: string };
 
 /**
@@ -269,11 +277,21 @@ export class StdioUpstream {
   async #initialize(m: Rpc, res: ServerResponse): Promise<void> {
     const caller = callerOf(m);
     if (!caller) return json(res, 200, rpcError(m.id ?? null, 'this stdio upstream serves certificates whose principal is spiffe://<trust domain>/<kind>/<id>'));
-    const key = this.#keyOf(caller);
-    if (typeof key === 'string') return json(res, 200, rpcError(m.id ?? null, key));
+    const keyed = this.#keyOf(caller);
+    if (typeof keyed === 'string') return json(res, 200, rpcError(m.id ?? null, keyed));
+    // a per-team process serves the whole team: only an entry for the team may be given to it
+    const credential = this.#o.credentials?.length
+      ? credentialFor(this.#o.credentials, this.#o.processModel === 'per-team' ? { teams: [keyed.team!], roles: [] } : { principal: caller.principal, principalId: caller.id, teams: caller.teams, roles: caller.roles })
+      : -1;
+    if (credential === -1 && this.#o.credentials?.length && this.#o.credentialsRequired !== false) {
+      this.#o.log(`stdio upstream ${this.#o.name}: refused ${caller.principal}: no credentials entry is for it`);
+      return json(res, 200, rpcError(m.id ?? null, `this upstream needs a credential, and the gateway has none for ${caller.principal}${this.#o.processModel === 'per-team' ? ` (team ${keyed.team})` : ''}; ask the gateway's operator`));
+    }
+    // the entry is part of the key: a certificate of the same principal with other roles gets its own process
+    const key = { ...keyed, key: credential === -1 ? keyed.key : `${keyed.key}#credentials[${credential}]` };
     let slot = this.#slots.get(key.key);
     if (!slot) {
-      slot = { ...key, nextId: 1, pending: new Map(), progress: new Map(), serverRequests: new Map(), sessions: new Set(), lastUsed: Date.now(), lastMessageAt: 0, crashes: 0, nextStartAt: 0 };
+      slot = { ...key, credential, nextId: 1, pending: new Map(), progress: new Map(), serverRequests: new Map(), sessions: new Set(), lastUsed: Date.now(), lastMessageAt: 0, crashes: 0, nextStartAt: 0 };
       this.#slots.set(key.key, slot);
     }
     if (!slot.initParams) {
@@ -326,6 +344,15 @@ export class StdioUpstream {
       if (v !== undefined) env[k] = v;
     }
     for (const [k, v] of Object.entries(this.#o.env)) env[k] = fillTemplate(v, values);
+    if (slot.credential !== -1) {
+      try {
+        Object.assign(env, readSecrets(this.#o.credentials![slot.credential]!, slot.credential, this.#o.baseEnv));
+      } catch (e) {
+        // the log names the entry and its source; the caller learns only that it is unavailable
+        this.#o.log(`stdio upstream ${this.#o.name} [${slot.key}]: ${(e as Error).message}`);
+        return Promise.reject(new Error('the credential for this upstream is unavailable (the gateway\'s log says why)'));
+      }
+    }
     const proc = new StdioProcess(
       { command: this.#o.command, args: this.#o.args.map((a) => fillTemplate(a, values)), env, ...(this.#o.cwd ? { cwd: fillTemplate(this.#o.cwd, values) } : {}), maxLineBytes: this.#o.maxLineBytes },
       `stdio upstream ${this.#o.name} [${slot.key}]`,

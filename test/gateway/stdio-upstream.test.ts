@@ -35,6 +35,9 @@ rules:
     tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, hang, big]
 `;
 
+const ALICE_SECRET = 'ghp_alice-only-4f1c9e';
+const CAROL_SECRET = 'ghp_carol-only-77ab02';
+
 type Files = { cert: string; key: string; ca: string };
 const clients: Record<string, Files> = {};
 let gw: RunningGateway;
@@ -70,6 +73,7 @@ before(async () => {
   gwFiles = { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki };
   const policy = path.join(base, 'policy.yaml');
   fs.writeFileSync(policy, POLICY);
+  fs.writeFileSync(path.join(base, 'alice.token'), `${ALICE_SECRET}\n`);
   const mem = path.join(base, 'memory');
   fs.mkdirSync(mem);
   gw = await startGateway(
@@ -81,11 +85,24 @@ before(async () => {
         { path: '/mcp/everything', policy, stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } },
         { path: '/mcp/memory', policy, stdio: { command: process.execPath, args: [MEMORY], env: { MEMORY_FILE_PATH: path.join(mem, '{principal.id}.jsonl') }, processModel: 'per-principal', maxProcesses: 2 } },
         { path: '/mcp/memory-shared', policy, stdio: { command: process.execPath, args: [MEMORY], env: { MEMORY_FILE_PATH: path.join(mem, 'shared.jsonl') } } },
+        {
+          path: '/mcp/secret',
+          policy,
+          stdio: {
+            command: process.execPath,
+            args: [TINY],
+            processModel: 'per-principal',
+            credentials: [
+              { principals: ['alice'], env: { SECRET_TOKEN: { file: path.join(base, 'alice.token') } } },
+              { principals: ['spiffe://*/user/carol'], env: { SECRET_TOKEN: { env: 'TEST_CAROL_TOKEN' } } },
+            ],
+          },
+        },
         { path: '/mcp/tiny', policy, stdio: { command: process.execPath, args: [TINY], env: { TINY_WHO: '{principal.id}' }, processModel: 'per-principal', maxProcesses: 2, idleTimeout: '1h' } },
       ],
     }),
     (l) => void logged.push(l),
-    { env: process.env },
+    { env: { ...process.env, TEST_CAROL_TOKEN: CAROL_SECRET } },
   );
   url = `https://localhost:${gw.address.port}`;
 });
@@ -264,4 +281,26 @@ test('a process that stops answering: the call times out with an error, the proc
     url = saved;
     await quick.stop();
   }
+});
+
+test("credentials: alice's and carol's secrets reach only their own processes; bob, with none, is refused; no secret in the log", async () => {
+  for (const [who, secret] of [['alice', ALICE_SECRET], ['carol', CAROL_SECRET]] as const) {
+    const c = await connect('/mcp/secret', who);
+    try {
+      assert.deepEqual(JSON.parse(text(await c.client.callTool({ name: 'env', arguments: {} }))), { SECRET_TOKEN: secret });
+    } finally {
+      await c.close();
+    }
+  }
+  await assert.rejects(connect('/mcp/secret', 'bob'), /needs a credential, and the gateway has none for spiffe:\/\/[^ ]*\/bob/);
+  // the shared route next to it never got one
+  const bob = await connect('/mcp/tiny', 'bob');
+  try {
+    assert.deepEqual(JSON.parse(text(await bob.client.callTool({ name: 'env', arguments: {} }))), { TINY_WHO: 'bob' });
+  } finally {
+    await bob.close();
+  }
+  const all = logged.join('\n');
+  assert.ok(!all.includes(ALICE_SECRET) && !all.includes(CAROL_SECRET), 'a secret in the log');
+  assert.match(all, /refused spiffe:\/\/[^ ]*\/bob: no credentials entry is for it/);
 });
