@@ -338,10 +338,12 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
         }
         return validityAndExtensions(peer, parsed, fingerprint, now, up.path, caParsed);
       }
-      // a configured CA of that name whose key identifier the certificate names, yet whose key does not verify it: altered (OpenSSL's CERT_SIGNATURE_FAILURE)
+      // a configured CA of that name whose key identifier the certificate names (or it names none,
+      // or the CA has none: OpenSSL's X509_check_issued then goes by the name), yet whose key does
+      // not verify it: altered (OpenSSL's CERT_SIGNATURE_FAILURE)
       const aki = parsed.extensions.get(OID.authorityKeyIdentifier)?.value;
       const named = issuers.filter((i) => i.nameHex === nameHex).map((i) => i.path[0]!.parsed.extensions.get(OID.subjectKeyIdentifier)?.value.subarray(2));
-      if (aki && named.some((ski) => ski && ski.length > 0 && aki.includes(ski))) return failure('invalid_signature', 'its signature does not verify with the key of the CA it names', fingerprint, parsed.serial);
+      if (named.some((ski) => !aki || !ski || ski.length === 0 || aki.includes(ski))) return failure('invalid_signature', 'its signature does not verify with the key of the CA it names', fingerprint, parsed.serial);
       return failure('unknown_ca', "its issuing CA is not among the server's CA certificates (a forwarded certificate is checked against the configured CA certificates only: list its intermediate there)", fingerprint, parsed.serial);
     }
     const info = issuers.find((i) => i === issuer)!;

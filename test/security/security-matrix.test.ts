@@ -174,6 +174,9 @@ before(async () => {
     ['expired intermediate', under('lateca', expiredCa, []), 'certificate_expired'],
     ['not yet valid intermediate', under('earlyca', earlyCa, []), 'certificate_not_yet_valid'],
     ['signed by a client certificate', leafSigned, 'unknown_ca'],
+    // another key under the intermediate's name, naming its key identifier, or naming none
+    ['same issuer name and key identifier, another key', craft('namesake', -60_000, 3_600_000, (f) => f, createSigner(keyObject(leafAsCaKey))), 'invalid_signature'],
+    ['same issuer name, no key identifier, another key', craft('namesake2', -60_000, 3_600_000, (f) => ({ ...f, extensions: f.extensions.filter((e) => !Buffer.from(e).includes(oidDer(OID.authorityKeyIdentifier))) }), createSigner(keyObject(leafAsCaKey))), 'invalid_signature'],
   );
   rows.push(...chainRows);
   // one intermediate key, its certificate expired and then renewed (same name, same key): a leaf it issued, sent first with the expired one
