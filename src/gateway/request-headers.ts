@@ -18,6 +18,8 @@ const DROP_REQUEST = new Set([
   // which an upstream written for one of them trusts (found in review, issue 16)
   'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn',
   'x-ssl-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-client-verify', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert',
+  // RFC 9440 (HAProxy, Cloudflare): an upstream behind such a proxy trusts them from the gateway's address
+  'client-cert', 'client-cert-chain',
 ]);
 
 /**
