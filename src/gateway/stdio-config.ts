@@ -23,6 +23,8 @@ export const StdioRouteSchema = z
     idleTimeout: z.string().refine(isDuration, 'a duration such as 30s or 2m').default('10m'),
     /** a longer stdout line (one JSON-RPC message) kills the process */
     maxLineBytes: z.number().int().positive().default(16 * 1024 * 1024),
+    /** pass the clients' roots to the process (default false: a client's roots would widen the folders its args allow) */
+    clientRoots: z.boolean().default(false),
     /** secrets injected as environment variables into a caller's own process, chosen by identity (stdio-credentials.ts) */
     credentials: z.array(CredentialSchema).optional(),
     /** a caller no credentials entry is for is refused (default true when there are credentials) */

@@ -21,6 +21,7 @@ export async function startStdioUpstreams(config: GatewayConfig, log: (line: str
       maxProcesses: s.processModel === 'shared' ? 1 : s.maxProcesses,
       idleMs: parseDuration(s.idleTimeout),
       maxLineBytes: s.maxLineBytes,
+      clientRoots: s.clientRoots,
       timeoutMs: parseDuration(config.upstreamTimeout),
       ...(baseEnv ? { baseEnv } : {}),
       ...(s.credentials?.length ? { credentials: s.credentials, credentialsRequired: s.credentialsRequired ?? true } : {}),

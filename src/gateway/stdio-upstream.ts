@@ -50,6 +50,8 @@ export interface StdioUpstreamOptions {
   readonly maxProcesses: number;
   readonly idleMs: number;
   readonly maxLineBytes: number;
+  /** pass the clients' roots to the process (roots capability, roots/list, roots/list_changed); default off: a client's roots would widen what args allow (server-filesystem takes them as its allowed folders) */
+  readonly clientRoots?: boolean;
   /** a request unanswered this long gets a JSON-RPC error */
   readonly timeoutMs: number;
   /** secrets for a caller's own process, chosen by identity (stdio-credentials.ts) */
@@ -296,10 +298,11 @@ export class StdioUpstream {
     }
     if (!slot.initParams) {
       // the process is initialized once, for every session of its key: it is told the client
-      // features any of them may answer (each client answers for itself what it lacks)
+      // features any of them may answer (each client answers for itself what it lacks); roots
+      // only when configured, since a client's roots would override the folders args give
       const params = isObject(m.params) ? m.params : {};
-      const caps = isObject(params.capabilities) ? params.capabilities : {};
-      slot.initParams = { ...params, capabilities: { ...caps, sampling: caps.sampling ?? {}, elicitation: caps.elicitation ?? {}, roots: caps.roots ?? { listChanged: true } } };
+      const { roots: _roots, ...caps } = isObject(params.capabilities) ? params.capabilities : {};
+      slot.initParams = { ...params, capabilities: { ...caps, sampling: caps.sampling ?? {}, elicitation: caps.elicitation ?? {}, ...(this.#o.clientRoots ? { roots: { listChanged: true } } : {}) } };
     }
     let result: Record<string, unknown>;
     try {
@@ -433,6 +436,7 @@ export class StdioUpstream {
       }
       if (m.id !== undefined && m.id !== null) continue;
       if (m.method === 'notifications/initialized') continue; // the gateway initialized the process itself
+      if (m.method === 'notifications/roots/list_changed' && !this.#o.clientRoots) continue;
       if (m.method === 'notifications/cancelled' && isObject(m.params)) {
         const target = [...slot.pending].find(([, c]) => c.session === session && c.clientId === (m.params as Record<string, unknown>).requestId);
         if (target) proc.send({ ...m, params: { ...m.params, requestId: target[0] } });
@@ -524,6 +528,10 @@ export class StdioUpstream {
       }
       if (m.id !== undefined && m.id !== null) {
         // a server-to-client request (sampling, elicitation, roots, ping)
+        if (m.method === 'roots/list' && !this.#o.clientRoots) {
+          proc.send(rpcError(m.id, 'the gateway does not pass the clients\' roots to this server (clientRoots)', -32601));
+          continue;
+        }
         const c = this.#soleCaller(slot);
         if (!c) {
           proc.send(rpcError(m.id, 'the gateway cannot tell which client this request is for (requests of several callers are in flight)'));

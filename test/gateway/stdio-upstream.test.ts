@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CallToolResultSchema, CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, CreateMessageRequestSchema, ListRootsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { GatewayConfigSchema } from '../../src/gateway/config.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
@@ -22,6 +22,7 @@ import { makePki } from '../support/pki.js';
 
 const EVERYTHING = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 const MEMORY = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-memory/dist/index.js');
+const FILESYSTEM = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
 const TINY = path.join(ROOT, 'test/fixtures/stdio/tiny-server.mjs');
 
 const POLICY = `
@@ -32,7 +33,7 @@ rules:
     tools: ["*"]
   - id: dev-basics
     subjects: { teams: [dev] }
-    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, hang, big]
+    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, hang, big, read_text_file, list_allowed_directories]
 `;
 
 const ALICE_SECRET = 'ghp_alice-only-4f1c9e';
@@ -46,9 +47,10 @@ let url: string;
 const logged: string[] = [];
 let gwFiles: { cert: string; key: string; pki: string };
 
-async function connect(route: string, who: string, opts: { sampling?: boolean } = {}) {
+async function connect(route: string, who: string, opts: { sampling?: boolean; roots?: string[] } = {}) {
   const agent = createMtlsAgent(bundleOf(clients[who]!));
-  const client = new Client({ name: `${who}-client`, version: '1.0.0' }, { capabilities: opts.sampling ? { sampling: {} } : {} });
+  const client = new Client({ name: `${who}-client`, version: '1.0.0' }, { capabilities: { ...(opts.sampling ? { sampling: {} } : {}), ...(opts.roots ? { roots: { listChanged: true } } : {}) } });
+  if (opts.roots) client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: opts.roots!.map((uri) => ({ uri })) }));
   if (opts.sampling) {
     client.setRequestHandler(CreateMessageRequestSchema, async (req) => ({
       model: 'test-model',
@@ -74,6 +76,10 @@ before(async () => {
   const policy = path.join(base, 'policy.yaml');
   fs.writeFileSync(policy, POLICY);
   fs.writeFileSync(path.join(base, 'alice.token'), `${ALICE_SECRET}\n`);
+  for (const who of ['alice', 'bob']) {
+    fs.mkdirSync(path.join(base, 'files', who), { recursive: true });
+    fs.writeFileSync(path.join(base, 'files', who, 'notes.txt'), `${who}'s notes`);
+  }
   const mem = path.join(base, 'memory');
   fs.mkdirSync(mem);
   gw = await startGateway(
@@ -98,6 +104,7 @@ before(async () => {
             ],
           },
         },
+        { path: '/mcp/files', policy, stdio: { command: process.execPath, args: [FILESYSTEM, path.join(base, 'files', '{principal.id}')], processModel: 'per-principal' } },
         { path: '/mcp/tiny', policy, stdio: { command: process.execPath, args: [TINY], env: { TINY_WHO: '{principal.id}' }, processModel: 'per-principal', maxProcesses: 2, idleTimeout: '1h' } },
       ],
     }),
@@ -303,4 +310,18 @@ test("credentials: alice's and carol's secrets reach only their own processes; b
   const all = logged.join('\n');
   assert.ok(!all.includes(ALICE_SECRET) && !all.includes(CAROL_SECRET), 'a secret in the log');
   assert.match(all, /refused spiffe:\/\/[^ ]*\/bob: no credentials entry is for it/);
+});
+
+test("server-filesystem rooted at {principal.id}: alice reads her folder, not bob's, even when her client offers / as a root", async () => {
+  const alice = await connect('/mcp/files', 'alice', { roots: ['file:///'] });
+  try {
+    assert.equal(text(await alice.client.callTool({ name: 'read_text_file', arguments: { path: path.join(base, 'files', 'alice', 'notes.txt') } })), "alice's notes");
+    const dirs = text(await alice.client.callTool({ name: 'list_allowed_directories', arguments: {} }));
+    assert.ok(dirs.includes(path.join(base, 'files', 'alice')) && !dirs.includes(path.join(base, 'files', 'bob')), dirs);
+    const theirs = await alice.client.callTool({ name: 'read_text_file', arguments: { path: path.join(base, 'files', 'bob', 'notes.txt') } });
+    assert.equal(theirs.isError, true);
+    assert.doesNotMatch(text(theirs), /bob's notes/);
+  } finally {
+    await alice.close();
+  }
 });
