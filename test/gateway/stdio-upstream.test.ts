@@ -325,3 +325,23 @@ test("server-filesystem rooted at {principal.id}: alice reads her folder, not bo
     await alice.close();
   }
 });
+
+test('gateway.yaml refuses what a process model cannot do; --upstream-command is split as a shell would', async () => {
+  const { splitCommandLine } = await import('../../src/gateway/stdio-config.js');
+  const route = (extra: Record<string, unknown>) => GatewayConfigSchema.safeParse({ listen: '127.0.0.1:0', tls: { cert: 'c', key: 'k', pki: 'p' }, routes: [{ path: '/mcp', policy: 'p.yaml', ...extra }] });
+  const refused = (extra: Record<string, unknown>, message: RegExp) => {
+    const r = route(extra);
+    assert.equal(r.success, false, JSON.stringify(extra));
+    assert.match(r.error!.issues[0]!.message, message);
+  };
+  refused({ stdio: { command: 'x', args: ['/data/{principal.id}'] } }, /shared process serves every caller/);
+  refused({ stdio: { command: 'x', env: { HOME: '/home/{principal.id}' }, processModel: 'per-team' } }, /per-team process serves every member/);
+  refused({ stdio: { command: 'x', args: ['/teams/{team}'], processModel: 'per-principal' } }, /several teams/);
+  refused({ stdio: { command: 'x', credentials: [{ teams: ['sre'], env: { T: { env: 'T' } } }] } }, /credentials need processModel per-principal or per-team/);
+  refused({ stdio: { command: 'x', processModel: 'per-principal', credentials: [{ env: { T: { env: 'T' } } }] } }, /name the principals, teams or roles/);
+  refused({ upstream: 'http://127.0.0.1:1/mcp', stdio: { command: 'x' } }, /not both/);
+  refused({}, /give upstream/);
+  assert.equal(route({ stdio: { command: 'x', args: ['/teams/{team}'], processModel: 'per-team' } }).success, true);
+  assert.deepEqual(splitCommandLine(`npx -y "@scope/server files" '/data dir' a\\ b ""`), ['npx', '-y', '@scope/server files', '/data dir', 'a b', '']);
+  assert.throws(() => splitCommandLine('npx "unclosed'), /unclosed "/);
+});
