@@ -124,7 +124,8 @@ function namesOf(c: ParsedCertificate): { tag: number; text: string; bytes: Buff
   for (const gn of children(san.value, readWhole(san.value, TAG.SEQUENCE))) {
     if (![0x81, 0x82, 0x86, 0x87].includes(gn.tag)) continue;
     const bytes = contentOf(san.value, gn);
-    out.push({ tag: gn.tag, text: bytes.toString('latin1'), bytes });
+    const ip = () => (bytes.length === 4 ? [...bytes].join('.') : (bytes.toString('hex').match(/..../g) ?? []).join(':'));
+    out.push({ tag: gn.tag, text: gn.tag === 0x87 ? ip() : bytes.toString('latin1'), bytes });
   }
   return out;
 }
@@ -171,8 +172,8 @@ export function chainConstraintProblem(leaf: ParsedCertificate, path: readonly P
           if (cert === ca) continue;
           for (const name of namesOf(cert)) {
             const ofKind = permitted.filter((p) => p.tag === name.tag);
-            if (ofKind.length > 0 && !ofKind.some((p) => matches(name, p))) return { reason: 'unknown_ca', detail: `${name.text || name.bytes.toString('hex')} is outside the names its ${nameOf(ca)} may issue (nameConstraints)` };
-            if (excluded.some((p) => p.tag === name.tag && matches(name, p))) return { reason: 'unknown_ca', detail: `${name.text || name.bytes.toString('hex')} is among the names its ${nameOf(ca)} excludes (nameConstraints)` };
+            if (ofKind.length > 0 && !ofKind.some((p) => matches(name, p))) return { reason: 'unknown_ca', detail: `${name.text} is outside the names its ${nameOf(ca)} may issue (nameConstraints)` };
+            if (excluded.some((p) => p.tag === name.tag && matches(name, p))) return { reason: 'unknown_ca', detail: `${name.text} is among the names its ${nameOf(ca)} excludes (nameConstraints)` };
           }
         }
       }
