@@ -85,11 +85,22 @@ async function nginxProxy(upstreamPort: number): Promise<{ port: number; workerP
     if (up) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  // a process may exit between readdir and the read (the test runner starts and stops many):
+  // that one is not nginx's worker, so it is skipped rather than ending the bench with ENOENT
+  const parentOf = (pid: string): string | undefined => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1];
+    } catch {
+      return undefined;
+    }
+  };
   const workerPid = () => {
     const master = proc.pid as number;
-    const kids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ')[1] === String(master));
+    const kids = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && parentOf(p) === String(master));
     return Number(kids[0] ?? master);
   };
+  // nginx is no child that exits with us: stopped however the bench ends
+  process.once('exit', () => proc.kill('SIGTERM'));
   return { port, workerPid, stop: () => proc.kill('SIGTERM') };
 }
 

@@ -80,6 +80,9 @@ if (mode === 'adapter-tls') {
 }
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
+// the bench that forked us is gone (it failed, or was killed): so are we, or our inherited
+// stdout would keep whoever waits on the bench's output waiting for ever
+process.on('disconnect', () => process.exit(0));
 process.on('message', (m) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
   if (m === 'exit') process.exit(0);

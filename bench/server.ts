@@ -151,6 +151,7 @@ async function nginxInFront(backends: number[]): Promise<{ ports: number[]; stop
     .join('\n');
   fs.writeFileSync(path.join(ngx, 'nginx.conf'), `daemon off; master_process off; worker_processes 1; pid ${ngx}/nginx.pid; error_log ${ngx}/error.log;\nevents { worker_connections 256; }\nhttp { access_log off; client_body_temp_path ${ngx}; proxy_temp_path ${ngx}; fastcgi_temp_path ${ngx}; uwsgi_temp_path ${ngx}; scgi_temp_path ${ngx};\n ${servers} }\n`);
   const proc = spawn(bin, ['-p', ngx, '-c', path.join(ngx, 'nginx.conf'), '-e', path.join(ngx, 'error.log')], { stdio: 'ignore' });
+  process.once('exit', () => proc.kill('SIGTERM')); // stopped however the bench ends
   for (const port of ports) {
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
@@ -237,6 +238,7 @@ async function nginxServer(): Promise<{ port: number; pid: number; stop(): void 
     `worker_processes 1; daemon off; pid ${ngx}/nginx.pid; error_log ${ngx}/logs/error.log;\nevents {}\nhttp { access_log off; client_body_temp_path ${ngx}; proxy_temp_path ${ngx}; fastcgi_temp_path ${ngx}; uwsgi_temp_path ${ngx}; scgi_temp_path ${ngx};\n server { listen 127.0.0.1:${port} ssl; ssl_certificate ${dir}/server.crt; ssl_certificate_key ${dir}/server.key; ssl_client_certificate ${dir}/root.crt; ssl_verify_client on; ssl_verify_depth 2; ssl_session_tickets on; ssl_session_cache shared:s:1m; location / { return 200 "ok"; } } }\n`,
   );
   const proc = spawn(bin, ['-p', ngx, '-c', path.join(ngx, 'nginx.conf')], { stdio: 'ignore' });
+  process.once('exit', () => proc.kill('SIGTERM')); // stopped however the bench ends
   for (let i = 0; i < 50; i++) {
     const up = await new Promise<boolean>((r) => net.connect(port, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); r(true); }).once('error', () => r(false)));
     if (up) break;

@@ -40,7 +40,7 @@ test('bench/policy runs (smoke size) and prints p50, p99 and a ratio against the
   assert.match(r.stdout, /mcp-mtls warm \(20% of rules with CEL\)\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+x/);
 });
 
-test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy, (c) SDK default, handshakes, CRL cost', async () => {
+test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy, (c) SDK default, handshakes, CRL cost', { timeout: 600_000 }, async () => {
   const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'server.ts')], {
     env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1', BENCH_HANDSHAKES: '50', BENCH_CRL_ENTRIES: '1000' },
   });
@@ -52,7 +52,7 @@ test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy,
   assert.match(r.stdout, /ratio \(e\)\/\(d\): server CPU per request [\d.]+x|behind nginx: not installed/); // #20: nginx forwarding the certificate vs nginx in front of no authentication
 });
 
-test('bench/gateway runs (smoke size): direct, through the gateway, and behind nginx when installed', async () => {
+test('bench/gateway runs (smoke size): direct, through the gateway, and behind nginx when installed', { timeout: 600_000 }, async () => {
   const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'gateway.ts')], { env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1' } });
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.match(r.stdout, /direct \(plain HTTP\)\s+\d+\s+[\d.]+/);
