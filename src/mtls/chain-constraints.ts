@@ -18,8 +18,10 @@
  *   OpenSSL would check them);
  * - signatures with MD5 or SHA-1 (below OpenSSL's security level 1, which refuses them in a
  *   handshake: a client cannot even load such a certificate) refused on every certificate but
- *   the self-signed root, whose signature nobody checks.
+ *   the self-signed root, whose signature nobody checks; keys below that level (RSA and DSA
+ *   under 1024 bits, EC curves under 160 bits) on every certificate.
  */
+import crypto from 'node:crypto';
 import { decodeBasicConstraints, type ParsedCertificate } from '../x509/certificate.js';
 import { children, contentOf, decodeOid, readWhole, TAG } from '../x509/der.js';
 import { OID } from '../x509/oids.js';
@@ -40,6 +42,18 @@ export interface ChainProblem {
 }
 
 const nameOf = (c: ParsedCertificate): string => `CA certificate ${c.serial}`;
+
+/** the named curves OpenSSL knows under 160 bits */
+const SMALL_CURVES = new Set(['secp112r1', 'secp112r2', 'secp128r1', 'secp128r2', 'sect113r1', 'sect113r2', 'sect131r1', 'sect131r2', 'wap-wsg-idm-ecid-wtls1', 'wap-wsg-idm-ecid-wtls4', 'wap-wsg-idm-ecid-wtls6', 'wap-wsg-idm-ecid-wtls8']);
+
+/** A key below OpenSSL's security level 1 (80 bits: RSA/DSA under 1024 bits, EC under 160), which a handshake refuses; undefined otherwise. */
+function weakKey(c: ParsedCertificate): string | undefined {
+  const key = crypto.createPublicKey({ key: c.spki, format: 'der', type: 'spki' });
+  const d = key.asymmetricKeyDetails ?? {};
+  if ((key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss' || key.asymmetricKeyType === 'dsa') && (d.modulusLength ?? 0) < 1024) return `${key.asymmetricKeyType} ${d.modulusLength ?? 0} bits`;
+  if (key.asymmetricKeyType === 'ec' && SMALL_CURVES.has(d.namedCurve ?? '')) return `curve ${d.namedCurve}`;
+  return undefined;
+}
 
 function keyUsageAllowsCertSign(c: ParsedCertificate): boolean {
   const ku = c.extensions.get(OID.keyUsage);
@@ -179,6 +193,10 @@ export function chainConstraintProblem(leaf: ParsedCertificate, path: readonly P
       }
     }
     if (WEAK_SIGNATURES.has(leaf.signatureAlgorithm)) return { reason: 'unknown_ca', detail: `it is signed with the weak algorithm ${leaf.signatureAlgorithm}` };
+    for (const c of all) {
+      const weak = weakKey(c);
+      if (weak) return { reason: 'unknown_ca', detail: c === leaf ? `its key is too small (${weak})` : `its ${nameOf(c)} has a key too small (${weak})` };
+    }
     return undefined;
   } catch (e) {
     return { reason: 'unknown_ca', detail: `a CA certificate on its chain has a malformed extension: ${(e as Error).message}` };

@@ -179,6 +179,9 @@ before(async () => {
     ['same issuer name, no key identifier, another key', craft('namesake2', -60_000, 3_600_000, (f) => ({ ...f, extensions: f.extensions.filter((e) => !Buffer.from(e).includes(oidDer(OID.authorityKeyIdentifier))) }), createSigner(keyObject(leafAsCaKey))), 'invalid_signature'],
   );
   rows.push(...chainRows);
+  // forwarded only: a 512-bit RSA key, below OpenSSL's security level 1 (a handshake with it does not even complete, so no 401 to compare)
+  const rsa512 = crypto.generateKeyPairSync('rsa', { modulusLength: 512 });
+  chainRows.push(['512-bit RSA key', { chain: [signCertificate(clientFields(ca.issuer, { serial: randomSerial(), notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3_600_000), spki: rsa512.publicKey.export({ format: 'der', type: 'spki' }), keyType: 'rsa-2048', claims: claims('rsa512') }), signer), ca.intermediateDer], key: rsa512.privateKey }, 'unknown_ca']);
   // one intermediate key, its certificate expired and then renewed (same name, same key): a leaf it issued, sent first with the expired one
   const renewKey = generateKey('ec-p256');
   const lapsedCa = subCa('Renewed Intermediate', rootParent, rootSigner, (f) => f, -7_200_000, -3_600_000, undefined, renewKey);
