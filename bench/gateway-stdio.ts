@@ -29,11 +29,25 @@ const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
 fs.writeFileSync(path.join(dir, 'server.crt'), srv.chainPem);
 fs.writeFileSync(path.join(dir, 'server.key'), pemEncode('PRIVATE KEY', srv.key!.pkcs8));
 fs.writeFileSync(path.join(dir, 'policy.yaml'), 'version: 1\nrules:\n  - id: all\n    subjects: { any: true }\n    tools: ["*"]\n');
+// the same server over Streamable HTTP behind the same gateway: what the gateway's path costs either way
+const net = await import('node:net');
+const { spawn } = await import('node:child_process');
+const httpPort = await new Promise<number>((resolve) => {
+  const s = net.createServer().listen(0, '127.0.0.1', () => {
+    const p = (s.address() as { port: number }).port;
+    s.close(() => resolve(p));
+  });
+});
+const httpUp = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, PORT: String(httpPort) }, stdio: 'ignore' });
+for (let up = false; !up; ) {
+  up = await new Promise<boolean>((r) => net.connect(httpPort, '127.0.0.1').once('connect', function (this: import('node:net').Socket) { this.destroy(); r(true); }).once('error', () => setTimeout(() => r(false), 100)));
+}
 const gw = await startGateway(
   GatewayConfigSchema.parse({
     listen: '127.0.0.1:0',
     tls: { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key'), pki: path.join(dir, 'pki') },
     routes: [
+      { path: '/http', policy: path.join(dir, 'policy.yaml'), upstream: `http://127.0.0.1:${httpPort}/mcp` },
       { path: '/shared', policy: path.join(dir, 'policy.yaml'), stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } },
       { path: '/own', policy: path.join(dir, 'policy.yaml'), stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'], processModel: 'per-principal' } },
     ],
@@ -72,6 +86,15 @@ const d = await run(direct);
 const shared = await viaGateway('/shared', 'bench');
 await run(shared);
 const g = await run(shared);
+const http = await viaGateway('/http', 'bench');
+await run(http);
+const hr = await run(http);
+const seq = async (c: Client) => {
+  const t = performance.now();
+  for (let i = 0; i < 50; i++) await c.callTool({ name: 'echo', arguments: { message: 'hi' } });
+  return (performance.now() - t) / 50;
+};
+const sequential = { directMs: +(await seq(direct)).toFixed(2), gatewayStdioMs: +(await seq(shared)).toFixed(2), gatewayHttpMs: +(await seq(http)).toFixed(2) };
 const second: number[] = [];
 for (let i = 0; i < 5; i++) {
   const c = await viaGateway('/own', `u${i}`);
@@ -93,10 +116,14 @@ const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 
 console.log(JSON.stringify({
   direct: { callsPerSecond: Math.round(d.perSecond), cpuMsPerCallThisProcess: +(d.cpuMs / d.calls).toFixed(3) },
   gateway: { callsPerSecond: Math.round(g.perSecond), cpuMsPerCallThisProcess: +(g.cpuMs / g.calls).toFixed(3) },
-  ratio: { throughput: +(g.perSecond / d.perSecond).toFixed(2) },
+  gatewayToHttpUpstream: { callsPerSecond: Math.round(hr.perSecond), cpuMsPerCallThisProcess: +(hr.cpuMs / hr.calls).toFixed(3) },
+  ratio: { throughputStdioVsDirect: +(g.perSecond / d.perSecond).toFixed(3), throughputStdioVsHttpUpstream: +(g.perSecond / hr.perSecond).toFixed(2) },
+  sequential,
   perPrincipal: { connectWithSpawnMsMedian: +med(spawnMs).toFixed(1), callOnRunningProcessMsMedian: +med(second).toFixed(2) },
 }, null, 1));
 await shared.close();
+await http.close();
+httpUp.kill();
 await direct.close();
 await gw.stop();
 fs.rmSync(dir, { recursive: true, force: true });
