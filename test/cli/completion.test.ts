@@ -1,8 +1,8 @@
 /**
  * `mcp-mtls completion bash|zsh|fish`: the scripts come from the program, so every command and
  * option is in them; bash's completion function is run as bash runs it (COMP_WORDS/COMP_CWORD),
- * fish's through `complete -C`, zsh's checked by `zsh -n` and loaded under compinit (when the
- * shells are installed).
+ * fish's through `complete -C`, zsh's checked by `zsh -n` and loaded under compinit (.ci/run installs
+ * both shells when missing; without them these tests fail, never skip).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -74,7 +74,8 @@ test('completion bash: commands, subcommands and flags as bash completes them', 
   assert.deepEqual(await bashComplete(file, ['mcp-mtls', 'completion', '--h']), ['--help']);
 });
 
-test('completion fish: complete -C offers the subcommands and flags', { skip: !has('fish') && 'fish is not installed' }, async () => {
+test('completion fish: complete -C offers the subcommands and flags', async () => {
+  assert.ok(has('fish'), 'fish is not installed (.ci/run installs it: apt-get install fish)');
   const file = await script('fish');
   const r = await run('fish', ['--no-execute', file]);
   assert.equal(r.code, 0, r.stderr);
@@ -89,7 +90,8 @@ test('completion fish: complete -C offers the subcommands and flags', { skip: !h
   assert.ok((await complete('mcp-mtls ')).includes('tidy'));
 });
 
-test('completion zsh: valid zsh, and sourcing it under compinit registers the function', { skip: !has('zsh') && 'zsh is not installed' }, async () => {
+test('completion zsh: valid zsh, and sourcing it under compinit registers the function', async () => {
+  assert.ok(has('zsh'), 'zsh is not installed (.ci/run installs it: apt-get install zsh)');
   const file = await script('zsh');
   const syntax = await run('zsh', ['-n', file]);
   assert.equal(syntax.code, 0, syntax.stderr);
