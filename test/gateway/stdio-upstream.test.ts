@@ -345,3 +345,18 @@ test('gateway.yaml refuses what a process model cannot do; --upstream-command is
   assert.deepEqual(splitCommandLine(`npx -y "@scope/server files" '/data dir' a\\ b ""`), ['npx', '-y', '@scope/server files', '/data dir', 'a b', '']);
   assert.throws(() => splitCommandLine('npx "unclosed'), /unclosed "/);
 });
+
+test('a shared process: concurrent calls of two callers (the same JSON-RPC ids) each get their own answers', async () => {
+  const alice = await connect('/mcp/everything', 'alice');
+  const bob = await connect('/mcp/everything', 'bob');
+  try {
+    const calls = Array.from({ length: 40 }, (_, i) => {
+      const [who, c] = i % 2 ? ['bob', bob] : ['alice', alice];
+      return c.client.callTool({ name: 'echo', arguments: { message: `${who}-${i}` } }).then((r) => [`${who}-${i}`, text(r)] as const);
+    });
+    for (const [asked, got] of await Promise.all(calls)) assert.match(got, new RegExp(`: ${asked}$`), `asked ${asked}, got ${got}`);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
