@@ -68,7 +68,7 @@ before(async () => {
   const pki = await makePki();
   base = pki.base;
   const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  for (const [who, args] of [['alice', ['--team', 'sre']], ['bob', ['--team', 'dev']], ['carol', ['--team', 'dev']]] as const) {
+  for (const [who, args] of [['alice', ['--team', 'sre']], ['bob', ['--team', 'dev']], ['carol', ['--team', 'dev']], ['dave', ['--team', 'sre']]] as const) {
     const r = await pki.issue(['issue', 'client', '--user', who, ...args]);
     clients[who] = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
   }
@@ -358,5 +358,31 @@ test('a shared process: concurrent calls of two callers (the same JSON-RPC ids) 
   } finally {
     await alice.close();
     await bob.close();
+  }
+});
+
+test('a shared process with requests of two principals in flight: a sampling request is refused, never sent to either client', async () => {
+  let asked = 0;
+  const handler = async () => {
+    asked++;
+    return { model: 'm', role: 'assistant' as const, content: { type: 'text' as const, text: 'should not be asked' } };
+  };
+  const alice = await connect('/mcp/everything', 'alice', { sampling: true });
+  const dave = await connect('/mcp/everything', 'dave', { sampling: true });
+  alice.client.setRequestHandler(CreateMessageRequestSchema, handler);
+  dave.client.setRequestHandler(CreateMessageRequestSchema, handler);
+  try {
+    const long = dave.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 3 } }, CallToolResultSchema, { timeout: 30_000 });
+    await new Promise((r) => setTimeout(r, 500));
+    const sampled = await alice.client.callTool({ name: 'trigger-sampling-request', arguments: { prompt: 'whose?', maxTokens: 5 } }, CallToolResultSchema, { timeout: 30_000 }).then(
+      (r) => text(r),
+      (e: Error) => e.message,
+    );
+    await long;
+    assert.equal(asked, 0, 'a client was asked');
+    assert.match(sampled, /cannot tell which client/);
+  } finally {
+    await alice.close();
+    await dave.close();
   }
 });
