@@ -352,6 +352,8 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   };
 
   const validityAndExtensions = (peer: crypto.X509Certificate, parsed: ParsedCertificate, fingerprint: string, now: number, path: readonly (typeof cas)[number][], forwardedCa?: ParsedCertificate): AuthResult | undefined => {
+    // until when the CA certificates hold: a cached result is computed again after (computeForwarded)
+    chainUntil = Math.min(...path.map((c) => Date.parse(c.x509.validTo)), forwardedCa ? forwardedCa.notAfter.getTime() : Infinity);
     for (const ca of path) {
       if (Date.parse(ca.x509.validTo) < now) return failure('certificate_expired', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} expired at ${new Date(ca.x509.validTo).toISOString()}`, fingerprint, parsed.serial);
       if (Date.parse(ca.x509.validFrom) > now) return failure('certificate_not_yet_valid', `its CA certificate ${ca.x509.subject.replaceAll('\n', ', ')} is valid from ${new Date(ca.x509.validFrom).toISOString()}`, fingerprint, parsed.serial);
@@ -407,15 +409,20 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
 
   // forwarded certificates: computed once per distinct certificate (by the SHA-256 of its DER);
   // a refusal that may pass later (not valid yet, revocation not known yet) is not kept
-  const forwarded = new IdleMap<string, AuthResult>({ idleMs: 3_600_000, max: 10_000 });
-  const computeForwarded = (der: Uint8Array, fingerprint: string, chain: readonly Uint8Array[]): AuthResult => {
+  // (and only until the first CA certificate on its chain expires: a handshake is refused from
+  // then on, and so must a forwarded certificate be, not answered from the cache)
+  const forwarded = new IdleMap<string, { r: AuthResult; until: number }>({ idleMs: 3_600_000, max: 10_000 });
+  let chainUntil = Infinity;
+  const computeForwarded = (der: Uint8Array, fingerprint: string, chain: readonly Uint8Array[]): { r: AuthResult; until: number } => {
     let peer: crypto.X509Certificate;
     try {
       peer = new crypto.X509Certificate(der);
     } catch (e) {
-      return failure('invalid_identity', `the forwarded certificate cannot be read: ${(e as Error).message}`, fingerprint);
+      return { r: failure('invalid_identity', `the forwarded certificate cannot be read: ${(e as Error).message}`, fingerprint), until: Infinity };
     }
-    return identify(peer, fingerprint, chain);
+    chainUntil = Infinity;
+    const r = identify(peer, fingerprint, chain);
+    return { r, until: chainUntil };
   };
 
   /** A cached identity still holds unless expired or revoked since: checked on every request. */
@@ -430,13 +437,14 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
       // keyed by the chain sent along too: a refusal for the intermediate that came with it (an
       // expired one, say) must not outlast the client sending its renewed intermediate
       const key = chain.length === 0 ? fingerprint : `${fingerprint}:${chain.reduce((h, c) => h.update(c), crypto.createHash('sha256')).digest('hex')}`;
-      let r = forwarded.get(key);
-      if (!r) {
-        r = computeForwarded(der, fingerprint, chain);
+      let entry = forwarded.get(key);
+      if (!entry || entry.until < clock().getTime()) {
+        entry = computeForwarded(der, fingerprint, chain);
+        const r = entry.r;
         // not kept: what may pass later (not valid yet, revocation not known yet, an unknown CA whose intermediate may come along next time)
-        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca')) forwarded.set(key, r);
+        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca')) forwarded.set(key, entry);
       }
-      return current(r);
+      return current(entry.r);
     },
     authenticate(socket) {
       let r = cache.get(socket);
