@@ -20,6 +20,8 @@ const DROP_REQUEST = new Set([
   'x-ssl-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-client-verify', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert',
   // RFC 9440 (HAProxy, Cloudflare): an upstream behind such a proxy trusts them from the gateway's address
   'client-cert', 'client-cert-chain',
+  // the rest of what an AWS ALB with mTLS sets (verify mode), which an upstream behind one reads as the client's
+  'x-amzn-mtls-clientcert-serial-number', 'x-amzn-mtls-clientcert-issuer', 'x-amzn-mtls-clientcert-subject', 'x-amzn-mtls-clientcert-validity',
 ]);
 
 /**

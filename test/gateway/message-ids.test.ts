@@ -142,7 +142,7 @@ test('a request method sent as a notification (no id) is not forwarded undecided
 
 test('client-certificate headers of other TLS proxies sent by the client do not reach the upstream', async () => {
   // #20 review: and RFC 9440's Client-Cert / Client-Cert-Chain (HAProxy, Cloudflare), which the gateway itself now reads from trusted proxies
-  const forged = ['x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-amzn-mtls-clientcert', 'x-arr-clientcert', 'client-cert', 'client-cert-chain'];
+  const forged = ['x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info', 'x-ssl-client-cert', 'ssl-client-cert', 'x-client-cert', 'x-client-dn', 'x-ssl-client-s-dn', 'x-ssl-client-verify', 'x-amzn-mtls-clientcert', 'x-arr-clientcert', 'client-cert', 'client-cert-chain', 'x-amzn-mtls-clientcert-subject', 'x-amzn-mtls-clientcert-issuer', 'x-amzn-mtls-clientcert-serial-number', 'x-amzn-mtls-clientcert-validity'];
   const r = await post({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }, Object.fromEntries(forged.map((h) => [h, 'CN=alice'])));
   assert.equal(r.status, 200, r.text);
   const seen = headersSeen.at(-1)!;
