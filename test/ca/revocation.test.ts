@@ -122,12 +122,16 @@ test('ten concurrent revokes: ten CRL entries, cRLNumber strictly increasing, no
 
 test('crl --if-due re-signs only once two thirds of the validity passed; --der exports DER', async () => {
   const t = await makePki();
-  const first = await cliOk<{ intermediate: { signed: boolean; number: string } }>(['crl', '--dir', t.pki, '--ttl', '3s', '--json']);
+  // 12 s, due after 8: room for a CLI start on a loaded machine between the two first runs (with
+  // 3 s, due after 2, a slow start made the "not due yet" run come after the CRL was due)
+  const first = await cliOk<{ intermediate: { signed: boolean; number: string } }>(['crl', '--dir', t.pki, '--ttl', '12s', '--json']);
+  const signedBy = Date.now(); // thisUpdate is at most this, so the CRL is due at most 8 s later
   assert.equal(first.intermediate.signed, true);
   const notDue = await cliOk<{ intermediate: { signed: boolean; number: string; due: boolean } }>(['crl', '--dir', t.pki, '--if-due', '--json']);
+  assert.ok(Date.now() - signedBy < 8000, 'the not-due run finished before the CRL was due');
   assert.equal(notDue.intermediate.signed, false);
   assert.equal(notDue.intermediate.number, first.intermediate.number);
-  await new Promise((r) => setTimeout(r, 2200));
+  await new Promise((r) => setTimeout(r, Math.max(0, signedBy + 8300 - Date.now())));
   const due = await cliOk<{ intermediate: { signed: boolean; number: string; nextUpdate: string } }>(['crl', '--dir', t.pki, '--if-due', '--json']);
   assert.equal(due.intermediate.signed, true);
   assert.equal(BigInt(due.intermediate.number), BigInt(first.intermediate.number) + 1n);
