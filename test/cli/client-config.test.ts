@@ -21,7 +21,7 @@ import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { cli, cliOk, ROOT, run } from '../support/cli.js';
-import { startFixture, type McpFixture } from '../support/mcp.js';
+import { aliceProfile, startFixture, type McpFixture } from '../support/mcp.js';
 
 const SDK_VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'sdk', 'package.json'), 'utf8')) as { version: string }).version;
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -32,8 +32,7 @@ let f: McpFixture;
 let alice: string;
 before(async () => {
   f = await startFixture();
-  alice = path.join(f.pki.base, 'alice.yaml');
-  await cliOk(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', f.url, '--out', alice]);
+  alice = await aliceProfile(f);
 });
 after(async () => f.close());
 

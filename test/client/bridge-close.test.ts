@@ -9,14 +9,13 @@ import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { BIN, cliOk, ROOT } from '../support/cli.js';
-import { startFixture, type McpFixture } from '../support/mcp.js';
+import { aliceProfile, startFixture, type McpFixture } from '../support/mcp.js';
 
 let f: McpFixture;
 let alice: string;
 before(async () => {
   f = await startFixture();
-  alice = path.join(f.pki.base, 'alice.yaml');
-  await cliOk(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', f.url, '--out', alice]);
+  alice = await aliceProfile(f);
 });
 after(async () => f.close());
 

@@ -17,7 +17,7 @@ import { loadBundle } from '../../src/bundle/load.js';
 import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { isMtlsError } from '../../src/errors.js';
 import { BIN, cli, cliOk, ROOT } from '../support/cli.js';
-import { revoke, startFixture, type McpFixture } from '../support/mcp.js';
+import { revoke, aliceProfile, startFixture, type McpFixture } from '../support/mcp.js';
 import { makePki } from '../support/pki.js';
 
 const INITIALIZE = `${JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'desktop-app', version: '1' } } })}\n`;
@@ -58,8 +58,7 @@ let f: McpFixture;
 let aliceFile: string;
 before(async () => {
   f = await startFixture();
-  aliceFile = path.join(f.pki.base, 'alice.yaml');
-  await cliOk(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', f.url, '--out', aliceFile]);
+  aliceFile = await aliceProfile(f);
 });
 after(async () => f.close());
 

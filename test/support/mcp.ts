@@ -130,3 +130,10 @@ export async function revoke(pki: TestPki, serial: string): Promise<Buffer[]> {
   await cliOk(['revoke', serial, '--dir', pki.pki, '--reason', 'keyCompromise']);
   return ['root', 'intermediate'].map((w) => fs.readFileSync(path.join(pki.pki, 'crl', `${w}.crl`)));
 }
+
+/** alice's bundle profile for the fixture's URL (what a desktop app's bridge is given): its path. */
+export async function aliceProfile(f: McpFixture): Promise<string> {
+  const file = path.join(f.pki.base, 'alice.yaml');
+  await cliOk(['bundle', f.clients.alice.cert, '--dir', f.pki.pki, '--format', 'profile', '--url', f.url, '--out', file]);
+  return file;
+}
