@@ -256,7 +256,12 @@ test('subscriptions/listen (2026-07-28): each resource subscription is decided a
   const gate = (who: Identity, body: unknown) => gateMcpBody(body, { policy: POLICY, identity: who, headers: {}, hiddenAnswer: (id, t) => ({ hidden: t, id }) });
   const hidden = gate(bob, listen(['file:///srv/public/a', 'file:///srv/%73ecret/key']));
   assert.equal(hidden.kind, 'respond');
-  assert.match(JSON.stringify(hidden.body), /Resource file:\/\/\/srv\/secret\/key not found/);
+  // answered as the listener answers a hidden target (23bcc1d: per listener and revision), for the canonical URI
+  assert.deepEqual(hidden.body, { hidden: { kind: 'resource', uri: 'file:///srv/secret/key' }, id: 3 });
+  // a listener that says nothing gets the SDK 2.x words for an unknown resource
+  const sdk2 = gateMcpBody(listen(['file:///srv/%73ecret/key']), { policy: POLICY, identity: bob, headers: {} });
+  assert.equal(sdk2.kind, 'respond');
+  assert.match(JSON.stringify(sdk2.body), /Resource not found: file:\/\/\/srv\/secret\/key|Resource file:\/\/\/srv\/secret\/key not found/);
   const bad = gate(alice, listen(['file:///srv/a%2Fb']));
   assert.equal(bad.kind, 'respond');
   assert.match(JSON.stringify(bad.body), /RESOURCE_URI_INVALID/);
