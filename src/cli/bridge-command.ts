@@ -118,9 +118,27 @@ function sdkVersionToPin(): string {
 export function npxRunner(platform: NodeJS.Platform = process.platform): BridgeRunner {
   // Windows: `npx` by name (apps there start servers with the user's PATH, and a .cmd file by
   // absolute path needs a shell to start); untested here, as Windows is not at hand
+  // elsewhere the npx beside this node, else (a node without npm beside it, as the npm registry's
+  // `node` package is) the one this PATH finds, by absolute path either way: apps start servers
+  // with a bare PATH, where a name could find another node's npx or none
   const beside = path.join(path.dirname(process.execPath), 'npx');
-  const npx = platform !== 'win32' && fs.existsSync(beside) ? beside : 'npx';
+  const npx = platform === 'win32' ? 'npx' : fs.existsSync(beside) ? beside : (onPath('npx') ?? 'npx');
   return npxRunnerOf({ node: process.execPath, npx, mcpMtls: VERSION, sdk: sdkVersionToPin(), platform });
+}
+
+/** The first executable `name` in this process's PATH, by absolute path. */
+export function onPath(name: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir || !path.isAbsolute(dir)) continue; // a relative PATH entry would depend on the app's working folder
+    const file = path.join(dir, name);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
 }
 
 /** {@link npxRunner} for a given node, npx and versions (docs/clients.md's example is made with it). */

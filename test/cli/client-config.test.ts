@@ -17,6 +17,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { onPath } from '../../src/cli/bridge-command.js';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -63,7 +64,9 @@ test('--runner npx: exact versions of mcp-mtls and the SDK, npx and PATH by node
   );
   const entry = (JSON.parse(fs.readFileSync(out.file, 'utf8')) as { mcpServers: Record<string, Entry> }).mcpServers.acme!;
   const nodeDir = path.dirname(process.execPath);
-  assert.equal(entry.command, path.join(nodeDir, 'npx'), 'the npx beside this node, by absolute path');
+  // the npx beside this node, else (the npm registry's `node` package has none: CI's Node 22 and 24) the one PATH finds
+  assert.equal(entry.command, fs.existsSync(path.join(nodeDir, 'npx')) ? path.join(nodeDir, 'npx') : onPath('npx'), 'the npx beside this node, or on PATH, by absolute path');
+  assert.ok(path.isAbsolute(entry.command), entry.command);
   assert.deepEqual(entry.args, ['--yes', '--package', `mcp-mtls@${VERSION}`, '--package', `@modelcontextprotocol/sdk@${SDK_VERSION}`, 'mcp-mtls', 'connect', f.url, '--bundle', alice]);
   assert.equal(entry.env?.PATH?.split(':')[0], nodeDir, 'node first on the entry PATH: npx and the mcp-mtls bin start with #!/usr/bin/env node');
   assert.deepEqual(out.runs, { runner: 'npx', npx: entry.command, node: process.execPath, packages: [`mcp-mtls@${VERSION}`, `@modelcontextprotocol/sdk@${SDK_VERSION}`] });
