@@ -14,7 +14,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import Provider from 'oidc-provider';
 
 export interface OidcUser {
@@ -51,7 +51,7 @@ const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 export interface SigningKey {
   kid: string;
   alg: 'RS256';
-  privateKey: KeyLike;
+  privateKey: CryptoKey;
   publicJwk: JWK;
   privateJwk: JWK;
 }
