@@ -15,6 +15,7 @@ import { CaServeMetrics } from './metrics.js';
 import { createPeerChecker } from './peer.js';
 import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
 import { renewForPeer } from './renew.js';
+import { revokeSelf } from './revoke-self.js';
 import { silentLog } from '../../util/log.js';
 
 /**
@@ -64,6 +65,7 @@ const ROUTES: Record<string, { route: string; method: string }> = {
   '/crl/root.crl': { route: 'crl', method: 'GET' },
   '/crl/intermediate.crl': { route: 'crl', method: 'GET' },
   '/renew': { route: 'renew', method: 'POST' },
+  '/revoke-self': { route: 'revoke-self', method: 'POST' },
   '/sign': { route: 'sign', method: 'POST' },
   '/healthz': { route: 'healthz', method: 'GET' },
   '/metrics': { route: 'metrics', method: 'GET' },
@@ -107,6 +109,7 @@ function chainResponse(res: ServerResponse, issued: IssuedCertificate): void {
  *
  *   GET  /crl/root.crl, /crl/intermediate.crl   DER CRLs (ETag, 304, Cache-Control)
  *   POST /renew                                 mTLS with a current client certificate of this CA; body: a CSR, or empty to keep the key
+ *   POST /revoke-self                           mTLS: the presented certificate revokes itself (revoke-self.ts; `mcp-mtls logout`)
  *   POST /sign                                  Authorization: Bearer <enrollment token> + CSR
  *   GET  /healthz                               JSON: store reachable, CRL ages (503 when not ok)
  *   GET  /metrics                               Prometheus text
@@ -247,7 +250,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
       const path = (req.url ?? '/').split('?')[0] as string;
       const known = ROUTES[path];
       const route = known?.route ?? 'other';
-      const changes = route === 'renew' || route === 'sign';
+      const changes = route === 'renew' || route === 'sign' || route === 'revoke-self';
       const note: Record<string, unknown> = {};
       inFlight++;
       res.once('close', () => {
@@ -256,12 +259,13 @@ export function createCaServer(options: CaServerOptions): CaServer {
         if (changes) audit({ event: `ca.${route}`, status: res.statusCode, ...note, remote: req.socket.remoteAddress, ms: Math.round((performance.now() - started) * 10) / 10 });
       });
       const run = async () => {
-        if (!known) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path}`, 'see GET /healthz; endpoints: /crl/root.crl, /crl/intermediate.crl, /renew, /sign, /healthz, /metrics');
+        if (!known) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path}`, 'see GET /healthz; endpoints: /crl/root.crl, /crl/intermediate.crl, /renew, /revoke-self, /sign, /healthz, /metrics');
         const method = req.method === 'HEAD' && known.method === 'GET' ? 'GET' : req.method;
         if (method !== known.method) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${path} is not allowed`, `use ${known.method}`, { allow: known.method === 'GET' ? 'GET, HEAD' : known.method });
         const crlName = CRL_PATHS[path];
         if (crlName) return crl(req, res, crlName);
         if (route === 'renew') return renew(req, res, note);
+        if (route === 'revoke-self') return sendJson(res, 200, await revokeSelf(ca, peers, req, note));
         if (route === 'sign') return sign(req, res, note);
         if (route === 'healthz') return healthz(res);
         return metricsText(res);
