@@ -56,7 +56,7 @@ test('export to PostgreSQL then import back: index, audit, issued, CRLs and toke
 
   const url = await server.newDatabase();
   const exported = await cliOk<{ certificates: number; revocations: number; tokens: number; crls: Record<string, string>; schemaVersion: number }>(['ca', 'export', '--dir', pki, '--to', url, '--json']);
-  assert.deepEqual([exported.certificates, exported.revocations, exported.tokens, exported.schemaVersion], [4, 1, 2, 3]);
+  assert.deepEqual([exported.certificates, exported.revocations, exported.tokens, exported.schemaVersion], [4, 1, 2, 4]);
   assert.deepEqual(exported.crls, { root: '2', intermediate: '3' });
   const again = await cli(['ca', 'export', '--dir', pki, '--to', url]);
   assert.equal(again.code, 73, again.stderr);
@@ -114,8 +114,8 @@ test('refusals: a password in the URL, an unmigrated database (hint: ca migrate)
   assert.equal(unmigrated.code, 78, unmigrated.stderr);
   assert.match(unmigrated.stderr, /has no mcp-mtls schema\nhint: run `mcp-mtls ca migrate --store postgres:/);
   const m = await cliOk<{ version: number; applied: number[] }>(['ca', 'migrate', '--store', url, '--json']);
-  assert.deepEqual([m.version, m.applied], [3, [1, 2, 3]]);
-  assert.match(await cliOk<string>(['ca', 'migrate'], { env: { MCP_MTLS_STORE: url } }), /is at version 3 \(current\)/);
+  assert.deepEqual([m.version, m.applied], [4, [1, 2, 3, 4]]);
+  assert.match(await cliOk<string>(['ca', 'migrate'], { env: { MCP_MTLS_STORE: url } }), /is at version 4 \(current\)/);
   assert.equal((await cliOk<{ certificates: unknown[] }>(['list', '--dir', pki, '--store', url, '--json'])).certificates.length, 0);
   const bad = await cli(['list', '--dir', pki, '--store', 'mysql://db/x']);
   assert.equal(bad.code, 64);

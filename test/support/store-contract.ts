@@ -187,6 +187,22 @@ export function storeContract(t: ContractTarget): void {
     assert.equal(results.filter((r) => 'refused' in r && r.refused === 'used').length, 19);
   });
 
+  test(`${t.name}: useOnce: a key is fresh once until it expires, across instances; 20 concurrent uses: one wins`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const other = t.second ? await t.second(store, dir) : store;
+    if (other !== store) stores.push(other);
+    const now = new Date();
+    const soon = new Date(now.getTime() + 60_000);
+    assert.equal(await store.transaction((tx) => tx.useOnce('k1', soon, now)), true);
+    assert.equal(await other.transaction((tx) => tx.useOnce('k1', soon, now)), false, 'the same key again, from another instance');
+    assert.equal(await store.transaction((tx) => tx.useOnce('k2', soon, now)), true, 'another key is fresh');
+    // past its expiry the record is forgotten (the caller refuses an expired credential itself)
+    assert.equal(await store.transaction((tx) => tx.useOnce('k1', new Date(soon.getTime() + 60_000), new Date(soon.getTime() + 1))), true);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? other : store).transaction((tx) => tx.useOnce('race', soon, now))));
+    assert.equal(results.filter(Boolean).length, 1);
+  });
+
   test(`${t.name}: concurrent issuance (two store instances when the store has them): no duplicate serial, nothing lost`, async (ctx) => {
     ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
     const store = await open();

@@ -11,7 +11,8 @@
  * serials are retired first (retired.jsonl: serialExists stays true for them), then the index is
  * rewritten atomically without them (the commit point), then their files and the audit line go.
  *
- * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock); the next
+ * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock), once-only
+ * credentials (useOnce: hashes of ID tokens) in used-once.json until they expire; the next
  * CRL number is one more than the stored CRL's (the lock makes that safe across processes).
  */
 import fs from 'node:fs';
@@ -48,11 +49,13 @@ export class FsStore implements Store {
   readonly #crashAt: string | undefined;
   readonly #tokens: string;
   readonly #tidyPending: string;
+  readonly #usedOnce: string;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
     this.layout = caLayout(dir);
     this.#tokens = path.join(this.layout.dir, 'tokens.json');
     this.#tidyPending = path.join(this.layout.dir, 'tidy-pending.json');
+    this.#usedOnce = path.join(this.layout.dir, 'used-once.json');
     this.#waitMs = options.waitMs ?? 60_000;
     this.#crashAt = options.crashAt;
   }
@@ -133,6 +136,13 @@ export class FsStore implements Store {
         tokens[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
         writeFileAtomic(this.#tokens, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
         return { token };
+      },
+      useOnce: async (key, expiresAt, now) => {
+        lock.assertHeld();
+        const kept = Object.entries(this.#readUsedOnce()).filter(([, until]) => until > now.getTime());
+        if (kept.some(([k]) => k === key)) return false;
+        writeFileAtomic(this.#usedOnce, JSON.stringify(Object.fromEntries([...kept, [key, expiresAt.getTime()]])) + '\n', { mode: MODES.record });
+        return true;
       },
       nextCrlNumber: async (which) => nextCrlNumber(this.#readCrl(which)),
       removeRecords: async (serials, audit) => {
@@ -299,6 +309,25 @@ export class FsStore implements Store {
       return tokens as StoredToken[];
     } catch (cause) {
       throw new MtlsError('STORE_CORRUPT', `${this.#tokens} is not a JSON list of tokens`, { cause, hint: 'restore tokens.json from backup (or remove it: every unused token is then void)' });
+    }
+  }
+
+  /** key -> expiry (ms since the epoch) of the once-only credentials seen */
+  #readUsedOnce(): Record<string, number> {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.#usedOnce, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw e;
+    }
+    try {
+      const v = JSON.parse(text) as unknown;
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+      return v as Record<string, number>;
+    } catch (cause) {
+      // refusing every sign-in beats accepting replays: the operator fixes or removes the file
+      throw new MtlsError('STORE_CORRUPT', `${this.#usedOnce} is not a JSON object of used credentials`, { cause, hint: 'remove it (it only holds hashes of ID tokens used in the last minutes)' });
     }
   }
 

@@ -17,6 +17,7 @@ export class MemoryStore implements Store {
   readonly #tokens: StoredToken[] = [];
   readonly #crlNumbers = new Map<CrlName, bigint>();
   readonly #retired = new Set<string>();
+  readonly #usedOnce = new Map<string, number>();
   #tail: Promise<unknown> = Promise.resolve();
 
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
@@ -52,6 +53,12 @@ export class MemoryStore implements Store {
       readIndex: async () => [...this.#index],
       renewalOf: async (serial) => renewalOfIndex(this.#index, serial),
       readCrl: async (which) => this.#crls.get(which),
+      useOnce: async (key, expiresAt, now) => {
+        for (const [k, until] of this.#usedOnce) if (until <= now.getTime()) this.#usedOnce.delete(k);
+        if (this.#usedOnce.has(key)) return false;
+        this.#usedOnce.set(key, expiresAt.getTime());
+        return true;
+      },
       putToken: async (token) => {
         if (this.#tokens.some((t) => t.hash === token.hash || t.id === token.id)) {
           throw new MtlsError('BAD_ARGUMENT', `an enrollment token with id ${token.id} or the same secret exists already`, { hint: 'create a new token' });

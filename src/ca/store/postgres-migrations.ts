@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 export const MIGRATIONS: readonly string[] = [
@@ -67,6 +67,14 @@ export const MIGRATIONS: readonly string[] = [
     serial text PRIMARY KEY,
     retired_at timestamptz NOT NULL DEFAULT now()
   );
+  `,
+  // 4: once-only credentials (hashes of ID tokens traded at /login/sign, #22), kept until they expire
+  `
+  CREATE TABLE used_once (
+    key text PRIMARY KEY,
+    expires_at timestamptz NOT NULL
+  );
+  CREATE INDEX used_once_expires_at ON used_once (expires_at);
   `,
 ];
 

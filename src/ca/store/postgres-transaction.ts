@@ -128,6 +128,18 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
       if (!r.rows[0]) return { refused: 'unknown' };
       return { refused: r.rows[0].used_at ? 'used' : 'expired' };
     },
+    useOnce: async (key, expiresAt, now) => {
+      // a key recorded before and expired since counts as new (the row is taken over); the
+      // primary key makes two replicas racing on one key see one winner
+      const r = await c.query(
+        'INSERT INTO used_once (key, expires_at) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE used_once.expires_at <= $3 RETURNING key',
+        [key, expiresAt.toISOString(), now.toISOString()],
+      );
+      if (r.rowCount === 0) return false;
+      // forget what expired (a few rows per sign-in at most, on the expires_at index)
+      await c.query('DELETE FROM used_once WHERE expires_at <= $1', [now.toISOString()]);
+      return true;
+    },
     removeRecords: async (serials, audit) => {
       if (serials.length === 0) return;
       await lockCrl(); // serialised with revocation and CRL signing

@@ -112,6 +112,14 @@ export interface StoreTransaction {
    * processes; refused when unknown, already used or past expiresAt
    */
   consumeToken(hash: string, now: Date, serial?: string): Promise<TokenConsumeResult>;
+  /**
+   * records `key` as used until `expiresAt` and says whether this is its first use: true once,
+   * false for every later call with the same key before `expiresAt` (in any process, any
+   * replica on the same store). For credentials that are valid once (an ID token traded for a
+   * certificate): the key is a hash, never the credential. Records past their expiry are
+   * forgotten (a key presented after its expiry is the caller's to refuse).
+   */
+  useOnce(key: string, expiresAt: Date, now: Date): Promise<boolean>;
   /** the number of the next CRL of this CA: strictly increasing, never reused, across processes */
   nextCrlNumber(which: CrlName): Promise<bigint>;
   /**
