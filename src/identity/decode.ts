@@ -27,6 +27,14 @@ export interface DecodeOptions {
    * `inspect` does; a server should always set it.
    */
   readonly trustDomains?: readonly string[];
+  /**
+   * Whether a delegated certificate (profile v1.1: an accessIdentity attribute) is read as
+   * such: `Identity.actingFor` and `actors` set (default true). false reads it as a v1 reader
+   * would use it: the holder (the actor) alone, with none of the delegated teams or roles
+   * (they are qualified by the delegator, not the holder's). A malformed delegation is refused
+   * either way.
+   */
+  readonly delegation?: boolean;
 }
 
 function reject(code: ConstructorParameters<typeof MtlsError>[0], message: string): MtlsError {
@@ -64,6 +72,7 @@ export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptio
   }
   let teams: readonly string[] = [];
   let roles: readonly string[] = [];
+  let delegation: Pick<Identity, 'actingFor' | 'actors'> = {};
   const sda = cert.extensions.get(OID.subjectDirectoryAttributes);
   if (sda) {
     const attrs = decodeIdentityAttributes(sda.value);
@@ -84,6 +93,15 @@ export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptio
       })
       .sort();
     if (new Set(roles).size !== roles.length) throw reject('IDENTITY_MALFORMED', 'a role appears twice');
+    if (attrs.accessIdentity) {
+      const delegator = delegatorOf(attrs.accessIdentity, principal.trustDomain, uri);
+      // the teams and roles a delegated certificate carries are the delegator's (qualified by it): never the holder's
+      if (options.delegation !== false) {
+        delegation = { actingFor: Object.freeze({ ...delegator, teams: Object.freeze(teams), roles: Object.freeze(roles) }), actors: Object.freeze([uri]) };
+      }
+      teams = [];
+      roles = [];
+    }
   }
   const email = san?.emails[0];
   const identity: Identity = {
@@ -97,8 +115,21 @@ export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptio
     serial: cert.serial,
     fingerprint: crypto.createHash('sha256').update(cert.der).digest('hex'),
     notAfter: cert.notAfter,
+    ...delegation,
   };
   return Object.freeze(identity);
+}
+
+/** Profile v1.1: the accessIdentity's delegator, checked: this trust domain's service URI, a principal of it, not the holder. */
+function delegatorOf(ai: { service: string; ident: string }, trustDomain: string, holder: string): { principal: string; trustDomain: string; kind: 'user' | 'service'; id: string } {
+  if (ai.service !== `spiffe://${trustDomain}`) {
+    throw reject('IDENTITY_FOREIGN_TRUST_DOMAIN', `accessIdentity service "${ai.service}" is not this certificate's trust domain (spiffe://${trustDomain})`);
+  }
+  const p = parsePrincipalUri(ai.ident);
+  if (!p) throw reject('IDENTITY_BAD_PRINCIPAL', `accessIdentity ident "${ai.ident}" is not a principal URI (spiffe://<trust-domain>/user|service/<id>)`);
+  if (p.trustDomain !== trustDomain) throw reject('IDENTITY_FOREIGN_TRUST_DOMAIN', `the delegator ${ai.ident} is not of trust domain "${trustDomain}"`);
+  if (ai.ident === holder) throw reject('IDENTITY_BAD_PRINCIPAL', `${holder} cannot act for itself`);
+  return { principal: ai.ident, ...p };
 }
 
 /**

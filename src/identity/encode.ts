@@ -9,6 +9,8 @@ import { MtlsError } from '../errors.js';
 export interface NormalizedClaims extends ClientClaims {
   /** The principal URI built from the claims: `spiffe://<trustDomain>/<kind>/<id>`. */
   readonly principal: string;
+  /** Profile v1.1: the delegator's principal URI, when `actingFor` is set. */
+  readonly actingForPrincipal?: string;
 }
 
 const EMAIL_RE = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
@@ -28,6 +30,14 @@ export function normalizeClaims(claims: ClientClaims): NormalizedClaims {
   if (claims.email !== undefined && (!EMAIL_RE.test(claims.email) || claims.email.length > 254)) {
     throw new MtlsError('BAD_NAME', `invalid email address "${claims.email}"`, { hint: 'use a plain ASCII address such as alice@example.com' });
   }
+  const principal = principalUri(claims.trustDomain, claims.kind, claims.id);
+  let delegation = {};
+  if (claims.actingFor) {
+    assertPrincipalId(claims.actingFor.id, claims.actingFor.kind);
+    const actingForPrincipal = principalUri(claims.trustDomain, claims.actingFor.kind, claims.actingFor.id);
+    if (actingForPrincipal === principal) throw new MtlsError('BAD_NAME', `${principal} cannot act for itself`, { hint: 'a delegated certificate names another principal than its holder' });
+    delegation = { actingFor: { kind: claims.actingFor.kind, id: claims.actingFor.id }, actingForPrincipal };
+  }
   return {
     trustDomain: claims.trustDomain,
     kind: claims.kind,
@@ -35,14 +45,19 @@ export function normalizeClaims(claims: ClientClaims): NormalizedClaims {
     teams,
     roles,
     ...(claims.email === undefined ? {} : { email: claims.email }),
-    principal: principalUri(claims.trustDomain, claims.kind, claims.id),
+    principal,
+    ...delegation,
   };
 }
+
+/** The trust domain's URI, `spiffe://<td>`: SvceAuthInfo.service of a delegated certificate (profile v1.1). */
+export const trustDomainUri = (trustDomain: string): string => `spiffe://${trustDomain}`;
 
 /** The subjectDirectoryAttributes Extension DER for the claims, or undefined if none. */
 export function identityExtension(claims: NormalizedClaims): Buffer | undefined {
   return identityAttributesExtension({
     teams: claims.teams,
     roleUris: claims.roles.map((r) => roleUri(claims.trustDomain, r)),
+    ...(claims.actingForPrincipal ? { accessIdentity: { service: trustDomainUri(claims.trustDomain), ident: claims.actingForPrincipal } } : {}),
   });
 }

@@ -25,6 +25,29 @@ export interface Identity {
   readonly fingerprint: string;
   /** When the certificate expires. Decoding does not check it: the TLS layer does. */
   readonly notAfter: Date;
+  /**
+   * Profile v1.1: the principal this certificate's holder acts for (a delegated certificate,
+   * docs/delegation.md), with the teams and roles delegated to it. The top-level fields stay the
+   * holder's (the actor: the URI SAN), whose own teams and roles a delegated certificate does
+   * not carry (empty). Policy decides a delegated call on `actingFor` and restricts it by the
+   * actor. Absent for an ordinary certificate, and when the reader does not accept delegation.
+   */
+  readonly actingFor?: DelegatedPrincipal;
+  /** Profile v1.1: the actor chain of a delegated certificate, the holder first: `[principal]` (one hop in v1.1). */
+  readonly actors?: readonly string[];
+}
+
+/** Who a delegated certificate acts for ({@link Identity.actingFor}). */
+export interface DelegatedPrincipal {
+  /** The delegator's principal URI: `spiffe://acme.test/user/bob`. */
+  readonly principal: string;
+  readonly trustDomain: string;
+  readonly kind: PrincipalKind;
+  readonly id: string;
+  /** What the delegation grants of the delegator's teams (at most the delegator's), sorted. */
+  readonly teams: readonly string[];
+  /** What the delegation grants of the delegator's roles, sorted. */
+  readonly roles: readonly string[];
 }
 
 /** What the CA is asked to put into a client certificate. */
@@ -38,4 +61,10 @@ export interface ClientClaims {
   readonly roles: readonly string[];
   /** Put into the certificate as an rfc822Name SAN; plain ASCII, at most 254 characters. */
   readonly email?: string;
+  /**
+   * Profile v1.1: a delegated certificate for the principal (the actor) acting for this one.
+   * `teams` and `roles` above are then the delegated ones (qualified by the delegator in the
+   * certificate); the actor's own are not carried.
+   */
+  readonly actingFor?: { readonly kind: PrincipalKind; readonly id: string };
 }

@@ -3,6 +3,12 @@
  * teams attribute (id-aca-group, IetfAttrSyntax of UTF8Strings) and a roles attribute
  * (id-at-role, one RoleSyntax per role with roleName [1] uniformResourceIdentifier).
  *
+ * Profile v1.1 (delegation, docs/identity.md) adds RFC 5755's accessIdentity attribute
+ * (SvceAuthInfo: service = the trust domain URI, ident = the delegator's principal URI) and
+ * qualifies every delegated team and role by its authority (IetfAttrSyntax.policyAuthority,
+ * RoleSyntax.roleAuthority = the delegator's principal URI): a v1 reader refuses those values
+ * rather than read them as the holder's.
+ *
  * Written by hand, not with @peculiar/asn1-x509-attr: that package wraps each IetfAttrSyntax
  * value in a SEQUENCE and writes RoleSyntax.roleName as an empty [1] (identity.md). The
  * encoder is pinned to the golden vector in test/identity/extension.test.ts.
@@ -36,6 +42,14 @@ export interface IdentityAttributes {
   readonly teams: readonly string[];
   /** role URIs (spiffe://<td>/role/<name>) */
   readonly roleUris: readonly string[];
+  /** v1.1: RFC 5755 accessIdentity (SvceAuthInfo without authInfo): the service (trust domain URI) and the principal the holder acts for */
+  readonly accessIdentity?: { readonly service: string; readonly ident: string };
+  /**
+   * v1.1: the authority every team and role is qualified by (policyAuthority / roleAuthority,
+   * one URI): the delegator. Written when `accessIdentity` is; read back as found (the decoder
+   * requires one authority for all values, equal to `accessIdentity.ident`).
+   */
+  readonly authority?: string;
 }
 
 /** Deduplicated and sorted by Unicode code point (not UTF-16 code unit), as the profile says. */
@@ -54,12 +68,16 @@ export function sortByCodePoint(values: readonly string[]): string[] {
 /** The extension value (the OCTET STRING content), or undefined when there is nothing to say. */
 export function encodeIdentityAttributes(attrs: IdentityAttributes): Buffer | undefined {
   const parts: Buffer[] = [];
+  const ai = attrs.accessIdentity;
+  if (ai) parts.push(seq(oidDer(OID.accessIdentity), setOf([seq(uriName(ai.service), uriName(ai.ident))])));
+  // a delegated certificate qualifies every team and role by the delegator ([0] IMPLICIT GeneralNames)
+  const authority = ai ? tlv(0xa0, uriName(ai.ident)) : undefined;
   if (attrs.teams.length > 0) {
-    const ietfAttrSyntax = seq(seq(...sortByCodePoint(attrs.teams).map(utf8Der)));
-    parts.push(seq(oidDer(OID.group), setOf([ietfAttrSyntax])));
+    const values = seq(...sortByCodePoint(attrs.teams).map(utf8Der));
+    parts.push(seq(oidDer(OID.group), setOf([authority ? seq(authority, values) : seq(values)])));
   }
   if (attrs.roleUris.length > 0) {
-    const roles = [...new Set(attrs.roleUris)].map((uri) => seq(tlv(0xa1, uriName(uri))));
+    const roles = [...new Set(attrs.roleUris)].map((uri) => (authority ? seq(authority, tlv(0xa1, uriName(uri))) : seq(tlv(0xa1, uriName(uri)))));
     parts.push(seq(oidDer(OID.role), setOf(roles)));
   }
   return parts.length > 0 ? seq(...parts) : undefined;
@@ -96,6 +114,8 @@ function decodeStrict(value: Uint8Array): IdentityAttributes {
   const seen = new Set<string>();
   let teams: string[] = [];
   let roleUris: string[] = [];
+  let accessIdentity: { service: string; ident: string } | undefined;
+  const authorities = new Set<string | undefined>();
   for (const attr of attributes) {
     const [typeTlv, valuesTlv, ...extra] = children(value, expectTag(attr, TAG.SEQUENCE, 'Attribute'));
     const type = decodeOid(contentOf(value, expectTag(typeTlv, TAG.OID, 'attribute type')));
@@ -106,20 +126,61 @@ function decodeStrict(value: Uint8Array): IdentityAttributes {
         throw fail('IDENTITY_MALFORMED', `the values of attribute ${type} are not in DER SET order`);
       }
     }
-    if (type !== OID.group && type !== OID.role) {
+    if (type !== OID.group && type !== OID.role && type !== OID.accessIdentity) {
       for (const v of values) walkDer(value, v); // not interpreted, but it must still be DER
       continue;
     }
     if (seen.has(type)) throw fail('IDENTITY_DUPLICATE_ATTRIBUTE', `attribute ${type} appears more than once`);
     seen.add(type);
-    if (type === OID.group) {
+    if (type === OID.accessIdentity) {
+      if (values.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', 'the accessIdentity attribute must have exactly one SvceAuthInfo value (one delegator)');
+      accessIdentity = decodeSvceAuthInfo(value, values[0]!);
+    } else if (type === OID.group) {
       if (values.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', 'the teams attribute must have exactly one IetfAttrSyntax value');
-      teams = decodeIetfAttrSyntax(value, values[0]!);
+      const t = decodeIetfAttrSyntax(value, values[0]!);
+      teams = t.values;
+      authorities.add(t.authority);
     } else {
-      roleUris = values.map((v) => decodeRoleSyntax(value, v));
+      roleUris = values.map((v) => {
+        const r = decodeRoleSyntax(value, v);
+        authorities.add(r.authority);
+        return r.uri;
+      });
     }
   }
-  return { teams, roleUris };
+  // profile v1.1: qualified values only with an accessIdentity, and then all of them, by the delegator
+  if (!accessIdentity && [...authorities].some((a) => a !== undefined)) {
+    throw fail('IDENTITY_BAD_VALUE_TYPE', 'a policyAuthority or roleAuthority is present without an accessIdentity attribute (profile v1.1 qualifies only delegated teams and roles)');
+  }
+  if (accessIdentity && [...authorities].some((a) => a !== accessIdentity.ident)) {
+    throw fail('IDENTITY_BAD_VALUE_TYPE', `a delegated certificate carries only teams and roles qualified by the delegator ${accessIdentity.ident} (policyAuthority / roleAuthority)`);
+  }
+  const authority = accessIdentity && authorities.size > 0 ? accessIdentity.ident : undefined;
+  return { teams, roleUris, ...(accessIdentity ? { accessIdentity } : {}), ...(authority ? { authority } : {}) };
+}
+
+/** One GeneralName that must be a uniformResourceIdentifier of printable ASCII. */
+function uriOf(buf: Uint8Array, t: Tlv | undefined, what: string): string {
+  if (!t || t.tag !== 0x86) throw fail('IDENTITY_BAD_VALUE_TYPE', `${what} must be a uniformResourceIdentifier`);
+  const uri = contentOf(buf, t);
+  if (uri.some((b) => b < 0x21 || b > 0x7e)) throw fail('IDENTITY_BAD_VALUE_TYPE', `${what} is not printable ASCII`);
+  return uri.toString('latin1');
+}
+
+/** [0] IMPLICIT GeneralNames holding exactly one URI (profile v1.1: the delegator). */
+function decodeAuthority(buf: Uint8Array, t: Tlv, what: string): string {
+  const names = children(buf, t);
+  if (names.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', `${what} must name exactly one authority`);
+  return uriOf(buf, names[0], what);
+}
+
+/** RFC 5755 SvceAuthInfo { service GeneralName, ident GeneralName, authInfo OCTET STRING OPTIONAL }; v1.1: two URIs, no authInfo. */
+function decodeSvceAuthInfo(buf: Uint8Array, v: Tlv): { service: string; ident: string } {
+  if (v.tag !== TAG.SEQUENCE) throw fail('IDENTITY_BAD_VALUE_TYPE', 'the accessIdentity value is not a SvceAuthInfo SEQUENCE');
+  const parts = children(buf, v);
+  if (parts.length === 3) throw fail('IDENTITY_BAD_VALUE_TYPE', 'SvceAuthInfo must not carry authInfo (profile v1.1)');
+  if (parts.length !== 2) throw fail('IDENTITY_BAD_VALUE_TYPE', 'SvceAuthInfo must be { service, ident }');
+  return { service: uriOf(buf, parts[0], 'SvceAuthInfo.service'), ident: uriOf(buf, parts[1], 'SvceAuthInfo.ident') };
 }
 
 /** Checks that a value is DER all the way down (constructed values are walked). */
@@ -127,11 +188,12 @@ function walkDer(buf: Uint8Array, t: Tlv): void {
   if (t.tag & 0x20) for (const c of children(buf, t)) walkDer(buf, c);
 }
 
-function decodeIetfAttrSyntax(buf: Uint8Array, v: Tlv): string[] {
+function decodeIetfAttrSyntax(buf: Uint8Array, v: Tlv): { values: string[]; authority?: string } {
   if (v.tag !== TAG.SEQUENCE) throw fail('IDENTITY_BAD_VALUE_TYPE', 'a teams value is not an IetfAttrSyntax SEQUENCE');
   const parts = children(buf, v);
+  const authority = parts.length === 2 && parts[0]!.tag === 0xa0 ? decodeAuthority(buf, parts.shift()!, 'policyAuthority') : undefined;
   if (parts.length !== 1 || parts[0]!.tag !== TAG.SEQUENCE) {
-    throw fail('IDENTITY_BAD_VALUE_TYPE', 'IetfAttrSyntax must hold only a values SEQUENCE (no policyAuthority in profile v1)');
+    throw fail('IDENTITY_BAD_VALUE_TYPE', 'IetfAttrSyntax must hold a values SEQUENCE, and a policyAuthority only in a delegated certificate (profile v1.1)');
   }
   const out: string[] = [];
   for (const item of children(buf, parts[0]!)) {
@@ -140,20 +202,18 @@ function decodeIetfAttrSyntax(buf: Uint8Array, v: Tlv): string[] {
     }
     out.push(decodeUtf8(contentOf(buf, item)));
   }
-  return out;
+  return authority === undefined ? { values: out } : { values: out, authority };
 }
 
-function decodeRoleSyntax(buf: Uint8Array, v: Tlv): string {
+function decodeRoleSyntax(buf: Uint8Array, v: Tlv): { uri: string; authority?: string } {
   if (v.tag !== TAG.SEQUENCE) throw fail('IDENTITY_BAD_VALUE_TYPE', 'a role value is not a RoleSyntax SEQUENCE');
   const parts = children(buf, v);
+  const authority = parts.length === 2 && parts[0]!.tag === 0xa0 ? decodeAuthority(buf, parts.shift()!, 'roleAuthority') : undefined;
   if (parts.length !== 1 || parts[0]!.tag !== 0xa1) {
-    throw fail('IDENTITY_BAD_VALUE_TYPE', 'RoleSyntax must hold only roleName [1] (no roleAuthority in profile v1)');
+    throw fail('IDENTITY_BAD_VALUE_TYPE', 'RoleSyntax must hold roleName [1], and a roleAuthority only in a delegated certificate (profile v1.1)');
   }
   const names = children(buf, parts[0]!);
-  if (names.length !== 1 || names[0]!.tag !== 0x86) {
-    throw fail('IDENTITY_BAD_VALUE_TYPE', 'roleName must be a uniformResourceIdentifier');
-  }
-  const uri = contentOf(buf, names[0]!);
-  if (uri.some((b) => b < 0x21 || b > 0x7e)) throw fail('IDENTITY_BAD_VALUE_TYPE', 'roleName is not printable ASCII');
-  return uri.toString('latin1');
+  if (names.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', 'roleName must be a uniformResourceIdentifier');
+  const uri = uriOf(buf, names[0], 'roleName');
+  return authority === undefined ? { uri } : { uri, authority };
 }

@@ -18,7 +18,8 @@ export const OID = {
   // extended key usages
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
-  // identity attributes (RFC 5755 4.4.4 and 4.4.5)
+  // identity attributes (RFC 5755 4.4.4 and 4.4.5), and 4.4.2's accessIdentity (profile v1.1: delegation)
+  accessIdentity: '1.3.6.1.5.5.7.10.2',
   group: '1.3.6.1.5.5.7.10.4',
   role: '2.5.4.72',
   // keys and signatures

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Independent test oracle for identity profile v1 (/work/shared/design/identity.md).
+"""Independent test oracle for identity profile v1 and v1.1 (/work/shared/design/identity.md;
+v1.1, delegation: docs/identity.md of mcp-mtls).
 
 The TypeScript test suite runs this script against the certificates the CA issues and
 checks that both readers agree. It re-implements the profile's reader rules (the leaf
@@ -26,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 OID_SDA = "2.5.29.9"                 # subjectDirectoryAttributes extension
 OID_TEAMS = "1.3.6.1.5.5.7.10.4"     # id-aca-group (RFC 5755 4.4.4)
 OID_ROLES = "2.5.4.72"               # id-at-role (RFC 5755 4.4.5)
+OID_ACCESS = "1.3.6.1.5.5.7.10.2"    # id-aca-accessIdentity (RFC 5755 4.4.2), profile v1.1
 SEQ, SET, OID, UTF8, CTX0, CTX1, URI_TAG = 0x30, 0x31, 0x06, 0x0C, 0xA0, 0xA1, 0x86
 
 # fullmatch everywhere: `$` would accept a trailing newline.
@@ -159,13 +161,27 @@ def check_name(name, what):
         raise OracleError("IDENTITY_BAD_NAME", f"invalid {what} name {name!r}")
 
 
-def decode_teams(values):
+def one_uri(names, what):
+    """GeneralNames content (or a single GeneralName list) holding exactly one URI."""
+    if len(names) != 1 or names[0][0] != URI_TAG:
+        raise bad_type(f"{what} is not exactly one uniformResourceIdentifier")
+    return decode_text(names[0][1], "ascii", f"{what} IA5String")
+
+
+def split_authority(inner, what):
+    """v1.1: an optional leading [0] IMPLICIT GeneralNames naming the delegator."""
+    if inner and inner[0][0] == CTX0:
+        return one_uri(children(inner[0][1]), what), inner[1:]
+    return None, inner
+
+
+def decode_teams(values, authorities):
     if len(values) != 1:
         raise bad_type(f"teams attribute has {len(values)} values, expected 1")
     tag, content = values[0]
     inner = children(content) if tag == SEQ else None
-    if inner and inner[0][0] == CTX0:
-        raise bad_type("IetfAttrSyntax policyAuthority is not allowed in profile v1")
+    auth, inner = split_authority(inner, "policyAuthority")
+    authorities.append(auth)
     if not inner or len(inner) != 1 or inner[0][0] != SEQ:
         raise bad_type("team value is not IetfAttrSyntax SEQUENCE { values SEQUENCE }")
     teams = []
@@ -180,12 +196,12 @@ def decode_teams(values):
     return sorted(teams)
 
 
-def decode_roles(values, trust_domain):
+def decode_roles(values, trust_domain, authorities):
     roles = []
     for tag, content in values:
         inner = children(content) if tag == SEQ else None
-        if inner and inner[0][0] == CTX0:
-            raise bad_type("RoleSyntax roleAuthority is not allowed in profile v1")
+        auth, inner = split_authority(inner, "roleAuthority")
+        authorities.append(auth)
         if not inner or len(inner) != 1 or inner[0][0] != CTX1:
             raise bad_type("role value is not RoleSyntax SEQUENCE { [1] roleName }")
         gn = children(inner[0][1])
@@ -206,21 +222,49 @@ def decode_roles(values, trust_domain):
     return sorted(roles)
 
 
-def decode_sda(ext_value, trust_domain):
-    """Extension value bytes -> (teams, roles); raises OracleError."""
+def decode_access_identity(values, trust_domain, holder):
+    """v1.1: one SvceAuthInfo { service URI = spiffe://<td>, ident URI = a principal of td }, no authInfo."""
+    if len(values) != 1:
+        raise bad_type(f"accessIdentity has {len(values)} values, expected 1")
+    tag, content = values[0]
+    parts = children(content) if tag == SEQ else None
+    if parts is None or len(parts) != 2:
+        raise bad_type("accessIdentity is not SvceAuthInfo { service, ident } without authInfo")
+    service = one_uri(parts[:1], "SvceAuthInfo.service")
+    ident = one_uri(parts[1:], "SvceAuthInfo.ident")
+    if service != f"spiffe://{trust_domain}":
+        raise OracleError("IDENTITY_FOREIGN_TRUST_DOMAIN", f"service {service!r} is not this trust domain")
+    m = PRINCIPAL_RE.fullmatch(ident)
+    if not m or m.group(3) in (".", ".."):
+        raise OracleError("IDENTITY_BAD_PRINCIPAL", f"ident {ident!r} is not a principal URI")
+    if m.group(1) != trust_domain:
+        raise OracleError("IDENTITY_FOREIGN_TRUST_DOMAIN", f"delegator {ident!r} is of another trust domain")
+    if ident == holder:
+        raise OracleError("IDENTITY_BAD_PRINCIPAL", "a certificate cannot act for its own holder")
+    return ident
+
+
+def decode_sda(ext_value, trust_domain, holder=None):
+    """Extension value bytes -> (teams, roles, delegator or None); raises OracleError."""
     attrs = decode_attributes(ext_value)
     seen = set()
     for oid, _ in attrs:
-        if oid in (OID_TEAMS, OID_ROLES) and oid in seen:
+        if oid in (OID_TEAMS, OID_ROLES, OID_ACCESS) and oid in seen:
             raise OracleError("IDENTITY_DUPLICATE_ATTRIBUTE", f"attribute {oid} appears twice")
         seen.add(oid)
-    teams, roles = [], []
+    teams, roles, authorities, delegator = [], [], [], None
     for oid, values in attrs:  # unknown attribute types are ignored
         if oid == OID_TEAMS:
-            teams = decode_teams(values)
+            teams = decode_teams(values, authorities)
         elif oid == OID_ROLES:
-            roles = decode_roles(values, trust_domain)
-    return teams, roles
+            roles = decode_roles(values, trust_domain, authorities)
+        elif oid == OID_ACCESS:
+            delegator = decode_access_identity(values, trust_domain, holder)
+    # v1.1: authority-qualified values exist only in a delegated certificate, and there every
+    # value is qualified by the delegator (a v1 reader refuses them: they are not the holder's)
+    if any(a is not None and a != delegator for a in authorities) or (delegator and None in authorities):
+        raise bad_type("teams/roles must be qualified by the delegator exactly in a delegated certificate")
+    return teams, roles, delegator
 
 
 # ---- certificate-level rules ----------------------------------------------------------
@@ -294,10 +338,12 @@ def examine(path, trust_domains, root, intermediate):
     principal, td, kind, ident, email = check_principal(leaf, trust_domains)
     ext = ext_or_none(leaf, x509.ObjectIdentifier(OID_SDA))
     ext_bytes = ext.value.value if ext is not None else None
-    teams, roles = decode_sda(ext_bytes, td) if ext_bytes is not None else ([], [])
+    teams, roles, delegator = decode_sda(ext_bytes, td, principal) if ext_bytes is not None else ([], [], None)
     n = leaf.serial_number
     out = {"file": path, "ok": True, "principal": principal, "trustDomain": td, "kind": kind,
-           "id": ident, "teams": teams, "roles": roles}
+           "id": ident, "teams": [] if delegator else teams, "roles": [] if delegator else roles}
+    if delegator:
+        out["actingFor"] = {"principal": delegator, "teams": teams, "roles": roles}
     if email is not None:
         out["email"] = email
     out.update({
@@ -334,8 +380,8 @@ def selftest():
     unknown_attr = tlv(SEQ, bytes.fromhex("0603550403"), tlv(SET, tlv(UTF8, b"x")))  # 2.5.4.3 CN
     bad, dup, mal = "IDENTITY_BAD_VALUE_TYPE", "IDENTITY_DUPLICATE_ATTRIBUTE", "IDENTITY_MALFORMED"
     cases = [
-        ("golden", bytes.fromhex(GOLDEN_HEX), (["platform", "sre"], ["admin", "oncall"])),
-        ("unknown attribute ignored", tlv(SEQ, unknown_attr, good_roles), ([], ["admin"])),
+        ("golden", bytes.fromhex(GOLDEN_HEX), (["platform", "sre"], ["admin", "oncall"], None)),
+        ("unknown attribute ignored", tlv(SEQ, unknown_attr, good_roles), ([], ["admin"], None)),
         ("duplicate attribute", tlv(SEQ, good_roles, good_roles), dup),
         ("team as OCTET STRING", tlv(SEQ, teams_attr(tlv(0x04, b"sre"))), bad),
         ("role with roleAuthority",
