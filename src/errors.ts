@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   CSR_BAD_SIGNATURE: 'data',
   // an enrollment token that cannot enroll (ca serve POST /sign): unknown, used or expired
   TOKEN_REFUSED: 'permission',
+  // an ID token refused at ca serve POST /login/sign (ca/oidc/refused.ts: the refusal's own code says why)
+  OIDC_REFUSED: 'permission',
   // revocation
   ALREADY_REVOKED: 'data',
   // online renewal: a revoked certificate, or one that was renewed already (a certificate renews once)
