@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { SubjectsSchema } from '../policy/schema.js';
 import { MtlsError } from '../errors.js';
 import { isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { KEY_TYPES } from '../x509/keys.js';
@@ -26,6 +27,22 @@ const LimitsSchema = z.strictObject({
   client: z.strictObject({ maxTtl: duration.optional(), teams: z.array(teamOrRole).optional(), roles: z.array(teamOrRole).optional() }).optional(),
   /** server certificates */
   server: z.strictObject({ maxTtl: duration.optional(), dns: z.array(dnsPattern).optional(), ips: z.array(ipOrCidr).optional() }).optional(),
+});
+
+/**
+ * The console under `ca serve` /console (docs/console.md). `view` and `act` name operators as a
+ * policy rule's subjects do; absent, both are `{ roles: [ca-admin] }`; who may act may view.
+ * Relative paths are against the CA folder.
+ */
+const ConsoleSchema = z.strictObject({
+  view: SubjectsSchema.optional(),
+  act: SubjectsSchema.optional(),
+  /** the policy file the Policy page shows (the one the servers and gateway run) */
+  policy: z.string().min(1).optional(),
+  /** tool names for the policy matrix, besides those the policy names */
+  tools: z.array(z.string().min(1).max(256)).max(1000).optional(),
+  /** where servers and gateways write their audit lines (JSON lines, `audit:` of gateway.yaml) */
+  decisions: z.strictObject({ file: z.string().min(1) }).optional(),
 });
 
 export const CaConfigSchema = z
@@ -53,6 +70,8 @@ export const CaConfigSchema = z
     store: z.string().min(1).optional(),
     /** issuance limits: maximum lifetimes (default: clients 30d, servers 397d) and allow-lists of teams, roles, DNS names, IPs */
     limits: LimitsSchema.optional(),
+    /** the operator console of `ca serve` (docs/console.md): who may see it and act in it, the policy it shows, where decisions are read from */
+    console: ConsoleSchema.optional(),
   })
   .strict();
 

@@ -111,9 +111,9 @@ export interface RevokeResult {
  * Revokes one certificate, and (for every reason but `superseded`) the certificates that renewed
  * it, and those that renewed them: online renewal keeps a key holder's chain going, so revoking
  * the serial the operator knows must end that chain too. Re-signs the intermediate's CRL, all in
- * one locked step.
+ * one locked step. `by` is who asks, for the audit lines (default: the OS user; the console passes the operator's principal).
  */
-export async function revokeCertificate(ca: Authority, serial: string, reason: RevocationReason): Promise<RevokeResult> {
+export async function revokeCertificate(ca: Authority, serial: string, reason: RevocationReason, by: string = actor()): Promise<RevokeResult> {
   const signer = await intermediateSigner(ca);
   return ca.store.transaction(async (tx) => {
     const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
@@ -128,14 +128,14 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
     const now = ca.now();
     const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
     const record: RevokedRecord = { op: 'revoke', serial, reason, revokedAt };
-    await tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
+    await tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
     const records: RevokedRecord[] = [record];
     const alsoRevoked: string[] = [];
     // `superseded` is what replacing a certificate says (renew --revoke-old): its successor stays
     for (let from = serial, next = reason === 'superseded' ? undefined : successorIn(index, from); next; from = next.serial, next = successorIn(index, from)) {
       if (revokedIn(index, next.serial)) continue;
       const r: RevokedRecord = { op: 'revoke', serial: next.serial, reason, revokedAt };
-      await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
+      await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
       records.push(r);
       alsoRevoked.push(next.serial);
     }

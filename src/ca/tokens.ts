@@ -43,6 +43,8 @@ export interface TokenRequest extends Omit<ClientClaims, 'trustDomain'> {
   readonly ttlMs: number;
   /** lifetime of the certificate it enrolls, as a duration ('24h'); the CA default when absent. At most `limits.client.maxTtl` (checked at creation) */
   readonly certTtl?: string;
+  /** who creates it, for the record and the audit line (default: the OS user running this; the console passes the operator's principal) */
+  readonly createdBy?: string;
 }
 
 /** A new enrollment token: the secret (shown once, never stored) and its stored record. */
@@ -84,11 +86,11 @@ export async function createEnrollmentToken(ca: Authority, request: TokenRequest
     ...(request.certTtl !== undefined ? { certTtl: request.certTtl } : {}),
     createdAt: now.toISOString(),
     expiresAt: new Date(now.getTime() + request.ttlMs).toISOString(),
-    createdBy: actor(),
+    createdBy: request.createdBy ?? actor(),
   };
   await ca.store.transaction(async (tx) => {
     await tx.putToken(token);
-    await tx.appendAudit([{ time: now.toISOString(), event: 'token.create', actor: actor(), tokenId: id, principal: claims.principal, teams: claims.teams, roles: claims.roles, expiresAt: token.expiresAt, ...(token.certTtl ? { certTtl: token.certTtl } : {}) }]);
+    await tx.appendAudit([{ time: now.toISOString(), event: 'token.create', actor: token.createdBy, tokenId: id, principal: claims.principal, teams: claims.teams, roles: claims.roles, expiresAt: token.expiresAt, ...(token.certTtl ? { certTtl: token.certTtl } : {}) }]);
   });
   return { secret, token };
 }

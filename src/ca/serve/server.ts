@@ -17,6 +17,7 @@ import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-li
 import { renewForPeer } from './renew.js';
 import { revokeSelf } from './revoke-self.js';
 import { silentLog } from '../../util/log.js';
+import { createConsole } from '../../console/console.js';
 
 /**
  * Receives the online CA's audit events: one per request that changes state or was refused
@@ -48,6 +49,8 @@ export interface CaServerOptions {
   readonly crl?: Omit<CrlPublisherOptions, 'log' | 'onResigned'>;
   /** seconds a client is told to wait (Retry-After) when the store is unavailable; default 5 (12 times that when the CA key is) */
   readonly retryAfterSeconds?: number;
+  /** the operator console under /console (docs/console.md): on unless `false`; `assetsDir` where its built front end is */
+  readonly console?: false | { readonly assetsDir?: string };
 }
 
 /** The server {@link createCaServer} returns: a Node `https.Server` with the CA's CRLs, metrics and a graceful shutdown. */
@@ -135,6 +138,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
   const limiter = createRateLimiter(options.renewRate ?? DEFAULT_RENEW_RATE);
   const peers = createPeerChecker(ca);
   const tokens = new TokenDirectory(ca.store);
+  const consoleHandler = options.console === false ? undefined : createConsole({ authority: ca, audit, log, ...options.console });
   const crls = new CrlPublisher(ca, {
     ...options.crl,
     log,
@@ -249,7 +253,8 @@ export function createCaServer(options: CaServerOptions): CaServer {
       const started = performance.now();
       const path = (req.url ?? '/').split('?')[0] as string;
       const known = ROUTES[path];
-      const route = known?.route ?? 'other';
+      const inConsole = consoleHandler !== undefined && (path === '/console' || path.startsWith('/console/'));
+      const route = inConsole ? 'console' : (known?.route ?? 'other');
       const changes = route === 'renew' || route === 'sign' || route === 'revoke-self';
       const note: Record<string, unknown> = {};
       inFlight++;
@@ -259,6 +264,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
         if (changes) audit({ event: `ca.${route}`, status: res.statusCode, ...note, remote: req.socket.remoteAddress, ms: Math.round((performance.now() - started) * 10) / 10 });
       });
       const run = async () => {
+        if (inConsole) return consoleHandler(req, res);
         if (!known) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path}`, 'see GET /healthz; endpoints: /crl/root.crl, /crl/intermediate.crl, /renew, /revoke-self, /sign, /healthz, /metrics');
         const method = req.method === 'HEAD' && known.method === 'GET' ? 'GET' : req.method;
         if (method !== known.method) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${path} is not allowed`, `use ${known.method}`, { allow: known.method === 'GET' ? 'GET, HEAD' : known.method });
