@@ -129,6 +129,24 @@ export interface Authenticator {
    * revocation are re-checked on every call, against the revocation data in effect then.
    */
   authenticateCertificate(der: Uint8Array, chain?: readonly Uint8Array[]): AuthResult;
+  /**
+   * {@link authenticateCertificate} without its cache, for a caller that keeps its own (the
+   * trusted-proxy reader keeps one entry per header value, trusted-proxies.ts): the verified
+   * result before expiry and revocation (apply {@link current}), `until` (ms) after which it must
+   * be verified again (the first CA certificate on its chain expires), and whether it may be kept
+   * at all (not a refusal that may pass later: not valid yet, revocation or CA not known yet).
+   */
+  verifyForwarded(der: Uint8Array, chain?: readonly Uint8Array[]): { readonly result: AuthResult; readonly until: number; readonly keep: boolean };
+  /** A kept result as it stands now: refused once expired or revoked (itself or a CA above it), as of the revocation data in effect. */
+  current(result: AuthResult): AuthResult;
+  /**
+   * Counts {@link setRevocation} calls: while it is unchanged, {@link current} of a kept result
+   * changes only by its clock (the identity's notAfter), so a caller may keep `current`'s answer
+   * until the revision changes or that time passes.
+   */
+  revision(): number;
+  /** The authenticator's clock (`clock` option), ms since the epoch. */
+  now(): number;
   /** Swaps in new revocation data; cached results are re-checked against it. */
   setRevocation(state: RevocationState): void;
 }
@@ -191,6 +209,8 @@ function failure(reason: AuthFailureReason, detail?: string, fingerprint?: strin
 export function createAuthenticator(options: AuthenticatorOptions = {}): Authenticator {
   let revocation = options.revocation;
   const clock = options.clock ?? (() => new Date());
+  const nowMs = options.clock ? () => options.clock!().getTime() : Date.now;
+  let revision = 0;
   const cache = new WeakMap<TLSSocket, AuthResult>();
   // The CA certificates a client's certificate may hang from, each with the fingerprint of its
   // root. Node exposes no verified chain for a server's peer (getPeerCertificate(true) has no
@@ -258,7 +278,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
    */
   const lapsed = (r: AuthResult & { ok: true }): AuthResult | undefined => {
     const id = r.identity;
-    if (id.notAfter.getTime() < clock().getTime()) return failure('certificate_expired', `expired at ${id.notAfter.toISOString()}`, id.fingerprint, id.serial);
+    if (id.notAfter.getTime() < nowMs()) return failure('certificate_expired', `expired at ${id.notAfter.toISOString()}`, id.fingerprint, id.serial);
     const state = revocation;
     if (!state) return undefined;
     const issuer = r.issuer;
@@ -431,18 +451,26 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     return lapsed(r) ?? r;
   };
 
+  // not kept: what may pass later (not valid yet, revocation not known yet, an unknown CA whose intermediate may come along next time)
+  const keepable = (r: AuthResult): boolean => r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca');
+
   return {
+    verifyForwarded(der, chain = []) {
+      const { r, until } = computeForwarded(der, fp(der), chain);
+      return { result: r, until, keep: keepable(r) };
+    },
+    current,
+    revision: () => revision,
+    now: nowMs,
     authenticateCertificate(der, chain = []) {
       const fingerprint = crypto.createHash('sha256').update(der).digest('hex');
       // keyed by the chain sent along too: a refusal for the intermediate that came with it (an
       // expired one, say) must not outlast the client sending its renewed intermediate
       const key = chain.length === 0 ? fingerprint : `${fingerprint}:${chain.reduce((h, c) => h.update(c), crypto.createHash('sha256')).digest('hex')}`;
       let entry = forwarded.get(key);
-      if (!entry || entry.until < clock().getTime()) {
+      if (!entry || entry.until < nowMs()) {
         entry = computeForwarded(der, fingerprint, chain);
-        const r = entry.r;
-        // not kept: what may pass later (not valid yet, revocation not known yet, an unknown CA whose intermediate may come along next time)
-        if (r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca')) forwarded.set(key, entry);
+        if (keepable(entry.r)) forwarded.set(key, entry);
       }
       return current(entry.r);
     },
@@ -465,6 +493,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     },
     setRevocation(state) {
       revocation = state;
+      revision++;
     },
   };
 }

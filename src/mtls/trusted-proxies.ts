@@ -8,8 +8,10 @@
  *   principal (the hop from proxy to server is mTLS).
  * - From a trusted proxy, only its format's headers are read; the certificate in them goes
  *   through the authenticator exactly as a handshake certificate would, with the same 401
- *   reasons (`Authenticator.authenticateCertificate`). A value that is truncated, doubled or
+ *   reasons (`Authenticator.verifyForwarded`). A value that is truncated, doubled or
  *   malformed, or a header of another format (a client's, passed through), is refused 400.
+ * - Per request, a value seen before is a cache lookup by its exact header lines, the answer
+ *   re-checked against revocation data and the clock (forwarded-cache.ts): no decoding, no hashing.
  * - From anyone else, a request that carries any forwarded-certificate header is refused 400:
  *   the headers are never read from anyone else.
  */
@@ -19,6 +21,7 @@ import { MtlsError } from '../errors.js';
 import type { Identity } from '../identity/identity.js';
 import { cidrContains, ipBytes16, parseCidr, type CidrRange } from '../util/cidr.js';
 import { IdleMap } from '../util/idle-map.js';
+import { compositeKey, createForwardedCache } from './forwarded-cache.js';
 import type { AuthResult, Authenticator } from './authenticate.js';
 import type { ForwardedRead, HeaderLines } from './forwarded-common.js';
 import { ALB_HEADERS, readAlb } from './forwarded-alb.js';
@@ -77,19 +80,13 @@ interface Entry {
   readonly headers: readonly string[];
   readonly principal?: string;
   readonly read: (h: HeaderLines) => ForwardedRead;
+  /** `{ entry }`, made once: what proxyOf returns for an entry without principal */
+  readonly plain: { readonly entry: Entry };
 }
+
+const DIRECT: ForwardedOutcome = { kind: 'direct' };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
-
-/** The header lines (in order) of each of `names` (lowercase) among a request's raw headers. */
-function linesOf(raw: readonly string[], names: readonly string[]): HeaderLines {
-  const out: Record<string, string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as string).toLowerCase();
-    if (names.includes(name)) (out[name] ??= []).push(raw[i + 1] as string);
-  }
-  return out;
-}
 
 /** the forwarded certificate (DER) each forwarded request was authenticated with, for the gateway's XFCC */
 const forwardedDer = new WeakMap<IncomingMessage, Buffer>();
@@ -122,28 +119,66 @@ export function createForwardedReader(proxies: readonly TrustedProxy[], authenti
       alb: { headers: ALB_HEADERS, read: readAlb },
       traefik: { headers: [TRAEFIK_HEADER], read: readTraefik },
     };
-    return { ranges, format: p.format, ...formats[p.format], ...(p.principal ? { principal: p.principal } : {}) };
+    const entry: { -readonly [K in keyof Entry]: Entry[K] } = { ranges, format: p.format, ...formats[p.format], ...(p.principal ? { principal: p.principal } : {}), plain: undefined as never };
+    entry.plain = { entry };
+    return entry;
   });
   // every header any format uses: a request carrying one is either from a trusted proxy or refused
   const all = [...new Set([...RFC9440_HEADERS, XFCC, NGINX_DEFAULT_HEADER, ...ALB_HEADERS, TRAEFIK_HEADER, ...entries.flatMap((e) => e.headers)])];
+  // by length, so that the scan of a request's headers lowercases only names that may be one
+  const allByLength = new Map<number, string[]>();
+  for (const h of all) allByLength.set(h.length, [...(allByLength.get(h.length) ?? []), h]);
+  // the forwarded-certificate header lines of the request being read, names (lowercase) and
+  // values in order: read() runs to its end without yielding, so one pair of arrays serves all
+  const names: string[] = [];
+  const values: string[] = [];
+  const scan = (raw: readonly string[]): number => {
+    let n = 0;
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const same = allByLength.get(name.length);
+      if (!same) continue;
+      const lower = name.toLowerCase();
+      if (!same.includes(lower)) continue;
+      names[n] = lower;
+      values[n] = raw[i + 1] as string;
+      n++;
+    }
+    return n;
+  };
+  /** the distinct names among the first n scanned that pass `keep`, in the order of `all` (as messages name them) */
+  const presentOf = (n: number, keep: (h: string) => boolean = () => true): string[] => all.filter((h) => keep(h) && names.slice(0, n).includes(h));
+  const linesOfScanned = (n: number): HeaderLines => {
+    const out: Record<string, string[]> = {};
+    for (let i = 0; i < n; i++) (out[names[i] as string] ??= []).push(values[i] as string);
+    return out;
+  };
 
-  const decoded = new IdleMap<string, ForwardedRead>({ idleMs: 3_600_000, max: 10_000 });
+  const cache = createForwardedCache<Entry, ForwardedOutcome>(authenticator, (entry, auth) => ({ kind: 'forwarded', format: entry.format, auth }));
 
   // a connection's address does not change: the entries whose ranges hold it, once per connection
+  // (and once per address for the connections to come, bounded)
   const inRange = new WeakMap<object, readonly Entry[]>();
+  const byAddress = new IdleMap<string, readonly Entry[]>({ idleMs: 3_600_000, max: 10_000 });
   const candidates = (req: IncomingMessage): readonly Entry[] => {
     let found = inRange.get(req.socket);
     if (!found) {
-      const address = req.socket.remoteAddress ? ipBytes16(req.socket.remoteAddress) : undefined;
-      found = address ? entries.filter((e) => e.ranges.some((r) => cidrContains(r, address))) : [];
-      if (req.socket.remoteAddress) inRange.set(req.socket, found);
+      const remote = req.socket.remoteAddress;
+      if (!remote) return [];
+      found = byAddress.get(remote);
+      if (!found) {
+        const address = ipBytes16(remote);
+        found = address ? entries.filter((e) => e.ranges.some((r) => cidrContains(r, address))) : [];
+        byAddress.set(remote, found);
+      }
+      inRange.set(req.socket, found);
     }
     return found;
   };
 
   const proxyOf = (req: IncomingMessage): { entry: Entry; via?: Identity } | undefined => {
     for (const entry of candidates(req)) {
-      if (!entry.principal) return { entry };
+      if (!entry.principal) return entry.plain;
       if (!(req.socket as TLSSocket).encrypted) continue;
       const own = authenticator.authenticate(req.socket as TLSSocket);
       if (own.ok && own.identity.principal === entry.principal) return { entry, via: own.identity };
@@ -153,32 +188,39 @@ export function createForwardedReader(proxies: readonly TrustedProxy[], authenti
 
   return {
     read(req) {
-      const present = all.filter((h) => req.headers[h] !== undefined);
+      const n = scan(req.rawHeaders);
       const proxy = proxyOf(req);
       if (!proxy) {
-        if (present.length === 0) return { kind: 'direct' };
+        if (n === 0) return DIRECT;
+        const present = presentOf(n);
         return { kind: 'refused', error: 'forwarded_header_untrusted', header: present[0] as string, message: `the request carries ${present.join(', ')}, but it does not come from a trusted proxy (${req.socket.remoteAddress ?? 'unknown address'}): forwarded client certificates are read only from the proxies listed in trustedProxies` };
       }
-      const { entry, via } = proxy;
-      const foreign = present.filter((h) => !entry.headers.includes(h));
-      if (foreign.length > 0) return { kind: 'refused', error: 'forwarded_header_unexpected', header: foreign[0] as string, message: `the request carries ${foreign.join(', ')}, which a proxy forwarding in the ${entry.format} format does not send: a client's header was passed through; remove it at the proxy` };
-      const lines = linesOf(req.rawHeaders, entry.headers);
-      // the same header value is the same certificate: decoded once (bounded), then the
-      // authenticator's cache by the SHA-256 of the DER answers
-      const key = `${entry.format}\n${entry.headers.map((h) => lines[h]?.join('\n') ?? '').join('\n')}`;
-      const known = decoded.get(key);
-      const read = known ?? entry.read(lines);
-      if (read.kind === 'malformed') return { kind: 'refused', error: 'forwarded_certificate_malformed', header: entry.headers[0] as string, message: `the forwarded client certificate is not usable: ${read.problem}` };
-      if (read.kind === 'absent') {
-        return { kind: 'forwarded', format: entry.format, ...(via ? { via } : {}), auth: { ok: false, reason: 'certificate_required', message: `no client certificate was presented to the proxy (its ${entry.headers[0]} header is missing); connect with your mcp-mtls certificate bundle` } };
+      const { entry, via } = proxy as { entry: Entry; via?: Identity };
+      for (let i = 0; i < n; i++) {
+        if (entry.headers.includes(names[i] as string)) continue;
+        const foreign = presentOf(n, (h) => !entry.headers.includes(h));
+        return { kind: 'refused', error: 'forwarded_header_unexpected', header: foreign[0] as string, message: `the request carries ${foreign.join(', ')}, which a proxy forwarding in the ${entry.format} format does not send: a client's header was passed through; remove it at the proxy` };
       }
-      const auth = authenticator.authenticateCertificate(read.certs.leaf, read.certs.chain);
-      if (auth.ok) {
-        forwardedDer.set(req, read.certs.leaf);
-        // kept only for certificates that authenticated: a stream of made-up ones cannot fill it
-        if (!known) decoded.set(key, read);
+      // the same header lines are the same certificate and chain: answered from the cache by
+      // their exact bytes (forwarded-cache.ts says why no two inputs share a key)
+      let lines: HeaderLines | undefined;
+      let shape = -1;
+      let key = '';
+      if (n === 1) {
+        shape = entry.headers.indexOf(names[0] as string);
+        key = values[0] as string;
+      } else if (n > 1) key = compositeKey(entry.headers, (lines = linesOfScanned(n)));
+      let kept = n === 0 ? undefined : cache.lookup(entry, shape, key);
+      if (!kept) {
+        const read = entry.read(lines ?? linesOfScanned(n));
+        if (read.kind === 'malformed') return { kind: 'refused', error: 'forwarded_certificate_malformed', header: entry.headers[0] as string, message: `the forwarded client certificate is not usable: ${read.problem}` };
+        if (read.kind === 'absent') {
+          return { kind: 'forwarded', format: entry.format, ...(via ? { via } : {}), auth: { ok: false, reason: 'certificate_required', message: `no client certificate was presented to the proxy (its ${entry.headers[0]} header is missing); connect with your mcp-mtls certificate bundle` } };
+        }
+        kept = cache.add(entry, shape, key, read.certs.leaf, authenticator.verifyForwarded(read.certs.leaf, read.certs.chain));
       }
-      return { kind: 'forwarded', format: entry.format, auth, ...(via ? { via } : {}) };
+      if (kept.answer.ok) forwardedDer.set(req, kept.leaf);
+      return via ? { ...kept.outcome, via } : kept.outcome;
     },
   };
 }

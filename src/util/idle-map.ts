@@ -29,8 +29,10 @@ export class IdleMap<K, V> {
     this.#expire(now);
     const e = this.#entries.get(key);
     if (!e) return undefined;
+    // re-inserted to move it to the back; the same record, so a hit allocates nothing
+    e.at = now;
     this.#entries.delete(key);
-    this.#entries.set(key, { value: e.value, at: now });
+    this.#entries.set(key, e);
     return e.value;
   }
 

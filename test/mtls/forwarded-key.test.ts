@@ -1,0 +1,131 @@
+/**
+ * The trusted-proxy reader's cache key (forwarded-cache.ts): a forwarded header value is answered
+ * from the cache only when it is exactly the input the kept answer was computed for: the same
+ * entry (format and header), the same header lines, byte for byte. Each test sends a value that
+ * would be served a kept answer under a looser key and expects what the value itself deserves;
+ * and a kept answer must follow revocation and expiry on the very next request. Real HTTP over
+ * loopback (a node:http server, requests written by hand from 127.0.0.x so that header lines
+ * are exactly as given), real certificates, a real authenticator with a moved clock.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { clientFields, intermediateFields, rootFields } from '../../src/ca/profiles.js';
+import { normalizeClaims } from '../../src/identity/encode.js';
+import { createAuthenticator } from '../../src/mtls/authenticate.js';
+import { caKeyOf } from '../../src/mtls/ca-key.js';
+import { createForwardedReader, type ForwardedOutcome } from '../../src/mtls/trusted-proxies.js';
+import { EMPTY_REVOCATION } from '../../src/mtls/revocation.js';
+import { randomSerial, signCertificate } from '../../src/x509/certificate.js';
+import { createSigner, generateKey, keyIdentifier } from '../../src/x509/keys.js';
+import { pemEncode } from '../../src/x509/pem.js';
+
+const HOUR = 3_600_000;
+const start = Date.now();
+let now = start;
+const signerOf = (k: ReturnType<typeof generateKey>) => createSigner(crypto.createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' }));
+const rootKey = generateKey('ec-p256');
+const rootF = rootFields({ name: 'Key Test Root', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 100 * HOUR), spki: rootKey.spki });
+const root = signCertificate(rootF, signerOf(rootKey));
+const rootInfo = { subjectName: rootF.subjectName, keyId: keyIdentifier(rootKey.spki), notAfter: rootF.notAfter };
+/** a CA under the root, not configured: a forwarded chain may link a leaf of it to the root */
+const interKey = generateKey('ec-p256');
+const interF = intermediateFields(rootInfo as never, { name: 'Key Test Intermediate', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 50 * HOUR), spki: interKey.spki });
+const inter = signCertificate(interF, signerOf(rootKey));
+const interInfo = { subjectName: interF.subjectName, keyId: keyIdentifier(interKey.spki), notAfter: interF.notAfter };
+/** another CA under the root, which signed none of the leaves */
+const otherKey = generateKey('ec-p256');
+const other = signCertificate(intermediateFields(rootInfo as never, { name: 'Key Test Other CA', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 50 * HOUR), spki: otherKey.spki }), signerOf(rootKey));
+const leaf = (issuer: typeof rootInfo, key: ReturnType<typeof generateKey>, id: string, hours: number) =>
+  signCertificate(clientFields(issuer as never, { serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + hours * HOUR), spki: generateKey('ec-p256').spki, keyType: 'ec-p256', claims: normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id, teams: [], roles: [] }) }), signerOf(key));
+const alice = leaf(rootInfo, rootKey, 'alice', 24);
+const dave = leaf(interInfo, interKey, 'dave', 24);
+
+const auth = createAuthenticator({ caCertificates: [root], clock: () => new Date(now) });
+const reader = createForwardedReader(
+  [
+    { from: '127.0.0.2', format: 'nginx' },
+    { from: '127.0.0.3', format: 'rfc9440' },
+    { from: '127.0.0.4', format: 'traefik' },
+    // nginx reading the header Traefik's format uses: the same bytes, another decoder
+    { from: '127.0.0.5', format: 'nginx', header: 'x-forwarded-tls-client-cert' },
+  ],
+  auth,
+);
+let server: http.Server;
+let port: number;
+before(async () => {
+  server = http.createServer((req, res) => {
+    const f: ForwardedOutcome = reader.read(req);
+    const said = f.kind === 'forwarded' ? (f.auth.ok ? `ok ${f.auth.identity.id}` : f.auth.reason) : f.kind === 'refused' ? `${f.error}: ${f.message}` : 'direct';
+    res.end(said);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  port = (server.address() as AddressInfo).port;
+});
+after(() => server.close());
+
+/** One request from `from` with exactly these header lines (name, value), on its own connection, bounded in time. */
+function send(from: string, lines: readonly [string, string][]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, localAddress: from });
+    s.setTimeout(10_000, () => s.destroy(new Error('no answer in 10 s')));
+    let text = '';
+    s.on('data', (d) => (text += d.toString('latin1')));
+    s.on('end', () => resolve(text.slice(text.indexOf('\r\n\r\n') + 4)));
+    s.on('error', reject);
+    s.end(`GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
+  });
+}
+const escaped = (der: Buffer) => encodeURIComponent(pemEncode('CERTIFICATE', der));
+const sf = (der: Buffer) => `:${der.toString('base64')}:`;
+
+test('the same leaf with another chain is not served the kept answer (RFC 9440 Client-Cert-Chain)', async () => {
+  assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert-chain', sf(inter)]]), 'ok dave');
+  assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert-chain', sf(other)]]), 'unknown_ca');
+  assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)]]), 'unknown_ca');
+  assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert-chain', sf(inter)]]), 'ok dave');
+});
+
+test('a value sent twice is not the kept single value; a header line moved to the chain header is another input', async () => {
+  assert.equal(await send('127.0.0.2', [['ssl-client-cert', escaped(alice)]]), 'ok alice');
+  assert.match(await send('127.0.0.2', [['ssl-client-cert', escaped(alice)], ['SSL-Client-Cert', escaped(alice)]]), /^forwarded_certificate_malformed: .*sent 2 times/);
+  // Client-Cert with Client-Cert-Chain is kept; the same two values both as Client-Cert lines are doubled
+  assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert-chain', sf(inter)]]), 'ok dave');
+  assert.match(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert', sf(inter)]]), /^forwarded_certificate_malformed: .*client-cert was sent 2 times/);
+});
+
+test('a value kept for one proxy entry is no answer for another entry reading the same header', async () => {
+  const value = alice.toString('base64'); // Traefik: base64 DER; for nginx, not URL-encoded PEM
+  assert.equal(await send('127.0.0.4', [['x-forwarded-tls-client-cert', value]]), 'ok alice');
+  assert.match(await send('127.0.0.5', [['x-forwarded-tls-client-cert', value]]), /^forwarded_certificate_malformed: .*holds no PEM certificate/);
+});
+
+test("a value that differs from a kept one only outside the cache's probe (the start of the PEM) is not the kept one", async () => {
+  const value = escaped(alice);
+  assert.equal(await send('127.0.0.2', [['ssl-client-cert', value]]), 'ok alice');
+  // one base64 character near the start of the body changed: another DER, same length, same end and middle
+  const at = value.indexOf('%0A') + 3 + 40;
+  const altered = value.slice(0, at) + (value[at] === 'A' ? 'B' : 'A') + value.slice(at + 1);
+  assert.equal(altered.length, value.length);
+  assert.notEqual(await send('127.0.0.2', [['ssl-client-cert', altered]]), 'ok alice');
+});
+
+test('a kept answer follows revocation and expiry on the next request, and un-revocation', async () => {
+  const value = escaped(alice);
+  assert.equal(await send('127.0.0.2', [['ssl-client-cert', value]]), 'ok alice');
+  const serial = new crypto.X509Certificate(alice).serialNumber.toLowerCase();
+  auth.setRevocation({ byCa: new Map([[caKeyOf(root), new Set([serial])]]), crls: [] });
+  assert.equal(await send('127.0.0.2', [['ssl-client-cert', value]]), 'certificate_revoked');
+  auth.setRevocation(EMPTY_REVOCATION);
+  assert.equal(await send('127.0.0.2', [['ssl-client-cert', value]]), 'ok alice');
+  now = start + 25 * HOUR; // alice's certificate ends at 24 h
+  try {
+    assert.equal(await send('127.0.0.2', [['ssl-client-cert', value]]), 'certificate_expired');
+  } finally {
+    now = start;
+  }
+});
