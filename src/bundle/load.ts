@@ -10,6 +10,7 @@ import { OID } from '../x509/oids.js';
 import { readPkcs12 } from '../x509/pkcs12.js';
 import { pemDecodeAll } from '../x509/pem.js';
 import { parseBundleProfile } from './profile.js';
+import { profileBundleFile, profileOfBundleFile } from './profile-dir.js';
 
 /** A client's certificate, key and CA, checked, as {@link loadBundle} returns it; what {@link createMtlsAgent} connects with. */
 export interface Bundle {
@@ -132,15 +133,32 @@ const certsOf = (pem: string, file: string, what: string): Buffer[] => {
  * @throws MtlsError `FILE_NOT_FOUND` (nothing at `file`), `BUNDLE_INVALID` (unreadable or
  *   inconsistent), `BUNDLE_PASSWORD` (encrypted and no passphrase given, or a wrong one),
  *   `CERT_EXPIRED`, `CERT_NOT_YET_VALID`
+ *
+ * `{ profile: NAME }` loads the bundle of a named profile (what `mcp-mtls login` and `enroll
+ * --profile` write: `$XDG_CONFIG_HOME/mcp-mtls/profiles/NAME/bundle.yaml`, see profile-dir.ts);
+ * an expired one says to sign in again.
  */
-export async function loadBundle(file: string, options: LoadBundleOptions = {}): Promise<Bundle> {
-  const resolved = path.resolve(file);
+export async function loadBundle(file: string | { readonly profile: string; readonly env?: NodeJS.ProcessEnv }, options: LoadBundleOptions = {}): Promise<Bundle> {
+  const profile = typeof file === 'string' ? undefined : file.profile;
+  const resolved = typeof file === 'string' ? path.resolve(file) : profileBundleFile(file.profile, file.env);
   let stat;
   try {
     stat = fs.statSync(resolved);
   } catch (cause) {
+    if (profile !== undefined) throw new MtlsError('FILE_NOT_FOUND', `there is no profile "${profile}" (no ${resolved})`, { cause, hint: `sign in: \`mcp-mtls login --ca https://CA --profile ${profile}\` (or \`mcp-mtls enroll ... --profile ${profile}\` with a token)` });
     throw new MtlsError('FILE_NOT_FOUND', `no bundle at ${resolved}`, { cause, hint: 'make one with `mcp-mtls bundle ... --out FILE`' });
   }
+  try {
+    return await loadBundleAt(resolved, stat, options);
+  } catch (e) {
+    const meta = (e as MtlsError)?.code === 'CERT_EXPIRED' ? profileOfBundleFile(resolved) : undefined;
+    if (!meta) throw e;
+    const again = meta.via === 'login' ? `run \`mcp-mtls login --profile ${meta.name}\`` : `enroll again with a new token: \`mcp-mtls enroll --ca ${meta.ca} --token-file FILE --profile ${meta.name}\``;
+    throw new MtlsError('CERT_EXPIRED', `the certificate of profile "${meta.name}" has expired (${(e as MtlsError).message.replace(/^.* expired at /, 'at ')}): ${again}`, { cause: e, hint: meta.via === 'login' ? 'signing in again gets a new certificate; while a certificate is valid, it renews itself through the CA' : 'ask the operator for a new enrollment token (mcp-mtls token create)' });
+  }
+}
+
+async function loadBundleAt(resolved: string, stat: fs.Stats, options: LoadBundleOptions): Promise<Bundle> {
   let chain: Buffer[];
   let ca: Buffer[];
   let key: KeyObject;

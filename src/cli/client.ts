@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import YAML from 'yaml';
-import { loadBundle } from '../bundle/load.js';
+import { loadBundle, type Bundle } from '../bundle/load.js';
+import { noteProfileServer, profileBundleFile, profileOfBundleFile, readProfileMeta } from '../bundle/profile-dir.js';
 import { createBundleRenewer } from '../client/renewal.js';
 import { serverUrl } from '../client/server-url.js';
 import { MtlsError } from '../errors.js';
@@ -20,7 +21,8 @@ export function registerClient(program: Command): void {
     .command('connect')
     .description('a stdio bridge to an mTLS MCP server, for desktop MCP apps that cannot present client certificates')
     .argument('[url]', 'the MCP server URL (default: the url in the bundle profile)')
-    .requiredOption('--bundle <file>', 'a bundle profile, PKCS#12 file or PEM folder')
+    .option('--bundle <file>', 'a bundle profile, PKCS#12 file or PEM folder')
+    .option('--profile <name>', 'the profile `mcp-mtls login` (or enroll --profile) wrote, instead of --bundle; it renews through its CA')
     .option('--passphrase-file <file>', 'the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE)')
     .option('--renew-url <url>', "renew the certificate through the CA's /renew while bridging, rewriting the bundle (else $MCP_MTLS_RENEW_URL, else renewUrl in the bundle profile)")
     .option('--keep-key', 'renew without a new key (default: a new key and a CSR on each renewal)')
@@ -28,7 +30,8 @@ export function registerClient(program: Command): void {
     .option('--json', 'log on stderr as one JSON object per line (start-up, warnings, errors, renewals); stdout stays JSON-RPC')
     .addHelpText('after', '\nExamples (what a desktop app runs; `mcp-mtls client-config` writes the entry with absolute paths):\n  $ mcp-mtls connect https://mcp.acme.test/mcp --bundle ~/.mcp-mtls/alice.yaml\n  $ mcp-mtls connect --bundle ~/.mcp-mtls/alice.yaml --renew-url https://ca.acme.test/renew')
     .action(async (url: string | undefined, o) => {
-      const bundle = await loadBundle(o.bundle, { passphrase: () => readBundlePassphrase(o) });
+      const bundle = await bundleForConnect(o);
+      url ??= bundle.url ? undefined : soleServerOf(bundle);
       if (!url && !bundle.url) throw new MtlsError('USAGE', 'no server URL: pass one, or use a bundle profile made with --url', { hint: 'mcp-mtls connect https://host/mcp --bundle FILE' });
       const allowInsecureLoopbackHttp = o.allowInsecureLoopbackHttp === true;
       serverUrl((url ?? bundle.url)!, { allowInsecureLoopbackHttp }); // https: only, before anything starts
@@ -64,7 +67,8 @@ export function registerClient(program: Command): void {
     .description("the MCP server entry for a desktop client's configuration: the bridge, or (--native) the client's own client-certificate settings")
     .requiredOption('--client <client>', CLIENTS.join(' | '))
     .requiredOption('--name <name>', 'the server name shown in the client')
-    .requiredOption('--bundle <file>', 'the bundle the bridge loads (with --native: a PEM folder, whose files the client reads)')
+    .option('--bundle <file>', 'the bundle the bridge loads (with --native: a PEM folder, whose files the client reads)')
+    .option('--profile <name>', 'the profile `mcp-mtls login` wrote, instead of --bundle (the entry names its bundle file by absolute path)')
     .option('--url <url>', 'the MCP server URL (default: the url in the bundle profile)')
     .option('--renew-url <url>', "the bridge renews the certificate through the CA's /renew")
     .option('--allow-insecure-loopback-http', 'development only: the bridge may use an http: URL to 127.0.0.0/8, [::1] or localhost (no TLS, no client certificate)')
@@ -82,7 +86,9 @@ export function registerClient(program: Command): void {
       // the name is an argument of the printed `claude mcp add ...` line: one starting with - would be an option there
       if (/^-/.test(o.name as string)) throw new MtlsError('USAGE', `--name "${o.name}" starts with "-": a server name that command lines would read as an option`, { hint: 'use a name starting with a letter or digit, e.g. acme-tools' });
       const client = o.client as ClientName;
-      const bundleFile = path.resolve(o.bundle);
+      if ((o.bundle === undefined) === (o.profile === undefined)) throw new MtlsError('USAGE', 'pass --bundle FILE or --profile NAME (one of them)');
+      const bundleFile = o.profile !== undefined ? profileBundleFile(o.profile) : path.resolve(o.bundle);
+      if (o.profile !== undefined) await loadBundle({ profile: o.profile }); // exists and is valid: say so now, not when the app starts
       let url = o.url as string | undefined;
       const bundle = url && !o.native ? undefined : await loadBundle(bundleFile, { passphrase: () => readBundlePassphrase(o) });
       url ??= bundle?.url;
@@ -149,6 +155,7 @@ export function registerClient(program: Command): void {
       for (const w of runner.warnings) process.stderr.write(`mcp-mtls client-config: warning: ${w}\n`);
       const entry = serverEntry(client, url, bundleFile, runner, { ...(o.renewUrl ? { renewUrl: o.renewUrl as string } : {}), allowInsecureLoopbackHttp });
       const { file, key } = clientConfigFile(client);
+      if (o.profile !== undefined && o.write) noteProfileServer(path.dirname(bundleFile), url); // for whoami
       const snippet = { [key]: { [o.name]: entry } };
       const runs = { runner: runner.kind, ...runner.runs };
       const pinned = `${runner.note}\n`;
@@ -160,6 +167,33 @@ export function registerClient(program: Command): void {
       await withFileLocks([file], () => (yaml ? mergeYaml(file, key, o.name, entry) : mergeJson(file, key, { [o.name]: entry })));
       emit(o.json, { file, written: true, ...snippet, runs }, () => `Wrote "${o.name}" to ${file}${fs.existsSync(`${file}.bak`) ? ` (backup: ${file}.bak)` : ''}. Restart ${client} to load it.\n${pinned}`);
     });
+}
+
+/**
+ * The bundle of `connect`: --bundle FILE or --profile NAME. A profile whose certificate has
+ * expired says to sign in again; on a terminal (run by hand, not by an app) it starts the
+ * device flow itself and carries on with the new certificate.
+ */
+async function bundleForConnect(o: { bundle?: string; profile?: string; passphraseFile?: string }): Promise<Bundle> {
+  if ((o.bundle === undefined) === (o.profile === undefined)) throw new MtlsError('USAGE', 'pass --bundle FILE or --profile NAME (one of them)', { hint: 'mcp-mtls connect https://host/mcp --profile default' });
+  const passphrase = () => readBundlePassphrase(o);
+  if (o.profile === undefined) return loadBundle(o.bundle!, { passphrase });
+  try {
+    return await loadBundle({ profile: o.profile }, { passphrase });
+  } catch (e) {
+    if (!(e instanceof MtlsError) || e.code !== 'CERT_EXPIRED' || !process.stdin.isTTY || !process.stderr.isTTY) throw e;
+    if (readProfileMeta(path.dirname(profileBundleFile(o.profile)))?.via !== 'login') throw e;
+    process.stderr.write(`mcp-mtls connect: ${e.message}; signing in now\n`);
+    const { loginToProfile } = await import('./login.js');
+    await loginToProfile({ profile: o.profile, mode: 'device', say: (line) => process.stderr.write(`${line}\n`) });
+    return loadBundle({ profile: o.profile }, { passphrase });
+  }
+}
+
+/** The one server a profile was configured for (client-config --profile), when there is exactly one. */
+function soleServerOf(bundle: Bundle): string | undefined {
+  const servers = profileOfBundleFile(bundle.source.file)?.servers ?? [];
+  return servers.length === 1 ? servers[0] : undefined;
 }
 
 /** A file edit worked out in full before anything is written: {@link commitEdits} writes them all. */

@@ -10,6 +10,7 @@ import { registerLifecycle } from './lifecycle.js';
 import { registerBundle } from './bundle.js';
 import { registerPolicy } from './policy.js';
 import { registerClient } from './client.js';
+import { registerLogin } from './login.js';
 import { registerGateway } from './gateway.js';
 import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
@@ -52,6 +53,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerBundle(program);
   registerPolicy(program);
   registerClient(program);
+  registerLogin(program);
   registerGateway(program);
   registerList(program);
   registerInspect(program);

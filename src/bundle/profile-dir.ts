@@ -1,0 +1,165 @@
+/**
+ * Named profiles: where `mcp-mtls login` and `mcp-mtls enroll --profile` keep a bundle for this
+ * user, and where `loadBundle({ profile })`, `connect --profile`, `client-config --profile`,
+ * `whoami` and `logout` find it:
+ *
+ *   $XDG_CONFIG_HOME/mcp-mtls/profiles/<NAME>/   (default ~/.config/...; folders 0700)
+ *     bundle.yaml    the bundle profile (docs/bundle.md): chain, key, pinned root, renewUrl (0600)
+ *     profile.json   what the bundle does not say: the CA's URL, how it was made, the root's
+ *                    fingerprint, the servers it is used for (0600)
+ *
+ * Both files are written atomically (temporary file, fsync, rename), the bundle last-but-one
+ * and the metadata last, so that a reader finds either the old pair or the new one.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { MtlsError } from '../errors.js';
+import { writeFilesAtomic } from '../util/atomic-file.js';
+import { decodeIdentity } from '../identity/decode.js';
+import type { Identity } from '../identity/identity.js';
+import { readCertificates } from '../x509/pem.js';
+import { parseBundleProfile } from './profile.js';
+
+export const DEFAULT_PROFILE = 'default';
+export const PROFILE_BUNDLE = 'bundle.yaml';
+export const PROFILE_META = 'profile.json';
+
+/** A profile name is one path segment people type: letters, digits, `.`, `_`, `-`; not `.` or `..`. */
+export function assertProfileName(name: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    throw new MtlsError('BAD_ARGUMENT', `profile name "${name}" is not allowed`, { hint: 'use letters, digits, ".", "_" and "-" (at most 64, starting with a letter or digit), e.g. default or acme-prod' });
+  }
+  return name;
+}
+
+/** `$XDG_CONFIG_HOME/mcp-mtls/profiles` (an absolute XDG_CONFIG_HOME only, as the XDG spec says), else `~/.config/mcp-mtls/profiles`. */
+export function profilesRoot(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.config');
+  return path.join(base, 'mcp-mtls', 'profiles');
+}
+
+export function profileDir(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(profilesRoot(env), assertProfileName(name));
+}
+
+/** The bundle file of a profile (it may not exist). */
+export function profileBundleFile(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(profileDir(name, env), PROFILE_BUNDLE);
+}
+
+export const ProfileMetaSchema = z.strictObject({
+  version: z.literal(1),
+  name: z.string(),
+  /** how the certificate was obtained: `login` (an identity provider) or `enroll` (a token) */
+  via: z.enum(['login', 'enroll']),
+  /** the CA's base URL, as given to --ca */
+  ca: z.url(),
+  /** SHA-256 of the pinned root's DER, lowercase hex */
+  rootSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** the identity provider's name, for `login` */
+  provider: z.string().optional(),
+  /** MCP server URLs this profile was configured for (client-config --profile, connect --profile) */
+  servers: z.array(z.string()),
+  updatedAt: z.string(),
+});
+export type ProfileMeta = z.infer<typeof ProfileMetaSchema>;
+
+/** The profile's metadata; undefined when the folder is no profile (or was made by hand). */
+export function readProfileMeta(dir: string): ProfileMeta | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dir, PROFILE_META), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const parsed = ProfileMetaSchema.safeParse(safeJson(text));
+  if (!parsed.success) throw new MtlsError('BUNDLE_INVALID', `${path.join(dir, PROFILE_META)} is not a profile's metadata: ${parsed.error.issues[0]?.message}`, { hint: `sign in again (mcp-mtls login --profile ${path.basename(dir)}) to rewrite it` });
+  return parsed.data;
+}
+
+/** The metadata of the profile whose bundle is `bundleFile`, when that file is a profile's bundle.yaml. */
+export function profileOfBundleFile(bundleFile: string): ProfileMeta | undefined {
+  if (path.basename(bundleFile) !== PROFILE_BUNDLE) return undefined;
+  try {
+    return readProfileMeta(path.dirname(bundleFile));
+  } catch {
+    return undefined;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Creates the folders 0700 (the profile's and its parents under the config folder). */
+function ensurePrivateDir(dir: string): void {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (let d = dir, i = 0; i < 3; d = path.dirname(d), i++) fs.chmodSync(d, 0o700); // NAME, profiles, mcp-mtls
+}
+
+/** Writes (or replaces) a profile's bundle and metadata, each atomically, 0600. */
+export function writeProfile(dir: string, bundleText: string, meta: ProfileMeta): string {
+  ensurePrivateDir(dir);
+  const bundleFile = path.join(dir, PROFILE_BUNDLE);
+  writeFilesAtomic([
+    { file: bundleFile, data: bundleText, mode: 0o600 },
+    { file: path.join(dir, PROFILE_META), data: `${JSON.stringify(meta, null, 2)}\n`, mode: 0o600 },
+  ]);
+  return bundleFile;
+}
+
+/** Adds a server URL to the profile's list (for whoami); a profile without metadata is left alone. */
+export function noteProfileServer(dir: string, url: string): void {
+  const meta = readProfileMeta(dir);
+  if (!meta || meta.servers.includes(url)) return;
+  writeFilesAtomic([{ file: path.join(dir, PROFILE_META), data: `${JSON.stringify({ ...meta, servers: [...meta.servers, url] }, null, 2)}\n`, mode: 0o600 }]);
+}
+
+/** Deletes a profile: the key first (bundle.yaml), then the rest. */
+export function deleteProfile(dir: string): void {
+  fs.rmSync(path.join(dir, PROFILE_BUNDLE), { force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** What a profile holds, read without the validity checks of loadBundle (an expired certificate too): for whoami, logout and signing in again. */
+export interface ProfileContents {
+  readonly dir: string;
+  readonly bundleFile: string;
+  readonly meta: ProfileMeta | undefined;
+  readonly chain: Buffer[];
+  /** the pinned root(s) */
+  readonly ca: Buffer[];
+  readonly renewUrl?: string;
+  readonly url?: string;
+  readonly identity?: Identity;
+  readonly notAfter: Date;
+}
+
+export function readProfileUnchecked(name: string, env: NodeJS.ProcessEnv = process.env): ProfileContents {
+  const dir = profileDir(name, env);
+  const bundleFile = path.join(dir, PROFILE_BUNDLE);
+  let text: string;
+  try {
+    text = fs.readFileSync(bundleFile, 'utf8');
+  } catch (cause) {
+    throw new MtlsError('FILE_NOT_FOUND', `there is no profile "${name}" (no ${bundleFile})`, { cause, hint: `sign in: \`mcp-mtls login --ca https://CA --profile ${name}\`` });
+  }
+  const p = parseBundleProfile(text, bundleFile);
+  const chain = readCertificates(Buffer.from(p.certificate));
+  let identity: Identity | undefined;
+  try {
+    identity = decodeIdentity(chain[0]!);
+  } catch {
+    identity = undefined;
+  }
+  const leaf = new crypto.X509Certificate(chain[0]!);
+  return { dir, bundleFile, meta: readProfileMeta(dir), chain, ca: readCertificates(Buffer.from(p.ca)), ...(p.renewUrl ? { renewUrl: p.renewUrl } : {}), ...(p.url ? { url: p.url } : {}), ...(identity ? { identity } : {}), notAfter: new Date(leaf.validTo) };
+}
