@@ -19,7 +19,8 @@
  * request in flight belongs to one principal, and its answer comes back; otherwise the process
  * gets an error answer (the gateway cannot tell whose it is). A notification that names no
  * request: list_changed to every session of the process, resources/updated to the sessions
- * that subscribed, any other only when the process serves one principal.
+ * that subscribed, log messages by the sessions' own levels (stdio-notify.ts), any other only
+ * when the process serves one principal.
  *
  * Faults: a process that exits fails its requests in flight with a JSON-RPC error and starts
  * again on the next request, after a backoff (0.5 s doubling to 30 s) when it exited within
@@ -35,6 +36,7 @@ import { IDENTITY_META_KEY } from './identity-meta.js';
 import { StdioProcess } from './stdio-process.js';
 import { isValidPrincipalId, isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { credentialFor, readSecrets, type Credential } from './stdio-credentials.js';
+import { leaving, logTargets, scopeRequest, type LogLevel } from './stdio-notify.js';
 
 export type ProcessModel = 'shared' | 'per-principal' | 'per-team';
 
@@ -87,6 +89,8 @@ interface Session {
   readonly principal: string;
   getStream?: ServerResponse;
   readonly subscriptions: Set<string>;
+  /** the level this session asked for with logging/setLevel (stdio-notify.ts) */
+  logLevel?: LogLevel;
   lastUsed: number;
 }
 
@@ -324,6 +328,9 @@ export class StdioUpstream {
     session.getStream?.end();
     this.#sessions.delete(session.id);
     session.slot.sessions.delete(session);
+    // what only this session held (subscriptions, a more verbose level) the process is told to drop
+    const proc = session.slot.proc;
+    if (proc?.alive && session.slot.ready) for (const m of leaving(session, session.slot.sessions)) this.#internal(session.slot, proc, m);
   }
 
   /** The process of a slot, started (and initialized) when it is not running. */
@@ -496,10 +503,30 @@ export class StdioUpstream {
       };
       slot.pending.set(id, caller);
       if (progressToken) slot.progress.set(progressToken, caller);
-      if (m.method === 'resources/subscribe' && isObject(m.params) && typeof m.params.uri === 'string') session.subscriptions.add(m.params.uri);
-      if (m.method === 'resources/unsubscribe' && isObject(m.params) && typeof m.params.uri === 'string') session.subscriptions.delete(m.params.uri);
-      proc.send({ ...m, id, ...(params !== undefined ? { params } : {}) });
+      // session-scoped state (subscriptions, logging level) kept per session; the process gets the union
+      const scoped = scopeRequest(session, slot.sessions, { ...m, ...(params !== undefined ? { params } : {}) });
+      if ('answer' in scoped) {
+        slot.pending.delete(id);
+        caller.write({ jsonrpc: '2.0', id: m.id, result: scoped.answer });
+        caller.answered();
+        continue;
+      }
+      proc.send({ ...scoped.forward, id });
     }
+  }
+
+  /** A request of the gateway's own to a process (no caller): its answer is dropped, its failure logged. */
+  #internal(slot: Slot, proc: StdioProcess, m: { method: string; params: Record<string, unknown> }): void {
+    const id = slot.nextId++;
+    slot.pending.set(id, {
+      session: undefined as unknown as Session,
+      clientId: id,
+      write: (a) => {
+        if (isObject((a as Rpc).error)) this.#o.log(`${this.#tag(slot)}: ${m.method} refused: ${JSON.stringify((a as Rpc).error).slice(0, 200)}`);
+      },
+      answered: () => undefined,
+    });
+    proc.send({ jsonrpc: '2.0', id, ...m });
   }
 
   /** The one caller a message that names no request of its own may go to: the latest in flight, when every request in flight is one principal's. */
@@ -561,7 +588,15 @@ export class StdioUpstream {
         for (const s of slot.sessions) if (typeof params.uri === 'string' && s.subscriptions.has(params.uri)) sse(s.getStream, m);
         continue;
       }
-      // any other notification (logging...): to the one principal it can be for
+      if (m.method === 'notifications/message') {
+        // the callers that asked for this level, and only while it can be told whose it is (stdio-notify.ts)
+        const inFlight = [...slot.pending.values()].filter((c) => c.session !== undefined);
+        const to = logTargets(params.level, slot.sessions, inFlight.map((c) => c.session));
+        if (to.sole) inFlight[inFlight.length - 1]!.write(m);
+        else for (const s of to.sessions) sse(s.getStream, m);
+        continue;
+      }
+      // any other notification: to the one principal it can be for
       const c = this.#soleCaller(slot);
       if (c) c.write(m);
       else if (new Set([...slot.sessions].map((s) => s.principal)).size === 1) for (const s of slot.sessions) sse(s.getStream, m);
