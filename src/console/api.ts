@@ -6,6 +6,7 @@
  * answer to its creation only: the store keeps its hash, and no other answer carries it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import fs from 'node:fs';
 import path from 'node:path';
 import { isMtlsError } from '../errors.js';
 import type { Authority } from '../ca/authority.js';
@@ -208,7 +209,8 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
   };
 
   const matrix: Handler = async (_req, res, url) => {
-    sendJson(res, 200, { file: policyFile, ...(await matrixOf(policy(), strings(url.searchParams.get('tools'), 'tools'))) });
+    const p = policy();
+    sendJson(res, 200, { file: policyFile, text: fs.readFileSync(policyFile as string, 'utf8'), ...(await matrixOf(p, strings(url.searchParams.get('tools'), 'tools'))) });
   };
 
   const explain: Handler = async (req, res) => {
