@@ -608,9 +608,12 @@ function selfCheck(der: Buffer, claims: NormalizedClaims): void {
   const id = decodeIdentity(der, { trustDomains: [claims.trustDomain] });
   const same =
     id.principal === claims.principal &&
-    id.teams.join('\n') === claims.teams.join('\n') &&
-    id.roles.join('\n') === claims.roles.join('\n') &&
-    id.email === claims.email;
+    // a delegated certificate's teams and roles are the delegator's (profile v1.1)
+    (id.actingFor?.teams ?? id.teams).join('\n') === claims.teams.join('\n') &&
+    (id.actingFor?.roles ?? id.roles).join('\n') === claims.roles.join('\n') &&
+    (!id.actingFor || (id.teams.length === 0 && id.roles.length === 0)) &&
+    id.email === claims.email &&
+    id.actingFor?.principal === claims.actingForPrincipal;
   if (!same) throw new MtlsError('PROFILE_VIOLATION', 'internal error: the signed certificate does not read back as the requested identity');
 }
 

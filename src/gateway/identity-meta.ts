@@ -8,7 +8,9 @@ import type { Identity } from '../identity/identity.js';
 /**
  * The `_meta` key under which the gateway tells the upstream who is calling: every request
  * and notification it forwards carries `params._meta["mcp-mtls/identity"] = { principal,
- * teams, roles, scopes }`. A value a client wrote under this key is removed first.
+ * teams, roles, scopes }`, and for a delegated certificate (docs/delegation.md) `actingFor:
+ * { principal, teams, roles }` and `actors` (principal is then the actor's, teams and roles
+ * its own: none). A value a client wrote under this key is removed first.
  */
 export const IDENTITY_META_KEY = 'mcp-mtls/identity';
 
@@ -33,6 +35,7 @@ export function withIdentity(m: RpcMessage, identity: Identity, scopes: readonly
   const params = m.params && typeof m.params === 'object' ? { ...m.params } : {};
   const meta = params._meta && typeof params._meta === 'object' ? { ...(params._meta as Record<string, unknown>) } : {};
   delete meta[IDENTITY_META_KEY]; // a client never speaks for itself here
-  meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes };
+  const af = identity.actingFor;
+  meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes, ...(af ? { actingFor: { principal: af.principal, teams: af.teams, roles: af.roles }, actors: identity.actors } : {}) };
   return { ...stripped, params: { ...params, _meta: meta } };
 }

@@ -155,6 +155,11 @@ export interface Authenticator {
 export interface AuthenticatorOptions {
   /** Accepted trust domains; undefined accepts any trust domain the CA issues. */
   readonly trustDomains?: readonly string[];
+  /**
+   * Whether delegated certificates (profile v1.1, docs/delegation.md) are read as such (default
+   * true): false sees their holder (the actor) alone, without the delegator's teams or roles.
+   */
+  readonly delegation?: boolean;
   /** The revocation data (CRLs) at start; replace it with {@link Authenticator.setRevocation}. Without it, nothing is revoked. */
   readonly revocation?: RevocationState;
   /**
@@ -409,7 +414,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
     }
     let identity: Identity;
     try {
-      identity = identityFromParsed(parsed, options.trustDomains ? { trustDomains: options.trustDomains } : {});
+      identity = identityFromParsed(parsed, { ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}), ...(options.delegation === false ? { delegation: false } : {}) });
     } catch (e) {
       return failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial);
     }

@@ -14,6 +14,8 @@ export interface TrustForwardedOptions {
   readonly gateways: readonly string[];
   /** Trust domains accepted for forwarded identities; undefined accepts any. */
   readonly trustDomains?: readonly string[];
+  /** false: a forwarded delegated certificate is read as its holder (the actor) alone (docs/delegation.md); default true */
+  readonly delegation?: boolean;
   /** Where ignored headers are logged; default stderr. */
   readonly log?: (line: string) => void;
 }
@@ -60,7 +62,7 @@ export function trustForwardedIdentity(options: TrustForwardedOptions) {
       // made from one verified certificate (as a gateway reading a renegotiated socket did)
       const actual = crypto.createHash('sha256').update(der).digest('hex');
       if (hash !== actual) throw new Error(hash ? `its Hash ${hash} is not the SHA-256 of its Cert (${actual})` : 'the header has no Hash of its Cert');
-      user = decodeIdentity(der, options.trustDomains ? { trustDomains: options.trustDomains } : {});
+      user = decodeIdentity(der, { ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}), ...(options.delegation === false ? { delegation: false } : {}) });
     } catch (e) {
       sendJsonResponse(res, 401, { error: 'invalid_identity', message: `the forwarded certificate is not usable: ${(e as Error).message}` }, { cacheControl: 'no-store' });
       return;

@@ -45,6 +45,8 @@ export interface TrustOptions {
   readonly crlFromCertificates?: boolean;
   readonly crlFetch?: { readonly intervalMs?: number; readonly timeoutMs?: number; readonly maxBytes?: number };
   readonly trustDomains?: readonly string[];
+  /** false: delegated certificates are read as their holder (the actor) alone (docs/delegation.md); default true */
+  readonly delegation?: boolean;
   readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
   readonly clock?: () => Date;
   readonly log: (message: string) => void;
@@ -71,9 +73,9 @@ const ders = (v: Pems): Buffer[] => asList(v).flatMap((c) => readCertificates(Bu
 const short = (caKey: string) => `sha256:${caKey.slice(caKey.indexOf('/') + 1, caKey.indexOf('/') + 17)}`;
 
 /** The options a listener (createMtlsServer, the middleware) takes under the names createTrust gives them. */
-export type ListenerTrustOptions = Pick<TrustOptions, 'cert' | 'crl' | 'crlFiles' | 'crlUrls' | 'crlFromCertificates' | 'crlFetch' | 'trustDomains' | 'trustDomainRoots' | 'clock'>;
+export type ListenerTrustOptions = Pick<TrustOptions, 'cert' | 'crl' | 'crlFiles' | 'crlUrls' | 'crlFromCertificates' | 'crlFetch' | 'trustDomains' | 'delegation' | 'trustDomainRoots' | 'clock'>;
 
-const LISTENER_TRUST_KEYS = ['cert', 'crl', 'crlFiles', 'crlUrls', 'crlFromCertificates', 'crlFetch', 'trustDomains', 'trustDomainRoots', 'clock'] as const satisfies readonly (keyof ListenerTrustOptions)[];
+const LISTENER_TRUST_KEYS = ['cert', 'crl', 'crlFiles', 'crlUrls', 'crlFromCertificates', 'crlFetch', 'trustDomains', 'delegation', 'trustDomainRoots', 'clock'] as const satisfies readonly (keyof ListenerTrustOptions)[];
 
 /**
  * What a listener hands on to {@link createTrust}: the options it was given that are set, so
@@ -169,6 +171,7 @@ export function createTrust(options: TrustOptions): Trust {
     revocation,
     caCertificates,
     ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}),
+    ...(options.delegation === false ? { delegation: false } : {}),
     ...(options.trustDomainRoots ? { trustDomainRoots: options.trustDomainRoots } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.crlFromCertificates ? { onCertificate: learn } : {}),

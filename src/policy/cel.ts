@@ -4,7 +4,7 @@
  * parsed and type-checked once at load (unknown fields and type errors are load errors),
  * then evaluated as a closure (~0.3 µs here).
  *
- * Variables: identity {principal, id, kind, trustDomain, teams, roles, email}, args (the
+ * Variables: identity {principal, id, kind, trustDomain, teams, roles, email, actor}, args (the
  * tool or prompt arguments), uri (the resource), now (timestamp).
  *
  * Bounds against hostile input: expressions are limited in size, depth and AST nodes, and a
@@ -23,6 +23,8 @@ export interface CelContext {
     teams: readonly string[];
     roles: readonly string[];
     email: string;
+    /** a delegated call: the actor's principal URI (identity is then the delegator); else '' */
+    actor: string;
   };
   args: unknown;
   uri: string;
@@ -40,7 +42,7 @@ const environment = new Environment({
 })
   .registerVariable({
     name: 'identity',
-    schema: { principal: 'string', id: 'string', kind: 'string', trustDomain: 'string', teams: 'list<string>', roles: 'list<string>', email: 'string' },
+    schema: { principal: 'string', id: 'string', kind: 'string', trustDomain: 'string', teams: 'list<string>', roles: 'list<string>', email: 'string', actor: 'string' },
   })
   .registerVariable('args', 'map')
   .registerVariable('uri', 'string')

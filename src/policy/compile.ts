@@ -5,6 +5,11 @@
  * allow allows; otherwise deny. A tool also needs every scope the policy (toolScopes) or the
  * server declares for it. Conditions (`when`, CEL) that fail to evaluate deny.
  *
+ * Delegated calls (profile v1.1, docs/delegation.md): the rules decide on the delegator (its
+ * delegated teams and roles, with the actor beside it for `actors:` / `delegated:` subjects and
+ * `identity.actor`), and every deny rule that matches the actor as itself also applies. Allows
+ * and scopes come from the delegator's side only: the actor's own permissions never add to it.
+ *
  * Speed: everything that does not depend on the arguments (which rules apply to this
  * target, for this identity, and which scopes it holds) is computed once per identity and
  * target and cached on the identity object (the server caches one Identity per TLS
@@ -15,6 +20,7 @@ import { compilePattern, compilePatterns, type Matcher } from './glob.js';
 import { parsePolicyText, problemsError, type Locator, type PathPart, type PolicyProblem } from './parse.js';
 import type { PolicyDocument, RuleDocument, SubjectsDocument } from './schema.js';
 import { compileSubjects, type PolicySubject, type SubjectMatcher } from './subjects.js';
+import { TargetIndex } from './target-index.js';
 import { canonicalizeTemplate, canonicalizeUri } from './uri.js';
 import { resourcePatternProblem } from './uri-pattern.js';
 
@@ -75,6 +81,20 @@ interface CompiledRule {
   readonly source: RuleDocument;
 }
 
+/** One rule in {@link Policy.explain}: whether it applies to the subject and target, and why. */
+export interface ExplainedRule {
+  readonly id: string;
+  readonly effect: string;
+  readonly applies: boolean;
+  readonly why: string;
+}
+
+/** The two subjects a delegated call is decided on (see {@link Policy.decide}). */
+interface Sides {
+  readonly delegator: PolicySubject;
+  readonly actor: PolicySubject;
+}
+
 /** What applies to one identity for one target, independent of the arguments. */
 interface Applicable {
   readonly foreign: boolean;
@@ -123,8 +143,12 @@ export class Policy {
   readonly #clock: () => Date;
   /** rules whose targets match, per target (independent of the identity) */
   readonly #byTarget = new Map<string, readonly CompiledRule[]>();
+  /** exact tool and prompt names to their rules, so a new target tests only pattern rules */
+  readonly #index: TargetIndex<CompiledRule>;
   /** per identity object: target -> applicable rules, and the scopes it holds */
   readonly #perSubject = new WeakMap<object, { applicable: Map<string, Applicable>; scopes: readonly string[] }>();
+  /** per delegated identity object: the two subjects the rules see (stable objects, so the caches above hold) */
+  readonly #sides = new WeakMap<object, Sides>();
 
   /** Not for direct use: build a Policy with {@link compilePolicy}, which validates and compiles the rules. */
   constructor(source: PolicyDocument, rules: CompiledRule[], grants: { subjects: SubjectMatcher; grant: readonly string[] }[], toolScopes: { matches: Matcher; scopes: readonly string[] }[], options: CompileOptions) {
@@ -134,6 +158,7 @@ export class Policy {
     this.#grants = grants;
     this.#toolScopes = toolScopes;
     this.#clock = options.clock ?? (() => new Date());
+    this.#index = new TargetIndex(rules, (r, kind) => (kind === 'tool' ? r.source.tools : kind === 'prompt' ? r.source.prompts : r.source.resources));
   }
 
   /**
@@ -141,39 +166,49 @@ export class Policy {
    * throws: a condition that cannot be evaluated, or arguments over the size bounds, deny.
    */
   decide(subject: PolicySubject, target: PolicyTarget): Decision {
+    const sides = this.#sidesOf(subject);
+    const primary = sides?.delegator ?? subject;
     const canonical = canonicalTarget(target);
-    if (typeof canonical === 'string') return { allowed: false, ruleId: null, reason: `resource URI refused: ${canonical}`, scopes: this.#state(subject).scopes, visible: false };
+    if (typeof canonical === 'string') return { allowed: false, ruleId: null, reason: `resource URI refused: ${canonical}`, scopes: this.#state(primary).scopes, visible: false };
     target = canonical;
-    const { applicable: a, scopes } = this.#applicable(subject, target);
+    const { applicable: a, scopes } = this.#applicable(primary, target);
+    const r = sides ? this.#applicable(sides.actor, target).applicable : undefined;
     const deny = (rule: CompiledRule | undefined, reason: string, visible: boolean): Decision => ({ allowed: false, ruleId: rule?.id ?? null, reason, scopes, visible });
-    if (a.foreign) return deny(undefined, `trust domain "${subject.trustDomain}" is not accepted by this policy`, false);
+    const forActor = sides ? ` (it restricts the actor ${sides.actor.principal})` : '';
+    if (a.foreign || r?.foreign) return deny(undefined, `trust domain "${primary.trustDomain}" is not accepted by this policy`, false);
     if (a.unconditionalDeny) return deny(a.unconditionalDeny, `denied by rule "${a.unconditionalDeny.id}"`, false);
-    if (!a.unconditionalAllow && a.conditionalAllows.length === 0) return deny(undefined, `no rule allows ${target.kind} "${targetValue(target)}"`, false);
+    if (r?.unconditionalDeny) return deny(r.unconditionalDeny, `denied by rule "${r.unconditionalDeny.id}"${forActor}`, false);
+    if (!a.unconditionalAllow && a.conditionalAllows.length === 0) return deny(undefined, `no rule allows ${target.kind} "${targetValue(target)}"${sides ? ` for ${primary.principal} (acting through ${sides.actor.principal})` : ''}`, false);
     if (a.missingScopes.length > 0) return deny(undefined, `missing required scope${a.missingScopes.length > 1 ? 's' : ''}: ${a.missingScopes.join(', ')}`, false);
 
-    let values: CelValues | Error | undefined;
-    const holds = (rule: CompiledRule): true | false | Error => {
-      try {
-        values ??= celValues({
-          identity: { principal: subject.principal, id: subject.id, kind: subject.kind, trustDomain: subject.trustDomain, teams: subject.teams, roles: subject.roles, email: subject.email ?? '' },
-          args: target.kind === 'resource' ? {} : (target.args ?? {}),
-          uri: target.kind === 'resource' ? target.uri : '',
-          now: this.#clock(),
-        });
-      } catch (e) {
-        values = e as Error;
+    const values = new Map<PolicySubject, CelValues | Error>();
+    const holds = (rule: CompiledRule, who: PolicySubject = primary): true | false | Error => {
+      let v = values.get(who);
+      if (v === undefined) {
+        try {
+          v = celValues({
+            identity: { principal: who.principal, id: who.id, kind: who.kind, trustDomain: who.trustDomain, teams: who.teams, roles: who.roles, email: who.email ?? '', actor: who.actor?.principal ?? '' },
+            args: target.kind === 'resource' ? {} : (target.args ?? {}),
+            uri: target.kind === 'resource' ? target.uri : '',
+            now: this.#clock(),
+          });
+        } catch (e) {
+          v = e as Error;
+        }
+        values.set(who, v);
       }
-      if (values instanceof Error) return values;
+      if (v instanceof Error) return v;
       try {
-        return (rule.when as Condition)(values);
+        return (rule.when as Condition)(v);
       } catch (e) {
         return new Error(String((e as Error)?.message ?? e).split('\n')[0]);
       }
     };
-    for (const rule of a.conditionalDenies) {
-      const h = holds(rule);
-      if (h === true) return deny(rule, `denied by rule "${rule.id}" (its condition holds)`, true);
-      if (h instanceof Error) return deny(rule, `rule "${rule.id}": the condition could not be evaluated (${h.message}); denied`, true);
+    const denies: [CompiledRule, PolicySubject, string][] = [...a.conditionalDenies.map((d): [CompiledRule, PolicySubject, string] => [d, primary, '']), ...(sides && r ? r.conditionalDenies.map((d): [CompiledRule, PolicySubject, string] => [d, sides.actor, forActor]) : [])];
+    for (const [rule, who, note] of denies) {
+      const h = holds(rule, who);
+      if (h === true) return deny(rule, `denied by rule "${rule.id}" (its condition holds)${note}`, true);
+      if (h instanceof Error) return deny(rule, `rule "${rule.id}": the condition could not be evaluated (${h.message}); denied${note}`, true);
     }
     if (a.unconditionalAllow) return { allowed: true, ruleId: a.unconditionalAllow.id, reason: `allowed by rule "${a.unconditionalAllow.id}"`, scopes, visible: true };
     let firstFailure: { rule: CompiledRule; why: string } | undefined;
@@ -193,8 +228,32 @@ export class Policy {
   }
 
   #visibleCanonical(subject: PolicySubject, target: PolicyTarget): boolean {
-    const { applicable: a } = this.#applicable(subject, target);
-    return !a.foreign && !a.unconditionalDeny && (a.unconditionalAllow !== undefined || a.conditionalAllows.length > 0) && a.missingScopes.length === 0;
+    const sides = this.#sidesOf(subject);
+    const { applicable: a } = this.#applicable(sides?.delegator ?? subject, target);
+    const visible = !a.foreign && !a.unconditionalDeny && (a.unconditionalAllow !== undefined || a.conditionalAllows.length > 0) && a.missingScopes.length === 0;
+    if (!visible || !sides) return visible;
+    const r = this.#applicable(sides.actor, target).applicable;
+    return !r.foreign && !r.unconditionalDeny;
+  }
+
+  /**
+   * A delegated identity's two sides (undefined for any other subject): the delegator, as the
+   * rules see it (its delegated teams and roles, the actor beside it), and the actor as itself
+   * (whose deny rules also apply). Built once per identity object.
+   */
+  #sidesOf(subject: PolicySubject): Sides | undefined {
+    const af = subject.actingFor;
+    if (!af) return undefined;
+    let sides = this.#sides.get(subject);
+    if (!sides) {
+      const actor = { principal: subject.principal, kind: subject.kind, id: subject.id };
+      sides = {
+        delegator: Object.freeze({ principal: af.principal, trustDomain: af.trustDomain, kind: af.kind, id: af.id, teams: af.teams, roles: af.roles, actor }),
+        actor: Object.freeze({ principal: subject.principal, trustDomain: subject.trustDomain, kind: subject.kind, id: subject.id, teams: subject.teams, roles: subject.roles, ...(subject.email === undefined ? {} : { email: subject.email }) }),
+      };
+      this.#sides.set(subject, sides);
+    }
+    return sides;
   }
 
   /** The tools (of a `tools/list` result) this identity may see; conditions are not evaluated. */
@@ -229,7 +288,7 @@ export class Policy {
 
   /** The scopes the policy grants this identity, sorted. */
   scopesOf(subject: PolicySubject): readonly string[] {
-    return this.#state(subject).scopes;
+    return this.#state(this.#sidesOf(subject)?.delegator ?? subject).scopes;
   }
 
   /** The scopes a tool requires (policy toolScopes and server declarations). */
@@ -240,21 +299,30 @@ export class Policy {
   }
 
   /** Every rule with why it did or did not apply, for `policy explain`. Not for the hot path. */
-  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: { id: string; effect: string; applies: boolean; why: string }[] } {
+  /**
+   * Every rule with why it did or did not apply, for `policy explain`. Not for the hot path.
+   * For a delegated identity, `rules` are the delegator's side (allows and denies) and
+   * `actorRules` the actor's side (its deny rules only restrict; its allows do not count).
+   */
+  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: ExplainedRule[]; delegation?: { delegator: string; actor: string; actorRules: ExplainedRule[] } } {
     const decision = this.decide(subject, target);
+    const sides = this.#sidesOf(subject);
     const canonical = canonicalTarget(target);
     if (typeof canonical === 'string') return { decision, rules: this.rules.map((r) => ({ id: r.id, effect: r.effect, applies: false, why: decision.reason })) };
     target = canonical;
-    const rules = this.rules.map((r) => {
-      const matcher = r.targets[target.kind];
-      if (!matcher) return { id: r.id, effect: r.effect, applies: false, why: `names no ${target.kind}s` };
-      if (!matcher(targetValue(target))) return { id: r.id, effect: r.effect, applies: false, why: `its ${target.kind}s do not match "${targetValue(target)}"` };
-      const miss = r.subjects.mismatch(subject);
-      if (miss) return { id: r.id, effect: r.effect, applies: false, why: `subjects: ${miss}` };
-      if (r.id === decision.ruleId) return { id: r.id, effect: r.effect, applies: true, why: `decided: ${decision.reason}` };
-      return { id: r.id, effect: r.effect, applies: true, why: r.when ? `applies when: ${r.source.when}` : 'applies' };
-    });
-    return { decision, rules };
+    const side = (who: PolicySubject, restrictOnly: boolean): ExplainedRule[] =>
+      this.rules.map((r) => {
+        const matcher = r.targets[target.kind];
+        if (!matcher) return { id: r.id, effect: r.effect, applies: false, why: `names no ${target.kind}s` };
+        if (!matcher(targetValue(target))) return { id: r.id, effect: r.effect, applies: false, why: `its ${target.kind}s do not match "${targetValue(target)}"` };
+        const miss = r.subjects.mismatch(who);
+        if (miss) return { id: r.id, effect: r.effect, applies: false, why: `subjects: ${miss}` };
+        if (restrictOnly && r.effect === 'allow') return { id: r.id, effect: r.effect, applies: false, why: "matches the actor, but an actor's own allows do not count for a delegated call" };
+        if (r.id === decision.ruleId) return { id: r.id, effect: r.effect, applies: true, why: `decided: ${decision.reason}` };
+        return { id: r.id, effect: r.effect, applies: true, why: r.when ? `applies when: ${r.source.when}` : 'applies' };
+      });
+    if (!sides) return { decision, rules: side(subject, false) };
+    return { decision, rules: side(sides.delegator, false), delegation: { delegator: sides.delegator.principal, actor: sides.actor.principal, actorRules: side(sides.actor, true) } };
   }
 
   #state(subject: PolicySubject) {
@@ -273,7 +341,7 @@ export class Policy {
     let rules = this.#byTarget.get(key);
     if (!rules) {
       const value = targetValue(target);
-      rules = this.rules.filter((r) => r.targets[target.kind]?.(value));
+      rules = this.#index.matching(target.kind, value);
       if (this.#byTarget.size >= CACHE_LIMIT) this.#byTarget.clear();
       this.#byTarget.set(key, rules);
     }

@@ -12,7 +12,7 @@ export interface PolicyWarning {
 
 type Kind = 'tools' | 'resources' | 'prompts';
 const KINDS: Kind[] = ['tools', 'resources', 'prompts'];
-const SUBJECT_KINDS = ['users', 'services', 'teams', 'roles', 'principals'] as const;
+const SUBJECT_KINDS = ['users', 'services', 'teams', 'roles', 'principals', 'actors'] as const;
 
 /** Every value of `inner` is matched by some pattern of `outer`. */
 function covered(inner: readonly string[], outer: readonly string[]): boolean {
@@ -24,6 +24,8 @@ function covered(inner: readonly string[], outer: readonly string[]): boolean {
 function subjectsCovered(allow: SubjectsDocument, deny: SubjectsDocument): boolean {
   if (deny.any) return true;
   if (allow.any) return false;
+  // `delegated: true` is implied by `actors` (only a delegated call has an actor)
+  if (deny.delegated !== undefined && deny.delegated !== (allow.delegated ?? (allow.actors ? true : undefined))) return false;
   // every kind the deny rule requires must be required by the allow rule too, with values inside the deny's
   return SUBJECT_KINDS.every((k) => deny[k] === undefined || (allow[k] !== undefined && covered(allow[k] as string[], deny[k] as string[])));
 }

@@ -74,7 +74,7 @@ function makeLocator(doc: Document, lines: LineCounter, file: string): Locator {
 const KNOWN_KEYS: Record<string, string[]> = {
   top: ['version', 'trustDomains', 'rules', 'scopes', 'toolScopes'],
   rule: ['id', 'description', 'effect', 'subjects', 'tools', 'resources', 'prompts', 'when'],
-  subjects: ['any', 'users', 'services', 'teams', 'roles', 'principals'],
+  subjects: ['any', 'users', 'services', 'teams', 'roles', 'principals', 'actors', 'delegated'],
 };
 
 /** The value at `path` in the parsed document, undefined when a key on the way is absent: a wrong type there is a missing key (decided on the data, not on the schema library's message). */

@@ -19,8 +19,12 @@ export const SubjectsSchema = z
     teams: list(pattern).optional(),
     roles: list(pattern).optional(),
     principals: list(pattern).optional(),
+    /** delegated calls only: the actor, as `<kind>/<id>` (docs/delegation.md) */
+    actors: list(pattern).optional(),
+    /** true: delegated calls only; false: calls by a principal itself only */
+    delegated: z.boolean().optional(),
   })
-  .refine((s) => Object.keys(s).length > 0, 'name at least one of any, users, services, teams, roles, principals')
+  .refine((s) => Object.keys(s).length > 0, 'name at least one of any, users, services, teams, roles, principals, actors, delegated')
   .refine((s) => !(s.any && Object.keys(s).length > 1), '"any: true" cannot be combined with other subject kinds');
 
 export const RuleSchema = z

@@ -2,7 +2,9 @@
  * Who a rule (or a scope grant) is about. Listed kinds combine as AND, values within a kind
  * as OR: `{ teams: [sre, ops], roles: [admin] }` is "(in sre or ops) and holds admin".
  * Values are exact names or globs; users and services match the id of a principal of that
- * kind, principals match the whole URI.
+ * kind, principals match the whole URI. For a delegated call (docs/delegation.md) the rules see
+ * the delegator, with the actor beside it: `actors` matches the actor as `<kind>/<id>`
+ * (`service/chat-platform`), `delegated: true|false` whether there is one.
  */
 import { compilePattern, compilePatterns, type Matcher } from './glob.js';
 import type { SubjectsDocument } from './schema.js';
@@ -16,6 +18,13 @@ export interface PolicySubject {
   readonly teams: readonly string[];
   readonly roles: readonly string[];
   readonly email?: string;
+  /**
+   * Profile v1.1: the principal a delegated certificate's holder acts for (Identity.actingFor).
+   * Policy decides such a call on it, restricted by the holder (docs/delegation.md).
+   */
+  readonly actingFor?: { readonly principal: string; readonly trustDomain: string; readonly kind: 'user' | 'service'; readonly id: string; readonly teams: readonly string[]; readonly roles: readonly string[] };
+  /** Set by the policy on the delegator's side of a delegated call: who acts for it. Not read from an Identity. */
+  readonly actor?: { readonly principal: string; readonly kind: 'user' | 'service'; readonly id: string };
 }
 
 export interface SubjectMatcher {
@@ -52,6 +61,14 @@ export function compileSubjects(doc: SubjectsDocument): SubjectMatcher {
   if (doc.principals) {
     const f = m(doc.principals);
     checks.push({ kind: 'principals', values: doc.principals, test: (s) => f(s.principal) });
+  }
+  if (doc.actors) {
+    const f = m(doc.actors);
+    checks.push({ kind: 'actors', values: doc.actors, test: (s) => s.actor !== undefined && f(`${s.actor.kind}/${s.actor.id}`) });
+  }
+  if (doc.delegated !== undefined) {
+    const want = doc.delegated;
+    checks.push({ kind: 'delegated', values: [String(want)], test: (s) => (s.actor !== undefined) === want });
   }
   return {
     matches: (s) => {
