@@ -37,6 +37,8 @@ import { StdioProcess } from './stdio-process.js';
 import { isValidPrincipalId, isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { credentialFor, readSecrets, type Credential } from './stdio-credentials.js';
 import { leaving, logTargets, scopeRequest, type LogLevel } from './stdio-notify.js';
+import { discoverResult, envelopeLogLevel, initializeFromEnvelope, modernResult, withoutEnvelope } from './stdio-modern.js';
+import { protocolEra } from '../mcp/protocol-era.js';
 
 export type ProcessModel = 'shared' | 'per-principal' | 'per-team';
 
@@ -91,6 +93,8 @@ interface Session {
   readonly subscriptions: Set<string>;
   /** the level this session asked for with logging/setLevel (stdio-notify.ts) */
   logLevel?: LogLevel;
+  /** a 2026-07-28 request's own session, as long as the request (stdio-modern.ts): the process's server info */
+  readonly modern?: { serverInfo: unknown };
   lastUsed: number;
 }
 
@@ -276,11 +280,13 @@ export class StdioUpstream {
     const messages = (Array.isArray(body) ? body : [body]) as Rpc[];
     const init = messages.find((m) => isObject(m) && m.method === 'initialize');
     if (init) return this.#initialize(init, res);
+    // a 2026-07-28 request: no session, its envelope says what initialize would have (stdio-modern.ts)
+    if (!session && !Array.isArray(body) && isObject(body) && protocolEra(body, req.headers) === 'modern') return this.#initialize(initializeFromEnvelope(body as Rpc), res, body as Rpc);
     if (!session) return json(res, 400, rpcError(null, 'Bad Request: no session (send initialize first)', -32000));
     return this.#post(session, messages, res);
   }
 
-  async #initialize(m: Rpc, res: ServerResponse): Promise<void> {
+  async #initialize(m: Rpc, res: ServerResponse, modern?: Rpc): Promise<void> {
     const caller = callerOf(m);
     if (!caller) return json(res, 200, rpcError(m.id ?? null, 'this stdio upstream serves certificates whose principal is spiffe://<trust domain>/<kind>/<id>'));
     const keyed = this.#keyOf(caller);
@@ -314,6 +320,7 @@ export class StdioUpstream {
     } catch (e) {
       return json(res, 200, rpcError(m.id ?? null, (e as Error).message));
     }
+    if (modern) return this.#modern(slot, caller.principal, result, modern, res);
     const session: Session = { id: crypto.randomUUID(), slot, principal: caller.principal, subscriptions: new Set(), lastUsed: Date.now() };
     for (const old of this.#sessions.values()) {
       if (this.#sessions.size < MAX_SESSIONS && Date.now() - old.lastUsed < SESSION_IDLE_MS) break;
@@ -322,6 +329,14 @@ export class StdioUpstream {
     this.#sessions.set(session.id, session);
     slot.sessions.add(session);
     res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': session.id }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+  }
+
+  /** A 2026-07-28 request on an initialized process: `server/discover` answered here, any other sent on as a session of its own. */
+  #modern(slot: Slot, principal: string, init: Record<string, unknown>, m: Rpc, res: ServerResponse): Promise<void> | void {
+    if (m.method === 'server/discover') return json(res, 200, { jsonrpc: '2.0', id: m.id, result: discoverResult(init) });
+    const logLevel = envelopeLogLevel(m);
+    const session: Session = { id: `request-${crypto.randomUUID()}`, slot, principal, subscriptions: new Set(), lastUsed: Date.now(), modern: { serverInfo: init.serverInfo }, ...(logLevel ? { logLevel } : {}) };
+    return this.#post(session, [withoutEnvelope(m)], res);
   }
 
   #endSession(session: Session): void {
@@ -452,7 +467,7 @@ export class StdioUpstream {
       proc.send(m);
     }
     if (!requests.length) return void res.writeHead(202).end();
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'mcp-session-id': session.id });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...(session.modern ? {} : { 'mcp-session-id': session.id }) });
     let open = requests.length;
     const write = (message: unknown) => {
       if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
@@ -493,6 +508,7 @@ export class StdioUpstream {
           const r = msg as Rpc;
           // the client's own progress token and request id back in place
           if (r.method === 'notifications/progress' && isObject(r.params)) write({ ...r, params: { ...r.params, progressToken: clientToken } });
+          else if (session.modern && r.method === undefined && isObject(r.result)) write({ ...r, result: modernResult(m.method, r.result, session.modern.serverInfo) });
           else write(msg);
         },
         answered: () => {
@@ -504,7 +520,8 @@ export class StdioUpstream {
       slot.pending.set(id, caller);
       if (progressToken) slot.progress.set(progressToken, caller);
       // session-scoped state (subscriptions, logging level) kept per session; the process gets the union
-      const scoped = scopeRequest(session, slot.sessions, { ...m, ...(params !== undefined ? { params } : {}) });
+      const sent = { ...m, ...(params !== undefined ? { params } : {}) };
+      const scoped = session.modern ? { forward: sent } : scopeRequest(session, slot.sessions, sent);
       if ('answer' in scoped) {
         slot.pending.delete(id);
         caller.write({ jsonrpc: '2.0', id: m.id, result: scoped.answer });
@@ -562,6 +579,10 @@ export class StdioUpstream {
         const c = this.#soleCaller(slot);
         if (!c) {
           proc.send(rpcError(m.id, 'the gateway cannot tell which client this request is for (requests of several callers are in flight)'));
+          continue;
+        }
+        if (c.session.modern) {
+          proc.send(rpcError(m.id, 'the client speaks MCP 2026-07-28, where the gateway does not bridge requests from the server (stdio-modern.ts)'));
           continue;
         }
         const gid = `mcp-mtls-s${slot.nextId++}`;
