@@ -56,7 +56,8 @@ export function caBaseUrl(text: string): URL {
 
 /** `base` + `path` (`path` absolute, from the CA's answer or fixed), refused when it leaves the CA's origin. */
 export function caEndpoint(base: URL, p: string): URL {
-  const u = new URL(p.startsWith('/') ? `${base.pathname}${p}` : p, base);
+  // the CA's own path prefix (a CA behind a reverse proxy at /ca), then the endpoint's path
+  const u = p.startsWith('/') ? new URL(`${base.origin}${base.pathname.replace(/\/+$/, '')}${p}`) : new URL(p, base);
   if (u.origin !== base.origin) throw new MtlsError('BAD_ARGUMENT', `the CA named an endpoint on another origin (${u.origin}, not ${base.origin})`, { hint: 'check the CA URL; its endpoints must be on the same host' });
   return u;
 }
