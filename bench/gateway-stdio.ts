@@ -64,10 +64,21 @@ async function viaGateway(route: string, id: string): Promise<Client> {
   return client;
 }
 
-async function run(client: Client): Promise<{ perSecond: number; calls: number; cpuMs: number }> {
+/** ns this thread ran, and waited runnable for a CPU (Linux /proc/self/schedstat; zeros elsewhere) */
+function schedstat(): [number, number] {
+  try {
+    const [run, wait] = fs.readFileSync('/proc/self/schedstat', 'utf8').split(' ').map(Number);
+    return [run!, wait!];
+  } catch {
+    return [0, 0];
+  }
+}
+
+async function run(client: Client): Promise<{ perSecond: number; calls: number; cpuMs: number; busy: number; runQueue: number }> {
   const end = Date.now() + SECONDS * 1000;
   let calls = 0;
   const cpu0 = process.cpuUsage();
+  const sched0 = schedstat();
   const t0 = performance.now();
   await Promise.all(Array.from({ length: 8 }, async () => {
     while (Date.now() < end) {
@@ -76,7 +87,12 @@ async function run(client: Client): Promise<{ perSecond: number; calls: number; 
     }
   }));
   const cpu = process.cpuUsage(cpu0);
-  return { perSecond: calls / ((performance.now() - t0) / 1000), calls, cpuMs: (cpu.user + cpu.system) / 1000 };
+  const wallMs = performance.now() - t0;
+  const sched = schedstat();
+  // busy: this process's CPU over the wall time (near 1: the gateway path is CPU-bound); runQueue:
+  // the share of the wall time its thread was ready to run but waited for a CPU other programs
+  // held. What is neither is sleep: waiting on the upstream, a timer or a socket
+  return { perSecond: calls / (wallMs / 1000), calls, cpuMs: (cpu.user + cpu.system) / 1000, busy: (cpu.user + cpu.system) / 1000 / wallMs, runQueue: (sched[1] - sched0[1]) / 1e6 / wallMs };
 }
 
 const direct = new Client({ name: 'bench', version: '1' });
@@ -114,9 +130,10 @@ for (let i = 5; i < 10; i++) {
 }
 const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 console.log(JSON.stringify({
-  direct: { callsPerSecond: Math.round(d.perSecond), cpuMsPerCallThisProcess: +(d.cpuMs / d.calls).toFixed(3) },
-  gateway: { callsPerSecond: Math.round(g.perSecond), cpuMsPerCallThisProcess: +(g.cpuMs / g.calls).toFixed(3) },
-  gatewayToHttpUpstream: { callsPerSecond: Math.round(hr.perSecond), cpuMsPerCallThisProcess: +(hr.cpuMs / hr.calls).toFixed(3) },
+  direct: { callsPerSecond: Math.round(d.perSecond), cpuMsPerCallThisProcess: +(d.cpuMs / d.calls).toFixed(3), busy: +d.busy.toFixed(2), runQueue: +d.runQueue.toFixed(2) },
+  gateway: { callsPerSecond: Math.round(g.perSecond), cpuMsPerCallThisProcess: +(g.cpuMs / g.calls).toFixed(3), busy: +g.busy.toFixed(2), runQueue: +g.runQueue.toFixed(2) },
+  gatewayToHttpUpstream: { callsPerSecond: Math.round(hr.perSecond), cpuMsPerCallThisProcess: +(hr.cpuMs / hr.calls).toFixed(3), busy: +hr.busy.toFixed(2), runQueue: +hr.runQueue.toFixed(2) },
+  loadAverage1m: +os.loadavg()[0]!.toFixed(2),
   ratio: { throughputStdioVsDirect: +(g.perSecond / d.perSecond).toFixed(3), throughputStdioVsHttpUpstream: +(g.perSecond / hr.perSecond).toFixed(2) },
   sequential,
   perPrincipal: { connectWithSpawnMsMedian: +med(spawnMs).toFixed(1), callOnRunningProcessMsMedian: +med(second).toFixed(2) },
