@@ -40,6 +40,14 @@ test('bench/policy runs (smoke size) and prints p50, p99 and a ratio against the
   assert.match(r.stdout, /mcp-mtls warm \(20% of rules with CEL\)\s+[\d.]+\s+[\d.]+\s+\d+\s+[\d.]+x/);
 });
 
+test('bench/policy-cedar runs (smoke size): mcp-mtls next to Cedar, every timed decision the same in both', { timeout: 300_000 }, async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'policy-cedar.ts')], { env: { BENCH_CEDAR_N: '200', BENCH_CEDAR_RULES: '100,1000' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /100\s+cedar-wasm\s+[\d.]+\s+[\d.]+\s+1\.0x \(baseline\)/);
+  assert.match(r.stdout, /1000\s+mcp-mtls cold\s+[\d.]+\s+[\d.]+\s+[\d.]+x/);
+  assert.equal(r.stdout.match(/identical in both engines/g)?.length, 2, r.stdout);
+});
+
 test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy, (c) SDK default, handshakes, CRL cost', { timeout: 600_000 }, async () => {
   const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'server.ts')], {
     env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1', BENCH_HANDSHAKES: '50', BENCH_CRL_ENTRIES: '1000' },
