@@ -146,10 +146,12 @@ function providerConfig(keys: SigningKey[], cookieKeys: string[]): Record<string
     async findAccount(_ctx: unknown, id: string) {
       const user = OIDC_USERS[id];
       if (!user) return undefined;
-      return { accountId: id, async claims() { return { ...user }; } };
+      // auth_id: a fresh value per ID token, as real providers' sid/jti/at_hash make two
+      // sign-ins of one person within the same second differ (else the CA sees a replay)
+      return { accountId: id, async claims() { return { ...user, auth_id: crypto.randomUUID() }; } };
     },
     claims: {
-      openid: ['sub'],
+      openid: ['sub', 'auth_id'],
       email: ['email', 'email_verified'],
       profile: ['preferred_username', 'name'],
       groups: ['groups'],

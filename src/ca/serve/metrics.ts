@@ -26,7 +26,7 @@ export class CaServeMetrics {
     this.#latency.observe(route, seconds);
   }
 
-  issued(route: 'sign' | 'renew'): void {
+  issued(route: 'sign' | 'renew' | 'login'): void {
     this.#issued.set(route, (this.#issued.get(route) ?? 0) + 1);
     if (route === 'renew') this.#renewals++;
   }
