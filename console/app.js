@@ -44,6 +44,9 @@ function Chart({ opts, data, testid }) {
 }
 
 const bars = uPlot.paths.bars({ size: [0.6, 60] });
+// allow and deny side by side in each time bucket
+const barsLeft = uPlot.paths.bars({ size: [0.35, 30], align: -1 });
+const barsRight = uPlot.paths.bars({ size: [0.35, 30], align: 1 });
 
 function Overview() {
   const { data, error } = useApi('overview');
@@ -86,7 +89,7 @@ function Timeline({ certs, now }) {
     const i = Math.floor((Date.parse(c.notAfter) - start) / week);
     if (i >= 0 && i < weeks) ys[i]++;
   }
-  return html`<${Chart} testid="expiry-chart" data=${[xs, ys]} opts=${{ title: 'Valid certificates by expiry week (next 8 weeks)', series: [{}, { label: 'expiring that week', stroke: '#2b5fb8', fill: 'rgba(43,95,184,.35)', paths: bars }], scales: { x: { time: true } }, axes: [{}, { label: 'certificates' }] }}/>`;
+  return html`<${Chart} testid="expiry-chart" data=${[xs, ys]} opts=${{ title: 'Valid certificates by expiry week (next 8 weeks)', series: [{}, { label: 'expiring that week', stroke: '#2b5fb8', fill: 'rgba(43,95,184,.35)', paths: bars, points: { show: false } }], scales: { x: { time: true } }, axes: [{}, { label: 'certificates' }] }}/>`;
 }
 
 function Certificates() {
@@ -204,7 +207,7 @@ function Decisions() {
     ${data ? html`${data.source === null ? html`<p>No decisions source configured (console.decisions.file in config.yaml).</p>` : null}
       <div class="cards"><div class="card" data-testid="decisions-allowed"><div class="n">${data.allowed}</div><div class="l">allowed</div></div><div class="card" data-testid="decisions-denied"><div class="n">${data.denied}</div><div class="l">denied</div></div></div>
       <${Chart} testid="decisions-chart" data=${[data.series.map((b) => Date.parse(b.start) / 1000), data.series.map((b) => b.allow), data.series.map((b) => b.deny)]}
-        opts=${{ title: `Decisions per ${Math.round(data.bucketMs / 60000)} min`, series: [{}, { label: 'allow', stroke: '#1f8a4c', fill: 'rgba(31,138,76,.25)', paths: bars }, { label: 'deny', stroke: '#c0392b', fill: 'rgba(192,57,43,.35)', paths: bars }], scales: { x: { time: true } } }}/>
+        opts=${{ title: `Decisions per ${Math.round(data.bucketMs / 60000)} min`, series: [{}, { label: 'allow', stroke: '#1f8a4c', fill: 'rgba(31,138,76,.35)', paths: barsLeft, points: { show: false } }, { label: 'deny', stroke: '#c0392b', fill: 'rgba(192,57,43,.45)', paths: barsRight, points: { show: false } }], scales: { x: { time: true } } }}/>
       <div class="cols"><${Tally} title="per tool" rows=${data.byTool} testid="by-tool"/><${Tally} title="per principal" rows=${data.byPrincipal} testid="by-principal"/><${Tally} title="per rule" rows=${data.byRule} testid="by-rule"/></div>
       <h3>Latest</h3>
       <table><thead><tr><th>time</th><th>principal</th><th>target</th><th>outcome</th><th>rule</th><th>reason</th></tr></thead><tbody>
@@ -278,7 +281,9 @@ function App() {
   return html`<header><h1>mcp-mtls console</h1><nav>${PAGES.map(([k, label]) => html`<a href=${`#/${k}`} class=${page === k || (k === 'certs' && page === 'cert') ? 'active' : ''}>${label}</a>`)}</nav><span class="who" data-testid="operator">${session.principal}${session.mayAct ? '' : ' (read only)'}</span></header><main>${body}</main>`;
 }
 
+const root = document.getElementById('app');
+const show = (vnode) => { root.textContent = ''; render(vnode, root); };
 api('session').then(
-  (s) => { session = s; render(html`<${App}/>`, document.getElementById('app')); },
-  (e) => render(html`<main><h1>mcp-mtls console</h1><${Err} error=${e}/></main>`, document.getElementById('app')),
+  (s) => { session = s; show(html`<${App}/>`); },
+  (e) => show(html`<main><h1>mcp-mtls console</h1><${Err} error=${e}/></main>`),
 );

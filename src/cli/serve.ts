@@ -1,4 +1,5 @@
 /** `mcp-mtls ca serve`: the CA online over HTTPS (CRLs, renewal over mTLS, enrollment with tokens). */
+import { createConsole } from '../console/console.js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -84,6 +85,7 @@ stdout: one JSON audit line per state-changing request (never a token or key). S
         key,
         audit,
         log,
+        console: createConsole({ authority, audit, log }),
         renewRate: { burst: o.renewBurst, perMinute: o.renewPerMinute },
         crl: { checkMs: parseDuration(o.crlCheck, '--crl-check'), maxAgeMs: parseDuration(o.crlMaxAge, '--crl-max-age') },
       });

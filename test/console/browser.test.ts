@@ -19,6 +19,7 @@ import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
 import { initCa } from '../../src/ca/init.js';
 import { createCaServer, type CaServer } from '../../src/ca/serve/server.js';
+import { createConsole } from '../../src/console/console.js';
 import { createAuditLog } from '../../src/mtls/audit.js';
 import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
@@ -26,6 +27,11 @@ import { loadPolicy } from '../../src/policy-file/load.js';
 import { privateKeyPem } from '../../src/x509/keys.js';
 import { tmpDir } from '../support/cli.js';
 import { buildTestServer, connect } from '../support/mcp.js';
+
+// page.evaluate callbacks run in the browser; this module is type-checked without the DOM library
+declare const document: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type HTMLCanvasElement = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type HTMLFormElement = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHOTS = path.join(ROOT, 'test-output', 'console');
@@ -118,7 +124,7 @@ describe('the operator console in Chromium', { timeout: 240_000 }, () => {
 
     const assetsDir = path.join(base, 'web');
     execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-console.mjs'), assetsDir]);
-    caServer = createCaServer({ authority: ca, cert: caTls.certPem, key: caTls.keyPem, audit: (e) => audit.push(e), console: { assetsDir } });
+    caServer = createCaServer({ authority: ca, cert: caTls.certPem, key: caTls.keyPem, audit: (e) => audit.push(e), console: createConsole({ authority: ca, audit: (e) => audit.push(e), assetsDir }) });
     await new Promise<void>((r) => caServer.listen(0, '127.0.0.1', r));
     const origin = `https://127.0.0.1:${(caServer.address() as AddressInfo).port}`;
     consoleUrl = `${origin}/console/`;
@@ -301,7 +307,7 @@ describe('the operator console in Chromium', { timeout: 240_000 }, () => {
     await page.waitForSelector('main h2');
     const tokensBefore = (await ca.store.readTokens()).length;
     const noToken = await page.evaluate(() =>
-      fetch('/console/api/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'mallory', ttl: '15m' }) }).then(async (r) => ({ status: r.status, body: await r.json(), cc: r.headers.get('cache-control') })),
+      fetch('/console/api/tokens', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'mallory', ttl: '15m' }) }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error: { code: string } }, cc: r.headers.get('cache-control') })),
     );
     assert.equal(noToken.status, 403);
     assert.equal(noToken.body.error.code, 'CSRF_REFUSED');

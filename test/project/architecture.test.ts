@@ -29,10 +29,11 @@ const MAY_IMPORT: Record<string, readonly string[] | 'anything'> = {
   mtls: ['errors', 'util', 'x509', 'identity'],
   mcp: ['errors', 'util', 'x509', 'identity', 'policy', 'mtls'],
   gateway: ['errors', 'util', 'x509', 'identity', 'policy', 'policy-file', 'mtls', 'mcp'],
-  ca: ['errors', 'util', 'x509', 'identity', 'ca/store'],
+  ca: ['errors', 'util', 'x509', 'identity', 'policy', 'ca/store'],
   'ca/store': ['errors', 'util', 'x509', 'identity', 'ca'],
   'ca/serve': ['errors', 'util', 'x509', 'identity', 'ca', 'ca/store', 'mtls'],
   client: ['errors', 'util', 'x509', 'identity', 'bundle'],
+  console: ['errors', 'util', 'x509', 'identity', 'policy', 'policy-file', 'ca', 'ca/store', 'ca/serve'],
   api: 'anything',
   cli: 'anything',
 };
