@@ -51,6 +51,7 @@ The server needs its own certificate from this CA; it does not make one:
 
 Endpoints: GET /crl/root.crl, GET /crl/intermediate.crl (DER), POST /renew (mTLS, body: CSR or empty),
 POST /sign (Authorization: Bearer <token from \`mcp-mtls token create\`>, body: CSR), GET /healthz, GET /metrics.
+GET /console/: the operator console (the operator's client certificate; config.yaml console:, docs/console.md).
 stdout: one JSON audit line per state-changing request (never a token or key). SIGTERM drains and exits 0.`,
     )
     .action(async (o) => {
