@@ -184,12 +184,12 @@ describe('the operator console in Chromium', { timeout: 240_000 }, () => {
     await cell.click();
     await page.waitForSelector('[data-testid=explain]');
     assert.match((await page.textContent('[data-testid=explain]')) ?? '', /DENY by rule "dev-no-deploy": denied by rule "dev-no-deploy"/);
-    // the playground: without the deny rule bob's cell changes, before anything is deployed
-    await page.fill('[data-testid=playground-text]', POLICY.replace(/  - id: dev-no-deploy[\s\S]*?tools: \[deploy\]\n/, ''));
+    // the playground: without the deny rule, and dev added to sre-deploy, bob's cell changes, before anything is deployed
+    await page.fill('[data-testid=playground-text]', POLICY.replace(/  - id: dev-no-deploy[\s\S]*?tools: \[deploy\]\n/, '').replace('subjects: { teams: [sre] }', 'subjects: { teams: [sre, dev] }'));
     await page.click('text=Compare with the deployed policy');
     await page.waitForSelector('[data-testid=playground-result]');
     const changes = (await page.textContent('[data-testid=playground-result] table')) ?? '';
-    assert.match(changes, /spiffe:\/\/acme\.test\/user\/bob\s*deploy\s*hidden \(dev-no-deploy\)\s*hidden/);
+    assert.match(changes, /spiffe:\/\/acme\.test\/user\/bob\s*deploy\s*hidden \(dev-no-deploy\)\s*allow \(sre-deploy\)/);
     assert.match(fs.readFileSync(path.join(base, 'policy.yaml'), 'utf8'), /dev-no-deploy/, 'the playground wrote nothing');
     await shot(page, 'policy');
   });
@@ -320,5 +320,10 @@ describe('the operator console in Chromium', { timeout: 240_000 }, () => {
     await evil.close();
     assert.equal((await ca.store.readTokens()).length, tokensBefore, 'no token was created');
     assert.ok(audit.filter((e) => e.event === 'console.refused' && e.code === 'CSRF_REFUSED').length >= 2);
+    // the overview again, now with the refusals the tests provoked (bob's denials, his revoked certificate)
+    await open('overview');
+    await page.waitForSelector('[data-testid=recent-refusals]');
+    assert.match(await page.innerText('[data-testid=recent-refusals]'), /dev-no-deploy/);
+    await shot(page, 'overview-later');
   });
 });
