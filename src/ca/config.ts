@@ -8,6 +8,7 @@ import { isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { KEY_TYPES } from '../x509/keys.js';
 import { isDuration } from '../util/duration.js';
 import { canonicalDnsPattern, isIpOrCidr } from './limits.js';
+import { DelegationSchema } from './delegation/config-schema.js';
 import { LoginSchema } from './oidc/config-schema.js';
 
 const duration = z.string().refine(isDuration, 'must be a duration such as 24h or 90d');
@@ -73,6 +74,8 @@ export const CaConfigSchema = z
     limits: LimitsSchema.optional(),
     /** the operator console of `ca serve` (docs/console.md): who may see it and act in it, the policy it shows, where decisions are read from */
     console: ConsoleSchema.optional(),
+    /** delegated certificates (docs/delegation.md): which actors may act for whom, and what they may be given at most */
+    delegation: DelegationSchema.optional(),
     /** sign-in with OpenID Connect providers at `ca serve` /login/sign (docs/login.md): issuers, client ids, the principal claim, groups -> teams and roles */
     login: LoginSchema.optional(),
   })

@@ -15,6 +15,7 @@ import { CaServeMetrics } from './metrics.js';
 import { createPeerChecker } from './peer.js';
 import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
 import { renewForPeer } from './renew.js';
+import { delegateForPeer } from './delegate.js';
 import { revokeSelf } from './revoke-self.js';
 import { silentLog } from '../../util/log.js';
 
@@ -70,6 +71,7 @@ const ROUTES: Record<string, { route: string; method: string }> = {
   '/crl/root.crl': { route: 'crl', method: 'GET' },
   '/crl/intermediate.crl': { route: 'crl', method: 'GET' },
   '/renew': { route: 'renew', method: 'POST' },
+  '/delegate': { route: 'delegate', method: 'POST' },
   '/revoke-self': { route: 'revoke-self', method: 'POST' },
   '/sign': { route: 'sign', method: 'POST' },
   '/healthz': { route: 'healthz', method: 'GET' },
@@ -257,7 +259,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
       const known = ROUTES[path];
       const inConsole = consoleHandler !== undefined && (path === '/console' || path.startsWith('/console/'));
       const route = inConsole ? 'console' : (known?.route ?? 'other');
-      const changes = route === 'renew' || route === 'sign' || route === 'revoke-self';
+      const changes = route === 'renew' || route === 'delegate' || route === 'sign' || route === 'revoke-self';
       const note: Record<string, unknown> = {};
       inFlight++;
       res.once('close', () => {
@@ -273,6 +275,8 @@ export function createCaServer(options: CaServerOptions): CaServer {
         const crlName = CRL_PATHS[path];
         if (crlName) return crl(req, res, crlName);
         if (route === 'renew') return renew(req, res, note);
+        // token exchange for a delegated certificate (delegate.ts): the actor's own certificate, the delegator's grant
+        if (route === 'delegate') return chainResponse(res, await delegateForPeer(ca, await peers.check(req.socket as TLSSocket), req, note));
         if (route === 'revoke-self') return sendJson(res, 200, await revokeSelf(ca, peers, req, note));
         if (route === 'sign') return sign(req, res, note);
         if (route === 'healthz') return healthz(res);
