@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolResultSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { GatewayConfigSchema } from '../../src/gateway/config.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
@@ -165,6 +165,22 @@ test('server-everything (stdio, shared): subscriber updates and simulated logs r
     assert.deepEqual(bob.logs, [], 'bob never asked for logs');
     await alice.client.callTool({ name: 'toggle-simulated-logging', arguments: {} });
     await alice.client.callTool({ name: 'toggle-subscriber-updates', arguments: {} });
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+test('server-everything (stdio, shared): progress of two callers\' concurrent calls (the same request ids) reaches each caller for its own call only', async () => {
+  const alice = await connect('/mcp/everything', 'alice');
+  const bob = await connect('/mcp/everything', 'bob');
+  try {
+    const progress: Record<string, { progress: number; total?: number }[]> = { alice: [], bob: [] };
+    const call = (h: Heard, who: string, steps: number) =>
+      h.client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps } }, CallToolResultSchema, { onprogress: (p) => void progress[who]!.push({ progress: p.progress, ...(p.total !== undefined ? { total: p.total } : {}) }), timeout: 30_000 });
+    await Promise.all([call(alice, 'alice', 3), call(bob, 'bob', 4)]);
+    assert.deepEqual(progress.alice, [1, 2, 3].map((n) => ({ progress: n, total: 3 })));
+    assert.deepEqual(progress.bob, [1, 2, 3, 4].map((n) => ({ progress: n, total: 4 })));
   } finally {
     await alice.close();
     await bob.close();
