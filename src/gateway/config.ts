@@ -75,6 +75,17 @@ export const GatewayConfigSchema = z.strictObject({
   allowedHosts: z.array(z.string().min(1)).optional(),
   /** browser origins accepted in `Origin` (`https://app.acme.test`), besides http(s) origins on an accepted host */
   allowedOrigins: z.array(z.string().min(1)).optional(),
+  /** caps across every stdio route, and the queue at a cap (stdio-budget.ts, docs/gateway.md) */
+  stdioLimits: z
+    .strictObject({
+      /** stdio upstream processes alive at once, over every stdio route (each route has its own `maxProcesses` too) */
+      maxProcesses: z.number().int().positive().default(64),
+      /** requests that may wait for a process at a cap; more are answered 503 at once */
+      queueLength: z.number().int().nonnegative().default(100),
+      /** how long a request waits for a process at a cap, then 503 with Retry-After */
+      queueTimeout: duration.default('10s'),
+    })
+    .optional(),
   /** the audit log file (JSON lines, appended to) */
   audit: z.string().optional(),
   /** how long to wait for an upstream's response headers (a timeout is answered 504) */

@@ -21,7 +21,7 @@ import { UpstreamProbe } from './health.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
 import { sendJsonResponse } from '../util/json-response.js';
-import { renderStdioMetrics, startStdioUpstreams, type StdioUpstream } from './stdio-routes.js';
+import { renderStdioMetrics, startStdioUpstreams, stdioBudget, stdioTotals, type StdioUpstream } from './stdio-routes.js';
 
 /** A gateway {@link startGateway} started: listening, with its controls. */
 export interface RunningGateway {
@@ -74,7 +74,8 @@ type Opened = { watchers: PolicyWatcher[]; server?: MtlsServer; stdio: StdioUpst
 
 async function start(config: GatewayConfig, log: (line: string) => void, opened: Opened, options: GatewayStartOptions): Promise<RunningGateway> {
   // stdio upstreams: each served to the proxy below as a Streamable HTTP upstream on a private socket
-  const stdio = await startStdioUpstreams(config, log, options.env, opened.stdio);
+  const budget = stdioBudget(config);
+  const stdio = await startStdioUpstreams(config, log, options.env, opened.stdio, budget);
   const audit = config.audit ? createAuditLog(config.audit) : undefined;
   const metrics = new GatewayMetrics();
   const watchers = opened.watchers;
@@ -106,7 +107,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       routes: routes.map((r) => r.prefix),
       upstreams,
       inFlight: handler.inFlight(),
-      ...(stdio.size ? { processes: Object.fromEntries([...stdio].map(([p, s]) => [p, s.counts()])) } : {}),
+      ...(stdio.size ? { processes: Object.fromEntries([...stdio].map(([p, s]) => [p, s.counts()])), processesTotal: stdioTotals(budget) } : {}),
       crlWarnings: crlWarnings(server.revocation(), new Date()),
       crlSources: server.crlSources(),
     };
@@ -129,7 +130,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
           return true;
         }
         if (req.url === '/metrics') {
-          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render() + renderCrlMetrics(server.revocation(), server.crlSources()) + renderStdioMetrics(stdio));
+          res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metrics.render() + renderCrlMetrics(server.revocation(), server.crlSources()) + renderStdioMetrics(stdio, budget));
           return true;
         }
         return false;

@@ -36,9 +36,10 @@ import { IDENTITY_META_KEY } from './identity-meta.js';
 import { StdioProcess } from './stdio-process.js';
 import { isValidPrincipalId, isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { credentialFor, readSecrets, type Credential } from './stdio-credentials.js';
-import { leaving, logTargets, scopeRequest, type LogLevel } from './stdio-notify.js';
+import { leaving, logTargets, restore, scopeRequest, type LogLevel } from './stdio-notify.js';
 import { discoverResult, envelopeLogLevel, initializeFromEnvelope, modernResult, withoutEnvelope } from './stdio-modern.js';
 import { protocolEra } from '../mcp/protocol-era.js';
+import { ProcessBudget, ProcessLimitError, type BudgetMember, type Lease } from './stdio-budget.js';
 
 export type ProcessModel = 'shared' | 'per-principal' | 'per-team';
 
@@ -64,6 +65,8 @@ export interface StdioUpstreamOptions {
   readonly credentialsRequired?: boolean;
   /** the environment the safe base variables (and `{env: NAME}` secrets) are taken from (the CLI passes the gateway's) */
   readonly baseEnv?: Record<string, string | undefined>;
+  /** the process caps shared with the gateway's other stdio upstreams, and the queue at them (stdio-budget.ts); default: this upstream's own */
+  readonly budget?: ProcessBudget;
   readonly log: (line: string) => void;
 }
 
@@ -107,6 +110,10 @@ interface Slot {
   /** the credentials entry its process gets, or -1 */
   readonly credential: number;
   proc?: StdioProcess;
+  /** its process's right to run (stdio-budget.ts), released when the process has exited */
+  lease?: Lease;
+  /** a start waiting for room under the caps: later requests of the slot wait for the same one */
+  starting?: Promise<Record<string, unknown>>;
   /** resolves with the initialize result once the process answered it */
   ready?: Promise<Record<string, unknown>>;
   initParams?: Record<string, unknown>;
@@ -119,6 +126,8 @@ interface Slot {
   lastUsed: number;
   /** when the process last wrote a message: one silent since a request timed out has stopped answering */
   lastMessageAt: number;
+  /** the process the sessions' subscriptions and level were last given to (stdio-notify.ts) */
+  restoredTo?: StdioProcess;
   crashes: number;
   nextStartAt: number;
 }
@@ -166,8 +175,28 @@ export class StdioUpstream {
   #sweeper?: NodeJS.Timeout;
   #closed = false;
 
+  readonly #budget: ProcessBudget;
+  readonly #member: BudgetMember;
+
   constructor(options: StdioUpstreamOptions) {
     this.#o = options;
+    this.#budget = options.budget ?? new ProcessBudget({ queueLength: 100, queueTimeoutMs: options.timeoutMs });
+    this.#member = {
+      name: options.name,
+      max: options.maxProcesses,
+      idle: () =>
+        this.#running()
+          .filter((s) => s.pending.size === 0 && !s.proc!.stopping && s.lease)
+          .map((s) => ({
+            lastUsed: s.lastUsed,
+            lease: s.lease!,
+            stop: () => {
+              this.#o.log(`${this.#tag(s)}: stopped to make room (at most ${this.#o.maxProcesses} processes for this upstream${this.#budget.limits.total !== undefined ? `, ${this.#budget.limits.total} in total` : ''}; least recently used idle one)`);
+              void s.proc!.stop();
+            },
+          })),
+    };
+    this.#budget.join(this.#member);
   }
 
   /** The URL the gateway's route names (its host is a label: the dispatcher connects to the socket). */
@@ -199,13 +228,15 @@ export class StdioUpstream {
   }
 
   /** For /healthz and /metrics: processes running and the cap. */
-  counts(): { processModel: ProcessModel; running: number; max: number; sessions: number } {
-    return { processModel: this.#o.processModel, running: this.#running().length, max: this.#o.maxProcesses, sessions: this.#sessions.size };
+  counts(): { processModel: ProcessModel; running: number; max: number; queued: number; sessions: number } {
+    const { live, queued } = this.#budget.counts(this.#member);
+    return { processModel: this.#o.processModel, running: live, max: this.#o.maxProcesses, queued, sessions: this.#sessions.size };
   }
 
   /** Stops every process (SIGTERM, then SIGKILL) and the listener. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#budget.close();
     clearInterval(this.#sweeper);
     for (const s of this.#sessions.values()) s.getStream?.end();
     await Promise.all([...this.#slots.values()].map((s) => s.proc?.stop()));
@@ -318,6 +349,7 @@ export class StdioUpstream {
     try {
       result = await this.#ready(slot);
     } catch (e) {
+      if (e instanceof ProcessLimitError) return atCap(res, e, rpcError(m.id ?? null, e.message));
       return json(res, 200, rpcError(m.id ?? null, (e as Error).message));
     }
     if (modern) return this.#modern(slot, caller.principal, result, modern, res);
@@ -348,20 +380,37 @@ export class StdioUpstream {
     if (proc?.alive && session.slot.ready) for (const m of leaving(session, session.slot.sessions)) this.#internal(session.slot, proc, m);
   }
 
-  /** The process of a slot, started (and initialized) when it is not running. */
+  /** The process of a slot, started (and initialized) when it is not running; waits for room under the caps (stdio-budget.ts). */
   #ready(slot: Slot): Promise<Record<string, unknown>> {
     slot.lastUsed = Date.now();
-    if (slot.proc?.alive && slot.ready) return slot.ready;
+    // a process being stopped (idle, evicted) takes no new request: a new one is started
+    if (slot.proc?.alive && !slot.proc.stopping && slot.ready) return slot.ready;
+    if (slot.starting) return slot.starting;
     if (this.#closed) return Promise.reject(new Error('the gateway is stopping'));
     const wait = slot.nextStartAt - Date.now();
     if (wait > 0) return Promise.reject(new Error(`the upstream process keeps exiting; it is started again in ${Math.ceil(wait / 1000)} s`));
-    const running = this.#running();
-    if (running.length >= this.#o.maxProcesses) {
-      const idle = running.filter((s) => s.pending.size === 0).sort((a, b) => a.lastUsed - b.lastUsed)[0];
-      if (!idle) return Promise.reject(new Error(`at most ${this.#o.maxProcesses} processes run for this upstream, and each has a request in flight; try again`));
-      this.#o.log(`${this.#tag(idle)}: stopped to make room (at most ${this.#o.maxProcesses} processes; least recently used)`);
-      void idle.proc!.stop();
-    }
+    const starting = this.#budget.acquire(this.#member).then(
+      (lease) => {
+        slot.starting = undefined;
+        if (this.#closed) {
+          lease.release();
+          throw new Error('the gateway is stopping');
+        }
+        return this.#start(slot, lease);
+      },
+      (e: unknown) => {
+        slot.starting = undefined;
+        throw e;
+      },
+    );
+    slot.starting = starting;
+    starting.catch(() => undefined);
+    return starting;
+  }
+
+  /** Starts the slot's process under its lease, and initializes it. */
+  #start(slot: Slot, lease: Lease): Promise<Record<string, unknown>> {
+    slot.lastUsed = Date.now();
     const values: TemplateValues = { ...(slot.principalId ? { principalId: slot.principalId, kind: slot.kind!, trustDomain: slot.trustDomain! } : {}), ...(slot.team ? { team: slot.team } : {}) };
     const env: Record<string, string> = {};
     for (const k of BASE_ENV) {
@@ -375,6 +424,7 @@ export class StdioUpstream {
       } catch (e) {
         // the log names the entry and its source; the caller learns only that it is unavailable
         this.#o.log(`stdio upstream ${this.#o.name} [${slot.key}]: ${(e as Error).message}`);
+        lease.release();
         return Promise.reject(new Error('the credential for this upstream is unavailable (the gateway\'s log says why)'));
       }
     }
@@ -382,9 +432,16 @@ export class StdioUpstream {
       { command: this.#o.command, args: this.#o.args.map((a) => fillTemplate(a, values)), env, ...(this.#o.cwd ? { cwd: fillTemplate(this.#o.cwd, values) } : {}), maxLineBytes: this.#o.maxLineBytes },
       `stdio upstream ${this.#o.name} [${slot.key}]`,
       this.#o.log,
-      { message: (msg) => this.#fromProcess(slot, proc, msg), exit: (why) => this.#exited(slot, proc, why) },
+      {
+        message: (msg) => this.#fromProcess(slot, proc, msg),
+        exit: (why) => {
+          lease.release();
+          this.#exited(slot, proc, why);
+        },
+      },
     );
     slot.proc = proc;
+    slot.lease = lease;
     this.#o.log(`${this.#tag(slot)}: started`);
     slot.ready = new Promise<Record<string, unknown>>((resolve, reject) => {
       const id = slot.nextId++;
@@ -425,6 +482,7 @@ export class StdioUpstream {
     slot.progress.clear();
     slot.serverRequests.clear();
     slot.proc = undefined;
+    slot.lease = undefined;
     slot.ready = undefined;
     if (crashed && Date.now() - proc.startedAt < CRASH_WINDOW_MS) {
       slot.nextStartAt = Date.now() + BACKOFF_MS[Math.min(slot.crashes, BACKOFF_MS.length - 1)]!;
@@ -442,7 +500,14 @@ export class StdioUpstream {
     } catch (e) {
       if (!requests.length) return json(res, 503, rpcError(null, (e as Error).message));
       const errors = requests.map((m) => rpcError(m.id, (e as Error).message));
-      return json(res, 200, Array.isArray(messages) && messages.length > 1 ? errors : errors[0]);
+      const answer = Array.isArray(messages) && messages.length > 1 ? errors : errors[0];
+      if (e instanceof ProcessLimitError) return atCap(res, e, answer);
+      return json(res, 200, answer);
+    }
+    // a process started again is told what the sessions had asked of the one before
+    if (slot.restoredTo !== proc) {
+      slot.restoredTo = proc;
+      for (const m of restore(slot.sessions)) this.#internal(slot, proc, m);
     }
     // answers and notifications from the client
     for (const m of messages) {
@@ -515,6 +580,7 @@ export class StdioUpstream {
           clearTimeout(timer);
           if (progressToken) slot.progress.delete(progressToken);
           if (--open === 0) res.end();
+          if (slot.pending.size === 0) this.#budget.changed();
         },
       };
       slot.pending.set(id, caller);
@@ -627,6 +693,11 @@ export class StdioUpstream {
 
 function sse(res: ServerResponse | undefined, message: unknown): void {
   if (res && !res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+}
+
+/** A start refused at the process cap: 503 with Retry-After, the JSON-RPC error(s) in the body. */
+function atCap(res: ServerResponse, e: ProcessLimitError, body: unknown): void {
+  res.writeHead(503, { 'content-type': 'application/json', 'retry-after': String(e.retryAfter) }).end(JSON.stringify(body));
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -186,7 +186,7 @@ test('per-principal: each principal its own process with its own {principal.id} 
   assert.notEqual(pids.alice, pids.bob);
   const health = await healthz();
   const tiny = (health.processes as Record<string, Record<string, unknown>>)['/mcp/tiny']!;
-  assert.deepEqual({ ...tiny, sessions: undefined }, { processModel: 'per-principal', running: 2, max: 2, sessions: undefined });
+  assert.deepEqual({ ...tiny, sessions: undefined }, { processModel: 'per-principal', running: 2, max: 2, queued: 0, sessions: undefined });
   // carol is the third: alice's (least recently used) process is stopped for her
   const carol = await connect('/mcp/tiny', 'carol');
   try {
