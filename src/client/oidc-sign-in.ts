@@ -83,7 +83,9 @@ export async function discover(provider: LoginProvider): Promise<oidc.Configurat
 const reason = (e: unknown): string => {
   const err = e as { message?: string; cause?: { code?: string; message?: string }; error?: string; error_description?: string };
   if (err.error) return `${err.error}${err.error_description ? `: ${err.error_description}` : ''}`;
-  return `${err.message ?? String(e)}${err.cause?.code ? ` (${err.cause.code})` : ''}`;
+  // openid-client wraps the precise check that failed ('unexpected "state" response parameter value') in its cause
+  const inner = err.cause?.message && err.cause.message !== err.message ? `: ${err.cause.message}` : '';
+  return `${err.message ?? String(e)}${inner}${err.cause?.code ? ` (${err.cause.code})` : ''}`;
 };
 
 const scopeOf = (p: LoginProvider) => (Array.isArray(p.scopes) ? p.scopes.join(' ') : p.scopes);

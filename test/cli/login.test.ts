@@ -169,6 +169,19 @@ describe('mcp-mtls login against ca serve and a real OpenID provider', { timeout
     assert.match(who.stdout, new RegExp(`servers: {5}${mcpUrl.replace(/[.]/g, '\\.')}`));
   });
 
+  it('the loopback listener refuses an answer with another state (a forged redirect): nothing is exchanged or written', async () => {
+    const run = spawnCli(['login', '--ca', caUrl, '--ca-bundle', t.rootFile, '--browser', '--profile', 'forged'], env);
+    const [, url] = await run.waitFor(/^ {2}(http:\/\/127\.0\.0\.1:\d+\/\S+)$/m);
+    const redirect = new URL(new URL(url!).searchParams.get('redirect_uri')!);
+    redirect.search = new URLSearchParams({ code: 'forged-code', state: 'not-the-state', iss: idp.issuer }).toString();
+    const landed = await fetch(redirect, { signal: AbortSignal.timeout(10_000) });
+    assert.equal(landed.status, 400);
+    const r = await run.exited;
+    assert.equal(r.code, 77, r.stderr);
+    assert.match(r.stderr, /error: the sign-in did not complete: .*state/i);
+    assert.equal(fs.existsSync(path.join(home, 'xdg', 'mcp-mtls', 'profiles', 'forged')), false);
+  });
+
   it('a wrong fingerprint is refused before the provider or the CA hear of the sign-in', async () => {
     const devices = idp.hits('/device/auth');
     const signs = audit.filter((e) => e.event === 'ca.login-sign').length;
