@@ -27,7 +27,8 @@ const TIMEOUT_MS = 15_000;
 
 /** A fingerprint as people paste it (`AB:CD...`, `abcd...`, any case) as 64 lowercase hex digits. */
 export function parseFingerprint(text: string): string {
-  const hex = text.trim().replace(/^sha256:/i, '').replace(/:/g, '').toLowerCase();
+  // as openssl prints it (`sha256 Fingerprint=AB:CD:...`), with colons, or bare hex
+  const hex = text.trim().replace(/^(sha256 fingerprint=|sha256:)/i, '').replace(/:/g, '').toLowerCase();
   if (!/^[0-9a-f]{64}$/.test(hex)) {
     throw new MtlsError('BAD_ARGUMENT', `--ca-fingerprint "${text}" is not a SHA-256 fingerprint (64 hex digits, colons allowed)`, { hint: 'ask the CA operator for it: `openssl x509 -in root.crt -noout -fingerprint -sha256`, or `mcp-mtls inspect root.crt`' });
   }
