@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { isDuration } from '../util/duration.js';
 import { namesCaller } from './stdio-upstream.js';
-import { CredentialSchema } from './stdio-credentials.js';
+import { CredentialSchema } from './credentials.js';
 
 /** A stdio upstream: the command, its args, env and working directory, and its process model. */
 export const StdioRouteSchema = z
@@ -25,11 +25,12 @@ export const StdioRouteSchema = z
     maxLineBytes: z.number().int().positive().default(16 * 1024 * 1024),
     /** pass the clients' roots to the process (default false: a client's roots would widen the folders its args allow) */
     clientRoots: z.boolean().default(false),
-    /** secrets injected as environment variables into a caller's own process, chosen by identity (stdio-credentials.ts) */
+    /** secrets injected as environment variables into a caller's own process, chosen by identity (credentials.ts) */
     credentials: z.array(CredentialSchema).optional(),
     /** a caller no credentials entry is for is refused (default true when there are credentials) */
     credentialsRequired: z.boolean().optional(),
   })
+  .refine((s) => !(s.credentials ?? []).some((c) => c.headers), 'a stdio upstream gets credentials as env (variables of its process), not headers')
   .refine((s) => s.processModel !== 'shared' || !s.credentials?.length, 'a shared process serves every caller: credentials need processModel per-principal or per-team')
   .refine((s) => s.processModel !== 'shared' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some(namesCaller), 'a shared process serves every caller: {principal.id}, {principal.kind}, {trustDomain} need processModel per-principal, {team} per-team')
   .refine((s) => s.processModel !== 'per-principal' || ![...s.args, ...Object.values(s.env), s.cwd ?? ''].some((v) => v.includes('{team}')), 'a certificate may name several teams: {team} needs processModel per-team')
@@ -65,10 +66,10 @@ export function splitCommandLine(line: string): string[] {
 }
 
 /** A stdio route with its relative paths (cwd, credential files) resolved against gateway.yaml's folder. */
-export function resolveStdioPaths<T extends { cwd?: string | undefined; credentials?: { env: Record<string, { file: string } | { env: string }> }[] | undefined }>(s: T, abs: (p: string) => string): T {
+export function resolveStdioPaths<T extends { cwd?: string | undefined; credentials?: { env?: Record<string, { file: string } | { env: string }> | undefined }[] | undefined }>(s: T, abs: (p: string) => string): T {
   return {
     ...s,
     ...(s.cwd ? { cwd: abs(s.cwd) } : {}),
-    ...(s.credentials ? { credentials: s.credentials.map((c) => ({ ...c, env: Object.fromEntries(Object.entries(c.env).map(([k, v]) => [k, 'file' in v ? { file: abs(v.file) } : v])) })) } : {}),
+    ...(s.credentials ? { credentials: s.credentials.map((c) => ({ ...c, env: Object.fromEntries(Object.entries(c.env ?? {}).map(([k, v]) => [k, 'file' in v ? { file: abs(v.file) } : v])) })) } : {}),
   };
 }

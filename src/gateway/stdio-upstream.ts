@@ -35,7 +35,7 @@ import { Agent } from 'undici';
 import { IDENTITY_META_KEY } from './identity-meta.js';
 import { StdioProcess } from './stdio-process.js';
 import { isValidPrincipalId, isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
-import { credentialFor, readSecrets, type Credential } from './stdio-credentials.js';
+import { credentialFor, readSecrets, type Credential } from './credentials.js';
 import { leaving, logTargets, restore, scopeRequest, type LogLevel } from './stdio-notify.js';
 import { discoverResult, envelopeLogLevel, initializeFromEnvelope, modernResult, withoutEnvelope } from './stdio-modern.js';
 import { protocolEra } from '../mcp/protocol-era.js';
@@ -59,7 +59,7 @@ export interface StdioUpstreamOptions {
   readonly clientRoots?: boolean;
   /** a request unanswered this long gets a JSON-RPC error */
   readonly timeoutMs: number;
-  /** secrets for a caller's own process, chosen by identity (stdio-credentials.ts) */
+  /** secrets for a caller's own process, chosen by identity (credentials.ts) */
   readonly credentials?: readonly Credential[];
   /** a caller no credentials entry is for is refused */
   readonly credentialsRequired?: boolean;
