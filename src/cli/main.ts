@@ -9,6 +9,7 @@ import { registerRevocation } from './revocation.js';
 import { registerLifecycle } from './lifecycle.js';
 import { registerBundle } from './bundle.js';
 import { registerPolicy } from './policy.js';
+import { registerDelegate } from './delegate.js';
 import { registerClient } from './client.js';
 import { registerLogin } from './login.js';
 import { registerGateway } from './gateway.js';
@@ -52,6 +53,7 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   registerToken(program);
   registerBundle(program);
   registerPolicy(program);
+  registerDelegate(program);
   registerClient(program);
   registerLogin(program);
   registerGateway(program);
