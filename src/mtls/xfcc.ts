@@ -6,7 +6,7 @@
  */
 import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
-import { pemDecodeAll, pemEncode } from '../x509/pem.js';
+import { pemEncode } from '../x509/pem.js';
 import type { Identity } from '../identity/identity.js';
 import { ForwardedValueError, leafAndChain, pemCertificates, percentDecode, readWith, singleLine, type ForwardedRead, type HeaderLines } from './forwarded-common.js';
 
@@ -34,18 +34,29 @@ export function certFromXfcc(value: string): Buffer | undefined {
   return xfccFirstElement(value).cert;
 }
 
-/** The `Cert=` (decoded to DER) and `Hash=` (lowercase hex) of the first element of an XFCC header, each undefined when absent or unreadable. */
+/**
+ * The `Cert=` (the first certificate of its PEM, DER) and `Hash=` (lowercase) of the first
+ * element of an XFCC header, each undefined when absent or unreadable: the lenient reading
+ * trust-forwarded.ts makes of the gateway's header (it checks Hash against Cert itself). The
+ * same tokenizer as {@link readXfcc}; a value it cannot split into key=value pairs has neither.
+ */
 export function xfccFirstElement(value: string): { cert?: Buffer; hash?: string } {
-  const first = value.split(',')[0] ?? '';
-  const h = /(?:^|;)Hash=([0-9A-Fa-f]+)(?=;|$)/.exec(first);
-  const m = /(?:^|;)Cert="([^"]*)"/.exec(first);
+  let pairs: ReadonlyMap<string, string>;
+  try {
+    pairs = xfccPairs(xfccElements(value)[0] as string);
+  } catch (e) {
+    if (e instanceof ForwardedValueError) return {};
+    throw e;
+  }
+  const hash = pairs.get('hash');
   let cert: Buffer | undefined;
   try {
-    if (m) cert = pemDecodeAll(decodeURIComponent(m[1] as string)).find((b) => b.label === 'CERTIFICATE')?.der;
-  } catch {
-    cert = undefined;
+    const text = pairs.get('cert');
+    if (text !== undefined) cert = xfccCertificates(text, 'Cert')[0];
+  } catch (e) {
+    if (!(e instanceof ForwardedValueError)) throw e;
   }
-  return { ...(cert ? { cert } : {}), ...(h ? { hash: (h[1] as string).toLowerCase() } : {}) };
+  return { ...(cert ? { cert } : {}), ...(hash ? { hash: hash.toLowerCase() } : {}) };
 }
 
 /** Splits on `sep` outside double quotes (a quoted value may hold `,`, `;`, `=` and `\"`). */
@@ -70,6 +81,30 @@ function splitOutsideQuotes(text: string, sep: string): string[] {
   return out;
 }
 
+/** The elements of an XFCC value (one per proxy that appended), split on `,` outside quotes. */
+const xfccElements = (value: string): string[] => splitOutsideQuotes(value, ',');
+
+/** One element's key=value pairs: keys lowercase and each at most once, quoted values unquoted. */
+function xfccPairs(element: string): ReadonlyMap<string, string> {
+  const pairs = new Map<string, string>();
+  for (const pair of splitOutsideQuotes(element, ';')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new ForwardedValueError(`${XFCC} has a part that is not key=value`);
+    const key = pair.slice(0, eq).trim().toLowerCase();
+    let v = pair.slice(eq + 1).trim();
+    if (v.startsWith('"')) {
+      if (!v.endsWith('"') || v.length < 2) throw new ForwardedValueError(`${XFCC} ${key} has a broken quoted value`);
+      v = v.slice(1, -1).replace(/\\"/g, '"');
+    }
+    if (pairs.has(key)) throw new ForwardedValueError(`${XFCC} has ${key}= twice`);
+    pairs.set(key, v);
+  }
+  return pairs;
+}
+
+/** The certificates of a `Cert=` or `Chain=` value (URL-encoded PEM). */
+const xfccCertificates = (text: string, key: string): Buffer[] => pemCertificates(percentDecode(text, `${XFCC} ${key}`), `${XFCC} ${key}`);
+
 /**
  * Reads x-forwarded-client-cert as a proxy (Envoy, Istio's gateway, this project's gateway) sends
  * it for the certificate of the TLS connection it ended: one element (Envoy's
@@ -83,24 +118,12 @@ export function readXfcc(headers: HeaderLines): ForwardedRead {
   return readWith(() => {
     const value = singleLine(headers, XFCC);
     if (value === undefined) return { kind: 'absent' };
-    const elements = splitOutsideQuotes(value, ',');
+    const elements = xfccElements(value);
     if (elements.length > 1) throw new ForwardedValueError(`${XFCC} has ${elements.length} elements: the proxy appended to a header from downstream; configure it to replace the header (Envoy: forward_client_cert_details: SANITIZE_SET)`);
-    const pairs = new Map<string, string>();
-    for (const pair of splitOutsideQuotes(elements[0] as string, ';')) {
-      const eq = pair.indexOf('=');
-      if (eq <= 0) throw new ForwardedValueError(`${XFCC} has a part that is not key=value`);
-      const key = pair.slice(0, eq).trim().toLowerCase();
-      let v = pair.slice(eq + 1).trim();
-      if (v.startsWith('"')) {
-        if (!v.endsWith('"') || v.length < 2) throw new ForwardedValueError(`${XFCC} ${key} has a broken quoted value`);
-        v = v.slice(1, -1).replace(/\\"/g, '"');
-      }
-      if (pairs.has(key)) throw new ForwardedValueError(`${XFCC} has ${key}= twice`);
-      pairs.set(key, v);
-    }
+    const pairs = xfccPairs(elements[0] as string);
     const cert = pairs.get('cert');
     if (cert === undefined) throw new ForwardedValueError(`${XFCC} has no Cert= (Envoy: set_current_client_cert_details: { cert: true })`);
-    const { leaf } = leafAndChain(pemCertificates(percentDecodeXfcc(cert, 'Cert'), `${XFCC} Cert`), `${XFCC} Cert`, false);
+    const { leaf } = leafAndChain(xfccCertificates(cert, 'Cert'), `${XFCC} Cert`, false);
     const hash = pairs.get('hash');
     if (hash !== undefined) {
       const actual = crypto.createHash('sha256').update(leaf).digest('hex');
@@ -109,12 +132,10 @@ export function readXfcc(headers: HeaderLines): ForwardedRead {
     const chainText = pairs.get('chain');
     let chain: Buffer[] = [];
     if (chainText !== undefined) {
-      const all = pemCertificates(percentDecodeXfcc(chainText, 'Chain'), `${XFCC} Chain`);
+      const all = xfccCertificates(chainText, 'Chain');
       if (!all[0]?.equals(leaf)) throw new ForwardedValueError(`${XFCC} Chain does not start with its Cert`);
       chain = all.slice(1);
     }
     return { kind: 'certificate', certs: leafAndChain([leaf, ...chain], `${XFCC} Chain`, true) };
   });
 }
-
-const percentDecodeXfcc = (v: string, key: string) => percentDecode(v, `${XFCC} ${key}`);
