@@ -17,6 +17,8 @@
  *   with nothing in flight, to every session that asked for the level (its GET stream). A
  *   session that never set a level gets messages only when its process serves one principal
  *   (as a server that was never told a level logs at its own).
+ * - a process started again (crash, idle stop) is told the sessions' subscriptions and level
+ *   before the first request that reaches it.
  */
 
 export const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'] as const;
@@ -72,6 +74,15 @@ export function leaving(session: NotifySession, rest: Iterable<NotifySession>): 
   const before = processLevel([session, ...others]);
   const after = processLevel(others);
   if (after !== undefined && after !== before) out.push({ method: 'logging/setLevel', params: { level: after } });
+  return out;
+}
+
+/** What a new process of these sessions is told (after a restart): every URI some session holds, the level they ask for. */
+export function restore(sessions: Iterable<NotifySession>): { method: string; params: Record<string, unknown> }[] {
+  const all = [...sessions];
+  const out: { method: string; params: Record<string, unknown> }[] = [...new Set(all.flatMap((s) => [...s.subscriptions]))].map((uri) => ({ method: 'resources/subscribe', params: { uri } }));
+  const level = processLevel(all);
+  if (level !== undefined) out.push({ method: 'logging/setLevel', params: { level } });
   return out;
 }
 

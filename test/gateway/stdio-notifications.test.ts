@@ -186,3 +186,18 @@ test('server-everything (stdio, shared): progress of two callers\' concurrent ca
     await bob.close();
   }
 });
+
+test('a shared process started again (it crashed) is told the sessions\' subscriptions and level before the next request reaches it', async () => {
+  const alice = await connect('/mcp/notify', 'alice');
+  try {
+    await alice.client.subscribeResource({ uri: 'note://a' });
+    await alice.client.setLoggingLevel('warning');
+    await assert.rejects(alice.client.callTool({ name: 'exit', arguments: {} }), /exited before answering/);
+    let after: { level: string | null; subscribed: string[] } | undefined;
+    // a process that exits soon after starting is started again after a backoff (0.5 s, doubling)
+    for (let i = 0; i < 40 && !after; i++) after = await state(alice).catch(async () => void (await new Promise((r) => setTimeout(r, 250))));
+    assert.deepEqual(after, { level: 'warning', subscribed: ['note://a'] });
+  } finally {
+    await alice.close();
+  }
+});
