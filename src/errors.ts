@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   TOKEN_REFUSED: 'permission',
   // an ID token refused at ca serve POST /login/sign (ca/oidc/refused.ts: the refusal's own code says why)
   OIDC_REFUSED: 'permission',
+  // a delegation refused (mcp-mtls delegate, ca serve POST /delegate; docs/delegation.md)
+  DELEGATION_REFUSED: 'permission',
   // revocation
   ALREADY_REVOKED: 'data',
   // online renewal: a revoked certificate, or one that was renewed already (a certificate renews once)

@@ -85,6 +85,11 @@ export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'>, Validi
   /** serial of the certificate this one renews (lowercase hex); recorded in the index, not checked */
   readonly renewedFrom?: string;
   /**
+   * a delegated certificate (with `actingFor`): the serial of the delegator's certificate that
+   * signed the grant; recorded in the index, and revoking that serial revokes this one (revocation.ts)
+   */
+  readonly delegatedFrom?: string;
+  /**
    * where `spki` came from, for the index's `keySource`: a CSR (a new key) or the renewed
    * certificate (the same key). Default: 'reused' with `renewedFrom`, else 'csr'
    */
@@ -165,6 +170,7 @@ interface Prepared {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly renewedFrom?: string;
+  readonly delegatedFrom?: string;
   readonly spkiFrom?: 'csr' | 'reused';
 }
 
@@ -383,7 +389,7 @@ export class Authority {
     }
     checkClientClaims(this.config, claims);
     const validity = this.#validity('client', r);
-    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
+    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.delegatedFrom ? { delegatedFrom: r.delegatedFrom } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
   }
 
   #prepareServer(request: ServerRequest): Prepared {
@@ -520,6 +526,8 @@ export class Authority {
       keyType: p.keyType,
       keySource: p.key ? 'generated' : (p.spkiFrom ?? (p.renewedFrom ? 'reused' : 'csr')),
       ...(p.renewedFrom ? { renewedFrom: p.renewedFrom } : {}),
+      ...(c?.actingForPrincipal ? { actingFor: c.actingForPrincipal } : {}),
+      ...(p.delegatedFrom ? { delegatedFrom: p.delegatedFrom } : {}),
       fingerprint: crypto.createHash('sha256').update(der).digest('hex'),
       notBefore: p.notBefore.toISOString(),
       notAfter: p.notAfter.toISOString(),

@@ -16,7 +16,7 @@ import { actor, type Authority } from './authority.js';
 import { intermediateSigner, rootSigner as rootKeySigner } from './ca-keys.js';
 import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
 import { parseDuration } from '../util/duration.js';
-import { revokedIn, successorIn, type IndexRecord, type IssuedRecord, type RevokedRecord, type StoreTransaction } from './store/store.js';
+import { delegatedFromIn, revokedIn, successorIn, type IndexRecord, type IssuedRecord, type RevokedRecord, type StoreTransaction } from './store/store.js';
 
 export function parseReason(s: string): RevocationReason {
   if (s in REVOCATION_REASONS && s !== 'cACompromise') return s as RevocationReason;
@@ -103,7 +103,7 @@ export interface RevokeResult {
   readonly issued: IssuedRecord;
   /** the cRLNumber of the intermediate's CRL re-signed with it, in decimal */
   readonly crlNumber: string;
-  /** the certificates that renewed it (and renewed those, ...), revoked with it, in order */
+  /** the certificates that renewed it (and renewed those, ...), and those delegated with any of them (profile v1.1), revoked with it, in order */
   readonly alsoRevoked: readonly string[];
 }
 
@@ -138,6 +138,17 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
       await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
       records.push(r);
       alsoRevoked.push(next.serial);
+    }
+    // revoking a person revokes what they delegated: every delegated certificate granted with a
+    // serial revoked here (whatever the reason: a superseded certificate no longer vouches either)
+    for (const from of [serial, ...alsoRevoked]) {
+      for (const d of delegatedFromIn(index, from)) {
+        if (revokedIn(index, d.serial) || records.some((x) => x.serial === d.serial)) continue;
+        const r: RevokedRecord = { op: 'revoke', serial: d.serial, reason, revokedAt };
+        await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial: d.serial, reason, delegatedFrom: from, type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
+        records.push(r);
+        alsoRevoked.push(d.serial);
+      }
     }
     const crl = await signIntermediateCrl(ca, tx, number, [...index, ...records], signer);
     return { record, issued, crlNumber: String(parseCrl(crl).number), alsoRevoked };

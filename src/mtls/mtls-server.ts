@@ -85,6 +85,11 @@ export interface MtlsServerOptions extends MtlsTlsMaterial {
   readonly mode?: 'default' | 'strict';
   /** Accepted trust domains; undefined accepts any trust domain the CA issues. */
   readonly trustDomains?: readonly string[];
+  /**
+   * false: a delegated certificate (profile v1.1, docs/delegation.md) is its holder, the actor,
+   * alone: no `actingFor`, none of the delegated teams or roles. Default true.
+   */
+  readonly delegation?: boolean;
   /** several tenants: the root (PEM) each trust domain must chain to (see authenticate.ts) */
   readonly trustDomainRoots?: Readonly<Record<string, string | Buffer>>;
   /** Receives `auth.refused` and `reload` events. */

@@ -84,7 +84,8 @@ const LISTENER_TRUST_KEYS = ['cert', 'crl', 'crlFiles', 'crlUrls', 'crlFromCerti
  */
 export function listenerTrustOptions(options: ListenerTrustOptions): ListenerTrustOptions {
   const set: Record<string, unknown> = {};
-  for (const key of LISTENER_TRUST_KEYS) if (options[key]) set[key] = options[key];
+  // delegation: false is a setting, not an absence
+  for (const key of LISTENER_TRUST_KEYS) if (options[key] || (key === 'delegation' && options[key] === false)) set[key] = options[key];
   return set as ListenerTrustOptions;
 }
 

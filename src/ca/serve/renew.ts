@@ -23,8 +23,10 @@ import type { RenewPeer } from './peer.js';
 import { HttpError } from './http.js';
 
 export async function renewForPeer(ca: Authority, peer: RenewPeer, csr: Uint8Array | undefined): Promise<IssuedCertificate> {
-  const spki = csr ? verifyCsr(csr).spki : peer.cert.spki;
   const old = peer.identity;
+  // a delegated certificate is exchanged again (POST /delegate), never renewed: renewal would drop the delegation's checks
+  if (old.actingFor) throw new HttpError(403, 'DELEGATED_NOT_RENEWABLE', `certificate ${old.serial} acts for ${old.actingFor.principal}: a delegated certificate is not renewed`, 'exchange the grant again at POST /delegate');
+  const spki = csr ? verifyCsr(csr).spki : peer.cert.spki;
   const lifetime = peer.cert.notAfter.getTime() - peer.cert.notBefore.getTime() - BACKDATE_MS;
   const left = ca.intermediate.notAfter.getTime() - ca.now().getTime() - 1000;
   let successor: string | undefined;

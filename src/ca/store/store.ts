@@ -26,6 +26,10 @@ export interface IssuedRecord {
   readonly keySource: 'generated' | 'csr' | 'reused';
   /** the serial this certificate renews */
   readonly renewedFrom?: string;
+  /** profile v1.1, a delegated certificate: the principal URI it acts for (the holder is `principal`) */
+  readonly actingFor?: string;
+  /** profile v1.1: the serial of the delegator's certificate the delegation was granted with; revoking it revokes this one */
+  readonly delegatedFrom?: string;
   readonly fingerprint: string;
   readonly notBefore: string;
   readonly notAfter: string;
@@ -176,6 +180,9 @@ export function renewalOfIndex(index: readonly IndexRecord[], serial: string): {
 }
 
 /** the certificate recorded as renewing `serial`, if any */
+/** The delegated certificates (profile v1.1) granted with the certificate `serial` (their `delegatedFrom`). */
+export const delegatedFromIn = (index: readonly IndexRecord[], serial: string): IssuedRecord[] => index.filter((r): r is IssuedRecord => r.op === 'issue' && r.delegatedFrom === serial);
+
 export const successorIn = (index: readonly IndexRecord[], serial: string): IssuedRecord | undefined => index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial);
 
 /** whether the index records a revocation of `serial` */

@@ -1,0 +1,149 @@
+/**
+ * `ca serve` POST /delegate: token exchange for delegated certificates (RFC 8693 in spirit;
+ * docs/delegation.md). The actor authenticates with its own client certificate (checked as
+ * /renew checks it: this CA's, byte for byte in the store, not revoked) and presents the
+ * delegator's proof: a delegation grant (src/delegation/grant.ts) signed with the delegator's own
+ * certificate. The CA answers with a certificate for the actor's key (or a CSR's) that acts for
+ * the delegator (identity profile v1.1).
+ *
+ * Checked, in order, each refusal with its own code (and audited by the server with actor and
+ * delegator): the actor is configured (config.yaml `delegation.actors`) and not itself delegated;
+ * the grant verifies, names this actor, and its certificate is this CA's own, valid and not
+ * revoked; the delegator is among those the actor may act for; the grant asks for no team or
+ * role the delegator lacks. Teams and roles are the grant's (default: all the delegator's) cut to
+ * the actor's maximum; the lifetime is the one asked (default 1h) cut at the configured caps, the
+ * delegator's certificate, the grant and the intermediate. The delegator's serial is recorded
+ * (`delegatedFrom`): revoking it revokes the delegated certificate (revocation.ts), and the
+ * issuing transaction re-checks it is not revoked.
+ */
+import type { IncomingMessage } from 'node:http';
+import { MtlsError, isMtlsError } from '../../errors.js';
+import { readGrant, type Grant } from '../../delegation/grant.js';
+import type { Identity } from '../../identity/identity.js';
+import { principalUri } from '../../identity/principal.js';
+import { compileSubjects } from '../../policy/subjects.js';
+import { parseDuration } from '../../util/duration.js';
+import { verifyCsr } from '../../x509/csr.js';
+import { parseCertificate } from '../../x509/certificate.js';
+import { parseCrl } from '../../x509/crl.js';
+import type { Authority, IssuedCertificate } from '../authority.js';
+import type { DelegationActorConfig } from '../delegation/config-schema.js';
+import { HttpError, readBody } from './http.js';
+import type { RenewPeer } from './peer.js';
+
+/** Default and ceiling of a delegated certificate's lifetime when config.yaml says nothing. */
+export const DEFAULT_DELEGATION_TTL_MS = 3600_000;
+
+/** The body of POST /delegate (JSON). */
+export interface DelegateRequest {
+  /** a delegation grant (`mcp-mtls delegate`) */
+  readonly grant?: string;
+  /** a PKCS#10 CSR (PEM) for the key the delegated certificate certifies; default the actor's own key */
+  readonly csr?: string;
+  /** the lifetime asked for, e.g. `30m` (default 1h; capped) */
+  readonly ttl?: string;
+}
+
+const refuse = (code: string, message: string, hint?: string) => new HttpError(403, code, message, hint);
+
+/** The body as a {@link DelegateRequest}, or 400. */
+export async function readDelegateBody(req: IncomingMessage): Promise<DelegateRequest> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const body = await readBody(req);
+  if (type !== 'application/json') throw new HttpError(400, 'BAD_CONTENT_TYPE', 'POST /delegate takes JSON: {"grant": "...", "csr"?: "PEM", "ttl"?: "1h"}', 'send Content-Type: application/json');
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'BAD_REQUEST', 'the body is not JSON');
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'BAD_REQUEST', 'the body is not a JSON object');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['grant', 'csr', 'ttl'].includes(k)) throw new HttpError(400, 'BAD_REQUEST', `unknown field "${k}"`, 'send grant, and optionally csr and ttl');
+  for (const k of ['grant', 'csr', 'ttl'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') throw new HttpError(400, 'BAD_REQUEST', `${k} must be a string`);
+  if (o.grant === undefined) throw new HttpError(400, 'PROOF_REQUIRED', 'POST /delegate needs the delegator\'s proof: "grant"', 'have the person sign one with `mcp-mtls delegate --to <actor>`');
+  return o as DelegateRequest;
+}
+
+/** The config.yaml entry for this actor, or 403. */
+function actorEntry(ca: Authority, actor: Identity): DelegationActorConfig {
+  const entry = ca.config.delegation?.actors.find((a) => a.actor === `${actor.kind}/${actor.id}`);
+  if (!entry) throw refuse('ACTOR_NOT_ALLOWED', `${actor.principal} may not act for anyone here (config.yaml delegation.actors names no ${actor.kind}/${actor.id})`, 'ask the operator to configure the actor in config.yaml delegation.actors');
+  return entry;
+}
+
+/** The grant, verified, for this actor, signed by a certificate this CA issued, valid and not (yet) revoked. */
+async function checkedGrant(ca: Authority, jws: string, actor: Identity, note: Record<string, unknown>): Promise<Grant> {
+  let grant: Grant;
+  try {
+    grant = await readGrant(jws, { trustDomain: ca.config.trustDomain, now: ca.now() });
+  } catch (e) {
+    if (isMtlsError(e, 'DELEGATION_REFUSED')) throw refuse('GRANT_INVALID', e.message, e.hint);
+    throw e;
+  }
+  Object.assign(note, { delegator: grant.delegator.principal, delegatorSerial: grant.delegator.serial, grantId: grant.id });
+  if (grant.actor !== actor.principal) throw refuse('GRANT_INVALID', `the grant is for ${grant.actor}, not for ${actor.principal}`, 'a grant is exchanged only by the actor it names');
+  const [stored, crlDer] = await Promise.all([ca.store.readIssued(grant.delegator.serial), ca.store.readCrl('intermediate')]);
+  if (!stored || !stored.equals(grant.certificate)) throw refuse('GRANT_INVALID', `the grant's certificate (${grant.delegator.serial}) is not one this CA issued`, 'sign the grant with a certificate of this CA');
+  const cert = parseCertificate(grant.certificate);
+  const now = ca.now();
+  if (now < cert.notBefore || now > cert.notAfter) throw refuse('GRANT_INVALID', `the grant's certificate ${grant.delegator.serial} is not valid now (valid ${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()})`, 'renew it and sign a new grant');
+  if (crlDer && parseCrl(crlDer).revokedSerials().has(grant.delegator.serial)) throw refuse('DELEGATOR_REVOKED', `the grant's certificate ${grant.delegator.serial} (${grant.delegator.principal}) is revoked`, 'the delegator needs a new certificate, then a new grant');
+  return grant;
+}
+
+/** At most `allowed` (undefined: anything), and never anything the delegator lacks. */
+function narrowed(what: 'team' | 'role', asked: readonly string[] | undefined, has: readonly string[], allowed: readonly string[] | undefined): string[] {
+  const want = asked ?? has;
+  const extra = want.filter((t) => !has.includes(t));
+  if (extra.length > 0) throw refuse('GRANT_EXCEEDS_DELEGATOR', `the grant asks for ${what}${extra.length > 1 ? 's' : ''} ${extra.join(', ')} that the delegator does not have`, `a delegation grants at most the delegator's own ${what}s`);
+  return want.filter((t) => allowed === undefined || allowed.includes(t));
+}
+
+/** Runs the exchange for an authenticated actor; `note` collects the audit fields. */
+export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: IncomingMessage, note: Record<string, unknown>): Promise<IssuedCertificate> {
+  const actor = peer.identity;
+  note.actor = actor.principal;
+  const request = await readDelegateBody(req);
+  if (actor.actingFor) throw refuse('DELEGATION_CHAIN', `${actor.principal} authenticated with a delegated certificate (for ${actor.actingFor.principal}): a delegation cannot be delegated further`, 'authenticate with the actor\'s own certificate');
+  const entry = actorEntry(ca, actor);
+  const grant = await checkedGrant(ca, request.grant as string, actor, note);
+  const delegator = grant.delegator;
+  if (delegator.principal === actor.principal) throw refuse('GRANT_INVALID', 'an actor cannot act for itself');
+  if (!compileSubjects(entry.for).matches(delegator)) {
+    throw refuse('DELEGATOR_NOT_ALLOWED', `${actor.principal} may not act for ${delegator.principal} (config.yaml delegation.actors[${entry.actor}].for)`, 'ask the operator, or use an actor that may act for this principal');
+  }
+  const teams = narrowed('team', grant.teams, delegator.teams, entry.teams);
+  const roles = narrowed('role', grant.roles, delegator.roles, entry.roles);
+  const now = ca.now().getTime();
+  const capMs = Math.min(entry.maxTtl ? parseDuration(entry.maxTtl, 'maxTtl') : Infinity, ca.config.delegation?.maxTtl ? parseDuration(ca.config.delegation.maxTtl, 'maxTtl') : DEFAULT_DELEGATION_TTL_MS);
+  let askedMs = DEFAULT_DELEGATION_TTL_MS;
+  if (request.ttl !== undefined) {
+    try {
+      askedMs = parseDuration(request.ttl, 'ttl');
+    } catch (e) {
+      throw new HttpError(400, 'BAD_REQUEST', (e as Error).message, 'e.g. "ttl": "30m"');
+    }
+  }
+  const end = Math.min(now + Math.min(askedMs, capMs), delegator.notAfter.getTime(), grant.expiresAt.getTime(), ca.intermediate.notAfter.getTime() - 1000);
+  const ttlMs = end - now;
+  if (ttlMs < 60_000) throw refuse('GRANT_INVALID', 'the grant or the delegator\'s certificate ends within a minute', 'sign a new grant');
+  const spki = request.csr ? verifyCsr(Buffer.from(request.csr)).spki : peer.cert.spki;
+  Object.assign(note, { teams, roles, key: request.csr ? 'csr' : 'actor' });
+  try {
+    const issued = await ca.issueClient(
+      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id }, spki, spkiFrom: request.csr ? 'csr' : 'reused', delegatedFrom: delegator.serial, ttlMs },
+      {
+        beforeCommit: async (tx) => {
+          // atomic with the commit: a revocation of the delegator a moment ago wins
+          if ((await tx.renewalOf(delegator.serial)).revoked) throw new MtlsError('CERT_REVOKED', `the delegator's certificate ${delegator.serial} (${principalUri(ca.config.trustDomain, delegator.kind, delegator.id)}) is revoked`);
+        },
+      },
+    );
+    Object.assign(note, { newSerial: issued.record.serial, notAfter: issued.record.notAfter });
+    return issued;
+  } catch (e) {
+    if (isMtlsError(e, 'CERT_REVOKED')) throw refuse('DELEGATOR_REVOKED', e.message, 'the delegator needs a new certificate, then a new grant');
+    throw e;
+  }
+}
