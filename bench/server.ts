@@ -14,6 +14,7 @@
  *    certificate (`$ssl_client_escaped_cert`) to createMtlsServer with trustedProxies, next to
  *    nginx in front of the same adapter without authentication; the server's CPU per request.
  * `npm run bench:server`; BENCH_SECONDS=0.3 BENCH_ROUNDS=1 is the smoke run the tests do.
+ * BENCH_CPU_PROF=DIR writes a V8 CPU profile of each server process to DIR/<mode>/ (node --cpu-prof).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -74,7 +75,7 @@ interface Child {
 
 function startChild(mode: string): Promise<Child> {
   return new Promise((resolve, reject) => {
-    const child: ChildProcess = fork(path.join(here, 'server-child.ts'), [mode, dir], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child: ChildProcess = fork(path.join(here, 'server-child.ts'), [mode, dir], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, mode)}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     child.once('error', reject);
     child.once('message', (m) => {
       const port = (m as { port: number }).port;
@@ -190,6 +191,8 @@ const reportForwarded = () => {
     console.log(`behind nginx ending TLS (tools/call; nginx's own CPU not counted):`);
     console.log(`  (d) nginx -> adapter, no authentication        ${median(plain.rps).toFixed(0).padStart(7)} req/s    ${median(plain.cpuPerReq).toFixed(0).padStart(6)} µs/req`);
     console.log(`  (e) nginx -> trustedProxies, forwarded cert    ${median(f.rps).toFixed(0).padStart(7)} req/s    ${median(f.cpuPerReq).toFixed(0).padStart(6)} µs/req`);
+    // each round's two cases ran back to back: their ratio is steadier than the ratio of medians on a loaded machine
+    console.log(`per-round ratios (e)/(d) of server CPU per request: ${f.cpuPerReq.map((x, i) => (x / plain.cpuPerReq[i]!).toFixed(3)).join(' ')}; median ${median(f.cpuPerReq.map((x, i) => x / plain.cpuPerReq[i]!)).toFixed(3)}x`);
     console.log(`ratio (e)/(d): server CPU per request ${(median(f.cpuPerReq) / median(plain.cpuPerReq)).toFixed(3)}x, throughput ${(median(f.rps) / median(plain.rps)).toFixed(2)}x`);
   } else console.log('behind nginx: not installed, no forwarded-certificate case');
 };
