@@ -3,7 +3,9 @@
  * docs/delegation.md). The actor authenticates with its own client certificate (checked as
  * /renew checks it: this CA's, byte for byte in the store, not revoked) and presents the
  * delegator's proof: a delegation grant (src/delegation/grant.ts) signed with the delegator's own
- * certificate. The CA answers with a certificate for the actor's key (or a CSR's) that acts for
+ * certificate, or an ID token from a configured identity provider (config.yaml `login.providers`,
+ * verified by src/ca/oidc) whose audience is the actor's own client id (`delegation.actors[].clientId`),
+ * so one platform never exchanges a token another platform received; an ID token is used once. The CA answers with a certificate for the actor's key (or a CSR's) that acts for
  * the delegator (identity profile v1.1).
  *
  * Checked, in order, each refusal with its own code (and audited by the server with actor and
@@ -30,6 +32,12 @@ import type { Authority, IssuedCertificate } from '../authority.js';
 import type { DelegationActorConfig } from '../delegation/config-schema.js';
 import { HttpError, readBody } from './http.js';
 import type { RenewPeer } from './peer.js';
+import { oidcHttpError } from './login.js';
+import { mapClaims } from '../oidc/claims-mapping.js';
+import { loginProviders, type LoginProviders } from '../oidc/providers.js';
+import { OidcRefused } from '../oidc/refused.js';
+import { verifyIdToken } from '../oidc/verify-id-token.js';
+import type { StoreTransaction } from '../store/store.js';
 
 /** Default and ceiling of a delegated certificate's lifetime when config.yaml says nothing. */
 export const DEFAULT_DELEGATION_TTL_MS = 3600_000;
@@ -38,6 +46,8 @@ export const DEFAULT_DELEGATION_TTL_MS = 3600_000;
 export interface DelegateRequest {
   /** a delegation grant (`mcp-mtls delegate`) */
   readonly grant?: string;
+  /** or: an ID token the actor received for the delegator (its audience: the actor's clientId) */
+  readonly idToken?: string;
   /** a PKCS#10 CSR (PEM) for the key the delegated certificate certifies; default the actor's own key */
   readonly csr?: string;
   /** the lifetime asked for, e.g. `30m` (default 1h; capped) */
@@ -59,9 +69,9 @@ export async function readDelegateBody(req: IncomingMessage): Promise<DelegateRe
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'BAD_REQUEST', 'the body is not a JSON object');
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['grant', 'csr', 'ttl'].includes(k)) throw new HttpError(400, 'BAD_REQUEST', `unknown field "${k}"`, 'send grant, and optionally csr and ttl');
-  for (const k of ['grant', 'csr', 'ttl'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') throw new HttpError(400, 'BAD_REQUEST', `${k} must be a string`);
-  if (o.grant === undefined) throw new HttpError(400, 'PROOF_REQUIRED', 'POST /delegate needs the delegator\'s proof: "grant"', 'have the person sign one with `mcp-mtls delegate --to <actor>`');
+  for (const k of Object.keys(o)) if (!['grant', 'idToken', 'csr', 'ttl'].includes(k)) throw new HttpError(400, 'BAD_REQUEST', `unknown field "${k}"`, 'send grant or idToken, and optionally csr and ttl');
+  for (const k of ['grant', 'idToken', 'csr', 'ttl'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') throw new HttpError(400, 'BAD_REQUEST', `${k} must be a string`);
+  if ((o.grant === undefined) === (o.idToken === undefined)) throw new HttpError(400, 'PROOF_REQUIRED', 'POST /delegate needs the delegator\'s proof: exactly one of "grant" and "idToken"', 'have the person sign a grant with `mcp-mtls delegate --to <actor>`, or send the ID token of their sign-in');
   return o as DelegateRequest;
 }
 
@@ -107,14 +117,14 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
   const request = await readDelegateBody(req);
   if (actor.actingFor) throw refuse('DELEGATION_CHAIN', `${actor.principal} authenticated with a delegated certificate (for ${actor.actingFor.principal}): a delegation cannot be delegated further`, 'authenticate with the actor\'s own certificate');
   const entry = actorEntry(ca, actor);
-  const grant = await checkedGrant(ca, request.grant as string, actor, note);
-  const delegator = grant.delegator;
+  const proof = request.grant !== undefined ? await grantProof(ca, request.grant, actor, note) : await idTokenProof(ca, request.idToken as string, entry, note);
+  const delegator = proof.delegator;
   if (delegator.principal === actor.principal) throw refuse('GRANT_INVALID', 'an actor cannot act for itself');
   if (!compileSubjects(entry.for).matches(delegator)) {
     throw refuse('DELEGATOR_NOT_ALLOWED', `${actor.principal} may not act for ${delegator.principal} (config.yaml delegation.actors[${entry.actor}].for)`, 'ask the operator, or use an actor that may act for this principal');
   }
-  const teams = narrowed('team', grant.teams, delegator.teams, entry.teams);
-  const roles = narrowed('role', grant.roles, delegator.roles, entry.roles);
+  const teams = narrowed('team', proof.teams, delegator.teams, entry.teams);
+  const roles = narrowed('role', proof.roles, delegator.roles, entry.roles);
   const now = ca.now().getTime();
   const capMs = Math.min(entry.maxTtl ? parseDuration(entry.maxTtl, 'maxTtl') : Infinity, ca.config.delegation?.maxTtl ? parseDuration(ca.config.delegation.maxTtl, 'maxTtl') : DEFAULT_DELEGATION_TTL_MS);
   let askedMs = DEFAULT_DELEGATION_TTL_MS;
@@ -125,25 +135,81 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
       throw new HttpError(400, 'BAD_REQUEST', (e as Error).message, 'e.g. "ttl": "30m"');
     }
   }
-  const end = Math.min(now + Math.min(askedMs, capMs), delegator.notAfter.getTime(), grant.expiresAt.getTime(), ca.intermediate.notAfter.getTime() - 1000);
-  const ttlMs = end - now;
+  const end = Math.min(now + Math.min(askedMs, capMs), proof.notAfter.getTime(), ca.intermediate.notAfter.getTime() - 1000);
+  // an end, not a lifetime (the clock moves on before signing), in whole seconds rounded down: the caps hold
+  const notAfter = new Date(Math.floor(end / 1000) * 1000);
+  const ttlMs = notAfter.getTime() - now;
   if (ttlMs < 60_000) throw refuse('GRANT_INVALID', 'the grant or the delegator\'s certificate ends within a minute', 'sign a new grant');
   const spki = request.csr ? verifyCsr(Buffer.from(request.csr)).spki : peer.cert.spki;
   Object.assign(note, { teams, roles, key: request.csr ? 'csr' : 'actor' });
   try {
     const issued = await ca.issueClient(
-      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id }, spki, spkiFrom: request.csr ? 'csr' : 'reused', delegatedFrom: delegator.serial, ttlMs },
-      {
-        beforeCommit: async (tx) => {
-          // atomic with the commit: a revocation of the delegator a moment ago wins
-          if ((await tx.renewalOf(delegator.serial)).revoked) throw new MtlsError('CERT_REVOKED', `the delegator's certificate ${delegator.serial} (${principalUri(ca.config.trustDomain, delegator.kind, delegator.id)}) is revoked`);
-        },
-      },
+      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id }, spki, spkiFrom: request.csr ? 'csr' : 'reused', ...(proof.serial ? { delegatedFrom: proof.serial } : {}), notAfter },
+      { beforeCommit: proof.beforeCommit },
     );
     Object.assign(note, { newSerial: issued.record.serial, notAfter: issued.record.notAfter });
     return issued;
   } catch (e) {
     if (isMtlsError(e, 'CERT_REVOKED')) throw refuse('DELEGATOR_REVOKED', e.message, 'the delegator needs a new certificate, then a new grant');
+    if (e instanceof OidcRefused) throw oidcHttpError(e, 5);
+    throw e;
+  }
+}
+
+/** Who the proof names and what it allows, whichever kind it is. */
+interface Proof {
+  readonly delegator: { readonly principal: string; readonly trustDomain: string; readonly kind: 'user' | 'service'; readonly id: string; readonly teams: readonly string[]; readonly roles: readonly string[] };
+  /** what the proof asks for (undefined: all the delegator's) */
+  readonly teams?: readonly string[];
+  readonly roles?: readonly string[];
+  /** the delegated certificate ends by then at the latest */
+  readonly notAfter: Date;
+  /** the delegator's certificate (a grant): revoking it revokes the delegated one */
+  readonly serial?: string;
+  readonly beforeCommit: (tx: StoreTransaction) => Promise<void>;
+}
+
+async function grantProof(ca: Authority, jws: string, actor: Identity, note: Record<string, unknown>): Promise<Proof> {
+  const grant = await checkedGrant(ca, jws, actor, note);
+  const d = grant.delegator;
+  return {
+    delegator: d,
+    ...(grant.teams ? { teams: grant.teams } : {}),
+    ...(grant.roles ? { roles: grant.roles } : {}),
+    notAfter: new Date(Math.min(d.notAfter.getTime(), grant.expiresAt.getTime())),
+    serial: d.serial,
+    beforeCommit: async (tx) => {
+      // atomic with the commit: a revocation of the delegator a moment ago wins
+      if ((await tx.renewalOf(d.serial)).revoked) throw new MtlsError('CERT_REVOKED', `the delegator's certificate ${d.serial} (${d.principal}) is revoked`);
+    },
+  };
+}
+
+/** The login providers of config.yaml, once per authority (their keys are fetched and kept). */
+const PROVIDERS = new WeakMap<Authority, LoginProviders | undefined>();
+
+async function idTokenProof(ca: Authority, token: string, entry: DelegationActorConfig, note: Record<string, unknown>): Promise<Proof> {
+  if (!PROVIDERS.has(ca)) PROVIDERS.set(ca, loginProviders(ca.config, ca.layout.dir));
+  const providers = PROVIDERS.get(ca);
+  if (!providers) throw refuse('ID_TOKEN_NOT_ACCEPTED', 'this CA has no identity providers (config.yaml login.providers)', 'send a delegation grant instead');
+  if (!entry.clientId) throw refuse('ID_TOKEN_NOT_ACCEPTED', `config.yaml names no clientId for ${entry.actor}: it cannot exchange ID tokens`, 'the operator sets delegation.actors[].clientId to the actor\'s client id at the provider');
+  try {
+    // the audience must be this actor's own client id: a token another platform (or the CLI) received is refused
+    const verified = await verifyIdToken(providers, token, { audience: entry.clientId, now: ca.now() });
+    const mapped = mapClaims(verified.provider, verified.claims);
+    const principal = principalUri(ca.config.trustDomain, 'user', mapped.id);
+    Object.assign(note, { delegator: principal, provider: verified.provider.name, idpSubject: verified.subject });
+    return {
+      delegator: { principal, trustDomain: ca.config.trustDomain, kind: 'user', id: mapped.id, teams: mapped.teams, roles: mapped.roles },
+      notAfter: new Date(verified.claims.exp * 1000), // the token's own end (expiresAt adds the clock skew, for the replay record)
+      beforeCommit: async (tx) => {
+        if (!(await tx.useOnce(verified.replayKey, verified.expiresAt, ca.now()))) {
+          throw new OidcRefused('OIDC_REPLAY', 'this ID token was used already (an ID token is traded once)', 'sign the person in again for a new ID token', { provider: verified.provider.name, idpSubject: verified.subject });
+        }
+      },
+    };
+  } catch (e) {
+    if (e instanceof OidcRefused) throw oidcHttpError(e, 5);
     throw e;
   }
 }
