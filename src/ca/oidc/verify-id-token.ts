@@ -15,8 +15,7 @@
  *   audiences `azp` is required, and when present `azp` must be accepted too;
  * - `exp` in the future and `iat` in the past, `nbf` (if any) reached, with 60 s of skew; `iat`
  *   at most `maxAgeSeconds` (600) ago: an ID token is traded right after sign-in;
- * - `sub` present; `nonce`: when the token carries one, the caller's must equal it, and a
- *   caller that sent one needs a token that carries it.
+ * - `sub` present; `nonce`: when the token carries one, the caller's must equal it.
  *
  * It does not record the use: the caller does, in its own transaction, with {@link replayKey}.
  */
@@ -46,7 +45,7 @@ export interface VerifiedIdToken {
   readonly claims: JWTPayload & { sub: string; exp: number };
   /** the IdP's subject (`sub`): for the audit line */
   readonly subject: string;
-  /** when the token expires: how long its replay record must be kept */
+  /** until when the token could be accepted (exp or iat + the age limit, plus skew): how long its replay record must be kept */
   readonly expiresAt: Date;
   /** the key its one use is recorded under (see {@link replayKey}) */
   readonly replayKey: string;
@@ -113,12 +112,15 @@ export async function verifyIdToken(providers: LoginProviders, token: string, op
   }
   if (typeof claims.sub !== 'string' || claims.sub === '') throw refuse('OIDC_TOKEN_INVALID', 'the ID token has no subject (sub)', SIGN_IN_AGAIN, who);
   checkNonce(claims.nonce, options.nonce, who);
-  return { provider, claims: claims as VerifiedIdToken['claims'], subject: claims.sub, expiresAt: new Date((claims.exp as number) * 1000 + CLOCK_SKEW_SECONDS * 1000), replayKey: replayKey(provider.issuer, token) };
+  // the record is needed while the token could be accepted: until exp, or iat + the age limit, whichever is first (plus the skew)
+  const acceptableUntil = Math.min(claims.exp as number, (claims.iat as number) + (options.maxAgeSeconds ?? 600)) + CLOCK_SKEW_SECONDS;
+  return { provider, claims: claims as VerifiedIdToken['claims'], subject: claims.sub, expiresAt: new Date(acceptableUntil * 1000), replayKey: replayKey(provider.issuer, token) };
 }
 
 function checkNonce(inToken: unknown, sent: string | undefined, who: { provider?: string; idpSubject?: string }): void {
-  if (inToken === undefined && sent === undefined) return;
-  if (inToken === undefined) throw refuse('OIDC_NONCE', 'a nonce was sent but the ID token carries none', 'send the ID token of the sign-in that used this nonce', who);
+  // a token without a nonce (a flow that had none, e.g. some device flows): nothing to bind; a
+  // thief of such a token would simply not send the header, so refusing it would protect nothing
+  if (inToken === undefined) return;
   if (sent === undefined) throw refuse('OIDC_NONCE', 'the ID token carries a nonce: send it in the Mcp-Mtls-Nonce header', 'send the nonce of the sign-in with the token', who);
   const a = Buffer.from(String(inToken));
   const b = Buffer.from(sent);
