@@ -41,8 +41,13 @@ const otherKey = generateKey('ec-p256');
 const other = signCertificate(intermediateFields(rootInfo as never, { name: 'Key Test Other CA', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 50 * HOUR), spki: otherKey.spki }), signerOf(rootKey));
 const leaf = (issuer: typeof rootInfo, key: ReturnType<typeof generateKey>, id: string, hours: number) =>
   signCertificate(clientFields(issuer as never, { serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + hours * HOUR), spki: generateKey('ec-p256').spki, keyType: 'ec-p256', claims: normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id, teams: [], roles: [] }) }), signerOf(key));
+/** a CA under the root that ends at 2 h, before its leaf (24 h) */
+const shortKey = generateKey('ec-p256');
+const shortF = intermediateFields(rootInfo as never, { name: 'Key Test Short CA', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 2 * HOUR), spki: shortKey.spki });
+const shortCa = signCertificate(shortF, signerOf(rootKey));
 const alice = leaf(rootInfo, rootKey, 'alice', 24);
 const dave = leaf(interInfo, interKey, 'dave', 24);
+const erin = leaf({ subjectName: shortF.subjectName, keyId: keyIdentifier(shortKey.spki), notAfter: shortF.notAfter }, shortKey, 'erin', 24);
 
 const auth = createAuthenticator({ caCertificates: [root], clock: () => new Date(now) });
 const reader = createForwardedReader(
@@ -125,6 +130,17 @@ test('a kept answer follows revocation and expiry on the next request, and un-re
   now = start + 25 * HOUR; // alice's certificate ends at 24 h
   try {
     assert.equal(await send('127.0.0.2', [['ssl-client-cert', value]]), 'certificate_expired');
+  } finally {
+    now = start;
+  }
+});
+
+test('a kept answer is verified again once the first CA certificate on its chain has expired', async () => {
+  const lines: [string, string][] = [['client-cert', sf(erin)], ['client-cert-chain', sf(shortCa)]];
+  assert.equal(await send('127.0.0.3', lines), 'ok erin');
+  now = start + 3 * HOUR; // the CA ends at 2 h, erin at 24 h
+  try {
+    assert.equal(await send('127.0.0.3', lines), 'certificate_expired');
   } finally {
     now = start;
   }
