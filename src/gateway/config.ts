@@ -7,6 +7,7 @@ import { isDuration } from '../util/duration.js';
 import { MtlsError } from '../errors.js';
 import { FORWARDED_FORMATS } from '../mtls/trusted-proxies.js';
 import { resolveStdioPaths, StdioRouteSchema } from './stdio-config.js';
+import { CredentialSchema } from './credentials.js';
 
 const duration = z.string().refine(isDuration, 'a duration such as 30s or 2m');
 
@@ -68,7 +69,14 @@ export const GatewayConfigSchema = z.strictObject({
         policy: z.string(),
         /** files for an https upstream: a CA to trust, and a client certificate and key to present */
         upstreamTls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
-      }).refine((r) => (r.upstream === undefined) !== (r.stdio === undefined), 'give upstream (an http(s) URL) or stdio (a command), not both'),
+        /** an HTTP upstream's credentials: request headers per caller, chosen by identity (upstream-credentials.ts; a stdio upstream's go in stdio.credentials) */
+        credentials: z.array(CredentialSchema).optional(),
+        /** a caller no credentials entry is for is refused (default true when there are credentials) */
+        credentialsRequired: z.boolean().optional(),
+      })
+        .refine((r) => (r.upstream === undefined) !== (r.stdio === undefined), 'give upstream (an http(s) URL) or stdio (a command), not both')
+        .refine((r) => !r.credentials || r.upstream !== undefined, 'a stdio route\'s credentials go in stdio.credentials (as env)')
+        .refine((r) => !(r.credentials ?? []).some((c) => !c.headers), 'an HTTP upstream gets credentials as headers, not env'),
     )
     .min(1),
   /** more host names a client's `Host` may name, besides the gateway certificate's names and loopback; `"*"` turns the Host and Origin checks off (DNS rebinding protection) */
@@ -126,6 +134,7 @@ export function loadGatewayConfig(file: string): GatewayConfig {
       ...r,
       policy: abs(r.policy),
       ...(r.stdio ? { stdio: resolveStdioPaths(r.stdio, abs) } : {}),
+      ...(r.credentials ? { credentials: r.credentials.map((c) => ({ ...c, headers: Object.fromEntries(Object.entries(c.headers ?? {}).map(([k, v]) => [k, 'file' in v ? { ...v, file: abs(v.file) } : v])) })) } : {}),
       ...(r.upstreamTls ? { upstreamTls: Object.fromEntries(Object.entries(r.upstreamTls).map(([k, v]) => [k, abs(v as string)])) } : {}),
     })),
     ...(c.audit ? { audit: abs(c.audit) } : {}),

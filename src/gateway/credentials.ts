@@ -36,9 +36,10 @@ export const CredentialSchema = z
     /** HTTP upstreams: header name -> where its secret is read, and its `format` (`Bearer {secret}`) */
     headers: z
       .record(
-        z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name').refine((h) => !RESERVED_HEADERS.test(h), 'a header the gateway sets or drops itself'),
+        z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name'),
         headerSource,
       )
+      .refine((h) => !Object.keys(h).some((k) => RESERVED_HEADERS.test(k)), 'a header the gateway sets or drops itself (Host, Content-Type, Mcp-*, X-Forwarded-*, ...) cannot carry a credential')
       .optional(),
   })
   .refine((c) => (c.env === undefined) !== (c.headers === undefined), 'give env (a stdio upstream\'s variables) or headers (an HTTP upstream\'s), not both')

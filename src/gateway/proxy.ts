@@ -112,6 +112,13 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
       return sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
     }
 
+    // the caller's credential for the upstream (upstream-credentials.ts): none for it is a denial, never another's
+    const credential = route.credentials?.for(identity);
+    if (credential && 'refused' in credential) {
+      options.audit?.write({ event: 'credential.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: credential.refused, remote });
+      return sendJson(res, 403, { jsonrpc: '2.0', id: null, error: { code: -32001, message: credential.refused } });
+    }
+
     // 2, 3. the gate, and the identity in the body
     let body: string | undefined;
     let mcpName: string | undefined;
@@ -140,7 +147,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     }
 
     // 3. the identity in the headers
-    const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}), ...(lastEventId ? { lastEventId } : {}) });
+    const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}), ...(lastEventId ? { lastEventId } : {}), ...(route.credentials ? { drop: route.credentials.names, ...(credential && 'headers' in credential ? { inject: credential.headers } : {}) } : {}) });
     const upstreamUrl = upstreamUrlFor(route, below);
     if (!upstreamUrl) return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
     if ((isStream || listens) && !streams.tryOpen(identity.fingerprint, res)) {

@@ -13,6 +13,8 @@ import { forwardedCertificateOf } from '../mtls/trusted-proxies.js';
 /** Request headers never forwarded: hop-by-hop, and identity claims a client could forge. */
 const DROP_REQUEST = new Set([
   'host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-connection', 'te', 'trailer',
+  // credentials for the gateway as a proxy, not for the upstream (found testing injected credentials: it was passed on)
+  'proxy-authorization',
   XFCC, 'x-forwarded-user', 'x-remote-user', 'x-mcp-user', 'x-mcp-identity', 'x-user', 'x-auth-request-user', 'forwarded',
   // the client-certificate headers other TLS proxies set (Traefik, nginx setups, AWS ALB, Azure),
   // which an upstream written for one of them trusts (found in review, issue 16)
@@ -51,13 +53,20 @@ export interface UpstreamHeaderValues {
   readonly isStream: boolean;
   /** the `Last-Event-ID` to forward: only one the gateway checked (resume.ts); the client's own header is never passed on */
   readonly lastEventId?: string;
+  /** more header names (lowercase) never passed on: those the gateway injects for the route (upstream-credentials.ts) */
+  readonly drop?: ReadonlySet<string>;
+  /** headers the gateway sets for the caller (its credential), after the client's are removed */
+  readonly inject?: Readonly<Record<string, string>>;
 }
 
 /** The client's headers as the upstream gets them. */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, values: UpstreamHeaderValues): Record<string, string> {
   const headers: Record<string, string> = {};
+  // the headers `Connection` names are hop-by-hop too (RFC 9110 7.6.1): never forwarded
+  const connection = incoming.connection;
+  const named = new Set(String(Array.isArray(connection) ? connection.join(',') : (connection ?? '')).split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
   for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || DROP_REQUEST.has(k)) continue;
+    if (v === undefined || DROP_REQUEST.has(k) || named.has(k) || values.drop?.has(k)) continue;
     headers[k] = Array.isArray(v) ? v.join(', ') : v;
   }
   if (values.mcpName !== undefined) headers['mcp-name'] = values.mcpName;
@@ -69,5 +78,6 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, values: Up
   // a replay only of a stream this caller was sent, decided as that stream (resume.ts)
   delete headers['last-event-id'];
   if (values.isStream && values.lastEventId !== undefined) headers['last-event-id'] = values.lastEventId;
+  if (values.inject) Object.assign(headers, values.inject);
   return headers;
 }

@@ -5,6 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { Policy } from '../policy/compile.js';
+import type { UpstreamCredentials } from './upstream-credentials.js';
 
 /** One upstream MCP server behind the gateway; a request goes to the route with the longest matching prefix. */
 export interface GatewayRoute {
@@ -16,6 +17,8 @@ export interface GatewayRoute {
   readonly policy: () => Policy;
   /** For HTTPS upstreams: carries the gateway's own client certificate and trusted CA. Default: the gateway's plain connection pools. */
   readonly dispatcher?: Dispatcher;
+  /** Headers per caller for the upstream (`Authorization: Bearer ...`), and the callers refused for want of one (upstream-credentials.ts). */
+  readonly credentials?: UpstreamCredentials;
 }
 
 /** The methods of the Streamable HTTP transport; any other is answered 405. */

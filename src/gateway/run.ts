@@ -18,6 +18,7 @@ import { parseDuration } from '../util/duration.js';
 import { stderrLog } from '../util/log.js';
 import type { GatewayConfig } from './config.js';
 import { UpstreamProbe } from './health.js';
+import { UpstreamCredentials } from './upstream-credentials.js';
 import { GatewayMetrics } from './metrics.js';
 import { createGatewayHandler } from './proxy.js';
 import { sendJsonResponse } from '../util/json-response.js';
@@ -88,7 +89,9 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       : undefined;
     const s = stdio.get(r.path);
     if (s) return { prefix: r.path, upstream: s.url, policy: () => w.current(), dispatcher: s.dispatcher };
-    return { prefix: r.path, upstream: new URL(r.upstream as string), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}) };
+    const credentials = r.credentials?.length ? new UpstreamCredentials(r.path, r.credentials, r.credentialsRequired ?? true, log) : undefined;
+    credentials?.load(options.env);
+    return { prefix: r.path, upstream: new URL(r.upstream as string), policy: () => w.current(), ...(dispatcher ? { dispatcher } : {}), ...(credentials ? { credentials } : {}) };
   });
   const handler = createGatewayHandler({ routes, metrics, upstreamTimeoutMs: parseDuration(config.upstreamTimeout), maxBodyBytes: config.maxBodyBytes, log, ...(audit ? { audit } : {}), ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {}), ...(config.allowedOrigins ? { allowedOrigins: config.allowedOrigins } : {}) });
   // the gateway watches its files itself (CRLs and its certificate, below): not the listener too
@@ -150,6 +153,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       const fresh = tlsMaterial(config);
       const closed = server.reloadCrls(fresh.crl ?? []);
       server.setCertificate({ cert: fresh.cert, key: fresh.key });
+      for (const r of routes) r.credentials?.load(options.env); // rotated tokens
       log(`reloaded CRLs and certificate${closed ? `; closed ${closed} revoked connection(s)` : ''}`);
       void server.refreshCrls(); // and fetch the CRL URLs now
     } catch (e) {

@@ -7,11 +7,12 @@ import type { Writable } from 'node:stream';
  * request: principal, method, target, allowed, ruleId, reason, ...), `auth.refused` (a client
  * certificate was refused: reason, fingerprint, remote address), `session.refused` (an MCP
  * session was used by another certificate), `response.refused` (the gateway did not forward
- * an upstream message it could not parse or decide: reason, route, method) or `reload` (CRLs
+ * an upstream message it could not parse or decide: reason, route, method), `credential.refused`
+ * (the gateway holds no credential of the route's upstream for the caller: reason, route) or `reload` (CRLs
  * or the server certificate were reloaded). The other fields depend on the event.
  */
 export interface AuditEvent {
-  readonly event: 'decision' | 'auth.refused' | 'session.refused' | 'response.refused' | 'reload';
+  readonly event: 'decision' | 'auth.refused' | 'session.refused' | 'response.refused' | 'credential.refused' | 'reload';
   readonly [field: string]: unknown;
 }
 
