@@ -13,6 +13,7 @@
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import Provider from 'oidc-provider';
@@ -267,17 +268,22 @@ async function drive(browser: Browser, start: string, user: string, done: (url: 
   throw new Error('oidc test driver: too many steps');
 }
 
-/** Starts the provider on 127.0.0.1, port 0. */
-export async function startOidcProvider(): Promise<TestIdp> {
+/**
+ * Starts the provider on 127.0.0.1, port 0: http, or https with `tls` (a certificate for
+ * 127.0.0.1). Over https the browser driver (Node's fetch) does not trust the test CA: use
+ * mintIdToken there; the point of `tls` is the CA's caFile.
+ */
+export async function startOidcProvider(options: { tls?: { cert: string; key: string } } = {}): Promise<TestIdp> {
   let keys: SigningKey[] = [await newSigningKey()];
   const cookieKeys = [crypto.randomBytes(16).toString('hex')];
   const hits = new Map<string, number>();
   let handler: http.RequestListener = (_req, res) => res.end();
-  const server = http.createServer((req, res) => {
+  const listener: http.RequestListener = (req, res) => {
     const p = new URL(req.url ?? '/', 'http://x').pathname;
     hits.set(p, (hits.get(p) ?? 0) + 1);
     handler(req, res);
-  });
+  };
+  const server = options.tls ? https.createServer({ cert: options.tls.cert, key: options.tls.key }, listener) : http.createServer(listener);
   const sockets = new Set<Socket>();
   server.on('connection', (s) => {
     sockets.add(s);
@@ -285,7 +291,7 @@ export async function startOidcProvider(): Promise<TestIdp> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const build = () => {
     const provider = new Provider(issuer, providerConfig(keys, cookieKeys));

@@ -14,7 +14,7 @@ import { decodeIdentity } from '../../../src/identity/decode.js';
 import { createCsr } from '../../../src/x509/csr.js';
 import { generateKey, privateKeyPem } from '../../../src/x509/keys.js';
 import { pemEncode, readCertificates } from '../../../src/x509/pem.js';
-import { makeCa, request, startServer, type TestCa } from '../../support/ca-serve.js';
+import { makeCa, request, serverCreds, startServer, type TestCa } from '../../support/ca-serve.js';
 import { tmpDir } from '../../support/cli.js';
 import { connect, startFixture, type McpFixture } from '../../support/mcp.js';
 import { CLI_CLIENT_ID, OIDC_USERS, OTHER_CLIENT_ID, startOidcProvider, type TestIdp } from '../../support/oidc.js';
@@ -275,6 +275,25 @@ describe('ca serve: sign-in, provider keys and config', { timeout: 120_000 }, ()
       assert.ok(r.headers['retry-after']);
     } finally {
       await c.close();
+    }
+  });
+
+  test('an https issuer: its TLS is verified with caFile; without caFile (the system CAs) the provider is unavailable', async () => {
+    const idpCa = makeCa('idp.test');
+    const idp = await startOidcProvider({ tls: await serverCreds(idpCa.ca) });
+    const trusted = await setup({ idp, login: (i) => ({ providers: [provider(i, { caFile: idpCa.rootFile })] }) });
+    const untrusted = await setup({ idp });
+    try {
+      assert.match(idp.issuer, /^https:/);
+      const ok = await loginSign(trusted, await idp.mintIdToken());
+      assert.equal(ok.status, 200, refusal(ok));
+      const r = await loginSign(untrusted, await idp.mintIdToken());
+      assert.equal(codeOf(r), 'OIDC_PROVIDER_UNAVAILABLE', refusal(r));
+      assert.match(r.json().error!.message, /cannot be reached for its keys: .*(certificate|SELF_SIGNED|UNABLE_TO)/i);
+    } finally {
+      await trusted.close();
+      await untrusted.close();
+      await idp.stop();
     }
   });
 
