@@ -145,7 +145,7 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
       for (const d of delegatedFromIn(index, from)) {
         if (revokedIn(index, d.serial) || records.some((x) => x.serial === d.serial)) continue;
         const r: RevokedRecord = { op: 'revoke', serial: d.serial, reason, revokedAt };
-        await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: actor(), serial: d.serial, reason, delegatedFrom: from, type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
+        await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: d.serial, reason, delegatedFrom: from, type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
         records.push(r);
         alsoRevoked.push(d.serial);
       }

@@ -95,7 +95,11 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
         if (e instanceof HttpError && req.method === 'POST') audit({ event: 'console.refused', path: p, status: e.status, code: e.code, ...e.audit, remote: req.socket.remoteAddress });
         throw e;
       }
-      if (isApi) return await api(req, res, url, operator);
+      if (isApi) {
+        // on every answer, not only refusals: another origin may not read (CORP), sniff or frame it
+        for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
+        return await api(req, res, url, operator);
+      }
       const a = ASSETS[p];
       if (!a) throw new HttpError(404, 'NOT_FOUND', `no such console page: ${p.slice(0, 200)}`, 'open /console/');
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${p} is not allowed`, 'use GET', { allow: 'GET, HEAD' });

@@ -96,7 +96,9 @@ export function queryDecisions(lines: readonly DecisionLine[], q: DecisionQuery,
       (q.sinceMs === undefined || Date.parse(l.time) >= q.sinceMs),
   );
   const end = now.getTime();
-  const first = matches.length ? Math.min(...matches.map((l) => Date.parse(l.time))) : end - 3_600_000;
+  // a loop, not Math.min(...all): a file of a few hundred thousand short lines overflows the stack
+  let first = matches.length ? Infinity : end - 3_600_000;
+  for (const l of matches) first = Math.min(first, Date.parse(l.time));
   const start = q.sinceMs ?? first;
   const width = Math.max(60_000, Math.ceil((end - start + 1) / buckets / 60_000) * 60_000);
   const series = Array.from({ length: Math.ceil((end - start + 1) / width) || 1 }, (_, i) => ({ start: new Date(start + i * width).toISOString(), allow: 0, deny: 0 }));

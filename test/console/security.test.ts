@@ -1,0 +1,95 @@
+/**
+ * The console attacked (review of issue 25): what a web attacker on another origin could read
+ * from the API's answers, a decisions file a compromised server fills, and who the audit names
+ * for every certificate a console revocation revokes.
+ */
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import YAML from 'yaml';
+import { Authority } from '../../src/ca/authority.js';
+import { initCa } from '../../src/ca/init.js';
+import { CONSOLE_CSP, createConsole } from '../../src/console/console.js';
+import { queryDecisions, readDecisionLines } from '../../src/console/decisions.js';
+import { tmpDir } from '../support/cli.js';
+import { clientCreds, request, startServer, YEAR, type Creds } from '../support/ca-serve.js';
+
+describe('console security', { timeout: 60_000 }, () => {
+  let ca: Authority;
+  let port: number;
+  let stop: () => Promise<void>;
+  let decisionsFile: string;
+  const c: Record<string, Creds> = {};
+  const get = (p: string, who: Creds | undefined = c.ops) => request(port, ca.rootPem, { path: p, ...(who ? { creds: who } : {}) });
+
+  before(async () => {
+    const base = tmpDir('console-sec-');
+    const dir = path.join(base, 'pki');
+    initCa({ dir, trustDomain: 'acme.test', rootTtlMs: 10 * YEAR, intermediateTtlMs: 5 * YEAR });
+    const cfgFile = path.join(dir, 'config.yaml');
+    const cfg = YAML.parse(fs.readFileSync(cfgFile, 'utf8'));
+    decisionsFile = path.join(base, 'decisions.jsonl');
+    cfg.console = { act: { users: ['ops'] }, view: { users: ['ops'] }, decisions: { file: decisionsFile } };
+    fs.writeFileSync(cfgFile, YAML.stringify(cfg));
+    ca = Authority.open(dir);
+    c.ops = await clientCreds(ca, { id: 'ops' });
+    const s = await startServer({ dir, ca } as never, { console: createConsole({ authority: ca, assetsDir: base }) });
+    port = s.port;
+    stop = () => s.server.shutdown(200);
+  });
+  after(() => stop?.());
+
+  it('every API answer, not only refusals, carries nosniff, CORP same-origin and the CSP (no cross-origin read, no framing)', async () => {
+    for (const p of ['/console/api/session', '/console/api/overview', '/console/api/certificates', '/console/api/tokens', '/console/api/decisions']) {
+      const r = await get(p);
+      assert.equal(r.status, 200, p);
+      assert.equal(r.headers['x-content-type-options'], 'nosniff', p);
+      assert.equal(r.headers['cross-origin-resource-policy'], 'same-origin', p);
+      assert.equal(r.headers['content-security-policy'], CONSOLE_CSP, p);
+      assert.equal(r.headers['cache-control'], 'no-store', p);
+      assert.equal(r.headers['access-control-allow-origin'], undefined, p);
+    }
+  });
+
+  it('a decisions file of many short lines (a compromised server writes them) still answers', async () => {
+    const now = Date.now();
+    const lines: string[] = [];
+    for (let i = 0; i < 250_000; i++) lines.push(`{"time":"${new Date(now - i * 1000).toISOString()}","event":"decision","allowed":false}`);
+    fs.writeFileSync(decisionsFile, `${lines.join('\n')}\n`);
+    try {
+      const r = await get('/console/api/decisions');
+      assert.equal(r.status, 200, r.text().slice(0, 300));
+      assert.ok((r.json().total as number) > 200_000);
+      assert.equal((await get('/console/api/overview')).status, 200);
+    } finally {
+      fs.rmSync(decisionsFile, { force: true });
+    }
+  });
+
+  it('a revocation from the console names the operator in the store\'s audit for everything it revokes, delegated certificates too', async () => {
+    const bob = await clientCreds(ca, { id: 'bob-d' });
+    const agent = await ca.issueClient({ kind: 'service', id: 'agent', teams: [], roles: [], actingFor: { kind: 'user', id: 'bob-d', teams: [], roles: [] }, delegatedFrom: bob.serial } as never);
+    const s = (await get('/console/api/session')).json() as { csrf: string };
+    const r = await request(port, ca.rootPem, { method: 'POST', path: `/console/api/certificates/${bob.serial}/revoke`, creds: c.ops!, body: JSON.stringify({ reason: 'keyCompromise', confirm: bob.serial }), headers: { 'content-type': 'application/json', 'x-console-csrf': s.csrf } });
+    assert.equal(r.status, 200, r.text());
+    assert.deepEqual(r.json().alsoRevoked, [agent.record.serial]);
+    const events = fs.readFileSync(ca.layout.audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'cert.revoke' && [bob.serial, agent.record.serial].includes(e.serial));
+    assert.equal(events.length, 2);
+    for (const e of events) assert.equal(e.actor, 'spiffe://acme.test/user/ops', `revocation of ${e.serial}`);
+  });
+});
+
+describe('the decisions query', () => {
+  it('a file of many lines is tallied without a stack overflow', () => {
+    const f = path.join(tmpDir('decisions-big-'), 'd.jsonl');
+    const t0 = Date.UTC(2026, 0, 1);
+    const body: string[] = [];
+    for (let i = 0; i < 200_000; i++) body.push(`{"time":"${new Date(t0 + i * 1000).toISOString()}","event":"decision","allowed":true}`);
+    fs.writeFileSync(f, body.join('\n'));
+    const q = queryDecisions(readDecisionLines(f), {}, new Date(t0 + 300_000_000));
+    assert.equal(q.total, 200_000);
+    assert.equal(q.series.reduce((n, b) => n + b.allow, 0), 200_000);
+  });
+});
