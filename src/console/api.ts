@@ -32,6 +32,8 @@ export const EXPIRING_MS = 7 * 86_400_000;
 /** The revocation reasons an operator may choose (cACompromise is the root's business). */
 const REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation'] as const;
 const SERIAL_RE = /^[0-9a-f]{1,64}$/;
+/** Columns of the policy matrix (tools a policy names, console.tools, an operator's list): its cost is principals x tools. */
+export const MAX_MATRIX_TOOLS = 500;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, op: Operator, m: RegExpExecArray) => Promise<void>;
 
@@ -205,6 +207,9 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
   const matrixOf = async (p: Policy, extra: readonly string[]) => {
     const s = await subjects();
     const tools = policyTools(p, [...(cfg.tools ?? []), ...extra]);
+    // a viewer's list (or a playground policy) of thousands of tools x every principal made a
+    // CPU-bound answer of tens of MB that blocked the CA's event loop (/renew, /sign) for seconds
+    if (tools.length > MAX_MATRIX_TOOLS) throw new HttpError(400, 'TOO_MANY_TOOLS', `the matrix would have ${tools.length} tools; at most ${MAX_MATRIX_TOOLS}`, 'name fewer tools');
     return { principals: s.map((x) => ({ principal: x.principal, id: x.id, kind: x.kind, teams: x.teams, roles: x.roles })), tools, cells: policyMatrix(p, s, tools) };
   };
 

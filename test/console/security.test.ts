@@ -31,10 +31,12 @@ describe('console security', { timeout: 60_000 }, () => {
     const cfgFile = path.join(dir, 'config.yaml');
     const cfg = YAML.parse(fs.readFileSync(cfgFile, 'utf8'));
     decisionsFile = path.join(base, 'decisions.jsonl');
-    cfg.console = { act: { users: ['ops'] }, view: { users: ['ops'] }, decisions: { file: decisionsFile } };
+    cfg.console = { act: { users: ['ops'] }, view: { users: ['ops'] }, decisions: { file: decisionsFile }, policy: '../policy.yaml' };
+    fs.writeFileSync(path.join(base, 'policy.yaml'), 'version: 1\nrules:\n  - id: everyone\n    subjects: { any: true }\n    tools: [search]\n');
     fs.writeFileSync(cfgFile, YAML.stringify(cfg));
     ca = Authority.open(dir);
     c.ops = await clientCreds(ca, { id: 'ops' });
+    for (let i = 0; i < 40; i++) await ca.issueClient({ kind: 'user', id: `u${i}`, teams: [], roles: [] });
     const s = await startServer({ dir, ca } as never, { console: createConsole({ authority: ca, assetsDir: base }) });
     port = s.port;
     stop = () => s.server.shutdown(200);
@@ -66,6 +68,19 @@ describe('console security', { timeout: 60_000 }, () => {
     } finally {
       fs.rmSync(decisionsFile, { force: true });
     }
+  });
+
+  it('the matrix and the playground refuse a list of tools that would make millions of cells (a viewer blocking the CA)', async () => {
+    const s = (await get('/console/api/session')).json() as { csrf: string };
+    const tools = Array.from({ length: 9_000 }, (_, i) => `t${i}`).join(',');
+    const t0 = performance.now();
+    const r = await request(port, ca.rootPem, { method: 'POST', path: '/console/api/policy/playground', creds: c.ops!, body: JSON.stringify({ policy: 'version: 1\nrules: []\n', tools }), headers: { 'content-type': 'application/json', 'x-console-csrf': s.csrf } });
+    const ms = performance.now() - t0;
+    assert.equal(r.status, 400, `${r.status} after ${Math.round(ms)} ms, ${r.body.length} bytes`);
+    assert.equal(r.json().error?.code, 'TOO_MANY_TOOLS');
+    const g = await get(`/console/api/policy/matrix?tools=${Array.from({ length: 1500 }, (_, i) => `t${i}`).join(',')}`);
+    assert.equal(g.json().error?.code, 'TOO_MANY_TOOLS');
+    assert.equal((await get('/console/api/policy/matrix?tools=a,b')).status, 200);
   });
 
   it('a revocation from the console names the operator in the store\'s audit for everything it revokes, delegated certificates too', async () => {
