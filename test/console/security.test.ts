@@ -83,6 +83,29 @@ describe('console security', { timeout: 60_000 }, () => {
     assert.equal((await get('/console/api/policy/matrix?tools=a,b')).status, 200);
   });
 
+  it('a certificate of another CA with the same trust domain and id, or a revoked one, opens nothing; the CA certificates and unknown serials cannot be revoked', async () => {
+    const otherDir = path.join(tmpDir('console-sec-other-'), 'pki');
+    initCa({ dir: otherDir, trustDomain: 'acme.test', rootTtlMs: 10 * YEAR, intermediateTtlMs: 5 * YEAR });
+    const forged = await clientCreds(Authority.open(otherDir), { id: 'ops' });
+    const f = await get('/console/api/session', forged);
+    assert.equal(f.status, 401, f.text());
+    assert.equal(f.json().error?.code, 'CERT_UNTRUSTED');
+    const page = await get('/console/', forged);
+    assert.equal(page.status, 401);
+    assert.equal(page.headers['x-frame-options'], 'DENY');
+    const ops2 = await clientCreds(ca, { id: 'ops' });
+    const s = (await get('/console/api/session', ops2)).json() as { csrf: string };
+    const revoke = (serial: string, who: Creds = ops2) => request(port, ca.rootPem, { method: 'POST', path: `/console/api/certificates/${serial}/revoke`, creds: who, body: JSON.stringify({ reason: 'keyCompromise', confirm: serial }), headers: { 'content-type': 'application/json', 'x-console-csrf': s.csrf } });
+    for (const serial of [ca.intermediate.serial, ca.root.serial, Authority.open(otherDir).intermediate.serial, 'deadbeef']) {
+      const r = await revoke(serial);
+      assert.equal(r.status, 404, `${serial}: ${r.text()}`);
+    }
+    assert.equal((await revoke(ops2.serial)).status, 200, 'an operator may revoke their own certificate');
+    const gone = await get('/console/api/session', ops2);
+    assert.equal(gone.status, 403);
+    assert.equal(gone.json().error?.code, 'CERT_REVOKED');
+  });
+
   it('a revocation from the console names the operator in the store\'s audit for everything it revokes, delegated certificates too', async () => {
     const bob = await clientCreds(ca, { id: 'bob-d' });
     const agent = await ca.issueClient({ kind: 'service', id: 'agent', teams: [], roles: [], actingFor: { kind: 'user', id: 'bob-d', teams: [], roles: [] }, delegatedFrom: bob.serial } as never);
