@@ -1,5 +1,5 @@
-/** The `mcp-mtls` program: one file per command group, wired here. */
-import { Command, CommanderError } from 'commander';
+/** The `mcp-mtls` program: one file per command group, wired here (the whole program: help, completion, docs; entry.ts runs a command with its group only). */
+import type { Command } from 'commander';
 import { registerCa } from './ca.js';
 import { registerIssue } from './issue.js';
 import { registerCsr } from './csr.js';
@@ -17,32 +17,11 @@ import { registerServe } from './serve.js';
 import { registerToken } from './token.js';
 import { registerTidy } from './tidy.js';
 import { registerCompletion } from './completion.js';
-import { EXIT, reportError } from './io.js';
-import { VERSION } from '../version.js';
+import { baseProgram } from './program-base.js';
 
 
 export function createProgram(options: { json?: boolean } = {}): Command {
-  const program = new Command('mcp-mtls')
-    // with --json, parse errors are JSON on stderr too (inherited by every subcommand)
-    .configureOutput({
-      writeErr: (text) =>
-        process.stderr.write(options.json && text.startsWith('error:') ? `${JSON.stringify({ error: { code: 'USAGE', message: text.replace(/^error: /, '').trim() } })}\n` : text),
-    })
-    .description('Mutual TLS identity for MCP servers: a small CA, certificates that say who calls, and policy.')
-    .version(VERSION, '-V, --version')
-    .showHelpAfterError(options.json ? false : '(run with --help for usage)')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  $ mcp-mtls ca init --trust-domain acme.test
-  $ mcp-mtls issue server --dns mcp.acme.test --out ./certs
-  $ mcp-mtls issue client --user alice --team sre --role admin --out ./certs
-  $ mcp-mtls inspect ./certs/alice.crt
-  $ mcp-mtls list --team sre
-
-The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
-    );
+  const program = baseProgram(options);
   const ca = registerCa(program);
   registerIssue(program);
   registerCsr(program);
@@ -63,31 +42,5 @@ The CA folder is --dir, else $MCP_MTLS_PKI_DIR, else ./pki.`,
   return program;
 }
 
-export async function main(argv: string[]): Promise<void> {
-  // `mcp-mtls --help | head`: a closed pipe is not an error
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-    throw e;
-  });
-  const json = argv.includes('--json');
-  const program = createProgram({ json });
-  program.exitOverride();
-  for (const cmd of allCommands(program)) cmd.exitOverride();
-  try {
-    await program.parseAsync(argv);
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      // help and version exit 0; every other parse error is a usage error
-      process.exitCode = e.exitCode === 0 ? 0 : EXIT.usage;
-      return;
-    }
-    process.exitCode = reportError(e, json);
-  }
-}
-
-function* allCommands(cmd: Command): Generator<Command> {
-  for (const c of cmd.commands) {
-    yield c;
-    yield* allCommands(c);
-  }
-}
+/** the process entry lives in entry.ts (it loads one command group, not this whole program) */
+export { main } from './entry.js';
