@@ -23,7 +23,7 @@ import { formatName } from '../x509/certificate.js';
 import { requireAct, type Operator } from './access.js';
 import type { ConsoleAudit } from './console.js';
 import type { CsrfGuard } from './csrf.js';
-import { queryDecisions, readDecisionLines, type DecisionLine } from './decisions.js';
+import { createDecisionReader, queryDecisions, type DecisionLine } from './decisions.js';
 import { knownSubjects, matrixChanges, policyMatrix, policyTools } from './policy-matrix.js';
 
 /** A valid certificate ending within this is "expiring" (overview, filters). */
@@ -48,7 +48,8 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     const now = ca.now();
     return foldIndex(await ca.store.readIndex(), now).map((e) => ({ ...e, expiring: e.status === 'valid' && Date.parse(e.notAfter) - now.getTime() <= EXPIRING_MS }));
   };
-  const decisions = (): DecisionLine[] => (decisionsFile ? readDecisionLines(decisionsFile) : []);
+  const decisionReader = decisionsFile ? createDecisionReader(decisionsFile) : undefined;
+  const decisions = (): DecisionLine[] => decisionReader?.read() ?? [];
   const policy = (): Policy => {
     if (!policyFile) throw new HttpError(404, 'POLICY_NOT_CONFIGURED', 'the console has no policy to show', 'name the policy file the servers run under console.policy in config.yaml');
     try {

@@ -12,7 +12,7 @@ import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
 import { initCa } from '../../src/ca/init.js';
 import { CONSOLE_CSP, createConsole } from '../../src/console/console.js';
-import { queryDecisions, readDecisionLines } from '../../src/console/decisions.js';
+import { createDecisionReader, queryDecisions, readDecisionLines } from '../../src/console/decisions.js';
 import { tmpDir } from '../support/cli.js';
 import { clientCreds, request, startServer, YEAR, type Creds } from '../support/ca-serve.js';
 
@@ -63,7 +63,7 @@ describe('console security', { timeout: 60_000 }, () => {
     try {
       const r = await get('/console/api/decisions');
       assert.equal(r.status, 200, r.text().slice(0, 300));
-      assert.ok((r.json().total as number) > 200_000);
+      assert.ok((r.json().total as number) >= 150_000); // at most MAX_LINES (200k) are kept
       assert.equal((await get('/console/api/overview')).status, 200);
     } finally {
       fs.rmSync(decisionsFile, { force: true });
@@ -129,5 +129,38 @@ describe('the decisions query', () => {
     const q = queryDecisions(readDecisionLines(f), {}, new Date(t0 + 300_000_000));
     assert.equal(q.total, 200_000);
     assert.equal(q.series.reduce((n, b) => n + b.allow, 0), 200_000);
+  });
+
+  it('a reader reads only what was appended since; a replaced, truncated or overflowing file is read anew', () => {
+    const dir = tmpDir('decisions-inc-');
+    const f = path.join(dir, 'd.jsonl');
+    const line = (i: number) => `${JSON.stringify({ time: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(), event: 'decision', target: `t${i}`, allowed: i % 2 === 0 })}\n`;
+    fs.writeFileSync(f, Array.from({ length: 1000 }, (_, i) => line(i)).join(''));
+    const r = createDecisionReader(f, 200_000);
+    assert.equal(r.read().length, 1000);
+    assert.equal(r.lastReadBytes, fs.statSync(f).size);
+    fs.appendFileSync(f, line(1000));
+    assert.equal(r.read().length, 1001);
+    assert.equal(r.lastReadBytes, line(1000).length, 'only the appended line is read');
+    const half = line(1001).slice(0, 20);
+    fs.appendFileSync(f, half);
+    assert.equal(r.read().length, 1001, 'a torn line is not a decision');
+    fs.appendFileSync(f, line(1001).slice(20));
+    const all = r.read();
+    assert.equal(all.length, 1002);
+    assert.equal(all.at(-1)?.target, 't1001');
+    assert.deepEqual(all, readDecisionLines(f, 200_000), 'the same as a fresh read');
+    // more appended than the window: the kept lines go, the window's first (cut) line too
+    fs.appendFileSync(f, Array.from({ length: 5000 }, (_, i) => line(2000 + i)).join(''));
+    const tail = r.read();
+    assert.deepEqual(tail, readDecisionLines(f, 200_000));
+    assert.ok(tail.length < 5000 && tail.at(-1)?.target === 't6999');
+    fs.writeFileSync(`${f}.new`, line(1));
+    fs.renameSync(`${f}.new`, f);
+    assert.deepEqual(r.read().map((l) => l.target), ['t1'], 'a rotated file is read anew');
+    fs.truncateSync(f, 0);
+    assert.deepEqual(r.read(), []);
+    fs.appendFileSync(f, line(7));
+    assert.deepEqual(r.read().map((l) => l.target), ['t7']);
   });
 });
