@@ -67,3 +67,22 @@ test('bench/gateway runs (smoke size): direct, through the gateway, and behind n
   assert.match(r.stdout, /mcp-mtls gateway\s+\d+\s+[\d.]+\s+\d+/);
   assert.match(r.stdout, /ratio gateway\/nginx|nginx: not installed/);
 });
+
+test('bench/store-scale runs (smoke size): issue, list --team, inspect and CRL costs at two store sizes, folder and PostgreSQL, as ratios', { timeout: 300_000 }, async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'store-scale.ts')], { env: { BENCH_STORE_N: '1000,5000', BENCH_STORE_ISSUE: '10' } });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  for (const store of ['folder', 'postgres']) {
+    assert.match(r.stdout, new RegExp(`${store}\\s+1000\\s+\\d+\\s+1\\.00\\s+[\\d.]+\\s+1\\.00\\s+[\\d.]+\\s+1\\.00\\s+[\\d.]+\\s+1\\.00`), r.stdout);
+    assert.match(r.stdout, new RegExp(`${store}\\s+5000(\\s+[\\d.]+){8}`), r.stdout);
+  }
+  // the list found every certificate of the team: the 200 signed for real plus 1% of the fillers
+  assert.match(r.stdout, /folder N=5000: .*\(247 listed\)/, r.stdout);
+});
+
+test('bench/connections runs (smoke size): memory per idle connection, mtls and MCP session next to bare node:https', { timeout: 300_000 }, async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'connections.ts')], { env: { BENCH_CONN_N: '200' } });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(r.stdout, /node:https\s+0->200\s+-?[\d.]+\s+baseline/);
+  assert.match(r.stdout, /mtls\s+0->200\s+-?[\d.]+\s+[+-][\d.]+\s+-?[\d.]+\s+[+-][\d.]+/);
+  assert.match(r.stdout, /mcp session\s+0->200\s+-?[\d.]+\s+[+-][\d.]+/);
+});
