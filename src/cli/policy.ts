@@ -111,10 +111,12 @@ export function registerPolicy(program: Command): void {
     .option('--resource <uri>', 'a resource read')
     .option('--prompt <name>', 'a prompt')
     .option('--args <json>', 'tool or prompt arguments as JSON')
+    .option('--upstream <name>', "a gateway upstream (route name): decide with the rules for it, as the gateway does with a shared policy whose rules name upstreams")
     .option('--json', 'print the result as JSON')
     .addHelpText('after', `\nExample:\n  $ mcp-mtls policy explain policy.yaml --user bob --team dev --tool deploy_app --args '{"env":"prod"}'`)
     .action((file: string, o) => {
-      const p = loadPolicy(file);
+      const loaded = loadPolicy(file);
+      const p = o.upstream === undefined ? loaded : loaded.forUpstream(o.upstream);
       let subject: PolicySubject;
       if (o.cert) {
         subject = decodeIdentity(readCertificates(fs.readFileSync(o.cert))[0] as Buffer);

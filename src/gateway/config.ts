@@ -56,6 +56,8 @@ export const GatewayConfigSchema = z.strictObject({
       }),
     )
     .optional(),
+  /** the policy of every route without its own, watched and reloaded; rules name the upstreams they are for in `upstreams` (docs/gateway.md) */
+  policy: z.string().optional(),
   /** at least one; a request goes to the route with the longest matching path prefix */
   routes: z
     .array(
@@ -65,8 +67,10 @@ export const GatewayConfigSchema = z.strictObject({
         upstream: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL of the upstream\'s Streamable HTTP endpoint (e.g. http://127.0.0.1:3000/mcp)' }).optional(),
         /** instead of `upstream`: a stdio MCP server the gateway runs (stdio-config.ts, docs/gateway.md) */
         stdio: StdioRouteSchema.optional(),
-        /** the policy file of this route, watched and reloaded when it changes */
-        policy: z.string(),
+        /** the upstream's name, which rules of a shared policy name in `upstreams` (default: the path's last segment, `files` for `/mcp/files`) */
+        name: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'a name of A-Z a-z 0-9 . _ -').optional(),
+        /** the policy file of this route, watched and reloaded when it changes; default the shared `policy` */
+        policy: z.string().optional(),
         /** files for an https upstream: a CA to trust, and a client certificate and key to present */
         upstreamTls: z.strictObject({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).optional(),
         /** an HTTP upstream's credentials: request headers per caller, chosen by identity (upstream-credentials.ts; a stdio upstream's go in stdio.credentials) */
@@ -102,7 +106,14 @@ export const GatewayConfigSchema = z.strictObject({
   maxBodyBytes: z.number().int().positive().default(4 * 1024 * 1024),
   /** how long stop() waits for requests in flight before closing every connection */
   shutdownGrace: duration.default('10s'),
-});
+})
+  .refine((c) => c.policy !== undefined || c.routes.every((r) => r.policy !== undefined), { message: 'give each route a policy, or a shared policy at the top', path: ['policy'] })
+  .refine((c) => new Set(c.routes.map(upstreamName)).size === c.routes.length, { message: 'two routes have one upstream name: give them distinct `name`s', path: ['routes'] });
+
+/** A route's upstream name, as a shared policy's `upstreams` name it: its `name`, or its path's last segment (`/` alone: `root`). */
+export function upstreamName(route: { readonly path: string; readonly name?: string | undefined }): string {
+  return route.name ?? (route.path.split('/').filter(Boolean).pop() || 'root');
+}
 
 /**
  * A parsed gateway configuration (the output of {@link GatewayConfigSchema}, defaults filled in),
@@ -129,10 +140,11 @@ export function loadGatewayConfig(file: string): GatewayConfig {
   const c = parsed.data;
   return {
     ...c,
+    ...(c.policy ? { policy: abs(c.policy) } : {}),
     tls: { ...c.tls, cert: abs(c.tls.cert), key: abs(c.tls.key), ...(c.tls.pki ? { pki: abs(c.tls.pki) } : {}), ...(c.tls.ca ? { ca: abs(c.tls.ca) } : {}), ...(c.tls.crl ? { crl: c.tls.crl.map(abs) } : {}) },
     routes: c.routes.map((r) => ({
       ...r,
-      policy: abs(r.policy),
+      ...(r.policy ? { policy: abs(r.policy) } : {}),
       ...(r.stdio ? { stdio: resolveStdioPaths(r.stdio, abs) } : {}),
       ...(r.credentials ? { credentials: r.credentials.map((c) => ({ ...c, headers: Object.fromEntries(Object.entries(c.headers ?? {}).map(([k, v]) => [k, 'file' in v ? { ...v, file: abs(v.file) } : v])) })) } : {}),
       ...(r.upstreamTls ? { upstreamTls: Object.fromEntries(Object.entries(r.upstreamTls).map(([k, v]) => [k, abs(v as string)])) } : {}),

@@ -16,7 +16,7 @@ import { crlWarnings } from '../mtls/revocation.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer, type MtlsTlsMaterial } from '../mtls/mtls-server.js';
 import { parseDuration } from '../util/duration.js';
 import { stderrLog } from '../util/log.js';
-import type { GatewayConfig } from './config.js';
+import { upstreamName, type GatewayConfig } from './config.js';
 import { UpstreamProbe } from './health.js';
 import { UpstreamCredentials } from './upstream-credentials.js';
 import { GatewayMetrics } from './metrics.js';
@@ -80,9 +80,21 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
   const audit = config.audit ? createAuditLog(config.audit) : undefined;
   const metrics = new GatewayMetrics();
   const watchers = opened.watchers;
+  // one watcher per policy file: a shared one serves every route without its own, each route seeing the rules for its upstream
+  const byFile = new Map<string, PolicyWatcher>();
+  const watcherOf = (file: string) => {
+    let w = byFile.get(file);
+    if (!w) {
+      w = watchPolicy(file, { onReload: () => log(`policy ${file} reloaded`), onError: (e) => log(`policy ${file} is invalid, keeping the last good one: ${e.message}`) });
+      watchers.push(w);
+      byFile.set(file, w);
+    }
+    return w;
+  };
   const routes = config.routes.map((r) => {
-    const w = watchPolicy(r.policy, { onReload: () => log(`policy ${r.policy} reloaded`), onError: (e) => log(`policy ${r.policy} is invalid, keeping the last good one: ${e.message}`) });
-    watchers.push(w);
+    const watched = watcherOf((r.policy ?? config.policy) as string);
+    const name = upstreamName(r);
+    const w = { current: () => watched.current().forUpstream(name) };
     const t = r.upstreamTls;
     const dispatcher = t
       ? new Agent({ connect: { secureContext: tls.createSecureContext({ ...(t.ca ? { ca: fs.readFileSync(t.ca) } : {}), ...(t.cert ? { cert: fs.readFileSync(t.cert) } : {}), ...(t.key ? { key: fs.readFileSync(t.key) } : {}) }) } as Agent.Options['connect'] })

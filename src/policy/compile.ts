@@ -77,6 +77,8 @@ interface CompiledRule {
   readonly effect: 'allow' | 'deny';
   readonly subjects: SubjectMatcher;
   readonly targets: Partial<Record<TargetKind, Matcher>>;
+  /** the upstreams it is for (a gateway's shared policy); absent: every one */
+  readonly upstreams?: Matcher;
   readonly when?: Condition;
   readonly source: RuleDocument;
 }
@@ -141,6 +143,10 @@ export class Policy {
   readonly #grants: readonly { subjects: SubjectMatcher; grant: readonly string[] }[];
   readonly #toolScopes: readonly { matches: Matcher; scopes: readonly string[] }[];
   readonly #clock: () => Date;
+  readonly #options: CompileOptions;
+  /** the upstream this policy is for ({@link Policy.forUpstream}); undefined: none (an adapter's) */
+  readonly upstream: string | undefined;
+  readonly #forUpstream = new Map<string, Policy>();
   /** rules whose targets match, per target (independent of the identity) */
   readonly #byTarget = new Map<string, readonly CompiledRule[]>();
   /** exact tool and prompt names to their rules, so a new target tests only pattern rules */
@@ -151,14 +157,32 @@ export class Policy {
   readonly #sides = new WeakMap<object, Sides>();
 
   /** Not for direct use: build a Policy with {@link compilePolicy}, which validates and compiles the rules. */
-  constructor(source: PolicyDocument, rules: CompiledRule[], grants: { subjects: SubjectMatcher; grant: readonly string[] }[], toolScopes: { matches: Matcher; scopes: readonly string[] }[], options: CompileOptions) {
+  constructor(source: PolicyDocument, rules: CompiledRule[], grants: { subjects: SubjectMatcher; grant: readonly string[] }[], toolScopes: { matches: Matcher; scopes: readonly string[] }[], options: CompileOptions, upstream?: string) {
     this.source = source;
     this.rules = rules;
+    this.#options = options;
+    this.upstream = upstream;
     this.#trustDomains = source.trustDomains ? new Set(source.trustDomains) : undefined;
     this.#grants = grants;
     this.#toolScopes = toolScopes;
     this.#clock = options.clock ?? (() => new Date());
-    this.#index = new TargetIndex(rules, (r, kind) => (kind === 'tool' ? r.source.tools : kind === 'prompt' ? r.source.prompts : r.source.resources));
+    // a rule naming upstreams is in force only in the policy for one of them: never in an adapter's, which fronts no upstream
+    const active = rules.filter((r) => !r.upstreams || (upstream !== undefined && r.upstreams(upstream)));
+    this.#index = new TargetIndex(active, (r, kind) => (kind === 'tool' ? r.source.tools : kind === 'prompt' ? r.source.prompts : r.source.resources));
+  }
+
+  /**
+   * This policy as one upstream of a gateway sees it: the rules without `upstreams`, and those
+   * whose `upstreams` match `name` (docs/gateway.md, a shared policy). Built once per name: the
+   * gateway asks for it per request.
+   */
+  forUpstream(name: string): Policy {
+    let p = this.#forUpstream.get(name);
+    if (!p) {
+      p = new Policy(this.source, this.rules as CompiledRule[], this.#grants as { subjects: SubjectMatcher; grant: readonly string[] }[], this.#toolScopes as { matches: Matcher; scopes: readonly string[] }[], this.#options, name);
+      if (this.#forUpstream.size < 1024) this.#forUpstream.set(name, p);
+    }
+    return p;
   }
 
   /**
@@ -312,6 +336,7 @@ export class Policy {
     target = canonical;
     const side = (who: PolicySubject, restrictOnly: boolean): ExplainedRule[] =>
       this.rules.map((r) => {
+        if (r.upstreams && (this.upstream === undefined || !r.upstreams(this.upstream))) return { id: r.id, effect: r.effect, applies: false, why: this.upstream === undefined ? `it is for upstreams ${(r.source.upstreams ?? []).join(', ')} (give the upstream: --upstream NAME)` : `its upstreams (${(r.source.upstreams ?? []).join(', ')}) do not include "${this.upstream}"` };
         const matcher = r.targets[target.kind];
         if (!matcher) return { id: r.id, effect: r.effect, applies: false, why: `names no ${target.kind}s` };
         if (!matcher(targetValue(target))) return { id: r.id, effect: r.effect, applies: false, why: `its ${target.kind}s do not match "${targetValue(target)}"` };
@@ -432,10 +457,11 @@ export function compilePolicy(doc: PolicyDocument, options: CompileOptions = {},
     const t = patterns(r.tools, ['rules', i, 'tools']);
     const res = patterns(r.resources, ['rules', i, 'resources'], true);
     const p = patterns(r.prompts, ['rules', i, 'prompts']);
+    const ups = patterns(r.upstreams, ['rules', i, 'upstreams']);
     if (t) targets.tool = t;
     if (res) targets.resource = res;
     if (p) targets.prompt = p;
-    return { id: r.id, index: i, effect: r.effect, subjects: subjectsOf(r.subjects, ['rules', i, 'subjects']), targets, ...(when ? { when } : {}), source: r };
+    return { id: r.id, index: i, effect: r.effect, subjects: subjectsOf(r.subjects, ['rules', i, 'subjects']), targets, ...(ups ? { upstreams: ups } : {}), ...(when ? { when } : {}), source: r };
   });
   const grants = (doc.scopes ?? []).map((g, i) => ({ subjects: subjectsOf(g.subjects, ['scopes', i, 'subjects']), grant: g.grant }));
   const toolScopes = [...Object.entries(doc.toolScopes ?? {}), ...Object.entries(options.toolScopes ?? {})].map(([pattern, scopes]) => {

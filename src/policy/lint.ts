@@ -61,7 +61,7 @@ export function lintPolicy(doc: PolicyDocument): PolicyWarning[] {
       continue;
     }
     if (r.effect !== 'allow') continue;
-    const shadow = denies.find((d) => subjectsCovered(r.subjects, d.subjects) && KINDS.every((k) => r[k] === undefined || (d[k] !== undefined && covered(r[k] as string[], d[k] as string[]))));
+    const shadow = denies.find((d) => (d.upstreams === undefined || (r.upstreams !== undefined && covered(r.upstreams, d.upstreams))) && subjectsCovered(r.subjects, d.subjects) && KINDS.every((k) => r[k] === undefined || (d[k] !== undefined && covered(r[k] as string[], d[k] as string[]))));
     if (shadow) warnings.push({ ruleId: r.id, message: `rule "${r.id}" never allows anything: deny rule "${shadow.id}" covers all its subjects and targets` });
   }
   const granted = new Set((doc.scopes ?? []).flatMap((g) => g.grant));

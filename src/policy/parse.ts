@@ -73,7 +73,7 @@ function makeLocator(doc: Document, lines: LineCounter, file: string): Locator {
 
 const KNOWN_KEYS: Record<string, string[]> = {
   top: ['version', 'trustDomains', 'rules', 'scopes', 'toolScopes'],
-  rule: ['id', 'description', 'effect', 'subjects', 'tools', 'resources', 'prompts', 'when'],
+  rule: ['id', 'description', 'effect', 'subjects', 'tools', 'resources', 'prompts', 'upstreams', 'when'],
   subjects: ['any', 'users', 'services', 'teams', 'roles', 'principals', 'actors', 'delegated'],
 };
 

@@ -36,6 +36,8 @@ export const RuleSchema = z
     tools: list(pattern).optional(),
     resources: list(pattern).optional(),
     prompts: list(pattern).optional(),
+    /** the gateway upstreams (route names) the rule is for; absent: every one (docs/gateway.md, a shared policy) */
+    upstreams: list(z.string().regex(/^[A-Za-z0-9*?{},._-]{1,128}$/, 'an upstream name or pattern (A-Z a-z 0-9 . _ - and * ? {a,b})')).optional(),
     when: z.string().min(1).max(4096).optional(),
   })
   .refine((r) => r.tools || r.resources || r.prompts, 'a rule names tools, resources or prompts (use ["*"] for all)');

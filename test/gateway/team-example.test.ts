@@ -27,8 +27,9 @@ test('docs/examples/team-gateway: gateway.yaml loads and validates, its policies
   const config = loadGatewayConfig(path.join(EXAMPLE, 'gateway.yaml'));
   assert.deepEqual(config.routes.map((r) => [r.path, r.stdio?.processModel]), [['/mcp/files', 'per-principal'], ['/mcp/memory', 'per-team'], ['/mcp/everything', 'shared']]);
   for (const r of config.routes) {
-    assert.ok(fs.existsSync(r.policy), r.policy);
-    policyFromText(fs.readFileSync(r.policy, 'utf8'), r.policy);
+    const file = (r.policy ?? config.policy) as string; // a route's own, or the shared one
+    assert.ok(fs.existsSync(file), file);
+    policyFromText(fs.readFileSync(file, 'utf8'), file);
   }
   for (const f of FILES) {
     const body = fs.readFileSync(path.join(EXAMPLE, f), 'utf8');
