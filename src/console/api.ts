@@ -23,6 +23,7 @@ import { formatName } from '../x509/certificate.js';
 import { requireAct, type Operator } from './access.js';
 import type { ConsoleAudit } from './console.js';
 import type { CsrfGuard } from './csrf.js';
+import { createWorkBudget } from './work-budget.js';
 import { createDecisionReader, queryDecisions, type DecisionLine } from './decisions.js';
 import { knownSubjects, matrixChanges, policyMatrix, policyTools } from './policy-matrix.js';
 
@@ -37,8 +38,9 @@ export const MAX_MATRIX_TOOLS = 500;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, op: Operator, m: RegExpExecArray) => Promise<void>;
 
-export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAudit; csrf: CsrfGuard }) {
+export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAudit; csrf: CsrfGuard; policyWorkMsPerMinute?: number }) {
   const ca = deps.authority;
+  const policyWork = createWorkBudget(deps.policyWorkMsPerMinute);
   const cfg = ca.config.console ?? {};
   const resolve = (p: string) => path.resolve(ca.layout.dir, p);
   const policyFile = cfg.policy ? resolve(cfg.policy) : undefined;
@@ -242,6 +244,9 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     sendJson(res, 200, { principal: op.identity.principal, mayAct: op.mayAct, csrf: deps.csrf.tokenFor(op.identity.fingerprint), trustDomain: ca.config.trustDomain });
   };
 
+  // the policy endpoints' work grows with what the operator sends: their sum is bounded (work-budget.ts)
+  const budgeted = (run: Handler): Handler => (req, res, url, op, m) => policyWork.run(() => run(req, res, url, op, m));
+
   const routes: { method: string; re: RegExp; run: Handler; changes?: boolean }[] = [
     { method: 'GET', re: /^\/console\/api\/session$/, run: session },
     { method: 'GET', re: /^\/console\/api\/overview$/, run: overview },
@@ -251,9 +256,9 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     { method: 'GET', re: /^\/console\/api\/tokens$/, run: tokens },
     { method: 'POST', re: /^\/console\/api\/tokens$/, run: createToken },
     { method: 'GET', re: /^\/console\/api\/decisions$/, run: decisionsQuery },
-    { method: 'GET', re: /^\/console\/api\/policy\/matrix$/, run: matrix },
-    { method: 'POST', re: /^\/console\/api\/policy\/explain$/, run: explain },
-    { method: 'POST', re: /^\/console\/api\/policy\/playground$/, run: playground },
+    { method: 'GET', re: /^\/console\/api\/policy\/matrix$/, run: budgeted(matrix) },
+    { method: 'POST', re: /^\/console\/api\/policy\/explain$/, run: budgeted(explain) },
+    { method: 'POST', re: /^\/console\/api\/policy\/playground$/, run: budgeted(playground) },
   ];
 
   return async (req: IncomingMessage, res: ServerResponse, url: URL, op: Operator): Promise<void> => {

@@ -25,6 +25,8 @@ export interface ConsoleOptions {
   readonly log?: (message: string) => void;
   /** the built front end (index.html, app.js, app.css); default: web/ beside this module (dist/console/web) */
   readonly assetsDir?: string;
+  /** the policy pages' share of the event loop, ms of work per minute (work-budget.ts); default 6,000 */
+  readonly policyWorkMsPerMinute?: number;
 }
 
 /** Handles one request whose path is /console or below it. */
@@ -63,7 +65,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   const assetsDir = options.assetsDir ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'web');
   const operatorOf = createOperatorCheck(ca);
   const csrf = createCsrfGuard();
-  const api = createConsoleApi({ authority: ca, audit, csrf });
+  const api = createConsoleApi({ authority: ca, audit, csrf, ...(options.policyWorkMsPerMinute !== undefined ? { policyWorkMsPerMinute: options.policyWorkMsPerMinute } : {}) });
   const cache = new Map<string, Buffer>();
   const asset = (file: string): Buffer => {
     let b = cache.get(file);

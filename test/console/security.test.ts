@@ -13,6 +13,7 @@ import { Authority } from '../../src/ca/authority.js';
 import { initCa } from '../../src/ca/init.js';
 import { CONSOLE_CSP, createConsole } from '../../src/console/console.js';
 import { createDecisionReader, queryDecisions, readDecisionLines } from '../../src/console/decisions.js';
+import { createWorkBudget } from '../../src/console/work-budget.js';
 import { tmpDir } from '../support/cli.js';
 import { clientCreds, request, startServer, YEAR, type Creds } from '../support/ca-serve.js';
 
@@ -106,6 +107,24 @@ describe('console security', { timeout: 60_000 }, () => {
     assert.equal(gone.json().error?.code, 'CERT_REVOKED');
   });
 
+  it('the policy pages share a bounded part of the CA\'s time: past it, 429 CONSOLE_BUSY, the rest of the CA unaffected', async () => {
+    const s2 = await startServer({ dir: ca.layout.dir, ca } as never, { console: createConsole({ authority: ca, policyWorkMsPerMinute: 1 }) });
+    try {
+      const at = (p: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}) => request(s2.port, ca.rootPem, { path: p, creds: c.ops!, ...init });
+      const csrf = (await at('/console/api/session')).json().csrf as string;
+      const play = () => at('/console/api/policy/playground', { method: 'POST', body: JSON.stringify({ policy: 'version: 1\nrules: []\n' }), headers: { 'content-type': 'application/json', 'x-console-csrf': csrf } });
+      assert.equal((await play()).status, 200);
+      const busy = await play();
+      assert.equal(busy.status, 429, busy.text());
+      assert.equal(busy.json().error?.code, 'CONSOLE_BUSY');
+      assert.match(String(busy.headers['retry-after']), /^\d+$/);
+      assert.equal((await at('/console/api/policy/matrix')).json().error?.code, 'CONSOLE_BUSY');
+      assert.equal((await at('/console/api/overview')).status, 200, 'the other pages answer');
+    } finally {
+      await s2.server.shutdown(200);
+    }
+  });
+
   it('a revocation from the console names the operator in the store\'s audit for everything it revokes, delegated certificates too', async () => {
     const bob = await clientCreds(ca, { id: 'bob-d' });
     const agent = await ca.issueClient({ kind: 'service', id: 'agent', teams: [], roles: [], actingFor: { kind: 'user', id: 'bob-d', teams: [], roles: [] }, delegatedFrom: bob.serial } as never);
@@ -162,5 +181,18 @@ describe('the decisions query', () => {
     assert.deepEqual(r.read(), []);
     fs.appendFileSync(f, line(7));
     assert.deepEqual(r.read().map((l) => l.target), ['t7']);
+  });
+
+  it('the work budget drains over the minute', async () => {
+    let t = 0;
+    const b = createWorkBudget(600, () => t);
+    await b.run(async () => {
+      t += 1000; // one second of work: over the 600 ms share
+    });
+    await assert.rejects(b.run(async () => undefined), { code: 'CONSOLE_BUSY' });
+    t += 40_000; // 400 ms forgiven: 600 left, the share
+    await assert.rejects(b.run(async () => undefined), { code: 'CONSOLE_BUSY' });
+    t += 100;
+    await b.run(async () => undefined);
   });
 });
