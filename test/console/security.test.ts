@@ -125,6 +125,16 @@ describe('console security', { timeout: 60_000 }, () => {
     }
   });
 
+  it('static files: only the three built files; encoded dots, backslashes, NUL and doubled slashes reach nothing else', async () => {
+    fs.writeFileSync(path.join(path.dirname(ca.layout.dir), 'app.js'), 'console.log(1)');
+    for (const p of ['/console/%2e%2e/pki/config.yaml', '/console/..%2fpki%2fconfig.yaml', '/console/%2e%2e%2fpki/config.yaml', '/console/app.js%00', '/console/app.js%00.css', '/console/%5c..%5cpki%5cconfig.yaml', '/console//app.js', '/console/./../console/pki/config.yaml', '/console/api/../../pki/config.yaml', '/console/index.html']) {
+      const r = await get(p);
+      assert.equal(r.status, 404, `${p}: ${r.status}`);
+      assert.ok(!r.text().includes('trustDomain'), p);
+    }
+    assert.equal((await get('/console/app.js')).status, 200, 'the built file itself');
+  });
+
   it('a revocation from the console names the operator in the store\'s audit for everything it revokes, delegated certificates too', async () => {
     const bob = await clientCreds(ca, { id: 'bob-d' });
     const agent = await ca.issueClient({ kind: 'service', id: 'agent', teams: [], roles: [], actingFor: { kind: 'user', id: 'bob-d', teams: [], roles: [] }, delegatedFrom: bob.serial } as never);
