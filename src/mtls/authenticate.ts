@@ -134,7 +134,8 @@ export interface Authenticator {
    * trusted-proxy reader keeps one entry per header value, trusted-proxies.ts): the verified
    * result before expiry and revocation (apply {@link current}), `until` (ms) after which it must
    * be verified again (the first CA certificate on its chain expires), and whether it may be kept
-   * at all (not a refusal that may pass later: not valid yet, revocation or CA not known yet).
+   * at all by a caller that keys by the exact certificate and chain (not a refusal that may pass
+   * later: not valid yet, revocation not known yet; unknown_ca is kept, it holds for that chain).
    */
   verifyForwarded(der: Uint8Array, chain?: readonly Uint8Array[]): { readonly result: AuthResult; readonly until: number; readonly keep: boolean };
   /** A kept result as it stands now: refused once expired or revoked (itself or a CA above it), as of the revocation data in effect. */
@@ -462,7 +463,11 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Authent
   return {
     verifyForwarded(der, chain = []) {
       const { r, until } = computeForwarded(der, fp(der), chain);
-      return { result: r, until, keep: keepable(r) };
+      // unknown_ca is kept too: the caller keys by the exact bytes, chain included, and the
+      // configured CAs do not change, so the same bytes are unknown_ca again (asked again, a
+      // value with an attacker's chain cost a parse and a signature check per CA certificate on
+      // every request); a client that sends its intermediate sends other bytes
+      return { result: r, until, keep: keepable(r) || (!r.ok && r.reason === 'unknown_ca') };
     },
     current,
     revision: () => revision,

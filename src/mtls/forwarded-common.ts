@@ -105,14 +105,24 @@ const isCa = (der: Buffer): boolean => {
 };
 
 /**
+ * At most this many CA certificates after the leaf. Only the one that issued the leaf is ever used
+ * (authenticate.ts links it to a configured CA), a real chain has one or two (and the root), and
+ * each costs a parse and a signature check with a key the sender chose, on every value not seen
+ * before: without a bound, a value of ten 3072-bit RSA CA certificates cost about 15 ms.
+ */
+export const MAX_FORWARDED_CHAIN = 4;
+
+/**
  * The leaf and chain from certificates in the order a proxy sends them (leaf first). With
  * `chainAllowed` false exactly one certificate is accepted; otherwise every certificate after
- * the first must be a CA certificate: two client certificates where one is meant are refused.
+ * the first must be a CA certificate (at most {@link MAX_FORWARDED_CHAIN}): two client
+ * certificates where one is meant are refused.
  */
 export function leafAndChain(certs: readonly Buffer[], what: string, chainAllowed: boolean): ForwardedCertificates {
   const [leaf, ...chain] = certs;
   if (!leaf) throw new ForwardedValueError(`${what} holds no certificate`);
   if (!chainAllowed && chain.length > 0) throw new ForwardedValueError(`${what} holds ${certs.length} certificates where one is meant`);
+  if (chain.length > MAX_FORWARDED_CHAIN) throw new ForwardedValueError(`${what} holds ${chain.length} CA certificates after the client certificate, more than the ${MAX_FORWARDED_CHAIN} accepted: send the client certificate with its intermediate CA`);
   if (chain.some((c) => !isCa(c))) throw new ForwardedValueError(`${what} holds more than one client certificate (after the first, only CA certificates may follow)`);
   return { leaf, chain };
 }
