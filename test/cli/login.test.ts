@@ -32,29 +32,37 @@ import { caMadeDaysAgo, expireProfile } from '../support/profiles.js';
 const GROUPS = { sre: { teams: ['sre'], roles: ['oncall'] }, dev: { teams: ['dev'] } };
 
 /** The CLI as a child, its stderr watched line by line (the prompts), bounded in time. */
-function spawnCli(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnCli(args: string[], env: Record<string, string>, options: { terminal?: boolean } = {}) {
+  // terminal: under a pseudo-terminal (python's pty.spawn), whose output (stdout and stderr) arrives as it is written
+  const [cmd, argv] = options.terminal ? ['python3', ['-c', 'import pty, sys; pty.spawn(sys.argv[1:])', process.execPath, BIN, ...args]] : [process.execPath, [BIN, ...args]];
+  const child = spawn(cmd as string, argv as string[], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: [options.terminal ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => {
+  child.stdout!.on('data', (d) => {
+    stdout += d;
+    if (options.terminal) onStderr('');
+  });
+  const onStderr = (d: string) => {
     stderr += d;
     for (const w of [...waiters]) {
-      const m = w.re.exec(stderr);
+      const m = w.re.exec(seen());
       if (m) {
         waiters.splice(waiters.indexOf(w), 1);
         w.resolve(m);
       }
     }
-  });
+  };
+  child.stderr!.on('data', (d) => onStderr(String(d)));
   const exited = new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })));
   const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   void exited.then(() => clearTimeout(timer));
+  const seen = () => (options.terminal ? stdout + stderr : stderr);
   return {
     exited,
+    kill: () => child.kill('SIGKILL'),
     waitFor(re: RegExp): Promise<RegExpMatchArray> {
-      const m = re.exec(stderr);
+      const m = re.exec(seen());
       if (m) return Promise.resolve(m);
       return new Promise((resolve, reject) => {
         waiters.push({ re, resolve });
@@ -207,6 +215,21 @@ describe('mcp-mtls login against ca serve and a real OpenID provider', { timeout
     await idp.approveDevice({ userCode: userCode!, user: 'alice' });
     const again = await run.exited;
     assert.equal(again.code, 0, again.stderr);
+    const who = JSON.parse((await cli(['whoami', '--profile', 'alice', '--json'], { env })).stdout);
+    assert.equal(who.expired, false);
+  });
+
+  it('on a terminal, connect --profile with an expired certificate starts the device flow itself and then bridges', async () => {
+    await expireProfile(t, path.join(home, 'xdg', 'mcp-mtls', 'profiles', 'alice', 'bundle.yaml'), 'alice', 'user');
+    const run = spawnCli(['connect', mcpUrl, '--profile', 'alice'], env, { terminal: true });
+    try {
+      await run.waitFor(/has expired \(at [^)]+\): run `mcp-mtls login --profile alice`; signing in now/);
+      const [, userCode] = await run.waitFor(/enter the code (\S+)/);
+      await idp.approveDevice({ userCode: userCode!, user: 'alice' });
+      await run.waitFor(/relaying stdio to https:\/\/127\.0\.0\.1:\d+\/mcp as spiffe:\/\/acme\.test\/user\/alice/);
+    } finally {
+      run.kill();
+    }
     const who = JSON.parse((await cli(['whoami', '--profile', 'alice', '--json'], { env })).stdout);
     assert.equal(who.expired, false);
   });
