@@ -27,7 +27,7 @@ const RESERVED_HEADERS = /^(host|connection|keep-alive|transfer-encoding|content
 /** One entry: who it is for (any of the lists matching is enough; `*` in a name matches any characters), and the variables (stdio) or headers (HTTP) to set. */
 export const CredentialSchema = z
   .strictObject({
-    /** principal ids (`alice`) or principal URIs (`spiffe://acme.test/user/alice`) */
+    /** user ids (`alice`: users only, in every accepted trust domain) or principal URIs (`spiffe://acme.test/service/ci-bot`, `spiffe://*` for everyone) */
     principals: z.array(z.string().min(1)).optional(),
     teams: z.array(z.string().min(1)).optional(),
     roles: z.array(z.string().min(1)).optional(),
@@ -75,7 +75,10 @@ const glob = (pattern: string) => new RegExp(`^${pattern.split('*').map((p) => p
 export function credentialFor(entries: readonly Credential[], who: CredentialSubject): number {
   return entries.findIndex(
     (c) =>
-      (c.principals ?? []).some((p) => [who.principal, who.principalId].some((v) => v !== undefined && glob(p).test(v))) ||
+      (c.principals ?? []).some((p) =>
+        // a URI pattern matches the whole principal; a bare id only a user's id, as a policy's `users` does (found in review: `alice` matched a service named alice, which then got alice's token)
+        p.startsWith('spiffe://') ? who.principal !== undefined && glob(p).test(who.principal) : who.principalId !== undefined && who.principal !== undefined && /^spiffe:\/\/[^/]+\/user\//.test(who.principal) && glob(p).test(who.principalId),
+      ) ||
       (c.teams ?? []).some((t) => who.teams.some((v) => glob(t).test(v))) ||
       (c.roles ?? []).some((r) => who.roles.some((v) => glob(r).test(v))),
   );

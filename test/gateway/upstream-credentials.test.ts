@@ -200,4 +200,11 @@ test('gateway.yaml: header credentials only for HTTP upstreams, env only for std
   assert.match(lines.join('\n'), /credentials\[0\]\.headers\.Authorization: the gateway's environment has no NOT_SET_HERE/);
   assert.match(lines.join('\n'), /credentials\[1\]\.headers\.X-Api-Key: the secret holds a line break/);
   assert.ok(!lines.join('\n').includes(CAROL));
+  // a bare id is a user's: a service named alice does not get alice's credential; a URI names a service
+  const svc = new UpstreamCredentials('/x', [{ principals: ['alice'], headers: { Authorization: { env: 'A' } } }, { principals: ['spiffe://acme.test/service/ci-*'], headers: { Authorization: { env: 'C' } } }], true, () => undefined);
+  svc.load({ A: 'a-secret', C: 'ci-secret' });
+  const as = (principal: string, id: string) => ({ principal, id, teams: [], roles: [] }) as unknown as Identity;
+  assert.deepEqual(svc.for(as('spiffe://acme.test/user/alice', 'alice')), { headers: { authorization: 'a-secret' } });
+  assert.match(JSON.stringify(svc.for(as('spiffe://acme.test/service/alice', 'alice'))), /needs a credential/);
+  assert.deepEqual(svc.for(as('spiffe://acme.test/service/ci-bot', 'ci-bot')), { headers: { authorization: 'ci-secret' } });
 });
