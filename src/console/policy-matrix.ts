@@ -28,11 +28,13 @@ export function policyTools(policy: Policy, extra: readonly string[] = []): stri
   return [...names].sort();
 }
 
-/** One subject per principal holding a client certificate that is valid now (its latest one's teams and roles). */
+/** One subject per principal holding a client certificate (not a delegated one) that is valid now (its latest one's teams and roles). */
 export function knownSubjects(entries: readonly CertificateEntry[], trustDomain: string): PolicySubject[] {
   const latest = new Map<string, CertificateEntry>();
   for (const e of entries) {
-    if (e.type !== 'client' || e.status !== 'valid' || !e.principal || !e.kind) continue;
+    // a delegated certificate's record holds the delegator's teams and roles under the actor's
+    // principal: as a row it would show the actor with rights it only has acting for someone
+    if (e.type !== 'client' || e.status !== 'valid' || !e.principal || !e.kind || e.actingFor) continue;
     const seen = latest.get(e.principal);
     if (!seen || seen.issuedAt <= e.issuedAt) latest.set(e.principal, e);
   }

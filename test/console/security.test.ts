@@ -14,6 +14,8 @@ import { initCa } from '../../src/ca/init.js';
 import { CONSOLE_CSP, createConsole } from '../../src/console/console.js';
 import { createDecisionReader, queryDecisions, readDecisionLines } from '../../src/console/decisions.js';
 import { createWorkBudget } from '../../src/console/work-budget.js';
+import { knownSubjects } from '../../src/console/policy-matrix.js';
+import type { CertificateEntry } from '../../src/ca/list.js';
 import { tmpDir } from '../support/cli.js';
 import { clientCreds, request, startServer, YEAR, type Creds } from '../support/ca-serve.js';
 
@@ -204,5 +206,14 @@ describe('the decisions query', () => {
     await assert.rejects(b.run(async () => undefined), { code: 'CONSOLE_BUSY' });
     t += 100;
     await b.run(async () => undefined);
+  });
+
+  it('the policy matrix does not show a delegated certificate\'s holder with the delegator\'s teams and roles', () => {
+    const base = { op: 'issue', type: 'client', status: 'valid', keyType: 'ec-p256', keySource: 'generated', fingerprint: 'f', notBefore: '2026-01-01T00:00:00.000Z', notAfter: '2027-01-01T00:00:00.000Z', issuedAt: '2026-01-01T00:00:00.000Z' };
+    const entries = [
+      { ...base, serial: '01', principal: 'spiffe://acme.test/service/agent', kind: 'service', id: 'agent', teams: [], roles: [] },
+      { ...base, serial: '02', issuedAt: '2026-01-02T00:00:00.000Z', principal: 'spiffe://acme.test/service/agent', kind: 'service', id: 'agent', teams: ['sre'], roles: ['ca-admin'], actingFor: 'spiffe://acme.test/user/bob', delegatedFrom: '03' },
+    ] as unknown as CertificateEntry[];
+    assert.deepEqual(knownSubjects(entries, 'acme.test').map((s) => [s.id, s.roles]), [['agent', []]]);
   });
 });
