@@ -8,7 +8,7 @@ import { isValidTeamOrRole, isValidTrustDomain } from '../identity/names.js';
 import { KEY_TYPES } from '../x509/keys.js';
 import { isDuration } from '../util/duration.js';
 import { canonicalDnsPattern, isIpOrCidr } from './limits.js';
-import { DelegationSchema } from './delegation/config-schema.js';
+import { DelegationSchema } from './delegation-config.js';
 import { LoginSchema } from './oidc/config-schema.js';
 
 const duration = z.string().refine(isDuration, 'must be a duration such as 24h or 90d');

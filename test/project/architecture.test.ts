@@ -32,7 +32,9 @@ const MAY_IMPORT: Record<string, readonly string[] | 'anything'> = {
   ca: ['errors', 'util', 'x509', 'identity', 'policy', 'ca/store', 'ca/oidc'],
   'ca/oidc': ['errors', 'util', 'identity', 'ca'],
   'ca/store': ['errors', 'util', 'x509', 'identity', 'ca'],
-  'ca/serve': ['errors', 'util', 'x509', 'identity', 'ca', 'ca/store', 'ca/oidc', 'mtls'],
+  'ca/serve': ['errors', 'util', 'x509', 'identity', 'ca', 'ca/store', 'ca/oidc', 'mtls', 'delegation'],
+  // the delegation grant (docs/delegation.md): written by the CLI, read by ca/serve
+  delegation: ['errors', 'util', 'x509', 'identity'],
   client: ['errors', 'util', 'x509', 'identity', 'bundle'],
   console: ['errors', 'util', 'x509', 'identity', 'policy', 'policy-file', 'ca', 'ca/store', 'ca/serve'],
   api: 'anything',

@@ -23,13 +23,12 @@ import { MtlsError, isMtlsError } from '../../errors.js';
 import { readGrant, type Grant } from '../../delegation/grant.js';
 import type { Identity } from '../../identity/identity.js';
 import { principalUri } from '../../identity/principal.js';
-import { compileSubjects } from '../../policy/subjects.js';
 import { parseDuration } from '../../util/duration.js';
 import { verifyCsr } from '../../x509/csr.js';
 import { parseCertificate } from '../../x509/certificate.js';
 import { parseCrl } from '../../x509/crl.js';
 import type { Authority, IssuedCertificate } from '../authority.js';
-import type { DelegationActorConfig } from '../delegation/config-schema.js';
+import { mayActFor, type DelegationActorConfig } from '../delegation-config.js';
 import { HttpError, readBody } from './http.js';
 import type { RenewPeer } from './peer.js';
 import { oidcHttpError } from './login.js';
@@ -120,7 +119,7 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
   const proof = request.grant !== undefined ? await grantProof(ca, request.grant, actor, note) : await idTokenProof(ca, request.idToken as string, entry, note);
   const delegator = proof.delegator;
   if (delegator.principal === actor.principal) throw refuse('GRANT_INVALID', 'an actor cannot act for itself');
-  if (!compileSubjects(entry.for).matches(delegator)) {
+  if (!mayActFor(entry, delegator)) {
     throw refuse('DELEGATOR_NOT_ALLOWED', `${actor.principal} may not act for ${delegator.principal} (config.yaml delegation.actors[${entry.actor}].for)`, 'ask the operator, or use an actor that may act for this principal');
   }
   const teams = narrowed('team', proof.teams, delegator.teams, entry.teams);

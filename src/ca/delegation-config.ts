@@ -13,9 +13,10 @@
  *         clientId: chat-platform    # its client id at the identity provider (ID tokens, `login.providers`)
  */
 import { z } from 'zod';
-import { isValidPrincipalId, isValidTeamOrRole } from '../../identity/names.js';
-import { SubjectsSchema } from '../../policy/schema.js';
-import { isDuration } from '../../util/duration.js';
+import { isValidPrincipalId, isValidTeamOrRole } from '../identity/names.js';
+import { SubjectsSchema } from '../policy/schema.js';
+import { compileSubjects, type PolicySubject } from '../policy/subjects.js';
+import { isDuration } from '../util/duration.js';
 
 const duration = z.string().refine(isDuration, 'must be a duration such as 1h or 30m');
 const teamOrRole = z.string().refine(isValidTeamOrRole, 'must be a team or role name');
@@ -39,3 +40,8 @@ export const DelegationSchema = z.strictObject({
 
 export type DelegationConfig = z.infer<typeof DelegationSchema>;
 export type DelegationActorConfig = z.infer<typeof DelegationActorSchema>;
+
+/** Whether the actor of `entry` may act for `delegator` (its `for:` subjects, as a policy rule's). */
+export function mayActFor(entry: DelegationActorConfig, delegator: PolicySubject): boolean {
+  return compileSubjects(entry.for).matches(delegator);
+}

@@ -1,0 +1,186 @@
+/**
+ * createDelegatingAgent (docs/delegation.md): a platform acting for many people keeps, per
+ * person, one short-lived delegated certificate (exchanged at the CA's POST /delegate with the
+ * platform's own certificate and the person's proof), renews it before it expires, and one
+ * connection pool (an undici Agent that follows the renewals), so it pays one exchange per person
+ * per certificate lifetime, not one per request.
+ *
+ *   const platform = createDelegatingAgent({ bundle: await loadBundle('platform.yaml'), caUrl: 'https://ca.acme.test:8443' });
+ *   platform.setProof('spiffe://acme.test/user/bob', { grant });      // or () => ({ idToken: fresh() })
+ *   const client = new Client({ name: 'chat', version: '1' });
+ *   const fetch = await platform.fetchFor('spiffe://acme.test/user/bob');
+ *   await client.connect(new StreamableHTTPClientTransport(new URL('https://mcp.acme.test/mcp'), { fetch }));
+ *
+ * (No SDK import here: `fetchFor` fits the transports of both SDK generations.)
+ */
+import { Agent, request } from 'undici';
+import type { Bundle } from '../bundle/load.js';
+import { MtlsError } from '../errors.js';
+import { decodeIdentity } from '../identity/decode.js';
+import { parseCertificate } from '../x509/certificate.js';
+import { readCertificates } from '../x509/pem.js';
+import { createMtlsFetch, RenewingAgent, secureContextFor, type BundleCredentials, type CredentialSource, type MtlsAgentOptions } from './agent.js';
+
+/** The person's proof for POST /delegate: a grant (reusable until it expires) or an ID token (used once). */
+export type DelegationProof = { readonly grant: string } | { readonly idToken: string };
+
+/** Options of {@link createDelegatingAgent}. */
+export interface DelegatingAgentOptions {
+  /** the platform's own credentials (its key is the one the delegated certificates certify) */
+  readonly bundle: BundleCredentials;
+  /** the CA's base URL (`ca serve`), e.g. https://ca.acme.test:8443 */
+  readonly caUrl: string | URL;
+  /** renew when this share of the certificate's lifetime is left (default 0.2) */
+  readonly renewAtFraction?: number;
+  /** the lifetime asked for (default: the CA's, 1h) */
+  readonly ttl?: string;
+  /** options of each person's connection pool */
+  readonly agent?: MtlsAgentOptions;
+  /** ms, per exchange (default 30 000) */
+  readonly timeoutMs?: number;
+}
+
+interface Person {
+  proof: () => DelegationProof | Promise<DelegationProof>;
+  bundle?: Bundle;
+  pending?: Promise<Bundle>;
+  listeners: Set<(b: Bundle) => void>;
+  timer?: ReturnType<typeof setTimeout>;
+  agent?: RenewingAgent;
+}
+
+/** What {@link createDelegatingAgent} returns: per person, a delegated certificate kept fresh and a connection pool. */
+export interface DelegatingAgent {
+  /** sets (or replaces) how to prove `principal`'s consent: a proof, or a function giving a fresh one per exchange */
+  setProof(principal: string, proof: DelegationProof | (() => DelegationProof | Promise<DelegationProof>)): void;
+  /** the connection pool for `principal` (exchanging the first certificate if needed): a Dispatcher for undici / fetch */
+  dispatcherFor(principal: string): Promise<RenewingAgent>;
+  /** a fetch for `principal`, for an SDK transport (`new StreamableHTTPClientTransport(url, { fetch })`, 1.x or 2.x) */
+  fetchFor(principal: string): Promise<typeof fetch>;
+  /** exchanges counted so far (first certificates and renewals) */
+  readonly exchanges: number;
+  /** forgets `principal`: stops renewing, closes its pool */
+  drop(principal: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A platform's agent for the people it acts for (docs/delegation.md): per person, one delegated
+ * certificate exchanged at the CA's POST /delegate (with the platform's own certificate and the
+ * person's proof), renewed when a fifth of its lifetime is left, and one connection pool.
+ *
+ * @throws MtlsError `BAD_ARGUMENT` for a CA URL that is not https:; its methods throw
+ *   `DELEGATION_REFUSED` with the CA's code when an exchange is refused
+ */
+export function createDelegatingAgent(options: DelegatingAgentOptions): DelegatingAgent {
+  const endpoint = new URL('/delegate', options.caUrl);
+  if (endpoint.protocol !== 'https:') throw new MtlsError('BAD_ARGUMENT', `the CA URL must be https: (${endpoint.href})`, { hint: 'e.g. https://ca.acme.test:8443' });
+  // one pool to the CA for every exchange, with the platform's own certificate
+  const caAgent = new Agent({ connect: { secureContext: secureContextFor(options.bundle) } as Agent.Options['connect'] });
+  const people = new Map<string, Person>();
+  const fraction = options.renewAtFraction ?? 0.2;
+  let exchanges = 0;
+  let closed = false;
+
+  async function exchange(principal: string, p: Person): Promise<Bundle> {
+    const proof = await p.proof();
+    const res = await request(endpoint, {
+      method: 'POST',
+      dispatcher: caAgent,
+      headers: { 'content-type': 'application/json', accept: 'application/pem-certificate-chain, application/json' },
+      body: JSON.stringify({ ...proof, ...(options.ttl ? { ttl: options.ttl } : {}) }),
+      signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+    });
+    const text = Buffer.from(await res.body.arrayBuffer());
+    if (res.statusCode !== 200) {
+      let error: { code?: string; message?: string; hint?: string } = {};
+      try {
+        error = (JSON.parse(text.toString('utf8')) as { error?: typeof error }).error ?? {};
+      } catch {
+        /* not JSON */
+      }
+      throw new MtlsError('DELEGATION_REFUSED', `the CA refused to delegate ${principal}: ${res.statusCode} ${error.code ?? ''} ${error.message ?? ''}`.trim(), { ...(error.hint ? { hint: error.hint } : {}), details: { status: res.statusCode, code: error.code } });
+    }
+    exchanges++;
+    const chain = readCertificates(text);
+    const identity = decodeIdentity(chain[0] as Buffer);
+    if (identity.actingFor?.principal !== principal) throw new MtlsError('DELEGATION_REFUSED', `the CA answered with a certificate for ${identity.actingFor?.principal ?? identity.principal}, not ${principal}`);
+    const leaf = parseCertificate(chain[0] as Buffer);
+    return { chain, key: options.bundle.key, ca: options.bundle.ca, identity, notAfter: leaf.notAfter, warnings: [], source: { file: endpoint.href, format: 'pem' } };
+  }
+
+  /** renews when `fraction` of the lifetime (counted from when it arrived, not the backdated notBefore) is left */
+  function schedule(principal: string, p: Person, b: Bundle, attempt = 0, receivedAt = Date.now()): void {
+    const left = b.notAfter.getTime() - Date.now();
+    const lifetime = b.notAfter.getTime() - receivedAt;
+    const delay = attempt > 0 ? Math.min(30_000 * attempt, Math.max(0, left - 5_000)) : Math.max(0, left - lifetime * fraction);
+    p.timer = setTimeout(() => {
+      if (closed || people.get(principal) !== p) return;
+      exchange(principal, p).then(
+        (next) => {
+          p.bundle = next;
+          for (const l of p.listeners) l(next);
+          schedule(principal, p, next);
+        },
+        () => schedule(principal, p, b, attempt + 1, receivedAt), // keep the current one; try again
+      );
+    }, Math.min(delay, 2 ** 31 - 1));
+    p.timer.unref();
+  }
+
+  async function current(principal: string): Promise<Person> {
+    if (closed) throw new MtlsError('BAD_ARGUMENT', 'the delegating agent is closed');
+    const p = people.get(principal);
+    if (!p) throw new MtlsError('BAD_ARGUMENT', `no proof for ${principal}: call setProof first`, { hint: 'the person signs a grant (mcp-mtls delegate) or signs in at the identity provider' });
+    if (!p.bundle) {
+      p.pending ??= exchange(principal, p).finally(() => (p.pending = undefined));
+      const b = await p.pending;
+      if (!p.bundle) {
+        p.bundle = b;
+        schedule(principal, p, b);
+      }
+    }
+    return p;
+  }
+
+  return {
+    setProof(principal, proof) {
+      const existing = people.get(principal);
+      const fn = typeof proof === 'function' ? proof : () => proof;
+      if (existing) existing.proof = fn;
+      else people.set(principal, { proof: fn, listeners: new Set() });
+    },
+    async dispatcherFor(principal) {
+      const p = await current(principal);
+      if (!p.agent) {
+        const source: CredentialSource = {
+          bundle: p.bundle as Bundle,
+          subscribe: (l) => {
+            p.listeners.add(l);
+            return () => p.listeners.delete(l);
+          },
+        };
+        p.agent = new RenewingAgent(source, options.agent ?? {});
+      }
+      return p.agent;
+    },
+    async fetchFor(principal) {
+      return createMtlsFetch(await this.dispatcherFor(principal)) as typeof fetch;
+    },
+    get exchanges() {
+      return exchanges;
+    },
+    async drop(principal) {
+      const p = people.get(principal);
+      people.delete(principal);
+      if (p?.timer) clearTimeout(p.timer);
+      await p?.agent?.close();
+    },
+    async close() {
+      closed = true;
+      const all = [...people.keys()];
+      await Promise.all(all.map((k) => this.drop(k)));
+      await caAgent.close();
+    },
+  };
+}
