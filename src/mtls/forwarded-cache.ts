@@ -27,7 +27,9 @@
  * while the authenticator's revocation revision is unchanged and the clock has not passed the
  * identity's notAfter: new revocation data makes the next request ask `current` again, so a revoked
  * certificate is refused on its next request, even on a connection the proxy keeps open.
- * Bounded: at most 10,000 values, least recently used first out, an hour idle.
+ * Bounded: at most 10,000 values and 32 Mi characters of header lines (a value is anyone's the
+ * proxy forwards for, up to the server's header size limit, and refusals are kept too: 10,000
+ * values of 16 kB would hold 160 MB), least recently used first out, an hour idle.
  */
 import type { AuthResult, Authenticator } from './authenticate.js';
 import { IdleMap } from '../util/idle-map.js';
@@ -55,6 +57,8 @@ export interface ForwardedCache<S, O> {
   lookup(scope: S, shape: number, key: string): KeptForwarded<S, O> | undefined;
   /** Keeps a freshly verified result (when `keep`) and returns its record, answer computed. */
   add(scope: S, shape: number, key: string, leaf: Buffer, verified: { readonly result: AuthResult; readonly until: number; readonly keep: boolean }): KeptForwarded<S, O>;
+  /** How many values are kept, and their characters in all (header lines and leaves). */
+  size(): { readonly values: number; readonly chars: number };
 }
 
 /**
@@ -80,9 +84,14 @@ function probeOf(shape: number, key: string): string {
   return key.slice(-128) + key.slice(mid - 64, mid + 64);
 }
 
-/** `outcomeOf(answer)` makes the reader's answer for a record, once per new answer. */
-export function createForwardedCache<S, O>(authenticator: Authenticator, outcomeOf: (scope: S, answer: AuthResult) => O): ForwardedCache<S, O> {
-  const kept = new IdleMap<string, KeptForwarded<S, O>>({ idleMs: 3_600_000, max: 10_000 });
+/** What the kept header lines may hold in all, in characters (the leaves' bytes counted too). */
+export const MAX_KEPT_CHARS = 32 * 1024 * 1024;
+
+/** `outcomeOf(answer)` makes the reader's answer for a record, once per new answer; `maxChars` for tests. */
+export function createForwardedCache<S, O>(authenticator: Authenticator, outcomeOf: (scope: S, answer: AuthResult) => O, maxChars: number = MAX_KEPT_CHARS): ForwardedCache<S, O> {
+  let chars = 0;
+  const sizeOf = (r: KeptForwarded<S, O>): number => r.key.length + r.leaf.length;
+  const kept = new IdleMap<string, KeptForwarded<S, O>>({ idleMs: 3_600_000, max: 10_000, onEvict: (_, r) => (chars -= sizeOf(r)) });
 
   /** `current` again when the revocation data changed, the identity expired since, or the last answer was a refusal. */
   const refresh = (r: KeptForwarded<S, O>, now: number): void => {
@@ -104,10 +113,18 @@ export function createForwardedCache<S, O>(authenticator: Authenticator, outcome
       refresh(r, now);
       return r;
     },
+    size: () => ({ values: kept.size, chars }),
     add(scope, shape, key, leaf, verified) {
       const r: KeptForwarded<S, O> = { scope, shape, key, leaf, verified: verified.result, until: verified.until, answer: verified.result, outcome: undefined as O, revision: -1, answerUntil: -Infinity };
       refresh(r, authenticator.now());
-      if (verified.keep) kept.set(probeOf(shape, key), r);
+      if (verified.keep && sizeOf(r) <= maxChars) {
+        const probe = probeOf(shape, key);
+        const old = kept.get(probe);
+        if (old) chars -= sizeOf(old);
+        kept.set(probe, r);
+        chars += sizeOf(r);
+        while (chars > maxChars && kept.evictOldest());
+      }
       return r;
     },
   };

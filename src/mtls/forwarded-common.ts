@@ -108,7 +108,7 @@ const isCa = (der: Buffer): boolean => {
  * At most this many CA certificates after the leaf. Only the one that issued the leaf is ever used
  * (authenticate.ts links it to a configured CA), a real chain has one or two (and the root), and
  * each costs a parse and a signature check with a key the sender chose, on every value not seen
- * before: without a bound, a value of ten 3072-bit RSA CA certificates cost about 15 ms.
+ * before: three 3072-bit RSA CA certificates cost 4 to 9 ms here, a kept answer 10 µs.
  */
 export const MAX_FORWARDED_CHAIN = 4;
 

@@ -48,6 +48,16 @@ export class IdleMap<K, V> {
     this.#expire(now);
   }
 
+  /** Drops the least recently used entry (telling onEvict), e.g. to keep a budget other than `max`; false when empty. */
+  evictOldest(): boolean {
+    for (const [k, e] of this.#entries) {
+      this.#entries.delete(k);
+      this.options.onEvict?.(k, e.value);
+      return true;
+    }
+    return false;
+  }
+
   delete(key: K): boolean {
     return this.#entries.delete(key);
   }

@@ -17,6 +17,7 @@ import { clientFields, intermediateFields, rootFields } from '../../src/ca/profi
 import { normalizeClaims } from '../../src/identity/encode.js';
 import { createAuthenticator, type Authenticator } from '../../src/mtls/authenticate.js';
 import { MAX_FORWARDED_CHAIN } from '../../src/mtls/forwarded-common.js';
+import { createForwardedCache } from '../../src/mtls/forwarded-cache.js';
 import { createForwardedReader, type ForwardedOutcome } from '../../src/mtls/trusted-proxies.js';
 import { randomSerial, signCertificate } from '../../src/x509/certificate.js';
 import { createSigner, generateKey, keyIdentifier } from '../../src/x509/keys.js';
@@ -89,4 +90,18 @@ test(`a chain of more than ${MAX_FORWARDED_CHAIN} CA certificates is refused as 
   assert.equal(verifications, 0);
   // the bound is not below a real chain: the intermediate and the root
   assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert-chain', `${sf(inter)}, ${sf(root)}`]]), 'ok dave');
+});
+
+test('the kept values are bounded in characters, not only in number: the oldest go first', () => {
+  // a small budget for the test (the default is 32 Mi characters): 64 kB, values of 4 kB each
+  const cache = createForwardedCache<string, string>(auth, (_, a) => (a.ok ? 'ok' : a.reason), 64 * 1024);
+  const verified = auth.verifyForwarded(mallory, [evil]);
+  assert.equal(verified.keep, true, JSON.stringify(verified.result));
+  const valueOf = (i: number) => `:${i}`.padStart(4096, 'x'); // the end differs: the probe
+  for (let i = 0; i < 100; i++) cache.add('proxy', 0, valueOf(i), mallory, verified);
+  const { values, chars } = cache.size();
+  assert.ok(chars <= 64 * 1024, `${values} values of ${chars} characters kept, more than the budget`);
+  assert.ok(values >= 10, `only ${values} kept`);
+  assert.equal(cache.lookup('proxy', 0, valueOf(99))?.answer.ok, false, 'the newest is kept');
+  assert.equal(cache.lookup('proxy', 0, valueOf(0)), undefined, 'the oldest is evicted');
 });
