@@ -51,7 +51,13 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     return foldIndex(await ca.store.readIndex(), now).map((e) => ({ ...e, expiring: e.status === 'valid' && Date.parse(e.notAfter) - now.getTime() <= EXPIRING_MS }));
   };
   const decisionReader = decisionsFile ? createDecisionReader(decisionsFile) : undefined;
-  const decisions = (): DecisionLine[] => decisionReader?.read() ?? [];
+  const decisions = (): DecisionLine[] => {
+    try {
+      return decisionReader?.read() ?? [];
+    } catch (e) {
+      throw new HttpError(503, 'DECISIONS_UNREADABLE', (e as Error).message, 'point console.decisions.file in config.yaml at the JSON-lines audit file the servers append to');
+    }
+  };
   const policy = (): Policy => {
     if (!policyFile) throw new HttpError(404, 'POLICY_NOT_CONFIGURED', 'the console has no policy to show', 'name the policy file the servers run under console.policy in config.yaml');
     try {

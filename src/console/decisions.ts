@@ -78,7 +78,9 @@ export function createDecisionReader(file: string, maxBytes = MAX_TAIL): Decisio
       lastReadBytes = 0;
       let fd: number;
       try {
-        fd = fs.openSync(file, 'r');
+        // O_NONBLOCK: a FIFO put in the file's place (by whoever can write its folder) would
+        // block this open, and with it the CA's event loop, until something writes to it
+        fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
           reset();
@@ -90,6 +92,7 @@ export function createDecisionReader(file: string, maxBytes = MAX_TAIL): Decisio
       let torn: DecisionLine | undefined;
       try {
         const st = fs.fstatSync(fd);
+        if (!st.isFile()) throw new Error(`the decisions file ${file} is not a regular file`);
         const id = `${st.dev}:${st.ino}`;
         if (id !== ident || st.size < offset) {
           reset();

@@ -7,6 +7,7 @@ import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
@@ -215,5 +216,13 @@ describe('the decisions query', () => {
       { ...base, serial: '02', issuedAt: '2026-01-02T00:00:00.000Z', principal: 'spiffe://acme.test/service/agent', kind: 'service', id: 'agent', teams: ['sre'], roles: ['ca-admin'], actingFor: 'spiffe://acme.test/user/bob', delegatedFrom: '03' },
     ] as unknown as CertificateEntry[];
     assert.deepEqual(knownSubjects(entries, 'acme.test').map((s) => [s.id, s.roles]), [['agent', []]]);
+  });
+
+  it('a decisions file replaced by a FIFO or a device (by whoever can write its folder) does not hang the CA', { timeout: 10_000 }, () => {
+    const dir = tmpDir('decisions-fifo-');
+    const f = path.join(dir, 'd.jsonl');
+    execFileSync('mkfifo', [f]);
+    assert.throws(() => createDecisionReader(f).read(), /not a regular file/);
+    assert.throws(() => readDecisionLines('/dev/zero'), /not a regular file/);
   });
 });
