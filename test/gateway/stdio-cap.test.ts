@@ -122,6 +122,9 @@ test('100 concurrent callers over 20 principals, two routes, total cap 8: every 
       Array.from({ length: Number(process.env.CAP_CALLERS ?? 100) }, async (_, i) => {
         const who = PRINCIPALS[i % PRINCIPALS.length]!;
         const route = (i % PRINCIPALS.length) % 2 ? '/mcp/a' : '/mcp/b';
+        // all 100 are in flight together (the run takes far longer than this), but their TLS handshakes are spread over 1 s:
+        // 100 at once, with the processes starting, passed undici's 10 s connect timeout at load ~20 on 2 cores
+        await new Promise((r) => setTimeout(r, i * 10));
         const c = await connect(`${url}${route}`, who, agents[who]);
         try {
           for (let k = 0; k < 2; k++) {
