@@ -197,7 +197,8 @@ export function queryDecisions(lines: readonly DecisionLine[], q: DecisionQuery,
   // a loop, not Math.min(...all): a file of a few hundred thousand short lines overflows the stack
   let first = matches.length ? Infinity : end - 3_600_000;
   for (const l of matches) first = Math.min(first, Date.parse(l.time));
-  const start = q.sinceMs ?? first;
+  // never after now: lines dated in the future (the file is the servers' word) count in the last bucket
+  const start = Math.min(q.sinceMs ?? first, end);
   const width = Math.max(60_000, Math.ceil((end - start + 1) / buckets / 60_000) * 60_000);
   const series = Array.from({ length: Math.ceil((end - start + 1) / width) || 1 }, (_, i) => ({ start: new Date(start + i * width).toISOString(), allow: 0, deny: 0 }));
   const tally = (m: Map<string, Tally>, key: string, allowed: boolean) => {
