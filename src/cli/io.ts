@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { InvalidArgumentError } from 'commander';
 import { MtlsError, type ErrorKind } from '../errors.js';
 import { assertNoPassword } from '../ca/store/postgres-store.js';
+import { terminalSafe } from '../util/terminal-text.js';
 
 export const EXIT: Record<ErrorKind, number> = {
   usage: 64,
@@ -91,7 +92,8 @@ export function reportError(e: unknown, json: boolean): number {
     if (json) {
       process.stderr.write(`${JSON.stringify({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } })}\n`);
     } else {
-      process.stderr.write(`error: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      // a message may quote what a peer sent (an identity provider's error_description, a CA's message)
+      process.stderr.write(terminalSafe(`error: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`));
     }
     return EXIT[e.kind];
   }

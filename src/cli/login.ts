@@ -17,6 +17,7 @@ import { bundleText, obtainCertificate, type Obtained } from '../client/obtain-c
 import { chooseProvider, discover, fetchLoginConfig, signInWithBrowser, signInWithDevice } from '../client/oidc-sign-in.js';
 import { MtlsError } from '../errors.js';
 import { emit, once, readBundlePassphrase } from './io.js';
+import { terminalSafe } from '../util/terminal-text.js';
 
 const PIN_HELP = {
   fingerprint: "trust the CA whose root has this SHA-256 fingerprint (hex, colons allowed; the operator prints it with `openssl x509 -in pki/root.crt -noout -fingerprint -sha256`)",
@@ -91,6 +92,8 @@ function readExisting(profile: string) {
 
 /** Signs in and writes the profile; what `login` and an expired `connect --profile` on a terminal run. */
 export async function loginToProfile(r: LoginRequest): Promise<{ bundleFile: string; meta: ProfileMeta; obtained: Obtained; renewUrl: string }> {
+  // every line quotes what the CA or the provider sent (names, URLs, the code): printed terminal-safe
+  const say = (line: string) => r.say(terminalSafe(line));
   const dir = profileDir(r.profile);
   const existing = readExisting(r.profile);
   const { base, root, sha256 } = await trustedCa(r, existing, r.profile);
@@ -103,17 +106,18 @@ export async function loginToProfile(r: LoginRequest): Promise<{ bundleFile: str
     const signedIn =
       mode === 'device'
         ? await signInWithDevice(oidcConfig, provider, (p) => {
-            r.say(`To sign in to ${provider.name}, open ${p.verificationUri} and enter the code ${p.userCode}`);
-            if (p.verificationUriComplete) r.say(`  (or open ${p.verificationUriComplete})`);
-            r.say(`Waiting for you to sign in (the code expires in ${Math.round(p.expiresInSeconds / 60)} min)...`);
+            say(`To sign in to ${provider.name}, open ${p.verificationUri} and enter the code ${p.userCode}`);
+            if (p.verificationUriComplete) say(`  (or open ${p.verificationUriComplete})`);
+            say(`Waiting for you to sign in (the code expires in ${Math.round(p.expiresInSeconds / 60)} min)...`);
           })
         : await signInWithBrowser(
             oidcConfig,
             provider,
             (url) => {
-              r.say(`To sign in to ${provider.name}, open this URL in your browser (opening it now if this machine can):`);
-              r.say(`  ${url.href}`);
-              openBrowser(url.href);
+              say(`To sign in to ${provider.name}, open this URL in your browser (opening it now if this machine can):`);
+              say(`  ${url.href}`);
+              // the authorization endpoint is the provider's word: only a web URL goes to the platform's opener (not file:, not a custom scheme)
+              if (url.protocol === 'https:' || url.protocol === 'http:') openBrowser(url.href);
             },
             r.browserTimeoutMs,
           );

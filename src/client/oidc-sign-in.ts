@@ -111,7 +111,14 @@ export async function signInWithDevice(config: oidc.Configuration, provider: Log
   } catch (cause) {
     throw new MtlsError('TOKEN_REFUSED', `the identity provider refused the device sign-in: ${reason(cause)}`, { cause, hint: 'the provider must allow the device flow for this client id (docs/login.md)' });
   }
-  prompt({ verificationUri: start.verification_uri, ...(start.verification_uri_complete ? { verificationUriComplete: start.verification_uri_complete } : {}), userCode: start.user_code, expiresInSeconds: start.expires_in });
+  // what is printed came from the provider: URLs as https: (http: on loopback) in their WHATWG
+  // form (controls percent-encoded), the code as printable ASCII; anything else is refused
+  const verificationUri = promptUrl(start.verification_uri, 'verification_uri');
+  const complete = start.verification_uri_complete === undefined ? undefined : promptUrl(start.verification_uri_complete, 'verification_uri_complete');
+  if (typeof start.user_code !== 'string' || !/^[\x20-\x7e]{1,64}$/.test(start.user_code)) {
+    throw new MtlsError('TOKEN_REFUSED', 'the identity provider sent a user_code that is not 1-64 printable ASCII characters: not shown', { hint: 'tell the CA operator: the provider\'s device flow answers something unexpected' });
+  }
+  prompt({ verificationUri, ...(complete ? { verificationUriComplete: complete } : {}), userCode: start.user_code, expiresInSeconds: start.expires_in });
   try {
     const tokens = await oidc.pollDeviceAuthorizationGrant(config, start, undefined, signal ? { signal } : {});
     if (!tokens.id_token) throw new MtlsError('TOKEN_REFUSED', 'the identity provider sent no ID token', { hint: 'the scopes must include openid' });
@@ -120,6 +127,20 @@ export async function signInWithDevice(config: oidc.Configuration, provider: Log
     if (cause instanceof MtlsError) throw cause;
     throw new MtlsError('TOKEN_REFUSED', `the device sign-in did not complete: ${reason(cause)}`, { cause, hint: 'run mcp-mtls login again and finish signing in before the code expires' });
   }
+}
+
+/** A URL the provider asks the person to open: https: (http: on a loopback address), as its WHATWG href. */
+export function promptUrl(value: unknown, what: string): string {
+  let u: URL | undefined;
+  try {
+    u = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    u = undefined;
+  }
+  if (!u || !(u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname)))) {
+    throw new MtlsError('TOKEN_REFUSED', `the identity provider sent a ${what} that is not an https: URL: not shown`, { hint: 'tell the CA operator: the provider\'s device flow answers something unexpected' });
+  }
+  return u.href;
 }
 
 const PAGE = (title: string, text: string) => `<!doctype html><meta charset="utf-8"><title>${title}</title><h1>${title}</h1><p>${text}</p>`;
