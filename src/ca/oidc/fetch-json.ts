@@ -26,6 +26,16 @@ export function fetchJson(url: string, options: { ca?: string | Buffer; timeoutM
       return;
     }
     const get = u.protocol === 'https:' ? https.get : http.get;
+    // `timeout` below is the socket's idle time: a server that sends a byte now and then would
+    // never trip it, and every sign-in waiting for these keys would wait with it; this bounds the whole fetch
+    const deadline = setTimeout(() => req.destroy(new FetchFailed(`${u.href} did not send the whole document within ${options.timeoutMs} ms`)), options.timeoutMs);
+    deadline.unref();
+    const settle = <T>(f: (v: T) => void) => (v: T) => {
+      clearTimeout(deadline);
+      f(v);
+    };
+    resolve = settle(resolve);
+    reject = settle(reject);
     const req = get(u, { headers: { accept: 'application/json' }, timeout: options.timeoutMs, ...(options.ca && u.protocol === 'https:' ? { ca: options.ca } : {}) }, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
