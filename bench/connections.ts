@@ -20,7 +20,8 @@
  * back); heap+ext is the steadier figure. Needs about N+100 file descriptors in each process:
  * `ulimit -n` must allow it (checked; raise it with `ulimit -n 20000` before the run).
  *
- * `npm run bench:connections`; BENCH_CONN_N=200 is the smoke run.
+ * `npm run bench:connections`; BENCH_CONN_N=200 is the smoke run. The whole run gives up after
+ * BENCH_CONN_TIMEOUT_S (default 1800) seconds.
  */
 import 'reflect-metadata';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -73,7 +74,9 @@ async function serve(mode: Mode, dir: string): Promise<void> {
   server.maxConnections = 1e6;
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('the server process needs --expose-gc');
-  server.listen(0, '127.0.0.1', 4096, () => process.send?.({ port: (server.address() as AddressInfo).port }));
+  server.listen(0, '127.0.0.1', 4096, () => {
+    if (process.connected) process.send?.({ port: (server.address() as AddressInfo).port });
+  });
   process.on('disconnect', () => process.exit(0));
   process.on('message', async (m) => {
     if (m === 'mem') {
@@ -226,6 +229,12 @@ async function measureMode(mode: Mode, dir: string): Promise<Step[]> {
 }
 
 async function main(): Promise<void> {
+  // bounded: a handshake that never completes must not hold the run (and the suite) for ever
+  const limitMs = Number(process.env.BENCH_CONN_TIMEOUT_S ?? 1800) * 1000;
+  setTimeout(() => {
+    console.error(`bench/connections: not done after ${limitMs / 1000} s (BENCH_CONN_TIMEOUT_S), giving up`);
+    process.exit(1); // the children see the IPC channel close and exit
+  }, limitMs).unref();
   const need = (STEPS.at(-1) ?? 0) + 100;
   const limit = Number(execFileSync('sh', ['-c', 'ulimit -n']).toString().trim());
   if (Number.isFinite(limit) && limit < need) {
