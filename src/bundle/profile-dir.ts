@@ -99,10 +99,25 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Creates the folders 0700 (the profile's and its parents under the config folder). */
+/**
+ * Creates the folders 0700 (the profile's and its parents under the config folder). Each of
+ * the three (NAME, profiles, mcp-mtls) must be a real folder of this user: a symlink there
+ * (planted where the config folder is shared, e.g. an XDG_CONFIG_HOME under /tmp) would send
+ * the private key elsewhere and chmod whatever it points at; a folder of another user is one
+ * they can read or swap the key in.
+ */
 function ensurePrivateDir(dir: string): void {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (let d = dir, i = 0; i < 3; d = path.dirname(d), i++) fs.chmodSync(d, 0o700); // NAME, profiles, mcp-mtls
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  for (let d = dir, i = 0; i < 3; d = path.dirname(d), i++) {
+    const st = fs.lstatSync(d);
+    if (st.isSymbolicLink() || !st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
+      throw new MtlsError('IO_ERROR', `${d} is ${st.isSymbolicLink() ? 'a symbolic link' : !st.isDirectory() ? 'not a folder' : `owned by another user (uid ${st.uid})`}: the profile's private key is not written there`, {
+        hint: `remove ${d} (it was not made by mcp-mtls for you), or set XDG_CONFIG_HOME to a folder of your own`,
+      });
+    }
+    fs.chmodSync(d, 0o700); // NAME, profiles, mcp-mtls
+  }
 }
 
 /** Writes (or replaces) a profile's bundle and metadata, each atomically, 0600. */
