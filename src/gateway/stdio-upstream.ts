@@ -143,12 +143,24 @@ function callerOf(m: Rpc): Caller0 | undefined {
   // spiffe://<trust domain>/<kind>/<id>: each part checked again before it can reach a path or an argument
   const parts = /^spiffe:\/\/([^/]+)\/([a-z]+)\/([^/]+)$/.exec(meta.principal);
   if (!parts || !isValidTrustDomain(parts[1]!) || !isValidPrincipalId(parts[3]!)) return undefined;
-  const teams = Array.isArray(meta.teams) ? meta.teams.filter((t): t is string => typeof t === 'string' && isValidTeamOrRole(t)) : [];
-  const roles = Array.isArray(meta.roles) ? meta.roles.filter((t): t is string => typeof t === 'string' && isValidTeamOrRole(t)) : [];
-  return { principal: meta.principal, trustDomain: parts[1]!, kind: parts[2]!, id: parts[3]!, teams, roles };
+  const names = (v: unknown) => (Array.isArray(v) ? v.filter((t): t is string => typeof t === 'string' && isValidTeamOrRole(t)) : []);
+  if (meta.actingFor === undefined) return { principal: meta.principal, trustDomain: parts[1]!, kind: parts[2]!, id: parts[3]!, teams: names(meta.teams), roles: names(meta.roles) };
+  // a delegated certificate (docs/delegation.md): the process, its {principal.id} and its
+  // credential are the person's it acts for, with the delegated teams and roles, never the
+  // platform's (one process and one credential for everyone it serves: the collapse delegation
+  // exists to end); `via` keeps the actor in the key, so bob's own process and the process of a
+  // platform acting for bob stay apart
+  const af = meta.actingFor;
+  const d = isObject(af) && typeof af.principal === 'string' ? /^spiffe:\/\/([^/]+)\/([a-z]+)\/([^/]+)$/.exec(af.principal) : null;
+  if (!isObject(af) || !d || !isValidTrustDomain(d[1]!) || !isValidPrincipalId(d[3]!)) return undefined;
+  return { principal: af.principal as string, trustDomain: d[1]!, kind: d[2]!, id: d[3]!, teams: names(af.teams), roles: names(af.roles), via: meta.principal };
 }
 
-type Caller0 = { principal: string; trustDomain: string; kind: string; id: string; teams: string[]; roles: string[] };
+/** The caller of a stdio route, as the gateway named it in `_meta` ({@link stdioCallerOf}). */
+export type Caller0 = { principal: string; trustDomain: string; kind: string; id: string; teams: string[]; roles: string[]; via?: string };
+
+/** The caller the gateway named in a request's `_meta`: the person a delegated certificate acts for, `via` its holder. */
+export const stdioCallerOf = (m: { params?: Record<string, unknown> }): Caller0 | undefined => callerOf(m as Rpc);
 type TemplateValues = { principalId?: string; kind?: string; trustDomain?: string; team?: string };
 
 /**
@@ -266,7 +278,7 @@ export class StdioUpstream {
 
   #keyOf(caller: Caller0): ({ key: string } & TemplateValues) | string {
     if (this.#o.processModel === 'shared') return { key: 'shared' };
-    if (this.#o.processModel === 'per-principal') return { key: caller.principal, principalId: caller.id, kind: caller.kind, trustDomain: caller.trustDomain };
+    if (this.#o.processModel === 'per-principal') return { key: caller.via ? `${caller.principal} via ${caller.via}` : caller.principal, principalId: caller.id, kind: caller.kind, trustDomain: caller.trustDomain };
     const team = caller.teams[0];
     if (!team) return 'this upstream runs one process per team, and the certificate names no team';
     return { key: `team:${team}`, team };

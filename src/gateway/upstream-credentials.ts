@@ -63,10 +63,14 @@ export class UpstreamCredentials {
   for(identity: Identity): CredentialHeaders {
     let i = this.#byIdentity.get(identity);
     if (i === undefined) {
-      i = credentialFor(this.#entries, { principal: identity.principal, principalId: identity.id, teams: identity.teams, roles: identity.roles });
+      // a delegated certificate (docs/delegation.md) gets the credential of the person it acts
+      // for, with the teams and roles delegated to it: the platform's own entry would give every
+      // person it serves one credential, the collapse delegation exists to end
+      const who = identity.actingFor ?? identity;
+      i = credentialFor(this.#entries, { principal: who.principal, principalId: who.id, teams: who.teams, roles: who.roles });
       this.#byIdentity.set(identity, i);
     }
-    if (i === -1) return this.#required ? { refused: `this upstream needs a credential, and the gateway has none for ${identity.principal}; ask the gateway's operator` } : NONE;
+    if (i === -1) return this.#required ? { refused: `this upstream needs a credential, and the gateway has none for ${identity.actingFor ? `${identity.actingFor.principal} (via ${identity.principal})` : identity.principal}; ask the gateway's operator` } : NONE;
     const values = this.#values[i];
     if (!values) return { refused: 'the credential for this upstream is unavailable (the gateway\'s log says why)' };
     return { headers: values };
