@@ -16,6 +16,8 @@ import { createPeerChecker } from './peer.js';
 import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
 import { renewForPeer } from './renew.js';
 import { delegateForPeer } from './delegate.js';
+import { createLoginRoutes, oidcHttpError, type LoginServeOptions } from './login.js';
+import { OidcRefused } from '../oidc/refused.js';
 import { revokeSelf } from './revoke-self.js';
 import { silentLog } from '../../util/log.js';
 
@@ -49,6 +51,8 @@ export interface CaServerOptions {
   readonly crl?: Omit<CrlPublisherOptions, 'log' | 'onResigned'>;
   /** seconds a client is told to wait (Retry-After) when the store is unavailable; default 5 (12 times that when the CA key is) */
   readonly retryAfterSeconds?: number;
+  /** sign-in (config.yaml `login:`, /login/sign): how the providers' keys are fetched and kept (provider-keys.ts) */
+  readonly login?: LoginServeOptions;
   /**
    * serves every request under /console: the operator console (`createConsole` of
    * src/console, docs/console.md), which `mcp-mtls ca serve` mounts; default: none (404)
@@ -74,6 +78,10 @@ const ROUTES: Record<string, { route: string; method: string }> = {
   '/delegate': { route: 'delegate', method: 'POST' },
   '/revoke-self': { route: 'revoke-self', method: 'POST' },
   '/sign': { route: 'sign', method: 'POST' },
+  '/login': { route: 'login', method: 'GET' },
+  '/login/sign': { route: 'login-sign', method: 'POST' },
+  '/ca/root.crt': { route: 'ca-cert', method: 'GET' },
+  '/ca/chain.pem': { route: 'ca-cert', method: 'GET' },
   '/healthz': { route: 'healthz', method: 'GET' },
   '/metrics': { route: 'metrics', method: 'GET' },
 };
@@ -88,6 +96,7 @@ const TOKEN_CODES: Record<TokenRefused['reason'], string> = { malformed: 'TOKEN_
 /** Any failure as the answer a client gets; `internal` is set for bugs (to log). */
 function toHttpError(e: unknown, retryAfter: number): HttpError & { internal?: unknown } {
   if (e instanceof HttpError) return e;
+  if (e instanceof OidcRefused) return oidcHttpError(e, retryAfter);
   if (e instanceof TokenRefused) {
     return new HttpError(401, TOKEN_CODES[e.reason], e.message, e.reason === 'malformed' || e.reason === 'unknown' ? 'check the token you were given (mcpt_...)' : 'ask the operator for a new enrollment token (mcp-mtls token create)');
   }
@@ -118,6 +127,9 @@ function chainResponse(res: ServerResponse, issued: IssuedCertificate): void {
  *   POST /renew                                 mTLS with a current client certificate of this CA; body: a CSR, or empty to keep the key
  *   POST /revoke-self                           mTLS: the presented certificate revokes itself (revoke-self.ts; `mcp-mtls logout`)
  *   POST /sign                                  Authorization: Bearer <enrollment token> + CSR
+ *   GET  /login                                 JSON: the identity providers to sign in with (login.ts)
+ *   POST /login/sign                            Authorization: Bearer <ID token> [+ Mcp-Mtls-Nonce] + CSR
+ *   GET  /ca/root.crt, /ca/chain.pem            the CA certificates (a client pins the root's SHA-256)
  *   GET  /healthz                               JSON: store reachable, CRL ages (503 when not ok)
  *   GET  /metrics                               Prometheus text
  *
@@ -142,6 +154,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
   const limiter = createRateLimiter(options.renewRate ?? DEFAULT_RENEW_RATE);
   const peers = createPeerChecker(ca);
   const tokens = new TokenDirectory(ca.store);
+  const login = createLoginRoutes(ca, { log, ...options.login });
   const consoleHandler = options.console;
   const crls = new CrlPublisher(ca, {
     ...options.crl,
@@ -259,7 +272,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
       const known = ROUTES[path];
       const inConsole = consoleHandler !== undefined && (path === '/console' || path.startsWith('/console/'));
       const route = inConsole ? 'console' : (known?.route ?? 'other');
-      const changes = route === 'renew' || route === 'delegate' || route === 'sign' || route === 'revoke-self';
+      const changes = route === 'renew' || route === 'delegate' || route === 'sign' || route === 'revoke-self' || route === 'login-sign';
       const note: Record<string, unknown> = {};
       inFlight++;
       res.once('close', () => {
@@ -269,7 +282,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
       });
       const run = async () => {
         if (inConsole) return consoleHandler(req, res);
-        if (!known) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path}`, 'see GET /healthz; endpoints: /crl/root.crl, /crl/intermediate.crl, /renew, /revoke-self, /sign, /healthz, /metrics');
+        if (!known) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${path}`, 'see GET /healthz; endpoints: /crl/root.crl, /crl/intermediate.crl, /renew, /revoke-self, /sign, /login, /login/sign, /ca/root.crt, /ca/chain.pem, /healthz, /metrics');
         const method = req.method === 'HEAD' && known.method === 'GET' ? 'GET' : req.method;
         if (method !== known.method) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} ${path} is not allowed`, `use ${known.method}`, { allow: known.method === 'GET' ? 'GET, HEAD' : known.method });
         const crlName = CRL_PATHS[path];
@@ -279,6 +292,13 @@ export function createCaServer(options: CaServerOptions): CaServer {
         if (route === 'delegate') return chainResponse(res, await delegateForPeer(ca, await peers.check(req.socket as TLSSocket), req, note));
         if (route === 'revoke-self') return sendJson(res, 200, await revokeSelf(ca, peers, req, note));
         if (route === 'sign') return sign(req, res, note);
+        if (route === 'login') return login.discovery(res);
+        if (route === 'login-sign') {
+          const issued = await login.sign(req, note);
+          metrics.issued('login');
+          return chainResponse(res, issued);
+        }
+        if (route === 'ca-cert') return login.caPem(res, path === '/ca/root.crt' ? 'root' : 'chain', req.method === 'HEAD');
         if (route === 'healthz') return healthz(res);
         return metricsText(res);
       };
