@@ -128,9 +128,13 @@ function checkNonce(inToken: unknown, sent: string | undefined, who: { provider?
 }
 
 /** jose's error as the refusal a client gets (never the token; the claims named are the client's own). */
-function joseRefusal(e: unknown, provider: LoginProvider, audiences: readonly string[], who: { provider?: string; idpSubject?: string }): unknown {
+function joseRefusal(e: unknown, provider: LoginProvider, audiences: readonly string[], signedWho: { provider?: string; idpSubject?: string }): unknown {
   if (e instanceof OidcRefused) return e;
   const err = e as { code?: string; claim?: string; reason?: string; message?: string };
+  // jose checks the claims only once the signature verified: a claim error's `sub` is the
+  // provider's word; before that (key, algorithm, signature, shape) it is anyone's, and the
+  // audit line must not say that "alice" tried when a forger wrote sub: alice
+  const who = err.code === 'ERR_JWT_EXPIRED' || err.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? signedWho : { provider: provider.name };
   switch (err.code) {
     case 'ERR_JWT_EXPIRED':
       return err.claim === 'iat'
