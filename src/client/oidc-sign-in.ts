@@ -13,6 +13,7 @@
  * it is never written anywhere. The issuer must be https:, except on a loopback address (a
  * provider on this machine, for development and tests).
  */
+import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as oidc from 'openid-client';
@@ -161,7 +162,11 @@ export async function signInWithBrowser(config: oidc.Configuration, provider: Lo
   let handled = false;
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', redirectUri);
-    if (req.method !== 'GET' || url.pathname !== '/callback' || handled) {
+    // only the answer to this attempt (its state) ends it: any local process, or a web page that
+    // guesses the port, could otherwise end the sign-in with one request to /callback
+    const theirs = Buffer.from(url.searchParams.get('state') ?? '');
+    const ours = Buffer.from(state);
+    if (req.method !== 'GET' || url.pathname !== '/callback' || handled || theirs.length !== ours.length || !crypto.timingSafeEqual(theirs, ours)) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
