@@ -22,7 +22,8 @@ describe('POST /revoke-self refuses cross-site requests', { timeout: 60_000 }, (
   after(async () => server.shutdown(100));
 
   it('Origin or a cross-site Sec-Fetch-Site: 403, not revoked; then the CLI-like request revokes', async () => {
-    for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site', 'content-type': 'text/plain' }]) {
+    const cases: Record<string, string>[] = [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site', 'content-type': 'text/plain' }];
+    for (const headers of cases) {
       const r = await request(port, t.rootPem, { method: 'POST', path: '/revoke-self', headers, body: '', creds: alice });
       assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${r.text()}`);
       assert.equal(r.json().error?.code, 'CROSS_SITE_REFUSED');
