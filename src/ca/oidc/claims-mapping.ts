@@ -36,6 +36,11 @@ export function mapClaims(provider: LoginProvider, claims: Record<string, unknow
       who,
     );
   }
+  // an email the provider did not verify is whatever the person typed at sign-up: it names
+  // nobody (at a provider with self-service sign-up, anyone can claim anyone's address)
+  if (provider.principalClaim === 'email' && claims.email_verified !== true) {
+    throw new OidcRefused('OIDC_PRINCIPAL', `the ID token's email is not verified (email_verified is ${JSON.stringify(claims.email_verified ?? null)}): it cannot name the principal`, `verify your email at ${provider.name}, or the operator maps another claim (login.providers[].principalClaim)`, who);
+  }
   const raw = claims[provider.groupsClaim];
   // a provider with a single group may send a string; anything else is no groups
   const groups = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
