@@ -177,17 +177,20 @@ describe('mcp-mtls login against ca serve and a real OpenID provider', { timeout
     assert.match(who.stdout, new RegExp(`servers: {5}${mcpUrl.replace(/[.]/g, '\\.')}`));
   });
 
-  it('the loopback listener refuses an answer with another state (a forged redirect): nothing is exchanged or written', async () => {
+  it('the loopback listener ignores an answer with another state (a forged redirect): 404, nothing exchanged, and the real sign-in still completes', async () => {
     const run = spawnCli(['login', '--ca', caUrl, '--ca-bundle', t.rootFile, '--browser', '--profile', 'forged'], env);
     const [, url] = await run.waitFor(/^ {2}(http:\/\/127\.0\.0\.1:\d+\/\S+)$/m);
     const redirect = new URL(new URL(url!).searchParams.get('redirect_uri')!);
     redirect.search = new URLSearchParams({ code: 'forged-code', state: 'not-the-state', iss: idp.issuer }).toString();
     const landed = await fetch(redirect, { signal: AbortSignal.timeout(10_000) });
-    assert.equal(landed.status, 400);
-    const r = await run.exited;
-    assert.equal(r.code, 77, r.stderr);
-    assert.match(r.stderr, /error: the sign-in did not complete: .*state/i);
+    assert.equal(landed.status, 404);
     assert.equal(fs.existsSync(path.join(home, 'xdg', 'mcp-mtls', 'profiles', 'forged')), false);
+    // the forged answer did not end the attempt (else anyone could end every sign-in with one request)
+    const real = await idp.browse(url!, 'bob');
+    assert.equal(real.status, 200, real.body);
+    const r = await run.exited;
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Signed in as spiffe:\/\/acme\.test\/user\/bob /);
   });
 
   it('a wrong fingerprint is refused before the provider or the CA hear of the sign-in', async () => {
