@@ -81,6 +81,9 @@ export class ProviderKeys {
     // OpenID Connect Discovery 4.3: the document names the issuer it was fetched for, exactly
     if (doc?.issuer !== this.#issuer) throw new FetchFailed(`its discovery document names the issuer ${JSON.stringify(doc?.issuer)}, not ${this.#issuer}`);
     if (typeof doc.jwks_uri !== 'string' || issuerProblem(doc.jwks_uri)) throw new FetchFailed(`its discovery document has no usable jwks_uri (https, or http on loopback)`);
+    // plain http on loopback is for an issuer on this host that is itself http: an https
+    // issuer's document must not send the CA to a loopback port of its own host in the clear
+    if (new URL(doc.jwks_uri).protocol !== 'https:' && new URL(this.#issuer).protocol === 'https:') throw new FetchFailed(`its discovery document's jwks_uri ${doc.jwks_uri} is not https, as the issuer is`);
     const jwks = (await fetchJson(doc.jwks_uri, { timeoutMs: this.#timeoutMs, ...(this.#ca ? { ca: this.#ca } : {}) })) as JSONWebKeySet;
     if (!jwks || !Array.isArray(jwks.keys)) throw new FetchFailed(`${doc.jwks_uri} is not a JWK set`);
     this.#keys = createLocalJWKSet(jwks);
