@@ -36,18 +36,21 @@ export function assertProfileName(name: string): string {
 }
 
 /** `$XDG_CONFIG_HOME/mcp-mtls/profiles` (an absolute XDG_CONFIG_HOME only, as the XDG spec says), else `~/.config/mcp-mtls/profiles`. */
-export function profilesRoot(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_CONFIG_HOME;
-  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || os.homedir(), '.config');
+export function profilesRoot(env?: NodeJS.ProcessEnv): string {
+  // the one read of the environment outside cli/: a per-user folder is where XDG_CONFIG_HOME
+  // or HOME say, so that loadBundle({ profile }) in any program finds what `login` wrote
+  const e = env ?? process.env;
+  const xdg = e.XDG_CONFIG_HOME;
+  const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(e.HOME || os.homedir(), '.config');
   return path.join(base, 'mcp-mtls', 'profiles');
 }
 
-export function profileDir(name: string, env: NodeJS.ProcessEnv = process.env): string {
+export function profileDir(name: string, env?: NodeJS.ProcessEnv): string {
   return path.join(profilesRoot(env), assertProfileName(name));
 }
 
 /** The bundle file of a profile (it may not exist). */
-export function profileBundleFile(name: string, env: NodeJS.ProcessEnv = process.env): string {
+export function profileBundleFile(name: string, env?: NodeJS.ProcessEnv): string {
   return path.join(profileDir(name, env), PROFILE_BUNDLE);
 }
 
@@ -158,7 +161,7 @@ export interface ProfileContents {
   readonly notAfter: Date;
 }
 
-export function readProfileUnchecked(name: string, env: NodeJS.ProcessEnv = process.env): ProfileContents {
+export function readProfileUnchecked(name: string, env?: NodeJS.ProcessEnv): ProfileContents {
   const dir = profileDir(name, env);
   const bundleFile = path.join(dir, PROFILE_BUNDLE);
   let text: string;
