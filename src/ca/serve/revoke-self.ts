@@ -14,18 +14,13 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Authority } from '../authority.js';
 import { revokeCertificate } from '../revocation.js';
-import { HttpError } from './http.js';
+import { refuseCrossSite } from './cross-site.js';
 import type { PeerChecker } from './peer.js';
 
 export async function revokeSelf(ca: Authority, peers: PeerChecker, req: IncomingMessage, note: Record<string, unknown>): Promise<{ revoked: string; alsoRevoked: readonly string[] }> {
   req.resume(); // nothing is read from the body
-  // a browser that holds the certificate presents it to any page's form POST here (the body is
-  // ignored, so a plain form would do): a request a browser sent for another site is refused.
-  // `mcp-mtls logout` sends neither header; browsers send Origin on every cross-origin POST.
-  const site = req.headers['sec-fetch-site'];
-  if (req.headers.origin !== undefined || (site !== undefined && site !== 'none')) {
-    throw new HttpError(403, 'CROSS_SITE_REFUSED', 'POST /revoke-self is not for web pages (the request carries Origin or Sec-Fetch-Site)', 'revoke your certificate with `mcp-mtls logout`');
-  }
+  // the body is ignored, so a plain cross-site form would do (cross-site.ts)
+  refuseCrossSite(req, 'POST /revoke-self', 'revoke your certificate with `mcp-mtls logout`');
   const peer = await peers.check(req.socket as TLSSocket, (id) => {
     note.principal = id.principal;
     note.serial = id.serial;

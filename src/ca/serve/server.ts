@@ -19,6 +19,7 @@ import { delegateForPeer } from './delegate.js';
 import { createLoginRoutes, oidcHttpError, type LoginServeOptions } from './login.js';
 import { OidcRefused } from '../oidc/refused.js';
 import { revokeSelf } from './revoke-self.js';
+import { refuseCrossSite } from './cross-site.js';
 import { silentLog } from '../../util/log.js';
 
 /**
@@ -180,6 +181,7 @@ export function createCaServer(options: CaServerOptions): CaServer {
   }
 
   async function renew(req: IncomingMessage, res: ServerResponse, note: Record<string, unknown>): Promise<void> {
+    refuseCrossSite(req, 'POST /renew', 'renew with `mcp-mtls renew` or a client of this project (it renews on its own)');
     const peer = await peers.check(req.socket as TLSSocket, (id) => {
       note.principal = id.principal;
       note.serial = id.serial;

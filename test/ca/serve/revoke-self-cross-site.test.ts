@@ -2,7 +2,8 @@
  * POST /revoke-self from a browser page: a browser that holds the person's certificate presents
  * it to any site's form POST, and the body is ignored, so a plain cross-site form could revoke
  * it. Requests a browser marks as sent for a page (Origin, Sec-Fetch-Site) are refused 403 and
- * the certificate stays valid; the CLI's request (neither header) still revokes it.
+ * the certificate stays valid; the CLI's request (neither header) still revokes it. The same
+ * for POST /renew (a text/plain form body can carry a CSR).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -26,6 +27,12 @@ describe('POST /revoke-self refuses cross-site requests', { timeout: 60_000 }, (
     for (const headers of cases) {
       const r = await request(port, t.rootPem, { method: 'POST', path: '/revoke-self', headers, body: '', creds: alice });
       assert.equal(r.status, 403, `${JSON.stringify(headers)}: ${r.text()}`);
+      assert.equal(r.json().error?.code, 'CROSS_SITE_REFUSED');
+    }
+    // /renew too: a text/plain form can carry a CSR, so a page could renew for a key it chose
+    for (const headers of cases) {
+      const r = await request(port, t.rootPem, { method: 'POST', path: '/renew', headers, body: '', creds: alice });
+      assert.equal(r.status, 403, `/renew ${JSON.stringify(headers)}: ${r.text()}`);
       assert.equal(r.json().error?.code, 'CROSS_SITE_REFUSED');
     }
     const ok = await request(port, t.rootPem, { method: 'POST', path: '/revoke-self', headers: { accept: 'application/json' }, body: '', creds: alice });
