@@ -56,8 +56,10 @@ test('the tarball holds what users need and nothing else', () => {
     const t = typeof target === 'string' ? [target] : Object.values(target as Record<string, string>);
     for (const f of t) assert.ok(files.includes(f.replace(/^\.\//, '')), `${key} -> ${f} is packed`);
   }
-  // dist/ about 375 kB packed, docs/ (shipped so README's links work once installed) about 100 kB
-  assert.ok(packInfo.size < 520_000, `tarball is small (${packInfo.size} bytes packed)`);
+  // 687 kB packed at the second round (dist/ with sign-in, delegation, stdio upstreams and the
+  // console's 84 kB front end; docs/ shipped so README's links work once installed, api.md alone
+  // 109 kB unpacked): a bound that catches a stray folder or a source map, not growth by features
+  assert.ok(packInfo.size < 760_000, `tarball is small (${packInfo.size} bytes packed)`);
 });
 
 test('installed without any MCP SDK: every subpath but the SDK adapters loads; internals are not reachable; mcp-mtls/ca loads no HTTP or MCP code', { timeout: 180_000 }, async () => {
