@@ -4,6 +4,7 @@
  *
  *   delegation:
  *     maxTtl: 1h                     # every delegated certificate, at most (default 1h)
+ *     rate: { burst: 2000, perMinute: 2000 }  # POST /delegate per actor (the default; 429 beyond)
  *     actors:
  *       - actor: service/chat-platform
  *         for: { teams: [sre] }      # whom it may act for: a policy rule's subjects
@@ -35,6 +36,8 @@ export const DelegationActorSchema = z.strictObject({
 
 export const DelegationSchema = z.strictObject({
   maxTtl: duration.optional(),
+  /** POST /delegate per actor principal: a token bucket (rate-limit.ts; default DEFAULT_DELEGATE_RATE) */
+  rate: z.strictObject({ burst: z.number().int().min(1).max(1_000_000), perMinute: z.number().int().min(0).max(1_000_000) }).optional(),
   actors: z.array(DelegationActorSchema).max(1000),
 });
 

@@ -13,6 +13,14 @@ export interface RateLimit {
 
 export const DEFAULT_RENEW_RATE: RateLimit = { burst: 3, perMinute: 3 };
 
+/**
+ * POST /delegate, per actor principal (config.yaml `delegation.rate`). A platform exchanges once
+ * per person per certificate lifetime: 2,000 at once lets one that starts cold with 2,000 people
+ * active through, and 2,000 a minute sustains 120,000 people on 1h certificates (the CA signs
+ * about 16 a second on 2 cores, so the limit bites only a runaway loop, not a busy platform).
+ */
+export const DEFAULT_DELEGATE_RATE: RateLimit = { burst: 2000, perMinute: 2000 };
+
 export interface RateLimiter {
   /** takes one token: 0 when allowed, else the seconds until one is available (for Retry-After) */
   take(key: string): number;

@@ -13,7 +13,7 @@ import { CrlPublisher, type CrlPublisherOptions } from './crls.js';
 import { HttpError, PEM_CHAIN_TYPE, readCsrBody, sendError, sendJson } from './http.js';
 import { CaServeMetrics } from './metrics.js';
 import { createPeerChecker } from './peer.js';
-import { createRateLimiter, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
+import { createRateLimiter, DEFAULT_DELEGATE_RATE, DEFAULT_RENEW_RATE, type RateLimit } from './rate-limit.js';
 import { renewForPeer } from './renew.js';
 import { delegateForPeer } from './delegate.js';
 import { createLoginRoutes, oidcHttpError, type LoginServeOptions } from './login.js';
@@ -153,6 +153,8 @@ export function createCaServer(options: CaServerOptions): CaServer {
   const retryAfter = options.retryAfterSeconds ?? 5;
   const metrics = new CaServeMetrics();
   const limiter = createRateLimiter(options.renewRate ?? DEFAULT_RENEW_RATE);
+  // per actor principal: config.yaml delegation.rate (a platform exchanges for thousands of people)
+  const delegateLimiter = createRateLimiter(ca.config.delegation?.rate ?? DEFAULT_DELEGATE_RATE);
   const peers = createPeerChecker(ca);
   const tokens = new TokenDirectory(ca.store);
   const login = createLoginRoutes(ca, { log, ...options.login });
@@ -291,7 +293,14 @@ export function createCaServer(options: CaServerOptions): CaServer {
         if (crlName) return crl(req, res, crlName);
         if (route === 'renew') return renew(req, res, note);
         // token exchange for a delegated certificate (delegate.ts): the actor's own certificate, the delegator's grant
-        if (route === 'delegate') return chainResponse(res, await delegateForPeer(ca, await peers.check(req.socket as TLSSocket), req, note));
+        if (route === 'delegate') {
+          const peer = await peers.check(req.socket as TLSSocket, (id) => {
+            note.actor = id.principal;
+            const wait = delegateLimiter.take(id.principal);
+            if (wait > 0) throw new HttpError(429, 'RATE_LIMITED', `too many delegation exchanges by ${id.principal}; try again in ${wait} s`, 'exchange once per person per certificate lifetime (createDelegatingAgent does), or ask the operator to raise config.yaml delegation.rate', { 'retry-after': String(wait) });
+          });
+          return chainResponse(res, await delegateForPeer(ca, peer, req, note));
+        }
         if (route === 'revoke-self') return sendJson(res, 200, await revokeSelf(ca, peers, req, note));
         if (route === 'sign') return sign(req, res, note);
         if (route === 'login') return login.discovery(res);
