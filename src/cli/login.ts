@@ -19,10 +19,20 @@ import { MtlsError } from '../errors.js';
 import { emit, once, readBundlePassphrase } from './io.js';
 import { terminalSafe } from '../util/terminal-text.js';
 
-const PIN_HELP = {
-  fingerprint: "trust the CA whose root has this SHA-256 fingerprint (hex, colons allowed; the operator prints it with `openssl x509 -in pki/root.crt -noout -fingerprint -sha256`)",
-  bundle: 'trust the root in this file (root.crt or a bundle the operator published) instead of downloading it',
-};
+/**
+ * The two ways to pin the CA's root on the command line (client/ca-pin.ts), which `login` and
+ * `enroll` both take: declared once so that their help and their meaning cannot drift apart.
+ */
+function caPinOptions(cmd: Command): Command {
+  return cmd
+    .option('--ca-fingerprint <hex>', "trust the CA whose root has this SHA-256 fingerprint (hex, colons allowed; the operator prints it with `openssl x509 -in pki/root.crt -noout -fingerprint -sha256`)")
+    .option('--ca-bundle <file>', 'trust the root in this file (root.crt or a bundle the operator published) instead of downloading it');
+}
+
+/** The pin flags as pinRoot takes them; a flag not given stays absent (pinRoot then refuses to trust blindly). */
+function caPinOf(o: { fingerprint?: string; caBundle?: string }): { fingerprint?: string; bundleFile?: string } {
+  return { ...(o.fingerprint !== undefined ? { fingerprint: o.fingerprint } : {}), ...(o.caBundle !== undefined ? { bundleFile: o.caBundle } : {}) };
+}
 
 export type LoginMode = 'browser' | 'device';
 
@@ -78,7 +88,7 @@ async function trustedCa(o: { ca?: string; fingerprint?: string; caBundle?: stri
     const root = existing.ca.find((r) => sha256Hex(r) === existing.meta!.rootSha256);
     if (root) return { base, root, sha256: existing.meta.rootSha256 };
   }
-  return { base, ...(await pinRoot(base, { ...(o.fingerprint !== undefined ? { fingerprint: o.fingerprint } : {}), ...(o.caBundle !== undefined ? { bundleFile: o.caBundle } : {}) })) };
+  return { base, ...(await pinRoot(base, caPinOf(o))) };
 }
 
 function readExisting(profile: string) {
@@ -165,15 +175,15 @@ function tokenOf(o: { token?: string; tokenFile?: string }): string {
 }
 
 export function registerLogin(program: Command): void {
-  program
-    .command('login')
-    .description("sign in at your company's identity provider and get your certificate into a profile (the key is made here and never sent)")
-    .option('--ca <url>', 'the CA (`mcp-mtls ca serve`) URL; default: the profile\'s', once('--ca'))
-    .option('--profile <name>', 'the profile to write', DEFAULT_PROFILE)
-    .option('--browser', 'sign in in a browser (code + PKCE on a loopback redirect); default when a browser can be opened here')
-    .option('--device', 'sign in on another device (device flow: prints a URL and a code); default without a browser (SSH, no display)')
-    .option('--ca-fingerprint <hex>', PIN_HELP.fingerprint)
-    .option('--ca-bundle <file>', PIN_HELP.bundle)
+  caPinOptions(
+    program
+      .command('login')
+      .description("sign in at your company's identity provider and get your certificate into a profile (the key is made here and never sent)")
+      .option('--ca <url>', 'the CA (`mcp-mtls ca serve`) URL; default: the profile\'s', once('--ca'))
+      .option('--profile <name>', 'the profile to write', DEFAULT_PROFILE)
+      .option('--browser', 'sign in in a browser (code + PKCE on a loopback redirect); default when a browser can be opened here')
+      .option('--device', 'sign in on another device (device flow: prints a URL and a code); default without a browser (SSH, no display)'),
+  )
     .option('--provider <name>', 'the identity provider, when the CA accepts several')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  $ mcp-mtls login --ca https://ca.acme.test:8443 --ca-fingerprint 3A:5F:...\n  $ mcp-mtls login --device --profile acme     # on a machine without a browser\n  $ mcp-mtls login                             # again, later: the same CA and pinned root')
@@ -194,18 +204,18 @@ export function registerLogin(program: Command): void {
       );
     });
 
-  program
-    .command('enroll')
-    .description('a workload trades a one-time enrollment token for a certificate: key (made here), CSR, POST /sign, bundle, in one step')
-    .requiredOption('--ca <url>', 'the CA (`mcp-mtls ca serve`) URL', once('--ca'))
-    .option('--token-file <file>', 'the enrollment token (mcpt_...) from a file (else $MCP_MTLS_TOKEN)')
-    .option('--token <token>', 'the token itself (visible to other users in the process list: prefer --token-file or MCP_MTLS_TOKEN)')
-    .option('--out <path>', 'write a bundle here (see --format) instead of a profile; never over an existing file')
-    .option('--format <format>', 'with --out: profile (one YAML file), pem (a folder) or p12', 'profile')
-    .option('--profile <name>', 'write the profile NAME (default: default, when --out is not given)')
-    .option('--url <url>', 'the MCP server URL, kept in the bundle')
-    .option('--ca-fingerprint <hex>', PIN_HELP.fingerprint)
-    .option('--ca-bundle <file>', PIN_HELP.bundle)
+  caPinOptions(
+    program
+      .command('enroll')
+      .description('a workload trades a one-time enrollment token for a certificate: key (made here), CSR, POST /sign, bundle, in one step')
+      .requiredOption('--ca <url>', 'the CA (`mcp-mtls ca serve`) URL', once('--ca'))
+      .option('--token-file <file>', 'the enrollment token (mcpt_...) from a file (else $MCP_MTLS_TOKEN)')
+      .option('--token <token>', 'the token itself (visible to other users in the process list: prefer --token-file or MCP_MTLS_TOKEN)')
+      .option('--out <path>', 'write a bundle here (see --format) instead of a profile; never over an existing file')
+      .option('--format <format>', 'with --out: profile (one YAML file), pem (a folder) or p12', 'profile')
+      .option('--profile <name>', 'write the profile NAME (default: default, when --out is not given)')
+      .option('--url <url>', 'the MCP server URL, kept in the bundle'),
+  )
     .option('--passphrase-file <file>', 'with --format p12, or to encrypt the key: the bundle passphrase (else $MCP_MTLS_BUNDLE_PASSPHRASE)')
     .option('--json', 'print the result as JSON')
     .addHelpText('after', '\nExamples:\n  $ MCP_MTLS_TOKEN=$(cat token) mcp-mtls enroll --ca https://ca.acme.test:8443 --ca-fingerprint 3A:5F:... --out /etc/bot/bundle.yaml\n  $ mcp-mtls enroll --ca https://ca.acme.test:8443 --ca-bundle root.crt --token-file token --format pem --out /etc/bot/tls')
@@ -218,7 +228,7 @@ export function registerLogin(program: Command): void {
       if (o.out !== undefined && fs.existsSync(o.out)) throw new MtlsError('OUTPUT_EXISTS', `${path.resolve(o.out)} exists already`, { hint: 'choose another --out; a bundle is never written over an existing file' });
       const password = o.format === 'p12' || o.passphraseFile ? await readBundlePassphrase(o, true) : undefined;
       const base = caBaseUrl(o.ca);
-      const { root, sha256 } = await pinRoot(base, { ...(o.caFingerprint !== undefined ? { fingerprint: o.caFingerprint } : {}), ...(o.caBundle !== undefined ? { bundleFile: o.caBundle } : {}) });
+      const { root, sha256 } = await pinRoot(base, caPinOf({ fingerprint: o.caFingerprint, caBundle: o.caBundle }));
       const agent = caAgent(root);
       let obtained: Obtained;
       try {
