@@ -21,8 +21,9 @@ export async function readSnapshot(pool: pg.Pool, url: string): Promise<StoreSna
     const [root, intermediate] = [await readCrlWith(c, 'root'), await readCrlWith(c, 'intermediate')];
     const tokens = (await c.query<TokenRow>('SELECT token, used_at, used_for FROM tokens ORDER BY ord')).rows.map(storedToken);
     const retired = (await c.query<{ serial: string }>('SELECT serial FROM retired_serials ORDER BY retired_at, serial')).rows.map((r) => r.serial);
+    const usedOnce = (await c.query<{ key: string; expires_at: Date }>('SELECT key, expires_at FROM used_once ORDER BY key')).rows.map((r) => ({ key: r.key, expiresAt: r.expires_at.toISOString() }));
     await c.query('COMMIT');
-    return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens, ...(retired.length ? { retired } : {}) };
+    return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens, ...(retired.length ? { retired } : {}), ...(usedOnce.length ? { usedOnce } : {}) };
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw storeError(url, e);
@@ -71,6 +72,15 @@ export async function writeSnapshot(pool: pg.Pool, url: string, data: StoreSnaps
     for (const t of data.tokens) {
       const { usedAt, usedFor, ...token } = t;
       await c.query('INSERT INTO tokens (id, hash, token, expires_at, used_at, used_for) VALUES ($1, $2, $3, $4, $5, $6)', [token.id, token.hash, JSON.stringify(token), token.expiresAt, usedAt ?? null, usedFor ?? null]);
+    }
+    // used ID tokens (useOnce): added to the database's own records, the later expiry winning;
+    // --replace keeps those too (a record only ever refuses a replay)
+    for (let i = 0; i < (data.usedOnce?.length ?? 0); i += 1000) {
+      const part = data.usedOnce!.slice(i, i + 1000);
+      await c.query(
+        'INSERT INTO used_once (key, expires_at) SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (key) DO UPDATE SET expires_at = GREATEST(used_once.expires_at, EXCLUDED.expires_at)',
+        [part.map((r) => r.key), part.map((r) => r.expiresAt)],
+      );
     }
     await c.query('COMMIT');
   } catch (e) {

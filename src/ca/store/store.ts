@@ -171,6 +171,19 @@ export interface StoreSnapshot {
   readonly tokens: readonly StoredToken[];
   /** serials whose records `tidy` removed, never to be issued again (absent: none) */
   readonly retired?: readonly string[];
+  /**
+   * the once-only records ({@link StoreTransaction.useOnce}: hashes of ID tokens already traded)
+   * with their expiry, so that a CA moved to another store still refuses a replay (absent: none).
+   * A restore adds them to the target's own records (the later expiry wins), never drops one.
+   */
+  readonly usedOnce?: readonly UsedOnceRecord[];
+}
+
+/** One {@link StoreTransaction.useOnce} record: the key (a hash) and until when it is kept. */
+export interface UsedOnceRecord {
+  readonly key: string;
+  /** ISO 8601 */
+  readonly expiresAt: string;
 }
 
 /** {@link StoreTransaction.renewalOf} over index records (folder and memory stores: the transaction holds the store's lock). */
