@@ -5,6 +5,7 @@
  * tagged with the upstream and the process key (the principal or team it serves).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { redactor } from './redact.js';
 
 export interface StdioProcessSpec {
   readonly command: string;
@@ -14,6 +15,8 @@ export interface StdioProcessSpec {
   readonly cwd?: string;
   /** a stdout line longer than this kills the process */
   readonly maxLineBytes: number;
+  /** the secrets in `env` (its credentials): taken out of what the process writes, stdout and stderr (redact.ts) */
+  readonly secrets?: readonly string[];
 }
 
 export interface StdioProcessEvents {
@@ -60,6 +63,7 @@ export class StdioProcess {
   stopping = false;
 
   constructor(spec: StdioProcessSpec, tag: string, log: (line: string) => void, on: StdioProcessEvents) {
+    const redact = redactor(spec.secrets ?? []);
     this.#child = spawn(spec.command, [...spec.args], { env: spec.env, ...(spec.cwd ? { cwd: spec.cwd } : {}), stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
     const gone = (why: string) => {
       if (this.#exited) return;
@@ -82,7 +86,8 @@ export class StdioProcess {
             log(`${tag}: dropped a stdout line that is not JSON (${line.length} characters)`);
             return;
           }
-          on.message(m);
+          // a secret it was given, echoed (an error naming its token): never to a caller, never to the log
+          on.message(redact.inJson(line) ? redact.value(m) : m);
         },
         () => {
           log(`${tag}: a stdout line is longer than ${spec.maxLineBytes} bytes: killing the process`);
@@ -93,7 +98,10 @@ export class StdioProcess {
     // stderr: the gateway's log, each line tagged, long lines cut
     this.#child.stderr!.on(
       'data',
-      lineReader(64 * 1024, (line) => log(`${tag} stderr: ${line.length > 2000 ? `${line.slice(0, 2000)}...` : line}`), () => log(`${tag}: stderr line too long, the rest of stderr is dropped`)),
+      lineReader(64 * 1024, (raw) => {
+        const line = redact.line(raw);
+        log(`${tag} stderr: ${line.length > 2000 ? `${line.slice(0, 2000)}...` : line}`);
+      }, () => log(`${tag}: stderr line too long, the rest of stderr is dropped`)),
     );
   }
 

@@ -430,9 +430,12 @@ export class StdioUpstream {
       if (v !== undefined) env[k] = v;
     }
     for (const [k, v] of Object.entries(this.#o.env)) env[k] = fillTemplate(v, values);
+    let secrets: string[] = [];
     if (slot.credential !== -1) {
       try {
-        Object.assign(env, readSecrets(this.#o.credentials![slot.credential]!, slot.credential, this.#o.baseEnv));
+        const read = readSecrets(this.#o.credentials![slot.credential]!, slot.credential, this.#o.baseEnv);
+        secrets = Object.values(read);
+        Object.assign(env, read);
       } catch (e) {
         // the log names the entry and its source; the caller learns only that it is unavailable
         this.#o.log(`stdio upstream ${this.#o.name} [${slot.key}]: ${(e as Error).message}`);
@@ -441,7 +444,7 @@ export class StdioUpstream {
       }
     }
     const proc = new StdioProcess(
-      { command: this.#o.command, args: this.#o.args.map((a) => fillTemplate(a, values)), env, ...(this.#o.cwd ? { cwd: fillTemplate(this.#o.cwd, values) } : {}), maxLineBytes: this.#o.maxLineBytes },
+      { command: this.#o.command, args: this.#o.args.map((a) => fillTemplate(a, values)), env, ...(this.#o.cwd ? { cwd: fillTemplate(this.#o.cwd, values) } : {}), maxLineBytes: this.#o.maxLineBytes, secrets },
       `stdio upstream ${this.#o.name} [${slot.key}]`,
       this.#o.log,
       {
