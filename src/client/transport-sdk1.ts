@@ -7,17 +7,10 @@
  *   await client.connect(createSdk1Transport(bundle));
  */
 import { StreamableHTTPClientTransport as Sdk1Transport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { createMtlsFetch, isCredentialSource } from './agent.js';
-import { agentFor, closing, urlOf, type TransportCredentials, type TransportOptions } from './transport-shared.js';
+import { closing, transportParts, type TransportCredentials, type TransportOptions } from './transport-shared.js';
 
 /** A Streamable HTTP client transport for `@modelcontextprotocol/sdk` 1.x. */
 export function createSdk1Transport(credentials: TransportCredentials, url?: string | URL, options: TransportOptions = {}) {
-  // the URL is checked before any agent or renewer exists: nothing to clean up on a refusal
-  const target = urlOf(isCredentialSource(credentials) ? credentials.bundle : credentials, url, options);
-  const { agent, owned } = agentFor(credentials, options);
-  const transport = new Sdk1Transport(target, { fetch: createMtlsFetch(agent, options) as typeof fetch });
-  return closing(transport, async () => {
-    owned?.stop();
-    await agent.close();
-  });
+  const { target, fetch, end } = transportParts(credentials, url, options);
+  return closing(new Sdk1Transport(target, { fetch }), end);
 }

@@ -13,7 +13,7 @@
  */
 import type { Bundle } from '../bundle/load.js';
 import { MtlsError } from '../errors.js';
-import { createMtlsAgent, isCredentialSource, type BundleCredentials, type MtlsAgentOptions } from './agent.js';
+import { createMtlsAgent, createMtlsFetch, isCredentialSource, type BundleCredentials, type MtlsAgentOptions } from './agent.js';
 import { createBundleRenewer, type BundleRenewer, type BundleRenewerOptions } from './renewal.js';
 import { serverUrl, type ServerUrlOptions } from './server-url.js';
 
@@ -50,6 +50,27 @@ export function agentFor(credentials: TransportCredentials, options: TransportOp
   const bundle = isCredentialSource(source) ? source.bundle : (source as BundleCredentials & Pick<Bundle, 'url'>);
   const agent = createMtlsAgent(source, agentOptions);
   return { agent, bundle, owned };
+}
+
+/**
+ * What each SDK's transport is built from, the SDK class aside: the server URL, checked before
+ * any agent or renewer exists (a refusal leaves nothing to clean up); the fetch that carries the
+ * certificate; and what closing the transport must end, the renewer it made and then the agent.
+ * Both SDKs' Streamable HTTP transports take `(url, { fetch })`, so this was written out the same
+ * in transport-sdk1.ts and transport-sdk2.ts; one place keeps their order of checks and clean-up
+ * the same.
+ */
+export function transportParts(credentials: TransportCredentials, url: string | URL | undefined, options: TransportOptions): { target: URL; fetch: typeof fetch; end: () => Promise<void> } {
+  const target = urlOf(isCredentialSource(credentials) ? credentials.bundle : credentials, url, options);
+  const { agent, owned } = agentFor(credentials, options);
+  return {
+    target,
+    fetch: createMtlsFetch(agent, options) as typeof fetch,
+    end: async () => {
+      owned?.stop();
+      await agent.close();
+    },
+  };
 }
 
 export function closing<T extends { close(): Promise<void> }>(transport: T, end: () => Promise<void>): T {
