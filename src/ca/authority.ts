@@ -89,6 +89,8 @@ export interface ClientRequest extends Omit<ClientClaims, 'trustDomain'>, Validi
    * signed the grant; recorded in the index, and revoking that serial revokes this one (revocation.ts)
    */
   readonly delegatedFrom?: string;
+  /** a delegated certificate: the serial of the actor's own certificate it was exchanged with; revoking that serial revokes this one */
+  readonly actorSerial?: string;
   /**
    * where `spki` came from, for the index's `keySource`: a CSR (a new key) or the renewed
    * certificate (the same key). Default: 'reused' with `renewedFrom`, else 'csr'
@@ -171,6 +173,7 @@ interface Prepared {
   readonly notAfter: Date;
   readonly renewedFrom?: string;
   readonly delegatedFrom?: string;
+  readonly actorSerial?: string;
   readonly spkiFrom?: 'csr' | 'reused';
 }
 
@@ -389,7 +392,7 @@ export class Authority {
     }
     checkClientClaims(this.config, claims);
     const validity = this.#validity('client', r);
-    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.delegatedFrom ? { delegatedFrom: r.delegatedFrom } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
+    return { type: 'client', claims, dns: [], ips: [], ...validity, ...this.#key(r.keyType, r.spki), ...(r.renewedFrom ? { renewedFrom: r.renewedFrom } : {}), ...(r.delegatedFrom ? { delegatedFrom: r.delegatedFrom } : {}), ...(r.actorSerial ? { actorSerial: r.actorSerial } : {}), ...(r.spkiFrom ? { spkiFrom: r.spkiFrom } : {}) };
   }
 
   #prepareServer(request: ServerRequest): Prepared {
@@ -528,6 +531,7 @@ export class Authority {
       ...(p.renewedFrom ? { renewedFrom: p.renewedFrom } : {}),
       ...(c?.actingForPrincipal ? { actingFor: c.actingForPrincipal } : {}),
       ...(p.delegatedFrom ? { delegatedFrom: p.delegatedFrom } : {}),
+      ...(p.actorSerial ? { actorSerial: p.actorSerial } : {}),
       fingerprint: crypto.createHash('sha256').update(der).digest('hex'),
       notBefore: p.notBefore.toISOString(),
       notAfter: p.notAfter.toISOString(),

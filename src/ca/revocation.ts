@@ -140,12 +140,15 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
       alsoRevoked.push(next.serial);
     }
     // revoking a person revokes what they delegated: every delegated certificate granted with a
-    // serial revoked here (whatever the reason: a superseded certificate no longer vouches either)
+    // serial revoked here (whatever the reason: a superseded certificate no longer vouches either);
+    // and revoking an actor (a compromised platform) revokes the delegated certificates it was given
+    // (but not when `superseded`: the same holder replaced its certificate, as for renewals above)
     for (const from of [serial, ...alsoRevoked]) {
-      for (const d of delegatedFromIn(index, from)) {
+      const actorOf = reason === 'superseded' ? [] : index.filter((r): r is IssuedRecord & { actorSerial: string } => r.op === 'issue' && (r as { actorSerial?: string }).actorSerial === from);
+      for (const d of [...delegatedFromIn(index, from), ...actorOf]) {
         if (revokedIn(index, d.serial) || records.some((x) => x.serial === d.serial)) continue;
         const r: RevokedRecord = { op: 'revoke', serial: d.serial, reason, revokedAt };
-        await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: d.serial, reason, delegatedFrom: from, type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
+        await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: d.serial, reason, ...((d as { actorSerial?: string }).actorSerial === from ? { actorSerial: from } : { delegatedFrom: from }), type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
         records.push(r);
         alsoRevoked.push(d.serial);
       }

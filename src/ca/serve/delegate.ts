@@ -15,8 +15,9 @@
  * role the delegator lacks. Teams and roles are the grant's (default: all the delegator's) cut to
  * the actor's maximum; the lifetime is the one asked (default 1h) cut at the configured caps, the
  * delegator's certificate, the grant and the intermediate. The delegator's serial is recorded
- * (`delegatedFrom`): revoking it revokes the delegated certificate (revocation.ts), and the
- * issuing transaction re-checks it is not revoked.
+ * (`delegatedFrom`), and the actor's (`actorSerial`): revoking either revokes the delegated
+ * certificate (revocation.ts), and the issuing transaction re-checks neither is revoked. A
+ * delegated certificate never outlives the actor's own certificate.
  */
 import type { IncomingMessage } from 'node:http';
 import { MtlsError, isMtlsError } from '../../errors.js';
@@ -134,7 +135,8 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
       throw new HttpError(400, 'BAD_REQUEST', (e as Error).message, 'e.g. "ttl": "30m"');
     }
   }
-  const end = Math.min(now + Math.min(askedMs, capMs), proof.notAfter.getTime(), ca.intermediate.notAfter.getTime() - 1000);
+  // never past the actor's own certificate either: the delegation is the actor's to hold only while it is itself certified
+  const end = Math.min(now + Math.min(askedMs, capMs), proof.notAfter.getTime(), peer.cert.notAfter.getTime(), ca.intermediate.notAfter.getTime() - 1000);
   // an end, not a lifetime (the clock moves on before signing), in whole seconds rounded down: the caps hold
   const notAfter = new Date(Math.floor(end / 1000) * 1000);
   const ttlMs = notAfter.getTime() - now;
@@ -143,13 +145,19 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
   Object.assign(note, { teams, roles, key: request.csr ? 'csr' : 'actor' });
   try {
     const issued = await ca.issueClient(
-      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id }, spki, spkiFrom: request.csr ? 'csr' : 'reused', ...(proof.serial ? { delegatedFrom: proof.serial } : {}), notAfter },
-      { beforeCommit: proof.beforeCommit },
+      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id }, spki, spkiFrom: request.csr ? 'csr' : 'reused', ...(proof.serial ? { delegatedFrom: proof.serial } : {}), actorSerial: actor.serial, notAfter },
+      {
+        beforeCommit: async (tx) => {
+          // atomic with the commit: an actor revoked a moment ago (its revocation would not have seen this certificate) gets nothing
+          if ((await tx.renewalOf(actor.serial)).revoked) throw new MtlsError('CERT_REVOKED', `the actor's certificate ${actor.serial} (${actor.principal}) is revoked`, { details: { actor: true } });
+          await proof.beforeCommit(tx);
+        },
+      },
     );
     Object.assign(note, { newSerial: issued.record.serial, notAfter: issued.record.notAfter });
     return issued;
   } catch (e) {
-    if (isMtlsError(e, 'CERT_REVOKED')) throw refuse('DELEGATOR_REVOKED', e.message, 'the delegator needs a new certificate, then a new grant');
+    if (isMtlsError(e, 'CERT_REVOKED')) throw e.details?.actor ? new HttpError(403, 'CERT_REVOKED', e.message, 'ask the operator for a new certificate') : refuse('DELEGATOR_REVOKED', e.message, 'the delegator needs a new certificate, then a new grant');
     if (e instanceof OidcRefused) throw oidcHttpError(e, 5);
     throw e;
   }
