@@ -124,7 +124,21 @@ async function newSigningKey(): Promise<SigningKey> {
   return { kid, alg: 'RS256', privateKey, publicJwk, privateJwk };
 }
 
-function providerConfig(keys: SigningKey[], cookieKeys: string[]): Record<string, unknown> {
+/** The resource (RFC 8707) whose access tokens are JWTs when startOidcProvider's `jwtAccessTokens` is set; ask for scope {@link TEST_API_SCOPE}. */
+export const TEST_API_RESOURCE = 'urn:mcp-mtls:test-api';
+export const TEST_API_SCOPE = 'api';
+
+function providerConfig(keys: SigningKey[], cookieKeys: string[], jwtAccessTokens?: { audience: string }): Record<string, unknown> {
+  // RFC 9068 access tokens (typ at+jwt) for one resource, with the audience the test chooses
+  // (e.g. the CLI client's id: an access token that a client could mistake for an ID token)
+  const resourceIndicators = jwtAccessTokens
+    ? {
+        enabled: true,
+        defaultResource: async () => TEST_API_RESOURCE,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async () => ({ scope: TEST_API_SCOPE, audience: jwtAccessTokens.audience, accessTokenFormat: 'jwt', accessTokenTTL: 300 }),
+      }
+    : { enabled: false };
   return {
     clients: [
       {
@@ -164,6 +178,7 @@ function providerConfig(keys: SigningKey[], cookieKeys: string[]): Record<string
       devInteractions: { enabled: true },
       deviceFlow: { enabled: true },
       revocation: { enabled: true },
+      resourceIndicators,
     },
     pkce: { required: () => true },
     jwks: { keys: keys.map((k) => k.privateJwk) },
@@ -273,7 +288,7 @@ async function drive(browser: Browser, start: string, user: string, done: (url: 
  * 127.0.0.1). Over https the browser driver (Node's fetch) does not trust the test CA: use
  * mintIdToken there; the point of `tls` is the CA's caFile.
  */
-export async function startOidcProvider(options: { tls?: { cert: string; key: string } } = {}): Promise<TestIdp> {
+export async function startOidcProvider(options: { tls?: { cert: string; key: string }; jwtAccessTokens?: { audience: string } } = {}): Promise<TestIdp> {
   let keys: SigningKey[] = [await newSigningKey()];
   const cookieKeys = [crypto.randomBytes(16).toString('hex')];
   const hits = new Map<string, number>();
@@ -294,7 +309,7 @@ export async function startOidcProvider(options: { tls?: { cert: string; key: st
   const issuer = `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const build = () => {
-    const provider = new Provider(issuer, providerConfig(keys, cookieKeys));
+    const provider = new Provider(issuer, providerConfig(keys, cookieKeys, options.jwtAccessTokens));
     // the warnings oidc-provider prints for dev-only settings are expected here
     provider.on('server_error', (_ctx: unknown, err: Error) => console.error('oidc-provider server_error', err));
     handler = provider.callback();

@@ -15,7 +15,11 @@
  *   audiences `azp` is required, and when present `azp` must be accepted too;
  * - `exp` in the future and `iat` in the past, `nbf` (if any) reached, with 60 s of skew; `iat`
  *   at most `maxAgeSeconds` (600) ago: an ID token is traded right after sign-in;
- * - `sub` present; `nonce`: when the token carries one, the caller's must equal it.
+ * - no claim that only access tokens carry (`client_id`, `scope`, `scp`, `token_use` other
+ *   than `id`, a `typ` claim other than `ID`): an access token whose `aud` is the client id is
+ *   a signed JWT for the same audience, and many providers' access tokens are typ JWT;
+ * - `sub` present; `nonce`: when the token carries one, the caller's must equal it; when the
+ *   caller sends one (code + PKCE), the token must carry it.
  *
  * It does not record the use: the caller does, in its own transaction, with {@link replayKey}.
  */
@@ -110,6 +114,8 @@ export async function verifyIdToken(providers: LoginProviders, token: string, op
   if (claims.azp !== undefined && !audiences.includes(claims.azp as string)) {
     throw refuse('OIDC_AUDIENCE', `the ID token was issued to ${JSON.stringify(claims.azp)} (azp), not to ${audiences.join(', ')}`, `sign in with the client id of GET /login (${provider.clientId})`, who);
   }
+  const marker = accessTokenMarker(claims);
+  if (marker) throw refuse('OIDC_TOKEN_INVALID', `the token carries ${marker}: it is an access token, not an ID token`, 'send the id_token of the sign-in, not the access token', who);
   if (typeof claims.sub !== 'string' || claims.sub === '') throw refuse('OIDC_TOKEN_INVALID', 'the ID token has no subject (sub)', SIGN_IN_AGAIN, who);
   checkNonce(claims.nonce, options.nonce, who);
   // the record is needed while the token could be accepted: until exp, or iat + the age limit, whichever is first (plus the skew)
@@ -117,10 +123,29 @@ export async function verifyIdToken(providers: LoginProviders, token: string, op
   return { provider, claims: claims as VerifiedIdToken['claims'], subject: claims.sub, expiresAt: new Date(acceptableUntil * 1000), replayKey: replayKey(provider.issuer, token) };
 }
 
+/**
+ * What says a signed JWT is an access token, whatever its header's `typ` (many providers' access
+ * tokens are typ JWT, and one whose `aud` is the client id would otherwise pass): claims no ID
+ * token carries (OIDC Core 2) and access tokens do: `client_id` (RFC 9068 2.2: required there;
+ * an ID token names its client in `azp`), `scope` (RFC 9068, Keycloak, Auth0), `scp` (Entra,
+ * Okta), `token_use` other than `id` (Cognito), a `typ` claim other than `ID` (Keycloak's
+ * access tokens say `Bearer`). The claim named, or undefined.
+ */
+function accessTokenMarker(claims: JWTPayload): string | undefined {
+  for (const c of ['client_id', 'scope', 'scp'] as const) if (claims[c] !== undefined) return `a ${c} claim (${c})`;
+  if (claims.token_use !== undefined && claims.token_use !== 'id') return `token_use ${JSON.stringify(claims.token_use)} (token_use)`;
+  if (claims.typ !== undefined && (typeof claims.typ !== 'string' || claims.typ.toUpperCase() !== 'ID')) return `a typ claim ${JSON.stringify(claims.typ)} (typ)`;
+  return undefined;
+}
+
 function checkNonce(inToken: unknown, sent: string | undefined, who: { provider?: string; idpSubject?: string }): void {
-  // a token without a nonce (a flow that had none, e.g. some device flows): nothing to bind; a
-  // thief of such a token would simply not send the header, so refusing it would protect nothing
-  if (inToken === undefined) return;
+  // a token without a nonce (a flow that had none: the device flow) binds nothing; a thief of
+  // such a token would simply not send the header. But a caller that sends one says its flow
+  // put it in the token: a token without it is not that flow's ID token (an access token is not)
+  if (inToken === undefined) {
+    if (sent !== undefined) throw refuse('OIDC_NONCE', 'the Mcp-Mtls-Nonce header was sent but the ID token carries no nonce: it is not the ID token of that sign-in', 'send the id_token of the sign-in that used this nonce, not the access token', who);
+    return;
+  }
   if (sent === undefined) throw refuse('OIDC_NONCE', 'the ID token carries a nonce: send it in the Mcp-Mtls-Nonce header', 'send the nonce of the sign-in with the token', who);
   const a = Buffer.from(String(inToken));
   const b = Buffer.from(sent);

@@ -150,15 +150,19 @@ describe('ca serve: sign-in with an OpenID provider', { timeout: 120_000 }, () =
     assert.equal(codeOf(r), 'OIDC_REPLAY', refusal(r));
   });
 
-  test('nonce: required when the token carries one, and compared; ignored when it carries none', async () => {
+  test('nonce: required when the token carries one, and compared; a header with a token that carries none is refused', async () => {
     const tokens = await c.idp.signIn({ user: 'alice', nonce: 'n-1' });
     const none = await loginSign(c, tokens.id_token);
     assert.equal(codeOf(none), 'OIDC_NONCE', refusal(none));
     const wrong = await loginSign(c, tokens.id_token, { nonce: 'n-2' });
     assert.equal(codeOf(wrong), 'OIDC_NONCE', refusal(wrong));
     assert.equal((await loginSign(c, tokens.id_token, { nonce: 'n-1' })).status, 200, 'the refusals did not use the token up');
-    // a flow without a nonce (the token carries none): a header is ignored, there is nothing to bind
-    assert.equal((await loginSign(c, (await c.idp.signIn({ user: 'bob' })).id_token, { nonce: 'n-3' })).status, 200);
+    // a header says the flow put a nonce in the token: one without (not that flow's ID token, e.g. an access token) is refused
+    const noNonce = (await c.idp.signIn({ user: 'bob' })).id_token;
+    const stray = await loginSign(c, noNonce, { nonce: 'n-3' });
+    assert.equal(codeOf(stray), 'OIDC_NONCE', refusal(stray));
+    // without the header (the device flow) it passes
+    assert.equal((await loginSign(c, noNonce)).status, 200);
   });
 
   test('claims come from the token only: the CSR names nobody', async () => {
