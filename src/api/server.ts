@@ -11,7 +11,8 @@ export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from 
 export { FORWARDED_FORMATS, forwardedCertificateOf, type TrustedProxy, type ForwardedFormat } from '../mtls/trusted-proxies.js';
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../mtls/authenticate.js';
 export { captureHandshakes } from '../mtls/handshake-certificate.js';
-export { createAuditLog, memoryAudit, type AuditEvent, type AuditSink } from '../mtls/audit.js';
+export { createAuditLog, memoryAudit, teeAudit, type AuditEvent, type AuditSink } from '../mtls/audit.js';
+export { createDecisionsSink, type DecisionsSink, type DecisionsSinkOptions, type DecisionsSinkStats } from '../mtls/audit-postgres.js';
 export { buildRevocation, crlWarnings, type RevocationState, type CrlInfo } from '../mtls/revocation.js';
 export type { CrlSourceStatus, CrlSourceOrigin } from '../mtls/crl-fetch.js';
 export { callerOf, type WithAuthInfo } from '../mcp/caller.js';

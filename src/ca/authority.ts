@@ -562,8 +562,25 @@ export class Authority {
 
   /** the intermediate's signer, read the first time and kept (internal: ca-keys.ts) */
   async #intermediateSigner(): Promise<Signer> {
-    this.#signer ??= createSigner(await this.#loadKey('intermediate'));
+    if (!this.#signer) {
+      const key = await this.#loadKey('intermediate');
+      this.#signer ??= createSigner(key);
+      this.#derivationKey ??= crypto.createHash('sha256').update('mcp-mtls derived keys v1\0').update(key.export({ format: 'der', type: 'pkcs8' })).digest();
+    }
     return this.#signer;
+  }
+
+  #derivationKey: Buffer | undefined;
+
+  /**
+   * A 32-byte key for `purpose` (HKDF-SHA256), derived from the intermediate CA key: the same in
+   * every process holding this CA's key (the `ca serve` replicas of one CA), never derivable from
+   * anything public, and a different one per purpose. The console's CSRF key is one. Unlocks the
+   * key as {@link unlock} does.
+   */
+  async deriveKey(purpose: string): Promise<Buffer> {
+    await this.#intermediateSigner();
+    return Buffer.from(crypto.hkdfSync('sha256', this.#derivationKey as Buffer, Buffer.from(this.intermediate.serial, 'utf8'), Buffer.from(purpose, 'utf8'), 32));
   }
 
   async #loadKey(which: 'root' | 'intermediate'): Promise<KeyObject> {

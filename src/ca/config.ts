@@ -43,8 +43,13 @@ const ConsoleSchema = z.strictObject({
   policy: z.string().min(1).optional(),
   /** tool names for the policy matrix, besides those the policy names */
   tools: z.array(z.string().min(1).max(256)).max(1000).optional(),
-  /** where servers and gateways write their audit lines (JSON lines, `audit:` of gateway.yaml) */
-  decisions: z.strictObject({ file: z.string().min(1) }).optional(),
+  /**
+   * where the Decisions page reads: `file`, the JSON-lines audit file servers and gateways append
+   * to (`audit:` of gateway.yaml; `ca serve --decisions-file` sets or overrides it); without one, a
+   * PostgreSQL store's `decisions` table (createAuditLog('postgres://...'), gateway.yaml
+   * `decisions:`). `retention` (default 30d): rows of the table older than it are deleted.
+   */
+  decisions: z.strictObject({ file: z.string().min(1).optional(), retention: duration.optional() }).optional(),
 });
 
 export const CaConfigSchema = z
@@ -79,7 +84,21 @@ export const CaConfigSchema = z
     /** sign-in with OpenID Connect providers at `ca serve` /login/sign (docs/login.md): issuers, client ids, the principal claim, groups -> teams and roles */
     login: LoginSchema.optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // an ID token at POST /delegate must be one only that actor could have received: a clientId
+    // /login/sign also accepts would let the platform trade a person's token there for the
+    // person's own certificate, and one shared by two actors would let each exchange the other's
+    const owner = new Map<string, number>();
+    c.delegation?.actors.forEach((a, i) => {
+      if (a.clientId === undefined) return;
+      const path = ['delegation', 'actors', i, 'clientId'];
+      const p = c.login?.providers.findIndex((x) => (x.audiences ?? [x.clientId]).includes(a.clientId as string)) ?? -1;
+      if (p !== -1) ctx.addIssue({ code: 'custom', path, message: `"${a.clientId}" is an audience login.providers[${p}] accepts at /login/sign: an ID token the actor received would sign in as the person there; give the actor its own client at the provider` });
+      else if (owner.has(a.clientId)) ctx.addIssue({ code: 'custom', path, message: `"${a.clientId}" is also delegation.actors[${owner.get(a.clientId)}]'s: each actor has its own client id, so that no actor exchanges an ID token another received` });
+      else owner.set(a.clientId, i);
+    });
+  });
 
 /**
  * A CA's config.yaml, parsed and validated ({@link loadCaConfig}; `Authority.config`). Written

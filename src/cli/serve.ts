@@ -41,6 +41,7 @@ export function registerServe(ca: Command): void {
     .option('--crl-max-age <duration>', 'longest Cache-Control max-age of a CRL', '5m')
     .option('--grace <duration>', 'on SIGTERM: how long requests in flight may take to finish', '10s')
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key (else $MCP_MTLS_PASSPHRASE)')
+    .option('--decisions-file <file>', "the JSON-lines audit file the console's Decisions page reads (servers' createAuditLog(file), gateway.yaml audit:); sets or overrides config.yaml console.decisions.file")
     .option('--json', 'log messages as JSON on stderr too')
     .addHelpText(
       'after',
@@ -52,6 +53,8 @@ The server needs its own certificate from this CA; it does not make one:
 Endpoints: GET /crl/root.crl, GET /crl/intermediate.crl (DER), POST /renew (mTLS, body: CSR or empty),
 POST /sign (Authorization: Bearer <token from \`mcp-mtls token create\`>, body: CSR), GET /healthz, GET /metrics.
 GET /console/: the operator console (the operator's client certificate; config.yaml console:, docs/console.md).
+Its Decisions page reads --decisions-file, else config.yaml console.decisions.file, else (PostgreSQL
+store) the decisions table servers and gateways write to, pruned past console.decisions.retention (30d).
 stdout: one JSON audit line per state-changing request (never a token or key). SIGTERM drains and exits 0.`,
     )
     .action(async (o) => {
@@ -80,13 +83,14 @@ stdout: one JSON audit line per state-changing request (never a token or key). S
         log(`warning: ${o.tlsCert} was not issued by this CA's intermediate: clients that trust only this CA will not connect`);
       }
       const audit = (event: { event: string; [k: string]: unknown }) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+      const consoleHandler = createConsole({ authority, audit, log, ...(o.decisionsFile ? { decisionsFile: o.decisionsFile } : {}) });
       const server = createCaServer({
         authority,
         cert,
         key,
         audit,
         log,
-        console: createConsole({ authority, audit, log }),
+        console: consoleHandler,
         renewRate: { burst: o.renewBurst, perMinute: o.renewPerMinute },
         crl: { checkMs: parseDuration(o.crlCheck, '--crl-check'), maxAgeMs: parseDuration(o.crlMaxAge, '--crl-max-age') },
       });
@@ -108,7 +112,10 @@ stdout: one JSON audit line per state-changing request (never a token or key). S
           log(`${signal}: draining (at most ${o.grace})`);
           void server
             .shutdown(graceMs)
-            .then(() => authority.store.close())
+            .then(() => {
+              consoleHandler.stop();
+              return authority.store.close();
+            })
             .catch((e) => log(`warning: shutdown: ${(e as Error).message}`))
             .finally(() => {
               audit({ event: 'serve.stop', signal });

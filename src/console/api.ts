@@ -24,7 +24,7 @@ import { requireAct, type Operator } from './access.js';
 import type { ConsoleAudit } from './console.js';
 import type { CsrfGuard } from './csrf.js';
 import { createWorkBudget } from './work-budget.js';
-import { createDecisionReader, queryDecisions, type DecisionLine } from './decisions.js';
+import { queryDecisions, type DecisionLine, type DecisionQuery, type DecisionSource } from './decisions.js';
 import { knownSubjects, matrixChanges, policyMatrix, policyTools } from './policy-matrix.js';
 
 /** A valid certificate ending within this is "expiring" (overview, filters). */
@@ -38,24 +38,25 @@ export const MAX_MATRIX_TOOLS = 500;
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, op: Operator, m: RegExpExecArray) => Promise<void>;
 
-export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAudit; csrf: CsrfGuard; policyWorkMsPerMinute?: number }) {
+export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAudit; csrf: CsrfGuard; policyWorkMsPerMinute?: number; decisions?: DecisionSource }) {
   const ca = deps.authority;
   const policyWork = createWorkBudget(deps.policyWorkMsPerMinute);
   const cfg = ca.config.console ?? {};
   const resolve = (p: string) => path.resolve(ca.layout.dir, p);
   const policyFile = cfg.policy ? resolve(cfg.policy) : undefined;
-  const decisionsFile = cfg.decisions ? resolve(cfg.decisions.file) : undefined;
 
   const entries = async (): Promise<(CertificateEntry & { expiring: boolean })[]> => {
     const now = ca.now();
     return foldIndex(await ca.store.readIndex(), now).map((e) => ({ ...e, expiring: e.status === 'valid' && Date.parse(e.notAfter) - now.getTime() <= EXPIRING_MS }));
   };
-  const decisionReader = decisionsFile ? createDecisionReader(decisionsFile) : undefined;
-  const decisions = (): DecisionLine[] => {
+  const source = deps.decisions;
+  const decisions = async <T>(read: (s: DecisionSource) => Promise<T>, none: T): Promise<T> => {
+    if (!source) return none;
     try {
-      return decisionReader?.read() ?? [];
+      return await read(source);
     } catch (e) {
-      throw new HttpError(503, 'DECISIONS_UNREADABLE', (e as Error).message, 'point console.decisions.file in config.yaml at the JSON-lines audit file the servers append to');
+      if (source.kind === 'postgres') throw new HttpError(503, 'DECISIONS_UNREADABLE', `cannot read the decisions table: ${isMtlsError(e) ? e.message : String((e as Error)?.message ?? e).slice(0, 200)}`, 'check the PostgreSQL store (mcp-mtls ca migrate brings it to schema 5)', { 'retry-after': '5' });
+      throw new HttpError(503, 'DECISIONS_UNREADABLE', (e as Error).message, 'point console.decisions.file in config.yaml (or ca serve --decisions-file) at the JSON-lines audit file the servers append to');
     }
   };
   const policy = (): Policy => {
@@ -96,7 +97,7 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     const all = await entries();
     const count = (f: (e: (typeof all)[number]) => boolean) => all.filter(f).length;
     const caCert = (c: typeof ca.root) => ({ subject: formatName(c.subjectName), serial: c.serial, notAfter: c.notAfter.toISOString(), remainingMs: c.notAfter.getTime() - now.getTime() });
-    const refusals = decisions().filter((l) => !l.allowed).slice(-10).reverse();
+    const refusals = await decisions((s) => s.recentRefusals(10), [] as DecisionLine[]);
     sendJson(res, 200, {
       trustDomain: ca.config.trustDomain,
       now: now.toISOString(),
@@ -105,7 +106,7 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
       counts: { valid: count((e) => e.status === 'valid'), expiring: count((e) => e.expiring), expired: count((e) => e.status === 'expired'), revoked: count((e) => e.status === 'revoked') },
       expiringWithinMs: EXPIRING_MS,
       recentRefusals: refusals,
-      decisionsSource: decisionsFile ? 'file' : null,
+      decisionsSource: source?.kind ?? null,
     });
   };
 
@@ -202,14 +203,16 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     const sinceMs = since ? (/^\d+[smhdw]$/.test(since) ? ca.now().getTime() - parseDuration(since, 'since') : Date.parse(since)) : undefined;
     if (sinceMs !== undefined && Number.isNaN(sinceMs)) throw new HttpError(400, 'BAD_ARGUMENT', 'since is a duration (24h) or an ISO time');
     const outcome = q.get('outcome');
-    const result = queryDecisions(decisions(), {
+    const query: DecisionQuery = {
       ...(q.get('principal') ? { principal: q.get('principal') as string } : {}),
       ...(q.get('tool') ? { tool: q.get('tool') as string } : {}),
       ...(q.get('rule') ? { rule: q.get('rule') as string } : {}),
       ...(outcome === 'allow' || outcome === 'deny' ? { outcome } : {}),
       ...(sinceMs !== undefined ? { sinceMs } : {}),
-    }, ca.now());
-    sendJson(res, 200, { source: decisionsFile ? 'file' : null, ...result });
+    };
+    const now = ca.now();
+    const result = await decisions((s) => s.query(query, now), queryDecisions([], query, now));
+    sendJson(res, 200, { source: source?.kind ?? null, ...result });
   };
 
   const subjects = async () => knownSubjects(await entries(), ca.config.trustDomain);
@@ -247,7 +250,7 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
   };
 
   const session: Handler = async (_req, res, _url, op) => {
-    sendJson(res, 200, { principal: op.identity.principal, mayAct: op.mayAct, csrf: deps.csrf.tokenFor(op.identity.fingerprint), trustDomain: ca.config.trustDomain });
+    sendJson(res, 200, { principal: op.identity.principal, mayAct: op.mayAct, csrf: await deps.csrf.tokenFor(op.identity.fingerprint), trustDomain: ca.config.trustDomain });
   };
 
   // the policy endpoints' work grows with what the operator sends: their sum is bounded (work-budget.ts)
@@ -277,7 +280,7 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     if (m[1] !== undefined && !SERIAL_RE.test(m[1])) throw new HttpError(400, 'BAD_SERIAL', 'a serial is lowercase hex');
     if (route.method === 'POST') {
       try {
-        deps.csrf.check(req, op.identity.fingerprint);
+        await deps.csrf.check(req, op.identity.fingerprint);
       } catch (e) {
         deps.audit({ event: 'console.refused', operator: op.identity.principal, path: url.pathname.slice(0, 200), status: 403, code: 'CSRF_REFUSED', remote: req.socket.remoteAddress });
         throw e;

@@ -15,6 +15,10 @@ import { HttpError, sendError } from '../ca/serve/http.js';
 import { createOperatorCheck } from './access.js';
 import { createConsoleApi } from './api.js';
 import { createCsrfGuard } from './csrf.js';
+import { fileDecisionSource, type DecisionSource } from './decisions.js';
+import { postgresDecisionSource, pruneDecisions } from './decisions-postgres.js';
+import { PostgresStore } from '../ca/store/postgres-store.js';
+import { parseDuration } from '../util/duration.js';
 
 /** Receives one event per console action (and refused action): `console.*`, with `operator`. */
 export type ConsoleAudit = (event: { event: string; [k: string]: unknown }) => void;
@@ -27,10 +31,30 @@ export interface ConsoleOptions {
   readonly assetsDir?: string;
   /** the policy pages' share of the event loop, ms of work per minute (work-budget.ts); default 6,000 */
   readonly policyWorkMsPerMinute?: number;
+  /** the decisions file, overriding config.yaml's `console.decisions.file` (`ca serve --decisions-file`); relative to the working directory */
+  readonly decisionsFile?: string;
+  /** how often `ca serve` prunes the decisions table past its retention (default 1 h; the first run a minute after start) */
+  readonly pruneEveryMs?: number;
 }
 
-/** Handles one request whose path is /console or below it. */
-export type ConsoleHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+/** How long the decisions table keeps a row when config.yaml names no retention. */
+export const DEFAULT_DECISIONS_RETENTION = '30d';
+
+/** Handles one request whose path is /console or below it; `stop` ends its timers (the decisions pruning). */
+export type ConsoleHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { stop(): void; readonly decisions?: DecisionSource };
+
+/**
+ * Where the Decisions page reads: `--decisions-file`, else config.yaml's file (relative to the
+ * CA folder), else the PostgreSQL store's table, else nowhere.
+ */
+export function decisionSourceOf(ca: Authority, file?: string): DecisionSource | undefined {
+  const configured = ca.config.console?.decisions?.file;
+  if (file) return fileDecisionSource(path.resolve(file));
+  if (configured) return fileDecisionSource(path.resolve(ca.layout.dir, configured));
+  const store = ca.store;
+  if (store instanceof PostgresStore) return postgresDecisionSource(() => store.decisionsPool());
+  return undefined;
+}
 
 /** No inline script or style, nothing from elsewhere, no framing, no form posts, no plugins. */
 export const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -64,8 +88,27 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   const audit = options.audit ?? (() => undefined);
   const assetsDir = options.assetsDir ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'web');
   const operatorOf = createOperatorCheck(ca);
-  const csrf = createCsrfGuard();
-  const api = createConsoleApi({ authority: ca, audit, csrf, ...(options.policyWorkMsPerMinute !== undefined ? { policyWorkMsPerMinute: options.policyWorkMsPerMinute } : {}) });
+  // every replica derives the same key from the CA key they all hold: a page loaded from one is
+  // accepted by the others behind a load balancer (csrf.ts)
+  const csrf = createCsrfGuard(() => ca.deriveKey('mcp-mtls console csrf v1'));
+  const decisions = decisionSourceOf(ca, options.decisionsFile);
+  const api = createConsoleApi({ authority: ca, audit, csrf, ...(decisions ? { decisions } : {}), ...(options.policyWorkMsPerMinute !== undefined ? { policyWorkMsPerMinute: options.policyWorkMsPerMinute } : {}) });
+  const store = ca.store;
+  let pruner: NodeJS.Timeout | undefined;
+  if (decisions?.kind === 'postgres' && store instanceof PostgresStore) {
+    const retentionMs = parseDuration(ca.config.console?.decisions?.retention ?? DEFAULT_DECISIONS_RETENTION, 'console.decisions.retention');
+    const prune = () =>
+      void store
+        .decisionsPool()
+        .then((pool) => pruneDecisions(pool, new Date(ca.now().getTime() - retentionMs)))
+        .then((n) => n > 0 && options.log?.(`decisions: deleted ${n} row(s) older than ${ca.config.console?.decisions?.retention ?? DEFAULT_DECISIONS_RETENTION}`))
+        .catch((e) => options.log?.(`warning: decisions: pruning failed: ${(e as Error)?.message ?? e}`));
+    const every = options.pruneEveryMs ?? 3_600_000;
+    pruner = setTimeout(function again() {
+      prune();
+      pruner = setTimeout(again, every).unref();
+    }, Math.min(every, 60_000)).unref();
+  }
   const cache = new Map<string, Buffer>();
   const asset = (file: string): Buffer => {
     let b = cache.get(file);
@@ -80,7 +123,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     return b;
   };
 
-  return async (req, res) => {
+  const handler = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'https://console.invalid');
     const p = url.pathname;
     const isApi = p.startsWith('/console/api/');
@@ -118,4 +161,11 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
       } else sendErrorPage(res, err);
     }
   };
+  return Object.assign(handler, {
+    stop: () => {
+      if (pruner) clearTimeout(pruner);
+      pruner = undefined;
+    },
+    ...(decisions ? { decisions } : {}),
+  });
 }

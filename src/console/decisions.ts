@@ -232,3 +232,29 @@ export function queryDecisions(lines: readonly DecisionLine[], q: DecisionQuery,
     recent: matches.slice(-100).reverse(),
   };
 }
+
+/** What {@link queryDecisions} answers (either backend). */
+export type DecisionResult = ReturnType<typeof queryDecisions>;
+
+/**
+ * Where the console reads decisions: a JSON-lines file ({@link fileDecisionSource}) or the
+ * PostgreSQL store's `decisions` table (decisions-postgres.ts). One interface, the same filters
+ * and aggregates; the table's are computed in SQL.
+ */
+export interface DecisionSource {
+  readonly kind: 'file' | 'postgres';
+  /** the decisions matching `q`, aggregated as {@link queryDecisions} does */
+  query(q: DecisionQuery, now: Date, buckets?: number): Promise<DecisionResult>;
+  /** the newest refusals, newest first */
+  recentRefusals(limit: number): Promise<DecisionLine[]>;
+}
+
+/** The file backend: a {@link createDecisionReader} and {@link queryDecisions}. */
+export function fileDecisionSource(file: string, maxBytes = MAX_TAIL): DecisionSource {
+  const reader = createDecisionReader(file, maxBytes);
+  return {
+    kind: 'file',
+    query: async (q, now, buckets) => queryDecisions(reader.read(), q, now, buckets),
+    recentRefusals: async (limit) => reader.read().filter((l) => !l.allowed).slice(-limit).reverse(),
+  };
+}

@@ -100,6 +100,24 @@ export const GatewayConfigSchema = z.strictObject({
     .optional(),
   /** the audit log file (JSON lines, appended to) */
   audit: z.string().optional(),
+  /**
+   * the decisions to the CA's PostgreSQL store too (its `decisions` table, read by the console;
+   * docs/operations.md): `store` is postgres://USER@HOST:PORT/DB without a password (PGPASSWORD
+   * or ~/.pgpass); sent in batches off the request path, dropped and counted when the database is down
+   */
+  decisions: z
+    .strictObject({
+      store: z.string().regex(/^postgres(ql)?:\/\//i, 'must be a postgres:// URL'),
+      /** a batch goes when this many lines wait (default 500) */
+      batchSize: z.number().int().positive().max(10_000).optional(),
+      /** and at least this often (default 1000 ms) */
+      flushMs: z.number().int().positive().max(60_000).optional(),
+      /** lines held at most while the database is slow or down; more are dropped (default 10,000) */
+      maxQueue: z.number().int().positive().max(1_000_000).optional(),
+      /** this gateway's name in the rows' `source` column (default "gateway") */
+      source: z.string().min(1).max(200).optional(),
+    })
+    .optional(),
   /** how long to wait for an upstream's response headers (a timeout is answered 504) */
   upstreamTimeout: duration.default('30s'),
   /** larger POST bodies are answered 413 */

@@ -10,7 +10,8 @@ import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { watchPolicy, type PolicyWatcher } from '../policy-file/watch.js';
-import { createAuditLog } from '../mtls/audit.js';
+import { createAuditLog, teeAudit } from '../mtls/audit.js';
+import { createDecisionsSink } from '../mtls/audit-postgres.js';
 import { renderCrlMetrics } from '../mtls/crl-metrics.js';
 import { crlWarnings } from '../mtls/revocation.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer, type MtlsTlsMaterial } from '../mtls/mtls-server.js';
@@ -77,7 +78,9 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
   // stdio upstreams: each served to the proxy below as a Streamable HTTP upstream on a private socket
   const budget = stdioBudget(config);
   const stdio = await startStdioUpstreams(config, log, options.env, opened.stdio, budget);
-  const audit = config.audit ? createAuditLog(config.audit) : undefined;
+  const decisions = config.decisions ? createDecisionsSink(config.decisions.store, { source: config.decisions.source ?? 'gateway', log, ...(config.decisions.batchSize ? { batchSize: config.decisions.batchSize } : {}), ...(config.decisions.flushMs ? { flushMs: config.decisions.flushMs } : {}), ...(config.decisions.maxQueue ? { maxQueue: config.decisions.maxQueue } : {}) }) : undefined;
+  const fileAudit = config.audit ? createAuditLog(config.audit) : undefined;
+  const audit = fileAudit && decisions ? teeAudit(fileAudit, decisions) : (fileAudit ?? decisions);
   const metrics = new GatewayMetrics();
   const watchers = opened.watchers;
   // one watcher per policy file: a shared one serves every route without its own, each route seeing the rules for its upstream
@@ -196,6 +199,7 @@ async function start(config: GatewayConfig, log: (line: string) => void, opened:
       for (const w of fsWatchers) w.close();
       for (const w of watchers) w.close();
       await handler.close();
+      await decisions?.close(); // what is queued is sent (or dropped, counted) before exit
       await Promise.all([...stdio.values()].map((s) => s.close())); // SIGTERM every child, SIGKILL after 2 s
       await probeAgent.close().catch(() => undefined);
     },

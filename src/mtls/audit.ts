@@ -1,6 +1,7 @@
 /** The audit log: see {@link createAuditLog}. */
 import fs from 'node:fs';
 import type { Writable } from 'node:stream';
+import { createDecisionsSink, isPostgresTarget, type DecisionsSinkOptions } from './audit-postgres.js';
 
 /**
  * One audit record. `event` says what happened: `decision` (the policy decided an MCP
@@ -38,15 +39,37 @@ export interface AuditSink {
  * @param target - a writable stream, or a file path: appended to, created with mode 0600.
  *   The file is opened asynchronously: one that cannot be opened shows as an `error` event
  *   on the stream, not as an exception here. The sink never ends the stream.
- * @param options - `includeArgs` (default false); `clock` for `time` (default the system clock)
+ *   Or `postgres://USER@HOST:PORT/DB` (no password in it): the `decision` and `auth.refused`
+ *   events go, batched and asynchronously, to the `decisions` table of the CA's PostgreSQL
+ *   store, where the console reads them (see {@link createDecisionsSink}; other events are
+ *   not stored there, and arguments never are).
+ * @param options - `includeArgs` (default false); `clock` for `time` (default the system clock);
+ *   for a PostgreSQL target also `batchSize`, `flushMs`, `maxQueue`, `source`, `log`
  */
-export function createAuditLog(target: Writable | string, options: { includeArgs?: boolean; clock?: () => Date } = {}): AuditSink {
+export function createAuditLog(target: Writable | string, options: { includeArgs?: boolean; clock?: () => Date } & DecisionsSinkOptions = {}): AuditSink {
+  if (typeof target === 'string' && isPostgresTarget(target)) return createDecisionsSink(target, options);
   const stream = typeof target === 'string' ? fs.createWriteStream(target, { flags: 'a', mode: 0o600 }) : target;
   const clock = options.clock ?? (() => new Date());
   return {
     includeArgs: options.includeArgs === true,
     write(event) {
       stream.write(`${JSON.stringify({ time: clock().toISOString(), ...event })}\n`);
+    },
+  };
+}
+
+/** One sink that writes every event to each of `sinks` (e.g. a file and PostgreSQL); arguments only to those that take them. */
+export function teeAudit(...sinks: AuditSink[]): AuditSink {
+  const includeArgs = sinks.some((s) => s.includeArgs);
+  return {
+    includeArgs,
+    write(event) {
+      for (const s of sinks) {
+        if (includeArgs && !s.includeArgs && 'args' in event) {
+          const { args: _args, ...rest } = event;
+          s.write(rest as AuditEvent);
+        } else s.write(event);
+      }
     },
   };
 }

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { FsStore } from '../../src/ca/store/fs-store.js';
+import { SCHEMA_VERSION } from '../../src/ca/store/postgres-migrations.js';
 import { databasePassword } from '../../src/cli/io.js';
 import { cli, cliOk, tmpDir } from '../support/cli.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
@@ -114,8 +115,8 @@ test('refusals: a password in the URL, an unmigrated database (hint: ca migrate)
   assert.equal(unmigrated.code, 78, unmigrated.stderr);
   assert.match(unmigrated.stderr, /has no mcp-mtls schema\nhint: run `mcp-mtls ca migrate --store postgres:/);
   const m = await cliOk<{ version: number; applied: number[] }>(['ca', 'migrate', '--store', url, '--json']);
-  assert.deepEqual([m.version, m.applied], [4, [1, 2, 3, 4]]);
-  assert.match(await cliOk<string>(['ca', 'migrate'], { env: { MCP_MTLS_STORE: url } }), /is at version 4 \(current\)/);
+  assert.deepEqual([m.version, m.applied], [SCHEMA_VERSION, Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1)]);
+  assert.match(await cliOk<string>(['ca', 'migrate'], { env: { MCP_MTLS_STORE: url } }), new RegExp(`is at version ${SCHEMA_VERSION} \\(current\\)`));
   assert.equal((await cliOk<{ certificates: unknown[] }>(['list', '--dir', pki, '--store', url, '--json'])).certificates.length, 0);
   const bad = await cli(['list', '--dir', pki, '--store', 'mysql://db/x']);
   assert.equal(bad.code, 64);

@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 export const MIGRATIONS: readonly string[] = [
@@ -75,6 +75,36 @@ export const MIGRATIONS: readonly string[] = [
     expires_at timestamptz NOT NULL
   );
   CREATE INDEX used_once_expires_at ON used_once (expires_at);
+  `,
+  // 5: the decisions servers and gateways send (createAuditLog('postgres://...'), gateway.yaml
+  // `decisions:`), read by the console, pruned by `ca serve` past console.decisions.retention.
+  // A new table only: nothing of a v4 database is rewritten or locked, and migrate() applies it
+  // under its advisory lock, once, whichever replica gets there first. Rows are never updated
+  // (trigger); the servers' role is granted INSERT alone (docs/operations.md), the CA's role
+  // deletes what retention drops. Indexes: time (the range every query has), and each filter
+  // the console offers, with time second so a filter plus a range is one index scan.
+  `
+  CREATE TABLE decisions (
+    id bigserial PRIMARY KEY,
+    time timestamptz NOT NULL,
+    event text NOT NULL CHECK (event IN ('decision', 'auth.refused')),
+    principal text,
+    method text,
+    target text,
+    allowed boolean NOT NULL,
+    rule_id text,
+    reason text,
+    source text
+  );
+  CREATE INDEX decisions_time ON decisions (time);
+  CREATE INDEX decisions_target_time ON decisions (target, time);
+  CREATE INDEX decisions_principal_time ON decisions (principal, time);
+  CREATE INDEX decisions_rule_time ON decisions (rule_id, time);
+  CREATE INDEX decisions_allowed_time ON decisions (allowed, time);
+  CREATE FUNCTION decisions_no_update() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'the decisions table is append-only'; END $$;
+  CREATE TRIGGER decisions_no_update BEFORE UPDATE ON decisions
+    FOR EACH ROW EXECUTE FUNCTION decisions_no_update();
   `,
 ];
 

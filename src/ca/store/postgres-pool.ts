@@ -12,6 +12,8 @@ export interface PostgresStoreOptions {
   readonly caFingerprint?: string;
   /** pool size (default 10) */
   readonly max?: number;
+  /** give up connecting after this long (default: the driver's, none) */
+  readonly connectTimeoutMs?: number;
 }
 
 let driver: Promise<[typeof import('pg'), typeof import('pg-connection-string')]> | undefined;
@@ -33,6 +35,7 @@ export async function openPool(url: string, options: PostgresStoreOptions): Prom
   const p = new pgDriver.Pool({
     ...fromUrl,
     max: options.max ?? 10,
+    ...(options.connectTimeoutMs ? { connectionTimeoutMillis: options.connectTimeoutMs } : {}),
     allowExitOnIdle: true,
     ...(options.password ? { password: options.password as () => Promise<string> } : {}),
   });

@@ -87,6 +87,15 @@ export class PostgresStore implements Store {
     return runTransaction(await this.#pool(), this.#url, fn);
   }
 
+  /**
+   * The pool, after the schema check: for the console's decisions queries and their pruning
+   * (src/console/decisions-postgres.ts), which share the store's connections. @internal
+   */
+  async decisionsPool(): Promise<pg.Pool> {
+    await this.#check();
+    return this.#pool();
+  }
+
   async readIndex(): Promise<IndexRecord[]> {
     await this.#check();
     return readIndexWith(await this.#pool()).catch((e) => Promise.reject(storeError(this.#url, e)));

@@ -1,0 +1,140 @@
+/**
+ * The console's decisions from the PostgreSQL store's `decisions` table (schema v5, written by
+ * servers and gateways through createAuditLog('postgres://...') / gateway.yaml `decisions:`):
+ * the same filters and aggregates as the file backend (decisions.ts queryDecisions), each an
+ * aggregate query (counts, a GROUP BY per bucket, per tool, per principal, per rule, the newest
+ * 100 rows), never the table read into the process. And retention: `ca serve` deletes rows older
+ * than config.yaml `console.decisions.retention` in small batches (each its own short statement,
+ * one replica at a time under an advisory lock), so no long lock is held and the servers'
+ * INSERTs never wait on it.
+ */
+import type pg from 'pg';
+import type { DecisionLine, DecisionQuery, DecisionResult, DecisionSource, Tally } from './decisions.js';
+
+/** Tallies per tool, principal and rule: at most this many each (the busiest). */
+export const MAX_TALLIES = 500;
+
+interface Where {
+  sql: string;
+  params: unknown[];
+}
+
+function where(q: DecisionQuery): Where {
+  const params: unknown[] = [];
+  const parts: string[] = [];
+  const p = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  // a whole principal (spiffe://...) is an index lookup; a part of one, a substring as in the file
+  if (q.principal) parts.push(q.principal.includes('://') ? `principal = ${p(q.principal)}` : `strpos(principal, ${p(q.principal)}) > 0`);
+  if (q.tool) parts.push(`target = ${p(q.tool)}`);
+  if (q.rule) parts.push(`rule_id = ${p(q.rule)}`);
+  if (q.outcome) parts.push(`allowed = ${p(q.outcome === 'allow')}`);
+  if (q.sinceMs !== undefined) parts.push(`time >= ${p(new Date(q.sinceMs))}`);
+  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+}
+
+const TOOL_KEY = "coalesce(target, CASE WHEN event = 'auth.refused' THEN '(certificate refused)' ELSE coalesce(method, '(none)') END)";
+
+interface DecisionRow {
+  time: Date;
+  event: 'decision' | 'auth.refused';
+  principal: string | null;
+  method: string | null;
+  target: string | null;
+  allowed: boolean;
+  rule_id: string | null;
+  reason: string | null;
+}
+
+function line(r: DecisionRow): DecisionLine {
+  const base = { time: r.time.toISOString(), ...(r.principal !== null ? { principal: r.principal } : {}), allowed: r.allowed, ...(r.reason !== null ? { reason: r.reason } : {}) };
+  if (r.event === 'auth.refused') return { ...base, event: 'auth.refused' };
+  return { ...base, event: 'decision', ...(r.method !== null ? { method: r.method } : {}), ...(r.target !== null ? { target: r.target } : {}), ruleId: r.rule_id };
+}
+
+/** The table backend of the console's decisions; `pool` is the store's (PostgresStore.decisionsPool). */
+export function postgresDecisionSource(pool: () => Promise<pg.Pool>): DecisionSource {
+  return {
+    kind: 'postgres',
+    async query(q, now, buckets = 24): Promise<DecisionResult> {
+      const db = await pool();
+      const w = where(q);
+      const totals = await db.query<{ total: string; allowed: string; first: Date | null }>(`SELECT count(*) AS total, count(*) FILTER (WHERE allowed) AS allowed, min(time) AS first FROM decisions ${w.sql}`, w.params);
+      const t = totals.rows[0]!;
+      const total = Number(t.total);
+      const end = now.getTime();
+      const first = total > 0 && t.first ? t.first.getTime() : end - 3_600_000;
+      const start = Math.min(q.sinceMs ?? first, end);
+      const width = Math.max(60_000, Math.ceil((end - start + 1) / buckets / 60_000) * 60_000);
+      const series = Array.from({ length: Math.ceil((end - start + 1) / width) || 1 }, (_, i) => ({ start: new Date(start + i * width).toISOString(), allow: 0, deny: 0 }));
+      const n = w.params.length;
+      const [bucketRows, byTool, byPrincipal, byRule, recent] = await Promise.all([
+        db.query<{ b: string; a: string; d: string }>(`SELECT floor((extract(epoch FROM time) * 1000 - $${n + 1}) / $${n + 2})::bigint AS b, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1`, [...w.params, start, width]),
+        tallies(db, TOOL_KEY, w),
+        tallies(db, "coalesce(principal, '(unknown)')", w),
+        tallies(db, "coalesce(rule_id, '(no rule)')", w),
+        db.query<DecisionRow>(`SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions ${w.sql} ORDER BY time DESC, id DESC LIMIT 100`, w.params),
+      ]);
+      for (const r of bucketRows.rows) {
+        // lines dated in the future (the servers' word) count in the last bucket, as in the file
+        const b = series[Math.min(series.length - 1, Math.max(0, Number(r.b)))]!;
+        b.allow += Number(r.a);
+        b.deny += Number(r.d);
+      }
+      const allowed = Number(t.allowed);
+      return { total, allowed, denied: total - allowed, bucketMs: width, series, byTool, byPrincipal, byRule, recent: recent.rows.map(line) };
+    },
+    async recentRefusals(limit) {
+      const r = await (await pool()).query<DecisionRow>('SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions WHERE NOT allowed ORDER BY time DESC, id DESC LIMIT $1', [limit]);
+      return r.rows.map(line);
+    },
+  };
+}
+
+async function tallies(db: pg.Pool, key: string, w: Where): Promise<Tally[]> {
+  const r = await db.query<{ key: string; a: string; d: string }>(
+    `SELECT ${key} AS key, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ${MAX_TALLIES}`,
+    w.params,
+  );
+  return r.rows.map((x) => ({ key: x.key, allow: Number(x.a), deny: Number(x.d) }));
+}
+
+/** Advisory lock key of the pruning (one replica at a time); beside postgres-locks.ts's. */
+export const LOCK_DECISIONS_PRUNE = 0x6d63706d746c03n;
+
+export interface PruneOptions {
+  /** rows deleted per statement (default 5,000) */
+  readonly batch?: number;
+  /** pause between batches, giving the servers' INSERTs room (default 20 ms) */
+  readonly pauseMs?: number;
+}
+
+/**
+ * Deletes rows older than `before`, `batch` at a time, each batch its own statement (a short
+ * transaction); skipped (0) when another replica is pruning. Returns the rows deleted.
+ */
+export async function pruneDecisions(pool: pg.Pool, before: Date, options: PruneOptions = {}): Promise<number> {
+  const batch = options.batch ?? 5000;
+  const pauseMs = options.pauseMs ?? 20;
+  const c = await pool.connect();
+  let deleted = 0;
+  try {
+    const got = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LOCK_DECISIONS_PRUNE.toString()]);
+    if (!got.rows[0]?.ok) return 0;
+    try {
+      for (;;) {
+        const r = await c.query('DELETE FROM decisions WHERE id IN (SELECT id FROM decisions WHERE time < $1 ORDER BY time LIMIT $2)', [before, batch]);
+        deleted += r.rowCount ?? 0;
+        if ((r.rowCount ?? 0) < batch) break;
+        await new Promise((res) => setTimeout(res, pauseMs));
+      }
+    } finally {
+      await c.query('SELECT pg_advisory_unlock($1)', [LOCK_DECISIONS_PRUNE.toString()]);
+    }
+  } finally {
+    c.release();
+  }
+  return deleted;
+}
