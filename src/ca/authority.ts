@@ -642,7 +642,10 @@ function selfCheck(der: Buffer, claims: NormalizedClaims): void {
     (id.actingFor?.roles ?? id.roles).join('\n') === claims.roles.join('\n') &&
     (!id.actingFor || (id.teams.length === 0 && id.roles.length === 0)) &&
     id.email === claims.email &&
-    id.actingFor?.principal === claims.actingForPrincipal;
+    id.actingFor?.principal === claims.actingForPrincipal &&
+    // profile v1.2: the tool globs, as asked
+    (id.actingFor?.tools ?? []).join('\n') === (claims.actingFor?.tools ?? []).join('\n') &&
+    (id.actingFor?.tools === undefined) === (claims.actingFor?.tools === undefined);
   if (!same) throw new MtlsError('PROFILE_VIOLATION', 'internal error: the signed certificate does not read back as the requested identity');
 }
 

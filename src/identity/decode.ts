@@ -16,7 +16,7 @@ import {
 import { decodeIdentityAttributes } from '../x509/identity-extension.js';
 import { OID } from '../x509/oids.js';
 import type { Identity } from './identity.js';
-import { isValidTeamOrRole } from './names.js';
+import { isValidTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS } from './names.js';
 import { parsePrincipalUri, parseRoleUri } from './principal.js';
 
 /** Options of {@link decodeIdentity}. */
@@ -97,7 +97,7 @@ export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptio
       const delegator = delegatorOf(attrs.accessIdentity, principal.trustDomain, uri);
       // the teams and roles a delegated certificate carries are the delegator's (qualified by it): never the holder's
       if (options.delegation !== false) {
-        delegation = { actingFor: Object.freeze({ ...delegator, teams: Object.freeze(teams), roles: Object.freeze(roles) }), actors: Object.freeze([uri]) };
+        delegation = { actingFor: Object.freeze({ ...delegator, teams: Object.freeze(teams), roles: Object.freeze(roles), ...(attrs.accessIdentity.tools ? { tools: Object.freeze([...attrs.accessIdentity.tools]) } : {}) }), actors: Object.freeze([uri]) };
       }
       teams = [];
       roles = [];
@@ -121,7 +121,7 @@ export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptio
 }
 
 /** Profile v1.1: the accessIdentity's delegator, checked: this trust domain's service URI, a principal of it, not the holder. */
-function delegatorOf(ai: { service: string; ident: string }, trustDomain: string, holder: string): { principal: string; trustDomain: string; kind: 'user' | 'service'; id: string } {
+function delegatorOf(ai: { service: string; ident: string; tools?: readonly string[] }, trustDomain: string, holder: string): { principal: string; trustDomain: string; kind: 'user' | 'service'; id: string } {
   if (ai.service !== `spiffe://${trustDomain}`) {
     throw reject('IDENTITY_FOREIGN_TRUST_DOMAIN', `accessIdentity service "${ai.service}" is not this certificate's trust domain (spiffe://${trustDomain})`);
   }
@@ -129,6 +129,9 @@ function delegatorOf(ai: { service: string; ident: string }, trustDomain: string
   if (!p) throw reject('IDENTITY_BAD_PRINCIPAL', `accessIdentity ident "${ai.ident}" is not a principal URI (spiffe://<trust-domain>/user|service/<id>)`);
   if (p.trustDomain !== trustDomain) throw reject('IDENTITY_FOREIGN_TRUST_DOMAIN', `the delegator ${ai.ident} is not of trust domain "${trustDomain}"`);
   if (ai.ident === holder) throw reject('IDENTITY_BAD_PRINCIPAL', `${holder} cannot act for itself`);
+  // profile v1.2: the tool globs the delegation is limited to, in the policy's glob syntax
+  if (ai.tools && ai.tools.length > MAX_DELEGATED_TOOLS) throw reject('IDENTITY_BAD_NAME', `a delegation names ${ai.tools.length} tool globs; profile v1.2 allows ${MAX_DELEGATED_TOOLS}`);
+  for (const g of ai.tools ?? []) if (!isValidToolGlob(g)) throw reject('IDENTITY_BAD_NAME', `invalid tool glob "${g}" in the delegation (1-128 printable ASCII characters, the policy's glob syntax)`);
   return { principal: ai.ident, ...p };
 }
 

@@ -1,7 +1,7 @@
 /** Claims to the identity extension (identity.md): validates every name, then encodes. */
 import { identityAttributesExtension, sortByCodePoint } from '../x509/identity-extension.js';
 import type { ClientClaims } from './identity.js';
-import { assertPrincipalId, assertTeamOrRole, assertTrustDomain } from './names.js';
+import { assertPrincipalId, assertTeamOrRole, assertTrustDomain, isValidToolGlob, MAX_DELEGATED_TOOLS } from './names.js';
 import { principalUri, roleUri } from './principal.js';
 import { MtlsError } from '../errors.js';
 
@@ -36,7 +36,12 @@ export function normalizeClaims(claims: ClientClaims): NormalizedClaims {
     assertPrincipalId(claims.actingFor.id, claims.actingFor.kind);
     const actingForPrincipal = principalUri(claims.trustDomain, claims.actingFor.kind, claims.actingFor.id);
     if (actingForPrincipal === principal) throw new MtlsError('BAD_NAME', `${principal} cannot act for itself`, { hint: 'a delegated certificate names another principal than its holder' });
-    delegation = { actingFor: { kind: claims.actingFor.kind, id: claims.actingFor.id }, actingForPrincipal };
+    const tools = claims.actingFor.tools === undefined ? undefined : sortByCodePoint(claims.actingFor.tools);
+    if (tools) {
+      if (tools.length === 0 || tools.length > MAX_DELEGATED_TOOLS) throw new MtlsError('BAD_NAME', `a delegation limited to tools names 1 to ${MAX_DELEGATED_TOOLS} tool globs (${tools.length} given)`, { hint: 'leave tools out for no limit' });
+      for (const g of tools) if (!isValidToolGlob(g)) throw new MtlsError('BAD_NAME', `invalid tool glob "${g}"`, { hint: 'a tool name or a glob of the policy\'s syntax (read_*, {read,list}_repo): 1-128 printable ASCII characters' });
+    }
+    delegation = { actingFor: { kind: claims.actingFor.kind, id: claims.actingFor.id, ...(tools ? { tools } : {}) }, actingForPrincipal };
   }
   return {
     trustDomain: claims.trustDomain,
@@ -58,6 +63,6 @@ export function identityExtension(claims: NormalizedClaims): Buffer | undefined 
   return identityAttributesExtension({
     teams: claims.teams,
     roleUris: claims.roles.map((r) => roleUri(claims.trustDomain, r)),
-    ...(claims.actingForPrincipal ? { accessIdentity: { service: trustDomainUri(claims.trustDomain), ident: claims.actingForPrincipal } } : {}),
+    ...(claims.actingForPrincipal ? { accessIdentity: { service: trustDomainUri(claims.trustDomain), ident: claims.actingForPrincipal, ...(claims.actingFor?.tools ? { tools: claims.actingFor.tools } : {}) } } : {}),
   });
 }

@@ -48,6 +48,12 @@ export interface DelegatedPrincipal {
   readonly teams: readonly string[];
   /** What the delegation grants of the delegator's roles, sorted. */
   readonly roles: readonly string[];
+  /**
+   * Profile v1.2: the tool globs (the policy's glob syntax) the delegation is limited to, sorted;
+   * a delegated call to any other tool is denied (rule `delegation-grant`). Absent: no limit
+   * beyond the policy's.
+   */
+  readonly tools?: readonly string[];
 }
 
 /** What the CA is asked to put into a client certificate. */
@@ -66,5 +72,10 @@ export interface ClientClaims {
    * `teams` and `roles` above are then the delegated ones (qualified by the delegator in the
    * certificate); the actor's own are not carried.
    */
-  readonly actingFor?: { readonly kind: PrincipalKind; readonly id: string };
+  readonly actingFor?: {
+    readonly kind: PrincipalKind;
+    readonly id: string;
+    /** Profile v1.2: the tool globs the delegation is limited to (absent: no limit) */
+    readonly tools?: readonly string[];
+  };
 }

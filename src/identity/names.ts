@@ -3,6 +3,7 @@
  * bad input) and the readers (which reject bad certificates). Pure.
  */
 import { MtlsError } from '../errors.js';
+import { compilePattern } from '../policy/glob.js';
 
 export const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
 export const PRINCIPAL_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -33,6 +34,24 @@ export function isValidPrincipalId(id: string): boolean {
 
 /** Whether `name` is a team or role name: a letter or digit, then up to 63 of `A-Z a-z 0-9 . _ -`. */
 export const isValidTeamOrRole = (name: string): boolean => TEAM_OR_ROLE_RE.test(name);
+
+/** Profile v1.2: at most this many tool globs in one delegation. */
+export const MAX_DELEGATED_TOOLS = 32;
+
+/**
+ * Whether `glob` is a tool glob a delegation may carry (profile v1.2): 1-128 printable ASCII
+ * characters (no space) in the policy's tool-glob syntax (src/policy/glob.ts: `*`, `?`, `[a-z]`,
+ * `{a,b}`), e.g. `read_*` or `{read,list}_repo`.
+ */
+export function isValidToolGlob(glob: string): boolean {
+  if (!/^[\x21-\x7e]{1,128}$/.test(glob)) return false;
+  try {
+    compilePattern(glob);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function assertTrustDomain(td: string): string {
   if (!isValidTrustDomain(td)) {

@@ -9,6 +9,12 @@
  * RoleSyntax.roleAuthority = the delegator's principal URI): a v1 reader refuses those values
  * rather than read them as the holder's.
  *
+ * Profile v1.2 (a grant's tool globs, docs/identity.md) scopes the access identity to tools: one
+ * SvceAuthInfo value per glob (RFC 5755 allows several), whose service is the URI
+ * `spiffe://<td>/tool/<glob, percent-encoded>`. A v1.1 reader refuses such an accessIdentity (more
+ * than one value, or a service other than the trust domain's URI): it cannot read the delegation
+ * without its restriction.
+ *
  * Written by hand, not with @peculiar/asn1-x509-attr: that package wraps each IetfAttrSyntax
  * value in a SEQUENCE and writes RoleSyntax.roleName as an empty [1] (identity.md). The
  * encoder is pinned to the golden vector in test/identity/extension.test.ts.
@@ -42,8 +48,13 @@ export interface IdentityAttributes {
   readonly teams: readonly string[];
   /** role URIs (spiffe://<td>/role/<name>) */
   readonly roleUris: readonly string[];
-  /** v1.1: RFC 5755 accessIdentity (SvceAuthInfo without authInfo): the service (trust domain URI) and the principal the holder acts for */
-  readonly accessIdentity?: { readonly service: string; readonly ident: string };
+  /**
+   * v1.1: RFC 5755 accessIdentity (SvceAuthInfo without authInfo): the service (trust domain URI)
+   * and the principal the holder acts for. v1.2: `tools`, the tool globs the delegation is
+   * limited to (one SvceAuthInfo per glob, service `<service>/tool/<glob percent-encoded>`);
+   * absent: no limit. Read back sorted by code point.
+   */
+  readonly accessIdentity?: { readonly service: string; readonly ident: string; readonly tools?: readonly string[] };
   /**
    * v1.1: the authority every team and role is qualified by (policyAuthority / roleAuthority,
    * one URI): the delegator. Written when `accessIdentity` is; read back as found (the decoder
@@ -69,7 +80,11 @@ export function sortByCodePoint(values: readonly string[]): string[] {
 export function encodeIdentityAttributes(attrs: IdentityAttributes): Buffer | undefined {
   const parts: Buffer[] = [];
   const ai = attrs.accessIdentity;
-  if (ai) parts.push(seq(oidDer(OID.accessIdentity), setOf([seq(uriName(ai.service), uriName(ai.ident))])));
+  if (ai) {
+    const services = ai.tools ? sortByCodePoint(ai.tools).map((g) => toolServiceUri(ai.service, g)) : [ai.service];
+    if (services.length === 0) throw new MtlsError('BAD_NAME', 'a delegation limited to tools names at least one tool glob', { hint: 'leave tools out for no limit' });
+    parts.push(seq(oidDer(OID.accessIdentity), setOf(services.map((service) => seq(uriName(service), uriName(ai.ident))))));
+  }
   // a delegated certificate qualifies every team and role by the delegator ([0] IMPLICIT GeneralNames)
   const authority = ai ? tlv(0xa0, uriName(ai.ident)) : undefined;
   if (attrs.teams.length > 0) {
@@ -86,6 +101,30 @@ export function encodeIdentityAttributes(attrs: IdentityAttributes): Buffer | un
 export function identityAttributesExtension(attrs: IdentityAttributes): Buffer | undefined {
   const value = encodeIdentityAttributes(attrs);
   return value && extension(OID.subjectDirectoryAttributes, false, value);
+}
+
+/** Profile v1.2: the characters a tool glob is written with unescaped in its service URI (RFC 3986 unreserved, and `*`). */
+const TOOL_SAFE = /^[A-Za-z0-9._~*-]$/;
+
+/** `<service>/tool/<glob>`, every octet of the glob outside {@link TOOL_SAFE} as %XX (uppercase hex): one spelling per glob. */
+export function toolServiceUri(service: string, glob: string): string {
+  let enc = '';
+  for (const b of Buffer.from(glob, 'utf8')) {
+    const c = String.fromCharCode(b);
+    enc += b < 0x80 && TOOL_SAFE.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return `${service}/tool/${enc}`;
+}
+
+/** The service and glob of a v1.2 tool-scoped service URI, or undefined when it is not one; a non-canonical spelling throws. */
+function parseToolService(uri: string): { service: string; glob: string } | undefined {
+  const m = /^(spiffe:\/\/[^/]+)\/tool\/([^/]*)$/.exec(uri);
+  if (!m) return undefined;
+  const enc = m[2] as string;
+  if (!/^(?:[A-Za-z0-9._~*-]|%[0-9A-F]{2})+$/.test(enc)) throw fail('IDENTITY_BAD_VALUE_TYPE', `the tool glob of accessIdentity service "${uri}" is not percent-encoded as profile v1.2 says`);
+  const glob = Buffer.from(enc.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+  if (toolServiceUri(m[1] as string, glob) !== uri) throw fail('IDENTITY_BAD_VALUE_TYPE', `the tool glob of accessIdentity service "${uri}" is not in its one percent-encoded spelling (profile v1.2)`);
+  return { service: m[1] as string, glob };
 }
 
 function fail(code: ErrorCode, message: string): MtlsError {
@@ -114,7 +153,7 @@ function decodeStrict(value: Uint8Array): IdentityAttributes {
   const seen = new Set<string>();
   let teams: string[] = [];
   let roleUris: string[] = [];
-  let accessIdentity: { service: string; ident: string } | undefined;
+  let accessIdentity: { service: string; ident: string; tools?: string[] } | undefined;
   const authorities = new Set<string | undefined>();
   for (const attr of attributes) {
     const [typeTlv, valuesTlv, ...extra] = children(value, expectTag(attr, TAG.SEQUENCE, 'Attribute'));
@@ -133,8 +172,7 @@ function decodeStrict(value: Uint8Array): IdentityAttributes {
     if (seen.has(type)) throw fail('IDENTITY_DUPLICATE_ATTRIBUTE', `attribute ${type} appears more than once`);
     seen.add(type);
     if (type === OID.accessIdentity) {
-      if (values.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', 'the accessIdentity attribute must have exactly one SvceAuthInfo value (one delegator)');
-      accessIdentity = decodeSvceAuthInfo(value, values[0]!);
+      accessIdentity = decodeAccessIdentity(value, values);
     } else if (type === OID.group) {
       if (values.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', 'the teams attribute must have exactly one IetfAttrSyntax value');
       const t = decodeIetfAttrSyntax(value, values[0]!);
@@ -172,6 +210,25 @@ function decodeAuthority(buf: Uint8Array, t: Tlv, what: string): string {
   const names = children(buf, t);
   if (names.length !== 1) throw fail('IDENTITY_BAD_VALUE_TYPE', `${what} must name exactly one authority`);
   return uriOf(buf, names[0], what);
+}
+
+/**
+ * The accessIdentity's values: one SvceAuthInfo (v1.1: the whole trust domain), or one per tool
+ * glob (v1.2), all for the same delegator and trust domain, none of them unscoped.
+ */
+function decodeAccessIdentity(buf: Uint8Array, values: Tlv[]): { service: string; ident: string; tools?: string[] } {
+  const infos = values.map((v) => decodeSvceAuthInfo(buf, v));
+  const scoped = infos.map((i) => parseToolService(i.service));
+  if (infos.length === 1 && !scoped[0]) return infos[0]!;
+  if (scoped.some((s) => !s)) throw fail('IDENTITY_BAD_VALUE_TYPE', 'an accessIdentity with several values must scope each to a tool glob (profile v1.2: one delegator, service spiffe://<td>/tool/<glob>)');
+  const first = infos[0]!;
+  const service = scoped[0]!.service;
+  if (infos.some((i, n) => i.ident !== first.ident || scoped[n]!.service !== service)) {
+    throw fail('IDENTITY_BAD_VALUE_TYPE', 'the accessIdentity values name more than one delegator or trust domain (one delegation per certificate)');
+  }
+  const tools = scoped.map((s) => s!.glob);
+  if (new Set(tools).size !== tools.length) throw fail('IDENTITY_MALFORMED', 'a tool glob appears twice in the accessIdentity');
+  return { service, ident: first.ident, tools: sortByCodePoint(tools) };
 }
 
 /** RFC 5755 SvceAuthInfo { service GeneralName, ident GeneralName, authInfo OCTET STRING OPTIONAL }; v1.1: two URIs, no authInfo. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Independent test oracle for identity profile v1 and v1.1 (/work/shared/design/identity.md;
-v1.1, delegation: docs/identity.md of mcp-mtls).
+"""Independent test oracle for identity profile v1, v1.1 and v1.2 (/work/shared/design/identity.md;
+v1.1, delegation, and v1.2, a delegation's tool globs: docs/identity.md of mcp-mtls).
 
 The TypeScript test suite runs this script against the certificates the CA issues and
 checks that both readers agree. It re-implements the profile's reader rules (the leaf
@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 import sys
+import urllib.parse
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -222,18 +223,81 @@ def decode_roles(values, trust_domain, authorities):
     return sorted(roles)
 
 
+TOOL_SERVICE_RE = re.compile(r"(spiffe://[^/]+)/tool/([^/]*)")
+TOOL_ENC_RE = re.compile(r"(?:[A-Za-z0-9._~*-]|%[0-9A-F]{2})+")
+TOOL_SAFE = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~*-")
+
+
+def tool_escape(glob):
+    """v1.2: every octet outside A-Z a-z 0-9 . _ ~ * - as %XX, uppercase hex (the one spelling)."""
+    return "".join(chr(b) if b in TOOL_SAFE else f"%{b:02X}" for b in glob.encode("utf-8"))
+
+
+def valid_glob(g):
+    """The policy's tool-glob syntax as far as a reader checks it: 1-128 printable ASCII,
+    braces balanced, brackets closed, no trailing backslash."""
+    if not 1 <= len(g) <= 128 or any(not 0x21 <= ord(c) <= 0x7E for c in g):
+        return False
+    depth, i = 0, 0
+    while i < len(g):
+        c = g[i]
+        if c == "\\":
+            i += 1
+            if i >= len(g):
+                return False
+        elif c == "[":
+            j = g.find("]", i + 1)
+            if j < 0:
+                return False
+            i = j
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
+
+
 def decode_access_identity(values, trust_domain, holder):
-    """v1.1: one SvceAuthInfo { service URI = spiffe://<td>, ident URI = a principal of td }, no authInfo."""
-    if len(values) != 1:
-        raise bad_type(f"accessIdentity has {len(values)} values, expected 1")
-    tag, content = values[0]
-    parts = children(content) if tag == SEQ else None
-    if parts is None or len(parts) != 2:
-        raise bad_type("accessIdentity is not SvceAuthInfo { service, ident } without authInfo")
-    service = one_uri(parts[:1], "SvceAuthInfo.service")
-    ident = one_uri(parts[1:], "SvceAuthInfo.ident")
-    if service != f"spiffe://{trust_domain}":
-        raise OracleError("IDENTITY_FOREIGN_TRUST_DOMAIN", f"service {service!r} is not this trust domain")
+    """v1.1: one SvceAuthInfo { service URI = spiffe://<td>, ident URI = a principal of td }, no authInfo.
+    v1.2: one SvceAuthInfo per tool glob, service = spiffe://<td>/tool/<glob percent-encoded>, one ident.
+    Returns (delegator, tools or None)."""
+    idents, tools, unscoped = [], [], 0
+    for tag, content in values:
+        parts = children(content) if tag == SEQ else None
+        if parts is None or len(parts) != 2:
+            raise bad_type("accessIdentity is not SvceAuthInfo { service, ident } without authInfo")
+        service = one_uri(parts[:1], "SvceAuthInfo.service")
+        ident = one_uri(parts[1:], "SvceAuthInfo.ident")
+        m = TOOL_SERVICE_RE.fullmatch(service)
+        if m:
+            enc = m.group(2)
+            if not TOOL_ENC_RE.fullmatch(enc):
+                raise bad_type(f"tool glob of {service!r} is not percent-encoded")
+            try:
+                glob = urllib.parse.unquote_to_bytes(enc).decode("utf-8")
+            except UnicodeDecodeError:
+                raise bad_type(f"tool glob of {service!r} is not UTF-8")
+            if tool_escape(glob) != enc:
+                raise bad_type(f"tool glob of {service!r} is not in its one spelling")
+            service = m.group(1)
+            if service == f"spiffe://{trust_domain}" and not valid_glob(glob):
+                raise OracleError("IDENTITY_BAD_NAME", f"invalid tool glob {glob!r}")
+            if glob in tools:
+                raise malformed(f"tool glob {glob!r} appears twice")
+            tools.append(glob)
+        else:
+            unscoped += 1
+        if service != f"spiffe://{trust_domain}":
+            raise OracleError("IDENTITY_FOREIGN_TRUST_DOMAIN", f"service {service!r} is not this trust domain")
+        idents.append(ident)
+    if len(values) > 1 and unscoped:
+        raise bad_type(f"accessIdentity has {len(values)} values, not all scoped to a tool")
+    if len(set(idents)) != 1:
+        raise bad_type("accessIdentity values name more than one delegator")
+    ident = idents[0]
     m = PRINCIPAL_RE.fullmatch(ident)
     if not m or m.group(3) in (".", ".."):
         raise OracleError("IDENTITY_BAD_PRINCIPAL", f"ident {ident!r} is not a principal URI")
@@ -241,7 +305,7 @@ def decode_access_identity(values, trust_domain, holder):
         raise OracleError("IDENTITY_FOREIGN_TRUST_DOMAIN", f"delegator {ident!r} is of another trust domain")
     if ident == holder:
         raise OracleError("IDENTITY_BAD_PRINCIPAL", "a certificate cannot act for its own holder")
-    return ident
+    return ident, (sorted(tools) if tools else None)
 
 
 def decode_sda(ext_value, trust_domain, holder=None):
@@ -252,19 +316,19 @@ def decode_sda(ext_value, trust_domain, holder=None):
         if oid in (OID_TEAMS, OID_ROLES, OID_ACCESS) and oid in seen:
             raise OracleError("IDENTITY_DUPLICATE_ATTRIBUTE", f"attribute {oid} appears twice")
         seen.add(oid)
-    teams, roles, authorities, delegator = [], [], [], None
+    teams, roles, authorities, delegator, tools = [], [], [], None, None
     for oid, values in attrs:  # unknown attribute types are ignored
         if oid == OID_TEAMS:
             teams = decode_teams(values, authorities)
         elif oid == OID_ROLES:
             roles = decode_roles(values, trust_domain, authorities)
         elif oid == OID_ACCESS:
-            delegator = decode_access_identity(values, trust_domain, holder)
+            delegator, tools = decode_access_identity(values, trust_domain, holder)
     # v1.1: authority-qualified values exist only in a delegated certificate, and there every
     # value is qualified by the delegator (a v1 reader refuses them: they are not the holder's)
     if any(a is not None and a != delegator for a in authorities) or (delegator and None in authorities):
         raise bad_type("teams/roles must be qualified by the delegator exactly in a delegated certificate")
-    return teams, roles, delegator
+    return teams, roles, delegator, tools
 
 
 # ---- certificate-level rules ----------------------------------------------------------
@@ -338,12 +402,14 @@ def examine(path, trust_domains, root, intermediate):
     principal, td, kind, ident, email = check_principal(leaf, trust_domains)
     ext = ext_or_none(leaf, x509.ObjectIdentifier(OID_SDA))
     ext_bytes = ext.value.value if ext is not None else None
-    teams, roles, delegator = decode_sda(ext_bytes, td, principal) if ext_bytes is not None else ([], [], None)
+    teams, roles, delegator, tools = decode_sda(ext_bytes, td, principal) if ext_bytes is not None else ([], [], None, None)
     n = leaf.serial_number
     out = {"file": path, "ok": True, "principal": principal, "trustDomain": td, "kind": kind,
            "id": ident, "teams": [] if delegator else teams, "roles": [] if delegator else roles}
     if delegator:
         out["actingFor"] = {"principal": delegator, "teams": teams, "roles": roles}
+        if tools is not None:
+            out["actingFor"]["tools"] = tools
     if email is not None:
         out["email"] = email
     out.update({
@@ -380,8 +446,8 @@ def selftest():
     unknown_attr = tlv(SEQ, bytes.fromhex("0603550403"), tlv(SET, tlv(UTF8, b"x")))  # 2.5.4.3 CN
     bad, dup, mal = "IDENTITY_BAD_VALUE_TYPE", "IDENTITY_DUPLICATE_ATTRIBUTE", "IDENTITY_MALFORMED"
     cases = [
-        ("golden", bytes.fromhex(GOLDEN_HEX), (["platform", "sre"], ["admin", "oncall"], None)),
-        ("unknown attribute ignored", tlv(SEQ, unknown_attr, good_roles), ([], ["admin"], None)),
+        ("golden", bytes.fromhex(GOLDEN_HEX), (["platform", "sre"], ["admin", "oncall"], None, None)),
+        ("unknown attribute ignored", tlv(SEQ, unknown_attr, good_roles), ([], ["admin"], None, None)),
         ("duplicate attribute", tlv(SEQ, good_roles, good_roles), dup),
         ("team as OCTET STRING", tlv(SEQ, teams_attr(tlv(0x04, b"sre"))), bad),
         ("role with roleAuthority",

@@ -1,4 +1,4 @@
-// A third, independent reader of identity profile v1 / v1.1 (docs/identity.md), in Go with the
+// A third, independent reader of identity profile v1 / v1.1 / v1.2 (docs/identity.md), in Go with the
 // standard library only: crypto/x509 parses the certificate envelope, encoding/asn1 the
 // subjectDirectoryAttributes value. test/identity/delegation-vectors.test.ts runs it on the
 // golden vectors and compares its JSON lines with the TypeScript decoder and the Python oracle.
@@ -13,9 +13,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 var (
@@ -44,6 +46,7 @@ type delegator struct {
 	Principal string   `json:"principal"`
 	Teams     []string `json:"teams"`
 	Roles     []string `json:"roles"`
+	Tools     []string `json:"tools,omitempty"`
 }
 
 type result struct {
@@ -98,11 +101,66 @@ func authority(parts []asn1.RawValue, what string) (*string, []asn1.RawValue, er
 	return &u, parts[1:], err
 }
 
-func readSDA(value []byte, td, holder string) (teams, roles []string, actingFor string, err error) {
+// profile v1.2: a tool-scoped SvceAuthInfo.service, spiffe://<td>/tool/<glob percent-encoded>
+var (
+	toolServiceR = regexp.MustCompile(`^(spiffe://[^/]+)/tool/([^/]*)$`)
+	toolEncR     = regexp.MustCompile(`^(?:[A-Za-z0-9._~*-]|%[0-9A-F]{2})+$`)
+)
+
+// every octet outside A-Z a-z 0-9 . _ ~ * - as %XX, uppercase: the one spelling
+func toolEscape(s string) string {
+	out := ""
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strings.IndexByte("._~*-", c) >= 0 {
+			out += string(c)
+		} else {
+			out += fmt.Sprintf("%%%02X", c)
+		}
+	}
+	return out
+}
+
+// the policy's glob syntax, as far as a reader must check it: 1-128 printable ASCII, braces balanced, brackets closed
+func validGlob(g string) bool {
+	if len(g) == 0 || len(g) > 128 {
+		return false
+	}
+	depth := 0
+	for i := 0; i < len(g); i++ {
+		c := g[i]
+		if c < 0x21 || c > 0x7e {
+			return false
+		}
+		switch c {
+		case '\\':
+			i++
+			if i >= len(g) {
+				return false
+			}
+		case '[':
+			j := strings.IndexByte(g[i+1:], ']')
+			if j < 0 {
+				return false
+			}
+			i += j + 1
+		case '{':
+			depth++
+		case '}':
+			depth--
+			if depth < 0 {
+				return false
+			}
+		}
+	}
+	return depth == 0
+}
+
+func readSDA(value []byte, td, holder string) (teams, roles, tools []string, actingFor string, err error) {
 	var attrs []attribute
 	rest, err := asn1.Unmarshal(value, &attrs)
 	if err != nil || len(rest) != 0 || len(attrs) == 0 {
-		return nil, nil, "", refuse("MALFORMED", "subjectDirectoryAttributes is not a SEQUENCE OF Attribute")
+		return nil, nil, nil, "", refuse("MALFORMED", "subjectDirectoryAttributes is not a SEQUENCE OF Attribute")
 	}
 	seen := map[string]bool{}
 	var authorities []*string
@@ -112,69 +170,99 @@ func readSDA(value []byte, td, holder string) (teams, roles []string, actingFor 
 			continue
 		}
 		if seen[a.Type.String()] {
-			return nil, nil, "", refuse("DUPLICATE_ATTRIBUTE", "attribute %s twice", a.Type)
+			return nil, nil, nil, "", refuse("DUPLICATE_ATTRIBUTE", "attribute %s twice", a.Type)
 		}
 		seen[a.Type.String()] = true
 		switch {
 		case a.Type.Equal(oidAccess):
-			if len(a.Values) != 1 || a.Values[0].Tag != asn1.TagSequence {
-				return nil, nil, "", refuse("BAD_VALUE_TYPE", "accessIdentity must be one SvceAuthInfo")
+			// v1.1: one SvceAuthInfo for the trust domain; v1.2: one per tool glob, service spiffe://<td>/tool/<glob>
+			if len(a.Values) == 0 {
+				return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "accessIdentity without a value")
 			}
-			parts, err := elements(a.Values[0].Bytes)
-			if err != nil {
-				return nil, nil, "", err
+			scopedCount := 0
+			for i, v := range a.Values {
+				if v.Tag != asn1.TagSequence {
+					return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "accessIdentity must be SvceAuthInfo")
+				}
+				parts, err := elements(v.Bytes)
+				if err != nil {
+					return nil, nil, nil, "", err
+				}
+				if len(parts) != 2 {
+					return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "SvceAuthInfo must be { service, ident } without authInfo")
+				}
+				service, err := uri(parts[0], "service")
+				if err != nil {
+					return nil, nil, nil, "", err
+				}
+				ident, err := uri(parts[1], "ident")
+				if err != nil {
+					return nil, nil, nil, "", err
+				}
+				if tm := toolServiceR.FindStringSubmatch(service); tm != nil {
+					glob, err := url.PathUnescape(tm[2])
+					if err != nil || !toolEncR.MatchString(tm[2]) || toolEscape(glob) != tm[2] {
+						return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "tool glob of %s not in its one percent-encoded spelling", service)
+					}
+					service = tm[1]
+					scopedCount++
+					if !validGlob(glob) {
+						return nil, nil, nil, "", refuse("BAD_NAME", "tool glob %q", glob)
+					}
+					for _, t := range tools {
+						if t == glob {
+							return nil, nil, nil, "", refuse("MALFORMED", "tool glob %q twice", glob)
+						}
+					}
+					tools = append(tools, glob)
+				}
+				if service != "spiffe://"+td {
+					return nil, nil, nil, "", refuse("FOREIGN_TRUST_DOMAIN", "service %s is not spiffe://%s", service, td)
+				}
+				if i > 0 && ident != actingFor {
+					return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "accessIdentity values for two delegators")
+				}
+				m := principalR.FindStringSubmatch(ident)
+				if m == nil || m[3] == "." || m[3] == ".." {
+					return nil, nil, nil, "", refuse("BAD_PRINCIPAL", "ident %s is not a principal URI", ident)
+				}
+				if m[1] != td {
+					return nil, nil, nil, "", refuse("FOREIGN_TRUST_DOMAIN", "delegator %s of another trust domain", ident)
+				}
+				if ident == holder {
+					return nil, nil, nil, "", refuse("BAD_PRINCIPAL", "acting for itself")
+				}
+				actingFor = ident
 			}
-			if len(parts) != 2 {
-				return nil, nil, "", refuse("BAD_VALUE_TYPE", "SvceAuthInfo must be { service, ident } without authInfo")
+			if len(a.Values) > 1 && scopedCount != len(a.Values) {
+				return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "several accessIdentity values, not all scoped to a tool")
 			}
-			service, err := uri(parts[0], "service")
-			if err != nil {
-				return nil, nil, "", err
-			}
-			ident, err := uri(parts[1], "ident")
-			if err != nil {
-				return nil, nil, "", err
-			}
-			if service != "spiffe://"+td {
-				return nil, nil, "", refuse("FOREIGN_TRUST_DOMAIN", "service %s is not spiffe://%s", service, td)
-			}
-			m := principalR.FindStringSubmatch(ident)
-			if m == nil || m[3] == "." || m[3] == ".." {
-				return nil, nil, "", refuse("BAD_PRINCIPAL", "ident %s is not a principal URI", ident)
-			}
-			if m[1] != td {
-				return nil, nil, "", refuse("FOREIGN_TRUST_DOMAIN", "delegator %s of another trust domain", ident)
-			}
-			if ident == holder {
-				return nil, nil, "", refuse("BAD_PRINCIPAL", "acting for itself")
-			}
-			actingFor = ident
 		case a.Type.Equal(oidGroup):
 			if len(a.Values) != 1 || a.Values[0].Tag != asn1.TagSequence {
-				return nil, nil, "", refuse("BAD_VALUE_TYPE", "teams must be one IetfAttrSyntax")
+				return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "teams must be one IetfAttrSyntax")
 			}
 			parts, err := elements(a.Values[0].Bytes)
 			if err != nil {
-				return nil, nil, "", err
+				return nil, nil, nil, "", err
 			}
 			auth, parts, err := authority(parts, "policyAuthority")
 			if err != nil {
-				return nil, nil, "", err
+				return nil, nil, nil, "", err
 			}
 			authorities = append(authorities, auth)
 			if len(parts) != 1 || parts[0].Tag != asn1.TagSequence {
-				return nil, nil, "", refuse("BAD_VALUE_TYPE", "IetfAttrSyntax values missing")
+				return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "IetfAttrSyntax values missing")
 			}
 			vals, err := elements(parts[0].Bytes)
 			if err != nil {
-				return nil, nil, "", err
+				return nil, nil, nil, "", err
 			}
 			for _, v := range vals {
 				if v.Class != asn1.ClassUniversal || v.Tag != asn1.TagUTF8String {
-					return nil, nil, "", refuse("BAD_VALUE_TYPE", "a team is not a UTF8String")
+					return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "a team is not a UTF8String")
 				}
 				if !nameR.MatchString(string(v.Bytes)) {
-					return nil, nil, "", refuse("BAD_NAME", "team %q", v.Bytes)
+					return nil, nil, nil, "", refuse("BAD_NAME", "team %q", v.Bytes)
 				}
 				teams = append(teams, string(v.Bytes))
 			}
@@ -182,30 +270,30 @@ func readSDA(value []byte, td, holder string) (teams, roles []string, actingFor 
 			for _, v := range a.Values {
 				parts, err := elements(v.Bytes)
 				if err != nil {
-					return nil, nil, "", err
+					return nil, nil, nil, "", err
 				}
 				auth, parts, err := authority(parts, "roleAuthority")
 				if err != nil {
-					return nil, nil, "", err
+					return nil, nil, nil, "", err
 				}
 				authorities = append(authorities, auth)
 				if len(parts) != 1 || parts[0].Class != asn1.ClassContextSpecific || parts[0].Tag != 1 {
-					return nil, nil, "", refuse("BAD_VALUE_TYPE", "RoleSyntax.roleName missing")
+					return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "RoleSyntax.roleName missing")
 				}
 				names, err := elements(parts[0].Bytes)
 				if err != nil || len(names) != 1 {
-					return nil, nil, "", refuse("BAD_VALUE_TYPE", "roleName must be one GeneralName")
+					return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "roleName must be one GeneralName")
 				}
 				u, err := uri(names[0], "roleName")
 				if err != nil {
-					return nil, nil, "", err
+					return nil, nil, nil, "", err
 				}
 				m := roleR.FindStringSubmatch(u)
 				if m == nil {
-					return nil, nil, "", refuse("BAD_NAME", "role %s", u)
+					return nil, nil, nil, "", refuse("BAD_NAME", "role %s", u)
 				}
 				if m[1] != td {
-					return nil, nil, "", refuse("FOREIGN_TRUST_DOMAIN", "role %s", u)
+					return nil, nil, nil, "", refuse("FOREIGN_TRUST_DOMAIN", "role %s", u)
 				}
 				roles = append(roles, m[2])
 			}
@@ -213,12 +301,13 @@ func readSDA(value []byte, td, holder string) (teams, roles []string, actingFor 
 	}
 	for _, a := range authorities {
 		if (actingFor == "") != (a == nil) || (a != nil && *a != actingFor) {
-			return nil, nil, "", refuse("BAD_VALUE_TYPE", "teams and roles are qualified by the delegator exactly in a delegated certificate")
+			return nil, nil, nil, "", refuse("BAD_VALUE_TYPE", "teams and roles are qualified by the delegator exactly in a delegated certificate")
 		}
 	}
 	sort.Strings(teams)
 	sort.Strings(roles)
-	return teams, roles, actingFor, nil
+	sort.Strings(tools)
+	return teams, roles, tools, actingFor, nil
 }
 
 func examine(file string) result {
@@ -253,12 +342,12 @@ func examine(file string) result {
 		if !ext.Id.Equal(oidSDA) {
 			continue
 		}
-		teams, roles, actingFor, err := readSDA(ext.Value, m[1], holder)
+		teams, roles, tools, actingFor, err := readSDA(ext.Value, m[1], holder)
 		if err != nil {
 			return fail(err)
 		}
 		if actingFor != "" {
-			r.ActingFor = &delegator{Principal: actingFor, Teams: append([]string{}, teams...), Roles: append([]string{}, roles...)}
+			r.ActingFor = &delegator{Principal: actingFor, Teams: append([]string{}, teams...), Roles: append([]string{}, roles...), Tools: tools}
 		} else {
 			r.Teams, r.Roles = append([]string{}, teams...), append([]string{}, roles...)
 		}
