@@ -147,6 +147,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     }
 
     // 3. the identity in the headers
+    const redact = credential && 'headers' in credential ? route.credentials?.redactorFor(identity) : undefined;
     const headers = upstreamRequestHeaders(req.headers, { xfcc: xfccOf(req, identity), remote, isStream, ...(body !== undefined ? { body } : {}), ...(mcpName !== undefined ? { mcpName } : {}), ...(lastEventId ? { lastEventId } : {}), ...(route.credentials ? { drop: route.credentials.names, ...(credential && 'headers' in credential ? { inject: credential.headers } : {}) } : {}) });
     const upstreamUrl = upstreamUrlFor(route, below);
     if (!upstreamUrl) return sendJson(res, 400, { error: 'bad_path', message: 'the path leaves the route' });
@@ -174,6 +175,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         wroteEvent: (eventId) => resumes.wrote(owner, eventId, remembered),
         writtenToAnother: (eventId) => resumes.writtenToAnother(owner, eventId),
         mayRead: (uri) => route.policy().filterResources(identity, [{ uri }]).length > 0,
+        // an upstream that echoes the credential it got shows the caller `[redacted]` (redact.ts)
+        ...(redact ? { redact } : {}),
         refused: (reason) => {
           options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
           log(`${route.prefix}: not forwarded to ${identity.principal}: ${reason}`);

@@ -22,6 +22,7 @@ import type { Dispatcher } from 'undici';
 import { sendJson } from '../mcp/http-body.js';
 import { decideServerMessage, type ServerMessageContext } from './server-messages.js';
 import { sseRewriter } from './sse.js';
+import type { Redactor } from './redact.js';
 
 /** A JSON answer larger than this is refused (502) rather than held in memory. */
 export const MAX_JSON_ANSWER_BYTES = 64 * 1024 * 1024;
@@ -35,6 +36,14 @@ export interface ForwardContext extends ServerMessageContext {
   readonly wroteEvent?: (id: string) => void;
   /** SSE: whether an event with this id was written to another caller's stream (an upstream replaying from an event store shared across sessions): dropped */
   readonly writtenToAnother?: (id: string) => boolean;
+  /** the caller's credential secrets (upstream-credentials.ts), taken out of every message and response header the client gets */
+  readonly redact?: Redactor;
+}
+
+/** A decided message as the client gets it: serialized, without the caller's secrets. */
+function serialize(message: unknown, redact: Redactor | undefined): string {
+  const text = JSON.stringify(message);
+  return redact?.inJson(text) ? JSON.stringify(redact.value(message)) : text;
 }
 
 const LEGACY_HINT = 'the gateway proxies the Streamable HTTP transport only; the legacy HTTP+SSE transport (GET /sse, POST /message) is not supported: point the route at the server\'s Streamable HTTP endpoint';
@@ -109,13 +118,15 @@ function decideJson(value: unknown, ctx: ServerMessageContext, before: Set<unkno
 /** Writes the upstream's answer to `res`, or a refusal; never throws for what the upstream sent. */
 export async function forwardResponse(upstream: Dispatcher.ResponseData, res: ServerResponse, headers: Record<string, string | string[]>, ctx: ForwardContext): Promise<void> {
   const status = upstream.statusCode;
-  const fail = (reason: string, keepStatus = status >= 400) => {
+  const fail = (upstreamReason: string, keepStatus = status >= 400) => {
+    const reason = ctx.redact ? ctx.redact.line(upstreamReason) : upstreamReason;
     ctx.refused(reason);
     discard(upstream.body);
     sendJson(res, keepStatus ? status : 502, { jsonrpc: '2.0', id: null, error: { code: -32603, message: `the gateway did not forward the upstream MCP server's answer: ${reason}` } });
   };
   const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) if (k !== 'content-encoding' && k !== 'content-length') out[k] = v;
+  const redact = ctx.redact;
+  for (const [k, v] of Object.entries(headers)) if (k !== 'content-encoding' && k !== 'content-length') out[k] = !redact ? v : Array.isArray(v) ? v.map(redact.line) : redact.line(v);
 
   const encoding = String(upstream.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
   if (encoding !== 'identity' && encoding !== '') return fail(`it is encoded (content-encoding: ${encoding}), which the gateway cannot check`, false);
@@ -144,7 +155,7 @@ export async function forwardResponse(upstream: Dispatcher.ResponseData, res: Se
   for (const reason of d.dropped) ctx.refused(reason);
   // always the messages as decided, re-serialized (UTF-8, no charset games, no duplicate keys):
   // the client reads exactly what was decided, whatever its JSON parser does with odd bytes
-  const body = Buffer.from(JSON.stringify(d.out));
+  const body = Buffer.from(serialize(d.out, ctx.redact));
   res.writeHead(status, { ...out, 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': String(body.length) });
   res.end(body);
 }
@@ -192,7 +203,7 @@ async function forwardSse(upstream: Dispatcher.ResponseData, res: ServerResponse
         answered.add(d.answers);
       }
       // always the message as decided, re-serialized: the client reads exactly what was decided
-      return JSON.stringify(d.message);
+      return serialize(d.message, ctx.redact);
     },
     () => {
       if (!refusedAny || ctx.requestIds.size === 0) return undefined;

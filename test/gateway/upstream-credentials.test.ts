@@ -49,6 +49,9 @@ before(async () => {
     seen.push(req.rawHeaders);
     const server = new McpServer({ name: 'up', version: '1' });
     server.registerTool('whoami', { description: 'a hash of the Authorization the upstream got' }, async () => ({ content: [{ type: 'text', text: hash(req.headers.authorization) }] }));
+    // a careless upstream: names the header it got in an error, and in a response header
+    server.registerTool('leak', { description: 'echoes the Authorization it got' }, async () => ({ isError: true, content: [{ type: 'text', text: `refused credential ${req.headers.authorization}` }] }));
+    res.setHeader('x-upstream-saw', String(req.headers.authorization));
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => void transport.close());
     await server.connect(transport);
@@ -90,7 +93,7 @@ after(async () => {
   upstream?.close();
 });
 
-async function whoami(route: string, who: string, extraHeaders: Record<string, string> = {}): Promise<string> {
+async function whoami(route: string, who: string, extraHeaders: Record<string, string> = {}, tool = 'whoami'): Promise<string> {
   const agent = createMtlsAgent(bundleOf(clients[who]!));
   const mtlsFetch = createMtlsFetch(agent);
   // every body a client receives is kept for the secret check
@@ -102,7 +105,7 @@ async function whoami(route: string, who: string, extraHeaders: Record<string, s
   const client = new Client({ name: who, version: '1' });
   try {
     await client.connect(new StreamableHTTPClientTransport(new URL(`${url}${route}`), { fetch: recording, requestInit: { headers: extraHeaders } }));
-    const r = (await client.callTool({ name: 'whoami', arguments: {} })) as { content: { text: string }[] };
+    const r = (await client.callTool({ name: tool, arguments: {} })) as { content: { text: string }[] };
     return r.content[0]!.text;
   } finally {
     await client.close().catch(() => undefined);
@@ -164,6 +167,14 @@ test('a client cannot replace, duplicate or drop the injected header: case varia
   const answer = await raw('bob', '/mcp/h', [`Authorization: Bearer ${ALICE}`], init);
   assert.match(answer, /^HTTP\/1\.1 403/);
   assert.equal(seen.length, before);
+});
+
+test('an upstream that echoes the credential it got (in an answer, in a response header): the caller gets [redacted], never the secret', async () => {
+  const from = received.length;
+  assert.equal(await whoami('/mcp/h', 'alice', {}, 'leak'), 'refused credential Bearer [redacted]');
+  const got = received.slice(from).join('\n');
+  assert.match(got, /x-upstream-saw","Bearer \[redacted\]/);
+  assert.ok(!got.includes(ALICE), `alice's client received her token: ${got.slice(0, 600)}`);
 });
 
 test('no secret in the log, the audit file, /metrics, /healthz or anything a client received', async () => {
