@@ -10,44 +10,30 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { clientFields, intermediateFields, rootFields } from '../../src/ca/profiles.js';
-import { normalizeClaims } from '../../src/identity/encode.js';
 import { createAuthenticator } from '../../src/mtls/authenticate.js';
 import { caKeyOf } from '../../src/mtls/ca-key.js';
-import { createForwardedReader, type ForwardedOutcome } from '../../src/mtls/trusted-proxies.js';
+import { createForwardedReader } from '../../src/mtls/trusted-proxies.js';
 import { EMPTY_REVOCATION } from '../../src/mtls/revocation.js';
-import { randomSerial, signCertificate } from '../../src/x509/certificate.js';
-import { createSigner, generateKey, keyIdentifier } from '../../src/x509/keys.js';
 import { pemEncode } from '../../src/x509/pem.js';
+import { sf, startReaderServer, type ReaderServer } from '../support/forwarded-reader.js';
+import { HOUR, memoryCertificates } from '../support/memory-ca.js';
 
-const HOUR = 3_600_000;
 const start = Date.now();
 let now = start;
-const signerOf = (k: ReturnType<typeof generateKey>) => createSigner(crypto.createPrivateKey({ key: k.pkcs8, format: 'der', type: 'pkcs8' }));
-const rootKey = generateKey('ec-p256');
-const rootF = rootFields({ name: 'Key Test Root', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 100 * HOUR), spki: rootKey.spki });
-const root = signCertificate(rootF, signerOf(rootKey));
-const rootInfo = { subjectName: rootF.subjectName, keyId: keyIdentifier(rootKey.spki), notAfter: rootF.notAfter };
+const certs = memoryCertificates(start);
+const rootCa = certs.root('Key Test Root', 100);
+const root = rootCa.der;
 /** a CA under the root, not configured: a forwarded chain may link a leaf of it to the root */
-const interKey = generateKey('ec-p256');
-const interF = intermediateFields(rootInfo as never, { name: 'Key Test Intermediate', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 50 * HOUR), spki: interKey.spki });
-const inter = signCertificate(interF, signerOf(rootKey));
-const interInfo = { subjectName: interF.subjectName, keyId: keyIdentifier(interKey.spki), notAfter: interF.notAfter };
+const interCa = certs.intermediate(rootCa, 'Key Test Intermediate', 50);
+const inter = interCa.der;
 /** another CA under the root, which signed none of the leaves */
-const otherKey = generateKey('ec-p256');
-const other = signCertificate(intermediateFields(rootInfo as never, { name: 'Key Test Other CA', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 50 * HOUR), spki: otherKey.spki }), signerOf(rootKey));
-const leaf = (issuer: typeof rootInfo, key: ReturnType<typeof generateKey>, id: string, hours: number) =>
-  signCertificate(clientFields(issuer as never, { serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + hours * HOUR), spki: generateKey('ec-p256').spki, keyType: 'ec-p256', claims: normalizeClaims({ trustDomain: 'acme.test', kind: 'user', id, teams: [], roles: [] }) }), signerOf(key));
+const other = certs.intermediate(rootCa, 'Key Test Other CA', 50).der;
 /** a CA under the root that ends at 2 h, before its leaf (24 h) */
-const shortKey = generateKey('ec-p256');
-const shortF = intermediateFields(rootInfo as never, { name: 'Key Test Short CA', serial: randomSerial(), notBefore: new Date(start - HOUR), notAfter: new Date(start + 2 * HOUR), spki: shortKey.spki });
-const shortCa = signCertificate(shortF, signerOf(rootKey));
-const alice = leaf(rootInfo, rootKey, 'alice', 24);
-const dave = leaf(interInfo, interKey, 'dave', 24);
-const erin = leaf({ subjectName: shortF.subjectName, keyId: keyIdentifier(shortKey.spki), notAfter: shortF.notAfter }, shortKey, 'erin', 24);
+const shortCaIssuer = certs.intermediate(rootCa, 'Key Test Short CA', 2);
+const shortCa = shortCaIssuer.der;
+const alice = certs.leaf(rootCa, 'alice', 24);
+const dave = certs.leaf(interCa, 'dave', 24);
+const erin = certs.leaf(shortCaIssuer, 'erin', 24);
 
 const auth = createAuthenticator({ caCertificates: [root], clock: () => new Date(now) });
 const reader = createForwardedReader(
@@ -60,33 +46,14 @@ const reader = createForwardedReader(
   ],
   auth,
 );
-let server: http.Server;
-let port: number;
+let server: ReaderServer;
+const send = (from: string, lines: readonly [string, string][]) => server.send(from, lines);
 before(async () => {
-  server = http.createServer((req, res) => {
-    const f: ForwardedOutcome = reader.read(req);
-    const said = f.kind === 'forwarded' ? (f.auth.ok ? `ok ${f.auth.identity.id}` : f.auth.reason) : f.kind === 'refused' ? `${f.error}: ${f.message}` : 'direct';
-    res.end(said);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  port = (server.address() as AddressInfo).port;
+  server = await startReaderServer(reader);
 });
 after(() => server.close());
 
-/** One request from `from` with exactly these header lines (name, value), on its own connection, bounded in time. */
-function send(from: string, lines: readonly [string, string][]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, localAddress: from });
-    s.setTimeout(10_000, () => s.destroy(new Error('no answer in 10 s')));
-    let text = '';
-    s.on('data', (d) => (text += d.toString('latin1')));
-    s.on('end', () => resolve(text.slice(text.indexOf('\r\n\r\n') + 4)));
-    s.on('error', reject);
-    s.end(`GET / HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n${lines.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`);
-  });
-}
 const escaped = (der: Buffer) => encodeURIComponent(pemEncode('CERTIFICATE', der));
-const sf = (der: Buffer) => `:${der.toString('base64')}:`;
 
 test('the same leaf with another chain is not served the kept answer (RFC 9440 Client-Cert-Chain)', async () => {
   assert.equal(await send('127.0.0.3', [['client-cert', sf(dave)], ['client-cert-chain', sf(inter)]]), 'ok dave');
