@@ -36,6 +36,11 @@ export function createOperatorCheck(ca: Authority): (req: IncomingMessage) => Pr
       if (e instanceof HttpError && (e.code === 'CERT_REQUIRED' || e.code === 'CERT_EXPIRED')) throw new HttpError(e.status, e.code, e.message, e.code === 'CERT_REQUIRED' ? 'open the console with your operator client certificate (a bundle of this CA imported into the browser)' : 'renew your operator certificate (mcp-mtls renew) and open the console again', e.headers, e.audit);
       throw e;
     }
+    // the console is the operator's own: a delegated certificate acts for someone else, and may be
+    // held by an agent runtime (a CSR's key the actor chose), so it never carries operator powers
+    if (identity.actingFor) {
+      throw new HttpError(403, 'CONSOLE_DELEGATED', `${identity.principal}'s certificate ${identity.serial} acts for ${identity.actingFor.principal}: a delegated certificate does not open the console`, "open the console with the operator's own certificate", {}, { principal: identity.principal, actingFor: identity.actingFor.principal });
+    }
     const mayAct = act.matches(identity);
     if (!mayAct && !view.matches(identity)) {
       throw new HttpError(403, 'CONSOLE_FORBIDDEN', `${identity.principal} may not use the console`, 'ask a CA operator to name you under console.view (or console.act) in config.yaml', {}, { principal: identity.principal });
