@@ -24,7 +24,9 @@
  *
  * Faults: a process that exits fails its requests in flight with a JSON-RPC error and starts
  * again on the next request, after a backoff (0.5 s doubling to 30 s) when it exited within
- * 10 s of starting; a request unanswered within `timeoutMs` gets an error.
+ * 10 s of starting; a request unanswered within `timeoutMs` gets an error (and the process a
+ * cancellation); a process that wrote nothing meanwhile is asked for a ping, and killed when
+ * nothing comes back within 5 s (or the timeout, if shorter).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -78,6 +80,8 @@ const CRASH_WINDOW_MS = 10_000;
 const SESSION_IDLE_MS = 8 * 3600_000;
 const MAX_SESSIONS = 100_000;
 const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
+/** how long a process silent through a request's timeout has to answer a ping (at most the timeout) before it is killed */
+const PROBE_MS = 5_000;
 
 interface Caller {
   readonly session: Session;
@@ -187,6 +191,8 @@ export class StdioUpstream {
   #sweeper?: NodeJS.Timeout;
   #closed = false;
 
+  /** processes being asked for a ping after a silent timeout (#probe) */
+  readonly #probing = new WeakSet<StdioProcess>();
   readonly #budget: ProcessBudget;
   readonly #member: BudgetMember;
 
@@ -567,17 +573,16 @@ export class StdioUpstream {
         if (!c) return;
         slot.pending.delete(id);
         if (progressToken) slot.progress.delete(progressToken);
-        // silent since this request went out (no answer, no progress, nothing): it stopped answering
-        const hung = slot.proc === proc && slot.lastMessageAt < sentAt;
-        this.#o.log(`${this.#tag(slot)}: no answer to ${m.method} within ${this.#o.timeoutMs} ms${hung ? '; the process wrote nothing since: killing it' : ''}`);
+        // silent since this request went out (no answer, no progress, nothing): it may have stopped answering
+        const silent = slot.proc === proc && slot.lastMessageAt < sentAt;
+        this.#o.log(`${this.#tag(slot)}: no answer to ${m.method} within ${this.#o.timeoutMs} ms${silent ? '; the process wrote nothing since: asking it for a ping' : ''}`);
         c.write(rpcError(m.id, `the upstream MCP server did not answer within ${this.#o.timeoutMs} ms`));
         c.answered();
-        if (hung) {
-          // out of the slot now, so the next request starts a new process rather than reach this one
-          proc.stopping = true;
-          this.#exited(slot, proc, 'it stopped answering');
-          proc.kill();
-        }
+        // the server may stop working on it (MCP's cancellation); nobody waits for its answer now
+        proc.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: id, reason: `no answer within ${this.#o.timeoutMs} ms` } });
+        // one slow call (a fetch that trickles) is not a hung process: killed only when it answers no ping either,
+        // or one caller of a shared process could kill it under every other caller, again and again
+        if (silent) this.#probe(slot, proc);
       }, this.#o.timeoutMs);
       const caller: Caller = {
         session,
@@ -611,6 +616,27 @@ export class StdioUpstream {
       }
       proc.send({ ...scoped.forward, id });
     }
+  }
+
+  /** A process silent through a request's timeout: a ping; killed when nothing at all comes back within {@link PROBE_MS}. */
+  #probe(slot: Slot, proc: StdioProcess): void {
+    if (this.#probing.has(proc)) return;
+    this.#probing.add(proc);
+    const sentAt = Date.now();
+    const id = slot.nextId++;
+    slot.pending.set(id, { session: undefined as unknown as Session, clientId: id, write: () => undefined, answered: () => undefined });
+    proc.send({ jsonrpc: '2.0', id, method: 'ping' });
+    const wait = Math.min(PROBE_MS, this.#o.timeoutMs);
+    setTimeout(() => {
+      this.#probing.delete(proc);
+      slot.pending.delete(id);
+      if (slot.proc !== proc || !proc.alive || slot.lastMessageAt >= sentAt) return;
+      this.#o.log(`${this.#tag(slot)}: it answered no ping within ${wait} ms either: killing it`);
+      // out of the slot now, so the next request starts a new process rather than reach this one
+      proc.stopping = true;
+      this.#exited(slot, proc, 'it stopped answering');
+      proc.kill();
+    }, wait).unref();
   }
 
   /** A request of the gateway's own to a process (no caller): its answer is dropped, its failure logged. */

@@ -34,7 +34,7 @@ rules:
     tools: ["*"]
   - id: dev-basics
     subjects: { teams: [dev] }
-    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, hang, big, read_text_file, list_allowed_directories]
+    tools: [echo, get-sum, read_graph, create_entities, env, pid, crash, hang, freeze, big, read_text_file, list_allowed_directories]
 `;
 
 const ALICE_SECRET = 'ghp_alice-only-4f1c9e';
@@ -271,8 +271,11 @@ test('a process that stops answering: the call times out with an error, the proc
   try {
     const bob = await connect('/mcp', 'bob');
     const before = text(await bob.client.callTool({ name: 'pid', arguments: {} }));
-    await assert.rejects(bob.client.callTool({ name: 'hang', arguments: {} }), /did not answer within 1000 ms/);
-    assert.ok(logged.some((l) => l.includes('no answer to tools/call within 1000 ms; the process wrote nothing since: killing it')), logged.join('\n'));
+    // freeze blocks the process's event loop: it answers no ping either (a call that merely never answers, as hang, does not get a process killed: stdio-hung-probe.test.ts)
+    await assert.rejects(bob.client.callTool({ name: 'freeze', arguments: {} }), /did not answer within 1000 ms/);
+    assert.ok(logged.some((l) => l.includes('no answer to tools/call within 1000 ms; the process wrote nothing since: asking it for a ping')), logged.join('\n'));
+    for (let i = 0; i < 50 && !logged.some((l) => l.includes('answered no ping within 1000 ms either: killing it')); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(logged.some((l) => l.includes('answered no ping within 1000 ms either: killing it')), logged.join('\n'));
     const after = text(await bob.client.callTool({ name: 'pid', arguments: {} }));
     assert.notEqual(after, before);
     const metrics = await new Promise<string>((resolve, reject) => {
