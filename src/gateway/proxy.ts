@@ -15,6 +15,7 @@ import { filterAnswer, type AskedLists } from './answer-filter.js';
 import { MAX_STREAMS_PER_CERT, StreamLimit } from './stream-limit.js';
 import { rememberedContext, ResumeTable, type StreamContext } from './resume.js';
 import { callUpstream, clientResponseHeaders, UpstreamPools } from './upstream.js';
+import { delegationFields } from './identity-meta.js';
 
 export { IDENTITY_META_KEY } from './identity-meta.js';
 export type { GatewayRoute } from './route.js';
@@ -96,7 +97,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     if (!route) return sendJson(res, 404, { error: 'not_found', message: `no route for ${url}` });
     if (!isTransportMethod(req.method)) return sendJson(res, 405, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Method not allowed' } });
     const below = pathBelowRoute(url, route.prefix);
-    if (below === undefined) return sendJson(res, 400, { error: 'bad_path', message: 'the path may not contain dot segments, encoded slashes or empty segments' });
+    if (below === undefined) return sendJson(res, 400, { error: 'bad_path', message: 'the path may not contain dot segments, encoded slashes, empty segments, a fragment, a ; parameter or percent-encoded letters and digits' });
     const identity = (req.auth as NonNullable<MtlsRequest['auth']>).extra.identity;
     const policy = route.policy();
     const remote = req.socket.remoteAddress;
@@ -108,14 +109,14 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     const sid = sessionIdOf(req.headers);
     const refusal = sid === undefined ? undefined : sessions.refusal(route.prefix, sid, identity.fingerprint);
     if (refusal !== undefined) {
-      options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: refusal });
+      options.audit?.write({ event: 'session.refused', principal: identity.principal, ...delegationFields(identity), fingerprint: identity.fingerprint, route: route.prefix, reason: refusal });
       return sendJson(res, 404, { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
     }
 
     // the caller's credential for the upstream (upstream-credentials.ts): none for it is a denial, never another's
     const credential = route.credentials?.for(identity);
     if (credential && 'refused' in credential) {
-      options.audit?.write({ event: 'credential.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: credential.refused, remote });
+      options.audit?.write({ event: 'credential.refused', principal: identity.principal, ...delegationFields(identity), fingerprint: identity.fingerprint, route: route.prefix, reason: credential.refused, remote });
       return sendJson(res, 403, { jsonrpc: '2.0', id: null, error: { code: -32001, message: credential.refused } });
     }
 
@@ -140,7 +141,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     if (resuming) {
       const resumed = resumes.resumable({ prefix: route.prefix, sid, fingerprint: identity.fingerprint }, lastEventId);
       if (!resumed) {
-        options.audit?.write({ event: 'session.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, reason: 'Last-Event-ID names no event this certificate was sent in this session', remote });
+        options.audit?.write({ event: 'session.refused', principal: identity.principal, ...delegationFields(identity), fingerprint: identity.fingerprint, route: route.prefix, reason: 'Last-Event-ID names no event this certificate was sent in this session', remote });
         return sendJson(res, 400, { jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Last-Event-ID names no event of this session sent to this certificate' } });
       }
       stream = resumed;
@@ -178,7 +179,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         // an upstream that echoes the credential it got shows the caller `[redacted]` (redact.ts)
         ...(redact ? { redact } : {}),
         refused: (reason) => {
-          options.audit?.write({ event: 'response.refused', principal: identity.principal, fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
+          options.audit?.write({ event: 'response.refused', principal: identity.principal, ...delegationFields(identity), fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
           log(`${route.prefix}: not forwarded to ${identity.principal}: ${reason}`);
         },
       });

@@ -35,12 +35,19 @@ export function routeFinder(routes: readonly GatewayRoute[]): (url: string) => G
 /**
  * The request path below the route, or undefined when it tries to leave it: dot segments
  * (plain or percent-encoded), encoded slashes and empty segments are refused, so the upstream
- * URL can never name another path or host (found in review: `//host` and `/../`).
+ * URL can never name another path or host (found in review: `//host` and `/../`); so are a
+ * fragment, a `;` path parameter and percent-encoded unreserved characters, which could spell a
+ * longer route's prefix.
  */
 export function pathBelowRoute(url: string, prefix: string): string | undefined {
   const rest = url.slice(prefix.length);
   const [pathPart] = rest.split('?', 1) as [string];
   const segments = pathPart.split('/');
+  // a fragment (never part of a request-target, RFC 9112; Node passes it on), a path parameter (`;x`, which Java servers
+  // strip) or a percent-encoded letter, digit, - . _ ~
+  // (the same path to a server that decodes it, RFC 3986 6.2.2.2) would spell a longer route's prefix another way, so that
+  // this shorter route sends it on under its own policy and credentials (found in review: /mcp/files#x went to /mcp's upstream)
+  if (rest.includes('#') || pathPart.includes(';') || /%(?:2d|3[0-9]|4[1-9a-f]|5[0-9af]|6[1-9a-f]|7[0-9ae])/i.test(pathPart)) return undefined;
   if (/%2e|%2f|%5c|\\/i.test(pathPart) || segments.some((seg, i) => seg === '..' || seg === '.' || (seg === '' && i > 0 && i < segments.length - 1))) return undefined;
   if (pathPart.startsWith('//')) return undefined;
   return rest;
