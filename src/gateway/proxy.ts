@@ -63,7 +63,8 @@ export interface GatewayOptions extends HostCheckOptions {
  * A `Host` or `Origin` naming another server is refused 403 (DNS rebinding; by default the
  * gateway certificate's names and loopback are accepted, plus `allowedHosts` / `allowedOrigins`).
  * An unreachable upstream is a 502 JSON-RPC error, a slow one a 504; the gateway stays up.
- * Paths with dot segments, encoded slashes or empty segments are refused (400); at most 8
+ * Paths with dot segments, encoded slashes, empty segments, a fragment, a `;` parameter or
+ * percent-encoded letters and digits are refused (400); at most 8
  * streams (GET streams and 2026-07-28 listen streams together) are open per certificate (then 429).
  *
  * @returns the handler, with `inFlight()` (requests being served) and `close()` (closes the
