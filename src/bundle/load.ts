@@ -10,7 +10,7 @@ import { OID } from '../x509/oids.js';
 import { readPkcs12 } from '../x509/pkcs12.js';
 import { pemDecodeAll } from '../x509/pem.js';
 import { parseBundleProfile } from './profile.js';
-import { profileBundleFile, profileOfBundleFile } from './profile-dir.js';
+import { profileBundleFile, profileNameOfBundleFile, profileOfBundleFile, readProfileBundleText } from './profile-dir.js';
 
 /** A client's certificate, key and CA, checked, as {@link loadBundle} returns it; what {@link createMtlsAgent} connects with. */
 export interface Bundle {
@@ -141,15 +141,20 @@ const certsOf = (pem: string, file: string, what: string): Buffer[] => {
 export async function loadBundle(file: string | { readonly profile: string; readonly env?: NodeJS.ProcessEnv }, options: LoadBundleOptions = {}): Promise<Bundle> {
   const profile = typeof file === 'string' ? undefined : file.profile;
   const resolved = typeof file === 'string' ? path.resolve(file) : profileBundleFile(file.profile, file.env);
+  // a profile's bundle (also named by its path, as client-config --profile writes it) is read
+  // without following a symlink, from files of this user only (profile-dir.ts)
+  const asProfile = typeof file === 'string' ? profileNameOfBundleFile(resolved) : file.profile;
+  const profileText = asProfile === undefined ? undefined : readProfileBundleText(asProfile, typeof file === 'string' ? undefined : file.env);
   let stat;
   try {
+    if (asProfile !== undefined && profileText === undefined) throw new Error('no bundle.yaml');
     stat = fs.statSync(resolved);
   } catch (cause) {
     if (profile !== undefined) throw new MtlsError('FILE_NOT_FOUND', `there is no profile "${profile}" (no ${resolved})`, { cause, hint: `sign in: \`mcp-mtls login --ca https://CA --profile ${profile}\` (or \`mcp-mtls enroll ... --profile ${profile}\` with a token)` });
     throw new MtlsError('FILE_NOT_FOUND', `no bundle at ${resolved}`, { cause, hint: 'make one with `mcp-mtls bundle ... --out FILE`' });
   }
   try {
-    return await loadBundleAt(resolved, stat, options);
+    return await loadBundleAt(resolved, stat, options, profileText);
   } catch (e) {
     const meta = (e as MtlsError)?.code === 'CERT_EXPIRED' ? profileOfBundleFile(resolved) : undefined;
     if (!meta) throw e;
@@ -158,7 +163,7 @@ export async function loadBundle(file: string | { readonly profile: string; read
   }
 }
 
-async function loadBundleAt(resolved: string, stat: fs.Stats, options: LoadBundleOptions): Promise<Bundle> {
+async function loadBundleAt(resolved: string, stat: fs.Stats, options: LoadBundleOptions, profileText?: string): Promise<Bundle> {
   let chain: Buffer[];
   let ca: Buffer[];
   let key: KeyObject;
@@ -166,7 +171,7 @@ async function loadBundleAt(resolved: string, stat: fs.Stats, options: LoadBundl
   let renewUrl: string | undefined;
   let format: Bundle['source']['format'];
   let keyFile: string | undefined; // the key's own file (a PEM folder's key.pem); else the bundle file holds it
-  if (stat.isDirectory()) {
+  if (profileText === undefined && stat.isDirectory()) {
     format = 'pem';
     // a folder renewed with a new key holds generations (client/bundle-rewrite.ts): all three
     // files are read from the one `current` points to, never across a renewal
@@ -187,7 +192,7 @@ async function loadBundleAt(resolved: string, stat: fs.Stats, options: LoadBundl
     ca = certsOf(read('ca.pem'), resolved, 'ca.pem');
     key = await readKey(read('key.pem'), resolved, options);
     keyFile = path.join(from, 'key.pem');
-  } else if (/\.(p12|pfx)$/i.test(resolved)) {
+  } else if (profileText === undefined && /\.(p12|pfx)$/i.test(resolved)) {
     format = 'p12';
     const p12 = readPkcs12(fs.readFileSync(resolved), await needPassphrase(options, resolved));
     const selfSigned = (der: Buffer) => {
@@ -199,7 +204,7 @@ async function loadBundleAt(resolved: string, stat: fs.Stats, options: LoadBundl
     key = p12.privateKey;
   } else {
     format = 'profile';
-    const profile = parseBundleProfile(fs.readFileSync(resolved, 'utf8'), resolved);
+    const profile = parseBundleProfile(profileText ?? fs.readFileSync(resolved, 'utf8'), resolved);
     chain = certsOf(profile.certificate, resolved, 'certificate');
     ca = certsOf(profile.ca, resolved, 'ca');
     key = await readKey(profile.key, resolved, options);

@@ -73,12 +73,14 @@ export type ProfileMeta = z.infer<typeof ProfileMetaSchema>;
 
 /** The profile's metadata; undefined when the folder is no profile (or was made by hand). */
 export function readProfileMeta(dir: string): ProfileMeta | undefined {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = fs.readFileSync(path.join(dir, PROFILE_META), 'utf8');
-  } catch {
+    text = readProfileFile(dir, PROFILE_META);
+  } catch (e) {
+    if ((e as MtlsError)?.code === 'IO_ERROR') throw e; // a symlink or a file of another user: said, not taken as "no profile"
     return undefined;
   }
+  if (text === undefined) return undefined;
   const parsed = ProfileMetaSchema.safeParse(safeJson(text));
   if (!parsed.success) throw new MtlsError('BUNDLE_INVALID', `${path.join(dir, PROFILE_META)} is not a profile's metadata: ${parsed.error.issues[0]?.message}`, { hint: `sign in again (mcp-mtls login --profile ${path.basename(dir)}) to rewrite it` });
   return parsed.data;
@@ -100,6 +102,87 @@ function safeJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+const uidOf = (): number | undefined => (typeof process.getuid === 'function' ? process.getuid() : undefined);
+const notOurs = (what: string, hint: string) => new MtlsError('IO_ERROR', what, { hint });
+
+/**
+ * The read-side check of a profile's folders (NAME, profiles, mcp-mtls): each a real folder
+ * (lstat: not a symlink, which could send the read outside the config folder or to another
+ * user's key), of this user, that no other user can write to (they could swap the files). Their
+ * identities (dev, ino), to see that none was swapped while a file was read; undefined when the
+ * profile's folder does not exist.
+ */
+function checkProfileFolders(dir: string): string[] | undefined {
+  const uid = uidOf();
+  const ids: string[] = [];
+  for (let d = dir, i = 0; i < 3; d = path.dirname(d), i++) {
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+      throw e;
+    }
+    const problem = st.isSymbolicLink() ? 'a symbolic link' : !st.isDirectory() ? 'not a folder' : uid !== undefined && st.uid !== uid ? `owned by another user (uid ${st.uid})` : uid !== undefined && (st.mode & 0o022) !== 0 ? `writable by other users (mode 0${(st.mode & 0o777).toString(8)})` : undefined;
+    if (problem) throw notOurs(`${d} is ${problem}: the profile is not read through it`, `remove ${d} (mcp-mtls makes it a folder of yours, mode 0700) and sign in again (mcp-mtls login --profile ${path.basename(dir)}), or set XDG_CONFIG_HOME to a folder of your own`);
+    ids.push(`${st.dev}:${st.ino}`);
+  }
+  return ids;
+}
+
+/**
+ * Reads a file of a profile folder without following a symlink: the folders as
+ * {@link checkProfileFolders} says, the file opened with O_NOFOLLOW and checked on its open
+ * descriptor (a regular file of this user; with `secret`, readable by no one else: mode 0600),
+ * and the folders checked again after the read. Undefined when there is no such file.
+ */
+function readProfileFile(dir: string, name: string, secret = false): string | undefined {
+  const before = checkProfileFolders(dir);
+  if (!before) return undefined;
+  const file = path.join(dir, name);
+  const again = `sign in again (mcp-mtls login --profile ${path.basename(dir)}) to rewrite it`;
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ELOOP' || code === 'EMLINK') throw notOurs(`${file} is a symbolic link: the profile is not read through it`, `remove it and ${again}`);
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    const uid = uidOf();
+    if (!st.isFile()) throw notOurs(`${file} is not a regular file`, `remove it and ${again}`);
+    if (uid !== undefined && st.uid !== uid) throw notOurs(`${file} is owned by another user (uid ${st.uid}): the profile is not read from it`, `remove it and ${again}`);
+    if (secret && uid !== undefined && (st.mode & 0o077) !== 0) throw notOurs(`${file} holds a private key and other users can read or write it (mode 0${(st.mode & 0o777).toString(8)})`, `chmod 600 ${file} (and sign in again if others may have read it: mcp-mtls login --profile ${path.basename(dir)})`);
+    const text = fs.readFileSync(fd, 'utf8');
+    if (checkProfileFolders(dir)?.join() !== before.join()) throw notOurs(`${dir} changed while it was read`, 'try again; if it happens again, check who else can write to your config folder');
+    return text;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The profile name when `file` (absolute) is the bundle.yaml of a profile of this user's config
+ * folder (what client-config --profile writes into an app's config), else undefined: such a path
+ * is read with the profile's checks too.
+ */
+export function profileNameOfBundleFile(file: string, env?: NodeJS.ProcessEnv): string | undefined {
+  if (path.basename(file) !== PROFILE_BUNDLE || path.dirname(path.dirname(file)) !== profilesRoot(env)) return undefined;
+  const name = path.basename(path.dirname(file));
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name) ? name : undefined;
+}
+
+/**
+ * The text of a profile's bundle.yaml, read as {@link readProfileFile} says (no symlink, this
+ * user's, 0600); undefined when the profile has none. For loadBundle({ profile }).
+ */
+export function readProfileBundleText(name: string, env?: NodeJS.ProcessEnv): string | undefined {
+  return readProfileFile(profileDir(name, env), PROFILE_BUNDLE, true);
 }
 
 /**
@@ -141,8 +224,9 @@ export function noteProfileServer(dir: string, url: string): void {
   writeFilesAtomic([{ file: path.join(dir, PROFILE_META), data: `${JSON.stringify({ ...meta, servers: [...meta.servers, url] }, null, 2)}\n`, mode: 0o600 }]);
 }
 
-/** Deletes a profile: the key first (bundle.yaml), then the rest. */
+/** Deletes a profile: the key first (bundle.yaml), then the rest; never through a symlink (nor in another user's folder). */
 export function deleteProfile(dir: string): void {
+  checkProfileFolders(dir);
   fs.rmSync(path.join(dir, PROFILE_BUNDLE), { force: true });
   fs.rmSync(dir, { recursive: true, force: true });
 }
@@ -164,12 +248,8 @@ export interface ProfileContents {
 export function readProfileUnchecked(name: string, env?: NodeJS.ProcessEnv): ProfileContents {
   const dir = profileDir(name, env);
   const bundleFile = path.join(dir, PROFILE_BUNDLE);
-  let text: string;
-  try {
-    text = fs.readFileSync(bundleFile, 'utf8');
-  } catch (cause) {
-    throw new MtlsError('FILE_NOT_FOUND', `there is no profile "${name}" (no ${bundleFile})`, { cause, hint: `sign in: \`mcp-mtls login --ca https://CA --profile ${name}\`` });
-  }
+  const text = readProfileFile(dir, PROFILE_BUNDLE, true);
+  if (text === undefined) throw new MtlsError('FILE_NOT_FOUND', `there is no profile "${name}" (no ${bundleFile})`, { hint: `sign in: \`mcp-mtls login --ca https://CA --profile ${name}\`` });
   const p = parseBundleProfile(text, bundleFile);
   const chain = readCertificates(Buffer.from(p.certificate));
   let identity: Identity | undefined;
