@@ -5,15 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { AddressInfo } from 'node:net';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { McpServer } from '@modelcontextprotocol/server';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { policyFromText } from '../../src/policy/compile.js';
-import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
-import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
 import { bundleOf, TEST_POLICY } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { startSdk2Fixture, type Sdk2Fixture } from '../support/mcp-sdk2.js';
 
 function build(server: McpServer) {
   server.registerTool('deploy', { description: 'deploy' }, async () => ({ content: [{ type: 'text' as const, text: 'deployed' }] }));
@@ -23,30 +20,17 @@ function build(server: McpServer) {
   server.registerResource('payroll', 'hr://payroll', { mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'salaries' }] }));
 }
 
-let server: MtlsServer;
+let fixture: Sdk2Fixture;
 let url: string;
-let clients: Record<string, { cert: string; key: string; ca: string }>;
-let handler: ReturnType<typeof createMcpSdk2Handler>;
+let clients: Sdk2Fixture['clients'];
+let handler: Sdk2Fixture['handler'];
 let policy = policyFromText(TEST_POLICY);
 
 before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  const issue = async (args: string[]) => {
-    const r = await pki.issue(['issue', 'client', ...args]);
-    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  };
-  clients = { alice: await issue(['--user', 'alice', '--team', 'sre', '--role', 'admin']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
-  handler = createMcpSdk2Handler({ serverInfo: { name: 'sdk2-notify', version: '1.0.0' }, build, policy: () => policy, serverOptions: { capabilities: { resources: { subscribe: true } } } });
-  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+  fixture = await startSdk2Fixture({ serverInfo: { name: 'sdk2-notify', version: '1.0.0' }, build, policy: () => policy, serverOptions: { capabilities: { resources: { subscribe: true } } } });
+  ({ url, clients, handler } = fixture);
 });
-after(async () => {
-  await handler.close();
-  server.closeAllConnections();
-  server.close();
-});
+after(() => fixture.close());
 
 /** a 2.x client listening for every change; `heard` lists what reached it */
 async function listener(files: { cert: string; key: string; ca: string }, resources: string[]) {

@@ -17,9 +17,9 @@ import { policyFromText } from '../../src/policy/compile.js';
 import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
 import { createMcpSdk1Handler } from '../../src/mcp/sdk1.js';
 import { BoundedEventStore } from '../../src/mcp/event-store.js';
-import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { createMtlsServer } from '../../src/mtls/mtls-server.js';
 import { bundleOf, TEST_POLICY } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { startSdk2Fixture, type Sdk2Fixture } from '../support/mcp-sdk2.js';
 
 /** the default store, counting the events the SDK stores in it */
 class CountingStore extends BoundedEventStore {
@@ -30,32 +30,18 @@ class CountingStore extends BoundedEventStore {
   }
 }
 
-let server: MtlsServer;
+let fixture: Sdk2Fixture;
 let url: string;
-let tls: ReturnType<typeof tlsFromPki>;
-let clients: Record<string, { cert: string; key: string; ca: string }>;
-let handler: ReturnType<typeof createMcpSdk2Handler>;
+let tls: Sdk2Fixture['tls'];
+let clients: Sdk2Fixture['clients'];
+let handler: Sdk2Fixture['handler'];
 
 before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  const issue = async (args: string[]) => {
-    const r = await pki.issue(['issue', 'client', ...args]);
-    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  };
-  clients = { alice: await issue(['--user', 'alice', '--team', 'sre']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
   const build = (s: McpServer) => void s.registerTool('search', { description: 'search' }, async () => ({ content: [{ type: 'text' as const, text: 'results' }] }));
-  handler = createMcpSdk2Handler({ serverInfo: { name: 'bounds', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), stateful: true, eventStore: () => new CountingStore() });
-  tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
-  server = createMtlsServer({ ...tls, log: () => undefined }, handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+  fixture = await startSdk2Fixture({ serverInfo: { name: 'bounds', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), stateful: true, eventStore: () => new CountingStore() });
+  ({ url, tls, clients, handler } = fixture);
 });
-after(async () => {
-  await handler.close();
-  server.closeAllConnections();
-  server.close();
-});
+after(() => fixture.close());
 
 test('stateful: a 2025-era request without a session is refused and leaves nothing behind', async () => {
   const agent = createMtlsAgent(bundleOf(clients.bob!));

@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { AddressInfo } from 'node:net';
 import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as Transport1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -16,10 +15,8 @@ import type { McpServer } from '@modelcontextprotocol/server';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { policyFromText } from '../../src/policy/compile.js';
 import { memoryAudit } from '../../src/mtls/audit.js';
-import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
-import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
 import { bundleOf, TEST_POLICY } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { startSdk2Fixture, type Sdk2Fixture } from '../support/mcp-sdk2.js';
 
 const POLICY = `${TEST_POLICY}
   - id: asking
@@ -43,30 +40,17 @@ function build(server: McpServer) {
   });
 }
 
-let server: MtlsServer;
+let fixture: Sdk2Fixture;
 let url: string;
-let clients: Record<string, { cert: string; key: string; ca: string }>;
-let handler: ReturnType<typeof createMcpSdk2Handler>;
+let clients: Sdk2Fixture['clients'];
+let handler: Sdk2Fixture['handler'];
 const audit = memoryAudit();
 
 before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  const issue = async (args: string[]) => {
-    const r = await pki.issue(['issue', 'client', ...args]);
-    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  };
-  clients = { alice: await issue(['--user', 'alice', '--team', 'sre', '--role', 'admin']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
-  handler = createMcpSdk2Handler({ serverInfo: { name: 'sdk2-stateful', version: '1.0.0' }, build, policy: policyFromText(POLICY), stateful: true, retryInterval: 50, audit });
-  server = createMtlsServer({ ...tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string), log: () => undefined }, handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+  fixture = await startSdk2Fixture({ serverInfo: { name: 'sdk2-stateful', version: '1.0.0' }, build, policy: policyFromText(POLICY), stateful: true, retryInterval: 50, audit });
+  ({ url, clients, handler } = fixture);
 });
-after(async () => {
-  await handler.close();
-  server.closeAllConnections();
-  server.close();
-});
+after(() => fixture.close());
 
 /** the SDK 1.x client (2025-11-25), answering elicitation and sampling */
 async function legacyClient(files: { cert: string; key: string; ca: string }) {

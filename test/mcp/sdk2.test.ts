@@ -9,9 +9,9 @@ import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { policyFromText } from '../../src/policy/compile.js';
 import { memoryAudit } from '../../src/mtls/audit.js';
 import { createMcpSdk2Handler } from '../../src/mcp/sdk2.js';
-import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { createMtlsServer } from '../../src/mtls/mtls-server.js';
 import { bundleOf, TEST_POLICY } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { startSdk2Fixture, type Sdk2Fixture } from '../support/mcp-sdk2.js';
 
 const envSchema = { env: z.string() };
 function build(server: McpServer) {
@@ -23,32 +23,17 @@ function build(server: McpServer) {
   }));
 }
 
-let server: MtlsServer;
+let fixture: Sdk2Fixture;
 let url: string;
-let clients: Record<string, { cert: string; key: string; ca: string }>;
+let clients: Sdk2Fixture['clients'];
 const audit = memoryAudit();
-let handler: ReturnType<typeof createMcpSdk2Handler>;
-let tls: ReturnType<typeof tlsFromPki>;
+let tls: Sdk2Fixture['tls'];
 
 before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  const issue = async (args: string[]) => {
-    const r = await pki.issue(['issue', 'client', ...args]);
-    return { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  };
-  clients = { alice: await issue(['--user', 'alice', '--team', 'sre', '--role', 'admin']), bob: await issue(['--user', 'bob', '--team', 'dev']) };
-  handler = createMcpSdk2Handler({ serverInfo: { name: 'sdk2', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), audit, whoami: true });
-  tls = tlsFromPki(pki.pki, srv.files.cert, srv.files.key as string);
-  server = createMtlsServer({ ...tls, log: () => undefined }, handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `https://localhost:${(server.address() as AddressInfo).port}/mcp`;
+  fixture = await startSdk2Fixture({ serverInfo: { name: 'sdk2', version: '1.0.0' }, build, policy: policyFromText(TEST_POLICY), audit, whoami: true });
+  ({ url, clients, tls } = fixture);
 });
-after(async () => {
-  await handler.close();
-  server.closeAllConnections();
-  server.close();
-});
+after(() => fixture.close());
 
 async function connect(files: { cert: string; key: string; ca: string }) {
   const agent = createMtlsAgent(bundleOf(files));
