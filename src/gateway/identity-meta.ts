@@ -22,6 +22,15 @@ export interface RpcMessage {
   result?: Record<string, unknown>;
 }
 
+/**
+ * For a delegated caller (docs/delegation.md), whom it acts for and the actor chain, as the
+ * gateway's `_meta` and its audit lines carry them; `{}` for any other caller.
+ */
+export function delegationFields(identity: Identity): { actingFor?: { principal: string; teams: readonly string[]; roles: readonly string[] }; actors?: readonly string[] } {
+  const af = identity.actingFor;
+  return af ? { actingFor: { principal: af.principal, teams: af.teams, roles: af.roles }, actors: identity.actors ?? [identity.principal] } : {};
+}
+
 /** Every message loses a client-written identity key; requests and notifications get the verified one. */
 export function withIdentity(m: RpcMessage, identity: Identity, scopes: readonly string[]): RpcMessage {
   if (!m || typeof m !== 'object') return m;
@@ -35,7 +44,6 @@ export function withIdentity(m: RpcMessage, identity: Identity, scopes: readonly
   const params = m.params && typeof m.params === 'object' ? { ...m.params } : {};
   const meta = params._meta && typeof params._meta === 'object' ? { ...(params._meta as Record<string, unknown>) } : {};
   delete meta[IDENTITY_META_KEY]; // a client never speaks for itself here
-  const af = identity.actingFor;
-  meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes, ...(af ? { actingFor: { principal: af.principal, teams: af.teams, roles: af.roles }, actors: identity.actors } : {}) };
+  meta[IDENTITY_META_KEY] = { principal: identity.principal, teams: identity.teams, roles: identity.roles, scopes, ...delegationFields(identity) };
   return { ...stripped, params: { ...params, _meta: meta } };
 }

@@ -12,7 +12,7 @@ import { gateMcpBody } from '../mcp/gate.js';
 import { hiddenAnswerFor } from '../mcp/hidden-targets.js';
 import type { GatewayMetrics } from './metrics.js';
 import { askedLists, type AskedLists } from './answer-filter.js';
-import { withIdentity, type RpcMessage } from './identity-meta.js';
+import { delegationFields, withIdentity, type RpcMessage } from './identity-meta.js';
 
 export interface RequestBodyContext {
   readonly identity: Identity;
@@ -39,7 +39,7 @@ export async function gateRequestBody(req: IncomingMessage, ctx: RequestBodyCont
   const { identity, remote } = ctx;
   const read = await readJsonBody(req, ctx.maxBodyBytes);
   if (!read.ok) {
-    ctx.audit?.write({ event: 'decision', principal: identity.principal, fingerprint: identity.fingerprint, allowed: false, ruleId: null, reason: `refused body: HTTP ${read.status}`, remote });
+    ctx.audit?.write({ event: 'decision', principal: identity.principal, ...delegationFields(identity), fingerprint: identity.fingerprint, allowed: false, ruleId: null, reason: `refused body: HTTP ${read.status}`, remote });
     return { kind: 'respond', status: read.status, body: read.body };
   }
   const metrics = ctx.metrics;
