@@ -20,6 +20,9 @@ const GroupGrantSchema = z.strictObject({
   roles: z.array(teamOrRole).max(64).optional(),
 });
 
+/** A domain name as emailDomain takes it: lowercase LDH labels, at least two, no trailing dot. */
+export const EMAIL_DOMAIN_RE = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
 /** The claims that may name the principal (`user/<value>`); the value must fit the id rules. */
 export const PRINCIPAL_CLAIMS = ['email', 'preferred_username', 'sub'] as const;
 
@@ -35,8 +38,14 @@ export const LoginProviderSchema = z.strictObject({
   clientId: z.string().min(1).max(256),
   /** the `aud` values accepted in ID tokens; default: [clientId] */
   audiences: z.array(z.string().min(1).max(256)).min(1).max(16).optional(),
-  /** which claim names the principal: `user/<value>` */
+  /** which claim names the principal: `user/<value>` (for `email`: `user/<local part>`, see emailDomain) */
   principalClaim: z.enum(PRINCIPAL_CLAIMS),
+  /**
+   * with `principalClaim: email` (required there, refused elsewhere): the one domain whose
+   * verified addresses name a principal, `bob@<emailDomain>` -> `user/bob`; lowercase ASCII
+   * (an IDN in its xn-- form). One domain only: `bob@a` and `bob@b` would be one principal
+   */
+  emailDomain: z.string().regex(EMAIL_DOMAIN_RE, 'must be a domain name in lowercase ASCII (an IDN in its xn-- form), e.g. acme.example').optional(),
   /** the claim holding the person's groups (a list of strings); default `groups` */
   groupsClaim: z.string().min(1).max(128).optional(),
   /** IdP group -> teams and roles; groups not listed give nothing */
@@ -61,6 +70,12 @@ export const LoginSchema = z
         else seen.set(key, i);
       }
       if (p.scopes && !p.scopes.includes('openid')) ctx.addIssue({ code: 'custom', path: ['providers', i, 'scopes'], message: 'must include openid' });
+      if (p.principalClaim === 'email' && p.emailDomain === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'emailDomain'], message: 'is required with principalClaim: email: only verified addresses at this one domain name a principal (bob@acme.example -> user/bob), so that an address elsewhere (bob@evil.example) never does. For people of several domains, use principalClaim: preferred_username or sub' });
+      }
+      if (p.principalClaim !== 'email' && p.emailDomain !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['providers', i, 'emailDomain'], message: `applies only with principalClaim: email (this provider maps ${p.principalClaim}): remove it, or set principalClaim: email` });
+      }
     });
   });
 

@@ -19,6 +19,8 @@ export interface LoginProvider {
   readonly clientId: string;
   readonly audiences: readonly string[];
   readonly principalClaim: LoginProviderConfig['principalClaim'];
+  /** with principalClaim email: the one domain whose addresses name a principal (lowercase) */
+  readonly emailDomain?: string;
   readonly groupsClaim: string;
   readonly groups: Readonly<Record<string, { readonly teams: readonly string[]; readonly roles: readonly string[] }>>;
   readonly requireMappedGroup: boolean;
@@ -78,6 +80,7 @@ export function loginProviders(config: CaConfig & { login?: LoginConfig }, caDir
       clientId: p.clientId,
       audiences: p.audiences ?? [p.clientId],
       principalClaim: p.principalClaim,
+      ...(p.emailDomain !== undefined ? { emailDomain: p.emailDomain } : {}),
       groupsClaim: p.groupsClaim ?? 'groups',
       groups,
       requireMappedGroup: p.requireMappedGroup ?? false,

@@ -322,9 +322,29 @@ describe('ca serve: sign-in, provider keys and config', { timeout: 120_000 }, ()
     }
   });
 
+  test('principalClaim: email with emailDomain: a verified address there is user/<local part>; an unverified one or one elsewhere is refused', async () => {
+    const c = await setup({ login: (idp) => ({ providers: [provider(idp, { principalClaim: 'email', emailDomain: 'example.com' })] }) });
+    try {
+      const alice = await loginSign(c, (await c.idp.signIn({ user: 'alice' })).id_token);
+      assert.equal(alice.status, 200, refusal(alice));
+      const id = decodeIdentity(readCertificates(alice.body)[0]!);
+      assert.equal(id.principal, 'spiffe://acme.test/user/alice');
+      assert.equal(id.email, 'alice@example.com');
+      const eve = await loginSign(c, (await c.idp.signIn({ user: 'eve' })).id_token); // email_verified: false
+      assert.equal(codeOf(eve), 'OIDC_PRINCIPAL', refusal(eve));
+      // the same person's address at a domain that merely ends like the configured one
+      const elsewhere = await loginSign(c, await c.idp.mintIdToken({ sub: 'mallory', email: 'alice@example.com.evil.example', email_verified: true }));
+      assert.equal(codeOf(elsewhere), 'OIDC_PRINCIPAL', refusal(elsewhere));
+      assert.match(elsewhere.text(), /not at the domain example\.com/);
+    } finally {
+      await c.close();
+    }
+  });
+
   test('config.yaml login: bad fields are refused at load, naming the field', async () => {
     const cases: [unknown, RegExp][] = [
-      [{ providers: [{ name: 'x', issuer: 'http://idp.example.com', clientId: 'c', principalClaim: 'email' }] }, /login\.providers\.0\.issuer: must be an https:\/\/ URL \(http:\/\/ only on a loopback address/],
+      [{ providers: [{ name: 'x', issuer: 'http://idp.example.com', clientId: 'c', principalClaim: 'email', emailDomain: 'example.com' }] }, /login\.providers\.0\.issuer: must be an https:\/\/ URL \(http:\/\/ only on a loopback address/],
+      [{ providers: [{ name: 'x', issuer: 'https://idp.example.com', clientId: 'c', principalClaim: 'email' }] }, /login\.providers\.0\.emailDomain: is required with principalClaim: email/],
       [{ providers: [{ name: 'x', issuer: 'https://idp.example.com', clientId: 'c', principalClaim: 'name' }] }, /login\.providers\.0\.principalClaim/],
       [{ providers: [{ name: 'x', issuer: 'https://idp.example.com', clientId: 'c', principalClaim: 'sub', groups: { g: { teams: ['bad team'] } } }] }, /login\.providers\.0\.groups\.g\.teams\.0: must be a team or role name/],
       [{ providers: [{ name: 'x', issuer: 'https://idp.example.com', clientId: 'c', principalClaim: 'sub', scopes: ['email'] }] }, /scopes: must include openid/],
