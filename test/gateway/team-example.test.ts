@@ -67,6 +67,9 @@ before(async () => {
     const r = await pki.issue(['issue', 'client', '--user', who, '--team', team]);
     clients[who] = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
   }
+  // a service that shares the user alice's id (and her team): {principal.id} would root it at her folder
+  const svc = await pki.issue(['issue', 'client', '--service', 'alice', '--team', 'platform', '--out', path.join(pki.base, 'svc')]);
+  clients['service-alice'] = { cert: svc.files.cert, key: svc.files.key as string, ca: svc.files.ca };
   srv = path.join(pki.base, 'srv');
   for (const who of ['alice', 'carol', 'bob']) {
     fs.mkdirSync(path.join(srv, 'home', who), { recursive: true });
@@ -89,6 +92,17 @@ async function connect(route: string, who: string) {
   return { client, close: async () => { await client.close(); await agent.close(); } };
 }
 const text = (r: unknown) => ((r as { content: { text?: string }[] }).content ?? []).map((c) => c.text ?? '').join('');
+
+test("a service named alice (in alice's team) gets nothing of /mcp/files: the folder is named by the id alone, which it shares with the user alice", async () => {
+  const svc = await connect('/mcp/files', 'service-alice');
+  try {
+    assert.deepEqual((await svc.client.listTools()).tools.map((t) => t.name), []);
+    const read = await svc.client.callTool({ name: 'read_text_file', arguments: { path: path.join(srv, 'home', 'alice', 'todo.txt') } }).catch((e: Error) => ({ isError: true, content: [{ type: 'text', text: e.message }] }));
+    assert.doesNotMatch(text(read), /alice's list/);
+  } finally {
+    await svc.close();
+  }
+});
 
 test('the example runs: own folder per person, one graph per team (read-only for data), the shared server\'s tools by policy', async () => {
   const alice = { files: await connect('/mcp/files', 'alice'), memory: await connect('/mcp/memory', 'alice'), everything: await connect('/mcp/everything', 'alice') };
