@@ -23,7 +23,7 @@ export interface CelContext {
     teams: readonly string[];
     roles: readonly string[];
     email: string;
-    /** a delegated call: the actor's principal URI (identity is then the delegator); else '' */
+    /** a delegated call: the actor's principal URI (identity is the delegator, or on the actor's side the actor itself); else '' */
     actor: string;
   };
   args: unknown;

@@ -233,7 +233,7 @@ export class Policy {
       if (v === undefined) {
         try {
           v = celValues({
-            identity: { principal: who.principal, id: who.id, kind: who.kind, trustDomain: who.trustDomain, teams: who.teams, roles: who.roles, email: who.email ?? '', actor: who.actor?.principal ?? '' },
+            identity: { principal: who.principal, id: who.id, kind: who.kind, trustDomain: who.trustDomain, teams: who.teams, roles: who.roles, email: who.email ?? '', actor: who.actor?.principal ?? (who.actsFor !== undefined ? who.principal : '') },
             args: target.kind === 'resource' ? {} : (target.args ?? {}),
             uri: target.kind === 'resource' ? target.uri : '',
             now: this.#clock(),
@@ -296,7 +296,7 @@ export class Policy {
       const actor = { principal: subject.principal, kind: subject.kind, id: subject.id };
       sides = {
         delegator: Object.freeze({ principal: af.principal, trustDomain: af.trustDomain, kind: af.kind, id: af.id, teams: af.teams, roles: af.roles, actor }),
-        actor: Object.freeze({ principal: subject.principal, trustDomain: subject.trustDomain, kind: subject.kind, id: subject.id, teams: subject.teams, roles: subject.roles, ...(subject.email === undefined ? {} : { email: subject.email }) }),
+        actor: Object.freeze({ principal: subject.principal, trustDomain: subject.trustDomain, kind: subject.kind, id: subject.id, teams: subject.teams, roles: subject.roles, ...(subject.email === undefined ? {} : { email: subject.email }), actsFor: af.principal }),
         ...(af.tools ? { tools: toolGlobs(af.tools) } : {}),
       };
       this.#sides.set(subject, sides);

@@ -34,6 +34,12 @@ export interface PolicySubject {
   };
   /** Set by the policy on the delegator's side of a delegated call: who acts for it. Not read from an Identity. */
   readonly actor?: { readonly principal: string; readonly kind: 'user' | 'service'; readonly id: string };
+  /**
+   * Set by the policy on the actor's side of a delegated call: the principal it acts for. Its
+   * deny rules see the call as delegated (`delegated: true`, CEL `identity.actor` = itself); rules
+   * about delegated calls only (`delegated` / `actors` and no other kind) are not the actor's side's.
+   */
+  readonly actsFor?: string;
 }
 
 export interface SubjectMatcher {
@@ -77,14 +83,18 @@ export function compileSubjects(doc: SubjectsDocument): SubjectMatcher {
   }
   if (doc.delegated !== undefined) {
     const want = doc.delegated;
-    checks.push({ kind: 'delegated', values: [String(want)], test: (s) => (s.actor !== undefined) === want });
+    checks.push({ kind: 'delegated', values: [String(want)], test: (s) => (s.actor !== undefined || s.actsFor !== undefined) === want });
   }
+  // a rule about delegated calls only speaks of the delegator (its conditions too): never matched on the actor's side
+  const delegationOnly = checks.every((c) => c.kind === 'actors' || c.kind === 'delegated');
   return {
     matches: (s) => {
+      if (delegationOnly && s.actsFor !== undefined) return false;
       for (const c of checks) if (!c.test(s)) return false;
       return true;
     },
     mismatch: (s) => {
+      if (delegationOnly && s.actsFor !== undefined) return "a rule about delegated calls only (delegated / actors) is decided on the delegator's side";
       const failed = checks.find((c) => !c.test(s));
       return failed ? `not in ${failed.kind} [${failed.values.join(', ')}]` : undefined;
     },
