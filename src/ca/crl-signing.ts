@@ -11,7 +11,7 @@
 import { MtlsError } from '../errors.js';
 import { parseCrl, signCrl, type CrlEntry, type ParsedCrl, type RevocationReason } from '../x509/crl.js';
 import type { Signer } from '../x509/keys.js';
-import type { IndexRecord } from './store/store.js';
+import type { IndexRecord, RevokedRecord } from './store/store.js';
 
 export const DEFAULT_CRL_TTL = '7d';
 
@@ -20,7 +20,12 @@ export interface CrlIssuer {
   readonly keyId: Uint8Array;
 }
 
-/** Revoked certificates still inside their validity at `now`, oldest revocation first. */
+/** CRL entries of revocation records (StoreLookups.activeRevocations gives the ones a CRL lists). */
+export function crlEntries(revoked: readonly RevokedRecord[]): CrlEntry[] {
+  return revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revokedAt), reason: r.reason as RevocationReason }));
+}
+
+/** Revoked certificates still inside their validity at `now`, oldest revocation first, from a whole index (tidy; the stores answer StoreLookups.activeRevocations without one). */
 export function activeRevocations(index: readonly IndexRecord[], now: Date): CrlEntry[] {
   const notAfter = new Map<string, number>();
   for (const r of index) if (r.op === 'issue') notAfter.set(r.serial, Date.parse(r.notAfter));

@@ -1,5 +1,5 @@
 /** `list`: the index folded into one entry per certificate, with its current status. */
-import type { IndexRecord, IssuedRecord, Store } from './store/store.js';
+import { statusAt, type IndexRecord, type IssuedRecord, type Store } from './store/store.js';
 
 /** A certificate's status at a given time: revoked wins over expired (past its notAfter). */
 export type CertificateStatus = 'valid' | 'expired' | 'revoked';
@@ -42,16 +42,12 @@ export function foldIndex(records: readonly IndexRecord[], now: Date): Certifica
 
 /**
  * The certificates a store recorded, one entry per certificate in the order recorded, with their
- * status at `now`, filtered by `filter`. Reads the whole index.
+ * status at `now`, filtered by `filter`. The store filters (StoreLookups.listIssued: indexed
+ * queries in PostgreSQL, in-memory maps in the folder store): a filter by team, role, user or
+ * service reads only the certificates that match.
  */
 export async function listCertificates(store: Store, filter: ListFilter, now: Date): Promise<CertificateEntry[]> {
-  return foldIndex(await store.readIndex(), now).filter(
-    (e) =>
-      (!filter.status || e.status === filter.status) &&
-      (!filter.type || e.type === filter.type) &&
-      (!filter.user || (e.kind === 'user' && e.id === filter.user)) &&
-      (!filter.service || (e.kind === 'service' && e.id === filter.service)) &&
-      (!filter.team || e.teams.includes(filter.team)) &&
-      (!filter.role || e.roles.includes(filter.role)),
-  );
+  const { status, type, user, service, team, role } = filter;
+  const query = { ...(status ? { status } : {}), ...(type ? { type } : {}), ...(user ? { user } : {}), ...(service ? { service } : {}), ...(team ? { team } : {}), ...(role ? { role } : {}), now };
+  return (await store.listIssued(query)).map(({ issued, revoked }) => ({ ...issued, status: statusAt(issued, revoked, now), ...(revoked ? { revokedAt: revoked.revokedAt, revocationReason: revoked.reason } : {}) }));
 }

@@ -3,7 +3,7 @@ import { MtlsError } from '../errors.js';
 import { parseCertificate } from '../x509/certificate.js';
 import type { KeyType } from '../x509/keys.js';
 import type { Authority, Delivery, IssuedCertificate } from './authority.js';
-import { findIssued, revokeCertificate } from './revocation.js';
+import { foundIssued, revokeCertificate } from './revocation.js';
 
 /** Options of {@link renewCertificate}. */
 export interface RenewOptions {
@@ -30,7 +30,7 @@ export interface RenewOptions {
  *   certificate, `STORE_CORRUPT` when its file is missing, else as `Authority.issueClient`
  */
 export async function renewCertificate(ca: Authority, serial: string, options: RenewOptions = {}): Promise<{ issued: IssuedCertificate; oldSerial: string; oldRevoked: boolean }> {
-  const { issued: old, revoked } = findIssued(await ca.store.readIndex(), serial, ca.layout.dir);
+  const { issued: old, revoked } = foundIssued(await ca.store.lookup(serial), serial, ca.layout.dir);
   if (revoked) {
     throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} was revoked (${revoked.reason}); a revoked certificate is not renewed`, {
       hint: 'issue a new certificate with `mcp-mtls issue` if the holder should still have access',

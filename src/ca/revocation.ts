@@ -14,9 +14,9 @@ import { OID } from '../x509/oids.js';
 import { readCertificates } from '../x509/pem.js';
 import { actor, type Authority } from './authority.js';
 import { intermediateSigner, rootSigner as rootKeySigner } from './ca-keys.js';
-import { activeRevocations, buildCrl, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
+import { buildCrl, crlEntries, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
 import { parseDuration } from '../util/duration.js';
-import { delegatedFromIn, revokedIn, successorIn, type IndexRecord, type IssuedRecord, type RevokedRecord, type StoreTransaction } from './store/store.js';
+import type { IssuedRecord, RevokedRecord, StoreLookups, StoreTransaction } from './store/store.js';
 
 export function parseReason(s: string): RevocationReason {
   if (s in REVOCATION_REASONS && s !== 'cACompromise') return s as RevocationReason;
@@ -35,12 +35,12 @@ export function resolveSerial(target: string): string {
   return hex;
 }
 
-export function findIssued(index: readonly IndexRecord[], serial: string, dir: string): { issued: IssuedRecord; revoked?: RevokedRecord } {
-  const issued = index.find((r): r is IssuedRecord => r.op === 'issue' && r.serial === serial);
+/** What StoreLookups.lookup found for `serial`, or NOT_FOUND when the index holds no issuance of it. */
+export function foundIssued(found: { issued?: IssuedRecord; revoked?: RevokedRecord }, serial: string, dir: string): { issued: IssuedRecord; revoked?: RevokedRecord } {
+  const { issued, revoked } = found;
   if (!issued) {
     throw new MtlsError('NOT_FOUND', `no certificate with serial ${serial} was issued by the CA in ${dir}`, { hint: 'see `mcp-mtls list` for serials' });
   }
-  const revoked = index.find((r): r is RevokedRecord => r.op === 'revoke' && r.serial === serial);
   return revoked ? { issued, revoked } : { issued };
 }
 
@@ -49,10 +49,10 @@ export function findIssued(index: readonly IndexRecord[], serial: string, dir: s
  * stay retired): it cannot be revoked, and revoking it no longer reaches its renewals, so the
  * error names the renewal the index still holds (revoking that one revokes its own renewals).
  */
-function tidiedError(index: readonly IndexRecord[], serial: string): MtlsError {
-  const next = successorIn(index, serial);
+async function tidiedError(tx: StoreLookups, serial: string): Promise<MtlsError> {
+  const next = await tx.successorOf(serial);
   let newest = next;
-  for (let n = next; n; n = successorIn(index, n.serial)) newest = n;
+  for (let n = next, i = 0; n && i < 10_000; n = await tx.successorOf(n.serial), i++) newest = n;
   const renewal = next
     ? `; it was renewed as ${next.serial}, which is still in the index: revoke ${next.serial} (that revokes its renewals too${newest && newest !== next ? `, up to ${newest.serial}` : ''})`
     : '; the index holds no renewal of it: if its key is compromised, revoke the certificates of the same principal that still use it (`mcp-mtls list`)';
@@ -80,10 +80,11 @@ function crlTtlMs(ca: Authority, ttlMs?: number): number {
  * Signs and stores the intermediate's CRL. `number` comes from tx.nextCrlNumber, drawn before
  * `index` was read (in a database store drawing it serialises CRL signing across processes).
  */
-async function signIntermediateCrl(ca: Authority, tx: StoreTransaction, number: bigint, index: readonly IndexRecord[], signer: Signer, ttlMs?: number): Promise<Buffer> {
+async function signIntermediateCrl(ca: Authority, tx: StoreTransaction, number: bigint, signer: Signer, ttlMs?: number): Promise<Buffer> {
   const now = ca.now();
   const nextUpdate = new Date(Math.min(now.getTime() + crlTtlMs(ca, ttlMs), ca.intermediate.notAfter.getTime()));
-  const der = buildCrl(intermediateIssuer(ca), signer, { number, now, nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000), entries: activeRevocations(index, now) });
+  const entries = crlEntries(await tx.activeRevocations(now));
+  const der = buildCrl(intermediateIssuer(ca), signer, { number, now, nextUpdate: new Date(Math.floor(nextUpdate.getTime() / 1000) * 1000), entries });
   await tx.writeCrl('intermediate', der);
   return der;
 }
@@ -117,9 +118,9 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
   const signer = await intermediateSigner(ca);
   return ca.store.transaction(async (tx) => {
     const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
-    const index = await tx.readIndex();
-    if (!index.some((r) => r.op === 'issue' && r.serial === serial) && (await tx.serialExists(serial))) throw tidiedError(index, serial);
-    const { issued, revoked } = findIssued(index, serial, ca.layout.dir);
+    const found = await tx.lookup(serial);
+    if (!found.issued && (await tx.serialExists(serial))) throw await tidiedError(tx, serial);
+    const { issued, revoked } = foundIssued(found, serial, ca.layout.dir);
     if (revoked) {
       throw new MtlsError('ALREADY_REVOKED', `certificate ${serial} (${issued.principal ?? issued.id}) was already revoked at ${revoked.revokedAt} (${revoked.reason})`, {
         hint: 'nothing to do; `mcp-mtls list --status revoked` shows every revoked certificate',
@@ -132,8 +133,8 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
     const records: RevokedRecord[] = [record];
     const alsoRevoked: string[] = [];
     // `superseded` is what replacing a certificate says (renew --revoke-old): its successor stays
-    for (let from = serial, next = reason === 'superseded' ? undefined : successorIn(index, from); next; from = next.serial, next = successorIn(index, from)) {
-      if (revokedIn(index, next.serial)) continue;
+    for (let from = serial, next = reason === 'superseded' ? undefined : await tx.successorOf(from); next; from = next.serial, next = await tx.successorOf(from)) {
+      if ((await tx.lookup(next.serial)).revoked) continue;
       const r: RevokedRecord = { op: 'revoke', serial: next.serial, reason, revokedAt };
       await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
       records.push(r);
@@ -144,16 +145,16 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
     // and revoking an actor (a compromised platform) revokes the delegated certificates it was given
     // (but not when `superseded`: the same holder replaced its certificate, as for renewals above)
     for (const from of [serial, ...alsoRevoked]) {
-      const actorOf = reason === 'superseded' ? [] : index.filter((r): r is IssuedRecord & { actorSerial: string } => r.op === 'issue' && (r as { actorSerial?: string }).actorSerial === from);
-      for (const d of [...delegatedFromIn(index, from), ...actorOf]) {
-        if (revokedIn(index, d.serial) || records.some((x) => x.serial === d.serial)) continue;
+      const actorOf = reason === 'superseded' ? [] : await tx.exchangedWith(from);
+      for (const d of [...(await tx.delegatedFrom(from)), ...actorOf]) {
+        if ((await tx.lookup(d.serial)).revoked || records.some((x) => x.serial === d.serial)) continue;
         const r: RevokedRecord = { op: 'revoke', serial: d.serial, reason, revokedAt };
         await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: d.serial, reason, ...((d as { actorSerial?: string }).actorSerial === from ? { actorSerial: from } : { delegatedFrom: from }), type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
         records.push(r);
         alsoRevoked.push(d.serial);
       }
     }
-    const crl = await signIntermediateCrl(ca, tx, number, [...index, ...records], signer);
+    const crl = await signIntermediateCrl(ca, tx, number, signer); // its lookups see the revocations just committed
     return { record, issued, crlNumber: String(parseCrl(crl).number), alsoRevoked };
   });
 }
@@ -178,16 +179,15 @@ export async function writeCrls(ca: Authority, options: { ifDue?: boolean; ttlMs
   const due = async (which: 'root' | 'intermediate') => {
     const stored = await ca.store.readCrl(which);
     if (!stored) return true;
-    return !options.ifDue || isDue(parseCrl(stored), ca.now(), which === 'intermediate' ? activeRevocations(await ca.store.readIndex(), ca.now()) : undefined);
+    return !options.ifDue || isDue(parseCrl(stored), ca.now(), which === 'intermediate' ? crlEntries(await ca.store.activeRevocations(ca.now())) : undefined);
   };
   const interSigner = (await due('intermediate')) ? await intermediateSigner(ca) : undefined;
   const rootSigner = rootKeyHere && (await due('root')) ? await rootKeySigner(ca) : undefined;
   return ca.store.transaction(async (tx) => {
     const interNumber = interSigner ? await tx.nextCrlNumber('intermediate') : undefined; // before reading the index
-    const index = await tx.readIndex();
     const now = ca.now();
-    const active = activeRevocations(index, now);
-    const interSigned = interSigner ? await signIntermediateCrl(ca, tx, interNumber as bigint, index, interSigner, options.ttlMs) : undefined;
+    const active = crlEntries(await tx.activeRevocations(now)); // after nextCrlNumber: every earlier revocation
+    const interSigned = interSigner ? await signIntermediateCrl(ca, tx, interNumber as bigint, interSigner, options.ttlMs) : undefined;
     const rootSigned = rootSigner ? await signRootCrl(ca, tx, rootSigner) : undefined;
     const interDer = interSigned ?? ((await tx.readCrl('intermediate')) as Buffer);
     const rootDer = rootSigned ?? (await tx.readCrl('root'));
@@ -214,6 +214,6 @@ export async function crlStatus(ca: Authority): Promise<{ root?: CrlState; inter
   const root = await ca.store.readCrl('root');
   const inter = await ca.store.readCrl('intermediate');
   if (root) out.root = crlState(parseCrl(root), now);
-  if (inter) out.intermediate = crlState(parseCrl(inter), now, activeRevocations(await ca.store.readIndex(), now));
+  if (inter) out.intermediate = crlState(parseCrl(inter), now, crlEntries(await ca.store.activeRevocations(now)));
   return out;
 }

@@ -7,14 +7,12 @@
 import { parseCertificate } from '../x509/certificate.js';
 import { pemEncode } from '../x509/pem.js';
 import type { Authority, IssuedCertificate } from './authority.js';
-import { revokedIn, type IssuedRecord } from './store/store.js';
 
 export async function storedCopyFor(ca: Authority, serial: string, spki: Uint8Array): Promise<IssuedCertificate | undefined> {
   const der = await ca.store.readIssued(serial);
   const cert = der ? parseCertificate(der) : undefined;
   if (!der || !cert || !Buffer.from(cert.spki).equals(Buffer.from(spki)) || cert.notAfter <= ca.now()) return undefined;
-  const index = await ca.store.readIndex();
-  const record = index.find((r): r is IssuedRecord => r.op === 'issue' && r.serial === serial);
-  if (!record || revokedIn(index, serial)) return undefined;
+  const { issued: record, revoked } = await ca.store.lookup(serial);
+  if (!record || revoked) return undefined;
   return { record, der, chainPem: pemEncode('CERTIFICATE', der) + pemEncode('CERTIFICATE', ca.intermediateDer) };
 }

@@ -45,8 +45,8 @@ function readCaFile(file: string): Buffer {
 /** The CA's record of a serial, when it was revoked. */
 async function revocationOf(ca: Authority | undefined, serial: string): Promise<Source['revoked']> {
   if (!ca) return undefined;
-  const entry = foldIndex(await ca.store.readIndex(), ca.now()).find((e) => e.serial === serial);
-  return entry?.status === 'revoked' ? { ...(entry.revokedAt ? { revokedAt: entry.revokedAt } : {}), ...(entry.revocationReason ? { reason: entry.revocationReason } : {}) } : undefined;
+  const { issued, revoked } = await ca.store.lookup(serial);
+  return issued && revoked ? { revokedAt: revoked.revokedAt, reason: revoked.reason } : undefined;
 }
 
 function openCa(dir: string | undefined, o: { store?: string }): Authority | undefined {
@@ -286,9 +286,9 @@ async function checkRevocation(b: Bundle, o: { caDir?: string; store?: string; c
       if (!b.ca.some((r) => r.equals(ca.rootDer))) {
         throw new MtlsError('USAGE', `the bundle ${b.source.file} does not trust the CA at ${ca.layout.dir}`, { hint: 'pass --ca-dir with the folder of the CA that issued the certificate' });
       }
-      const entry = foldIndex(await ca.store.readIndex(), ca.now()).find((e) => e.serial === leaf.serial);
-      if (!entry) warnings.push(`serial ${leaf.serial} is not in the records of the CA at ${ca.layout.dir}: its revocation could not be checked there`);
-      else if (entry.status === 'revoked') throw revokedError(b, leaf.serial, { ...(entry.revokedAt ? { revokedAt: entry.revokedAt } : {}), ...(entry.revocationReason ? { reason: entry.revocationReason } : {}) }, ca.layout.dir);
+      const entry = await ca.store.lookup(leaf.serial);
+      if (!entry.issued) warnings.push(`serial ${leaf.serial} is not in the records of the CA at ${ca.layout.dir}: its revocation could not be checked there`);
+      else if (entry.revoked) throw revokedError(b, leaf.serial, { revokedAt: entry.revoked.revokedAt, reason: entry.revoked.reason }, ca.layout.dir);
       else sources.push(ca.layout.dir);
     } finally {
       await ca.store.close();

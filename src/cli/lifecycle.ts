@@ -34,8 +34,8 @@ export function registerLifecycle(program: Command, ca: Command): void {
       const authority = openAuthority(o.dir, o);
       const serial = resolveSerial(target);
       if (o.keyType && !o.rekey) throw new MtlsError('USAGE', '--key-type needs --rekey', { hint: 'add --rekey to make a new key' });
-      const old = (await authority.store.readIndex()).find((r) => r.op === 'issue' && r.serial === serial);
-      const files = plannedOutput(o.out, outputBaseName(old?.op === 'issue' ? old.id : serial), o.rekey === true);
+      const old = (await authority.store.lookup(serial)).issued;
+      const files = plannedOutput(o.out, outputBaseName(old ? old.id : serial), o.rekey === true);
       try {
         checkOutput(files, authority.rootPem, o.force === true);
       } catch (e) {

@@ -13,7 +13,7 @@ import { initCa } from '../../src/ca/init.js';
 import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
 import { renewCertificate } from '../../src/ca/renewal.js';
 import { tidyIndex } from '../../src/ca/tidy.js';
-import type { EnrollmentToken, Store } from '../../src/ca/store/store.js';
+import { matchesQuery, type EnrollmentToken, type Store } from '../../src/ca/store/store.js';
 import { isMtlsError } from '../../src/errors.js';
 import { parseCrl } from '../../src/x509/crl.js';
 import { createSigner, generateKey } from '../../src/x509/keys.js';
@@ -99,6 +99,64 @@ export function storeContract(t: ContractTarget): void {
     );
     assert.deepEqual(await store.readIssued(issued[0]!.record.serial), issued[0]!.der);
     assert.equal((await store.readIndex()).length, 5);
+  });
+
+  test(`${t.name}: lookups (serial, successor, delegations, active revocations, list filters) agree with the whole index, across instances`, async (ctx) => {
+    ctx.after(() => Promise.all(stores.splice(0).map((s) => s.close())));
+    const store = await open();
+    const other = t.second ? await t.second(store, dir) : store;
+    if (other !== store) stores.push(other);
+    const ca = Authority.open(dir, { store });
+    const H = 3600_000;
+    const a = await ca.issueClient({ kind: 'user', id: 'alice', teams: ['sre', 'web'], roles: ['admin'] });
+    const b = await ca.issueClient({ kind: 'service', id: 'build', teams: ['web'], roles: [] });
+    const short = await ca.issueClient({ kind: 'user', id: 'carol', teams: ['sre'], roles: ['dev'], ttlMs: H });
+    const srv = await ca.issueServer({ dns: ['mcp.acme.test'], ips: [] });
+    const a2 = (await renewCertificate(ca, a.record.serial)).issued;
+    const d = await ca.issueClient({ kind: 'service', id: 'agent', teams: [], roles: [], delegatedFrom: a2.record.serial } as Parameters<typeof ca.issueClient>[0]);
+    await revokeCertificate(ca, short.record.serial, 'keyCompromise', 'tester');
+    // lookups through the other instance (another process) see what this one wrote
+    assert.deepEqual(await other.lookup(a.record.serial), { issued: a.record });
+    const rs = await other.lookup(short.record.serial);
+    assert.deepEqual(rs.issued, short.record);
+    assert.equal(rs.revoked?.reason, 'keyCompromise');
+    assert.deepEqual(await other.lookup('00ff00ff'), {});
+    assert.equal((await other.successorOf(a.record.serial))?.serial, a2.record.serial);
+    assert.equal(await other.successorOf(a2.record.serial), undefined);
+    assert.deepEqual((await other.delegatedFrom(a2.record.serial)).map((r) => r.serial), [d.record.serial]);
+    assert.deepEqual(await other.delegatedFrom(a.record.serial), []);
+    assert.deepEqual((await other.activeRevocations(new Date())).map((r) => r.serial), [short.record.serial]);
+    assert.deepEqual(await other.activeRevocations(new Date(Date.now() + 2 * H)), [], 'an expired certificate leaves the CRL');
+    // list filters: the same as filtering the whole index, in the order recorded
+    const later = new Date(Date.now() + 2 * H);
+    const index = await other.readIndex();
+    for (const now of [new Date(), later]) {
+      for (const q of [{}, { team: 'sre' }, { team: 'web' }, { team: 'none' }, { role: 'admin' }, { user: 'alice' }, { service: 'build' }, { user: 'build' }, { type: 'server' as const }, { status: 'revoked' as const }, { status: 'valid' as const }, { status: 'expired' as const }, { team: 'sre', status: 'valid' as const }, { team: 'web', role: 'admin', user: 'alice' }]) {
+        const expected = index
+          .filter((r) => r.op === 'issue')
+          .map((r) => r as import('../../src/ca/store/store.js').IssuedRecord)
+          .filter((r) => matchesQuery(r, index.find((x) => x.op === 'revoke' && x.serial === r.serial) as never, q, now))
+          .map((r) => r.serial);
+        for (const s of [store, other]) assert.deepEqual((await s.listIssued({ ...q, now })).map((e) => e.issued.serial), expected, `${JSON.stringify(q)} at ${now.toISOString()}`);
+      }
+    }
+    assert.deepEqual((await store.listIssued({ status: 'revoked' }))[0]?.revoked?.serial, short.record.serial);
+    assert.ok(index.some((r) => r.serial === srv.record.serial) && index.some((r) => r.serial === b.record.serial));
+    // inside a transaction: what it wrote itself, before it commits
+    await other.transaction(async (tx) => {
+      const now = new Date();
+      await tx.commitRevocation({ op: 'revoke', serial: b.record.serial, reason: 'superseded', revokedAt: now.toISOString() }, { time: now.toISOString(), event: 'cert.revoke', actor: 'tester', serial: b.record.serial });
+      assert.equal((await tx.lookup(b.record.serial)).revoked?.reason, 'superseded');
+      assert.deepEqual((await tx.activeRevocations(now)).map((r) => r.serial), [short.record.serial, b.record.serial]);
+    });
+    assert.equal((await store.lookup(b.record.serial)).revoked?.reason, 'superseded', 'and the first instance sees it committed');
+    // records tidy removed are gone from every lookup (the folder store reads its rewritten index again)
+    const at = new Date(Date.now() + 2 * H); // carol's 1 h certificate expired an hour ago, the rest are valid
+    const tidied = await tidyIndex(Authority.open(dir, { store: other, now: () => at }), { olderThanMs: H / 2 });
+    assert.deepEqual(tidied.serials, [short.record.serial]);
+    assert.deepEqual(await store.lookup(short.record.serial), {});
+    assert.equal((await store.listIssued({ team: 'sre' })).some((e) => e.issued.serial === short.record.serial), false);
+    assert.deepEqual((await store.listIssued({ team: 'sre' })).map((e) => e.issued.serial), [a.record.serial, a2.record.serial]);
   });
 
   test(`${t.name}: CRLs: write and read, nextCrlNumber strictly increasing`, async (ctx) => {

@@ -14,6 +14,10 @@
  * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock), once-only
  * credentials (useOnce: hashes of ID tokens) in used-once.json until they expire; the next
  * CRL number is one more than the stored CRL's (the lock makes that safe across processes).
+ *
+ * Lookups (by serial, successor, delegations, team/role/id, active revocations) answer from
+ * index.jsonl held in memory: read whole once per process, then only what other processes
+ * appended since (fs-follow.ts: it writes nothing, so crash safety is the files' alone).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,7 +27,8 @@ import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
-import { renewalOfIndex, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
+import { JsonLinesFollower } from './fs-follow.js';
+import { IndexMaps, renewalFromMaps, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoreLookups, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
 
 /** Options of {@link FsStore}. */
 export interface FsStoreOptions {
@@ -50,6 +55,11 @@ export class FsStore implements Store {
   readonly #tokens: string;
   readonly #tidyPending: string;
   readonly #usedOnce: string;
+  /** index.jsonl by key, as far as #follower read it */
+  #index = new IndexMaps();
+  readonly #follower: JsonLinesFollower<IndexRecord>;
+  #retired = new Set<string>();
+  readonly #retiredFollower: JsonLinesFollower<string>;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
     this.layout = caLayout(dir);
@@ -58,7 +68,38 @@ export class FsStore implements Store {
     this.#usedOnce = path.join(this.layout.dir, 'used-once.json');
     this.#waitMs = options.waitMs ?? 60_000;
     this.#crashAt = options.crashAt;
+    this.#follower = new JsonLinesFollower<IndexRecord>(this.layout.index, { reset: () => (this.#index = new IndexMaps()), add: (r) => this.#index.add(r) });
+    this.#retiredFollower = new JsonLinesFollower<string>(this.layout.retired, { reset: () => (this.#retired = new Set()), add: (x) => this.#retired.add(x) });
   }
+
+  /** How much of index.jsonl this store read, and how many times from the start: for tests that lookups read only what is new. @internal */
+  get indexReads(): { readonly bytesRead: number; readonly fullReads: number } {
+    return { ...this.#follower.stats };
+  }
+
+  /** index.jsonl by key, brought up to the file's complete lines */
+  #maps(): IndexMaps {
+    this.#follower.refresh();
+    return this.#index;
+  }
+
+  #lookups(): StoreLookups {
+    return {
+      lookup: async (serial) => this.#maps().lookup(serial),
+      successorOf: async (serial) => this.#maps().successorOf(serial),
+      delegatedFrom: async (serial) => this.#maps().delegatedFrom(serial),
+      exchangedWith: async (serial) => this.#maps().exchangedWith(serial),
+      activeRevocations: async (now) => this.#maps().activeRevocations(now),
+      listIssued: async (q) => this.#maps().listIssued(q),
+    };
+  }
+
+  lookup: StoreLookups['lookup'] = (serial) => this.#lookups().lookup(serial);
+  successorOf: StoreLookups['successorOf'] = (serial) => this.#lookups().successorOf(serial);
+  delegatedFrom: StoreLookups['delegatedFrom'] = (serial) => this.#lookups().delegatedFrom(serial);
+  exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups().exchangedWith(serial);
+  activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups().activeRevocations(now);
+  listIssued: StoreLookups['listIssued'] = (q) => this.#lookups().listIssued(q);
 
   get location(): string {
     return this.layout.dir;
@@ -82,12 +123,13 @@ export class FsStore implements Store {
     const point = (name: string) => {
       if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
     };
-    let retired: Set<string> | undefined;
     return {
-      serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)) || (retired ??= this.#readRetired()).has(serial),
+      ...this.#lookups(),
+      serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)) || this.#readRetired().has(serial),
       commitIssued: async (items, audit) => {
         lock.assertHeld();
-        const taken = items.find((i) => fs.existsSync(layout.issuedCert(i.record.serial)) || (retired ??= this.#readRetired()).has(i.record.serial));
+        const retired = this.#readRetired();
+        const taken = items.find((i) => fs.existsSync(layout.issuedCert(i.record.serial)) || retired.has(i.record.serial));
         if (taken) throw new MtlsError('SERIAL_TAKEN', `serial ${taken.record.serial} is taken`, { hint: 'issue again' });
         fs.mkdirSync(layout.issuedDir, { recursive: true, mode: 0o755 });
         // a journal first, so that a crash at any point below is finished or undone by the
@@ -115,7 +157,7 @@ export class FsStore implements Store {
         writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
       },
       readIndex: async () => this.#readIndex(),
-      renewalOf: async (serial) => renewalOfIndex(this.#readIndex(), serial),
+      renewalOf: async (serial) => renewalFromMaps(this.#maps(), serial),
       readCrl: async (which) => this.#readCrl(which),
       putToken: async (token) => {
         lock.assertHeld();
@@ -154,7 +196,6 @@ export class FsStore implements Store {
         point('tidy-after-journal');
         const known = this.#readRetired();
         appendLines(layout.retired, serials.filter((x) => !known.has(x)).map((x) => JSON.stringify(x)), MODES.record);
-        retired = undefined;
         const gone = new Set(serials);
         const kept = this.#readIndex().filter((r) => !gone.has(r.serial));
         writeFileAtomic(layout.index, kept.map((r) => `${JSON.stringify(r)}\n`).join(''), { mode: MODES.record });
@@ -190,8 +231,10 @@ export class FsStore implements Store {
     else this.#finishTidy(pending.serials, pending.audit);
   }
 
+  /** retired.jsonl, brought up to the file (the set is the store's own: do not change it) */
   #readRetired(): Set<string> {
-    return new Set(readJsonLines<string>(this.layout.retired));
+    this.#retiredFollower.refresh();
+    return this.#retired;
   }
 
   /** Everything the folder holds, read under the lock (after finishing any interrupted commit): for `ca export`. */
@@ -300,7 +343,7 @@ export class FsStore implements Store {
   }
 
   #readIndex(): IndexRecord[] {
-    return readJsonLines<IndexRecord>(this.layout.index);
+    return [...this.#maps().records];
   }
 
   #readAudit(): AuditEvent[] {

@@ -5,12 +5,14 @@
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { consumeRefusal } from './fs-store.js';
-import { renewalOfIndex, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreTransaction } from './store.js';
+import { IndexMaps, renewalFromMaps, type AuditEvent, type CrlName, type IndexRecord, type IssuedQuery, type Store, type StoredToken, type StoreLookups, type StoreTransaction } from './store.js';
 
 /** A Store in memory, with the folder store's contract and nothing persisted: for tests and benchmarks. */
 export class MemoryStore implements Store {
   readonly location = 'memory';
   readonly #index: IndexRecord[] = [];
+  /** #index by key (lookups without a scan), rebuilt when removeRecords rewrites the index */
+  #maps = new IndexMaps();
   readonly #audit: AuditEvent[] = [];
   readonly #issued = new Map<string, Buffer>();
   readonly #crls = new Map<CrlName, Buffer>();
@@ -37,7 +39,10 @@ export class MemoryStore implements Store {
           if (this.#issued.has(record.serial) || this.#retired.has(record.serial)) throw new MtlsError('SERIAL_TAKEN', `serial ${record.serial} is taken`);
         }
         for (const { record, der } of items) this.#issued.set(record.serial, Buffer.from(der));
-        this.#index.push(...items.map((i) => i.record));
+        for (const { record } of items) {
+          this.#index.push(record);
+          this.#maps.add(record);
+        }
         this.#audit.push(...audit);
       },
       appendAudit: async (events) => {
@@ -45,13 +50,15 @@ export class MemoryStore implements Store {
       },
       commitRevocation: async (record, audit) => {
         this.#index.push(record);
+        this.#maps.add(record);
         this.#audit.push(audit);
       },
       writeCrl: async (which, der) => {
         this.#crls.set(which, Buffer.from(der));
       },
       readIndex: async () => [...this.#index],
-      renewalOf: async (serial) => renewalOfIndex(this.#index, serial),
+      ...this.#lookups(),
+      renewalOf: async (serial) => renewalFromMaps(this.#maps, serial),
       readCrl: async (which) => this.#crls.get(which),
       useOnce: async (key, expiresAt, now) => {
         for (const [k, until] of this.#usedOnce) if (until <= now.getTime()) this.#usedOnce.delete(k);
@@ -90,6 +97,7 @@ export class MemoryStore implements Store {
           this.#issued.delete(x);
         }
         this.#index.splice(0, this.#index.length, ...this.#index.filter((r) => !gone.has(r.serial)));
+        this.#maps = new IndexMaps(this.#index);
         this.#audit.push(audit);
       },
     };
@@ -98,6 +106,24 @@ export class MemoryStore implements Store {
   async readIndex(): Promise<IndexRecord[]> {
     return [...this.#index];
   }
+
+  #lookups(): StoreLookups {
+    return {
+      lookup: async (serial) => this.#maps.lookup(serial),
+      successorOf: async (serial) => this.#maps.successorOf(serial),
+      delegatedFrom: async (serial) => this.#maps.delegatedFrom(serial),
+      exchangedWith: async (serial) => this.#maps.exchangedWith(serial),
+      activeRevocations: async (now) => this.#maps.activeRevocations(now),
+      listIssued: async (q) => this.#maps.listIssued(q),
+    };
+  }
+
+  lookup = (serial: string) => this.#lookups().lookup(serial);
+  successorOf = (serial: string) => this.#lookups().successorOf(serial);
+  delegatedFrom = (serial: string) => this.#lookups().delegatedFrom(serial);
+  exchangedWith = (serial: string) => this.#lookups().exchangedWith(serial);
+  activeRevocations = (now: Date) => this.#lookups().activeRevocations(now);
+  listIssued = (q: IssuedQuery) => this.#lookups().listIssued(q);
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
     return this.#issued.get(serial);

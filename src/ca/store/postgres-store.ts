@@ -13,14 +13,16 @@
  * refuses a schema older or newer than it knows (`mcp-mtls ca migrate`).
  */
 import type pg from 'pg';
+import { isMtlsError } from '../../errors.js';
 import { storeError } from './postgres-errors.js';
+import { lookupsOn } from './postgres-lookups.js';
 import { openPool, type PostgresStoreOptions } from './postgres-pool.js';
 import { readCrlWith, readIndexWith, storedToken, type TokenRow } from './postgres-rows.js';
 import { checkSchema } from './postgres-schema.js';
 import { runTransaction } from './postgres-transaction.js';
 import { readSnapshot, writeSnapshot } from './postgres-transfer.js';
 import { assertNoPassword, redactUrl } from './postgres-url.js';
-import type { AuditEvent, CrlName, IndexRecord, Store, StoreSnapshot, StoredToken, StoreTransaction } from './store.js';
+import type { AuditEvent, CrlName, IndexRecord, Store, StoreLookups, StoreSnapshot, StoredToken, StoreTransaction } from './store.js';
 
 export { SCHEMA_VERSION } from './postgres-migrations.js';
 export { migrate } from './postgres-schema.js';
@@ -100,6 +102,26 @@ export class PostgresStore implements Store {
     await this.#check();
     return readIndexWith(await this.#pool()).catch((e) => Promise.reject(storeError(this.#url, e)));
   }
+
+  /** lookups on the pool, after the schema check; the database's errors become the store's */
+  readonly #lookups: StoreLookups = (() => {
+    const on = lookupsOn(async () => {
+      await this.#check();
+      return this.#pool();
+    });
+    const wrap =
+      <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
+      (...a: A): Promise<R> =>
+        f(...a).catch((e) => Promise.reject(isMtlsError(e) ? e : storeError(this.#url, e)));
+    return { lookup: wrap(on.lookup), successorOf: wrap(on.successorOf), delegatedFrom: wrap(on.delegatedFrom), exchangedWith: wrap(on.exchangedWith), activeRevocations: wrap(on.activeRevocations), listIssued: wrap(on.listIssued) };
+  })();
+
+  lookup: StoreLookups['lookup'] = (serial) => this.#lookups.lookup(serial);
+  successorOf: StoreLookups['successorOf'] = (serial) => this.#lookups.successorOf(serial);
+  delegatedFrom: StoreLookups['delegatedFrom'] = (serial) => this.#lookups.delegatedFrom(serial);
+  exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups.exchangedWith(serial);
+  activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups.activeRevocations(now);
+  listIssued: StoreLookups['listIssued'] = (q) => this.#lookups.listIssued(q);
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
     const r = await this.#query<{ der: Buffer }>('SELECT der FROM certificates WHERE serial = $1', [serial]);

@@ -17,6 +17,7 @@ import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { isDriverError, isUniqueViolation, storeError } from './postgres-errors.js';
 import { LOCK_CRL, LOCK_RENEWAL } from './postgres-locks.js';
+import { lookupsOn } from './postgres-lookups.js';
 import { readCrlWith, readIndexWith, type Queryable } from './postgres-rows.js';
 import type { AuditEvent, EnrollmentToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
@@ -48,6 +49,7 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     await c.query('INSERT INTO audit (event) SELECT e FROM unnest($1::json[]) WITH ORDINALITY AS t(e, i) ORDER BY i', [events.map((e) => JSON.stringify(e))]);
   };
   return {
+    ...lookupsOn(async () => c),
     serialExists: async (serial) => (await c.query('SELECT 1 FROM certificates WHERE serial = $1 UNION ALL SELECT 1 FROM retired_serials WHERE serial = $1', [serial])).rowCount !== 0,
     commitIssued: async (items, audit) => {
       if (items.length === 0) return insertAudit(audit);

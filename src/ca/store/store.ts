@@ -78,6 +78,52 @@ export type TokenConsumeResult = { readonly token: EnrollmentToken } | { readonl
 export type StoredToken = EnrollmentToken & { readonly usedAt?: string; readonly usedFor?: string };
 
 /**
+ * Which issued records {@link StoreLookups.listIssued} returns: every field given must match (AND);
+ * `{}` is every one. `status` is judged at `now` (revoked wins over expired).
+ */
+export interface IssuedQuery {
+  readonly status?: 'valid' | 'expired' | 'revoked';
+  /** client certificates of this user id (kind user) */
+  readonly user?: string;
+  /** client certificates of this service id (kind service) */
+  readonly service?: string;
+  /** records whose teams include this one */
+  readonly team?: string;
+  /** records whose roles include this one */
+  readonly role?: string;
+  readonly type?: 'client' | 'server';
+  /** the time `status` is judged at (default: now) */
+  readonly now?: Date;
+}
+
+/** An issued record and its revocation, if any. */
+export interface IssuedWithRevocation {
+  readonly issued: IssuedRecord;
+  readonly revoked?: RevokedRecord;
+}
+
+/**
+ * Reads by key that each store answers without reading its whole index (PostgreSQL: indexed
+ * queries; folder store: an in-memory index it keeps up to date by reading only what was
+ * appended to index.jsonl since; memory store: maps). On a {@link Store} they read the
+ * committed state; on a {@link StoreTransaction} what that transaction sees.
+ */
+export interface StoreLookups {
+  /** the issuance record of `serial` and its revocation; `issued` undefined when the index holds none */
+  lookup(serial: string): Promise<{ readonly issued?: IssuedRecord; readonly revoked?: RevokedRecord }>;
+  /** the first certificate recorded with `renewedFrom` = serial */
+  successorOf(serial: string): Promise<IssuedRecord | undefined>;
+  /** the delegated certificates (profile v1.1) granted with the certificate `serial` (their `delegatedFrom`), in the order recorded */
+  delegatedFrom(serial: string): Promise<IssuedRecord[]>;
+  /** the delegated certificates exchanged with the actor's certificate `serial` (their `actorSerial`), in the order recorded */
+  exchangedWith(serial: string): Promise<IssuedRecord[]>;
+  /** the revocations of certificates whose notAfter is not before `now` (what a CRL lists), in the order written */
+  activeRevocations(now: Date): Promise<RevokedRecord[]>;
+  /** the issued records matching `query`, in the order recorded, each with its revocation */
+  listIssued(query: IssuedQuery): Promise<IssuedWithRevocation[]>;
+}
+
+/**
  * One transaction. Every method is async: a database store talks to its server. In the
  * folder store the whole transaction holds the CA folder's lock; in a database store
  * issuance runs without a global lock (serial uniqueness is the database's constraint) and
@@ -85,7 +131,7 @@ export type StoredToken = EnrollmentToken & { readonly usedAt?: string; readonly
  * CRL or revocation transaction of the CA: call `nextCrlNumber` before `readIndex` when the
  * index read must include every earlier revocation (CRL signing).
  */
-export interface StoreTransaction {
+export interface StoreTransaction extends StoreLookups {
   /** true when the serial was ever used by this CA (issued or reserved) */
   serialExists(serial: string): Promise<boolean>;
   /**
@@ -144,7 +190,7 @@ export type CrlName = 'root' | 'intermediate';
  * {@link FsStore} (the CA folder, default), {@link MemoryStore}, {@link PostgresStore}; all pass one
  * contract suite. Changes happen only inside {@link Store.transaction}.
  */
-export interface Store {
+export interface Store extends StoreLookups {
   /** what the store is, for messages: a folder path or a database URL without password */
   readonly location: string;
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T>;
@@ -192,11 +238,132 @@ export function renewalOfIndex(index: readonly IndexRecord[], serial: string): {
   return { revoked: revokedIn(index, serial), ...(successor ? { successor } : {}) };
 }
 
-/** the certificate recorded as renewing `serial`, if any */
+/** {@link StoreTransaction.renewalOf} over {@link IndexMaps} (the folder and memory stores, under their lock). */
+export function renewalFromMaps(maps: IndexMaps, serial: string): { revoked: boolean; successor?: string } {
+  const successor = maps.successorOf(serial)?.serial;
+  return { revoked: maps.revoked.has(serial), ...(successor ? { successor } : {}) };
+}
+
 /** The delegated certificates (profile v1.1) granted with the certificate `serial` (their `delegatedFrom`). */
 export const delegatedFromIn = (index: readonly IndexRecord[], serial: string): IssuedRecord[] => index.filter((r): r is IssuedRecord => r.op === 'issue' && r.delegatedFrom === serial);
 
+/** the certificate recorded as renewing `serial`, if any */
 export const successorIn = (index: readonly IndexRecord[], serial: string): IssuedRecord | undefined => index.find((r): r is IssuedRecord => r.op === 'issue' && r.renewedFrom === serial);
 
 /** whether the index records a revocation of `serial` */
 export const revokedIn = (index: readonly IndexRecord[], serial: string): boolean => index.some((r) => r.op === 'revoke' && r.serial === serial);
+
+/** The status of an issued record at `now`: revoked wins over expired (past its notAfter). */
+export function statusAt(issued: IssuedRecord, revoked: RevokedRecord | undefined, now: Date): 'valid' | 'expired' | 'revoked' {
+  return revoked ? 'revoked' : Date.parse(issued.notAfter) < now.getTime() ? 'expired' : 'valid';
+}
+
+/** Whether an issued record matches `query` (the folder and memory stores filter with it). */
+export function matchesQuery(issued: IssuedRecord, revoked: RevokedRecord | undefined, q: IssuedQuery, now: Date): boolean {
+  return (
+    (!q.status || statusAt(issued, revoked, now) === q.status) &&
+    (!q.type || issued.type === q.type) &&
+    (!q.user || (issued.kind === 'user' && issued.id === q.user)) &&
+    (!q.service || (issued.kind === 'service' && issued.id === q.service)) &&
+    (!q.team || issued.teams.includes(q.team)) &&
+    (!q.role || issued.roles.includes(q.role))
+  );
+}
+
+/**
+ * Index records folded into maps by key: what the folder store keeps in memory (built once per
+ * process, then fed only what was appended) and the memory store keeps beside its list. Adding a
+ * record is O(1); a rewrite of the index (tidy, import) starts a new one.
+ */
+export class IndexMaps {
+  /** every record, in the order written */
+  readonly records: IndexRecord[] = [];
+  readonly issued = new Map<string, IssuedRecord>();
+  readonly revoked = new Map<string, RevokedRecord>();
+  readonly #successor = new Map<string, IssuedRecord>();
+  readonly #delegated = new Map<string, IssuedRecord[]>();
+  readonly #byActor = new Map<string, IssuedRecord[]>();
+  readonly #byTeam = new Map<string, IssuedRecord[]>();
+  readonly #byRole = new Map<string, IssuedRecord[]>();
+  readonly #byId = new Map<string, IssuedRecord[]>();
+  /** revocations in the order written */
+  readonly #revocations: RevokedRecord[] = [];
+  readonly #all: IssuedRecord[] = [];
+  /** position of each issued record in #all (to put a list drawn from revocations back in issue order) */
+  readonly #position = new Map<IssuedRecord, number>();
+
+  constructor(records: Iterable<IndexRecord> = []) {
+    for (const r of records) this.add(r);
+  }
+
+  add(r: IndexRecord): void {
+    this.records.push(r);
+    if (r.op === 'revoke') {
+      if (!this.revoked.has(r.serial)) this.revoked.set(r.serial, r);
+      this.#revocations.push(r);
+      return;
+    }
+    this.issued.set(r.serial, r);
+    this.#position.set(r, this.#all.length);
+    this.#all.push(r);
+    if (r.renewedFrom && !this.#successor.has(r.renewedFrom)) this.#successor.set(r.renewedFrom, r);
+    if (r.delegatedFrom) push(this.#delegated, r.delegatedFrom, r);
+    const actor = (r as { actorSerial?: string }).actorSerial;
+    if (actor) push(this.#byActor, actor, r);
+    for (const t of new Set(r.teams)) push(this.#byTeam, t, r);
+    for (const x of new Set(r.roles)) push(this.#byRole, x, r);
+    if (r.kind) push(this.#byId, `${r.kind}:${r.id}`, r);
+  }
+
+  lookup(serial: string): { issued?: IssuedRecord; revoked?: RevokedRecord } {
+    const issued = this.issued.get(serial);
+    const revoked = this.revoked.get(serial);
+    return { ...(issued ? { issued } : {}), ...(revoked ? { revoked } : {}) };
+  }
+
+  successorOf(serial: string): IssuedRecord | undefined {
+    return this.#successor.get(serial);
+  }
+
+  delegatedFrom(serial: string): IssuedRecord[] {
+    return [...(this.#delegated.get(serial) ?? [])];
+  }
+
+  exchangedWith(serial: string): IssuedRecord[] {
+    return [...(this.#byActor.get(serial) ?? [])];
+  }
+
+  activeRevocations(now: Date): RevokedRecord[] {
+    return this.#revocations.filter((r) => {
+      const i = this.issued.get(r.serial);
+      return i !== undefined && Date.parse(i.notAfter) >= now.getTime();
+    });
+  }
+
+  listIssued(q: IssuedQuery): IssuedWithRevocation[] {
+    const now = q.now ?? new Date();
+    // the smallest list an indexed field gives, then the rest of the filter on it
+    const candidates = [
+      q.team !== undefined ? (this.#byTeam.get(q.team) ?? []) : undefined,
+      q.role !== undefined ? (this.#byRole.get(q.role) ?? []) : undefined,
+      q.user !== undefined ? (this.#byId.get(`user:${q.user}`) ?? []) : undefined,
+      q.service !== undefined ? (this.#byId.get(`service:${q.service}`) ?? []) : undefined,
+      q.status === 'revoked' ? this.#revocations.map((r) => this.issued.get(r.serial)).filter((x): x is IssuedRecord => x !== undefined) : undefined,
+    ].filter((x): x is IssuedRecord[] => x !== undefined);
+    let from = this.#all;
+    for (const c of candidates) if (c.length < from.length) from = c;
+    if (q.status === 'revoked' && from !== this.#all) from = [...from].sort((a, b) => (this.#position.get(a) ?? 0) - (this.#position.get(b) ?? 0));
+    const out: IssuedWithRevocation[] = [];
+    for (const issued of from) {
+      const revoked = this.revoked.get(issued.serial);
+      if (matchesQuery(issued, revoked, q, now)) out.push(revoked ? { issued, revoked } : { issued });
+    }
+    return out;
+  }
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const a = m.get(k);
+  if (a) a.push(v);
+  else m.set(k, [v]);
+}

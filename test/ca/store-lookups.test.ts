@@ -1,0 +1,155 @@
+/**
+ * Lookups do not read the whole index (#24): the folder store reads index.jsonl once per process
+ * and then only what was appended (counted in bytes read), and reads it again from the start only
+ * when another process replaced it (tidy, import); every PostgreSQL lookup's plan uses an index.
+ * What the lookups answer is the store contract's (test/support/store-contract.ts).
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { Authority } from '../../src/ca/authority.js';
+import { initCa } from '../../src/ca/init.js';
+import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
+import { FsStore } from '../../src/ca/store/fs-store.js';
+import { LOOKUP_SQL, listIssuedSql } from '../../src/ca/store/postgres-lookups.js';
+import { migrate } from '../../src/ca/store/postgres-store.js';
+import type { IssuedRecord } from '../../src/ca/store/store.js';
+import { tmpDir } from '../support/cli.js';
+import { startPostgres, type TestPostgres } from '../support/postgres.js';
+
+const N = 3000;
+
+interface PlanNode {
+  readonly 'Node Type': string;
+  readonly 'Relation Name'?: string;
+  readonly 'Index Name'?: string;
+  readonly 'Index Cond'?: string;
+  readonly 'Recheck Cond'?: string;
+  readonly Filter?: string;
+  readonly Plans?: readonly PlanNode[];
+}
+
+function record(i: number, now: Date): IssuedRecord {
+  const serial = `5${crypto.createHash('sha256').update(`r${i}`).digest('hex').slice(0, 31)}`;
+  return {
+    op: 'issue', serial, type: 'client', principal: `spiffe://acme.test/user/u${i}`, id: `u${i}`, kind: 'user', teams: i % 100 === 0 ? ['listed'] : [`t${i % 7}`], roles: ['dev'],
+    keyType: 'ec-p256', keySource: 'csr', fingerprint: 'f'.repeat(64), notBefore: now.toISOString(), notAfter: new Date(now.getTime() + 86400_000).toISOString(), issuedAt: now.toISOString(),
+  };
+}
+
+function newCa(): string {
+  const dir = tmpDir('mcp-mtls-lookups-');
+  initCa({ dir, trustDomain: 'acme.test', rootTtlMs: 10 * 365 * 86400_000, intermediateTtlMs: 5 * 365 * 86400_000 });
+  return dir;
+}
+
+test(`folder store: after the first read, lookups, renewal checks, list --team and CRL signing read only what was appended to index.jsonl (${N} records)`, async () => {
+  const dir = newCa();
+  const now = new Date();
+  const records = Array.from({ length: N }, (_, i) => record(i, now));
+  fs.writeFileSync(path.join(dir, 'index.jsonl'), records.map((r) => `${JSON.stringify(r)}\n`).join(''), { mode: 0o600 });
+  const size = fs.statSync(path.join(dir, 'index.jsonl')).size;
+  const store = new FsStore(dir);
+  const ca = Authority.open(dir, { store });
+  assert.deepEqual(await store.lookup(records[5]!.serial), { issued: records[5] });
+  const first = store.indexReads;
+  assert.equal(first.fullReads, 1);
+  assert.ok(first.bytesRead >= size, 'the first lookup reads the file once');
+  const lineMax = Math.max(...records.map((r) => JSON.stringify(r).length + 1));
+
+  // 200 reads of every kind: each one costs the last line's bytes (the check that the file is the one read), not the file
+  for (let i = 0; i < 40; i++) {
+    const r = records[(i * 71) % N]!;
+    assert.deepEqual((await store.lookup(r.serial)).issued, r);
+    assert.equal(await store.successorOf(r.serial), undefined);
+    assert.equal((await store.listIssued({ team: 'listed' })).length, N / 100);
+    assert.deepEqual(await store.activeRevocations(now), []);
+    await store.transaction((tx) => tx.renewalOf(r.serial));
+  }
+  const warm = store.indexReads;
+  assert.equal(warm.fullReads, 1, 'never read from the start again');
+  assert.ok(warm.bytesRead - first.bytesRead <= 200 * lineMax, `200 lookups read ${warm.bytesRead - first.bytesRead} bytes of a ${size}-byte index`);
+
+  // another process appends (an issuance, a revocation): the next lookup reads just that
+  const other = new FsStore(dir);
+  const otherCa = Authority.open(dir, { store: other });
+  const issued = await otherCa.issueClient({ kind: 'user', id: 'late', teams: ['listed'], roles: [] });
+  await revokeCertificate(otherCa, issued.record.serial, 'keyCompromise', 'tester');
+  const before = store.indexReads.bytesRead;
+  assert.equal((await store.lookup(issued.record.serial)).revoked?.reason, 'keyCompromise');
+  assert.equal((await store.listIssued({ team: 'listed' })).length, N / 100 + 1);
+  assert.ok(store.indexReads.bytesRead - before <= 4 * lineMax, `the appended records: ${store.indexReads.bytesRead - before} bytes`);
+  assert.equal(store.indexReads.fullReads, 1);
+  // CRL signing through this store: its active revocations, no full read
+  const crl = await writeCrls(ca);
+  assert.equal(crl.intermediate.state.entries, 1);
+  assert.equal(store.indexReads.fullReads, 1);
+
+  // a line being appended (no newline yet, or torn by a crash) is not taken until it is whole
+  const late = record(N + 1, now);
+  const line = `${JSON.stringify(late)}\n`;
+  fs.appendFileSync(path.join(dir, 'index.jsonl'), line.slice(0, 50));
+  assert.deepEqual(await store.lookup(late.serial), {});
+  fs.appendFileSync(path.join(dir, 'index.jsonl'), line.slice(50));
+  assert.deepEqual((await store.lookup(late.serial)).issued, late);
+  assert.equal(store.indexReads.fullReads, 1);
+
+  // another process replaces the file (tidy, import: an atomic rename): read again from the start, once
+  const kept = fs.readFileSync(path.join(dir, 'index.jsonl'), 'utf8').split('\n').filter((l) => l && !l.includes(records[0]!.serial));
+  fs.writeFileSync(path.join(dir, 'index.next'), kept.map((l) => `${l}\n`).join(''));
+  fs.renameSync(path.join(dir, 'index.next'), path.join(dir, 'index.jsonl'));
+  assert.deepEqual(await store.lookup(records[0]!.serial), {}, 'the removed record is gone');
+  assert.deepEqual((await store.lookup(records[1]!.serial)).issued, records[1]);
+  assert.equal(store.indexReads.fullReads, 2);
+  assert.equal((await store.listIssued({ team: 'listed' })).length, N / 100, 'records[0] was in the listed team');
+  assert.equal(store.indexReads.fullReads, 2);
+});
+
+let server: TestPostgres | undefined;
+before(async () => {
+  server = await startPostgres();
+});
+after(() => server?.stop());
+
+test('PostgreSQL: every lookup and each list filter by team, role, user or service is planned on an index, never a scan of certificates', async () => {
+  const url = await server!.newDatabase();
+  await migrate(url);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query(
+      `INSERT INTO certificates (serial, der, record, type, principal, not_after)
+       SELECT s, '\\x00'::bytea, json_build_object('op', 'issue', 'serial', s, 'id', 'u' || i, 'kind', 'user', 'teams', json_build_array('t' || (i % 50)), 'roles', json_build_array('r' || (i % 20)), 'notAfter', '2099-01-01T00:00:00.000Z'), 'client', 'spiffe://acme.test/user/u' || i, '2099-01-01'
+       FROM (SELECT i, md5(i::text) AS s FROM generate_series(1, 2000) i) x`,
+    );
+    await c.query(`INSERT INTO revocations (serial, record, reason, revoked_at) SELECT serial, json_build_object('op', 'revoke', 'serial', serial), 'keyCompromise', now() FROM certificates LIMIT 10`);
+    await c.query('ANALYZE');
+    // with sequential scans priced out, a plan still scanning certificates means no index serves the query
+    await c.query('SET enable_seqscan = off');
+    const plans: [string, string, unknown[]][] = [
+      ...Object.entries(LOOKUP_SQL).map(([name, sql]): [string, string, unknown[]] => [name, sql, name === 'activeRevocations' ? [new Date().toISOString()] : ['abc']]),
+      ...[{ team: 't3' }, { role: 'r2' }, { user: 'u7' }, { service: 'u7' }].map((q): [string, string, unknown[]] => {
+        const { sql, params } = listIssuedSql(q);
+        return [`listIssued ${JSON.stringify(q)}`, sql, params];
+      }),
+    ];
+    // and every node reading certificates has an index condition: a walk of a whole index (by ord,
+    // say) with the filter applied row by row is a scan too
+    for (const [name, sql, params] of plans) {
+      const plan = (await c.query(`EXPLAIN (FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
+      const scans: PlanNode[] = [];
+      const walk = (n: PlanNode) => {
+        if (n['Relation Name'] === 'certificates') scans.push(n);
+        for (const k of n.Plans ?? []) walk(k);
+      };
+      walk(plan);
+      assert.ok(scans.length > 0, `${name}: reads certificates`);
+      for (const n of scans) assert.ok(n['Index Cond'] ?? n['Recheck Cond'], `${name}: ${n['Node Type']} on certificates without an index condition (${n['Index Name'] ?? ''} ${n.Filter ?? ''})`);
+    }
+  } finally {
+    await c.end();
+  }
+});
