@@ -19,9 +19,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { onPath } from '../../src/cli/bridge-command.js';
 import { after, before, test } from 'node:test';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { cli, cliOk, ROOT, run } from '../support/cli.js';
+import { assertRelaysAsAlice } from '../support/desktop-app.js';
 import { aliceProfile, startFixture, type McpFixture } from '../support/mcp.js';
 
 const SDK_VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', '@modelcontextprotocol', 'sdk', 'package.json'), 'utf8')) as { version: string }).version;
@@ -73,18 +72,7 @@ test('--runner npx: exact versions of mcp-mtls and the SDK, npx and PATH by node
 
   const cwd = npxStandIn();
   // a desktop app: that command and those args, its env (a bare PATH) with the entry's env over it
-  const transport = new StdioClientTransport({ command: entry.command, args: entry.args, cwd, env: { PATH: '/nonexistent', HOME: home, ...offlineNpm(), ...entry.env }, stderr: 'pipe' });
-  let stderr = '';
-  transport.stderr?.on('data', (d) => (stderr += d));
-  const client = new Client({ name: 'desktop-app', version: '1.0.0' });
-  try {
-    await client.connect(transport);
-    assert.equal(client.getServerVersion()?.name, 'test', stderr);
-    assert.ok((await client.listTools()).tools.some((t) => t.name === 'deploy'), stderr);
-  } finally {
-    await client.close();
-  }
-  assert.match(stderr, /relaying stdio to https:\/\/localhost:\d+\/mcp as spiffe:\/\/acme\.test\/user\/alice/);
+  await assertRelaysAsAlice(entry, cwd, { PATH: '/nonexistent', HOME: home, ...offlineNpm(), ...entry.env });
 
   // the entry's PATH is needed: without it (the app's bare PATH only) npx cannot even start
   const bare = await run(entry.command, entry.args, { cwd, env: { PATH: '/nonexistent', HOME: home, ...offlineNpm() } });

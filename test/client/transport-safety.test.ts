@@ -27,6 +27,7 @@ import { createSdk1Transport } from '../../src/client/transport-sdk1.js';
 import { createSdk2Transport } from '../../src/client/transport-sdk2.js';
 import { isMtlsError } from '../../src/errors.js';
 import { BIN, cli, cliOk, ROOT, run } from '../support/cli.js';
+import { assertRelaysAsAlice } from '../support/desktop-app.js';
 import { bundleOf, startFixture, type McpFixture } from '../support/mcp.js';
 
 let f: McpFixture;
@@ -157,18 +158,7 @@ test('client-config writes absolute paths of this node and this installed bin (n
   assert.ok(out.runs.sdk.dir.startsWith(fs.realpathSync(ROOT)), out.runs.sdk.dir);
 
   // run it as the app would: that command and those args, in another folder, with a bare PATH
-  const transport = new StdioClientTransport({ command: entry.command, args: entry.args, cwd: home, env: { PATH: '/nonexistent', HOME: home }, stderr: 'pipe' });
-  let stderr = '';
-  transport.stderr?.on('data', (d) => (stderr += d));
-  const client = new Client({ name: 'desktop-app', version: '1.0.0' });
-  try {
-    await client.connect(transport);
-    assert.equal(client.getServerVersion()?.name, 'test', stderr);
-    assert.ok((await client.listTools()).tools.some((t) => t.name === 'deploy'), stderr);
-  } finally {
-    await client.close();
-  }
-  assert.match(stderr, /relaying stdio to https:\/\/localhost:\d+\/mcp as spiffe:\/\/acme\.test\/user\/alice/);
+  await assertRelaysAsAlice(entry, home, { PATH: '/nonexistent', HOME: home });
 });
 
 test('client-config fails with a hint when this install cannot load @modelcontextprotocol/sdk', async () => {
