@@ -642,14 +642,24 @@ export class StdioUpstream {
   /** A request of the gateway's own to a process (no caller): its answer is dropped, its failure logged. */
   #internal(slot: Slot, proc: StdioProcess, m: { method: string; params: Record<string, unknown> }): void {
     const id = slot.nextId++;
-    slot.pending.set(id, {
+    // given up after the timeout: a request in flight keeps the process from its idle stop and from eviction
+    const timer = setTimeout(() => {
+      if (slot.pending.get(id) !== entry) return;
+      slot.pending.delete(id);
+      this.#o.log(`${this.#tag(slot)}: no answer to ${m.method} within ${this.#o.timeoutMs} ms`);
+      if (slot.pending.size === 0) this.#budget.changed();
+    }, this.#o.timeoutMs);
+    timer.unref();
+    const entry: Caller = {
       session: undefined as unknown as Session,
       clientId: id,
+      timer,
       write: (a) => {
         if (isObject((a as Rpc).error)) this.#o.log(`${this.#tag(slot)}: ${m.method} refused: ${JSON.stringify((a as Rpc).error).slice(0, 200)}`);
       },
-      answered: () => undefined,
-    });
+      answered: () => clearTimeout(timer),
+    };
+    slot.pending.set(id, entry);
     proc.send({ jsonrpc: '2.0', id, ...m });
   }
 

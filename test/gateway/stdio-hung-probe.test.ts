@@ -71,3 +71,25 @@ test('a process that answers no ping either (its event loop blocked) is killed, 
   assert.ok(now && now !== pid, `still ${pid}:\n${logged.join('\n')}`);
   assert.ok(logged.some((l) => /answered no ping within \d+ ms either: killing it/.test(l)), logged.join('\n'));
 });
+
+test("a request of the gateway's own that the process never answers (an ended session's unsubscribe) does not keep the process from its idle stop", async () => {
+  const logs: string[] = [];
+  const idle = new StdioUpstream({ name: '/mcp/idle', command: process.execPath, args: [TINY], env: {}, processModel: 'per-principal', maxProcesses: 2, idleMs: 300, maxLineBytes: 1 << 20, timeoutMs: 400, baseEnv: { PATH: process.env.PATH }, log: (l) => void logs.push(l) });
+  await idle.listen();
+  try {
+    const req = async (body: unknown, sid?: string, method = 'POST') => {
+      const r = await request(idle.url, { method: method as 'POST', dispatcher: idle.dispatcher, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(sid ? { 'mcp-session-id': sid } : {}) }, ...(method === 'POST' ? { body: JSON.stringify(body) } : {}) });
+      return { sid: r.headers['mcp-session-id'] as string | undefined, text: await r.body.text() };
+    };
+    const { sid } = await req({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'bob', version: '1' }, _meta: meta('bob') } });
+    assert.ok(sid);
+    await req({ jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri: 'note://a', _meta: meta('bob') } }, sid);
+    assert.match((await req({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'mute', arguments: {}, _meta: meta('bob') } }, sid)).text, /muted/);
+    // the session ends: the gateway unsubscribes what only it held, and the muted process never answers
+    await req(undefined, sid, 'DELETE');
+    for (let i = 0; i < 30 && idle.counts().running > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(idle.counts().running, 0, `the process was never stopped though idle:\n${logs.join('\n')}`);
+  } finally {
+    await idle.close();
+  }
+});
