@@ -69,6 +69,10 @@ export interface StdioUpstreamOptions {
   readonly baseEnv?: Record<string, string | undefined>;
   /** the process caps shared with the gateway's other stdio upstreams, and the queue at them (stdio-budget.ts); default: this upstream's own */
   readonly budget?: ProcessBudget;
+  /** sessions held at most (default 100,000), the least recently used forgotten first */
+  readonly maxSessions?: number;
+  /** of them, at most this many per caller (default 1,000): past it the caller's own least recently used goes, never another's */
+  readonly maxSessionsPerCaller?: number;
   readonly log: (line: string) => void;
 }
 
@@ -79,6 +83,7 @@ const CRASH_WINDOW_MS = 10_000;
 /** sessions: forgotten after this long unused (as the gateway's own), at most this many, least recently used first */
 const SESSION_IDLE_MS = 8 * 3600_000;
 const MAX_SESSIONS = 100_000;
+const MAX_SESSIONS_PER_CALLER = 1_000;
 const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
 /** how long a process silent through a request's timeout has to answer a ping (at most the timeout) before it is killed */
 const PROBE_MS = 5_000;
@@ -96,6 +101,8 @@ interface Session {
   readonly id: string;
   readonly slot: Slot;
   readonly principal: string;
+  /** whose share of the sessions it counts in (the principal, `via` the actor of a delegated certificate) */
+  readonly owner?: string;
   getStream?: ServerResponse;
   readonly subscriptions: Set<string>;
   /** the level this session asked for with logging/setLevel (stdio-notify.ts) */
@@ -185,6 +192,8 @@ export class StdioUpstream {
   readonly #o: StdioUpstreamOptions;
   readonly #slots = new Map<string, Slot>();
   readonly #sessions = new Map<string, Session>();
+  /** each caller's sessions, least recently used first: one caller opening sessions without end pushes out only its own */
+  readonly #byOwner = new Map<string, Set<Session>>();
   #dir?: string;
   #server?: http.Server;
   #agent?: Agent;
@@ -300,6 +309,9 @@ export class StdioUpstream {
       session.lastUsed = Date.now();
       this.#sessions.delete(session.id);
       this.#sessions.set(session.id, session);
+      const own = session.owner === undefined ? undefined : this.#byOwner.get(session.owner);
+      own?.delete(session);
+      own?.add(session);
     }
     if (req.method === 'DELETE') {
       if (!session) return json(res, 400, rpcError(null, 'Bad Request: no session', -32000));
@@ -371,11 +383,21 @@ export class StdioUpstream {
       return json(res, 200, rpcError(m.id ?? null, (e as Error).message));
     }
     if (modern) return this.#modern(slot, caller.principal, result, modern, res);
-    const session: Session = { id: crypto.randomUUID(), slot, principal: caller.principal, subscriptions: new Set(), lastUsed: Date.now() };
+    const owner = caller.via ? `${caller.principal} via ${caller.via}` : caller.principal;
+    const session: Session = { id: crypto.randomUUID(), slot, principal: caller.principal, owner, subscriptions: new Set(), lastUsed: Date.now() };
     for (const old of this.#sessions.values()) {
-      if (this.#sessions.size < MAX_SESSIONS && Date.now() - old.lastUsed < SESSION_IDLE_MS) break;
+      if (this.#sessions.size < (this.#o.maxSessions ?? MAX_SESSIONS) && Date.now() - old.lastUsed < SESSION_IDLE_MS) break;
       this.#endSession(old);
     }
+    // the caller's own share first: past it, its own least recently used session goes (found in review: one caller opening
+    // sessions without end pushed everyone else's out of the table)
+    let own = this.#byOwner.get(owner);
+    if (!own) this.#byOwner.set(owner, (own = new Set()));
+    for (const old of own) {
+      if (own.size < (this.#o.maxSessionsPerCaller ?? MAX_SESSIONS_PER_CALLER)) break;
+      this.#endSession(old);
+    }
+    own.add(session);
     this.#sessions.set(session.id, session);
     slot.sessions.add(session);
     res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': session.id }).end(JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
@@ -392,6 +414,8 @@ export class StdioUpstream {
   #endSession(session: Session): void {
     session.getStream?.end();
     this.#sessions.delete(session.id);
+    const own = session.owner === undefined ? undefined : this.#byOwner.get(session.owner);
+    if (own?.delete(session) && own.size === 0) this.#byOwner.delete(session.owner!);
     session.slot.sessions.delete(session);
     // what only this session held (subscriptions, a more verbose level) the process is told to drop
     const proc = session.slot.proc;
