@@ -9,7 +9,7 @@
 export { createMtlsServer, tlsFromPki, sendAuthError, type MtlsServer, type MtlsServerOptions, type MtlsTlsMaterial, type MtlsRequest, type MtlsHandler, type MtlsAuthInfo } from '../mtls/mtls-server.js';
 export { createMtlsMiddleware, mtlsServerOptions, type MiddlewareOptions } from '../mtls/middleware.js';
 export { FORWARDED_FORMATS, forwardedCertificateOf, type TrustedProxy, type ForwardedFormat } from '../mtls/trusted-proxies.js';
-export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../mtls/authenticate.js';
+export { createAuthenticator, forwardedAuthenticator, type Authenticator, type ForwardedAuthenticator, type AuthenticatorOptions, type AuthResult, type AuthFailureReason, type IssuerInfo } from '../mtls/authenticate.js';
 export { captureHandshakes } from '../mtls/handshake-certificate.js';
 export { createAuditLog, memoryAudit, teeAudit, type AuditEvent, type AuditSink } from '../mtls/audit.js';
 export { createDecisionsSink, type DecisionsSink, type DecisionsSinkOptions, type DecisionsSinkStats } from '../mtls/audit-postgres.js';

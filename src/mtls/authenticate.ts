@@ -105,7 +105,11 @@ const MESSAGES: Record<AuthFailureReason, string> = {
   revocation_unknown: 'whether the client certificate is revoked cannot be checked',
 };
 
-/** Turns TLS connections into identities; made by {@link createAuthenticator}. */
+/**
+ * Turns TLS connections into identities: what `createMtlsMiddleware({ authenticator })` takes
+ * (the interface of v1; implement it to authenticate otherwise). {@link createAuthenticator}
+ * makes the standard one, a {@link ForwardedAuthenticator}.
+ */
 export interface Authenticator {
   /**
    * The identity of a TLS connection, computed once and cached on it. Every call re-checks
@@ -129,6 +133,17 @@ export interface Authenticator {
    * revocation are re-checked on every call, against the revocation data in effect then.
    */
   authenticateCertificate(der: Uint8Array, chain?: readonly Uint8Array[]): AuthResult;
+  /** Swaps in new revocation data; cached results are re-checked against it. */
+  setRevocation(state: RevocationState): void;
+}
+
+/**
+ * An {@link Authenticator} whose forwarded-certificate answers the trusted-proxy reader may keep
+ * (one entry per header value, trusted-proxies.ts): what {@link createAuthenticator} returns. A
+ * hand-written {@link Authenticator} needs none of this: {@link forwardedAuthenticator} gives it
+ * defaults that keep nothing, so it is asked on every request.
+ */
+export interface ForwardedAuthenticator extends Authenticator {
   /**
    * {@link authenticateCertificate} without its cache, for a caller that keeps its own (the
    * trusted-proxy reader keeps one entry per header value, trusted-proxies.ts): the verified
@@ -148,8 +163,26 @@ export interface Authenticator {
   revision(): number;
   /** The authenticator's clock (`clock` option), ms since the epoch. */
   now(): number;
-  /** Swaps in new revocation data; cached results are re-checked against it. */
-  setRevocation(state: RevocationState): void;
+}
+
+/**
+ * `authenticator` itself when it is a {@link ForwardedAuthenticator}; else one that asks it on
+ * every forwarded request (`verifyForwarded` is its `authenticateCertificate`, never kept), so
+ * that an authenticator written against the v1 interface works behind trusted proxies with no
+ * check skipped: its own answer, whatever it is, is the one used, each time.
+ */
+export function forwardedAuthenticator(authenticator: Authenticator): ForwardedAuthenticator {
+  const a = authenticator as Partial<ForwardedAuthenticator>;
+  if (typeof a.verifyForwarded === 'function' && typeof a.current === 'function' && typeof a.revision === 'function' && typeof a.now === 'function') return authenticator as ForwardedAuthenticator;
+  return {
+    authenticate: (socket) => authenticator.authenticate(socket),
+    authenticateCertificate: (der, chain) => authenticator.authenticateCertificate(der, chain),
+    setRevocation: (state) => authenticator.setRevocation(state),
+    verifyForwarded: (der, chain) => ({ result: authenticator.authenticateCertificate(der, chain), until: 0, keep: false }),
+    current: (result) => result, // never kept: always the answer just given
+    revision: () => 0,
+    now: () => Date.now(),
+  };
 }
 
 /** Options of {@link createAuthenticator}. */
@@ -212,7 +245,7 @@ function failure(reason: AuthFailureReason, detail?: string, fingerprint?: strin
  * `mtlsServerOptions` sets up. Then it applies the identity profile, expiry, revocation and
  * tenant roots.
  */
-export function createAuthenticator(options: AuthenticatorOptions = {}): Authenticator {
+export function createAuthenticator(options: AuthenticatorOptions = {}): ForwardedAuthenticator {
   let revocation = options.revocation;
   const clock = options.clock ?? (() => new Date());
   const nowMs = options.clock ? () => options.clock!().getTime() : Date.now;

@@ -31,7 +31,7 @@
  * proxy forwards for, up to the server's header size limit, and refusals are kept too: 10,000
  * values of 16 kB would hold 160 MB), least recently used first out, an hour idle.
  */
-import type { AuthResult, Authenticator } from './authenticate.js';
+import type { AuthResult, ForwardedAuthenticator } from './authenticate.js';
 import { IdleMap } from '../util/idle-map.js';
 
 /** One kept header value: its verified certificate and the answer as of `revision`. */
@@ -88,7 +88,7 @@ function probeOf(shape: number, key: string): string {
 export const MAX_KEPT_CHARS = 32 * 1024 * 1024;
 
 /** `outcomeOf(answer)` makes the reader's answer for a record, once per new answer; `maxChars` for tests. */
-export function createForwardedCache<S, O>(authenticator: Authenticator, outcomeOf: (scope: S, answer: AuthResult) => O, maxChars: number = MAX_KEPT_CHARS): ForwardedCache<S, O> {
+export function createForwardedCache<S, O>(authenticator: ForwardedAuthenticator, outcomeOf: (scope: S, answer: AuthResult) => O, maxChars: number = MAX_KEPT_CHARS): ForwardedCache<S, O> {
   let chars = 0;
   const sizeOf = (r: KeptForwarded<S, O>): number => r.key.length + r.leaf.length;
   const kept = new IdleMap<string, KeptForwarded<S, O>>({ idleMs: 3_600_000, max: 10_000, onEvict: (_, r) => (chars -= sizeOf(r)) });

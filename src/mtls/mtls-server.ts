@@ -26,7 +26,7 @@ import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
 import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
 import type { AuditSink } from './audit.js';
-import type { AuthFailureReason, Authenticator } from './authenticate.js';
+import type { AuthFailureReason, ForwardedAuthenticator } from './authenticate.js';
 import type { CrlSourceStatus } from './crl-fetch.js';
 import type { RevocationState } from './revocation.js';
 import { createTrust, listenerTrustOptions } from './trust.js';
@@ -128,7 +128,7 @@ export interface MtlsServerOptions extends MtlsTlsMaterial {
  */
 export interface MtlsServer extends https.Server {
   /** The authenticator behind every request, e.g. to authenticate a socket yourself. */
-  readonly authenticator: Authenticator;
+  readonly authenticator: ForwardedAuthenticator;
   /**
    * Replaces the CRLs given as files (`crl`; fetched CRLs stay), closes the connections of
    * clients they now revoke, and returns how many were closed.

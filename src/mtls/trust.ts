@@ -14,7 +14,7 @@
  * (a same-named CA of another tenant cannot pre-empt them) and fail closed: until a CRL of that
  * CA is loaded, its clients are refused `revocation_unknown`.
  */
-import { createAuthenticator, type Authenticator, type IssuerInfo } from './authenticate.js';
+import { createAuthenticator, type ForwardedAuthenticator, type IssuerInfo } from './authenticate.js';
 import { namesakes } from './ca-key.js';
 import { watchCrlFiles } from './crl-files.js';
 import { MtlsError } from '../errors.js';
@@ -56,7 +56,7 @@ export interface TrustOptions {
 
 /** What {@link createTrust} returns. */
 export interface Trust {
-  readonly authenticator: Authenticator;
+  readonly authenticator: ForwardedAuthenticator;
   /** the CA certificates (DER) CRLs are verified with and clients' issuers found among */
   readonly caCertificates: readonly Buffer[];
   revocation(): RevocationState;

@@ -8,7 +8,7 @@
  *   principal (the hop from proxy to server is mTLS).
  * - From a trusted proxy, only its format's headers are read; the certificate in them goes
  *   through the authenticator exactly as a handshake certificate would, with the same 401
- *   reasons (`Authenticator.verifyForwarded`). A value that is truncated, doubled or
+ *   reasons (`ForwardedAuthenticator.verifyForwarded`). A value that is truncated, doubled or
  *   malformed, or a header of another format (a client's, passed through), is refused 400.
  * - Per request, a value seen before is a cache lookup by its exact header lines, the answer
  *   re-checked against revocation data and the clock (forwarded-cache.ts): no decoding, no hashing.
@@ -22,7 +22,7 @@ import type { Identity } from '../identity/identity.js';
 import { cidrContains, ipBytes16, parseCidr, type CidrRange } from '../util/cidr.js';
 import { IdleMap } from '../util/idle-map.js';
 import { compositeKey, createForwardedCache } from './forwarded-cache.js';
-import type { AuthResult, Authenticator } from './authenticate.js';
+import { forwardedAuthenticator, type AuthResult, type Authenticator } from './authenticate.js';
 import type { ForwardedRead, HeaderLines } from './forwarded-common.js';
 import { ALB_HEADERS, readAlb } from './forwarded-alb.js';
 import { NGINX_DEFAULT_HEADER, readNginx } from './forwarded-nginx.js';
@@ -102,7 +102,9 @@ export function forwardedCertificateOf(req: IncomingMessage): Buffer | undefined
  * @throws MtlsError `BAD_ARGUMENT` for an unknown format, an unusable range, a `header` on a
  *   format other than `nginx` or a header name that is not an HTTP token, an entry without ranges
  */
-export function createForwardedReader(proxies: readonly TrustedProxy[], authenticator: Authenticator): ForwardedReader {
+export function createForwardedReader(proxies: readonly TrustedProxy[], given: Authenticator): ForwardedReader {
+  // a hand-written (v1) authenticator is asked on every request: nothing of its answers is kept
+  const authenticator = forwardedAuthenticator(given);
   const entries: Entry[] = proxies.map((p, i) => {
     const where = `trustedProxies[${i}]`;
     if (!FORWARDED_FORMATS.includes(p.format)) throw new MtlsError('BAD_ARGUMENT', `${where}: unknown format "${String(p.format)}"`, { hint: `use one of ${FORWARDED_FORMATS.join(', ')}` });
