@@ -8,9 +8,10 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
-import { completable, fromJsonSchema, McpServer, ResourceTemplate, type EventStore, type ServerOptions } from '@modelcontextprotocol/server';
+import { fromJsonSchema, McpServer, ResourceTemplate, type EventStore, type ServerOptions } from '@modelcontextprotocol/server';
 import { NodeStreamableHTTPServerTransport } from '@modelcontextprotocol/node';
 import { PNG, WAV, TEXT, mixedContent, userSchema, defaultsSchema, enumsSchema, schema2020Full, sleep, loopbackOnly } from './content.js';
+import { registerSuitePrompts } from './prompts-sdk2.js';
 import { memoryEventStore, SDK1_RETRY_MS, type DirectServer } from './target-sdk1.js';
 
 export const SDK2_LEGACY_SERVER_OPTIONS: ServerOptions = { capabilities: { logging: {}, completions: {}, resources: { subscribe: true, listChanged: true } } };
@@ -18,8 +19,6 @@ export const SDK2_LEGACY_SERVER_OPTIONS: ServerOptions = { capabilities: { loggi
 const promptArg = { prompt: z.string() };
 const messageArg = { message: z.string() };
 const schema2020 = fromJsonSchema(schema2020Full as never);
-const promptArgs = { arg1: completable(z.string(), (v: string | undefined) => ['paris', 'park', 'party'].filter((c) => c.startsWith(v ?? ''))), arg2: z.string() };
-const resourceUriArg = { resourceUri: z.string() };
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 /**
  * SDK 2.4's `ctx.mcpReq.requestSampling` / `elicitInput` send on the session's standalone GET
@@ -105,22 +104,7 @@ export function buildSdk2Legacy(server: McpServer): void {
     return {};
   });
 
-  server.registerPrompt('test_simple_prompt', { description: 'a simple prompt' }, async () => ({ messages: [{ role: 'user' as const, content: { type: 'text' as const, text: TEXT.simplePrompt } }] }));
-  server.registerPrompt('test_prompt_with_arguments', { description: 'a prompt with arguments', argsSchema: promptArgs }, async ({ arg1, arg2 }) => ({
-    messages: [{ role: 'user' as const, content: { type: 'text' as const, text: `Prompt with arguments: arg1='${arg1}', arg2='${arg2}'` } }],
-  }));
-  server.registerPrompt('test_prompt_with_embedded_resource', { description: 'a prompt embedding a resource', argsSchema: resourceUriArg }, async ({ resourceUri }) => ({
-    messages: [
-      { role: 'user' as const, content: { type: 'resource' as const, resource: { uri: resourceUri, mimeType: 'text/plain', text: TEXT.promptResource } } },
-      { role: 'user' as const, content: { type: 'text' as const, text: 'Please process the embedded resource above.' } },
-    ],
-  }));
-  server.registerPrompt('test_prompt_with_image', { description: 'a prompt with an image' }, async () => ({
-    messages: [
-      { role: 'user' as const, content: { type: 'image' as const, data: PNG, mimeType: 'image/png' } },
-      { role: 'user' as const, content: { type: 'text' as const, text: 'Please analyze the image above.' } },
-    ],
-  }));
+  registerSuitePrompts(server);
 }
 
 /** The bare SDK 2.x server for 2025-era clients: a session per client (event store, retry interval), loopback Host/Origin only. */

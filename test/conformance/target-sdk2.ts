@@ -7,10 +7,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { z } from 'zod';
 import {
   CLIENT_CAPABILITIES_META_KEY,
-  completable,
   createMcpHandler,
   createRequestStateCodec,
   fromJsonSchema,
@@ -23,6 +21,7 @@ import {
 } from '@modelcontextprotocol/server';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { PNG, WAV, TEXT, mixedContent, schema2020Full, sleep, loopbackOnly } from './content.js';
+import { registerSuitePrompts } from './prompts-sdk2.js';
 import type { DirectServer } from './target-sdk1.js';
 
 /** the part of a list-changed publisher the trigger tools use (createMcpHandler's `notify`, the adapter's per-caller `notify`) */
@@ -43,8 +42,6 @@ export const SDK2_SERVER_OPTIONS: ServerOptions = {
 const text = (t: string) => ({ content: [{ type: 'text' as const, text: t }] });
 const schema2020 = fromJsonSchema(schema2020Full as never);
 const headerParamSchema = fromJsonSchema({ type: 'object', properties: { region: { type: 'string', 'x-mcp-header': 'Region' } }, required: ['region'] } as never);
-const promptArgs = { arg1: completable(z.string(), (v: string | undefined) => ['paris', 'park', 'party'].filter((c) => c.startsWith(v ?? ''))), arg2: z.string() };
-const resourceUriArg = { resourceUri: z.string() };
 const nameSchema = { type: 'object' as const, properties: { name: { type: 'string' as const } }, required: ['name'] };
 
 type Responses = Record<string, unknown> | undefined;
@@ -201,22 +198,7 @@ export function buildSdk2(server: McpServer, notifier: () => ListNotifier | unde
     contents: [{ uri: uri.href, mimeType: 'application/json', text: JSON.stringify({ id, templateTest: true, data: `Data for ID: ${String(id)}` }) }],
   }));
 
-  server.registerPrompt('test_simple_prompt', { description: 'a simple prompt' }, async () => ({ messages: [{ role: 'user' as const, content: { type: 'text' as const, text: TEXT.simplePrompt } }] }));
-  server.registerPrompt('test_prompt_with_arguments', { description: 'a prompt with arguments', argsSchema: promptArgs }, async ({ arg1, arg2 }) => ({
-    messages: [{ role: 'user' as const, content: { type: 'text' as const, text: `Prompt with arguments: arg1='${arg1}', arg2='${arg2}'` } }],
-  }));
-  server.registerPrompt('test_prompt_with_embedded_resource', { description: 'a prompt embedding a resource', argsSchema: resourceUriArg }, async ({ resourceUri }) => ({
-    messages: [
-      { role: 'user' as const, content: { type: 'resource' as const, resource: { uri: resourceUri, mimeType: 'text/plain', text: TEXT.promptResource } } },
-      { role: 'user' as const, content: { type: 'text' as const, text: 'Please process the embedded resource above.' } },
-    ],
-  }));
-  server.registerPrompt('test_prompt_with_image', { description: 'a prompt with an image' }, async () => ({
-    messages: [
-      { role: 'user' as const, content: { type: 'image' as const, data: PNG, mimeType: 'image/png' } },
-      { role: 'user' as const, content: { type: 'text' as const, text: 'Please analyze the image above.' } },
-    ],
-  }));
+  registerSuitePrompts(server);
 }
 
 /** The bare SDK 2.x server: createMcpHandler with a per-request factory, loopback Host/Origin only. */
