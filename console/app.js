@@ -23,7 +23,13 @@ async function api(path, { method = 'GET', body } = {}) {
 
 function useApi(path, deps = []) {
   const [state, set] = useState({ loading: true });
-  const reload = () => api(path).then((data) => set({ data }), (error) => set({ error }));
+  // only the newest request's answer is shown: typing a filter sends one request per key, and
+  // their answers may come back in another order (the API answers them concurrently)
+  const latest = useRef(0);
+  const reload = () => {
+    const n = ++latest.current;
+    return api(path).then((data) => n === latest.current && set({ data }), (error) => n === latest.current && set({ error }));
+  };
   useEffect(() => { set({ loading: true }); reload(); }, [path, ...deps]);
   return { ...state, reload };
 }

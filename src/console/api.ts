@@ -17,15 +17,14 @@ import { HttpError, readBody, sendJson } from '../ca/serve/http.js';
 import { successorIn } from '../ca/store/store.js';
 import { createEnrollmentToken, listTokens } from '../ca/tokens.js';
 import { parseDuration } from '../util/duration.js';
-import { loadPolicy } from '../policy-file/load.js';
-import { policyFromText, type Policy } from '../policy/compile.js';
 import { formatName } from '../x509/certificate.js';
 import { requireAct, type Operator } from './access.js';
 import type { ConsoleAudit } from './console.js';
 import type { CsrfGuard } from './csrf.js';
 import { createWorkBudget } from './work-budget.js';
 import { queryDecisions, type DecisionLine, type DecisionQuery, type DecisionSource } from './decisions.js';
-import { knownSubjects, matrixChanges, policyMatrix, policyTools } from './policy-matrix.js';
+import { knownSubjects } from './policy-matrix.js';
+import type { PolicyRunner } from './policy-pool.js';
 
 /** A valid certificate ending within this is "expiring" (overview, filters). */
 export const EXPIRING_MS = 7 * 86_400_000;
@@ -33,12 +32,12 @@ export const EXPIRING_MS = 7 * 86_400_000;
 /** The revocation reasons an operator may choose (cACompromise is the root's business). */
 const REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation'] as const;
 const SERIAL_RE = /^[0-9a-f]{1,64}$/;
-/** Columns of the policy matrix (tools a policy names, console.tools, an operator's list): its cost is principals x tools. */
-export const MAX_MATRIX_TOOLS = 500;
+export { MAX_MATRIX_TOOLS } from './policy-tasks.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL, op: Operator, m: RegExpExecArray) => Promise<void>;
 
-export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAudit; csrf: CsrfGuard; policyWorkMsPerMinute?: number; decisions?: DecisionSource }) {
+export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAudit; csrf: CsrfGuard; policyWorkMsPerMinute?: number; decisions?: DecisionSource; policy: PolicyRunner }) {
+  const runner = deps.policy;
   const ca = deps.authority;
   const policyWork = createWorkBudget(deps.policyWorkMsPerMinute);
   const cfg = ca.config.console ?? {};
@@ -57,14 +56,6 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     } catch (e) {
       if (source.kind === 'postgres') throw new HttpError(503, 'DECISIONS_UNREADABLE', `cannot read the decisions table: ${isMtlsError(e) ? e.message : String((e as Error)?.message ?? e).slice(0, 200)}`, 'check the PostgreSQL store (mcp-mtls ca migrate brings it to schema 5)', { 'retry-after': '5' });
       throw new HttpError(503, 'DECISIONS_UNREADABLE', (e as Error).message, 'point console.decisions.file in config.yaml (or ca serve --decisions-file) at the JSON-lines audit file the servers append to');
-    }
-  };
-  const policy = (): Policy => {
-    if (!policyFile) throw new HttpError(404, 'POLICY_NOT_CONFIGURED', 'the console has no policy to show', 'name the policy file the servers run under console.policy in config.yaml');
-    try {
-      return loadPolicy(policyFile);
-    } catch (e) {
-      throw new HttpError(409, 'POLICY_INVALID', isMtlsError(e) ? e.message : `cannot load ${policyFile}`, 'fix the policy file (mcp-mtls policy check)');
     }
   };
   const readJson = async (req: IncomingMessage): Promise<Record<string, unknown>> => {
@@ -216,37 +207,38 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
   };
 
   const subjects = async () => knownSubjects(await entries(), ca.config.trustDomain);
-  const matrixOf = async (p: Policy, extra: readonly string[]) => {
-    const s = await subjects();
-    const tools = policyTools(p, [...(cfg.tools ?? []), ...extra]);
-    // a viewer's list (or a playground policy) of thousands of tools x every principal made a
-    // CPU-bound answer of tens of MB that blocked the CA's event loop (/renew, /sign) for seconds
-    if (tools.length > MAX_MATRIX_TOOLS) throw new HttpError(400, 'TOO_MANY_TOOLS', `the matrix would have ${tools.length} tools; at most ${MAX_MATRIX_TOOLS}`, 'name fewer tools');
-    return { principals: s.map((x) => ({ principal: x.principal, id: x.id, kind: x.kind, teams: x.teams, roles: x.roles })), tools, cells: policyMatrix(p, s, tools) };
+  // the work itself (compiling, principals x tools decisions, the JSON answer) runs on the
+  // policy worker thread, not on the CA's event loop (policy-pool.ts); the CA thread reads the
+  // inventory and writes the answer out
+  const configuredFile = (): string => {
+    if (!policyFile) throw new HttpError(404, 'POLICY_NOT_CONFIGURED', 'the console has no policy to show', 'name the policy file the servers run under console.policy in config.yaml');
+    return policyFile;
+  };
+  const sendText = (res: ServerResponse, json: string) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(json) });
+    res.end(json);
   };
 
   const matrix: Handler = async (_req, res, url) => {
-    const p = policy();
-    sendJson(res, 200, { file: policyFile, text: fs.readFileSync(policyFile as string, 'utf8'), ...(await matrixOf(p, strings(url.searchParams.get('tools'), 'tools'))) });
+    const file = configuredFile();
+    sendText(res, await runner.run({ op: 'matrix', file, subjects: await subjects(), tools: [...(cfg.tools ?? []), ...strings(url.searchParams.get('tools'), 'tools')] }));
   };
 
   const explain: Handler = async (req, res) => {
     const b = await readJson(req);
-    const p = typeof b.policy === 'string' ? compileText(b.policy) : policy();
+    const file = configuredFile();
+    if (b.policy !== undefined && typeof b.policy !== 'string') throw new HttpError(400, 'BAD_ARGUMENT', 'policy is YAML text');
     const s = (await subjects()).find((x) => x.principal === b.principal);
     if (!s) throw new HttpError(404, 'NOT_FOUND', 'no valid client certificate of that principal', 'pick a principal of the matrix');
     if (typeof b.tool !== 'string' || !b.tool) throw new HttpError(400, 'BAD_ARGUMENT', 'name a tool');
-    sendJson(res, 200, { subject: s, ...p.explain(s, { kind: 'tool', name: b.tool, args: b.args ?? {} }) });
+    sendText(res, await runner.run({ op: 'explain', file, ...(typeof b.policy === 'string' ? { text: b.policy } : {}), subject: s, tool: b.tool, args: b.args ?? {} }));
   };
 
   const playground: Handler = async (req, res) => {
     const b = await readJson(req);
     if (typeof b.policy !== 'string') throw new HttpError(400, 'BAD_ARGUMENT', 'send the changed policy as "policy" (YAML text)');
-    const extra = strings(b.tools, 'tools');
-    const after = compileText(b.policy);
-    const before = await matrixOf(policy(), [...extra, ...policyTools(after)]);
-    const next = await matrixOf(after, [...extra, ...before.tools]);
-    sendJson(res, 200, { ...next, changes: matrixChanges(before.cells, next.cells) });
+    const file = configuredFile();
+    sendText(res, await runner.run({ op: 'playground', file, text: b.policy, subjects: await subjects(), tools: [...(cfg.tools ?? []), ...strings(b.tools, 'tools')] }));
   };
 
   const session: Handler = async (_req, res, _url, op) => {
@@ -288,12 +280,4 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     }
     await route.run(req, res, url, op, m);
   };
-}
-
-function compileText(text: string): Policy {
-  try {
-    return policyFromText(text, 'playground.yaml');
-  } catch (e) {
-    throw new HttpError(400, 'POLICY_INVALID', isMtlsError(e) ? e.message : 'the policy does not compile', 'fix the policy text');
-  }
 }

@@ -15,6 +15,7 @@ import { HttpError, sendError } from '../ca/serve/http.js';
 import { createOperatorCheck } from './access.js';
 import { createConsoleApi } from './api.js';
 import { createCsrfGuard } from './csrf.js';
+import { createPolicyRunner } from './policy-pool.js';
 import { fileDecisionSource, type DecisionSource } from './decisions.js';
 import { postgresDecisionSource, pruneDecisions } from './decisions-postgres.js';
 import { PostgresStore } from '../ca/store/postgres-store.js';
@@ -35,12 +36,14 @@ export interface ConsoleOptions {
   readonly decisionsFile?: string;
   /** how often `ca serve` prunes the decisions table past its retention (default 1 h; the first run a minute after start) */
   readonly pruneEveryMs?: number;
+  /** run the policy pages' work on the CA's own thread instead of a worker thread (default false: a worker, policy-pool.ts) */
+  readonly policyInline?: boolean;
 }
 
 /** How long the decisions table keeps a row when config.yaml names no retention. */
 export const DEFAULT_DECISIONS_RETENTION = '30d';
 
-/** Handles one request whose path is /console or below it; `stop` ends its timers (the decisions pruning). */
+/** Handles one request whose path is /console or below it; `stop` ends its timers (the decisions pruning) and its policy worker. */
 export type ConsoleHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & { stop(): void; readonly decisions?: DecisionSource };
 
 /**
@@ -92,7 +95,8 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
   // accepted by the others behind a load balancer (csrf.ts)
   const csrf = createCsrfGuard(() => ca.deriveKey('mcp-mtls console csrf v1'));
   const decisions = decisionSourceOf(ca, options.decisionsFile);
-  const api = createConsoleApi({ authority: ca, audit, csrf, ...(decisions ? { decisions } : {}), ...(options.policyWorkMsPerMinute !== undefined ? { policyWorkMsPerMinute: options.policyWorkMsPerMinute } : {}) });
+  const policyRunner = createPolicyRunner({ inline: options.policyInline === true });
+  const api = createConsoleApi({ authority: ca, audit, csrf, policy: policyRunner, ...(decisions ? { decisions } : {}), ...(options.policyWorkMsPerMinute !== undefined ? { policyWorkMsPerMinute: options.policyWorkMsPerMinute } : {}) });
   const store = ca.store;
   let pruner: NodeJS.Timeout | undefined;
   if (decisions?.kind === 'postgres' && store instanceof PostgresStore) {
@@ -165,6 +169,7 @@ export function createConsole(options: ConsoleOptions): ConsoleHandler {
     stop: () => {
       if (pruner) clearTimeout(pruner);
       pruner = undefined;
+      void policyRunner.close();
     },
     ...(decisions ? { decisions } : {}),
   });

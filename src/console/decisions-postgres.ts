@@ -8,8 +8,21 @@
  * one replica at a time under an advisory lock), so no long lock is held and the servers'
  * INSERTs never wait on it.
  */
-import type pg from 'pg';
 import type { DecisionLine, DecisionQuery, DecisionResult, DecisionSource, Tally } from './decisions.js';
+
+/** What of a `pg` pool this module uses (console/ does not import `pg`: docs/architecture.md). */
+export interface SqlResult<R> {
+  readonly rows: R[];
+  readonly rowCount: number | null;
+}
+export interface SqlClient {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<SqlResult<R>>;
+  release(): void;
+}
+export interface SqlPool {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<SqlResult<R>>;
+  connect(): Promise<SqlClient>;
+}
 
 /** Tallies per tool, principal and rule: at most this many each (the busiest). */
 export const MAX_TALLIES = 500;
@@ -55,7 +68,7 @@ function line(r: DecisionRow): DecisionLine {
 }
 
 /** The table backend of the console's decisions; `pool` is the store's (PostgresStore.decisionsPool). */
-export function postgresDecisionSource(pool: () => Promise<pg.Pool>): DecisionSource {
+export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSource {
   return {
     kind: 'postgres',
     async query(q, now, buckets = 24): Promise<DecisionResult> {
@@ -93,7 +106,7 @@ export function postgresDecisionSource(pool: () => Promise<pg.Pool>): DecisionSo
   };
 }
 
-async function tallies(db: pg.Pool, key: string, w: Where): Promise<Tally[]> {
+async function tallies(db: SqlPool, key: string, w: Where): Promise<Tally[]> {
   const r = await db.query<{ key: string; a: string; d: string }>(
     `SELECT ${key} AS key, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ${MAX_TALLIES}`,
     w.params,
@@ -115,7 +128,7 @@ export interface PruneOptions {
  * Deletes rows older than `before`, `batch` at a time, each batch its own statement (a short
  * transaction); skipped (0) when another replica is pruning. Returns the rows deleted.
  */
-export async function pruneDecisions(pool: pg.Pool, before: Date, options: PruneOptions = {}): Promise<number> {
+export async function pruneDecisions(pool: SqlPool, before: Date, options: PruneOptions = {}): Promise<number> {
   const batch = options.batch ?? 5000;
   const pauseMs = options.pauseMs ?? 20;
   const c = await pool.connect();

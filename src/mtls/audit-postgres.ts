@@ -12,10 +12,48 @@
  * else: docs/operations.md shows the GRANTs.
  */
 import type pg from 'pg';
-import { openPool } from '../ca/store/postgres-pool.js';
-import { assertNoPassword, redactUrl } from '../ca/store/postgres-url.js';
+import { MtlsError } from '../errors.js';
 import type { AuditEvent, AuditSink } from './audit.js';
 
+// mtls/ does not import ca/ (docs/architecture.md): the few lines of the store's URL checks and
+// pool (ca/store/postgres-url.ts, postgres-pool.ts) this sink needs are here
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
+}
+
+function checkUrl(url: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new MtlsError('USAGE', `decisions: "${redactUrl(url)}" is not a PostgreSQL URL`, { hint: 'e.g. postgres://mcp_decisions@db.internal:5432/mcp_ca' });
+  }
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new MtlsError('USAGE', `decisions: "${u.protocol}" is not a PostgreSQL URL`, { hint: 'use postgres://USER@HOST:PORT/DATABASE' });
+  if (u.password) {
+    throw new MtlsError('USAGE', 'decisions: the URL holds a password; secrets never go into config files or code', { hint: 'remove it from the URL and set PGPASSWORD, or put it in ~/.pgpass (mode 0600)' });
+  }
+}
+
+/** One connection, loaded on first use; a lost connection never crashes the process. */
+async function openPool(url: string, password: (() => Promise<string | undefined>) | undefined): Promise<pg.Pool> {
+  const [{ default: pgDriver }, { parseIntoClientConfig }] = await Promise.all([import('pg'), import('pg-connection-string')]);
+  const fromUrl = parseIntoClientConfig(url);
+  if (!fromUrl.password) delete fromUrl.password; // else the empty password wins over PGPASSWORD, ~/.pgpass, `password`
+  const p = new pgDriver.Pool({ ...fromUrl, max: 1, allowExitOnIdle: true, connectionTimeoutMillis: 5000, ...(password ? { password: password as () => Promise<string> } : {}) });
+  p.on('error', () => undefined);
+  p.on('connect', (client) => client.on('error', () => undefined));
+  return p;
+}
+
+/** Options of {@link createDecisionsSink} (and of createAuditLog for a postgres:// target). */
 export interface DecisionsSinkOptions {
   /** a batch is sent when this many lines are queued (default 500) */
   readonly batchSize?: number;
@@ -33,12 +71,14 @@ export interface DecisionsSinkOptions {
   readonly clock?: () => Date;
 }
 
+/** What a {@link DecisionsSink} did so far. */
 export interface DecisionsSinkStats {
   readonly written: number;
   readonly dropped: number;
   readonly queued: number;
 }
 
+/** An audit sink writing to PostgreSQL's `decisions` table, batched and off the request path. */
 export interface DecisionsSink extends AuditSink {
   /** lines written, dropped (queue full or the database failing), waiting */
   stats(): DecisionsSinkStats;
@@ -64,9 +104,18 @@ const text = (v: unknown, max = 1024): string | null => (typeof v === 'string' ?
 /** Whether an audit target names PostgreSQL rather than a file. */
 export const isPostgresTarget = (target: string): boolean => /^postgres(ql)?:\/\//i.test(target);
 
-/** See the module comment. @throws MtlsError `USAGE` for a URL that is not PostgreSQL or holds a password */
+/**
+ * An audit sink that sends `decision` and `auth.refused` events to the `decisions` table of a
+ * CA's PostgreSQL store (schema 5), where the console reads them. `write` only queues (bounded by
+ * `maxQueue`); a timer (`flushMs`) or a full batch (`batchSize`) sends one INSERT, one at a time.
+ * Lines the database refuses, or beyond the queue, are dropped and counted in `stats()`, with one
+ * warning per outage. The URL's role needs only INSERT on `decisions` (docs/operations.md).
+ *
+ * @param url - `postgres://USER@HOST:PORT/DB`, never with a password (PGPASSWORD, ~/.pgpass or `options.password`)
+ * @throws MtlsError `USAGE` for a URL that is not PostgreSQL or holds a password
+ */
 export function createDecisionsSink(url: string, options: DecisionsSinkOptions = {}): DecisionsSink {
-  assertNoPassword(url, 'decisions');
+  checkUrl(url);
   const batchSize = options.batchSize ?? 500;
   const flushMs = options.flushMs ?? 1000;
   const maxQueue = options.maxQueue ?? 10_000;
@@ -84,7 +133,7 @@ export function createDecisionsSink(url: string, options: DecisionsSinkOptions =
 
   const send = async (rows: Row[]): Promise<void> => {
     try {
-      pool ??= openPool(url, { max: 1, connectTimeoutMs: 5000, ...(options.password ? { password: options.password } : {}) });
+      pool ??= openPool(url, options.password);
       const p = await pool;
       await p.query(
         'INSERT INTO decisions (time, event, principal, method, target, allowed, rule_id, reason, source) SELECT t, e, p, m, g, a, r, w, $9 FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::text[], $8::text[]) AS u(t, e, p, m, g, a, r, w)',
