@@ -100,9 +100,13 @@ interface Caller {
 interface Session {
   readonly id: string;
   readonly slot: Slot;
+  /**
+   * the caller as the routing of messages that name no request tells callers apart, and whose
+   * share of the sessions it counts in: the principal, `via` the actor of a delegated
+   * certificate (found in review: bob and a platform acting for him were one caller, so bob's
+   * log messages went to the platform's stream)
+   */
   readonly principal: string;
-  /** whose share of the sessions it counts in (the principal, `via` the actor of a delegated certificate) */
-  readonly owner?: string;
   getStream?: ServerResponse;
   readonly subscriptions: Set<string>;
   /** the level this session asked for with logging/setLevel (stdio-notify.ts) */
@@ -309,7 +313,7 @@ export class StdioUpstream {
       session.lastUsed = Date.now();
       this.#sessions.delete(session.id);
       this.#sessions.set(session.id, session);
-      const own = session.owner === undefined ? undefined : this.#byOwner.get(session.owner);
+      const own = this.#byOwner.get(session.principal);
       own?.delete(session);
       own?.add(session);
     }
@@ -382,9 +386,9 @@ export class StdioUpstream {
       if (e instanceof ProcessLimitError) return atCap(res, e, rpcError(m.id ?? null, e.message));
       return json(res, 200, rpcError(m.id ?? null, (e as Error).message));
     }
-    if (modern) return this.#modern(slot, caller.principal, result, modern, res);
     const owner = caller.via ? `${caller.principal} via ${caller.via}` : caller.principal;
-    const session: Session = { id: crypto.randomUUID(), slot, principal: caller.principal, owner, subscriptions: new Set(), lastUsed: Date.now() };
+    if (modern) return this.#modern(slot, owner, result, modern, res);
+    const session: Session = { id: crypto.randomUUID(), slot, principal: owner, subscriptions: new Set(), lastUsed: Date.now() };
     for (const old of this.#sessions.values()) {
       if (this.#sessions.size < (this.#o.maxSessions ?? MAX_SESSIONS) && Date.now() - old.lastUsed < SESSION_IDLE_MS) break;
       this.#endSession(old);
@@ -414,8 +418,8 @@ export class StdioUpstream {
   #endSession(session: Session): void {
     session.getStream?.end();
     this.#sessions.delete(session.id);
-    const own = session.owner === undefined ? undefined : this.#byOwner.get(session.owner);
-    if (own?.delete(session) && own.size === 0) this.#byOwner.delete(session.owner!);
+    const own = this.#byOwner.get(session.principal);
+    if (own?.delete(session) && own.size === 0) this.#byOwner.delete(session.principal);
     session.slot.sessions.delete(session);
     // what only this session held (subscriptions, a more verbose level) the process is told to drop
     const proc = session.slot.proc;
