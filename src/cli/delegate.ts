@@ -27,9 +27,10 @@ export function registerDelegate(program: Command): void {
     .option('--team <name>', 'delegate only this team of yours (repeatable; default: all your teams, as far as the CA lets the actor have them)', collect, [])
     .option('--role <name>', 'delegate only this role of yours (repeatable; default: all)', collect, [])
     .option('--no-roles', 'delegate no role')
+    .option('--tool <glob>', 'let the actor call only tools matching this glob for you (repeatable; the policy\'s glob syntax, e.g. read_* or {list,get}_issue; default: no limit beyond the policy). Carried into the delegated certificate (profile v1.2): every server enforces it', collect, [])
     .option('--out <file>', 'write the grant to this file (mode 0600) instead of stdout')
     .option('--json', 'print the grant and what it says as JSON')
-    .addHelpText('after', '\nExample:\n  $ mcp-mtls delegate --profile default --to service/chat-platform --team sre --ttl 8h --out grant.jws')
+    .addHelpText('after', '\nExample:\n  $ mcp-mtls delegate --profile default --to service/chat-platform --team sre --ttl 8h --out grant.jws\n  $ mcp-mtls delegate --profile default --to service/coding-agent --tool "read_*" --tool list_issues --out grant.jws')
     .action(async (o) => {
       if ((o.bundle === undefined) === (o.profile === undefined)) throw new MtlsError('USAGE', 'pass --bundle FILE or --profile NAME (one of them)', { hint: 'mcp-mtls delegate --profile default --to service/chat-platform' });
       const m = /^(user|service)\/(.+)$/.exec(o.to as string);
@@ -47,11 +48,13 @@ export function registerDelegate(program: Command): void {
         ttlMs,
         ...((o.team as string[]).length > 0 ? { teams: o.team } : {}),
         ...(o.roles === false ? { roles: [] } : (o.role as string[]).length > 0 ? { roles: o.role } : {}),
+        ...((o.tool as string[]).length > 0 ? { tools: o.tool } : {}),
       });
       const expires = new Date(Math.min(Date.now() + ttlMs, me.notAfter.getTime())).toISOString();
       if (o.out) writeFileAtomic(o.out, `${grant}\n`, { mode: 0o600 });
-      emit(o.json, { grant, delegator: me.principal, actor: principalUri(me.trustDomain, kind, id), expires, ...(o.out ? { file: o.out } : {}) }, () =>
-        o.out ? `wrote a grant for ${principalUri(me.trustDomain, kind, id)} to act for ${me.principal} until ${expires} to ${o.out}\n` : `${grant}\n`,
+      const tools = (o.tool as string[]).length > 0 ? [...new Set(o.tool as string[])].sort() : undefined;
+      emit(o.json, { grant, delegator: me.principal, actor: principalUri(me.trustDomain, kind, id), expires, ...(tools ? { tools } : {}), ...(o.out ? { file: o.out } : {}) }, () =>
+        o.out ? `wrote a grant for ${principalUri(me.trustDomain, kind, id)} to act for ${me.principal}${tools ? ` (tools ${tools.join(', ')} only)` : ''} until ${expires} to ${o.out}\n` : `${grant}\n`,
       );
     });
 }

@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { z } from 'zod';
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
+import { checkToolGlobs } from '../delegation/grant.js';
 import { assertPrincipalId, assertTeamOrRole, assertTrustDomain, type PrincipalKind } from '../identity/names.js';
 import { principalUri } from '../identity/principal.js';
 import { parsePolicyText } from '../policy/parse.js';
@@ -33,13 +34,17 @@ function subjectFrom(kind: PrincipalKind, id: string, teams: string[], roles: st
 }
 
 /** A delegated call (docs/delegation.md): `via` (`service/chat-platform`) acting for `delegator`, as a delegated certificate reads. */
-function delegatedSubject(delegator: PolicySubject, via: string | undefined): PolicySubject {
-  if (via === undefined) return delegator;
+function delegatedSubject(delegator: PolicySubject, via: string | undefined, tools: readonly string[] = []): PolicySubject {
+  if (via === undefined) {
+    if (tools.length > 0) throw new MtlsError('USAGE', 'a delegation\'s tool globs (--grant-tool, viaTools) need an actor: --via service/ID (or via: in a test case)');
+    return delegator;
+  }
+  const globs = tools.length > 0 ? checkToolGlobs(tools, (m) => new MtlsError('USAGE', `--grant-tool: ${m}`)) : undefined;
   const m = /^(user|service)\/(.+)$/.exec(via);
   if (!m) throw new MtlsError('USAGE', `--via ${via}: name the actor as user/ID or service/ID, e.g. service/chat-platform`);
   const kind = m[1] as PrincipalKind;
   const id = assertPrincipalId(m[2] as string, kind);
-  return { principal: principalUri(delegator.trustDomain, kind, id), trustDomain: delegator.trustDomain, kind, id, teams: [], roles: [], actingFor: { principal: delegator.principal, trustDomain: delegator.trustDomain, kind: delegator.kind, id: delegator.id, teams: delegator.teams, roles: delegator.roles } };
+  return { principal: principalUri(delegator.trustDomain, kind, id), trustDomain: delegator.trustDomain, kind, id, teams: [], roles: [], actingFor: { principal: delegator.principal, trustDomain: delegator.trustDomain, kind: delegator.kind, id: delegator.id, teams: delegator.teams, roles: delegator.roles, ...(globs ? { tools: globs } : {}) } };
 }
 
 function parseArgs(json: string | undefined): unknown {
@@ -107,6 +112,7 @@ export function registerPolicy(program: Command): void {
     .option('--role <name>', 'with --user/--service: a role (repeatable)', collect, [])
     .option('--trust-domain <td>', 'with --user/--service (default: the policy\'s first trust domain)')
     .option('--via <actor>', 'with --user/--service: a delegated call, made by this actor (service/ID or user/ID) for the caller (docs/delegation.md)', once('--via'))
+    .option('--grant-tool <glob>', 'with --via: the delegation is limited to tools matching this glob (repeatable; as `mcp-mtls delegate --tool`, profile v1.2)', collect, [])
     .option('--tool <name>', 'a tool call')
     .option('--resource <uri>', 'a resource read')
     .option('--prompt <name>', 'a prompt')
@@ -122,7 +128,7 @@ export function registerPolicy(program: Command): void {
         subject = decodeIdentity(readCertificates(fs.readFileSync(o.cert))[0] as Buffer);
       } else {
         if ((o.user === undefined) === (o.service === undefined)) throw new MtlsError('USAGE', 'give --cert FILE, or exactly one of --user ID and --service ID');
-        subject = delegatedSubject(subjectFrom(o.user ? 'user' : 'service', o.user ?? o.service, o.team, o.role, o.trustDomain ?? defaultTrustDomain(p)), o.via);
+        subject = delegatedSubject(subjectFrom(o.user ? 'user' : 'service', o.user ?? o.service, o.team, o.role, o.trustDomain ?? defaultTrustDomain(p)), o.via, o.grantTool);
       }
       const result = p.explain(subject, targetFrom(o));
       const d = result.decision;
@@ -131,7 +137,7 @@ export function registerPolicy(program: Command): void {
         [
           `${d.allowed ? 'ALLOW' : 'DENY'}${d.ruleId ? ` by rule "${d.ruleId}"` : ''}: ${d.reason}${!d.allowed && !d.visible ? ' (hidden: answered as an unknown target)' : ''}`,
           af
-            ? `caller: ${af.principal} teams=[${af.teams.join(',')}] roles=[${af.roles.join(',')}] scopes=[${d.scopes.join(',')}], via the actor ${subject.principal}`
+            ? `caller: ${af.principal} teams=[${af.teams.join(',')}] roles=[${af.roles.join(',')}] scopes=[${d.scopes.join(',')}], via the actor ${subject.principal}${af.tools ? `, the delegation limited to tools [${af.tools.join(',')}]` : ''}`
             : `caller: ${subject.principal} teams=[${subject.teams.join(',')}] roles=[${subject.roles.join(',')}] scopes=[${d.scopes.join(',')}]`,
           '',
           ...(result.delegation ? [`the delegator's side (${result.delegation.delegator}): allows and denies`] : []),
@@ -154,7 +160,7 @@ export function registerPolicy(program: Command): void {
       const cases = parseCases(readText(casesFile, 'test cases'), casesFile);
       const results = cases.map((c, i) => {
         const who = c.identity;
-        const subject = delegatedSubject(subjectFrom(who.user !== undefined ? 'user' : 'service', (who.user ?? who.service) as string, who.teams ?? [], who.roles ?? [], who.trustDomain ?? defaultTrustDomain(p)), who.via);
+        const subject = delegatedSubject(subjectFrom(who.user !== undefined ? 'user' : 'service', (who.user ?? who.service) as string, who.teams ?? [], who.roles ?? [], who.trustDomain ?? defaultTrustDomain(p)), who.via, who.viaTools);
         const target: PolicyTarget = c.tool !== undefined ? { kind: 'tool', name: c.tool, args: c.args ?? {} } : c.prompt !== undefined ? { kind: 'prompt', name: c.prompt, args: c.args ?? {} } : { kind: 'resource', uri: c.resource as string };
         const d = p.decide(subject, target);
         const got = d.allowed ? 'allow' : d.visible ? 'deny' : 'hidden';
@@ -178,7 +184,7 @@ const CaseSchema = z
   .strictObject({
     name: z.string().optional(),
     identity: z
-      .strictObject({ user: z.string().optional(), service: z.string().optional(), teams: z.array(z.string()).optional(), roles: z.array(z.string()).optional(), trustDomain: z.string().optional(), via: z.string().optional() })
+      .strictObject({ user: z.string().optional(), service: z.string().optional(), teams: z.array(z.string()).optional(), roles: z.array(z.string()).optional(), trustDomain: z.string().optional(), via: z.string().optional(), viaTools: z.array(z.string()).optional() })
       .refine((i) => (i.user === undefined) !== (i.service === undefined), 'give exactly one of user or service'),
     tool: z.string().optional(),
     resource: z.string().optional(),

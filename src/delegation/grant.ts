@@ -6,7 +6,8 @@
  *
  *   header  { alg: ES256 | ES384 | EdDSA | RS256, typ: "mcp-mtls-delegation+jws", x5c: [...] }
  *   payload { v: 1, iss: <delegator principal>, aud: <actor principal>, iat, exp, jti,
- *             teams?: [...], roles?: [...] }   (absent: all the delegator's)
+ *             teams?: [...], roles?: [...],    (absent: all the delegator's)
+ *             tools?: [...] }                  (profile v1.2: tool globs the actor is limited to; absent: no limit)
  *
  * Why a JWS: one well-kept library (jose) writes and checks it, the algorithm is pinned to the
  * certificate's key type, and the chain travels with it, so the CA needs nothing but the grant.
@@ -17,7 +18,7 @@ import { compactVerify, CompactSign, decodeProtectedHeader } from 'jose';
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
-import { assertTeamOrRole } from '../identity/names.js';
+import { assertTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS } from '../identity/names.js';
 import { parseCertificate } from '../x509/certificate.js';
 import { keyTypeOf, keyTypeOfSpki, publicKeyFromSpki, type KeyType } from '../x509/keys.js';
 
@@ -44,6 +45,8 @@ export interface Grant {
   /** what the grant delegates; undefined: all the delegator's */
   readonly teams?: readonly string[];
   readonly roles?: readonly string[];
+  /** profile v1.2: the tool globs (the policy's syntax) the actor may call for the delegator; undefined: no limit */
+  readonly tools?: readonly string[];
 }
 
 /** Options of {@link signGrant}. */
@@ -58,7 +61,17 @@ export interface SignGrantOptions {
   readonly ttlMs: number;
   readonly teams?: readonly string[];
   readonly roles?: readonly string[];
+  /** profile v1.2: limit the actor to these tool globs (the policy's syntax, e.g. `read_*`), at most 32 */
+  readonly tools?: readonly string[];
   readonly now?: Date;
+}
+
+/** The tool globs, checked, sorted and unique; throws `what`'s error naming the bad one. */
+export function checkToolGlobs(tools: readonly string[], fail: (message: string) => Error): string[] {
+  const out = [...new Set(tools)].sort();
+  if (out.length === 0 || out.length > MAX_DELEGATED_TOOLS) throw fail(`a delegation limited to tools names 1 to ${MAX_DELEGATED_TOOLS} tool globs (${out.length} given)`);
+  for (const g of out) if (!isValidToolGlob(g)) throw fail(`"${g}" is not a tool glob (a tool name or a pattern of the policy's syntax: read_*, {read,list}_repo; 1-128 printable ASCII characters)`);
+  return out;
 }
 
 /** Signs a delegation grant with the signer's own certificate key (`mcp-mtls delegate`). */
@@ -72,6 +85,7 @@ export async function signGrant(o: SignGrantOptions): Promise<string> {
   if (exp <= now.getTime()) throw new MtlsError('CERT_EXPIRED', 'the certificate signing the grant has expired', { hint: 'renew it first (mcp-mtls renew)' });
   o.teams?.forEach((t) => assertTeamOrRole(t, 'team'));
   o.roles?.forEach((r) => assertTeamOrRole(r, 'role'));
+  const tools = o.tools && checkToolGlobs(o.tools, (m) => new MtlsError('BAD_NAME', m, { hint: 'e.g. --tool read_repo --tool "list_*"' }));
   const alg = ALG[keyTypeOf(o.key)];
   const payload = {
     v: 1,
@@ -82,6 +96,7 @@ export async function signGrant(o: SignGrantOptions): Promise<string> {
     jti: crypto.randomBytes(16).toString('hex'),
     ...(o.teams ? { teams: [...new Set(o.teams)].sort() } : {}),
     ...(o.roles ? { roles: [...new Set(o.roles)].sort() } : {}),
+    ...(tools ? { tools } : {}),
   };
   return new CompactSign(Buffer.from(JSON.stringify(payload)))
     .setProtectedHeader({ alg, typ: GRANT_TYPE, x5c: o.chain.map((c) => c.toString('base64')) })
@@ -142,6 +157,8 @@ export async function readGrant(jws: string, options: { trustDomain: string; now
   if ((exp - iat) * 1000 > MAX_GRANT_MS) throw refused('the grant is valid for more than 30 days');
   if (payload.teams !== undefined && !isNames(payload.teams)) throw refused('the grant\'s teams are not a list of names');
   if (payload.roles !== undefined && !isNames(payload.roles)) throw refused('the grant\'s roles are not a list of names');
+  const tools = payload.tools === undefined ? undefined : isNames(payload.tools) ? checkToolGlobs(payload.tools, (m) => refused(`the grant's tools: ${m}`)) : undefined;
+  if (payload.tools !== undefined && !tools) throw refused('the grant\'s tools are not a list of tool globs');
   return {
     delegator,
     certificate,
@@ -151,5 +168,6 @@ export async function readGrant(jws: string, options: { trustDomain: string; now
     id: jti,
     ...(payload.teams ? { teams: payload.teams as string[] } : {}),
     ...(payload.roles ? { roles: payload.roles as string[] } : {}),
+    ...(tools ? { tools } : {}),
   };
 }

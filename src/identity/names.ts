@@ -3,7 +3,7 @@
  * bad input) and the readers (which reject bad certificates). Pure.
  */
 import { MtlsError } from '../errors.js';
-import { compilePattern } from '../policy/glob.js';
+import { compilePattern } from '../util/glob.js';
 
 export const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
 export const PRINCIPAL_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -40,7 +40,7 @@ export const MAX_DELEGATED_TOOLS = 32;
 
 /**
  * Whether `glob` is a tool glob a delegation may carry (profile v1.2): 1-128 printable ASCII
- * characters (no space) in the policy's tool-glob syntax (src/policy/glob.ts: `*`, `?`, `[a-z]`,
+ * characters (no space) in the policy's tool-glob syntax (src/util/glob.ts: `*`, `?`, `[a-z]`,
  * `{a,b}`), e.g. `read_*` or `{read,list}_repo`.
  */
 export function isValidToolGlob(glob: string): boolean {

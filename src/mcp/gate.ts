@@ -178,7 +178,7 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
       teams: id.teams,
       roles: id.roles,
       // a delegated call: who it is for (the policy decided on that), and the actor chain
-      ...(id.actingFor ? { actingFor: { principal: id.actingFor.principal, teams: id.actingFor.teams, roles: id.actingFor.roles }, actors: id.actors } : {}),
+      ...(id.actingFor ? { actingFor: { principal: id.actingFor.principal, teams: id.actingFor.teams, roles: id.actingFor.roles, ...(id.actingFor.tools ? { tools: id.actingFor.tools } : {}) }, actors: id.actors } : {}),
       method: m.method,
       ...(t ? { target: targetName(t) } : {}),
       allowed: d.allowed,

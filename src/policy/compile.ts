@@ -9,6 +9,8 @@
  * delegated teams and roles, with the actor beside it for `actors:` / `delegated:` subjects and
  * `identity.actor`), and every deny rule that matches the actor as itself also applies. Allows
  * and scopes come from the delegator's side only: the actor's own permissions never add to it.
+ * A delegation limited to tool globs (profile v1.2, `actingFor.tools`) denies every other tool
+ * first, as rule {@link DELEGATION_GRANT_RULE}, and hides it from lists.
  *
  * Speed: everything that does not depend on the arguments (which rules apply to this
  * target, for this identity, and which scopes it holds) is computed once per identity and
@@ -91,10 +93,18 @@ export interface ExplainedRule {
   readonly why: string;
 }
 
+/**
+ * The rule id of a denial by a delegation's tool globs (profile v1.2): no policy rule can have it
+ * (rule ids start with a letter or digit), so an audit line tells it from the policy's own rules.
+ */
+export const DELEGATION_GRANT_RULE = '(delegation-grant)';
+
 /** The two subjects a delegated call is decided on (see {@link Policy.decide}). */
 interface Sides {
   readonly delegator: PolicySubject;
   readonly actor: PolicySubject;
+  /** profile v1.2: the delegation's tool globs, compiled once per identity (undefined: no limit) */
+  readonly tools?: Matcher;
 }
 
 /** What applies to one identity for one target, independent of the arguments. */
@@ -108,6 +118,15 @@ interface Applicable {
 }
 
 const CACHE_LIMIT = 4096;
+
+/** A delegation's tool globs as one matcher; a glob that does not compile (the reader checked them) matches nothing: deny. */
+function toolGlobs(globs: readonly string[]): Matcher {
+  try {
+    return compilePatterns(globs);
+  } catch {
+    return () => false;
+  }
+}
 
 function targetKey(t: PolicyTarget): string {
   return t.kind === 'resource' ? `r:${t.uri}` : `${t.kind === 'tool' ? 't' : 'p'}:${t.name}`;
@@ -200,6 +219,9 @@ export class Policy {
     const deny = (rule: CompiledRule | undefined, reason: string, visible: boolean): Decision => ({ allowed: false, ruleId: rule?.id ?? null, reason, scopes, visible });
     const forActor = sides ? ` (it restricts the actor ${sides.actor.principal})` : '';
     if (a.foreign || r?.foreign) return deny(undefined, `trust domain "${primary.trustDomain}" is not accepted by this policy`, false);
+    if (sides?.tools && target.kind === 'tool' && !sides.tools(target.name)) {
+      return deny({ id: DELEGATION_GRANT_RULE } as CompiledRule, `tool "${target.name}" is outside the delegation's tools (${(subject.actingFor?.tools ?? []).join(', ')}) that ${primary.principal} granted ${sides.actor.principal}`, false);
+    }
     if (a.unconditionalDeny) return deny(a.unconditionalDeny, `denied by rule "${a.unconditionalDeny.id}"`, false);
     if (r?.unconditionalDeny) return deny(r.unconditionalDeny, `denied by rule "${r.unconditionalDeny.id}"${forActor}`, false);
     if (!a.unconditionalAllow && a.conditionalAllows.length === 0) return deny(undefined, `no rule allows ${target.kind} "${targetValue(target)}"${sides ? ` for ${primary.principal} (acting through ${sides.actor.principal})` : ''}`, false);
@@ -256,6 +278,7 @@ export class Policy {
     const { applicable: a } = this.#applicable(sides?.delegator ?? subject, target);
     const visible = !a.foreign && !a.unconditionalDeny && (a.unconditionalAllow !== undefined || a.conditionalAllows.length > 0) && a.missingScopes.length === 0;
     if (!visible || !sides) return visible;
+    if (sides.tools && target.kind === 'tool' && !sides.tools(target.name)) return false;
     const r = this.#applicable(sides.actor, target).applicable;
     return !r.foreign && !r.unconditionalDeny;
   }
@@ -274,6 +297,7 @@ export class Policy {
       sides = {
         delegator: Object.freeze({ principal: af.principal, trustDomain: af.trustDomain, kind: af.kind, id: af.id, teams: af.teams, roles: af.roles, actor }),
         actor: Object.freeze({ principal: subject.principal, trustDomain: subject.trustDomain, kind: subject.kind, id: subject.id, teams: subject.teams, roles: subject.roles, ...(subject.email === undefined ? {} : { email: subject.email }), actsFor: af.principal }),
+        ...(af.tools ? { tools: toolGlobs(af.tools) } : {}),
       };
       this.#sides.set(subject, sides);
     }
@@ -328,7 +352,7 @@ export class Policy {
    * For a delegated identity, `rules` are the delegator's side (allows and denies) and
    * `actorRules` the actor's side (its deny rules only restrict; its allows do not count).
    */
-  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: ExplainedRule[]; delegation?: { delegator: string; actor: string; actorRules: ExplainedRule[] } } {
+  explain(subject: PolicySubject, target: PolicyTarget): { decision: Decision; rules: ExplainedRule[]; delegation?: { delegator: string; actor: string; actorRules: ExplainedRule[]; tools?: readonly string[] } } {
     const decision = this.decide(subject, target);
     const sides = this.#sidesOf(subject);
     const canonical = canonicalTarget(target);
@@ -347,7 +371,7 @@ export class Policy {
         return { id: r.id, effect: r.effect, applies: true, why: r.when ? `applies when: ${r.source.when}` : 'applies' };
       });
     if (!sides) return { decision, rules: side(subject, false) };
-    return { decision, rules: side(sides.delegator, false), delegation: { delegator: sides.delegator.principal, actor: sides.actor.principal, actorRules: side(sides.actor, true) } };
+    return { decision, rules: side(sides.delegator, false), delegation: { delegator: sides.delegator.principal, actor: sides.actor.principal, actorRules: side(sides.actor, true), ...(subject.actingFor?.tools ? { tools: subject.actingFor.tools } : {}) } };
   }
 
   #state(subject: PolicySubject) {

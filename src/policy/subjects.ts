@@ -22,7 +22,16 @@ export interface PolicySubject {
    * Profile v1.1: the principal a delegated certificate's holder acts for (Identity.actingFor).
    * Policy decides such a call on it, restricted by the holder (docs/delegation.md).
    */
-  readonly actingFor?: { readonly principal: string; readonly trustDomain: string; readonly kind: 'user' | 'service'; readonly id: string; readonly teams: readonly string[]; readonly roles: readonly string[] };
+  readonly actingFor?: {
+    readonly principal: string;
+    readonly trustDomain: string;
+    readonly kind: 'user' | 'service';
+    readonly id: string;
+    readonly teams: readonly string[];
+    readonly roles: readonly string[];
+    /** profile v1.2: the tool globs the delegation is limited to (absent: no limit); a call to any other tool is denied */
+    readonly tools?: readonly string[];
+  };
   /** Set by the policy on the delegator's side of a delegated call: who acts for it. Not read from an Identity. */
   readonly actor?: { readonly principal: string; readonly kind: 'user' | 'service'; readonly id: string };
   /**

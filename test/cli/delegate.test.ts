@@ -46,3 +46,18 @@ test('bad input: an actor not named kind/id, a bad team name, no bundle: non-zer
     assert.equal(fs.existsSync(out), false);
   }
 });
+
+test('delegate --tool (repeatable) puts the tool globs into the grant, sorted; a glob outside the policy syntax is refused, nothing written', async () => {
+  const bundle = await pemFolder('dave', ['sre']);
+  const out = path.join(tmpDir('delegate-out-'), 'grant.jws');
+  const r = await cli(['delegate', '--bundle', bundle, '--to', 'service/coding-agent', '--tool', 'read_*', '--tool', '{list,get}_issue', '--out', out, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const g = await readGrant(fs.readFileSync(out, 'utf8').trim(), { trustDomain: 'acme.test', now: new Date() });
+  assert.deepEqual(g.tools, ['read_*', '{list,get}_issue']);
+  assert.deepEqual(JSON.parse(r.stdout).tools, ['read_*', '{list,get}_issue']);
+  const out2 = path.join(tmpDir('delegate-out-'), 'grant.jws');
+  const bad = await cli(['delegate', '--bundle', bundle, '--to', 'service/coding-agent', '--tool', '{read_', '--out', out2]);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /"\{read_" is not a tool glob/);
+  assert.equal(fs.existsSync(out2), false);
+});

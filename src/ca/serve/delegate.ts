@@ -21,7 +21,8 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { MtlsError, isMtlsError } from '../../errors.js';
-import { readGrant, type Grant } from '../../delegation/grant.js';
+import { checkToolGlobs, readGrant, type Grant } from '../../delegation/grant.js';
+import { compilePatterns, isPattern } from '../../util/glob.js';
 import type { Identity } from '../../identity/identity.js';
 import { principalUri } from '../../identity/principal.js';
 import { parseDuration } from '../../util/duration.js';
@@ -52,6 +53,12 @@ export interface DelegateRequest {
   readonly csr?: string;
   /** the lifetime asked for, e.g. `30m` (default 1h; capped) */
   readonly ttl?: string;
+  /**
+   * profile v1.2, with an ID token: the tool globs (the policy's syntax) to limit the delegated
+   * certificate to; with a grant the grant says it (`mcp-mtls delegate --tool`). Default: the
+   * actor's configured maximum (`delegation.actors[].tools`), else no limit.
+   */
+  readonly tools?: readonly string[];
 }
 
 const refuse = (code: string, message: string, hint?: string) => new HttpError(403, code, message, hint);
@@ -69,7 +76,12 @@ export async function readDelegateBody(req: IncomingMessage): Promise<DelegateRe
   }
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new HttpError(400, 'BAD_REQUEST', 'the body is not a JSON object');
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['grant', 'idToken', 'csr', 'ttl'].includes(k)) throw new HttpError(400, 'BAD_REQUEST', `unknown field "${k}"`, 'send grant or idToken, and optionally csr and ttl');
+  for (const k of Object.keys(o)) if (!['grant', 'idToken', 'csr', 'ttl', 'tools'].includes(k)) throw new HttpError(400, 'BAD_REQUEST', `unknown field "${k}"`, 'send grant or idToken, and optionally csr, ttl and tools');
+  if (o.tools !== undefined) {
+    if (!Array.isArray(o.tools) || !o.tools.every((t) => typeof t === 'string')) throw new HttpError(400, 'BAD_REQUEST', 'tools must be a list of tool globs', 'e.g. "tools": ["read_*", "list_issues"]');
+    checkToolGlobs(o.tools as string[], (m) => new HttpError(400, 'BAD_REQUEST', `tools: ${m}`));
+    if (o.grant !== undefined) throw new HttpError(400, 'BAD_REQUEST', 'tools come from the grant when the proof is a grant', 'the delegator signs a grant with `mcp-mtls delegate --tool GLOB`');
+  }
   for (const k of ['grant', 'idToken', 'csr', 'ttl'] as const) if (o[k] !== undefined && typeof o[k] !== 'string') throw new HttpError(400, 'BAD_REQUEST', `${k} must be a string`);
   if ((o.grant === undefined) === (o.idToken === undefined)) throw new HttpError(400, 'PROOF_REQUIRED', 'POST /delegate needs the delegator\'s proof: exactly one of "grant" and "idToken"', 'have the person sign a grant with `mcp-mtls delegate --to <actor>`, or send the ID token of their sign-in');
   return o as DelegateRequest;
@@ -110,6 +122,21 @@ function narrowed(what: 'team' | 'role', asked: readonly string[] | undefined, h
   return want.filter((t) => allowed === undefined || allowed.includes(t));
 }
 
+/**
+ * Profile v1.2: the tool globs of the delegated certificate. Asked for (the grant's, or the
+ * ID-token request's): each must lie within the actor's maximum when config.yaml sets one: one
+ * of its globs exactly, or a tool name (no pattern) one of them matches; else refused (glob
+ * inclusion is not decided beyond that). Not asked: the actor's maximum, or no limit.
+ */
+function toolsFor(asked: readonly string[] | undefined, allowed: readonly string[] | undefined): string[] | undefined {
+  if (asked === undefined) return allowed ? [...allowed].sort() : undefined;
+  if (allowed === undefined) return [...asked];
+  const within = compilePatterns(allowed);
+  const outside = asked.filter((g) => !allowed.includes(g) && (isPattern(g) || !within(g)));
+  if (outside.length > 0) throw refuse('TOOLS_EXCEED_ACTOR', `the delegation asks for tools ${outside.join(', ')} beyond what config.yaml lets this actor have (${allowed.join(', ')})`, 'ask for tool names or globs among the actor\'s delegation.actors[].tools');
+  return [...asked];
+}
+
 /** Runs the exchange for an authenticated actor; `note` collects the audit fields. */
 export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: IncomingMessage, note: Record<string, unknown>): Promise<IssuedCertificate> {
   const actor = peer.identity;
@@ -125,6 +152,7 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
   }
   const teams = narrowed('team', proof.teams, delegator.teams, entry.teams);
   const roles = narrowed('role', proof.roles, delegator.roles, entry.roles);
+  const tools = toolsFor(proof.tools ?? (request.tools ? checkToolGlobs(request.tools, (m) => new HttpError(400, 'BAD_REQUEST', m)) : undefined), entry.tools);
   const now = ca.now().getTime();
   const capMs = Math.min(entry.maxTtl ? parseDuration(entry.maxTtl, 'maxTtl') : Infinity, ca.config.delegation?.maxTtl ? parseDuration(ca.config.delegation.maxTtl, 'maxTtl') : DEFAULT_DELEGATION_TTL_MS);
   let askedMs = DEFAULT_DELEGATION_TTL_MS;
@@ -142,10 +170,10 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
   const ttlMs = notAfter.getTime() - now;
   if (ttlMs < 60_000) throw refuse('GRANT_INVALID', 'the grant or the delegator\'s certificate ends within a minute', 'sign a new grant');
   const spki = request.csr ? verifyCsr(Buffer.from(request.csr)).spki : peer.cert.spki;
-  Object.assign(note, { teams, roles, key: request.csr ? 'csr' : 'actor' });
+  Object.assign(note, { teams, roles, ...(tools ? { tools } : {}), key: request.csr ? 'csr' : 'actor' });
   try {
     const issued = await ca.issueClient(
-      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id }, spki, spkiFrom: request.csr ? 'csr' : 'reused', ...(proof.serial ? { delegatedFrom: proof.serial } : {}), actorSerial: actor.serial, notAfter },
+      { kind: actor.kind, id: actor.id, teams, roles, actingFor: { kind: delegator.kind, id: delegator.id, ...(tools ? { tools } : {}) }, spki, spkiFrom: request.csr ? 'csr' : 'reused', ...(proof.serial ? { delegatedFrom: proof.serial } : {}), actorSerial: actor.serial, notAfter },
       {
         beforeCommit: async (tx) => {
           // atomic with the commit: an actor revoked a moment ago (its revocation would not have seen this certificate) gets nothing
@@ -169,6 +197,8 @@ interface Proof {
   /** what the proof asks for (undefined: all the delegator's) */
   readonly teams?: readonly string[];
   readonly roles?: readonly string[];
+  /** profile v1.2: the tool globs the grant limits the actor to (undefined: no limit asked) */
+  readonly tools?: readonly string[];
   /** the delegated certificate ends by then at the latest */
   readonly notAfter: Date;
   /** the delegator's certificate (a grant): revoking it revokes the delegated one */
@@ -183,6 +213,7 @@ async function grantProof(ca: Authority, jws: string, actor: Identity, note: Rec
     delegator: d,
     ...(grant.teams ? { teams: grant.teams } : {}),
     ...(grant.roles ? { roles: grant.roles } : {}),
+    ...(grant.tools ? { tools: grant.tools } : {}),
     notAfter: new Date(Math.min(d.notAfter.getTime(), grant.expiresAt.getTime())),
     serial: d.serial,
     beforeCommit: async (tx) => {

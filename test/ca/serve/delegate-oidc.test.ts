@@ -85,3 +85,11 @@ test('refusals: an ID token for another audience (the CLI client), an actor with
   assert.equal(alice.r.status, 200, alice.r.body.toString());
   assert.equal(decodeIdentity(readCertificates(alice.r.body)[0]!).actingFor?.principal, 'spiffe://acme.test/user/alice');
 });
+
+test('profile v1.2: the ID-token request\'s "tools" limit the delegated certificate to those globs', async () => {
+  const { r, line } = await exchange(platform, { idToken: (await idp.signIn({ user: 'bob', clientId: OTHER_CLIENT_ID })).id_token, tools: ['read_*', 'list_issues'] });
+  assert.equal(r.status, 200, r.body.toString());
+  const id = decodeIdentity(readCertificates(r.body)[0]!);
+  assert.deepEqual([id.actingFor?.principal, id.actingFor?.tools], ['spiffe://acme.test/user/bob', ['list_issues', 'read_*']]);
+  assert.deepEqual(line?.tools, ['list_issues', 'read_*']);
+});
