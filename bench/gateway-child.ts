@@ -5,7 +5,6 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -13,6 +12,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import { createGatewayHandler } from '../dist/gateway/proxy.js';
 import { policyFromText } from '../dist/policy/compile.js';
 import { createMtlsServer } from '../dist/mtls/mtls-server.js';
+import { serveForBench } from './child-ipc.js';
 
 const [mode, dir, upstreamUrl] = process.argv.slice(2) as [string, string, string | undefined];
 const shape = { text: z.string() };
@@ -37,12 +37,4 @@ if (mode === 'upstream') {
   const handler = createGatewayHandler({ routes: [{ prefix: '/mcp', upstream: new URL(upstreamUrl as string), policy: () => policy }], log: () => undefined, audit: { includeArgs: false, write: () => undefined } });
   server = createMtlsServer({ cert: read('server.crt'), key: read('server.key'), ca: read('root.crt'), log: () => undefined }, handler);
 }
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
-// the bench that forked us is gone (it failed, or was killed): so are we, or our inherited
-// stdout would keep whoever waits on the bench's output waiting for ever
-process.on('disconnect', () => process.exit(0));
-process.on('message', (m) => {
-  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
-  if (m === 'exit') process.exit(0);
-});
+serveForBench(server);

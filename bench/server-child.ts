@@ -11,7 +11,6 @@
  */
 import fs from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -20,6 +19,7 @@ import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv
 import { policyFromText } from '../dist/policy/compile.js';
 import { createMcpSdk1Handler } from '../dist/mcp/sdk1.js';
 import { createMtlsServer } from '../dist/mtls/mtls-server.js';
+import { serveForBench } from './child-ipc.js';
 
 const [mode, dir] = process.argv.slice(2) as [string, string];
 const read = (f: string) => fs.readFileSync(`${dir}/${f}`);
@@ -78,12 +78,4 @@ if (mode === 'adapter-tls') {
   const handler = createMcpSdk1Handler({ serverInfo: { name: 'bench', version: '1' }, build, policy, enableJsonResponse: true, audit: { includeArgs: false, write: () => undefined } });
   server = createMtlsServer({ ...material, crl, log: () => undefined }, handler);
 }
-server.keepAliveTimeout = 60_000;
-server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
-// the bench that forked us is gone (it failed, or was killed): so are we, or our inherited
-// stdout would keep whoever waits on the bench's output waiting for ever
-process.on('disconnect', () => process.exit(0));
-process.on('message', (m) => {
-  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
-  if (m === 'exit') process.exit(0);
-});
+serveForBench(server);
