@@ -15,7 +15,7 @@
  */
 import { Agent, request } from 'undici';
 import type { Bundle } from '../bundle/load.js';
-import { MtlsError } from '../errors.js';
+import { isMtlsError, MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import { parseCertificate } from '../x509/certificate.js';
 import { readCertificates } from '../x509/pem.js';
@@ -47,6 +47,22 @@ interface Person {
   listeners: Set<(b: Bundle) => void>;
   timer?: ReturnType<typeof setTimeout>;
   agent?: RenewingAgent;
+  /** the CA refused this person's proof for good (a revoked delegator, an expired grant): every use throws it until setProof */
+  failed?: MtlsError;
+  /** the last failed renewal, named when the certificate runs out before one succeeds */
+  lastError?: unknown;
+  /** fetchFor's fetch over the current pool */
+  fetch?: { agent: RenewingAgent; fetch: typeof fetch };
+}
+
+/**
+ * A refusal that retrying with the same proof cannot change: a 4xx from the CA (DELEGATOR_REVOKED,
+ * GRANT_INVALID, DELEGATOR_NOT_ALLOWED, OIDC_*, ...) other than 408 and 429 (RATE_LIMITED).
+ */
+function permanent(e: unknown): e is MtlsError {
+  if (!isMtlsError(e, 'DELEGATION_REFUSED')) return false;
+  const status = (e.details as { status?: number } | undefined)?.status;
+  return status === undefined || (status >= 400 && status < 500 && status !== 408 && status !== 429);
 }
 
 /** What {@link createDelegatingAgent} returns: per person, a delegated certificate kept fresh and a connection pool. */
@@ -109,6 +125,42 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
     return { chain, key: options.bundle.key, ca: options.bundle.ca, identity, notAfter: leaf.notAfter, warnings: [], source: { file: endpoint.href, format: 'pem' } };
   }
 
+  /** one exchange at a time per person (the renewal timer and a request finding the certificate expired share it) */
+  function renew(principal: string, p: Person): Promise<Bundle> {
+    p.pending ??= exchange(principal, p)
+      .then(
+        (b) => {
+          if (people.get(principal) === p && !closed) {
+            if (p.timer) clearTimeout(p.timer);
+            p.bundle = b;
+            p.lastError = undefined;
+            for (const l of p.listeners) l(b);
+            schedule(principal, p, b);
+          }
+          return b;
+        },
+        (e: unknown) => {
+          p.lastError = e;
+          if (permanent(e)) fail(p, e);
+          throw e;
+        },
+      )
+      .finally(() => (p.pending = undefined));
+    return p.pending;
+  }
+
+  /** the CA refused the proof for good: no more renewals, and the pool with the stale certificate is closed */
+  function fail(p: Person, e: MtlsError): void {
+    p.failed = e;
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = undefined;
+    p.bundle = undefined;
+    const agent = p.agent;
+    p.agent = undefined;
+    p.fetch = undefined;
+    void agent?.close().catch(() => undefined);
+  }
+
   /** renews when `fraction` of the lifetime (counted from when it arrived, not the backdated notBefore) is left */
   function schedule(principal: string, p: Person, b: Bundle, attempt = 0, receivedAt = Date.now()): void {
     const left = b.notAfter.getTime() - Date.now();
@@ -116,14 +168,10 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
     const delay = attempt > 0 ? Math.min(30_000 * attempt, Math.max(0, left - 5_000)) : Math.max(0, left - lifetime * fraction);
     p.timer = setTimeout(() => {
       if (closed || people.get(principal) !== p) return;
-      exchange(principal, p).then(
-        (next) => {
-          p.bundle = next;
-          for (const l of p.listeners) l(next);
-          schedule(principal, p, next);
-        },
-        () => schedule(principal, p, b, attempt + 1, receivedAt), // keep the current one; try again
-      );
+      renew(principal, p).catch((e: unknown) => {
+        // a refusal for good ends it (fail); anything else keeps the current certificate and tries again
+        if (!permanent(e) && people.get(principal) === p && p.bundle === b) schedule(principal, p, b, attempt + 1, receivedAt);
+      });
     }, Math.min(delay, 2 ** 31 - 1));
     p.timer.unref();
   }
@@ -132,12 +180,15 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
     if (closed) throw new MtlsError('BAD_ARGUMENT', 'the delegating agent is closed');
     const p = people.get(principal);
     if (!p) throw new MtlsError('BAD_ARGUMENT', `no proof for ${principal}: call setProof first`, { hint: 'the person signs a grant (mcp-mtls delegate) or signs in at the identity provider' });
-    if (!p.bundle) {
-      p.pending ??= exchange(principal, p).finally(() => (p.pending = undefined));
-      const b = await p.pending;
-      if (!p.bundle) {
-        p.bundle = b;
-        schedule(principal, p, b);
+    if (p.failed) throw p.failed;
+    // none yet, or it ran out before a renewal succeeded: exchange now (a clear error if that fails, never the expired one)
+    if (!p.bundle || p.bundle.notAfter.getTime() <= Date.now() + 1000) {
+      try {
+        await renew(principal, p);
+      } catch (e) {
+        if (p.failed || !p.bundle) throw e;
+        const why = p.lastError instanceof Error ? p.lastError.message : String(p.lastError);
+        throw new MtlsError('CERT_EXPIRED', `the delegated certificate for ${principal} ran out at ${p.bundle.notAfter.toISOString()} and the CA did not renew it: ${why}`, { cause: e, hint: 'check that the CA is reachable (ca serve) and the person\'s proof is still good' });
       }
     }
     return p;
@@ -147,8 +198,10 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
     setProof(principal, proof) {
       const existing = people.get(principal);
       const fn = typeof proof === 'function' ? proof : () => proof;
-      if (existing) existing.proof = fn;
-      else people.set(principal, { proof: fn, listeners: new Set() });
+      if (existing) {
+        existing.proof = fn;
+        existing.failed = undefined; // a new proof: the next use exchanges it
+      } else people.set(principal, { proof: fn, listeners: new Set() });
     },
     async dispatcherFor(principal) {
       const p = await current(principal);
@@ -165,7 +218,16 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
       return p.agent;
     },
     async fetchFor(principal) {
-      return createMtlsFetch(await this.dispatcherFor(principal)) as typeof fetch;
+      await this.dispatcherFor(principal);
+      // each request checks the person first: a refusal for good or an unrenewed, expired
+      // certificate is a clear error here, never a request made with the stale certificate
+      const self = this;
+      return (async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
+        const agent = await self.dispatcherFor(principal);
+        const p = people.get(principal) as Person;
+        if (p.fetch?.agent !== agent) p.fetch = { agent, fetch: createMtlsFetch(agent) as typeof fetch };
+        return p.fetch.fetch(input, init);
+      }) as typeof fetch;
     },
     get exchanges() {
       return exchanges;

@@ -42,6 +42,8 @@ import type { StoreTransaction } from '../store/store.js';
 
 /** Default and ceiling of a delegated certificate's lifetime when config.yaml says nothing. */
 export const DEFAULT_DELEGATION_TTL_MS = 3600_000;
+/** The shortest lifetime a request may ask for (`ttl`): short-lived is the point, but not shorter than a round trip or two. */
+export const MIN_DELEGATION_TTL_MS = 10_000;
 
 /** The body of POST /delegate (JSON). */
 export interface DelegateRequest {
@@ -162,13 +164,15 @@ export async function delegateForPeer(ca: Authority, peer: RenewPeer, req: Incom
     } catch (e) {
       throw new HttpError(400, 'BAD_REQUEST', (e as Error).message, 'e.g. "ttl": "30m"');
     }
+    if (askedMs < MIN_DELEGATION_TTL_MS) throw new HttpError(400, 'BAD_REQUEST', `ttl ${request.ttl} is shorter than ${MIN_DELEGATION_TTL_MS / 1000}s`, 'ask for 10s or more (the default is 1h)');
   }
   // never past the actor's own certificate either: the delegation is the actor's to hold only while it is itself certified
   const end = Math.min(now + Math.min(askedMs, capMs), proof.notAfter.getTime(), peer.cert.notAfter.getTime(), ca.intermediate.notAfter.getTime() - 1000);
   // an end, not a lifetime (the clock moves on before signing), in whole seconds rounded down: the caps hold
   const notAfter = new Date(Math.floor(end / 1000) * 1000);
   const ttlMs = notAfter.getTime() - now;
-  if (ttlMs < 60_000) throw refuse('GRANT_INVALID', 'the grant or the delegator\'s certificate ends within a minute', 'sign a new grant');
+  // a short lifetime asked for is given (down to 10s); one the grant, the delegator's or the actor's certificate cuts below a minute is refused
+  if (ttlMs < Math.min(60_000, askedMs - 1000)) throw refuse('GRANT_INVALID', 'the grant or the delegator\'s certificate ends within a minute', 'sign a new grant');
   const spki = request.csr ? verifyCsr(Buffer.from(request.csr)).spki : peer.cert.spki;
   Object.assign(note, { teams, roles, ...(tools ? { tools } : {}), key: request.csr ? 'csr' : 'actor' });
   try {
