@@ -356,6 +356,11 @@ export class StdioUpstream {
     if (!caller) return json(res, 200, rpcError(m.id ?? null, 'this stdio upstream serves certificates whose principal is spiffe://<trust domain>/<kind>/<id>'));
     const keyed = this.#keyOf(caller);
     if (typeof keyed === 'string') return json(res, 200, rpcError(m.id ?? null, keyed));
+    // a name that begins with "-" (an id may: PRINCIPAL_ID_RE) filled into an argument of its own would be an option of the server
+    if (this.#o.args.some((a) => !a.startsWith('-') && fillTemplate(a, keyed).startsWith('-'))) {
+      this.#o.log(`stdio upstream ${this.#o.name}: refused ${caller.principal}: its name would begin an argument with "-"`);
+      return json(res, 200, rpcError(m.id ?? null, `this upstream's arguments name the caller, and ${caller.principal} would begin one with "-" (an option of the server); ask the gateway's operator`));
+    }
     // a per-team process serves the whole team: only an entry for the team may be given to it
     const credential = this.#o.credentials?.length
       ? credentialFor(this.#o.credentials, this.#o.processModel === 'per-team' ? { teams: [keyed.team!], roles: [] } : { principal: caller.principal, principalId: caller.id, teams: caller.teams, roles: caller.roles })
