@@ -15,6 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
 import { MIGRATIONS, SCHEMA_VERSION } from '../../src/ca/store/postgres-migrations.js';
 import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
@@ -149,6 +150,34 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
       assert.equal((await pool.query('SELECT count(*)::int AS n FROM decisions')).rows[0].n, 100);
     } finally {
       await pool.end();
+    }
+  });
+
+  it('ca serve prunes past config.yaml console.decisions.retention (createConsole on a PostgreSQL store)', async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    await sql(url, "INSERT INTO decisions (time, event, allowed, target) VALUES (now() - interval '3 days', 'decision', false, 'old'), (now() - interval '1 hour', 'decision', false, 'fresh')");
+    const t = makeCa();
+    const cfgFile = path.join(t.dir, 'config.yaml');
+    const cfg = YAML.parse(fs.readFileSync(cfgFile, 'utf8'));
+    cfg.console = { decisions: { retention: '2d' } };
+    fs.writeFileSync(cfgFile, YAML.stringify(cfg));
+    const ca = Authority.open(t.dir, { store: new PostgresStore(url) });
+    const logs: string[] = [];
+    const c = createConsole({ authority: ca, assetsDir: t.dir, pruneEveryMs: 100, log: (m) => logs.push(m) });
+    try {
+      assert.equal(c.decisions?.kind, 'postgres');
+      let left: string[] = [];
+      for (let n = 0; n < 60; n++) {
+        left = (await sql<{ target: string }>(url, 'SELECT target FROM decisions ORDER BY id')).rows.map((r) => r.target);
+        if (left.length === 1) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(left, ['fresh'], logs.join('\n'));
+      assert.ok(logs.some((l) => /deleted 1 row\(s\) older than 2d/.test(l)), logs.join('\n'));
+    } finally {
+      c.stop();
+      await ca.store.close();
     }
   });
 
