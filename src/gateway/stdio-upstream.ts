@@ -657,7 +657,8 @@ export class StdioUpstream {
     this.#probing.add(proc);
     const sentAt = Date.now();
     const id = slot.nextId++;
-    slot.pending.set(id, { session: undefined as unknown as Session, clientId: id, write: () => undefined, answered: () => undefined });
+    // answered: a start waiting at the caps may have this process stopped now (as after any answer)
+    slot.pending.set(id, { session: undefined as unknown as Session, clientId: id, write: () => undefined, answered: () => slot.pending.size === 0 && this.#budget.changed() });
     proc.send({ jsonrpc: '2.0', id, method: 'ping' });
     const wait = Math.min(PROBE_MS, this.#o.timeoutMs);
     setTimeout(() => {
@@ -690,7 +691,10 @@ export class StdioUpstream {
       write: (a) => {
         if (isObject((a as Rpc).error)) this.#o.log(`${this.#tag(slot)}: ${m.method} refused: ${JSON.stringify((a as Rpc).error).slice(0, 200)}`);
       },
-      answered: () => clearTimeout(timer),
+      answered: () => {
+        clearTimeout(timer);
+        if (slot.pending.size === 0) this.#budget.changed();
+      },
     };
     slot.pending.set(id, entry);
     proc.send({ jsonrpc: '2.0', id, ...m });
