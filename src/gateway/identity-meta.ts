@@ -9,7 +9,8 @@ import type { Identity } from '../identity/identity.js';
  * The `_meta` key under which the gateway tells the upstream who is calling: every request
  * and notification it forwards carries `params._meta["mcp-mtls/identity"] = { principal,
  * teams, roles, scopes }`, and for a delegated certificate (docs/delegation.md) `actingFor:
- * { principal, teams, roles }` and `actors` (principal is then the actor's, teams and roles
+ * { principal, teams, roles, tools? }` (tools: profile v1.2's globs, when the delegation is
+ * limited to some) and `actors` (principal is then the actor's, teams and roles
  * its own: none). A value a client wrote under this key is removed first.
  */
 export const IDENTITY_META_KEY = 'mcp-mtls/identity';
@@ -26,9 +27,10 @@ export interface RpcMessage {
  * For a delegated caller (docs/delegation.md), whom it acts for and the actor chain, as the
  * gateway's `_meta` and its audit lines carry them; `{}` for any other caller.
  */
-export function delegationFields(identity: Identity): { actingFor?: { principal: string; teams: readonly string[]; roles: readonly string[] }; actors?: readonly string[] } {
+export function delegationFields(identity: Identity): { actingFor?: { principal: string; teams: readonly string[]; roles: readonly string[]; tools?: readonly string[] }; actors?: readonly string[] } {
   const af = identity.actingFor;
-  return af ? { actingFor: { principal: af.principal, teams: af.teams, roles: af.roles }, actors: identity.actors ?? [identity.principal] } : {};
+  // profile v1.2: the tool globs the delegation is limited to, when it is (the gateway enforced them already)
+  return af ? { actingFor: { principal: af.principal, teams: af.teams, roles: af.roles, ...(af.tools ? { tools: af.tools } : {}) }, actors: identity.actors ?? [identity.principal] } : {};
 }
 
 /** Every message loses a client-written identity key; requests and notifications get the verified one. */
