@@ -9,7 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAuthenticator, type Authenticator } from '../../src/mtls/authenticate.js';
+import { createAuthenticator, type ForwardedAuthenticator } from '../../src/mtls/authenticate.js';
 import { MAX_FORWARDED_CHAIN } from '../../src/mtls/forwarded-common.js';
 import { createForwardedCache } from '../../src/mtls/forwarded-cache.js';
 import { createForwardedReader } from '../../src/mtls/trusted-proxies.js';
@@ -29,7 +29,7 @@ const mallory = certs.leaf(evilCa, 'mallory', 24);
 
 const auth = createAuthenticator({ caCertificates: [root] });
 let verifications = 0;
-const counted: Authenticator = { ...auth, verifyForwarded: (der, chain) => (verifications++, auth.verifyForwarded(der, chain)) };
+const counted: ForwardedAuthenticator = { ...auth, verifyForwarded: (der, chain) => (verifications++, auth.verifyForwarded(der, chain)) };
 const reader = createForwardedReader([{ from: '127.0.0.3', format: 'rfc9440' }], counted);
 let server: ReaderServer;
 const send = (from: string, lines: readonly [string, string][]) => server.send(from, lines);
