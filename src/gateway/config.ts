@@ -99,7 +99,10 @@ export const GatewayConfigSchema = z.strictObject({
     })
     .optional(),
   /** the audit log file (JSON lines, appended to) */
-  audit: z.string().optional(),
+  audit: z
+    .string()
+    .refine((s) => !/^postgres(ql)?:\/\//i.test(s), 'is a file path; to send decisions to PostgreSQL use `decisions: { store: postgres://... }`')
+    .optional(),
   /**
    * the decisions to the CA's PostgreSQL store too (its `decisions` table, read by the console;
    * docs/operations.md): `store` is postgres://USER@HOST:PORT/DB without a password (PGPASSWORD

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -118,4 +119,12 @@ test("the gateway's decisions reach the decisions table through an INSERT-only r
   } finally {
     await admin.end();
   }
+});
+
+test('`audit:` is a file: a postgres:// URL there is refused with the way to send decisions to PostgreSQL', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-audit-'));
+  const file = path.join(dir, 'gateway.yaml');
+  fs.writeFileSync(file, 'listen: 127.0.0.1:0\ntls: { cert: a.crt, key: a.key, ca: ca.crt }\npolicy: p.yaml\nroutes:\n  - { path: /mcp, upstream: "http://127.0.0.1:1/mcp" }\naudit: postgres://mcp_decisions@db/mcp_ca\n');
+  assert.throws(() => loadGatewayConfig(file), /audit: is a file path; to send decisions to PostgreSQL use `decisions: \{ store: postgres:\/\/\.\.\. \}`/);
+  fs.rmSync(dir, { recursive: true, force: true });
 });
