@@ -131,3 +131,28 @@ test("revoking the actor's certificate (a compromised platform) revokes the dele
   const revoked = parseCrl((await ca.store.readCrl('intermediate'))!).revokedSerials();
   assert.ok(revoked.has(d.serial) && revoked.has(d2.serial));
 });
+
+test("an exchange racing with the revocation of the actor's certificate gets nothing: the issuing transaction re-checks the actor", async () => {
+  const https = await import('node:https');
+  const actor = await clientCreds(ca, { kind: 'service', id: 'third' });
+  const body = JSON.stringify({ grant: await grant(who.bob!, `spiffe://${TD}/service/third`) });
+  const half = Math.floor(body.length / 2);
+  const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/delegate', method: 'POST', ca: t.rootPem, agent: false, cert: actor.cert, key: actor.key, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+      let text = '';
+      res.on('data', (d) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    // the CA checks the actor's certificate when the request arrives, then reads the body: revoke it in between
+    req.write(body.slice(0, half));
+    setTimeout(() => {
+      void revokeCertificate(ca, actor.serial, 'keyCompromise').then(() => req.end(body.slice(half)), reject);
+    }, 300);
+  });
+  const r = await answer;
+  assert.equal(r.status, 403, r.text);
+  assert.equal((JSON.parse(r.text) as { error?: { code?: string } }).error?.code, 'CERT_REVOKED', r.text);
+  const issuedSince = (await ca.store.readIndex()).filter((x) => x.op === 'issue' && (x as { actorSerial?: string }).actorSerial === actor.serial);
+  assert.deepEqual(issuedSince, []);
+});
