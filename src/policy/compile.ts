@@ -119,13 +119,28 @@ interface Applicable {
 
 const CACHE_LIMIT = 4096;
 
-/** A delegation's tool globs as one matcher; a glob that does not compile (the reader checked them) matches nothing: deny. */
+/**
+ * A delegation's tool globs as one matcher, its answers kept per tool name (bounded: a client
+ * naming endless tools refills it), so a call costs a map lookup, not a glob walk; a glob that
+ * does not compile (the reader checked them) matches nothing: deny.
+ */
 function toolGlobs(globs: readonly string[]): Matcher {
+  let matches: Matcher;
   try {
-    return compilePatterns(globs);
+    matches = compilePatterns(globs);
   } catch {
     return () => false;
   }
+  const seen = new Map<string, boolean>();
+  return (name) => {
+    let v = seen.get(name);
+    if (v === undefined) {
+      v = matches(name);
+      if (seen.size >= CACHE_LIMIT) seen.clear();
+      seen.set(name, v);
+    }
+    return v;
+  };
 }
 
 function targetKey(t: PolicyTarget): string {
