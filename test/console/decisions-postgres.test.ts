@@ -189,6 +189,8 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
         s.close(() => resolve(p));
       });
     });
+    // a password never goes into a URL (config files, argv): refused before anything connects, and not repeated
+    assert.throws(() => createAuditLog('postgres://writer:s3cret-pw@127.0.0.1/db'), (e: Error & { code?: string }) => e.code === 'USAGE' && /holds a password/.test(e.message) && !e.message.includes('s3cret-pw'));
     const warnings: string[] = [];
     const sink = createDecisionsSink(`postgres://nobody@127.0.0.1:${port}/none`, { flushMs: 20, batchSize: 10, maxQueue: 50, log: (m) => warnings.push(m) });
     const t0 = performance.now();
