@@ -90,7 +90,11 @@ export const CaConfigSchema = z
     // /login/sign also accepts would let the platform trade a person's token there for the
     // person's own certificate, and one shared by two actors would let each exchange the other's
     const owner = new Map<string, number>();
+    const named = new Map<string, number>();
     c.delegation?.actors.forEach((a, i) => {
+      // POST /delegate reads the first entry for an actor: a second one would be silently ignored
+      if (named.has(a.actor)) ctx.addIssue({ code: 'custom', path: ['delegation', 'actors', i, 'actor'], message: `${a.actor} is also delegation.actors[${named.get(a.actor)}]: name each actor once` });
+      else named.set(a.actor, i);
       if (a.clientId === undefined) return;
       const path = ['delegation', 'actors', i, 'clientId'];
       const p = c.login?.providers.findIndex((x) => (x.audiences ?? [x.clientId]).includes(a.clientId as string)) ?? -1;

@@ -52,3 +52,9 @@ test('two actors with one clientId are refused; distinct ones, and actors withou
   assert.match((e as Error).message, /delegation\.actors\.1\.clientId/);
   assert.equal(openWith({ providers: [provider()] }, [actor('a', 'platform-a'), actor('b', 'platform-b'), actor('c'), actor('d')]), undefined);
 });
+
+test('an actor named twice in delegation.actors is refused: only the first entry would ever be read, whatever the second says', () => {
+  const e = openWith(undefined, [actor('chat-platform'), { ...actor('chat-platform'), for: { users: ['bob'] } }]);
+  assert.ok(isMtlsError(e, 'CA_CONFIG_INVALID'), String(e));
+  assert.match((e as Error).message, /delegation\.actors\.1\.actor/);
+});
