@@ -83,7 +83,7 @@ test('past its burst an actor gets 429 RATE_LIMITED with Retry-After, audited wi
   assert.equal(other.status, 200, other.text());
 });
 
-test('the default is sized for a platform acting for thousands of people, far above /renew\'s', () => {
+test('the default is sized for a platform acting for thousands of people, far above /renew\'s; config.yaml refuses a bad rate or tools maximum', () => {
   assert.deepEqual(DEFAULT_DELEGATE_RATE, { burst: 2000, perMinute: 2000 });
   assert.ok(DEFAULT_DELEGATE_RATE.burst >= 100 * DEFAULT_RENEW_RATE.burst);
   // config.yaml refuses a rate that is not a bucket
@@ -91,4 +91,7 @@ test('the default is sized for a platform acting for thousands of people, far ab
   const base = fs.readFileSync(path.join(t.dir, 'config.yaml'), 'utf8').replace('rate: { burst: 2, perMinute: 1 }', 'rate: { burst: 0, perMinute: 1 }');
   fs.writeFileSync(path.join(dir, 'config.yaml'), base);
   assert.throws(() => loadCaConfig(path.join(dir, 'config.yaml')), /burst/);
+  // and an actor's tools maximum that is not in the policy's glob syntax (profile v1.2)
+  fs.writeFileSync(path.join(dir, 'config.yaml'), base.replace('rate: { burst: 0, perMinute: 1 }', 'rate: { burst: 2, perMinute: 1 }').replace('    - actor: service/other-bot\n', '    - actor: service/other-bot\n      tools: ["{read_"]\n'));
+  assert.throws(() => loadCaConfig(path.join(dir, 'config.yaml')), /tool name or glob/);
 });
