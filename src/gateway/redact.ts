@@ -29,8 +29,8 @@ const NONE: Redactor = { line: (s) => s, inJson: () => false, value: (v) => v };
 export function redactor(secrets: Iterable<string>): Redactor {
   const list = [...new Set([...secrets].filter((s) => s.length >= MIN_REDACTED_LENGTH))].sort((a, b) => b.length - a.length);
   if (!list.length) return NONE;
-  // as the secret appears inside a JSON string (quotes, backslashes and control characters escaped)
-  const escaped = list.map((s) => JSON.stringify(s).slice(1, -1));
+  // as each secret appears in serialized JSON: itself, and inside a JSON string with quotes, backslashes and control characters escaped (most tokens have none)
+  const needles = [...new Set([...list, ...list.map((s) => JSON.stringify(s).slice(1, -1))])];
   const replace = (s: string) => {
     let out = s;
     for (const secret of list) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
@@ -45,7 +45,7 @@ export function redactor(secrets: Iterable<string>): Redactor {
   return {
     line: replace,
     // a \u escape may spell any character of a secret (Python's json.dumps writes non-ASCII so): looked at whole then
-    inJson: (serialized) => serialized.includes('\\u') || list.some((s) => serialized.includes(s)) || escaped.some((s) => serialized.includes(s)),
+    inJson: (serialized) => serialized.includes('\\u') || needles.some((s) => serialized.includes(s)),
     value: <T>(v: T) => walk(v) as T,
   };
 }
