@@ -283,14 +283,14 @@ export class IndexMaps {
   readonly #successor = new Map<string, IssuedRecord>();
   readonly #delegated = new Map<string, IssuedRecord[]>();
   readonly #byActor = new Map<string, IssuedRecord[]>();
-  readonly #byTeam = new Map<string, IssuedRecord[]>();
-  readonly #byRole = new Map<string, IssuedRecord[]>();
-  readonly #byId = new Map<string, IssuedRecord[]>();
   /** revocations in the order written */
   readonly #revocations: RevokedRecord[] = [];
-  readonly #all: IssuedRecord[] = [];
-  /** position of each issued record in #all (to put a list drawn from revocations back in issue order) */
-  readonly #position = new Map<IssuedRecord, number>();
+  /**
+   * what only listIssued needs (by team, role and id; issue order), built at its first use and kept
+   * up to date after: a process that only looks up serials and signs CRLs (`mcp-mtls crl`, revoke)
+   * does not pay for it
+   */
+  #list: ListMaps | undefined;
 
   constructor(records: Iterable<IndexRecord> = []) {
     for (const r of records) this.add(r);
@@ -304,15 +304,11 @@ export class IndexMaps {
       return;
     }
     this.issued.set(r.serial, r);
-    this.#position.set(r, this.#all.length);
-    this.#all.push(r);
     if (r.renewedFrom && !this.#successor.has(r.renewedFrom)) this.#successor.set(r.renewedFrom, r);
     if (r.delegatedFrom) push(this.#delegated, r.delegatedFrom, r);
     const actor = (r as { actorSerial?: string }).actorSerial;
     if (actor) push(this.#byActor, actor, r);
-    for (const t of new Set(r.teams)) push(this.#byTeam, t, r);
-    for (const x of new Set(r.roles)) push(this.#byRole, x, r);
-    if (r.kind) push(this.#byId, `${r.kind}:${r.id}`, r);
+    if (this.#list) addToList(this.#list, r);
   }
 
   lookup(serial: string): { issued?: IssuedRecord; revoked?: RevokedRecord } {
@@ -342,17 +338,23 @@ export class IndexMaps {
 
   listIssued(q: IssuedQuery): IssuedWithRevocation[] {
     const now = q.now ?? new Date();
+    if (!this.#list) {
+      const list: ListMaps = { all: [], position: new Map(), byTeam: new Map(), byRole: new Map(), byId: new Map() };
+      for (const r of this.records) if (r.op === 'issue') addToList(list, r);
+      this.#list = list;
+    }
+    const l = this.#list;
     // the smallest list an indexed field gives, then the rest of the filter on it
     const candidates = [
-      q.team !== undefined ? (this.#byTeam.get(q.team) ?? []) : undefined,
-      q.role !== undefined ? (this.#byRole.get(q.role) ?? []) : undefined,
-      q.user !== undefined ? (this.#byId.get(`user:${q.user}`) ?? []) : undefined,
-      q.service !== undefined ? (this.#byId.get(`service:${q.service}`) ?? []) : undefined,
+      q.team !== undefined ? (l.byTeam.get(q.team) ?? []) : undefined,
+      q.role !== undefined ? (l.byRole.get(q.role) ?? []) : undefined,
+      q.user !== undefined ? (l.byId.get(`user:${q.user}`) ?? []) : undefined,
+      q.service !== undefined ? (l.byId.get(`service:${q.service}`) ?? []) : undefined,
       q.status === 'revoked' ? this.#revocations.map((r) => this.issued.get(r.serial)).filter((x): x is IssuedRecord => x !== undefined) : undefined,
     ].filter((x): x is IssuedRecord[] => x !== undefined);
-    let from = this.#all;
+    let from = l.all;
     for (const c of candidates) if (c.length < from.length) from = c;
-    if (q.status === 'revoked' && from !== this.#all) from = [...from].sort((a, b) => (this.#position.get(a) ?? 0) - (this.#position.get(b) ?? 0));
+    if (q.status === 'revoked' && from !== l.all) from = [...from].sort((a, b) => (l.position.get(a) ?? 0) - (l.position.get(b) ?? 0));
     const out: IssuedWithRevocation[] = [];
     for (const issued of from) {
       const revoked = this.revoked.get(issued.serial);
@@ -360,6 +362,27 @@ export class IndexMaps {
     }
     return out;
   }
+}
+
+interface ListMaps {
+  readonly all: IssuedRecord[];
+  /** position of each issued record in `all` (to put a list drawn from revocations back in issue order) */
+  readonly position: Map<IssuedRecord, number>;
+  readonly byTeam: Map<string, IssuedRecord[]>;
+  readonly byRole: Map<string, IssuedRecord[]>;
+  readonly byId: Map<string, IssuedRecord[]>;
+}
+
+function addToList(l: ListMaps, r: IssuedRecord): void {
+  l.position.set(r, l.all.length);
+  l.all.push(r);
+  r.teams.forEach((t, i) => {
+    if (r.teams.indexOf(t) === i) push(l.byTeam, t, r);
+  });
+  r.roles.forEach((x, i) => {
+    if (r.roles.indexOf(x) === i) push(l.byRole, x, r);
+  });
+  if (r.kind) push(l.byId, `${r.kind}:${r.id}`, r);
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
