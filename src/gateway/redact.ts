@@ -8,7 +8,7 @@
  * partial copy (base64, a prefix) is not recognised.
  *
  * Cost: nothing when there are no secrets; otherwise one substring search per secret per line
- * or message, and a walk of the message only when one is found (or a `\u` escape could hide one).
+ * or message, and a walk of the message only when one is found (or a `\u` or `\/` escape could hide one).
  */
 
 export const REDACTED = '[redacted]';
@@ -44,8 +44,9 @@ export function redactor(secrets: Iterable<string>): Redactor {
   };
   return {
     line: replace,
-    // a \u escape may spell any character of a secret (Python's json.dumps writes non-ASCII so): looked at whole then
-    inJson: (serialized) => serialized.includes('\\u') || needles.some((s) => serialized.includes(s)),
+    // a \u escape may spell any character of a secret (Python's json.dumps writes non-ASCII so), and \/ a slash (PHP's
+    // json_encode does): looked at whole then
+    inJson: (serialized) => serialized.includes('\\u') || serialized.includes('\\/') || needles.some((s) => serialized.includes(s)),
     value: <T>(v: T) => walk(v) as T,
   };
 }

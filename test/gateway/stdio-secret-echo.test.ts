@@ -74,3 +74,13 @@ test('a process that echoes its credential: not in the gateway log, not in the a
   assert.equal(data.error.message, 'upstream refused SECRET_TOKEN=[redacted]');
   assert.equal(data.error.data.env, 'SECRET_TOKEN=[redacted]');
 });
+
+test('a secret spelled with JSON escapes (\\u0061, \\/ as PHP writes a slash) is found too', async () => {
+  const { redactor } = await import('../../src/gateway/redact.js');
+  const r = redactor(['abc/def+ghi==']);
+  const seen = (line: string) => JSON.stringify(r.inJson(line) ? r.value(JSON.parse(line)) : JSON.parse(line));
+  assert.equal(seen('{"a":"x abc\\/def+ghi== y"}'), '{"a":"x [redacted] y"}');
+  assert.equal(seen('{"a":"x \\u0061bc/def+ghi== y"}'), '{"a":"x [redacted] y"}');
+  assert.equal(seen('{"abc/def+ghi==":1}'), '{"[redacted]":1}');
+  assert.equal(seen('{"a":"nothing"}'), '{"a":"nothing"}');
+});
