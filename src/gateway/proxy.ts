@@ -179,7 +179,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         mayRead: (uri) => route.policy().filterResources(identity, [{ uri }]).length > 0,
         // an upstream that echoes the credential it got shows the caller `[redacted]` (redact.ts)
         ...(redact ? { redact } : {}),
-        refused: (reason) => {
+        refused: (upstreamReason) => {
+          // a reason may quote what the upstream sent (a method name, a content type): never the caller's secret in the audit or log
+          const reason = redact ? redact.line(upstreamReason) : upstreamReason;
           options.audit?.write({ event: 'response.refused', principal: identity.principal, ...delegationFields(identity), fingerprint: identity.fingerprint, route: route.prefix, method: req.method, reason, remote });
           log(`${route.prefix}: not forwarded to ${identity.principal}: ${reason}`);
         },

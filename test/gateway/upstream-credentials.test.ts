@@ -47,6 +47,11 @@ let ca: Buffer;
 before(async () => {
   upstream = http.createServer(async (req, res) => {
     seen.push(req.rawHeaders);
+    // a careless upstream that names the header it got in a notification's method: the gateway drops it, and says why
+    if (req.url?.startsWith('/odd')) {
+      const method = `debug/${String(req.headers.authorization).replace(/ /g, '_')}`;
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ jsonrpc: '2.0', method }, { jsonrpc: '2.0', id: 1, result: { protocolVersion: '2025-06-18', capabilities: {}, serverInfo: { name: 'odd', version: '1' } } }]));
+    }
     const server = new McpServer({ name: 'up', version: '1' });
     server.registerTool('whoami', { description: 'a hash of the Authorization the upstream got' }, async () => ({ content: [{ type: 'text', text: hash(req.headers.authorization) }] }));
     // a careless upstream: names the header it got in an error, and in a response header
@@ -79,6 +84,7 @@ before(async () => {
       routes: [
         { path: '/mcp/h', upstream: up, policy, credentials: [{ principals: ['alice'], headers: bearer({ file: path.join(base, 'alice.token') }) }, { principals: ['spiffe://*/user/carol'], headers: bearer({ env: 'TEST_CAROL_TOKEN' }) }] },
         // not required: a caller without an entry goes through with no Authorization at all (not his own)
+        { path: '/mcp/odd', upstream: up.replace(/\/mcp$/, '/odd'), policy, credentials: [{ principals: ['alice'], headers: bearer({ file: path.join(base, 'alice.token') }) }] },
         { path: '/mcp/open', upstream: up, policy, credentialsRequired: false, credentials: [{ principals: ['alice'], headers: bearer({ file: path.join(base, 'alice.token') }) }] },
       ],
     }),
@@ -175,6 +181,18 @@ test('an upstream that echoes the credential it got (in an answer, in a response
   const got = received.slice(from).join('\n');
   assert.match(got, /x-upstream-saw","Bearer \[redacted\]/);
   assert.ok(!got.includes(ALICE), `alice's client received her token: ${got.slice(0, 600)}`);
+});
+
+test('an upstream message dropped for a reason that quotes it (a notification method naming the token): the audit line and the log say [redacted]', async () => {
+  const init = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } });
+  const answer = await raw('alice', '/mcp/odd', [], init);
+  received.push(answer);
+  assert.match(answer, /^HTTP\/1\.1 200/);
+  await new Promise((r) => setTimeout(r, 100));
+  const audit = fs.readFileSync(path.join(base, 'audit.jsonl'), 'utf8');
+  assert.match(audit, /"event":"response\.refused"[^\n]*debug\/Bearer_\[redacted\]/);
+  assert.ok(!audit.includes(ALICE), `the audit file holds the secret: ${audit.split('\n').filter((l) => l.includes(ALICE)).join('\n')}`);
+  assert.ok(!logged.join('\n').includes(ALICE), 'the log holds the secret');
 });
 
 test('no secret in the log, the audit file, /metrics, /healthz or anything a client received', async () => {
