@@ -99,7 +99,9 @@ interface Row {
   reason: string | null;
 }
 
-const text = (v: unknown, max = 1024): string | null => (typeof v === 'string' ? v.slice(0, max) : null);
+// PostgreSQL's text holds no NUL (0x00): one in a line (a tool name is the client's or the model's
+// word, JSON \u0000) made the whole multi-row INSERT fail, dropping the honest lines beside it
+const text = (v: unknown, max = 1024): string | null => (typeof v === 'string' ? v.slice(0, max).replaceAll('\u0000', '\uFFFD') : null);
 
 /** Whether an audit target names PostgreSQL rather than a file. */
 export const isPostgresTarget = (target: string): boolean => /^postgres(ql)?:\/\//i.test(target);
@@ -121,7 +123,7 @@ export function createDecisionsSink(url: string, options: DecisionsSinkOptions =
   const maxQueue = options.maxQueue ?? 10_000;
   const clock = options.clock ?? (() => new Date());
   const log = options.log ?? ((m: string) => process.emitWarning(m));
-  const source = options.source ? options.source.slice(0, 200) : null;
+  const source = text(options.source, 200);
   let queue: Row[] = [];
   let written = 0;
   let dropped = 0;

@@ -1,0 +1,88 @@
+/**
+ * Hostile decision lines against the PostgreSQL decisions store (#25 review), real PostgreSQL
+ * (test/support/postgres.ts): a line whose text a caller chose (a tool name is the model's or
+ * the client's word) never makes the batch it travels in fail, so honest lines beside it are
+ * written.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { migrate } from '../../src/ca/store/postgres-store.js';
+import { postgresDecisionSource } from '../../src/console/decisions-postgres.js';
+import { createDecisionsSink } from '../../src/mtls/audit-postgres.js';
+import { startPostgres, type TestPostgres } from '../support/postgres.js';
+
+let pgs: TestPostgres;
+const roles: string[] = [];
+
+before(async () => {
+  pgs = await startPostgres();
+});
+after(async () => {
+  if (roles.length) {
+    const c = new pg.Client({ connectionString: pgs.url });
+    await c.connect();
+    for (const r of roles) await c.query(`DROP OWNED BY ${r}; DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
+    await c.end();
+  }
+  await pgs.stop();
+});
+
+async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query<T>(text, params);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The writer role exactly as docs/operations.md grants it (the SQL is read from the page). */
+async function documentedWriterRole(url: string): Promise<string> {
+  const fs = await import('node:fs');
+  const doc = fs.readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+  const block = /```sql\n(\s*CREATE ROLE mcp_decisions[\s\S]*?)```/.exec(doc)?.[1];
+  assert.ok(block, 'docs/operations.md has the GRANTs of the decisions writer');
+  const role = `decisions_writer_${crypto.randomBytes(4).toString('hex')}`;
+  roles.push(role);
+  const db = new URL(url).pathname.slice(1);
+  const stmts = block
+    .replace(/mcp_decisions/g, role)
+    .replace(/DATABASE mcp_ca/g, `DATABASE ${db}`)
+    .replace(/ PASSWORD '\.\.\.'/, '');
+  await sql(url, stmts);
+  const u = new URL(url);
+  u.username = role;
+  return u.toString();
+}
+
+const honest = (i: number) => ({ event: 'decision' as const, principal: 'spiffe://acme.test/user/alice', method: 'tools/call', target: `read_${i}`, allowed: true, ruleId: 'readers', reason: 'allowed' });
+
+describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
+  it('a NUL in a tool name, principal, rule or reason does not drop the honest lines of its batch', async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    const writer = await documentedWriterRole(url);
+    const warnings: string[] = [];
+    const sink = createDecisionsSink(writer, { flushMs: 60_000, batchSize: 1000, log: (m) => warnings.push(m) });
+    sink.write(honest(1));
+    // what a client may send as tools/call's name (JSON "\u0000"); PostgreSQL's text refuses 0x00
+    sink.write({ event: 'decision', principal: 'spiffe://acme.test/user/mallory\u0000', method: 'tools/call', target: 'deploy\u0000; --', allowed: false, ruleId: 'r\u0000', reason: 'no rule allows deploy\u0000' });
+    sink.write(honest(2));
+    await sink.close();
+    assert.deepEqual(sink.stats(), { written: 3, dropped: 0, queued: 0 }, warnings.join('\n'));
+    const rows = (await sql<{ principal: string; target: string }>(url, 'SELECT principal, target, rule_id, reason FROM decisions ORDER BY id')).rows;
+    assert.deepEqual(rows.map((r) => r.target), ['read_1', 'deploy\uFFFD; --', 'read_2']);
+    assert.equal(rows[1]!.principal, 'spiffe://acme.test/user/mallory\uFFFD');
+    // and the console reads it back as what it is, a name no honest tool has
+    const db = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const r = await postgresDecisionSource(async () => db).query({ tool: 'deploy\uFFFD; --' }, new Date());
+      assert.equal(r.total, 1);
+    } finally {
+      await db.end();
+    }
+  });
+});
