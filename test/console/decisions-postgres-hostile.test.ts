@@ -2,7 +2,8 @@
  * Hostile decision lines against the PostgreSQL decisions store (#25 review), real PostgreSQL
  * (test/support/postgres.ts): a line whose text a caller chose (a tool name is the model's or
  * the client's word) never makes the batch it travels in fail, so honest lines beside it are
- * written.
+ * written; and a writer role granted as docs/operations.md says cannot pick row ids, so it cannot
+ * plant ids the sequence hands out later and make every other server's INSERTs fail.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -84,5 +85,23 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     } finally {
       await db.end();
     }
+  });
+
+  it('the documented writer role cannot choose row ids (planted ids would make every later INSERT fail)', async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    const writer = await documentedWriterRole(url);
+    // a compromised server plants the ids the sequence hands out next
+    await assert.rejects(
+      sql(writer, "INSERT INTO decisions (id, time, event, allowed) SELECT g, now(), 'decision', true FROM generate_series(1, 1000) g"),
+      /permission denied/,
+      'the writer may not set id',
+    );
+    // nor may it move the sequence back onto rows already there
+    await assert.rejects(sql(writer, "SELECT setval('decisions_id_seq', 1)"), /permission denied/);
+    const sink = createDecisionsSink(writer, { flushMs: 60_000 });
+    for (let i = 0; i < 3; i++) sink.write(honest(i));
+    await sink.close();
+    assert.deepEqual(sink.stats(), { written: 3, dropped: 0, queued: 0 });
   });
 });

@@ -60,7 +60,7 @@ async function insertOnlyRole(url: string): Promise<string> {
   const role = `decisions_writer_${crypto.randomBytes(4).toString('hex')}`;
   roles.push(role);
   const db = new URL(url).pathname.slice(1);
-  await sql(url, `CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${db} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT INSERT ON decisions TO ${role}; GRANT USAGE ON SEQUENCE decisions_id_seq TO ${role}`);
+  await sql(url, `CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${db} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT INSERT (time, event, principal, method, target, allowed, rule_id, reason, source) ON decisions TO ${role}; GRANT USAGE ON SEQUENCE decisions_id_seq TO ${role}`);
   const u = new URL(url);
   u.username = role;
   return u.toString();

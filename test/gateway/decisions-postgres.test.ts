@@ -56,7 +56,7 @@ test("the gateway's decisions reach the decisions table through an INSERT-only r
   const admin = new pg.Client({ connectionString: pgs.url });
   await admin.connect();
   try {
-    await admin.query(`CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${new URL(pgs.url).pathname.slice(1)} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT INSERT ON decisions TO ${role}; GRANT USAGE ON SEQUENCE decisions_id_seq TO ${role}`);
+    await admin.query(`CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${new URL(pgs.url).pathname.slice(1)} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT INSERT (time, event, principal, method, target, allowed, rule_id, reason, source) ON decisions TO ${role}; GRANT USAGE ON SEQUENCE decisions_id_seq TO ${role}`);
     const writer = new URL(pgs.url);
     writer.username = role;
     const pki = await makePki();
