@@ -44,13 +44,19 @@ export function processLevel(sessions: Iterable<NotifySession>): LogLevel | unde
   return best === -1 ? undefined : LOG_LEVELS[best];
 }
 
+/** Resource subscriptions one session may hold (each is kept, and told again to a restarted process). */
+export const MAX_SUBSCRIPTIONS_PER_SESSION = 1_000;
+
 /**
- * A client's request as the process gets it: `forward` (possibly rewritten) or `answer`
- * (answered by the gateway, not sent). `sessions`: every session of the process, this one included.
+ * A client's request as the process gets it: `forward` (possibly rewritten), `answer`
+ * (answered by the gateway, not sent) or `refuse` (an error answer, not sent). `sessions`: every
+ * session of the process, this one included.
  */
-export function scopeRequest(session: NotifySession, sessions: Iterable<NotifySession>, m: Rpc): { forward: Rpc } | { answer: Record<string, unknown> } {
+export function scopeRequest(session: NotifySession, sessions: Iterable<NotifySession>, m: Rpc): { forward: Rpc } | { answer: Record<string, unknown> } | { refuse: string } {
   const uri = uriOf(m);
   if (m.method === 'resources/subscribe' && uri !== undefined) {
+    // bounded (found in review: a caller subscribing without end grew the gateway's and the process's memory, and every restart's replay)
+    if (!session.subscriptions.has(uri) && session.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_SESSION) return { refuse: `a session holds at most ${MAX_SUBSCRIPTIONS_PER_SESSION} resource subscriptions: unsubscribe some first` };
     session.subscriptions.add(uri);
     return { forward: m };
   }

@@ -641,9 +641,9 @@ export class StdioUpstream {
       // session-scoped state (subscriptions, logging level) kept per session; the process gets the union
       const sent = { ...m, ...(params !== undefined ? { params } : {}) };
       const scoped = session.modern ? { forward: sent } : scopeRequest(session, slot.sessions, sent);
-      if ('answer' in scoped) {
+      if ('answer' in scoped || 'refuse' in scoped) {
         slot.pending.delete(id);
-        caller.write({ jsonrpc: '2.0', id: m.id, result: scoped.answer });
+        caller.write('answer' in scoped ? { jsonrpc: '2.0', id: m.id, result: scoped.answer } : rpcError(m.id, scoped.refuse, -32000));
         caller.answered();
         continue;
       }

@@ -63,3 +63,15 @@ test("a stdio upstream's sessions: mallory's 100 sessions leave bob's, and keep 
   assert.equal((await ping(mallory[89]!, 'mallory')).status, 404);
   assert.equal(up.counts().sessions, 11);
 });
+
+test('a session holds at most 1,000 resource subscriptions: the next is refused with the reason, an unsubscribe makes room', async () => {
+  const sid = await open('carol');
+  const sub = (i: number, id: number) => ({ jsonrpc: '2.0', id, method: 'resources/subscribe', params: { uri: `note://n/${i}`, _meta: meta('carol') } });
+  const batch = await post(Array.from({ length: 1001 }, (_, i) => sub(i, 100 + i)), sid);
+  const answers = batch.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as { id: number; error?: { message: string } });
+  const last = answers.find((a) => a.id === 1100);
+  assert.match(last?.error?.message ?? '', /at most 1000 resource subscriptions/, `the 1001st subscription was taken: ${JSON.stringify(last)}`);
+  await post({ jsonrpc: '2.0', id: 2, method: 'resources/unsubscribe', params: { uri: 'note://n/0', _meta: meta('carol') } }, sid);
+  const again = await post(sub(1000, 3), sid);
+  assert.doesNotMatch(again.text, /at most 1000/);
+});
