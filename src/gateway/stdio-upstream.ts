@@ -11,7 +11,8 @@
  * Processes (`processModel`): `shared` (one for every caller), `per-principal` or `per-team`
  * (one per principal or team, started on its first request, stopped after `idleMs` unused, at
  * most `maxProcesses`, the least recently used idle one stopped first). A process is
- * initialized once, by the first session of its key; later sessions get that answer.
+ * initialized once, by the first session of its key (a shared or per-team one without that
+ * session's identity in `_meta`: it serves several); later sessions get that answer.
  *
  * Matching: every request id is rewritten to one of the process's own, so a response goes
  * only to the caller that asked; progress tokens likewise. A server-to-client request
@@ -380,7 +381,13 @@ export class StdioUpstream {
       // the process is initialized once, for every session of its key: it is told the client
       // features any of them may answer (each client answers for itself what it lacks); roots
       // only when configured, since a client's roots would override the folders args give
-      const params = isObject(m.params) ? m.params : {};
+      let params = isObject(m.params) ? m.params : {};
+      // a shared or per-team process serves several callers: told at initialize that it serves the first (and on every
+      // restart again), a server that binds its session to that identity would serve everyone as them (found in review)
+      if (this.#o.processModel !== 'per-principal' && isObject(params._meta)) {
+        const { [IDENTITY_META_KEY]: _first, ...meta } = params._meta;
+        params = { ...params, _meta: meta };
+      }
       const { roots: _roots, ...caps } = isObject(params.capabilities) ? params.capabilities : {};
       slot.initParams = { ...params, capabilities: { ...caps, sampling: caps.sampling ?? {}, elicitation: caps.elicitation ?? {}, ...(this.#o.clientRoots ? { roots: { listChanged: true } } : {}) } };
     }

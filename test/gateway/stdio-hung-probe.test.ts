@@ -93,3 +93,11 @@ test("a request of the gateway's own that the process never answers (an ended se
     await idle.close();
   }
 });
+
+test("a shared process is not told at initialize that its caller is whoever came first: no identity in the initialize's _meta (each request names its own)", async () => {
+  const bob = await session('bob');
+  const mallory = await session('mallory');
+  const init = (await call(mallory, 'mallory', 'init')).text;
+  assert.doesNotMatch(init, /mcp-mtls\/identity/, `the shared process was initialized as one caller: ${init}`);
+  void bob;
+});
