@@ -165,6 +165,10 @@ export interface ForwardedAuthenticator extends Authenticator {
   now(): number;
 }
 
+/** What {@link createAuthenticator} made, and their verifyForwarded (see {@link forwardedAuthenticator}). */
+const STANDARD = new WeakSet<object>();
+const STANDARD_VERIFY = new WeakSet<object>();
+
 /**
  * `authenticator` itself when it is a {@link ForwardedAuthenticator}; else one that asks it on
  * every forwarded request (`verifyForwarded` is its `authenticateCertificate`, never kept), so
@@ -173,7 +177,11 @@ export interface ForwardedAuthenticator extends Authenticator {
  */
 export function forwardedAuthenticator(authenticator: Authenticator): ForwardedAuthenticator {
   const a = authenticator as Partial<ForwardedAuthenticator>;
-  if (typeof a.verifyForwarded === 'function' && typeof a.current === 'function' && typeof a.revision === 'function' && typeof a.now === 'function') return authenticator as ForwardedAuthenticator;
+  // an object made from createAuthenticator's (`{ ...base, authenticateCertificate: mine }`,
+  // Object.create(base) with an override: the v1 way to add a check) has base's verifyForwarded,
+  // which answers for base alone: its own authenticateCertificate is asked instead
+  const borrowed = typeof a.verifyForwarded === 'function' && STANDARD_VERIFY.has(a.verifyForwarded) && !STANDARD.has(authenticator);
+  if (!borrowed && typeof a.verifyForwarded === 'function' && typeof a.current === 'function' && typeof a.revision === 'function' && typeof a.now === 'function') return authenticator as ForwardedAuthenticator;
   return {
     authenticate: (socket) => authenticator.authenticate(socket),
     authenticateCertificate: (der, chain) => authenticator.authenticateCertificate(der, chain),
@@ -493,7 +501,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
   // not kept: what may pass later (not valid yet, revocation not known yet, an unknown CA whose intermediate may come along next time)
   const keepable = (r: AuthResult): boolean => r.ok || (r.reason !== 'certificate_not_yet_valid' && r.reason !== 'revocation_unknown' && r.reason !== 'unknown_ca');
 
-  return {
+  const self: ForwardedAuthenticator = {
     verifyForwarded(der, chain = []) {
       const { r, until } = computeForwarded(der, fp(der), chain);
       // unknown_ca is kept too: the caller keys by the exact bytes, chain included, and the
@@ -539,4 +547,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
       revision++;
     },
   };
+  STANDARD.add(self);
+  STANDARD_VERIFY.add(self.verifyForwarded);
+  return self;
 }
