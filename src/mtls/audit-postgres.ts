@@ -18,11 +18,15 @@ import type { AuditEvent, AuditSink } from './audit.js';
 // mtls/ does not import ca/ (docs/architecture.md): the few lines of the store's URL checks and
 // pool (ca/store/postgres-url.ts, postgres-pool.ts) this sink needs are here
 
+// the driver takes these query parameters as secrets too (pg-connection-string: ?password= is the password)
+const SECRET_PARAMS = ['password', 'sslpassword'];
+
 /** The URL without its password, for messages. */
 function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     u.password = '';
+    for (const k of SECRET_PARAMS) u.searchParams.delete(k);
     return u.toString();
   } catch {
     return 'postgres://(unparsable URL)';
@@ -37,7 +41,7 @@ function checkUrl(url: string): void {
     throw new MtlsError('USAGE', `decisions: "${redactUrl(url)}" is not a PostgreSQL URL`, { hint: 'e.g. postgres://mcp_decisions@db.internal:5432/mcp_ca' });
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new MtlsError('USAGE', `decisions: "${u.protocol}" is not a PostgreSQL URL`, { hint: 'use postgres://USER@HOST:PORT/DATABASE' });
-  if (u.password) {
+  if (u.password || SECRET_PARAMS.some((k) => u.searchParams.has(k))) {
     throw new MtlsError('USAGE', 'decisions: the URL holds a password; secrets never go into config files or code', { hint: 'remove it from the URL and set PGPASSWORD, or put it in ~/.pgpass (mode 0600)' });
   }
 }

@@ -4,11 +4,15 @@
  */
 import { MtlsError } from '../../errors.js';
 
+// the driver takes these query parameters as secrets too (pg-connection-string: ?password= is the password)
+const SECRET_PARAMS = ['password', 'sslpassword'];
+
 /** A connection URL without password, for messages (`postgres://user@host:port/db`). */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     u.password = '';
+    for (const k of SECRET_PARAMS) u.searchParams.delete(k);
     return u.toString();
   } catch {
     return 'postgres://(unparsable URL)';
@@ -26,7 +30,7 @@ export function assertNoPassword(url: string, where: string): void {
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
     throw new MtlsError('USAGE', `${where}: "${u.protocol}" is not a store URL`, { hint: 'use postgres://USER@HOST:PORT/DATABASE, or "folder" (the default) for the CA folder' });
   }
-  if (u.password) {
+  if (u.password || SECRET_PARAMS.some((k) => u.searchParams.has(k))) {
     throw new MtlsError('USAGE', `${where}: the store URL holds a password; secrets never go on the command line or into config files`, {
       hint: 'remove it from the URL and set PGPASSWORD, or put it in ~/.pgpass (mode 0600)',
     });
