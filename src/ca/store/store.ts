@@ -286,11 +286,11 @@ export class IndexMaps {
   /** revocations in the order written */
   readonly #revocations: RevokedRecord[] = [];
   /**
-   * what only listIssued needs (by team, role and id; issue order), built at its first use and kept
-   * up to date after: a process that only looks up serials and signs CRLs (`mcp-mtls crl`, revoke)
-   * does not pay for it
+   * what only listIssued needs (issue order; by team, by role, by id), each built at the first query
+   * that uses it and kept up to date after: a process that only looks up serials and signs CRLs
+   * (`mcp-mtls crl`, revoke) pays for none of them, a new process's `list --team` for one
    */
-  #list: ListMaps | undefined;
+  readonly #list: ListMaps = {};
 
   constructor(records: Iterable<IndexRecord> = []) {
     for (const r of records) this.add(r);
@@ -308,7 +308,7 @@ export class IndexMaps {
     if (r.delegatedFrom) push(this.#delegated, r.delegatedFrom, r);
     const actor = (r as { actorSerial?: string }).actorSerial;
     if (actor) push(this.#byActor, actor, r);
-    if (this.#list) addToList(this.#list, r);
+    addToList(this.#list, r);
   }
 
   lookup(serial: string): { issued?: IssuedRecord; revoked?: RevokedRecord } {
@@ -338,23 +338,28 @@ export class IndexMaps {
 
   listIssued(q: IssuedQuery): IssuedWithRevocation[] {
     const now = q.now ?? new Date();
-    if (!this.#list) {
-      const list: ListMaps = { all: [], position: new Map(), byTeam: new Map(), byRole: new Map(), byId: new Map() };
-      for (const r of this.records) if (r.op === 'issue') addToList(list, r);
-      this.#list = list;
-    }
     const l = this.#list;
+    const build = <K extends keyof ListMaps>(k: K) => {
+      if (l[k]) return;
+      const m = new Map();
+      l[k] = m as ListMaps[K];
+      for (const r of this.records) if (r.op === 'issue') addOne(l, k, r);
+    };
     // the smallest list an indexed field gives, then the rest of the filter on it
-    const candidates = [
-      q.team !== undefined ? (l.byTeam.get(q.team) ?? []) : undefined,
-      q.role !== undefined ? (l.byRole.get(q.role) ?? []) : undefined,
-      q.user !== undefined ? (l.byId.get(`user:${q.user}`) ?? []) : undefined,
-      q.service !== undefined ? (l.byId.get(`service:${q.service}`) ?? []) : undefined,
-      q.status === 'revoked' ? this.#revocations.map((r) => this.issued.get(r.serial)).filter((x): x is IssuedRecord => x !== undefined) : undefined,
-    ].filter((x): x is IssuedRecord[] => x !== undefined);
-    let from = l.all;
-    for (const c of candidates) if (c.length < from.length) from = c;
-    if (q.status === 'revoked' && from !== l.all) from = [...from].sort((a, b) => (l.position.get(a) ?? 0) - (l.position.get(b) ?? 0));
+    const candidates: IssuedRecord[][] = [];
+    if (q.team !== undefined) candidates.push((build('byTeam'), l.byTeam?.get(q.team)) ?? []);
+    if (q.role !== undefined) candidates.push((build('byRole'), l.byRole?.get(q.role)) ?? []);
+    if (q.user !== undefined) candidates.push((build('byId'), l.byId?.get(`user:${q.user}`)) ?? []);
+    if (q.service !== undefined) candidates.push((build('byId'), l.byId?.get(`service:${q.service}`)) ?? []);
+    if (q.status === 'revoked') candidates.push(this.#revocations.map((r) => this.issued.get(r.serial)).filter((x): x is IssuedRecord => x !== undefined));
+    let from: IssuedRecord[] | undefined;
+    for (const c of candidates) if (!from || c.length < from.length) from = c;
+    if (q.status === 'revoked' && from === candidates.at(-1)) {
+      // drawn from the revocations: back into issue order
+      build('position');
+      from = [...(from as IssuedRecord[])].sort((a, b) => (l.position?.get(a) ?? 0) - (l.position?.get(b) ?? 0));
+    }
+    from ??= this.records.filter((r): r is IssuedRecord => r.op === 'issue'); // no indexed field: every record
     const out: IssuedWithRevocation[] = [];
     for (const issued of from) {
       const revoked = this.revoked.get(issued.serial);
@@ -365,24 +370,29 @@ export class IndexMaps {
 }
 
 interface ListMaps {
-  readonly all: IssuedRecord[];
-  /** position of each issued record in `all` (to put a list drawn from revocations back in issue order) */
-  readonly position: Map<IssuedRecord, number>;
-  readonly byTeam: Map<string, IssuedRecord[]>;
-  readonly byRole: Map<string, IssuedRecord[]>;
-  readonly byId: Map<string, IssuedRecord[]>;
+  /** issue order of each issued record (to put a list drawn from revocations back in that order) */
+  position?: Map<IssuedRecord, number>;
+  byTeam?: Map<string, IssuedRecord[]>;
+  byRole?: Map<string, IssuedRecord[]>;
+  byId?: Map<string, IssuedRecord[]>;
 }
 
-function addToList(l: ListMaps, r: IssuedRecord): void {
-  l.position.set(r, l.all.length);
-  l.all.push(r);
-  r.teams.forEach((t, i) => {
-    if (r.teams.indexOf(t) === i) push(l.byTeam, t, r);
-  });
-  r.roles.forEach((x, i) => {
-    if (r.roles.indexOf(x) === i) push(l.byRole, x, r);
-  });
-  if (r.kind) push(l.byId, `${r.kind}:${r.id}`, r);
+function addToList(l: ListMaps, r: IndexRecord): void {
+  if (r.op !== 'issue') return;
+  for (const k of ['position', 'byTeam', 'byRole', 'byId'] as const) if (l[k]) addOne(l, k, r);
+}
+
+function addOne(l: ListMaps, k: keyof ListMaps, r: IssuedRecord): void {
+  if (k === 'position') l.position?.set(r, l.position.size);
+  else if (k === 'byId') {
+    if (r.kind) push(l.byId as Map<string, IssuedRecord[]>, `${r.kind}:${r.id}`, r);
+  } else {
+    const values = k === 'byTeam' ? r.teams : r.roles;
+    const m = l[k] as Map<string, IssuedRecord[]>;
+    values.forEach((v, i) => {
+      if (values.indexOf(v) === i) push(m, v, r);
+    });
+  }
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
