@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Identity } from '../identity/identity.js';
-import { handshakeCertificate } from '../mtls/handshake-certificate.js';
+import { handshakeCertificateDer } from '../mtls/handshake-certificate.js';
 import type { MtlsRequest } from '../mtls/mtls-server.js';
 import { formatXfcc, XFCC } from '../mtls/xfcc.js';
 import { forwardedCertificateOf } from '../mtls/trusted-proxies.js';
@@ -36,7 +36,7 @@ export function xfccHeaders(): (req: MtlsRequest, identity: Identity) => string 
   const built = new WeakMap<Identity, string>();
   return (req, identity) => {
     let xfcc = built.get(identity);
-    if (!xfcc) built.set(identity, (xfcc = formatXfcc(identity, forwardedCertificateOf(req) ?? handshakeCertificate(req.socket)?.raw ?? Buffer.alloc(0))));
+    if (!xfcc) built.set(identity, (xfcc = formatXfcc(identity, forwardedCertificateOf(req) ?? handshakeCertificateDer(req.socket) ?? Buffer.alloc(0))));
     return xfcc;
   };
 }

@@ -16,7 +16,7 @@ import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js
 import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
 import { IdleMap } from '../util/idle-map.js';
-import { handshakeCertificate } from './handshake-certificate.js';
+import { handshakeCertificateDer } from './handshake-certificate.js';
 import { caKeyOf } from './ca-key.js';
 import { chainConstraintProblem, UNDERSTOOD_CRITICAL } from './chain-constraints.js';
 import { hasCrlNamed, isRevoked, type RevocationState } from './revocation.js';
@@ -302,10 +302,13 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
   const caSigners = [...new Set([...rootKeys, ...issuers.flatMap((i) => (i.chain ?? []).flatMap((l) => (l.issuerCaKey ? [l.issuerCaKey] : [])))])];
   // one signature check per certificate, not per connection: remembered by fingerprint
   const issuerByLeaf = new IdleMap<string, IssuerInfo | undefined>({ idleMs: 3_600_000, max: 10_000 });
-  const issuerOf = (peer: crypto.X509Certificate, nameHex: string, fingerprint: string): IssuerInfo | undefined => {
+  // `peer`: the certificate, or how to build it (a handshake certificate comes as DER; an
+  // X509Certificate costs a key decoding in OpenSSL 3, needed only when not remembered)
+  const issuerOf = (peer: crypto.X509Certificate | (() => crypto.X509Certificate), nameHex: string, fingerprint: string): IssuerInfo | undefined => {
     const seen = issuerByLeaf.get(fingerprint);
     if (seen !== undefined || issuerByLeaf.has(fingerprint)) return seen;
-    const found = issuers.find((i) => i.nameHex === nameHex && peer.verify(i.key));
+    let x509: crypto.X509Certificate | undefined;
+    const found = issuers.find((i) => i.nameHex === nameHex && (x509 ??= typeof peer === 'function' ? peer() : peer).verify(i.key));
     issuerByLeaf.set(fingerprint, found);
     return found;
   };
@@ -353,21 +356,32 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
     return undefined;
   };
 
+  // what a handshake certificate's bytes alone decide (identity profile, issuing CA, tenant
+  // root: the options do not change, and decode.ts reads no clock), by its SHA-256: a client's
+  // next connection with the same certificate costs one hash, not a parse. Everything that may
+  // change is checked per connection (the TLS verdict, onCertificate) and per request (lapsed).
+  const byLeaf = new IdleMap<string, { readonly r: AuthResult; readonly parsed?: ParsedCertificate }>({ idleMs: 3_600_000, max: 10_000 });
   const compute = (socket: TLSSocket): AuthResult => {
     // the certificate the handshake verified, never a later read (a renegotiation swaps it)
-    const peer = handshakeCertificate(socket);
-    if (!peer) return failure('certificate_required');
-    const fingerprint = crypto.createHash('sha256').update(peer.raw).digest('hex');
+    const der = handshakeCertificateDer(socket);
+    if (!der) return failure('certificate_required');
+    const fingerprint = fp(der);
     if (!socket.authorized) {
       const code = String(socket.authorizationError ?? '');
       const known = OPENSSL_REASONS[code];
       if (known) return failure(known, code, fingerprint);
       // OpenSSL says only UNSPECIFIED for some refusals: find the cause in the certificate itself
-      const critical = unknownCriticalExtension(peer.raw);
+      const critical = unknownCriticalExtension(der);
       if (critical) return failure('not_a_client_certificate', `unknown critical extension ${critical}`, fingerprint);
       return failure('unknown_ca', code || undefined, fingerprint);
     }
-    return identify(peer, fingerprint, false);
+    let seen = byLeaf.get(fingerprint);
+    if (!seen) {
+      const { r, parsed } = identifyOnce(() => new crypto.X509Certificate(der), der, fingerprint, false);
+      // the parsed certificate only for onCertificate: 10,000 of them would be ~30 MB
+      byLeaf.set(fingerprint, (seen = options.onCertificate && parsed ? { r, parsed } : { r }));
+    }
+    return seen.r.ok && seen.parsed ? checked(seen.r, seen.parsed, fingerprint) : seen.r;
   };
 
   /**
@@ -439,39 +453,50 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
 
   /** Everything after the chain check, for handshake and forwarded certificates alike. */
   const identify = (peer: crypto.X509Certificate, fingerprint: string, forwarded: readonly Uint8Array[] | false): AuthResult => {
+    const { r, parsed } = identifyOnce(peer, peer.raw, fingerprint, forwarded);
+    return r.ok && parsed ? checked(r, parsed, fingerprint) : r;
+  };
+
+  /** {@link identify} but for `onCertificate`, which may answer otherwise from one connection to the next: what the certificate's bytes decide. */
+  const identifyOnce = (peerOf: crypto.X509Certificate | (() => crypto.X509Certificate), der: Buffer, fingerprint: string, forwarded: readonly Uint8Array[] | false): { r: AuthResult; parsed?: ParsedCertificate } => {
     let parsed;
     try {
-      parsed = parseCertificate(peer.raw);
+      parsed = parseCertificate(der);
     } catch (e) {
-      return failure('invalid_identity', (e as Error).message, fingerprint); // malformed, e.g. an extension twice
+      return { r: failure('invalid_identity', (e as Error).message, fingerprint) }; // malformed, e.g. an extension twice
     }
     if (forwarded) {
-      const refused = chainCheck(peer, parsed, fingerprint, forwarded);
-      if (refused) return refused;
+      const refused = chainCheck(typeof peerOf === 'function' ? peerOf() : peerOf, parsed, fingerprint, forwarded);
+      if (refused) return { r: refused };
     }
     try {
       checkClientCertificate(parsed);
     } catch (e) {
-      return failure('not_a_client_certificate', (e as Error).message, fingerprint);
+      return { r: failure('not_a_client_certificate', (e as Error).message, fingerprint) };
     }
     let identity: Identity;
     try {
       identity = identityFromParsed(parsed, { ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}), ...(options.delegation === false ? { delegation: false } : {}) });
     } catch (e) {
-      return failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial);
+      return { r: failure('invalid_identity', isMtlsError(e) ? `${e.code}: ${e.message}` : String(e), fingerprint, parsed.serial) };
     }
     const issuerNameHex = parsed.issuerName.toString('hex');
-    const known = issuerOf(peer, issuerNameHex, fingerprint);
+    const known = issuerOf(peerOf, issuerNameHex, fingerprint);
     if (tenantRoots.size > 0) {
       const want = tenantRoots.get(identity.trustDomain);
       if (!want || !known || !pathsOf(known).some((p) => p.rootFp === want)) {
-        return failure('invalid_identity', want ? known?.rootFp ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA` : `the CA that issued it is not configured: add its intermediate certificate to the server's CA list` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial);
+        return { r: failure('invalid_identity', want ? known?.rootFp ? `trust domain "${identity.trustDomain}" is not anchored in this certificate's CA` : `the CA that issued it is not configured: add its intermediate certificate to the server's CA list` : `no CA is configured for trust domain "${identity.trustDomain}"`, fingerprint, identity.serial) };
       }
     }
-    const unchecked = options.onCertificate?.(parsed, known);
-    if (unchecked) return failure('revocation_unknown', unchecked, fingerprint, identity.serial);
     // expiry and revocation are applied by authenticate(), on this and every later request
-    return { ok: true, identity, issuerNameHex, issuer: known };
+    return { r: { ok: true, identity, issuerNameHex, issuer: known }, parsed };
+  };
+
+  /** A result of {@link identifyOnce} as of now: `onCertificate` asked (once per connection or forwarded verification). */
+  const checked = (r: AuthResult & { ok: true }, parsed: ParsedCertificate, fingerprint: string): AuthResult => {
+    const unchecked = options.onCertificate?.(parsed, r.issuer);
+    if (unchecked) return failure('revocation_unknown', unchecked, fingerprint, r.identity.serial);
+    return r;
   };
 
   // forwarded certificates: computed once per distinct certificate (by the SHA-256 of its DER);

@@ -11,19 +11,66 @@
  * `secureOptions` include `SSL_OP_NO_RENEGOTIATION` (as `mtlsServerOptions` sets). Otherwise
  * the socket is refused: its certificate cannot be trusted.
  */
-import type crypto from 'node:crypto';
+import crypto from 'node:crypto';
 import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
 import { NO_RENEGOTIATION } from './tls-options.js';
+import { children, readTlv, readWhole, TAG, type Tlv } from '../x509/der.js';
 
-/** socket -> its handshake certificate (null: none was presented) */
-const captured = new WeakMap<TLSSocket, crypto.X509Certificate | null>();
+/** socket -> the DER of its handshake certificate (null: none was presented) */
+const captured = new WeakMap<TLSSocket, Buffer | null>();
 const capturing = new WeakSet<tls.Server>();
+
+/**
+ * The peer certificate's DER, read the cheap way. On a server socket after a full handshake,
+ * `getPeerX509Certificate()` also copies every CA certificate the client sent with its own
+ * (X509_dup, which in OpenSSL 3 decodes the copy's public key again: ~140 µs of a ~2-3 ms
+ * handshake, for a chain nothing here reads), and the abbreviated `getPeerCertificate(false)`
+ * builds an object with three digests and every name printed (~70 µs), both measured in
+ * bench/server's profiles. The serialized session holds the same certificate, OpenSSL's
+ * `session->peer` (which is what both of those read), and costs ~8 µs; Node's own reading is
+ * the fallback whenever the session is not there as expected.
+ */
+function peerDer(socket: TLSSocket): Buffer | null {
+  const session = socket.getSession();
+  if (session) {
+    const der = peerOfSession(session);
+    session.fill(0); // it holds the session's master secret
+    if (der) return der;
+  }
+  // no certificate in the session (none was presented), or a session format not known here
+  const legacy = socket.getPeerCertificate(false) as { raw?: Buffer } | null;
+  return legacy?.raw ?? null;
+}
+
+/**
+ * The peer certificate in OpenSSL's serialized session (ssl/ssl_asn1.c, format version 1:
+ * SEQUENCE { version INTEGER 1, sslVersion, cipher, sessionId, masterKey, [0] keyArg?,
+ * [1] time?, [2] timeout?, [3] EXPLICIT peer Certificate?, ... }), a copy; undefined when it is
+ * absent or anything is not as that format says.
+ */
+export function peerOfSession(session: Buffer): Buffer | undefined {
+  try {
+    const items = children(session, readWhole(session, TAG.SEQUENCE));
+    const version = items[0];
+    if (!version || version.tag !== TAG.INTEGER || version.end - version.contentStart !== 1 || session[version.contentStart] !== 1) return undefined;
+    for (let i = 5; i < items.length; i++) {
+      const item = items[i] as Tlv;
+      if (item.tag !== 0xa3) continue;
+      const cert = readTlv(session, item.contentStart, item.end);
+      if (cert.tag !== TAG.SEQUENCE || cert.end !== item.end) return undefined;
+      return Buffer.from(session.subarray(cert.start, cert.end));
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Records the peer certificate of a socket whose handshake just completed; later calls keep the first. */
 export function captureHandshakeCertificate(socket: TLSSocket): void {
-  if (!captured.has(socket)) captured.set(socket, socket.getPeerX509Certificate() ?? null);
+  if (!captured.has(socket)) captured.set(socket, peerDer(socket));
 }
 
 /**
@@ -58,6 +105,17 @@ export function renegotiationRisk(socket: TLSSocket): string | undefined {
  *   may have let the client renegotiate (see {@link renegotiationRisk})
  */
 export function handshakeCertificate(socket: TLSSocket): crypto.X509Certificate | undefined {
+  const der = handshakeCertificateDer(socket);
+  return der ? new crypto.X509Certificate(der) : undefined;
+}
+
+/**
+ * {@link handshakeCertificate}'s DER (what authentication and forwarded headers are made
+ * from), without building an X509Certificate.
+ *
+ * @throws MtlsError `TLS_RENEGOTIATION_ALLOWED` as {@link handshakeCertificate}
+ */
+export function handshakeCertificateDer(socket: TLSSocket): Buffer | undefined {
   if (!captured.has(socket)) {
     const risk = renegotiationRisk(socket);
     if (risk) {
