@@ -6,7 +6,8 @@
  * queue of `batchSize` lines, sends one multi-row INSERT; one INSERT is in flight at a time.
  * A full queue, or a batch the database refused (down, unreachable, no INSERT grant), is
  * dropped and counted (`stats().dropped`), with one warning per outage and one when it
- * recovers: a slow or lost database never blocks nor crashes the server.
+ * recovers: a slow or lost database never blocks nor crashes the server. An INSERT waits at most
+ * 10 s for an answer; `close()` sends what is queued until a batch fails, and drops the rest.
  *
  * The role of the URL needs INSERT on `decisions` (and USAGE on its id sequence) and nothing
  * else: docs/operations.md shows the GRANTs.
@@ -46,12 +47,17 @@ function checkUrl(url: string): void {
   }
 }
 
+/** How long one INSERT may wait for the database before its lines are dropped (and counted). */
+const QUERY_TIMEOUT_MS = 10_000;
+
 /** One connection, loaded on first use; a lost connection never crashes the process. */
 async function openPool(url: string, password: (() => Promise<string | undefined>) | undefined): Promise<pg.Pool> {
   const [{ default: pgDriver }, { parseIntoClientConfig }] = await Promise.all([import('pg'), import('pg-connection-string')]);
   const fromUrl = parseIntoClientConfig(url);
   if (!fromUrl.password) delete fromUrl.password; // else the empty password wins over PGPASSWORD, ~/.pgpass, `password`
-  const p = new pgDriver.Pool({ ...fromUrl, max: 1, allowExitOnIdle: true, connectionTimeoutMillis: 5000, ...(password ? { password: password as () => Promise<string> } : {}) });
+  // query_timeout (the client's own clock, no server setting a pooler could refuse): an INSERT
+  // the database never answers (a lock held on the table, a connection gone silent) is given up
+  const p = new pgDriver.Pool({ ...fromUrl, max: 1, allowExitOnIdle: true, connectionTimeoutMillis: 5000, query_timeout: QUERY_TIMEOUT_MS, ...(password ? { password: password as () => Promise<string> } : {}) });
   p.on('error', () => undefined);
   p.on('connect', (client) => client.on('error', () => undefined));
   return p;
@@ -135,6 +141,7 @@ export function createDecisionsSink(url: string, options: DecisionsSinkOptions =
   let inFlight: Promise<void> | undefined;
   let pool: Promise<pg.Pool> | undefined;
   let closed = false;
+  let closing = false;
   let soon: NodeJS.Immediate | undefined;
 
   const send = async (rows: Row[]): Promise<void> => {
@@ -166,7 +173,7 @@ export function createDecisionsSink(url: string, options: DecisionsSinkOptions =
     queue = queue.slice(rows.length);
     inFlight = send(rows).finally(() => {
       inFlight = undefined;
-      if (queue.length >= batchSize && !closed) schedule();
+      if (queue.length >= batchSize && !closed && !closing) schedule();
     });
     return inFlight;
   };
@@ -204,9 +211,21 @@ export function createDecisionsSink(url: string, options: DecisionsSinkOptions =
     flush,
     async close() {
       clearInterval(timer);
+      closing = true;
       if (soon) clearImmediate(soon);
       soon = undefined;
-      while (queue.length > 0 || inFlight) await flush();
+      // what is queued is sent, until a batch fails: a database that is down or does not answer
+      // costs one wait (at most QUERY_TIMEOUT_MS), not one per batch; the rest is dropped, counted
+      for (;;) {
+        if (inFlight) await inFlight;
+        if (queue.length === 0) break;
+        const before = dropped;
+        await flush();
+        if (dropped > before) break;
+      }
+      if (inFlight) await inFlight;
+      dropped += queue.length;
+      queue = [];
       closed = true;
       const p = pool;
       pool = undefined;

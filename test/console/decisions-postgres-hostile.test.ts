@@ -3,7 +3,8 @@
  * (test/support/postgres.ts): a line whose text a caller chose (a tool name is the model's or
  * the client's word) never makes the batch it travels in fail, so honest lines beside it are
  * written; and a writer role granted as docs/operations.md says cannot pick row ids, so it cannot
- * plant ids the sequence hands out later and make every other server's INSERTs fail.
+ * plant ids the sequence hands out later and make every other server's INSERTs fail; and a
+ * database that stops answering (a lock on the table) never holds the sink's close() for long.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -103,5 +104,32 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     for (let i = 0; i < 3; i++) sink.write(honest(i));
     await sink.close();
     assert.deepEqual(sink.stats(), { written: 3, dropped: 0, queued: 0 });
+  });
+  it('a database that stops answering mid-INSERT (a lock held on the table) cannot hold close() forever', { timeout: 60_000 }, async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    const writer = await documentedWriterRole(url);
+    const warnings: string[] = [];
+    const sink = createDecisionsSink(writer, { flushMs: 60_000, log: (m) => warnings.push(m) });
+    // the connection is made and the role checked before the stall
+    sink.write(honest(0));
+    await sink.flush();
+    assert.equal(sink.stats().written, 1, warnings.join('\n'));
+    // an operator's ALTER TABLE, a migration or a LOCK: the INSERT waits, the server does not answer
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query('BEGIN; LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE');
+      for (let i = 1; i <= 1200; i++) sink.write(honest(i)); // three batches of 500 and more
+      const t0 = Date.now();
+      const closed = await Promise.race([sink.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still waiting'), 30_000).unref())]);
+      assert.equal(closed, 'closed', 'close() waited 30 s on a database that does not answer (a gateway stopping waits on it)');
+      assert.ok(Date.now() - t0 < 20_000, `close took ${Date.now() - t0} ms`);
+      assert.deepEqual(sink.stats(), { written: 1, dropped: 1200, queued: 0 });
+      assert.equal(warnings.length, 1, warnings.join('\n'));
+    } finally {
+      await admin.query('ROLLBACK').catch(() => undefined);
+      await admin.end();
+    }
   });
 });
