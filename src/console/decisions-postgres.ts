@@ -17,7 +17,8 @@ export interface SqlResult<R> {
 }
 export interface SqlClient {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<SqlResult<R>>;
-  release(): void;
+  /** with an error: the connection is closed, not reused */
+  release(err?: Error): void;
 }
 export interface SqlPool {
   query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<SqlResult<R>>;
@@ -26,6 +27,15 @@ export interface SqlPool {
 
 /** Tallies per tool, principal and rule: at most this many each (the busiest). */
 export const MAX_TALLIES = 500;
+
+/**
+ * The console reads the table one answer at a time, on one of the store's connections (its pool
+ * is the one /renew and /sign use: ten concurrent Decisions pages, six queries each on a large
+ * table, took every connection), each statement stopped after this long; at most
+ * {@link MAX_WAITING_READS} answers wait, more are refused at once.
+ */
+export const DECISIONS_STATEMENT_TIMEOUT_MS = 10_000;
+export const MAX_WAITING_READS = 8;
 
 interface Where {
   sql: string;
@@ -69,10 +79,39 @@ function line(r: DecisionRow): DecisionLine {
 
 /** The table backend of the console's decisions; `pool` is the store's (PostgresStore.decisionsPool). */
 export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSource {
+  let busy = false;
+  const waiting: (() => void)[] = [];
+  /** `read` on one connection, in a read-only transaction with a statement timeout, one at a time */
+  const reading = async <T>(read: (db: Queryable) => Promise<T>): Promise<T> => {
+    if (busy) {
+      if (waiting.length >= MAX_WAITING_READS) throw new Error(`the console is busy: ${waiting.length} reads of the decisions table wait already (one at a time, so that the store's connections stay with /renew and /sign); try again in a few seconds`);
+      await new Promise<void>((r) => waiting.push(r));
+    }
+    busy = true;
+    try {
+      const c = await (await pool()).connect();
+      let failed: Error | undefined;
+      try {
+        await c.query('BEGIN READ ONLY');
+        await c.query(`SET LOCAL statement_timeout = ${DECISIONS_STATEMENT_TIMEOUT_MS}`);
+        const r = await read(c);
+        await c.query('COMMIT');
+        return r;
+      } catch (e) {
+        failed = e instanceof Error ? e : new Error(String(e));
+        throw e;
+      } finally {
+        c.release(failed); // a connection whose read failed is closed, not reused
+      }
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else busy = false;
+    }
+  };
   return {
     kind: 'postgres',
-    async query(q, now, buckets = 24): Promise<DecisionResult> {
-      const db = await pool();
+    query: (q, now, buckets = 24): Promise<DecisionResult> => reading(async (db) => {
       const w = where(q);
       const totals = await db.query<{ total: string; allowed: string; first: Date | null }>(`SELECT count(*) AS total, count(*) FILTER (WHERE allowed) AS allowed, min(time) AS first FROM decisions ${w.sql}`, w.params);
       const t = totals.rows[0]!;
@@ -83,13 +122,12 @@ export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSo
       const width = Math.max(60_000, Math.ceil((end - start + 1) / buckets / 60_000) * 60_000);
       const series = Array.from({ length: Math.ceil((end - start + 1) / width) || 1 }, (_, i) => ({ start: new Date(start + i * width).toISOString(), allow: 0, deny: 0 }));
       const n = w.params.length;
-      const [bucketRows, byTool, byPrincipal, byRule, recent] = await Promise.all([
-        db.query<{ b: string; a: string; d: string }>(`SELECT floor((extract(epoch FROM time) * 1000 - $${n + 1}) / $${n + 2})::bigint AS b, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1`, [...w.params, start, width]),
-        tallies(db, TOOL_KEY, w),
-        tallies(db, "coalesce(principal, '(unknown)')", w),
-        tallies(db, "coalesce(rule_id, '(no rule)')", w),
-        db.query<DecisionRow>(`SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions ${w.sql} ORDER BY time DESC, id DESC LIMIT 100`, w.params),
-      ]);
+      // one after the other on the one connection
+      const bucketRows = await db.query<{ b: string; a: string; d: string }>(`SELECT floor((extract(epoch FROM time) * 1000 - $${n + 1}) / $${n + 2})::bigint AS b, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1`, [...w.params, start, width]);
+      const byTool = await tallies(db, TOOL_KEY, w);
+      const byPrincipal = await tallies(db, "coalesce(principal, '(unknown)')", w);
+      const byRule = await tallies(db, "coalesce(rule_id, '(no rule)')", w);
+      const recent = await db.query<DecisionRow>(`SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions ${w.sql} ORDER BY time DESC, id DESC LIMIT 100`, w.params);
       for (const r of bucketRows.rows) {
         // lines dated in the future (the servers' word) count in the last bucket, as in the file
         const b = series[Math.min(series.length - 1, Math.max(0, Number(r.b)))]!;
@@ -98,15 +136,18 @@ export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSo
       }
       const allowed = Number(t.allowed);
       return { total, allowed, denied: total - allowed, bucketMs: width, series, byTool, byPrincipal, byRule, recent: recent.rows.map(line) };
-    },
-    async recentRefusals(limit) {
-      const r = await (await pool()).query<DecisionRow>('SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions WHERE NOT allowed ORDER BY time DESC, id DESC LIMIT $1', [limit]);
-      return r.rows.map(line);
-    },
+    }),
+    recentRefusals: (limit) =>
+      reading(async (db) => {
+        const r = await db.query<DecisionRow>('SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions WHERE NOT allowed ORDER BY time DESC, id DESC LIMIT $1', [limit]);
+        return r.rows.map(line);
+      }),
   };
 }
 
-async function tallies(db: SqlPool, key: string, w: Where): Promise<Tally[]> {
+type Queryable = Pick<SqlPool, 'query'>;
+
+async function tallies(db: Queryable, key: string, w: Where): Promise<Tally[]> {
   const r = await db.query<{ key: string; a: string; d: string }>(
     `SELECT ${key} AS key, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ${MAX_TALLIES}`,
     w.params,

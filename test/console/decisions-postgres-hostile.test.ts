@@ -4,13 +4,14 @@
  * the client's word) never makes the batch it travels in fail, so honest lines beside it are
  * written; and a writer role granted as docs/operations.md says cannot pick row ids, so it cannot
  * plant ids the sequence hands out later and make every other server's INSERTs fail; and a
- * database that stops answering (a lock on the table) never holds the sink's close() for long.
+ * database that stops answering (a lock on the table) never holds the sink's close() for long;
+ * and the console's reads of the table never take the store's pool from /renew and /sign.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { migrate } from '../../src/ca/store/postgres-store.js';
+import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
 import { postgresDecisionSource } from '../../src/console/decisions-postgres.js';
 import { createDecisionsSink } from '../../src/mtls/audit-postgres.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
@@ -130,6 +131,34 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     } finally {
       await admin.query('ROLLBACK').catch(() => undefined);
       await admin.end();
+    }
+  });
+  it("the console's decisions queries take one of the store's connections at most: /renew and /sign keep the rest", { timeout: 60_000 }, async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    const store = new PostgresStore(url); // the pool of ca serve's store: 10 connections
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await store.readIndex(); // connected, schema checked
+      // queries that take long (a big table, a substring filter; here a lock makes them wait)
+      await admin.query('BEGIN; LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE');
+      const source = postgresDecisionSource(() => store.decisionsPool());
+      // an operator's Decisions page, polled from ten tabs (or a script of a viewer): each answer is six queries
+      const pages = Array.from({ length: 10 }, () => source.query({ principal: 'bob' }, new Date()).then(() => 'answered', (e: Error) => `refused: ${e.message}`));
+      await new Promise((r) => setTimeout(r, 500));
+      // what /renew and /sign do meanwhile: a read of the certificates table
+      const t0 = Date.now();
+      const renew = await Promise.race([store.readIndex().then(() => 'read'), new Promise((r) => setTimeout(() => r('waited for a connection'), 3000).unref())]);
+      assert.equal(renew, 'read', "the store's pool was taken by the console's decisions queries");
+      assert.ok(Date.now() - t0 < 3000);
+      await admin.query('ROLLBACK');
+      const answers = await Promise.all(pages);
+      assert.ok(answers.every((a) => a === 'answered' || /busy|statement timeout/.test(a)), answers.join('\n'));
+    } finally {
+      await admin.query('ROLLBACK').catch(() => undefined);
+      await admin.end();
+      await store.close();
     }
   });
 });
