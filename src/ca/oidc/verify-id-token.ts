@@ -16,7 +16,8 @@
  * - `exp` in the future and `iat` in the past, `nbf` (if any) reached, with 60 s of skew; `iat`
  *   at most `maxAgeSeconds` (600) ago: an ID token is traded right after sign-in;
  * - no claim that only access tokens carry (`client_id`, `scope`, `scp`, `token_use` other
- *   than `id`, a `typ` claim other than `ID`): an access token whose `aud` is the client id is
+ *   than `id`, a `typ` claim other than `ID`; Entra's `azpacr`, `idtyp`, `appid`, `appidacr`,
+ *   Okta's `cid`, Auth0's `gty`): an access token whose `aud` is the client id is
  *   a signed JWT for the same audience, and many providers' access tokens are typ JWT;
  * - `sub` present; `nonce`: when the token carries one, the caller's must equal it; when the
  *   caller sends one (code + PKCE), the token must carry it.
@@ -132,7 +133,9 @@ export async function verifyIdToken(providers: LoginProviders, token: string, op
  * access tokens say `Bearer`). The claim named, or undefined.
  */
 function accessTokenMarker(claims: JWTPayload): string | undefined {
-  for (const c of ['client_id', 'scope', 'scp'] as const) if (claims[c] !== undefined) return `a ${c} claim (${c})`;
+  // and the claims only some providers' access tokens carry: Entra's app-only tokens (roles, no
+  // scp: azpacr, idtyp; v1: appid, appidacr), Okta's cid, Auth0's gty (client credentials)
+  for (const c of ['client_id', 'scope', 'scp', 'azpacr', 'idtyp', 'appidacr', 'appid', 'cid', 'gty'] as const) if (claims[c] !== undefined) return `a ${c} claim (${c})`;
   if (claims.token_use !== undefined && claims.token_use !== 'id') return `token_use ${JSON.stringify(claims.token_use)} (token_use)`;
   if (claims.typ !== undefined && (typeof claims.typ !== 'string' || claims.typ.toUpperCase() !== 'ID')) return `a typ claim ${JSON.stringify(claims.typ)} (typ)`;
   return undefined;

@@ -58,6 +58,23 @@ describe('verifyIdToken: an access token does not pass as an ID token', { timeou
     }
   });
 
+  it('an access token with none of those claims but one of its own provider\'s is refused (Entra app-only, Okta, Auth0 client credentials)', async () => {
+    const cases: [string, Record<string, unknown>][] = [
+      // Entra v2 app-only (client credentials, or an app calling its own API): roles, no scp
+      ['azpacr', { azp: CLI_CLIENT_ID, azpacr: '1', roles: ['Task.Read'], oid: 'o-1', tid: 't-1', ver: '2.0' }],
+      ['idtyp', { azp: CLI_CLIENT_ID, idtyp: 'app', roles: ['Task.Read'] }],
+      ['appidacr', { appid: CLI_CLIENT_ID, appidacr: '0', ver: '1.0' }], // Entra v1
+      ['appid', { appid: CLI_CLIENT_ID, ver: '1.0' }],
+      ['cid', { cid: CLI_CLIENT_ID, uid: '00u1' }], // Okta
+      ['gty', { gty: 'client-credentials', azp: CLI_CLIENT_ID }], // Auth0
+    ];
+    for (const [claim, claims] of cases) {
+      const e = await refusal(await idp.mintIdToken({ sub: 'bob', preferred_username: 'bob', ...claims }));
+      assert.equal(e.refusal, 'OIDC_TOKEN_INVALID', claim);
+      assert.ok(e.message.includes(`(${claim})`) && /access token/.test(e.message), `${claim}: ${e.message}`);
+    }
+  });
+
   it("what ID tokens of real providers carry still passes (Cognito's token_use: id, Keycloak's typ: ID)", async () => {
     for (const claims of [{ token_use: 'id' }, { typ: 'ID' }, { azp: CLI_CLIENT_ID }]) {
       assert.equal((await verifyIdToken(providers, await idp.mintIdToken(claims))).subject, 'alice', JSON.stringify(claims));
