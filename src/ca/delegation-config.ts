@@ -14,7 +14,7 @@
  *         clientId: chat-platform    # its client id at the identity provider (ID tokens, `login.providers`)
  */
 import { z } from 'zod';
-import { isValidPrincipalId, isValidTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS } from '../identity/names.js';
+import { isValidPrincipalId, isValidTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS, toolGlobsTooLarge } from '../identity/names.js';
 import { SubjectsSchema } from '../policy/schema.js';
 import { compileSubjects, type PolicySubject } from '../policy/subjects.js';
 import { isDuration } from '../util/duration.js';
@@ -30,7 +30,15 @@ export const DelegationActorSchema = z.strictObject({
   teams: z.array(teamOrRole).optional(),
   roles: z.array(teamOrRole).optional(),
   /** profile v1.2: the tool globs this actor may be limited to at most (the policy's glob syntax); absent: any */
-  tools: z.array(z.string().refine(isValidToolGlob, 'must be a tool name or glob (the policy\'s syntax, 1-128 printable ASCII)')).min(1).max(MAX_DELEGATED_TOOLS).optional(),
+  tools: z
+    .array(z.string().refine(isValidToolGlob, 'must be a tool name or glob (the policy\'s syntax, 1-128 printable ASCII)'))
+    .min(1)
+    .max(MAX_DELEGATED_TOOLS)
+    .superRefine((globs, ctx) => {
+      const tooLarge = globs.every(isValidToolGlob) ? toolGlobsTooLarge(globs) : undefined;
+      if (tooLarge) ctx.addIssue({ code: 'custom', message: tooLarge });
+    })
+    .optional(),
   maxTtl: duration.optional(),
   /** its OAuth client id at the configured identity providers: an ID token is exchanged only by the actor it was issued to (aud) */
   clientId: z.string().min(1).max(256).optional(),

@@ -18,7 +18,7 @@ import { compactVerify, CompactSign, decodeProtectedHeader } from 'jose';
 import { MtlsError } from '../errors.js';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
-import { assertTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS } from '../identity/names.js';
+import { assertTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS, toolGlobsTooLarge } from '../identity/names.js';
 import { parseCertificate } from '../x509/certificate.js';
 import { keyTypeOf, keyTypeOfSpki, publicKeyFromSpki, type KeyType } from '../x509/keys.js';
 
@@ -71,6 +71,8 @@ export function checkToolGlobs(tools: readonly string[], fail: (message: string)
   const out = [...new Set(tools)].sort();
   if (out.length === 0 || out.length > MAX_DELEGATED_TOOLS) throw fail(`a delegation limited to tools names 1 to ${MAX_DELEGATED_TOOLS} tool globs (${out.length} given)`);
   for (const g of out) if (!isValidToolGlob(g)) throw fail(`"${g}" is not a tool glob (a tool name or a pattern of the policy's syntax: read_*, {read,list}_repo; 1-128 printable ASCII characters)`);
+  const tooLarge = toolGlobsTooLarge(out);
+  if (tooLarge) throw fail(tooLarge);
   return out;
 }
 

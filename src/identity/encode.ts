@@ -1,7 +1,7 @@
 /** Claims to the identity extension (identity.md): validates every name, then encodes. */
 import { identityAttributesExtension, sortByCodePoint } from '../x509/identity-extension.js';
 import type { ClientClaims } from './identity.js';
-import { assertPrincipalId, assertTeamOrRole, assertTrustDomain, isValidToolGlob, MAX_DELEGATED_TOOLS } from './names.js';
+import { assertPrincipalId, assertTeamOrRole, assertTrustDomain, isValidToolGlob, MAX_DELEGATED_TOOLS, toolGlobsTooLarge } from './names.js';
 import { principalUri, roleUri } from './principal.js';
 import { MtlsError } from '../errors.js';
 
@@ -40,6 +40,8 @@ export function normalizeClaims(claims: ClientClaims): NormalizedClaims {
     if (tools) {
       if (tools.length === 0 || tools.length > MAX_DELEGATED_TOOLS) throw new MtlsError('BAD_NAME', `a delegation limited to tools names 1 to ${MAX_DELEGATED_TOOLS} tool globs (${tools.length} given)`, { hint: 'leave tools out for no limit' });
       for (const g of tools) if (!isValidToolGlob(g)) throw new MtlsError('BAD_NAME', `invalid tool glob "${g}"`, { hint: 'a tool name or a glob of the policy\'s syntax (read_*, {read,list}_repo): 1-128 printable ASCII characters' });
+      const tooLarge = toolGlobsTooLarge(tools);
+      if (tooLarge) throw new MtlsError('BAD_NAME', tooLarge, { hint: 'limit the delegation to fewer, shorter globs' });
     }
     delegation = { actingFor: { kind: claims.actingFor.kind, id: claims.actingFor.id, ...(tools ? { tools } : {}) }, actingForPrincipal };
   }

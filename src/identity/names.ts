@@ -3,7 +3,7 @@
  * bad input) and the readers (which reject bad certificates). Pure.
  */
 import { MtlsError } from '../errors.js';
-import { compilePattern } from '../util/glob.js';
+import { compilePattern, expandAlternatives } from '../util/glob.js';
 
 export const TRUST_DOMAIN_RE = /^[a-z0-9._-]+$/;
 export const PRINCIPAL_ID_RE = /^[A-Za-z0-9._-]{1,128}$/;
@@ -51,6 +51,34 @@ export function isValidToolGlob(glob: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Profile v1.2: the globs of one delegation together expand (`{a,b}` alternatives, and the
+ * `a/b` form of `a/**\/b`) to at most this many characters. A server matches each new tool name
+ * of a delegated call against all of them, at a cost of this size times the name's length
+ * (src/util/glob.ts): 32 globs of 128 characters with 64 alternatives each made one call with a
+ * fresh 1,020-character name cost about 3 s (review 2 of issue 23); at this bound about 10 ms.
+ */
+export const MAX_DELEGATED_TOOL_PATTERN = 1024;
+
+/** The size {@link MAX_DELEGATED_TOOL_PATTERN} bounds (Infinity for a glob that does not compile). */
+export function toolGlobsSize(globs: readonly string[]): number {
+  let size = 0;
+  for (const g of globs) {
+    try {
+      for (const v of expandAlternatives(g)) size += v.includes('/**/') ? 2 * v.length : v.length;
+    } catch {
+      return Infinity;
+    }
+  }
+  return size;
+}
+
+/** Why these globs may not limit one delegation together (undefined: they may); each is checked with {@link isValidToolGlob} apart. */
+export function toolGlobsTooLarge(globs: readonly string[]): string | undefined {
+  const size = toolGlobsSize(globs);
+  return size > MAX_DELEGATED_TOOL_PATTERN ? `the tool globs together expand to ${size} characters; a delegation allows ${MAX_DELEGATED_TOOL_PATTERN} (fewer globs, fewer {a,b} alternatives, or tool names)` : undefined;
 }
 
 export function assertTrustDomain(td: string): string {

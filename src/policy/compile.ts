@@ -19,6 +19,7 @@
  */
 import { celValues, compileCondition, type CelValues, type Condition } from './cel.js';
 import { compilePattern, compilePatterns, type Matcher } from './glob.js';
+import { toolGlobsTooLarge } from '../identity/names.js';
 import { parsePolicyText, problemsError, type Locator, type PathPart, type PolicyProblem } from './parse.js';
 import type { PolicyDocument, RuleDocument, SubjectsDocument } from './schema.js';
 import { compileSubjects, type PolicySubject, type SubjectMatcher } from './subjects.js';
@@ -126,6 +127,8 @@ const CACHE_LIMIT = 4096;
  */
 function toolGlobs(globs: readonly string[]): Matcher {
   let matches: Matcher;
+  // more than a delegation may carry (another build's CA): every tool denied, not a walk of seconds per name
+  if (toolGlobsTooLarge(globs)) return () => false;
   try {
     matches = compilePatterns(globs);
   } catch {
