@@ -58,7 +58,11 @@ function where(q: DecisionQuery): Where {
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
 }
 
-const TOOL_KEY = "coalesce(target, CASE WHEN event = 'auth.refused' THEN '(certificate refused)' ELSE coalesce(method, '(none)') END)";
+// what is read is cut as the sink cuts it (audit-postgres.ts): the writer role may INSERT any
+// length (method and reason are not indexed, so up to 1 GB each), and the console's answer is
+// held in the CA's memory
+const TOOL_KEY = "left(coalesce(target, CASE WHEN event = 'auth.refused' THEN '(certificate refused)' ELSE coalesce(method, '(none)') END), 1024)";
+const ROW = 'time, event, left(principal, 1024) AS principal, left(method, 200) AS method, left(target, 1024) AS target, allowed, left(rule_id, 200) AS rule_id, left(reason, 1024) AS reason';
 
 interface DecisionRow {
   time: Date;
@@ -125,9 +129,9 @@ export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSo
       // one after the other on the one connection
       const bucketRows = await db.query<{ b: string; a: string; d: string }>(`SELECT floor((extract(epoch FROM time) * 1000 - $${n + 1}) / $${n + 2})::bigint AS b, count(*) FILTER (WHERE allowed) AS a, count(*) FILTER (WHERE NOT allowed) AS d FROM decisions ${w.sql} GROUP BY 1`, [...w.params, start, width]);
       const byTool = await tallies(db, TOOL_KEY, w);
-      const byPrincipal = await tallies(db, "coalesce(principal, '(unknown)')", w);
-      const byRule = await tallies(db, "coalesce(rule_id, '(no rule)')", w);
-      const recent = await db.query<DecisionRow>(`SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions ${w.sql} ORDER BY time DESC, id DESC LIMIT 100`, w.params);
+      const byPrincipal = await tallies(db, "left(coalesce(principal, '(unknown)'), 1024)", w);
+      const byRule = await tallies(db, "left(coalesce(rule_id, '(no rule)'), 200)", w);
+      const recent = await db.query<DecisionRow>(`SELECT ${ROW} FROM decisions ${w.sql} ORDER BY time DESC, id DESC LIMIT 100`, w.params);
       for (const r of bucketRows.rows) {
         // lines dated in the future (the servers' word) count in the last bucket, as in the file
         const b = series[Math.min(series.length - 1, Math.max(0, Number(r.b)))]!;
@@ -139,7 +143,7 @@ export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSo
     }),
     recentRefusals: (limit) =>
       reading(async (db) => {
-        const r = await db.query<DecisionRow>('SELECT time, event, principal, method, target, allowed, rule_id, reason FROM decisions WHERE NOT allowed ORDER BY time DESC, id DESC LIMIT $1', [limit]);
+        const r = await db.query<DecisionRow>(`SELECT ${ROW} FROM decisions WHERE NOT allowed ORDER BY time DESC, id DESC LIMIT $1`, [limit]);
         return r.rows.map(line);
       }),
   };

@@ -161,4 +161,24 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
       await store.close();
     }
   });
+  it("a compromised server's rows with huge text cannot make the console's answer huge (the CA holds it in memory)", { timeout: 60_000 }, async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    const writer = await documentedWriterRole(url);
+    // the role may INSERT what it likes: the sink cuts at 1024 characters, a direct INSERT does not
+    // (principal, tool and rule are indexed, which bounds them at a few kB; method and reason are not)
+    const big = crypto.randomBytes(3 * 1024 * 1024).toString('base64');
+    await sql(writer, "INSERT INTO decisions (time, event, principal, method, target, allowed, rule_id, reason) SELECT now(), 'decision', 'spiffe://acme.test/user/m', $1 || g, NULL, false, 'r', $1 || g FROM generate_series(1, 3) g", [big]);
+    const db = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const r = await postgresDecisionSource(async () => db).query({}, new Date());
+      const size = JSON.stringify(r).length;
+      assert.ok(size < 200_000, `the answer is ${size} characters`);
+      assert.equal(r.total, 3);
+      const refusals = await postgresDecisionSource(async () => db).recentRefusals(10);
+      assert.ok(JSON.stringify(refusals).length < 100_000);
+    } finally {
+      await db.end();
+    }
+  });
 });
