@@ -51,6 +51,8 @@ interface Person {
   failed?: MtlsError;
   /** the last failed renewal, named when the certificate runs out before one succeeds */
   lastError?: unknown;
+  /** the CA's Retry-After (429, 503): no exchange for this person before then (ms since the epoch) */
+  retryAt?: number;
   /** fetchFor's fetch over the current pool */
   fetch?: { agent: RenewingAgent; fetch: typeof fetch };
 }
@@ -115,7 +117,8 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
       } catch {
         /* not JSON */
       }
-      throw new MtlsError('DELEGATION_REFUSED', `the CA refused to delegate ${principal}: ${res.statusCode} ${error.code ?? ''} ${error.message ?? ''}`.trim(), { ...(error.hint ? { hint: error.hint } : {}), details: { status: res.statusCode, code: error.code } });
+      const retryAfter = Number(res.headers['retry-after']);
+      throw new MtlsError('DELEGATION_REFUSED', `the CA refused to delegate ${principal}: ${res.statusCode} ${error.code ?? ''} ${error.message ?? ''}`.trim(), { ...(error.hint ? { hint: error.hint } : {}), details: { status: res.statusCode, code: error.code, ...(retryAfter > 0 ? { retryAfterMs: Math.min(retryAfter, 3600) * 1000 } : {}) } });
     }
     exchanges++;
     const chain = readCertificates(text);
@@ -134,6 +137,7 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
             if (p.timer) clearTimeout(p.timer);
             p.bundle = b;
             p.lastError = undefined;
+            p.retryAt = undefined;
             for (const l of p.listeners) l(b);
             schedule(principal, p, b);
           }
@@ -141,6 +145,8 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
         },
         (e: unknown) => {
           p.lastError = e;
+          const retryAfterMs = isMtlsError(e) ? (e.details as { retryAfterMs?: number } | undefined)?.retryAfterMs : undefined;
+          if (retryAfterMs) p.retryAt = Date.now() + retryAfterMs;
           if (permanent(e)) fail(p, e);
           throw e;
         },
@@ -161,11 +167,18 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
     void agent?.close().catch(() => undefined);
   }
 
-  /** renews when `fraction` of the lifetime (counted from when it arrived, not the backdated notBefore) is left */
+  /**
+   * renews when `fraction` of the lifetime (counted from when it arrived, not the backdated
+   * notBefore) is left; after a failed renewal, again after 1, 2, 4 ... 30 s (or the CA's
+   * Retry-After), sooner when the certificate is about to run out, and not at all once the next
+   * try would come after it ran out (the next request exchanges anew): never a retry loop
+   */
   function schedule(principal: string, p: Person, b: Bundle, attempt = 0, receivedAt = Date.now()): void {
     const left = b.notAfter.getTime() - Date.now();
     const lifetime = b.notAfter.getTime() - receivedAt;
-    const delay = attempt > 0 ? Math.min(30_000 * attempt, Math.max(0, left - 5_000)) : Math.max(0, left - lifetime * fraction);
+    const backoff = Math.max(Math.min(1000 * 2 ** (attempt - 1), 30_000), (p.retryAt ?? 0) - Date.now());
+    const delay = attempt > 0 ? Math.max(backoff, Math.min(30_000 * attempt, left - 5_000)) : Math.max(0, left - lifetime * fraction);
+    if (attempt > 0 && delay >= left) return;
     p.timer = setTimeout(() => {
       if (closed || people.get(principal) !== p) return;
       renew(principal, p).catch((e: unknown) => {
@@ -184,6 +197,8 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
     // none yet, or it ran out before a renewal succeeded: exchange now (a clear error if that fails, never the expired one)
     if (!p.bundle || p.bundle.notAfter.getTime() <= Date.now() + 1000) {
       try {
+        // the CA asked to wait (429, 503 with Retry-After): its last answer, without asking again
+        if (p.retryAt !== undefined && Date.now() < p.retryAt && p.lastError !== undefined) throw p.lastError;
         await renew(principal, p);
       } catch (e) {
         if (p.failed || !p.bundle) throw e;
