@@ -42,6 +42,13 @@ interface Where {
   params: unknown[];
 }
 
+/**
+ * Rows the console shows: dated in years 1 to 9999. The writer role may INSERT any time, and one
+ * row at infinity or in the year 294000 (a timestamptz, no JavaScript Date) made every answer
+ * fail, for good (the retention prunes only what is older than it).
+ */
+const IN_RANGE = "time >= '0001-01-01T00:00:00Z' AND time < '10000-01-01T00:00:00Z'";
+
 function where(q: DecisionQuery): Where {
   const params: unknown[] = [];
   const parts: string[] = [];
@@ -55,7 +62,8 @@ function where(q: DecisionQuery): Where {
   if (q.rule) parts.push(`rule_id = ${p(q.rule)}`);
   if (q.outcome) parts.push(`allowed = ${p(q.outcome === 'allow')}`);
   if (q.sinceMs !== undefined) parts.push(`time >= ${p(new Date(q.sinceMs))}`);
-  return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
+  parts.push(IN_RANGE);
+  return { sql: `WHERE ${parts.join(' AND ')}`, params };
 }
 
 // what is read is cut as the sink cuts it (audit-postgres.ts): the writer role may INSERT any
@@ -143,7 +151,7 @@ export function postgresDecisionSource(pool: () => Promise<SqlPool>): DecisionSo
     }),
     recentRefusals: (limit) =>
       reading(async (db) => {
-        const r = await db.query<DecisionRow>(`SELECT ${ROW} FROM decisions WHERE NOT allowed ORDER BY time DESC, id DESC LIMIT $1`, [limit]);
+        const r = await db.query<DecisionRow>(`SELECT ${ROW} FROM decisions WHERE NOT allowed AND ${IN_RANGE} ORDER BY time DESC, id DESC LIMIT $1`, [limit]);
         return r.rows.map(line);
       }),
   };

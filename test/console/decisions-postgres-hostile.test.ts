@@ -5,7 +5,8 @@
  * written; and a writer role granted as docs/operations.md says cannot pick row ids, so it cannot
  * plant ids the sequence hands out later and make every other server's INSERTs fail; and a
  * database that stops answering (a lock on the table) never holds the sink's close() for long;
- * and the console's reads of the table never take the store's pool from /renew and /sign.
+ * and the console's reads of the table never take the store's pool from /renew and /sign, nor
+ * come back huge or fail for good on rows a compromised server's role inserted directly.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -177,6 +178,28 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
       assert.equal(r.total, 3);
       const refusals = await postgresDecisionSource(async () => db).recentRefusals(10);
       assert.ok(JSON.stringify(refusals).length < 100_000);
+    } finally {
+      await db.end();
+    }
+  });
+  it("one row dated where JavaScript has no date (infinity, the year 294000) does not break the Decisions page", { timeout: 60_000 }, async () => {
+    const url = await pgs.newDatabase();
+    await migrate(url);
+    const writer = await documentedWriterRole(url);
+    const sink = createDecisionsSink(writer, { flushMs: 60_000 });
+    sink.write({ ...honest(1), allowed: false, reason: 'no rule allows it' });
+    await sink.close();
+    for (const t of ['infinity', '294000-01-01 00:00:00+00', '-infinity', '4000-01-01 00:00:00 BC']) {
+      await sql(writer, "INSERT INTO decisions (time, event, principal, target, allowed) VALUES ($1::timestamptz, 'decision', 'spiffe://acme.test/user/m', 'x', false)", [t]);
+    }
+    const db = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const source = postgresDecisionSource(async () => db);
+      const r = await source.query({}, new Date());
+      assert.deepEqual(r.recent.map((l) => 'target' in l && l.target), ['read_1']);
+      assert.equal(r.total, 1);
+      assert.deepEqual((await source.recentRefusals(10)).map((l) => 'target' in l && l.target), ['read_1']);
+      assert.equal((await source.query({ sinceMs: Date.now() - 3_600_000 }, new Date())).total, 1);
     } finally {
       await db.end();
     }
