@@ -170,3 +170,24 @@ test('tools in the body go with an ID token: with a grant, and malformed, they a
   // and a grant whose tools are not globs is refused when signed
   await assert.rejects(grant(who.bob!, PLATFORM, ['has space']), /not a tool glob/);
 });
+
+test('(review 2) no other spelling of a glob gets past the actor\'s maximum: a pattern is within only when it is one of the maximum\'s globs exactly, a tool name when a maximum glob matches it', async () => {
+  // each narrower, equal or wider in ways a "does the maximum match this text" check would pass (read_* matches the string "read_*_x")
+  for (const g of ['read_*_x', 'read_?*', 'read_[a-z]*', 'read_\\*', 'read_{repo,x}', '{read_repo}', 'read_**', '*', '**', '{read_*,delete_repo}', 'read_repo,delete_repo']) {
+    const r = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, [g]) });
+    if (g === 'read_repo,delete_repo') {
+      // no pattern: the tool literally named so, which read_* matches; the certificate then matches that one name only
+      assert.equal(r.status, 200, r.text());
+      const id = decodeIdentity(readCertificates(r.body)[0]!);
+      assert.deepEqual(id.actingFor?.tools, [g]);
+      const p = policyFromText(POLICY);
+      for (const name of ['delete_repo', 'read_repo']) assert.equal(p.decide(id, { kind: 'tool', name }).ruleId, '(delegation-grant)', name);
+      continue;
+    }
+    assert.equal(r.status, 403, `${g}: ${r.status} ${r.text().slice(0, 40)}`);
+    assert.equal(r.json().error?.code, 'TOOLS_EXCEED_ACTOR', g);
+  }
+  // one of the maximum's globs exactly is within
+  const same = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, ['read_*']) });
+  assert.equal(same.status, 200, same.text());
+});
