@@ -221,7 +221,7 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
 
   const matrix: Handler = async (_req, res, url) => {
     const file = configuredFile();
-    sendText(res, await runner.run({ op: 'matrix', file, subjects: await subjects(), tools: [...(cfg.tools ?? []), ...strings(url.searchParams.get('tools'), 'tools')] }));
+    sendText(res, await policyWork.elsewhere(runner.run({ op: 'matrix', file, subjects: await subjects(), tools: [...(cfg.tools ?? []), ...strings(url.searchParams.get('tools'), 'tools')] })));
   };
 
   const explain: Handler = async (req, res) => {
@@ -231,14 +231,14 @@ export function createConsoleApi(deps: { authority: Authority; audit: ConsoleAud
     const s = (await subjects()).find((x) => x.principal === b.principal);
     if (!s) throw new HttpError(404, 'NOT_FOUND', 'no valid client certificate of that principal', 'pick a principal of the matrix');
     if (typeof b.tool !== 'string' || !b.tool) throw new HttpError(400, 'BAD_ARGUMENT', 'name a tool');
-    sendText(res, await runner.run({ op: 'explain', file, ...(typeof b.policy === 'string' ? { text: b.policy } : {}), subject: s, tool: b.tool, args: b.args ?? {} }));
+    sendText(res, await policyWork.elsewhere(runner.run({ op: 'explain', file, ...(typeof b.policy === 'string' ? { text: b.policy } : {}), subject: s, tool: b.tool, args: b.args ?? {} })));
   };
 
   const playground: Handler = async (req, res) => {
     const b = await readJson(req);
     if (typeof b.policy !== 'string') throw new HttpError(400, 'BAD_ARGUMENT', 'send the changed policy as "policy" (YAML text)');
     const file = configuredFile();
-    sendText(res, await runner.run({ op: 'playground', file, text: b.policy, subjects: await subjects(), tools: [...(cfg.tools ?? []), ...strings(b.tools, 'tools')] }));
+    sendText(res, await policyWork.elsewhere(runner.run({ op: 'playground', file, text: b.policy, subjects: await subjects(), tools: [...(cfg.tools ?? []), ...strings(b.tools, 'tools')] })));
   };
 
   const session: Handler = async (_req, res, _url, op) => {
