@@ -75,8 +75,8 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
     for (let n = 1; n <= 4; n++) await sql(url, `BEGIN; ${MIGRATIONS[n - 1]}; INSERT INTO schema_migrations (version) VALUES (${n}); COMMIT;`);
     await sql(url, "INSERT INTO used_once (key, expires_at) VALUES ('k', now() + interval '1 day')");
     const results = await Promise.all([migrate(url), migrate(url)]);
-    // each saw v4, or v5 when it read the version after the other had committed (it happens under load)
-    assert.ok(results.some((r) => r.from === 4) && results.every((r) => r.from === 4 || r.from === SCHEMA_VERSION), JSON.stringify(results));
+    // each saw v4, or a later version when it read it after the other had committed (under load)
+    assert.ok(results.some((r) => r.from === 4) && results.every((r) => r.from >= 4 && r.from <= SCHEMA_VERSION), JSON.stringify(results));
     const later = Array.from({ length: SCHEMA_VERSION - 4 }, (_, i) => i + 5);
     assert.deepEqual(results.flatMap((r) => r.applied).sort((x, y) => x - y), later, 'each migration from 5 on applied once, by one replica or the other');
     assert.deepEqual(results.map((r) => r.to), [SCHEMA_VERSION, SCHEMA_VERSION]);
