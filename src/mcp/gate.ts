@@ -68,6 +68,48 @@ export interface GateContext {
 // kept here too for the callers that import it from the gate
 export { unknownTargetAnswer };
 
+/**
+ * Keys a server may read other than the gate does (review 2 of issue 23): Go's encoding/json
+ * (Go MCP servers behind the gateway) and C# with its web defaults match a key to a field
+ * ignoring case, Unicode-folded (`paramſ` is `params`), the last match winning, where the gate
+ * reads exact keys and the gateway forwards every key: `{"method":"ping","Method":"tools/call"}`
+ * was decided as a ping and run as a call. Refused: a JSON-RPC member (top level), an MCP member
+ * the gate reads (params, params.ref) in another case, or two keys of one object (anywhere in
+ * the message) equal but for case.
+ */
+const TOP_MEMBERS = ['jsonrpc', 'id', 'method', 'params', 'result', 'error'];
+const PARAMS_MEMBERS = ['name', 'uri', 'arguments', 'ref', '_meta'];
+const REF_MEMBERS = ['type', 'name', 'uri'];
+// a superset of Go's and .NET's folding (simple folds such as U+017F to s, U+212A to k): refusing more is safe
+const fold = (k: string): string => k.toUpperCase().toLowerCase();
+
+function keyCaseProblem(v: unknown, members: readonly string[] | undefined, path: string, depth: number): string | undefined {
+  if (v === null || typeof v !== 'object' || depth > 64) return undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = keyCaseProblem(v[i], undefined, `${path}[${i}]`, depth + 1);
+      if (p) return p;
+    }
+    return undefined;
+  }
+  const seen = new Map<string, string>();
+  for (const k of Object.keys(v)) {
+    const f = fold(k);
+    const member = members?.find((m) => m !== k && fold(m) === f);
+    if (member) return `key "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} is "${member}" in another case: refused, since a server may read it as that`;
+    const other = seen.get(f);
+    if (other !== undefined) return `keys "${other.slice(0, 40)}" and "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} are equal but for case: refused, since a server may read either`;
+    seen.set(f, k);
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const sub = members === TOP_MEMBERS && k === 'params' ? PARAMS_MEMBERS : members === PARAMS_MEMBERS && k === 'ref' ? REF_MEMBERS : undefined;
+    const p = keyCaseProblem(o[k], sub, path ? `${path}.${k.slice(0, 40)}` : k.slice(0, 40), depth + 1);
+    if (p) return p;
+  }
+  return undefined;
+}
+
 // a message with a method and an id key is a request, `id: null` included: servers differ in
 // how they treat one, so it is decided here like any other
 const isRequest = (m: Message): boolean => m !== null && typeof m === 'object' && typeof m.method === 'string' && 'id' in m;
@@ -189,6 +231,13 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
       ...(ctx.audit.includeArgs && t && t.kind !== 'resource' ? { args: t.args } : {}),
     });
 
+  for (const m of messages) {
+    const reason = keyCaseProblem(m, TOP_MEMBERS, '', 0);
+    if (reason) {
+      audit(m, undefined, { allowed: false, ruleId: null, reason });
+      return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };
+    }
+  }
   const withoutId = messages.find(isRequestWithoutId);
   if (withoutId) {
     const reason = `${describe(withoutId.method).slice(0, 100)} is a request method, sent without an id (as a notification): refused, since a server may run it`;
