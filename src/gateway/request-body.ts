@@ -48,6 +48,8 @@ export async function gateRequestBody(req: IncomingMessage, ctx: RequestBodyCont
     identity,
     headers: ctx.headers,
     hiddenAnswer: hiddenAnswerFor('gateway'),
+    // an upstream may read keys ignoring case (Go's encoding/json): two keys equal but for case are refused too
+    foldedKeys: true,
     ...(ctx.audit ? { audit: ctx.audit } : {}),
     ...(remote ? { remote } : {}),
     ...(metrics ? { onDecision: (d) => metrics.decision(d.ruleId, d.allowed) } : {}),

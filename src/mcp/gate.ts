@@ -63,6 +63,12 @@ export interface GateContext {
   readonly hiddenAnswer?: HiddenAnswer;
   /** every decision, for metrics */
   readonly onDecision?: (d: Decision) => void;
+  /**
+   * The messages go on to a server that may read keys ignoring case (the gateway's upstreams):
+   * two keys of one object equal but for case, anywhere in a message (tool arguments too), are
+   * refused as well. A JSON-RPC or MCP member in another case is refused always.
+   */
+  readonly foldedKeys?: boolean;
 }
 
 // kept here too for the callers that import it from the gate
@@ -74,8 +80,9 @@ export { unknownTargetAnswer };
  * ignoring case, Unicode-folded (`paramſ` is `params`), the last match winning, where the gate
  * reads exact keys and the gateway forwards every key: `{"method":"ping","Method":"tools/call"}`
  * was decided as a ping and run as a call. Refused: a JSON-RPC member (top level), an MCP member
- * the gate reads (params, params.ref) in another case, or two keys of one object (anywhere in
- * the message) equal but for case.
+ * the gate reads (params, params.ref) in another case, and, for a server that may fold keys
+ * (`foldedKeys`: the gateway), two keys of one object (anywhere in the message) equal but for
+ * case (a JavaScript tool may well take both `x` and `X`).
  */
 const TOP_MEMBERS = ['jsonrpc', 'id', 'method', 'params', 'result', 'error'];
 const PARAMS_MEMBERS = ['name', 'uri', 'arguments', 'ref', '_meta'];
@@ -83,11 +90,11 @@ const REF_MEMBERS = ['type', 'name', 'uri'];
 // a superset of Go's and .NET's folding (simple folds such as U+017F to s, U+212A to k): refusing more is safe
 const fold = (k: string): string => k.toUpperCase().toLowerCase();
 
-function keyCaseProblem(v: unknown, members: readonly string[] | undefined, path: string, depth: number): string | undefined {
-  if (v === null || typeof v !== 'object' || depth > 64) return undefined;
+function keyCaseProblem(v: unknown, members: readonly string[] | undefined, path: string, depth: number, pairs: boolean): string | undefined {
+  if (v === null || typeof v !== 'object' || depth > 64 || (!pairs && !members)) return undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const p = keyCaseProblem(v[i], undefined, `${path}[${i}]`, depth + 1);
+      const p = keyCaseProblem(v[i], undefined, `${path}[${i}]`, depth + 1, pairs);
       if (p) return p;
     }
     return undefined;
@@ -97,14 +104,14 @@ function keyCaseProblem(v: unknown, members: readonly string[] | undefined, path
     const f = fold(k);
     const member = members?.find((m) => m !== k && fold(m) === f);
     if (member) return `key "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} is "${member}" in another case: refused, since a server may read it as that`;
-    const other = seen.get(f);
+    const other = pairs ? seen.get(f) : undefined;
     if (other !== undefined) return `keys "${other.slice(0, 40)}" and "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} are equal but for case: refused, since a server may read either`;
     seen.set(f, k);
   }
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     const sub = members === TOP_MEMBERS && k === 'params' ? PARAMS_MEMBERS : members === PARAMS_MEMBERS && k === 'ref' ? REF_MEMBERS : undefined;
-    const p = keyCaseProblem(o[k], sub, path ? `${path}.${k.slice(0, 40)}` : k.slice(0, 40), depth + 1);
+    const p = keyCaseProblem(o[k], sub, path ? `${path}.${k.slice(0, 40)}` : k.slice(0, 40), depth + 1, pairs);
     if (p) return p;
   }
   return undefined;
@@ -232,7 +239,7 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     });
 
   for (const m of messages) {
-    const reason = keyCaseProblem(m, TOP_MEMBERS, '', 0);
+    const reason = keyCaseProblem(m, TOP_MEMBERS, '', 0, ctx.foldedKeys === true);
     if (reason) {
       audit(m, undefined, { allowed: false, ruleId: null, reason });
       return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };

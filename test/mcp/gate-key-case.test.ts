@@ -7,14 +7,16 @@
  * "delete_repo"}} was decided as a ping and, run by go1.19 encoding/json (checked by hand),
  * called delete_repo, so every policy rule and a delegation's tool globs could be walked around.
  * The gate now refuses (400, JSON-RPC -32600) a message with a key that is a JSON-RPC or MCP
- * member in another case, or two keys of one object equal but for case.
+ * member in another case, and, for the gateway (foldedKeys), two keys of one object equal but
+ * for case.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gateMcpBody, unknownTargetAnswer } from '../../src/mcp/gate.js';
 import { bob, POLICY } from '../support/public-reads.js';
 
-const gate = (body: unknown) => gateMcpBody(body, { policy: POLICY, identity: bob, headers: {}, hiddenAnswer: unknownTargetAnswer });
+// as the gateway calls it (src/gateway/request-body.ts): its upstreams may fold keys
+const gate = (body: unknown, foldedKeys = true) => gateMcpBody(body, { policy: POLICY, identity: bob, headers: {}, hiddenAnswer: unknownTargetAnswer, foldedKeys });
 
 test('a key that is a JSON-RPC or MCP member in another case, or two keys equal but for case, is refused', () => {
   const cases: [string, unknown][] = [
@@ -36,4 +38,7 @@ test('a key that is a JSON-RPC or MCP member in another case, or two keys equal 
   assert.equal(gate({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'search', arguments: { Name: 'x', METHOD: 'y' } } }).kind, 'pass');
   assert.equal(gate({ jsonrpc: '2.0', method: 'notifications/initialized' }).kind, 'pass');
   assert.equal(gate({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }).kind, 'pass');
+  // in-process (the SDK adapters, JavaScript): members in another case are refused, a tool's x and X arguments are its own
+  assert.equal(gate({ jsonrpc: '2.0', id: 1, method: 'ping', Method: 'tools/call', params: { name: 'deploy' } }, false).kind, 'respond');
+  assert.equal(gate({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'search', arguments: { x: 1, X: 2 } } }, false).kind, 'pass');
 });
