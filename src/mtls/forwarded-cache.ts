@@ -18,9 +18,10 @@
  *
  * The map is indexed by a probe of the key, not the key: V8 hashes the whole of a string used as a
  * Map key, about 4 µs for a 1.7 kB PEM (each request brings a new string, so no hash is reused),
- * while a record's full key is compared as well, a few hundred ns. A probe is 256 characters from
- * the end and the middle of a long single value (a certificate's signature and key, which two
- * certificates do not share); two values with one probe only take each other's place (a miss).
+ * while a record's full key is compared as well, a few hundred ns. A probe is a hash of 256
+ * characters from the end and the middle of a long single value (a certificate's signature and
+ * key, which two certificates do not share), computed in place; two values with one probe only
+ * take each other's place (a miss).
  *
  * What is kept: the verified result (before expiry and revocation) until the first CA certificate
  * on its chain expires (`until`: then verified again), and the answer `current` gave for it, reused
@@ -77,11 +78,18 @@ export function compositeKey(headers: readonly string[], lines: Readonly<Record<
   return key;
 }
 
-/** What the map is indexed by: a long single value's end and middle, anything else whole. */
-function probeOf(shape: number, key: string): string {
+/**
+ * What the map is indexed by: for a long single value, a 31-bit hash of its last 128 and middle
+ * 128 characters, read in place (slicing and joining them made three strings per request for
+ * the GC, and the Map hashed the joined one again); anything else whole.
+ */
+function probeOf(shape: number, key: string): string | number {
   if (shape < 0 || key.length <= 512) return key;
+  let h = 0x811c9dc5;
+  for (let i = key.length - 128; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
   const mid = key.length >> 1;
-  return key.slice(-128) + key.slice(mid - 64, mid + 64);
+  for (let i = mid - 64; i < mid + 64; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  return h >>> 1;
 }
 
 /** What the kept header lines may hold in all, in characters (the leaves' bytes counted too). */
@@ -91,7 +99,7 @@ export const MAX_KEPT_CHARS = 32 * 1024 * 1024;
 export function createForwardedCache<S, O>(authenticator: ForwardedAuthenticator, outcomeOf: (scope: S, answer: AuthResult) => O, maxChars: number = MAX_KEPT_CHARS): ForwardedCache<S, O> {
   let chars = 0;
   const sizeOf = (r: KeptForwarded<S, O>): number => r.key.length + r.leaf.length;
-  const kept = new IdleMap<string, KeptForwarded<S, O>>({ idleMs: 3_600_000, max: 10_000, onEvict: (_, r) => (chars -= sizeOf(r)) });
+  const kept = new IdleMap<string | number, KeptForwarded<S, O>>({ idleMs: 3_600_000, max: 10_000, onEvict: (_, r) => (chars -= sizeOf(r)) });
 
   /** `current` again when the revocation data changed, the identity expired since, or the last answer was a refusal. */
   const refresh = (r: KeptForwarded<S, O>, now: number): void => {

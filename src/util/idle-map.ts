@@ -4,8 +4,14 @@
  * re-inserted), so expiry looks at the front only: O(1) amortized, no timers. Written here: the
  * LRU packages on npm add timers or per-entry TTL bookkeeping this does not need.
  */
+const NONE: unique symbol = Symbol('none');
+
 export class IdleMap<K, V> {
   readonly #entries = new Map<K, { value: V; at: number }>();
+  /** the most recently used key (the Map's last): a hit on it needs no re-insertion */
+  #last: K | typeof NONE = NONE;
+  /** when the front was last swept: at the same clock reading (and within the cap) nothing more can have expired */
+  #swept = Number.NaN;
 
   constructor(
     private readonly options: { idleMs: number; max: number; now?: () => number; onEvict?: (key: K, value: V) => void },
@@ -16,9 +22,12 @@ export class IdleMap<K, V> {
   }
 
   #expire(now: number): void {
+    if (now === this.#swept && this.#entries.size <= this.options.max) return;
+    this.#swept = now;
     for (const [k, e] of this.#entries) {
       if (this.#entries.size <= this.options.max && now - e.at < this.options.idleMs) break;
       this.#entries.delete(k);
+      if (k === this.#last) this.#last = NONE;
       this.options.onEvict?.(k, e.value);
     }
   }
@@ -29,10 +38,15 @@ export class IdleMap<K, V> {
     this.#expire(now);
     const e = this.#entries.get(key);
     if (!e) return undefined;
-    // re-inserted to move it to the back; the same record, so a hit allocates nothing
+    // re-inserted to move it to the back; the same record, so a hit allocates nothing (and a
+    // hit on the last one used is not moved at all: a Map's deletions leave holes that make it
+    // rebuild its table every few re-insertions)
     e.at = now;
-    this.#entries.delete(key);
-    this.#entries.set(key, e);
+    if (key !== this.#last) {
+      this.#entries.delete(key);
+      this.#entries.set(key, e);
+      this.#last = key;
+    }
     return e.value;
   }
 
@@ -45,6 +59,7 @@ export class IdleMap<K, V> {
     const now = this.#now();
     this.#entries.delete(key);
     this.#entries.set(key, { value, at: now });
+    this.#last = key;
     this.#expire(now);
   }
 
@@ -52,6 +67,7 @@ export class IdleMap<K, V> {
   evictOldest(): boolean {
     for (const [k, e] of this.#entries) {
       this.#entries.delete(k);
+      if (k === this.#last) this.#last = NONE;
       this.options.onEvict?.(k, e.value);
       return true;
     }
@@ -59,6 +75,7 @@ export class IdleMap<K, V> {
   }
 
   delete(key: K): boolean {
+    if (key === this.#last) this.#last = NONE;
     return this.#entries.delete(key);
   }
 
@@ -71,6 +88,7 @@ export class IdleMap<K, V> {
   }
 
   clear(): void {
+    this.#last = NONE;
     this.#entries.clear();
   }
 }

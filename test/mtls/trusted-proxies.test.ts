@@ -14,6 +14,8 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createMtlsServer, tlsFromPki } from '../../src/mtls/mtls-server.js';
+import { forwardedCertificateOf } from '../../src/mtls/trusted-proxies.js';
+import crypto from 'node:crypto';
 import { createMtlsMiddleware, mtlsServerOptions } from '../../src/mtls/middleware.js';
 import { pemEncode } from '../../src/x509/pem.js';
 import { revoke, startFixture, type McpFixture } from '../support/mcp.js';
@@ -120,6 +122,29 @@ test('revoked: refused on the next request of the same kept-alive proxy connecti
   const alice = await rawPost(url(), { ca, agent, localAddress: '127.0.0.2', headers: { 'ssl-client-cert': nginxEscaped(fx.clients.alice.cert) } });
   assert.ok(alice.reused && alice.status === 200, alice.body);
   agent.destroy();
+});
+
+test('forwardedCertificateOf gives the forwarded DER on every request that repeats a value, and nothing for a direct caller', async () => {
+  const material = tlsFromPki(fx.pki.pki, fx.serverFiles.cert, fx.serverFiles.key);
+  const server = createMtlsServer({ ...material, log: () => undefined, trustedProxies: [{ from: '127.0.0.2', format: 'nginx' }] }, (req, res) => {
+    const der = forwardedCertificateOf(req);
+    res.end(der ? crypto.createHash('sha256').update(der).digest('hex') : 'none');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const u = `https://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const alice = crypto.createHash('sha256').update(leafOfFile(fx.clients.alice.cert)).digest('hex');
+  try {
+    for (let i = 0; i < 2; i++) {
+      // the second is answered from the kept value: the DER is known by its identity, not set per request
+      const r = await rawPost(u, { ca, localAddress: '127.0.0.2', headers: { 'ssl-client-cert': nginxEscaped(fx.clients.alice.cert) } });
+      assert.equal(r.body, alice);
+    }
+    const direct = await rawPost(u, { ca, cert: fx.clients.bob.cert, key: fx.clients.bob.key });
+    assert.equal(direct.body, 'none');
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r2) => server.close(r2));
+  }
 });
 
 test('without trustedProxies nothing changes: the header is not read, the connection is the caller', async () => {
