@@ -100,8 +100,8 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
   let exchanges = 0;
   let closed = false;
 
-  async function exchange(principal: string, p: Person): Promise<Bundle> {
-    const proof = await p.proof();
+  async function exchange(principal: string, proofOf: Person['proof']): Promise<Bundle> {
+    const proof = await proofOf();
     const res = await request(endpoint, {
       method: 'POST',
       dispatcher: caAgent,
@@ -130,7 +130,9 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
 
   /** one exchange at a time per person (the renewal timer and a request finding the certificate expired share it) */
   function renew(principal: string, p: Person): Promise<Bundle> {
-    p.pending ??= exchange(principal, p)
+    // the proof this exchange uses: a refusal of it ends the person only while it is still the one in force
+    const used = p.proof;
+    p.pending ??= exchange(principal, used)
       .then(
         (b) => {
           if (people.get(principal) === p && !closed) {
@@ -147,7 +149,7 @@ export function createDelegatingAgent(options: DelegatingAgentOptions): Delegati
           p.lastError = e;
           const retryAfterMs = isMtlsError(e) ? (e.details as { retryAfterMs?: number } | undefined)?.retryAfterMs : undefined;
           if (retryAfterMs) p.retryAt = Date.now() + retryAfterMs;
-          if (permanent(e)) fail(p, e);
+          if (permanent(e) && p.proof === used) fail(p, e);
           throw e;
         },
       )
