@@ -5,7 +5,7 @@
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { consumeRefusal } from './fs-store.js';
-import { IndexMaps, renewalFromMaps, type AuditEvent, type CrlName, type IndexRecord, type IssuedQuery, type Store, type StoredToken, type StoreLookups, type StoreTransaction } from './store.js';
+import { IndexMaps, renewalFromMaps, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreLookups, type StoreTransaction } from './store.js';
 
 /** A Store in memory, with the folder store's contract and nothing persisted: for tests and benchmarks. */
 export class MemoryStore implements Store {
@@ -118,12 +118,12 @@ export class MemoryStore implements Store {
     };
   }
 
-  lookup = (serial: string) => this.#lookups().lookup(serial);
-  successorOf = (serial: string) => this.#lookups().successorOf(serial);
-  delegatedFrom = (serial: string) => this.#lookups().delegatedFrom(serial);
-  exchangedWith = (serial: string) => this.#lookups().exchangedWith(serial);
-  activeRevocations = (now: Date) => this.#lookups().activeRevocations(now);
-  listIssued = (q: IssuedQuery) => this.#lookups().listIssued(q);
+  lookup: StoreLookups['lookup'] = (serial) => this.#lookups().lookup(serial);
+  successorOf: StoreLookups['successorOf'] = (serial) => this.#lookups().successorOf(serial);
+  delegatedFrom: StoreLookups['delegatedFrom'] = (serial) => this.#lookups().delegatedFrom(serial);
+  exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups().exchangedWith(serial);
+  activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups().activeRevocations(now);
+  listIssued: StoreLookups['listIssued'] = (q) => this.#lookups().listIssued(q);
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
     return this.#issued.get(serial);
