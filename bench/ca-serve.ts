@@ -144,7 +144,9 @@ async function online(s: StoreKind): Promise<{ sign: Phase; renew: Phase }> {
   const tls = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
   fs.writeFileSync(path.join(dir, 'tls.crt'), tls.chainPem);
   fs.writeFileSync(path.join(dir, 'tls.key'), privateKeyPem(tls.key!.pkcs8), { mode: 0o600 });
-  const child = fork(self, ['child', dir, JSON.stringify(s)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // BENCH_CPU_PROF=DIR: a V8 CPU profile of the ca serve process in DIR/<store>/ (node --cpu-prof)
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, s.kind)}`] : [];
+  const child = fork(self, ['child', dir, JSON.stringify(s)], { execArgv: ['--import', 'tsx', ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m) => resolve((m as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`ca serve child exited ${code}`)));

@@ -3,6 +3,7 @@
  * directly and behind nginx (mTLS, keep-alive proxy_pass) in the same run; throughput, p99
  * latency and proxy CPU per request, median of BENCH_ROUNDS rounds (default 5). The upstream
  * is an SDK 1.x MCP server. `npm run bench:gateway`; the test suite runs a smoke size.
+ * BENCH_CPU_PROF=DIR writes a V8 CPU profile of each child process to DIR/<mode>/ (node --cpu-prof).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,7 +37,9 @@ interface Proc {
 }
 function child(args: string[]): Promise<Proc> {
   return new Promise((resolve, reject) => {
-    const c: ChildProcess = fork(path.join(here, 'gateway-child.ts'), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // BENCH_CPU_PROF=DIR: a V8 CPU profile of each child process in DIR/<first argument>/ (node --cpu-prof)
+    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, args[0] ?? 'child')}`] : [];
+    const c: ChildProcess = fork(path.join(here, 'gateway-child.ts'), args, { execArgv: ['--import', 'tsx', ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     c.once('error', reject);
     c.once('message', (m) =>
       resolve({

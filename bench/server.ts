@@ -124,14 +124,22 @@ async function load(port: number, mtls: boolean, ms: number): Promise<number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+/** each round's ratio x[i]/y[i] (the two ran back to back), their median and spread */
+const roundRatios = (x: number[], y: number[]) => {
+  const rs = x.map((v, i) => v / (y[i] as number));
+  return { median: median(rs), text: `median of ${rs.length} rounds ${median(rs).toFixed(3)}x (${Math.min(...rs).toFixed(2)}-${Math.max(...rs).toFixed(2)})` };
+};
 
 // BENCH_CASES=forwarded runs the behind-nginx cases only
-const cases = (process.env.BENCH_CASES ? process.env.BENCH_CASES.split(',').filter((c) => c !== 'forwarded') : ['tls', 'mtls', 'sdk-default']) as ['tls', 'mtls', 'sdk-default'];
+// BENCH_CASES=handshakes the handshake section only
+const only = process.env.BENCH_CASES?.split(',');
+const cases = (only ? only.filter((c) => c !== 'forwarded' && c !== 'handshakes') : ['tls', 'mtls', 'sdk-default']) as ['tls', 'mtls', 'sdk-default'];
 const children = Object.fromEntries(await Promise.all(cases.map(async (c) => [c, await startChild(c)] as const))) as Record<(typeof cases)[number], Child>;
 const results: Record<string, { rps: number[]; cpuPerReq: number[] }> = Object.fromEntries(cases.map((c) => [c, { rps: [], cpuPerReq: [] }]));
 for (const c of cases) await load(children[c].port, c === 'mtls', 300); // warm up
 for (let r = 0; r < ROUNDS; r++) {
-  for (const c of cases) {
+  // ABBA order: the case measured second in a round meets a warmer machine (or a busier one)
+  for (const c of r % 2 === 0 ? cases : [...cases].reverse()) {
     const cpu0 = await children[c].cpuMs();
     const t0 = performance.now();
     const n = await load(children[c].port, c === 'mtls', SECONDS * 1000);
@@ -167,8 +175,8 @@ async function nginxInFront(backends: number[]): Promise<{ ports: number[]; stop
 }
 const fwdCases = ['adapter-tls', 'mtls-forwarded'] as const;
 const fwd: Record<string, { rps: number[]; cpuPerReq: number[] }> = { 'adapter-tls': { rps: [], cpuPerReq: [] }, 'mtls-forwarded': { rps: [], cpuPerReq: [] } };
-const fwdChildren = await Promise.all(fwdCases.map((c) => startChild(c)));
-const front = await nginxInFront(fwdChildren.map((c) => c.port));
+const fwdChildren = !only || only.includes('forwarded') ? await Promise.all(fwdCases.map((c) => startChild(c))) : [];
+const front = fwdChildren.length ? await nginxInFront(fwdChildren.map((c) => c.port)) : undefined;
 if (front) {
   for (const port of front.ports) await load(port, true, 300); // warm up
   for (let r = 0; r < FWD_ROUNDS; r++) {
@@ -199,7 +207,7 @@ const reportForwarded = () => {
     // each round's two cases ran back to back: their ratio is steadier than the ratio of medians on a loaded machine
     console.log(`per-round ratios (e)/(d) of server CPU per request: ${f.cpuPerReq.map((x, i) => (x / plain.cpuPerReq[i]!).toFixed(3)).join(' ')}; median ${median(f.cpuPerReq.map((x, i) => x / plain.cpuPerReq[i]!)).toFixed(3)}x`);
     console.log(`ratio (e)/(d): server CPU per request ${median(f.cpuPerReq.map((x, i) => x / plain.cpuPerReq[i]!)).toFixed(3)}x (median of the rounds' ratios; of the medians ${(median(f.cpuPerReq) / median(plain.cpuPerReq)).toFixed(3)}x), throughput ${(median(f.rps) / median(plain.rps)).toFixed(2)}x`);
-  } else console.log('behind nginx: not installed, no forwarded-certificate case');
+  } else if (fwdChildren.length) console.log('behind nginx: not installed, no forwarded-certificate case');
 };
 
 // ---------------------------------------------------------------- handshakes
@@ -255,8 +263,9 @@ async function nginxServer(): Promise<{ port: number; pid: number; stop(): void 
   return { port, pid: proc.pid as number, stop: () => proc.kill('SIGTERM') };
 }
 
-if (process.env.BENCH_CASES) {
+if (only && !only.includes('handshakes')) {
   for (const c of cases) console.log(c, median(results[c]!.rps).toFixed(0), 'req/s', median(results[c]!.cpuPerReq).toFixed(0), 'µs/req');
+  if (results.tls && results.mtls) console.log(`ratio (b)/(a) per round: throughput ${roundRatios(results.mtls.rps, results.tls.rps).text}, CPU per request ${roundRatios(results.mtls.cpuPerReq, results.tls.cpuPerReq).text}`);
   reportForwarded();
   process.exit(0);
 }
@@ -268,14 +277,32 @@ const cpuPerHs: Record<string, number[]> = { none: [], crl: [] };
 const nginx = await nginxServer();
 await handshakes(mtlsChild.port, 100, false);
 await handshakes(crlChild.port, 100, false);
+await handshakes(bareChild.port, 100, false);
+// nginx's CPU: its worker processes' utime + stime (/proc, clock ticks of 10 ms)
+const nginxCpuMs = async (): Promise<number> => {
+  if (!nginx) return 0;
+  try {
+    const kids = fs.readFileSync(`/proc/${nginx.pid}/task/${nginx.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return [nginx.pid, ...kids.map(Number)].reduce((sum, pid) => {
+      const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return sum + ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    }, 0);
+  } catch {
+    return Number.NaN;
+  }
+};
+const hsServers = [['mtls', mtlsChild.port, mtlsChild.cpuMs], ['bare node mTLS', bareChild.port, bareChild.cpuMs], ...(nginx ? [['nginx', nginx.port, nginxCpuMs]] : [])] as [string, number, () => Promise<number>][];
+// server CPU per handshake (µs), which the load of other processes on the machine moves less than handshakes per second
+const hsCpu: Record<string, number[]> = Object.fromEntries(Object.keys(hs).map((k) => [k, []]));
 for (let r = 0; r < ROUNDS; r++) {
-  hs.mtls!.push(await handshakes(mtlsChild.port, HANDSHAKES, false));
-  hs['mtls resumed']!.push(await handshakes(mtlsChild.port, HANDSHAKES, true));
-  hs['bare node mTLS']!.push(await handshakes(bareChild.port, HANDSHAKES, false));
-  hs['bare node resumed']!.push(await handshakes(bareChild.port, HANDSHAKES, true));
-  if (nginx) {
-    hs.nginx!.push(await handshakes(nginx.port, HANDSHAKES, false));
-    hs['nginx resumed']!.push(await handshakes(nginx.port, HANDSHAKES, true));
+  // ABBA order, as above: the servers in turn, reversed every other round
+  for (const [name, port, cpuMs] of r % 2 === 0 ? hsServers : [...hsServers].reverse()) {
+    for (const resume of [false, true]) {
+      const key = !resume ? name : name === 'bare node mTLS' ? 'bare node resumed' : `${name} resumed`;
+      const c0 = await cpuMs();
+      hs[key]!.push(await handshakes(port, HANDSHAKES, resume));
+      hsCpu[key]!.push((((await cpuMs()) - c0) * 1000) / HANDSHAKES);
+    }
   }
   for (const [name, child] of [['none', mtlsChild], ['crl', crlChild]] as const) {
     const c0 = await child.cpuMs();
@@ -289,20 +316,29 @@ bareChild.stop();
 nginx?.stop();
 
 // ---------------------------------------------------------------- report
-const a = results.tls!;
-const b = results.mtls!;
-const c = results['sdk-default']!;
+const a = results.tls;
+const b = results.mtls;
+const c = results['sdk-default'];
 console.log(`bench/server: tools/call, ${ROUNDS} rounds of ${SECONDS}s, medians (node ${process.version}, ${os.cpus().length} cores)`);
 console.log(`case                                   req/s    server CPU µs/req`);
 for (const [label, r] of [['(a) TLS, no client auth', a], ['(b) mTLS + identity + policy', b], ['(c) SDK default stateless, no auth', c]] as const) {
-  console.log(`${label.padEnd(36)} ${median(r.rps).toFixed(0).padStart(7)}    ${median(r.cpuPerReq).toFixed(0).padStart(6)}`);
+  if (r) console.log(`${label.padEnd(36)} ${median(r.rps).toFixed(0).padStart(7)}    ${median(r.cpuPerReq).toFixed(0).padStart(6)}`);
 }
-console.log(`ratio (b)/(a): throughput ${(median(b.rps) / median(a.rps)).toFixed(2)}x, CPU per request ${(median(b.cpuPerReq) / median(a.cpuPerReq)).toFixed(2)}x`);
-console.log(`ratio (b)/(c): throughput ${(median(b.rps) / median(c.rps)).toFixed(2)}x`);
+if (a && b) {
+  console.log(`ratio (b)/(a): throughput ${(median(b.rps) / median(a.rps)).toFixed(2)}x, CPU per request ${(median(b.cpuPerReq) / median(a.cpuPerReq)).toFixed(2)}x (of the medians)`);
+  console.log(`ratio (b)/(a) per round: throughput ${roundRatios(b.rps, a.rps).text}, CPU per request ${roundRatios(b.cpuPerReq, a.cpuPerReq).text}`);
+}
+if (b && c) console.log(`ratio (b)/(c): throughput ${(median(b.rps) / median(c.rps)).toFixed(2)}x`);
 console.log(`full handshakes/s with a client certificate (${HANDSHAKES} per round, one at a time):`);
 for (const [k, v] of Object.entries(hs)) if (v.length) console.log(`  ${k.padEnd(16)} ${median(v).toFixed(0).padStart(6)}/s`);
 console.log(`ratio mTLS server / bare node:https with client certificates: full ${(median(hs.mtls!) / median(hs['bare node mTLS']!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['bare node resumed']!)).toFixed(2)}x`);
-if (hs.nginx!.length) console.log(`ratio mTLS server / nginx: full ${(median(hs.mtls!) / median(hs.nginx!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['nginx resumed']!)).toFixed(2)}x`);
+console.log(`  per round: full ${roundRatios(hs.mtls!, hs['bare node mTLS']!).text}, resumed ${roundRatios(hs['mtls resumed']!, hs['bare node resumed']!).text}`);
+console.log(`server CPU per handshake (µs): ${Object.entries(hsCpu).filter(([, v]) => v.length).map(([k, v]) => `${k} ${median(v).toFixed(0)}`).join(', ')}`);
+console.log(`ratio of server CPU per handshake, mTLS server / bare node:https: full ${roundRatios(hsCpu.mtls!, hsCpu['bare node mTLS']!).text}, resumed ${roundRatios(hsCpu['mtls resumed']!, hsCpu['bare node resumed']!).text}`);
+if (hs.nginx!.length) {
+  console.log(`ratio mTLS server / nginx: full ${(median(hs.mtls!) / median(hs.nginx!)).toFixed(2)}x, resumed ${(median(hs['mtls resumed']!) / median(hs['nginx resumed']!)).toFixed(2)}x`);
+  console.log(`  per round: full ${roundRatios(hs.mtls!, hs.nginx!).text}, resumed ${roundRatios(hs['mtls resumed']!, hs['nginx resumed']!).text}; bare node / nginx: full ${roundRatios(hs['bare node mTLS']!, hs.nginx!).text}, resumed ${roundRatios(hs['bare node resumed']!, hs['nginx resumed']!).text}`);
+}
 else console.log('nginx: not installed (apt-get install nginx-light), no comparison');
 reportForwarded();
 console.log(`server CPU per full handshake: ${median(cpuPerHs.none!).toFixed(0)} µs with no CRL, ${median(cpuPerHs.crl!).toFixed(0)} µs with ${CRL_ENTRIES} revoked serials loaded: ratio ${(median(cpuPerHs.crl!) / median(cpuPerHs.none!)).toFixed(2)}x`);
