@@ -88,7 +88,10 @@ test('nginx, RFC 9440 and Traefik values; truncated, doubled and malformed ones 
   assert.equal(fp(leafOf(readNginx({ 'ssl-client-cert': [escaped] }))), alice.fingerprint);
   assert.equal(fp(leafOf(readNginx({ 'x-client-cert': [escaped] }, 'x-client-cert'))), alice.fingerprint);
   assert.equal(readNginx({ 'ssl-client-cert': [''] }).kind, 'absent'); // ssl_verify_client optional, none given
-  assert.match(problemOf(readNginx({ 'ssl-client-cert': [escaped.slice(0, 300)] })), /truncated: a PEM block has no END line/);
+  // cut at 300 characters but never inside a %XX escape (base64's + and / are escaped, the
+  // certificate is new each run): a cut escape is bad URL-encoding, another refusal than truncation
+  const pct = escaped.lastIndexOf('%', 299);
+  assert.match(problemOf(readNginx({ 'ssl-client-cert': [escaped.slice(0, pct > 297 ? pct : 300)] })), /truncated: a PEM block has no END line/);
   assert.match(problemOf(readNginx({ 'ssl-client-cert': [escaped.replace(/%0A-----END/, 'AAAA%0A-----END')] })), /broken base64|not one complete DER/);
   assert.match(problemOf(readNginx({ 'ssl-client-cert': [encodeURIComponent(pem + pemEncode('CERTIFICATE', bobLeaf))] })), /2 certificates where one is meant/);
   assert.match(problemOf(readNginx({ 'ssl-client-cert': [escaped, escaped] })), /sent 2 times/);
