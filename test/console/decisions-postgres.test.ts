@@ -231,7 +231,7 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
       for (let n = 0; n < 50; n++) {
         const r = await request(srv.port, t.rootPem, { path: '/console/api/decisions?outcome=deny&since=1h', creds: admin });
         assert.equal(r.status, 200, r.text());
-        body = r.json() as never;
+        body = r.json() as typeof body;
         if (body!.denied > 0) break;
         await new Promise((res) => setTimeout(res, 50));
       }

@@ -32,7 +32,8 @@ test('a delegated caller reaches the upstream as the platform acting for bob, a 
 
 test('profile v1.2: a delegation limited to tools reaches the upstream with its globs (actingFor.tools)', () => {
   const limited = fs.readFileSync(path.join(ROOT, 'test', 'fixtures', 'delegation', 'delegated-tools.der'));
-  const out = withIdentity({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_repo' } }, decodeIdentity(limited), []);
+  const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_repo' } };
+  const out = withIdentity(call, decodeIdentity(limited), []);
   const meta = (out.params?._meta as Record<string, { actingFor?: { tools?: string[] } }>)[IDENTITY_META_KEY];
   assert.deepEqual(meta?.actingFor?.tools, ['read_*', '{list,get}_issue']);
 });
