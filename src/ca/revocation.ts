@@ -16,7 +16,9 @@ import { actor, type Authority } from './authority.js';
 import { intermediateSigner, rootSigner as rootKeySigner } from './ca-keys.js';
 import { buildCrl, crlEntries, crlState, DEFAULT_CRL_TTL, isDue, type CrlIssuer, type CrlState } from './crl-signing.js';
 import { parseDuration } from '../util/duration.js';
-import type { IssuedRecord, RevokedRecord, StoreLookups, StoreTransaction } from './store/store.js';
+import { statusAt, type IssuedRecord, type RevokedRecord, type StoreLookups, type StoreTransaction } from './store/store.js';
+import { assertPrincipalId, type PrincipalKind } from '../identity/names.js';
+import { parsePrincipalUri, principalUri } from '../identity/principal.js';
 
 export function parseReason(s: string): RevocationReason {
   if (s in REVOCATION_REASONS && s !== 'cACompromise') return s as RevocationReason;
@@ -96,6 +98,146 @@ export async function signRootCrl(ca: Authority, tx: StoreTransaction, signer: S
   return der;
 }
 
+/** A certificate revoked on its own account (not as a renewal or delegation of another), with what its audit line adds. */
+interface Root {
+  readonly issued: IssuedRecord;
+  readonly audit?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Revokes `roots` and what follows from each, inside `tx`: (for every reason but `superseded`) the
+ * certificates that renewed it, and renewed those; the delegated certificates granted with any of
+ * them; and (but not for `superseded`) those exchanged with any of them as the actor. Skips what is
+ * revoked already. `records[i]` is roots[i]'s revocation for the roots not revoked before.
+ */
+async function revokeWalk(tx: StoreTransaction, roots: readonly Root[], reason: RevocationReason, by: string, now: Date): Promise<{ records: RevokedRecord[]; alsoRevoked: string[] }> {
+  const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
+  const records: RevokedRecord[] = [];
+  const alsoRevoked: string[] = [];
+  const done = new Set<string>();
+  const revoke = async (rec: IssuedRecord, fields: Readonly<Record<string, string>>, also: boolean) => {
+    const r: RevokedRecord = { op: 'revoke', serial: rec.serial, reason, revokedAt };
+    await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: rec.serial, reason, ...fields, type: rec.type, ...(rec.principal ? { principal: rec.principal } : { id: rec.id }), ...(rec.actingFor ? { actingFor: rec.actingFor } : {}) });
+    records.push(r);
+    done.add(rec.serial);
+    if (also) alsoRevoked.push(rec.serial);
+  };
+  const chains: string[] = [];
+  for (const root of roots) {
+    if (done.has(root.issued.serial) || (await tx.lookup(root.issued.serial)).revoked) continue;
+    await revoke(root.issued, root.audit ?? {}, records.length > 0);
+    chains.push(root.issued.serial);
+  }
+  // `superseded` is what replacing a certificate says (renew --revoke-old): its successor stays
+  for (const start of reason === 'superseded' ? [] : [...chains]) {
+    for (let from = start, next = await tx.successorOf(from), i = 0; next && i < 100_000; from = next.serial, next = await tx.successorOf(from), i++) {
+      if (done.has(next.serial) || (await tx.lookup(next.serial)).revoked) continue;
+      await revoke(next, { renewedFrom: from }, true);
+      chains.push(next.serial);
+    }
+  }
+  // revoking a person revokes what they delegated: every delegated certificate granted with a
+  // serial revoked here (whatever the reason: a superseded certificate no longer vouches either);
+  // and revoking an actor (a compromised platform) revokes the delegated certificates it was given
+  // (but not when `superseded`: the same holder replaced its certificate, as for renewals above)
+  for (const from of chains) {
+    const actorOf = reason === 'superseded' ? [] : await tx.exchangedWith(from);
+    for (const d of [...(await tx.delegatedFrom(from)), ...actorOf]) {
+      if (done.has(d.serial) || (await tx.lookup(d.serial)).revoked) continue;
+      await revoke(d, (d as { actorSerial?: string }).actorSerial === from ? { actorSerial: from } : { delegatedFrom: from }, true);
+    }
+  }
+  return { records, alsoRevoked };
+}
+
+/**
+ * The still-valid certificates that `serial` renewed from (its `renewedFrom`, and theirs, ...) that
+ * certify the same public key as `serial`: a renewal that kept the key is the same key, so a
+ * keyCompromise of one is a compromise of each. The DER is read from the store (never rewritten).
+ */
+async function sameKeyPredecessors(ca: Authority, tx: StoreTransaction, serial: string, now: Date): Promise<IssuedRecord[]> {
+  const der = await ca.store.readIssued(serial);
+  if (!der) return [];
+  const spki = parseCertificate(der).spki;
+  const out: IssuedRecord[] = [];
+  const seen = new Set([serial]);
+  let from = (await tx.lookup(serial)).issued?.renewedFrom;
+  for (let i = 0; from && !seen.has(from) && i < 10_000; i++) {
+    seen.add(from);
+    const { issued, revoked } = await tx.lookup(from);
+    if (!issued) break; // tidied: expired, refused anyway
+    const theirs = await ca.store.readIssued(from);
+    if (!revoked && statusAt(issued, undefined, now) === 'valid' && theirs && Buffer.from(parseCertificate(theirs).spki).equals(Buffer.from(spki))) out.push(issued);
+    from = issued.renewedFrom;
+  }
+  return out;
+}
+
+/** What {@link revokePrincipal} did. */
+export interface RevokePrincipalResult {
+  readonly principal: string;
+  /** the principal's own certificates revoked (valid before; across renewals), in the order issued */
+  readonly certificates: readonly IssuedRecord[];
+  /** the certificates revoked with them (renewals recorded since, what they delegated), in order */
+  readonly alsoRevoked: readonly string[];
+  readonly reason: RevocationReason;
+  readonly revokedAt: string;
+  readonly crlNumber: string;
+}
+
+/**
+ * The principal URI that `who` names for this CA: `user/ID`, `service/ID` or the whole
+ * `spiffe://<trust-domain>/<kind>/<id>` of this CA's trust domain.
+ */
+export function resolvePrincipal(ca: Authority, who: string): { uri: string; kind: PrincipalKind; id: string } {
+  const short = /^(user|service)\/(.+)$/.exec(who);
+  if (short) {
+    const kind = short[1] as PrincipalKind;
+    const id = assertPrincipalId(short[2] as string, kind);
+    return { uri: principalUri(ca.config.trustDomain, kind, id), kind, id };
+  }
+  const p = parsePrincipalUri(who);
+  if (p && p.trustDomain === ca.config.trustDomain) return { uri: who, kind: p.kind, id: p.id };
+  throw new MtlsError('BAD_ARGUMENT', p ? `${who} is of the trust domain ${p.trustDomain}, not this CA's (${ca.config.trustDomain})` : `"${who}" is not a principal: name it user/ID or service/ID`, {
+    hint: 'e.g. --principal user/bob, or --principal service/chat-platform',
+  });
+}
+
+/**
+ * Revokes every currently valid certificate of one principal (their own, across renewals) and
+ * everything each one delegated or was given as an actor, in one locked step with one re-signed
+ * CRL: what to do when a person leaves or a workload is retired, since online renewal leaves the
+ * renewed certificate valid. Refuses `superseded` (nothing replaces them) and a principal with no
+ * valid certificate (NOT_FOUND).
+ */
+export async function revokePrincipal(ca: Authority, who: string, reason: RevocationReason, by: string = actor()): Promise<RevokePrincipalResult> {
+  const { uri, kind, id } = resolvePrincipal(ca, who);
+  if (reason === 'superseded') {
+    throw new MtlsError('BAD_ARGUMENT', `revoking every certificate of ${uri} as superseded would leave nothing that supersedes them`, { hint: 'use another reason, e.g. --reason affiliationChanged or cessationOfOperation' });
+  }
+  const signer = await intermediateSigner(ca);
+  return ca.store.transaction(async (tx) => {
+    const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
+    const now = ca.now();
+    const own = (await tx.listIssued({ ...(kind === 'user' ? { user: id } : { service: id }), type: 'client', status: 'valid', now })).filter((r) => r.issued.principal === uri && !r.revoked);
+    if (own.length === 0) {
+      throw new MtlsError('NOT_FOUND', `${uri} has no valid certificate at the CA in ${ca.layout.dir}`, { hint: '`mcp-mtls list` shows the valid certificates; revoked and expired ones are refused already' });
+    }
+    const { records, alsoRevoked } = await revokeWalk(tx, own.map((r) => ({ issued: r.issued, audit: { revokedPrincipal: uri } })), reason, by, now);
+    const mine = new Set(own.map((r) => r.issued.serial));
+    const done = new Set(records.map((r) => r.serial));
+    const crl = await signIntermediateCrl(ca, tx, number, signer);
+    return {
+      principal: uri,
+      certificates: own.map((r) => r.issued).filter((r) => done.has(r.serial)),
+      alsoRevoked: alsoRevoked.filter((s) => !mine.has(s)),
+      reason,
+      revokedAt: (records[0] as RevokedRecord).revokedAt,
+      crlNumber: String(parseCrl(crl).number),
+    };
+  });
+}
+
 /** What {@link revokeCertificate} did: the revocation it recorded and the CRL that now lists it. */
 export interface RevokeResult {
   /** the revocation as recorded: serial, reason, revokedAt (ISO 8601, whole seconds) */
@@ -104,7 +246,7 @@ export interface RevokeResult {
   readonly issued: IssuedRecord;
   /** the cRLNumber of the intermediate's CRL re-signed with it, in decimal */
   readonly crlNumber: string;
-  /** the certificates that renewed it (and renewed those, ...), and those delegated with any of them (profile v1.1), revoked with it, in order */
+  /** the certificates that renewed it (and renewed those, ...), with keyCompromise those it renewed from that certify the same key, and those delegated with any of them (profile v1.1), revoked with it, in order */
   readonly alsoRevoked: readonly string[];
 }
 
@@ -127,33 +269,11 @@ export async function revokeCertificate(ca: Authority, serial: string, reason: R
       });
     }
     const now = ca.now();
-    const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
-    const record: RevokedRecord = { op: 'revoke', serial, reason, revokedAt };
-    await tx.commitRevocation(record, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial, reason, type: issued.type, ...(issued.principal ? { principal: issued.principal } : { id: issued.id }) });
-    const records: RevokedRecord[] = [record];
-    const alsoRevoked: string[] = [];
-    // `superseded` is what replacing a certificate says (renew --revoke-old): its successor stays
-    for (let from = serial, next = reason === 'superseded' ? undefined : await tx.successorOf(from); next; from = next.serial, next = await tx.successorOf(from)) {
-      if ((await tx.lookup(next.serial)).revoked) continue;
-      const r: RevokedRecord = { op: 'revoke', serial: next.serial, reason, revokedAt };
-      await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: next.serial, reason, renewedFrom: from, type: next.type, ...(next.principal ? { principal: next.principal } : { id: next.id }) });
-      records.push(r);
-      alsoRevoked.push(next.serial);
-    }
-    // revoking a person revokes what they delegated: every delegated certificate granted with a
-    // serial revoked here (whatever the reason: a superseded certificate no longer vouches either);
-    // and revoking an actor (a compromised platform) revokes the delegated certificates it was given
-    // (but not when `superseded`: the same holder replaced its certificate, as for renewals above)
-    for (const from of [serial, ...alsoRevoked]) {
-      const actorOf = reason === 'superseded' ? [] : await tx.exchangedWith(from);
-      for (const d of [...(await tx.delegatedFrom(from)), ...actorOf]) {
-        if ((await tx.lookup(d.serial)).revoked || records.some((x) => x.serial === d.serial)) continue;
-        const r: RevokedRecord = { op: 'revoke', serial: d.serial, reason, revokedAt };
-        await tx.commitRevocation(r, { time: now.toISOString(), event: 'cert.revoke', actor: by, serial: d.serial, reason, ...((d as { actorSerial?: string }).actorSerial === from ? { actorSerial: from } : { delegatedFrom: from }), type: d.type, ...(d.principal ? { principal: d.principal } : { id: d.id }), ...(d.actingFor ? { actingFor: d.actingFor } : {}) });
-        records.push(r);
-        alsoRevoked.push(d.serial);
-      }
-    }
+    // a keyCompromise is of the key: the certificates this one renewed from that still certify the same key go too
+    const sameKey = reason === 'keyCompromise' ? await sameKeyPredecessors(ca, tx, serial, now) : [];
+    const roots: Root[] = [{ issued }, ...sameKey.map((p) => ({ issued: p, audit: { sameKeyAs: serial } }))];
+    const { records, alsoRevoked } = await revokeWalk(tx, roots, reason, by, now);
+    const record = records[0] as RevokedRecord;
     const crl = await signIntermediateCrl(ca, tx, number, signer); // its lookups see the revocations just committed
     return { record, issued, crlNumber: String(parseCrl(crl).number), alsoRevoked };
   });

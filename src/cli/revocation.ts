@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { parseDuration } from '../util/duration.js';
 import { formatDuration } from '../util/duration.js';
-import { parseReason, resolveSerial, revokeCertificate, writeCrls, type CrlRunResult } from '../ca/revocation.js';
+import { parseReason, resolveSerial, revokeCertificate, revokePrincipal, writeCrls, type CrlRunResult } from '../ca/revocation.js';
 import { MtlsError } from '../errors.js';
 import { pemEncode } from '../x509/pem.js';
 import { writeFilesAtomic } from '../util/atomic-file.js';
@@ -16,24 +16,41 @@ import { CRL_FILES_APPLY_WITHIN_S } from '../mtls/crl-files.js';
 export function registerRevocation(program: Command): void {
   program
     .command('revoke')
-    .description('revoke a certificate and re-sign the CRL')
-    .argument('<serial-or-file>', 'the serial (see `mcp-mtls list`) or the certificate file')
-    .requiredOption('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation')
+    .description("revoke a certificate (or every valid one of a principal, with what they delegated) and re-sign the CRL")
+    .argument('[serial-or-file]', 'the serial (see `mcp-mtls list`) or the certificate file')
+    .option('--principal <who>', 'instead of a serial: every valid certificate of user/ID or service/ID (across renewals) and what each delegated')
+    .option('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation (required with a serial; default with --principal: unspecified)')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--store <url>', STORE_HELP)
     .option('--passphrase-file <file>', 'passphrase of an encrypted CA key')
     .option('--json', 'print the result as JSON')
-    .addHelpText('after', `\nExample:\n  $ mcp-mtls revoke 4f3a...e1 --reason keyCompromise\n  then distribute crl/intermediate.crl (servers given the file apply it within ${CRL_FILES_APPLY_WITHIN_S} s)`)
-    .action(async (target: string, o) => {
-      const reason = parseReason(o.reason);
+    .addHelpText(
+      'after',
+      `\nWith --reason keyCompromise, the valid certificates it renewed from that certify the same public key are revoked too.\n\nExamples:\n  $ mcp-mtls revoke 4f3a...e1 --reason keyCompromise\n  $ mcp-mtls revoke --principal user/bob --reason affiliationChanged\n  then distribute crl/intermediate.crl (servers given the file apply it within ${CRL_FILES_APPLY_WITHIN_S} s)`,
+    )
+    .action(async (target: string | undefined, o) => {
+      if ((target === undefined) === (o.principal === undefined)) {
+        throw new MtlsError('USAGE', 'give a serial (or certificate file) or --principal, one of them', { hint: 'e.g. mcp-mtls revoke 4f3a...e1 --reason keyCompromise, or mcp-mtls revoke --principal user/bob' });
+      }
+      if (target !== undefined && o.reason === undefined) throw new MtlsError('USAGE', "required option '--reason <reason>' not specified", { hint: 'e.g. --reason keyCompromise' });
+      const reason = parseReason(o.reason ?? 'unspecified');
       const ca = openAuthority(o.dir, o);
-      const serial = resolveSerial(target);
-      const r = await revokeCertificate(ca, serial, reason);
       // the folder store writes crl/intermediate.crl; a database store keeps the CRL in the database
       const inFolder = ca.store instanceof FsStore;
       const crlFile = inFolder ? ca.layout.crl('intermediate') : ca.store.location;
-      emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile, alsoRevoked: r.alsoRevoked }, () =>
-        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\n${r.alsoRevoked.length ? `Also revoked the certificates that renewed it: ${r.alsoRevoked.join(', ')}.\n` : ''}CRL #${r.crlNumber} ${inFolder ? `written to ${crlFile}: servers reading it (tlsFromPki, crlFiles, the gateway) apply it within ${CRL_FILES_APPLY_WITHIN_S} s; copy it to the others` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`,
+      const crlLine = (n: string) => `CRL #${n} ${inFolder ? `written to ${crlFile}: servers reading it (tlsFromPki, crlFiles, the gateway) apply it within ${CRL_FILES_APPLY_WITHIN_S} s; copy it to the others` : `stored in ${crlFile}: export it with \`mcp-mtls crl --if-due --out DIR\` for the servers`}.\n`;
+      if (o.principal !== undefined) {
+        const r = await revokePrincipal(ca, o.principal, reason);
+        const serials = r.certificates.map((c) => c.serial);
+        emit(o.json, { principal: r.principal, reason, revokedAt: r.revokedAt, serials, alsoRevoked: r.alsoRevoked, revoked: [...serials, ...r.alsoRevoked], crlNumber: r.crlNumber, crl: crlFile }, () =>
+          `Revoked ${serials.length} certificate${serials.length === 1 ? '' : 's'} of ${r.principal} (${reason}): ${serials.join(', ')}.\n${r.alsoRevoked.length ? `Also revoked what they renewed into or delegated: ${r.alsoRevoked.join(', ')}.\n` : ''}${crlLine(r.crlNumber)}`,
+        );
+        return;
+      }
+      const serial = resolveSerial(target as string);
+      const r = await revokeCertificate(ca, serial, reason);
+      emit(o.json, { serial, reason, revokedAt: r.record.revokedAt, principal: r.issued.principal, id: r.issued.id, crlNumber: r.crlNumber, crl: crlFile, alsoRevoked: r.alsoRevoked, revoked: [serial, ...r.alsoRevoked] }, () =>
+        `Revoked ${serial} (${r.issued.principal ?? r.issued.id}, ${reason}).\n${r.alsoRevoked.length ? `Also revoked its renewals${reason === 'keyCompromise' ? ', the certificates of the same key it renewed from' : ''} and what they delegated: ${r.alsoRevoked.join(', ')}.\n` : ''}${crlLine(r.crlNumber)}`,
       );
     });
 

@@ -1,0 +1,190 @@
+/**
+ * `mcp-mtls revoke --principal user/bob` through the real CLI, on a folder store and on
+ * PostgreSQL: bob renewed online (POST /renew), so two of his certificates are valid; he signed
+ * a grant with the old one and one with the new one, and the platform exchanged each for a
+ * delegated certificate. Revoking the principal revokes all four in one CRL, the old grant is
+ * refused at POST /delegate, and an mTLS server given the CRL refuses each certificate on its
+ * next request (on a connection opened before). And `revoke SERIAL --reason keyCompromise`
+ * revokes the certificate it renewed from when that one certifies the same key.
+ */
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Authority } from '../../src/ca/authority.js';
+import { writeCrls } from '../../src/ca/revocation.js';
+import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
+import { signGrant } from '../../src/delegation/grant.js';
+import { decodeIdentity } from '../../src/identity/decode.js';
+import { createMtlsServer, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { parseCrl } from '../../src/x509/crl.js';
+import { readCertificates } from '../../src/x509/pem.js';
+import { cli, cliOk } from '../support/cli.js';
+import { clientCreds, makeCa, request, serverCreds, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
+import { startPostgres, type TestPostgres } from '../support/postgres.js';
+
+const TD = 'acme.test';
+const BOB = `spiffe://${TD}/user/bob`;
+const PLATFORM = `spiffe://${TD}/service/chat-platform`;
+
+const grant = (c: Creds) => signGrant({ chain: readCertificates(Buffer.from(c.cert)), key: crypto.createPrivateKey(c.key), actor: PLATFORM, ttlMs: 8 * 3600_000 });
+
+/** An mTLS server of this CA (root and intermediate trusted, CRLs given by reloadCrls) answering 200 to who is authenticated. */
+async function mtlsServer(t: TestCa): Promise<{ server: MtlsServer; port: number }> {
+  const s = await serverCreds(t.ca);
+  const server = createMtlsServer({ cert: s.cert, key: s.key, ca: [t.rootPem], trustDomains: [TD], delegation: true, log: () => undefined }, (_req, res) => res.end('ok'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** A keep-alive client with one certificate: its requests share one TLS connection while the server keeps it. */
+function keptClient(port: number, t: TestCa, c: { cert: string; key: string }) {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = () =>
+    new Promise<string>((resolve) => {
+      const req = https.request({ host: '127.0.0.1', port, path: '/', agent, ca: t.rootPem, servername: 'localhost', cert: c.cert, key: c.key }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.statusCode)));
+      });
+      req.on('error', (e) => resolve(`error: ${e.message}`));
+      req.end();
+    });
+  return { get, close: () => agent.destroy() };
+}
+
+function backend(name: 'folder' | 'postgres') {
+  describe(`revoke --principal, ${name} store`, { timeout: 120_000 }, () => {
+    let pg: TestPostgres | undefined;
+    let t: TestCa;
+    let ca: Authority;
+    let caServe: Awaited<ReturnType<typeof startServer>>;
+    let storeArgs: string[];
+
+    before(async () => {
+      t = makeCa(TD);
+      fs.appendFileSync(path.join(t.dir, 'config.yaml'), 'delegation:\n  maxTtl: 1h\n  actors:\n    - actor: service/chat-platform\n      for: { teams: [sre] }\n      teams: [sre]\n');
+      if (name === 'postgres') {
+        pg = await startPostgres();
+        await migrate(pg.url);
+        ca = Authority.open(t.dir, { store: new PostgresStore(pg.url) });
+        storeArgs = ['--dir', t.dir, '--store', pg.url];
+      } else {
+        ca = Authority.open(t.dir);
+        storeArgs = ['--dir', t.dir];
+      }
+      t = { ...t, ca };
+      await writeCrls(ca);
+      caServe = await startServer(t, { crl: { cacheMs: 0, checkMs: 0 } });
+    });
+    after(async () => {
+      await caServe?.server.shutdown(1000);
+      await ca?.store.close();
+      await pg?.stop();
+    });
+
+    const post = (p: string, creds: { cert: string; key: string }, body?: unknown) =>
+      request(caServe.port, t.rootPem, { method: 'POST', path: p, creds, ...(body !== undefined ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}) });
+
+    test('bob renewed online, a grant and a delegated certificate from each: revoke --principal user/bob revokes all, in one CRL; the old grant is refused; a server refuses each on its next request', async () => {
+      const bobOld = await clientCreds(ca, { id: 'bob', teams: ['sre'] });
+      const platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
+      const alice = await clientCreds(ca, { id: 'alice', teams: ['sre'] });
+      // online renewal, the key kept: the old certificate stays valid
+      const renewed = await post('/renew', bobOld);
+      assert.equal(renewed.status, 200, renewed.text());
+      const bobNew: Creds = { cert: renewed.text(), key: bobOld.key, serial: decodeIdentity(readCertificates(renewed.body)[0]!).serial };
+      const oldGrant = await grant(bobOld);
+      const delegated: Creds[] = [];
+      for (const g of [oldGrant, await grant(bobNew)]) {
+        const r = await post('/delegate', platform, { grant: g });
+        assert.equal(r.status, 200, r.text());
+        delegated.push({ cert: r.text(), key: platform.key, serial: decodeIdentity(readCertificates(r.body)[0]!, { trustDomains: [TD] }).serial });
+      }
+      const bobs = [bobOld, bobNew, ...delegated];
+      const mtls = await mtlsServer(t);
+      const clients = bobs.map((c) => keptClient(mtls.port, t, c));
+      const aliceClient = keptClient(mtls.port, t, alice);
+      try {
+        assert.deepEqual(await Promise.all([...clients, aliceClient].map((c) => c.get())), ['200', '200', '200', '200', '200']);
+        const crlBefore = parseCrl((await ca.store.readCrl('intermediate'))!).number;
+
+        const out = await cliOk<{ principal: string; serials: string[]; alsoRevoked: string[]; revoked: string[]; crlNumber: string }>(['revoke', '--principal', 'user/bob', '--reason', 'affiliationChanged', ...storeArgs, '--json']);
+        assert.equal(out.principal, BOB);
+        assert.deepEqual(out.serials, [bobOld.serial, bobNew.serial]);
+        assert.deepEqual([...out.revoked].sort(), bobs.map((c) => c.serial).sort());
+
+        const crl = parseCrl((await ca.store.readCrl('intermediate'))!);
+        assert.equal(String(crl.number), out.crlNumber);
+        assert.equal(crl.number, crlBefore + 1n, 'one CRL re-signing');
+        const listed = new Set(crl.entries.map((e) => e.serial));
+        for (const c of bobs) assert.ok(listed.has(c.serial), `the CRL lists ${c.serial}`);
+        assert.ok(!listed.has(alice.serial) && !listed.has(platform.serial), 'alice and the platform stay valid');
+        // one store transaction: one cert.revoke line per serial, all of one instant
+        const lines = (await ca.store.readAudit()).filter((a) => a.event === 'cert.revoke');
+        assert.deepEqual(lines.map((a) => a.serial).sort(), bobs.map((c) => c.serial).sort());
+        assert.equal(new Set(crl.entries.filter((e) => bobs.some((c) => c.serial === e.serial)).map((e) => e.revokedAt.getTime())).size, 1);
+
+        const late = await post('/delegate', platform, { grant: oldGrant });
+        assert.equal(late.status, 403, `the old grant was exchanged: ${late.text().slice(0, 60)}`);
+        assert.equal(late.json().error?.code, 'DELEGATOR_REVOKED');
+
+        mtls.server.reloadCrls([(await ca.store.readCrl('intermediate'))!]);
+        const after = await Promise.all([...clients, aliceClient].map((c) => c.get()));
+        for (const [i, r] of after.slice(0, 4).entries()) assert.match(r, /^(401|403|error: .*)$/, `certificate ${bobs[i]!.serial} is refused on its next request`);
+        assert.equal(after[4], '200', 'alice is still served');
+        // and on a new connection
+        for (const c of bobs) {
+          const fresh = keptClient(mtls.port, t, c);
+          assert.match(await fresh.get(), /^(401|403|error: .*)$/, `certificate ${c.serial} is refused on a new connection`);
+          fresh.close();
+        }
+
+        const again = await cli(['revoke', '--principal', 'user/bob', ...storeArgs]);
+        assert.notEqual(again.code, 0);
+        assert.match(again.stderr, /spiffe:\/\/acme\.test\/user\/bob has no valid certificate/);
+        const bad = await cli(['revoke', '--principal', 'user/Bob Smith', ...storeArgs]);
+        assert.notEqual(bad.code, 0);
+        assert.match(bad.stderr, /Bob Smith/);
+        const foreign = await cli(['revoke', '--principal', 'spiffe://other.test/user/bob', ...storeArgs]);
+        assert.match(foreign.stderr, /trust domain other\.test, not this CA's \(acme\.test\)/);
+      } finally {
+        for (const c of [...clients, aliceClient]) c.close();
+        mtls.server.closeAllConnections();
+        await new Promise((r) => mtls.server.close(r));
+      }
+    });
+
+    test('revoke SERIAL --reason keyCompromise revokes the certificate it renewed from with the same key, and what that one delegated; not one with another key', async () => {
+      const carolOld = await clientCreds(ca, { id: 'carol', teams: ['sre'] });
+      const platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
+      const renewed = await post('/renew', carolOld);
+      assert.equal(renewed.status, 200, renewed.text());
+      const carolNew: Creds = { cert: renewed.text(), key: carolOld.key, serial: decodeIdentity(readCertificates(renewed.body)[0]!).serial };
+      const d = await post('/delegate', platform, { grant: await grant(carolOld) });
+      assert.equal(d.status, 200, d.text());
+      const delegatedSerial = decodeIdentity(readCertificates(d.body)[0]!, { trustDomains: [TD] }).serial;
+      // dan's older certificate has another key (he was issued a new one, renewing with a new key)
+      const danOld = await clientCreds(ca, { id: 'dan' });
+      const danNew = (await ca.issueClient({ kind: 'user', id: 'dan', teams: [], roles: [], renewedFrom: danOld.serial })).record.serial;
+
+      const out = await cliOk<{ revoked: string[] }>(['revoke', carolNew.serial, '--reason', 'keyCompromise', ...storeArgs, '--json']);
+      assert.deepEqual(out.revoked, [carolNew.serial, carolOld.serial, delegatedSerial]);
+      const listed = new Set(parseCrl((await ca.store.readCrl('intermediate'))!).entries.map((e) => e.serial));
+      for (const s of out.revoked) assert.ok(listed.has(s), `the CRL lists ${s}`);
+      const dan = await cliOk<{ revoked: string[] }>(['revoke', danNew, '--reason', 'keyCompromise', ...storeArgs, '--json']);
+      assert.deepEqual(dan.revoked, [danNew], 'another key: the renewed-from certificate stays');
+      // another reason is not of the key: the certificate it renewed from stays
+      const erinOld = await clientCreds(ca, { id: 'erin' });
+      const erinNew = await post('/renew', erinOld);
+      const erinNewSerial = decodeIdentity(readCertificates(erinNew.body)[0]!).serial;
+      const erin = await cliOk<{ revoked: string[] }>(['revoke', erinNewSerial, '--reason', 'unspecified', ...storeArgs, '--json']);
+      assert.deepEqual(erin.revoked, [erinNewSerial]);
+    });
+  });
+}
+
+backend('folder');
+backend('postgres');
