@@ -104,7 +104,8 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     const remote = req.socket.remoteAddress;
     inFlight++;
     res.once('close', () => inFlight--);
-    res.once('finish', () => options.metrics?.request(route.prefix, res.statusCode));
+    const metrics = options.metrics;
+    if (metrics) res.once('finish', () => metrics.request(route.prefix, res.statusCode));
 
     // 5. sessions: bound to the certificate that opened them
     const sid = sessionIdOf(req.headers);

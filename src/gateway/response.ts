@@ -59,19 +59,40 @@ function discard(body: Dispatcher.ResponseData['body']): void {
   body.destroy();
 }
 
-/** Reads a body up to `max` bytes; undefined when larger. */
-async function readAll(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) {
-      discard(body);
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+/**
+ * Reads a body up to `max` bytes; undefined when larger. With 'data' events rather than an
+ * async iterator (one Promise per body, not one per chunk and the iterator's own): the answer
+ * of every POST passes here.
+ */
+function readAll(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    body.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > max) {
+        done = true;
+        discard(body);
+        return resolve(undefined);
+      }
+      chunks.push(chunk);
+    });
+    body.once('end', () => {
+      done = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    body.once('error', (e) => {
+      if (!done) reject(e);
+      done = true;
+    });
+    // closed without its end (the upstream cut the connection): as the async iterator said it
+    body.once('close', () => {
+      if (!done) reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+      done = true;
+    });
+  });
 }
 
 function unanswered(ctx: ServerMessageContext, answered: ReadonlySet<unknown>, message: string): unknown[] {
@@ -155,8 +176,9 @@ export async function forwardResponse(upstream: Dispatcher.ResponseData, res: Se
   for (const reason of d.dropped) ctx.refused(reason);
   // always the messages as decided, re-serialized (UTF-8, no charset games, no duplicate keys):
   // the client reads exactly what was decided, whatever its JSON parser does with odd bytes
-  const body = Buffer.from(serialize(d.out, ctx.redact));
-  res.writeHead(status, { ...out, 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': String(body.length) });
+  // a string, not a Buffer: node:http then sends the head and the body as one write (one TLS record, no writev)
+  const body = serialize(d.out, ctx.redact);
+  res.writeHead(status, { ...out, 'content-type': 'application/json', 'cache-control': 'private, no-store', 'content-length': String(Buffer.byteLength(body)) });
   res.end(body);
 }
 
