@@ -90,28 +90,57 @@ const REF_MEMBERS = ['type', 'name', 'uri'];
 // a superset of Go's and .NET's folding (simple folds such as U+017F to s, U+212A to k): refusing more is safe
 const fold = (k: string): string => k.toUpperCase().toLowerCase();
 
-function keyCaseProblem(v: unknown, members: readonly string[] | undefined, path: string, depth: number, pairs: boolean): string | undefined {
-  if (v === null || typeof v !== 'object' || depth > 64 || (!pairs && !members)) return undefined;
+// each member list by its folded form: a key that is a member itself (the usual case) costs one
+// lookup and no folding; only another key is folded to see whether it is a member in another case
+const byFold = (members: readonly string[]): ReadonlyMap<string, string> => new Map(members.map((m) => [fold(m), m]));
+const TOP = byFold(TOP_MEMBERS);
+const PARAMS = byFold(PARAMS_MEMBERS);
+const REF = byFold(REF_MEMBERS);
+
+/** The path of the object a problem is in, as the message names it (`params.arguments[0]`), from the segments walked. */
+function pathOf(trail: readonly (string | number)[]): string {
+  let path = '';
+  for (const s of trail) path = typeof s === 'number' ? `${path}[${s}]` : path ? `${path}.${s.slice(0, 40)}` : s.slice(0, 40);
+  return path;
+}
+
+// `trail`: the keys and indexes walked to `v`, turned into a path only for a message (nothing is
+// allocated per key of a message that passes)
+function keyCaseProblem(v: unknown, members: ReadonlyMap<string, string> | undefined, trail: (string | number)[], pairs: boolean): string | undefined {
+  if (v === null || typeof v !== 'object' || trail.length > 64 || (!pairs && !members)) return undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const p = keyCaseProblem(v[i], undefined, `${path}[${i}]`, depth + 1, pairs);
+      trail.push(i);
+      const p = keyCaseProblem(v[i], undefined, trail, pairs);
+      trail.pop();
       if (p) return p;
     }
     return undefined;
   }
-  const seen = new Map<string, string>();
-  for (const k of Object.keys(v)) {
+  const keys = Object.keys(v);
+  const seen = pairs ? new Map<string, string>() : undefined;
+  for (const k of keys) {
+    if (!seen && members!.get(k) === k) continue; // a member, as written
     const f = fold(k);
-    const member = members?.find((m) => m !== k && fold(m) === f);
-    if (member) return `key "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} is "${member}" in another case: refused, since a server may read it as that`;
-    const other = pairs ? seen.get(f) : undefined;
-    if (other !== undefined) return `keys "${other.slice(0, 40)}" and "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} are equal but for case: refused, since a server may read either`;
-    seen.set(f, k);
+    const member = members?.get(f);
+    if (member !== undefined && member !== k) {
+      const path = pathOf(trail);
+      return `key "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} is "${member}" in another case: refused, since a server may read it as that`;
+    }
+    const other = seen?.get(f);
+    if (other !== undefined) {
+      const path = pathOf(trail);
+      return `keys "${other.slice(0, 40)}" and "${k.slice(0, 40)}"${path ? ` in ${path}` : ''} are equal but for case: refused, since a server may read either`;
+    }
+    seen?.set(f, k);
   }
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    const sub = members === TOP_MEMBERS && k === 'params' ? PARAMS_MEMBERS : members === PARAMS_MEMBERS && k === 'ref' ? REF_MEMBERS : undefined;
-    const p = keyCaseProblem(o[k], sub, path ? `${path}.${k.slice(0, 40)}` : k.slice(0, 40), depth + 1, pairs);
+  for (const k of keys) {
+    const sub = members === TOP && k === 'params' ? PARAMS : members === PARAMS && k === 'ref' ? REF : undefined;
+    if (!pairs && !sub) continue;
+    trail.push(k);
+    const p = keyCaseProblem(o[k], sub, trail, pairs);
+    trail.pop();
     if (p) return p;
   }
   return undefined;
@@ -239,7 +268,7 @@ export function gateMcpBody(body: unknown, ctx: GateContext): GateResult {
     });
 
   for (const m of messages) {
-    const reason = keyCaseProblem(m, TOP_MEMBERS, '', 0, ctx.foldedKeys === true);
+    const reason = keyCaseProblem(m, TOP, [], ctx.foldedKeys === true);
     if (reason) {
       audit(m, undefined, { allowed: false, ruleId: null, reason });
       return { kind: 'respond', status: 400, body: rpcError(null, -32600, reason) };

@@ -92,24 +92,31 @@ export function hostCheck(options: HostCheckOptions = {}): (req: IncomingMessage
   const extra = (options.allowedHosts ?? []).map(normalHost);
   if (extra.includes('*')) return () => undefined;
   const origins = new Set((options.allowedOrigins ?? []).map((o) => o.trim().toLowerCase().replace(/\/$/, '')));
-  const perSocket = new WeakMap<object, readonly string[] | null>();
-  const namesOf = (req: IncomingMessage): readonly string[] | null => {
+  // per connection: the names it answers to, and the last Host header value accepted on it (the
+  // same value on the same connection is the same answer: keep-alive requests skip the parse)
+  const perSocket = new WeakMap<object, { names: readonly string[] | null; host: string | undefined }>();
+  const stateOf = (req: IncomingMessage) => {
     const socket = req.socket as Partial<TLSSocket>;
-    let names = perSocket.get(socket);
-    if (names === undefined) {
+    let state = perSocket.get(socket);
+    if (state === undefined) {
       const tlsSocket = typeof socket.getX509Certificate === 'function';
       const cert = tlsSocket ? (socket.getX509Certificate as () => { subjectAltName?: string } | undefined)() : undefined;
-      names = tlsSocket ? [...LOOPBACK, ...certificateNames(cert?.subjectAltName), ...extra] : extra.length > 0 || origins.size > 0 ? [...LOOPBACK, ...extra] : null;
-      perSocket.set(socket, names);
+      const names = tlsSocket ? [...LOOPBACK, ...certificateNames(cert?.subjectAltName), ...extra] : extra.length > 0 || origins.size > 0 ? [...LOOPBACK, ...extra] : null;
+      state = { names, host: undefined };
+      perSocket.set(socket, state);
     }
-    return names;
+    return state;
   };
   return (req) => {
-    const names = namesOf(req);
+    const state = stateOf(req);
+    const names = state.names;
     if (names === null) return undefined;
     const hostHeader = req.headers.host;
-    const host = hostHeader === undefined ? undefined : hostOfHeader(hostHeader);
-    if (host === undefined || !matches(host, names)) return `the Host header ${JSON.stringify(String(hostHeader ?? '(none)').slice(0, 200))} names a server this one is not`;
+    if (hostHeader === undefined || hostHeader !== state.host) {
+      const host = hostHeader === undefined ? undefined : hostOfHeader(hostHeader);
+      if (host === undefined || !matches(host, names)) return `the Host header ${JSON.stringify(String(hostHeader ?? '(none)').slice(0, 200))} names a server this one is not`;
+      state.host = hostHeader;
+    }
     const origin = req.headers.origin;
     if (origin === undefined) return undefined;
     const o = origin.trim().toLowerCase().replace(/\/$/, '');

@@ -31,19 +31,26 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
  * Cache-Control the SDK writes gets `private` in front of it.
  */
 export function keepPrivate(res: ServerResponse): void {
-  const writeHead = res.writeHead;
-  res.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
-    const headers = (typeof rest[0] === 'object' && rest[0] !== null && !Array.isArray(rest[0]) ? rest[0] : rest[1]) as Record<string, unknown> | undefined;
-    let seen = false;
-    if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
-      for (const k in headers) {
-        if (k.length === 13 && k.toLowerCase() === 'cache-control') {
-          seen = true;
-          if (!String(headers[k]).includes('private')) headers[k] = `private, ${String(headers[k])}`;
-        }
+  // one function for every response (no closure per request): the writeHead it replaces is kept on the response
+  if (res.writeHead === privateWriteHead) return;
+  (res as unknown as Record<symbol, unknown>)[ORIGINAL_WRITE_HEAD] = res.writeHead;
+  res.writeHead = privateWriteHead as ServerResponse['writeHead'];
+}
+
+const ORIGINAL_WRITE_HEAD = Symbol('mcp-mtls.writeHead');
+
+function privateWriteHead(this: ServerResponse, status: number, ...rest: unknown[]): ServerResponse {
+  const headers = (typeof rest[0] === 'object' && rest[0] !== null && !Array.isArray(rest[0]) ? rest[0] : rest[1]) as Record<string, unknown> | undefined;
+  let seen = false;
+  if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
+    for (const k in headers) {
+      if (k.length === 13 && k.toLowerCase() === 'cache-control') {
+        seen = true;
+        if (!String(headers[k]).includes('private')) headers[k] = `private, ${String(headers[k])}`;
       }
     }
-    if (!seen && !this.hasHeader('cache-control')) this.setHeader('cache-control', 'private, no-store');
-    return (writeHead as (...a: unknown[]) => ServerResponse).call(this, status, ...rest);
-  } as ServerResponse['writeHead'];
+  }
+  if (!seen && !this.hasHeader('cache-control')) this.setHeader('cache-control', 'private, no-store');
+  const writeHead = (this as unknown as Record<symbol, unknown>)[ORIGINAL_WRITE_HEAD] as (...a: unknown[]) => ServerResponse;
+  return writeHead.call(this, status, ...rest);
 }

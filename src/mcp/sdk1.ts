@@ -37,6 +37,9 @@ export interface McpSdk1Options extends McpAdapterOptions, McpStatefulOptions {
 
 // one validator for every per-request server: building Ajv per request halves throughput
 const sharedValidator = new AjvJsonSchemaValidator();
+// the stateless transport's options, made once (the transport copies what it reads)
+const STATELESS = Object.freeze({ sessionIdGenerator: undefined });
+const STATELESS_JSON = Object.freeze({ sessionIdGenerator: undefined, enableJsonResponse: true });
 
 /**
  * The request handler for {@link createMtlsServer} that serves an MCP server built with
@@ -66,8 +69,10 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
   const hiddenAnswer = hiddenAnswerFor(options.stateful ? 'sdk1-stateful' : 'sdk1-stateless');
   const sessions = new AdapterSessions<StreamableHTTPServerTransport>(options, options.audit);
 
+  // made once: the SDK keeps the options' values, never the object (a spread per request was one more allocation)
+  const serverOptions: ServerOptions = { ...options.serverOptions, jsonSchemaValidator: sharedValidator };
   const newServer = async (identity: Identity, policy: Policy) => {
-    const server = new McpServer(options.serverInfo, { ...options.serverOptions, jsonSchemaValidator: sharedValidator });
+    const server = new McpServer(options.serverInfo, serverOptions);
     const surface = await buildForCaller(server, identity, policy, options.build, currentPolicy);
     toolCheck(policy, surface);
     if (whoamiName) registerWhoami(server, whoamiName, identity, currentPolicy, surface);
@@ -92,7 +97,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
       const session = options.stateful ? sessions.find(req, res, identity) : undefined;
       if (session === null) return;
       // who answers a hidden target: the decision table (hidden-targets.ts)
-      const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, ...(options.audit ? { audit: options.audit } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+      const gate = gateMcpBody(body, { policy, identity, headers: req.headers, hiddenAnswer, audit: options.audit, remote: req.socket.remoteAddress });
       if (gate.kind === 'respond') return sendJson(res, gate.status, gate.body);
       auth.scopes = [...gate.scopes];
       // the SDK reads what was decided: resource URIs in canonical form (mcp-gate.ts)
@@ -113,7 +118,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
     }
     // stateless: a server for this request only
     const server = await newServer(identity, policy);
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, ...(options.enableJsonResponse ? { enableJsonResponse: true } : {}) });
+    const transport = new StreamableHTTPServerTransport(options.enableJsonResponse ? STATELESS_JSON : STATELESS);
     res.on('close', () => {
       void transport.close();
       void server.close();
