@@ -162,6 +162,8 @@ function canonicalTarget(t: PolicyTarget): PolicyTarget | string {
   return c.uri === t.uri ? t : { kind: 'resource', uri: c.uri };
 }
 
+const NO_SCOPES: readonly string[] = Object.freeze([]);
+
 /**
  * A compiled policy: decides whether an identity may use a tool, resource or prompt (an
  * explicit deny wins, then any allow, else deny; a tool also needs its required scopes).
@@ -192,6 +194,7 @@ export class Policy {
   readonly #perSubject = new WeakMap<object, { applicable: Map<string, Applicable>; scopes: readonly string[] }>();
   /** per delegated identity object: the two subjects the rules see (stable objects, so the caches above hold) */
   readonly #sides = new WeakMap<object, Sides>();
+  readonly #requiredScopes = new Map<string, readonly string[]>();
 
   /** Not for direct use: build a Policy with {@link compilePolicy}, which validates and compiles the rules. */
   constructor(source: PolicyDocument, rules: CompiledRule[], grants: { subjects: SubjectMatcher; grant: readonly string[] }[], toolScopes: { matches: Matcher; scopes: readonly string[] }[], options: CompileOptions, upstream?: string) {
@@ -359,9 +362,17 @@ export class Policy {
 
   /** The scopes a tool requires (policy toolScopes and server declarations). */
   requiredScopes(tool: string): readonly string[] {
-    const out = new Set<string>();
-    for (const ts of this.#toolScopes) if (ts.matches(tool)) for (const s of ts.scopes) out.add(s);
-    return [...out];
+    // asked per tool of every per-request server (mcp/surface.ts): the answer depends on this
+    // policy and the name alone, so it is kept (frozen, since callers hand it on)
+    if (this.#toolScopes.length === 0) return NO_SCOPES;
+    let required = this.#requiredScopes.get(tool);
+    if (!required) {
+      const out = new Set<string>();
+      for (const ts of this.#toolScopes) if (ts.matches(tool)) for (const s of ts.scopes) out.add(s);
+      required = Object.freeze([...out]);
+      if (this.#requiredScopes.size < 4096) this.#requiredScopes.set(tool, required);
+    }
+    return required;
   }
 
   /** Every rule with why it did or did not apply, for `policy explain`. Not for the hot path. */
