@@ -59,12 +59,15 @@ export interface UpstreamHeaderValues {
   readonly inject?: Readonly<Record<string, string>>;
 }
 
+const NAMES_NONE: ReadonlySet<string> = new Set();
+
 /** The client's headers as the upstream gets them. */
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, values: UpstreamHeaderValues): Record<string, string> {
   const headers: Record<string, string> = {};
   // the headers `Connection` names are hop-by-hop too (RFC 9110 7.6.1): never forwarded
   const connection = incoming.connection;
-  const named = new Set(String(Array.isArray(connection) ? connection.join(',') : (connection ?? '')).split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
+  // the common values name no other header: no Set to build for them
+  const named = connection === undefined || connection === 'keep-alive' || connection === 'close' ? NAMES_NONE : new Set(String(Array.isArray(connection) ? connection.join(',') : connection).split(',').map((h) => h.trim().toLowerCase()).filter(Boolean));
   for (const [k, v] of Object.entries(incoming)) {
     if (v === undefined || DROP_REQUEST.has(k) || named.has(k) || values.drop?.has(k)) continue;
     headers[k] = Array.isArray(v) ? v.join(', ') : v;

@@ -58,6 +58,7 @@ export function pathBelowRoute(url: string, prefix: string): string | undefined 
  * upstream's origin or path (a second check behind {@link pathBelowRoute}, on the parsed URL).
  */
 export function upstreamUrlFor(route: GatewayRoute, below: string): URL | undefined {
+  if (below === '') return route.upstream; // the route's own URL: nothing that could leave it
   const url = below === '' ? route.upstream : new URL(`${route.upstream.pathname.replace(/\/$/, '')}${below.startsWith('/') || below.startsWith('?') ? '' : '/'}${below}`, route.upstream.origin);
   if (url.origin !== route.upstream.origin || !url.pathname.startsWith(route.upstream.pathname.replace(/\/$/, ''))) return undefined;
   return url;

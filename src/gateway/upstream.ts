@@ -3,7 +3,7 @@
  * answered (502 unreachable, 504 slow: the gateway stays up).
  */
 import type { ServerResponse } from 'node:http';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { sendJson } from '../mcp/http-body.js';
 import type { GatewayRoute } from './route.js';
 
@@ -52,14 +52,25 @@ function rpcFailure(res: ServerResponse, status: number, message: string): void 
   else res.destroy();
 }
 
+/** The origin and path of an upstream URL, worked out once per URL object (a route's own URL is the same object on every call). */
+const targets = new WeakMap<URL, { origin: string; path: string }>();
+function targetOf(url: URL): { origin: string; path: string } {
+  let t = targets.get(url);
+  if (!t) targets.set(url, (t = { origin: url.origin, path: `${url.pathname}${url.search}` }));
+  return t;
+}
+
 /** Calls the upstream; on failure answers the client (and logs why) and returns undefined. */
 export async function callUpstream(call: UpstreamCall, res: ServerResponse, route: GatewayRoute, log: (line: string) => void): Promise<Dispatcher.ResponseData | undefined> {
   try {
-    return await request(call.url, {
+    // the dispatcher's own request(): undici's top-level request() parses the URL again on every call
+    const { origin, path } = targetOf(call.url);
+    return await call.dispatcher.request({
+      origin,
+      path,
       method: (call.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: call.headers,
       ...(call.body !== undefined ? { body: call.body } : {}),
-      dispatcher: call.dispatcher,
       headersTimeout: call.timeoutMs,
       bodyTimeout: 0, // SSE streams stay open as long as they have to
     });
