@@ -49,8 +49,16 @@ async function plainHandler(req: import('node:http').IncomingMessage, res: impor
   const body = JSON.parse(Buffer.concat(chunks).toString());
   const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
   res.on('close', () => {
-    void transport.close();
-    void server.close();
+    // as the adapter closes (mcp/sdk1.ts closeQuietly): the SDK's "Connection closed" error
+    // made on close gets no stack trace; the SDK's own example (sdk-default) pays for one
+    const limit = Error.stackTraceLimit;
+    if (!perRequestDefaults) Error.stackTraceLimit = 0;
+    try {
+      void transport.close();
+      void server.close();
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   });
   await server.connect(transport);
   await transport.handleRequest(req, res, body);
