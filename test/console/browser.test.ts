@@ -210,8 +210,11 @@ describe('the operator console in Chromium', { timeout: 240_000 }, () => {
     }
     await open('decisions');
     await page.fill('input[name=tool]', 'deploy');
-    await page.waitForFunction(() => document.querySelector('[data-testid=decisions-denied] .n')?.textContent === '3', null, { timeout: 10_000 });
-    assert.equal(await page.textContent('[data-testid=decisions-allowed] .n'), '1');
+    // both counts at once: the unfiltered answer (shown until the filtered one arrives) also has 3
+    // denials, all of deploy, but 2 allowed (alice's deploy and bob's search)
+    await page
+      .waitForFunction(() => document.querySelector('[data-testid=decisions-denied] .n')?.textContent === '3' && document.querySelector('[data-testid=decisions-allowed] .n')?.textContent === '1', null, { timeout: 10_000 })
+      .catch(async (e: Error) => assert.fail(`the tool filter's counts never showed 3 denied, 1 allowed (shown: ${await page.textContent('[data-testid=decisions-denied] .n')} denied, ${await page.textContent('[data-testid=decisions-allowed] .n')} allowed): ${e.message.split('\n')[0]}`));
     assert.match((await page.textContent('[data-testid=by-rule]')) ?? '', /dev-no-deploy\s*0\s*3/);
     assert.match((await page.textContent('[data-testid=by-principal]')) ?? '', /user\/bob\s*0\s*3/);
     // the chart drew red (deny) bars: count the canvas pixels of the deny colour

@@ -127,7 +127,10 @@ describe('policy work off the CA thread', { timeout: 180_000 }, () => {
     assert.equal(answer.tools.length, 500);
     assert.ok(answer.cells.length >= RENEWERS * 500);
     const workMs = finished - t0;
-    assert.ok(all.at(-1)!.start > finished, `the renewals outlasted the work (${RENEWERS - BASELINE} of them): make RENEWERS larger`);
+    // the renewals must cover a good part of the work (a busy machine makes the work longer than
+    // the fixed set of renewals: then they cover its first part, which is enough to see a block)
+    const covered = Math.min(all.at(-1)!.start, finished) - t0;
+    assert.ok(covered >= Math.min(workMs, 1000), `the renewals covered ${covered} ms of the work's ${workMs} (${RENEWERS - BASELINE} of them): make RENEWERS larger`);
     const ratio = median(during) / median(baseline);
     const worst = Math.max(...during) / median(baseline);
     const line = `policy work ${Math.round(workMs)} ms (curl ${seconds} s), ${(answer.cells.length / 1000).toFixed(0)}k cells; /renew median ${median(baseline).toFixed(1)} ms alone, ${median(during).toFixed(1)} ms during (ratio ${ratio.toFixed(2)}, worst ${worst.toFixed(2)}x), ${during.length} renewals during${INLINE ? ' [inline]' : ''}`;
