@@ -144,6 +144,13 @@ test('renewal across the certificate boundary, one certificate per person at a t
     for (let i = 0; i < 100 && exchangesFor(BOB, 403) === refusedBefore; i++) await sleep(100);
     assert.equal(exchangesFor(BOB, 403), refusedBefore + 1, 'no renewal was refused within 10 s');
     assert.equal(audit.findLast((a) => a.event === 'ca.delegate' && a.delegator === BOB)?.code, 'DELEGATOR_REVOKED');
+    // the CA audits its refusal before its answer reaches the agent: give the agent that moment
+    // (a call made in it goes out with the stale certificate, which the server refuses as revoked)
+    for (let i = 0; i < 50; i++) {
+      const refused = await platform.fetchFor(BOB).then(() => false, (e) => isMtlsError(e, 'DELEGATION_REFUSED'));
+      if (refused) break;
+      await sleep(100);
+    }
     // bob's calls: the CA's refusal, not a call with the revoked, stale certificate
     await assert.rejects(bob.who(), (e: Error) => /DELEGATOR_REVOKED/.test(`${e.message} ${(e as { cause?: Error }).cause?.message ?? ''}`));
     await assert.rejects(platform.fetchFor(BOB), (e) => isMtlsError(e, 'DELEGATION_REFUSED') && e.details?.code === 'DELEGATOR_REVOKED' && /refused to delegate .*bob.*DELEGATOR_REVOKED/.test(e.message));
