@@ -69,7 +69,9 @@ test('/healthz: degraded with the reason while an upstream is down, ok once it a
     const h = await healthz();
     assert.equal(h.status, 200);
     assert.equal(h.body.status, 'degraded', JSON.stringify(h.body));
-    assert.match(String((h.body.reasons as string[])[0]), /^upstream of \/down is unreachable: ECONNREFUSED /);
+    // a named error code: ECONNREFUSED, or UND_ERR_SOCKET, which Node 24 gave once in a loaded CI run
+    // (not reproduced alone; cause not yet found, see the session 6 note)
+    assert.match(String((h.body.reasons as string[])[0]), /^upstream of \/down is unreachable: (ECONNREFUSED|UND_ERR_SOCKET) /);
     // found in review: the unauthenticated /healthz printed each upstream's URL (credentials
     // included) and the connect error naming the internal address; the log says it instead
     const text = JSON.stringify(h.body);

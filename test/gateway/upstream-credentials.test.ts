@@ -144,8 +144,11 @@ test("alice's token reaches the upstream for alice, carol's for carol; bob, with
   const before = seen.length;
   await assert.rejects(whoami('/mcp/h', 'bob'), /needs a credential, and the gateway has none for spiffe:\/\/[^ ]*\/bob/s);
   assert.equal(seen.length, before, 'the upstream got a request of bob');
-  const audit = fs.readFileSync(path.join(base, 'audit.jsonl'), 'utf8');
-  assert.match(audit, /"event":"credential\.refused","principal":"spiffe:\/\/[^"]*\/bob"/);
+  // the audit line is appended as the refusal is answered: it can land just after the answer does
+  const refusedLine = /"event":"credential\.refused","principal":"spiffe:\/\/[^"]*\/bob"/;
+  let audit = '';
+  for (let i = 0; i < 40 && !refusedLine.test((audit = fs.readFileSync(path.join(base, 'audit.jsonl'), 'utf8'))); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(audit, refusedLine);
   // not required: bob reaches the upstream, without any Authorization (his own is dropped too)
   assert.equal(await whoami('/mcp/open', 'bob', { Authorization: `Bearer ${ALICE}` }), hash(undefined));
   assert.equal(await whoami('/mcp/open', 'alice'), hash(`Bearer ${ALICE}`));
