@@ -81,6 +81,13 @@ test(`a client with a ${CERT_TTL_MS / 60_000}-minute certificate calls tools for
   }
   const status = renewer.status();
   const onDisk = await loadBundle(file);
+  // a renewal can land in the last interval, after the loop's last call: the certificate on disk
+  // must then be the one the client's next call uses (a few calls, bounded), not one nobody uses
+  for (let i = 0; i < 20 && onDisk.identity && !serials.has(onDisk.identity.serial); i++) {
+    const r = (await client.callTool({ name: 'serial', arguments: {} })) as { isError?: boolean; content: { text: string }[] };
+    if (!r.isError) serials.add(r.content[0]!.text);
+    await new Promise((r) => setTimeout(r, CALL_EVERY_MS));
+  }
   await client.close();
   renewer.stop();
   await handler.close();
