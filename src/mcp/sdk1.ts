@@ -47,8 +47,19 @@ const STATELESS_JSON = Object.freeze({ sessionIdGenerator: undefined, enableJson
  * synchronously, and capturing its stack trace was ~10 µs of every request's ~150 in the
  * profile: the synchronous part of the close runs with no stack captured (an error it makes
  * keeps its message and code). The limit is put back before anything else runs.
+ *
+ * Only once the request was answered (`answered`) and nothing of the tool's is called by the
+ * close (no `onclose` of the server's own): the same close aborts the request handlers still in
+ * flight, synchronously, so a client gone mid-call would run the tool's abort listeners with
+ * no stack traces (found in review: test/mcp/sdk1-close-stack.test.ts). Otherwise it closes as
+ * the SDK does.
  */
-function closeQuietly(transport: { close(): Promise<void> }, server: { close(): Promise<void> }): void {
+function closeQuietly(transport: { close(): Promise<void> }, server: McpServer, answered: boolean): void {
+  if (!answered || server.server.onclose !== undefined) {
+    void transport.close();
+    void server.close();
+    return;
+  }
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   try {
@@ -137,7 +148,7 @@ export function createMcpSdk1Handler(options: McpSdk1Options): MtlsHandler & { c
     // stateless: a server for this request only
     const server = await newServer(identity, policy);
     const transport = new StreamableHTTPServerTransport(options.enableJsonResponse ? STATELESS_JSON : STATELESS);
-    res.on('close', () => closeQuietly(transport, server));
+    res.on('close', () => closeQuietly(transport, server, res.writableFinished));
     await server.connect(transport);
     await transport.handleRequest(req, res, body);
   };
