@@ -14,38 +14,16 @@
  */
 import type pg from 'pg';
 import { MtlsError } from '../errors.js';
+import { assertNoPassword, redactUrl, type PostgresUrlUse } from '../util/postgres-url.js';
 import type { AuditEvent, AuditSink } from './audit.js';
 
-// mtls/ does not import ca/ (docs/architecture.md): the few lines of the store's URL checks and
-// pool (ca/store/postgres-url.ts, postgres-pool.ts) this sink needs are here
+const DECISIONS_URL: PostgresUrlUse = {
+  name: 'the URL',
+  example: 'e.g. postgres://mcp_decisions@db.internal:5432/mcp_ca',
+  otherScheme: 'use postgres://USER@HOST:PORT/DATABASE',
+};
 
-// the driver takes these query parameters as secrets too (pg-connection-string: ?password= is the password)
-const SECRET_PARAMS = ['password', 'sslpassword'];
-
-/** The URL without its password, for messages. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.password = '';
-    for (const k of SECRET_PARAMS) u.searchParams.delete(k);
-    return u.toString();
-  } catch {
-    return 'postgres://(unparsable URL)';
-  }
-}
-
-function checkUrl(url: string): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new MtlsError('USAGE', `decisions: "${redactUrl(url)}" is not a PostgreSQL URL`, { hint: 'e.g. postgres://mcp_decisions@db.internal:5432/mcp_ca' });
-  }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new MtlsError('USAGE', `decisions: "${u.protocol}" is not a PostgreSQL URL`, { hint: 'use postgres://USER@HOST:PORT/DATABASE' });
-  if (u.password || SECRET_PARAMS.some((k) => u.searchParams.has(k))) {
-    throw new MtlsError('USAGE', 'decisions: the URL holds a password; secrets never go into config files or code', { hint: 'remove it from the URL and set PGPASSWORD, or put it in ~/.pgpass (mode 0600)' });
-  }
-}
+const checkUrl = (url: string): void => assertNoPassword(url, 'decisions', DECISIONS_URL);
 
 /** How long one INSERT may wait for the database before its lines are dropped (and counted). */
 const QUERY_TIMEOUT_MS = 10_000;

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { assertNoPassword, redactUrl } from '../../src/ca/store/postgres-url.js';
+import { assertNoPassword, redactUrl } from '../../src/util/postgres-url.js';
 import { createAuditLog } from '../../src/mtls/audit.js';
 import { createDecisionsSink } from '../../src/mtls/audit-postgres.js';
 

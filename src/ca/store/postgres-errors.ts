@@ -4,7 +4,7 @@
  * errors thrown inside a transaction's callback) pass unchanged.
  */
 import { MtlsError } from '../../errors.js';
-import { redactUrl } from './postgres-url.js';
+import { redactUrl } from '../../util/postgres-url.js';
 
 /**
  * SQLSTATEs of a refused login: 28P01 invalid_password, 28000 invalid_authorization_specification

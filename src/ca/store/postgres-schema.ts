@@ -9,7 +9,7 @@ import { storeError } from './postgres-errors.js';
 import { LOCK_MIGRATE } from './postgres-locks.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './postgres-migrations.js';
 import { openPool, type PostgresStoreOptions } from './postgres-pool.js';
-import { redactUrl } from './postgres-url.js';
+import { redactUrl } from '../../util/postgres-url.js';
 
 /** Creates or upgrades the schema to SCHEMA_VERSION; returns the versions before and after. */
 export async function migrate(url: string, options: PostgresStoreOptions = {}): Promise<{ from: number; to: number; applied: number[] }> {

@@ -3,7 +3,7 @@
  * different hosts share. The CA folder keeps the keys and config.yaml; everything the
  * folder store keeps in index.jsonl, audit.log, issued/, crl/ and tokens.json lives here.
  *
- * Its parts: the URL checks (postgres-url.ts), the pool (postgres-pool.ts), the schema and
+ * Its parts: the URL checks (util/postgres-url.ts), the pool (postgres-pool.ts), the schema and
  * its migrations (postgres-schema.ts, postgres-migrations.ts), transactions and what makes
  * sharing safe (postgres-transaction.ts), export and import (postgres-transfer.ts), errors
  * (postgres-errors.ts). Index records (certificates and revocations) share one ordering
@@ -21,12 +21,12 @@ import { readCrlWith, readIndexWith, storedToken, type TokenRow } from './postgr
 import { checkSchema } from './postgres-schema.js';
 import { runTransaction } from './postgres-transaction.js';
 import { readSnapshot, writeSnapshot } from './postgres-transfer.js';
-import { assertNoPassword, redactUrl } from './postgres-url.js';
+import { assertNoPassword, redactUrl } from '../../util/postgres-url.js';
 import type { AuditEvent, CrlName, IndexRecord, Store, StoreLookups, StoreSnapshot, StoredToken, StoreTransaction } from './store.js';
 
 export { SCHEMA_VERSION } from './postgres-migrations.js';
 export { migrate } from './postgres-schema.js';
-export { assertNoPassword, redactUrl } from './postgres-url.js';
+export { assertNoPassword, redactUrl } from '../../util/postgres-url.js';
 export type { PostgresStoreOptions } from './postgres-pool.js';
 
 /**
