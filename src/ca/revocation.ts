@@ -178,7 +178,7 @@ export interface RevokePrincipalResult {
   readonly principal: string;
   /** the principal's own certificates revoked (valid before; across renewals), in the order issued */
   readonly certificates: readonly IssuedRecord[];
-  /** the certificates revoked with them (renewals recorded since, what they delegated), in order */
+  /** the certificates revoked with them (renewals recorded since, what they delegated, the delegated certificates acting for the principal however obtained: with a grant or an ID token), in order */
   readonly alsoRevoked: readonly string[];
   readonly reason: RevocationReason;
   readonly revokedAt: string;
@@ -204,11 +204,13 @@ export function resolvePrincipal(ca: Authority, who: string): { uri: string; kin
 }
 
 /**
- * Revokes every currently valid certificate of one principal (their own, across renewals) and
- * everything each one delegated or was given as an actor, in one locked step with one re-signed
+ * Revokes every currently valid certificate of one principal (their own, across renewals),
+ * everything each one delegated or was given as an actor, and every valid delegated certificate
+ * acting for the principal (profile v1.1), also one a platform obtained with the principal's ID
+ * token (no certificate of theirs signed a grant for it), in one locked step with one re-signed
  * CRL: what to do when a person leaves or a workload is retired, since online renewal leaves the
  * renewed certificate valid. Refuses `superseded` (nothing replaces them) and a principal with no
- * valid certificate (NOT_FOUND).
+ * valid certificate and none acting for it (NOT_FOUND).
  */
 export async function revokePrincipal(ca: Authority, who: string, reason: RevocationReason, by: string = actor()): Promise<RevokePrincipalResult> {
   const { uri, kind, id } = resolvePrincipal(ca, who);
@@ -220,17 +222,22 @@ export async function revokePrincipal(ca: Authority, who: string, reason: Revoca
     const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
     const now = ca.now();
     const own = (await tx.listIssued({ ...(kind === 'user' ? { user: id } : { service: id }), type: 'client', status: 'valid', now })).filter((r) => r.issued.principal === uri && !r.revoked);
-    if (own.length === 0) {
-      throw new MtlsError('NOT_FOUND', `${uri} has no valid certificate at the CA in ${ca.layout.dir}`, { hint: '`mcp-mtls list` shows the valid certificates; revoked and expired ones are refused already' });
+    // the delegated certificates acting for the principal, however obtained: with a grant one of
+    // its certificates signed (their delegatedFrom, also reached by the walk) or with its ID token
+    // (no delegatedFrom: only actingFor says whose they are)
+    const actingFor = (await tx.listIssued({ actingFor: uri, type: 'client', status: 'valid', now })).filter((r) => !r.revoked);
+    if (own.length === 0 && actingFor.length === 0) {
+      throw new MtlsError('NOT_FOUND', `${uri} has no valid certificate at the CA in ${ca.layout.dir}, and none acts for it`, { hint: '`mcp-mtls list` shows the valid certificates; revoked and expired ones are refused already' });
     }
-    const { records, alsoRevoked } = await revokeWalk(tx, own.map((r) => ({ issued: r.issued, audit: { revokedPrincipal: uri } })), reason, by, now);
+    const roots = [...own, ...actingFor].map((r) => ({ issued: r.issued, audit: { revokedPrincipal: uri } }));
+    const { records } = await revokeWalk(tx, roots, reason, by, now);
     const mine = new Set(own.map((r) => r.issued.serial));
     const done = new Set(records.map((r) => r.serial));
     const crl = await signIntermediateCrl(ca, tx, number, signer);
     return {
       principal: uri,
       certificates: own.map((r) => r.issued).filter((r) => done.has(r.serial)),
-      alsoRevoked: alsoRevoked.filter((s) => !mine.has(s)),
+      alsoRevoked: records.map((r) => r.serial).filter((s) => !mine.has(s)),
       reason,
       revokedAt: (records[0] as RevokedRecord).revokedAt,
       crlNumber: String(parseCrl(crl).number),

@@ -18,7 +18,7 @@ export function registerRevocation(program: Command): void {
     .command('revoke')
     .description("revoke a certificate (or every valid one of a principal, with what they delegated) and re-sign the CRL")
     .argument('[serial-or-file]', 'the serial (see `mcp-mtls list`) or the certificate file')
-    .option('--principal <who>', 'instead of a serial: every valid certificate of user/ID or service/ID (across renewals) and what each delegated')
+    .option('--principal <who>', 'instead of a serial: every valid certificate of user/ID or service/ID (across renewals), what each delegated, and every delegated certificate acting for it (ID-token ones too)')
     .option('--reason <reason>', 'unspecified | keyCompromise | affiliationChanged | superseded | cessationOfOperation (required with a serial; default with --principal: unspecified)')
     .option('--dir <dir>', 'CA folder (default: $MCP_MTLS_PKI_DIR or ./pki)')
     .option('--store <url>', STORE_HELP)
@@ -43,7 +43,7 @@ export function registerRevocation(program: Command): void {
         const r = await revokePrincipal(ca, o.principal, reason);
         const serials = r.certificates.map((c) => c.serial);
         emit(o.json, { principal: r.principal, reason, revokedAt: r.revokedAt, serials, alsoRevoked: r.alsoRevoked, revoked: [...serials, ...r.alsoRevoked], crlNumber: r.crlNumber, crl: crlFile }, () =>
-          `Revoked ${serials.length} certificate${serials.length === 1 ? '' : 's'} of ${r.principal} (${reason}): ${serials.join(', ')}.\n${r.alsoRevoked.length ? `Also revoked what they renewed into or delegated: ${r.alsoRevoked.join(', ')}.\n` : ''}${crlLine(r.crlNumber)}`,
+          `Revoked ${serials.length} certificate${serials.length === 1 ? '' : 's'} of ${r.principal} (${reason}): ${serials.join(', ')}.\n${r.alsoRevoked.length ? `Also revoked what they renewed into or delegated, and the delegated certificates acting for ${r.principal}: ${r.alsoRevoked.join(', ')}.\n` : ''}${crlLine(r.crlNumber)}`,
         );
         return;
       }

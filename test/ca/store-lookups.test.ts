@@ -114,7 +114,7 @@ before(async () => {
 });
 after(() => server?.stop());
 
-test('PostgreSQL: every lookup and each list filter by team, role, user or service is planned on an index, never a scan of certificates', async () => {
+test('PostgreSQL: every lookup and each list filter by team, role, user, service or delegator (actingFor) is planned on an index, never a scan of certificates', async () => {
   const url = await server!.newDatabase();
   await migrate(url);
   const c = new pg.Client({ connectionString: url });
@@ -131,7 +131,7 @@ test('PostgreSQL: every lookup and each list filter by team, role, user or servi
     await c.query('SET enable_seqscan = off');
     const plans: [string, string, unknown[]][] = [
       ...Object.entries(LOOKUP_SQL).map(([name, sql]): [string, string, unknown[]] => [name, sql, name === 'activeRevocations' ? [new Date().toISOString()] : ['abc']]),
-      ...[{ team: 't3' }, { role: 'r2' }, { user: 'u7' }, { service: 'u7' }].map((q): [string, string, unknown[]] => {
+      ...[{ team: 't3' }, { role: 'r2' }, { user: 'u7' }, { service: 'u7' }, { actingFor: 'spiffe://acme.test/user/u7' }].map((q): [string, string, unknown[]] => {
         const { sql, params } = listIssuedSql(q);
         return [`listIssued ${JSON.stringify(q)}`, sql, params];
       }),

@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL store's lookups (StoreLookups): each one query that an index answers (primary
  * keys; certificates_renewed_from, migration 2; the delegation, id, teams and roles indexes of
- * migration 6), never a read of every row. The statements are exported for the test that checks
+ * migration 6; certificates_acting_for, migration 7), never a read of every row. The statements are exported for the test that checks
  * each plan uses an index (test/ca/store-lookups.test.ts).
  */
 import type { IndexRecord, IssuedQuery, IssuedRecord, IssuedWithRevocation, RevokedRecord, StoreLookups } from './store.js';
@@ -17,7 +17,7 @@ export const LOOKUP_SQL = {
 
 /**
  * The statement and parameters of listIssued: the filters an index serves in SQL (teams and
- * roles: GIN on the JSON arrays; user and service: the id index), status by the revocation join
+ * roles: GIN on the JSON arrays; user and service: the id index; actingFor: its index), status by the revocation join
  * and not_after, in the order recorded.
  */
 export function listIssuedSql(q: IssuedQuery): { sql: string; params: unknown[] } {
@@ -32,6 +32,7 @@ export function listIssuedSql(q: IssuedQuery): { sql: string; params: unknown[] 
   if (q.role !== undefined) where.push(`(c.record->'roles')::jsonb ? ${p(q.role)}`);
   if (q.user !== undefined) where.push(`c.record->>'id' = ${p(q.user)} AND c.record->>'kind' = 'user'`);
   if (q.service !== undefined) where.push(`c.record->>'id' = ${p(q.service)} AND c.record->>'kind' = 'service'`);
+  if (q.actingFor !== undefined) where.push(`c.record->>'actingFor' = ${p(q.actingFor)}`);
   if (q.status === 'revoked') where.push('r.serial IS NOT NULL');
   else if (q.status) where.push(`r.serial IS NULL AND c.not_after ${q.status === 'expired' ? '<' : '>='} ${p((q.now ?? new Date()).toISOString())}`);
   return {

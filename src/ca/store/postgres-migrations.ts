@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 export const MIGRATIONS: readonly string[] = [
@@ -115,6 +115,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX certificates_id ON certificates ((record->>'id'));
   CREATE INDEX certificates_teams ON certificates USING gin (((record->'teams')::jsonb));
   CREATE INDEX certificates_roles ON certificates USING gin (((record->'roles')::jsonb));
+  `,
+  // 7: the delegated certificates acting for a principal, however obtained (a grant or an ID
+  // token): `revoke --principal` revokes them with the principal's own certificates
+  `
+  CREATE INDEX certificates_acting_for ON certificates ((record->>'actingFor'));
   `,
 ];
 

@@ -91,6 +91,8 @@ export interface IssuedQuery {
   readonly team?: string;
   /** records whose roles include this one */
   readonly role?: string;
+  /** delegated certificates (profile v1.1) acting for this principal URI (their `actingFor`), however they were obtained: a grant or an ID token */
+  readonly actingFor?: string;
   readonly type?: 'client' | 'server';
   /** the time `status` is judged at (default: now) */
   readonly now?: Date;
@@ -266,7 +268,8 @@ export function matchesQuery(issued: IssuedRecord, revoked: RevokedRecord | unde
     (!q.user || (issued.kind === 'user' && issued.id === q.user)) &&
     (!q.service || (issued.kind === 'service' && issued.id === q.service)) &&
     (!q.team || issued.teams.includes(q.team)) &&
-    (!q.role || issued.roles.includes(q.role))
+    (!q.role || issued.roles.includes(q.role)) &&
+    (q.actingFor === undefined || issued.actingFor === q.actingFor)
   );
 }
 
@@ -351,6 +354,7 @@ export class IndexMaps {
     if (q.role !== undefined) candidates.push((build('byRole'), l.byRole?.get(q.role)) ?? []);
     if (q.user !== undefined) candidates.push((build('byId'), l.byId?.get(`user:${q.user}`)) ?? []);
     if (q.service !== undefined) candidates.push((build('byId'), l.byId?.get(`service:${q.service}`)) ?? []);
+    if (q.actingFor !== undefined) candidates.push((build('byActingFor'), l.byActingFor?.get(q.actingFor)) ?? []);
     if (q.status === 'revoked') candidates.push(this.#revocations.map((r) => this.issued.get(r.serial)).filter((x): x is IssuedRecord => x !== undefined));
     let from: IssuedRecord[] | undefined;
     for (const c of candidates) if (!from || c.length < from.length) from = c;
@@ -375,17 +379,21 @@ interface ListMaps {
   byTeam?: Map<string, IssuedRecord[]>;
   byRole?: Map<string, IssuedRecord[]>;
   byId?: Map<string, IssuedRecord[]>;
+  /** delegated certificates by the principal they act for */
+  byActingFor?: Map<string, IssuedRecord[]>;
 }
 
 function addToList(l: ListMaps, r: IndexRecord): void {
   if (r.op !== 'issue') return;
-  for (const k of ['position', 'byTeam', 'byRole', 'byId'] as const) if (l[k]) addOne(l, k, r);
+  for (const k of ['position', 'byTeam', 'byRole', 'byId', 'byActingFor'] as const) if (l[k]) addOne(l, k, r);
 }
 
 function addOne(l: ListMaps, k: keyof ListMaps, r: IssuedRecord): void {
   if (k === 'position') l.position?.set(r, l.position.size);
   else if (k === 'byId') {
     if (r.kind) push(l.byId as Map<string, IssuedRecord[]>, `${r.kind}:${r.id}`, r);
+  } else if (k === 'byActingFor') {
+    if (r.actingFor) push(l.byActingFor as Map<string, IssuedRecord[]>, r.actingFor, r);
   } else {
     const values = k === 'byTeam' ? r.teams : r.roles;
     const m = l[k] as Map<string, IssuedRecord[]>;
