@@ -9,26 +9,24 @@
 import { compilePattern, compilePatterns, type Matcher } from './glob.js';
 import type { SubjectsDocument } from './schema.js';
 
-/** What a policy reads of an identity (an Identity from src/identity satisfies it). */
-export interface PolicySubject {
+/** Who a principal is, as rules match it: the holder of a certificate, or the one it acts for. */
+export interface SubjectPrincipal {
   readonly principal: string;
   readonly trustDomain: string;
   readonly kind: 'user' | 'service';
   readonly id: string;
   readonly teams: readonly string[];
   readonly roles: readonly string[];
+}
+
+/** What a policy reads of an identity (an Identity from src/identity satisfies it). */
+export interface PolicySubject extends SubjectPrincipal {
   readonly email?: string;
   /**
    * Profile v1.1: the principal a delegated certificate's holder acts for (Identity.actingFor).
    * Policy decides such a call on it, restricted by the holder (docs/delegation.md).
    */
-  readonly actingFor?: {
-    readonly principal: string;
-    readonly trustDomain: string;
-    readonly kind: 'user' | 'service';
-    readonly id: string;
-    readonly teams: readonly string[];
-    readonly roles: readonly string[];
+  readonly actingFor?: SubjectPrincipal & {
     /** profile v1.2: the tool globs the delegation is limited to (absent: no limit); a call to any other tool is denied */
     readonly tools?: readonly string[];
   };
