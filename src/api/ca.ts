@@ -9,7 +9,8 @@
  */
 export { Authority, type AuthorityOptions, type PassphraseProvider, type ClientRequest, type ServerRequest, type IssueOptions, type IssuedCertificate, type Delivery } from '../ca/authority.js';
 export { initCa, type InitOptions, type InitResult } from '../ca/init.js';
-export { revokeCertificate, writeCrls, crlStatus, type RevokeResult, type CrlRunResult } from '../ca/revocation.js';
+export { revokeCertificate, revokePrincipal, writeCrls, crlStatus, type RevokeResult, type RevokePrincipalResult, type CrlRunResult } from '../ca/revocation.js';
+export type { RevocationReason } from '../x509/crl.js';
 export { renewCertificate, type RenewOptions } from '../ca/renewal.js';
 export { tidyIndex, tidyPlan, DEFAULT_TIDY_RETENTION, type TidyOptions, type TidyReport } from '../ca/tidy.js';
 export { listCertificates, type CertificateEntry, type CertificateStatus, type ListFilter } from '../ca/list.js';

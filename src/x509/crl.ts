@@ -42,6 +42,7 @@ export const REVOCATION_REASONS = {
   superseded: 4,
   cessationOfOperation: 5,
 } as const;
+/** A revocation reason by its RFC 5280 name: `unspecified`, `keyCompromise`, `cACompromise`, `affiliationChanged`, `superseded` or `cessationOfOperation` (CRLReason 0 to 5). */
 export type RevocationReason = keyof typeof REVOCATION_REASONS;
 
 export interface CrlEntry {
