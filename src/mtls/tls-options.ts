@@ -9,6 +9,7 @@
  * any trusted certificate could then present one from a CA of its own.
  */
 import crypto from 'node:crypto';
+import { readCertificates } from '../x509/pem.js';
 
 /** `SSL_OP_NO_RENEGOTIATION`: the server refuses a TLS 1.2 renegotiation (the client gets a fatal "no renegotiation"). */
 export const NO_RENEGOTIATION = crypto.constants.SSL_OP_NO_RENEGOTIATION;
@@ -25,9 +26,38 @@ export interface TlsContextInput {
 }
 
 /**
+ * The session id context of a set of trusted CAs (32 hex characters, OpenSSL's limit). OpenSSL
+ * resumes a session, from its cache or from a ticket, only under the context it was made in, and
+ * a resumed session keeps the certificate and the verdict of the handshake that made it, on
+ * whichever server made it: the chain is not verified again. Node's default context is the
+ * process's command line, the same for every server of a process and of a fleet started alike, so
+ * servers sharing ticket keys (`setTicketKeys`, `ticketKeys`) but trusting other CAs resumed each
+ * other's sessions, and one took a certificate its CAs never issued as authenticated (found in
+ * review: test/security/session-resumption-trust.test.ts). Named by the CA certificates
+ * themselves (DER, in any order), so servers with the same CAs still resume each other's.
+ */
+export function sessionContextOf(ca: Pem | readonly Pem[]): string {
+  const ders: Buffer[] = [];
+  for (const c of Array.isArray(ca) ? (ca as readonly Pem[]) : [ca as Pem]) {
+    const bytes = typeof c === 'string' ? Buffer.from(c) : c;
+    let found: Buffer[] = [];
+    try {
+      found = readCertificates(bytes).map((d) => Buffer.from(d));
+    } catch {
+      // not PEM certificates as this reader knows them: the bytes themselves name it
+    }
+    ders.push(...(found.length > 0 ? found : [bytes]));
+  }
+  const hash = crypto.createHash('sha256').update('mcp-mtls session id context v1');
+  for (const d of ders.map((x) => crypto.createHash('sha256').update(x).digest('hex')).sort()) hash.update(d);
+  return hash.digest('hex').slice(0, 32);
+}
+
+/**
  * The secure-context options: also for `server.setSecureContext()`, which builds a context
  * from the options it is given alone (it forgets the server's `secureOptions`, so a certificate
- * reload without them would turn renegotiation back on).
+ * reload without them would turn renegotiation back on, and its `sessionIdContext`, which it
+ * puts back to Node's default).
  */
 export function tlsContextOptions(input: TlsContextInput) {
   return {
@@ -36,6 +66,8 @@ export function tlsContextOptions(input: TlsContextInput) {
     ca: Array.isArray(input.ca) ? [...(input.ca as readonly Pem[])] : [input.ca as Pem],
     minVersion: 'TLSv1.2' as const,
     secureOptions: (input.secureOptions ?? 0) | NO_RENEGOTIATION,
+    // sessions resume only under the same trusted CAs (see sessionContextOf)
+    sessionIdContext: sessionContextOf(input.ca),
   };
 }
 
