@@ -74,6 +74,10 @@ export interface StdioUpstreamOptions {
   readonly maxSessions?: number;
   /** of them, at most this many per caller (default 1,000): past it the caller's own least recently used goes, never another's */
   readonly maxSessionsPerCaller?: number;
+  /** server-to-client requests (sampling, elicitation, roots) waiting for one session's answers at once (default {@link MAX_SERVER_REQUESTS_PER_SESSION}, 100); past it the process gets a JSON-RPC error naming the limit */
+  readonly maxServerRequestsPerSession?: number;
+  /** the same, for one process across its sessions (default {@link MAX_SERVER_REQUESTS}, 1,000) */
+  readonly maxServerRequests?: number;
   readonly log: (line: string) => void;
 }
 
@@ -85,6 +89,13 @@ const CRASH_WINDOW_MS = 10_000;
 const SESSION_IDLE_MS = 8 * 3600_000;
 const MAX_SESSIONS = 100_000;
 const MAX_SESSIONS_PER_CALLER = 1_000;
+/**
+ * server-to-client requests (sampling, elicitation, roots, ping) a process may have waiting for
+ * their clients' answers at once: per session, and in all of its sessions together. Past either,
+ * the process gets a JSON-RPC error naming the limit instead of the request reaching a client.
+ */
+export const MAX_SERVER_REQUESTS_PER_SESSION = 100;
+export const MAX_SERVER_REQUESTS = 1_000;
 const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000];
 /** how long a process silent through a request's timeout has to answer a ping (at most the timeout) before it is killed */
 const PROBE_MS = 5_000;
@@ -137,7 +148,7 @@ interface Slot {
   readonly pending: Map<number, Caller>;
   readonly progress: Map<string, Caller>;
   /** server-to-client requests sent to a caller: gateway id -> the process's id and the session */
-  readonly serverRequests: Map<string, { procId: unknown; session: Session }>;
+  readonly serverRequests: Map<string, { procId: unknown; session: Session; at: number }>;
   readonly sessions: Set<Session>;
   lastUsed: number;
   /** when the process last wrote a message: one silent since a request timed out has stopped answering */
@@ -427,7 +438,36 @@ export class StdioUpstream {
     return this.#post(session, [withoutEnvelope(m)], res);
   }
 
+  /**
+   * Why a new server-to-client request for `session` may not be held (undefined: it may). Held
+   * requests older than the route's timeout are given up first (the process gets an error for
+   * each): a client that never answers cannot hold a session or the process full for ever.
+   */
+  #serverRequestLimit(slot: Slot, proc: StdioProcess, session: Session): string | undefined {
+    const now = Date.now();
+    let mine = 0;
+    for (const [gid, r] of slot.serverRequests) {
+      if (now - r.at >= this.#o.timeoutMs) {
+        slot.serverRequests.delete(gid);
+        proc.send(rpcError(r.procId, `the client did not answer within ${this.#o.timeoutMs} ms`));
+      } else if (r.session === session) mine++;
+    }
+    const perSession = this.#o.maxServerRequestsPerSession ?? MAX_SERVER_REQUESTS_PER_SESSION;
+    const perProcess = this.#o.maxServerRequests ?? MAX_SERVER_REQUESTS;
+    const unanswered = (n: number, where: string) => `the gateway holds at most ${n} unanswered requests from the server ${where} (its limit: the client has not answered them yet); this one was not sent`;
+    if (mine >= perSession) return unanswered(perSession, 'per client session');
+    if (slot.serverRequests.size >= perProcess) return unanswered(perProcess, 'for this process, across its sessions');
+    return undefined;
+  }
+
   #endSession(session: Session): void {
+    // the requests this session was asked and never answered: the process is told, none stays held
+    const proc0 = session.slot.proc;
+    for (const [gid, r] of session.slot.serverRequests) {
+      if (r.session !== session) continue;
+      session.slot.serverRequests.delete(gid);
+      if (proc0?.alive) proc0.send(rpcError(r.procId, 'the client session ended before the client answered'));
+    }
     session.getStream?.end();
     this.#sessions.delete(session.id);
     const own = this.#byOwner.get(session.principal);
@@ -746,8 +786,14 @@ export class StdioUpstream {
           proc.send(rpcError(m.id, 'the client speaks MCP 2026-07-28, where the gateway does not bridge requests from the server (stdio-modern.ts)'));
           continue;
         }
+        // held until the client answers: bounded per session and per process, an old one given up
+        const limit = this.#serverRequestLimit(slot, proc, c.session);
+        if (limit) {
+          proc.send(rpcError(m.id, limit));
+          continue;
+        }
         const gid = `mcp-mtls-s${slot.nextId++}`;
-        slot.serverRequests.set(gid, { procId: m.id, session: c.session });
+        slot.serverRequests.set(gid, { procId: m.id, session: c.session, at: Date.now() });
         c.write({ ...m, id: gid });
         continue;
       }
