@@ -10,38 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
 import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
 import { postgresDecisionSource } from '../../src/console/decisions-postgres.js';
 import { createDecisionsSink } from '../../src/mtls/audit-postgres.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { sql, usePostgresWithRoles } from '../support/postgres-roles.js';
 
-let pgs: TestPostgres;
-const roles: string[] = [];
-
-before(async () => {
-  pgs = await startPostgres();
-});
-after(async () => {
-  if (roles.length) {
-    const c = new pg.Client({ connectionString: pgs.url });
-    await c.connect();
-    for (const r of roles) await c.query(`DROP OWNED BY ${r}; DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
-    await c.end();
-  }
-  await pgs.stop();
-});
-
-async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await c.query<T>(text, params);
-  } finally {
-    await c.end();
-  }
-}
+const server = usePostgresWithRoles();
 
 /** The writer role exactly as docs/operations.md grants it (the SQL is read from the page). */
 async function documentedWriterRole(url: string): Promise<string> {
@@ -49,24 +25,14 @@ async function documentedWriterRole(url: string): Promise<string> {
   const doc = fs.readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
   const block = /```sql\n(\s*CREATE ROLE mcp_decisions[\s\S]*?)```/.exec(doc)?.[1];
   assert.ok(block, 'docs/operations.md has the GRANTs of the decisions writer');
-  const role = `decisions_writer_${crypto.randomBytes(4).toString('hex')}`;
-  roles.push(role);
-  const db = new URL(url).pathname.slice(1);
-  const stmts = block
-    .replace(/mcp_decisions/g, role)
-    .replace(/DATABASE mcp_ca/g, `DATABASE ${db}`)
-    .replace(/ PASSWORD '\.\.\.'/, '');
-  await sql(url, stmts);
-  const u = new URL(url);
-  u.username = role;
-  return u.toString();
+  return server.role(url, (role, database) => block.replace(/mcp_decisions/g, role).replace(/DATABASE mcp_ca/g, `DATABASE ${database}`).replace(/ PASSWORD '\.\.\.'/, ''));
 }
 
 const honest = (i: number) => ({ event: 'decision' as const, principal: 'spiffe://acme.test/user/alice', method: 'tools/call', target: `read_${i}`, allowed: true, ruleId: 'readers', reason: 'allowed' });
 
 describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
   it('a NUL in a tool name, principal, rule or reason does not drop the honest lines of its batch', async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writer = await documentedWriterRole(url);
     const warnings: string[] = [];
@@ -91,7 +57,7 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it('the documented writer role cannot choose row ids (planted ids would make every later INSERT fail)', async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writer = await documentedWriterRole(url);
     // a compromised server plants the ids the sequence hands out next
@@ -108,7 +74,7 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     assert.deepEqual(sink.stats(), { written: 3, dropped: 0, queued: 0 });
   });
   it('a database that stops answering mid-INSERT (a lock held on the table) cannot hold close() forever', { timeout: 60_000 }, async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writer = await documentedWriterRole(url);
     const warnings: string[] = [];
@@ -135,7 +101,7 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     }
   });
   it("the console's decisions queries take one of the store's connections at most: /renew and /sign keep the rest", { timeout: 60_000 }, async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const store = new PostgresStore(url); // the pool of ca serve's store: 10 connections
     const admin = new pg.Client({ connectionString: url });
@@ -163,7 +129,7 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     }
   });
   it("a compromised server's rows with huge text cannot make the console's answer huge (the CA holds it in memory)", { timeout: 60_000 }, async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writer = await documentedWriterRole(url);
     // the role may INSERT what it likes: the sink cuts at 1024 characters, a direct INSERT does not
@@ -183,7 +149,7 @@ describe('hostile decision lines in PostgreSQL', { timeout: 120_000 }, () => {
     }
   });
   it("one row dated where JavaScript has no date (infinity, the year 294000) does not break the Decisions page", { timeout: 60_000 }, async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writer = await documentedWriterRole(url);
     const sink = createDecisionsSink(writer, { flushMs: 60_000 });

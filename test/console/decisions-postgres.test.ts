@@ -9,11 +9,10 @@
  */
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import pg from 'pg';
 import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
@@ -27,49 +26,17 @@ import { createDecisionsSink, type DecisionsSink } from '../../src/mtls/audit-po
 import { tmpDir } from '../support/cli.js';
 import { clientCreds, makeCa, request, startServer } from '../support/ca-serve.js';
 import { connect, startFixture } from '../support/mcp.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { insertOnlyGrants, sql, usePostgresWithRoles } from '../support/postgres-roles.js';
 
-let pgs: TestPostgres;
-const roles: string[] = [];
-
-before(async () => {
-  pgs = await startPostgres();
-});
-after(async () => {
-  if (roles.length) {
-    const c = new pg.Client({ connectionString: pgs.url });
-    await c.connect();
-    for (const r of roles) await c.query(`DROP OWNED BY ${r}; DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
-    await c.end();
-  }
-  await pgs.stop();
-});
-
-async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(url: string, text: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await c.query<T>(text, params);
-  } finally {
-    await c.end();
-  }
-}
+const server = usePostgresWithRoles();
 
 /** A role that may INSERT into decisions and nothing else, as docs/operations.md grants it; its URL. */
-async function insertOnlyRole(url: string): Promise<string> {
-  const role = `decisions_writer_${crypto.randomBytes(4).toString('hex')}`;
-  roles.push(role);
-  const db = new URL(url).pathname.slice(1);
-  await sql(url, `CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${db} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT INSERT (time, event, principal, method, target, allowed, rule_id, reason, source) ON decisions TO ${role}; GRANT USAGE ON SEQUENCE decisions_id_seq TO ${role}`);
-  const u = new URL(url);
-  u.username = role;
-  return u.toString();
-}
+const insertOnlyRole = (url: string): Promise<string> => server.role(url, insertOnlyGrants);
 
 describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
   it('migration 5 upgrades a v4 database in place, and two replicas racing it apply it once', async () => {
     assert.ok(SCHEMA_VERSION >= 5);
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     // a v4 database with a row in it, as the release before this one left it
     await sql(url, 'CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
     for (let n = 1; n <= 4; n++) await sql(url, `BEGIN; ${MIGRATIONS[n - 1]}; INSERT INTO schema_migrations (version) VALUES (${n}); COMMIT;`);
@@ -86,7 +53,7 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it('a role granted INSERT alone writes through createAuditLog and can read, change or delete nothing', async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writerUrl = await insertOnlyRole(url);
     const sink = createAuditLog(writerUrl, { flushMs: 50, source: 'srv-a' }) as DecisionsSink;
@@ -104,7 +71,7 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it('the table answers what the file answers for the same lines: filters, series, tallies, recent', async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const now = new Date('2026-12-02T12:00:00Z');
     const lines: Record<string, unknown>[] = [];
@@ -139,7 +106,7 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it('retention prunes old rows in batches, one replica at a time', async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     await sql(url, "INSERT INTO decisions (time, event, allowed) SELECT now() - (g || ' hours')::interval, 'decision', false FROM generate_series(1, 250) g");
     const pool = new pg.Pool({ connectionString: url, max: 3 });
@@ -155,7 +122,7 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it('ca serve prunes past config.yaml console.decisions.retention (createConsole on a PostgreSQL store)', async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     await sql(url, "INSERT INTO decisions (time, event, allowed, target) VALUES (now() - interval '3 days', 'decision', false, 'old'), (now() - interval '1 hour', 'decision', false, 'fresh')");
     const t = makeCa();
@@ -208,7 +175,7 @@ describe('decisions in PostgreSQL', { timeout: 120_000 }, () => {
   });
 
   it("a real mTLS MCP server's denials appear on the console's decisions API of ca serve on that store", async () => {
-    const url = await pgs.newDatabase();
+    const url = await server.pg.newDatabase();
     await migrate(url);
     const writerUrl = await insertOnlyRole(url);
     const sink = createAuditLog(writerUrl, { flushMs: 50, source: 'mcp-test' }) as DecisionsSink;

@@ -5,7 +5,6 @@
  * sent before the gateway stops; the console's table backend tallies them.
  */
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -23,14 +22,14 @@ import { loadGatewayConfig } from '../../src/gateway/config.js';
 import { startGateway } from '../../src/gateway/run.js';
 import { bundleOf } from '../support/mcp.js';
 import { makePki } from '../support/pki.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import type { TestPostgres } from '../support/postgres.js';
+import { insertOnlyGrants, usePostgresWithRoles } from '../support/postgres-roles.js';
 
+const server = usePostgresWithRoles('gw_decisions');
 let pgs: TestPostgres;
 let upstream: http.Server;
-const role = `gw_decisions_${crypto.randomBytes(4).toString('hex')}`;
 
 before(async () => {
-  pgs = await startPostgres();
   upstream = http.createServer(async (req, res) => {
     const server = new McpServer({ name: 'up', version: '1' });
     for (const name of ['read_file', 'write_file']) server.registerTool(name, { description: name }, async () => ({ content: [{ type: 'text', text: `${name} ran` }] }));
@@ -44,21 +43,15 @@ before(async () => {
 
 after(async () => {
   upstream?.close();
-  const c = new pg.Client({ connectionString: pgs.url });
-  await c.connect();
-  await c.query(`DROP OWNED BY ${role}; DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
-  await c.end();
-  await pgs.stop();
 });
 
 test("the gateway's decisions reach the decisions table through an INSERT-only role, and its audit file too", { timeout: 90_000 }, async () => {
+  pgs = server.pg;
   await migrate(pgs.url);
+  const writer = await server.role(pgs.url, insertOnlyGrants);
   const admin = new pg.Client({ connectionString: pgs.url });
   await admin.connect();
   try {
-    await admin.query(`CREATE ROLE ${role} LOGIN; GRANT CONNECT ON DATABASE ${new URL(pgs.url).pathname.slice(1)} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT INSERT (time, event, principal, method, target, allowed, rule_id, reason, source) ON decisions TO ${role}; GRANT USAGE ON SEQUENCE decisions_id_seq TO ${role}`);
-    const writer = new URL(pgs.url);
-    writer.username = role;
     const pki = await makePki();
     const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
     const b = await pki.issue(['issue', 'client', '--user', 'bob', '--team', 'dev']);
@@ -74,7 +67,7 @@ test("the gateway's decisions reach the decisions table through an INSERT-only r
         `  - { path: /mcp/files, upstream: "http://127.0.0.1:${(upstream.address() as { port: number }).port}/mcp" }`,
         `audit: ${auditFile}`,
         // a long flush interval: the rows can only be there because stop() sent what was queued
-        `decisions: { store: "${writer.toString()}", source: gw-test, flushMs: 60000 }`,
+        `decisions: { store: "${writer}", source: gw-test, flushMs: 60000 }`,
         '',
       ].join('\n'),
     );
