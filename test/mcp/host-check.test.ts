@@ -120,3 +120,37 @@ for (const listener of ['sdk1', 'sdk2']) {
     }
   });
 }
+
+// a7db17e keeps the Host value accepted last on each connection, so that keep-alive requests
+// with the same Host skip the parse: another Host on the same connection is checked in full
+for (const listener of ['sdk1', 'sdk2', 'gateway']) {
+  test(`${listener}: a second request on the same keep-alive connection with a forged Host is refused`, async () => {
+    const port = ports[listener]!;
+    const keepAlive = new https.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const send = (host: string) =>
+        new Promise<{ status: number; reused: boolean; socket: unknown }>((resolve, reject) => {
+          const req = rawRequest('2025-11-25', 1, 'tools/list');
+          const r = https.request({ host: '127.0.0.1', servername: 'localhost', port, path: '/mcp', method: 'POST', ...bobTls, agent: keepAlive, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...req.headers, host } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: r.reusedSocket, socket: r.socket }));
+          });
+          r.on('error', reject);
+          r.end(JSON.stringify(req.body));
+        });
+      const first = await send(`localhost:${port}`);
+      assert.equal(first.status, 200);
+      const again = await send(`localhost:${port}`);
+      assert.equal(again.status, 200);
+      for (const host of ['evil.example', `evil.example:${port}`, `localhost:${port}.evil.example`]) {
+        const forged = await send(host);
+        assert.ok(forged.reused && forged.socket === first.socket, 'the request went on the same connection');
+        assert.equal(forged.status, 403, `Host ${host} on a connection that had sent localhost: ${forged.status}`);
+      }
+      // and the connection's own names still pass after a refusal
+      assert.equal((await send(`localhost:${port}`)).status, 200);
+    } finally {
+      keepAlive.destroy();
+    }
+  });
+}
