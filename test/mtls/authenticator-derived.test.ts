@@ -7,11 +7,9 @@
  * createMtlsMiddleware behind a real HTTP server, RFC 9440 headers from 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { createAuthenticator, createMtlsMiddleware, type Authenticator, type AuthResult } from '../../src/api/server.js';
-import { sf } from '../support/forwarded-reader.js';
+import { useForwardedServer } from '../support/forwarded-reader.js';
 import { memoryCertificates } from '../support/memory-ca.js';
 
 const certs = memoryCertificates(Date.now());
@@ -42,19 +40,7 @@ for (const how of ['spread', 'prototype'] as const) {
     const deny = new Set<string>();
     const asked = { n: 0 };
     const auth = made(how, deny, asked);
-    let server: http.Server;
-    let port: number;
-    before(async () => {
-      const mw = createMtlsMiddleware({ authenticator: auth, trustedProxies: [{ from: '127.0.0.1', format: 'rfc9440' }] });
-      server = http.createServer((req, res) => mw(req, res, () => res.end(`ok ${(req as { auth?: { clientId: string } }).auth?.clientId}`)));
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      port = (server.address() as AddressInfo).port;
-    });
-    after(() => new Promise<void>((r) => server.close(() => r())));
-    const get = async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { 'client-cert': sf(dave), 'client-cert-chain': sf(interCa.der) }, signal: AbortSignal.timeout(10_000) });
-      return `${res.status} ${await res.text()}`;
-    };
+    const { get } = useForwardedServer(() => createMtlsMiddleware({ authenticator: auth, trustedProxies: [{ from: '127.0.0.1', format: 'rfc9440' }] }), dave, interCa.der);
 
     it('its own authenticateCertificate decides each forwarded request', async () => {
       assert.equal(await get(), '200 ok spiffe://acme.test/user/dave');

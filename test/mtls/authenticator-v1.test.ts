@@ -10,15 +10,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createAuthenticator } from '../../src/mtls/authenticate.js';
 import { middlewareWith, SwitchableAuthenticator } from '../fixtures/authenticator-v1.js';
 import { tmpDir } from '../support/cli.js';
-import { sf } from '../support/forwarded-reader.js';
+import { useForwardedServer } from '../support/forwarded-reader.js';
 import { memoryCertificates } from '../support/memory-ca.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -42,20 +40,7 @@ describe('a v1-era Authenticator', { timeout: 180_000 }, () => {
     const interCa = certs.intermediate(rootCa, 'V1 Test Intermediate', 50);
     const dave = certs.leaf(interCa, 'dave', 24);
     const v1 = new SwitchableAuthenticator(createAuthenticator({ caCertificates: [rootCa.der] }));
-    let server: http.Server;
-    let port: number;
-    before(async () => {
-      const mw = middlewareWith(v1, [{ from: '127.0.0.1', format: 'rfc9440' }]);
-      server = http.createServer((req, res) => mw(req, res, () => res.end(`ok ${(req as { auth?: { clientId: string } }).auth?.clientId}`)));
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      port = (server.address() as AddressInfo).port;
-    });
-    after(() => new Promise<void>((r) => server.close(() => r())));
-
-    const get = async () => {
-      const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { 'client-cert': sf(dave), 'client-cert-chain': sf(interCa.der) }, signal: AbortSignal.timeout(10_000) });
-      return `${res.status} ${await res.text()}`;
-    };
+    const { get } = useForwardedServer(() => middlewareWith(v1, [{ from: '127.0.0.1', format: 'rfc9440' }]), dave, interCa.der);
 
     it('decides every request, as in v1: a refusal it starts giving holds from the next request on', async () => {
       assert.equal(await get(), '200 ok spiffe://acme.test/user/dave');

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { after, before } from 'node:test';
 import type { ForwardedOutcome } from '../../src/mtls/trusted-proxies.js';
 
 export interface ReaderServer {
@@ -41,3 +42,29 @@ export async function startReaderServer(reader: { read(req: http.IncomingMessage
 
 /** A certificate as an RFC 9440 Client-Cert / Client-Cert-Chain value (a structured-field byte sequence). */
 export const sf = (der: Buffer): string => `:${der.toString('base64')}:`;
+
+type Middleware = (req: http.IncomingMessage, res: http.ServerResponse, next: () => void) => void;
+
+/**
+ * A middleware (createMtlsMiddleware's, or a fixture's) behind a plain node:http server for the
+ * enclosing describe (started in its before hook, closed in its after hook), answering `ok
+ * <clientId>` when it lets a request through. `get()` sends one request with `leaf` and `chain`
+ * as RFC 9440 headers from 127.0.0.1: `<status> <body>`.
+ */
+export function useForwardedServer(middleware: () => Middleware, leaf: Buffer, chain: Buffer): { get(): Promise<string> } {
+  let server: http.Server;
+  let port: number;
+  before(async () => {
+    const mw = middleware();
+    server = http.createServer((req, res) => mw(req, res, () => res.end(`ok ${(req as { auth?: { clientId: string } }).auth?.clientId}`)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+  return {
+    async get() {
+      const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { 'client-cert': sf(leaf), 'client-cert-chain': sf(chain) }, signal: AbortSignal.timeout(10_000) });
+      return `${res.status} ${await res.text()}`;
+    },
+  };
+}
