@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { FsStore } from '../../src/ca/store/fs-store.js';
 import { SCHEMA_VERSION } from '../../src/ca/store/postgres-migrations.js';
 import { databasePassword } from '../../src/cli/io.js';
-import { cli, cliOk, tmpDir } from '../support/cli.js';
+import { bareCopy, cli, cliOk, tmpDir } from '../support/cli.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
 
 let server: TestPostgres;
@@ -20,13 +20,6 @@ before(async () => {
   server = await startPostgres();
 });
 after(() => server?.stop());
-
-/** A copy of a CA folder with only what the keys and config make: the target of an import. */
-function bareCopy(pki: string, to: string): string {
-  fs.mkdirSync(path.join(to, 'private'), { recursive: true, mode: 0o700 });
-  for (const f of ['config.yaml', 'root.crt', 'intermediate.crt', 'private/root.key', 'private/intermediate.key']) fs.copyFileSync(path.join(pki, f), path.join(to, f));
-  return to;
-}
 
 function stateFiles(pki: string): Record<string, string> {
   const out: Record<string, string> = {};

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { FsStore } from '../../src/ca/store/fs-store.js';
 import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
-import { cliOk, tmpDir } from '../support/cli.js';
+import { bareCopy, cliOk, tmpDir } from '../support/cli.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
 
 let server: TestPostgres;
@@ -18,13 +18,6 @@ before(async () => {
   server = await startPostgres();
 });
 after(() => server?.stop());
-
-/** A copy of a CA folder with only the keys and config: the target of an import. */
-function bareCopy(pki: string, to: string): string {
-  fs.mkdirSync(path.join(to, 'private'), { recursive: true, mode: 0o700 });
-  for (const f of ['config.yaml', 'root.crt', 'intermediate.crt', 'private/root.key', 'private/intermediate.key']) fs.copyFileSync(path.join(pki, f), path.join(to, f));
-  return to;
-}
 
 test('a used ID token stays used across ca export and ca import (folder -> PostgreSQL -> folder)', async () => {
   const base = tmpDir();

@@ -80,3 +80,10 @@ export function snapshot(dir: string): Record<string, string> {
   walk(dir);
   return out;
 }
+
+/** A copy of a CA folder with only the keys and config (what `ca init` made): the target of a `ca import`. */
+export function bareCopy(pki: string, to: string): string {
+  fs.mkdirSync(path.join(to, 'private'), { recursive: true, mode: 0o700 });
+  for (const f of ['config.yaml', 'root.crt', 'intermediate.crt', 'private/root.key', 'private/intermediate.key']) fs.copyFileSync(path.join(pki, f), path.join(to, f));
+  return to;
+}
