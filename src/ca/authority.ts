@@ -137,9 +137,11 @@ export interface IssueOptions {
   readonly delivery?: Delivery;
   /**
    * runs inside the issuing transaction, after signing and right before the commit (e.g. using
-   * up an enrollment token); throwing refuses the issuance with nothing recorded
+   * up an enrollment token); throwing refuses the issuance with nothing recorded. The audit
+   * events it returns are committed with the issuance's own, before them, in the same write
+   * (one fsync in the folder store, one statement in a database)
    */
-  readonly beforeCommit?: (tx: StoreTransaction, issued: readonly IssuedCertificate[]) => Promise<void>;
+  readonly beforeCommit?: (tx: StoreTransaction, issued: readonly IssuedCertificate[]) => Promise<void | readonly { event: string; [k: string]: unknown }[]>;
 }
 
 /** Refusals already written to the audit log (so that nested stages audit once). */
@@ -487,14 +489,14 @@ export class Authority {
         issued.push({ record, der, chainPem: pemEncode('CERTIFICATE', der) + chainTail, ...(p.key ? { key: p.key } : {}) });
         onProgress?.(issued.length, prepared.length);
       }
-      await options.beforeCommit?.(tx, issued);
+      const before = (await options.beforeCommit?.(tx, issued)) ?? [];
       // delivery is staged (checked, written to temporary files) before the commit, so a
       // refused output leaves nothing recorded; it is completed after, under the same lock
       const staged = options.delivery?.stage(issued);
       try {
         await tx.commitIssued(
           issued.map((i) => ({ record: i.record, der: i.der })),
-          issued.map((i) => this.#event({ event: 'cert.issue', ...auditFields(i.record) })),
+          [...before.map((e) => this.#event(e)), ...issued.map((i) => this.#event({ event: 'cert.issue', ...auditFields(i.record) }))],
         );
       } catch (e) {
         staged?.abort();

@@ -10,9 +10,11 @@
  *   never from the CSR, whose public key (after its signature is checked) is all that is used.
  * - Consumption is atomic across processes and happens inside the issuing transaction, after
  *   the certificate is signed and right before it is recorded: a request refused earlier (bad
- *   CSR, a claim the profile refuses) leaves the token usable. (With the folder store, a commit
- *   that fails after consumption, e.g. a full disk, still uses the token up; a database store
- *   rolls both back.)
+ *   CSR, a claim the profile refuses) leaves the token usable. (The folder store writes the
+ *   used token with the issuance's journal, before the index line: a failure before that
+ *   leaves the token usable, one after it, e.g. a full disk, still uses the token up; a
+ *   database store rolls both back.) Its `token.use` audit line is written with the
+ *   certificate's `cert.issue`, in the same append or statement.
  */
 import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
@@ -160,6 +162,15 @@ export class TokenDirectory {
   async find(hash: string): Promise<StoredToken | undefined> {
     const hit = this.#byHash.get(hash);
     if (hit) return hit;
+    // a read already running (for another request) may bring it: a token created before that
+    // read started is in it. Only a hash still unknown after it waits for a read of its own,
+    // one that starts after this request came (and at most one per RELOAD_MS): otherwise every
+    // request of a burst after a start would wait for that second, rate-limited read
+    if (this.#inFlight) {
+      await this.#inFlight.catch(() => undefined);
+      const found = this.#byHash.get(hash);
+      if (found) return found;
+    }
     await this.#reload();
     return this.#byHash.get(hash);
   }
@@ -223,7 +234,8 @@ export async function enrollWithToken(ca: Authority, secret: string, csr: Uint8A
             if (r.refused === 'used') directory?.markUsed(parsed.hash, ca.now());
             throw new TokenRefused(r.refused, parsed.id);
           }
-          await tx.appendAudit([{ time: ca.now().toISOString(), event: 'token.use', actor: actor(), tokenId: parsed.id, principal: certs[0]?.record.principal, serial: certs[0]?.record.serial }]);
+          // written with the certificate's own audit line, in the issuance's commit
+          return [{ event: 'token.use', tokenId: parsed.id, principal: certs[0]?.record.principal, serial: certs[0]?.record.serial }];
         },
       },
     );

@@ -112,18 +112,31 @@ export class FsStore implements Store {
     try {
       if (fs.existsSync(this.layout.pending)) this.#recover();
       if (fs.existsSync(this.#tidyPending)) this.#recoverTidy();
-      return await fn(this.#tx(lock));
+      const tx = this.#tx(lock);
+      const result = await fn(tx.ops);
+      tx.finish();
+      return result;
     } finally {
       lock.release();
     }
   }
 
-  #tx(lock: HeldLock): StoreTransaction {
+  /**
+   * The operations of one transaction. A token used (consumeToken) is written to tokens.json
+   * with the issuance's journal, in one atomic write (one folder fsync for both), so before the
+   * index line, the commit point; a transaction that ends without committing an issuance
+   * writes it at its end (`finish`), and one that throws writes nothing.
+   */
+  #tx(lock: HeldLock): { ops: StoreTransaction; finish(): void } {
     const layout = this.layout;
     const point = (name: string) => {
       if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
     };
-    return {
+    /** tokens.json as this transaction changed it, not written yet */
+    let staged: StoredToken[] | undefined;
+    const tokens = () => staged ?? this.#readTokens();
+    const tokensFile = (list: readonly StoredToken[]) => ({ file: this.#tokens, data: this.#tokensFileBytes(list), mode: MODES.record });
+    const ops: StoreTransaction = {
       ...this.#lookups(),
       serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)) || this.#readRetired().has(serial),
       commitIssued: async (items, audit) => {
@@ -135,7 +148,9 @@ export class FsStore implements Store {
         // a journal first, so that a crash at any point below is finished or undone by the
         // next transaction (#recover); then the certificate files, then the index line (the
         // commit point), then the audit lines
-        writeFileAtomic(layout.pending, JSON.stringify({ serials: items.map((i) => i.record.serial), audit }), { mode: MODES.record });
+        // (with a token this transaction used: tokens.json beside it, renamed after it)
+        writeFilesAtomic([{ file: layout.pending, data: JSON.stringify({ serials: items.map((i) => i.record.serial), audit }), mode: MODES.record }, ...(staged ? [tokensFile(staged)] : [])]);
+        staged = undefined;
         point('after-journal');
         writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
         point('after-files');
@@ -161,22 +176,23 @@ export class FsStore implements Store {
       readCrl: async (which) => this.#readCrl(which),
       putToken: async (token) => {
         lock.assertHeld();
-        const tokens = this.#readTokens();
-        if (tokens.some((t) => t.hash === token.hash || t.id === token.id)) {
+        const list = tokens();
+        if (list.some((t) => t.hash === token.hash || t.id === token.id)) {
           throw new MtlsError('BAD_ARGUMENT', `an enrollment token with id ${token.id} or the same secret exists already`, { hint: 'create a new token' });
         }
-        writeFileAtomic(this.#tokens, JSON.stringify([...tokens, token], null, 1) + '\n', { mode: MODES.record });
+        writeFilesAtomic([tokensFile([...list, token])]);
+        staged = undefined;
       },
       consumeToken: async (hash, now, serial) => {
         lock.assertHeld();
-        const tokens = this.#readTokens();
-        const i = tokens.findIndex((t) => t.hash === hash);
-        const found = tokens[i];
+        const list = [...tokens()];
+        const i = list.findIndex((t) => t.hash === hash);
+        const found = list[i];
         const refused = consumeRefusal(found, now);
         if (refused) return refused;
         const { usedAt: _never, usedFor: _none, ...token } = found as StoredToken;
-        tokens[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
-        writeFileAtomic(this.#tokens, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
+        list[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
+        staged = list; // written with the issuance's journal (commitIssued), else at the end of the transaction
         return { token };
       },
       useOnce: async (key, expiresAt, now) => {
@@ -201,6 +217,15 @@ export class FsStore implements Store {
         writeFileAtomic(layout.index, kept.map((r) => `${JSON.stringify(r)}\n`).join(''), { mode: MODES.record });
         point('tidy-after-index');
         this.#finishTidy(serials, audit);
+      },
+    };
+    return {
+      ops,
+      finish: () => {
+        if (!staged) return;
+        lock.assertHeld();
+        writeFilesAtomic([tokensFile(staged)]);
+        staged = undefined;
       },
     };
   }
@@ -350,18 +375,49 @@ export class FsStore implements Store {
     return readJsonLines<AuditEvent>(this.layout.audit);
   }
 
+  /**
+   * tokens.json as last read or written by this store: its bytes and what they parse to. Every
+   * read still reads the file (under the lock, in a transaction): only parsing the very same
+   * bytes again is saved, the cost that grew with the number of tokens on every enrollment.
+   */
+  #tokensSeen: { bytes: Buffer; tokens: readonly StoredToken[] } | undefined;
+  /** each token's bytes in tokens.json (the file is JSON.stringify(list, null, 1), built from these) */
+  readonly #tokenBytes = new WeakMap<StoredToken, Buffer>();
+
+  /** tokens.json's bytes for `list`: what JSON.stringify(list, null, 1) writes, each unchanged token's part kept from before */
+  #tokensFileBytes(list: readonly StoredToken[]): Buffer {
+    if (list.length === 0) return Buffer.from('[]\n');
+    const parts: Buffer[] = [Buffer.from('[\n')];
+    const comma = Buffer.from(',\n');
+    list.forEach((t, i) => {
+      let part = this.#tokenBytes.get(t);
+      if (part === undefined) {
+        part = Buffer.from(` ${JSON.stringify(t, null, 1).replaceAll('\n', '\n ')}`, 'utf8');
+        this.#tokenBytes.set(t, part);
+      }
+      if (i > 0) parts.push(comma);
+      parts.push(part);
+    });
+    parts.push(Buffer.from('\n]\n'));
+    const bytes = Buffer.concat(parts);
+    this.#tokensSeen = { bytes, tokens: list };
+    return bytes;
+  }
+
   #readTokens(): StoredToken[] {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = fs.readFileSync(this.#tokens, 'utf8');
+      bytes = fs.readFileSync(this.#tokens);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
+    if (this.#tokensSeen?.bytes.equals(bytes)) return [...this.#tokensSeen.tokens];
     try {
-      const tokens = JSON.parse(text) as unknown;
+      const tokens = JSON.parse(bytes.toString('utf8')) as unknown;
       if (!Array.isArray(tokens)) throw new Error('not a list');
-      return tokens as StoredToken[];
+      this.#tokensSeen = { bytes, tokens: tokens as StoredToken[] };
+      return [...(tokens as StoredToken[])];
     } catch (cause) {
       throw new MtlsError('STORE_CORRUPT', `${this.#tokens} is not a JSON list of tokens`, { cause, hint: 'restore tokens.json from backup (or remove it: every unused token is then void)' });
     }
