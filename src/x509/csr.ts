@@ -21,7 +21,7 @@ import {
 } from './der.js';
 import { distinguishedName } from './extensions.js';
 import { commonNameOf } from './certificate.js';
-import { createSigner, hashForSignatureAlgorithm, keyTypeOf, type GeneratedKey, type KeyType } from './keys.js';
+import { createSigner, hashForSignatureAlgorithm, importSpki, keyTypeOf, type GeneratedKey, type KeyType } from './keys.js';
 import { looksLikePem, pemDecodeAll } from './pem.js';
 
 /** A CSR for `key` with subject CN=commonName and no attributes. */
@@ -73,7 +73,7 @@ export function verifyCsr(data: Uint8Array): VerifiedCsr {
   }
   let publicKey;
   try {
-    publicKey = crypto.createPublicKey({ key: spkiBytes, format: 'der', type: 'spki' });
+    publicKey = importSpki(spkiBytes);
   } catch (e) {
     throw bad('the CSR holds a public key that cannot be read', e);
   }
