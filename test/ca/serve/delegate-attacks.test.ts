@@ -4,11 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { CompactSign } from 'jose';
-import { Authority } from '../../../src/ca/authority.js';
 import { revokeCertificate } from '../../../src/ca/revocation.js';
 import { signGrant } from '../../../src/delegation/grant.js';
 import { decodeIdentity } from '../../../src/identity/decode.js';
@@ -17,31 +14,15 @@ import { readCertificates } from '../../../src/x509/pem.js';
 import { createCsr } from '../../../src/x509/csr.js';
 import { generateKey } from '../../../src/x509/keys.js';
 import { pemEncode } from '../../../src/x509/pem.js';
-import { clientCreds, makeCa, request, startServer, type Creds, type TestCa } from '../../support/ca-serve.js';
+import { clientCreds, makeCa, request, type Creds } from '../../support/ca-serve.js';
+import { useDelegationCa } from '../../support/delegation-ca.js';
 
 const TD = 'acme.test';
 const PLATFORM = `spiffe://${TD}/service/chat-platform`;
-const BOB = `spiffe://${TD}/user/bob`;
 
-let t: TestCa;
-let ca: Authority;
-let port: number;
-let closeCa: () => Promise<void>;
-const who: Record<string, Creds> = {};
-
-const chainOf = (c: Creds) => readCertificates(Buffer.from(c.cert));
-const keyOf = (c: Creds) => crypto.createPrivateKey(c.key);
-const grant = (c: Creds, actor: string, o: { teams?: string[]; roles?: string[]; ttlMs?: number } = {}) => signGrant({ chain: chainOf(c), key: keyOf(c), actor, ttlMs: o.ttlMs ?? 8 * 3600_000, ...o });
-const exchange = (actor: Creds, body: unknown) => request(port, t.rootPem, { method: 'POST', path: '/delegate', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), creds: { cert: actor.cert, key: actor.key } });
-/** a delegated certificate as Creds: the PEM chain the CA answered, with the key it certifies */
-const delegated = (body: Buffer, key: string): Creds => ({ cert: body.toString('utf8'), key, serial: decodeIdentity(readCertificates(body)[0]!).serial });
-
-before(async () => {
-  t = makeCa(TD);
-  fs.appendFileSync(
-    path.join(t.dir, 'config.yaml'),
-    `delegation:
-  maxTtl: 1h
+const dca = useDelegationCa({
+  trustDomain: TD,
+  delegation: `  maxTtl: 1h
   actors:
     - actor: service/chat-platform
       for: { teams: [sre] }
@@ -50,21 +31,18 @@ before(async () => {
     - actor: service/third
       for: { any: true }
 `,
-  );
-  ca = Authority.open(t.dir);
-  t = { ...t, ca };
-  who.bob = await clientCreds(ca, { id: 'bob', teams: ['sre'], roles: ['oncall'] });
-  who.platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
-  who.third = await clientCreds(ca, { kind: 'service', id: 'third' });
-  who.short = await clientCreds(ca, { kind: 'service', id: 'short-lived', ttlMs: 10 * 60_000 });
-  const s = await startServer(t);
-  port = s.port;
-  closeCa = () => s.server.shutdown(1000);
+  people: {
+    bob: { id: 'bob', teams: ['sre'], roles: ['oncall'] },
+    platform: { kind: 'service', id: 'chat-platform' },
+    third: { kind: 'service', id: 'third' },
+    short: { kind: 'service', id: 'short-lived', ttlMs: 10 * 60_000 },
+  },
 });
-after(async () => {
-  await closeCa?.();
-  await ca?.store.close();
-});
+const { who, grant } = dca;
+const chainOf = (c: Creds) => readCertificates(Buffer.from(c.cert));
+const keyOf = (c: Creds) => crypto.createPrivateKey(c.key);
+const delegated = (body: Buffer, key: string): Creds => ({ cert: body.toString('utf8'), key, serial: decodeIdentity(readCertificates(body)[0]!).serial });
+const exchange = dca.post;
 
 test("a grant signed by another CA's bob (same trust domain, same name) is refused: the certificate is not this CA's", async () => {
   const other = makeCa(TD);
@@ -90,7 +68,7 @@ test('a delegated certificate neither signs a grant (no re-delegation to a third
   // bob's grant for the platform, presented with the platform's delegated certificate: one hop only
   const r3 = await exchange(d, { grant: await grant(who.bob!, PLATFORM) });
   assert.deepEqual([r3.status, r3.json().error?.code], [403, 'DELEGATION_CHAIN'], r3.text());
-  const r4 = await request(port, t.rootPem, { method: 'POST', path: '/renew', body: '', creds: { cert: d.cert, key: d.key } });
+  const r4 = await request(dca.port, dca.t.rootPem, { method: 'POST', path: '/renew', body: '', creds: { cert: d.cert, key: d.key } });
   assert.deepEqual([r4.status, r4.json().error?.code], [403, 'DELEGATED_NOT_RENEWABLE'], r4.text());
 });
 
@@ -117,7 +95,7 @@ test("a delegated certificate never outlives the actor's own certificate", async
 });
 
 test("revoking the actor's certificate (a compromised platform) revokes the delegated certificates issued to it, at once", async () => {
-  const actor = await clientCreds(ca, { kind: 'service', id: 'third' });
+  const actor = await clientCreds(dca.ca, { kind: 'service', id: 'third' });
   const r = await exchange(actor, { grant: await grant(who.bob!, `spiffe://${TD}/service/third`) });
   assert.equal(r.status, 200, r.text());
   const d = decodeIdentity(readCertificates(r.body)[0]!);
@@ -126,19 +104,19 @@ test("revoking the actor's certificate (a compromised platform) revokes the dele
   const r2 = await exchange(actor, { grant: await grant(who.bob!, `spiffe://${TD}/service/third`), csr });
   assert.equal(r2.status, 200, r2.text());
   const d2 = decodeIdentity(readCertificates(r2.body)[0]!);
-  const result = await revokeCertificate(ca, actor.serial, 'keyCompromise');
+  const result = await revokeCertificate(dca.ca, actor.serial, 'keyCompromise');
   assert.deepEqual([...result.alsoRevoked].sort(), [d.serial, d2.serial].sort());
-  const revoked = parseCrl((await ca.store.readCrl('intermediate'))!).revokedSerials();
+  const revoked = parseCrl((await dca.ca.store.readCrl('intermediate'))!).revokedSerials();
   assert.ok(revoked.has(d.serial) && revoked.has(d2.serial));
 });
 
 test("an exchange racing with the revocation of the actor's certificate gets nothing: the issuing transaction re-checks the actor", async () => {
   const https = await import('node:https');
-  const actor = await clientCreds(ca, { kind: 'service', id: 'third' });
+  const actor = await clientCreds(dca.ca, { kind: 'service', id: 'third' });
   const body = JSON.stringify({ grant: await grant(who.bob!, `spiffe://${TD}/service/third`) });
   const half = Math.floor(body.length / 2);
   const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port, path: '/delegate', method: 'POST', ca: t.rootPem, agent: false, cert: actor.cert, key: actor.key, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+    const req = https.request({ host: '127.0.0.1', port: dca.port, path: '/delegate', method: 'POST', ca: dca.t.rootPem, agent: false, cert: actor.cert, key: actor.key, headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
       let text = '';
       res.on('data', (d) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
@@ -147,12 +125,12 @@ test("an exchange racing with the revocation of the actor's certificate gets not
     // the CA checks the actor's certificate when the request arrives, then reads the body: revoke it in between
     req.write(body.slice(0, half));
     setTimeout(() => {
-      void revokeCertificate(ca, actor.serial, 'keyCompromise').then(() => req.end(body.slice(half)), reject);
+      void revokeCertificate(dca.ca, actor.serial, 'keyCompromise').then(() => req.end(body.slice(half)), reject);
     }, 300);
   });
   const r = await answer;
   assert.equal(r.status, 403, r.text);
   assert.equal((JSON.parse(r.text) as { error?: { code?: string } }).error?.code, 'CERT_REVOKED', r.text);
-  const issuedSince = (await ca.store.readIndex()).filter((x) => x.op === 'issue' && (x as { actorSerial?: string }).actorSerial === actor.serial);
+  const issuedSince = (await dca.ca.store.readIndex()).filter((x) => x.op === 'issue' && (x as { actorSerial?: string }).actorSerial === actor.serial);
   assert.deepEqual(issuedSince, []);
 });

@@ -5,60 +5,31 @@
  * actor keeps its own bucket.
  */
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { Authority } from '../../../src/ca/authority.js';
+import { test } from 'node:test';
 import { loadCaConfig } from '../../../src/ca/config.js';
 import { DEFAULT_DELEGATE_RATE, DEFAULT_RENEW_RATE } from '../../../src/ca/serve/rate-limit.js';
-import { signGrant } from '../../../src/delegation/grant.js';
-import { readCertificates } from '../../../src/x509/pem.js';
-import { clientCreds, makeCa, request, startServer, type Creds, type TestCa } from '../../support/ca-serve.js';
+import { useDelegationCa } from '../../support/delegation-ca.js';
 
 const TD = 'acme.test';
-let t: TestCa;
-let ca: Authority;
-let port: number;
-let audit: Record<string, unknown>[];
-let closeCa: () => Promise<void>;
-const who: Record<string, Creds> = {};
-
-const grant = (c: Creds, actor: string) => signGrant({ chain: readCertificates(Buffer.from(c.cert)), key: crypto.createPrivateKey(c.key), actor, ttlMs: 8 * 3600_000 });
-async function exchange(actor: Creds, body: unknown) {
-  const before = audit.filter((a) => a.event === 'ca.delegate').length;
-  const r = await request(port, t.rootPem, { method: 'POST', path: '/delegate', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), creds: { cert: actor.cert, key: actor.key } });
-  for (let i = 0; i < 200 && audit.filter((a) => a.event === 'ca.delegate').length === before; i++) await new Promise((res) => setTimeout(res, 10));
-  return r;
-}
-
-before(async () => {
-  t = makeCa(TD);
-  fs.appendFileSync(
-    path.join(t.dir, 'config.yaml'),
-    `delegation:
-  rate: { burst: 2, perMinute: 1 }
+const dca = useDelegationCa({
+  trustDomain: TD,
+  delegation: `  rate: { burst: 2, perMinute: 1 }
   actors:
     - actor: service/chat-platform
       for: { users: ["*"] }
     - actor: service/other-bot
       for: { users: ["*"] }
 `,
-  );
-  ca = Authority.open(t.dir);
-  t = { ...t, ca };
-  who.bob = await clientCreds(ca, { id: 'bob', teams: ['sre'] });
-  who.platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
-  who.otherBot = await clientCreds(ca, { kind: 'service', id: 'other-bot' });
-  const s = await startServer(t);
-  port = s.port;
-  audit = s.audit;
-  closeCa = () => s.server.shutdown(1000);
+  people: {
+    bob: { id: 'bob', teams: ['sre'] },
+    platform: { kind: 'service', id: 'chat-platform' },
+    otherBot: { kind: 'service', id: 'other-bot' },
+  },
 });
-after(async () => {
-  await closeCa?.();
-  await ca?.store.close();
-});
+const { who, grant } = dca;
+const { exchange } = dca;
 
 test('past its burst an actor gets 429 RATE_LIMITED with Retry-After, audited with the actor; another actor is not affected', async () => {
   const platform = `spiffe://${TD}/service/chat-platform`;
@@ -73,7 +44,7 @@ test('past its burst an actor gets 429 RATE_LIMITED with Retry-After, audited wi
   // 1 a minute: the next token is a minute away at most
   const wait = Number(r.headers['retry-after']);
   assert.ok(wait >= 1 && wait <= 60, `Retry-After: ${r.headers['retry-after']}`);
-  const line = audit.findLast((a) => a.event === 'ca.delegate')!;
+  const line = dca.audit.findLast((a) => a.event === 'ca.delegate')!;
   assert.deepEqual([line.status, line.code, line.actor], [429, 'RATE_LIMITED', platform]);
   assert.equal(line.newSerial, undefined);
   // a refusal before the grant is read: it names no delegator, and nothing was issued
@@ -87,8 +58,8 @@ test('the default is sized for a platform acting for thousands of people, far ab
   assert.deepEqual(DEFAULT_DELEGATE_RATE, { burst: 2000, perMinute: 2000 });
   assert.ok(DEFAULT_DELEGATE_RATE.burst >= 100 * DEFAULT_RENEW_RATE.burst);
   // config.yaml refuses a rate that is not a bucket
-  const dir = fs.mkdtempSync(path.join(t.dir, 'cfg-'));
-  const base = fs.readFileSync(path.join(t.dir, 'config.yaml'), 'utf8').replace('rate: { burst: 2, perMinute: 1 }', 'rate: { burst: 0, perMinute: 1 }');
+  const dir = fs.mkdtempSync(path.join(dca.t.dir, 'cfg-'));
+  const base = fs.readFileSync(path.join(dca.t.dir, 'config.yaml'), 'utf8').replace('rate: { burst: 2, perMinute: 1 }', 'rate: { burst: 0, perMinute: 1 }');
   fs.writeFileSync(path.join(dir, 'config.yaml'), base);
   assert.throws(() => loadCaConfig(path.join(dir, 'config.yaml')), /burst/);
   // and an actor's tools maximum that is not in the policy's glob syntax (profile v1.2)

@@ -12,14 +12,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { z } from 'zod';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { Authority } from '../../../src/ca/authority.js';
 import { createMtlsAgent, createMtlsFetch } from '../../../src/client/agent.js';
-import { signGrant } from '../../../src/delegation/grant.js';
 import { decodeIdentity } from '../../../src/identity/decode.js';
 import { callerOf } from '../../../src/mcp/caller.js';
 import { createMcpSdk1Handler } from '../../../src/mcp/sdk1.js';
@@ -27,7 +25,8 @@ import { memoryAudit } from '../../../src/mtls/audit.js';
 import { createMtlsServer, tlsFromPki } from '../../../src/mtls/mtls-server.js';
 import { policyFromText } from '../../../src/policy/compile.js';
 import { readCertificates } from '../../../src/x509/pem.js';
-import { clientCreds, makeCa, request, serverCreds, startServer, type Creds, type TestCa } from '../../support/ca-serve.js';
+import { serverCreds } from '../../support/ca-serve.js';
+import { useDelegationCa } from '../../support/delegation-ca.js';
 
 const TD = 'acme.test';
 const PLATFORM = `spiffe://${TD}/service/chat-platform`;
@@ -42,48 +41,23 @@ rules:
     tools: [who, read_repo, delete_repo]
 `;
 
-let t: TestCa;
-let ca: Authority;
-let port: number;
-let audit: Record<string, unknown>[];
-let closeCa: () => Promise<void>;
-const who: Record<string, Creds> = {};
-
-const grant = (c: Creds, actor: string, tools?: string[]) => signGrant({ chain: readCertificates(Buffer.from(c.cert)), key: crypto.createPrivateKey(c.key), actor, ttlMs: 8 * 3600_000, ...(tools ? { tools } : {}) });
-async function exchange(actor: Creds, body: unknown) {
-  const before = audit.filter((a) => a.event === 'ca.delegate').length;
-  const r = await request(port, t.rootPem, { method: 'POST', path: '/delegate', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), creds: { cert: actor.cert, key: actor.key } });
-  for (let i = 0; i < 200 && audit.filter((a) => a.event === 'ca.delegate').length === before; i++) await new Promise((res) => setTimeout(res, 10));
-  return r;
-}
-
-before(async () => {
-  t = makeCa(TD);
-  fs.appendFileSync(
-    path.join(t.dir, 'config.yaml'),
-    `delegation:
-  actors:
+const dca = useDelegationCa({
+  trustDomain: TD,
+  delegation: `  actors:
     - actor: service/chat-platform
       for: { teams: [sre] }
     - actor: service/coding-agent
       for: { teams: [sre] }
       tools: [read_*, who]
 `,
-  );
-  ca = Authority.open(t.dir);
-  t = { ...t, ca };
-  who.bob = await clientCreds(ca, { id: 'bob', teams: ['sre'] });
-  who.platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
-  who.agent = await clientCreds(ca, { kind: 'service', id: 'coding-agent' });
-  const s = await startServer(t);
-  port = s.port;
-  audit = s.audit;
-  closeCa = () => s.server.shutdown(1000);
+  people: {
+    bob: { id: 'bob', teams: ['sre'] },
+    platform: { kind: 'service', id: 'chat-platform' },
+    agent: { kind: 'service', id: 'coding-agent' },
+  },
 });
-after(async () => {
-  await closeCa?.();
-  await ca?.store.close();
-});
+const { who, grant } = dca;
+const { exchange } = dca;
 
 function build(server: McpServer): void {
   server.registerTool('who', { description: 'who is calling' }, async (extra) => {
@@ -95,21 +69,21 @@ function build(server: McpServer): void {
 }
 
 test('a grant limited to read_* reaches the certificate, and the MCP server enforces it: delete_repo, which bob\'s rule allows, is hidden and denied as "(delegation-grant)", audited', { timeout: 60_000 }, async () => {
-  const r = await exchange(who.platform!, { grant: await grant(who.bob!, PLATFORM, ['read_*']) });
+  const r = await exchange(who.platform!, { grant: await grant(who.bob!, PLATFORM, { tools: ['read_*'] }) });
   assert.equal(r.status, 200, r.text());
   const id = decodeIdentity(readCertificates(r.body)[0]!, { trustDomains: [TD] });
   assert.deepEqual([id.actingFor?.principal, id.actingFor?.tools], [BOB, ['read_*']]);
-  assert.deepEqual(audit.findLast((a) => a.event === 'ca.delegate')?.tools, ['read_*']);
+  assert.deepEqual(dca.audit.findLast((a) => a.event === 'ca.delegate')?.tools, ['read_*']);
 
-  const dir = fs.mkdtempSync(path.join(t.dir, 'srv-'));
-  const creds = await serverCreds(ca);
+  const dir = fs.mkdtempSync(path.join(dca.t.dir, 'srv-'));
+  const creds = await serverCreds(dca.ca);
   fs.writeFileSync(path.join(dir, 'cert.pem'), creds.cert);
   fs.writeFileSync(path.join(dir, 'key.pem'), creds.key);
   const a = memoryAudit();
   const handler = createMcpSdk1Handler({ serverInfo: { name: 'repos', version: '1.0.0' }, build, policy: () => policyFromText(POLICY), audit: a });
-  const server = createMtlsServer({ ...tlsFromPki(t.dir, path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')), audit: a, log: () => undefined, trustDomains: [TD] }, handler);
+  const server = createMtlsServer({ ...tlsFromPki(dca.t.dir, path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')), audit: a, log: () => undefined, trustDomains: [TD] }, handler);
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  const agent = createMtlsAgent({ chain: readCertificates(r.body), key: crypto.createPrivateKey(who.platform!.key), ca: readCertificates(Buffer.from(t.rootPem)) });
+  const agent = createMtlsAgent({ chain: readCertificates(r.body), key: crypto.createPrivateKey(who.platform!.key), ca: readCertificates(Buffer.from(dca.t.rootPem)) });
   const c = new Client({ name: 'platform', version: '1.0.0' });
   try {
     await c.connect(new StreamableHTTPClientTransport(new URL(`https://localhost:${(server.address() as AddressInfo).port}/mcp`), { fetch: createMtlsFetch(agent) as typeof fetch }));
@@ -138,15 +112,15 @@ test('a grant limited to read_* reaches the certificate, and the MCP server enfo
 });
 
 test('the CA checks a grant\'s tools against the actor\'s maximum (delegation.actors[].tools): beyond it 403 TOOLS_EXCEED_ACTOR, audited; a tool name a maximum glob matches is within; no tools asked gives the maximum', async () => {
-  const beyond = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, ['read_*', 'delete_repo']) });
+  const beyond = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, { tools: ['read_*', 'delete_repo'] }) });
   assert.deepEqual([beyond.status, beyond.json().error?.code], [403, 'TOOLS_EXCEED_ACTOR'], beyond.text());
   assert.match(beyond.json().error!.message, /delete_repo/);
-  const line = audit.findLast((x) => x.event === 'ca.delegate')!;
+  const line = dca.audit.findLast((x) => x.event === 'ca.delegate')!;
   assert.deepEqual([line.status, line.code, line.actor, line.delegator], [403, 'TOOLS_EXCEED_ACTOR', AGENT, BOB]);
   // a broader glob than the maximum's is beyond it too (re_* is not within read_*)
-  assert.equal((await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, ['re*']) })).status, 403);
+  assert.equal((await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, { tools: ['re*'] }) })).status, 403);
 
-  const within = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, ['read_repo']) });
+  const within = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, { tools: ['read_repo'] }) });
   assert.equal(within.status, 200, within.text());
   assert.deepEqual(decodeIdentity(readCertificates(within.body)[0]!).actingFor?.tools, ['read_repo']);
 
@@ -168,13 +142,13 @@ test('tools in the body go with an ID token: with a grant, and malformed, they a
   assert.match(bad.json().error!.message, /not a tool glob/);
   assert.equal((await exchange(who.platform!, { idToken: 'x.y.z', tools: 'read_*' })).status, 400);
   // and a grant whose tools are not globs is refused when signed
-  await assert.rejects(grant(who.bob!, PLATFORM, ['has space']), /not a tool glob/);
+  await assert.rejects(grant(who.bob!, PLATFORM, { tools: ['has space'] }), /not a tool glob/);
 });
 
 test('(review 2) no other spelling of a glob gets past the actor\'s maximum: a pattern is within only when it is one of the maximum\'s globs exactly, a tool name when a maximum glob matches it', async () => {
   // each narrower, equal or wider in ways a "does the maximum match this text" check would pass (read_* matches the string "read_*_x")
   for (const g of ['read_*_x', 'read_?*', 'read_[a-z]*', 'read_\\*', 'read_{repo,x}', '{read_repo}', 'read_**', '*', '**', '{read_*,delete_repo}', 'read_repo,delete_repo']) {
-    const r = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, [g]) });
+    const r = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, { tools: [g] }) });
     if (g === 'read_repo,delete_repo') {
       // no pattern: the tool literally named so, which read_* matches; the certificate then matches that one name only
       assert.equal(r.status, 200, r.text());
@@ -188,6 +162,6 @@ test('(review 2) no other spelling of a glob gets past the actor\'s maximum: a p
     assert.equal(r.json().error?.code, 'TOOLS_EXCEED_ACTOR', g);
   }
   // one of the maximum's globs exactly is within
-  const same = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, ['read_*']) });
+  const same = await exchange(who.agent!, { grant: await grant(who.bob!, AGENT, { tools: ['read_*'] }) });
   assert.equal(same.status, 200, same.text());
 });

@@ -12,15 +12,13 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { z } from 'zod';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { Authority } from '../../../src/ca/authority.js';
 import { revokeCertificate } from '../../../src/ca/revocation.js';
 import { createMtlsAgent, createMtlsFetch } from '../../../src/client/agent.js';
-import { signGrant } from '../../../src/delegation/grant.js';
 import { decodeIdentity } from '../../../src/identity/decode.js';
 import { callerOf } from '../../../src/mcp/caller.js';
 import { createMcpSdk1Handler } from '../../../src/mcp/sdk1.js';
@@ -28,7 +26,8 @@ import { memoryAudit } from '../../../src/mtls/audit.js';
 import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../../src/mtls/mtls-server.js';
 import { policyFromText } from '../../../src/policy/compile.js';
 import { readCertificates } from '../../../src/x509/pem.js';
-import { clientCreds, makeCa, request, serverCreds, startServer, type Creds, type TestCa } from '../../support/ca-serve.js';
+import { serverCreds, type Creds } from '../../support/ca-serve.js';
+import { useDelegationCa } from '../../support/delegation-ca.js';
 
 const TD = 'acme.test';
 const PLATFORM = `spiffe://${TD}/service/chat-platform`;
@@ -48,30 +47,9 @@ rules:
     tools: [delete_*]
 `;
 
-let t: TestCa;
-let ca: Authority;
-let port: number;
-let audit: Record<string, unknown>[];
-let closeCa: () => Promise<void>;
-const who: Record<string, Creds> = {};
-
-const chainOf = (c: Creds) => readCertificates(Buffer.from(c.cert));
-const keyOf = (c: Creds) => crypto.createPrivateKey(c.key);
-const grant = (c: Creds, actor: string, o: { teams?: string[]; roles?: string[]; ttlMs?: number } = {}) => signGrant({ chain: chainOf(c), key: keyOf(c), actor, ttlMs: o.ttlMs ?? 8 * 3600_000, ...o });
-/** POST /delegate as `actor`; resolves once the server has written the request's audit line (on the response's close). */
-async function exchange(actor: Creds, body: unknown) {
-  const before = audit.filter((a) => a.event === 'ca.delegate').length;
-  const r = await request(port, t.rootPem, { method: 'POST', path: '/delegate', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), creds: { cert: actor.cert, key: actor.key } });
-  for (let i = 0; i < 200 && audit.filter((a) => a.event === 'ca.delegate').length === before; i++) await new Promise((res) => setTimeout(res, 10));
-  return r;
-}
-
-before(async () => {
-  t = makeCa(TD);
-  fs.appendFileSync(
-    path.join(t.dir, 'config.yaml'),
-    `delegation:
-  maxTtl: 1h
+const dca = useDelegationCa({
+  trustDomain: TD,
+  delegation: `  maxTtl: 1h
   actors:
     - actor: service/chat-platform
       for: { teams: [sre, dev] }
@@ -80,23 +58,17 @@ before(async () => {
     - actor: service/other-bot
       for: { users: [alice] }
 `,
-  );
-  ca = Authority.open(t.dir);
-  t = { ...t, ca };
-  who.bob = await clientCreds(ca, { id: 'bob', teams: ['sre', 'dev', 'finance'], roles: ['oncall', 'admin'] });
-  who.alice = await clientCreds(ca, { id: 'alice', teams: ['dev'] });
-  who.platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
-  who.otherBot = await clientCreds(ca, { kind: 'service', id: 'other-bot' });
-  who.stranger = await clientCreds(ca, { kind: 'service', id: 'stranger' });
-  const s = await startServer(t);
-  port = s.port;
-  audit = s.audit;
-  closeCa = () => s.server.shutdown(1000);
+  people: {
+    bob: { id: 'bob', teams: ['sre', 'dev', 'finance'], roles: ['oncall', 'admin'] },
+    alice: { id: 'alice', teams: ['dev'] },
+    platform: { kind: 'service', id: 'chat-platform' },
+    otherBot: { kind: 'service', id: 'other-bot' },
+    stranger: { kind: 'service', id: 'stranger' },
+  },
 });
-after(async () => {
-  await closeCa?.();
-  await ca?.store.close();
-});
+const { who, grant } = dca;
+const keyOf = (c: Creds) => crypto.createPrivateKey(c.key);
+const { exchange } = dca;
 
 test('the platform exchanges bob\'s grant: a certificate for its key, acting for bob, teams and roles cut to the actor\'s maximum, 1h at most', async () => {
   const r = await exchange(who.platform!, { grant: await grant(who.bob!, PLATFORM) });
@@ -111,9 +83,9 @@ test('the platform exchanges bob\'s grant: a certificate for its key, acting for
   assert.ok(id.notAfter.getTime() <= Date.now() + 3600_000 + 1000, id.notAfter.toISOString());
   // the platform's own key: the actor holds it, no key travels
   assert.equal(new crypto.X509Certificate(leaf).publicKey.export({ format: 'der', type: 'spki' }).toString('hex'), new crypto.X509Certificate(readCertificates(Buffer.from(who.platform!.cert))[0]!).publicKey.export({ format: 'der', type: 'spki' }).toString('hex'));
-  const line = audit.findLast((a) => a.event === 'ca.delegate');
+  const line = dca.audit.findLast((a) => a.event === 'ca.delegate');
   assert.deepEqual([line?.status, line?.actor, line?.delegator, line?.newSerial], [200, PLATFORM, `spiffe://${TD}/user/bob`, id.serial]);
-  const record = (await ca.store.readIndex()).find((x) => x.op === 'issue' && x.serial === id.serial);
+  const record = (await dca.ca.store.readIndex()).find((x) => x.op === 'issue' && x.serial === id.serial);
   assert.deepEqual([record && 'delegatedFrom' in record ? record.delegatedFrom : undefined, record && 'actingFor' in record ? record.actingFor : undefined], [who.bob!.serial, `spiffe://${TD}/user/bob`]);
 });
 
@@ -130,7 +102,7 @@ test('refusals, each audited with actor and delegator', async () => {
     const r = await exchange(actor, body);
     assert.equal(r.status, status, `${name}: ${r.text()}`);
     assert.equal(r.json().error?.code, code, `${name}: ${r.text()}`);
-    const line = audit.findLast((a) => a.event === 'ca.delegate');
+    const line = dca.audit.findLast((a) => a.event === 'ca.delegate');
     assert.equal(line?.code, code, name);
     assert.equal(line?.actor, decodeIdentity(readCertificates(Buffer.from(actor.cert))[0]!).principal, name);
     if (code !== 'PROOF_REQUIRED' && code !== 'ACTOR_NOT_ALLOWED') assert.match(String(line?.delegator), /^spiffe:\/\/acme\.test\/user\/(bob|alice)$/, name);
@@ -169,13 +141,13 @@ function build(server: McpServer): void {
 }
 
 async function mcpServer(delegation: boolean): Promise<{ url: string; server: MtlsServer; audit: ReturnType<typeof memoryAudit>; close(): Promise<void> }> {
-  const dir = fs.mkdtempSync(path.join(t.dir, 'srv-'));
-  const creds = await serverCreds(ca);
+  const dir = fs.mkdtempSync(path.join(dca.t.dir, 'srv-'));
+  const creds = await serverCreds(dca.ca);
   fs.writeFileSync(path.join(dir, 'cert.pem'), creds.cert);
   fs.writeFileSync(path.join(dir, 'key.pem'), creds.key);
   const a = memoryAudit();
   const handler = createMcpSdk1Handler({ serverInfo: { name: 'repos', version: '1.0.0' }, build, policy: () => policyFromText(POLICY), audit: a });
-  const server = createMtlsServer({ ...tlsFromPki(t.dir, path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')), audit: a, log: () => undefined, trustDomains: [TD], delegation }, handler);
+  const server = createMtlsServer({ ...tlsFromPki(dca.t.dir, path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')), audit: a, log: () => undefined, trustDomains: [TD], delegation }, handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `https://localhost:${(server.address() as AddressInfo).port}/mcp`,
@@ -190,7 +162,7 @@ async function mcpServer(delegation: boolean): Promise<{ url: string; server: Mt
 }
 
 async function client(url: string, cert: string | Buffer, key: string) {
-  const agent = createMtlsAgent({ chain: readCertificates(Buffer.from(cert)), key: crypto.createPrivateKey(key), ca: readCertificates(Buffer.from(t.rootPem)) });
+  const agent = createMtlsAgent({ chain: readCertificates(Buffer.from(cert)), key: crypto.createPrivateKey(key), ca: readCertificates(Buffer.from(dca.t.rootPem)) });
   const c = new Client({ name: 'platform', version: '1.0.0' });
   await c.connect(new StreamableHTTPClientTransport(new URL(url), { fetch: createMtlsFetch(agent) as typeof fetch }));
   return {
@@ -233,9 +205,9 @@ test('end to end: the tool sees bob via the platform, bob\'s team rules apply, a
     await atV1.close();
 
     // revoking bob's certificate revokes what he delegated: the CRL lists it, the server refuses it
-    const rev = await revokeCertificate(ca, who.bob!.serial, 'keyCompromise');
+    const rev = await revokeCertificate(dca.ca, who.bob!.serial, 'keyCompromise');
     assert.ok(rev.alsoRevoked.includes(delegatedSerial), JSON.stringify(rev.alsoRevoked));
-    const crls = [await ca.store.readCrl('root'), await ca.store.readCrl('intermediate')].filter((c): c is Buffer => c !== undefined);
+    const crls = [await dca.ca.store.readCrl('root'), await dca.ca.store.readCrl('intermediate')].filter((c): c is Buffer => c !== undefined);
     srv.server.reloadCrls(crls);
     await platformForBob.close().catch(() => undefined);
     const again = await client(srv.url, delegatedCert, who.platform!.key).then(
@@ -246,7 +218,7 @@ test('end to end: the tool sees bob via the platform, bob\'s team rules apply, a
     // and a grant signed by the revoked certificate is refused
     const late = await exchange(who.platform!, { grant: await grant(who.bob!, PLATFORM) });
     assert.deepEqual([late.status, late.json().error?.code], [403, 'DELEGATOR_REVOKED']);
-    assert.equal(audit.findLast((a) => a.event === 'ca.delegate')?.delegator, `spiffe://${TD}/user/bob`);
+    assert.equal(dca.audit.findLast((a) => a.event === 'ca.delegate')?.delegator, `spiffe://${TD}/user/bob`);
   } finally {
     await srv.close();
     await v1.close();
