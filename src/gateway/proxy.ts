@@ -165,8 +165,9 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     sessions.answered(route.prefix, { method: req.method, sid }, upstream, identity.fingerprint);
     const opened = upstream.headers['mcp-session-id'];
     const owner = { prefix: route.prefix, sid: sid ?? (typeof opened === 'string' ? opened : undefined), fingerprint: identity.fingerprint };
-    // what a resumption of this stream is decided with: a resumed stream's own; a new one's, kept small
-    const remembered = resuming ? stream : rememberedContext(stream);
+    // what a resumption of this stream is decided with: a resumed stream's own; a new one's, kept
+    // small, worked out when its first event id is written (a JSON answer has none: most POSTs)
+    let remembered: StreamContext | undefined | null = resuming ? stream : null;
 
     // 4. the response, fail closed: only what the gateway parsed and decided reaches the client,
     // each message under the policy in force when it arrives (a listen stream outlives reloads)
@@ -175,7 +176,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
         requestIds: stream.requestIds,
         filterResult: (id, result) => filterAnswer(stream.asked, id, result, route.policy(), identity),
         answered: stream.answered,
-        wroteEvent: (eventId) => resumes.wrote(owner, eventId, remembered),
+        wroteEvent: (eventId) => resumes.wrote(owner, eventId, remembered === null ? (remembered = rememberedContext(stream)) : remembered),
         writtenToAnother: (eventId) => resumes.writtenToAnother(owner, eventId),
         mayRead: (uri) => route.policy().filterResources(identity, [{ uri }]).length > 0,
         // an upstream that echoes the credential it got shows the caller `[redacted]` (redact.ts)
@@ -191,7 +192,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
       // a client that closes its stream (done reading, or resuming it later) is not an upstream failure
       const clientLeft = (e as { code?: string }).code === 'ERR_STREAM_PREMATURE_CLOSE' && req.socket.destroyed;
       if (!res.writableEnded && !clientLeft) log(`streaming from ${route.upstream.href}: ${(e as Error).message}`);
-      upstream.body.destroy();
+      upstream.discard();
       res.destroy();
     }
   };

@@ -41,6 +41,7 @@ export function routeFinder(routes: readonly GatewayRoute[]): (url: string) => G
  */
 export function pathBelowRoute(url: string, prefix: string): string | undefined {
   const rest = url.slice(prefix.length);
+  if (rest === '') return rest; // the route's own path, as most requests ask: nothing below it to check
   const [pathPart] = rest.split('?', 1) as [string];
   const segments = pathPart.split('/');
   // a fragment (never part of a request-target, RFC 9112; Node passes it on), a path parameter (`;x`, which Java servers
