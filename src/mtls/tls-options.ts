@@ -9,7 +9,7 @@
  * any trusted certificate could then present one from a CA of its own.
  */
 import crypto from 'node:crypto';
-import { readCertificates } from '../x509/pem.js';
+import { looksLikePem, readCertificates } from '../x509/pem.js';
 
 /** `SSL_OP_NO_RENEGOTIATION`: the server refuses a TLS 1.2 renegotiation (the client gets a fatal "no renegotiation"). */
 export const NO_RENEGOTIATION = crypto.constants.SSL_OP_NO_RENEGOTIATION;
@@ -46,7 +46,12 @@ export function sessionContextOf(ca: Pem | readonly Pem[]): string {
     } catch {
       // not PEM certificates as this reader knows them: the bytes themselves name it
     }
-    ders.push(...(found.length > 0 ? found : [bytes]));
+    // OpenSSL (PEM_read_bio_X509_AUX) also loads blocks this reader skips (TRUSTED CERTIFICATE,
+    // X509 CERTIFICATE, a BEGIN line with trailing blanks): unless every BEGIN is one certificate
+    // read, the bytes themselves name it, or a CA so given would be left out of the context
+    // (test/security/session-context-labels.test.ts)
+    const begins = looksLikePem(bytes) ? bytes.toString('latin1').split('-----BEGIN').length - 1 : 0;
+    ders.push(...(found.length > 0 && (begins === 0 || begins === found.length) ? found : [bytes]));
   }
   const hash = crypto.createHash('sha256').update('mcp-mtls session id context v1');
   for (const d of ders.map((x) => crypto.createHash('sha256').update(x).digest('hex')).sort()) hash.update(d);
