@@ -9,53 +9,36 @@
  * the CA's last refusal without asking it again. Real `ca serve`, real MCP server over mTLS.
  */
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
-import { after, before, test } from 'node:test';
-import { Authority } from '../../src/ca/authority.js';
+import { test } from 'node:test';
 import { createDelegatingAgent } from '../../src/client/delegating-agent.js';
-import { signGrant } from '../../src/delegation/grant.js';
 import { isMtlsError } from '../../src/errors.js';
-import { readCertificates } from '../../src/x509/pem.js';
-import { clientCreds, makeCa, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
+import { useDelegationCa } from '../support/delegation-ca.js';
 
 const TD = 'acme.test';
 const PLATFORM = `spiffe://${TD}/service/chat-platform`;
 const BOB = `spiffe://${TD}/user/bob`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let t: TestCa;
-let ca: Authority;
-let caPort: number;
-let audit: Record<string, unknown>[];
-let stopCa: () => Promise<void>;
-const who: Record<string, Creds> = {};
-const chainOf = (c: Creds) => readCertificates(Buffer.from(c.cert));
-const limited = () => audit.filter((a) => a.event === 'ca.delegate' && a.status === 429 && a.actor === PLATFORM).length;
-
-before(async () => {
-  t = makeCa(TD);
-  // one exchange, then one a minute: the renewal of a 10 s certificate is refused 429 with a Retry-After of about 60 s
-  fs.appendFileSync(path.join(t.dir, 'config.yaml'), `delegation:\n  rate: { burst: 1, perMinute: 1 }\n  actors:\n    - actor: service/chat-platform\n      for: { any: true }\n`);
-  ca = Authority.open(t.dir);
-  t = { ...t, ca };
-  who.bob = await clientCreds(ca, { id: 'bob', teams: ['sre'] });
-  who.platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
-  const s = await startServer(t);
-  caPort = s.port;
-  audit = s.audit;
-  stopCa = () => s.server.shutdown(1000);
+// one exchange, then one a minute: the renewal of a 10 s certificate is refused 429 with a Retry-After of about 60 s
+const dca = useDelegationCa({
+  trustDomain: TD,
+  delegation: `  rate: { burst: 1, perMinute: 1 }
+  actors:
+    - actor: service/chat-platform
+      for: { any: true }
+`,
+  people: {
+    bob: { id: 'bob', teams: ['sre'] },
+    platform: { kind: 'service', id: 'chat-platform' },
+  },
 });
-after(async () => {
-  await stopCa?.();
-  await ca?.store.close();
-});
+const { who, grant } = dca;
+const limited = () => dca.audit.filter((a) => a.event === 'ca.delegate' && a.status === 429 && a.actor === PLATFORM).length;
 
 test('a renewal refused 429 waits for the Retry-After: no retry loop before or after the certificate runs out', { timeout: 60_000 }, async () => {
-  const platform = createDelegatingAgent({ bundle: { chain: chainOf(who.platform!), key: crypto.createPrivateKey(who.platform!.key), ca: readCertificates(Buffer.from(t.rootPem)) }, caUrl: `https://localhost:${caPort}`, ttl: '10s' });
+  const platform = createDelegatingAgent({ bundle: dca.bundleOf(who.platform!), caUrl: dca.url, ttl: '10s' });
   try {
-    platform.setProof(BOB, { grant: await signGrant({ chain: chainOf(who.bob!), key: crypto.createPrivateKey(who.bob!.key), actor: PLATFORM, ttlMs: 3600_000 }) });
+    platform.setProof(BOB, { grant: await grant(who.bob!, PLATFORM, { ttlMs: 3600_000 }) });
     await platform.dispatcherFor(BOB);
     assert.equal(platform.exchanges, 1);
     // the renewal comes at ~8 s (a fifth of 10 s left) and is refused
@@ -63,7 +46,7 @@ test('a renewal refused 429 waits for the Retry-After: no retry loop before or a
     assert.equal(limited(), 1, 'the renewal was not refused 429');
     // until 3 s after the certificate ran out
     await sleep(5000);
-    assert.equal(limited(), 1, `the agent asked the CA ${limited()} times within 5 s of a 429 with Retry-After ${audit.find((a) => a.status === 429)?.retryAfter ?? '~60'} s`);
+    assert.equal(limited(), 1, `the agent asked the CA ${limited()} times within 5 s of a 429 with Retry-After ${dca.audit.find((a) => a.status === 429)?.retryAfter ?? '~60'} s`);
     // the certificate ran out; within the Retry-After a request gets the CA's refusal without asking it again
     await assert.rejects(platform.fetchFor(BOB), (e) => isMtlsError(e, 'CERT_EXPIRED') && /RATE_LIMITED/.test(e.message));
     assert.equal(limited(), 1);

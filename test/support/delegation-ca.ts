@@ -29,6 +29,10 @@ export interface DelegationCa {
   exchange(actor: Creds, body: unknown): Promise<Reply>;
   /** POST /delegate as `actor`, without waiting for the audit */
   post(actor: Creds, body: unknown): Promise<Reply>;
+  /** the CA's URL (https://localhost:PORT) */
+  readonly url: string;
+  /** `c` as a client bundle (createDelegatingAgent's, createMtlsAgent's): its chain, its key, this CA's root */
+  bundleOf(c: Creds): { chain: Buffer[]; key: crypto.KeyObject; ca: Buffer[] };
 }
 
 export function useDelegationCa(o: { trustDomain: string; delegation: string; people: Record<string, Holder>; server?: Partial<CaServerOptions> }): DelegationCa {
@@ -80,5 +84,9 @@ export function useDelegationCa(o: { trustDomain: string; delegation: string; pe
       return r;
     },
     post,
+    get url() {
+      return `https://localhost:${port}`;
+    },
+    bundleOf: (c) => ({ chain: readCertificates(Buffer.from(c.cert)), key: crypto.createPrivateKey(c.key), ca: readCertificates(Buffer.from(ready().rootPem)) }),
   };
 }
