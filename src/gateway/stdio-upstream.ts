@@ -456,7 +456,22 @@ export class StdioUpstream {
     const perProcess = this.#o.maxServerRequests ?? MAX_SERVER_REQUESTS;
     const unanswered = (n: number, where: string) => `the gateway holds at most ${n} unanswered requests from the server ${where} (its limit: the client has not answered them yet); this one was not sent`;
     if (mine >= perSession) return unanswered(perSession, 'per client session');
-    if (slot.serverRequests.size >= perProcess) return unanswered(perProcess, 'for this process, across its sessions');
+    if (slot.serverRequests.size < perProcess) return undefined;
+    // full: fair between callers. One principal may open many sessions, so the process's limit
+    // must not let one (never answering) lock every other caller out: the oldest request of the
+    // principal holding the most is given up for another's; that principal's own new one is
+    // refused (test/gateway/stdio-server-requests-fair.test.ts)
+    const held = new Map<string, number>();
+    for (const r of slot.serverRequests.values()) held.set(r.session.principal, (held.get(r.session.principal) ?? 0) + 1);
+    let top = session.principal;
+    for (const [p, n] of held) if (n > (held.get(top) ?? 0)) top = p;
+    if (top === session.principal) return unanswered(perProcess, 'for this process, across its sessions');
+    for (const [gid, r] of slot.serverRequests) {
+      if (r.session.principal !== top) continue;
+      slot.serverRequests.delete(gid);
+      proc.send(rpcError(r.procId, `given up unanswered: the gateway holds at most ${perProcess} requests from the server for this process, and this client held the most of them when another's came`));
+      break;
+    }
     return undefined;
   }
 
