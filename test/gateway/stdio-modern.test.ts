@@ -5,18 +5,15 @@
  * client (SDK 1.x) shares the same process at the same time.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Client as Client2, StreamableHTTPClientTransport as Transport2 } from '@modelcontextprotocol/client';
 import { Client as Client1 } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as Transport1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
-import { GatewayConfigSchema } from '../../src/gateway/config.js';
-import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
 import { ROOT } from '../support/cli.js';
 import { bundleOf } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { useGateway } from '../support/gateway.js';
 
 const EVERYTHING = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 const POLICY = `
@@ -30,11 +27,13 @@ rules:
     tools: [echo]
 `;
 
-type Files = { cert: string; key: string; ca: string };
-const clients: Record<string, Files> = {};
-let gw: RunningGateway;
-let url: string;
-const logged: string[] = [];
+const g = useGateway({
+  people: { alice: ['--team', 'sre'], bob: ['--team', 'dev'] },
+  policy: POLICY,
+  routes: (policy) => [{ path: '/mcp/everything', policy, stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } }],
+  inheritEnv: true,
+});
+const { clients, logged } = g;
 
 async function modern(who: string, seen?: string[]) {
   const agent = createMtlsAgent(bundleOf(clients[who]!));
@@ -46,37 +45,11 @@ async function modern(who: string, seen?: string[]) {
     return r;
   };
   const client = new Client2({ name: `${who}-2026`, version: '1' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
-  await client.connect(new Transport2(new URL(`${url}/mcp/everything`), { fetch: f }));
+  await client.connect(new Transport2(new URL(`${g.url}/mcp/everything`), { fetch: f }));
   return { client, close: async () => { await client.close(); await agent.close(); } };
 }
 
 const text = (r: unknown) => ((r as { content: { text?: string }[] }).content ?? []).map((c) => c.text ?? '').join('');
-
-before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  for (const [who, team] of [['alice', 'sre'], ['bob', 'dev']] as const) {
-    const r = await pki.issue(['issue', 'client', '--user', who, '--team', team]);
-    clients[who] = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  }
-  const policy = path.join(pki.base, 'policy.yaml');
-  fs.writeFileSync(policy, POLICY);
-  gw = await startGateway(
-    GatewayConfigSchema.parse({
-      listen: '127.0.0.1:0',
-      tls: { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki },
-      upstreamTimeout: '30s',
-      routes: [{ path: '/mcp/everything', policy, stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } }],
-    }),
-    (l) => void logged.push(l),
-    { env: process.env },
-  );
-  url = `https://localhost:${gw.address.port}`;
-});
-
-after(async () => {
-  await gw?.stop();
-});
 
 test('SDK 2.x client pinned to 2026-07-28 on a stdio route: discover, lists filtered per caller, calls, a hidden tool as unknown, progress, no session', async () => {
   const seen: string[] = [];
@@ -106,7 +79,7 @@ test('SDK 2.x client pinned to 2026-07-28 on a stdio route: discover, lists filt
 test('a 2025 client and a 2026-07-28 client share one stdio process at the same time', async () => {
   const agent = createMtlsAgent(bundleOf(clients.alice!));
   const old = new Client1({ name: 'alice-2025', version: '1' });
-  await old.connect(new Transport1(new URL(`${url}/mcp/everything`), { fetch: createMtlsFetch(agent) as typeof fetch }));
+  await old.connect(new Transport1(new URL(`${g.url}/mcp/everything`), { fetch: createMtlsFetch(agent) as typeof fetch }));
   const neu = await modern('alice');
   try {
     const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? old : neu.client).callTool({ name: 'echo', arguments: { message: `m${i}` } })));

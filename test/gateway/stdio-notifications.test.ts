@@ -6,27 +6,30 @@
  * told, and with server-everything (stdio). Two real SDK 1.x clients, real TLS.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
-import { GatewayConfigSchema } from '../../src/gateway/config.js';
-import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
 import { ROOT } from '../support/cli.js';
 import { bundleOf } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { useGateway } from '../support/gateway.js';
 
 const EVERYTHING = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 const NOTIFY = path.join(ROOT, 'test/fixtures/stdio/notify-server.mjs');
 const POLICY = 'version: 1\nrules:\n  - id: all\n    subjects: { any: true }\n    tools: ["*"]\n    resources: ["**"]\n';
 
-type Files = { cert: string; key: string; ca: string };
-const clients: Record<string, Files> = {};
-let gw: RunningGateway;
-let url: string;
+const g = useGateway({
+  people: { alice: ['--team', 'sre'], bob: ['--team', 'dev'] },
+  policy: POLICY,
+  routes: (policy) => [
+    { path: '/mcp/notify', policy, stdio: { command: process.execPath, args: [NOTIFY] } },
+    { path: '/mcp/everything', policy, stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } },
+  ],
+  inheritEnv: true,
+});
+const { clients } = g;
 
 interface Heard {
   client: Client;
@@ -38,7 +41,7 @@ interface Heard {
 async function connect(route: string, who: string): Promise<Heard> {
   const agent = createMtlsAgent(bundleOf(clients[who]!));
   const client = new Client({ name: `${who}-client`, version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}${route}`), { fetch: createMtlsFetch(agent) as typeof fetch });
+  const transport = new StreamableHTTPClientTransport(new URL(`${g.url}${route}`), { fetch: createMtlsFetch(agent) as typeof fetch });
   // close ends the session (DELETE), as a client that is done does
   const heard: Heard = { client, logs: [], updated: [], close: async () => { await transport.terminateSession().catch(() => undefined); await client.close(); await agent.close(); } };
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => void heard.logs.push({ level: n.params.level, data: n.params.data }));
@@ -54,35 +57,6 @@ const until = async (what: () => boolean, ms = 5_000) => {
   for (const end = Date.now() + ms; !what() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50));
 };
 const state = async (h: Heard) => JSON.parse(text(await h.client.callTool({ name: 'state', arguments: {} }))) as { level: string | null; subscribed: string[] };
-
-before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  for (const [who, team] of [['alice', 'sre'], ['bob', 'dev']] as const) {
-    const r = await pki.issue(['issue', 'client', '--user', who, '--team', team]);
-    clients[who] = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  }
-  const policy = path.join(pki.base, 'policy.yaml');
-  fs.writeFileSync(policy, POLICY);
-  gw = await startGateway(
-    GatewayConfigSchema.parse({
-      listen: '127.0.0.1:0',
-      tls: { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki },
-      upstreamTimeout: '30s',
-      routes: [
-        { path: '/mcp/notify', policy, stdio: { command: process.execPath, args: [NOTIFY] } },
-        { path: '/mcp/everything', policy, stdio: { command: process.execPath, args: [EVERYTHING, 'stdio'] } },
-      ],
-    }),
-    () => undefined,
-    { env: process.env },
-  );
-  url = `https://localhost:${gw.address.port}`;
-});
-
-after(async () => {
-  await gw?.stop();
-});
 
 test('shared process: resources/updated only to the sessions that subscribed; one unsubscribing leaves the other subscribed; an ended session unsubscribes what only it held', async () => {
   const alice = await connect('/mcp/notify', 'alice');

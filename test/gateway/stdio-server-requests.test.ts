@@ -9,29 +9,33 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
 import { GatewayConfigSchema } from '../../src/gateway/config.js';
-import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
+import { startGateway } from '../../src/gateway/run.js';
 import { MAX_SERVER_REQUESTS, MAX_SERVER_REQUESTS_PER_SESSION } from '../../src/gateway/stdio-upstream.js';
 import { ROOT } from '../support/cli.js';
 import { bundleOf } from '../support/mcp.js';
+import { useGateway, type ClientFiles } from '../support/gateway.js';
 import { makePki } from '../support/pki.js';
 
 const ASKING = path.join(ROOT, 'test/fixtures/stdio/asking-server.mjs');
 const POLICY = 'version: 1\nrules:\n  - id: sre\n    subjects: { teams: [sre] }\n    tools: ["*"]\n';
 
-let gw: RunningGateway;
-let url: string;
-let alice: { cert: string; key: string; ca: string };
-const logged: string[] = [];
+const g = useGateway({
+  people: { alice: ['--team', 'sre'] },
+  policy: POLICY,
+  upstreamTimeout: '60s',
+  routes: (policy) => [{ path: '/mcp/asking', policy, stdio: { command: process.execPath, args: [ASKING] } }],
+});
+const { logged } = g;
 
 /** A client that announces sampling and never answers a sampling request; `close` ends its session. */
-async function connect(base = url) {
-  const agent = createMtlsAgent(bundleOf(alice));
+async function connect(base = g.url, files: ClientFiles = g.clients.alice!) {
+  const agent = createMtlsAgent(bundleOf(files));
   const client = new Client({ name: 'never-answers', version: '1.0.0' }, { capabilities: { sampling: {} } });
   client.setRequestHandler(CreateMessageRequestSchema, () => new Promise(() => undefined));
   const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp/asking`), { fetch: createMtlsFetch(agent) as typeof fetch });
@@ -51,29 +55,6 @@ const waitFor = async (what: string, ok: () => boolean, ms = 5000) => {
     await new Promise((r) => setTimeout(r, 20));
   }
 };
-
-before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  const a = await pki.issue(['issue', 'client', '--user', 'alice', '--team', 'sre']);
-  alice = { cert: a.files.cert, key: a.files.key as string, ca: a.files.ca };
-  const policy = path.join(pki.base, 'policy.yaml');
-  fs.writeFileSync(policy, POLICY);
-  gw = await startGateway(
-    GatewayConfigSchema.parse({
-      listen: '127.0.0.1:0',
-      tls: { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki },
-      upstreamTimeout: '60s',
-      routes: [{ path: '/mcp/asking', policy, stdio: { command: process.execPath, args: [ASKING] } }],
-    }),
-    (l) => void logged.push(l),
-  );
-  url = `https://localhost:${gw.address.port}`;
-});
-
-after(async () => {
-  await gw?.stop();
-});
 
 test(`a session's unanswered server-to-client requests are bounded (${MAX_SERVER_REQUESTS_PER_SESSION}): past it the server gets a JSON-RPC error naming the limit; ending the session answers the ones it held`, async () => {
   const c = await connect();
@@ -127,10 +108,7 @@ test("a held request older than the route's timeout is given up (the process get
     GatewayConfigSchema.parse({ listen: '127.0.0.1:0', tls: { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki }, upstreamTimeout: '1s', routes: [{ path: '/mcp/asking', policy, stdio: { command: process.execPath, args: [ASKING] } }] }),
     (l) => void lines.push(l),
   );
-  const saved = alice;
-  alice = { cert: a.files.cert, key: a.files.key as string, ca: a.files.ca };
-  const c = await connect(`https://localhost:${quick.address.port}`);
-  alice = saved;
+  const c = await connect(`https://localhost:${quick.address.port}`, { cert: a.files.cert, key: a.files.key as string, ca: a.files.ca });
   try {
     assert.deepEqual(await ask(c.client, MAX_SERVER_REQUESTS_PER_SESSION, 300), { answered: 0, errors: [] });
     await new Promise((r) => setTimeout(r, 1100));
