@@ -17,7 +17,7 @@ export { listCertificates, type CertificateEntry, type CertificateStatus, type L
 export { inspectCertificate, type InspectReport, type InspectContext } from '../ca/inspect.js';
 export { loadCaConfig, type CaConfig } from '../ca/config.js';
 export { parseDuration, formatDuration } from '../util/duration.js';
-export type { Store, StoreTransaction, StoreSnapshot, IndexRecord, IssuedRecord, RevokedRecord, AuditEvent, CrlName, EnrollmentToken, StoredToken, TokenConsumeResult } from '../ca/store/store.js';
+export type { Store, StoreTransaction, StoreSnapshot, PrincipalRevocation, IndexRecord, IssuedRecord, RevokedRecord, AuditEvent, CrlName, EnrollmentToken, StoredToken, TokenConsumeResult } from '../ca/store/store.js';
 export { FsStore, type FsStoreOptions } from '../ca/store/fs-store.js';
 export { MemoryStore } from '../ca/store/memory-store.js';
 export { PostgresStore, migrate as migratePostgres, type PostgresStoreOptions } from '../ca/store/postgres-store.js';

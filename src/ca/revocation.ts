@@ -209,8 +209,11 @@ export function resolvePrincipal(ca: Authority, who: string): { uri: string; kin
  * acting for the principal (profile v1.1), also one a platform obtained with the principal's ID
  * token (no certificate of theirs signed a grant for it), in one locked step with one re-signed
  * CRL: what to do when a person leaves or a workload is retired, since online renewal leaves the
- * renewed certificate valid. Refuses `superseded` (nothing replaces them) and a principal with no
- * valid certificate and none acting for it (NOT_FOUND).
+ * renewed certificate valid. Records the principal's revocation in the same transaction (the
+ * store's {@link StoreTransaction.recordPrincipalRevocation}): `ca serve` refuses its ID tokens
+ * issued until then at /login/sign and POST /delegate (PRINCIPAL_REVOKED). Refuses `superseded`
+ * (nothing replaces them) and a principal with no valid certificate and none acting for it
+ * (NOT_FOUND: nothing is recorded then either).
  */
 export async function revokePrincipal(ca: Authority, who: string, reason: RevocationReason, by: string = actor()): Promise<RevokePrincipalResult> {
   const { uri, kind, id } = resolvePrincipal(ca, who);
@@ -221,6 +224,11 @@ export async function revokePrincipal(ca: Authority, who: string, reason: Revoca
   return ca.store.transaction(async (tx) => {
     const number = await tx.nextCrlNumber('intermediate'); // first: serialises with other revocations
     const now = ca.now();
+    // the principal's record first, before reading what to revoke: an ID token for it issued (iat)
+    // until now is refused from the commit on (ca/serve/principal-revoked.ts), and a database
+    // store's issuance that checked it before has committed and is found below, or waits for this
+    const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
+    await tx.recordPrincipalRevocation({ principal: uri, revokedAt, reason });
     const own = (await tx.listIssued({ ...(kind === 'user' ? { user: id } : { service: id }), type: 'client', status: 'valid', now })).filter((r) => r.issued.principal === uri && !r.revoked);
     // the delegated certificates acting for the principal, however obtained: with a grant one of
     // its certificates signed (their delegatedFrom, also reached by the walk) or with its ID token
@@ -239,7 +247,7 @@ export async function revokePrincipal(ca: Authority, who: string, reason: Revoca
       certificates: own.map((r) => r.issued).filter((r) => done.has(r.serial)),
       alsoRevoked: records.map((r) => r.serial).filter((s) => !mine.has(s)),
       reason,
-      revokedAt: (records[0] as RevokedRecord).revokedAt,
+      revokedAt: records[0]?.revokedAt ?? revokedAt,
       crlNumber: String(parseCrl(crl).number),
     };
   });

@@ -6,7 +6,8 @@ import { MtlsError } from '../../errors.js';
  * algorithm, signature, key, typ, nbf/iat), `OIDC_ISSUER`, `OIDC_AUDIENCE` (aud, azp),
  * `OIDC_EXPIRED` (exp, or signed in too long ago), `OIDC_NONCE`, `OIDC_REPLAY` (used before),
  * `OIDC_PRINCIPAL` (the principal claim is missing or breaks the id rules), `OIDC_NO_GROUPS`
- * (requireMappedGroup), `OIDC_PROVIDER_UNAVAILABLE` (discovery or JWKS cannot be fetched: 503).
+ * (requireMappedGroup), `OIDC_PROVIDER_UNAVAILABLE` (discovery or JWKS cannot be fetched: 503),
+ * `PRINCIPAL_REVOKED` (the principal was revoked after the token was issued: 403, ca/serve/principal-revoked.ts).
  */
 export type OidcRefusalCode =
   | 'OIDC_TOKEN_REQUIRED'
@@ -18,7 +19,8 @@ export type OidcRefusalCode =
   | 'OIDC_REPLAY'
   | 'OIDC_PRINCIPAL'
   | 'OIDC_NO_GROUPS'
-  | 'OIDC_PROVIDER_UNAVAILABLE';
+  | 'OIDC_PROVIDER_UNAVAILABLE'
+  | 'PRINCIPAL_REVOKED';
 
 const STATUS: Record<OidcRefusalCode, number> = {
   OIDC_TOKEN_REQUIRED: 401,
@@ -31,6 +33,7 @@ const STATUS: Record<OidcRefusalCode, number> = {
   OIDC_PRINCIPAL: 403,
   OIDC_NO_GROUPS: 403,
   OIDC_PROVIDER_UNAVAILABLE: 503,
+  PRINCIPAL_REVOKED: 403,
 };
 
 /**

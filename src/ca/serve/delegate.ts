@@ -38,6 +38,7 @@ import { mapClaims } from '../oidc/claims-mapping.js';
 import { loginProviders, type LoginProviders } from '../oidc/providers.js';
 import { OidcRefused } from '../oidc/refused.js';
 import { verifyIdToken } from '../oidc/verify-id-token.js';
+import { refuseRevokedPrincipal } from './principal-revoked.js';
 import type { StoreTransaction } from '../store/store.js';
 
 /** Default and ceiling of a delegated certificate's lifetime when config.yaml says nothing. */
@@ -241,10 +242,15 @@ async function idTokenProof(ca: Authority, token: string, entry: DelegationActor
     const mapped = mapClaims(verified.provider, verified.claims);
     const principal = principalUri(ca.config.trustDomain, 'user', mapped.id);
     Object.assign(note, { delegator: principal, provider: verified.provider.name, idpSubject: verified.subject });
+    const who = { provider: verified.provider.name, idpSubject: verified.subject };
+    const iat = verified.claims.iat as number; // required by verifyIdToken
+    await refuseRevokedPrincipal(ca.store, principal, iat, who); // early: no signing for a revoked person's old token
     return {
       delegator: { principal, trustDomain: ca.config.trustDomain, kind: 'user', id: mapped.id, teams: mapped.teams, roles: mapped.roles },
       notAfter: new Date(verified.claims.exp * 1000), // the token's own end (expiresAt adds the clock skew, for the replay record)
       beforeCommit: async (tx) => {
+        // again in the issuing transaction: a `revoke --principal` committed meanwhile wins
+        await refuseRevokedPrincipal(tx, principal, iat, who);
         if (!(await tx.useOnce(verified.replayKey, verified.expiresAt, ca.now()))) {
           throw new OidcRefused('OIDC_REPLAY', 'this ID token was used already (an ID token is traded once)', 'sign the person in again for a new ID token', { provider: verified.provider.name, idpSubject: verified.subject });
         }

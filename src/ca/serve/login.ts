@@ -15,6 +15,7 @@ import { loginProviders, type LoginProviders } from '../oidc/providers.js';
 import { OidcRefused } from '../oidc/refused.js';
 import { MAX_TOKEN_BYTES, verifyIdToken } from '../oidc/verify-id-token.js';
 import { HttpError, readCsrBody, sendJson } from './http.js';
+import { refuseRevokedPrincipal } from './principal-revoked.js';
 
 /** Options of the sign-in routes (tests shorten the key refetch cooldown). */
 export type LoginServeOptions = ProviderKeysOptions;
@@ -86,6 +87,10 @@ export function createLoginRoutes(ca: Authority, options: LoginServeOptions = {}
       Object.assign(note, { provider: provider.name, idpSubject: verified.subject });
       const identity = mapClaims(provider, verified.claims);
       Object.assign(note, { principal: `spiffe://${ca.config.trustDomain}/user/${identity.id}`, teams: identity.teams, roles: identity.roles, groups: identity.mappedGroups });
+      const principal = note.principal as string;
+      const who = { provider: provider.name, idpSubject: verified.subject };
+      const iat = verified.claims.iat as number; // required by verifyIdToken
+      await refuseRevokedPrincipal(ca.store, principal, iat, who); // early: no signing for a revoked person's old token
       const now = ca.now().getTime();
       const ttlMs = Math.min(provider.certTtl.ms, maxTtl(ca.config, 'client').ms, ca.intermediate.notAfter.getTime() - now - INTERMEDIATE_MARGIN_MS);
       const issued = await ca.issueClient(
@@ -94,6 +99,8 @@ export function createLoginRoutes(ca: Authority, options: LoginServeOptions = {}
           // the use is recorded in the issuing transaction: a request refused before (a claim the
           // profile refuses) leaves the token usable; two replicas racing on one token: one wins
           beforeCommit: async (tx) => {
+            // again in the issuing transaction: a `revoke --principal` committed meanwhile wins
+            await refuseRevokedPrincipal(tx, principal, iat, who);
             if (!(await tx.useOnce(verified.replayKey, verified.expiresAt, ca.now()))) {
               throw new OidcRefused('OIDC_REPLAY', 'this ID token was used already (an ID token is traded once)', 'sign in again for a new ID token', { provider: provider.name, idpSubject: verified.subject });
             }

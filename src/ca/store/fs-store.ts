@@ -12,7 +12,8 @@
  * rewritten atomically without them (the commit point), then their files and the audit line go.
  *
  * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock), once-only
- * credentials (useOnce: hashes of ID tokens) in used-once.json until they expire; the next
+ * credentials (useOnce: hashes of ID tokens) in used-once.json until they expire, revoked
+ * principals (`revoke --principal`, each with its time) in revoked-principals.json; the next
  * CRL number is one more than the stored CRL's (the lock makes that safe across processes).
  *
  * Lookups (by serial, successor, delegations, team/role/id, active revocations) answer from
@@ -28,7 +29,7 @@ import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
 import { JsonLinesFollower } from './fs-follow.js';
-import { IndexMaps, renewalFromMaps, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoreLookups, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
+import { checkPrincipalRevocations, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreLookups, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
 
 /** Options of {@link FsStore}. */
 export interface FsStoreOptions {
@@ -55,6 +56,7 @@ export class FsStore implements Store {
   readonly #tokens: string;
   readonly #tidyPending: string;
   readonly #usedOnce: string;
+  readonly #revokedPrincipals: string;
   /** index.jsonl by key, as far as #follower read it */
   #index = new IndexMaps();
   readonly #follower: JsonLinesFollower<IndexRecord>;
@@ -66,6 +68,7 @@ export class FsStore implements Store {
     this.#tokens = path.join(this.layout.dir, 'tokens.json');
     this.#tidyPending = path.join(this.layout.dir, 'tidy-pending.json');
     this.#usedOnce = path.join(this.layout.dir, 'used-once.json');
+    this.#revokedPrincipals = path.join(this.layout.dir, 'revoked-principals.json');
     this.#waitMs = options.waitMs ?? 60_000;
     this.#crashAt = options.crashAt;
     this.#follower = new JsonLinesFollower<IndexRecord>(this.layout.index, { reset: () => (this.#index = new IndexMaps()), add: (r) => this.#index.add(r) });
@@ -91,6 +94,10 @@ export class FsStore implements Store {
       exchangedWith: async (serial) => this.#maps().exchangedWith(serial),
       activeRevocations: async (now) => this.#maps().activeRevocations(now),
       listIssued: async (q) => this.#maps().listIssued(q),
+      principalRevocation: async (principal) => {
+        const all = this.#readRevokedPrincipals();
+        return Object.hasOwn(all, principal) ? all[principal] : undefined;
+      },
     };
   }
 
@@ -100,6 +107,7 @@ export class FsStore implements Store {
   exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups().exchangedWith(serial);
   activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups().activeRevocations(now);
   listIssued: StoreLookups['listIssued'] = (q) => this.#lookups().listIssued(q);
+  principalRevocation: StoreLookups['principalRevocation'] = (principal) => this.#lookups().principalRevocation(principal);
 
   get location(): string {
     return this.layout.dir;
@@ -218,6 +226,12 @@ export class FsStore implements Store {
         point('tidy-after-index');
         this.#finishTidy(serials, audit);
       },
+      recordPrincipalRevocation: async (record) => {
+        lock.assertHeld();
+        // before the revocation lines (revokePrincipal writes it first): a crash in between leaves
+        // the principal's older ID tokens refused and its certificates valid, and `revoke` again finishes it
+        this.#writeRevokedPrincipals([record]);
+      },
     };
     return {
       ops,
@@ -276,7 +290,17 @@ export class FsStore implements Store {
       const [root, intermediate] = [this.#readCrl('root'), this.#readCrl('intermediate')];
       const retired = [...this.#readRetired()];
       const usedOnce = Object.entries(this.#readUsedOnce()).map(([key, until]) => ({ key, expiresAt: new Date(until).toISOString() }));
-      return { index, issued, audit: this.#readAudit(), crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens: this.#readTokens(), ...(retired.length ? { retired } : {}), ...(usedOnce.length ? { usedOnce } : {}) };
+      const principalRevocations = Object.values(this.#readRevokedPrincipals());
+      return {
+        index,
+        issued,
+        audit: this.#readAudit(),
+        crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) },
+        tokens: this.#readTokens(),
+        ...(retired.length ? { retired } : {}),
+        ...(usedOnce.length ? { usedOnce } : {}),
+        ...(principalRevocations.length ? { principalRevocations } : {}),
+      };
     });
   }
 
@@ -321,6 +345,11 @@ export class FsStore implements Store {
           used[r.key] = Math.max(until, used[r.key] ?? 0);
         }
         writeFileAtomic(this.#usedOnce, JSON.stringify(used) + '\n', { mode: MODES.record });
+      }
+      // revoked principals: added to the folder's own (the later revocation wins), never dropped
+      if (data.principalRevocations?.length) {
+        checkPrincipalRevocations(data.principalRevocations);
+        this.#writeRevokedPrincipals(data.principalRevocations);
       }
       if (data.retired?.length) writeFileAtomic(layout.retired, lines(data.retired), { mode: MODES.record });
       else fs.rmSync(layout.retired, { force: true });
@@ -440,6 +469,50 @@ export class FsStore implements Store {
       // refusing every sign-in beats accepting replays: the operator fixes or removes the file
       throw new MtlsError('STORE_CORRUPT', `${this.#usedOnce} is not a JSON object of used credentials`, { cause, hint: 'remove it (it only holds hashes of ID tokens used in the last minutes)' });
     }
+  }
+
+  /** revoked-principals.json as last read: its file's identity (inode, size, mtime) and what it parses to */
+  #revokedSeen: { stamp: string; records: Readonly<Record<string, PrincipalRevocation>> } | undefined;
+
+  /**
+   * principal URI -> its last revocation. The file is parsed again only when it changed (a write
+   * renames a new file in, so another inode): a lookup per sign-in costs a stat, not a parse.
+   */
+  #readRevokedPrincipals(): Readonly<Record<string, PrincipalRevocation>> {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.#revokedPrincipals, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      throw e;
+    }
+    try {
+      const st = fs.fstatSync(fd, { bigint: true });
+      const stamp = `${st.ino}:${st.size}:${st.mtimeNs}`;
+      if (this.#revokedSeen?.stamp === stamp) return this.#revokedSeen.records;
+      const text = fs.readFileSync(fd, 'utf8');
+      let records: Record<string, PrincipalRevocation>;
+      try {
+        const v = JSON.parse(text) as unknown;
+        if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+        records = Object.assign(Object.create(null) as Record<string, PrincipalRevocation>, v);
+        checkPrincipalRevocations(Object.values(records));
+      } catch (cause) {
+        // refusing every sign-in beats accepting a revoked person's tokens: the operator restores it
+        throw new MtlsError('STORE_CORRUPT', `${this.#revokedPrincipals} is not a JSON object of revoked principals`, { cause, hint: 'restore it from backup (without it, ID tokens of revoked principals issued before their revocation are accepted again)' });
+      }
+      this.#revokedSeen = { stamp, records };
+      return records;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** adds `records` to revoked-principals.json, each principal's later revocation kept (under the lock) */
+  #writeRevokedPrincipals(records: readonly PrincipalRevocation[]): void {
+    const all: Record<string, PrincipalRevocation> = Object.assign(Object.create(null), this.#readRevokedPrincipals());
+    for (const r of records) all[r.principal] = laterRevocation(all[r.principal], { principal: r.principal, revokedAt: r.revokedAt, reason: r.reason });
+    writeFileAtomic(this.#revokedPrincipals, JSON.stringify(all, null, 1) + '\n', { mode: MODES.record });
   }
 
   #readCrl(which: CrlName): Buffer | undefined {

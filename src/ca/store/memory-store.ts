@@ -5,7 +5,7 @@
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { consumeRefusal } from './fs-store.js';
-import { IndexMaps, renewalFromMaps, type AuditEvent, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreLookups, type StoreTransaction } from './store.js';
+import { IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreLookups, type StoreTransaction } from './store.js';
 
 /** A Store in memory, with the folder store's contract and nothing persisted: for tests and benchmarks. */
 export class MemoryStore implements Store {
@@ -20,6 +20,7 @@ export class MemoryStore implements Store {
   readonly #crlNumbers = new Map<CrlName, bigint>();
   readonly #retired = new Set<string>();
   readonly #usedOnce = new Map<string, number>();
+  readonly #revokedPrincipals = new Map<string, PrincipalRevocation>();
   #tail: Promise<unknown> = Promise.resolve();
 
   transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
@@ -100,6 +101,9 @@ export class MemoryStore implements Store {
         this.#maps = new IndexMaps(this.#index);
         this.#audit.push(audit);
       },
+      recordPrincipalRevocation: async (record) => {
+        this.#revokedPrincipals.set(record.principal, laterRevocation(this.#revokedPrincipals.get(record.principal), { ...record }));
+      },
     };
   }
 
@@ -115,6 +119,7 @@ export class MemoryStore implements Store {
       exchangedWith: async (serial) => this.#maps.exchangedWith(serial),
       activeRevocations: async (now) => this.#maps.activeRevocations(now),
       listIssued: async (q) => this.#maps.listIssued(q),
+      principalRevocation: async (principal) => this.#revokedPrincipals.get(principal),
     };
   }
 
@@ -124,6 +129,7 @@ export class MemoryStore implements Store {
   exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups().exchangedWith(serial);
   activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups().activeRevocations(now);
   listIssued: StoreLookups['listIssued'] = (q) => this.#lookups().listIssued(q);
+  principalRevocation: StoreLookups['principalRevocation'] = (principal) => this.#lookups().principalRevocation(principal);
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
     return this.#issued.get(serial);

@@ -9,3 +9,5 @@ export const LOCK_CRL = 0x6d63706d746c01n;
 export const LOCK_MIGRATE = 0x6d63706d746c02n;
 /** The first key of the two-key advisory lock per renewed serial (32 bits, unlike the others). */
 export const LOCK_RENEWAL = 0x6d63706d;
+/** The first key of the two-key advisory lock per revoked principal (revokePrincipal and the ID-token check). */
+export const LOCK_PRINCIPAL = 0x6d63706e;

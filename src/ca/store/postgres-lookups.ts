@@ -1,10 +1,10 @@
 /**
  * The PostgreSQL store's lookups (StoreLookups): each one query that an index answers (primary
  * keys; certificates_renewed_from, migration 2; the delegation, id, teams and roles indexes of
- * migration 6; certificates_acting_for, migration 7), never a read of every row. The statements are exported for the test that checks
+ * migration 6; certificates_acting_for, migration 7; revoked_principals' primary key, migration 8), never a read of every row. The statements are exported for the test that checks
  * each plan uses an index (test/ca/store-lookups.test.ts).
  */
-import type { IndexRecord, IssuedQuery, IssuedRecord, IssuedWithRevocation, RevokedRecord, StoreLookups } from './store.js';
+import type { IndexRecord, IssuedQuery, IssuedRecord, IssuedWithRevocation, PrincipalRevocation, RevokedRecord, StoreLookups } from './store.js';
 import type { Queryable } from './postgres-rows.js';
 
 export const LOOKUP_SQL = {
@@ -13,7 +13,11 @@ export const LOOKUP_SQL = {
   delegatedFrom: "SELECT record FROM certificates WHERE record->>'delegatedFrom' = $1 ORDER BY ord",
   exchangedWith: "SELECT record FROM certificates WHERE record->>'actorSerial' = $1 ORDER BY ord",
   activeRevocations: 'SELECT r.record FROM revocations r JOIN certificates c ON c.serial = r.serial WHERE c.not_after >= $1 ORDER BY r.ord',
+  principalRevocation: 'SELECT principal, revoked_at, reason FROM revoked_principals WHERE principal = $1',
 } as const;
+
+/** A row of revoked_principals as a {@link PrincipalRevocation}. */
+export const principalRevocationRow = (r: { principal: string; revoked_at: Date; reason: string }): PrincipalRevocation => ({ principal: r.principal, revokedAt: r.revoked_at.toISOString(), reason: r.reason });
 
 /**
  * The statement and parameters of listIssued: the filters an index serves in SQL (teams and
@@ -57,6 +61,10 @@ export function lookupsOn(q: () => Promise<Queryable>): StoreLookups {
       const { sql, params } = listIssuedSql(query);
       const r = await (await q()).query<{ issued: IndexRecord; revoked: RevokedRecord | null }>(sql, params);
       return r.rows.map((x): IssuedWithRevocation => (x.revoked ? { issued: x.issued as IssuedRecord, revoked: x.revoked } : { issued: x.issued as IssuedRecord }));
+    },
+    principalRevocation: async (principal) => {
+      const row = (await (await q()).query<{ principal: string; revoked_at: Date; reason: string }>(LOOKUP_SQL.principalRevocation, [principal])).rows[0];
+      return row ? principalRevocationRow(row) : undefined;
     },
   };
 }

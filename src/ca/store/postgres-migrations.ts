@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 7;
+export const SCHEMA_VERSION = 8;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 export const MIGRATIONS: readonly string[] = [
@@ -120,6 +120,15 @@ export const MIGRATIONS: readonly string[] = [
   // token): `revoke --principal` revokes them with the principal's own certificates
   `
   CREATE INDEX certificates_acting_for ON certificates ((record->>'actingFor'));
+  `,
+  // 8: the principals revoked (`revoke --principal`) and when, one row each, written in the
+  // revoking transaction: /login/sign and POST /delegate refuse their ID tokens issued until then
+  `
+  CREATE TABLE revoked_principals (
+    principal text PRIMARY KEY,
+    revoked_at timestamptz NOT NULL,
+    reason text NOT NULL
+  );
   `,
 ];
 

@@ -113,7 +113,15 @@ export class PostgresStore implements Store {
       <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
       (...a: A): Promise<R> =>
         f(...a).catch((e) => Promise.reject(isMtlsError(e) ? e : storeError(this.#url, e)));
-    return { lookup: wrap(on.lookup), successorOf: wrap(on.successorOf), delegatedFrom: wrap(on.delegatedFrom), exchangedWith: wrap(on.exchangedWith), activeRevocations: wrap(on.activeRevocations), listIssued: wrap(on.listIssued) };
+    return {
+      lookup: wrap(on.lookup),
+      successorOf: wrap(on.successorOf),
+      delegatedFrom: wrap(on.delegatedFrom),
+      exchangedWith: wrap(on.exchangedWith),
+      activeRevocations: wrap(on.activeRevocations),
+      listIssued: wrap(on.listIssued),
+      principalRevocation: wrap(on.principalRevocation),
+    };
   })();
 
   lookup: StoreLookups['lookup'] = (serial) => this.#lookups.lookup(serial);
@@ -122,6 +130,7 @@ export class PostgresStore implements Store {
   exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups.exchangedWith(serial);
   activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups.activeRevocations(now);
   listIssued: StoreLookups['listIssued'] = (q) => this.#lookups.listIssued(q);
+  principalRevocation: StoreLookups['principalRevocation'] = (principal) => this.#lookups.principalRevocation(principal);
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
     const r = await this.#query<{ der: Buffer }>('SELECT der FROM certificates WHERE serial = $1', [serial]);

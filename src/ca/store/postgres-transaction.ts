@@ -9,6 +9,9 @@
  *   advisory lock first, so CRL signing and revocation are serialised across processes, and
  *   a CRL signed after the lock sees every revocation committed before it. cRLNumbers come
  *   from one SEQUENCE per CA (never reused, even by a rolled back transaction).
+ * - revoked principals: `recordPrincipalRevocation` and a transaction's `principalRevocation`
+ *   take a transaction-scoped advisory lock per principal, so an issuance that checks the
+ *   principal either commits before the revocation reads what to revoke, or sees its record.
  * - tokens: consumed with one `UPDATE ... WHERE used_at IS NULL AND expires_at > now
  *   RETURNING`: of concurrent consumers exactly one wins.
  */
@@ -16,7 +19,7 @@ import type pg from 'pg';
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { isDriverError, isUniqueViolation, storeError } from './postgres-errors.js';
-import { LOCK_CRL, LOCK_RENEWAL } from './postgres-locks.js';
+import { LOCK_CRL, LOCK_PRINCIPAL, LOCK_RENEWAL } from './postgres-locks.js';
 import { lookupsOn } from './postgres-lookups.js';
 import { readCrlWith, readIndexWith, type Queryable } from './postgres-rows.js';
 import type { AuditEvent, EnrollmentToken, StoreTransaction, TokenConsumeResult } from './store.js';
@@ -48,8 +51,22 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     if (events.length === 0) return;
     await c.query('INSERT INTO audit (event) SELECT e FROM unnest($1::json[]) WITH ORDINALITY AS t(e, i) ORDER BY i', [events.map((e) => JSON.stringify(e))]);
   };
+  const lookups = lookupsOn(async () => c);
+  /** held to the end of the transaction: a principal's revocation and an issuance checking it run one after the other */
+  const lockPrincipal = (principal: string) => c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_PRINCIPAL, principal]);
   return {
-    ...lookupsOn(async () => c),
+    ...lookups,
+    principalRevocation: async (principal) => {
+      await lockPrincipal(principal);
+      return lookups.principalRevocation(principal);
+    },
+    recordPrincipalRevocation: async (record) => {
+      await lockPrincipal(record.principal);
+      await c.query(
+        'INSERT INTO revoked_principals (principal, revoked_at, reason) VALUES ($1, $2, $3) ON CONFLICT (principal) DO UPDATE SET revoked_at = EXCLUDED.revoked_at, reason = EXCLUDED.reason WHERE revoked_principals.revoked_at <= EXCLUDED.revoked_at',
+        [record.principal, record.revokedAt, record.reason],
+      );
+    },
     serialExists: async (serial) => (await c.query('SELECT 1 FROM certificates WHERE serial = $1 UNION ALL SELECT 1 FROM retired_serials WHERE serial = $1', [serial])).rowCount !== 0,
     commitIssued: async (items, audit) => {
       if (items.length === 0) return insertAudit(audit);

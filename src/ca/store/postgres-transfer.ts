@@ -6,9 +6,10 @@ import type pg from 'pg';
 import { MtlsError } from '../../errors.js';
 import { storeError } from './postgres-errors.js';
 import { LOCK_CRL } from './postgres-locks.js';
+import { principalRevocationRow } from './postgres-lookups.js';
 import { readCrlWith, readIndexWith, storedToken, type TokenRow } from './postgres-rows.js';
 import { transactionOps } from './postgres-transaction.js';
-import type { AuditEvent, IssuedRecord, RevokedRecord, StoreSnapshot } from './store.js';
+import { checkPrincipalRevocations, type AuditEvent, type IssuedRecord, type RevokedRecord, type StoreSnapshot } from './store.js';
 
 /** Everything the database holds, read in one consistent snapshot: for `ca import`. */
 export async function readSnapshot(pool: pg.Pool, url: string): Promise<StoreSnapshot> {
@@ -22,8 +23,18 @@ export async function readSnapshot(pool: pg.Pool, url: string): Promise<StoreSna
     const tokens = (await c.query<TokenRow>('SELECT token, used_at, used_for FROM tokens ORDER BY ord')).rows.map(storedToken);
     const retired = (await c.query<{ serial: string }>('SELECT serial FROM retired_serials ORDER BY retired_at, serial')).rows.map((r) => r.serial);
     const usedOnce = (await c.query<{ key: string; expires_at: Date }>('SELECT key, expires_at FROM used_once ORDER BY key')).rows.map((r) => ({ key: r.key, expiresAt: r.expires_at.toISOString() }));
+    const principalRevocations = (await c.query<{ principal: string; revoked_at: Date; reason: string }>('SELECT principal, revoked_at, reason FROM revoked_principals ORDER BY principal')).rows.map(principalRevocationRow);
     await c.query('COMMIT');
-    return { index, issued, audit, crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) }, tokens, ...(retired.length ? { retired } : {}), ...(usedOnce.length ? { usedOnce } : {}) };
+    return {
+      index,
+      issued,
+      audit,
+      crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) },
+      tokens,
+      ...(retired.length ? { retired } : {}),
+      ...(usedOnce.length ? { usedOnce } : {}),
+      ...(principalRevocations.length ? { principalRevocations } : {}),
+    };
   } catch (e) {
     await c.query('ROLLBACK').catch(() => undefined);
     throw storeError(url, e);
@@ -81,6 +92,11 @@ export async function writeSnapshot(pool: pg.Pool, url: string, data: StoreSnaps
         'INSERT INTO used_once (key, expires_at) SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (key) DO UPDATE SET expires_at = GREATEST(used_once.expires_at, EXCLUDED.expires_at)',
         [part.map((r) => r.key), part.map((r) => r.expiresAt)],
       );
+    }
+    // revoked principals: added to the database's own, the later revocation winning; --replace keeps them too
+    if (data.principalRevocations?.length) {
+      checkPrincipalRevocations(data.principalRevocations);
+      for (const r of data.principalRevocations) await tx.recordPrincipalRevocation(r);
     }
     await c.query('COMMIT');
   } catch (e) {

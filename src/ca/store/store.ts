@@ -4,6 +4,7 @@
  * Everything that changes state runs inside `transaction`; see StoreTransaction for what
  * each store serialises across processes.
  */
+import { MtlsError } from '../../errors.js';
 import type { KeyType } from '../../x509/keys.js';
 
 /** One issued certificate, as the index records it (no key material, ever). */
@@ -123,6 +124,25 @@ export interface StoreLookups {
   activeRevocations(now: Date): Promise<RevokedRecord[]>;
   /** the issued records matching `query`, in the order recorded, each with its revocation */
   listIssued(query: IssuedQuery): Promise<IssuedWithRevocation[]>;
+  /**
+   * the last revocation of a principal (`revoke --principal`), by its principal URI, or undefined:
+   * ID tokens for it issued at or before then are refused (ca/serve/principal-revoked.ts). On a
+   * database store's transaction it serialises with a {@link StoreTransaction.recordPrincipalRevocation}
+   * of the same principal: the answer is what that revocation committed, or it waits for this one
+   */
+  principalRevocation(principal: string): Promise<PrincipalRevocation | undefined>;
+}
+
+/**
+ * A principal revoked (`mcp-mtls revoke --principal`): written in the transaction that revokes
+ * its certificates, kept for good (an ID token's `iat` is compared with it), one per principal.
+ */
+export interface PrincipalRevocation {
+  /** the principal URI */
+  readonly principal: string;
+  /** ISO 8601, whole seconds (the revocation records' revokedAt) */
+  readonly revokedAt: string;
+  readonly reason: string;
 }
 
 /**
@@ -181,6 +201,13 @@ export interface StoreTransaction extends StoreLookups {
    * decides what may go). In a database store it serialises with revocation and CRL signing.
    */
   removeRecords(serials: readonly string[], audit: AuditEvent): Promise<void>;
+  /**
+   * records that a principal was revoked at `record.revokedAt` (a later record of the same
+   * principal replaces an earlier one; an earlier one never replaces a later one), durably, with
+   * the transaction. Call it before reading what to revoke: in a database store it takes a lock
+   * per principal that an issuing transaction's {@link StoreLookups.principalRevocation} waits for
+   */
+  recordPrincipalRevocation(record: PrincipalRevocation): Promise<void>;
 }
 
 /** Which CA a CRL is of: the root's (revokes intermediates) or the intermediate's (revokes leaves). */
@@ -225,7 +252,25 @@ export interface StoreSnapshot {
    * A restore adds them to the target's own records (the later expiry wins), never drops one.
    */
   readonly usedOnce?: readonly UsedOnceRecord[];
+  /**
+   * the principals revoked (`revoke --principal`) and when, so that a CA moved to another store
+   * still refuses their ID tokens issued before (absent: none). A restore adds them to the
+   * target's own (the later revocation wins), never drops one.
+   */
+  readonly principalRevocations?: readonly PrincipalRevocation[];
 }
+
+/** {@link StoreSnapshot.principalRevocations} checked (a record from another store is data, not trusted): throws STORE_CORRUPT. */
+export function checkPrincipalRevocations(records: readonly PrincipalRevocation[]): void {
+  for (const r of records) {
+    if (typeof r?.principal !== 'string' || !r.principal.startsWith('spiffe://') || typeof r.reason !== 'string' || typeof r.revokedAt !== 'string' || !Number.isFinite(Date.parse(r.revokedAt))) {
+      throw new MtlsError('STORE_CORRUPT', `the store holds a principal revocation that is not a principal, a time and a reason: ${JSON.stringify(JSON.stringify(r).slice(0, 80))}`, { hint: 'nothing was imported; check who can write to the store' });
+    }
+  }
+}
+
+/** The later of two revocations of one principal (by time; equal: `b`). */
+export const laterRevocation = (a: PrincipalRevocation | undefined, b: PrincipalRevocation): PrincipalRevocation => (a && Date.parse(a.revokedAt) > Date.parse(b.revokedAt) ? a : b);
 
 /** One {@link StoreTransaction.useOnce} record: the key (a hash) and until when it is kept. */
 export interface UsedOnceRecord {
