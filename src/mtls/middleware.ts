@@ -10,7 +10,8 @@ import { isMtlsError, MtlsError } from '../errors.js';
 import type { AuthResult, Authenticator } from './authenticate.js';
 import type { CrlSourceStatus } from './crl-fetch.js';
 import { createTrust, listenerTrustOptions, type Trust } from './trust.js';
-import { tlsServerOptions } from './tls-options.js';
+import { resumedUnderOtherContext, sessionContextOf, tlsServerOptions } from './tls-options.js';
+import { handshakeCertificateDer } from './handshake-certificate.js';
 import { sendAuthError, type MtlsTlsMaterial } from './mtls-server.js';
 import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
 import { createForwardedReader, type ForwardedOutcome, type TrustedProxy } from './trusted-proxies.js';
@@ -25,7 +26,9 @@ import { sendJsonResponse } from '../util/json-response.js';
  * renegotiation Node reports the new, unverified certificate as the peer's). `material.crl` is
  * not used: give revocation to the middleware. Adding `secureOptions` of your own, or calling
  * `server.setSecureContext()`, keep `crypto.constants.SSL_OP_NO_RENEGOTIATION` in them, or the
- * middleware answers TLS 1.2 requests with HTTP 500 `TLS_RENEGOTIATION_ALLOWED`.
+ * middleware answers TLS 1.2 requests with HTTP 500 `TLS_RENEGOTIATION_ALLOWED`; and keep
+ * `sessionIdContext` (pass this function's whole result to `setSecureContext`), or resumed
+ * sessions cost a chain check of their own in the middleware.
  *
  * @param mode - `default`: the handshake completes for any client, so the middleware can
  *   answer a missing or bad certificate with a 401 saying why; every request must then go
@@ -116,6 +119,17 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
       });
   const authenticator = options.authenticator ?? (trust as Trust).authenticator;
   const forwarded = options.trustedProxies?.length ? createForwardedReader(options.trustedProxies, authenticator) : undefined;
+  // a session resumed under another context than mtlsServerOptions gives these CAs (a
+  // setSecureContext call without sessionIdContext) may carry another server's verdict: its
+  // certificate's chain is checked here, against these CAs (tls-options.ts resumedUnderOtherContext)
+  const context = options.tls?.ca !== undefined ? sessionContextOf(options.tls.ca) : undefined;
+  const authenticateSocket = (socket: TLSSocket): AuthResult => {
+    if (context !== undefined && resumedUnderOtherContext(socket, context)) {
+      const der = handshakeCertificateDer(socket);
+      if (der) return authenticator.authenticateCertificate(der);
+    }
+    return authenticator.authenticate(socket);
+  };
   const middleware = (req: IncomingMessage & { auth?: MtlsAuthInfo }, res: ServerResponse, next: (err?: unknown) => void) => {
     let auth: AuthResult;
     let f: ForwardedOutcome | undefined;
@@ -131,7 +145,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
         f?.kind === 'forwarded'
           ? f.auth
           : (req.socket as TLSSocket).encrypted
-            ? authenticator.authenticate(req.socket as TLSSocket)
+            ? authenticateSocket(req.socket as TLSSocket)
             : { ok: false, reason: 'certificate_required', message: 'no client certificate was presented: this connection is not TLS; connect over mTLS, or through a trusted proxy' };
     } catch (e) {
       // the server may have let this client renegotiate to a certificate nobody verified:

@@ -30,8 +30,8 @@ import type { AuthFailureReason, ForwardedAuthenticator } from './authenticate.j
 import type { CrlSourceStatus } from './crl-fetch.js';
 import type { RevocationState } from './revocation.js';
 import { createTrust, listenerTrustOptions } from './trust.js';
-import { captureHandshakes } from './handshake-certificate.js';
-import { tlsContextOptions, tlsServerOptions } from './tls-options.js';
+import { captureHandshakes, handshakeCertificateDer } from './handshake-certificate.js';
+import { resumedUnderOtherContext, sessionContextOf, tlsContextOptions, tlsServerOptions } from './tls-options.js';
 import { stderrLog } from '../util/log.js';
 import { sendJsonResponse } from '../util/json-response.js';
 import { createForwardedReader, type ForwardedReader, type TrustedProxy } from './trusted-proxies.js';
@@ -203,6 +203,17 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
     },
   });
   const authenticator = trust.authenticator;
+  // a session resumed under another context than this server's CAs name (a setSecureContext call
+  // of the user's without sessionIdContext; setCertificate keeps it) may carry another server's
+  // verdict: its chain is checked here (tls-options.ts resumedUnderOtherContext)
+  const context = sessionContextOf(options.ca);
+  const authenticateSocket = (socket: TLSSocket) => {
+    if (resumedUnderOtherContext(socket, context)) {
+      const der = handshakeCertificateDer(socket);
+      if (der) return authenticator.authenticateCertificate(der);
+    }
+    return authenticator.authenticate(socket);
+  };
   const forwarded: ForwardedReader | undefined = options.trustedProxies?.length ? createForwardedReader(options.trustedProxies, authenticator) : undefined;
 
   const server = https.createServer(
@@ -217,7 +228,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
         sendJsonResponse(res, 400, { error: f.error, message: f.message }, { cacheControl: 'no-store' });
         return;
       }
-      const auth = f?.kind === 'forwarded' ? f.auth : authenticator.authenticate(req.socket as TLSSocket);
+      const auth = f?.kind === 'forwarded' ? f.auth : authenticateSocket(req.socket as TLSSocket);
       if (!auth.ok) {
         options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, serial: auth.serial, remote: req.socket.remoteAddress, method: req.method, path: req.url, ...(f?.kind === 'forwarded' ? { forwarded: f.format } : {}) });
         sendAuthError(res, auth.reason, auth.message);
@@ -236,7 +247,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   // identities come from the certificate of the verified handshake, captured before anything reads it
   captureHandshakes(server);
   server.on('secureConnection', (socket: TLSSocket) => {
-    const auth = authenticator.authenticate(socket);
+    const auth = authenticateSocket(socket);
     if (!auth.ok && strict) {
       options.audit?.write({ event: 'auth.refused', reason: auth.reason, message: auth.message, fingerprint: auth.fingerprint, remote: socket.remoteAddress, strict: true });
       socket.destroy();

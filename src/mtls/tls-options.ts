@@ -84,3 +84,19 @@ export function tlsContextOptions(input: TlsContextInput) {
 export function tlsServerOptions(input: TlsContextInput & { readonly rejectUnauthorized: boolean }) {
   return { ...tlsContextOptions(input), requestCert: true, rejectUnauthorized: input.rejectUnauthorized };
 }
+
+/**
+ * Whether `socket` resumed a session under a session id context other than `expected` (the one
+ * {@link tlsContextOptions} gives for the CAs its authenticator trusts). Node's
+ * `server.setSecureContext(options)` puts the context back to its default (a hash of the command
+ * line, the same for every server started alike) unless `options` has `sessionIdContext`; such a
+ * server sharing ticket keys with one trusting other CAs resumes that one's sessions, whose
+ * certificate and verdict OpenSSL does not check again. The caller then checks the chain itself
+ * (test/security/session-context-reload.test.ts).
+ */
+export function resumedUnderOtherContext(socket: import('node:tls').TLSSocket, expected: string): boolean {
+  if (!socket.isSessionReused()) return false;
+  const server = (socket as { server?: { sessionIdContext?: unknown } }).server;
+  return server?.sessionIdContext !== expected;
+}
+
