@@ -35,7 +35,7 @@ const grant = (c: Creds) => signGrant({ chain: readCertificates(Buffer.from(c.ce
 /** An mTLS server of this CA (root and intermediate trusted, CRLs given by reloadCrls) answering 200 to who is authenticated. */
 async function mtlsServer(t: TestCa): Promise<{ server: MtlsServer; port: number }> {
   const s = await serverCreds(t.ca);
-  const server = createMtlsServer({ cert: s.cert, key: s.key, ca: [t.rootPem], trustDomains: [TD], delegation: true, log: () => undefined }, (_req, res) => res.end('ok'));
+  const server = createMtlsServer({ cert: s.cert, key: s.key, ca: [t.rootPem], trustDomains: [TD], delegation: true, log: () => undefined }, (_req, res) => void res.end('ok'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { server, port: (server.address() as AddressInfo).port };
 }
@@ -118,7 +118,7 @@ function backend(name: 'folder' | 'postgres') {
 
         const crl = parseCrl((await ca.store.readCrl('intermediate'))!);
         assert.equal(String(crl.number), out.crlNumber);
-        assert.equal(crl.number, crlBefore + 1n, 'one CRL re-signing');
+        assert.equal(crl.number, crlBefore! + 1n, 'one CRL re-signing');
         const listed = new Set(crl.entries.map((e) => e.serial));
         for (const c of bobs) assert.ok(listed.has(c.serial), `the CRL lists ${c.serial}`);
         assert.ok(!listed.has(alice.serial) && !listed.has(platform.serial), 'alice and the platform stay valid');
