@@ -4,6 +4,14 @@
  * latency and proxy CPU per request, median of BENCH_ROUNDS rounds (default 5). The upstream
  * is an SDK 1.x MCP server. `npm run bench:gateway`; the test suite runs a smoke size.
  * BENCH_CPU_PROF=DIR writes a V8 CPU profile of each child process to DIR/<mode>/ (node --cpu-prof).
+ *
+ * Also in the same run, the floor of any Node proxy here (gateway-child.ts `floor`: node:https
+ * with client certificates, undici, the JSON parsed and written again both ways, nothing else):
+ * the gateway's CPU above it is the cost of its own work, the floor's above nginx is Node's.
+ * Each case is warmed with BENCH_WARM requests (default 3000; 100 for a smoke run) before
+ * the rounds, so that V8 has optimized the proxies' code (300 ms of warm-up left a loaded
+ * machine's gateway in baseline code, at several times its CPU per request); the rounds run the
+ * cases in ABBA order, and the ratios are printed per round too (median and range).
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +27,7 @@ import { pemEncode } from '../src/x509/pem.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const WARM = Number(process.env.BENCH_WARM ?? (SECONDS < 1 ? 100 : 3000));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-gateway-'));
 initCa({ dir: path.join(dir, 'pki'), trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
@@ -130,16 +139,19 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 const upstream = await child(['upstream', dir]);
 const gateway = await child(['gateway', dir, `http://127.0.0.1:${upstream.port}/mcp`]);
+const floor = await child(['floor', dir, `http://127.0.0.1:${upstream.port}/mcp`]);
 const nginx = await nginxProxy(upstream.port);
+const FLOOR = 'node floor (https+undici)';
 const cases: { name: string; url: string; mtls: boolean; cpu?: () => Promise<number> }[] = [
   { name: 'direct (plain HTTP)', url: `http://127.0.0.1:${upstream.port}/mcp`, mtls: false },
   { name: 'mcp-mtls gateway', url: `https://localhost:${gateway.port}/mcp`, mtls: true, cpu: () => gateway.cpuMs() },
+  { name: FLOOR, url: `https://localhost:${floor.port}/mcp`, mtls: true, cpu: () => floor.cpuMs() },
   ...(nginx ? [{ name: 'nginx (mTLS, proxy_pass)', url: `https://localhost:${nginx.port}/mcp`, mtls: true, cpu: async () => procCpuMs(nginx.workerPid()) }] : []),
 ];
 const stats = Object.fromEntries(cases.map((c) => [c.name, { rps: [] as number[], p99: [] as number[], cpu: [] as number[] }]));
-for (const c of cases) await load(c.url, c.mtls, 300);
+for (const c of cases) for (let n = 0; n < WARM; ) n += (await load(c.url, c.mtls, 1000)).n;
 for (let r = 0; r < ROUNDS; r++) {
-  for (const c of cases) {
+  for (const c of r % 2 ? [...cases].reverse() : cases) {
     const cpu0 = c.cpu ? await c.cpu() : 0;
     const t0 = performance.now();
     const { n, p99 } = await load(c.url, c.mtls, SECONDS * 1000);
@@ -151,6 +163,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 upstream.stop();
 gateway.stop();
+floor.stop();
 nginx?.stop();
 console.log(`bench/gateway: tools/call to an SDK 1.x upstream, ${ROUNDS} rounds of ${SECONDS}s, medians (node ${process.version}, ${os.cpus().length} cores)`);
 console.log(`${'path'.padEnd(28)} req/s   p99 ms   proxy CPU µs/req`);
@@ -158,10 +171,18 @@ for (const c of cases) {
   const s = stats[c.name]!;
   console.log(`${c.name.padEnd(28)} ${median(s.rps).toFixed(0).padStart(5)}   ${median(s.p99).toFixed(1).padStart(6)}   ${s.cpu.length ? median(s.cpu).toFixed(0).padStart(6) : '     -'}`);
 }
+// a ratio per round (both measured in the same round, back to back): median [lowest-highest]
+const perRound = (a: number[], b: number[]) => {
+  const q = a.map((x, i) => x / b[i]!).sort((x, y) => x - y);
+  return `${median(q).toFixed(2)}x [${q[0]!.toFixed(2)}-${q[q.length - 1]!.toFixed(2)}]`;
+};
+const g = stats['mcp-mtls gateway']!;
+const f = stats[FLOOR]!;
+console.log(`ratio gateway/floor: proxy CPU per request ${(median(g.cpu) / median(f.cpu)).toFixed(2)}x (per round ${perRound(g.cpu, f.cpu)})`);
 if (nginx) {
-  const g = stats['mcp-mtls gateway']!;
   const n = stats['nginx (mTLS, proxy_pass)']!;
-  console.log(`ratio gateway/nginx: throughput ${(median(g.rps) / median(n.rps)).toFixed(2)}x, proxy CPU per request ${(median(g.cpu) / median(n.cpu)).toFixed(2)}x (nginx CPU read from /proc in 10 ms ticks)`);
+  console.log(`ratio gateway/nginx: throughput ${(median(g.rps) / median(n.rps)).toFixed(2)}x, proxy CPU per request ${(median(g.cpu) / median(n.cpu)).toFixed(2)}x (nginx CPU read from /proc in 10 ms ticks; per round: throughput ${perRound(g.rps, n.rps)}, CPU ${perRound(g.cpu, n.cpu)})`);
+  console.log(`ratio floor/nginx: proxy CPU per request ${(median(f.cpu) / median(n.cpu)).toFixed(2)}x (per round ${perRound(f.cpu, n.cpu)})`);
 } else console.log('nginx: not installed (apt-get install nginx-light), no comparison');
 fs.rmSync(dir, { recursive: true, force: true });
 process.exit(0);
