@@ -57,7 +57,7 @@ for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
     const issued = await a.issue(['issue', 'client', '--user', `alice-${version === 'TLSv1.3' ? '13' : '12'}`]);
     const alice = { cert: fs.readFileSync(issued.files.cert), key: fs.readFileSync(issued.files.key as string) };
     const make = async () => {
-      const s = createMtlsServer({ ...tlsFromPki(a.pki, srv.cert, srv.key), log: () => undefined }, (req, res) => res.end(JSON.stringify({ who: req.auth?.clientId ?? null })));
+      const s = createMtlsServer({ ...tlsFromPki(a.pki, srv.cert, srv.key), log: () => undefined }, (req, res) => void res.end(JSON.stringify({ who: req.auth?.clientId ?? null })));
       await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
       servers.push(s);
       return s;

@@ -29,7 +29,8 @@ import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
 import { JsonLinesFollower } from './fs-follow.js';
-import { checkPrincipalRevocations, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreLookups, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
+import { IndexMapLookups } from './index-map-lookups.js';
+import { checkPrincipalRevocations, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
 
 /** Options of {@link FsStore}. */
 export interface FsStoreOptions {
@@ -48,7 +49,7 @@ export interface FsStoreOptions {
  * audit.log, crl/, tokens.json), changed under a cross-process lock, crash-safe (a journal
  * finishes or undoes an interrupted issuance on the next transaction). For one host.
  */
-export class FsStore implements Store {
+export class FsStore extends IndexMapLookups implements Store {
   /** the paths of the CA folder's files @internal */
   readonly layout: CaLayout;
   readonly #waitMs: number;
@@ -64,6 +65,7 @@ export class FsStore implements Store {
   readonly #retiredFollower: JsonLinesFollower<string>;
 
   constructor(dir: string, options: FsStoreOptions = {}) {
+    super();
     this.layout = caLayout(dir);
     this.#tokens = path.join(this.layout.dir, 'tokens.json');
     this.#tidyPending = path.join(this.layout.dir, 'tidy-pending.json');
@@ -86,28 +88,14 @@ export class FsStore implements Store {
     return this.#index;
   }
 
-  #lookups(): StoreLookups {
-    return {
-      lookup: async (serial) => this.#maps().lookup(serial),
-      successorOf: async (serial) => this.#maps().successorOf(serial),
-      delegatedFrom: async (serial) => this.#maps().delegatedFrom(serial),
-      exchangedWith: async (serial) => this.#maps().exchangedWith(serial),
-      activeRevocations: async (now) => this.#maps().activeRevocations(now),
-      listIssued: async (q) => this.#maps().listIssued(q),
-      principalRevocation: async (principal) => {
-        const all = this.#readRevokedPrincipals();
-        return Object.hasOwn(all, principal) ? all[principal] : undefined;
-      },
-    };
+  protected indexMaps(): IndexMaps {
+    return this.#maps();
   }
 
-  lookup: StoreLookups['lookup'] = (serial) => this.#lookups().lookup(serial);
-  successorOf: StoreLookups['successorOf'] = (serial) => this.#lookups().successorOf(serial);
-  delegatedFrom: StoreLookups['delegatedFrom'] = (serial) => this.#lookups().delegatedFrom(serial);
-  exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups().exchangedWith(serial);
-  activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups().activeRevocations(now);
-  listIssued: StoreLookups['listIssued'] = (q) => this.#lookups().listIssued(q);
-  principalRevocation: StoreLookups['principalRevocation'] = (principal) => this.#lookups().principalRevocation(principal);
+  protected revokedPrincipal(principal: string): PrincipalRevocation | undefined {
+    const all = this.#readRevokedPrincipals();
+    return Object.hasOwn(all, principal) ? all[principal] : undefined;
+  }
 
   get location(): string {
     return this.layout.dir;
@@ -145,7 +133,7 @@ export class FsStore implements Store {
     const tokens = () => staged ?? this.#readTokens();
     const tokensFile = (list: readonly StoredToken[]) => ({ file: this.#tokens, data: this.#tokensFileBytes(list), mode: MODES.record });
     const ops: StoreTransaction = {
-      ...this.#lookups(),
+      ...this.lookups(),
       serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)) || this.#readRetired().has(serial),
       commitIssued: async (items, audit) => {
         lock.assertHeld();

@@ -5,10 +5,11 @@
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
 import { consumeRefusal } from './fs-store.js';
-import { IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreLookups, type StoreTransaction } from './store.js';
+import { IndexMapLookups } from './index-map-lookups.js';
+import { IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreTransaction } from './store.js';
 
 /** A Store in memory, with the folder store's contract and nothing persisted: for tests and benchmarks. */
-export class MemoryStore implements Store {
+export class MemoryStore extends IndexMapLookups implements Store {
   readonly location = 'memory';
   readonly #index: IndexRecord[] = [];
   /** #index by key (lookups without a scan), rebuilt when removeRecords rewrites the index */
@@ -58,7 +59,7 @@ export class MemoryStore implements Store {
         this.#crls.set(which, Buffer.from(der));
       },
       readIndex: async () => [...this.#index],
-      ...this.#lookups(),
+      ...this.lookups(),
       renewalOf: async (serial) => renewalFromMaps(this.#maps, serial),
       readCrl: async (which) => this.#crls.get(which),
       useOnce: async (key, expiresAt, now) => {
@@ -111,25 +112,13 @@ export class MemoryStore implements Store {
     return [...this.#index];
   }
 
-  #lookups(): StoreLookups {
-    return {
-      lookup: async (serial) => this.#maps.lookup(serial),
-      successorOf: async (serial) => this.#maps.successorOf(serial),
-      delegatedFrom: async (serial) => this.#maps.delegatedFrom(serial),
-      exchangedWith: async (serial) => this.#maps.exchangedWith(serial),
-      activeRevocations: async (now) => this.#maps.activeRevocations(now),
-      listIssued: async (q) => this.#maps.listIssued(q),
-      principalRevocation: async (principal) => this.#revokedPrincipals.get(principal),
-    };
+  protected indexMaps(): IndexMaps {
+    return this.#maps;
   }
 
-  lookup: StoreLookups['lookup'] = (serial) => this.#lookups().lookup(serial);
-  successorOf: StoreLookups['successorOf'] = (serial) => this.#lookups().successorOf(serial);
-  delegatedFrom: StoreLookups['delegatedFrom'] = (serial) => this.#lookups().delegatedFrom(serial);
-  exchangedWith: StoreLookups['exchangedWith'] = (serial) => this.#lookups().exchangedWith(serial);
-  activeRevocations: StoreLookups['activeRevocations'] = (now) => this.#lookups().activeRevocations(now);
-  listIssued: StoreLookups['listIssued'] = (q) => this.#lookups().listIssued(q);
-  principalRevocation: StoreLookups['principalRevocation'] = (principal) => this.#lookups().principalRevocation(principal);
+  protected revokedPrincipal(principal: string): PrincipalRevocation | undefined {
+    return this.#revokedPrincipals.get(principal);
+  }
 
   async readIssued(serial: string): Promise<Buffer | undefined> {
     return this.#issued.get(serial);
