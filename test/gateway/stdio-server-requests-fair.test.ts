@@ -10,53 +10,32 @@
  * asking-server stdio fixture.
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CallToolResultSchema, CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createMtlsAgent, createMtlsFetch } from '../../src/client/agent.js';
-import { GatewayConfigSchema } from '../../src/gateway/config.js';
-import { startGateway, type RunningGateway } from '../../src/gateway/run.js';
 import { MAX_SERVER_REQUESTS, MAX_SERVER_REQUESTS_PER_SESSION } from '../../src/gateway/stdio-upstream.js';
 import { ROOT } from '../support/cli.js';
 import { bundleOf } from '../support/mcp.js';
-import { makePki } from '../support/pki.js';
+import { useGateway } from '../support/gateway.js';
 
 const ASKING = path.join(ROOT, 'test/fixtures/stdio/asking-server.mjs');
 const POLICY = 'version: 1\nrules:\n  - id: sre\n    subjects: { teams: [sre] }\n    tools: ["*"]\n';
 
-type Files = { cert: string; key: string; ca: string };
-let gw: RunningGateway;
-let url: string;
-const people: Record<'alice' | 'bob', Files> = {} as Record<'alice' | 'bob', Files>;
-const logged: string[] = [];
-
-before(async () => {
-  const pki = await makePki();
-  const srv = await pki.issue(['issue', 'server', '--dns', 'localhost']);
-  for (const who of ['alice', 'bob'] as const) {
-    const r = await pki.issue(['issue', 'client', '--user', who, '--team', 'sre']);
-    people[who] = { cert: r.files.cert, key: r.files.key as string, ca: r.files.ca };
-  }
-  const policy = path.join(pki.base, 'policy.yaml');
-  fs.writeFileSync(policy, POLICY);
-  gw = await startGateway(
-    GatewayConfigSchema.parse({ listen: '127.0.0.1:0', tls: { cert: srv.files.cert, key: srv.files.key as string, pki: pki.pki }, upstreamTimeout: '60s', routes: [{ path: '/mcp/asking', policy, stdio: { command: process.execPath, args: [ASKING] } }] }),
-    (l) => void logged.push(l),
-  );
-  url = `https://localhost:${gw.address.port}`;
-});
-after(async () => {
-  await gw?.stop();
+const g = useGateway({
+  people: { alice: ['--team', 'sre'], bob: ['--team', 'sre'] },
+  policy: POLICY,
+  upstreamTimeout: '60s',
+  routes: (policy) => [{ path: '/mcp/asking', policy, stdio: { command: process.execPath, args: [ASKING] } }],
 });
 
 async function connect(who: 'alice' | 'bob') {
-  const agent = createMtlsAgent(bundleOf(people[who]));
+  const agent = createMtlsAgent(bundleOf(g.clients[who]!));
   const client = new Client({ name: 'never-answers', version: '1.0.0' }, { capabilities: { sampling: {} } });
   client.setRequestHandler(CreateMessageRequestSchema, () => new Promise(() => undefined));
-  const transport = new StreamableHTTPClientTransport(new URL(`${url}/mcp/asking`), { fetch: createMtlsFetch(agent) as typeof fetch });
+  const transport = new StreamableHTTPClientTransport(new URL(`${g.url}/mcp/asking`), { fetch: createMtlsFetch(agent) as typeof fetch });
   await client.connect(transport);
   return { client, close: async () => { await transport.terminateSession().catch(() => undefined); await client.close(); await agent.close(); } };
 }
@@ -83,7 +62,7 @@ test(`one person holding the process's limit (${MAX_SERVER_REQUESTS}) over many 
     assert.equal(more.errors.length, 1, 'alice, holding the most, got a request held past the limit');
     const again = await ask(bob.client, 2);
     assert.deepEqual(again.errors, [], `bob refused on his second call: ${again.errors[0]}`);
-    const givenUp = logged.filter((l) => /asking-server: error for .*given up/.test(l)).length;
+    const givenUp = g.logged.filter((l) => /asking-server: error for .*given up/.test(l)).length;
     assert.ok(givenUp >= 5, `the process was told of alice's requests given up for bob's (${givenUp} of 5)`);
   } finally {
     for (const s of sessions) await s.close();
