@@ -14,16 +14,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
-import { writeCrls } from '../../src/ca/revocation.js';
-import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
 import { decodeIdentity } from '../../src/identity/decode.js';
 import { createMtlsServer } from '../../src/mtls/mtls-server.js';
 import { parseCrl } from '../../src/x509/crl.js';
 import { readCertificates } from '../../src/x509/pem.js';
 import { cliOk } from '../support/cli.js';
-import { clientCreds, makeCa, request, serverCreds, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
+import { clientCreds, makeCa, openCaOn, request, serverCreds, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
 import { CLI_CLIENT_ID, OTHER_CLIENT_ID, startOidcProvider, type TestIdp } from '../support/oidc.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
 
 const TD = 'acme.test';
 
@@ -43,11 +40,11 @@ function get(port: number, t: TestCa, c: { cert: string; key: string }): Promise
 function backend(name: 'folder' | 'postgres') {
   describe(`revoke --principal and ID-token delegations, ${name} store`, { timeout: 120_000 }, () => {
     let idp: TestIdp;
-    let pg: TestPostgres | undefined;
     let t: TestCa;
     let ca: Authority;
     let caServe: Awaited<ReturnType<typeof startServer>>;
     let storeArgs: string[];
+    let closeStore: (() => Promise<void>) | undefined;
     let platform: Creds;
 
     before(async () => {
@@ -58,25 +55,17 @@ function backend(name: 'folder' | 'postgres') {
       config.login = { providers: [{ name: 'test-idp', issuer: idp.issuer, clientId: CLI_CLIENT_ID, principalClaim: 'preferred_username', groups: { dev: { teams: ['dev'] }, marketing: { teams: ['marketing'] } } }] };
       config.delegation = { actors: [{ actor: 'service/chat-platform', for: { any: true }, clientId: OTHER_CLIENT_ID }] };
       fs.writeFileSync(file, YAML.stringify(config));
-      if (name === 'postgres') {
-        pg = await startPostgres();
-        await migrate(pg.url);
-        ca = Authority.open(t.dir, { store: new PostgresStore(pg.url) });
-        storeArgs = ['--dir', t.dir, '--store', pg.url];
-      } else {
-        ca = Authority.open(t.dir);
-        storeArgs = ['--dir', t.dir];
-      }
-      t = { ...t, ca };
-      await writeCrls(ca);
+      const opened = await openCaOn(name, t);
+      ({ t, storeArgs } = opened);
+      ca = t.ca;
+      closeStore = opened.close;
       platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
       caServe = await startServer(t, { login: { cooldownMs: 0, timeoutMs: 2000 }, crl: { cacheMs: 0, checkMs: 0 } });
     });
     after(async () => {
       await caServe?.server.shutdown(1000);
       await idp?.stop();
-      await ca?.store.close();
-      await pg?.stop();
+      await closeStore?.();
     });
 
     const exchange = async (user: string): Promise<Creds> => {

@@ -15,13 +15,13 @@ import YAML from 'yaml';
 import { Authority } from '../../src/ca/authority.js';
 import { revokePrincipal, writeCrls } from '../../src/ca/revocation.js';
 import { FsStore } from '../../src/ca/store/fs-store.js';
-import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
+import { PostgresStore } from '../../src/ca/store/postgres-store.js';
 import { decodeIdentity } from '../../src/identity/decode.js';
 import { createCsr } from '../../src/x509/csr.js';
 import { generateKey } from '../../src/x509/keys.js';
 import { pemEncode, readCertificates } from '../../src/x509/pem.js';
 import { bareCopy, cliOk, tmpDir } from '../support/cli.js';
-import { clientCreds, makeCa, request, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
+import { clientCreds, makeCa, openCaOn, request, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
 import { CLI_CLIENT_ID, OIDC_USERS, OTHER_CLIENT_ID, startOidcProvider, type TestIdp } from '../support/oidc.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
 
@@ -45,36 +45,28 @@ function configure(t: TestCa, idp: TestIdp): void {
 function backend(name: 'folder' | 'postgres') {
   describe(`revoke --principal refuses the principal's unspent ID tokens, ${name} store`, { timeout: 240_000 }, () => {
     let idp: TestIdp;
-    let pg: TestPostgres | undefined;
     let t: TestCa;
     let ca: Authority;
     let caServe: Awaited<ReturnType<typeof startServer>>;
     let storeArgs: string[];
+    let closeStore: (() => Promise<void>) | undefined;
     let platform: Creds;
 
     before(async () => {
       idp = await startOidcProvider();
       t = makeCa(TD);
       configure(t, idp);
-      if (name === 'postgres') {
-        pg = await startPostgres();
-        await migrate(pg.url);
-        ca = Authority.open(t.dir, { store: new PostgresStore(pg.url) });
-        storeArgs = ['--dir', t.dir, '--store', pg.url];
-      } else {
-        ca = Authority.open(t.dir);
-        storeArgs = ['--dir', t.dir];
-      }
-      t = { ...t, ca };
-      await writeCrls(ca);
+      const opened = await openCaOn(name, t);
+      ({ t, storeArgs } = opened);
+      ca = t.ca;
+      closeStore = opened.close;
       platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });
       caServe = await startServer(t, { login: { cooldownMs: 0, timeoutMs: 2000 }, crl: { cacheMs: 0, checkMs: 0 } });
     });
     after(async () => {
       await caServe?.server.shutdown(1000);
       await idp?.stop();
-      await ca?.store.close();
-      await pg?.stop();
+      await closeStore?.();
     });
 
     const loginSign = (idToken: string) =>

@@ -15,16 +15,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Authority } from '../../src/ca/authority.js';
-import { writeCrls } from '../../src/ca/revocation.js';
-import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
 import { signGrant } from '../../src/delegation/grant.js';
 import { decodeIdentity } from '../../src/identity/decode.js';
 import { createMtlsServer, type MtlsServer } from '../../src/mtls/mtls-server.js';
 import { parseCrl } from '../../src/x509/crl.js';
 import { readCertificates } from '../../src/x509/pem.js';
 import { cli, cliOk } from '../support/cli.js';
-import { clientCreds, makeCa, request, serverCreds, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
-import { startPostgres, type TestPostgres } from '../support/postgres.js';
+import { clientCreds, makeCa, openCaOn, request, serverCreds, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
 
 const TD = 'acme.test';
 const BOB = `spiffe://${TD}/user/bob`;
@@ -57,32 +54,24 @@ function keptClient(port: number, t: TestCa, c: { cert: string; key: string }) {
 
 function backend(name: 'folder' | 'postgres') {
   describe(`revoke --principal, ${name} store`, { timeout: 120_000 }, () => {
-    let pg: TestPostgres | undefined;
     let t: TestCa;
     let ca: Authority;
     let caServe: Awaited<ReturnType<typeof startServer>>;
     let storeArgs: string[];
+    let closeStore: (() => Promise<void>) | undefined;
 
     before(async () => {
       t = makeCa(TD);
       fs.appendFileSync(path.join(t.dir, 'config.yaml'), 'delegation:\n  maxTtl: 1h\n  actors:\n    - actor: service/chat-platform\n      for: { teams: [sre] }\n      teams: [sre]\n');
-      if (name === 'postgres') {
-        pg = await startPostgres();
-        await migrate(pg.url);
-        ca = Authority.open(t.dir, { store: new PostgresStore(pg.url) });
-        storeArgs = ['--dir', t.dir, '--store', pg.url];
-      } else {
-        ca = Authority.open(t.dir);
-        storeArgs = ['--dir', t.dir];
-      }
-      t = { ...t, ca };
-      await writeCrls(ca);
+      const opened = await openCaOn(name, t);
+      ({ t, storeArgs } = opened);
+      ca = t.ca;
+      closeStore = opened.close;
       caServe = await startServer(t, { crl: { cacheMs: 0, checkMs: 0 } });
     });
     after(async () => {
       await caServe?.server.shutdown(1000);
-      await ca?.store.close();
-      await pg?.stop();
+      await closeStore?.();
     });
 
     const post = (p: string, creds: { cert: string; key: string }, body?: unknown) =>

@@ -9,7 +9,10 @@ import { initCa } from '../../src/ca/init.js';
 import { createCaServer, type CaServer, type CaServerOptions } from '../../src/ca/serve/server.js';
 import { privateKeyPem } from '../../src/x509/keys.js';
 import { pemEncode } from '../../src/x509/pem.js';
+import { writeCrls } from '../../src/ca/revocation.js';
+import { migrate, PostgresStore } from '../../src/ca/store/postgres-store.js';
 import { tmpDir } from './cli.js';
+import { startPostgres } from './postgres.js';
 
 export const YEAR = 365 * 86_400_000;
 
@@ -102,3 +105,23 @@ export function request(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The test CA `t` on the named store: its own folder, or a fresh PostgreSQL (a throwaway server,
+ * migrated), with its first CRLs written. `t` with the opened Authority, the CLI's arguments for
+ * the same store, and `close()` for both (the store, then the server).
+ */
+export async function openCaOn(store: 'folder' | 'postgres', t: TestCa): Promise<{ t: TestCa; storeArgs: string[]; close(): Promise<void> }> {
+  const pg = store === 'postgres' ? await startPostgres() : undefined;
+  if (pg) await migrate(pg.url);
+  const ca = pg ? Authority.open(t.dir, { store: new PostgresStore(pg.url) }) : Authority.open(t.dir);
+  await writeCrls(ca);
+  return {
+    t: { ...t, ca },
+    storeArgs: pg ? ['--dir', t.dir, '--store', pg.url] : ['--dir', t.dir],
+    close: async () => {
+      await ca.store.close();
+      await pg?.stop();
+    },
+  };
+}
