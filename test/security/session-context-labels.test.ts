@@ -8,65 +8,28 @@
  * with shared ticket keys the second resumed sessions the first had verified against B.
  */
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
-import tls from 'node:tls';
-import { after, before, test } from 'node:test';
-import { createMtlsServer, tlsFromPki, type MtlsServer } from '../../src/mtls/mtls-server.js';
+import { before, test } from 'node:test';
+import type { MtlsServer } from '../../src/mtls/mtls-server.js';
 import { sessionContextOf } from '../../src/mtls/tls-options.js';
 import { makePki, type TestPki } from '../support/pki.js';
+import { ask, clientOf, serverCertOf, serverList, shareTicketKeys, whoServer, type ClientCert } from '../support/session-resumption.js';
 
 let a: TestPki;
 let b: TestPki;
-let bob: { cert: Buffer; key: Buffer };
+let bob: ClientCert;
 let serverA: { cert: string; key: string };
-const servers: MtlsServer[] = [];
+const servers = serverList();
 
 before(async () => {
   a = await makePki();
   b = await makePki(['--trust-domain', 'beta.test']);
-  const issued = await b.issue(['issue', 'client', '--user', 'bob']);
-  bob = { cert: fs.readFileSync(issued.files.cert), key: fs.readFileSync(issued.files.key as string) };
-  const s = await a.issue(['issue', 'server', '--dns', 'localhost', '--ip', '127.0.0.1']);
-  serverA = { cert: s.files.cert, key: s.files.key as string };
-});
-after(() => {
-  for (const s of servers) {
-    s.closeAllConnections();
-    s.close();
-  }
+  bob = await clientOf(b, 'bob');
+  serverA = await serverCertOf(a);
 });
 
-async function serve(ca: Buffer): Promise<MtlsServer> {
-  const s = createMtlsServer({ ...tlsFromPki(a.pki, serverA.cert, serverA.key), ca, log: () => undefined }, (req, res) => {
-    res.end(JSON.stringify({ who: req.auth?.clientId ?? null }));
-  });
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  servers.push(s);
-  return s;
-}
-
-function ask(s: MtlsServer, version: tls.SecureVersion, session?: Buffer) {
-  return new Promise<{ status: number; body: Record<string, unknown>; reused: boolean; session: Buffer | undefined }>((resolve, reject) => {
-    let next: Buffer | undefined;
-    const c = tls.connect(
-      { host: '127.0.0.1', port: (s.address() as AddressInfo).port, servername: 'localhost', ...bob, rejectUnauthorized: false, minVersion: version, maxVersion: version, ...(session ? { session } : {}) },
-      () => c.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
-    );
-    c.on('session', (x: Buffer) => (next = x));
-    let out = '';
-    c.setEncoding('utf8');
-    c.on('data', (d: string) => (out += d));
-    c.on('end', () => {
-      const [head = '', body = ''] = out.split('\r\n\r\n');
-      resolve({ status: Number(head.split(' ')[1]), body: JSON.parse(body || '{}'), reused: c.isSessionReused(), session: next });
-    });
-    c.on('error', reject);
-    c.setTimeout(10_000, () => c.destroy(new Error('no answer within 10 s')));
-  });
-}
+const serve = (ca: Buffer): Promise<MtlsServer> => servers.listen(whoServer(a, serverA, { ca }));
 
 const relabel = (pem: string, label: string, trailing = '') => pem.replace(/-----BEGIN CERTIFICATE-----/g, `-----BEGIN ${label}-----${trailing}`).replace(/-----END CERTIFICATE-----/g, `-----END ${label}-----`);
 const spellings: Record<string, (pem: string) => string> = {
@@ -83,15 +46,13 @@ for (const [name, spell] of Object.entries(spellings)) {
     const onlyA = Buffer.from(rootA);
     const wide = await serve(both);
     const narrow = await serve(onlyA);
-    const keys = crypto.randomBytes(48);
-    wide.setTicketKeys(keys);
-    narrow.setTicketKeys(keys);
+    shareTicketKeys(wide, narrow);
     for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
-      const first = await ask(wide, version);
+      const first = await ask(wide, bob, version);
       // OpenSSL did load B from that block: the handshake at the wide server verified bob
       assert.notEqual(first.body.error, 'unknown_ca', `${version}: the wide server does not trust B (${name} not loaded): ${JSON.stringify(first.body)}`);
       assert.ok(first.session, 'a session to resume');
-      const there = await ask(narrow, version, first.session);
+      const there = await ask(narrow, bob, version, first.session);
       assert.equal(there.body.who ?? null, null, `${version}: the server trusting only A took bob's certificate (CA B, given as ${name} to the other) from a resumed session: ${JSON.stringify(there.body)} (resumed: ${there.reused})`);
       assert.equal(there.status, 401);
     }
