@@ -10,7 +10,7 @@ import { isMtlsError, MtlsError } from '../errors.js';
 import type { AuthResult, Authenticator } from './authenticate.js';
 import type { CrlSourceStatus } from './crl-fetch.js';
 import { createTrust, listenerTrustOptions, type Trust } from './trust.js';
-import { resumedUnderOtherContext, sessionContextOf, tlsServerOptions } from './tls-options.js';
+import { authenticateResumedAware, sessionContextOf, tlsServerOptions } from './tls-options.js';
 import { handshakeCertificateDer } from './handshake-certificate.js';
 import { sendAuthError, type MtlsTlsMaterial } from './mtls-server.js';
 import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
@@ -122,14 +122,7 @@ export function createMtlsMiddleware(options: MiddlewareOptions = {}) {
   // a session resumed under another context than mtlsServerOptions gives these CAs (a
   // setSecureContext call without sessionIdContext) may carry another server's verdict: its
   // certificate's chain is checked here, against these CAs (tls-options.ts resumedUnderOtherContext)
-  const context = options.tls?.ca !== undefined ? sessionContextOf(options.tls.ca) : undefined;
-  const authenticateSocket = (socket: TLSSocket): AuthResult => {
-    if (context !== undefined && resumedUnderOtherContext(socket, context)) {
-      const der = handshakeCertificateDer(socket);
-      if (der) return authenticator.authenticateCertificate(der);
-    }
-    return authenticator.authenticate(socket);
-  };
+  const authenticateSocket = authenticateResumedAware(authenticator, options.tls?.ca !== undefined ? sessionContextOf(options.tls.ca) : undefined, handshakeCertificateDer);
   const middleware = (req: IncomingMessage & { auth?: MtlsAuthInfo }, res: ServerResponse, next: (err?: unknown) => void) => {
     let auth: AuthResult;
     let f: ForwardedOutcome | undefined;

@@ -31,7 +31,7 @@ import type { CrlSourceStatus } from './crl-fetch.js';
 import type { RevocationState } from './revocation.js';
 import { createTrust, listenerTrustOptions } from './trust.js';
 import { captureHandshakes, handshakeCertificateDer } from './handshake-certificate.js';
-import { resumedUnderOtherContext, sessionContextOf, tlsContextOptions, tlsServerOptions } from './tls-options.js';
+import { authenticateResumedAware, sessionContextOf, tlsContextOptions, tlsServerOptions } from './tls-options.js';
 import { stderrLog } from '../util/log.js';
 import { sendJsonResponse } from '../util/json-response.js';
 import { createForwardedReader, type ForwardedReader, type TrustedProxy } from './trusted-proxies.js';
@@ -206,14 +206,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: MtlsHandle
   // a session resumed under another context than this server's CAs name (a setSecureContext call
   // of the user's without sessionIdContext; setCertificate keeps it) may carry another server's
   // verdict: its chain is checked here (tls-options.ts resumedUnderOtherContext)
-  const context = sessionContextOf(options.ca);
-  const authenticateSocket = (socket: TLSSocket) => {
-    if (resumedUnderOtherContext(socket, context)) {
-      const der = handshakeCertificateDer(socket);
-      if (der) return authenticator.authenticateCertificate(der);
-    }
-    return authenticator.authenticate(socket);
-  };
+  const authenticateSocket = authenticateResumedAware(authenticator, sessionContextOf(options.ca), handshakeCertificateDer);
   const forwarded: ForwardedReader | undefined = options.trustedProxies?.length ? createForwardedReader(options.trustedProxies, authenticator) : undefined;
 
   const server = https.createServer(

@@ -100,3 +100,22 @@ export function resumedUnderOtherContext(socket: import('node:tls').TLSSocket, e
   return server?.sessionIdContext !== expected;
 }
 
+/**
+ * `authenticator.authenticate(socket)`, except for a session resumed under another context than
+ * `expected` (see {@link resumedUnderOtherContext}): its certificate's chain is checked against the
+ * authenticator's CAs, as a forwarded certificate would be. `expected` undefined: no such check
+ * (the caller does not know the CAs the context names).
+ */
+export function authenticateResumedAware<R>(
+  authenticator: { authenticate(socket: import('node:tls').TLSSocket): R; authenticateCertificate(der: Uint8Array): R },
+  expected: string | undefined,
+  certificateOf: (socket: import('node:tls').TLSSocket) => Uint8Array | undefined,
+): (socket: import('node:tls').TLSSocket) => R {
+  return (socket) => {
+    if (expected !== undefined && resumedUnderOtherContext(socket, expected)) {
+      const der = certificateOf(socket);
+      if (der) return authenticator.authenticateCertificate(der);
+    }
+    return authenticator.authenticate(socket);
+  };
+}
