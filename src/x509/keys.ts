@@ -236,9 +236,10 @@ export function importSpki(spki: Uint8Array): KeyObject {
   return crypto.createPublicKey({ key: der, format: 'der', type: 'spki' });
 }
 
+/** {@link importSpki}, its failure as KEY_INVALID. */
 export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
   try {
-    return crypto.createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    return importSpki(spki);
   } catch (cause) {
     throw new MtlsError('KEY_INVALID', 'the public key cannot be read', { cause });
   }
