@@ -13,7 +13,6 @@
  * else: docs/operations.md shows the GRANTs.
  */
 import type pg from 'pg';
-import { MtlsError } from '../errors.js';
 import { assertNoPassword, redactUrl, type PostgresUrlUse } from '../util/postgres-url.js';
 import type { AuditEvent, AuditSink } from './audit.js';
 
