@@ -59,17 +59,23 @@ function readOwner(lockDir: string): Owner | undefined {
   }
 }
 
-function isStale(lockDir: string, foreignStaleMs: number): boolean {
+/**
+ * The lock as judged stale (its owner's token; undefined for a lock without an owner file), or
+ * undefined when it is not stale. The judgement is of the lock read now: by the time a contender
+ * acts on it, that lock may have been released and another taken (see steal).
+ */
+function staleLock(lockDir: string, foreignStaleMs: number): { token: string | undefined } | undefined {
   const owner = readOwner(lockDir);
   let age: number;
   try {
     age = Date.now() - fs.statSync(lockDir).mtimeMs;
   } catch {
-    return false; // gone already: just retry
+    return undefined; // gone already: just retry
   }
-  if (!owner) return age > 10_000; // a contender between mkdir and writing its owner file, or one that died there
-  if (owner.host === os.hostname()) return !alive(owner.pid);
-  return age > foreignStaleMs;
+  const judged = { token: owner?.token };
+  if (!owner) return age > 10_000 ? judged : undefined; // a contender between mkdir and writing its owner file, or one that died there
+  if (owner.host === os.hostname()) return alive(owner.pid) ? undefined : judged;
+  return age > foreignStaleMs ? judged : undefined;
 }
 
 function tryAcquire(lockDir: string, token: string): boolean {
@@ -87,12 +93,29 @@ function tryAcquire(lockDir: string, token: string): boolean {
   return true;
 }
 
-function steal(lockDir: string): void {
+/**
+ * Takes the stale lock `judged` away. The folder there may no longer be that lock: its owner
+ * released it after staleLock read it and another process took the lock (a dead pid's lock
+ * judged stale, then gone and made again by a live one: seen as "lock was lost" in ten
+ * concurrent revokes under load). No rename compares before it moves, so the folder is moved
+ * aside first (atomic: one contender wins) and its owner read again there: a lock other than the
+ * one judged goes back at once. Should another process have made the lock in that instant, the
+ * live owner's assertHeld finds its lock lost before it commits anything.
+ */
+function steal(lockDir: string, judged: { token: string | undefined }): void {
   const aside = `${lockDir}.stale-${crypto.randomBytes(4).toString('hex')}`;
   try {
-    fs.renameSync(lockDir, aside); // atomic: one contender wins, the others see ENOENT
+    fs.renameSync(lockDir, aside);
   } catch {
-    return;
+    return; // another contender moved it first
+  }
+  if (readOwner(aside)?.token !== judged.token) {
+    try {
+      fs.renameSync(aside, lockDir);
+      return;
+    } catch {
+      // the lock was made again meanwhile: the one moved aside is lost to its owner (see above)
+    }
   }
   fs.rmSync(aside, { recursive: true, force: true });
 }
@@ -105,8 +128,9 @@ export async function acquireLock(lockDir: string, options: LockOptions = {}): P
   const token = crypto.randomBytes(16).toString('hex');
   const deadline = Date.now() + waitMs;
   for (let attempt = 0; !tryAcquire(lockDir, token); attempt++) {
-    if (isStale(lockDir, foreignStaleMs)) {
-      steal(lockDir);
+    const stale = staleLock(lockDir, foreignStaleMs);
+    if (stale) {
+      steal(lockDir, stale);
       continue;
     }
     if (Date.now() > deadline) {
