@@ -56,10 +56,12 @@ test('the tarball holds what users need and nothing else', () => {
     const t = typeof target === 'string' ? [target] : Object.values(target as Record<string, string>);
     for (const f of t) assert.ok(files.includes(f.replace(/^\.\//, '')), `${key} -> ${f} is packed`);
   }
-  // 687 kB packed at the second round (dist/ with sign-in, delegation, stdio upstreams and the
-  // console's 84 kB front end; docs/ shipped so README's links work once installed, api.md alone
-  // 109 kB unpacked): a bound that catches a stray folder or a source map, not growth by features
-  assert.ok(packInfo.size < 760_000, `tarball is small (${packInfo.size} bytes packed)`);
+  // 774 kB packed at the end of the second round (dist/ with sign-in, delegation, stdio upstreams
+  // and the console's 84 kB front end; docs/ shipped so README's links work once installed,
+  // api.md alone 117 kB unpacked). The names above catch strays; this bound catches what they
+  // miss (a source map inlined, a bundled dependency: each adds hundreds of kB), not growth by
+  // features, so it sits ~15% above today's size and moves only with a note here of why
+  assert.ok(packInfo.size < 900_000, `tarball is small (${packInfo.size} bytes packed; the bound is 900 kB: look for a stray file before raising it)`);
 });
 
 test('installed without any MCP SDK: every subpath but the SDK adapters loads; internals are not reachable; mcp-mtls/ca loads no HTTP or MCP code', { timeout: 180_000 }, async () => {
