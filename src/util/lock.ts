@@ -10,7 +10,8 @@
  * - on the same host, a lock whose pid is dead is stale at once (kill -9 costs nothing);
  *   a live owner is never robbed, however long it runs;
  * - from another host (a shared folder), age decides, with a generous limit;
- * - stealing renames the stale directory away first, so only one contender wins;
+ * - stealers take turns (a second lock) and judge again before they remove, so a lock
+ *   released and taken again since it was judged stale is never removed;
  * - `assertHeld` re-reads the token before a commit, so a lock lost anyway is detected
  *   before anything is written.
  */
@@ -60,22 +61,27 @@ function readOwner(lockDir: string): Owner | undefined {
 }
 
 /**
- * The lock as judged stale (its owner's token; undefined for a lock without an owner file), or
- * undefined when it is not stale. The judgement is of the lock read now: by the time a contender
- * acts on it, that lock may have been released and another taken (see steal).
+ * Whether the lock there now is stale. The judgement is of the lock read now: by the time a
+ * contender acts on it, that lock may have been released and another taken (see steal).
  */
-function staleLock(lockDir: string, foreignStaleMs: number): { token: string | undefined } | undefined {
+function staleLock(lockDir: string, foreignStaleMs: number): boolean {
   const owner = readOwner(lockDir);
   let age: number;
   try {
     age = Date.now() - fs.statSync(lockDir).mtimeMs;
   } catch {
-    return undefined; // gone already: just retry
+    return false; // gone already: just retry
   }
-  const judged = { token: owner?.token };
-  if (!owner) return age > 10_000 ? judged : undefined; // a contender between mkdir and writing its owner file, or one that died there
-  if (owner.host === os.hostname()) return alive(owner.pid) ? undefined : judged;
-  return age > foreignStaleMs ? judged : undefined;
+  if (!owner) return age > 10_000; // a contender between mkdir and writing its owner file, or one that died there
+  if (owner.host === os.hostname()) return !alive(owner.pid);
+  return age > foreignStaleMs;
+}
+
+function lockIoError(dir: string, e: unknown): MtlsError {
+  return new MtlsError('IO_ERROR', `cannot create the lock ${dir}: ${(e as Error).message}`, {
+    cause: e,
+    hint: 'check that the CA folder exists and is writable (not on a read-only mount)',
+  });
 }
 
 function tryAcquire(lockDir: string, token: string): boolean {
@@ -83,10 +89,7 @@ function tryAcquire(lockDir: string, token: string): boolean {
     fs.mkdirSync(lockDir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw new MtlsError('IO_ERROR', `cannot create the lock ${lockDir}: ${(e as Error).message}`, {
-      cause: e,
-      hint: 'check that the CA folder exists and is writable (not on a read-only mount)',
-    });
+    throw lockIoError(lockDir, e);
   }
   const owner: Owner = { pid: process.pid, host: os.hostname(), token, since: new Date().toISOString() };
   fs.writeFileSync(path.join(lockDir, OWNER), JSON.stringify(owner), { mode: 0o600 });
@@ -94,31 +97,44 @@ function tryAcquire(lockDir: string, token: string): boolean {
 }
 
 /**
- * Takes the stale lock `judged` away. The folder there may no longer be that lock: its owner
- * released it after staleLock read it and another process took the lock (a dead pid's lock
- * judged stale, then gone and made again by a live one: seen as "lock was lost" in ten
- * concurrent revokes under load). No rename compares before it moves, so the folder is moved
- * aside first (atomic: one contender wins) and its owner read again there: a lock other than the
- * one judged goes back at once. Should another process have made the lock in that instant, the
- * live owner's assertHeld finds its lock lost before it commits anything.
+ * Takes a stale lock away, judging it again under a second lock (`<lock>.steal`) that every
+ * stealer takes first. The judgement made outside it may be old: the stale lock may have gone
+ * since and a live process taken the lock (seen as "lock was lost" in ten concurrent revokes
+ * under load), and no rename compares before it moves, so removing what is there now could rob
+ * that process. Under the steal lock the judgement stands until the removal: only a stealer
+ * removes a dead owner's lock, and stealers take turns. (Putting back a live lock moved aside
+ * by mistake, tried first, lost it for good when its owner released it in that window, and
+ * could replace a newcomer's lock: review of 45f6feb.) Left by a stealer that died, the steal
+ * lock is itself stale after STEAL_STALE_MS; the steal takes microseconds.
  */
-function steal(lockDir: string, judged: { token: string | undefined }): void {
-  const aside = `${lockDir}.stale-${crypto.randomBytes(4).toString('hex')}`;
+function steal(lockDir: string, foreignStaleMs: number): void {
+  const mutex = `${lockDir}.steal`;
   try {
-    fs.renameSync(lockDir, aside);
-  } catch {
-    return; // another contender moved it first
-  }
-  if (readOwner(aside)?.token !== judged.token) {
+    fs.mkdirSync(mutex, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw lockIoError(mutex, e);
     try {
-      fs.renameSync(aside, lockDir);
-      return;
+      if (Date.now() - fs.statSync(mutex).mtimeMs > STEAL_STALE_MS) fs.rmdirSync(mutex);
     } catch {
-      // the lock was made again meanwhile: the one moved aside is lost to its owner (see above)
+      // gone meanwhile: the other stealer is done
     }
+    return; // another contender is stealing: look again
   }
-  fs.rmSync(aside, { recursive: true, force: true });
+  try {
+    if (!staleLock(lockDir, foreignStaleMs)) return; // released meanwhile, or taken by a live process
+    const aside = `${lockDir}.stale-${crypto.randomBytes(4).toString('hex')}`;
+    try {
+      fs.renameSync(lockDir, aside); // atomic for those who look: the lock is there whole, or gone
+    } catch {
+      return;
+    }
+    fs.rmSync(aside, { recursive: true, force: true });
+  } finally {
+    fs.rmSync(mutex, { recursive: true, force: true });
+  }
 }
+
+const STEAL_STALE_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -128,10 +144,11 @@ export async function acquireLock(lockDir: string, options: LockOptions = {}): P
   const token = crypto.randomBytes(16).toString('hex');
   const deadline = Date.now() + waitMs;
   for (let attempt = 0; !tryAcquire(lockDir, token); attempt++) {
-    const stale = staleLock(lockDir, foreignStaleMs);
-    if (stale) {
-      steal(lockDir, stale);
-      continue;
+    let stealing = false;
+    if (staleLock(lockDir, foreignStaleMs)) {
+      steal(lockDir, foreignStaleMs);
+      if (tryAcquire(lockDir, token)) break;
+      stealing = true;
     }
     if (Date.now() > deadline) {
       const owner = readOwner(lockDir);
@@ -139,7 +156,8 @@ export async function acquireLock(lockDir: string, options: LockOptions = {}): P
         hint: `wait for the other mcp-mtls command to finish; if no such process exists, remove ${lockDir}`,
       });
     }
-    await sleep(Math.min(50, 2 + attempt) * (0.5 + Math.random()));
+    // a contender that found another stealing gives it the moment it needs
+    await sleep(stealing ? 1 : Math.min(50, 2 + attempt) * (0.5 + Math.random()));
   }
   const held = () => readOwner(lockDir)?.token === token;
   return {
