@@ -182,6 +182,8 @@ export interface RevokePrincipalResult {
   readonly alsoRevoked: readonly string[];
   readonly reason: RevocationReason;
   readonly revokedAt: string;
+  /** the ids of the principal's enrollment tokens not used yet, removed: they enroll nobody now */
+  readonly tokensDropped: readonly string[];
   readonly crlNumber: string;
 }
 
@@ -211,9 +213,10 @@ export function resolvePrincipal(ca: Authority, who: string): { uri: string; kin
  * CRL: what to do when a person leaves or a workload is retired, since online renewal leaves the
  * renewed certificate valid. Records the principal's revocation in the same transaction (the
  * store's {@link StoreTransaction.recordPrincipalRevocation}): `ca serve` refuses its ID tokens
- * issued until then at /login/sign and POST /delegate (PRINCIPAL_REVOKED). Refuses `superseded`
- * (nothing replaces them) and a principal with no valid certificate and none acting for it
- * (NOT_FOUND: nothing is recorded then either).
+ * issued until then at /login/sign and POST /delegate (PRINCIPAL_REVOKED), and removes its
+ * enrollment tokens not used yet. Refuses `superseded` (nothing replaces them). A principal with
+ * no valid certificate (none ever, or all revoked or expired) is revoked all the same: its
+ * record and its tokens are what stop it then.
  */
 export async function revokePrincipal(ca: Authority, who: string, reason: RevocationReason, by: string = actor()): Promise<RevokePrincipalResult> {
   const { uri, kind, id } = resolvePrincipal(ca, who);
@@ -229,14 +232,14 @@ export async function revokePrincipal(ca: Authority, who: string, reason: Revoca
     // store's issuance that checked it before has committed and is found below, or waits for this
     const revokedAt = new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString();
     await tx.recordPrincipalRevocation({ principal: uri, revokedAt, reason });
+    // and its enrollment tokens not used yet, before reading what to revoke (see dropUnusedTokens)
+    const tokensDropped = await tx.dropUnusedTokens(kind, id);
+    if (tokensDropped.length) await tx.appendAudit(tokensDropped.map((tokenId) => ({ time: now.toISOString(), event: 'token.drop', actor: by, tokenId, principal: uri, reason })));
     const own = (await tx.listIssued({ ...(kind === 'user' ? { user: id } : { service: id }), type: 'client', status: 'valid', now })).filter((r) => r.issued.principal === uri && !r.revoked);
     // the delegated certificates acting for the principal, however obtained: with a grant one of
     // its certificates signed (their delegatedFrom, also reached by the walk) or with its ID token
     // (no delegatedFrom: only actingFor says whose they are)
     const actingFor = (await tx.listIssued({ actingFor: uri, type: 'client', status: 'valid', now })).filter((r) => !r.revoked);
-    if (own.length === 0 && actingFor.length === 0) {
-      throw new MtlsError('NOT_FOUND', `${uri} has no valid certificate at the CA in ${ca.layout.dir}, and none acts for it`, { hint: '`mcp-mtls list` shows the valid certificates; revoked and expired ones are refused already' });
-    }
     const roots = [...own, ...actingFor].map((r) => ({ issued: r.issued, audit: { revokedPrincipal: uri } }));
     const { records } = await revokeWalk(tx, roots, reason, by, now);
     const mine = new Set(own.map((r) => r.issued.serial));
@@ -248,6 +251,7 @@ export async function revokePrincipal(ca: Authority, who: string, reason: Revoca
       alsoRevoked: records.map((r) => r.serial).filter((s) => !mine.has(s)),
       reason,
       revokedAt: records[0]?.revokedAt ?? revokedAt,
+      tokensDropped,
       crlNumber: String(parseCrl(crl).number),
     };
   });

@@ -42,8 +42,12 @@ export function registerRevocation(program: Command): void {
       if (o.principal !== undefined) {
         const r = await revokePrincipal(ca, o.principal, reason);
         const serials = r.certificates.map((c) => c.serial);
-        emit(o.json, { principal: r.principal, reason, revokedAt: r.revokedAt, serials, alsoRevoked: r.alsoRevoked, revoked: [...serials, ...r.alsoRevoked], crlNumber: r.crlNumber, crl: crlFile }, () =>
-          `Revoked ${serials.length} certificate${serials.length === 1 ? '' : 's'} of ${r.principal} (${reason}): ${serials.join(', ')}.\n${r.alsoRevoked.length ? `Also revoked what they renewed into or delegated, and the delegated certificates acting for ${r.principal}: ${r.alsoRevoked.join(', ')}.\n` : ''}${crlLine(r.crlNumber)}`,
+        const dropped = r.tokensDropped.length ? `Removed ${r.tokensDropped.length} enrollment token${r.tokensDropped.length === 1 ? '' : 's'} of ${r.principal} not used yet: ${r.tokensDropped.join(', ')}.\n` : '';
+        const recorded = `From now on its ID tokens issued until ${r.revokedAt} are refused at the CA (sign-in and delegation).\n`;
+        emit(o.json, { principal: r.principal, reason, revokedAt: r.revokedAt, serials, alsoRevoked: r.alsoRevoked, revoked: [...serials, ...r.alsoRevoked], tokensDropped: r.tokensDropped, crlNumber: r.crlNumber, crl: crlFile }, () =>
+          serials.length === 0 && r.alsoRevoked.length === 0
+            ? `${r.principal} had no valid certificate and none acted for it; its revocation is recorded (${reason}). ${recorded}${dropped}`
+            : `Revoked ${serials.length} certificate${serials.length === 1 ? '' : 's'} of ${r.principal} (${reason}): ${serials.join(', ')}.\n${r.alsoRevoked.length ? `Also revoked what they renewed into or delegated, and the delegated certificates acting for ${r.principal}: ${r.alsoRevoked.join(', ')}.\n` : ''}${recorded}${dropped}${crlLine(r.crlNumber)}`,
         );
         return;
       }

@@ -15,10 +15,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Authority } from '../../src/ca/authority.js';
+import { createEnrollmentToken } from '../../src/ca/tokens.js';
 import { signGrant } from '../../src/delegation/grant.js';
 import { decodeIdentity } from '../../src/identity/decode.js';
 import { createMtlsServer, type MtlsServer } from '../../src/mtls/mtls-server.js';
 import { parseCrl } from '../../src/x509/crl.js';
+import { createCsr } from '../../src/x509/csr.js';
+import { generateKey } from '../../src/x509/keys.js';
 import { readCertificates } from '../../src/x509/pem.js';
 import { cli, cliOk } from '../support/cli.js';
 import { clientCreds, makeCa, openCaOn, request, serverCreds, startServer, type Creds, type TestCa } from '../support/ca-serve.js';
@@ -131,9 +134,10 @@ function backend(name: 'folder' | 'postgres') {
           fresh.close();
         }
 
+        // nothing valid is left: revoking again records the later time all the same
         const again = await cli(['revoke', '--principal', 'user/bob', ...storeArgs]);
-        assert.notEqual(again.code, 0);
-        assert.match(again.stderr, /spiffe:\/\/acme\.test\/user\/bob has no valid certificate/);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stdout, /spiffe:\/\/acme\.test\/user\/bob had no valid certificate and none acted for it; its revocation is recorded/);
         const bad = await cli(['revoke', '--principal', 'user/Bob Smith', ...storeArgs]);
         assert.notEqual(bad.code, 0);
         assert.match(bad.stderr, /Bob Smith/);
@@ -144,6 +148,29 @@ function backend(name: 'folder' | 'postgres') {
         mtls.server.closeAllConnections();
         await new Promise((r) => mtls.server.close(r));
       }
+    });
+
+    test("a person whose certificates are all revoked or expired, or who never had one, is revoked all the same; their enrollment tokens not used yet enroll nobody after it; alice's still does", async () => {
+      const sign = (secret: string) =>
+        request(caServe.port, t.rootPem, { path: '/sign', method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/pkcs10' }, body: createCsr(generateKey('ec-p256'), 'x') });
+      const dave = await clientCreds(ca, { id: 'dave', teams: ['sre'] });
+      await cliOk(['revoke', dave.serial, '--reason', 'keyCompromise', ...storeArgs]); // a lost laptop: nothing of dave's is valid now
+      const daveToken = await createEnrollmentToken(ca, { kind: 'user', id: 'dave', teams: ['sre'], roles: [], ttlMs: 3_600_000 });
+      const erinToken = await createEnrollmentToken(ca, { kind: 'user', id: 'erin', teams: [], roles: [], ttlMs: 3_600_000 }); // never had a certificate
+      const aliceToken = await createEnrollmentToken(ca, { kind: 'user', id: 'alice', teams: [], roles: [], ttlMs: 3_600_000 });
+      for (const [who, token] of [['dave', daveToken], ['erin', erinToken]] as const) {
+        const out = await cliOk<{ serials: string[]; tokensDropped: string[] }>(['revoke', '--principal', `user/${who}`, '--reason', 'affiliationChanged', ...storeArgs, '--json']);
+        assert.deepEqual(out.serials, []);
+        assert.deepEqual(out.tokensDropped, [token.token.id], `${who}'s unused token is removed`);
+        assert.ok(await ca.store.principalRevocation(`spiffe://${TD}/user/${who}`), `${who}'s revocation is recorded`);
+        const r = await sign(token.secret);
+        assert.equal(r.status, 401, `${who}'s token made before the revocation enrolled: ${r.text().slice(0, 120)}`);
+        assert.equal(r.json().error?.code, 'TOKEN_INVALID');
+      }
+      const audit = (await ca.store.readAudit()).filter((a) => a.event === 'token.drop').map((a) => a.tokenId);
+      assert.deepEqual(audit, [daveToken.token.id, erinToken.token.id], 'each removal is audited');
+      const ok = await sign(aliceToken.secret);
+      assert.equal(ok.status, 200, ok.text().slice(0, 200));
     });
 
     test('revoke SERIAL --reason keyCompromise revokes the certificate it renewed from with the same key, and what that one delegated; not one with another key', async () => {

@@ -191,6 +191,15 @@ export class FsStore extends IndexMapLookups implements Store {
         staged = list; // written with the issuance's journal (commitIssued), else at the end of the transaction
         return { token };
       },
+      dropUnusedTokens: async (kind, id) => {
+        lock.assertHeld();
+        const list = tokens();
+        const kept = list.filter((t) => t.usedAt !== undefined || t.claims.kind !== kind || t.claims.id !== id);
+        if (kept.length === list.length) return [];
+        writeFilesAtomic([tokensFile(kept)]);
+        staged = undefined;
+        return list.filter((t) => !kept.includes(t)).map((t) => t.id);
+      },
       useOnce: async (key, expiresAt, now) => {
         lock.assertHeld();
         const kept = Object.entries(this.#readUsedOnce()).filter(([, until]) => until > now.getTime());

@@ -82,6 +82,11 @@ export class MemoryStore extends IndexMapLookups implements Store {
         this.#tokens[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
         return { token };
       },
+      dropUnusedTokens: async (kind, id) => {
+        const dropped = this.#tokens.filter((t) => t.usedAt === undefined && t.claims.kind === kind && t.claims.id === id);
+        for (const t of dropped) this.#tokens.splice(this.#tokens.indexOf(t), 1);
+        return dropped.map((t) => t.id);
+      },
       nextCrlNumber: async (which) => {
         // strictly increasing even when a number is drawn and its CRL never written
         const stored = this.#crls.get(which);

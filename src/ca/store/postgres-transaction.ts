@@ -147,6 +147,11 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
       if (!r.rows[0]) return { refused: 'unknown' };
       return { refused: r.rows[0].used_at ? 'used' : 'expired' };
     },
+    dropUnusedTokens: async (kind, id) => {
+      // a consumption in flight holds the row's lock: this waits for it, then sees it used
+      const r = await c.query<{ id: string }>("DELETE FROM tokens WHERE used_at IS NULL AND token->'claims'->>'kind' = $1 AND token->'claims'->>'id' = $2 RETURNING id", [kind, id]);
+      return r.rows.map((row) => row.id);
+    },
     useOnce: async (key, expiresAt, now) => {
       // a key recorded before and expired since counts as new (the row is taken over); the
       // primary key makes two replicas racing on one key see one winner

@@ -185,6 +185,15 @@ export interface StoreTransaction extends StoreLookups {
    */
   consumeToken(hash: string, now: Date, serial?: string): Promise<TokenConsumeResult>;
   /**
+   * removes the enrollment tokens not used yet that enroll this principal, and returns their
+   * ids (`revoke --principal`: a token made before the revocation must not enroll the person
+   * after it). Call it before reading what to revoke: in a database store a token a concurrent
+   * transaction is consuming is either used (that transaction committed first, and its
+   * certificate is seen by the reads after this call) or removed (that consumption then finds
+   * it unknown).
+   */
+  dropUnusedTokens(kind: EnrollmentToken['claims']['kind'], id: string): Promise<string[]>;
+  /**
    * records `key` as used until `expiresAt` and says whether this is its first use: true once,
    * false for every later call with the same key before `expiresAt` (in any process, any
    * replica on the same store). For credentials that are valid once (an ID token traded for a
