@@ -173,6 +173,7 @@ export function createGatewayHandler(options: GatewayOptions): MtlsHandler & { c
     // each message under the policy in force when it arrives (a listen stream outlives reloads)
     try {
       await forwardResponse(upstream, res, clientResponseHeaders(upstream.headers), {
+        bodyTimeoutMs: timeoutMs,
         requestIds: stream.requestIds,
         filterResult: (id, result) => filterAnswer(stream.asked, id, result, route.policy(), identity),
         answered: stream.answered,

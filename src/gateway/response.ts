@@ -38,6 +38,8 @@ export interface ForwardContext extends ServerMessageContext {
   readonly writtenToAnother?: (id: string) => boolean;
   /** the caller's credential secrets (upstream-credentials.ts), taken out of every message and response header the client gets */
   readonly redact?: Redactor;
+  /** how long a JSON answer's body may take after its headers (the route's upstream timeout) */
+  readonly bodyTimeoutMs?: number;
 }
 
 /** A decided message as the client gets it: serialized, without the caller's secrets. */
@@ -117,7 +119,20 @@ export async function forwardResponse(upstream: UpstreamAnswer, res: ServerRespo
 
   if (type === 'text/event-stream') return forwardSse(upstream, res, out, ctx);
 
-  const buf = await upstream.readAll(MAX_JSON_ANSWER_BYTES);
+  // a client that leaves stops the read: nobody waits for the rest
+  const left = () => upstream.discard();
+  res.once('close', left);
+  let buf: Buffer | undefined;
+  try {
+    buf = await upstream.readAll(MAX_JSON_ANSWER_BYTES, ctx.bodyTimeoutMs);
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'UPSTREAM_BODY_TIMEOUT') throw e;
+    ctx.refused((e as Error).message);
+    return sendJson(res, 504, { jsonrpc: '2.0', id: null, error: { code: -32603, message: `the upstream MCP server's answer did not end within ${ctx.bodyTimeoutMs} ms` } });
+  } finally {
+    res.off('close', left);
+  }
+  if (res.destroyed) return;
   if (buf === undefined) return fail(`it is larger than ${MAX_JSON_ANSWER_BYTES} bytes`, false);
   if (buf.length === 0) {
     // nothing to decide (202 Accepted, a DELETE's 200): status and headers only

@@ -77,9 +77,12 @@ export interface UpstreamAnswer {
   readonly body: Readable;
   /**
    * the whole body; undefined (and the rest not read: the request is aborted) when larger than
-   * `max` bytes. Rejects with undici's error when the upstream cuts the answer short.
+   * `max` bytes. Rejects with undici's error when the upstream cuts the answer short, and with
+   * code UPSTREAM_BODY_TIMEOUT (the request aborted) when it has not ended `timeoutMs` after
+   * this call: headers alone are bounded by undici's headersTimeout, and a JSON answer that
+   * trickles would otherwise hold the request (and its client) without end.
    */
-  readAll(max: number): Promise<Buffer | undefined>;
+  readAll(max: number, timeoutMs?: number): Promise<Buffer | undefined>;
   /** stops reading the body (aborts the request when it is still coming); its error has nobody to go to */
   discard(): void;
 }
@@ -171,9 +174,18 @@ class AnswerHandler implements UpstreamAnswer {
     this.#whole!.resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size));
   }
 
-  readAll(max: number): Promise<Buffer | undefined> {
+  readAll(max: number, timeoutMs?: number): Promise<Buffer | undefined> {
     if (this.#stream || this.#whole) throw new Error('the upstream answer is read once');
-    return new Promise((resolve, reject) => {
+    return new Promise<Buffer | undefined>((resolveWhole, rejectWhole) => {
+      let timer: NodeJS.Timeout | undefined;
+      const resolve = (b: Buffer | undefined) => {
+        if (timer) clearTimeout(timer);
+        resolveWhole(b);
+      };
+      const reject = (e: Error) => {
+        if (timer) clearTimeout(timer);
+        rejectWhole(e);
+      };
       this.#whole = { resolve, reject };
       if (this.#done) return resolve(undefined); // discarded
       this.#max = max;
@@ -188,6 +200,14 @@ class AnswerHandler implements UpstreamAnswer {
         this.#done = true;
         return reject(this.#error);
       }
+      if (timeoutMs === undefined) return;
+      timer = setTimeout(() => {
+        if (this.#done) return;
+        this.#done = true;
+        this.#chunks = [];
+        reject(Object.assign(new Error(`the upstream's answer did not end within ${timeoutMs} ms`), { code: 'UPSTREAM_BODY_TIMEOUT' }));
+        this.#abort?.();
+      }, timeoutMs);
     });
   }
 

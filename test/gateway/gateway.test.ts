@@ -44,6 +44,9 @@ let everything: ChildProcess;
 let everythingUrl: string;
 let reporter: http.Server;
 let slow: http.Server;
+/** answers with headers, then a byte of JSON every 100 ms, never ending; its requests' sockets, and whether each closed */
+let trickle: http.Server;
+const trickled: { closed: boolean }[] = [];
 let gateway: MtlsServer;
 let gw: ReturnType<typeof createGatewayHandler>;
 let base: string;
@@ -88,6 +91,18 @@ before(async () => {
   await new Promise<void>((r) => reporter.listen(0, '127.0.0.1', r));
   slow = http.createServer(() => undefined); // never answers
   await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  trickle = http.createServer((req, res) => {
+    const seen = { closed: false };
+    trickled.push(seen);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{');
+    const timer = setInterval(() => res.write(' '), 100);
+    res.on('close', () => {
+      seen.closed = true;
+      clearInterval(timer);
+    });
+  });
+  await new Promise<void>((r) => trickle.listen(0, '127.0.0.1', r));
 
   const pki = await makePki();
   base = pki.base;
@@ -103,6 +118,7 @@ before(async () => {
       { prefix: '/reporter', upstream: new URL(`http://127.0.0.1:${(reporter.address() as AddressInfo).port}/mcp`), policy: () => policy },
       { prefix: '/down', upstream: new URL(`http://127.0.0.1:${await freePort()}/mcp`), policy: () => policy },
       { prefix: '/slow', upstream: new URL(`http://127.0.0.1:${(slow.address() as AddressInfo).port}/mcp`), policy: () => policy },
+      { prefix: '/trickle', upstream: new URL(`http://127.0.0.1:${(trickle.address() as AddressInfo).port}/mcp`), policy: () => policy },
     ],
     audit,
     metrics,
@@ -137,6 +153,8 @@ after(async () => {
   reporter.close();
   slow.closeAllConnections();
   slow.close();
+  trickle.closeAllConnections();
+  trickle.close();
   gateway.closeAllConnections();
   gateway.close();
   await gw.close();
@@ -259,6 +277,32 @@ test('upstream down: 502; upstream slow: 504; the gateway stays up', async () =>
   const alice = await connect('alice');
   assert.ok((await alice.listTools()).tools.length > 0);
   await alice.close();
+});
+
+test("an upstream whose JSON answer trickles without end: 504 after the upstream timeout, the upstream request aborted; a client that leaves aborts it too", async () => {
+  const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+  const t0 = Date.now();
+  const late = await post('alice', '/trickle', init);
+  assert.equal(late.status, 504, late.text.slice(0, 200));
+  assert.match(JSON.parse(late.text).error.message, /did not end within 500 ms/);
+  assert.ok(Date.now() - t0 < 3000, `answered after ${Date.now() - t0} ms`);
+  const until = async (what: string, ok: () => boolean, ms = 2000) => {
+    for (const end = Date.now() + ms; !ok(); ) {
+      if (Date.now() > end) assert.fail(what);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await until('the upstream request is aborted', () => trickled[0]?.closed === true);
+  // a client that gives up before the timeout: its upstream request ends with it
+  const agent = createMtlsAgent(bundleOf(clients.alice!));
+  const ac = new AbortController();
+  const leaving = createMtlsFetch(agent)(url('/trickle'), { method: 'POST', signal: ac.signal, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: JSON.stringify(init) });
+  await until('the second upstream request starts', () => trickled.length === 2);
+  ac.abort();
+  await leaving.catch(() => undefined);
+  // within 250 ms, half the upstream timeout that would end it anyway
+  await until('the upstream request of the client that left is aborted before the upstream timeout', () => trickled[1]?.closed === true, 250);
+  await agent.close();
 });
 
 test('sessions are bound to the certificate; health and metrics need no certificate', async () => {
