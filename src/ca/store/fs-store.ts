@@ -373,7 +373,16 @@ export class FsStore extends IndexMapLookups implements Store {
     const missingAudit = pending.audit.filter((e) => indexed.has(e.serial as string) && !audited.has(e.serial as string));
     const undone = pending.serials.filter((s) => !indexed.has(s));
     for (const s of undone) fs.rmSync(this.layout.issuedCert(s), { force: true });
-    appendLines(this.layout.audit, [...missingAudit.map((e) => JSON.stringify(e)), JSON.stringify({ time: new Date().toISOString(), event: 'store.recovered', actor: 'mcp-mtls', completed: missingAudit.length, undone })], MODES.record);
+    // a token this issuance used was written with the journal: the issuance undone, it enrolls again
+    // (else it is spent with no certificate to show for it, and a retry is refused as used)
+    const undoneSet = new Set(undone);
+    const tokens = this.#readTokens();
+    const restored = tokens.filter((t) => t.usedFor !== undefined && undoneSet.has(t.usedFor));
+    if (restored.length) {
+      const list = tokens.map((t) => (restored.includes(t) ? unusedToken(t) : t));
+      writeFilesAtomic([{ file: this.#tokens, data: this.#tokensFileBytes(list), mode: MODES.record }]);
+    }
+    appendLines(this.layout.audit, [...missingAudit.map((e) => JSON.stringify(e)), JSON.stringify({ time: new Date().toISOString(), event: 'store.recovered', actor: 'mcp-mtls', completed: missingAudit.length, undone, ...(restored.length ? { tokensRestored: restored.map((t) => t.id) } : {}) })], MODES.record);
     fs.rmSync(this.layout.pending, { force: true });
   }
 
@@ -390,7 +399,25 @@ export class FsStore extends IndexMapLookups implements Store {
   }
 
   async readTokens(): Promise<readonly StoredToken[]> {
-    return this.#readTokens();
+    const tokens = this.#readTokens();
+    // an issuance that died before its commit point wrote its token's use with its journal; the
+    // next transaction gives the token back (#recover), and a read before that sees it unused
+    // already, so that a retry enrolls instead of being taken for a replay
+    if (!fs.existsSync(this.layout.pending)) return tokens;
+    const undone = this.#undoneSerials();
+    return undone.size === 0 ? tokens : tokens.map((t) => (t.usedFor !== undefined && undone.has(t.usedFor) ? unusedToken(t) : t));
+  }
+
+  /** the serials of the pending journal not in the index: what its recovery will undo */
+  #undoneSerials(): Set<string> {
+    let serials: string[];
+    try {
+      serials = (JSON.parse(fs.readFileSync(this.layout.pending, 'utf8')) as { serials: string[] }).serials;
+    } catch {
+      return new Set();
+    }
+    const maps = this.#maps();
+    return new Set(serials.filter((s) => !maps.issued.has(s)));
   }
 
   #readIndex(): IndexRecord[] {
@@ -537,6 +564,11 @@ export class FsStore extends IndexMapLookups implements Store {
 }
 
 /** Why a token cannot be used at `now`, or undefined when it can (shared by the stores without SQL). */
+/** the token as it was before its use */
+function unusedToken({ usedAt: _u, usedFor: _f, ...token }: StoredToken): StoredToken {
+  return token;
+}
+
 export function consumeRefusal(token: StoredToken | undefined, now: Date): TokenConsumeResult | undefined {
   if (!token) return { refused: 'unknown' };
   if (token.usedAt !== undefined) return { refused: 'used' };
