@@ -119,7 +119,9 @@ export async function forwardResponse(upstream: UpstreamAnswer, res: ServerRespo
 
   if (type === 'text/event-stream') return forwardSse(upstream, res, out, ctx);
 
-  // a client that leaves stops the read: nobody waits for the rest
+  // a client that leaves stops the read: nobody waits for the rest (one that left while the
+  // gateway waited for the upstream's headers has closed already)
+  if (res.destroyed) return upstream.discard();
   const left = () => upstream.discard();
   res.once('close', left);
   let buf: Buffer | undefined;

@@ -88,6 +88,8 @@ export interface UpstreamAnswer {
 }
 
 const noop = () => undefined;
+/** setTimeout's largest delay: a longer one (an upstreamTimeout of 25 days or more) fires at once */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * undici's handler (its own dispatch API) for one upstream call. undici's request() puts an
@@ -207,7 +209,7 @@ class AnswerHandler implements UpstreamAnswer {
         this.#chunks = [];
         reject(Object.assign(new Error(`the upstream's answer did not end within ${timeoutMs} ms`), { code: 'UPSTREAM_BODY_TIMEOUT' }));
         this.#abort?.();
-      }, timeoutMs);
+      }, Math.min(timeoutMs, MAX_TIMER_MS));
     });
   }
 
