@@ -15,7 +15,8 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Authority } from '../../src/ca/authority.js';
-import { createEnrollmentToken } from '../../src/ca/tokens.js';
+import { revokePrincipal } from '../../src/ca/revocation.js';
+import { createEnrollmentToken, enrollWithToken } from '../../src/ca/tokens.js';
 import { signGrant } from '../../src/delegation/grant.js';
 import { decodeIdentity } from '../../src/identity/decode.js';
 import { createMtlsServer, type MtlsServer } from '../../src/mtls/mtls-server.js';
@@ -171,6 +172,36 @@ function backend(name: 'folder' | 'postgres') {
       assert.deepEqual(audit, [daveToken.token.id, erinToken.token.id], 'each removal is audited');
       const ok = await sign(aliceToken.secret);
       assert.equal(ok.status, 200, ok.text().slice(0, 200));
+    });
+
+    test('a token being made while the person is revoked is dropped with the rest: the revocation waits for it', async () => {
+      // token create's transaction has written the token and not committed yet when revoke --principal starts
+      const store = ca.store as { transaction: (fn: (tx: unknown) => unknown) => Promise<unknown> };
+      const original = store.transaction;
+      let written!: () => void;
+      const wrote = new Promise<void>((r) => (written = r));
+      let commit!: () => void;
+      const gate = new Promise<void>((r) => (commit = r));
+      store.transaction = (fn) => {
+        store.transaction = original;
+        return original.call(store, async (tx: unknown) => {
+          const r = await fn(tx);
+          written();
+          await gate;
+          return r;
+        });
+      };
+      const creating = createEnrollmentToken(ca, { kind: 'user', id: 'frank', teams: [], roles: [], ttlMs: 3_600_000 });
+      await wrote;
+      let revoked = false;
+      const revoking = revokePrincipal(ca, 'user/frank', 'affiliationChanged').finally(() => (revoked = true));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(revoked, false, 'the revocation waits for the token being made');
+      commit();
+      const made = await creating;
+      const r = await revoking;
+      assert.deepEqual(r.tokensDropped, [made.token.id], 'the token made meanwhile is dropped');
+      await assert.rejects(enrollWithToken(ca, made.secret, createCsr(generateKey('ec-p256'), 'x')), { code: 'TOKEN_REFUSED', reason: 'unknown' });
     });
 
     test('revoke SERIAL --reason keyCompromise revokes the certificate it renewed from with the same key, and what that one delegated; not one with another key', async () => {

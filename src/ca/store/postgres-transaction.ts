@@ -52,8 +52,13 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     await c.query('INSERT INTO audit (event) SELECT e FROM unnest($1::json[]) WITH ORDINALITY AS t(e, i) ORDER BY i', [events.map((e) => JSON.stringify(e))]);
   };
   const lookups = lookupsOn(async () => c);
-  /** held to the end of the transaction: a principal's revocation and an issuance checking it run one after the other */
-  const lockPrincipal = (principal: string) => c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_PRINCIPAL, principal]);
+  /**
+   * held to the end of the transaction: a principal's revocation and an issuance checking it, or
+   * a token made for it, run one after the other. Keyed by `kind/id` (one CA, one trust domain
+   * per database), which a token's claims name without the trust domain
+   */
+  const lockPrincipalPath = (path: string) => c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_PRINCIPAL, path]);
+  const lockPrincipal = (principal: string) => lockPrincipalPath(principal.replace(/^spiffe:\/\/[^/]*\//, ''));
   return {
     ...lookups,
     principalRevocation: async (principal) => {
@@ -133,6 +138,8 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     },
     readCrl: async (which) => readCrlWith(c, which),
     putToken: async (token) => {
+      // a revocation of the principal running now either sees this token (and drops it) or committed before it was made
+      await lockPrincipalPath(`${token.claims.kind}/${token.claims.id}`);
       try {
         await c.query('INSERT INTO tokens (id, hash, token, expires_at) VALUES ($1, $2, $3, $4)', [token.id, token.hash, JSON.stringify(token), token.expiresAt]);
       } catch (e) {
