@@ -1,24 +1,40 @@
 /**
- * A cross-process lock on a folder, for the CA store.
+ * A cross-process lock on a path, for the CA store and the client's profile files.
  *
  * Written here instead of using proper-lockfile (tried first): that library keeps a lock
  * alive by refreshing its mtime from a timer, and decides staleness by age. A long
  * synchronous transaction (a 30,000-row batch: seconds of signing and fsync without
  * yielding) starves the timer, and a second process took the "stale" lock mid-batch in
- * review. Here the lock is a directory created atomically (mkdir), holding an owner file
- * with pid, host and a random token:
- * - on the same host, a lock whose pid is dead is stale at once (kill -9 costs nothing);
- *   a live owner is never robbed, however long it runs;
- * - from another host (a shared folder), age decides, with a generous limit;
- * - stealers take turns (a second lock) and judge again before they remove, so a lock
- *   released and taken again since it was judged stale is never removed;
- * - `assertHeld` re-reads the token before a commit, so a lock lost anyway is detected
- *   before anything is written.
+ * review. Node has no flock(), so the lock is a file, and what makes it safe is how it is
+ * made, held and taken away:
+ *
+ * - **made whole, never replacing**: the owner (pid, host, random token) is written to a file
+ *   of its own, which is then hard-linked to the lock's name; link() fails if the name exists,
+ *   so there is no moment where the lock exists without its owner, and no way to overwrite one;
+ * - **held by inode**: the owner keeps the file open; it holds the lock while the lock's name
+ *   is that same file (`assertHeld`, before every commit). Its release writes `released` into
+ *   the file (through its descriptor: whatever name the file has then, it says so) and removes
+ *   the name if it is still its file;
+ * - **stale**: released; or, on the same host, its pid is dead (kill -9 costs nothing, a live
+ *   owner is never robbed however long it runs); from another host (a shared folder), older
+ *   than a generous limit;
+ * - **taken away**: a contender renames the stale lock aside (atomic: one contender wins),
+ *   judges the file it moved again, and removes it only if it is still stale. The judgement
+ *   made before may be old: that lock may have been released and another taken since (seen as
+ *   "lock was lost" in ten concurrent revokes under load). A live lock moved by mistake is put
+ *   back with link(), which never replaces a lock someone made meanwhile (its owner then finds
+ *   its lock lost before it commits anything), and, being the same file, is still held by its
+ *   owner; if the owner released it meanwhile, it says `released` and the next contender clears
+ *   it. (Two designs before this one, a directory lock put back with rename(), could freeze a
+ *   lock for good or leave two holders: review of 45f6feb and bc890b4.)
+ *
+ * A lock made by an earlier version of this module is a directory with `owner.json`; it is
+ * judged the same way and taken away when stale, and neither version can take the other's live
+ * lock (mkdir and link both fail on an existing name).
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { MtlsError } from '../errors.js';
 
 export interface LockOptions {
@@ -41,7 +57,7 @@ interface Owner {
   since: string;
 }
 
-const OWNER = 'owner.json';
+const RELEASED = 'released';
 
 function alive(pid: number): boolean {
   try {
@@ -52,114 +68,138 @@ function alive(pid: number): boolean {
   }
 }
 
-function readOwner(lockDir: string): Owner | undefined {
+/** The owner a lock file (or an earlier version's lock directory) names; 'released', or undefined when unreadable. */
+function readOwner(lockPath: string): Owner | typeof RELEASED | undefined {
+  let text: string;
   try {
-    return JSON.parse(fs.readFileSync(path.join(lockDir, OWNER), 'utf8')) as Owner;
+    text = fs.statSync(lockPath).isDirectory() ? fs.readFileSync(`${lockPath}/owner.json`, 'utf8') : fs.readFileSync(lockPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  if (text === '' || text.startsWith(RELEASED)) return RELEASED; // '' only while a release writes its mark
+  try {
+    return JSON.parse(text) as Owner;
   } catch {
     return undefined;
   }
 }
 
 /**
- * Whether the lock there now is stale. The judgement is of the lock read now: by the time a
- * contender acts on it, that lock may have been released and another taken (see steal).
+ * Whether the lock at `lockPath` now is stale. The judgement is of the lock read now: by the
+ * time a contender acts on it, that lock may have been released and another taken (see steal).
  */
-function staleLock(lockDir: string, foreignStaleMs: number): boolean {
-  const owner = readOwner(lockDir);
+function staleLock(lockPath: string, foreignStaleMs: number): boolean {
   let age: number;
   try {
-    age = Date.now() - fs.statSync(lockDir).mtimeMs;
+    age = Date.now() - fs.statSync(lockPath).mtimeMs;
   } catch {
     return false; // gone already: just retry
   }
-  if (!owner) return age > 10_000; // a contender between mkdir and writing its owner file, or one that died there
+  const owner = readOwner(lockPath);
+  if (owner === RELEASED) return true;
+  // unreadable: an earlier version's directory between its mkdir and its owner file, or one that died there
+  if (!owner) return age > 10_000;
   if (owner.host === os.hostname()) return !alive(owner.pid);
   return age > foreignStaleMs;
 }
 
-function lockIoError(dir: string, e: unknown): MtlsError {
-  return new MtlsError('IO_ERROR', `cannot create the lock ${dir}: ${(e as Error).message}`, {
+/** Takes the stale lock at `lockPath` away, unless what is there by then is not stale (see the module's comment). */
+function steal(lockPath: string, foreignStaleMs: number): void {
+  const aside = `${lockPath}.stale-${crypto.randomBytes(6).toString('hex')}`;
+  try {
+    fs.renameSync(lockPath, aside);
+  } catch {
+    return; // another contender moved it first
+  }
+  const directory = fs.statSync(aside, { throwIfNoEntry: false })?.isDirectory() === true;
+  if (!staleLock(aside, foreignStaleMs)) {
+    try {
+      // a live lock: back, as the same file, unless someone made the lock meanwhile (link never
+      // replaces; an earlier version's directory goes back with rename, which does not replace
+      // a lock file either)
+      if (directory) fs.renameSync(aside, lockPath);
+      else fs.linkSync(aside, lockPath);
+    } catch {
+      // its owner finds it lost at its next assertHeld, before it commits anything
+    }
+  }
+  if (!directory) fs.rmSync(aside, { force: true });
+  else if (fs.existsSync(aside)) fs.rmSync(aside, { recursive: true, force: true });
+}
+
+function lockIoError(lockPath: string, e: unknown): MtlsError {
+  return new MtlsError('IO_ERROR', `cannot create the lock ${lockPath}: ${(e as Error).message}`, {
     cause: e,
     hint: 'check that the CA folder exists and is writable (not on a read-only mount)',
   });
 }
 
-function tryAcquire(lockDir: string, token: string): boolean {
-  try {
-    fs.mkdirSync(lockDir, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw lockIoError(lockDir, e);
-  }
-  const owner: Owner = { pid: process.pid, host: os.hostname(), token, since: new Date().toISOString() };
-  fs.writeFileSync(path.join(lockDir, OWNER), JSON.stringify(owner), { mode: 0o600 });
-  return true;
-}
-
-/**
- * Takes a stale lock away, judging it again under a second lock (`<lock>.steal`) that every
- * stealer takes first. The judgement made outside it may be old: the stale lock may have gone
- * since and a live process taken the lock (seen as "lock was lost" in ten concurrent revokes
- * under load), and no rename compares before it moves, so removing what is there now could rob
- * that process. Under the steal lock the judgement stands until the removal: only a stealer
- * removes a dead owner's lock, and stealers take turns. (Putting back a live lock moved aside
- * by mistake, tried first, lost it for good when its owner released it in that window, and
- * could replace a newcomer's lock: review of 45f6feb.) Left by a stealer that died, the steal
- * lock is itself stale after STEAL_STALE_MS; the steal takes microseconds.
- */
-function steal(lockDir: string, foreignStaleMs: number): void {
-  const mutex = `${lockDir}.steal`;
-  try {
-    fs.mkdirSync(mutex, { mode: 0o700 });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw lockIoError(mutex, e);
-    try {
-      if (Date.now() - fs.statSync(mutex).mtimeMs > STEAL_STALE_MS) fs.rmdirSync(mutex);
-    } catch {
-      // gone meanwhile: the other stealer is done
-    }
-    return; // another contender is stealing: look again
-  }
-  try {
-    if (!staleLock(lockDir, foreignStaleMs)) return; // released meanwhile, or taken by a live process
-    const aside = `${lockDir}.stale-${crypto.randomBytes(4).toString('hex')}`;
-    try {
-      fs.renameSync(lockDir, aside); // atomic for those who look: the lock is there whole, or gone
-    } catch {
-      return;
-    }
-    fs.rmSync(aside, { recursive: true, force: true });
-  } finally {
-    fs.rmSync(mutex, { recursive: true, force: true });
-  }
-}
-
-const STEAL_STALE_MS = 5_000;
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function acquireLock(lockDir: string, options: LockOptions = {}): Promise<HeldLock> {
+/** Waits `ms` without yielding (assertHeld is synchronous: it runs right before a commit). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export async function acquireLock(lockPath: string, options: LockOptions = {}): Promise<HeldLock> {
   const waitMs = options.waitMs ?? 60_000;
   const foreignStaleMs = options.foreignStaleMs ?? 10 * 60_000;
   const token = crypto.randomBytes(16).toString('hex');
-  const deadline = Date.now() + waitMs;
-  for (let attempt = 0; !tryAcquire(lockDir, token); attempt++) {
-    let stealing = false;
-    if (staleLock(lockDir, foreignStaleMs)) {
-      steal(lockDir, foreignStaleMs);
-      if (tryAcquire(lockDir, token)) break;
-      stealing = true;
-    }
-    if (Date.now() > deadline) {
-      const owner = readOwner(lockDir);
-      throw new MtlsError('STORE_LOCKED', `the CA store is locked by another process${owner ? ` (pid ${owner.pid} on ${owner.host} since ${owner.since})` : ''}`, {
-        hint: `wait for the other mcp-mtls command to finish; if no such process exists, remove ${lockDir}`,
-      });
-    }
-    // a contender that found another stealing gives it the moment it needs
-    await sleep(stealing ? 1 : Math.min(50, 2 + attempt) * (0.5 + Math.random()));
+  // the owner's own file, written whole before it becomes the lock
+  const mine = `${lockPath}.new-${token}`;
+  let fd: number;
+  try {
+    fd = fs.openSync(mine, 'wx', 0o600);
+    const owner: Owner = { pid: process.pid, host: os.hostname(), token, since: new Date().toISOString() };
+    fs.writeSync(fd, JSON.stringify(owner));
+  } catch (e) {
+    throw lockIoError(lockPath, e);
   }
-  const held = () => readOwner(lockDir)?.token === token;
+  const tryLink = (): boolean => {
+    try {
+      fs.linkSync(mine, lockPath);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      fs.closeSync(fd);
+      fs.rmSync(mine, { force: true });
+      throw lockIoError(lockPath, e);
+    }
+  };
+  const deadline = Date.now() + waitMs;
+  try {
+    for (let attempt = 0; !tryLink(); attempt++) {
+      let stealing = false;
+      if (staleLock(lockPath, foreignStaleMs)) {
+        steal(lockPath, foreignStaleMs);
+        if (tryLink()) break;
+        stealing = true;
+      }
+      if (Date.now() > deadline) {
+        const owner = readOwner(lockPath);
+        const who = owner && owner !== RELEASED ? ` (pid ${owner.pid} on ${owner.host} since ${owner.since})` : '';
+        throw new MtlsError('STORE_LOCKED', `the CA store is locked by another process${who}`, {
+          hint: `wait for the other mcp-mtls command to finish; if no such process exists, remove ${lockPath}`,
+        });
+      }
+      await sleep(stealing ? 1 : Math.min(50, 2 + attempt) * (0.5 + Math.random()));
+    }
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(mine, { force: true });
+    throw e;
+  }
+  fs.rmSync(mine, { force: true }); // the lock's name keeps the file; the descriptor keeps it ours
+  const { ino, dev } = fs.fstatSync(fd);
+  let released = false;
+  const isOurs = () => {
+    const st = fs.statSync(lockPath, { throwIfNoEntry: false });
+    return st !== undefined && st.ino === ino && st.dev === dev;
+  };
+  // a contender that moved the lock aside by mistake puts it back within microseconds: a lock
+  // missing at that instant is looked for again before it counts as lost
+  const held = () => !released && (isOurs() || (!fs.existsSync(lockPath) && (pause(2), isOurs())));
   return {
     assertHeld() {
       if (!held()) {
@@ -167,7 +207,17 @@ export async function acquireLock(lockDir: string, options: LockOptions = {}): P
       }
     },
     release() {
-      if (held()) fs.rmSync(lockDir, { recursive: true, force: true });
+      if (released) return;
+      released = true;
+      // the name first, if it is still our file; then the mark, which the file carries under any
+      // name a contender may have given it meanwhile (it then clears it as stale)
+      if (isOurs()) fs.rmSync(lockPath, { force: true });
+      try {
+        fs.ftruncateSync(fd, 0);
+        fs.writeSync(fd, RELEASED, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
     },
   };
 }
