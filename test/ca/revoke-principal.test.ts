@@ -204,6 +204,20 @@ function backend(name: 'folder' | 'postgres') {
       await assert.rejects(enrollWithToken(ca, made.secret, createCsr(generateKey('ec-p256'), 'x')), { code: 'TOKEN_REFUSED', reason: 'unknown' });
     });
 
+    test("a snapshot from before revoke --principal, restored with replace, does not bring back the person's unused tokens", async () => {
+      const store = ca.store as unknown as { snapshot(): Promise<unknown>; importAll?(d: unknown, r: boolean): Promise<void>; restore?(d: unknown, r: boolean): Promise<void> };
+      const gina = await createEnrollmentToken(ca, { kind: 'user', id: 'gina', teams: [], roles: [], ttlMs: 3_600_000 });
+      const hugo = await createEnrollmentToken(ca, { kind: 'user', id: 'hugo', teams: [], roles: [], ttlMs: 3_600_000 });
+      const backup = await store.snapshot();
+      const r = await revokePrincipal(ca, 'user/gina', 'affiliationChanged');
+      assert.deepEqual(r.tokensDropped, [gina.token.id]);
+      await (store.importAll ? store.importAll(backup, true) : store.restore!(backup, true));
+      const ids = (await ca.store.readTokens()).map((x) => x.id);
+      assert.equal(ids.includes(gina.token.id), false, "gina's token stays dropped after the restore");
+      assert.ok(ids.includes(hugo.token.id), "hugo's token is restored");
+      await assert.rejects(enrollWithToken(ca, gina.secret, createCsr(generateKey('ec-p256'), 'x')), { code: 'TOKEN_REFUSED' });
+    });
+
     test('revoke SERIAL --reason keyCompromise revokes the certificate it renewed from with the same key, and what that one delegated; not one with another key', async () => {
       const carolOld = await clientCreds(ca, { id: 'carol', teams: ['sre'] });
       const platform = await clientCreds(ca, { kind: 'service', id: 'chat-platform' });

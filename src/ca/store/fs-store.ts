@@ -30,7 +30,7 @@ import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic
 import { nextCrlNumber } from '../crl-signing.js';
 import { JsonLinesFollower } from './fs-follow.js';
 import { IndexMapLookups } from './index-map-lookups.js';
-import { checkPrincipalRevocations, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
+import { checkPrincipalRevocations, withoutRevokedTokens, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
 
 /** Options of {@link FsStore}. */
 export interface FsStoreOptions {
@@ -329,7 +329,10 @@ export class FsStore extends IndexMapLookups implements Store {
         if (der) writeFileAtomic(layout.crl(which), pemEncode('X509 CRL', der), { mode: MODES.cert });
         else fs.rmSync(layout.crl(which), { force: true });
       }
-      if (data.tokens.length > 0) writeFileAtomic(this.#tokens, JSON.stringify(data.tokens, null, 1) + '\n', { mode: MODES.record });
+      // revoked principals (below) are kept, the folder's own and the snapshot's: their tokens not used yet stay out
+      if (data.principalRevocations?.length) checkPrincipalRevocations(data.principalRevocations);
+      const tokens = withoutRevokedTokens(data.tokens, [...Object.values(this.#readRevokedPrincipals()), ...(data.principalRevocations ?? [])]);
+      if (tokens.length > 0) writeFileAtomic(this.#tokens, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
       else fs.rmSync(this.#tokens, { force: true });
       const lines = (items: readonly unknown[]) => items.map((x) => `${JSON.stringify(x)}\n`).join('');
       // used ID tokens: added to what the folder already holds (a record only ever refuses a

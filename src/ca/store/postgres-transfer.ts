@@ -9,7 +9,7 @@ import { LOCK_CRL } from './postgres-locks.js';
 import { principalRevocationRow } from './postgres-lookups.js';
 import { readCrlWith, readIndexWith, storedToken, type TokenRow } from './postgres-rows.js';
 import { transactionOps } from './postgres-transaction.js';
-import { checkPrincipalRevocations, type AuditEvent, type IssuedRecord, type RevokedRecord, type StoreSnapshot } from './store.js';
+import { checkPrincipalRevocations, withoutRevokedTokens, type AuditEvent, type IssuedRecord, type RevokedRecord, type StoreSnapshot } from './store.js';
 
 /** Everything the database holds, read in one consistent snapshot: for `ca import`. */
 export async function readSnapshot(pool: pg.Pool, url: string): Promise<StoreSnapshot> {
@@ -80,7 +80,9 @@ export async function writeSnapshot(pool: pg.Pool, url: string, data: StoreSnaps
       const der = data.crls[which];
       if (der) await tx.writeCrl(which, der);
     }
-    for (const t of data.tokens) {
+    // revoked principals (below) are kept, the database's own and the snapshot's: their tokens not used yet stay out
+    const kept = (await c.query<{ principal: string; revoked_at: Date; reason: string }>('SELECT principal, revoked_at, reason FROM revoked_principals')).rows.map(principalRevocationRow);
+    for (const t of withoutRevokedTokens(data.tokens, [...kept, ...(data.principalRevocations ?? [])])) {
       const { usedAt, usedFor, ...token } = t;
       await c.query('INSERT INTO tokens (id, hash, token, expires_at, used_at, used_for) VALUES ($1, $2, $3, $4, $5, $6)', [token.id, token.hash, JSON.stringify(token), token.expiresAt, usedAt ?? null, usedFor ?? null]);
     }

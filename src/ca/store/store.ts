@@ -278,6 +278,22 @@ export function checkPrincipalRevocations(records: readonly PrincipalRevocation[
   }
 }
 
+/**
+ * `tokens` without the unused ones a principal revocation came after (`revoke --principal`
+ * removes them; a snapshot from before it, restored later, would bring them back): a token made
+ * in the revocation's second or before it (revokedAt is whole seconds). For `ca import` and
+ * `ca export` into a store that keeps its own revocation records.
+ */
+export function withoutRevokedTokens(tokens: readonly StoredToken[], revocations: Iterable<PrincipalRevocation>): StoredToken[] {
+  const revokedAt = new Map<string, number>();
+  for (const r of revocations) revokedAt.set(r.principal.replace(/^spiffe:\/\/[^/]*\//, ''), Date.parse(r.revokedAt));
+  if (revokedAt.size === 0) return [...tokens];
+  return tokens.filter((t) => {
+    const at = revokedAt.get(`${t.claims.kind}/${t.claims.id}`);
+    return t.usedAt !== undefined || at === undefined || Date.parse(t.createdAt) >= at + 1000;
+  });
+}
+
 /** The later of two revocations of one principal (by time; equal: `b`). */
 export const laterRevocation = (a: PrincipalRevocation | undefined, b: PrincipalRevocation): PrincipalRevocation => (a && Date.parse(a.revokedAt) > Date.parse(b.revokedAt) ? a : b);
 
