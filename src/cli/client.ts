@@ -235,7 +235,7 @@ function commitEdits(edits: readonly FileEdit[]): void {
 /**
  * Runs `fn` (a read-merge-write of `files`) holding a lock beside each file's target, so that
  * client-config runs at once (a script adding servers) do not lose each other's entries.
- * The lock is a folder TARGET.mcp-mtls-lock, removed after; one left by a dead process is taken over.
+ * The lock is a file TARGET.mcp-mtls-lock (util/lock.ts), removed after; one left by a dead process is taken over.
  */
 async function withFileLocks<T>(files: readonly string[], fn: () => T): Promise<T> {
   const targets = [...new Set(files.map(editTarget))].sort(); // one order: no deadlock between runs
