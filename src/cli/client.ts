@@ -250,6 +250,7 @@ async function withFileLocks<T>(files: readonly string[], fn: () => T): Promise<
         throw new MtlsError('STORE_LOCKED', `${t} is being edited by another mcp-mtls client-config`, { hint: `wait for it to finish; if no such process exists, remove ${t}.mcp-mtls-lock`, cause: e });
       }
     }
+    for (const h of held) h.assertHeld();
     return fn();
   } finally {
     for (const h of held.reverse()) h.release();

@@ -16,8 +16,11 @@
  *   the file (through its descriptor: whatever name the file has then, it says so) and removes
  *   the name if it is still its file;
  * - **stale**: released; or, on the same host, its pid is dead (kill -9 costs nothing, a live
- *   owner is never robbed however long it runs); from another host (a shared folder), older
- *   than a generous limit;
+ *   owner is never robbed however long it runs), or is another process's now (its start time
+ *   differs: the pid reused), or the lock is from before the last boot; from another host (a
+ *   shared folder), from another pid namespace on the same host (a container with the host's
+ *   name, where kill(pid, 0) cannot see the owner), or unreadable (another user's), older than
+ *   a generous limit;
  * - **taken away**: a contender renames the stale lock aside (atomic: one contender wins),
  *   judges the file it moved again, and removes it only if it is still stale. The judgement
  *   made before may be old: that lock may have been released and another taken since (seen as
@@ -29,8 +32,13 @@
  *   lock for good or leave two holders: review of 45f6feb and bc890b4.)
  *
  * A lock made by an earlier version of this module is a directory with `owner.json`; it is
- * judged the same way and taken away when stale, and neither version can take the other's live
- * lock (mkdir and link both fail on an existing name).
+ * judged the same way and taken away when stale. The earlier version cannot read this one's
+ * file and takes it after 10 s, so every process on a store is upgraded together
+ * (docs/operations.md). The window that is left: a contender acting on an old judgement moves a
+ * live lock aside, and a third process makes the lock in the microseconds before it is put
+ * back; its owner finds the lock lost at its next assertHeld (the store checks before it
+ * recovers, before its commit point and before an import's index), not before writes already
+ * under way. Closing it needs a kernel lock (flock), which Node does not have.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -55,9 +63,36 @@ interface Owner {
   host: string;
   token: string;
   since: string;
+  /** Linux: the kernel's boot id, the pid namespace and the process's start time (clock ticks since boot) */
+  boot?: string;
+  pidns?: string;
+  start?: string;
 }
 
 const RELEASED = 'released';
+/** a lock file this process cannot read (another user's, say): held by someone, judged by age */
+const UNREADABLE = 'unreadable';
+
+function readOr(file: string, how: (f: string) => string): string | undefined {
+  try {
+    return how(file).trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process's start time from /proc (field 22 of stat, after the command name's closing parenthesis). */
+function startOf(pid: number): string | undefined {
+  const stat = readOr(`/proc/${pid}/stat`, (f) => fs.readFileSync(f, 'utf8'));
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+/**
+ * Where this process runs, beyond its hostname: two containers (or a container and its host)
+ * can share a hostname and a folder with separate pid namespaces, where kill(pid, 0) says a live
+ * owner is dead; a pid reused after a reboot or by another process says a dead owner is alive.
+ */
+const here = { boot: readOr('/proc/sys/kernel/random/boot_id', (f) => fs.readFileSync(f, 'utf8')), pidns: readOr('/proc/self/ns/pid', fs.readlinkSync), start: startOf(process.pid) };
 
 function alive(pid: number): boolean {
   try {
@@ -68,13 +103,15 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The owner a lock file (or an earlier version's lock directory) names; 'released', or undefined when unreadable. */
-function readOwner(lockPath: string): Owner | typeof RELEASED | undefined {
+/** The owner a lock file (or an earlier version's lock directory) names; 'released', 'unreadable', or undefined when there is none (yet). */
+function readOwner(lockPath: string): Owner | typeof RELEASED | typeof UNREADABLE | undefined {
   let text: string;
+  let directory = false;
   try {
-    text = fs.statSync(lockPath).isDirectory() ? fs.readFileSync(`${lockPath}/owner.json`, 'utf8') : fs.readFileSync(lockPath, 'utf8');
-  } catch {
-    return undefined;
+    directory = fs.statSync(lockPath).isDirectory();
+    text = directory ? fs.readFileSync(`${lockPath}/owner.json`, 'utf8') : fs.readFileSync(lockPath, 'utf8');
+  } catch (e) {
+    return !directory && (e as NodeJS.ErrnoException).code === 'EACCES' ? UNREADABLE : undefined;
   }
   if (text === '' || text.startsWith(RELEASED)) return RELEASED; // '' only while a release writes its mark
   try {
@@ -97,10 +134,16 @@ function staleLock(lockPath: string, foreignStaleMs: number): boolean {
   }
   const owner = readOwner(lockPath);
   if (owner === RELEASED) return true;
-  // unreadable: an earlier version's directory between its mkdir and its owner file, or one that died there
+  if (owner === UNREADABLE) return age > foreignStaleMs;
+  // none: an earlier version's directory between its mkdir and its owner file, or one that died there
   if (!owner) return age > 10_000;
-  if (owner.host === os.hostname()) return !alive(owner.pid);
-  return age > foreignStaleMs;
+  if (owner.host !== os.hostname()) return age > foreignStaleMs;
+  if (owner.boot && here.boot && owner.boot !== here.boot) return true; // made before this machine's last boot
+  if (owner.pidns && here.pidns && owner.pidns !== here.pidns) return age > foreignStaleMs; // another container
+  if (!alive(owner.pid)) return true;
+  // a live pid that is another process than the owner (the pid reused)
+  const start = owner.start !== undefined ? startOf(owner.pid) : undefined;
+  return start !== undefined && start !== owner.start;
 }
 
 /** Takes the stale lock at `lockPath` away, unless what is there by then is not stale (see the module's comment). */
@@ -147,12 +190,15 @@ export async function acquireLock(lockPath: string, options: LockOptions = {}): 
   const token = crypto.randomBytes(16).toString('hex');
   // the owner's own file, written whole before it becomes the lock
   const mine = `${lockPath}.new-${token}`;
-  let fd: number;
+  let fd: number | undefined;
   try {
-    fd = fs.openSync(mine, 'wx', 0o600);
-    const owner: Owner = { pid: process.pid, host: os.hostname(), token, since: new Date().toISOString() };
+    // readable by all (it holds no secret): a contender running as another user must see a live owner
+    fd = fs.openSync(mine, 'wx', 0o644);
+    const owner: Owner = { pid: process.pid, host: os.hostname(), token, since: new Date().toISOString(), ...(here.boot ? { boot: here.boot } : {}), ...(here.pidns ? { pidns: here.pidns } : {}), ...(here.start ? { start: here.start } : {}) };
     fs.writeSync(fd, JSON.stringify(owner));
   } catch (e) {
+    if (fd !== undefined) fs.closeSync(fd);
+    fs.rmSync(mine, { force: true });
     throw lockIoError(lockPath, e);
   }
   const tryLink = (): boolean => {
@@ -160,11 +206,8 @@ export async function acquireLock(lockPath: string, options: LockOptions = {}): 
       fs.linkSync(mine, lockPath);
       return true;
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return false;
-      fs.closeSync(fd);
-      fs.rmSync(mine, { force: true });
-      throw lockIoError(lockPath, e);
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw lockIoError(lockPath, e); // closed and removed below
     }
   };
   const deadline = Date.now() + waitMs;
@@ -178,7 +221,7 @@ export async function acquireLock(lockPath: string, options: LockOptions = {}): 
       }
       if (Date.now() > deadline) {
         const owner = readOwner(lockPath);
-        const who = owner && owner !== RELEASED ? ` (pid ${owner.pid} on ${owner.host} since ${owner.since})` : '';
+        const who = typeof owner === 'object' ? ` (pid ${owner.pid} on ${owner.host} since ${owner.since})` : '';
         throw new MtlsError('STORE_LOCKED', `the CA store is locked by another process${who}`, {
           hint: `wait for the other mcp-mtls command to finish; if no such process exists, remove ${lockPath}`,
         });
@@ -211,7 +254,19 @@ export async function acquireLock(lockPath: string, options: LockOptions = {}): 
       released = true;
       // the name first, if it is still our file; then the mark, which the file carries under any
       // name a contender may have given it meanwhile (it then clears it as stale)
-      if (isOurs()) fs.rmSync(lockPath, { force: true });
+      if (isOurs()) {
+        // moved to a name of its own first, and removed only if what moved is ours: a contender
+        // may have moved ours and another made the lock since the check
+        const gone = `${lockPath}.released-${token}`;
+        try {
+          fs.renameSync(lockPath, gone);
+          const st = fs.statSync(gone);
+          if (st.ino !== ino || st.dev !== dev) fs.linkSync(gone, lockPath);
+        } catch {
+          // gone already, or someone made the lock meanwhile: not ours to touch
+        }
+        fs.rmSync(gone, { force: true });
+      }
       try {
         fs.ftruncateSync(fd, 0);
         fs.writeSync(fd, RELEASED, 0);

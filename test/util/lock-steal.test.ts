@@ -113,3 +113,32 @@ test("a dead pid's lock, a released one and an earlier version's directory lock 
   await assert.rejects(acquireLock(lockPath, { waitMs: 300 }), { code: 'STORE_LOCKED' });
   assert.ok(fs.statSync(lockPath).isDirectory(), 'the live directory lock stands');
 });
+
+test('who owns a lock is judged by boot, pid namespace and process start, not the pid alone', async (t) => {
+  const lockPath = tmpLock(t);
+  const me = JSON.parse(await (async () => {
+    const l = await acquireLock(lockPath, { waitMs: 300 });
+    const text = fs.readFileSync(lockPath, 'utf8');
+    l.release();
+    return text;
+  })()) as { pid: number; host: string; boot?: string; pidns?: string; start?: string };
+  assert.ok(me.boot && me.pidns && me.start, `a lock names the boot, the pid namespace and the start time here: ${JSON.stringify(me)}`);
+  const lockOf = (o: object) => fs.writeFileSync(lockPath, JSON.stringify({ ...me, token: 'other', since: new Date().toISOString(), ...o }));
+  const takenAtOnce = async (what: string) => {
+    const t0 = Date.now();
+    const l = await acquireLock(lockPath, { waitMs: 2000 });
+    assert.ok(Date.now() - t0 < 1000, `${what}: taken at once`);
+    l.release();
+  };
+  // this process's own pid, started at another time: the pid was reused, the owner is dead
+  lockOf({ start: '1' });
+  await takenAtOnce('a reused pid');
+  lockOf({ boot: '00000000-0000-0000-0000-000000000000' });
+  await takenAtOnce('a lock from before the last boot');
+  // the same hostname and pid in another pid namespace (a container): alive for all we know
+  lockOf({ pidns: 'pid:[1]', pid: DEAD_PID });
+  await assert.rejects(acquireLock(lockPath, { waitMs: 300 }), { code: 'STORE_LOCKED' }, "another container's lock is not taken for its pid");
+  lockOf({});
+  await assert.rejects(acquireLock(lockPath, { waitMs: 300 }), { code: 'STORE_LOCKED' }, 'a live owner is waited for');
+  fs.rmSync(lockPath);
+});

@@ -54,6 +54,8 @@ export class FsStore extends IndexMapLookups implements Store {
   readonly layout: CaLayout;
   readonly #waitMs: number;
   readonly #crashAt: string | undefined;
+  /** the lock of the transaction running (one at a time: the lock serialises them, also within a process) */
+  #held: HeldLock | undefined;
   readonly #tokens: string;
   readonly #tidyPending: string;
   readonly #usedOnce: string;
@@ -105,14 +107,23 @@ export class FsStore extends IndexMapLookups implements Store {
 
   async transaction<T>(fn: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
     const lock = await acquireLock(`${this.layout.lock}.lock`, { waitMs: this.#waitMs });
+    this.#held = lock;
     try {
-      if (fs.existsSync(this.layout.pending)) this.#recover();
-      if (fs.existsSync(this.#tidyPending)) this.#recoverTidy();
+      // recovery removes what a dead transaction left: only under a lock that is still ours
+      if (fs.existsSync(this.layout.pending)) {
+        lock.assertHeld();
+        this.#recover();
+      }
+      if (fs.existsSync(this.#tidyPending)) {
+        lock.assertHeld();
+        this.#recoverTidy();
+      }
       const tx = this.#tx(lock);
       const result = await fn(tx.ops);
       tx.finish();
       return result;
     } finally {
+      this.#held = undefined;
       lock.release();
     }
   }
@@ -150,6 +161,7 @@ export class FsStore extends IndexMapLookups implements Store {
         point('after-journal');
         writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
         point('after-files');
+        lock.assertHeld(); // again at the commit point: the files above take time
         appendLines(layout.index, items.map((i) => JSON.stringify(i.record)), MODES.record);
         point('after-index');
         appendLines(layout.audit, audit.map((a) => JSON.stringify(a)), MODES.record);
@@ -353,6 +365,7 @@ export class FsStore extends IndexMapLookups implements Store {
       }
       if (data.retired?.length) writeFileAtomic(layout.retired, lines(data.retired), { mode: MODES.record });
       else fs.rmSync(layout.retired, { force: true });
+      this.#held?.assertHeld();
       writeFileAtomic(layout.audit, lines(data.audit), { mode: MODES.record });
       writeFileAtomic(layout.index, lines(data.index), { mode: MODES.record });
     });
