@@ -198,7 +198,7 @@ export class FsStore extends IndexMapLookups implements Store {
         const found = list[i];
         const refused = consumeRefusal(found, now);
         if (refused) return refused;
-        const { usedAt: _never, usedFor: _none, ...token } = found as StoredToken;
+        const token = unusedToken(found as StoredToken);
         list[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
         staged = list; // written with the issuance's journal (commitIssued), else at the end of the transaction
         return { token };
@@ -579,12 +579,12 @@ export class FsStore extends IndexMapLookups implements Store {
   }
 }
 
-/** Why a token cannot be used at `now`, or undefined when it can (shared by the stores without SQL). */
-/** the token as it was before its use */
-function unusedToken({ usedAt: _u, usedFor: _f, ...token }: StoredToken): StoredToken {
+/** The token as it was before its use (shared by the stores without SQL). */
+export function unusedToken({ usedAt: _u, usedFor: _f, ...token }: StoredToken): StoredToken {
   return token;
 }
 
+/** Why a token cannot be used at `now`, or undefined when it can (shared by the stores without SQL). */
 export function consumeRefusal(token: StoredToken | undefined, now: Date): TokenConsumeResult | undefined {
   if (!token) return { refused: 'unknown' };
   if (token.usedAt !== undefined) return { refused: 'used' };

@@ -4,7 +4,7 @@
  */
 import { MtlsError } from '../../errors.js';
 import { parseCrl } from '../../x509/crl.js';
-import { consumeRefusal } from './fs-store.js';
+import { consumeRefusal, unusedToken } from './fs-store.js';
 import { IndexMapLookups } from './index-map-lookups.js';
 import { IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoredToken, type StoreTransaction } from './store.js';
 
@@ -78,7 +78,7 @@ export class MemoryStore extends IndexMapLookups implements Store {
         const i = this.#tokens.findIndex((t) => t.hash === hash);
         const refused = consumeRefusal(this.#tokens[i], now);
         if (refused) return refused;
-        const { usedAt: _never, usedFor: _none, ...token } = this.#tokens[i] as StoredToken;
+        const token = unusedToken(this.#tokens[i] as StoredToken);
         this.#tokens[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
         return { token };
       },
