@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code reads and writes. */
-export const SCHEMA_VERSION = 8;
+export const SCHEMA_VERSION = 9;
 
 /** Migration N takes the schema from version N-1 to N; each runs once, in a transaction. */
 export const MIGRATIONS: readonly string[] = [
@@ -129,6 +129,20 @@ export const MIGRATIONS: readonly string[] = [
     revoked_at timestamptz NOT NULL,
     reason text NOT NULL
   );
+  `,
+  // 9: the successor of a renewed certificate by one index scan whatever the statistics say
+  // (#24). `WHERE record->>'renewedFrom' = $1 ORDER BY ord LIMIT 1` on the index of migration 2
+  // alone left the planner a choice, and on a table grown since its last ANALYZE it walked the
+  // ord index and filtered every row: 1.7 ms a renewal at 6,000 certificates, growing with the
+  // table, where (renewedFrom, ord) serves condition and order at once. The same for the
+  // delegated certificates of a serial and of an actor, which are read in ord order
+  `
+  CREATE INDEX certificates_renewed_from_ord ON certificates ((record->>'renewedFrom'), ord);
+  DROP INDEX certificates_renewed_from;
+  CREATE INDEX certificates_delegated_from_ord ON certificates ((record->>'delegatedFrom'), ord);
+  DROP INDEX certificates_delegated_from;
+  CREATE INDEX certificates_actor_serial_ord ON certificates ((record->>'actorSerial'), ord);
+  DROP INDEX certificates_actor_serial;
   `,
 ];
 

@@ -24,6 +24,9 @@ import { lookupsOn } from './postgres-lookups.js';
 import { readCrlWith, readIndexWith, type Queryable } from './postgres-rows.js';
 import type { AuditEvent, EnrollmentToken, StoreTransaction, TokenConsumeResult } from './store.js';
 
+/** whether a certificate is revoked, and the first certificate that renewed it (its plan is checked in test/ca/store-lookups.test.ts) */
+export const RENEWAL_SQL = "SELECT EXISTS (SELECT 1 FROM revocations WHERE serial = $1) AS revoked, (SELECT serial FROM certificates WHERE record->>'renewedFrom' = $1 ORDER BY ord LIMIT 1) AS successor";
+
 /** A statement that failed inside the transaction, which then must not commit (see {@link runTransaction}). */
 export interface TransactionState {
   failed: unknown;
@@ -129,10 +132,7 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     renewalOf: async (serial) => {
       // held to the end of the transaction: two renewals of one certificate run one after the other
       await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_RENEWAL, serial]);
-      const r = await c.query<{ revoked: boolean; successor: string | null }>(
-        "SELECT EXISTS (SELECT 1 FROM revocations WHERE serial = $1) AS revoked, (SELECT serial FROM certificates WHERE record->>'renewedFrom' = $1 ORDER BY ord LIMIT 1) AS successor",
-        [serial],
-      );
+      const r = await c.query<{ revoked: boolean; successor: string | null }>(RENEWAL_SQL, [serial]);
       const row = r.rows[0];
       return { revoked: row?.revoked === true, ...(row?.successor ? { successor: row.successor } : {}) };
     },
