@@ -16,7 +16,7 @@ import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
 import { FsStore } from '../../src/ca/store/fs-store.js';
 import { LOOKUP_SQL, listIssuedSql } from '../../src/ca/store/postgres-lookups.js';
 import { migrate } from '../../src/ca/store/postgres-store.js';
-import { RENEWAL_SQL } from '../../src/ca/store/postgres-transaction.js';
+import { DROP_UNUSED_TOKENS_SQL, RENEWAL_SQL } from '../../src/ca/store/postgres-transaction.js';
 import type { IssuedRecord } from '../../src/ca/store/store.js';
 import { tmpDir } from '../support/cli.js';
 import { startPostgres, type TestPostgres } from '../support/postgres.js';
@@ -128,9 +128,13 @@ test('PostgreSQL: every lookup, the renewal check and each list filter by team, 
     );
     await c.query(`INSERT INTO revocations (serial, record, reason, revoked_at) SELECT serial, json_build_object('op', 'revoke', 'serial', serial), 'keyCompromise', now() FROM certificates LIMIT 10`);
     await c.query(`INSERT INTO revoked_principals (principal, revoked_at, reason) SELECT 'spiffe://acme.test/user/u' || i, now(), 'unspecified' FROM generate_series(1, 2000) i`);
+    await c.query(
+      `INSERT INTO tokens (id, hash, token, expires_at, used_at) SELECT 't' || i, md5('t' || i), json_build_object('id', 't' || i, 'claims', json_build_object('kind', 'user', 'id', 'u' || i)), now() + interval '1 hour', CASE WHEN i % 2 = 0 THEN now() END FROM generate_series(1, 2000) i`,
+    );
     const plans: [string, string, unknown[]][] = [
       ...Object.entries(LOOKUP_SQL).map(([name, sql]): [string, string, unknown[]] => [name, sql, name === 'activeRevocations' ? [new Date().toISOString()] : ['abc']]),
       ['renewalOf', RENEWAL_SQL, ['abc']],
+      ['dropUnusedTokens', DROP_UNUSED_TOKENS_SQL, ['user', 'u7']],
       ...[{ team: 't3' }, { role: 'r2' }, { user: 'u7' }, { service: 'u7' }, { actingFor: 'spiffe://acme.test/user/u7' }].map((q): [string, string, unknown[]] => {
         const { sql, params } = listIssuedSql(q);
         return [`listIssued ${JSON.stringify(q)}`, sql, params];
@@ -145,11 +149,12 @@ test('PostgreSQL: every lookup, the renewal check and each list filter by team, 
       for (const q of setup) await c.query(q);
       for (const [name, sql, params] of plans) {
         // the ID-token check's lookup of a revoked principal reads its own table, by its key
-        const table = name === 'principalRevocation' ? 'revoked_principals' : 'certificates';
+        // and `revoke --principal`'s delete of a principal's unused tokens, the tokens
+        const table = name === 'principalRevocation' ? 'revoked_principals' : name === 'dropUnusedTokens' ? 'tokens' : 'certificates';
         const plan = (await c.query(`EXPLAIN (FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
         const scans: PlanNode[] = [];
         const walk = (n: PlanNode) => {
-          if (n['Relation Name'] === table) scans.push(n);
+          if (n['Relation Name'] === table && n['Node Type'] !== 'ModifyTable') scans.push(n); // a DELETE's write node names its table too
           for (const k of n.Plans ?? []) walk(k);
         };
         walk(plan);

@@ -27,6 +27,9 @@ import type { AuditEvent, EnrollmentToken, StoreTransaction, TokenConsumeResult 
 /** whether a certificate is revoked, and the first certificate that renewed it (its plan is checked in test/ca/store-lookups.test.ts) */
 export const RENEWAL_SQL = "SELECT EXISTS (SELECT 1 FROM revocations WHERE serial = $1) AS revoked, (SELECT serial FROM certificates WHERE record->>'renewedFrom' = $1 ORDER BY ord LIMIT 1) AS successor";
 
+/** the unused tokens of a principal, deleted (`revoke --principal`), on tokens_unused_principal (migration 9) */
+export const DROP_UNUSED_TOKENS_SQL = "DELETE FROM tokens WHERE used_at IS NULL AND token->'claims'->>'kind' = $1 AND token->'claims'->>'id' = $2 RETURNING id";
+
 /** A statement that failed inside the transaction, which then must not commit (see {@link runTransaction}). */
 export interface TransactionState {
   failed: unknown;
@@ -156,7 +159,7 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
     },
     dropUnusedTokens: async (kind, id) => {
       // a consumption in flight holds the row's lock: this waits for it, then sees it used
-      const r = await c.query<{ id: string }>("DELETE FROM tokens WHERE used_at IS NULL AND token->'claims'->>'kind' = $1 AND token->'claims'->>'id' = $2 RETURNING id", [kind, id]);
+      const r = await c.query<{ id: string }>(DROP_UNUSED_TOKENS_SQL, [kind, id]);
       return r.rows.map((row) => row.id);
     },
     useOnce: async (key, expiresAt, now) => {
