@@ -60,6 +60,12 @@ test('bench/server runs (smoke size): tools/call for (a) TLS, (b) mTLS + policy,
   assert.match(r.stdout, /ratio \(e\)\/\(d\): server CPU per request [\d.]+x|behind nginx: not installed/); // #20: nginx forwarding the certificate vs nginx in front of no authentication
 });
 
+test('bench/handshake-variants runs (smoke size): server CPU per handshake of each variant against bare node:https', { timeout: 300_000 }, async () => {
+  const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'handshake-variants.ts')], { env: { BENCH_HANDSHAKES: '30', BENCH_ROUNDS: '3' } });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  for (const kind of ['resumed', 'full']) for (const m of ['bare', 'opts', 'getsession', 'mtls']) assert.match(r.stdout, new RegExp(`^${kind}\\s+${m}\\s+\\d+ µs\\s+\\d+\\.\\d\\dx bare`, 'm'));
+});
+
 test('bench/gateway runs (smoke size): direct, through the gateway, and behind nginx when installed', { timeout: 600_000 }, async () => {
   const r = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'gateway.ts')], { env: { BENCH_SECONDS: '0.3', BENCH_ROUNDS: '1' } });
   assert.equal(r.code, 0, r.stderr + r.stdout);

@@ -1,0 +1,121 @@
+/**
+ * bench/handshake-variants: where createMtlsServer's cost per handshake over bare node:https
+ * comes from (#24's resumed-handshake row). Each variant is a server process of its own; one
+ * client here makes BENCH_HANDSHAKES (default 1000) connections one at a time, resumed then full,
+ * BENCH_ROUNDS (default 8) rounds in ABBA order; the figure is the server's CPU per handshake,
+ * the median of the rounds after the first two (warm-up), as a ratio to bare node:https:
+ *
+ *   bare        https.createServer with requestCert, rejectUnauthorized (bench/server's baseline)
+ *   opts        the same with this project's TLS options (tlsServerOptions: sessionIdContext of the CAs, no renegotiation)
+ *   getsession  bare, plus a 'secureConnection' listener that serializes the session (what the capture reads)
+ *   mtls        createMtlsServer (capture, identity, revocation tracking), answering 'ok'
+ *
+ * `npm run bench:handshake-variants`; BENCH_HANDSHAKES=50 BENCH_ROUNDS=3 is a smoke run.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+const self = fileURLToPath(import.meta.url);
+const mode = process.argv[2];
+const N = Number(process.env.BENCH_HANDSHAKES ?? 1000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+if (mode) {
+  const dir = process.argv[3]!;
+  const read = (n: string) => fs.readFileSync(path.join(dir, n));
+  const material = { cert: read('server.crt'), key: read('server.key'), ca: read('root.crt') };
+  let server: https.Server;
+  if (mode === 'mtls') {
+    const { createMtlsServer } = await import('../dist/mtls/mtls-server.js');
+    server = createMtlsServer({ ...material, log: () => undefined }, (_req, res) => void res.end('ok'));
+  } else {
+    const { tlsServerOptions } = await import('../dist/mtls/tls-options.js');
+    const opts: https.ServerOptions = mode === 'opts' ? tlsServerOptions({ ...material, rejectUnauthorized: true }) : { ...material, requestCert: true, rejectUnauthorized: true };
+    server = https.createServer(opts, (_q, r) => void r.end('ok'));
+    if (mode === 'getsession') {
+      server.prependListener('secureConnection', (s: tls.TLSSocket) => {
+        s.getSession()?.fill(0); // it holds the master secret, as in handshake-certificate.ts
+      });
+    }
+  }
+  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
+  process.on('message', (m) => {
+    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+    if (m === 'stop') process.exit(0);
+  });
+} else {
+  const { initCa } = await import('../src/ca/init.js');
+  const { Authority } = await import('../src/ca/authority.js');
+  const { pemEncode } = await import('../src/x509/pem.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-'));
+  initCa({ dir: path.join(dir, 'pki'), trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
+  const ca = Authority.open(path.join(dir, 'pki'));
+  const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
+  const cli = await ca.issueClient({ kind: 'user', id: 'bench', teams: ['bench'], roles: [] });
+  fs.writeFileSync(path.join(dir, 'server.crt'), srv.chainPem);
+  fs.writeFileSync(path.join(dir, 'server.key'), pemEncode('PRIVATE KEY', srv.key!.pkcs8));
+  fs.writeFileSync(path.join(dir, 'root.crt'), ca.rootPem);
+  const clientCtx = tls.createSecureContext({ cert: cli.chainPem, key: pemEncode('PRIVATE KEY', cli.key!.pkcs8), ca: ca.rootPem });
+  const modes = ['bare', 'opts', 'getsession', 'mtls'];
+  const kids: Record<string, { child: ChildProcess; port: number; cpuMs: () => Promise<number> }> = {};
+  for (const m of modes) {
+    const child = fork(self, [m, dir], { execArgv: ['--import', 'tsx'] });
+    const port = await new Promise<number>((r) => child.once('message', (x) => r((x as { port: number }).port)));
+    const cpuMs = () =>
+      new Promise<number>((r) => {
+        child.once('message', (x) => {
+          const c = (x as { cpu: NodeJS.CpuUsage }).cpu;
+          r((c.user + c.system) / 1000);
+        });
+        child.send('cpu');
+      });
+    kids[m] = { child, port, cpuMs };
+  }
+  // one connection at a time, each ended at once; resumed: with the session the last one gave
+  const handshakes = (port: number, n: number, resume: boolean) =>
+    new Promise<void>((resolve, reject) => {
+      let session: Buffer | undefined;
+      let left = n;
+      const one = () => {
+        const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', secureContext: clientCtx, ...(resume && session ? { session } : {}) });
+        s.once('session', (x) => (session = x));
+        s.once('secureConnect', () => s.end());
+        s.once('close', () => (--left === 0 ? resolve() : one()));
+        s.once('error', reject);
+      };
+      one();
+    });
+  const res: Record<string, number[]> = {};
+  for (const m of modes) {
+    await handshakes(kids[m]!.port, Math.min(200, N), true);
+    res[m] = [];
+    res[`${m} full`] = [];
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const m of r % 2 ? [...modes].reverse() : modes) {
+      for (const resume of [true, false]) {
+        const kid = kids[m]!;
+        const c0 = await kid.cpuMs();
+        await handshakes(kid.port, N, resume);
+        res[resume ? m : `${m} full`]!.push(((await kid.cpuMs()) - c0) * 1000 / N);
+      }
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+  const warm = (a: number[]) => (a.length > 2 ? a.slice(2) : a);
+  console.log(`bench/handshake-variants: server CPU per handshake, ${N} handshakes a round, median of ${Math.max(1, ROUNDS - 2)} warm rounds (of ${ROUNDS})`);
+  for (const kind of ['resumed', 'full']) {
+    const key = (m: string) => (kind === 'resumed' ? m : `${m} full`);
+    const base = med(warm(res[key('bare')]!));
+    for (const m of modes) {
+      const v = warm(res[key(m)]!);
+      console.log(`${kind.padEnd(8)} ${m.padEnd(11)} ${med(v).toFixed(0).padStart(5)} µs   ${(med(v) / base).toFixed(2)}x bare   rounds: ${res[key(m)]!.map((x) => x.toFixed(0)).join(' ')}`);
+    }
+  }
+  for (const m of modes) kids[m]!.child.send('stop');
+  fs.rmSync(dir, { recursive: true, force: true });
+}
