@@ -18,26 +18,16 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { Authority } from '../src/ca/authority.js';
-import { initCa } from '../src/ca/init.js';
-import { pemEncode } from '../src/x509/pem.js';
+import { benchPki } from './bench-pki.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WARM = Number(process.env.BENCH_WARM ?? (SECONDS < 1 ? 100 : 3000));
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-gateway-'));
-initCa({ dir: path.join(dir, 'pki'), trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
-const ca = Authority.open(path.join(dir, 'pki'));
-const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
-const cli = await ca.issueClient({ kind: 'user', id: 'bench', teams: ['bench'], roles: [] });
-fs.writeFileSync(path.join(dir, 'server.crt'), srv.chainPem);
-fs.writeFileSync(path.join(dir, 'server.key'), pemEncode('PRIVATE KEY', srv.key!.pkcs8));
-fs.writeFileSync(path.join(dir, 'root.crt'), ca.rootPem);
-const clientCtx = tls.createSecureContext({ cert: cli.chainPem, key: pemEncode('PRIVATE KEY', cli.key!.pkcs8), ca: ca.rootPem });
+const { clientCtx } = await benchPki(dir);
 
 interface Proc {
   port: number;

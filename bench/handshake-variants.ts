@@ -48,18 +48,9 @@ if (mode) {
     if (m === 'stop') process.exit(0);
   });
 } else {
-  const { initCa } = await import('../src/ca/init.js');
-  const { Authority } = await import('../src/ca/authority.js');
-  const { pemEncode } = await import('../src/x509/pem.js');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hs-'));
-  initCa({ dir: path.join(dir, 'pki'), trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
-  const ca = Authority.open(path.join(dir, 'pki'));
-  const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
-  const cli = await ca.issueClient({ kind: 'user', id: 'bench', teams: ['bench'], roles: [] });
-  fs.writeFileSync(path.join(dir, 'server.crt'), srv.chainPem);
-  fs.writeFileSync(path.join(dir, 'server.key'), pemEncode('PRIVATE KEY', srv.key!.pkcs8));
-  fs.writeFileSync(path.join(dir, 'root.crt'), ca.rootPem);
-  const clientCtx = tls.createSecureContext({ cert: cli.chainPem, key: pemEncode('PRIVATE KEY', cli.key!.pkcs8), ca: ca.rootPem });
+  const { benchPki } = await import('./bench-pki.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-handshakes-'));
+  const { clientCtx } = await benchPki(dir);
   const modes = ['bare', 'opts', 'getsession', 'mtls'];
   const kids: Record<string, { child: ChildProcess; port: number; cpuMs: () => Promise<number> }> = {};
   for (const m of modes) {
