@@ -98,11 +98,14 @@ test('listen streams count as open streams: at most 8 per certificate through th
   await new Promise<void>((r) => hs.listen(0, '127.0.0.1', r));
   const agent = createMtlsAgent(bundleOf(files));
   const f = createMtlsFetch(agent);
-  const streams: ReadableStream<Uint8Array>[] = [];
+  // the Responses, not only their bodies: undici cancels the unread body of a Response once the
+  // Response itself is garbage-collected (its FinalizationRegistry), which closed some of these
+  // streams under Node 24 and let a ninth one in
+  const streams: { body: ReadableStream<Uint8Array>; response: Response }[] = [];
   const listen = async (i: number) => {
     const body = { jsonrpc: '2.0', id: `l${i}`, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'x', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } } };
     const r = await f(`https://localhost:${(hs.address() as AddressInfo).port}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' }, body: JSON.stringify(body) });
-    if (r.status === 200) streams.push(r.body!);
+    if (r.status === 200) streams.push({ body: r.body!, response: r });
     else await r.text();
     return r.status;
   };
@@ -111,11 +114,11 @@ test('listen streams count as open streams: at most 8 per certificate through th
     for (let i = 0; i < 9; i++) statuses.push(await listen(i));
     assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 429], `one certificate's listen streams: ${statuses.join(' ')}, ${open.size} held open upstream`);
     // one closed: room for another
-    await streams.shift()!.cancel();
+    await streams.shift()!.body.cancel();
     for (let i = 0; i < 30 && open.size > 7; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await listen(9), 200);
   } finally {
-    for (const s of streams) await s.cancel().catch(() => undefined);
+    for (const s of streams) await s.body.cancel().catch(() => undefined);
     await agent.close();
     held.closeAllConnections();
     held.close();
