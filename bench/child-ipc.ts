@@ -1,7 +1,7 @@
 /**
- * A forked bench server process's side of its talk with the bench that forked it (bench/server.ts
- * forks server-child.ts, bench/gateway.ts forks gateway-child.ts): one place, so that every child
- * keeps the same protocol the benches rely on.
+ * A forked bench server process's talk with the bench that forked it (bench/server.ts forks
+ * server-child.ts, bench/gateway.ts gateway-child.ts, bench/handshake-variants.ts itself), both
+ * sides: one place, so that every child and bench keep the same protocol.
  *
  * - listens on 127.0.0.1:0 (keep-alive 60 s: the load generator reuses its connections) and
  *   reports { port };
@@ -10,6 +10,7 @@
  * - exits when the bench is gone (it failed, or was killed): otherwise its inherited stdout would
  *   keep whoever waits on the bench's output waiting for ever.
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -20,5 +21,35 @@ export function serveForBench(server: Server): void {
   process.on('message', (m) => {
     if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
     if (m === 'exit') process.exit(0);
+  });
+}
+
+/** The bench's side: a forked child serving with {@link serveForBench}. */
+export interface BenchChild {
+  readonly port: number;
+  /** the child's CPU time so far (user + system), ms */
+  cpuMs(): Promise<number>;
+  stop(): void;
+}
+
+/** Forks `script` (run with tsx, plus `execArgv`) and resolves once it reports its port. */
+export function forkBenchChild(script: string, args: readonly string[], execArgv: readonly string[] = []): Promise<BenchChild> {
+  return new Promise((resolve, reject) => {
+    const child: ChildProcess = fork(script, [...args], { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    child.once('error', reject);
+    child.once('message', (m) =>
+      resolve({
+        port: (m as { port: number }).port,
+        cpuMs: () =>
+          new Promise((r) => {
+            child.once('message', (x) => {
+              const c = (x as { cpu: NodeJS.CpuUsage }).cpu;
+              r((c.user + c.system) / 1000);
+            });
+            child.send('cpu');
+          }),
+        stop: () => child.send('exit'),
+      }),
+    );
   });
 }

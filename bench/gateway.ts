@@ -13,7 +13,7 @@
  * machine's gateway in baseline code, at several times its CPU per request); the rounds run the
  * cases in ABBA order, and the ratios are printed per round too (median and range).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -21,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { benchPki } from './bench-pki.js';
+import { forkBenchChild, type BenchChild } from './child-ipc.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -29,32 +30,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-gateway-'));
 const { clientCtx } = await benchPki(dir);
 
-interface Proc {
-  port: number;
-  cpuMs(): Promise<number>;
-  stop(): void;
-}
-function child(args: string[]): Promise<Proc> {
-  return new Promise((resolve, reject) => {
-    // BENCH_CPU_PROF=DIR: a V8 CPU profile of each child process in DIR/<first argument>/ (node --cpu-prof)
-    const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, args[0] ?? 'child')}`] : [];
-    const c: ChildProcess = fork(path.join(here, 'gateway-child.ts'), args, { execArgv: ['--import', 'tsx', ...prof], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    c.once('error', reject);
-    c.once('message', (m) =>
-      resolve({
-        port: (m as { port: number }).port,
-        cpuMs: () =>
-          new Promise((r) => {
-            c.once('message', (x) => {
-              const u = (x as { cpu: { user: number; system: number } }).cpu;
-              r((u.user + u.system) / 1000);
-            });
-            c.send('cpu');
-          }),
-        stop: () => c.send('exit'),
-      }),
-    );
-  });
+function child(args: string[]): Promise<BenchChild> {
+  // BENCH_CPU_PROF=DIR: a V8 CPU profile of each child process in DIR/<first argument>/ (node --cpu-prof)
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, args[0] ?? 'child')}`] : [];
+  return forkBenchChild(path.join(here, 'gateway-child.ts'), args, prof);
 }
 
 function procCpuMs(pid: number): number {

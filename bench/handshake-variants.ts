@@ -12,14 +12,13 @@
  *
  * `npm run bench:handshake-variants`; BENCH_HANDSHAKES=50 BENCH_ROUNDS=3 is a smoke run.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
+import { forkBenchChild, serveForBench, type BenchChild } from './child-ipc.js';
 const self = fileURLToPath(import.meta.url);
 const mode = process.argv[2];
 const N = Number(process.env.BENCH_HANDSHAKES ?? 1000);
@@ -42,30 +41,14 @@ if (mode) {
       });
     }
   }
-  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
-  process.on('message', (m) => {
-    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
-    if (m === 'stop') process.exit(0);
-  });
+  serveForBench(server);
 } else {
   const { benchPki } = await import('./bench-pki.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-handshakes-'));
   const { clientCtx } = await benchPki(dir);
   const modes = ['bare', 'opts', 'getsession', 'mtls'];
-  const kids: Record<string, { child: ChildProcess; port: number; cpuMs: () => Promise<number> }> = {};
-  for (const m of modes) {
-    const child = fork(self, [m, dir], { execArgv: ['--import', 'tsx'] });
-    const port = await new Promise<number>((r) => child.once('message', (x) => r((x as { port: number }).port)));
-    const cpuMs = () =>
-      new Promise<number>((r) => {
-        child.once('message', (x) => {
-          const c = (x as { cpu: NodeJS.CpuUsage }).cpu;
-          r((c.user + c.system) / 1000);
-        });
-        child.send('cpu');
-      });
-    kids[m] = { child, port, cpuMs };
-  }
+  const kids: Record<string, BenchChild> = {};
+  for (const m of modes) kids[m] = await forkBenchChild(self, [m, dir]);
   // one connection at a time, each ended at once; resumed: with the session the last one gave
   const handshakes = (port: number, n: number, resume: boolean) =>
     new Promise<void>((resolve, reject) => {
@@ -107,6 +90,6 @@ if (mode) {
       console.log(`${kind.padEnd(8)} ${m.padEnd(11)} ${med(v).toFixed(0).padStart(5)} µs   ${(med(v) / base).toFixed(2)}x bare   rounds: ${res[key(m)]!.map((x) => x.toFixed(0)).join(' ')}`);
     }
   }
-  for (const m of modes) kids[m]!.child.send('stop');
+  for (const m of modes) kids[m]!.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 }

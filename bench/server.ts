@@ -16,7 +16,7 @@
  * `npm run bench:server`; BENCH_SECONDS=0.3 BENCH_ROUNDS=1 is the smoke run the tests do.
  * BENCH_CPU_PROF=DIR writes a V8 CPU profile of each server process to DIR/<mode>/ (node --cpu-prof).
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -25,11 +25,11 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { Authority } from '../src/ca/authority.js';
 import { intermediateSigner } from '../src/ca/ca-keys.js';
-import { initCa } from '../src/ca/init.js';
 import { signCrl } from '../src/x509/crl.js';
 import { pemEncode } from '../src/x509/pem.js';
+import { benchPki } from './bench-pki.js';
+import { forkBenchChild, type BenchChild } from './child-ipc.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -43,14 +43,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // ---------------------------------------------------------------- certificates
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-server-'));
 const pki = path.join(dir, 'pki');
-initCa({ dir: pki, trustDomain: 'bench.test', rootTtlMs: 10 * 365 * 86_400_000, intermediateTtlMs: 5 * 365 * 86_400_000 });
-const ca = Authority.open(pki);
-const srv = await ca.issueServer({ dns: ['localhost'], ips: ['127.0.0.1'] });
-const cli = await ca.issueClient({ kind: 'user', id: 'bench', teams: ['bench'], roles: [] });
+const { ca, clientCtx } = await benchPki(dir); // server.crt, server.key, root.crt
 const write = (name: string, data: string | Buffer) => fs.writeFileSync(path.join(dir, name), data);
-write('server.crt', srv.chainPem);
-write('server.key', pemEncode('PRIVATE KEY', srv.key!.pkcs8));
-write('root.crt', ca.rootPem);
 write('intermediate.crt', pemEncode('CERTIFICATE', ca.intermediateDer));
 write('root.crl', fs.readFileSync(path.join(pki, 'crl', 'root.crl')));
 const now = new Date();
@@ -66,36 +60,12 @@ const bigCrl = signCrl(
   await intermediateSigner(ca),
 );
 write('big.crl', pemEncode('X509 CRL', bigCrl));
-const clientCtx = tls.createSecureContext({ cert: cli.chainPem, key: pemEncode('PRIVATE KEY', cli.key!.pkcs8), ca: ca.rootPem });
 const plainCtx = tls.createSecureContext({ ca: ca.rootPem });
 
 // ---------------------------------------------------------------- server processes
-interface Child {
-  port: number;
-  cpuMs(): Promise<number>;
-  stop(): void;
-}
-
-function startChild(mode: string): Promise<Child> {
-  return new Promise((resolve, reject) => {
-    const child: ChildProcess = fork(path.join(here, 'server-child.ts'), [mode, dir], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, mode)}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    child.once('error', reject);
-    child.once('message', (m) => {
-      const port = (m as { port: number }).port;
-      resolve({
-        port,
-        cpuMs: () =>
-          new Promise((r) => {
-            child.once('message', (x) => {
-              const c = (x as { cpu: { user: number; system: number } }).cpu;
-              r((c.user + c.system) / 1000);
-            });
-            child.send('cpu');
-          }),
-        stop: () => child.send('exit'),
-      });
-    });
-  });
+function startChild(mode: string): Promise<BenchChild> {
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, mode)}`] : [];
+  return forkBenchChild(path.join(here, 'server-child.ts'), [mode, dir], prof);
 }
 
 const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
@@ -134,7 +104,7 @@ const roundRatios = (x: number[], y: number[]) => {
 // BENCH_CASES=handshakes the handshake section only
 const only = process.env.BENCH_CASES?.split(',');
 const cases = (only ? only.filter((c) => c !== 'forwarded' && c !== 'handshakes') : ['tls', 'mtls', 'sdk-default']) as ['tls', 'mtls', 'sdk-default'];
-const children = Object.fromEntries(await Promise.all(cases.map(async (c) => [c, await startChild(c)] as const))) as Record<(typeof cases)[number], Child>;
+const children = Object.fromEntries(await Promise.all(cases.map(async (c) => [c, await startChild(c)] as const))) as Record<(typeof cases)[number], BenchChild>;
 const results: Record<string, { rps: number[]; cpuPerReq: number[] }> = Object.fromEntries(cases.map((c) => [c, { rps: [], cpuPerReq: [] }]));
 for (const c of cases) await load(children[c].port, c === 'mtls', 300); // warm up
 for (let r = 0; r < ROUNDS; r++) {
@@ -183,7 +153,7 @@ if (front) {
     // ABBA order: whichever case runs second in a round meets a warmer (or more fragmented) heap,
     // so the order alternates and neither case is always second
     for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
-      const child = fwdChildren[i] as Child;
+      const child = fwdChildren[i] as BenchChild;
       const cpu0 = await child.cpuMs();
       const t0 = performance.now();
       const n = await load(front.ports[i] as number, true, SECONDS * 1000);
