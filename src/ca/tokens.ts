@@ -23,6 +23,7 @@ import type { ClientClaims } from '../identity/identity.js';
 import { verifyCsr } from '../x509/csr.js';
 import { actor, type Authority, type IssuedCertificate } from './authority.js';
 import { parseDuration } from '../util/duration.js';
+import { sha256Hex } from '../util/sha256.js';
 import { checkClientClaims, checkTtlLimit } from './limits.js';
 import type { EnrollmentToken, Store, StoredToken } from './store/store.js';
 import { storedCopyFor } from './stored-copy.js';
@@ -31,7 +32,7 @@ export const TOKEN_PREFIX = 'mcpt_';
 const TOKEN_RE = /^mcpt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 
 /** sha256 hex of the whole secret string (what the store keeps). */
-export const tokenHash = (secret: string): string => crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
+export const tokenHash = (secret: string): string => sha256Hex(secret);
 
 /** The public id and hash of a presented secret, or undefined when it is not shaped like one. */
 export function parseToken(secret: string): { id: string; hash: string } | undefined {

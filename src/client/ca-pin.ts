@@ -20,6 +20,7 @@ import { MtlsError } from '../errors.js';
 import { parseBundleProfile } from '../bundle/profile.js';
 import { pemEncode, readCertificates } from '../x509/pem.js';
 import { connectionError } from './connect-error.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** The largest answer read from the CA (a chain or a root is a few KiB; the login document less). */
 const MAX_ANSWER = 256 * 1024;
@@ -35,7 +36,7 @@ export function parseFingerprint(text: string): string {
   return hex;
 }
 
-export const sha256Hex = (der: Uint8Array): string => crypto.createHash('sha256').update(der).digest('hex');
+export { sha256Hex };
 
 const colons = (hex: string) => hex.toUpperCase().match(/../g)!.join(':');
 

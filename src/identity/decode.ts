@@ -4,7 +4,6 @@
  * covers the parts of rule 1 that OpenSSL does not (a CA certificate used as a leaf).
  * Pure: no I/O, the clock is not read.
  */
-import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
 import {
   decodeBasicConstraints,
@@ -15,6 +14,7 @@ import {
 } from '../x509/certificate.js';
 import { decodeIdentityAttributes } from '../x509/identity-extension.js';
 import { OID } from '../x509/oids.js';
+import { sha256Hex } from '../util/sha256.js';
 import type { Identity } from './identity.js';
 import { isValidTeamOrRole, isValidToolGlob, MAX_DELEGATED_TOOLS } from './names.js';
 import { parsePrincipalUri, parseRoleUri } from './principal.js';
@@ -113,7 +113,7 @@ export function identityFromParsed(cert: ParsedCertificate, options: DecodeOptio
     roles: Object.freeze(roles),
     ...(email === undefined ? {} : { email }),
     serial: cert.serial,
-    fingerprint: crypto.createHash('sha256').update(cert.der).digest('hex'),
+    fingerprint: sha256Hex(cert.der),
     notAfter: cert.notAfter,
     ...delegation,
   };

@@ -16,6 +16,7 @@ import { parseCertificate, type ParsedCertificate } from '../x509/certificate.js
 import { readCertificates } from '../x509/pem.js';
 import { OID } from '../x509/oids.js';
 import { IdleMap } from '../util/idle-map.js';
+import { sha256Hex } from '../util/sha256.js';
 import { handshakeCertificateDer } from './handshake-certificate.js';
 import { caKeyOf } from './ca-key.js';
 import { chainConstraintProblem, UNDERSTOOD_CRITICAL } from './chain-constraints.js';
@@ -264,7 +265,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
   // issuerCertificate there, and a resumed session has no chain at all), so the issuer is found
   // among the configured certificates: same subject as the leaf's issuer, and its key verifies
   // the leaf's signature (a same-named CA of another tenant does not).
-  const fp = (der: Uint8Array) => crypto.createHash('sha256').update(der).digest('hex');
+  const fp = sha256Hex;
   const cas = (options.caCertificates ?? []).map((der) => ({ x509: new crypto.X509Certificate(der), parsed: parseCertificate(der) }));
   const roots = cas.filter((c) => c.x509.issuer === c.x509.subject);
   const rootKeys = roots.map((r) => caKeyOf(r.x509.raw));
@@ -539,7 +540,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
     revision: () => revision,
     now: nowMs,
     authenticateCertificate(der, chain = []) {
-      const fingerprint = crypto.createHash('sha256').update(der).digest('hex');
+      const fingerprint = fp(der);
       // keyed by the chain sent along too: a refusal for the intermediate that came with it (an
       // expired one, say) must not outlast the client sending its renewed intermediate
       const key = chain.length === 0 ? fingerprint : `${fingerprint}:${chain.reduce((h, c) => h.update(c), crypto.createHash('sha256')).digest('hex')}`;

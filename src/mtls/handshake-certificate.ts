@@ -16,7 +16,7 @@ import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { MtlsError } from '../errors.js';
 import { NO_RENEGOTIATION } from './tls-options.js';
-import { children, readTlv, readWhole, TAG, type Tlv } from '../x509/der.js';
+import { readTlv, readWhole, TAG } from '../x509/der.js';
 
 /** socket -> the DER of its handshake certificate (null: none was presented) */
 const captured = new WeakMap<TLSSocket, Buffer | null>();
@@ -52,12 +52,15 @@ function peerDer(socket: TLSSocket): Buffer | null {
  */
 export function peerOfSession(session: Buffer): Buffer | undefined {
   try {
-    const items = children(session, readWhole(session, TAG.SEQUENCE));
-    const version = items[0];
-    if (!version || version.tag !== TAG.INTEGER || version.end - version.contentStart !== 1 || session[version.contentStart] !== 1) return undefined;
-    for (let i = 5; i < items.length; i++) {
-      const item = items[i] as Tlv;
-      if (item.tag !== 0xa3) continue;
+    // walked item by item, not collected (children()): this runs once per connection
+    const whole = readWhole(session, TAG.SEQUENCE);
+    const version = readTlv(session, whole.contentStart, whole.end);
+    if (version.tag !== TAG.INTEGER || version.end - version.contentStart !== 1 || session[version.contentStart] !== 1) return undefined;
+    let p = version.end;
+    for (let i = 1; p < whole.end; i++) {
+      const item = readTlv(session, p, whole.end);
+      p = item.end;
+      if (i < 5 || item.tag !== 0xa3) continue;
       const cert = readTlv(session, item.contentStart, item.end);
       if (cert.tag !== TAG.SEQUENCE || cert.end !== item.end) return undefined;
       return Buffer.from(session.subarray(cert.start, cert.end));
