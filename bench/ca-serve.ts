@@ -8,7 +8,7 @@
  *   POST /sign   one-time tokens (made beforehand) + a CSR each, BENCH_SECONDS as the in-process
  *                side: as many tokens as the in-process rate would use in that time and the warm-up,
  *                plus a fifth (BENCH_TOKENS sets the number; a phase that runs out early says so).
- *                Every phase, in-process included, runs BENCH_WARMUP seconds (default 1) untimed
+ *                Every phase, in-process included, runs BENCH_WARMUP seconds (default 3) untimed
  *                first: the server's code warm, as the in-process side's is (until #24's fourth
  *                session a route had one request per client untimed, and a 4-s phase read
  *                0.42-0.46x where warm phases give 0.5x and more). Until #24's third
@@ -46,8 +46,13 @@ import { readBoundedBody } from '../src/util/bounded-body.js';
 import { generateKey, privateKeyPem } from '../src/x509/keys.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-/** BENCH_WARMUP: seconds each side runs untimed first (default 1): a warm server against a warm in-process issuance */
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 1);
+/**
+ * BENCH_WARMUP: seconds each side runs untimed first (default 3): a warm server against a warm
+ * in-process issuance. With 1 s, `perf` on ca serve 1.5-5.5 s after its start put 12.7% of its CPU
+ * in V8's optimizing compiler (its worker threads count in the process's CPU): /sign read
+ * 0.48-0.52x on PostgreSQL where 3 s gives 0.53x twice
+ */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 3);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
 /** BENCH_TOKENS: the number of tokens for POST /sign; by default enough for BENCH_SECONDS at the in-process rate */
 const TOKENS = process.env.BENCH_TOKENS ? Number(process.env.BENCH_TOKENS) : undefined;
