@@ -21,9 +21,11 @@ before(async () => {
 });
 after(() => server?.stop());
 
-function stateFiles(pki: string): Record<string, string> {
+/** The folder's state: its files, and its tokens as the store reads them (a use is a file of its own, tokens-used/, until an import writes it into tokens.json) */
+async function stateFiles(pki: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const f of ['index.jsonl', 'audit.log', 'tokens.json', 'crl/root.crl', 'crl/intermediate.crl']) out[f] = fs.readFileSync(path.join(pki, f), 'utf8');
+  for (const f of ['index.jsonl', 'audit.log', 'crl/root.crl', 'crl/intermediate.crl']) out[f] = fs.readFileSync(path.join(pki, f), 'utf8');
+  out.tokens = JSON.stringify(await new FsStore(pki).readTokens(), null, 1);
   for (const f of fs.readdirSync(path.join(pki, 'issued')).sort()) out[`issued/${f}`] = fs.readFileSync(path.join(pki, 'issued', f), 'utf8');
   return out;
 }
@@ -46,7 +48,7 @@ test('export to PostgreSQL then import back: index, audit, issued, CRLs and toke
     const [first] = await new FsStore(pki).readTokens();
     await tx.consumeToken(first!.hash, new Date(now + 1000));
   });
-  const before = stateFiles(pki);
+  const before = await stateFiles(pki);
 
   const url = await server.newDatabase();
   const exported = await cliOk<{ certificates: number; revocations: number; tokens: number; crls: Record<string, string>; schemaVersion: number }>(['ca', 'export', '--dir', pki, '--to', url, '--json']);
@@ -60,7 +62,7 @@ test('export to PostgreSQL then import back: index, audit, issued, CRLs and toke
   const copy = bareCopy(pki, path.join(base, 'copy'));
   const imported = await cliOk<{ certificates: number }>(['ca', 'import', '--from', url, '--dir', copy, '--json']);
   assert.equal(imported.certificates, 4);
-  assert.deepEqual(stateFiles(copy), before, 'the round trip is lossless, byte for byte');
+  assert.deepEqual(await stateFiles(copy), before, 'the round trip is lossless, byte for byte');
   assert.equal(fs.statSync(path.join(copy, 'tokens.json')).mode & 0o777, 0o600);
   const refused = await cli(['ca', 'import', '--from', url, '--dir', copy]);
   assert.equal(refused.code, 73);

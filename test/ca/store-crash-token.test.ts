@@ -40,8 +40,11 @@ test('a token used by an enrollment that died before its commit point enrolls ag
     child.once('exit', (_code, sig) => resolve(sig));
   });
   assert.equal(signal, 'SIGKILL', 'the enrollment died at its journal');
-  const onDisk = (JSON.parse(fs.readFileSync(path.join(dir, 'tokens.json'), 'utf8')) as { id: string; usedAt?: string; usedFor?: string }[]).find((t) => t.id === token.id);
-  assert.ok(onDisk?.usedAt, 'the token was written used with the journal');
+  // the use is a file of its own (fs-tokens.ts), written with the journal; tokens.json is unchanged
+  const listed = (JSON.parse(fs.readFileSync(path.join(dir, 'tokens.json'), 'utf8')) as { id: string; usedAt?: string }[]).find((t) => t.id === token.id);
+  assert.equal(listed?.usedAt, undefined);
+  const onDisk = JSON.parse(fs.readFileSync(path.join(dir, 'tokens-used', `${token.hash}.json`), 'utf8')) as { usedAt?: string; usedFor?: string };
+  assert.ok(onDisk.usedAt, 'the token was written used with the journal');
   const usedFor = onDisk.usedFor as string;
   assert.equal(fs.existsSync(path.join(dir, 'pending.json')), true);
   // a read before any transaction recovers sees the token unused (the issuance did not commit)
@@ -59,4 +62,6 @@ test('a token used by an enrollment that died before its commit point enrolls ag
   assert.equal(after?.usedFor, issued.record.serial, 'the token is used by the enrollment that committed');
   const recovered = (await again.store.readAudit()).find((e) => e.event === 'store.recovered');
   assert.deepEqual(recovered?.tokensRestored, [token.id]);
+  // and the next enrollment's use is what says it is used (the undone one's file went)
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'tokens-used', `${token.hash}.json`), 'utf8')).usedFor, issued.record.serial);
 });

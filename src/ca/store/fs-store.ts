@@ -11,7 +11,8 @@
  * serials are retired first (retired.jsonl: serialExists stays true for them), then the index is
  * rewritten atomically without them (the commit point), then their files and the audit line go.
  *
- * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock), once-only
+ * Enrollment tokens live in tokens.json (0600, rewritten atomically under the lock when one is
+ * made or dropped), each use in a file of its own (fs-tokens.ts), once-only
  * credentials (useOnce: hashes of ID tokens) in used-once.json until they expire, revoked
  * principals (`revoke --principal`, each with its time) in revoked-principals.json; the next
  * CRL number is one more than the stored CRL's (the lock makes that safe across processes).
@@ -28,6 +29,7 @@ import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
+import { FolderTokens } from './fs-tokens.js';
 import { JsonLinesFollower } from './fs-follow.js';
 import { IndexMapLookups } from './index-map-lookups.js';
 import { checkPrincipalRevocations, withoutRevokedTokens, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
@@ -46,7 +48,7 @@ export interface FsStoreOptions {
 
 /**
  * The folder store (the default): the CA's state as files in the CA folder (issued/, index.jsonl,
- * audit.log, crl/, tokens.json), changed under a cross-process lock, crash-safe (a journal
+ * audit.log, crl/, tokens.json, tokens-used/), changed under a cross-process lock, crash-safe (a journal
  * finishes or undoes an interrupted issuance on the next transaction). For one host.
  */
 export class FsStore extends IndexMapLookups implements Store {
@@ -56,7 +58,7 @@ export class FsStore extends IndexMapLookups implements Store {
   readonly #crashAt: string | undefined;
   /** the lock of the transaction running (one at a time: the lock serialises them, also within a process) */
   #held: HeldLock | undefined;
-  readonly #tokens: string;
+  readonly #tokens: FolderTokens;
   readonly #tidyPending: string;
   readonly #usedOnce: string;
   readonly #revokedPrincipals: string;
@@ -69,7 +71,7 @@ export class FsStore extends IndexMapLookups implements Store {
   constructor(dir: string, options: FsStoreOptions = {}) {
     super();
     this.layout = caLayout(dir);
-    this.#tokens = path.join(this.layout.dir, 'tokens.json');
+    this.#tokens = new FolderTokens(this.layout.dir);
     this.#tidyPending = path.join(this.layout.dir, 'tidy-pending.json');
     this.#usedOnce = path.join(this.layout.dir, 'used-once.json');
     this.#revokedPrincipals = path.join(this.layout.dir, 'revoked-principals.json');
@@ -129,20 +131,25 @@ export class FsStore extends IndexMapLookups implements Store {
   }
 
   /**
-   * The operations of one transaction. A token used (consumeToken) is written to tokens.json
-   * with the issuance's journal, in one atomic write (one folder fsync for both), so before the
-   * index line, the commit point; a transaction that ends without committing an issuance
-   * writes it at its end (`finish`), and one that throws writes nothing.
+   * The operations of one transaction. A token used (consumeToken) has its use file written
+   * with the issuance's journal, in one atomic write, so before the index line, the commit
+   * point; a transaction that ends without committing an issuance writes it at its end
+   * (`finish`), and one that throws writes nothing.
    */
   #tx(lock: HeldLock): { ops: StoreTransaction; finish(): void } {
     const layout = this.layout;
     const point = (name: string) => {
       if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
     };
-    /** tokens.json as this transaction changed it, not written yet */
-    let staged: StoredToken[] | undefined;
-    const tokens = () => staged ?? this.#readTokens();
-    const tokensFile = (list: readonly StoredToken[]) => ({ file: this.#tokens, data: this.#tokensFileBytes(list), mode: MODES.record });
+    /** the token this transaction used, its use not written yet */
+    let staged: { hash: string; usedAt: string; usedFor?: string } | undefined;
+    const useFile = (u: NonNullable<typeof staged>) => this.#tokens.useFile(u.hash, { usedAt: u.usedAt, ...(u.usedFor !== undefined ? { usedFor: u.usedFor } : {}) });
+    /** every token, uses applied, this transaction's too */
+    const tokens = () => this.#tokens.list().map((t) => (staged && t.hash === staged.hash ? { ...t, usedAt: staged.usedAt, ...(staged.usedFor !== undefined ? { usedFor: staged.usedFor } : {}) } : t));
+    const writeList = (list: readonly StoredToken[]) => {
+      writeFilesAtomic([this.#tokens.listFile(list)]);
+      this.#tokens.written(list);
+    };
     const ops: StoreTransaction = {
       ...this.lookups(),
       serialExists: async (serial) => fs.existsSync(layout.issuedCert(serial)) || this.#readRetired().has(serial),
@@ -155,8 +162,8 @@ export class FsStore extends IndexMapLookups implements Store {
         // a journal first, so that a crash at any point below is finished or undone by the
         // next transaction (#recover); then the certificate files, then the index line (the
         // commit point), then the audit lines
-        // (with a token this transaction used: tokens.json beside it, renamed after it)
-        writeFilesAtomic([{ file: layout.pending, data: JSON.stringify({ serials: items.map((i) => i.record.serial), audit }), mode: MODES.record }, ...(staged ? [tokensFile(staged)] : [])]);
+        // (with a token this transaction used: its use file beside it, named in it for the recovery)
+        writeFilesAtomic([{ file: layout.pending, data: JSON.stringify({ serials: items.map((i) => i.record.serial), audit, ...(staged ? { tokens: [staged.hash] } : {}) }), mode: MODES.record }, ...(staged ? [useFile(staged)] : [])]);
         staged = undefined;
         point('after-journal');
         writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
@@ -184,23 +191,20 @@ export class FsStore extends IndexMapLookups implements Store {
       readCrl: async (which) => this.#readCrl(which),
       putToken: async (token) => {
         lock.assertHeld();
-        const list = tokens();
+        const list = this.#tokens.raw();
         if (list.some((t) => t.hash === token.hash || t.id === token.id)) {
           throw new MtlsError('BAD_ARGUMENT', `an enrollment token with id ${token.id} or the same secret exists already`, { hint: 'create a new token' });
         }
-        writeFilesAtomic([tokensFile([...list, token])]);
-        staged = undefined;
+        writeList([...list, token]);
       },
       consumeToken: async (hash, now, serial) => {
         lock.assertHeld();
-        const list = [...tokens()];
-        const i = list.findIndex((t) => t.hash === hash);
-        const found = list[i];
-        const refused = consumeRefusal(found, now);
+        // one lookup and one file read, whatever the number of tokens
+        const found = this.#tokens.byHash(hash);
+        const refused = consumeRefusal(found && staged?.hash === hash ? { ...found, usedAt: staged.usedAt } : found, now);
         if (refused) return refused;
         const token = unusedToken(found as StoredToken);
-        list[i] = { ...token, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) };
-        staged = list; // written with the issuance's journal (commitIssued), else at the end of the transaction
+        staged = { hash, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) }; // written with the issuance's journal (commitIssued), else at the end of the transaction
         return { token };
       },
       dropUnusedTokens: async (kind, id) => {
@@ -208,8 +212,8 @@ export class FsStore extends IndexMapLookups implements Store {
         const list = tokens();
         const kept = list.filter((t) => t.usedAt !== undefined || t.claims.kind !== kind || t.claims.id !== id);
         if (kept.length === list.length) return [];
-        writeFilesAtomic([tokensFile(kept)]);
-        staged = undefined;
+        writeList(kept);
+        staged = undefined; // a use of this transaction is in tokens.json now
         return list.filter((t) => !kept.includes(t)).map((t) => t.id);
       },
       useOnce: async (key, expiresAt, now) => {
@@ -247,7 +251,7 @@ export class FsStore extends IndexMapLookups implements Store {
       finish: () => {
         if (!staged) return;
         lock.assertHeld();
-        writeFilesAtomic([tokensFile(staged)]);
+        writeFilesAtomic([useFile(staged)]);
         staged = undefined;
       },
     };
@@ -305,7 +309,7 @@ export class FsStore extends IndexMapLookups implements Store {
         issued,
         audit: this.#readAudit(),
         crls: { ...(root ? { root } : {}), ...(intermediate ? { intermediate } : {}) },
-        tokens: this.#readTokens(),
+        tokens: this.#tokens.list(),
         ...(retired.length ? { retired } : {}),
         ...(usedOnce.length ? { usedOnce } : {}),
         ...(principalRevocations.length ? { principalRevocations } : {}),
@@ -322,7 +326,7 @@ export class FsStore extends IndexMapLookups implements Store {
     return this.transaction(async () => {
       const layout = this.layout;
       const files = fs.existsSync(layout.issuedDir) ? fs.readdirSync(layout.issuedDir).filter((f) => f.endsWith('.crt')) : [];
-      if (!replace && (this.#readIndex().length > 0 || files.length > 0 || this.#readTokens().length > 0)) {
+      if (!replace && (this.#readIndex().length > 0 || files.length > 0 || this.#tokens.raw().length > 0)) {
         throw new MtlsError('CA_EXISTS', `${layout.dir} already holds certificates or tokens`, { hint: 'import into a fresh CA folder (a copy of this one with only the keys and config.yaml), or pass --replace' });
       }
       // serials name files: one from a database that is not a lowercase hex serial (`../root`)
@@ -344,8 +348,11 @@ export class FsStore extends IndexMapLookups implements Store {
       // revoked principals (below) are kept, the folder's own and the snapshot's: their tokens not used yet stay out
       if (data.principalRevocations?.length) checkPrincipalRevocations(data.principalRevocations);
       const tokens = withoutRevokedTokens(data.tokens, [...Object.values(this.#readRevokedPrincipals()), ...(data.principalRevocations ?? [])]);
-      if (tokens.length > 0) writeFileAtomic(this.#tokens, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
-      else fs.rmSync(this.#tokens, { force: true });
+      if (tokens.length > 0) writeFileAtomic(this.#tokens.file, JSON.stringify(tokens, null, 1) + '\n', { mode: MODES.record });
+      else fs.rmSync(this.#tokens.file, { force: true });
+      // the snapshot's tokens carry their uses; the folder's use files go after (a crash in
+      // between leaves uses of its own tokens only, which stay used)
+      this.#tokens.clearUses();
       const lines = (items: readonly unknown[]) => items.map((x) => `${JSON.stringify(x)}\n`).join('');
       // used ID tokens: added to what the folder already holds (a record only ever refuses a
       // replay), the later expiry winning; never dropped, with --replace either
@@ -377,7 +384,7 @@ export class FsStore extends IndexMapLookups implements Store {
    * delivered: delivery happens after the commit). Afterwards the index and issued/ agree.
    */
   #recover(): void {
-    let pending: { serials: string[]; audit: AuditEvent[] };
+    let pending: { serials: string[]; audit: AuditEvent[]; tokens?: string[] };
     try {
       pending = JSON.parse(fs.readFileSync(this.layout.pending, 'utf8'));
     } catch {
@@ -392,11 +399,20 @@ export class FsStore extends IndexMapLookups implements Store {
     // a token this issuance used was written with the journal: the issuance undone, it enrolls again
     // (else it is spent with no certificate to show for it, and a retry is refused as used)
     const undoneSet = new Set(undone);
-    const tokens = this.#readTokens();
-    const restored = tokens.filter((t) => t.usedFor !== undefined && undoneSet.has(t.usedFor));
-    if (restored.length) {
-      const list = tokens.map((t) => (restored.includes(t) ? unusedToken(t) : t));
-      writeFilesAtomic([{ file: this.#tokens, data: this.#tokensFileBytes(list), mode: MODES.record }]);
+    const restored: StoredToken[] = [];
+    // its use file, named in the journal
+    for (const hash of pending.tokens ?? []) {
+      const t = this.#tokens.byHash(hash);
+      if (t?.usedFor !== undefined && undoneSet.has(t.usedFor) && this.#tokens.removeUse(hash)) restored.push(t);
+    }
+    // a journal of an earlier version: the use was written into tokens.json
+    const raw = this.#tokens.raw();
+    const inList = raw.filter((t) => t.usedFor !== undefined && undoneSet.has(t.usedFor));
+    if (inList.length) {
+      const list = raw.map((t) => (inList.includes(t) ? unusedToken(t) : t));
+      writeFilesAtomic([this.#tokens.listFile(list)]);
+      this.#tokens.written(list);
+      restored.push(...inList);
     }
     appendLines(this.layout.audit, [...missingAudit.map((e) => JSON.stringify(e)), JSON.stringify({ time: new Date().toISOString(), event: 'store.recovered', actor: 'mcp-mtls', completed: missingAudit.length, undone, ...(restored.length ? { tokensRestored: restored.map((t) => t.id) } : {}) })], MODES.record);
     fs.rmSync(this.layout.pending, { force: true });
@@ -415,7 +431,7 @@ export class FsStore extends IndexMapLookups implements Store {
   }
 
   async readTokens(): Promise<readonly StoredToken[]> {
-    const tokens = this.#readTokens();
+    const tokens = this.#tokens.list();
     // an issuance that died before its commit point wrote its token's use with its journal; the
     // next transaction gives the token back (#recover), and a read before that sees it unused
     // already, so that a retry enrolls instead of being taken for a replay
@@ -442,54 +458,6 @@ export class FsStore extends IndexMapLookups implements Store {
 
   #readAudit(): AuditEvent[] {
     return readJsonLines<AuditEvent>(this.layout.audit);
-  }
-
-  /**
-   * tokens.json as last read or written by this store: its bytes and what they parse to. Every
-   * read still reads the file (under the lock, in a transaction): only parsing the very same
-   * bytes again is saved, the cost that grew with the number of tokens on every enrollment.
-   */
-  #tokensSeen: { bytes: Buffer; tokens: readonly StoredToken[] } | undefined;
-  /** each token's bytes in tokens.json (the file is JSON.stringify(list, null, 1), built from these) */
-  readonly #tokenBytes = new WeakMap<StoredToken, Buffer>();
-
-  /** tokens.json's bytes for `list`: what JSON.stringify(list, null, 1) writes, each unchanged token's part kept from before */
-  #tokensFileBytes(list: readonly StoredToken[]): Buffer {
-    if (list.length === 0) return Buffer.from('[]\n');
-    const parts: Buffer[] = [Buffer.from('[\n')];
-    const comma = Buffer.from(',\n');
-    list.forEach((t, i) => {
-      let part = this.#tokenBytes.get(t);
-      if (part === undefined) {
-        part = Buffer.from(` ${JSON.stringify(t, null, 1).replaceAll('\n', '\n ')}`, 'utf8');
-        this.#tokenBytes.set(t, part);
-      }
-      if (i > 0) parts.push(comma);
-      parts.push(part);
-    });
-    parts.push(Buffer.from('\n]\n'));
-    const bytes = Buffer.concat(parts);
-    this.#tokensSeen = { bytes, tokens: list };
-    return bytes;
-  }
-
-  #readTokens(): StoredToken[] {
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(this.#tokens);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
-    if (this.#tokensSeen?.bytes.equals(bytes)) return [...this.#tokensSeen.tokens];
-    try {
-      const tokens = JSON.parse(bytes.toString('utf8')) as unknown;
-      if (!Array.isArray(tokens)) throw new Error('not a list');
-      this.#tokensSeen = { bytes, tokens: tokens as StoredToken[] };
-      return [...(tokens as StoredToken[])];
-    } catch (cause) {
-      throw new MtlsError('STORE_CORRUPT', `${this.#tokens} is not a JSON list of tokens`, { cause, hint: 'restore tokens.json from backup (or remove it: every unused token is then void)' });
-    }
   }
 
   /** key -> expiry (ms since the epoch) of the once-only credentials seen */

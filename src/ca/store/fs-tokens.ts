@@ -1,0 +1,189 @@
+/**
+ * The folder store's enrollment tokens: tokens.json lists every token made (written whole when
+ * one is made or dropped), and each use is a file of its own, tokens-used/<hash>.json
+ * (`{ usedAt, usedFor }`), written with the issuance's journal. Until #24's fourth session a use
+ * rewrote tokens.json whole, so an enrollment cost more the more tokens were outstanding (ca
+ * serve's CPU per POST /sign: 3.2 ms with 400 tokens, 6.3 ms with 4,000); a use is now one small
+ * file, and finding a token one Map lookup in tokens.json as last parsed (parsed again only when
+ * its inode, size or mtime changed: another process made or dropped a token).
+ *
+ * A token listed used in tokens.json (written so by an earlier version, or kept so by a drop or
+ * an import) stays used; a use file makes it used. Files in tokens-used/ that are not
+ * `<64 hex>.json` (the temporary files of a write a crash cut short) are ignored.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { MtlsError } from '../../errors.js';
+import { fsyncDir, type FileToWrite } from '../../util/atomic-file.js';
+import { MODES } from '../layout.js';
+import type { StoredToken } from './store.js';
+
+const USE_FILE = /^([0-9a-f]{64})\.json$/;
+
+interface Use {
+  readonly usedAt: string;
+  readonly usedFor?: string;
+}
+
+export class FolderTokens {
+  readonly #file: string;
+  readonly #usedDir: string;
+  /** tokens.json as last parsed, keyed by what its stat says */
+  #parsed: { key: string; list: readonly StoredToken[]; byHash: Map<string, StoredToken> } | undefined;
+  /** each token's bytes in tokens.json (the file is JSON.stringify(list, null, 1), built from these) */
+  readonly #bytes = new WeakMap<StoredToken, Buffer>();
+
+  constructor(dir: string) {
+    this.#file = path.join(dir, 'tokens.json');
+    this.#usedDir = path.join(dir, 'tokens-used');
+  }
+
+  get file(): string {
+    return this.#file;
+  }
+
+  /** tokens.json as it is: every token made, uses not applied (for making and dropping tokens). */
+  raw(): readonly StoredToken[] {
+    return this.#read().list;
+  }
+
+  /** Every token, its use applied. Reads tokens-used/ whole: for lists, exports, drops, not per enrollment. */
+  list(): StoredToken[] {
+    const { list } = this.#read();
+    const uses = this.#uses();
+    return list.map((t) => {
+      const use = t.usedAt === undefined ? uses.get(t.hash) : undefined;
+      return use ? withUse(t, use) : t;
+    });
+  }
+
+  /** The token with this hash, its use applied: one lookup and one file read. */
+  byHash(hash: string): StoredToken | undefined {
+    const t = this.#read().byHash.get(hash);
+    if (!t || t.usedAt !== undefined) return t;
+    const use = this.#readUse(hash);
+    return use ? withUse(t, use) : t;
+  }
+
+  /** The file that records a use (for writeFilesAtomic, with the journal). */
+  useFile(hash: string, use: Use): FileToWrite {
+    fs.mkdirSync(this.#usedDir, { recursive: true, mode: 0o700 });
+    return { file: this.#usePath(hash), data: `${JSON.stringify(use)}\n`, mode: MODES.record };
+  }
+
+  /** Gives a token back (an issuance undone by the recovery): false when no use file was there. */
+  removeUse(hash: string): boolean {
+    const p = this.#usePath(hash);
+    if (!fs.existsSync(p)) return false;
+    fs.rmSync(p, { force: true });
+    fsyncDir(this.#usedDir);
+    return true;
+  }
+
+  /** Forgets every use file (an import writes tokens.json whole, with its own uses). */
+  clearUses(): void {
+    fs.rmSync(this.#usedDir, { recursive: true, force: true });
+  }
+
+  /** tokens.json's bytes for `list`: what JSON.stringify(list, null, 1) writes, each unchanged token's part kept from before. */
+  listFile(list: readonly StoredToken[]): FileToWrite {
+    let data: Buffer;
+    if (list.length === 0) data = Buffer.from('[]\n');
+    else {
+      const parts: Buffer[] = [Buffer.from('[\n')];
+      const comma = Buffer.from(',\n');
+      list.forEach((t, i) => {
+        let part = this.#bytes.get(t);
+        if (part === undefined) {
+          part = Buffer.from(` ${JSON.stringify(t, null, 1).replaceAll('\n', '\n ')}`, 'utf8');
+          this.#bytes.set(t, part);
+        }
+        if (i > 0) parts.push(comma);
+        parts.push(part);
+      });
+      parts.push(Buffer.from('\n]\n'));
+      data = Buffer.concat(parts);
+    }
+    return { file: this.#file, data, mode: MODES.record };
+  }
+
+  /** After `listFile(list)` was written: it is what tokens.json now parses to (a token made does not parse the whole file again). */
+  written(list: readonly StoredToken[]): void {
+    const st = fs.statSync(this.#file, { bigint: true });
+    this.#parsed = { key: statKey(st), list, byHash: new Map(list.map((t) => [t.hash, t])) };
+  }
+
+  #usePath(hash: string): string {
+    // the hash names a file: only the 64 hex digits tokenHash makes
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw new MtlsError('BAD_ARGUMENT', 'an enrollment token hash is 64 hex digits');
+    return path.join(this.#usedDir, `${hash}.json`);
+  }
+
+  #read(): { list: readonly StoredToken[]; byHash: Map<string, StoredToken> } {
+    let st: fs.BigIntStats;
+    try {
+      st = fs.statSync(this.#file, { bigint: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { list: [], byHash: new Map() };
+      throw e;
+    }
+    // tokens.json is only ever replaced by a rename: a change is a new inode, and size and
+    // mtime (nanoseconds) besides
+    const key = statKey(st);
+    if (this.#parsed?.key === key) return this.#parsed;
+    let list: StoredToken[];
+    try {
+      const parsed = JSON.parse(fs.readFileSync(this.#file, 'utf8')) as unknown;
+      if (!Array.isArray(parsed)) throw new Error('not a list');
+      list = parsed as StoredToken[];
+    } catch (cause) {
+      throw new MtlsError('STORE_CORRUPT', `${this.#file} is not a JSON list of tokens`, { cause, hint: 'restore tokens.json from backup (or remove it: every unused token is then void)' });
+    }
+    this.#parsed = { key, list, byHash: new Map(list.map((t) => [t.hash, t])) };
+    return this.#parsed;
+  }
+
+  #readUse(hash: string): Use | undefined {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.#usePath(hash), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    return parseUse(text, hash);
+  }
+
+  #uses(): Map<string, Use> {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.#usedDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw e;
+    }
+    const uses = new Map<string, Use>();
+    for (const name of names) {
+      const hash = USE_FILE.exec(name)?.[1];
+      if (!hash) continue;
+      const use = this.#readUse(hash);
+      if (use) uses.set(hash, use);
+    }
+    return uses;
+  }
+}
+
+const statKey = (st: fs.BigIntStats) => `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
+function parseUse(text: string, hash: string): Use {
+  try {
+    const u = JSON.parse(text) as { usedAt?: unknown; usedFor?: unknown };
+    if (typeof u.usedAt !== 'string' || (u.usedFor !== undefined && typeof u.usedFor !== 'string')) throw new Error('not { usedAt, usedFor }');
+    return { usedAt: u.usedAt, ...(u.usedFor !== undefined ? { usedFor: u.usedFor } : {}) };
+  } catch (cause) {
+    // a torn write cannot leave this (the file is renamed into place whole): someone edited it
+    throw new MtlsError('STORE_CORRUPT', `tokens-used/${hash}.json is not a token's use`, { cause, hint: 'restore the CA folder from backup' });
+  }
+}
+
+const withUse = (t: StoredToken, use: Use): StoredToken => ({ ...t, usedAt: use.usedAt, ...(use.usedFor !== undefined ? { usedFor: use.usedFor } : {}) });
