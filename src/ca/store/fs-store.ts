@@ -191,11 +191,16 @@ export class FsStore extends IndexMapLookups implements Store {
       readCrl: async (which) => this.#readCrl(which),
       putToken: async (token) => {
         lock.assertHeld();
-        const list = this.#tokens.raw();
+        const list = tokens();
         if (list.some((t) => t.hash === token.hash || t.id === token.id)) {
           throw new MtlsError('BAD_ARGUMENT', `an enrollment token with id ${token.id} or the same secret exists already`, { hint: 'create a new token' });
         }
+        // the list is written whole anyway: the uses since the last write go into it, and their
+        // files after (so the files stay few, and a version before use files sees these uses)
+        const folded = this.#tokens.withUseFiles(list);
         writeList([...list, token]);
+        staged = undefined; // a use of this transaction is in tokens.json now
+        this.#tokens.removeUses(folded);
       },
       consumeToken: async (hash, now, serial) => {
         lock.assertHeld();
@@ -212,9 +217,16 @@ export class FsStore extends IndexMapLookups implements Store {
         const list = tokens();
         const kept = list.filter((t) => t.usedAt !== undefined || t.claims.kind !== kind || t.claims.id !== id);
         if (kept.length === list.length) return [];
-        writeList(kept);
+        const dropped = list.filter((t) => !kept.includes(t));
+        // each dropped token also gets a use file: a process holding tokens.json as it parsed it
+        // before (ca serve, whose cache goes by the file's stat) finds it used, whatever it holds
+        const at = new Date().toISOString();
+        const folded = this.#tokens.withUseFiles(kept);
+        writeFilesAtomic([...dropped.map((t) => this.#tokens.useFile(t.hash, { usedAt: at })), this.#tokens.listFile(kept)]);
+        this.#tokens.written(kept);
         staged = undefined; // a use of this transaction is in tokens.json now
-        return list.filter((t) => !kept.includes(t)).map((t) => t.id);
+        this.#tokens.removeUses(folded);
+        return dropped.map((t) => t.id);
       },
       useOnce: async (key, expiresAt, now) => {
         lock.assertHeld();

@@ -7,9 +7,13 @@
  * file, and finding a token one Map lookup in tokens.json as last parsed (parsed again only when
  * its inode, size or mtime changed: another process made or dropped a token).
  *
- * A token listed used in tokens.json (written so by an earlier version, or kept so by a drop or
- * an import) stays used; a use file makes it used. Files in tokens-used/ that are not
- * `<64 hex>.json` (the temporary files of a write a crash cut short) are ignored.
+ * A token listed used in tokens.json stays used; a use file makes it used. Whenever tokens.json
+ * is written anyway (a token made or dropped) the uses since are folded into it and their files
+ * removed, so the files stay few and a version before use files, run on the folder, sees every
+ * use but those since the last token was made (docs/operations.md: do not downgrade). A dropped
+ * token gets a use file too, which a process still holding the list of before the drop reads.
+ * Only the use files of the tokens tokens.json lists unused are read: anything else in
+ * tokens-used/ (temporary files of a write a crash cut short, a file named for no token) is not.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -47,14 +51,33 @@ export class FolderTokens {
     return this.#read().list;
   }
 
-  /** Every token, its use applied. Reads tokens-used/ whole: for lists, exports, drops, not per enrollment. */
+  /**
+   * Every token, its use applied: the use files of the tokens tokens.json lists unused, no
+   * other (a file named for no token, whatever it holds, is not read: found in review, a
+   * malformed one stopped `revoke --principal` and every enrollment of a token ca serve had not
+   * seen). For lists, exports, drops, not per enrollment.
+   */
   list(): StoredToken[] {
     const { list } = this.#read();
-    const uses = this.#uses();
+    const names = this.#useNames();
+    if (names.size === 0) return [...list];
     return list.map((t) => {
-      const use = t.usedAt === undefined ? uses.get(t.hash) : undefined;
+      const use = t.usedAt === undefined && names.has(`${t.hash}.json`) ? this.#readUse(t.hash) : undefined;
       return use ? withUse(t, use) : t;
     });
+  }
+
+  /** The hashes of the tokens `list` has a use file for (to remove once tokens.json says they are used). */
+  withUseFiles(list: readonly StoredToken[]): string[] {
+    const names = this.#useNames();
+    return list.filter((t) => names.has(`${t.hash}.json`)).map((t) => t.hash);
+  }
+
+  /** Removes these tokens' use files (their uses are in tokens.json now), one folder fsync. */
+  removeUses(hashes: readonly string[]): void {
+    if (hashes.length === 0) return;
+    for (const h of hashes) fs.rmSync(this.#usePath(h), { force: true });
+    fsyncDir(this.#usedDir);
   }
 
   /** The token with this hash, its use applied: one lookup and one file read. */
@@ -146,30 +169,28 @@ export class FolderTokens {
   #readUse(hash: string): Use | undefined {
     let text: string;
     try {
-      text = fs.readFileSync(this.#usePath(hash), 'utf8');
+      // not through a symlink: the file is the store's own, renamed into place
+      const fd = fs.openSync(this.#usePath(hash), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        text = fs.readFileSync(fd, 'utf8');
+      } finally {
+        fs.closeSync(fd);
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
+      // a folder or a symlink where a use file should be: someone else put it there
+      throw new MtlsError('STORE_CORRUPT', `tokens-used/${hash}.json cannot be read as a token's use (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { cause: e, hint: 'restore the CA folder from backup' });
     }
     return parseUse(text, hash);
   }
 
-  #uses(): Map<string, Use> {
-    let names: string[];
+  #useNames(): Set<string> {
     try {
-      names = fs.readdirSync(this.#usedDir);
+      return new Set(fs.readdirSync(this.#usedDir).filter((n) => USE_FILE.test(n)));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Set();
       throw e;
     }
-    const uses = new Map<string, Use>();
-    for (const name of names) {
-      const hash = USE_FILE.exec(name)?.[1];
-      if (!hash) continue;
-      const use = this.#readUse(hash);
-      if (use) uses.set(hash, use);
-    }
-    return uses;
   }
 }
 
