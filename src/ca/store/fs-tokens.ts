@@ -90,7 +90,8 @@ export class FolderTokens {
 
   /** The file that records a use (for writeFilesAtomic, with the journal). */
   useFile(hash: string, use: Use): FileToWrite {
-    fs.mkdirSync(this.#usedDir, { recursive: true, mode: 0o700 });
+    // made once: its entry in the CA folder durable before any use file in it counts
+    if (fs.mkdirSync(this.#usedDir, { recursive: true, mode: 0o700 }) !== undefined) fsyncDir(path.dirname(this.#usedDir));
     return { file: this.#usePath(hash), data: `${JSON.stringify(use)}\n`, mode: MODES.record };
   }
 
