@@ -29,7 +29,6 @@
  * BENCH_NODE_ARGS adds node flags to the ca serve process (e.g. --perf-basic-prof for `perf`).
  */
 import 'reflect-metadata';
-import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
@@ -44,6 +43,7 @@ import { createCsr, verifyCsr } from '../src/x509/csr.js';
 import { tlsServerOptions } from '../src/mtls/tls-options.js';
 import { readBoundedBody } from '../src/util/bounded-body.js';
 import { generateKey, privateKeyPem } from '../src/x509/keys.js';
+import { forkBenchChild, serveForBench } from './child-ipc.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 /**
@@ -79,7 +79,7 @@ if (process.argv[2] === 'floor') {
   // the floor: ca serve's TLS options and body read, the CSR verified, a fixed chain of the size /sign answers
   const dir = process.argv[3] as string;
   const chain = fs.readFileSync(path.join(dir, 'tls.crt'));
-  const server = https.createServer(
+  const floor = https.createServer(
     { ...tlsServerOptions({ cert: chain, key: fs.readFileSync(path.join(dir, 'tls.key')), ca: fs.readFileSync(path.join(dir, 'root.crt')), rejectUnauthorized: false }), headersTimeout: 10_000, requestTimeout: 30_000 },
     (req, res) => {
       void readBoundedBody(req, 64 * 1024).then((r) => {
@@ -90,11 +90,7 @@ if (process.argv[2] === 'floor') {
       });
     },
   );
-  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
-  process.on('message', (m) => {
-    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
-    if (m === 'stop') server.close(() => process.exit(0));
-  });
+  serveForBench(floor);
 } else if (process.argv[2] === 'child') {
   const [dir, storeJson] = [process.argv[3] as string, process.argv[4] as string];
   const store = await openStore(dir, JSON.parse(storeJson) as StoreKind);
@@ -106,11 +102,7 @@ if (process.argv[2] === 'floor') {
     renewRate: { burst: 1e9, perMinute: 1e9 },
     log: (m) => process.stderr.write(`[ca serve] ${m}\n`),
   });
-  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as { port: number }).port }));
-  process.on('message', (m) => {
-    if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
-    if (m === 'stop') void server.shutdown(2000).then(() => store?.close()).then(() => process.exit(0));
-  });
+  serveForBench(server, () => server.shutdown(2000).then(() => store?.close()));
 } else {
   await main();
 }
@@ -195,33 +187,11 @@ async function drive(clients: number, next: (i: number) => (() => Promise<number
   return { perSec: ok / secs, ok, failed, p50: lat[Math.floor(lat.length * 0.5)] ?? 0, p99: lat[Math.floor(lat.length * 0.99)] ?? 0 };
 }
 
-/** A server process of this file (`child`: ca serve; `floor`), its port, CPU (ms) and stop. */
-async function serverProcess(args: string[], execArgv: string[] = []): Promise<{ port: number; cpu(): Promise<number>; stop(): Promise<void> }> {
-  const child = fork(self, args, { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m) => resolve((m as { port: number }).port));
-    child.once('exit', (code) => reject(new Error(`bench server ${args[0]} exited ${code}`)));
-  });
-  const cpu = () =>
-    new Promise<number>((resolve) => {
-      child.once('message', (m) => {
-        const c = (m as { cpu: NodeJS.CpuUsage }).cpu;
-        resolve((c.user + c.system) / 1000);
-      });
-      child.send('cpu');
-    });
-  const stop = async () => {
-    child.send('stop');
-    await new Promise((r) => child.once('exit', r));
-  };
-  return { port, cpu, stop };
-}
-
 /** `fn`'s phase with the server CPU per request of `server` */
-async function measuredOn(server: { cpu(): Promise<number> }, fn: () => Promise<Phase>): Promise<Phase> {
-  const before = await server.cpu();
+async function measuredOn(server: { cpuMs(): Promise<number> }, fn: () => Promise<Phase>): Promise<Phase> {
+  const before = await server.cpuMs();
   const p = await fn();
-  return { ...p, cpuMs: ((await server.cpu()) - before) / Math.max(1, p.ok + p.failed) };
+  return { ...p, cpuMs: ((await server.cpuMs()) - before) / Math.max(1, p.ok + p.failed) };
 }
 
 /** `job` by CLIENTS clients for `seconds` (or until it returns no request) */
@@ -238,7 +208,7 @@ async function online(s: StoreKind, tokens: number): Promise<{ sign: Phase; rene
   const csrs = Array.from({ length: CLIENTS }, (_, i) => createCsr(generateKey('ec-p256'), `c${i}`));
   // the floor first, on the same CSRs and a token header of the same length; its chain is the TLS
   // one (a leaf and the intermediate, as /sign answers)
-  const floorServer = await serverProcess(['floor', dir]);
+  const floorServer = await forkBenchChild(self, ['floor', dir]);
   let floor: Phase;
   try {
     const header = { authorization: `Bearer mcpt_${'0'.repeat(16)}_${'A'.repeat(43)}`, 'content-type': 'application/pkcs10' };
@@ -252,7 +222,7 @@ async function online(s: StoreKind, tokens: number): Promise<{ sign: Phase; rene
   }
   // BENCH_CPU_PROF=DIR: a V8 CPU profile of the ca serve process in DIR/<store>/ (node --cpu-prof)
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.join(process.env.BENCH_CPU_PROF, s.kind)}`] : [];
-  const server = await serverProcess(['child', dir, JSON.stringify(s)], [...prof, ...(process.env.BENCH_NODE_ARGS?.split(' ') ?? [])]);
+  const server = await forkBenchChild(self, ['child', dir, JSON.stringify(s)], [...prof, ...(process.env.BENCH_NODE_ARGS?.split(' ') ?? [])]);
   const port = server.port;
   const measured = (fn: () => Promise<Phase>) => measuredOn(server, fn);
   try {

@@ -6,7 +6,7 @@
  * - listens on 127.0.0.1:0 (keep-alive 60 s: the load generator reuses its connections) and
  *   reports { port };
  * - answers "cpu" with process.cpuUsage(), so the bench measures the server's CPU apart from the
- *   load generator's, and "exit" by exiting;
+ *   load generator's, and "exit" by exiting (after `beforeExit`, e.g. closing a store);
  * - exits when the bench is gone (it failed, or was killed): otherwise its inherited stdout would
  *   keep whoever waits on the bench's output waiting for ever.
  */
@@ -14,13 +14,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export function serveForBench(server: Server): void {
+export function serveForBench(server: Server, beforeExit?: () => Promise<void>): void {
   server.keepAliveTimeout = 60_000;
   server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m) => {
     if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
-    if (m === 'exit') process.exit(0);
+    if (m === 'exit') void (beforeExit?.() ?? Promise.resolve()).finally(() => process.exit(0));
   });
 }
 
@@ -29,7 +29,8 @@ export interface BenchChild {
   readonly port: number;
   /** the child's CPU time so far (user + system), ms */
   cpuMs(): Promise<number>;
-  stop(): void;
+  /** asks it to exit; resolves once it has */
+  stop(): Promise<void>;
 }
 
 /** Forks `script` (run with tsx, plus `execArgv`) and resolves once it reports its port. */
@@ -48,7 +49,11 @@ export function forkBenchChild(script: string, args: readonly string[], execArgv
             });
             child.send('cpu');
           }),
-        stop: () => child.send('exit'),
+        stop: () => {
+          const gone = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+          child.send('exit');
+          return gone;
+        },
       }),
     );
   });
