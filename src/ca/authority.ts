@@ -26,6 +26,7 @@ import { enforceProfile } from './profile-check.js';
 import { clientFields, serverFields, type IssuerInfo } from './profiles.js';
 import { openStore } from './store/open.js';
 import type { AuditEvent, IssuedRecord, Store, StoreTransaction } from './store/store.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** Supplies the passphrase of an encrypted CA key; asked only when that key is needed. */
 export type PassphraseProvider = (keyName: 'root' | 'intermediate') => string | Promise<string>;
@@ -216,7 +217,7 @@ export class Authority {
       options.store ??
       openStore(options.storeUrl ?? this.config.store, dir, {
         where: options.storeUrl ? 'store' : `${this.layout.config} store`,
-        caFingerprint: crypto.createHash('sha256').update(this.rootDer).digest('hex'),
+        caFingerprint: sha256Hex(this.rootDer),
         ...(options.storePassword ? { password: options.storePassword } : {}),
       });
     this.intermediateDer = readCertFile(this.layout.intermediateCert);
@@ -534,7 +535,7 @@ export class Authority {
       ...(c?.actingForPrincipal ? { actingFor: c.actingForPrincipal } : {}),
       ...(p.delegatedFrom ? { delegatedFrom: p.delegatedFrom } : {}),
       ...(p.actorSerial ? { actorSerial: p.actorSerial } : {}),
-      fingerprint: crypto.createHash('sha256').update(der).digest('hex'),
+      fingerprint: sha256Hex(der),
       notBefore: p.notBefore.toISOString(),
       notAfter: p.notAfter.toISOString(),
       issuedAt,

@@ -15,6 +15,7 @@ import { parseDuration } from '../util/duration.js';
 import { caLayout, MODES } from './layout.js';
 import { intermediateFields, rootFields } from './profiles.js';
 import { appendLines, fsyncDir, writeFileAtomic } from '../util/atomic-file.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** Options of {@link initCa}. */
 export interface InitOptions {
@@ -246,4 +247,4 @@ function validateInitOptions(name: string, o: InitOptions): void {
   }
 }
 
-const fingerprint = (der: Buffer) => crypto.createHash('sha256').update(der).digest('hex');
+const fingerprint = sha256Hex;

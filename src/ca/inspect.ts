@@ -13,6 +13,7 @@ import {
 } from '../x509/certificate.js';
 import { keyTypeOf } from '../x509/keys.js';
 import { OID } from '../x509/oids.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** What {@link inspectCertificate} found in a certificate. */
 export interface InspectReport {
@@ -96,7 +97,7 @@ export function inspectCertificate(der: Buffer, ctx: InspectContext): InspectRep
     subject: formatName(cert.subjectName),
     issuer: formatName(cert.issuerName),
     serial: cert.serial,
-    fingerprint: crypto.createHash('sha256').update(cert.der).digest('hex'),
+    fingerprint: sha256Hex(cert.der),
     notBefore: cert.notBefore.toISOString(),
     notAfter: cert.notAfter.toISOString(),
     validity: now < cert.notBefore.getTime() ? 'not yet valid' : now > cert.notAfter.getTime() ? 'expired' : 'valid',

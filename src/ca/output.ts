@@ -4,7 +4,6 @@
  * OUTDIR/ca.crt (the root). Checked before anything is signed, so that a refusal leaves
  * nothing behind; existing files are never overwritten.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { MtlsError } from '../errors.js';
@@ -12,6 +11,7 @@ import { privateKeyPem } from '../x509/keys.js';
 import type { Delivery, IssuedCertificate } from './authority.js';
 import { MODES } from './layout.js';
 import { pathTaken, stageFiles, type FileToWrite } from '../util/atomic-file.js';
+import { sha256Hex } from '../util/sha256.js';
 
 export interface OutputFiles {
   readonly cert: string;
@@ -23,7 +23,7 @@ export interface OutputFiles {
 export function outputBaseName(id: string): string {
   const safe = id.replace(/^\*\./, 'wildcard.').replace(/[^A-Za-z0-9._-]/g, '_');
   // a DNS name may have 253 characters; a file name 255 bytes: keep room for ".crt" and friends
-  return safe.length <= 120 ? safe : `${safe.slice(0, 111)}-${crypto.createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
+  return safe.length <= 120 ? safe : `${safe.slice(0, 111)}-${sha256Hex(id).slice(0, 8)}`;
 }
 
 export function plannedOutput(outDir: string, baseName: string, withKey: boolean): OutputFiles {

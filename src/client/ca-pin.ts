@@ -36,8 +36,6 @@ export function parseFingerprint(text: string): string {
   return hex;
 }
 
-export { sha256Hex };
-
 const colons = (hex: string) => hex.toUpperCase().match(/../g)!.join(':');
 
 /** The CA's base URL: https: only (the CA is always TLS), no query or fragment, no trailing slash. */

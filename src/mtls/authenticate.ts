@@ -316,7 +316,7 @@ export function createAuthenticator(options: AuthenticatorOptions = {}): Forward
   const tenantRoots = new Map<string, string>();
   for (const [td, pem] of Object.entries(options.trustDomainRoots ?? {})) {
     const der = readCertificates(Buffer.isBuffer(pem) ? pem : Buffer.from(pem))[0] as Buffer;
-    tenantRoots.set(td, crypto.createHash('sha256').update(der).digest('hex'));
+    tenantRoots.set(td, sha256Hex(der));
   }
   // intermediates are revoked on their root's CRL (or, deeper, on the CRL of the CA above them)
   const anyRevokedIntermediate = (state: RevocationState) => caSigners.some((k) => (state.byCa.get(k)?.size ?? 0) > 0);

@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import { parseCertificate } from '../x509/certificate.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /**
  * The key a CA's revocation data is filed under: its subject name (DER, hex), "/", the SHA-256
@@ -15,7 +16,7 @@ import { parseCertificate } from '../x509/certificate.js';
  */
 export function caKeyOf(der: Uint8Array): string {
   const parsed = parseCertificate(Buffer.from(der));
-  return `${parsed.subjectName.toString('hex')}/${crypto.createHash('sha256').update(parsed.spki).digest('hex')}`;
+  return `${parsed.subjectName.toString('hex')}/${sha256Hex(parsed.spki)}`;
 }
 
 /** The subject name (DER, hex) part of a CA key. */

@@ -10,6 +10,7 @@
  */
 import crypto from 'node:crypto';
 import { looksLikePem, readCertificates } from '../x509/pem.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** `SSL_OP_NO_RENEGOTIATION`: the server refuses a TLS 1.2 renegotiation (the client gets a fatal "no renegotiation"). */
 export const NO_RENEGOTIATION = crypto.constants.SSL_OP_NO_RENEGOTIATION;
@@ -54,7 +55,7 @@ export function sessionContextOf(ca: Pem | readonly Pem[]): string {
     ders.push(...(found.length > 0 && (begins === 0 || begins === found.length) ? found : [bytes]));
   }
   const hash = crypto.createHash('sha256').update('mcp-mtls session id context v1');
-  for (const d of ders.map((x) => crypto.createHash('sha256').update(x).digest('hex')).sort()) hash.update(d);
+  for (const d of ders.map((x) => sha256Hex(x)).sort()) hash.update(d);
   return hash.digest('hex').slice(0, 32);
 }
 

@@ -3,10 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeIdentity } from '../identity/decode.js';
 import type { Identity } from '../identity/identity.js';
 import { authInfoOf, type MtlsAuthInfo } from './auth-info.js';
-import crypto from 'node:crypto';
 import { xfccFirstElement, XFCC } from './xfcc.js';
 import { stderrLog } from '../util/log.js';
 import { sendJsonResponse } from '../util/json-response.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** Options of {@link trustForwardedIdentity}. */
 export interface TrustForwardedOptions {
@@ -60,7 +60,7 @@ export function trustForwardedIdentity(options: TrustForwardedOptions) {
       if (!der) throw new Error('no certificate in the header');
       // Hash= and Cert= must name one certificate: a header that pairs them otherwise was not
       // made from one verified certificate (as a gateway reading a renegotiated socket did)
-      const actual = crypto.createHash('sha256').update(der).digest('hex');
+      const actual = sha256Hex(der);
       if (hash !== actual) throw new Error(hash ? `its Hash ${hash} is not the SHA-256 of its Cert (${actual})` : 'the header has no Hash of its Cert');
       user = decodeIdentity(der, { ...(options.trustDomains ? { trustDomains: options.trustDomains } : {}), ...(options.delegation === false ? { delegation: false } : {}) });
     } catch (e) {

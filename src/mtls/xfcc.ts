@@ -4,11 +4,11 @@
  * (trust-forwarded.ts) only from the gateway, and by servers behind Envoy from their trusted
  * proxies ({@link readXfcc}, trusted-proxies.ts).
  */
-import crypto from 'node:crypto';
 import { MtlsError } from '../errors.js';
 import { pemEncode } from '../x509/pem.js';
 import type { Identity } from '../identity/identity.js';
 import { ForwardedValueError, leafAndChain, pemCertificates, percentDecode, readWith, singleLine, type ForwardedRead, type HeaderLines } from './forwarded-common.js';
+import { sha256Hex } from '../util/sha256.js';
 
 /** The header name, `x-forwarded-client-cert` (lowercase, as Node presents incoming headers). */
 export const XFCC = 'x-forwarded-client-cert';
@@ -22,7 +22,7 @@ export const XFCC = 'x-forwarded-client-cert';
  *   `identity.fingerprint`): the header never pairs one identity with another certificate
  */
 export function formatXfcc(identity: Identity, der: Uint8Array): string {
-  const hash = crypto.createHash('sha256').update(der).digest('hex');
+  const hash = sha256Hex(der);
   if (hash !== identity.fingerprint) {
     throw new MtlsError('CERT_INVALID', `the certificate to forward (SHA-256 ${hash}) is not the one ${identity.principal} was authenticated with (${identity.fingerprint})`, { hint: 'forward the certificate of the verified handshake' });
   }
@@ -126,7 +126,7 @@ export function readXfcc(headers: HeaderLines): ForwardedRead {
     const { leaf } = leafAndChain(xfccCertificates(cert, 'Cert'), `${XFCC} Cert`, false);
     const hash = pairs.get('hash');
     if (hash !== undefined) {
-      const actual = crypto.createHash('sha256').update(leaf).digest('hex');
+      const actual = sha256Hex(leaf);
       if (hash.toLowerCase() !== actual) throw new ForwardedValueError(`${XFCC} Hash ${hash} is not the SHA-256 of its Cert (${actual})`);
     }
     const chainText = pairs.get('chain');

@@ -15,13 +15,13 @@
  * - The root's CRL is re-signed only where the root key is (normally offline); when it is due
  *   and the key is not here, health and the log say so.
  */
-import crypto from 'node:crypto';
 import { parseCrl } from '../../x509/crl.js';
 import type { Authority } from '../authority.js';
 import { crlState, type CrlState } from '../crl-signing.js';
 import { writeCrls } from '../revocation.js';
 import type { CrlName } from '../store/store.js';
 import { silentLog } from '../../util/log.js';
+import { sha256Hex } from '../../util/sha256.js';
 
 export interface PublishedCrl {
   readonly der: Buffer;
@@ -87,7 +87,7 @@ export class CrlPublisher {
     const state = crlState(parsed, this.#ca.now());
     const start = parsed.thisUpdate.getTime();
     const end = (parsed.nextUpdate ?? parsed.thisUpdate).getTime();
-    const hash = crypto.createHash('sha256').update(der).digest('hex').slice(0, 16);
+    const hash = sha256Hex(der).slice(0, 16);
     return { der, etag: `"${state.number}-${hash}"`, number: state.number, state, plannedResign: new Date(start + ((end - start) * 2) / 3) };
   }
 
