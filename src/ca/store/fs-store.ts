@@ -29,7 +29,7 @@ import { pemDecodeAll, pemEncode, readCertificates } from '../../x509/pem.js';
 import { caLayout, MODES, type CaLayout } from '../layout.js';
 import { appendLines, fsyncDir, readJsonLines, writeFileAtomic, writeFilesAtomic } from '../../util/atomic-file.js';
 import { nextCrlNumber } from '../crl-signing.js';
-import { FolderTokens } from './fs-tokens.js';
+import { FolderTokens, withUse, type TokenUse } from './fs-tokens.js';
 import { JsonLinesFollower } from './fs-follow.js';
 import { IndexMapLookups } from './index-map-lookups.js';
 import { checkPrincipalRevocations, withoutRevokedTokens, IndexMaps, laterRevocation, renewalFromMaps, type AuditEvent, type PrincipalRevocation, type CrlName, type IndexRecord, type Store, type StoreSnapshot, type StoredToken, type StoreTransaction, type TokenConsumeResult } from './store.js';
@@ -142,10 +142,9 @@ export class FsStore extends IndexMapLookups implements Store {
       if (this.#crashAt === name) process.kill(process.pid, 'SIGKILL');
     };
     /** the token this transaction used, its use not written yet */
-    let staged: { hash: string; usedAt: string; usedFor?: string } | undefined;
-    const useFile = (u: NonNullable<typeof staged>) => this.#tokens.useFile(u.hash, { usedAt: u.usedAt, ...(u.usedFor !== undefined ? { usedFor: u.usedFor } : {}) });
+    let staged: { hash: string; use: TokenUse } | undefined;
     /** every token, uses applied, this transaction's too */
-    const tokens = () => this.#tokens.list().map((t) => (staged && t.hash === staged.hash ? { ...t, usedAt: staged.usedAt, ...(staged.usedFor !== undefined ? { usedFor: staged.usedFor } : {}) } : t));
+    const tokens = () => this.#tokens.list().map((t) => (staged && t.hash === staged.hash ? withUse(t, staged.use) : t));
     const writeList = (list: readonly StoredToken[]) => {
       writeFilesAtomic([this.#tokens.listFile(list)]);
       this.#tokens.written(list);
@@ -163,7 +162,7 @@ export class FsStore extends IndexMapLookups implements Store {
         // next transaction (#recover); then the certificate files, then the index line (the
         // commit point), then the audit lines
         // (with a token this transaction used: its use file beside it, named in it for the recovery)
-        writeFilesAtomic([{ file: layout.pending, data: JSON.stringify({ serials: items.map((i) => i.record.serial), audit, ...(staged ? { tokens: [staged.hash] } : {}) }), mode: MODES.record }, ...(staged ? [useFile(staged)] : [])]);
+        writeFilesAtomic([{ file: layout.pending, data: JSON.stringify({ serials: items.map((i) => i.record.serial), audit, ...(staged ? { tokens: [staged.hash] } : {}) }), mode: MODES.record }, ...(staged ? [this.#tokens.useFile(staged.hash, staged.use)] : [])]);
         staged = undefined;
         point('after-journal');
         writeFilesAtomic(items.map(({ record, der }) => ({ file: layout.issuedCert(record.serial), data: pemEncode('CERTIFICATE', der), mode: MODES.cert, exclusive: true })));
@@ -206,10 +205,10 @@ export class FsStore extends IndexMapLookups implements Store {
         lock.assertHeld();
         // one lookup and one file read, whatever the number of tokens
         const found = this.#tokens.byHash(hash);
-        const refused = consumeRefusal(found && staged?.hash === hash ? { ...found, usedAt: staged.usedAt } : found, now);
+        const refused = consumeRefusal(found && staged?.hash === hash ? withUse(found, staged.use) : found, now);
         if (refused) return refused;
         const token = unusedToken(found as StoredToken);
-        staged = { hash, usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) }; // written with the issuance's journal (commitIssued), else at the end of the transaction
+        staged = { hash, use: { usedAt: now.toISOString(), ...(serial ? { usedFor: serial } : {}) } }; // written with the issuance's journal (commitIssued), else at the end of the transaction
         return { token };
       },
       dropUnusedTokens: async (kind, id) => {
@@ -263,7 +262,7 @@ export class FsStore extends IndexMapLookups implements Store {
       finish: () => {
         if (!staged) return;
         lock.assertHeld();
-        writeFilesAtomic([useFile(staged)]);
+        writeFilesAtomic([this.#tokens.useFile(staged.hash, staged.use)]);
         staged = undefined;
       },
     };
@@ -411,12 +410,11 @@ export class FsStore extends IndexMapLookups implements Store {
     // a token this issuance used was written with the journal: the issuance undone, it enrolls again
     // (else it is spent with no certificate to show for it, and a retry is refused as used)
     const undoneSet = new Set(undone);
-    const restored: StoredToken[] = [];
     // its use file, named in the journal
-    for (const hash of pending.tokens ?? []) {
-      const t = this.#tokens.byHash(hash);
-      if (t?.usedFor !== undefined && undoneSet.has(t.usedFor) && this.#tokens.removeUse(hash)) restored.push(t);
-    }
+    const named = (pending.tokens ?? []).flatMap((hash) => this.#tokens.byHash(hash) ?? []).filter((t) => t.usedFor !== undefined && undoneSet.has(t.usedFor));
+    const given = this.#tokens.withUseFiles(named);
+    this.#tokens.removeUses(given);
+    const restored = named.filter((t) => given.includes(t.hash));
     // a journal of an earlier version: the use was written into tokens.json
     const raw = this.#tokens.raw();
     const inList = raw.filter((t) => t.usedFor !== undefined && undoneSet.has(t.usedFor));

@@ -24,7 +24,8 @@ import type { StoredToken } from './store.js';
 
 const USE_FILE = /^([0-9a-f]{64})\.json$/;
 
-interface Use {
+/** A token's use: when, and for which certificate (none for a dropped token). */
+export interface TokenUse {
   readonly usedAt: string;
   readonly usedFor?: string;
 }
@@ -73,7 +74,7 @@ export class FolderTokens {
     return list.filter((t) => names.has(`${t.hash}.json`)).map((t) => t.hash);
   }
 
-  /** Removes these tokens' use files (their uses are in tokens.json now), one folder fsync. */
+  /** Removes these tokens' use files (their uses are in tokens.json now, or their issuance was undone), one folder fsync. */
   removeUses(hashes: readonly string[]): void {
     if (hashes.length === 0) return;
     for (const h of hashes) fs.rmSync(this.#usePath(h), { force: true });
@@ -89,19 +90,10 @@ export class FolderTokens {
   }
 
   /** The file that records a use (for writeFilesAtomic, with the journal). */
-  useFile(hash: string, use: Use): FileToWrite {
+  useFile(hash: string, use: TokenUse): FileToWrite {
     // made once: its entry in the CA folder durable before any use file in it counts
     if (fs.mkdirSync(this.#usedDir, { recursive: true, mode: 0o700 }) !== undefined) fsyncDir(path.dirname(this.#usedDir));
     return { file: this.#usePath(hash), data: `${JSON.stringify(use)}\n`, mode: MODES.record };
-  }
-
-  /** Gives a token back (an issuance undone by the recovery): false when no use file was there. */
-  removeUse(hash: string): boolean {
-    const p = this.#usePath(hash);
-    if (!fs.existsSync(p)) return false;
-    fs.rmSync(p, { force: true });
-    fsyncDir(this.#usedDir);
-    return true;
   }
 
   /** Forgets every use file (an import writes tokens.json whole, with its own uses). */
@@ -167,7 +159,7 @@ export class FolderTokens {
     return this.#parsed;
   }
 
-  #readUse(hash: string): Use | undefined {
+  #readUse(hash: string): TokenUse | undefined {
     let text: string;
     try {
       // not through a symlink: the file is the store's own, renamed into place
@@ -197,7 +189,7 @@ export class FolderTokens {
 
 const statKey = (st: fs.BigIntStats) => `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 
-function parseUse(text: string, hash: string): Use {
+function parseUse(text: string, hash: string): TokenUse {
   try {
     const u = JSON.parse(text) as { usedAt?: unknown; usedFor?: unknown };
     if (typeof u.usedAt !== 'string' || (u.usedFor !== undefined && typeof u.usedFor !== 'string')) throw new Error('not { usedAt, usedFor }');
@@ -208,4 +200,5 @@ function parseUse(text: string, hash: string): Use {
   }
 }
 
-const withUse = (t: StoredToken, use: Use): StoredToken => ({ ...t, usedAt: use.usedAt, ...(use.usedFor !== undefined ? { usedFor: use.usedFor } : {}) });
+/** `t` used as `use` says */
+export const withUse = (t: StoredToken, use: TokenUse): StoredToken => ({ ...t, usedAt: use.usedAt, ...(use.usedFor !== undefined ? { usedFor: use.usedFor } : {}) });
