@@ -16,7 +16,7 @@ import { revokeCertificate, writeCrls } from '../../src/ca/revocation.js';
 import { FsStore } from '../../src/ca/store/fs-store.js';
 import { LOOKUP_SQL, listIssuedSql } from '../../src/ca/store/postgres-lookups.js';
 import { migrate } from '../../src/ca/store/postgres-store.js';
-import { DROP_UNUSED_TOKENS_SQL, RENEWAL_SQL } from '../../src/ca/store/postgres-transaction.js';
+import { DROP_UNUSED_TOKENS_SQL, PRUNE_USED_ONCE_SQL, RENEWAL_SQL } from '../../src/ca/store/postgres-transaction.js';
 import { PRUNE_DECISIONS_SQL, RECENT_REFUSALS_SQL, recentSql } from '../../src/console/decisions-postgres.js';
 import type { DecisionQuery } from '../../src/console/decisions.js';
 import type { IssuedRecord } from '../../src/ca/store/store.js';
@@ -142,12 +142,21 @@ before(async () => {
 });
 after(() => server?.stop());
 
-test('PostgreSQL: every lookup, the renewal check and each list filter by team, role, user, service or delegator (actingFor) is planned on an index, never a scan of certificates, before and after ANALYZE', async () => {
+/** `fn` on a client of a new, migrated database, closed after */
+async function onNewDatabase(fn: (c: pg.Client) => Promise<void>): Promise<void> {
   const url = await server!.newDatabase();
   await migrate(url);
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
+    await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+test('PostgreSQL: every lookup, the renewal check and each list filter by team, role, user, service or delegator (actingFor) is planned on an index, never a scan of certificates, before and after ANALYZE', async () => {
+  await onNewDatabase(async (c) => {
     await c.query(
       `INSERT INTO certificates (serial, der, record, type, principal, not_after)
        SELECT s, '\\x00'::bytea, json_build_object('op', 'issue', 'serial', s, 'id', 'u' || i, 'kind', 'user', 'teams', json_build_array('t' || (i % 50)), 'roles', json_build_array('r' || (i % 20)), 'notAfter', '2099-01-01T00:00:00.000Z'), 'client', 'spiffe://acme.test/user/u' || i, '2099-01-01'
@@ -178,28 +187,16 @@ test('PostgreSQL: every lookup, the renewal check and each list filter by team, 
         // the ID-token check's lookup of a revoked principal reads its own table, by its key
         // and `revoke --principal`'s delete of a principal's unused tokens, the tokens
         const table = name === 'principalRevocation' ? 'revoked_principals' : name === 'dropUnusedTokens' ? 'tokens' : 'certificates';
-        const plan = (await c.query(`EXPLAIN (FORMAT JSON) ${sql}`, params)).rows[0]['QUERY PLAN'][0].Plan as PlanNode;
-        const scans: PlanNode[] = [];
-        const walk = (n: PlanNode) => {
-          if (n['Relation Name'] === table && n['Node Type'] !== 'ModifyTable') scans.push(n); // a DELETE's write node names its table too
-          for (const k of n.Plans ?? []) walk(k);
-        };
-        walk(plan);
+        const scans = await readsOf(c, sql, params, table);
         assert.ok(scans.length > 0, `${name}: reads ${table}`);
         for (const n of scans) assert.ok(n['Index Cond'] ?? n['Recheck Cond'], `${name}, ${when}: ${n['Node Type']} on ${table} without an index condition (${n['Index Name'] ?? ''} ${n.Filter ?? ''})`);
       }
     }
-  } finally {
-    await c.end();
-  }
+  });
 });
 
 test("PostgreSQL: the console's newest decisions, filtered by principal, tool, rule or outcome, are read on that filter's index, not by a walk of the time index filtering every row, before and after ANALYZE; so are its newest refusals and the retention's batches", async (t) => {
-  const url = await server!.newDatabase();
-  await migrate(url);
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
+  await onNewDatabase(async (c) => {
     // autovacuum stays out: 'not analyzed' is what this test says it is
     await c.query('ALTER TABLE decisions SET (autovacuum_enabled = false)');
     // a week of traffic, 40,000 decisions, one every 15 s, over 400 principals, 50 tools and
@@ -254,21 +251,11 @@ test("PostgreSQL: the console's newest decisions, filtered by principal, tool, r
       assert.ok(prune.some((n) => /decisions_pkey: \(id = ANY/.test(conditions(n))), `a retention batch, ${when}, deletes by id on the primary key: ${prune.map(describe).join('; ')}`);
       if (when === 'analyzed') for (const n of prune) assert.ok(conditions(n), `a retention batch, ${when}: ${describe(n)} without an index condition`);
     }
-  } finally {
-    await c.end();
-  }
+  });
 });
 
-// what useOnce runs, each sign-in (src/ca/store/postgres-transaction.ts): the text is checked below
-const USED_ONCE_PRUNE_SQL = 'DELETE FROM used_once WHERE expires_at <= $1';
-
 test('PostgreSQL: forgetting the expired once-only credentials at each sign-in is planned on the expires_at index, right after an import (never analyzed) and after ANALYZE', async (t) => {
-  assert.ok(fs.readFileSync(new URL('../../src/ca/store/postgres-transaction.ts', import.meta.url), 'utf8').includes(`'${USED_ONCE_PRUNE_SQL}'`), 'the statement is the one useOnce runs');
-  const url = await server!.newDatabase();
-  await migrate(url);
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
+  await onNewDatabase(async (c) => {
     await c.query('ALTER TABLE used_once SET (autovacuum_enabled = false)');
     // 20,000 records of used ID tokens, as `ca store import` writes them (postgres-transfer.ts),
     // expiring over the next hour: none has expired yet
@@ -277,22 +264,16 @@ test('PostgreSQL: forgetting the expired once-only credentials at each sign-in i
     await c.query('INSERT INTO used_once (key, expires_at) SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (key) DO UPDATE SET expires_at = GREATEST(used_once.expires_at, EXCLUDED.expires_at)', [keys, expiries]);
     for (const when of ['not analyzed', 'analyzed'] as const) {
       if (when === 'analyzed') await c.query('ANALYZE used_once');
-      const scans = await readsOf(c, USED_ONCE_PRUNE_SQL, [new Date().toISOString()], 'used_once');
+      const scans = await readsOf(c, PRUNE_USED_ONCE_SQL, [new Date().toISOString()], 'used_once');
       t.diagnostic(`used_once prune, ${when}: ${scans.map(describe).join('; ')}`);
       assert.ok(scans.length > 0, 'reads used_once');
       for (const n of scans) assert.match(conditions(n), /\bexpires_at\b/, `the prune of used_once, ${when}: ${describe(n)}`);
     }
-  } finally {
-    await c.end();
-  }
+  });
 });
 
 test('PostgreSQL: list --team and --user on skewed statistics (99 certificates in 100 in one team): a small team and a user are read on their index, before and after ANALYZE; the big team is most of the table (a scan is the plan then)', async (t) => {
-  const url = await server!.newDatabase();
-  await migrate(url);
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
+  await onNewDatabase(async (c) => {
     await c.query('ALTER TABLE certificates SET (autovacuum_enabled = false)');
     await c.query(
       `INSERT INTO certificates (serial, der, record, type, principal, not_after)
@@ -310,7 +291,5 @@ test('PostgreSQL: list --team and --user on skewed statistics (99 certificates i
         for (const n of scans) assert.ok(conditions(n), `listIssued ${JSON.stringify(q)}, ${when}: ${describe(n)} without an index condition`);
       }
     }
-  } finally {
-    await c.end();
-  }
+  });
 });

@@ -27,6 +27,9 @@ import type { AuditEvent, EnrollmentToken, StoreTransaction, TokenConsumeResult 
 /** whether a certificate is revoked, and the first certificate that renewed it (its plan is checked in test/ca/store-lookups.test.ts) */
 export const RENEWAL_SQL = "SELECT EXISTS (SELECT 1 FROM revocations WHERE serial = $1) AS revoked, (SELECT serial FROM certificates WHERE record->>'renewedFrom' = $1 ORDER BY ord LIMIT 1) AS successor";
 
+/** the once-only credentials expired by now, forgotten at each use, on used_once_expires_at (migration 4; its plan is checked in test/ca/store-lookups.test.ts) */
+export const PRUNE_USED_ONCE_SQL = 'DELETE FROM used_once WHERE expires_at <= $1';
+
 /** the unused tokens of a principal, deleted (`revoke --principal`), on tokens_unused_principal (migration 9) */
 export const DROP_UNUSED_TOKENS_SQL = "DELETE FROM tokens WHERE used_at IS NULL AND token->'claims'->>'kind' = $1 AND token->'claims'->>'id' = $2 RETURNING id";
 
@@ -171,7 +174,7 @@ export function transactionOps(client: pg.PoolClient, state: TransactionState = 
       );
       if (r.rowCount === 0) return false;
       // forget what expired (a few rows per sign-in at most, on the expires_at index)
-      await c.query('DELETE FROM used_once WHERE expires_at <= $1', [now.toISOString()]);
+      await c.query(PRUNE_USED_ONCE_SQL, [now.toISOString()]);
       return true;
     },
     removeRecords: async (serials, audit) => {
